@@ -1,0 +1,16 @@
+"""Backends: each takes a rewritten FunctionGraph and a CompileSpec and returns a callable.
+
+Imported lazily by ``sg.function`` so that ``import symgraph`` never loads a backend.
+"""
+from __future__ import annotations
+
+import importlib
+
+BACKENDS = ("numpy", "opencl")
+
+
+def get_backend(name: str):
+    """The backend module called ``name`` (it has ``compile(fgraph, spec)``)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
+    return importlib.import_module(f"symgraph.backends.{name}")

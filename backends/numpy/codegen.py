@@ -1,0 +1,235 @@
+"""Generate, compile and wrap the Python source of a numpy-backend function."""
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+
+from symgraph.compile.function import CompileSpec
+from symgraph.errors import SymgraphError, node_context
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.backends.numpy.lowering import LOWERINGS
+from symgraph.tensor.elemwise import Elemwise
+
+_FILENAME_PREFIX = "<symgraph-numpy "
+
+
+class _Context:
+    """Names the Python objects the generated code refers to (its globals)."""
+
+    def __init__(self) -> None:
+        self.globals: dict[str, Any] = {"np": np, "ndarray": np.ndarray}
+        self._ids: dict[int, str] = {}
+
+    def ref(self, obj: Any, hint: str) -> str:
+        key = id(obj)
+        if key not in self._ids:
+            base = "_" + "".join(c if c.isalnum() else "_" for c in hint).strip("_")
+            name, k = base, 1
+            while name in self.globals:
+                name, k = f"{base}{k}", k + 1
+            self.globals[name] = obj
+            self._ids[key] = name
+        return self._ids[key]
+
+
+def _alias_roots(fgraph: FunctionGraph, order: list[Apply]) -> dict[Variable, Variable]:
+    """For each variable, the variable whose buffer it may share (through view_map chains)."""
+    root: dict[Variable, Variable] = {}
+    for node in order:
+        for o_idx, i_idx in node.op.view_map.items():
+            inp = node.inputs[i_idx]
+            root[node.outputs[o_idx]] = root.get(inp, inp)
+    return root
+
+
+class NumpyFunction:
+    """The generated function plus its source; calling it runs the graph."""
+
+    def __init__(self, source: str, fn: Any, line_nodes: dict):
+        self.source, self.__call__, self._line_nodes = source, fn, line_nodes
+
+    def __call__(self, *args: Any) -> Any:  # replaced per instance by the generated function
+        raise SymgraphError("NumpyFunction was not initialised")
+
+
+def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
+    """Lower ``fgraph`` to Python source, exec it, and return the callable."""
+    ctx = _Context()
+    order = fgraph.toposort()
+    names: dict[Variable, str] = {}
+    lines: list[str] = []
+    line_nodes: dict[int, tuple[Apply, list[str]]] = {}
+    params = spec.input_names
+    user_inputs = fgraph.inputs[:spec.n_inputs]
+    shared_inputs = fgraph.inputs[spec.n_inputs:]
+
+    # inputs: fast type check, full conversion only when it fails
+    for k, (var, pname) in enumerate(zip(user_inputs, params)):
+        names[var] = pname
+        t = var.type
+        cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {ctx.ref(t.numpy_dtype, 'dt_' + t.dtype)}",
+                f"{pname}.ndim != {t.ndim}"]
+        cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
+        what = f"argument {k} ({pname}) of {spec.name}"
+        filt = ctx.ref(_make_filter(t, spec.allow_downcast, what), f"filter_{pname}")
+        lines.append(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
+    for k, var in enumerate(shared_inputs):
+        name = _ident(var.name, f"shared{k}", names)
+        names[var] = name
+        cont = ctx.ref(spec.containers[k], f"c_{name}")
+        lines.append(f"{name} = {cont}.value")
+        lines.append(f"if {name} is None: {name} = {cont}.to_host()")
+
+    roots = _alias_roots(fgraph, order)
+    external = set(fgraph.inputs)
+    last_use = _last_uses(fgraph, order)
+    protected = set(fgraph.outputs)
+
+    def name_of(v: Variable) -> str:
+        if v not in names:
+            if isinstance(v, Constant):
+                data = v.data[()] if isinstance(v.data, np.ndarray) and v.data.ndim == 0 else v.data
+                names[v] = ctx.ref(data, f"k{len(ctx.globals)}")
+            else:
+                names[v] = f"v{len(names)}"
+        return names[v]
+
+    for step, node in enumerate(order):
+        ins = [name_of(v) for v in node.inputs]
+        outs = [name_of(o) for o in node.outputs]
+        lower = LOWERINGS.get(type(node.op))
+        expr = None
+        if lower is not None:
+            inplace = _inplace_target(node, step, roots, external, last_use, protected, ins)
+            expr = lower(node, ins, ctx, out=inplace) if inplace else lower(node, ins, ctx)
+        if expr is not None and len(outs) == 1:
+            code = f"{outs[0]} = {expr}"
+        else:
+            op_ref, node_ref = ctx.ref(node.op, f"op_{node.op}"), ctx.ref(node, "node")
+            code = f"{', '.join(outs)}, = {op_ref}.perform({node_ref}, [{', '.join(ins)}])"
+        line_nodes[len(lines)] = (node, ins)
+        lines.append(f"{code:<60}  # {_describe(node)}")
+        dead = [name_of(v) for v in node.inputs if last_use.get(v) == step and v.owner is not None
+                and v not in protected and v.ndim > 0]
+        if dead:
+            lines.append(f"del {', '.join(dict.fromkeys(dead))}")
+
+    # outputs and updates: copy anything that could alias a caller's array or shared storage
+    results = []
+    seen_results: set[Variable] = set()
+    for k, var in enumerate(fgraph.outputs):
+        expr = name_of(var)
+        if roots.get(var, var) in external or isinstance(roots.get(var, var), Constant) or var in seen_results:
+            expr = f"{expr}.copy()"
+        elif var.ndim == 0 and var.owner is not None:
+            expr = f"np.asarray({expr})"
+        seen_results.add(var)
+        results.append(expr)
+    out_exprs = results[:spec.n_outputs]
+    for out_idx, cont_idx in spec.updates:
+        var = fgraph.outputs[out_idx]
+        needs_copy = var in fgraph.outputs[:spec.n_outputs]
+        value = results[out_idx] if not needs_copy or results[out_idx].endswith(".copy()") else f"{results[out_idx]}.copy()"
+        lines.append(f"_new{cont_idx} = {value}")
+    for out_idx, cont_idx in spec.updates:
+        cont = ctx.ref(spec.containers[cont_idx], f"c_{names[shared_inputs[cont_idx]]}")
+        lines.append(f"{cont}.value = _new{cont_idx}; {cont}.device = None")
+    if spec.return_list:
+        lines.append(f"return [{', '.join(out_exprs)}]")
+    else:
+        lines.append(f"return {out_exprs[0]}")
+
+    fname = _ident(spec.name, "f", {})
+    body = "\n".join("    " + ln for ln in lines)
+    source = f"def {fname}({', '.join(params)}):\n{body}\n"
+    filename = f"{_FILENAME_PREFIX}{fname} {id(fgraph):x}>"
+    code = builtins.compile(source, filename, "exec")
+    namespace = dict(ctx.globals)
+    exec(code, namespace)
+    raw = namespace[fname]
+    line_of = {ln + 2: entry for ln, entry in line_nodes.items()}  # +1 for the def line, +1 1-based
+    return NumpyFunction(source, _with_error_context(raw, line_of, filename), line_of)
+
+
+def _with_error_context(raw, line_of: dict[int, Apply], filename: str):
+    """Wrap the generated function so an exception inside names the node and user line."""
+    def call(*args):
+        try:
+            return raw(*args)
+        except SymgraphError:
+            raise
+        except Exception as e:
+            entry, frame = _failing_node(e, line_of, filename)
+            if entry is None:
+                raise
+            node, in_names = entry
+            raise _rewrap(e, node, [frame.get(n) for n in in_names]) from e
+    call.__wrapped__ = raw
+    return call
+
+
+def _failing_node(e: BaseException, line_of: dict, filename: str):
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            return line_of.get(tb.tb_lineno), tb.tb_frame.f_locals
+        tb = tb.tb_next
+    return None, None
+
+
+def _rewrap(e: Exception, node: Apply, values: list) -> Exception:
+    """The same kind of exception, its message extended with the node and the user's line."""
+    context = node_context(node, values)
+    try:
+        return type(e)(f"{e}\n{context}")
+    except Exception:  # exception types with unusual constructors keep their own message
+        e.add_note(context)
+        return e
+
+
+def _make_filter(t, allow_downcast: bool, what: str):
+    def filt(value):
+        return t.filter(value, allow_downcast=allow_downcast, what=what)
+    return filt
+
+
+def _last_uses(fgraph: FunctionGraph, order: list[Apply]) -> dict[Variable, int]:
+    last: dict[Variable, int] = {}
+    for step, node in enumerate(order):
+        for v in node.inputs:
+            last[v] = step
+    return last
+
+
+def _inplace_target(node: Apply, step: int, roots: dict, external: set, last_use: dict, protected: set,
+                    ins: list[str]) -> str | None:
+    """The name of a dead intermediate buffer a unary Elemwise can write into, if any."""
+    if not isinstance(node.op, Elemwise) or len(node.inputs) != 1:
+        return None
+    (x,), out = node.inputs, node.outputs[0]
+    if x.owner is None or x.ndim == 0 or x.dtype != out.dtype or x in protected or last_use.get(x) != step:
+        return None
+    root = roots.get(x, x)
+    if root in external or isinstance(root, Constant) or root is not x:
+        return None
+    return ins[0]
+
+
+def _describe(node: Apply) -> str:
+    where = ""
+    if node.trace is not None:
+        where = f"  ({node.trace.filename.rsplit('/', 1)[-1]}:{node.trace.lineno})"
+    return f"{node.op}{where}"
+
+
+def _ident(name: str | None, default: str, taken) -> str:
+    if name and name.isidentifier() and name not in taken and name not in ("np", "ndarray"):
+        return name
+    k, base = 0, default
+    while base in taken:
+        k, base = k + 1, f"{default}{k}"
+    return base
+

@@ -1,0 +1,83 @@
+"""Global settings: ``sg.config.floatX``, ``backend``, ``device`` and friends.
+
+Each flag has a default, an environment variable that overrides it at import, and a check;
+``change_flags`` sets some for the length of a ``with`` block.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable, Iterator
+
+_FLOAT_DTYPES = ("float32", "float64")
+_BACKENDS = ("numpy", "opencl")
+
+
+def _choice(name: str, choices: tuple) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value not in choices:
+            raise ValueError(f"config.{name} must be one of {list(choices)}, got {value!r}")
+        return value
+    return check
+
+
+def _device(value: Any) -> Any:
+    if value is None or value == "cpu" or str(value).startswith("opencl"):
+        return value
+    raise ValueError(f"config.device must be None, 'cpu', 'opencl' or 'opencl:P:D', got {value!r}")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+# name: (default, environment variable, check)
+_FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
+    "floatX": ("float64", "SYMGRAPH_FLOATX", _choice("floatX", _FLOAT_DTYPES)),
+    "backend": ("numpy", "SYMGRAPH_BACKEND", _choice("backend", _BACKENDS)),
+    "device": (None, "SYMGRAPH_DEVICE", _device),
+    "mode": ("fast_run", "SYMGRAPH_MODE", _choice("mode", ("fast_run", "fast_compile", "none"))),
+    "rewrite_errors": ("raise", "SYMGRAPH_REWRITE_ERRORS", _choice("rewrite_errors", ("raise", "warn"))),
+    "nan_guard": (False, "SYMGRAPH_NAN_GUARD", _bool),
+}
+
+
+class Config:
+    """Attribute access to the flags; assignment is checked."""
+
+    def __init__(self) -> None:
+        values = {}
+        for name, (default, env, check) in _FLAGS.items():
+            raw = os.environ.get(env)
+            values[name] = check(raw) if raw not in (None, "") else default
+        object.__setattr__(self, "_values", values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"sg.config has no flag {name!r}; flags: {sorted(_FLAGS)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _FLAGS:
+            raise AttributeError(f"sg.config has no flag {name!r}; flags: {sorted(_FLAGS)}")
+        self._values[name] = _FLAGS[name][2](value)
+
+    @contextlib.contextmanager
+    def change_flags(self, **flags: Any) -> Iterator["Config"]:
+        """Set flags inside a ``with`` block and restore them after, even on error."""
+        old = {name: getattr(self, name) for name in flags}
+        try:
+            for name, value in flags.items():
+                setattr(self, name, value)
+            yield self
+        finally:
+            self._values.update(old)
+
+    def __repr__(self) -> str:
+        return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+
+config = Config()

@@ -1,0 +1,215 @@
+"""Elemwise (any row of the scalar table, broadcast over tensors) and DimShuffle (transpose,
+add broadcastable axes, drop length-1 axes), plus the T.add/T.exp/... functions."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from symgraph import scalar
+from symgraph.errors import GradientError, GraphTypeError, ShapeError
+from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.scalar import ZERO, ScalarOp
+from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant
+
+
+def broadcast_static_shape(shapes: Sequence[tuple], what: str = "operands") -> tuple:
+    """numpy broadcasting on static shapes; raises ShapeError when a mismatch is certain."""
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for d in range(ndim):
+        dims = [s[d] for s in padded]
+        known = {k for k in dims if k is not None and k != 1}
+        if len(known) > 1:
+            raise ShapeError(f"{what} cannot broadcast: shapes {[_fmt(s) for s in shapes]} "
+                             f"disagree in dimension {d} (lengths {sorted(known)})")
+        out.append(known.pop() if known else (1 if all(k == 1 for k in dims) else None))
+    return tuple(out)
+
+
+def _fmt(shape: tuple) -> str:
+    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Elemwise(Op):
+    """Apply one scalar-table op to every element, with numpy broadcasting."""
+
+    __props__ = ("scalar_op",)
+
+    def __init__(self, scalar_op: ScalarOp):
+        self.scalar_op = scalar_op
+
+    def __str__(self) -> str:
+        return self.scalar_op.name
+
+    def make_node(self, *inputs: Any) -> Apply:
+        sop = self.scalar_op
+        if len(inputs) != sop.nin:
+            raise GraphTypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
+        inputs = _unify_weak([as_tensor_variable(i) for i in inputs], sop)
+        try:
+            dtype = sop.out_dtype(*(i.dtype for i in inputs))
+        except TypeError as e:
+            raise GraphTypeError(str(e)) from None
+        shape = broadcast_static_shape([i.type.shape for i in inputs], f"the inputs of {sop.name}")
+        return Apply(self, inputs, [TensorType(dtype, shape).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        with np.errstate(all="ignore"):
+            out = self.scalar_op.np_fn(*inputs)
+        return [np.asarray(out, dtype=node.outputs[0].dtype)]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        rule = self.scalar_op.grad
+        if rule == ZERO:
+            return [None] * len(inputs)
+        if rule is None:
+            raise GradientError(f"{self.scalar_op.name} has no gradient")
+        grads = rule(inputs, outputs[0], output_grads[0])
+        return [None if g is None or not _is_float(x) else sum_to(g, x) for g, x in zip(grads, inputs)]
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return self.L_op(inputs, [self(*inputs)], output_grads)
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        from symgraph.tensor.shape import broadcast_shapes
+        return [broadcast_shapes(input_shapes, node.outputs[0].type.shape)]
+
+
+def _is_float(x: Variable) -> bool:
+    return x.dtype.startswith(("float", "complex"))
+
+
+def _unify_weak(inputs: list, sop: ScalarOp) -> list:
+    """Give Python-number constants the dtype numpy would compute in (NEP 50 weak scalars)."""
+    weak = [isinstance(i, TensorConstant) and i.weak for i in inputs]
+    if not any(weak) or all(weak):
+        return inputs
+    strong = [np.dtype(i.dtype) for i, w in zip(inputs, weak) if not w]
+    pyvals = [i.data.item() for i, w in zip(inputs, weak) if w]
+    if sop.name == "switch":  # the condition does not take part in the branches' dtype
+        strong = [np.dtype(i.dtype) for k, (i, w) in enumerate(zip(inputs, weak)) if not w and k > 0]
+        pyvals = [i.data.item() for k, (i, w) in enumerate(zip(inputs, weak)) if w and k > 0]
+    try:
+        dtype = np.result_type(*strong, *pyvals) if strong else None
+    except (OverflowError, TypeError) as e:
+        raise GraphTypeError(f"{sop.name}: a Python number does not fit the tensor's dtype ({e})") from None
+    out = []
+    for k, (i, w) in enumerate(zip(inputs, weak)):
+        if w and dtype is not None and not (sop.name == "switch" and k == 0):
+            i = constant(np.asarray(i.data, dtype=dtype))
+        out.append(i)
+    return out
+
+
+def sum_to(g: Variable, x: Variable) -> Variable:
+    """Sum a gradient ``g`` (output-shaped) back to the shape of input ``x`` (undo broadcasting)."""
+    from symgraph.tensor.reduction import sum as tsum
+    from symgraph.tensor.basic import cast
+    lead = g.ndim - x.ndim
+    if lead > 0:
+        g = tsum(g, axis=tuple(range(lead)))
+    axes = tuple(d for d, (xs, gs) in enumerate(zip(x.type.shape, g.type.shape)) if xs == 1 and gs != 1)
+    if axes:
+        g = tsum(g, axis=axes, keepdims=True)
+    if g.dtype != x.dtype:
+        g = cast(g, x.dtype)
+    return g
+
+
+class DimShuffle(Op):
+    """Reorder axes, insert broadcastable ones ('x') and drop length-1 ones: a view, no copy.
+
+    ``new_order`` lists, for each output axis, the input axis it comes from or 'x'.
+    """
+
+    __props__ = ("input_ndim", "new_order")
+    view_map = {0: 0}
+
+    def __init__(self, input_ndim: int, new_order: Sequence):
+        self.input_ndim = int(input_ndim)
+        self.new_order = tuple(o if o == "x" else int(o) for o in new_order)
+        kept = [o for o in self.new_order if o != "x"]
+        if len(set(kept)) != len(kept) or any(not 0 <= o < self.input_ndim for o in kept):
+            raise ValueError(f"bad dimshuffle pattern {self.new_order} for a {input_ndim}-d input")
+        self.drop = tuple(d for d in range(self.input_ndim) if d not in kept)
+        self.shuffle = tuple(kept)
+
+    def __str__(self) -> str:
+        return "DimShuffle{" + ",".join(map(str, self.new_order)) + "}"
+
+    def make_node(self, x: Any) -> Apply:
+        x = as_tensor_variable(x)
+        if x.ndim != self.input_ndim:
+            raise GraphTypeError(f"{self} expects a {self.input_ndim}-d input, got {x.type}")
+        for d in self.drop:
+            if x.type.shape[d] != 1:
+                raise ShapeError(f"{self} drops dimension {d} of {x} ({x.type}), which is not known to "
+                                 f"have length 1; declare it with shape 1 or use T.squeeze after reshape")
+        shape = tuple(1 if o == "x" else x.type.shape[o] for o in self.new_order)
+        return Apply(self, [x], [TensorType(x.dtype, shape).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        (x,) = inputs
+        if self.drop:
+            x = x[tuple(0 if d in self.drop else slice(None) for d in range(self.input_ndim))]
+            remaining = [d for d in range(self.input_ndim) if d not in self.drop]
+            perm = [remaining.index(d) for d in self.shuffle]
+        else:
+            perm = list(self.shuffle)
+        if perm != sorted(perm):
+            x = x.transpose(perm)
+        return [x[tuple(None if o == "x" else slice(None) for o in self.new_order)]]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        (x,), (g,) = inputs, output_grads
+        if not _is_float(x):
+            return [None]
+        from symgraph.tensor.reduction import sum as tsum
+        new_axes = tuple(i for i, o in enumerate(self.new_order) if o == "x")
+        if new_axes:
+            g = tsum(g, axis=new_axes)
+        # g's axes are now self.shuffle; put them back in input order, re-adding dropped axes
+        inv = []
+        for d in range(self.input_ndim):
+            inv.append("x" if d in self.drop else self.shuffle.index(d))
+        return [DimShuffle(len(self.shuffle), inv)(g)]
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return self.L_op(inputs, [], output_grads)
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        (s,) = input_shapes
+        return [tuple(1 if o == "x" else s[o] for o in self.new_order)]
+
+
+def dimshuffle(x: Any, pattern: Sequence) -> Variable:
+    """``x.dimshuffle(pattern)``: e.g. (1, 0) transposes, ('x', 0) makes a row."""
+    x = as_tensor_variable(x)
+    return DimShuffle(x.ndim, pattern)(x)
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
+    """Reverse the axes (or permute them as ``axes`` says), like numpy.transpose."""
+    x = as_tensor_variable(x)
+    if axes is None:
+        axes = tuple(range(x.ndim))[::-1]
+    axes = tuple(a % x.ndim if x.ndim else a for a in axes)
+    return DimShuffle(x.ndim, axes)(x)
+
+
+def _elemwise_function(sop: ScalarOp):
+    op = Elemwise(sop)
+
+    def fn(*inputs):
+        return op(*inputs)
+    fn.__name__ = sop.name
+    fn.__qualname__ = sop.name
+    fn.__doc__ = f"Elementwise {sop.name} (numpy: {getattr(sop.np_fn, '__name__', sop.np_fn)}), with broadcasting."
+    return fn
+
+
+ELEMWISE_OPS: dict[str, Elemwise] = {name: Elemwise(sop) for name, sop in scalar.SCALAR_OPS.items()}
+FUNCTIONS: dict[str, Any] = {name: _elemwise_function(sop) for name, sop in scalar.SCALAR_OPS.items()
+                             if not name.startswith("cast_")}

@@ -1,0 +1,2 @@
+"""(being written) symgraph.tensor.math"""
+__all__: list = []

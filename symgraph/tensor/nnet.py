@@ -1,0 +1,2 @@
+"""(being written) symgraph.tensor.nnet"""
+__all__: list = []

@@ -1,0 +1,2 @@
+"""(being written) symgraph.tensor.reduction"""
+__all__: list = []

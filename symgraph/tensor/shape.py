@@ -1,0 +1,2 @@
+"""(being written) symgraph.tensor.shape"""
+__all__: list = []

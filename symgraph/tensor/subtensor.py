@@ -1,0 +1,2 @@
+"""(being written) symgraph.tensor.subtensor"""
+__all__: list = []

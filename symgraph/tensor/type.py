@@ -1,0 +1,286 @@
+"""TensorType (dtype + static shape), tensor variables with numpy-like operators, constants,
+and the T.matrix/T.dvector/... constructors."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from symgraph.config import config
+from symgraph.errors import GraphTypeError, InputError
+from symgraph.graph.basic import Constant, Type, Variable
+from symgraph.scalar import T as _T
+
+DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+          "float16", "float32", "float64", "complex64", "complex128")
+
+
+class TensorType(Type):
+    """An n-dimensional array type: ``dtype`` and static ``shape`` (None = unknown length,
+    1 = broadcastable). Equal types compare and hash equal."""
+
+    def __init__(self, dtype: str, shape: Sequence[int | None] = ()):
+        if dtype == "floatX":
+            dtype = config.floatX
+        dtype = np.dtype(dtype).name
+        if dtype not in DTYPES:
+            raise GraphTypeError(f"unsupported dtype {dtype!r}; supported: {list(DTYPES)}")
+        self.dtype = dtype
+        self.shape = tuple(None if s is None else int(s) for s in shape)
+        if any(s is not None and s < 0 for s in self.shape):
+            raise GraphTypeError(f"static shape {self.shape} has a negative length")
+        self.ndim = len(self.shape)
+        self.broadcastable = tuple(s == 1 for s in self.shape)
+        self.numpy_dtype = np.dtype(dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.dtype == self.dtype and other.shape == self.shape
+
+    def __hash__(self) -> int:
+        return hash((TensorType, self.dtype, self.shape))
+
+    def __str__(self) -> str:
+        dims = ", ".join("?" if s is None else str(s) for s in self.shape)
+        return f"{self.dtype}[{dims}]" if self.shape else f"{self.dtype}[]"
+
+    __repr__ = __str__
+
+    def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> "TensorType":
+        return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
+
+    def is_super(self, other: "TensorType") -> bool:
+        """True when every value of ``other`` is also a value of this type."""
+        return (isinstance(other, TensorType) and other.dtype == self.dtype and other.ndim == self.ndim
+                and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
+
+    def filter(self, value: Any, strict: bool = False, allow_downcast: bool = False,
+               what: str = "value") -> np.ndarray:
+        """Check ``value`` against this type and return it as an ndarray of this dtype.
+
+        Safe conversions (int to float, float32 to float64, Python numbers that fit) happen
+        silently; anything that could lose precision raises unless ``allow_downcast``.
+        """
+        if isinstance(value, Variable):
+            raise InputError(f"{what} must be a number or array, not the symbolic variable {value}")
+        if isinstance(value, np.ndarray) and value.dtype == self.numpy_dtype:
+            arr = value
+        elif strict:
+            raise InputError(f"{what}: expected an ndarray of dtype {self.dtype}, got "
+                             f"{type(value).__name__} of dtype {getattr(value, 'dtype', '?')}")
+        else:
+            arr = self._convert(value, allow_downcast, what)
+        if arr.ndim != self.ndim:
+            raise InputError(f"{what}: expected {self.ndim} dimensions ({self}), got {arr.ndim} "
+                             f"(shape {arr.shape})")
+        for d, (s, a) in enumerate(zip(self.shape, arr.shape)):
+            if s is not None and s != a:
+                raise InputError(f"{what}: dimension {d} must have length {s} ({self}), got shape {arr.shape}")
+        return arr
+
+    def _convert(self, value: Any, allow_downcast: bool, what: str) -> np.ndarray:
+        is_array = isinstance(value, np.ndarray) or np.isscalar(value) and isinstance(value, np.generic)
+        try:
+            arr = np.asarray(value)
+        except Exception as e:  # ragged lists and such
+            raise InputError(f"{what}: cannot convert {type(value).__name__} to an array ({e})") from None
+        if arr.dtype == self.numpy_dtype:
+            return arr
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            raise InputError(f"{what}: expected numbers of dtype {self.dtype}, got {arr.dtype}")
+        if allow_downcast or np.can_cast(arr.dtype, self.numpy_dtype, "safe"):
+            return arr.astype(self.numpy_dtype)
+        if not is_array:  # Python numbers and lists: accept when the values survive the cast
+            with np.errstate(all="ignore"):
+                cast = arr.astype(self.numpy_dtype)
+            if np.array_equal(cast, arr, equal_nan=True) or (
+                    arr.dtype.kind == "f" and self.numpy_dtype.kind == "f"):
+                return cast
+        raise InputError(f"{what}: expected dtype {self.dtype}, got {arr.dtype}; that cast could lose "
+                         f"precision. Cast the data, or pass allow_input_downcast=True to sg.function")
+
+    def value_zeros(self, shape: Sequence[int]) -> np.ndarray:
+        return np.zeros(shape, dtype=self.numpy_dtype)
+
+
+class _TensorOperators:
+    """numpy-like operators and methods shared by tensor variables and constants."""
+
+    # arithmetic
+    def __add__(self, other): return _T.add(self, other)
+    def __radd__(self, other): return _T.add(other, self)
+    def __sub__(self, other): return _T.sub(self, other)
+    def __rsub__(self, other): return _T.sub(other, self)
+    def __mul__(self, other): return _T.mul(self, other)
+    def __rmul__(self, other): return _T.mul(other, self)
+    def __truediv__(self, other): return _T.true_div(self, other)
+    def __rtruediv__(self, other): return _T.true_div(other, self)
+    def __floordiv__(self, other): return _T.int_div(self, other)
+    def __rfloordiv__(self, other): return _T.int_div(other, self)
+    def __mod__(self, other): return _T.mod(self, other)
+    def __rmod__(self, other): return _T.mod(other, self)
+    def __pow__(self, other): return _T.pow(self, other)
+    def __rpow__(self, other): return _T.pow(other, self)
+    def __matmul__(self, other): return _T.matmul(self, other)
+    def __rmatmul__(self, other): return _T.matmul(other, self)
+    def __neg__(self): return _T.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _T.abs(self)
+    # comparisons (== and != stay identity, as in Theano: use T.eq / T.neq)
+    def __lt__(self, other): return _T.lt(self, other)
+    def __le__(self, other): return _T.le(self, other)
+    def __gt__(self, other): return _T.gt(self, other)
+    def __ge__(self, other): return _T.ge(self, other)
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+    # logic / bitwise
+    def __and__(self, other): return _T.and_(self, other)
+    def __rand__(self, other): return _T.and_(other, self)
+    def __or__(self, other): return _T.or_(self, other)
+    def __ror__(self, other): return _T.or_(other, self)
+    def __xor__(self, other): return _T.xor(self, other)
+    def __rxor__(self, other): return _T.xor(other, self)
+    def __invert__(self): return _T.invert(self)
+
+    def __bool__(self):
+        raise TypeError(f"the truth value of symbolic variable {self} is unknown until it is computed; "
+                        "use T.switch / T.where for conditions, and 'is None' for identity checks")
+
+    def __iter__(self):
+        if self.type.ndim == 0 or self.type.shape[0] is None:
+            raise TypeError(f"cannot iterate over {self} ({self.type}): its length is not known statically")
+        return (self[i] for i in range(self.type.shape[0]))
+
+    def __len__(self):
+        raise TypeError(f"len() of symbolic variable {self} is unknown; use {self}.shape[0]")
+
+    def __getitem__(self, index): return _T.subtensor(self, index)
+
+    # attributes
+    @property
+    def ndim(self) -> int: return self.type.ndim
+    @property
+    def dtype(self) -> str: return self.type.dtype
+    @property
+    def broadcastable(self) -> tuple: return self.type.broadcastable
+    @property
+    def shape(self): return _T.shape(self)
+    @property
+    def size(self): return _T.prod(_T.shape(self))
+    @property
+    def T(self): return _T.transpose(self)
+
+    # methods mirroring numpy
+    def sum(self, axis=None, keepdims=False, dtype=None): return _T.sum(self, axis, keepdims, dtype)
+    def prod(self, axis=None, keepdims=False): return _T.prod(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _T.mean(self, axis, keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0): return _T.var(self, axis, keepdims, ddof)
+    def std(self, axis=None, keepdims=False, ddof=0): return _T.std(self, axis, keepdims, ddof)
+    def max(self, axis=None, keepdims=False): return _T.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return _T.min(self, axis, keepdims)
+    def argmax(self, axis=None, keepdims=False): return _T.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return _T.argmin(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return _T.all(self, axis, keepdims)
+    def any(self, axis=None, keepdims=False): return _T.any(self, axis, keepdims)
+    def reshape(self, *shape, ndim=None):
+        return _T.reshape(self, shape[0] if len(shape) == 1 else shape, ndim=ndim)
+    def flatten(self, ndim=1): return _T.flatten(self, ndim)
+    def dimshuffle(self, *pattern):
+        return _T.dimshuffle(self, pattern[0] if len(pattern) == 1 and isinstance(pattern[0], (list, tuple))
+                             else pattern)
+    def transpose(self, *axes): return _T.transpose(self, axes or None)
+    def astype(self, dtype): return _T.cast(self, dtype)
+    def dot(self, other): return _T.dot(self, other)
+    def clip(self, lo, hi): return _T.clip(self, lo, hi)
+    def squeeze(self, axis=None): return _T.squeeze(self, axis)
+    def round(self): return _T.round(self)
+    def copy(self, name=None):
+        out = _T.identity(self)
+        out.name = name
+        return out
+
+
+class TensorVariable(_TensorOperators, Variable):
+    """A symbolic n-dimensional array."""
+
+
+class TensorConstant(_TensorOperators, Constant):
+    """A constant array in the graph. ``weak`` constants came from Python numbers and take the
+    dtype of what they combine with (NumPy 2's rule for Python scalars)."""
+
+    def __init__(self, type: TensorType, data: Any, name: str | None = None, weak: bool = False):
+        Constant.__init__(self, type, data, name)
+        self.weak = weak
+
+    def signature(self) -> tuple:
+        return super().signature() + (self.weak,)
+
+    def clone(self) -> "TensorConstant":
+        return self
+
+
+TensorType.variable_class = TensorVariable
+TensorType.constant_class = TensorConstant
+
+
+def tensor(dtype: str | None = None, shape: Sequence[int | None] = (), name: str | None = None) -> TensorVariable:
+    """A new symbolic input: ``T.tensor('float32', shape=(None, 3), name='x')``."""
+    if isinstance(dtype, (tuple, list)):  # T.tensor(shape, dtype) order tolerated
+        dtype, shape = None, dtype
+    return TensorType(dtype or config.floatX, shape).make_variable(name)
+
+
+def _maker(ndim: int, dtype: str | None, kind: str):
+    def make(name: str | None = None, dtype: str | None = dtype, shape: Sequence[int | None] | None = None):
+        if shape is None:
+            shape = (None,) * ndim
+        elif len(shape) != ndim:
+            raise GraphTypeError(f"T.{kind} has {ndim} dimensions, but shape={tuple(shape)} was given")
+        return tensor(dtype or config.floatX, shape, name)
+    make.__name__ = kind
+    make.__doc__ = f"A symbolic {ndim}-d input{' of dtype ' + dtype if dtype else ' (dtype floatX by default)'}."
+    return make
+
+
+_KINDS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4, "tensor5": 5}
+_PREFIXES = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32", "d": "float64",
+             "c": "complex64", "z": "complex128"}
+CONSTRUCTORS: dict[str, Any] = {}
+for _kind, _nd in _KINDS.items():
+    CONSTRUCTORS[_kind] = _maker(_nd, None, _kind)
+    for _p, _dt in _PREFIXES.items():
+        CONSTRUCTORS[_p + _kind] = _maker(_nd, _dt, _p + _kind)
+
+
+def constant(value: Any, name: str | None = None, dtype: str | None = None) -> TensorConstant:
+    """A constant tensor holding ``value`` (an ndarray, list or number)."""
+    weak = dtype is None and isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
+    if dtype is None and isinstance(value, (float, list, tuple)):
+        arr = np.asarray(value)
+        if arr.dtype == np.float64:
+            arr = arr.astype(config.floatX)
+    else:
+        arr = np.asarray(value, dtype=dtype)
+    if arr.dtype == object:
+        raise GraphTypeError(f"cannot make a constant of {type(value).__name__} {value!r}")
+    arr = arr.copy()
+    arr.setflags(write=False)
+    ttype = TensorType(arr.dtype.name, arr.shape)
+    return TensorConstant(ttype, arr, name, weak=weak)
+
+
+def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None) -> TensorVariable:
+    """``x`` itself if it is a tensor variable, else a constant made from it."""
+    if isinstance(x, Variable):
+        if not isinstance(x.type, TensorType):
+            raise GraphTypeError(f"expected a tensor variable, got {x} of type {x.type}")
+        v = x
+    elif isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in x):
+        v = _T.stack(list(x))
+    else:
+        try:
+            v = constant(x, name)
+        except (TypeError, ValueError) as e:
+            raise GraphTypeError(f"cannot turn {type(x).__name__} into a tensor: {e}") from None
+    if ndim is not None and v.ndim != ndim:
+        raise GraphTypeError(f"expected a {ndim}-d tensor, got {v} with {v.ndim} dimensions ({v.type})")
+    return v
