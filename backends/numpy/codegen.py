@@ -11,6 +11,7 @@ from symgraph.errors import SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.backends.numpy.lowering import LOWERINGS
+from symgraph.backends.numpy import lower_composite, lower_ops  # noqa: F401  (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
 
 _FILENAME_PREFIX = "<symgraph-numpy "

@@ -1,0 +1,1 @@
+"""(being written) numpy lowering of fused Composite nodes."""

@@ -1,0 +1,1 @@
+"""(being written) numpy lowerings for reductions, shape ops, dot, indexing and nnet ops."""
