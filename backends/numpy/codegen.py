@@ -144,32 +144,32 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
         lines.append(f"return {out_exprs[0]}")
 
     fname = _ident(spec.name, "f", {})
-    body = "\n".join("    " + ln for ln in lines)
-    source = f"def {fname}({', '.join(params)}):\n{body}\n"
     filename = f"{_FILENAME_PREFIX}{fname} {id(fgraph):x}>"
-    code = builtins.compile(source, filename, "exec")
+    line_of = {ln + 3: entry for ln, entry in line_nodes.items()}  # def and try lines, 1-based
+    on_error = ctx.ref(_error_handler(line_of, filename), "reraise_with_context")
+    body = "\n".join("        " + ln for ln in lines)
+    source = (f"def {fname}({', '.join(params)}):\n    try:\n{body}\n"
+              f"    except Exception as e:\n        raise {on_error}(e)\n")
     namespace = dict(ctx.globals)
-    exec(code, namespace)
-    raw = namespace[fname]
-    line_of = {ln + 2: entry for ln, entry in line_nodes.items()}  # +1 for the def line, +1 1-based
-    return NumpyFunction(source, _with_error_context(raw, line_of, filename), line_of)
+    exec(builtins.compile(source, filename, "exec"), namespace)
+    return NumpyFunction(source, namespace[fname], line_of)
 
 
-def _with_error_context(raw, line_of: dict[int, Apply], filename: str):
-    """Wrap the generated function so an exception inside names the node and user line."""
-    def call(*args):
-        try:
-            return raw(*args)
-        except SymgraphError:
-            raise
-        except Exception as e:
-            entry, frame = _failing_node(e, line_of, filename)
-            if entry is None:
-                raise
-            node, in_names = entry
-            raise _rewrap(e, node, [frame.get(n) for n in in_names]) from e
-    call.__wrapped__ = raw
-    return call
+def _error_handler(line_of: dict, filename: str):
+    """The generated code's except clause: the same exception, extended with the failing node
+    and the user line that built it (symgraph's own errors pass through unchanged)."""
+    def reraise_with_context(e: Exception) -> Exception:
+        if isinstance(e, SymgraphError):
+            return e
+        entry, frame = _failing_node(e, line_of, filename)
+        if entry is None:
+            return e
+        node, in_names = entry
+        new = _rewrap(e, node, [frame.get(n) for n in in_names])
+        if new is not e:
+            new.__cause__ = e
+        return new
+    return reraise_with_context
 
 
 def _failing_node(e: BaseException, line_of: dict, filename: str):

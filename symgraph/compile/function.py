@@ -50,8 +50,8 @@ class Function:
             args = self._bind(args, kwargs)
         try:
             return self._call(*args)
-        except TypeError as e:
-            if e.__traceback__ is not None and e.__traceback__.tb_next is None and len(args) != self.spec.n_inputs:
+        except TypeError:
+            if len(args) != self.spec.n_inputs:
                 raise InputError(f"{self.name}() takes {self.spec.n_inputs} argument(s) "
                                  f"({', '.join(self.spec.input_names)}), got {len(args)}") from None
             raise

@@ -98,7 +98,11 @@ def _unify_weak(inputs: list, sop: ScalarOp) -> list:
     out = []
     for k, (i, w) in enumerate(zip(inputs, weak)):
         if w and dtype is not None and not (sop.name == "switch" and k == 0):
-            i = constant(np.asarray(i.data, dtype=dtype))
+            try:
+                i = constant(np.asarray(i.data.item(), dtype=dtype))
+            except OverflowError as e:
+                raise GraphTypeError(f"{sop.name}: the Python number {i.data.item()} does not fit "
+                                     f"dtype {dtype} ({e})") from None
         out.append(i)
     return out
 

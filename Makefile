@@ -1,0 +1,47 @@
+# make demo: set up everything missing, then train the XOR example.
+# make test: set up everything missing, then run the whole test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1
+
+.PHONY: demo test fuzz bench system-deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[opencl,dev,examples]'
+	@touch $(STAMP)
+
+# graphviz (dot) renders graphs; pocl gives OpenCL on the CPU when there is no GPU.
+system-deps:
+	@missing=""; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || missing="$$missing pocl-opencl-icd ocl-icd-libopencl1"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing system packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "symgraph wants these system packages:$$missing"; \
+		echo "  Debian/Ubuntu: sudo apt-get install$$missing"; \
+		echo "  macOS: brew install graphviz (OpenCL ships with the system)"; \
+		echo "continuing without them: graph rendering and the OpenCL tests will be skipped"; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/python examples/xor.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz SYMGRAPH_LONG_TESTS=1 $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis examples/out
