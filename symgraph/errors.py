@@ -35,6 +35,10 @@ class RewriteError(SymgraphError, RuntimeError):
     """A graph rewrite raised or broke an invariant: a bug in symgraph, never the user's."""
 
 
+class NanGuardError(SymgraphError, FloatingPointError):
+    """``nan_guard=True``: a node produced NaN or Inf."""
+
+
 class BackendError(SymgraphError, RuntimeError):
     """A backend could not lower or run a graph (kernel build failure, unsupported device)."""
 

@@ -211,3 +211,29 @@ def test_calls_from_many_threads_give_correct_results(backend):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_nan_guard_names_the_node_and_keeps_shared_state(backend):
+    from symgraph.errors import NanGuardError
+    w = sg.shared(np.ones(2), "w")
+    x = T.dvector("x")
+    y = T.log(x)  # the NaN comes from here
+    f = sg.function([x], y * w, updates=[(w, w + 1)], nan_guard=True, backend=backend)
+    f(np.ones(2))
+    with np.errstate(invalid="ignore"), pytest.raises(NanGuardError) as info:
+        f(np.array([1.0, -1.0]))
+    msg = str(info.value)
+    assert "log produced NaN" in msg and "y = T.log(x)" in msg and "[-1.0, 1.0]" in msg
+    np.testing.assert_array_equal(w.get_value(), [2.0, 2.0])
+    assert isinstance(info.value, FloatingPointError)
+
+
+def test_functions_with_updates_serialize_calls(backend):
+    counter = sg.shared(np.zeros(()), "counter")
+    step = sg.function([], [], updates=[(counter, counter + 1)], backend=backend)
+    threads = [threading.Thread(target=lambda: [step() for _ in range(250)]) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter.get_value() == 2000

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import builtins
+import threading
 from typing import Any
 
 import numpy as np
 
 from symgraph.compile.function import CompileSpec
-from symgraph.errors import SymgraphError, node_context
+from symgraph.errors import NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.backends.numpy.lowering import LOWERINGS
@@ -47,13 +48,11 @@ def _alias_roots(fgraph: FunctionGraph, order: list[Apply]) -> dict[Variable, Va
 
 
 class NumpyFunction:
-    """The generated function plus its source; calling it runs the graph."""
+    """The generated function and its source. ``__call__`` is the generated function itself,
+    stored on the instance so Function calls it with no extra Python frame."""
 
     def __init__(self, source: str, fn: Any, line_nodes: dict):
         self.source, self.__call__, self._line_nodes = source, fn, line_nodes
-
-    def __call__(self, *args: Any) -> Any:  # replaced per instance by the generated function
-        raise SymgraphError("NumpyFunction was not initialised")
 
 
 def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
@@ -113,6 +112,11 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
             code = f"{', '.join(outs)}, = {op_ref}.perform({node_ref}, [{', '.join(ins)}])"
         line_nodes[len(lines)] = (node, ins)
         lines.append(f"{code:<60}  # {_describe(node)}")
+        if spec.nan_guard:
+            guard = ctx.ref(nan_guard_check, "nan_guard")
+            for o, oname in zip(node.outputs, outs):
+                if o.dtype.startswith(("float", "complex")):
+                    lines.append(f"{guard}({oname}, {ctx.ref(node, 'node')}, [{', '.join(ins)}])")
         dead = [name_of(v) for v in node.inputs if last_use.get(v) == step and v.owner is not None
                 and v not in protected and v.ndim > 0]
         if dead:
@@ -145,11 +149,16 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
 
     fname = _ident(spec.name, "f", {})
     filename = f"{_FILENAME_PREFIX}{fname} {id(fgraph):x}>"
-    line_of = {ln + 3: entry for ln, entry in line_nodes.items()}  # def and try lines, 1-based
+    # Calls that update shared variables are serialized: each reads the values the previous one wrote.
+    head = [f"def {fname}({', '.join(params)}):"]
+    if spec.updates:
+        head.append(f"    with {ctx.ref(threading.Lock(), 'lock')}:")
+    pad = "    " * len(head)
+    head.append(f"{pad}try:")
+    line_of = {ln + len(head) + 1: entry for ln, entry in line_nodes.items()}  # 1-based line numbers
     on_error = ctx.ref(_error_handler(line_of, filename), "reraise_with_context")
-    body = "\n".join("        " + ln for ln in lines)
-    source = (f"def {fname}({', '.join(params)}):\n    try:\n{body}\n"
-              f"    except Exception as e:\n        raise {on_error}(e)\n")
+    body = "\n".join(f"{pad}    {ln}" for ln in lines)
+    source = "\n".join(head) + f"\n{body}\n{pad}except Exception as e:\n{pad}    raise {on_error}(e)\n"
     namespace = dict(ctx.globals)
     exec(builtins.compile(source, filename, "exec"), namespace)
     return NumpyFunction(source, namespace[fname], line_of)
@@ -234,3 +243,20 @@ def _ident(name: str | None, default: str, taken) -> str:
         k, base = k + 1, f"{default}{k}"
     return base
 
+
+def nan_guard_check(value: Any, node: Apply, inputs: list) -> None:
+    """Raise NanGuardError when ``value`` (a node's output) holds NaN or Inf."""
+    if np.isfinite(value).all():
+        return
+    ranges = []
+    for v in inputs:
+        a = np.asarray(v)
+        if a.size and a.dtype.kind in "fiub":
+            with np.errstate(all="ignore"):
+                ranges.append(f"{a.dtype}{list(a.shape)} in [{float(np.nanmin(a))}, {float(np.nanmax(a))}]"
+                              f"{' with NaN' if a.dtype.kind == 'f' and np.isnan(a).any() else ''}")
+        else:
+            ranges.append(f"{a.dtype}{list(a.shape)}")
+    bad = "NaN" if np.isnan(value).any() else "Inf"
+    raise NanGuardError(f"nan_guard: {node.op} produced {bad}\nInput ranges: {'; '.join(ranges)}\n"
+                        + node_context(node))
