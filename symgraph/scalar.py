@@ -55,7 +55,13 @@ class ScalarOp:
 
     def out_dtype(self, *dtypes: str) -> str:
         """The output dtype for these input dtypes, as numpy computes it (error if undefined)."""
-        return _out_dtype(self, tuple(np.dtype(d).name for d in dtypes))
+        return _out_dtype(self, tuple(map(dtype_name, dtypes)))
+
+
+@lru_cache(maxsize=None)
+def dtype_name(dtype) -> str:
+    """Canonical dtype name ('float64' for np.float64, 'f8', ...); cached: numpy's is slow."""
+    return np.dtype(dtype).name
 
 
 @lru_cache(maxsize=None)

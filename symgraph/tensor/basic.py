@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from symgraph.config import config
 from symgraph.graph.basic import Variable
+from symgraph.scalar import dtype_name
 from symgraph.tensor.elemwise import ELEMWISE_OPS
 from symgraph.tensor.type import as_tensor_variable
 
@@ -14,7 +13,7 @@ from symgraph.tensor.type import as_tensor_variable
 def cast(x: Any, dtype: str) -> Variable:
     """``x`` converted to ``dtype`` (no-op when it already has it); 'floatX' means config.floatX."""
     x = as_tensor_variable(x)
-    dtype = config.floatX if dtype == "floatX" else np.dtype(dtype).name
+    dtype = config.floatX if dtype == "floatX" else dtype_name(dtype)
     if x.dtype == dtype:
         return x
     return ELEMWISE_OPS[f"cast_{dtype}"](x)

@@ -9,7 +9,7 @@ import numpy as np
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, InputError
 from symgraph.graph.basic import Constant, Type, Variable
-from symgraph.scalar import T as _T
+from symgraph.scalar import T as _T, dtype_name
 
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
           "float16", "float32", "float64", "complex64", "complex128")
@@ -22,7 +22,10 @@ class TensorType(Type):
     def __init__(self, dtype: str, shape: Sequence[int | None] = ()):
         if dtype == "floatX":
             dtype = config.floatX
-        dtype = np.dtype(dtype).name
+        try:
+            dtype = dtype_name(dtype)
+        except TypeError:
+            raise GraphTypeError(f"unsupported dtype {dtype!r}; supported: {list(DTYPES)}") from None
         if dtype not in DTYPES:
             raise GraphTypeError(f"unsupported dtype {dtype!r}; supported: {list(DTYPES)}")
         self.dtype = dtype
@@ -264,7 +267,7 @@ def constant(value: Any, name: str | None = None, dtype: str | None = None) -> T
         raise GraphTypeError(f"cannot make a constant of {type(value).__name__} {value!r}")
     arr = arr.copy()
     arr.setflags(write=False)
-    ttype = TensorType(arr.dtype.name, arr.shape)
+    ttype = TensorType(arr.dtype, arr.shape)
     return TensorConstant(ttype, arr, name, weak=weak)
 
 
