@@ -18,9 +18,25 @@ sigmoid, relu, softplus, tanh = FUNCTIONS["sigmoid"], FUNCTIONS["relu"], FUNCTIO
 _exp, _log = ELEMWISE_OPS["exp"], ELEMWISE_OPS["log"]
 
 
-def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
-    """``x`` minus its maximum along ``axis`` (so exp cannot overflow); empty axes stay empty."""
-    return x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+def np_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """numpy softmax along ``axis``: exp(x - max) normalised, so exp cannot overflow."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """numpy log-softmax along ``axis``: (x - max) - log(sum(exp(x - max)))."""
+    s = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+
+
+def np_one_hot(idx: np.ndarray, n: int) -> np.ndarray:
+    """Boolean one-hot of integer ``idx`` over ``n`` classes; IndexError for out-of-range indices."""
+    idx = np.asarray(idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)].flat[0]
+        raise IndexError(f"OneHot: class index {bad} is out of range for {n} classes")
+    return idx[..., None] == np.arange(n)
 
 
 class _AxisSoftmax(Op):
@@ -54,8 +70,7 @@ class Softmax(_AxisSoftmax):
     name = "softmax"
 
     def perform(self, node: Apply, inputs: list) -> list:
-        e = np.exp(_shifted(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis))
-        return [e / np.sum(e, axis=self.axis, keepdims=True)]
+        return [np_softmax(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (sm,), (g,) = inputs, outputs, output_grads
@@ -74,8 +89,7 @@ class LogSoftmax(_AxisSoftmax):
     name = "log_softmax"
 
     def perform(self, node: Apply, inputs: list) -> list:
-        s = _shifted(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)
-        return [s - np.log(np.sum(np.exp(s), axis=self.axis, keepdims=True))]
+        return [np_log_softmax(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (ls,), (g,) = inputs, outputs, output_grads
@@ -123,11 +137,7 @@ class OneHot(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         idx, like = inputs
-        n = np.shape(like)[-1]
-        if np.size(idx) and (np.min(idx) < 0 or np.max(idx) >= n):
-            bad = idx[(idx < 0) | (idx >= n)].flat[0]
-            raise IndexError(f"OneHot: class index {bad} is out of range for {n} classes")
-        return [np.asarray(idx)[..., None] == np.arange(n)]
+        return [np_one_hot(idx, np.shape(like)[-1])]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         return [None, None]
