@@ -1,5 +1,33 @@
-"""(being written) Rendering graphs: debugprint, pprint, graphviz, networkx."""
+"""Rendering and inspecting graphs: debugprint (text tree), pprint (math), graphviz (to_dot,
+pydotprint, notebook SVG) and networkx export. Every printer accepts a variable, a list of
+variables, an Apply, a FunctionGraph or a compiled Function (its optimized graph).
+
+The graphviz and networkx parts load on first use, so ``import symgraph`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from symgraph.printing.collect import GraphView, collect
+from symgraph.printing.debugprint import debugprint
+from symgraph.printing.pprint import pprint
+
+_LAZY = {name: "render" for name in ("to_dot", "pydotprint", "render", "dot_binary", "GraphvizError",
+                                      "STYLES", "FORMATS")}
+_LAZY["to_networkx"] = "nx"
 
 
-def repr_svg(obj):
-    return None
+def repr_svg(obj: Any) -> str | None:
+    """SVG of ``obj`` for Jupyter (``_repr_svg_``), or None when Graphviz's ``dot`` is missing."""
+    from symgraph.printing.render import repr_svg as _repr_svg
+    return _repr_svg(obj)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"symgraph.printing.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'symgraph.printing' has no attribute {name!r}")
+
+
+__all__ = ["debugprint", "pprint", "repr_svg", "GraphView", "collect", *_LAZY]

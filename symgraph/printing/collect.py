@@ -1,0 +1,167 @@
+"""Turn whatever the user hands a printer (a variable, a list, an Apply, a FunctionGraph or a
+compiled Function) into one GraphView: inputs, outputs, updates and the nodes between them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.traversal import ancestors, toposort
+
+
+@dataclass
+class GraphView:
+    """What every printer draws: ``outputs`` (in order), ``updates`` as (shared variable, new
+    value) pairs, declared ``inputs`` (may be empty: then the leaves are the inputs) and the
+    Apply ``nodes`` in topological order. ``title`` names a compiled function."""
+
+    outputs: list[Variable]
+    updates: list[tuple[Variable, Variable]] = field(default_factory=list)
+    inputs: list[Variable] = field(default_factory=list)
+    nodes: list[Apply] = field(default_factory=list)
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        self.input_ids = set(map(id, self.inputs))
+        self.root_ids = set(map(id, self.roots))
+        self.output_ids = set(map(id, self.outputs))
+
+    @property
+    def roots(self) -> list[Variable]:
+        """The variables whose graphs are drawn: the outputs, then the update values."""
+        return self.outputs + [v for _, v in self.updates]
+
+    def variables(self) -> list[Variable]:
+        """Every variable of the graph (declared inputs and shared variables included)."""
+        seen: dict[int, Variable] = {id(v): v for v in self.inputs}
+        for v in ancestors(self.roots, blockers=self.inputs):
+            seen.setdefault(id(v), v)
+        for s, _ in self.updates:
+            seen.setdefault(id(s), s)
+        return list(seen.values())
+
+
+def collect(obj: Any) -> GraphView:
+    """The GraphView of ``obj``; TypeError (naming what is accepted) for anything else."""
+    fgraph = getattr(obj, "graph", None)
+    spec = getattr(obj, "spec", None)
+    if fgraph is not None and spec is not None and hasattr(fgraph, "outputs"):  # a compiled Function
+        return _function_view(obj, fgraph, spec)
+    if hasattr(obj, "outputs") and hasattr(obj, "inputs") and hasattr(obj, "clients"):  # FunctionGraph
+        return _view(list(obj.outputs), inputs=list(obj.inputs))
+    if isinstance(obj, Apply):
+        return _view(list(obj.outputs))
+    if isinstance(obj, Variable):
+        return _view([obj])
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(v, Variable) for v in obj):
+        return _view(list(obj))
+    raise TypeError(f"cannot print {type(obj).__name__} {obj!r}: expected a symbolic variable, a list of "
+                    "variables, an Apply node, a FunctionGraph or a compiled sg.function")
+
+
+def _view(outputs: list[Variable], inputs: list[Variable] | None = None,
+          updates: list | None = None, title: str = "") -> GraphView:
+    inputs = inputs or []
+    updates = updates or []
+    nodes = toposort(outputs + [v for _, v in updates], blockers=inputs)
+    return GraphView(outputs, updates, inputs, nodes, title)
+
+
+def _function_view(f: Any, fgraph: Any, spec: Any) -> GraphView:
+    """A compiled function: fgraph.outputs = user outputs then one value per update;
+    fgraph.inputs = user inputs then the shared variables (CompileSpec's layout)."""
+    outs = list(fgraph.outputs)
+    n_in = spec.n_inputs
+    updates = [(fgraph.inputs[n_in + c], outs[o]) for o, c in spec.updates]
+    names = ", ".join(spec.input_names)
+    title = f"{spec.name}({names}) [{getattr(f, 'backend', '?')}]"
+    return _view(outs[:spec.n_outputs], inputs=list(fgraph.inputs), updates=updates, title=title)
+
+
+def role(v: Variable, view: GraphView) -> str:
+    """How a variable takes part: 'shared', 'constant', 'input' (no owner), 'output' (of the user's
+    outputs; update values are not) or 'intermediate'."""
+    if getattr(v, "is_shared", False):
+        return "shared"
+    if isinstance(v, Constant):
+        return "constant"
+    if v.owner is None or id(v) in view.input_ids:
+        return "input"
+    if id(v) in view.output_ids:
+        return "output"
+    return "intermediate"
+
+
+def inner_graph(op: Any) -> tuple[list[Variable], list[Variable]] | None:
+    """The (inputs, outputs) of an op that holds an inner graph (a fused Composite, a kernel),
+    else None. Duck-typed: ``op.fgraph``, ``op.inner_inputs/inner_outputs`` or ``op.inputs/outputs``."""
+    for holder in (getattr(op, "fgraph", None), op):
+        if holder is None:
+            continue
+        for ins, outs in (("inner_inputs", "inner_outputs"), ("inputs", "outputs")):
+            i, o = getattr(holder, ins, None), getattr(holder, outs, None)
+            if _variables(i) and _variables(o):
+                return list(i), list(o)
+    return None
+
+
+def _variables(seq: Any) -> bool:
+    return isinstance(seq, (list, tuple)) and len(seq) > 0 and all(isinstance(v, Variable) for v in seq)
+
+
+def is_transfer(op: Any) -> bool:
+    """Host<->device copies: ops whose class name says 'Transfer' or that set ``is_transfer``."""
+    return bool(getattr(op, "is_transfer", False)) or "Transfer" in type(op).__name__
+
+
+def op_label(op: Any) -> str:
+    """The op as printed everywhere (``str(op)``: 'add', 'DimShuffle{1,0}', 'Composite{...}')."""
+    return str(op)
+
+
+def var_label(v: Variable) -> str:
+    """A variable's short name: its name, a constant's value, or '' for unnamed intermediates."""
+    if v.name is not None:
+        return v.name
+    if isinstance(v, Constant):
+        return str(v)
+    return ""
+
+
+def limited_nodes(view: GraphView, max_nodes: int | None) -> tuple[list[Apply], int]:
+    """At most ``max_nodes`` Apply nodes, those nearest the outputs first (breadth-first from
+    the roots), in topological order; and how many were left out."""
+    nodes = view.nodes
+    if max_nodes is None or len(nodes) <= max_nodes:
+        return nodes, 0
+    if max_nodes < 0:
+        raise ValueError(f"max_nodes must be None or >= 0, got {max_nodes}")
+    blocked = set(map(id, view.inputs))
+    keep: set[int] = set()
+    frontier = [v.owner for v in view.roots if v.owner is not None and id(v) not in blocked]
+    while frontier and len(keep) < max_nodes:
+        nxt = []
+        for node in frontier:
+            if id(node) in keep or len(keep) >= max_nodes:
+                continue
+            keep.add(id(node))
+            nxt.extend(i.owner for i in node.inputs if i.owner is not None and id(i) not in blocked)
+        frontier = nxt
+    kept = [n for n in nodes if id(n) in keep]
+    return kept, len(nodes) - len(kept)
+
+
+def letters(k: int) -> str:
+    """0 -> 'A', 25 -> 'Z', 26 -> 'BA' ...: Theano's debugprint ids (base 26 in letters)."""
+    out = ""
+    while True:
+        out = chr(ord("A") + k % 26) + out
+        k //= 26
+        if k == 0:
+            return out
+
+
+def unique(items: Iterable[Any]) -> list[Any]:
+    """Items in first-seen order without repeats (by identity)."""
+    seen: set[int] = set()
+    return [x for x in items if not (id(x) in seen or seen.add(id(x)))]

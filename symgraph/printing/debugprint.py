@@ -1,0 +1,109 @@
+"""``debugprint``: Theano's indented text tree of a graph, one line per variable.
+
+    add [id A] 'z' <float64[?, ?]>
+     |x [id B] <float64[?, ?]>
+     |y [id C] <float64[?, ?]>
+
+Each variable gets an id the first time it appears; a subexpression used again shows only its
+label and id (its subtree was printed above), so graphs with sharing stay linear in size.
+"""
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from symgraph.graph.basic import Constant, Variable
+from symgraph.printing.collect import GraphView, collect, inner_graph, letters, op_label
+
+
+def debugprint(obj: Any, file: TextIO | None = None, ids: bool = True, print_type: bool = True) -> str | None:
+    """The indented tree of ``obj`` (variable, list, Apply, FunctionGraph or compiled Function).
+
+    Returns the text when ``file`` is None, else writes it to ``file`` (e.g. sys.stdout).
+    ``ids=False`` hides the ids; repeated subtrees are then shown as ``label ...``.
+    """
+    view = collect(obj)
+    text = "\n".join(_lines(view, ids, print_type)) + "\n"
+    if file is None:
+        return text
+    file.write(text)
+    return None
+
+
+def _lines(view: GraphView, ids: bool, print_type: bool) -> list[str]:
+    printer = _TreePrinter(view, ids, print_type)
+    lines = [f"Function {view.title}"] if view.title else []
+    if view.title and view.outputs:
+        lines.append("Outputs:")
+    for out in view.outputs:
+        lines.extend(printer.tree(out))
+    if view.updates:
+        lines.append("Updates:")
+        for shared, value in view.updates:
+            head = f"{printer.label(shared)}{printer.id_of(shared)} <- "
+            tree = printer.tree(value)
+            lines.append(head + tree[0])
+            lines.extend(tree[1:])
+    return lines
+
+
+class _TreePrinter:
+    """Prints trees sharing one id table, so the updates refer to ids given in the outputs."""
+
+    def __init__(self, view: GraphView, ids: bool, print_type: bool):
+        self.view, self.ids, self.print_type = view, ids, print_type
+        self.id_table: dict[int, str] = {}
+        self.expanded: set[int] = set()
+        self.inputs = set(map(id, view.inputs))
+
+    def id_of(self, v: Variable) -> str:
+        if not self.ids:
+            return ""
+        if id(v) not in self.id_table:
+            self.id_table[id(v)] = letters(len(self.id_table))
+        return f" [id {self.id_table[id(v)]}]"
+
+    def label(self, v: Variable) -> str:
+        if v.owner is None or id(v) in self.inputs:
+            return str(v)
+        label = _node_label(v.owner)
+        return f"{label}.{v.index}" if len(v.owner.outputs) > 1 else label
+
+    def line(self, v: Variable) -> str:
+        """One variable's full line: label, id, name (for computed values), type and marks."""
+        text = self.label(v) + self.id_of(v)
+        if v.owner is not None and v.name is not None and id(v) not in self.inputs:
+            text += f" '{v.name}'"
+        if self.print_type:
+            text += f" <{v.type}>"
+        if getattr(v, "is_shared", False):
+            text += " (shared)"
+        elif isinstance(v, Constant):
+            text += " (constant)"
+        return text
+
+    def tree(self, root: Variable) -> list[str]:
+        """The lines of ``root``'s tree, walked with an explicit stack (any depth works)."""
+        out: list[str] = []
+        stack: list[tuple[Variable, int]] = [(root, 0)]
+        while stack:
+            v, depth = stack.pop()
+            prefix = " |" * depth
+            leaf = v.owner is None or id(v) in self.inputs
+            if not leaf and id(v.owner) in self.expanded:
+                out.append(prefix + self.label(v) + (self.id_of(v) if self.ids else " ..."))
+                continue
+            out.append(prefix + self.line(v))
+            if not leaf:
+                self.expanded.add(id(v.owner))
+                stack.extend((i, depth + 1) for i in reversed(v.owner.inputs))
+        return out
+
+
+def _node_label(node: Any) -> str:
+    """str(op); a fused op whose str does not show its inner expression gets it appended."""
+    label = op_label(node.op)
+    inner = inner_graph(node.op)
+    if inner is not None and "{" not in label:
+        from symgraph.printing.pprint import pprint_inner
+        label += "{" + pprint_inner(*inner) + "}"
+    return label

@@ -1,0 +1,161 @@
+"""``pprint``: a graph as one line of math, e.g. ``sigmoid(dot(x, W) + b)``.
+
+Rules (tested in tests/test_printing_text.py):
+- elementwise ops with an ``infix`` symbol in the scalar table print infix; inside an expression
+  parentheses appear only where Python's precedence and associativity need them to keep the
+  graph's shape (``(x + y) * z``, ``x - (y - z)``, ``-(x ** 2)`` kept for readability);
+- a whole expression that is infix at its top is wrapped once, as Theano does: ``(x + y)``;
+  function-call arguments are never wrapped: ``sigmoid(dot(x, W) + b)``;
+- other ops use call notation: ``exp(x)``, ``dot(x, W)``, ``sum(x, axis=0)`` (parameters that
+  are None/False/empty are left out; a 1-tuple shows as its element);
+- DimShuffle: ``x.T`` for a full transpose, nothing for pure broadcasting (adding axes),
+  ``x.dimshuffle(1, 'x', 0)`` otherwise; constants print as numbers; fused ops print their
+  inner expression with the outer arguments substituted.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.traversal import toposort
+from symgraph.printing.collect import collect, inner_graph
+from symgraph.scalar import ScalarOp
+
+ATOM = 100
+UNARY = 8
+_BINARY = {"**": 9, "*": 7, "/": 7, "//": 7, "%": 7, "@": 7, "+": 6, "-": 6, "&": 5, "^": 4, "|": 3,
+           "<": 2, ">": 2, "<=": 2, ">=": 2, "==": 2, "!=": 2}
+_COMPARISON = 2
+
+Expr = tuple[str, int]  # text and the precedence of its outermost operator
+PRINTERS: dict[str, Callable[[Any, list[Expr]], Expr]] = {}  # Op class name -> custom printer
+
+
+def pprint(obj: Any) -> str:
+    """Infix math for a variable; for a list, Apply, FunctionGraph or compiled Function one line
+    per output, then ``name <- value`` per update."""
+    if isinstance(obj, Variable):
+        return _top(_render([obj])[id(obj)])
+    view = collect(obj)
+    memo = _render(view.roots)
+    lines = [_top(memo[id(v)]) for v in view.outputs]
+    lines += [f"{s} <- {_top(memo[id(v)])}" for s, v in view.updates]
+    return "\n".join(lines)
+
+
+def pprint_inner(inputs: list[Variable], outputs: list[Variable]) -> str:
+    """The inner expression of a fused op, its inputs called by name or i0, i1, ..."""
+    seed = {id(v): (v.name or f"i{k}", ATOM) for k, v in enumerate(inputs)}
+    memo = _render(outputs, seed)
+    return ", ".join(memo[id(o)][0] for o in outputs)
+
+
+def _top(expr: Expr) -> str:
+    text, prec = expr
+    return text if prec >= ATOM else f"({text})"
+
+
+def _render(outputs: list[Variable], seed: dict[int, Expr] | None = None) -> dict[int, Expr]:
+    """Text of every variable that ``outputs`` need, bottom-up (no recursion)."""
+    memo: dict[int, Expr] = dict(seed or {})
+    blockers = [v for v in _seeded(outputs, memo)]
+    for node in toposort(outputs, blockers=blockers):
+        args = [memo.get(id(i)) or _leaf(i) for i in node.inputs]
+        for k, out in enumerate(node.outputs):
+            memo[id(out)] = _apply(node, k, args)
+    for v in outputs:
+        memo.setdefault(id(v), _leaf(v))
+    return memo
+
+
+def _seeded(outputs: list[Variable], memo: dict[int, Expr]) -> list[Variable]:
+    """Inner-graph inputs that already have a text (they may have owners in a copied graph)."""
+    if not memo:
+        return []
+    from symgraph.graph.traversal import ancestors
+    return [v for v in ancestors(outputs) if id(v) in memo]
+
+
+def _leaf(v: Variable) -> Expr:
+    if isinstance(v, Constant) and v.name is None:
+        text = str(v)
+        return text, (UNARY if text.startswith("-") else ATOM)
+    return str(v), ATOM
+
+
+def _apply(node: Apply, k: int, args: list[Expr]) -> Expr:
+    op = node.op
+    inner = inner_graph(op)
+    if inner is not None:
+        ins, outs = inner
+        return _render([outs[k]], {id(v): a for v, a in zip(ins, args)})[id(outs[k])]
+    printer = PRINTERS.get(type(op).__name__)
+    if printer is not None:
+        expr = printer(op, args)
+    else:
+        sop = getattr(op, "scalar_op", op if isinstance(op, ScalarOp) else None)
+        expr = _scalar(sop, args) if isinstance(sop, ScalarOp) else _call(_snake(type(op).__name__), args,
+                                                                          _props(op))
+    if len(node.outputs) > 1:
+        return f"{_wrap(expr, ATOM)}[{k}]", ATOM
+    return expr
+
+
+def _scalar(sop: ScalarOp, args: list[Expr]) -> Expr:
+    sym = sop.infix
+    if sym and len(args) == 1:
+        return sym + _wrap(args[0], UNARY + 1), UNARY
+    if sym and len(args) == 2:
+        p = _BINARY[sym]
+        left_strict = sym == "**" or p == _COMPARISON
+        right_strict = sym != "**"
+        left = _wrap(args[0], p + 1 if left_strict else p)
+        right = _wrap(args[1], p + 1 if right_strict else p)
+        return f"{left} {sym} {right}", p
+    if sop.name.startswith("cast_"):
+        return f"cast({args[0][0]}, '{sop.name[5:]}')", ATOM
+    return _call(sop.name, args)
+
+
+def _wrap(expr: Expr, need: int) -> str:
+    """The text, parenthesized when its operator binds less tightly than ``need``."""
+    text, prec = expr
+    return text if prec >= need else f"({text})"
+
+
+def _call(name: str, args: list[Expr], kwargs: list[str] = ()) -> Expr:
+    return f"{name}({', '.join([a[0] for a in args] + list(kwargs))})", ATOM
+
+
+def _props(op: Any) -> list[str]:
+    """``key=value`` for each parameter worth showing (None/False/empty left out)."""
+    out = []
+    for key in getattr(op, "__props__", ()):
+        value = getattr(op, key, None)
+        if value is None or value is False or value == ():
+            continue
+        if isinstance(value, tuple) and len(value) == 1:
+            value = value[0]
+        out.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    return out
+
+
+def _snake(name: str) -> str:
+    """'CrossEntropy' -> 'cross_entropy', 'Dot' -> 'dot'."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _dimshuffle(op: Any, args: list[Expr]) -> Expr:
+    (x,) = args
+    order, drop = op.new_order, op.drop
+    kept = [o for o in order if o != "x"]
+    if not drop and kept == sorted(kept):
+        return x  # only broadcastable axes added: numpy broadcasting does this implicitly
+    if not drop and len(order) == len(kept) and kept == list(range(op.input_ndim))[::-1]:
+        return _wrap(x, ATOM) + ".T", ATOM
+    pattern = ", ".join(repr(o) for o in order)
+    return f"{_wrap(x, ATOM)}.dimshuffle({pattern})", ATOM
+
+
+PRINTERS["DimShuffle"] = _dimshuffle
