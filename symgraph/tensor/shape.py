@@ -1,2 +1,573 @@
-"""(being written) symgraph.tensor.shape"""
-__all__: list = []
+"""Shape ops: shape/shape_i, reshape/flatten/squeeze/expand_dims, concatenate/stack,
+alloc/zeros/ones/full/*_like, arange; plus the symbolic-shape helpers infer_shape uses."""
+from __future__ import annotations
+
+import operator
+from functools import reduce
+from typing import Any, Sequence
+
+import numpy as np
+
+from symgraph.config import config
+from symgraph.errors import GraphTypeError, ShapeError, node_context
+from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.scalar import T as _T
+from symgraph.tensor.basic import cast
+from symgraph.tensor.elemwise import DimShuffle, _fmt, _is_float, sum_to
+from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant
+
+__all__ = ["shape", "shape_i", "size", "reshape", "flatten", "squeeze", "expand_dims", "concatenate",
+           "stack", "alloc", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange",
+           "Shape", "Shape_i", "Reshape", "Join", "MakeVector", "Alloc", "ARange"]
+
+ShapeEntry = Any  # a Python int or an int64 0-d variable
+
+# ---------------------------------------------------------------- symbolic integer helpers
+_PY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "int_div": operator.floordiv,
+       "maximum": max, "minimum": min, "neg": operator.neg}
+
+
+def sfold(name: str, *args: ShapeEntry) -> ShapeEntry:
+    """Integer arithmetic on shape entries: Python ints fold now, anything symbolic builds a node."""
+    if all(isinstance(a, int) for a in args):
+        return _PY[name](*args)
+    return getattr(_T, name)(*args)
+
+
+def sprod(entries: Sequence[ShapeEntry]) -> ShapeEntry:
+    """Product of shape entries (1 for none)."""
+    return reduce(lambda a, b: sfold("mul", a, b), entries, 1)
+
+
+def constant_int(v: Any) -> int | None:
+    """The value of ``v`` when it is a known integer (Python int or 0-d integer constant), else None."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, Constant) and getattr(v.type, "ndim", None) == 0 and v.type.numpy_dtype.kind in "iu":
+        return int(v.data)
+    return None
+
+
+def as_int_entry(v: Any, what: str) -> ShapeEntry:
+    """A shape entry from an int, a 0-d integer array/constant, or an integer scalar variable."""
+    k = constant_int(v)
+    if k is not None:
+        return k
+    v = as_tensor_variable(v)
+    k = constant_int(v)
+    if k is not None:
+        return k
+    if v.ndim != 0 or v.type.numpy_dtype.kind not in "iu":
+        raise GraphTypeError(f"{what}: expected an integer or a 0-d integer variable, got {v} ({v.type})")
+    return cast(v, "int64")
+
+
+def entry_var(e: ShapeEntry) -> Variable:
+    """A shape entry as an int64 0-d variable (constants for ints)."""
+    return constant(np.asarray(e, dtype="int64")) if isinstance(e, int) else e
+
+
+def shape_tuple(x: Variable) -> tuple:
+    """``x``'s shape as a tuple of entries: static ints where known, else shape_i(x, d)."""
+    return tuple(s if s is not None else shape_i(x, d) for d, s in enumerate(x.type.shape))
+
+
+def broadcast_shapes(input_shapes: Sequence[tuple], static_out_shape: Sequence[int | None]) -> tuple:
+    """Symbolic output shape of numpy broadcasting (for Elemwise.infer_shape)."""
+    ndim = len(static_out_shape)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in input_shapes]
+    out = []
+    for d, static in enumerate(static_out_shape):
+        if static is not None:
+            out.append(static)
+            continue
+        cands = list({id(s[d]): s[d] for s in padded if not (isinstance(s[d], int) and s[d] == 1)}.values())
+        ints = [c for c in cands if isinstance(c, int)]
+        if ints or not cands:
+            out.append(ints[0] if ints else 1)
+            continue
+        r = cands[0]
+        for c in cands[1:]:  # a length-1 dim takes the other's length
+            r = _T.switch(_T.eq(r, 1), c, r)
+        out.append(r)
+    return tuple(out)
+
+
+def common_dtype(vars: Sequence[Variable]) -> str:
+    """numpy's result dtype of several tensors, Python-number constants taking the others' dtype."""
+    weak = [isinstance(v, TensorConstant) and v.weak for v in vars]
+    strong = [v.dtype for v, w in zip(vars, weak) if not w]
+    if not strong:
+        return np.result_type(*[v.dtype for v in vars]).name
+    return np.result_type(*strong, *[v.data.item() for v, w in zip(vars, weak) if w]).name
+
+
+def to_dtype(v: Variable, dtype: str) -> Variable:
+    """``v`` as ``dtype``: constants are converted now, variables through a cast node."""
+    if v.dtype == dtype:
+        return v
+    if isinstance(v, TensorConstant):
+        return constant(np.asarray(v.data, dtype=dtype))
+    return cast(v, dtype)
+
+
+# ---------------------------------------------------------------- shape, shape_i, size
+class Shape(Op):
+    """The shape of a tensor as an int64 vector."""
+
+    def make_node(self, x: Any) -> Apply:
+        x = as_tensor_variable(x)
+        return Apply(self, [x], [TensorType("int64", (x.ndim,)).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        return [np.array(inputs[0].shape, dtype=np.int64)]
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return [None]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [(len(input_shapes[0]),)]
+
+
+class Shape_i(Op):
+    """The length of dimension ``i`` of a tensor, as an int64 scalar."""
+
+    __props__ = ("i",)
+
+    def __init__(self, i: int):
+        self.i = int(i)
+
+    def make_node(self, x: Any) -> Apply:
+        x = as_tensor_variable(x)
+        if not 0 <= self.i < x.ndim:
+            raise GraphTypeError(f"{self}: {x} ({x.type}) has no dimension {self.i}")
+        return Apply(self, [x], [TensorType("int64", ()).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        return [np.asarray(inputs[0].shape[self.i], dtype=np.int64)]
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return [None]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [()]
+
+
+def shape(x: Any) -> Variable:
+    """``x.shape``: an int64 vector (a constant when the static shape is fully known)."""
+    x = as_tensor_variable(x)
+    if all(s is not None for s in x.type.shape):
+        return constant(np.array(x.type.shape, dtype="int64"))
+    return Shape()(x)
+
+
+def shape_i(x: Any, i: int) -> Variable:
+    """``x.shape[i]`` as an int64 scalar (a constant when that length is static)."""
+    x = as_tensor_variable(x)
+    if -x.ndim <= i < 0:
+        i += x.ndim
+    if 0 <= i < x.ndim and x.type.shape[i] is not None:
+        return constant(np.asarray(x.type.shape[i], dtype="int64"))
+    return Shape_i(i)(x)
+
+
+def size(x: Any) -> Variable:
+    """``x.size``: the number of elements, an int64 scalar."""
+    return entry_var(sprod(shape_tuple(as_tensor_variable(x))))
+
+
+# ---------------------------------------------------------------- MakeVector and stacking
+class MakeVector(Op):
+    """A vector from 0-d tensors (how symbolic shapes such as (n, 3) are built)."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype: str = "int64"):
+        self.dtype = np.dtype(dtype).name
+
+    def make_node(self, *xs: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in xs]
+        bad = [x for x in xs if x.ndim != 0]
+        if bad:
+            raise GraphTypeError(f"{self} takes 0-d tensors, got {bad[0]} ({bad[0].type})")
+        xs = [to_dtype(x, self.dtype) for x in xs]
+        return Apply(self, xs, [TensorType(self.dtype, (len(xs),)).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        return [np.array(inputs, dtype=self.dtype)]
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        (g,) = output_grads
+        return [g[i] if _is_float(x) else None for i, x in enumerate(inputs)]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [(len(node.inputs),)]
+
+
+def static_entries(vec: Variable) -> list[int | None]:
+    """What is known at build time about each entry of an int vector of static length."""
+    n = vec.type.shape[0]
+    if isinstance(vec, Constant):
+        return [int(k) for k in vec.data]
+    if vec.owner is not None and isinstance(vec.owner.op, MakeVector):
+        return [constant_int(i) for i in vec.owner.inputs]
+    if vec.owner is not None and isinstance(vec.owner.op, Shape):
+        return list(vec.owner.inputs[0].type.shape)
+    return [None] * (n or 0)
+
+
+def vector_entry(vec: Variable, i: int) -> ShapeEntry:
+    """Entry ``i`` of an int vector as a shape entry, without indexing when the graph says it."""
+    k = static_entries(vec)[i] if vec.type.shape[0] is not None else None
+    if k is not None:
+        return k
+    if vec.owner is not None and isinstance(vec.owner.op, MakeVector):
+        return to_dtype(vec.owner.inputs[i], "int64")
+    if vec.owner is not None and isinstance(vec.owner.op, Shape):
+        return shape_i(vec.owner.inputs[0], i)
+    return to_dtype(vec[i], "int64")
+
+
+def shape_vector(newshape: Any, what: str) -> Variable:
+    """An int64 vector from an int, a sequence of ints/int scalars, or an int vector."""
+    if isinstance(newshape, Variable) and newshape.ndim == 1:
+        if newshape.type.numpy_dtype.kind not in "iu":
+            raise GraphTypeError(f"{what}: a shape vector must hold integers, got {newshape} ({newshape.type})")
+        return to_dtype(newshape, "int64")
+    if isinstance(newshape, np.ndarray) and newshape.ndim == 1:
+        newshape = newshape.tolist()
+    if not isinstance(newshape, (list, tuple)):
+        newshape = (newshape,)
+    entries = [as_int_entry(e, what) for e in newshape]
+    if all(isinstance(e, int) for e in entries):
+        return constant(np.array(entries, dtype="int64").reshape(len(entries)))
+    return MakeVector("int64")(*entries)
+
+
+def shape_entries(newshape: Any, what: str) -> list[ShapeEntry]:
+    """A shape argument (int, sequence, or int vector of static length) as a list of entries."""
+    vec = shape_vector(newshape, what)
+    if vec.type.shape[0] is None:
+        raise ShapeError(f"{what}: the shape vector {vec} has a length unknown at build time; "
+                         f"give the shape as a tuple")
+    return [vector_entry(vec, i) for i in range(vec.type.shape[0])]
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
+    """Join tensors of equal shape along a new axis (numpy.stack)."""
+    xs = [as_tensor_variable(t) for t in tensors]
+    if not xs:
+        raise ValueError("stack needs at least one tensor")
+    if len({x.ndim for x in xs}) > 1:
+        raise ShapeError(f"stack: all tensors need the same ndim, got {[str(x.type) for x in xs]}")
+    if xs[0].ndim == 0 and axis in (0, -1):
+        return MakeVector(common_dtype(xs))(*xs)
+    return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
+
+
+# ---------------------------------------------------------------- reshape and friends
+class Reshape(Op):
+    """View a tensor with a new shape of ``ndim`` dims given by an int64 vector (one -1 allowed)."""
+
+    __props__ = ("ndim",)
+    view_map = {0: 0}
+
+    def __init__(self, ndim: int):
+        self.ndim = int(ndim)
+
+    def make_node(self, x: Any, shp: Any) -> Apply:
+        x, shp = as_tensor_variable(x), as_tensor_variable(shp)
+        if shp.ndim != 1 or shp.type.numpy_dtype.kind not in "iu":
+            raise GraphTypeError(f"{self}: the new shape must be an integer vector, got {shp} ({shp.type})")
+        if shp.type.shape[0] not in (None, self.ndim):
+            raise ShapeError(f"{self}: the new shape {shp} has {shp.type.shape[0]} entries, expected {self.ndim}")
+        shp = to_dtype(shp, "int64")
+        known = static_entries(shp) if shp.type.shape[0] is not None else [None] * self.ndim
+        out = self._static_shape(x, known)
+        return Apply(self, [x, shp], [TensorType(x.dtype, out).make_variable()])
+
+    def _static_shape(self, x: Variable, known: list) -> tuple:
+        if any(k is not None and k < -1 for k in known) or sum(k == -1 for k in known) > 1:
+            raise ShapeError(f"reshape: invalid new shape {_fmt(tuple(known))} (lengths must be >= 0, "
+                             f"with at most one -1)")
+        size = sprod(x.type.shape) if None not in x.type.shape else None
+        rest = [k for k in known if k != -1]
+        if size is not None and None not in rest:
+            total = sprod(rest)
+            if (-1 in known and (total == 0 or size % total)) or (-1 not in known and total != size):
+                raise ShapeError(f"reshape: cannot reshape {x} of shape {_fmt(x.type.shape)} (size {size}) "
+                                 f"into shape {_fmt(tuple(known))}")
+            return tuple(size // total if k == -1 else k for k in known)
+        return tuple(None if k == -1 else k for k in known)
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        x, shp = inputs
+        return [np.reshape(x, tuple(shp.tolist()))]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        x, g = inputs[0], output_grads[0]
+        return [Reshape(x.ndim)(g, shape(x)) if _is_float(x) else None, None]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        vec, static = node.inputs[1], node.outputs[0].type.shape
+        entries = [vector_entry(vec, i) for i in range(self.ndim)]
+        free = None
+        out = []
+        for s, e in zip(static, entries):
+            if s is not None or (isinstance(e, int) and e >= 0):
+                out.append(e if s is None else s)
+                continue
+            if free is None:  # size // (product of the other entries), from the product of all = -others
+                free = sfold("int_div", sprod(input_shapes[0]), sfold("neg", sprod(entries)))
+            out.append(free if isinstance(e, int) else _T.switch(_T.eq(e, -1), free, e))
+        return [tuple(out)]
+
+
+def reshape(x: Any, newshape: Any, ndim: int | None = None) -> Variable:
+    """``x`` with a new shape (tuple of ints / int scalars, or an int vector); one entry may be -1."""
+    x = as_tensor_variable(x)
+    vec = shape_vector(newshape, "reshape")
+    n = vec.type.shape[0]
+    if n is None and ndim is None:
+        raise ShapeError(f"reshape: the length of the shape vector {vec} is unknown; pass ndim=")
+    if n is not None and ndim is not None and n != ndim:
+        raise ShapeError(f"reshape: ndim={ndim} but the new shape has {n} entries")
+    return Reshape(n if n is not None else ndim)(x, vec)
+
+
+def flatten(x: Any, ndim: int = 1) -> Variable:
+    """Keep the first ``ndim - 1`` dims and merge the rest into one (Theano's flatten)."""
+    x = as_tensor_variable(x)
+    if not 1 <= ndim <= max(x.ndim, 1):
+        raise ShapeError(f"flatten: ndim={ndim} must be between 1 and {x.ndim} for {x} ({x.type})")
+    dims = shape_tuple(x)
+    return reshape(x, dims[:ndim - 1] + (sprod(dims[ndim - 1:]),))
+
+
+def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if any(not -ndim <= a < ndim for a in axes):
+        raise ShapeError(f"{what}: axis {axis} is out of range for {ndim} dimensions")
+    norm = tuple(int(a) % ndim for a in axes)
+    if len(set(norm)) != len(norm):
+        raise ShapeError(f"{what}: repeated axis in {axis}")
+    return norm
+
+
+def squeeze(x: Any, axis: Any = None) -> Variable:
+    """Drop length-1 dims: all statically length-1 ones, or those in ``axis`` (which must be)."""
+    x = as_tensor_variable(x)
+    if axis is None:
+        drop = [d for d, s in enumerate(x.type.shape) if s == 1]
+    else:
+        drop = _axes(axis, x.ndim, "squeeze")
+        for d in drop:
+            if x.type.shape[d] != 1:
+                raise ShapeError(f"squeeze: dimension {d} of {x} ({x.type}) is not known to have length 1")
+    return DimShuffle(x.ndim, [d for d in range(x.ndim) if d not in drop])(x)
+
+
+def expand_dims(x: Any, axis: Any) -> Variable:
+    """Insert length-1 dims at positions ``axis`` of the result (numpy.expand_dims)."""
+    x = as_tensor_variable(x)
+    out_ndim = x.ndim + (1 if isinstance(axis, (int, np.integer)) else len(axis))
+    new = _axes(axis, out_ndim, "expand_dims")
+    rest = iter(range(x.ndim))
+    return DimShuffle(x.ndim, ["x" if d in new else next(rest) for d in range(out_ndim)])(x)
+
+
+# ---------------------------------------------------------------- concatenate
+class Join(Op):
+    """Concatenate tensors of equal ndim along ``axis`` (numpy.concatenate)."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int):
+        self.axis = int(axis)
+
+    def make_node(self, *xs: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in xs]
+        if not xs:
+            raise ValueError("concatenate needs at least one tensor")
+        ndims = {x.ndim for x in xs}
+        if len(ndims) > 1 or 0 in ndims:
+            raise ShapeError(f"concatenate: all inputs need the same ndim >= 1, got "
+                             f"{[str(x.type) for x in xs]}")
+        ndim = ndims.pop()
+        if not 0 <= self.axis < ndim:
+            raise ShapeError(f"concatenate: axis {self.axis} is out of range for {ndim}-d inputs")
+        dtype = common_dtype(xs)
+        xs = [to_dtype(x, dtype) for x in xs]
+        out = []
+        for d in range(ndim):
+            dims = [x.type.shape[d] for x in xs]
+            if d == self.axis:
+                out.append(None if None in dims else sum(dims))
+                continue
+            known = {k for k in dims if k is not None}
+            if len(known) > 1:
+                raise ShapeError(f"concatenate along axis {self.axis}: the inputs' shapes "
+                                 f"{[_fmt(x.type.shape) for x in xs]} differ in dimension {d}")
+            out.append(known.pop() if known else None)
+        return Apply(self, xs, [TensorType(dtype, out).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        return [np.concatenate(inputs, axis=self.axis)]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        (g,), grads, start = output_grads, [], 0
+        for x in inputs:
+            stop = sfold("add", start, shape_tuple(x)[self.axis])
+            index = (slice(None),) * self.axis + (slice(start, stop),)
+            grads.append(g[index] if _is_float(x) else None)
+            start = stop
+        return grads
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        out = []
+        for d in range(len(input_shapes[0])):
+            dims = [s[d] for s in input_shapes]
+            ints = [k for k in dims if isinstance(k, int)]
+            out.append(reduce(lambda a, b: sfold("add", a, b), dims) if d == self.axis
+                       else ints[0] if ints else dims[0])
+        return [tuple(out)]
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Variable:
+    """Join tensors along an existing axis (numpy.concatenate)."""
+    xs = [as_tensor_variable(t) for t in tensors]
+    if not xs:
+        raise ValueError("concatenate needs at least one tensor")
+    ndim = xs[0].ndim
+    if ndim and -ndim <= axis < 0:
+        axis += ndim
+    return Join(axis)(*xs)
+
+
+# ---------------------------------------------------------------- alloc, zeros, ones, full
+class Alloc(Op):
+    """A new array of the given shape filled with ``value`` (broadcast along its length-1 dims)."""
+
+    def make_node(self, value: Any, *shape: Any) -> Apply:
+        value = as_tensor_variable(value)
+        entries = [as_int_entry(s, "alloc shape") for s in shape]
+        if value.ndim > len(entries):
+            raise ShapeError(f"alloc: value {value} ({value.type}) has more dims than the shape ({len(entries)})")
+        lead = len(entries) - value.ndim
+        out = []
+        for d, e in enumerate(entries):
+            vd = value.type.shape[d - lead] if d >= lead else 1
+            if isinstance(e, int) and e < 0:
+                raise ShapeError(f"alloc: negative length {e} in dimension {d}")
+            if isinstance(e, int) and vd not in (None, 1, e):
+                raise ShapeError(f"alloc: value of shape {_fmt(value.type.shape)} cannot fill dimension {d} "
+                                 f"of length {e}")
+            out.append(e if isinstance(e, int) else vd if vd != 1 else None)
+        return Apply(self, [value] + [entry_var(e) for e in entries],
+                     [TensorType(value.dtype, out).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        value, shp = inputs[0], tuple(int(s) for s in inputs[1:])
+        lead = len(shp) - value.ndim
+        for d, vd in enumerate(np.shape(value)):
+            if vd != shp[lead + d] and node.inputs[0].type.shape[d] != 1:
+                raise ShapeError(f"alloc: value of shape {np.shape(value)} does not fit shape {shp} in "
+                                 f"dimension {lead + d} (only static length-1 dims broadcast)\n"
+                                 + node_context(node, inputs))
+        out = np.empty(shp, dtype=node.outputs[0].dtype)
+        out[...] = value
+        return [out]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        value = inputs[0]
+        return [sum_to(output_grads[0], value) if _is_float(value) else None] + [None] * (len(inputs) - 1)
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        static = node.outputs[0].type.shape
+        return [tuple(s if s is not None else i for s, i in zip(static, node.inputs[1:]))]
+
+
+def alloc(value: Any, *shape: Any) -> Variable:
+    """``value`` broadcast into a new array of ``shape`` (Theano's alloc(value, *shape))."""
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = tuple(shape[0])
+    return Alloc()(value, *shape)
+
+
+def full(shape: Any, fill_value: Any, dtype: str | None = None) -> Variable:
+    """A new array of ``shape`` filled with ``fill_value`` (numpy.full)."""
+    value = as_tensor_variable(fill_value)
+    if dtype is not None:
+        value = to_dtype(value, config.floatX if dtype == "floatX" else np.dtype(dtype).name)
+    return Alloc()(value, *shape_entries(shape, "full"))
+
+
+def zeros(shape: Any, dtype: str | None = None) -> Variable:
+    """A new array of zeros (dtype floatX unless given)."""
+    return full(shape, 0, dtype or config.floatX)
+
+
+def ones(shape: Any, dtype: str | None = None) -> Variable:
+    """A new array of ones (dtype floatX unless given)."""
+    return full(shape, 1, dtype or config.floatX)
+
+
+def full_like(x: Any, fill_value: Any, dtype: str | None = None) -> Variable:
+    """An array shaped like ``x`` filled with ``fill_value`` (dtype of ``x`` unless given)."""
+    x = as_tensor_variable(x)
+    return Alloc()(to_dtype(as_tensor_variable(fill_value), dtype or x.dtype), *shape_tuple(x))
+
+
+def zeros_like(x: Any, dtype: str | None = None) -> Variable:
+    """Zeros shaped like ``x`` (dtype of ``x`` unless given)."""
+    return full_like(x, 0, dtype)
+
+
+def ones_like(x: Any, dtype: str | None = None) -> Variable:
+    """Ones shaped like ``x`` (dtype of ``x`` unless given)."""
+    return full_like(x, 1, dtype)
+
+
+# ---------------------------------------------------------------- arange
+class ARange(Op):
+    """``numpy.arange(start, stop, step)`` of a fixed dtype from three scalars."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype: str):
+        self.dtype = np.dtype(dtype).name
+
+    def make_node(self, start: Any, stop: Any, step: Any) -> Apply:
+        args = [as_tensor_variable(a) for a in (start, stop, step)]
+        for a in args:
+            if a.ndim != 0 or a.dtype == "bool" or a.type.numpy_dtype.kind not in "iuf":
+                raise GraphTypeError(f"arange takes real 0-d start/stop/step, got {a} ({a.type})")
+        length = None
+        if all(isinstance(a, Constant) for a in args):
+            if args[2].data == 0:
+                raise ValueError("arange: step must not be 0")
+            length = len(np.arange(*(a.data for a in args), dtype=self.dtype))
+        return Apply(self, args, [TensorType(self.dtype, (length,)).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        return [np.arange(*inputs, dtype=self.dtype)]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        (start, stop, step), (g,) = inputs, output_grads
+        from symgraph.tensor.reduction import sum as tsum
+        grads = [tsum(g), zeros_like(stop), tsum(g * arange(shape_i(g, 0)))]
+        return [to_dtype(gr, x.dtype) if _is_float(x) else None for gr, x in zip(grads, inputs)]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        start, stop, step = node.inputs
+        n = _T.ceil(_T.true_div(_T.sub(stop, start), step))
+        return [(node.outputs[0].type.shape[0] or cast(_T.maximum(n, 0), "int64"),)]
+
+
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None) -> Variable:
+    """``numpy.arange``: start/stop/step may be numbers or symbolic scalars."""
+    if stop is None:
+        start, stop = 0, start
+    args = [as_tensor_variable(a) for a in (start, stop, step)]
+    dtype = config.floatX if dtype == "floatX" else dtype or common_dtype(args)
+    return ARange(dtype)(*args)
