@@ -1,0 +1,12 @@
+"""The OpenCL backend: the compiled graph runs as generated kernels on an OpenCL device (a GPU
+where there is one, else the CPU through pocl); shared variables stay in device buffers.
+
+``compile(fgraph, spec)`` returns a callable with ``kernels`` (name -> OpenCL C source).
+"""
+from __future__ import annotations
+
+from symgraph.backends.opencl import kernels_elemwise, views  # noqa: F401  (register lowerings)
+from symgraph.backends.opencl.function import OpenCLFunction, compile
+from symgraph.backends.opencl.runtime import TRANSFERS, DeviceArray, get_runtime, list_devices
+
+__all__ = ["OpenCLFunction", "compile", "TRANSFERS", "DeviceArray", "get_runtime", "list_devices"]

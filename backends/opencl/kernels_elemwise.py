@@ -1,0 +1,234 @@
+"""Elementwise kernels: one OpenCL kernel per Elemwise or fused Composite node.
+
+The node is first turned into a ScalarProgram (inputs, one step per scalar op, outputs); the
+kernel source has one statement per step with a named temporary, so long fused chains never
+nest. Two variants are generated: a contiguous fast path (inputs either full C-contiguous arrays
+or single values) and a strided one (any rank, broadcasting and transposed views via strides).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply, Constant
+from symgraph.scalar import ScalarOp
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, Runtime
+
+WORK_GROUP = 256
+"""Work-items per work-group of the elementwise kernels (explicit, rounded to the device's limit)."""
+ELEMENTS_PER_ITEM = 4
+"""Elements each work-item of the contiguous kernel handles (interleaved, so loads stay coalesced)."""
+
+
+@dataclass
+class ScalarProgram:
+    """Straight-line scalar code: ``steps`` are (op, argument refs, out dtype); a ref is
+    ('in', k), ('step', j) or ('const', value, dtype)."""
+    input_dtypes: list
+    steps: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    output_dtypes: list = field(default_factory=list)
+
+
+def is_scalar_constant(v) -> bool:
+    """A constant holding one value, inlined into kernels as a literal."""
+    return isinstance(v, Constant) and np.asarray(v.data).size == 1 and ks.supported_dtype(v.dtype)
+
+
+def program_from_elemwise(node: Apply) -> tuple[ScalarProgram, list]:
+    """The ScalarProgram of a single Elemwise node, and the graph variables bound to its inputs."""
+    bound: list = []
+    refs = []
+    for v in node.inputs:
+        if is_scalar_constant(v):
+            refs.append(("const", np.asarray(v.data).item(), v.dtype))
+        else:
+            if v not in bound:
+                bound.append(v)
+            refs.append(("in", bound.index(v)))
+    prog = ScalarProgram([v.dtype for v in bound])
+    prog.steps.append((node.op.scalar_op, refs, node.outputs[0].dtype))
+    prog.outputs.append(("step", 0))
+    prog.output_dtypes.append(node.outputs[0].dtype)
+    return prog, bound
+
+
+def _body(prog: ScalarProgram, load: list[str]) -> tuple[list[str], list[str], set[str]]:
+    """Statements computing every step (one per op), the output expressions, and needed helpers."""
+    lines, needed = [], set()
+    names, dtypes = [], []
+
+    def arg(ref) -> tuple[str, Any]:
+        if ref[0] == "in":
+            return f"x{ref[1]}", prog.input_dtypes[ref[1]]
+        if ref[0] == "step":
+            return names[ref[1]], dtypes[ref[1]]
+        return ks.literal(ref[1], ref[2]), ref[2]
+
+    for k, expr in enumerate(load):
+        lines.append(f"const {ks.ctype(prog.input_dtypes[k])} x{k} = {expr};")
+    for j, (sop, refs, out_dtype) in enumerate(prog.steps):
+        args = [arg(r) for r in refs]
+        expr, helpers = ks.expression(sop, [a for a, _ in args], [d for _, d in args], out_dtype)
+        needed |= helpers
+        names.append(f"t{j}")
+        dtypes.append(out_dtype)
+        lines.append(f"const {ks.ctype(out_dtype)} t{j} = {expr};  /* {sop.name} */")
+    outs = []
+    for ref, dt in zip(prog.outputs, prog.output_dtypes):
+        a, adt = arg(ref)
+        outs.append(a if np.dtype(adt) == np.dtype(dt) else f"({ks.ctype(dt)}){a}")
+    return lines, outs, needed
+
+
+def _preamble(prog: ScalarProgram, needed: set[str]) -> str:
+    dts = list(prog.input_dtypes) + list(prog.output_dtypes) + [d for _, _, d in prog.steps]
+    lines = []
+    if any(np.dtype(d) == np.float64 for d in dts):
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    helper_src = ks.helpers(needed)
+    if helper_src:
+        lines.append(helper_src)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _params(prog: ScalarProgram, ndim: int, strided: bool) -> list[str]:
+    params = []
+    for k, dt in enumerate(prog.input_dtypes):
+        params.append(f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}")
+        if strided:
+            params.append(", ".join(f"const long st{k}_{d}" for d in range(ndim)) or None)
+    for k, dt in enumerate(prog.output_dtypes):
+        params.append(f"__global {ks.ctype(dt)} *restrict out{k}")
+    params.append("const long n")
+    if strided:
+        params.append(", ".join(f"const long n{d}" for d in range(ndim)) or None)
+    return [p for p in params if p]
+
+
+def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool]) -> str:
+    """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``) and outputs."""
+    load = [f"in{k}[off{k}]" if s else f"in{k}[off{k} + i]" for k, s in enumerate(scalar_inputs)]
+    lines, outs, needed = _body(prog, load)
+    stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
+    inner = "\n".join("            " + ln for ln in lines + stores)
+    params = ",\n        ".join(_params(prog, 0, False))
+    return (f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
+            f"void {name}(\n        {params})\n{{\n"
+            f"    const long step = get_global_size(0);\n"
+            f"    for (int e = 0; e < {ELEMENTS_PER_ITEM}; e++) {{\n"
+            f"        const long i = get_global_id(0) + e * step;\n"
+            f"        if (i < n) {{\n{inner}\n        }}\n    }}\n}}\n")
+
+
+def strided_source(name: str, prog: ScalarProgram, ndim: int) -> str:
+    """Kernel over inputs of any strides (0 = broadcast) writing C-contiguous outputs."""
+    index = ["long r = i;"]
+    for d in reversed(range(1, ndim)):
+        index.append(f"const long i{d} = r % n{d}; r /= n{d};")
+    if ndim:
+        index.append("const long i0 = r;")
+    load = []
+    for k in range(len(prog.input_dtypes)):
+        offs = " + ".join([f"off{k}"] + [f"i{d} * st{k}_{d}" for d in range(ndim)])
+        load.append(f"in{k}[{offs}]")
+    lines, outs, needed = _body(prog, load)
+    stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
+    inner = "\n".join("        " + ln for ln in index + lines + stores)
+    params = ",\n        ".join(_params(prog, ndim, True))
+    return (f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
+            f"void {name}(\n        {params})\n{{\n"
+            f"    const long i = get_global_id(0);\n    if (i < n) {{\n{inner}\n    }}\n}}\n")
+
+
+def content_named(base: str, make) -> tuple[str, str]:
+    """A kernel name ``base_<hash of the source>`` and the source: identical kernels share a name,
+    so the build cache compiles each distinct kernel once per process."""
+    digest = hashlib.sha1(make("KERNEL").encode()).hexdigest()[:6]
+    name = f"{base}_{digest}"
+    return name, make(name)
+
+
+def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> tuple:
+    """The runtime output shape of an elementwise node (numpy broadcasting); ShapeError otherwise."""
+    out = [1] * out_ndim
+    for a in arrays:
+        pad = out_ndim - a.ndim
+        for d, n in enumerate(a.shape):
+            o = out[pad + d]
+            if n != 1 and o != 1 and n != o:
+                raise ShapeError(f"elementwise {node.op}: input shapes {[list(x.shape) for x in arrays]} do not "
+                                 f"broadcast (dimension {pad + d})\n{node_context(node, arrays)}")
+            if n != 1:
+                out[pad + d] = n
+    return tuple(out)
+
+
+class ElementwiseKernel:
+    """Runs a ScalarProgram on device arrays: picks the contiguous or strided kernel per call."""
+
+    def __init__(self, runtime: Runtime, node: Apply, prog: ScalarProgram, name: str, out_ndim: int,
+                 scalar_inputs: list[bool]):
+        self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
+        self.ndim, self.scalar_inputs = out_ndim, scalar_inputs
+        self.fast_name, self.fast_source = content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs))
+        self.strided_name, self.strided_source = content_named(name + "_strided",
+                                                               lambda n: strided_source(n, prog, out_ndim))
+        self.sources = {self.fast_name: self.fast_source, self.strided_name: self.strided_source}
+        self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
+        self._fast = self._strided = None
+
+    def _kernel(self, strided: bool) -> Any:
+        if strided:
+            if self._strided is None:
+                self._strided = self.runtime.kernel(self.strided_source, self.strided_name)
+            return self._strided
+        if self._fast is None:
+            self._fast = self.runtime.kernel(self.fast_source, self.fast_name)
+        return self._fast
+
+    def __call__(self, ins: list[DeviceArray]) -> list[DeviceArray]:
+        shape = broadcast_shapes(self.node, ins, self.ndim)
+        outs = [self.runtime.empty(shape, dt, f"output of {self.node.op}") for dt in self.out_dtypes]
+        size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if size == 0:
+            return outs
+        fast = all((a.size == 1) if s else (a.shape == shape and a.is_contiguous)
+                   for a, s in zip(ins, self.scalar_inputs))
+        args: list = []
+        if fast:
+            for a in ins:
+                args += [a.buffer, np.int64(a.offset)]
+            args += [o.buffer for o in outs] + [np.int64(size)]
+            items = -(-size // ELEMENTS_PER_ITEM)
+        else:
+            for a in ins:
+                pad = self.ndim - a.ndim
+                strides = [0] * pad + [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+                args += [a.buffer, np.int64(a.offset)] + [np.int64(s) for s in strides]
+            args += [o.buffer for o in outs] + [np.int64(size)] + [np.int64(n) for n in shape]
+            items = size
+        gsize = -(-items // WORK_GROUP) * WORK_GROUP
+        self._kernel(not fast)(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
+        return outs
+
+
+@lowers("Elemwise")
+def lower_elemwise(node: Apply, ctx: LowerContext) -> Lowered:
+    """One Elemwise node as one kernel (scalar constants inlined as literals)."""
+    prog, bound = program_from_elemwise(node)
+    return Lowered(_kernel_for(node, ctx, prog, bound, node.op.scalar_op.name), inputs=bound)
+
+
+def _kernel_for(node: Apply, ctx: LowerContext, prog: ScalarProgram, bound: list, what: str):
+    out_ndim = node.outputs[0].ndim
+    scalar = [all(s == 1 for s in v.type.shape) for v in bound]
+    k = ElementwiseKernel(ctx.runtime, node, prog, ctx.kernel_name(node, what), out_ndim, scalar)
+    ctx.publish(k.sources)
+    return k

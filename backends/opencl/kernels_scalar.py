@@ -1,0 +1,153 @@
+"""OpenCL C for one scalar-table op on given dtypes: C types, literals, and the per-dtype variants
+that the table's single ``cl`` string cannot express (int vs float abs/max/min, bool arithmetic,
+integer division and modulo with Python semantics, casts).
+
+The table (symgraph/scalar.py) stays the source of truth: its ``cl`` string is used unless a
+row below names a dtype kind (f float, i signed, u unsigned, b bool) it does not fit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from symgraph.errors import BackendError
+from symgraph.scalar import ScalarOp
+
+C_TYPES = {"bool": "uchar", "int8": "char", "uint8": "uchar", "int16": "short", "uint16": "ushort",
+           "int32": "int", "uint32": "uint", "int64": "long", "uint64": "ulong",
+           "float32": "float", "float64": "double"}
+
+
+def ctype(dtype) -> str:
+    """The OpenCL C type storing ``dtype`` (bool is stored as uchar 0/1)."""
+    name = np.dtype(dtype).name
+    try:
+        return C_TYPES[name]
+    except KeyError:
+        raise BackendError(f"the opencl backend has no device type for dtype {name}") from None
+
+
+def supported_dtype(dtype) -> bool:
+    """True when kernels can hold ``dtype`` (not float16/complex)."""
+    return np.dtype(dtype).name in C_TYPES
+
+
+def kind(dtype) -> str:
+    """'f' float, 'i' signed int, 'u' unsigned int, 'b' bool."""
+    return np.dtype(dtype).kind
+
+
+def literal(value, dtype) -> str:
+    """A C literal of ``dtype`` for a Python/numpy scalar."""
+    dtype = np.dtype(dtype)
+    k = dtype.kind
+    if k == "b":
+        return "1" if bool(value) else "0"
+    if k == "f":
+        v = float(value)
+        if math.isnan(v) or math.isinf(v):
+            text = "NAN" if math.isnan(v) else "INFINITY" if v > 0 else "(-INFINITY)"
+            return text if dtype == np.float32 else f"((double){text})"
+        text = repr(v) + ("f" if dtype == np.float32 else "")
+        return f"({text})" if v < 0 else text
+    v, t = int(value), ctype(dtype)
+    if t == "int" and 0 <= v < 2**31:
+        return str(v)
+    return f"(({t}){v}{'UL' if k == 'u' else 'L'})"
+
+
+# Per-dtype variants: (op name, kinds) -> C expression ({0}.. inputs, {T} output type,
+# {S} the output dtype's helper suffix). Only where the table's string is wrong for OpenCL C.
+_VARIANTS: dict[tuple[str, str], str] = {
+    ("abs", "f"): "fabs({0})",
+    ("abs", "i"): "(({T})abs({0}))",
+    ("abs", "ub"): "{0}",
+    ("sign", "i"): "(({T})(({0} > 0) - ({0} < 0)))",
+    ("sign", "ub"): "(({T})({0} > 0))",
+    ("maximum", "f"): "(({0} >= {1} || isnan({0})) ? {0} : {1})",
+    ("minimum", "f"): "(({0} <= {1} || isnan({0})) ? {0} : {1})",
+    ("relu", "f"): "({0} < 0 ? ({T})0 : {0})",
+    ("clip", "f"): "(isnan({0}) ? {0} : fmin(fmax({0}, {1}), {2}))",
+    ("clip", "iub"): "min(max({0}, {1}), {2})",
+    ("int_div", "f"): "floor({0} / {1})",
+    ("int_div", "iu"): "floor_div_{S}({0}, {1})",
+    ("mod", "fiu"): "py_mod_{S}({0}, {1})",
+    ("pow", "iu"): "int_pow_{S}({0}, {1})",
+    ("reciprocal", "iu"): "floor_div_{S}(1, {0})",
+    ("invert", "b"): "(!{0})",
+    ("invert", "iu"): "(~{0})",
+    ("add", "b"): "({0} | {1})",
+    ("mul", "b"): "({0} & {1})",
+    ("sqr", "b"): "{0}",
+    ("floor", "iub"): "{0}", ("ceil", "iub"): "{0}", ("round", "iub"): "{0}", ("trunc", "iub"): "{0}",
+    ("isnan", "iub"): "0", ("isinf", "iub"): "0", ("isfinite", "iub"): "1",
+}
+
+_COMPARE = {"lt", "gt", "le", "ge", "eq", "neq"}
+_FLOAT_TEST = {"isnan", "isinf", "isfinite"}
+
+
+def _helper_suffix(dtype) -> str:
+    return ctype(dtype).replace(" ", "_")
+
+
+def _template(sop: ScalarOp, k: str) -> str:
+    for (name, kinds), text in _VARIANTS.items():
+        if name == sop.name and k in kinds:
+            return text
+    return sop.cl
+
+
+def expression(sop: ScalarOp, args: list[str], arg_dtypes: list, out_dtype) -> tuple[str, set[str]]:
+    """The C expression computing ``sop`` on ``args`` (C names of the given dtypes), and the names
+    of the helper functions it needs (see ``helpers``)."""
+    out_dtype = np.dtype(out_dtype)
+    T = ctype(out_dtype)
+    if sop.name.startswith("cast_"):
+        return (f"({args[0]} != 0)" if out_dtype.kind == "b" else f"(({T}){args[0]})"), set()
+    if sop.name in _COMPARE:
+        work = np.result_type(*arg_dtypes)
+    elif sop.name in _FLOAT_TEST:
+        work = np.dtype(arg_dtypes[0])
+    elif sop.name == "switch":
+        work = out_dtype
+    else:
+        work = out_dtype
+    conv = []
+    for k, (a, dt) in enumerate(zip(args, arg_dtypes)):
+        if sop.name == "switch" and k == 0:
+            conv.append(a)
+        elif np.dtype(dt) != work:
+            conv.append(f"({ctype(work)}){a}" if work.kind != "b" else f"({a} != 0)")
+        else:
+            conv.append(a)
+    template = _template(sop, work.kind)
+    suffix = _helper_suffix(work)
+    needed = {name.format(S=suffix) for name in ("floor_div_{S}", "py_mod_{S}", "int_pow_{S}")
+              if name.split("_{S}")[0] in template}
+    return template.replace("{T}", T).replace("{S}", suffix).format(*conv), needed
+
+
+def helpers(names: set[str]) -> str:
+    """C definitions of helper functions (Python semantics for //, % and integer **)."""
+    out = []
+    for name in sorted(names):
+        base, _, t = name.rpartition("_")
+        f = t in ("float", "double")
+        u = t.startswith("u")
+        if base == "floor_div":
+            body = ("return floor(a / b);" if f else "return b == 0 ? 0 : a / b;" if u else
+                    "if (b == 0) return 0; if (b == -1) return -a;\n"
+                    f"    {t} q = a / b; return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;")
+        elif base == "py_mod":
+            body = ("if (b == 0) return NAN; " if f else "if (b == 0) return 0; ") * (not u) + (
+                f"{t} r = fmod(a, b); if (r != 0 && ((r < 0) != (b < 0))) r += b; "
+                f"else if (r == 0) r = copysign(({t})0, b); return r;" if f else
+                "return b == 0 ? 0 : a % b;" if u else
+                f"if (b == -1) return 0; {t} r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;")
+        else:  # int_pow
+            body = (f"if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);\n" * (not u) +
+                    f"    {t} r = 1; while (b) {{ if (b & 1) r *= a; a *= a; b >>= 1; }} return r;")
+        out.append(f"inline {t} {name}({t} a, {t} b) {{\n    {body}\n}}")
+    return "\n".join(out)

@@ -1,0 +1,235 @@
+"""The OpenCL runtime: which device, one context/queue/memory pool per device, a kernel build
+cache, and DeviceArray (a strided view of a device buffer) with counted host<->device copies."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from symgraph.errors import BackendError
+
+TRANSFERS: Counter = Counter()
+"""Host<->device copies made by the backend: keys 'to_device' and 'to_host' (tests read these)."""
+
+_RUNTIMES: dict[Any, "Runtime"] = {}
+
+
+def _cl():
+    import pyopencl as cl
+    return cl
+
+
+@dataclass
+class DeviceInfo:
+    """One OpenCL device as ``python -m symgraph devices`` shows it."""
+    platform_index: int
+    device_index: int
+    platform: str
+    name: str
+    type: str
+    compute_units: int
+    global_mem: int
+    max_work_group_size: int
+    fp64: bool
+
+    @property
+    def spec(self) -> str:
+        return f"opencl:{self.platform_index}:{self.device_index}"
+
+    def describe(self) -> str:
+        return (f"{self.spec}  {self.name} [{self.type}] on {self.platform}: {self.compute_units} compute units, "
+                f"{self.global_mem / 2**30:.1f} GiB global memory, max work-group {self.max_work_group_size}, "
+                f"fp64 {'yes' if self.fp64 else 'no'}")
+
+
+def _devices() -> list[tuple[DeviceInfo, Any]]:
+    cl = _cl()
+    found = []
+    try:
+        platforms = cl.get_platforms()
+    except cl.Error:
+        platforms = []
+    for p, plat in enumerate(platforms):
+        try:
+            devices = plat.get_devices()
+        except cl.Error:
+            continue
+        for d, dev in enumerate(devices):
+            kind = cl.device_type.to_string(dev.type).replace("ALL | ", "")
+            info = DeviceInfo(p, d, plat.name.strip(), dev.name.strip(), kind,
+                              dev.max_compute_units, dev.global_mem_size, dev.max_work_group_size,
+                              bool(dev.double_fp_config))
+            found.append((info, dev))
+    return found
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every OpenCL device on every platform."""
+    return [info for info, _ in _devices()]
+
+
+def _rank(info: DeviceInfo) -> tuple:
+    """Best first: GPUs before accelerators before CPUs, then more compute units and memory."""
+    kind = 2 if "GPU" in info.type else 1 if "ACCELERATOR" in info.type else 0
+    return (kind, info.compute_units, info.global_mem)
+
+
+def choose_device(spec: str | None = None) -> tuple[DeviceInfo, Any]:
+    """The device for ``spec`` ('opencl' or None = best, preferring a GPU; 'opencl:P:D' = platform P,
+    device D); default from sg.config.device / SYMGRAPH_DEVICE."""
+    if spec is None:
+        from symgraph.config import config
+        spec = config.device
+    devices = _devices()
+    listing = "\n".join("  " + info.describe() for info, _ in devices) or "  (none: no OpenCL platform found)"
+    if not devices:
+        raise BackendError("the opencl backend found no OpenCL device. Install an OpenCL driver "
+                           "(e.g. Debian's pocl-opencl-icd for the CPU) or use backend='numpy'.")
+    if spec in (None, "", "cpu", "opencl"):
+        return max(devices, key=lambda item: _rank(item[0]))
+    parts = str(spec).split(":")
+    if len(parts) == 3 and parts[0] == "opencl" and parts[1].isdigit() and parts[2].isdigit():
+        p, d = int(parts[1]), int(parts[2])
+        for info, dev in devices:
+            if (info.platform_index, info.device_index) == (p, d):
+                return info, dev
+        raise BackendError(f"no OpenCL device {spec!r} (platform {p}, device {d}); available devices:\n{listing}")
+    raise BackendError(f"bad device string {spec!r}: use 'opencl' (best device) or 'opencl:P:D' "
+                       f"(platform P, device D); available devices:\n{listing}")
+
+
+def get_runtime(spec: str | None = None) -> "Runtime":
+    """The (cached) runtime of the device that ``spec`` names."""
+    info, dev = choose_device(spec)
+    key = dev.int_ptr
+    if key not in _RUNTIMES:
+        _RUNTIMES[key] = Runtime(info, dev)
+    return _RUNTIMES[key]
+
+
+class Runtime:
+    """One device: its context, in-order queue, memory pool and built kernels."""
+
+    def __init__(self, info: DeviceInfo, device: Any):
+        cl = _cl()
+        import pyopencl.tools as cltools
+        self.info, self.device = info, device
+        self.context = cl.Context([device])
+        self.queue = cl.CommandQueue(self.context)
+        self.pool = cltools.MemoryPool(cltools.ImmediateAllocator(self.queue))
+        self.fp64 = info.fp64
+        self.is_cpu = "CPU" in info.type
+        self.max_work_group = info.max_work_group_size
+        self._kernels: dict[tuple[str, str], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<opencl Runtime {self.info.describe()}>"
+
+    # --- kernels --------------------------------------------------------------------------
+    def kernel(self, source: str, name: str, options: Sequence[str] = ()) -> Any:
+        """The kernel ``name`` from ``source``, built once per (source, device, options)."""
+        key = (source, name, tuple(options))
+        k = self._kernels.get(key)
+        if k is None:
+            k = self._kernels[key] = getattr(self._build(source, list(options)), name)
+        return k
+
+    def _build(self, source: str, options: list[str]) -> Any:
+        cl = _cl()
+        try:
+            return cl.Program(self.context, source).build(options=options)
+        except cl.Error as e:
+            numbered = "\n".join(f"{k + 1:4d}  {line}" for k, line in enumerate(source.splitlines()))
+            raise BackendError(f"OpenCL kernel build failed on {self.info.name}.\n--- compiler log ---\n{e}\n"
+                               f"--- generated source ---\n{numbered}") from None
+
+    def check_dtype(self, dtype: str, what: str) -> None:
+        """Raise a clear error for float64 on a device without fp64."""
+        if dtype == "float64" and not self.fp64:
+            raise BackendError(f"{what} is float64, but the OpenCL device {self.info.name} has no double precision "
+                               "(fp64). Build the graph in float32: sg.config.floatX = 'float32' (or "
+                               "SYMGRAPH_FLOATX=float32), or cast the inputs.")
+
+    # --- memory -----------------------------------------------------------------------------
+    def alloc(self, nbytes: int, what: str = "array") -> Any:
+        """A pooled buffer of at least ``nbytes`` bytes; MemoryError names the allocation."""
+        cl = _cl()
+        try:
+            return self.pool.allocate(max(int(nbytes), 8))
+        except (cl.MemoryError, cl.Error, RuntimeError) as e:
+            raise MemoryError(f"OpenCL device {self.info.name} could not allocate {nbytes} bytes for {what} "
+                              f"({e}); shared variables are unchanged") from None
+
+    def empty(self, shape: Sequence[int], dtype: Any, what: str = "array") -> "DeviceArray":
+        """An uninitialised contiguous device array."""
+        dtype = np.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        return DeviceArray(self, self.alloc(size * dtype.itemsize, what), shape, _c_strides(shape), 0, dtype)
+
+    def to_device(self, value: np.ndarray, what: str = "array") -> "DeviceArray":
+        """Copy a host array to the device (counted in TRANSFERS['to_device'])."""
+        value = np.ascontiguousarray(value)
+        arr = self.empty(value.shape, value.dtype, what)
+        if value.size:
+            _cl().enqueue_copy(self.queue, arr.buffer, value, is_blocking=False)
+            TRANSFERS["to_device"] += 1
+        arr._host_ref = value  # keep the source alive until the non-blocking copy is done
+        return arr
+
+
+def _c_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= max(int(s), 1)
+    return tuple(reversed(strides))
+
+
+class DeviceArray:
+    """A strided view of a device buffer: shape, strides and offset are in elements."""
+
+    __slots__ = ("runtime", "buffer", "shape", "strides", "offset", "dtype", "_host_ref")
+
+    def __init__(self, runtime: Runtime, buffer: Any, shape: tuple, strides: tuple, offset: int, dtype: np.dtype):
+        self.runtime, self.buffer, self.shape, self.strides = runtime, buffer, tuple(shape), tuple(strides)
+        self.offset, self.dtype, self._host_ref = int(offset), np.dtype(dtype), None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def is_contiguous(self) -> bool:
+        """C-contiguous (length-1 axes may have any stride)."""
+        return all(n == 1 or s == c for n, s, c in zip(self.shape, self.strides, _c_strides(self.shape)))
+
+    def view(self, shape: Sequence[int], strides: Sequence[int], offset: int) -> "DeviceArray":
+        """Another view of the same buffer."""
+        return DeviceArray(self.runtime, self.buffer, tuple(shape), tuple(strides), offset, self.dtype)
+
+    def to_host(self) -> np.ndarray:
+        """A fresh host ndarray with this view's values (counted in TRANSFERS['to_host'])."""
+        if self.size == 0:
+            return np.empty(self.shape, self.dtype)
+        lo = self.offset + sum(min(0, (n - 1) * s) for n, s in zip(self.shape, self.strides))
+        hi = self.offset + sum(max(0, (n - 1) * s) for n, s in zip(self.shape, self.strides)) + 1
+        span = np.empty(hi - lo, self.dtype)
+        _cl().enqueue_copy(self.runtime.queue, span, self.buffer, src_offset=lo * self.dtype.itemsize,
+                           is_blocking=True)
+        TRANSFERS["to_host"] += 1
+        if self.is_contiguous:
+            return span.reshape(self.shape)
+        base = span[self.offset - lo:]
+        item = self.dtype.itemsize
+        return np.lib.stride_tricks.as_strided(base, self.shape, [s * item for s in self.strides]).copy()
+
+    def __repr__(self) -> str:
+        return f"DeviceArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset})"
+

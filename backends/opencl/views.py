@@ -1,0 +1,32 @@
+"""Ops that only change an array's metadata (shape, strides, offset): no kernel, no copy."""
+from __future__ import annotations
+
+from symgraph.graph.basic import Apply
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray
+
+
+def dimshuffle_view(x: DeviceArray, drop: tuple, new_order: tuple) -> DeviceArray:
+    """DimShuffle as a view: drop length-1 axes, permute, insert broadcastable axes (stride 0)."""
+    for d in drop:
+        if x.shape[d] != 1:
+            raise ValueError(f"DimShuffle drops axis {d} of an array of shape {x.shape}")
+    shape, strides = [], []
+    for o in new_order:
+        if o == "x":
+            shape.append(1)
+            strides.append(0)
+        else:
+            shape.append(x.shape[o])
+            strides.append(x.strides[o])
+    return x.view(shape, strides, x.offset)
+
+
+@lowers("DimShuffle")
+def lower_dimshuffle(node: Apply, ctx: LowerContext) -> Lowered:
+    """DimShuffle: a strided view of its input."""
+    op = node.op
+
+    def run(ins: list) -> list:
+        return [dimshuffle_view(ins[0], op.drop, op.new_order)]
+    return Lowered(run, kind="view")
