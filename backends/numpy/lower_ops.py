@@ -69,3 +69,78 @@ lowers(_nnet.LogSoftmax)(_softmax_family(_nnet.np_log_softmax))
 @lowers(_nnet.OneHot)
 def _one_hot(node, ins: list[str], ctx) -> str:
     return f"{ctx.ref(_nnet.np_one_hot, 'one_hot')}({ins[0]}, np.shape({ins[1]})[-1])"
+
+
+# --- shape ops and indexing (A2) ---
+from symgraph.graph.basic import Constant as _Constant  # noqa: E402
+from symgraph.tensor.shape import ARange, Alloc, Join, MakeVector, Reshape, Shape, Shape_i, constant_int  # noqa: E402
+from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor  # noqa: E402
+
+
+def _int_expr(var, name: str) -> str:
+    """An integer constant written inline (``x[1:3]``), else the variable's name."""
+    k = constant_int(var) if isinstance(var, _Constant) else None
+    return name if k is None else str(k)
+
+
+def _tuple(items: list[str]) -> str:
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+@lowers(Subtensor)
+@lowers(AdvancedSubtensor)
+def _subtensor(node, ins: list[str], ctx) -> str:
+    vals, items = iter(zip(node.inputs[1:], ins[1:])), []
+    for e in node.op.idx_list:
+        if e is None:
+            items.append("None")
+        elif isinstance(e, tuple):
+            parts = [_int_expr(*next(vals)) if f else "" for f in e]
+            items.append(":".join(parts) if e[2] else ":".join(parts[:2]))
+        else:
+            items.append(_int_expr(*next(vals)) if e == "i" else next(vals)[1])
+    if node.outputs[0].ndim == 0:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
+        items.append("...")
+    return f"{ins[0]}[{', '.join(items)}]"
+
+
+@lowers(Reshape)
+def _reshape(node, ins: list[str], ctx) -> str:
+    vec = node.inputs[1]
+    if isinstance(vec, _Constant):
+        return f"{ins[0]}.reshape({tuple(int(k) for k in vec.data)!r})"
+    return f"{ins[0]}.reshape({ins[1]})"
+
+
+@lowers(Shape)
+def _shape_op(node, ins: list[str], ctx) -> str:
+    return f"np.array({ins[0]}.shape, dtype=np.int64)"
+
+
+@lowers(Shape_i)
+def _shape_i(node, ins: list[str], ctx) -> str:
+    return f"np.int64({ins[0]}.shape[{node.op.i}])"
+
+
+@lowers(MakeVector)
+def _make_vector(node, ins: list[str], ctx) -> str:
+    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ins)])}, dtype=np.{node.op.dtype})"
+
+
+@lowers(Join)
+def _join(node, ins: list[str], ctx) -> str:
+    return f"np.concatenate({_tuple(ins)}, axis={node.op.axis})"
+
+
+@lowers(Alloc)
+def _alloc(node, ins: list[str], ctx) -> str | None:
+    if node.inputs[0].ndim:  # a tensor value: perform checks its broadcasting
+        return None
+    dims = _tuple([_int_expr(v, n) for v, n in zip(node.inputs[1:], ins[1:])]) if ins[1:] else "()"
+    return f"np.full({dims}, {ins[0]}, dtype=np.{node.outputs[0].dtype})"
+
+
+@lowers(ARange)
+def _arange(node, ins: list[str], ctx) -> str:
+    args = ", ".join(_int_expr(v, n) for v, n in zip(node.inputs, ins))
+    return f"np.arange({args}, dtype=np.{node.op.dtype})"
