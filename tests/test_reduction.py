@@ -1,0 +1,275 @@
+"""Reductions (sum prod max min all any argmax argmin mean var std) against numpy on hypothesis
+data: every axis form, keepdims, float32/float64/ints/bool, empty and size-1 dims; op.perform,
+infer_shape, gradients by central differences, and bad input."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph.errors import GraphTypeError, ShapeError
+from symgraph.graph.basic import Variable
+from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
+
+REDUCERS = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min, "all": np.all, "any": np.any}
+# the backend fixture is a constant string, so reusing it across examples is safe
+fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                             HealthCheck.data_too_large])
+TOL = {"float32": dict(rtol=2e-5, atol=1e-5), "float64": dict(rtol=1e-11, atol=1e-12)}
+
+
+def _tol(dtype: str) -> dict:
+    return TOL.get(dtype, dict(rtol=0, atol=0))
+
+
+def declare(value: np.ndarray, static: bool) -> Variable:
+    """A symbolic input for ``value``: fully static shape, or only its length-1 axes static."""
+    shape = value.shape if static else tuple(1 if s == 1 else None for s in value.shape)
+    return T.tensor(value.dtype.name, shape)
+
+
+def check_infer_shape(out: Variable, values: list) -> None:
+    """Compile ``out.owner.op.infer_shape`` on symbolic input lengths and compare with the real shape."""
+    node = out.owner
+    dims = [tuple(T.lscalar() for _ in range(i.ndim)) for i in node.inputs]
+    shape = node.op.infer_shape(node, dims)[out.index]
+    flat = [d for ds in dims for d in ds]
+    lengths = [np.int64(n) for v in values for n in np.shape(v)]
+    sym = [s for s in shape if isinstance(s, Variable)]
+    got = iter(sg.function(flat, sym, on_unused_input="ignore")(*lengths) if sym else [])
+    real = np.shape(node.op.perform(node, values)[out.index])
+    assert tuple(int(next(got)) if isinstance(s, Variable) else int(s) for s in shape) == real
+
+
+def fd_grad_check(fn, values: list, eps: float = 1e-6, tol: float = 1e-6, seed: int = 0) -> None:
+    """sg.grad of sum(fn(*xs) * projection) against central finite differences, in float64."""
+    rng = np.random.default_rng(seed)
+    values = [np.asarray(v, dtype="float64") for v in values]
+    xs = [declare(v, static=False) for v in values]
+    out = fn(*xs)
+    proj = rng.uniform(0.5, 1.5, size=np.shape(sg.function(xs, out)(*values)))
+    cost = (out * proj).sum()
+    f_cost = sg.function(xs, cost)
+    grads = sg.function(xs, sg.grad(cost, xs), on_unused_input="ignore")(*values)
+    for k, (v, g) in enumerate(zip(values, grads)):
+        assert g.shape == v.shape
+        num = np.zeros_like(v)
+        for i in np.ndindex(*v.shape):
+            plus, minus = [w.copy() for w in values], [w.copy() for w in values]
+            plus[k][i] += eps
+            minus[k][i] -= eps
+            num[i] = (f_cost(*plus) - f_cost(*minus)) / (2 * eps)
+        np.testing.assert_allclose(g, num, rtol=tol, atol=tol)
+
+
+@st.composite
+def array_and_axis(draw, dtypes=("float32", "float64"), min_side=0, max_dims=4, elements=None):
+    """An array (values in [-2, 2]), and an axis: None, an int (maybe negative) or a tuple."""
+    dtype = draw(st.sampled_from(dtypes))
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=min_side, max_side=4))
+    if elements is None:
+        elements = (st.booleans() if dtype == "bool" else
+                    st.integers(-3, 3) if dtype[0] == "i" else st.integers(0, 3) if dtype[0] == "u" else
+                    st.floats(-2, 2, width=32))
+    value = draw(hnp.arrays(dtype, shape, elements=elements))
+    nd = len(shape)
+    axis = draw(st.one_of(st.none(), st.integers(-nd, nd - 1) if nd else st.none(),
+                          st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(tuple)
+                          if nd else st.just(())))
+    if isinstance(axis, tuple) and axis and draw(st.booleans()):
+        axis = tuple(a - nd for a in axis)  # negative spellings
+    return value, axis
+
+
+def _reduced_empty(value: np.ndarray, axis) -> bool:
+    axes = range(value.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    return any(value.shape[a] == 0 for a in axes)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCERS))
+@fixture_ok
+@given(case=array_and_axis(dtypes=("float32", "float64", "int8", "int32", "uint8", "bool")),
+       keepdims=st.booleans(), static=st.booleans())
+def test_careduce_matches_numpy(backend, name, case, keepdims, static):
+    value, axis = case
+    x = declare(value, static)
+    if name in ("max", "min") and _reduced_empty(value, axis):
+        if static:
+            with pytest.raises(ShapeError, match="zero-size"):
+                getattr(T, name)(x, axis=axis, keepdims=keepdims)
+        else:
+            f = sg.function([x], getattr(T, name)(x, axis=axis, keepdims=keepdims), backend=backend)
+            with pytest.raises(ValueError, match="zero-size"):
+                f(value)
+        return
+    out = getattr(T, name)(x, axis=axis, keepdims=keepdims)
+    expected = REDUCERS[name](value, axis=axis, keepdims=keepdims)
+    got = sg.function([x], out, backend=backend)(value)
+    assert got.dtype == expected.dtype and out.dtype == expected.dtype.name
+    assert got.shape == expected.shape
+    assert all(s is None or s == e for s, e in zip(out.type.shape, expected.shape))
+    np.testing.assert_allclose(got, expected, **_tol(value.dtype.name))
+    np.testing.assert_allclose(out.owner.op.perform(out.owner, [value])[0], expected, **_tol(value.dtype.name))
+    check_infer_shape(out, [value])
+
+
+def test_sum_dtypes_follow_numpy():
+    for dtype in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint32", "float16", "float32"):
+        x = T.tensor(dtype, (None,))
+        assert T.sum(x).dtype == np.sum(np.zeros(2, dtype)).dtype.name
+        assert T.prod(x).dtype == np.prod(np.zeros(2, dtype)).dtype.name
+        assert T.max(x).dtype == dtype and T.any(x).dtype == "bool"
+    x = T.bvector()
+    big = np.full(200, 100, dtype="int8")  # sums past int8's range: accumulated in int64 like numpy
+    assert sg.function([x], x.sum())(big) == 20000
+    assert sg.function([x], T.sum(x, dtype="float32"))(big).dtype == np.float32
+
+
+@fixture_ok
+@given(case=array_and_axis(dtypes=("float32", "float64", "int32", "bool")), keepdims=st.booleans(),
+       static=st.booleans(), which=st.sampled_from(["argmax", "argmin"]))
+def test_argmax_argmin_match_numpy(backend, case, keepdims, static, which):
+    value, axis = case
+    if isinstance(axis, tuple):
+        axis = axis[0] if len(axis) == 1 else None
+    x = declare(value, static)
+    if _reduced_empty(value, axis):
+        if static:
+            with pytest.raises(ShapeError, match="empty"):
+                getattr(T, which)(x, axis=axis, keepdims=keepdims)
+        else:
+            with pytest.raises(ValueError, match="empty"):
+                sg.function([x], getattr(T, which)(x, axis, keepdims), backend=backend)(value)
+        return
+    out = getattr(T, which)(x, axis=axis, keepdims=keepdims)
+    expected = getattr(np, which)(value, axis=axis, keepdims=keepdims)
+    got = sg.function([x], out, backend=backend)(value)
+    assert got.dtype == np.int64 and got.shape == np.shape(expected)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(out.owner.op.perform(out.owner, [value])[0], expected)
+    check_infer_shape(out, [value])
+
+
+@pytest.mark.parametrize("name", ["mean", "var", "std"])
+@fixture_ok
+@given(case=array_and_axis(dtypes=("float32", "float64", "int16"), min_side=1), keepdims=st.booleans(),
+       static=st.booleans(), ddof=st.integers(0, 1))
+def test_mean_var_std_match_numpy(backend, name, case, keepdims, static, ddof):
+    value, axis = case
+    kw = {} if name == "mean" else {"ddof": ddof}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = getattr(np, name)(value, axis=axis, keepdims=keepdims, **kw)
+    assume(np.all(np.isfinite(expected)))  # ddof >= count gives nan/inf with a warning
+    x = declare(value, static)
+    out = getattr(T, name)(x, axis=axis, keepdims=keepdims, **kw)
+    got = sg.function([x], out, backend=backend)(value)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    tol = dict(rtol=1e-4, atol=1e-5) if value.dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(got, expected, **tol)
+
+
+def test_methods_on_variables():
+    x = T.dmatrix()
+    v = np.arange(6.0).reshape(2, 3)
+    outs = [x.sum(axis=0), x.mean(1), x.max(), x.min(-1, keepdims=True), x.prod(0), x.var(), x.std(ddof=1),
+            x.argmax(1), x.argmin(), x.all(0), x.any()]
+    refs = [v.sum(0), v.mean(1), v.max(), v.min(-1, keepdims=True), v.prod(0), v.var(), v.std(ddof=1),
+            v.argmax(1), v.argmin(), v.all(0), v.any()]
+    for got, ref in zip(sg.function([x], outs)(v), refs):
+        np.testing.assert_allclose(got, ref)
+
+
+def test_lowering_calls_numpy_directly():
+    x = T.dmatrix("x")
+    f = sg.function([x], [x.sum(axis=0, keepdims=True), T.argmax(x, 1), x.max(axis=(0, 1))], backend="numpy")
+    assert "np.sum(x, axis=(0,), keepdims=True)" in f.source
+    assert "np.argmax(x, axis=1)" in f.source and "np.max(x, axis=(0, 1))" in f.source
+    assert ".perform(" not in f.source
+
+
+def test_bad_axis_and_input():
+    x = T.dmatrix()
+    with pytest.raises(ShapeError, match="axis 2 is out of bounds for a 2-d"):
+        T.sum(x, axis=2)
+    with pytest.raises(ShapeError, match="out of bounds"):
+        T.max(x, axis=-3)
+    with pytest.raises(ShapeError, match="repeats"):
+        T.sum(x, axis=(0, -2))
+    with pytest.raises(GraphTypeError, match="axis must be"):
+        T.mean(x, axis="rows")
+    with pytest.raises(GraphTypeError, match="single int"):
+        T.argmax(x, axis=(0, 1))
+    with pytest.raises(ShapeError, match="out of bounds"):
+        CAReduce("add", (3,))(x)
+    with pytest.raises(ValueError, match="unknown scalar op"):
+        CAReduce("sub", (0,))
+    with pytest.raises(GraphTypeError, match="complex"):
+        T.max(T.tensor("complex128", (None,)))
+
+
+# --- gradients (float64, central differences) ------------------------------------------------
+
+@pytest.mark.parametrize("name", ["sum", "mean", "var", "std"])
+@given(case=array_and_axis(dtypes=("float64",), min_side=1, max_dims=3), keepdims=st.booleans())
+def test_smooth_reduction_gradients(name, case, keepdims):
+    value, axis = case
+    if name == "std":  # sqrt is not differentiable at 0: spread values over at least 2 elements
+        axes = range(value.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        assume(np.prod([value.shape[a] for a in axes]) >= 2)
+        value = value + np.arange(value.size).reshape(value.shape)
+    fd_grad_check(lambda x: getattr(T, name)(x, axis=axis, keepdims=keepdims), [value], tol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(case=array_and_axis(dtypes=("float64",), min_side=1, max_dims=3), keepdims=st.booleans())
+def test_max_min_gradient_goes_to_the_extreme(name, case, keepdims):
+    value, axis = case
+    value = np.random.default_rng(value.size).permutation(value.size).reshape(value.shape) * 0.5  # no ties
+    fd_grad_check(lambda x: getattr(T, name)(x, axis=axis, keepdims=keepdims), [value])
+
+
+@given(case=array_and_axis(dtypes=("float64",), min_side=1, max_dims=3), keepdims=st.booleans(),
+       zeros=st.integers(0, 3))
+def test_prod_gradient_with_zeros(case, keepdims, zeros):
+    value, axis = case
+    flat = value.reshape(-1)
+    flat[:zeros] = 0.0  # none, one or several zeros in the product
+    fd_grad_check(lambda x: T.prod(x, axis=axis, keepdims=keepdims), [flat.reshape(value.shape)])
+
+
+def test_prod_gradient_values():
+    x = T.dvector()
+    g = sg.function([x], sg.grad(T.prod(x), x))
+    np.testing.assert_allclose(g(np.array([2.0, 3.0, 4.0])), [12.0, 8.0, 6.0])
+    np.testing.assert_allclose(g(np.array([2.0, 0.0, 4.0])), [0.0, 8.0, 0.0])
+    np.testing.assert_allclose(g(np.array([0.0, 0.0, 4.0])), [0.0, 0.0, 0.0])
+
+
+def test_grad_flows_to_float_inputs_only():
+    x, i = T.dmatrix(), T.imatrix()
+    assert CAReduce("add", (0,)).grad([i], [T.lvector()]) == [None]
+    assert CAReduce("and", (0,)).grad([x], [T.bvector()]) == [None]
+    assert ArgReduce("max", 0).grad([x], [T.lvector()]) == [None]
+    assert ReducedSize((0,)).grad([x], [T.lscalar()]) == [None]
+    g = CAReduce("add", (0,), dtype="float32").grad([x], [T.fvector()])[0]
+    assert g.dtype == "float64"  # cast back to the input's dtype
+
+
+def test_broadcast_like_and_reduced_size():
+    g, x = T.dvector(), T.dmatrix()
+    out = BroadcastLike()(g, x)
+    G, X = np.arange(3.0), np.zeros((2, 3))
+    np.testing.assert_array_equal(sg.function([g, x], out)(G, X), np.broadcast_to(G, (2, 3)))
+    check_infer_shape(out, [G, X])
+    np.testing.assert_allclose(sg.function([g, x], sg.grad((out * out).sum(), g))(G, X), 4 * G)
+    with pytest.raises(ShapeError, match="cannot broadcast"):
+        BroadcastLike()(x, g)
+    n = ReducedSize((0, 2))(T.dtensor3())
+    assert sg.function(n.owner.inputs, n)(np.zeros((2, 3, 5))) == 10
+    check_infer_shape(n, [np.zeros((2, 3, 5))])
