@@ -4,11 +4,12 @@ Rules (tested in tests/test_printing_text.py):
 - elementwise ops with an ``infix`` symbol in the scalar table print infix; inside an expression
   parentheses appear only where Python's precedence and associativity need them to keep the
   graph's shape (``(x + y) * z``, ``x - (y - z)``, ``-(x ** 2)`` kept for readability);
-- a whole expression that is infix at its top is wrapped once, as Theano does: ``(x + y)``;
+- a whole expression whose top is a binary infix op is wrapped once, as Theano does:
+  ``(x + y)``, ``((x + y) * z)``; unary minus and calls are not: ``-x``, ``exp(x)``;
   function-call arguments are never wrapped: ``sigmoid(dot(x, W) + b)``;
 - other ops use call notation: ``exp(x)``, ``dot(x, W)``, ``sum(x, axis=0)`` (parameters that
   are None/False/empty are left out; a 1-tuple shows as its element);
-- DimShuffle: ``x.T`` for a full transpose, nothing for pure broadcasting (adding axes),
+- DimShuffle: ``x.T`` for a full transpose, nothing for pure broadcasting (leading axes added),
   ``x.dimshuffle(1, 'x', 0)`` otherwise; constants print as numbers; fused ops print their
   inner expression with the outer arguments substituted.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.traversal import toposort
 from symgraph.printing.collect import collect, inner_graph
 from symgraph.scalar import ScalarOp
@@ -52,8 +53,9 @@ def pprint_inner(inputs: list[Variable], outputs: list[Variable]) -> str:
 
 
 def _top(expr: Expr) -> str:
+    """A whole expression: binary infix at the top is wrapped once, as Theano prints ``(x + y)``."""
     text, prec = expr
-    return text if prec >= ATOM else f"({text})"
+    return text if prec in (UNARY, ATOM) else f"({text})"
 
 
 def _render(outputs: list[Variable], seed: dict[int, Expr] | None = None) -> dict[int, Expr]:
@@ -79,9 +81,19 @@ def _seeded(outputs: list[Variable], memo: dict[int, Expr]) -> list[Variable]:
 
 def _leaf(v: Variable) -> Expr:
     if isinstance(v, Constant) and v.name is None:
-        text = str(v)
+        text = _number(v.data)
         return text, (UNARY if text.startswith("-") else ATOM)
     return str(v), ATOM
+
+
+def _number(data: Any) -> str:
+    """A constant as Python would write it: 2.0, [2, -1], or array(shape) when large."""
+    shape = getattr(data, "shape", None)
+    if shape is None or shape == ():
+        return repr(data.item() if hasattr(data, "item") else data)
+    if data.size <= 6:
+        return repr(data.tolist())
+    return f"array(shape={shape})"
 
 
 def _apply(node: Apply, k: int, args: list[Expr]) -> Expr:
@@ -95,8 +107,7 @@ def _apply(node: Apply, k: int, args: list[Expr]) -> Expr:
         expr = printer(op, args)
     else:
         sop = getattr(op, "scalar_op", op if isinstance(op, ScalarOp) else None)
-        expr = _scalar(sop, args) if isinstance(sop, ScalarOp) else _call(_snake(type(op).__name__), args,
-                                                                          _props(op))
+        expr = _scalar(sop, args) if isinstance(sop, ScalarOp) else _call(call_name(op), args, _props(node))
     if len(node.outputs) > 1:
         return f"{_wrap(expr, ATOM)}[{k}]", ATOM
     return expr
@@ -105,17 +116,22 @@ def _apply(node: Apply, k: int, args: list[Expr]) -> Expr:
 def _scalar(sop: ScalarOp, args: list[Expr]) -> Expr:
     sym = sop.infix
     if sym and len(args) == 1:
-        return sym + _wrap(args[0], UNARY + 1), UNARY
+        return sym + _wrap(args[0], _BINARY["**"] + 1), UNARY  # -(x ** 2), not -x ** 2
     if sym and len(args) == 2:
-        p = _BINARY[sym]
-        left_strict = sym == "**" or p == _COMPARISON
-        right_strict = sym != "**"
-        left = _wrap(args[0], p + 1 if left_strict else p)
-        right = _wrap(args[1], p + 1 if right_strict else p)
-        return f"{left} {sym} {right}", p
+        return _scalar_infix(sym, args)
     if sop.name.startswith("cast_"):
         return f"cast({args[0][0]}, '{sop.name[5:]}')", ATOM
     return _call(sop.name, args)
+
+
+def _scalar_infix(sym: str, args: list[Expr]) -> Expr:
+    """``a sym b`` with the parentheses Python's precedence and associativity need."""
+    p = _BINARY[sym]
+    left_strict = sym == "**" or p == _COMPARISON  # ** is right-associative; comparisons chain
+    right_strict = sym != "**"
+    left = _wrap(args[0], p + 1 if left_strict else p)
+    right = _wrap(args[1], p + 1 if right_strict else p)
+    return f"{left} {sym} {right}", p
 
 
 def _wrap(expr: Expr, need: int) -> str:
@@ -128,17 +144,55 @@ def _call(name: str, args: list[Expr], kwargs: list[str] = ()) -> Expr:
     return f"{name}({', '.join([a[0] for a in args] + list(kwargs))})", ATOM
 
 
-def _props(op: Any) -> list[str]:
-    """``key=value`` for each parameter worth showing (None/False/empty left out)."""
+def call_name(op: Any) -> str:
+    """The function name an op prints as: str(op) up to its parameters, in snake case
+    ('sum{axis=(0,)}' -> 'sum', 'Dot' -> 'dot', 'ReducedSize{(0,)}' -> 'reduced_size')."""
+    return _snake(str(op).split("{", 1)[0].strip() or type(op).__name__)
+
+
+def _props(node: Apply) -> list[str]:
+    """The parameters worth showing as ``key=value``. An op with its own ``__str__`` chose them:
+    its ``{...}`` part is reused ('sum{axis=(0,), keepdims}' -> axis=0, keepdims=True); else
+    every ``__props__`` entry that is not None/False/empty/a scalar op/the output's dtype."""
+    op = node.op
+    if type(op).__str__ is not Op.__str__:
+        text = str(op)
+        inner = text[text.index("{") + 1:text.rindex("}")] if "{" in text and text.endswith("}") else ""
+        return [_kwarg(part) for part in _split_top(inner)]
     out = []
+    out_dtype = getattr(node.outputs[0].type, "dtype", None) if node.outputs else None
     for key in getattr(op, "__props__", ()):
         value = getattr(op, key, None)
-        if value is None or value is False or value == ():
+        if value is None or value is False or value == () or isinstance(value, ScalarOp):
+            continue
+        if key in ("dtype", "acc_dtype") and value == out_dtype:
             continue
         if isinstance(value, tuple) and len(value) == 1:
             value = value[0]
         out.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     return out
+
+
+def _kwarg(part: str) -> str:
+    """'axis=(0,)' -> 'axis=0'; a bare flag 'keepdims' -> 'keepdims=True'."""
+    if "=" not in part:
+        return f"{part}=True" if part.isidentifier() else part
+    key, value = part.split("=", 1)
+    single = re.fullmatch(r"\((-?\w+),\)", value.strip())
+    return f"{key.strip()}={single.group(1) if single else value.strip()}"
+
+
+def _split_top(text: str) -> list[str]:
+    """Split at commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "([{" and 1 or (-1 if ch in ")]}" else 0)
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return [p for p in parts + [cur.strip()] if p]
 
 
 def _snake(name: str) -> str:
@@ -150,8 +204,9 @@ def _dimshuffle(op: Any, args: list[Expr]) -> Expr:
     (x,) = args
     order, drop = op.new_order, op.drop
     kept = [o for o in order if o != "x"]
-    if not drop and kept == sorted(kept):
-        return x  # only broadcastable axes added: numpy broadcasting does this implicitly
+    lead = len(order) - len(kept)
+    if not drop and tuple(order) == ("x",) * lead + tuple(range(op.input_ndim)):
+        return x  # only leading broadcastable axes added: numpy broadcasting does this implicitly
     if not drop and len(order) == len(kept) and kept == list(range(op.input_ndim))[::-1]:
         return _wrap(x, ATOM) + ".T", ATOM
     pattern = ", ".join(repr(o) for o in order)
@@ -159,3 +214,6 @@ def _dimshuffle(op: Any, args: list[Expr]) -> Expr:
 
 
 PRINTERS["DimShuffle"] = _dimshuffle
+PRINTERS["MatMul"] = lambda op, args: _scalar_infix("@", args)
+PRINTERS["Shape"] = lambda op, args: (_wrap(args[0], ATOM) + ".shape", ATOM)
+PRINTERS["Shape_i"] = lambda op, args: (f"{_wrap(args[0], ATOM)}.shape[{op.i}]", ATOM)
