@@ -92,9 +92,16 @@ def role(v: Variable, view: GraphView) -> str:
     return "intermediate"
 
 
-def inner_graph(op: Any) -> tuple[list[Variable], list[Variable]] | None:
-    """The (inputs, outputs) of an op that holds an inner graph (a fused Composite, a kernel),
-    else None. Duck-typed: ``op.fgraph``, ``op.inner_inputs/inner_outputs`` or ``op.inputs/outputs``."""
+def inner_graph(node: Apply) -> tuple[list[Variable], list[Variable]] | None:
+    """The (inputs, outputs) of the inner graph of a node whose op holds one (a fused Composite,
+    a kernel), else None. An op with ``expand(inputs)`` (Composite) is expanded on placeholder
+    inputs named i0, i1, ...; otherwise ``op.fgraph``, ``op.inner_inputs/inner_outputs`` or
+    ``op.inputs/outputs`` holding Variables are used."""
+    op = node.op
+    expand = getattr(op, "expand", None)
+    if callable(expand):
+        ins = [v.type.make_variable(f"i{k}") for k, v in enumerate(node.inputs)]
+        return ins, list(expand(ins))
     for holder in (getattr(op, "fgraph", None), op):
         if holder is None:
             continue

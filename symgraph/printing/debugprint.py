@@ -102,7 +102,7 @@ class _TreePrinter:
 def _node_label(node: Any) -> str:
     """str(op); a fused op whose str does not show its inner expression gets it appended."""
     label = op_label(node.op)
-    inner = inner_graph(node.op)
+    inner = inner_graph(node)
     if inner is not None and "{" not in label:
         from symgraph.printing.pprint import pprint_inner
         label += "{" + pprint_inner(*inner) + "}"

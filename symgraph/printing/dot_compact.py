@@ -23,6 +23,7 @@ APPLY = {"shape": "ellipse"}
 TRANSFER = {"shape": "doubleoctagon", "style": "filled,bold", "fillcolor": "tomato", "penwidth": "2"}
 CLUSTER = {"style": "rounded,filled", "fillcolor": "lightyellow", "color": "orange"}
 INNER = {"shape": "ellipse", "fontsize": "10", "height": "0.3"}
+INNER_LEAF = {"shape": "box", "style": "filled", "fillcolor": "lightgrey", "fontsize": "10", "height": "0.2"}
 UPDATE = {"style": "dashed", "color": "red", "fontcolor": "red", "constraint": "false"}
 MORE = {"shape": "box", "style": "dashed", "color": "grey40"}
 
@@ -117,7 +118,7 @@ class _Compact:
             graph.edge(src, dst, label=str(i) if several else None, taillabel=tail or None)
 
     def _apply(self, node: Apply) -> None:
-        inner = inner_graph(node.op)
+        inner = inner_graph(node)
         if inner is not None:
             self._cluster(node, *inner)
             return
@@ -128,10 +129,12 @@ class _Compact:
         self._edges_into(node, nid, self.graph, [self.endpoint(i) for i in node.inputs])
 
     def _cluster(self, node: Apply, ins: list[Variable], outs: list[Variable]) -> None:
-        """A fused op: its inner ops inside a cluster, wired straight to the outer inputs."""
+        """A fused op: its inner ops inside a cluster, wired straight to the outer inputs. Edges
+        go in the parent graph (an edge inside a cluster would pull outer nodes into it)."""
         outer = [self.endpoint(i) for i in node.inputs]
         local: dict[int, tuple[str, str]] = {id(v): e for v, e in zip(ins, outer)}
         name = self._id(node, "cluster_a")
+        edges = []
         with self.graph.subgraph(name=name) as c:
             c.attr(label=f"{type(node.op).__name__} (fused)", **CLUSTER)
             for inner_node in toposort(outs, blockers=ins):
@@ -142,15 +145,18 @@ class _Compact:
                     if id(v) not in local:
                         local[id(v)] = (self._inner_leaf(c, v, name), "")
                     sources.append(local[id(v)])
-                self._edges_into(inner_node, nid, c, sources)
+                edges.append((inner_node, nid, sources))
                 for o in inner_node.outputs:
                     local[id(o)] = (nid, self._tail(o))
-            if not outs or all(id(o) in map(id, ins) for o in outs):
-                c.node(f"{name}_empty", str(node.op), **INNER)
+            for k, out in enumerate(outs):
+                if id(out) not in local:  # an output that is an inner input or constant: show it
+                    local[id(out)] = (self._inner_leaf(c, out, name), "")
+        for inner_node, nid, sources in edges:
+            self._edges_into(inner_node, nid, self.graph, sources)
         for k, out in enumerate(node.outputs):
-            self.alias[id(out)] = local.get(id(outs[k])) or (self._inner_leaf(self.graph, outs[k], name), "")
+            self.alias[id(out)] = local[id(outs[k])]
 
     def _inner_leaf(self, c: graphviz.Digraph, v: Variable, cluster: str) -> str:
         nid = self._id(v, f"{cluster}_c")
-        c.node(nid, str(v), shape="plaintext", fontsize="10")
+        c.node(nid, str(v), **INNER_LEAF)
         return nid

@@ -35,7 +35,7 @@ def to_networkx(obj: Any) -> nx.DiGraph:
         key = keys[id(node)] = f"a{len(keys)}"
         attrs = {"kind": "apply", "op": op_label(node.op), "op_class": type(node.op).__name__,
                  "name": None, "type": None, "dtype": None, "shape": None}
-        inner = inner_graph(node.op)
+        inner = inner_graph(node)
         if inner is not None:
             attrs["inner_ops"] = [op_label(n.op) for n in toposort(inner[1], blockers=inner[0])]
         g.add_node(key, **attrs)

@@ -98,7 +98,7 @@ def _number(data: Any) -> str:
 
 def _apply(node: Apply, k: int, args: list[Expr]) -> Expr:
     op = node.op
-    inner = inner_graph(op)
+    inner = inner_graph(node)
     if inner is not None:
         ins, outs = inner
         return _render([outs[k]], {id(v): a for v, a in zip(ins, args)})[id(outs[k])]
