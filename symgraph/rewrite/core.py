@@ -1,0 +1,204 @@
+"""The rewriter core: rules keyed by op, local passes run to a fixed point, fast replacement.
+
+A *rule* is a small function ``fn(fgraph, node) -> replacement`` registered for the ops it
+looks at: an elementwise op's name from the scalar table (``"log"``) or an Op class
+(``DimShuffle``). A *local pass* visits only nodes whose key has rules, in topological
+order, and re-queues the neighbours of every replacement until nothing fires (or a cap is
+hit). A replacement is a Variable for a single-output node, or a list with one entry (or
+None to keep it) per output. Replacements must keep each variable's type (dtype and static
+shape); anything else, or an exception inside a rule, is a :class:`RewriteError` naming the
+rule and the node (``config.rewrite_errors = 'warn'`` turns those into warnings).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import deque
+from typing import Callable, Iterable
+
+from symgraph.config import config
+from symgraph.errors import RewriteError, node_context
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.tensor.elemwise import Elemwise
+
+
+class Rule:
+    """One named pattern -> replacement function, and the op keys it applies to."""
+
+    __slots__ = ("name", "fn", "keys", "doc")
+
+    def __init__(self, name: str, fn: Callable, keys: tuple):
+        self.name, self.fn, self.keys = name, fn, keys
+        self.doc = (fn.__doc__ or "").strip().split("\n")[0]
+
+    def __repr__(self) -> str:
+        return f"Rule({self.name})"
+
+
+# pass name -> rules, in the order they are tried
+RULES: dict[str, list[Rule]] = {"canonicalize": [], "stabilize": [], "specialize": []}
+
+
+def rule(pass_name: str, *keys: str | type, name: str | None = None) -> Callable:
+    """Register ``fn(fgraph, node)`` in local pass ``pass_name`` for nodes whose key is in ``keys``."""
+    def register(fn: Callable) -> Callable:
+        RULES[pass_name].append(Rule(name or fn.__name__.lstrip("_"), fn, keys))
+        return fn
+    return register
+
+
+def node_key(node: Apply):
+    """What rules are looked up by: the scalar op's name for Elemwise, else the Op class."""
+    op = node.op
+    return op.scalar_op.name if type(op) is Elemwise else type(op)
+
+
+class Stats:
+    """Counts of applied rules for one pass (merged into the report)."""
+
+    def __init__(self) -> None:
+        self.applied: dict[str, int] = {}
+
+    def count(self, name: str, k: int = 1) -> None:
+        self.applied[name] = self.applied.get(name, 0) + k
+
+
+# --- replacement --------------------------------------------------------------------------
+
+def import_var(fgraph: FunctionGraph, var: Variable) -> list[Apply]:
+    """Add ``var`` and the new nodes it needs to ``fgraph`` (stopping at known variables);
+    returns those nodes in topological order. Linear in the number of new nodes."""
+    clients = fgraph.clients
+    if var in clients:
+        return []
+    new: list[Apply] = []
+    if var.owner is not None:
+        seen = {var.owner}
+        stack = [(var.owner, 0)]
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                inp = node.inputs[i]
+                if inp in clients:
+                    continue
+                if inp.owner is None:
+                    if not isinstance(inp, Constant) and not getattr(inp, "is_shared", False):
+                        raise RewriteError(f"a rewrite introduced the free variable {inp} ({inp.type}), "
+                                           "which is not an input of the function")
+                elif inp.owner not in seen:
+                    seen.add(inp.owner)
+                    stack.append((inp.owner, 0))
+            else:
+                stack.pop()
+                new.append(node)
+    for node in new:
+        fgraph._import_node(node)
+    fgraph._add_variable(var)
+    return new
+
+
+def replace(fgraph: FunctionGraph, old: Variable, new: Variable, reason: str = "") -> list[Apply]:
+    """``fgraph.replace`` in time proportional to the change: every client of ``old`` uses
+    ``new``; unused nodes are pruned. The type must stay the same. Returns the new nodes."""
+    if old is new:
+        return []
+    if old.type != new.type:
+        raise RewriteError(f"replacement changes the type of {old}: {old.type} -> {new.type}"
+                           + (f" (by {reason})" if reason else ""))
+    new_nodes = import_var(fgraph, new)
+    uses = fgraph.clients[new]
+    for client, i in fgraph.clients.get(old, ()):
+        if client == "output":
+            fgraph.outputs[i] = new
+        else:
+            client.inputs[i] = new
+        uses.append((client, i))
+    fgraph.clients[old] = []
+    fgraph._prune(old)
+    return new_nodes
+
+
+# --- running rules ------------------------------------------------------------------------
+
+def _fail(rule_name: str, node: Apply, err: BaseException) -> None:
+    msg = f"rewrite {rule_name!r} failed on node {node.op}: {type(err).__name__}: {err}\n{node_context(node)}"
+    if config.rewrite_errors == "warn":
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        return
+    raise RewriteError(msg) from err
+
+
+def apply_rule(fgraph: FunctionGraph, r: Rule, node: Apply, stats: Stats) -> list[Apply] | None:
+    """Try rule ``r`` on ``node``; on success replace its outputs and return the nodes to look
+    at again (new nodes and the readers of the replacements); None when it did not fire."""
+    try:
+        result = r.fn(fgraph, node)
+        if result is None or result is False:
+            return None
+        if isinstance(result, Variable):
+            result = [result]
+        if len(result) != len(node.outputs):
+            raise RewriteError(f"returned {len(result)} replacements for {len(node.outputs)} outputs")
+        pairs = [(o, n) for o, n in zip(node.outputs, result) if n is not None and n is not o]
+        for old, new in pairs:
+            if old.type != new.type:
+                raise RewriteError(f"the replacement changes the type of {old}: {old.type} -> {new.type}")
+        if not pairs:
+            return None
+        added: list[Apply] = []
+        for old, new in pairs:
+            added += replace(fgraph, old, new, r.name)
+        for _, new in pairs:  # the replacements' readers may match now
+            added += [c for c, _ in fgraph.clients.get(new, ()) if c != "output"]
+    except Exception as err:  # a rewrite that raises is a bug: name it and the node
+        _fail(r.name, node, err)
+        return None
+    stats.count(r.name)
+    return added
+
+
+def run_local(fgraph: FunctionGraph, rules: Iterable[Rule], stats: Stats, max_steps: int | None = None) -> None:
+    """Apply ``rules`` everywhere until none fires. Each node is looked at once, then again
+    only when a neighbour changed; ``max_steps`` (default 20 per node) stops rewrite loops."""
+    by_key: dict = {}
+    for r in rules:
+        for k in r.keys:
+            by_key.setdefault(k, []).append(r)
+    if not by_key:
+        return
+    work = deque(n for n in fgraph.toposort() if node_key(n) in by_key)
+    queued = set(work)
+    budget = max_steps if max_steps is not None else 20 * len(fgraph.apply_nodes) + 100
+    apply_nodes = fgraph.apply_nodes
+    while work:
+        node = work.popleft()
+        queued.discard(node)
+        if node not in apply_nodes:
+            continue
+        for r in by_key.get(node_key(node), ()):
+            added = apply_rule(fgraph, r, node, stats)
+            if added is None:
+                continue
+            budget -= 1
+            if budget < 0:
+                warnings.warn(f"rewriting stopped after too many steps (last rule {r.name!r}); "
+                              "a rule probably undoes another", RuntimeWarning, stacklevel=2)
+                return
+            for n in added:
+                if n not in queued and n in apply_nodes and node_key(n) in by_key:
+                    queued.add(n)
+                    work.append(n)
+            if node in apply_nodes:  # a partial replacement: look at the node again later
+                if node not in queued:
+                    queued.add(node)
+                    work.append(node)
+            break
+
+
+def timed(fn: Callable, *args) -> float:
+    """Seconds taken by ``fn(*args)``."""
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0

@@ -1,0 +1,195 @@
+"""Elementwise fusion: connected Elemwise nodes become one Composite node.
+
+Groups grow from the last node backwards (and to readers of their members), one node at a
+time, keeping every group *convex*: no path leaves a group and comes back, so replacing each
+group by one node cannot create a cycle. The check is a short bounded walk per candidate
+(results that can only become more true are cached), so the pass is linear in practice.
+Values used outside a group become extra outputs; 0-d constants are inlined into the
+program; each Composite respects an operand cap (inputs + outputs), which OpenCL needs for
+kernel arguments. DimShuffles and other views are never fused (they stay free views).
+
+A reduction whose input is a Composite output that nothing else reads gets
+``node.tag["fused_producer"] = composite_node``: a backend that can compute the elementwise
+program inside its reduction loop (OpenCL) uses it; numpy computes the Composite into a
+buffer and reduces that.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.rewrite.core import Stats, replace
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import Elemwise
+
+MAX_OPERANDS = 32
+_WALK_LIMIT = 64  # nodes a convexity check may visit before it gives up (and refuses)
+
+
+def _inlinable(v: Variable) -> bool:
+    return isinstance(v, Constant) and getattr(v.type, "ndim", None) == 0 and isinstance(v.data, np.ndarray)
+
+
+class _Group:
+    """A growing set of nodes with its external inputs and exported outputs."""
+
+    def __init__(self, seed: Apply, fgraph: FunctionGraph, pos: dict):
+        self.fgraph, self.pos = fgraph, pos
+        self.members = {seed}
+        self.lo = self.hi = pos[seed]
+        self.reaches: set = set()     # outside nodes known to reach the group
+        self.reached: set = set()     # outside nodes known to be reached from the group
+        self.ext_in: dict[Variable, int] = {}
+        self.exported: set[Variable] = set()
+        self._count(seed, commit=True)
+
+    def operands(self) -> int:
+        return len(self.ext_in) + len(self.exported)
+
+    def _outside_clients(self, var: Variable, extra: Apply | None = None) -> bool:
+        return any(c == "output" or (c not in self.members and c is not extra)
+                   for c, _ in self.fgraph.clients.get(var, ()))
+
+    def _count(self, node: Apply, commit: bool) -> int:
+        """Operand count after adding ``node`` (and record it when ``commit``)."""
+        ext_in = dict(self.ext_in) if not commit else self.ext_in
+        exported = set(self.exported) if not commit else self.exported
+        for v in node.inputs:
+            if v.owner in self.members:
+                if v in exported and not self._outside_clients(v, node):
+                    exported.discard(v)
+            elif not _inlinable(v):
+                ext_in[v] = ext_in.get(v, 0) + 1
+        for o in node.outputs:
+            ext_in.pop(o, None)
+            if self._outside_clients(o, node):
+                exported.add(o)
+        return len(ext_in) + len(exported)
+
+    def _walk(self, start: Apply, forward: bool) -> bool:
+        """Does an outside path from ``start`` reach the group (forward) / come from it (backward)?"""
+        known = self.reaches if forward else self.reached
+        seen, stack = {start}, [start]
+        while stack:
+            node = stack.pop()
+            if node in known:
+                known.add(start)
+                return True
+            nexts = ([c for o in node.outputs for c, _ in self.fgraph.clients.get(o, ()) if c != "output"]
+                     if forward else [v.owner for v in node.inputs if v.owner is not None])
+            for n in nexts:
+                if n in self.members:
+                    known.add(start)
+                    return True
+                p = self.pos.get(n)
+                if n in seen or p is None or (p > self.hi if forward else p < self.lo):
+                    continue
+                if len(seen) >= _WALK_LIMIT:
+                    return True  # too far to tell: refuse, to be safe
+                seen.add(n)
+                stack.append(n)
+        return False
+
+    def can_add(self, node: Apply, max_operands: int) -> bool:
+        """Adding ``node`` keeps the group convex and within the operand cap."""
+        for o in node.outputs:
+            for c, _ in self.fgraph.clients.get(o, ()):
+                if c != "output" and c not in self.members and self._walk(c, forward=True):
+                    self.reaches.add(node)
+                    return False
+        for v in node.inputs:
+            q = v.owner
+            if q is not None and q not in self.members and self._walk(q, forward=False):
+                self.reached.add(node)
+                return False
+        return self._count(node, commit=False) <= max_operands
+
+    def add(self, node: Apply) -> None:
+        self._count(node, commit=True)
+        self.members.add(node)
+        p = self.pos[node]
+        self.lo, self.hi = min(self.lo, p), max(self.hi, p)
+
+
+def _fusable(node: Apply) -> bool:
+    return type(node.op) is Elemwise
+
+
+def find_groups(fgraph: FunctionGraph, max_operands: int = MAX_OPERANDS) -> list[list[Apply]]:
+    """Disjoint convex groups of two or more Elemwise nodes, each in topological order."""
+    order = fgraph.toposort()
+    pos = {n: i for i, n in enumerate(order)}
+    taken: set[Apply] = set()
+    groups = []
+    for seed in reversed(order):
+        if seed in taken or not _fusable(seed):
+            continue
+        g = _Group(seed, fgraph, pos)
+        heap: list = []
+        considered = {seed}
+
+        def push_neighbours(node: Apply) -> None:
+            near = [v.owner for v in node.inputs if v.owner is not None]
+            near += [c for o in node.outputs for c, _ in fgraph.clients.get(o, ()) if c != "output"]
+            for n in near:
+                if n not in considered and n not in taken and _fusable(n) and n in pos:
+                    considered.add(n)
+                    heapq.heappush(heap, (-pos[n], id(n), n))
+        push_neighbours(seed)
+        while heap:
+            _, _, node = heapq.heappop(heap)
+            if g.can_add(node, max_operands):
+                g.add(node)
+                push_neighbours(node)
+        taken |= g.members
+        if len(g.members) > 1:
+            groups.append(sorted(g.members, key=pos.__getitem__))
+    return groups
+
+
+def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply, list[Variable]]:
+    """One Composite node computing ``members``; returns it and the member outputs it exports."""
+    inside = set(members)
+    refs: dict[Variable, tuple] = {}
+    inputs: list[Variable] = []
+    steps = []
+    for node in members:
+        args = []
+        for v in node.inputs:
+            if v not in refs:
+                if _inlinable(v):
+                    refs[v] = ("c", v.dtype, v.data.item())
+                else:
+                    refs[v] = ("i", len(inputs))
+                    inputs.append(v)
+            args.append(refs[v])
+        refs[node.outputs[0]] = ("s", len(steps))
+        steps.append((node.op.scalar_op.name, tuple(args)))
+    exported = [n.outputs[0] for n in members
+                if any(c == "output" or c not in inside for c, _ in fgraph.clients.get(n.outputs[0], ()))]
+    op = Composite([v.dtype for v in inputs], steps, [refs[v] for v in exported])
+    return op.make_node(*inputs), exported
+
+
+def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS) -> None:
+    """Replace every fusable group by one Composite node."""
+    for members in find_groups(fgraph, max_operands):
+        node, exported = build_composite(fgraph, members)
+        for old, new in zip(exported, node.outputs):
+            replace(fgraph, old, new, "fusion")
+        stats.count("fusion")
+        stats.count("fused_nodes", len(members))
+    mark_reductions(fgraph)
+
+
+def mark_reductions(fgraph: FunctionGraph) -> None:
+    """Tag reductions whose input is a Composite output read by nothing else (see module doc)."""
+    from symgraph.tensor.reduction import CAReduce
+    for node in fgraph.apply_nodes:
+        if type(node.op) is CAReduce:
+            src = node.inputs[0]
+            if src.owner is not None and type(src.owner.op) is Composite and len(fgraph.clients[src]) == 1:
+                node.tag["fused_producer"] = src.owner

@@ -1,0 +1,93 @@
+"""Whole-graph passes: merge (common subexpressions and equal constants), constant folding
+and dead code removal. Each is one linear walk over the graph."""
+from __future__ import annotations
+
+import numpy as np
+
+from symgraph.errors import RewriteError
+from symgraph.graph.basic import Constant
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.rewrite.core import Stats, _fail, replace
+
+# constant folding keeps a result only up to this many elements, unless an input is as big:
+# folding must not turn a small graph (e.g. ``alloc(0, 10000, 10000)``) into a huge constant
+FOLD_MAX_SIZE = 1 << 16
+
+
+def merge(fgraph: FunctionGraph, stats: Stats) -> None:
+    """Common subexpression elimination: equal constants become one, and nodes applying an
+    equal op to the same inputs become one (in topological order, so merges cascade)."""
+    by_signature: dict = {}
+    for v in [v for v in fgraph.variables if isinstance(v, Constant)]:
+        try:
+            sig = v.signature()
+        except TypeError:
+            continue
+        first = by_signature.setdefault(sig, v)
+        if first is not v and fgraph.clients.get(v):
+            replace(fgraph, v, first, "merge")
+            stats.count("merge_constant")
+    seen: dict = {}
+    for node in fgraph.toposort():
+        if node not in fgraph.apply_nodes:
+            continue
+        key = (node.op, tuple(map(id, node.inputs)))
+        try:
+            other = seen.setdefault(key, node)
+        except TypeError:  # an op that cannot be hashed is never merged
+            continue
+        if other is node:
+            continue
+        for old, new in zip(node.outputs, other.outputs):
+            if fgraph.clients.get(old) or old in fgraph.outputs:
+                replace(fgraph, old, new, "merge")
+        stats.count("merge_node")
+
+
+def _foldable(node) -> bool:
+    return bool(node.inputs) and all(isinstance(i, Constant) for i in node.inputs) and \
+        not getattr(node.op, "no_constant_folding", False)
+
+
+def constant_fold(fgraph: FunctionGraph, stats: Stats) -> None:
+    """Evaluate (with ``op.perform``) every node whose inputs are all constants and put the
+    result in its place; results far bigger than their inputs are left to run time."""
+    for node in fgraph.toposort():
+        if node not in fgraph.apply_nodes or not _foldable(node):
+            continue
+        try:
+            values = node.op.perform(node, [i.data for i in node.inputs])
+            biggest = max((np.size(i.data) for i in node.inputs), default=1)
+            if any(np.size(v) > max(FOLD_MAX_SIZE, biggest) for v in values):
+                continue
+            consts = []
+            for out, value in zip(node.outputs, values):
+                value = np.array(out.type.filter(value, allow_downcast=True))  # a private copy
+                value.setflags(write=False)
+                consts.append(out.type.constant_class(out.type, value))
+        except Exception as err:  # the op's own perform failed: report it as this rewrite's failure
+            _fail("constant_folding", node, err)
+            continue
+        for out, const in zip(node.outputs, consts):
+            if fgraph.clients.get(out):
+                replace(fgraph, out, const, "constant_folding")
+        stats.count("constant_folding")
+
+
+def dead_code(fgraph: FunctionGraph, stats: Stats) -> None:
+    """Drop nodes that no output depends on (``replace`` prunes as it goes; this catches the rest)."""
+    live = set(fgraph.toposort())
+    dead = [n for n in fgraph.apply_nodes if n not in live]
+    for node in dead:
+        fgraph.apply_nodes.discard(node)
+        for o in node.outputs:
+            if fgraph.clients.get(o) and any(c != "output" and c in live for c, _ in fgraph.clients[o]):
+                raise RewriteError(f"dead_code: {node.op} is unreachable but feeds live nodes")
+            fgraph.variables.discard(o)
+            fgraph.clients.pop(o, None)
+        for i, inp in enumerate(node.inputs):
+            cl = fgraph.clients.get(inp)
+            if cl is not None:
+                cl[:] = [(c, j) for c, j in cl if c is not node]
+    if dead:
+        stats.count("dead_code", len(dead))

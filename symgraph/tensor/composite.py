@@ -1,0 +1,256 @@
+"""Composite: several elementwise ops fused into one node that runs an inner scalar program.
+
+The program is data both backends read: ``steps`` is a tuple of ``(scalar_op_name, args)``
+and ``outputs`` a tuple of refs, where a ref is ``("i", k)`` (input k), ``("s", j)`` (the
+result of step j) or ``("c", dtype, value)`` (an inlined scalar constant). Each step's dtype
+is the scalar op's ``out_dtype`` of its arguments' dtypes and its shape the broadcast of its
+arguments', exactly as the Elemwise nodes it replaces computed them.
+
+``plan(input_types)`` turns the program into a schedule over reusable full-size buffers
+(the numpy backend's lowering prints it as source; ``perform`` interprets it).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from symgraph import scalar
+from symgraph.errors import GraphTypeError
+from symgraph.graph.basic import Apply, Op
+from symgraph.tensor.elemwise import broadcast_static_shape
+from symgraph.tensor.type import TensorType, as_tensor_variable
+
+Ref = tuple
+
+
+class Composite(Op):
+    """A fused elementwise program over ``len(in_dtypes)`` inputs with one or more outputs."""
+
+    __props__ = ("in_dtypes", "steps", "outputs")
+
+    def __init__(self, in_dtypes: Sequence[str], steps: Sequence[tuple], outputs: Sequence[Ref]):
+        self.in_dtypes = tuple(np.dtype(d).name for d in in_dtypes)
+        self.steps = tuple((name, tuple(args)) for name, args in steps)
+        self.outputs = tuple(outputs)
+        self.nin = len(self.in_dtypes)
+        self._hash = hash((Composite, self.in_dtypes, self.steps, self.outputs))
+        self._plans: dict = {}
+        dtypes = []
+        for name, args in self.steps:
+            sop = scalar.get(name)
+            if len(args) != sop.nin:
+                raise GraphTypeError(f"Composite: step {name} takes {sop.nin} arguments, got {len(args)}")
+            dtypes.append(sop.out_dtype(*(self._ref_dtype(a, dtypes) for a in args)))
+        self.step_dtypes = tuple(dtypes)
+        deps: list[frozenset] = []
+        for name, args in self.steps:
+            deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
+        self.step_deps = tuple(deps)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Composite and other._hash == self._hash and other._props() == self._props()
+
+    def _ref_dtype(self, ref: Ref, step_dtypes: Sequence[str]) -> str:
+        kind = ref[0]
+        return self.in_dtypes[ref[1]] if kind == "i" else step_dtypes[ref[1]] if kind == "s" else ref[1]
+
+    def _ref_deps(self, ref: Ref, deps: Sequence[frozenset]) -> frozenset:
+        return frozenset((ref[1],)) if ref[0] == "i" else deps[ref[1]] if ref[0] == "s" else frozenset()
+
+    # --- the Op interface ---------------------------------------------------------------
+    def make_node(self, *inputs: Any) -> Apply:
+        inputs = [as_tensor_variable(i) for i in inputs]
+        if len(inputs) != self.nin:
+            raise GraphTypeError(f"{self} takes {self.nin} inputs, got {len(inputs)}")
+        for k, (v, dt) in enumerate(zip(inputs, self.in_dtypes)):
+            if v.dtype != dt:
+                raise GraphTypeError(f"Composite input {k} must have dtype {dt}, got {v.type}")
+        shapes: list[tuple] = []
+        for name, args in self.steps:
+            shapes.append(broadcast_static_shape(
+                [inputs[a[1]].type.shape if a[0] == "i" else shapes[a[1]] if a[0] == "s" else ()
+                 for a in args], f"the inputs of fused {name}"))
+        outs = [TensorType(self.step_dtypes[j], shapes[j]).make_variable() for _, j in self.outputs]
+        return Apply(self, inputs, outs)
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        p = self.plan(tuple(i.type for i in node.inputs))
+        with np.errstate(all="ignore"):
+            shape = np.broadcast_shapes(*(np.shape(x) for x in inputs)) if inputs else ()
+            fits = all(inputs[k].shape[d] == shape[fd] for k, d, fd in p.guards)
+            bufs = [np.empty(shape, dt) for dt in p.slot_dtypes] if fits else None
+            vals = list(inputs) + list(p.consts) + [None] * len(self.steps)
+            for fn, args, slot, dest in p.instrs:
+                if slot is not None and fits:
+                    vals[dest] = fn(*[vals[a] for a in args], out=bufs[slot])
+                else:
+                    vals[dest] = fn(*[vals[a] for a in args])
+        return [np.asarray(vals[i], dtype=o.dtype) for i, o in zip(p.out_index, node.outputs)]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        from symgraph.tensor.shape import broadcast_shapes
+        result = []
+        for (_, j), out in zip(self.outputs, node.outputs):
+            deps = sorted(self.step_deps[j])
+            result.append(broadcast_shapes([input_shapes[k] for k in deps], out.type.shape))
+        return result
+
+    def expand(self, inputs: Sequence[Any]) -> list:
+        """The program rebuilt as ordinary Elemwise nodes on ``inputs`` (one variable per output)."""
+        from symgraph.tensor.elemwise import ELEMWISE_OPS
+        from symgraph.tensor.type import constant
+        vals: list = []
+
+        def get(ref: Ref):
+            if ref[0] == "i":
+                return inputs[ref[1]]
+            return vals[ref[1]] if ref[0] == "s" else constant(np.asarray(ref[2], dtype=ref[1]))
+        for name, args in self.steps:
+            vals.append(ELEMWISE_OPS[name](*[get(a) for a in args]))
+        return [vals[j] for _, j in self.outputs]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        from symgraph.gradient import Lop
+        return Lop(self.expand(inputs), inputs, output_grads)
+
+    # --- printing -------------------------------------------------------------------------
+    def __str__(self) -> str:
+        uses = [0] * len(self.steps)
+        for _, args in self.steps:
+            for a in args:
+                if a[0] == "s":
+                    uses[a[1]] += 1
+        for _, j in self.outputs:
+            uses[j] += 1
+        text: list[str] = []
+        defs: list[str] = []
+
+        def show(ref: Ref) -> str:
+            if ref[0] == "i":
+                return f"i{ref[1]}"
+            return text[ref[1]] if ref[0] == "s" else repr(ref[2])
+        for j, (name, args) in enumerate(self.steps):
+            sop = scalar.get(name)
+            a = [show(r) for r in args]
+            if sop.infix and len(a) == 2:
+                s = f"({a[0]} {sop.infix} {a[1]})"
+            elif sop.infix and len(a) == 1:
+                s = f"{sop.infix}{a[0]}"
+            else:
+                s = f"{name}({', '.join(a)})"
+            if uses[j] > 1 and len(s) > 16 and not any(o == ("s", j) for o in self.outputs):
+                defs.append(f"t{j}={_strip(s)}")
+                s = f"t{j}"
+            text.append(s)
+        body = ", ".join([_strip(text[j]) for _, j in self.outputs])
+        body = "; ".join(defs + [body])
+        if len(body) > 300:
+            body = f"{len(self.steps)} steps: {body[:240]}..."
+        return f"Composite{{{body}}}"
+
+    __repr__ = __str__
+
+    # --- the buffer schedule ----------------------------------------------------------------
+    def plan(self, input_types: tuple) -> "Plan":
+        """The schedule for inputs of these types (cached): see :class:`Plan`."""
+        p = self._plans.get(input_types)
+        if p is None:
+            p = self._plans[input_types] = Plan(self, input_types)
+        return p
+
+
+def _strip(s: str) -> str:
+    return s[1:-1] if s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]) else s
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+# numpy functions that may write into a buffer that is also one of their arguments
+def _alias_safe(fn: Any) -> bool:
+    return isinstance(fn, np.ufunc) or getattr(fn, "__name__", "") in (
+        "sigmoid", "erf", "erfc", "_relu", "_softplus") or getattr(fn, "__name__", "").startswith("cast_")
+
+
+class Plan:
+    """A Composite's program scheduled for given input types.
+
+    Steps whose shape is the full broadcast shape write with ``out=`` into one of
+    ``slot_dtypes`` buffers (a buffer is reused once the step that last read it has run);
+    steps over broadcast inputs only compute at their own, smaller shape. ``guards`` lists
+    ``(input, dim, full_dim)`` lengths that must agree at run time for the schedule to hold
+    (else everything is computed unbuffered, as numpy would). Values live in one flat list:
+    the inputs, then ``consts``, then the steps; ``instrs`` are ``(fn, arg_indices, slot or
+    None, dest_index)`` and ``out_index`` says where the outputs are.
+    """
+
+    def __init__(self, op: Composite, input_types: tuple):
+        nin, nconst = op.nin, 0
+        shapes = [t.shape for t in input_types]
+        full = broadcast_static_shape(shapes) if shapes else ()
+        pattern = tuple(s == 1 for s in full)
+        consts: list = []
+        const_index: dict = {}
+        self.input_full = [len(s) == len(full) and tuple(x == 1 for x in s) == pattern for s in shapes]
+        self.guards = [(k, d, d + len(full) - len(s)) for k, s in enumerate(shapes)
+                       for d, x in enumerate(s) if x is None and not pattern[d + len(full) - len(s)]]
+        step_shapes: list[tuple] = []
+        for name, args in op.steps:
+            step_shapes.append(broadcast_static_shape(
+                [shapes[a[1]] if a[0] == "i" else step_shapes[a[1]] if a[0] == "s" else () for a in args]))
+            for a in args:
+                if a[0] == "c" and a not in const_index:
+                    const_index[a] = len(consts)
+                    consts.append(np.asarray(a[2], dtype=a[1])[()])
+        nconst = len(consts)
+        self.consts = tuple(consts)
+        self.step_full = [len(s) == len(full) and tuple(x == 1 for x in s) == pattern and len(full) > 0
+                          for s in step_shapes]
+        outputs = {j for _, j in op.outputs}
+        last_use: dict[int, int] = {}
+        for j, (_, args) in enumerate(op.steps):
+            for a in args:
+                if a[0] == "s":
+                    last_use[a[1]] = j
+        base = nin + nconst
+
+        def index(ref: Ref) -> int:
+            return ref[1] if ref[0] == "i" else base + ref[1] if ref[0] == "s" else nin + const_index[ref]
+        self.slot_dtypes: list[np.dtype] = []
+        free: dict[str, list[int]] = {}
+        slot_of: dict[int, int] = {}
+        self.instrs: list[tuple] = []
+        for j, (name, args) in enumerate(op.steps):
+            fn = scalar.get(name).np_fn
+            dying = [a[1] for a in dict.fromkeys(args) if a[0] == "s" and last_use.get(a[1]) == j
+                     and a[1] not in outputs and a[1] in slot_of]
+            early = _alias_safe(fn)
+            if early:
+                for s in dying:
+                    free.setdefault(op.step_dtypes[s], []).append(slot_of[s])
+            slot = None
+            if self.step_full[j]:
+                pool = free.get(op.step_dtypes[j])
+                if pool:
+                    slot = pool.pop()
+                else:
+                    slot = len(self.slot_dtypes)
+                    self.slot_dtypes.append(np.dtype(op.step_dtypes[j]))
+                slot_of[j] = slot
+            if not early:
+                for s in dying:
+                    free.setdefault(op.step_dtypes[s], []).append(slot_of[s])
+            self.instrs.append((fn, tuple(index(a) for a in args), slot, base + j))
+        self.out_index = [base + j for _, j in op.outputs]
+        self.out_dtypes = [op.step_dtypes[j] for _, j in op.outputs]
