@@ -318,7 +318,7 @@ class Reshape(Op):
                 out.append(e if s is None else s)
                 continue
             if free is None:  # size // (product of the other entries), from the product of all = -others
-                free = sfold("int_div", sprod(input_shapes[0]), sfold("neg", sprod(entries)))
+                free = sfold("int_div", sprod(input_shapes[0]), sfold("maximum", sfold("neg", sprod(entries)), 1))
             out.append(free if isinstance(e, int) else _T.switch(_T.eq(e, -1), free, e))
         return [tuple(out)]
 
@@ -559,9 +559,10 @@ class ARange(Op):
         return [to_dtype(gr, x.dtype) if _is_float(x) else None for gr, x in zip(grads, inputs)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        start, stop, step = node.inputs
+        start, stop, step = (cast(i, "float64") for i in node.inputs)  # numpy computes the length in double
+        static = node.outputs[0].type.shape[0]
         n = _T.ceil(_T.true_div(_T.sub(stop, start), step))
-        return [(node.outputs[0].type.shape[0] or cast(_T.maximum(n, 0), "int64"),)]
+        return [(static if static is not None else cast(_T.maximum(n, 0), "int64"),)]
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None) -> Variable:
