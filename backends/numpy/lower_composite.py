@@ -1,1 +1,95 @@
-"""(being written) numpy lowering of fused Composite nodes."""
+"""numpy lowering of fused Composite nodes: one helper function per program, printed from the
+Composite's buffer plan. It allocates each full-size buffer once (``np.empty`` with the
+broadcast shape and each step's dtype), runs every step as one numpy call with ``out=``,
+reuses buffers whose values are dead, and computes steps over broadcast inputs only at
+their own smaller shape. When run-time lengths break the static broadcasting assumptions,
+it falls back to the op's reference ``perform``."""
+from __future__ import annotations
+
+import numpy as np
+
+from symgraph.backends.numpy.lowering import lowers
+from symgraph.tensor.composite import Composite
+
+_CACHE: dict = {}
+
+
+def _fn_name(fn, names: dict) -> str:
+    name = getattr(fn, "__name__", "fn")
+    if getattr(np, name, None) is fn:
+        return f"np.{name}"
+    if fn not in names:
+        names[fn] = f"_{name.strip('_')}_{len(names)}"
+    return names[fn]
+
+
+def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -> tuple[str, dict]:
+    """Python source of the helper computing ``op``'s outputs, and the globals it needs."""
+    p = op.plan(input_types)
+    nin = op.nin
+    glb: dict = {"np": np}
+    fn_names: dict = {}
+    args = [f"i{k}" for k in range(nin)]
+    names = args + [f"k{c}" for c in range(len(p.consts))] + [None] * len(op.steps)
+    for c, value in enumerate(p.consts):
+        glb[f"k{c}"] = value
+    for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
+        glb[f"dt{d}"] = dt
+    dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
+    lines = [f"def {fname}({', '.join(args)}):"]
+    if p.slot_dtypes:
+        lines.append(f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
+        if p.guards:
+            cond = " or ".join(f"i{k}.shape[{d}] != shape[{fd}]" for k, d, fd in p.guards)
+            glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
+            lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
+    lines.append("    with np.errstate(all='ignore'):")
+    allocated: set[int] = set()
+    base = nin + len(p.consts)
+    for fn, arg_idx, slot, dest in p.instrs:
+        call = f"{_fn_name(fn, fn_names)}({', '.join(names[a] for a in arg_idx)}"
+        if slot is None:
+            names[dest] = f"s{dest - base}"
+            lines.append(f"        {names[dest]} = {call})")
+            continue
+        buf = f"b{slot}"
+        if slot not in allocated:
+            allocated.add(slot)
+            lines.append(f"        {buf} = np.empty(shape, {dt_name[p.slot_dtypes[slot]]})")
+        names[dest] = buf
+        lines.append(f"        {call}, out={buf})")
+    outs = []
+    for idx, dt in zip(p.out_index, p.out_dtypes):
+        name = names[idx]
+        if name.startswith("b"):
+            outs.append(name)
+        else:
+            glb.setdefault(f"odt_{dt}", np.dtype(dt))
+            outs.append(f"np.asarray({name}, odt_{dt})")
+    lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
+    glb.update({v: k for k, v in fn_names.items()})
+    return "\n".join(lines) + "\n", glb
+
+
+def _reference(op: Composite, p, inputs: tuple):
+    """The unbuffered evaluation (numpy's own broadcasting) for unexpected run-time shapes."""
+    outs = op.run(p, list(inputs), buffered=False)
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def compile_helper(op: Composite, input_types: tuple):
+    """The helper function for ``op`` on inputs of ``input_types`` (cached)."""
+    key = (op, input_types)
+    fn = _CACHE.get(key)
+    if fn is None:
+        src, glb = helper_source(op, input_types)
+        exec(compile(src, f"<symgraph composite {len(op.steps)} steps>", "exec"), glb)
+        fn = _CACHE[key] = glb["composite"]
+        fn.source = src
+    return fn
+
+
+@lowers(Composite)
+def _composite(node, ins: list[str], ctx) -> str:
+    fn = compile_helper(node.op, tuple(i.type for i in node.inputs))
+    return f"{ctx.ref(fn, 'composite')}({', '.join(ins)})"

@@ -78,10 +78,14 @@ class Composite(Op):
         return Apply(self, inputs, outs)
 
     def perform(self, node: Apply, inputs: list) -> list:
-        p = self.plan(tuple(i.type for i in node.inputs))
+        return self.run(self.plan(tuple(i.type for i in node.inputs)), inputs)
+
+    def run(self, p: "Plan", inputs: list, buffered: bool = True) -> list:
+        """Evaluate the program with schedule ``p`` (unbuffered when the run-time lengths do
+        not match the static broadcasting the plan assumes, or when ``buffered`` is False)."""
         with np.errstate(all="ignore"):
             shape = np.broadcast_shapes(*(np.shape(x) for x in inputs)) if inputs else ()
-            fits = all(inputs[k].shape[d] == shape[fd] for k, d, fd in p.guards)
+            fits = buffered and all(inputs[k].shape[d] == shape[fd] for k, d, fd in p.guards)
             bufs = [np.empty(shape, dt) for dt in p.slot_dtypes] if fits else None
             vals = list(inputs) + list(p.consts) + [None] * len(self.steps)
             for fn, args, slot, dest in p.instrs:
@@ -89,7 +93,7 @@ class Composite(Op):
                     vals[dest] = fn(*[vals[a] for a in args], out=bufs[slot])
                 else:
                     vals[dest] = fn(*[vals[a] for a in args])
-        return [np.asarray(vals[i], dtype=o.dtype) for i, o in zip(p.out_index, node.outputs)]
+        return [np.asarray(vals[i], dtype=dt) for i, dt in zip(p.out_index, p.out_dtypes)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         from symgraph.tensor.shape import broadcast_shapes
