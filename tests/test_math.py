@@ -101,7 +101,7 @@ def test_lowering_calls_numpy_directly():
     f = sg.function([a, b, c], [T.dot(a, b), a @ b, T.tensordot(c, a, axes=1)], backend="numpy")
     assert "np.dot(a, b)" in f.source and "np.matmul(a, b)" in f.source
     assert "np.tensordot(c, a, axes=((2,), (0,)))" in f.source
-    assert ".perform(" not in f.source
+    assert not [ln for ln in f.source.splitlines() if ".perform(" in ln]
 
 
 def test_build_time_shape_errors_name_both_shapes():

@@ -190,7 +190,7 @@ def test_lowering_calls_numpy_directly():
     f = sg.function([x], [x.sum(axis=0, keepdims=True), T.argmax(x, 1), x.max(axis=(0, 1))], backend="numpy")
     assert "np.sum(x, axis=(0,), keepdims=True)" in f.source
     assert "np.argmax(x, axis=1)" in f.source and "np.max(x, axis=(0, 1))" in f.source
-    assert ".perform(" not in f.source
+    assert not [ln for ln in f.source.splitlines() if ".perform(" in ln]
 
 
 def test_bad_axis_and_input():
