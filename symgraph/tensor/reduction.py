@@ -138,9 +138,8 @@ class BroadcastLike(Op):
         g, like = as_tensor_variable(g), as_tensor_variable(like)
         if g.ndim > like.ndim:
             raise ShapeError(f"BroadcastLike: cannot broadcast {g.type} to the shape of {like.type}")
-        shape = broadcast_static_shape([g.type.shape, like.type.shape], "BroadcastLike")
-        if shape != like.type.shape and builtins.any(s is not None for s in like.type.shape):
-            shape = tuple(s if s is not None else b for s, b in zip(like.type.shape, shape))
+        both = broadcast_static_shape([g.type.shape, like.type.shape], "BroadcastLike")
+        shape = tuple(s if s is not None else b for s, b in zip(like.type.shape, both))
         return Apply(self, [g, like], [TensorType(g.dtype, shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
