@@ -310,3 +310,25 @@ def test_networkx_repeated_input_and_function_updates():
     inner = to_networkx(_composite_graph()[2])
     (comp,) = [a for a in inner.nodes.values() if a.get("op_class") == "Composite"]
     assert comp["inner_ops"] == ["mul", "add", "sigmoid", "tanh"]
+
+
+def test_render_graphs_example(tmp_path, capsys):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                        "render_graphs.py")
+    spec = importlib.util.spec_from_file_location("render_graphs_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = module.main(["--out", str(tmp_path)])
+    assert sorted(os.path.basename(p) for p in written) == sorted(
+        f"{n}.{e}" for n in ("z_structure", "z_compact", "mlp_train_step") for e in ("svg", "png"))
+    assert all(os.path.getsize(p) > 0 for p in written)
+    out = capsys.readouterr().out
+    assert "pprint(z) = (x + y)" in out and out.count("wrote ") == 6
+    svg = (tmp_path / "mlp_train_step.svg").read_text()
+    train = module.mlp_training_step("numpy")
+    fused = sum(type(n.op).__name__ == "Composite" for n in train.graph.toposort())
+    assert svg.count(">Composite (fused)</text>") == fused
+    assert ">loss</text>" in svg  # the user's output name survives the rewrites
+    assert svg.count(">update</text>") == 3

@@ -20,6 +20,11 @@ class GraphView:
     inputs: list[Variable] = field(default_factory=list)
     nodes: list[Apply] = field(default_factory=list)
     title: str = ""
+    names: dict = field(default_factory=dict)  # id(var) -> name, for outputs renamed by rewrites
+
+    def name_of(self, v: Variable) -> str | None:
+        """The variable's name, or the name the user gave the output it replaced."""
+        return v.name if v.name is not None else self.names.get(id(v))
 
     def __post_init__(self) -> None:
         self.input_ids = set(map(id, self.inputs))
@@ -75,7 +80,12 @@ def _function_view(f: Any, fgraph: Any, spec: Any) -> GraphView:
     updates = [(fgraph.inputs[n_in + c], outs[o]) for o, c in spec.updates]
     names = ", ".join(spec.input_names)
     title = f"{spec.name}({names}) [{getattr(f, 'backend', '?')}]"
-    return _view(outs[:spec.n_outputs], inputs=list(fgraph.inputs), updates=updates, title=title)
+    view = _view(outs[:spec.n_outputs], inputs=list(fgraph.inputs), updates=updates, title=title)
+    user_outputs = f.outputs if isinstance(f.outputs, (list, tuple)) else [f.outputs]
+    for mine, theirs in zip(view.outputs, user_outputs):
+        if getattr(theirs, "name", None) is not None:
+            view.names[id(mine)] = theirs.name
+    return view
 
 
 def role(v: Variable, view: GraphView) -> str:

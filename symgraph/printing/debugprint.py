@@ -71,8 +71,9 @@ class _TreePrinter:
     def line(self, v: Variable) -> str:
         """One variable's full line: label, id, name (for computed values), type and marks."""
         text = self.label(v) + self.id_of(v)
-        if v.owner is not None and v.name is not None and id(v) not in self.inputs:
-            text += f" '{v.name}'"
+        name = self.view.name_of(v)
+        if v.owner is not None and name is not None and id(v) not in self.inputs:
+            text += f" '{name}'"
         if self.print_type:
             text += f" <{v.type}>"
         if getattr(v, "is_shared", False):

@@ -34,9 +34,9 @@ def compact_dot(view: GraphView, max_nodes: int | None) -> graphviz.Digraph:
     return _Compact(view, max_nodes).graph
 
 
-def var_box_label(v: Variable) -> str:
+def var_box_label(v: Variable, name: str | None = None) -> str:
     """'x\\nfloat64[?, ?]': name (or a constant's value) over the type."""
-    name = v.name if v.name is not None else (str(v) if isinstance(v, Constant) else "")
+    name = name if name is not None else (str(v) if isinstance(v, Constant) else "")
     return f"{name}\n{v.type}" if name else str(v.type)
 
 
@@ -75,7 +75,7 @@ class _Compact:
         if id(v) not in self.boxed:
             self.boxed.add(id(v))
             r = role(v, self.view)
-            label = var_box_label(v)
+            label = var_box_label(v, self.view.name_of(v))
             if r == "shared":
                 label = label.replace("\n", " (shared)\n", 1) if "\n" in label else label + " (shared)"
             self.graph.node(nid, label, shape="box", style="filled", fillcolor=ROLE_COLORS[r])
@@ -99,7 +99,7 @@ class _Compact:
         return box, ""
 
     def _wants_box(self, v: Variable) -> bool:
-        return v.owner is not None and (v.name is not None or id(v) in self.view.output_ids) \
+        return v.owner is not None and (self.view.name_of(v) is not None or id(v) in self.view.output_ids) \
             and id(v) not in self.view.input_ids
 
     @staticmethod
