@@ -203,3 +203,13 @@ def test_pprint_text_evaluates_to_the_graph_value(tree, seed):
         got = eval(text, namespace)  # noqa: S307 - the text is our own printer's output
     np.testing.assert_allclose(np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64"),
                                rtol=1e-12, equal_nan=True, err_msg=text)
+
+
+def test_pprint_of_exponentially_shared_graph_is_bounded():
+    x = T.dvector("x")
+    v = x
+    for _ in range(60):
+        v = v * v + x
+    text = pprint(v)
+    assert "…" in text and len(text) < 500_000
+    assert len(debugprint(v, print_type=False).splitlines()) == 1 + 2 * 120  # a line per edge, linear

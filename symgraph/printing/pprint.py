@@ -11,7 +11,9 @@ Rules (tested in tests/test_printing_text.py):
   are None/False/empty are left out; a 1-tuple shows as its element);
 - DimShuffle: ``x.T`` for a full transpose, nothing for pure broadcasting (leading axes added),
   ``x.dimshuffle(1, 'x', 0)`` otherwise; constants print as numbers; fused ops print their
-  inner expression with the outer arguments substituted.
+  inner expression with the outer arguments substituted;
+- a subexpression longer than MAX_EXPR_CHARS prints as ``name(…)`` (repeated sharing doubles the
+  text per level; use debugprint, which shows each subexpression once, for such graphs).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ _BINARY = {"**": 9, "*": 7, "/": 7, "//": 7, "%": 7, "@": 7, "+": 6, "-": 6, "&"
            "<": 2, ">": 2, "<=": 2, ">=": 2, "==": 2, "!=": 2}
 _COMPARISON = 2
 
+MAX_EXPR_CHARS = 100_000  # a longer subexpression prints as 'op(…)', so pprint never blows up
 Expr = tuple[str, int]  # text and the precedence of its outermost operator
 PRINTERS: dict[str, Callable[[Any, list[Expr]], Expr]] = {}  # Op class name -> custom printer
 
@@ -65,7 +68,9 @@ def _render(outputs: list[Variable], seed: dict[int, Expr] | None = None) -> dic
     for node in toposort(outputs, blockers=blockers):
         args = [memo.get(id(i)) or _leaf(i) for i in node.inputs]
         for k, out in enumerate(node.outputs):
-            memo[id(out)] = _apply(node, k, args)
+            text, prec = memo[id(out)] = _apply(node, k, args)
+            if len(text) > MAX_EXPR_CHARS:  # shared subexpressions can double the text per level
+                memo[id(out)] = (f"{call_name(node.op)}(…)", ATOM)
     for v in outputs:
         memo.setdefault(id(v), _leaf(v))
     return memo
