@@ -3,7 +3,7 @@ compiled Function) into one GraphView: inputs, outputs, updates and the nodes be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import ancestors, toposort
@@ -177,8 +177,3 @@ def letters(k: int) -> str:
         if k == 0:
             return out
 
-
-def unique(items: Iterable[Any]) -> list[Any]:
-    """Items in first-seen order without repeats (by identity)."""
-    seen: set[int] = set()
-    return [x for x in items if not (id(x) in seen or seen.add(id(x)))]
