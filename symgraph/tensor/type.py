@@ -201,6 +201,11 @@ class _TensorOperators:
         out.name = name
         return out
 
+    def _repr_svg_(self):
+        """Jupyter shows a variable as its graph (None, hence text, when graphviz is missing)."""
+        from symgraph.printing import repr_svg
+        return repr_svg(self)
+
 
 class TensorVariable(_TensorOperators, Variable):
     """A symbolic n-dimensional array."""
