@@ -99,7 +99,7 @@ def _subtensor(node, ins: list[str], ctx) -> str:
             items.append(":".join(parts) if e[2] else ":".join(parts[:2]))
         else:
             items.append(_int_expr(*next(vals)) if e == "i" else next(vals)[1])
-    if node.outputs[0].ndim == 0:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
+    if node.outputs[0].ndim == 0 or not items:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
         items.append("...")
     return f"{ins[0]}[{', '.join(items)}]"
 
