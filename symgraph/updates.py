@@ -54,9 +54,9 @@ def _check_params(params: Any) -> list[SharedVariable]:
 
 
 def _zeros_like(p: SharedVariable, what: str) -> SharedVariable:
-    """Optimizer state for ``p``: zeros of its shape and dtype."""
+    """Optimizer state for ``p``: zeros of its shape and dtype, named after it (unnamed if it is)."""
     value = p.get_value(borrow=True)
-    return shared(np.zeros(value.shape, dtype=value.dtype), name=f"{p.name or 'param'}_{what}")
+    return shared(np.zeros(value.shape, dtype=value.dtype), name=f"{p.name}_{what}" if p.name else None)
 
 
 def _keep_dtype(p: SharedVariable, value: Any) -> Variable:

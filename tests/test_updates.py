@@ -166,3 +166,24 @@ def test_bad_arguments_are_named():
         U.adam([T.dmatrix()], [p])
     with pytest.raises(GraphTypeError, match="floating-point"):
         U.sgd([T.lvector()], [sg.shared(np.zeros(3, np.int64))], learning_rate=1)
+
+
+@pytest.mark.parametrize("names", [(None, None), ("W", "b")])
+def test_adam_on_a_loss_matches_numpy_with_unnamed_params(names, backend):
+    """Several parameters, gradients from a loss, state variables all distinct (regression: unnamed
+    parameters once gave their state the same name, and the generated code mixed them up)."""
+    rng = np.random.default_rng(3)
+    xv, yv = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    w0, b0 = rng.standard_normal(3), np.array(0.5)
+    w, b = sg.shared(w0, name=names[0]), sg.shared(b0, name=names[1])
+    x, y = T.dmatrix("x"), T.dvector("y")
+    loss = T.mean((T.dot(x, w) + b - y) ** 2)
+    step = sg.function([x, y], loss, updates=U.adam(loss, [w, b], learning_rate=0.1), backend=backend)
+    ps, states = [w0.copy(), b0.copy()], [{}, {}]
+    for _ in range(STEPS):
+        step(xv, yv)
+        r = xv @ ps[0] + ps[1] - yv
+        grads = [2 * xv.T @ r / len(r), np.array(2 * r.mean())]
+        ps = [np_adam(p, g, s, lr=0.1) for p, g, s in zip(ps, grads, states)]
+    np.testing.assert_allclose(w.get_value(), ps[0], rtol=1e-10)
+    np.testing.assert_allclose(b.get_value(), ps[1], rtol=1e-10)
