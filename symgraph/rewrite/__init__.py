@@ -106,30 +106,44 @@ class RewriteReport(dict):
         return "\n".join(lines)
 
 
-def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats) -> None:
+_NEEDS_EXACT_ORDER = {"merge", "fusion"}  # passes whose result depends on a true topological order
+
+
+def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order: list) -> None:
     if name == "merge":
-        merge(fgraph, stats)
+        merge(fgraph, stats, order)
     elif name == "constant_folding":
-        constant_fold(fgraph, stats)
+        constant_fold(fgraph, stats, order)
     elif name == "fusion":
-        fuse(fgraph, stats, mode.max_operands)
+        fuse(fgraph, stats, mode.max_operands, order)
     elif name == "dead_code":
         dead_code(fgraph, stats)
     else:
-        run_local(fgraph, mode.rules(name), stats)
+        run_local(fgraph, mode.rules(name), stats, order)
 
 
 def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
-    """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran."""
+    """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran.
+
+    One topological order is shared by the passes: nodes a pass removes are filtered out and
+    nodes it adds are appended (local passes re-queue what they touch, so an approximate order
+    is enough for them); merge and fusion get a fresh exact order when the graph gained nodes.
+    """
     m = as_mode(mode)
     t_start = time.perf_counter()
     report = RewriteReport(mode=mode if isinstance(mode, (str, type(None))) else repr(m),
                            nodes_before=len(fgraph), nodes_after=len(fgraph), applied={}, passes=[], time=0.0)
+    order, exact = None, False
     for name in PIPELINE:
         if not m.runs(name):
             continue
         stats, before, t0 = Stats(), len(fgraph), time.perf_counter()
-        _run_pass(name, fgraph, m, stats)
+        if order is None or (name in _NEEDS_EXACT_ORDER and not exact):
+            order, exact = fgraph.toposort(), True
+        _run_pass(name, fgraph, m, stats, order)
+        live = fgraph.apply_nodes
+        order = [n for n in order if n in live] + [n for n in dict.fromkeys(stats.new_nodes) if n in live]
+        exact = exact and not stats.new_nodes
         report["passes"].append({"name": name, "time": time.perf_counter() - t0, "nodes_before": before,
                                  "nodes_after": len(fgraph), "applied": stats.applied})
         for k, v in stats.applied.items():

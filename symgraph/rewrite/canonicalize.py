@@ -155,6 +155,12 @@ def collect_constants(fgraph, node):
     """Flatten nested adds (or muls) and fold their scalar constants into one:
     (x + 1) + (y + 2) -> (x + y) + 3. Reassociation may change the last bit."""
     name = node.op.scalar_op.name
+    if not any(elem(v, name) is not None for v in node.inputs):
+        return None  # no nesting: at most the two operands, which constant folding handles
+    parent = fgraph.clients.get(node.out, ())
+    if len(parent) == 1 and parent[0][0] != "output" and type(parent[0][0].op) is type(node.op) \
+            and parent[0][0].op == node.op and parent[0][0].out.dtype == node.out.dtype:
+        return None  # not the root of the tree: the root collects for the whole tree (linear time)
     leaves = _collect(fgraph, node, name)
     consts = [v for v in leaves if _scalar(v) is not None]
     if len(consts) < 2:

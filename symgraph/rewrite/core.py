@@ -59,6 +59,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.applied: dict[str, int] = {}
+        self.new_nodes: list[Apply] = []  # nodes the pass added, in the order they were added
 
     def count(self, name: str, k: int = 1) -> None:
         self.applied[name] = self.applied.get(name, 0) + k
@@ -116,8 +117,39 @@ def replace(fgraph: FunctionGraph, old: Variable, new: Variable, reason: str = "
             client.inputs[i] = new
         uses.append((client, i))
     fgraph.clients[old] = []
-    fgraph._prune(old)
+    prune(fgraph, old)
     return new_nodes
+
+
+def prune(fgraph: FunctionGraph, var: Variable) -> None:
+    """Remove the nodes that only fed ``var`` (now unused), walking upwards. Each removal
+    from a clients list is one ``list.remove`` (constants shared by thousands of nodes have
+    long lists; rebuilding them per removal would be quadratic)."""
+    clients, nodes, inputs = fgraph.clients, fgraph.apply_nodes, set(fgraph.inputs)
+    stack = [var]
+    while stack:
+        v = stack.pop()
+        node = v.owner
+        if node is None or node not in nodes:
+            if not clients.get(v, True) and v not in inputs:
+                fgraph.variables.discard(v)
+                del clients[v]
+            continue
+        if any(clients.get(o) for o in node.outputs):
+            continue
+        nodes.discard(node)
+        for o in node.outputs:
+            fgraph.variables.discard(o)
+            clients.pop(o, None)
+        for i, inp in enumerate(node.inputs):
+            cl = clients.get(inp)
+            if cl is not None:
+                try:
+                    cl.remove((node, i))
+                except ValueError:
+                    continue
+                if not cl:
+                    stack.append(inp)
 
 
 # --- running rules ------------------------------------------------------------------------
@@ -135,8 +167,17 @@ def apply_rule(fgraph: FunctionGraph, r: Rule, node: Apply, stats: Stats) -> lis
     at again (new nodes and the readers of the replacements); None when it did not fire."""
     try:
         result = r.fn(fgraph, node)
-        if result is None or result is False:
-            return None
+    except Exception as err:  # a rewrite that raises is a bug: name it and the node
+        _fail(r.name, node, err)
+        return None
+    if result is None or result is False:
+        return None
+    return commit(fgraph, r, node, result, stats)
+
+
+def commit(fgraph: FunctionGraph, r: Rule, node: Apply, result, stats: Stats) -> list[Apply] | None:
+    """Put rule ``r``'s ``result`` in place of ``node``'s outputs (see :func:`apply_rule`)."""
+    try:
         if isinstance(result, Variable):
             result = [result]
         if len(result) != len(node.outputs):
@@ -150,25 +191,28 @@ def apply_rule(fgraph: FunctionGraph, r: Rule, node: Apply, stats: Stats) -> lis
         added: list[Apply] = []
         for old, new in pairs:
             added += replace(fgraph, old, new, r.name)
+        stats.new_nodes += added
         for _, new in pairs:  # the replacements' readers may match now
             added += [c for c, _ in fgraph.clients.get(new, ()) if c != "output"]
-    except Exception as err:  # a rewrite that raises is a bug: name it and the node
+    except Exception as err:
         _fail(r.name, node, err)
         return None
     stats.count(r.name)
     return added
 
 
-def run_local(fgraph: FunctionGraph, rules: Iterable[Rule], stats: Stats, max_steps: int | None = None) -> None:
-    """Apply ``rules`` everywhere until none fires. Each node is looked at once, then again
-    only when a neighbour changed; ``max_steps`` (default 20 per node) stops rewrite loops."""
+def run_local(fgraph: FunctionGraph, rules: Iterable[Rule], stats: Stats, order: list[Apply] | None = None,
+              max_steps: int | None = None) -> None:
+    """Apply ``rules`` everywhere until none fires. Each node is looked at once (in ``order``,
+    by default topological), then again only when a neighbour changed; ``max_steps`` (default
+    20 per node) stops rewrite loops."""
     by_key: dict = {}
     for r in rules:
         for k in r.keys:
             by_key.setdefault(k, []).append(r)
     if not by_key:
         return
-    work = deque(n for n in fgraph.toposort() if node_key(n) in by_key)
+    work = deque(n for n in (fgraph.toposort() if order is None else order) if node_key(n) in by_key)
     queued = set(work)
     budget = max_steps if max_steps is not None else 20 * len(fgraph.apply_nodes) + 100
     apply_nodes = fgraph.apply_nodes
@@ -178,7 +222,14 @@ def run_local(fgraph: FunctionGraph, rules: Iterable[Rule], stats: Stats, max_st
         if node not in apply_nodes:
             continue
         for r in by_key.get(node_key(node), ()):
-            added = apply_rule(fgraph, r, node, stats)
+            try:
+                result = r.fn(fgraph, node)
+            except Exception as err:  # a rewrite that raises is a bug: name it and the node
+                _fail(r.name, node, err)
+                continue
+            if result is None or result is False:
+                continue
+            added = commit(fgraph, r, node, result, stats)
             if added is None:
                 continue
             budget -= 1

@@ -44,9 +44,19 @@ class _Group:
         self.reached: set = set()     # outside nodes known to be reached from the group
         self.ext_in: dict[Variable, int] = {}
         self.exported: set[Variable] = set()
-        self._count(seed, commit=True)
+        self.capped = False  # count operands as the group grows (only needed under a cap)
 
     def operands(self) -> int:
+        """Inputs (not counting inlined constants) plus outputs used outside the group."""
+        if not self.capped:
+            self.ext_in, self.exported = {}, set()
+            for node in self.members:
+                for v in node.inputs:
+                    if v.owner not in self.members and not _inlinable(v):
+                        self.ext_in[v] = 1
+                for o in node.outputs:
+                    if self._outside_clients(o):
+                        self.exported.add(o)
         return len(self.ext_in) + len(self.exported)
 
     def _outside_clients(self, var: Variable, extra: Apply | None = None) -> bool:
@@ -105,10 +115,11 @@ class _Group:
             if q is not None and q not in self.members and self._walk(q, forward=False):
                 self.reached.add(node)
                 return False
-        return self._count(node, commit=False) <= max_operands
+        return not self.capped or self._count(node, commit=False) <= max_operands
 
     def add(self, node: Apply) -> None:
-        self._count(node, commit=True)
+        if self.capped:
+            self._count(node, commit=True)
         self.members.add(node)
         p = self.pos[node]
         self.lo, self.hi = min(self.lo, p), max(self.hi, p)
@@ -118,32 +129,49 @@ def _fusable(node: Apply) -> bool:
     return type(node.op) is Elemwise
 
 
-def find_groups(fgraph: FunctionGraph, max_operands: int = MAX_OPERANDS) -> list[list[Apply]]:
-    """Disjoint convex groups of two or more Elemwise nodes, each in topological order."""
-    order = fgraph.toposort()
+def _grow(seed: Apply, fgraph: FunctionGraph, pos: dict, taken: set, max_operands: float) -> _Group:
+    """The group grown from ``seed``: neighbours are tried latest first, each once."""
+    g = _Group(seed, fgraph, pos)
+    if max_operands != float("inf"):
+        g.capped = True
+        g._count(seed, commit=True)
+    heap: list = []
+    considered = {seed}
+
+    def push_neighbours(node: Apply) -> None:
+        near = [v.owner for v in node.inputs if v.owner is not None]
+        near += [c for o in node.outputs for c, _ in fgraph.clients.get(o, ()) if c != "output"]
+        for n in near:
+            if n not in considered and n not in taken and n in pos and _fusable(n):
+                considered.add(n)
+                heapq.heappush(heap, (-pos[n], id(n), n))
+    push_neighbours(seed)
+    while heap:
+        _, _, node = heapq.heappop(heap)
+        if g.can_add(node, max_operands):
+            g.add(node)
+            push_neighbours(node)
+    return g
+
+
+def find_groups(fgraph: FunctionGraph, max_operands: int = MAX_OPERANDS,
+                order: list[Apply] | None = None) -> list[list[Apply]]:
+    """Disjoint convex groups of two or more Elemwise nodes, each in topological order.
+
+    A group is first grown without the operand cap (intermediate states of a forward +
+    backward chain have many operands even when the whole has three); only when the whole
+    exceeds the cap is it regrown greedily under the cap. ``order`` must be topological.
+    """
+    order = fgraph.toposort() if order is None else order
     pos = {n: i for i, n in enumerate(order)}
     taken: set[Apply] = set()
     groups = []
     for seed in reversed(order):
         if seed in taken or not _fusable(seed):
             continue
-        g = _Group(seed, fgraph, pos)
-        heap: list = []
-        considered = {seed}
-
-        def push_neighbours(node: Apply) -> None:
-            near = [v.owner for v in node.inputs if v.owner is not None]
-            near += [c for o in node.outputs for c, _ in fgraph.clients.get(o, ()) if c != "output"]
-            for n in near:
-                if n not in considered and n not in taken and _fusable(n) and n in pos:
-                    considered.add(n)
-                    heapq.heappush(heap, (-pos[n], id(n), n))
-        push_neighbours(seed)
-        while heap:
-            _, _, node = heapq.heappop(heap)
-            if g.can_add(node, max_operands):
-                g.add(node)
-                push_neighbours(node)
+        g = _grow(seed, fgraph, pos, taken, float("inf"))
+        if g.operands() > max_operands:
+            g = _grow(seed, fgraph, pos, taken, max_operands)
         taken |= g.members
         if len(g.members) > 1:
             groups.append(sorted(g.members, key=pos.__getitem__))
@@ -174,12 +202,14 @@ def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply,
     return op.make_node(*inputs), exported
 
 
-def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS) -> None:
+def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS,
+         order: list[Apply] | None = None) -> None:
     """Replace every fusable group by one Composite node."""
-    for members in find_groups(fgraph, max_operands):
+    for members in find_groups(fgraph, max_operands, order):
         node, exported = build_composite(fgraph, members)
         for old, new in zip(exported, node.outputs):
             replace(fgraph, old, new, "fusion")
+        stats.new_nodes.append(node)
         stats.count("fusion")
         stats.count("fused_nodes", len(members))
     mark_reductions(fgraph)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.errors import RewriteError
 from symgraph.graph.basic import Constant
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.tensor.elemwise import Elemwise
 from symgraph.rewrite.core import Stats, _fail, replace
 
 # constant folding keeps a result only up to this many elements, unless an input is as big:
@@ -14,7 +14,7 @@ from symgraph.rewrite.core import Stats, _fail, replace
 FOLD_MAX_SIZE = 1 << 16
 
 
-def merge(fgraph: FunctionGraph, stats: Stats) -> None:
+def merge(fgraph: FunctionGraph, stats: Stats, order: list | None = None) -> None:
     """Common subexpression elimination: equal constants become one, and nodes applying an
     equal op to the same inputs become one (in topological order, so merges cascade)."""
     by_signature: dict = {}
@@ -28,10 +28,11 @@ def merge(fgraph: FunctionGraph, stats: Stats) -> None:
             replace(fgraph, v, first, "merge")
             stats.count("merge_constant")
     seen: dict = {}
-    for node in fgraph.toposort():
+    for node in fgraph.toposort() if order is None else order:
         if node not in fgraph.apply_nodes:
             continue
-        key = (node.op, tuple(map(id, node.inputs)))
+        op = node.op  # Elemwise keyed by its (interned) name: hashing Ops is the slow part here
+        key = (op.scalar_op.name if type(op) is Elemwise else op, tuple(map(id, node.inputs)))
         try:
             other = seen.setdefault(key, node)
         except TypeError:  # an op that cannot be hashed is never merged
@@ -49,10 +50,10 @@ def _foldable(node) -> bool:
         not getattr(node.op, "no_constant_folding", False)
 
 
-def constant_fold(fgraph: FunctionGraph, stats: Stats) -> None:
+def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None) -> None:
     """Evaluate (with ``op.perform``) every node whose inputs are all constants and put the
     result in its place; results far bigger than their inputs are left to run time."""
-    for node in fgraph.toposort():
+    for node in fgraph.toposort() if order is None else order:
         if node not in fgraph.apply_nodes or not _foldable(node):
             continue
         try:
@@ -75,19 +76,25 @@ def constant_fold(fgraph: FunctionGraph, stats: Stats) -> None:
 
 
 def dead_code(fgraph: FunctionGraph, stats: Stats) -> None:
-    """Drop nodes that no output depends on (``replace`` prunes as it goes; this catches the rest)."""
-    live = set(fgraph.toposort())
-    dead = [n for n in fgraph.apply_nodes if n not in live]
-    for node in dead:
+    """Drop nodes whose outputs nobody reads (``replace`` prunes as it goes; this catches the
+    rest, e.g. nodes left behind by a pass that edited ``inputs`` directly)."""
+    clients = fgraph.clients
+    work = [n for n in fgraph.apply_nodes if not any(clients.get(o) for o in n.outputs)]
+    removed = 0
+    while work:
+        node = work.pop()
+        if node not in fgraph.apply_nodes or any(clients.get(o) for o in node.outputs):
+            continue
         fgraph.apply_nodes.discard(node)
+        removed += 1
         for o in node.outputs:
-            if fgraph.clients.get(o) and any(c != "output" and c in live for c, _ in fgraph.clients[o]):
-                raise RewriteError(f"dead_code: {node.op} is unreachable but feeds live nodes")
             fgraph.variables.discard(o)
-            fgraph.clients.pop(o, None)
-        for i, inp in enumerate(node.inputs):
-            cl = fgraph.clients.get(inp)
+            clients.pop(o, None)
+        for inp in node.inputs:
+            cl = clients.get(inp)
             if cl is not None:
                 cl[:] = [(c, j) for c, j in cl if c is not node]
-    if dead:
-        stats.count("dead_code", len(dead))
+                if not cl and inp.owner is not None:
+                    work.append(inp.owner)
+    if removed:
+        stats.count("dead_code", removed)

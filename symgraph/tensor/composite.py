@@ -36,17 +36,25 @@ class Composite(Op):
         self.nin = len(self.in_dtypes)
         self._hash = hash((Composite, self.in_dtypes, self.steps, self.outputs))
         self._plans: dict = {}
+        self._str: str | None = None
         dtypes = []
         for name, args in self.steps:
             sop = scalar.get(name)
             if len(args) != sop.nin:
                 raise GraphTypeError(f"Composite: step {name} takes {sop.nin} arguments, got {len(args)}")
-            dtypes.append(sop.out_dtype(*(self._ref_dtype(a, dtypes) for a in args)))
+            dtypes.append(scalar._out_dtype(sop, tuple(self._ref_dtype(a, dtypes) for a in args)))
         self.step_dtypes = tuple(dtypes)
-        deps: list[frozenset] = []
-        for name, args in self.steps:
-            deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
-        self.step_deps = tuple(deps)
+        self._deps: tuple | None = None
+
+    @property
+    def step_deps(self) -> tuple:
+        """For each step, the set of input indices it depends on."""
+        if self._deps is None:
+            deps: list[frozenset] = []
+            for name, args in self.steps:
+                deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
+            self._deps = tuple(deps)
+        return self._deps
 
     def __hash__(self) -> int:
         return self._hash
@@ -69,11 +77,7 @@ class Composite(Op):
         for k, (v, dt) in enumerate(zip(inputs, self.in_dtypes)):
             if v.dtype != dt:
                 raise GraphTypeError(f"Composite input {k} must have dtype {dt}, got {v.type}")
-        shapes: list[tuple] = []
-        for name, args in self.steps:
-            shapes.append(broadcast_static_shape(
-                [inputs[a[1]].type.shape if a[0] == "i" else shapes[a[1]] if a[0] == "s" else ()
-                 for a in args], f"the inputs of fused {name}"))
+        shapes = _step_shapes(self.steps, [v.type.shape for v in inputs])
         outs = [TensorType(self.step_dtypes[j], shapes[j]).make_variable() for _, j in self.outputs]
         return Apply(self, inputs, outs)
 
@@ -123,6 +127,11 @@ class Composite(Op):
 
     # --- printing -------------------------------------------------------------------------
     def __str__(self) -> str:
+        if self._str is None:
+            self._str = self._render()
+        return self._str
+
+    def _render(self) -> str:
         uses = [0] * len(self.steps)
         for _, args in self.steps:
             for a in args:
@@ -146,9 +155,11 @@ class Composite(Op):
                 s = f"{sop.infix}{a[0]}"
             else:
                 s = f"{name}({', '.join(a)})"
-            if uses[j] > 1 and len(s) > 16 and not any(o == ("s", j) for o in self.outputs):
+            if (uses[j] > 1 and len(s) > 16 or len(s) > 80) and ("s", j) not in self.outputs:
                 defs.append(f"t{j}={_strip(s)}")
                 s = f"t{j}"
+                if sum(map(len, defs)) > 300:  # long programs: show the start only
+                    return f"Composite{{{len(self.steps)} steps: {'; '.join(defs)[:240]}...}}"
             text.append(s)
         body = ", ".join([_strip(text[j]) for _, j in self.outputs])
         body = "; ".join(defs + [body])
@@ -165,6 +176,21 @@ class Composite(Op):
         if p is None:
             p = self._plans[input_types] = Plan(self, input_types)
         return p
+
+
+def _step_shapes(steps: tuple, input_shapes: list) -> list[tuple]:
+    """Static shape of every step: the broadcast of its arguments' (as Elemwise computes it)."""
+    shapes: list[tuple] = []
+    for name, args in steps:
+        arg_shapes = [input_shapes[a[1]] if a[0] == "i" else shapes[a[1]] if a[0] == "s" else () for a in args]
+        first = arg_shapes[0]
+        if all(s == first for s in arg_shapes) and 1 not in first:
+            shapes.append(first)
+        elif len(arg_shapes) == 2 and arg_shapes[1] == () and 1 not in first:
+            shapes.append(first)
+        else:
+            shapes.append(broadcast_static_shape(arg_shapes, f"the inputs of fused {name}"))
+    return shapes
 
 
 def _strip(s: str) -> str:
@@ -209,10 +235,8 @@ class Plan:
         self.input_full = [len(s) == len(full) and tuple(x == 1 for x in s) == pattern for s in shapes]
         self.guards = [(k, d, d + len(full) - len(s)) for k, s in enumerate(shapes)
                        for d, x in enumerate(s) if x is None and not pattern[d + len(full) - len(s)]]
-        step_shapes: list[tuple] = []
+        step_shapes = _step_shapes(op.steps, shapes)
         for name, args in op.steps:
-            step_shapes.append(broadcast_static_shape(
-                [shapes[a[1]] if a[0] == "i" else step_shapes[a[1]] if a[0] == "s" else () for a in args]))
             for a in args:
                 if a[0] == "c" and a not in const_index:
                     const_index[a] = len(consts)
