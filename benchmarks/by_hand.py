@@ -1,0 +1,105 @@
+"""The workloads written directly in numpy (forward and backward passes by hand): the baseline
+every ratio in the table is taken against."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from benchmarks import data as D
+
+
+def w1(variant: str, quick: bool) -> dict:
+    x, y = D.w1_inputs(D.W1_SIZES[variant])
+
+    def f():
+        return 1 / (1 + np.exp(-(x * y + 0.5))) * np.tanh(x) - np.maximum(y, 0)
+
+    assert f().dtype == np.float32 and np.allclose(f(), D.w1_reference(x, y), atol=1e-5)
+    sec = D.median_time(f, number=2 if quick else 5, rounds=3 if quick else 5)
+    return {"ms": sec * 1e3, "GB/s": 3 * 4 * x.size / sec / 1e9}
+
+
+def _mlp_grads(params: list[np.ndarray], x: np.ndarray, d_out) -> tuple[float, list[np.ndarray]]:
+    """Forward through ReLU layers (linear last layer), then backward from ``d_out(out) -> (loss, dL/dout)``."""
+    acts, h = [x], x
+    for k in range(0, len(params), 2):
+        h = h @ params[k] + params[k + 1]
+        if k < len(params) - 2:
+            h = np.maximum(h, 0)
+        acts.append(h)
+    loss, d = d_out(h)
+    grads: list = [None] * len(params)
+    for k in range(len(params) - 2, -1, -2):
+        a = acts[k // 2]
+        grads[k], grads[k + 1] = a.T @ d, d.sum(0)
+        if k:
+            d = (d @ params[k].T) * (a > 0)
+    return loss, grads
+
+
+def w2(variant: str, quick: bool) -> dict:
+    x, y = D.sine_data()
+    params = D.mlp_params((1, 60, 1))
+    m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    lr, b1, b2, eps = D.ADAM["lr"], D.ADAM["beta1"], D.ADAM["beta2"], D.ADAM["epsilon"]
+
+    def mse(out):
+        r = out - y
+        return float(np.mean(r * r)), (2 / r.size) * r
+
+    steps = D.W2_QUICK_STEPS if quick else D.W2_STEPS
+    start = time.perf_counter()
+    for t in range(1, steps + 1):
+        loss, grads = _mlp_grads(params, x, mse)
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        for p, g, mk, vk in zip(params, grads, m, v):
+            mk *= b1
+            mk += (1 - b1) * g
+            vk *= b2
+            vk += (1 - b2) * g * g
+            p -= lr * (mk / c1) / (np.sqrt(vk / c2) + eps)
+    return {"s": time.perf_counter() - start, "final_loss": loss, "compile_s": 0.0}
+
+
+def w3(variant: str, quick: bool) -> dict:
+    x, labels = D.w3_batch()
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    params = D.mlp_params(D.W3_SIZES)
+
+    def xent(z):
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-np.mean(np.sum(onehot * logp, axis=1))), (np.exp(logp) - onehot) / len(z)
+
+    def step():
+        loss, grads = _mlp_grads(params, x, xent)
+        for p, g in zip(params, grads):
+            p -= D.W3_LR * g
+        return loss
+
+    step()
+    sec = D.median_time(step, number=2 if quick else 5, rounds=3 if quick else 5)
+    return {"ms": sec * 1e3, "GFLOP/s": D.w3_flops_per_step() / sec / 1e9}
+
+
+def w5(variant: str, quick: bool) -> dict:
+    x = np.ones(10, np.float32)
+    return {"us": 1e6 * D.median_time(lambda: x + 1, number=D.W5_QUICK_CALLS if quick else D.W5_CALLS)}
+
+
+def w6(variant: str, quick: bool) -> dict:
+    X, y, w0, w1 = D.xor_data()
+    start = time.perf_counter()
+    for _ in range(D.W6_STEPS):
+        l1 = 1 / (1 + np.exp(-(X @ w0)))
+        l2 = 1 / (1 + np.exp(-(l1 @ w1)))
+        d2 = 2 * (y - l2) * l2 * (1 - l2)
+        d1 = (d2 @ w1.T) * l1 * (1 - l1)
+        w1 += l1.T @ d2
+        w0 += X.T @ d1
+    sec = time.perf_counter() - start
+    return {"s": sec, "us_per_step": 1e6 * sec / D.W6_STEPS, "final_loss": float(np.sum((y - l2) ** 2))}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6}

@@ -1,0 +1,93 @@
+"""The workloads' data and constants, generated the same way for every implementation,
+and the small timing helpers they share."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+F32 = np.float32
+
+# W1: sigmoid(x*y + 0.5) * tanh(x) - maximum(y, 0)
+W1_SIZES = {"1e7": 10_000_000, "1e6": 1_000_000}
+W1_QUICK_SIZES = {"1e6": 1_000_000}
+# W2: 1-60-1 ReLU MLP on the noisy sine, Adam, full batch
+W2_STEPS, W2_QUICK_STEPS = 5000, 500
+ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}
+# W3: 784-512-512-10 ReLU MLP, softmax crossentropy, SGD
+W3_SIZES, W3_BATCH, W3_LR = (784, 512, 512, 10), 256, 0.01
+# W4: chain of N elementwise ops
+W4_SIZES, W4_QUICK_SIZES = (200, 1000, 3000), (200,)
+# W5: f(x) = x + 1 on 10 floats
+W5_CALLS, W5_QUICK_CALLS = 10_000, 2_000
+# W6: XOR, 3-4-1 sigmoid net, 1500 steps of size 1
+W6_STEPS = 1500
+
+
+def w1_inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 vectors of length ``n``."""
+    rng = np.random.default_rng(0)
+    return rng.standard_normal(n, dtype=F32), rng.standard_normal(n, dtype=F32)
+
+
+def w1_reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """W1 in float64, to check each implementation's answer."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    return 1 / (1 + np.exp(-(x * y + 0.5))) * np.tanh(x) - np.maximum(y, 0)
+
+
+def sine_data() -> tuple[np.ndarray, np.ndarray]:
+    """W2's data: x = linspace(0, 2*pi, 200), y = sin(x) + N(0, 0.2**2), as (200, 1) float32."""
+    x = np.linspace(0, 2 * np.pi, 200)
+    y = np.sin(x) + np.random.default_rng(0).normal(0, 0.2, 200)
+    return x.astype(F32)[:, None], y.astype(F32)[:, None]
+
+
+def mlp_params(sizes: tuple[int, ...], seed: int = 1) -> list[np.ndarray]:
+    """He-initialised float32 weights and zero biases: [W0, b0, W1, b1, ...]."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        params += [rng.normal(0, np.sqrt(2 / n_in), (n_in, n_out)).astype(F32), np.zeros(n_out, F32)]
+    return params
+
+
+def w3_batch() -> tuple[np.ndarray, np.ndarray]:
+    """One batch of W3 inputs (float32) and integer class labels."""
+    rng = np.random.default_rng(2)
+    return rng.standard_normal((W3_BATCH, W3_SIZES[0]), dtype=F32), rng.integers(0, 10, W3_BATCH)
+
+
+def w3_flops_per_step() -> float:
+    """6 * parameters * batch: forward and backward multiply-adds of the dense layers."""
+    params = sum(a * b + b for a, b in zip(W3_SIZES, W3_SIZES[1:]))
+    return 6.0 * params * W3_BATCH
+
+
+def xor_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """W6: X, y (float32) and the tutorial's seeded weights w0 (3x4), w1 (4x1)."""
+    X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], F32)
+    y = np.array([[0], [1], [1], [0]], F32)
+    np.random.seed(1)
+    w0 = (2 * np.random.random((3, 4)) - 1).astype(F32)
+    w1 = (2 * np.random.random((4, 1)) - 1).astype(F32)
+    return X, y, w0, w1
+
+
+def chain_numpy(n: int) -> list[tuple[str, float | None]]:
+    """W4's op sequence: cycling tanh, *1.01, +0.1, sin, tanh, *1.01, -0.1, sin."""
+    cycle = [("tanh", None), ("mul", 1.01), ("add", 0.1), ("sin", None),
+             ("tanh", None), ("mul", 1.01), ("add", -0.1), ("sin", None)]
+    return [cycle[k % len(cycle)] for k in range(n)]
+
+
+def median_time(fn: Callable[[], object], number: int, rounds: int = 5) -> float:
+    """Median over ``rounds`` of the mean seconds per call of ``fn`` over ``number`` calls."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return float(np.median(times))

@@ -1,0 +1,143 @@
+"""The workloads in JAX (jit on CPU), as its users would write them: jitted step functions called
+from a Python loop, inputs placed on the device once, results waited for."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from benchmarks import data as D
+
+
+def _jax():
+    import jax
+    jax.config.update("jax_platforms", "cpu")
+    return jax, jax.numpy
+
+
+def w1(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    xv, yv = D.w1_inputs(D.W1_SIZES[variant])
+    f = jax.jit(lambda x, y: jax.nn.sigmoid(x * y + 0.5) * jnp.tanh(x) - jnp.maximum(y, 0))
+    x, y = jax.device_put(xv), jax.device_put(yv)
+    out = np.asarray(f(x, y))
+    assert out.dtype == np.float32 and np.allclose(out, D.w1_reference(xv, yv), atol=1e-5)
+    sec = D.median_time(lambda: f(x, y).block_until_ready(), number=2 if quick else 5, rounds=3 if quick else 5)
+    return {"ms": sec * 1e3, "GB/s": 3 * 4 * xv.size / sec / 1e9}
+
+
+def _mlp(jax, params, x):
+    h = x
+    for k in range(0, len(params), 2):
+        h = h @ params[k] + params[k + 1]
+        h = jax.nn.relu(h) if k < len(params) - 2 else h  # gradient 0 at 0, like the others
+    return h
+
+
+def w2(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    xv, yv = D.sine_data()
+    lr, b1, b2, eps = D.ADAM["lr"], D.ADAM["beta1"], D.ADAM["beta2"], D.ADAM["epsilon"]
+
+    def loss_fn(params, x, y):
+        return jnp.mean((_mlp(jax, params, x) - y) ** 2)
+
+    @jax.jit
+    def step(params, m, v, t, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        t = t + 1
+        m = [b1 * mk + (1 - b1) * g for mk, g in zip(m, grads)]
+        v = [b2 * vk + (1 - b2) * g * g for vk, g in zip(v, grads)]
+        params = [p - lr * (mk / (1 - b1 ** t)) / (jnp.sqrt(vk / (1 - b2 ** t)) + eps)
+                  for p, mk, vk in zip(params, m, v)]
+        return params, m, v, t, loss
+
+    params = [jnp.asarray(p) for p in D.mlp_params((1, 60, 1))]
+    m, v, t = [jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params], jnp.float32(0)
+    x, y = jax.device_put(xv), jax.device_put(yv)
+    start = time.perf_counter()
+    step.lower(params, m, v, t, x, y).compile()
+    compile_s = time.perf_counter() - start
+    steps = D.W2_QUICK_STEPS if quick else D.W2_STEPS
+    start = time.perf_counter()
+    for _ in range(steps):
+        params, m, v, t, loss = step(params, m, v, t, x, y)
+    loss = float(loss)
+    return {"s": time.perf_counter() - start, "final_loss": loss, "compile_s": compile_s}
+
+
+def w3(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    xv, labels = D.w3_batch()
+
+    def loss_fn(params, x, t):
+        return -jnp.mean(jnp.sum(t * jax.nn.log_softmax(_mlp(jax, params, x), axis=1), axis=1))
+
+    @jax.jit
+    def step(params, x, t):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, t)
+        return [p - D.W3_LR * g for p, g in zip(params, grads)], loss
+
+    state = {"p": [jnp.asarray(p) for p in D.mlp_params(D.W3_SIZES)]}
+    x, t = jax.device_put(xv), jax.device_put(np.eye(10, dtype=np.float32)[labels])
+
+    def run():
+        state["p"], loss = step(state["p"], x, t)
+        loss.block_until_ready()
+
+    run()
+    sec = D.median_time(run, number=2 if quick else 5, rounds=3 if quick else 5)
+    return {"ms": sec * 1e3, "GFLOP/s": D.w3_flops_per_step() / sec / 1e9}
+
+
+def w4(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    n = int(variant.split("=")[1])
+    xv = np.linspace(-1, 1, 1000, dtype=np.float32)
+    start = time.perf_counter()
+
+    def value(x):
+        h = x
+        for op, c in D.chain_numpy(n):
+            h = getattr(jnp, op)(h) if c is None else (h * np.float32(c) if op == "mul" else h + np.float32(c))
+        return jnp.sum(h)
+
+    f = jax.jit(lambda x: (value(x), jax.grad(value)(x)))
+    jax.block_until_ready(f(xv))
+    return {"s": time.perf_counter() - start}
+
+
+def w5(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    f = jax.jit(lambda x: x + 1)
+    x = jax.device_put(np.ones(10, np.float32))
+    f(x).block_until_ready()
+    calls = D.W5_QUICK_CALLS if quick else D.W5_CALLS
+    return {"us": 1e6 * D.median_time(lambda: f(x).block_until_ready(), number=calls)}
+
+
+def w6(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    X, Y, w0v, w1v = D.xor_data()
+    start = time.perf_counter()
+
+    def loss_fn(w, x, y):
+        return jnp.sum((y - jax.nn.sigmoid(jax.nn.sigmoid(x @ w[0]) @ w[1])) ** 2)
+
+    @jax.jit
+    def step(w, x, y):
+        loss, g = jax.value_and_grad(loss_fn)(w, x, y)
+        return [wk - gk for wk, gk in zip(w, g)], loss
+
+    w, x, y = [jnp.asarray(w0v), jnp.asarray(w1v)], jax.device_put(X), jax.device_put(Y)
+    loop_start = None
+    for k in range(D.W6_STEPS):
+        w, loss = step(w, x, y)
+        if k == 0:
+            loop_start = time.perf_counter()
+    loss = float(loss)
+    end = time.perf_counter()
+    return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / (D.W6_STEPS - 1), "final_loss": loss}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}

@@ -1,0 +1,141 @@
+"""The workloads written once in the Theano API, run by symgraph (numpy or OpenCL backend) and by
+PyTensor (C or numba mode): the two libraries share the API, so they do exactly the same work."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from benchmarks import data as D
+
+
+def symgraph_lib(backend: str) -> SimpleNamespace:
+    """symgraph with ``backend``; Adam and SGD come from sg.updates."""
+    import symgraph as sg
+    import symgraph.tensor as T
+
+    def function(inputs, outputs, updates=None):
+        return sg.function(inputs, outputs, updates=updates, backend=backend)
+
+    def adam(loss, params):
+        return sg.updates.adam(loss, params, learning_rate=D.ADAM["lr"], beta1=D.ADAM["beta1"],
+                               beta2=D.ADAM["beta2"], epsilon=D.ADAM["epsilon"])
+
+    return SimpleNamespace(function=function, shared=sg.shared, grad=sg.grad, T=T, adam=adam,
+                           sgd=lambda loss, params, lr: sg.updates.sgd(loss, params, learning_rate=lr),
+                           log_softmax=T.nnet.log_softmax, sigmoid=T.sigmoid, relu=T.relu)
+
+
+def pytensor_lib(mode: str) -> SimpleNamespace:
+    """PyTensor in ``mode`` ('FAST_RUN' = C, 'NUMBA'); Adam and SGD written out with the same formulas."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    def function(inputs, outputs, updates=None):
+        return pytensor.function(inputs, outputs, updates=updates, mode=mode)
+
+    def sgd(loss, params, lr):
+        return [(p, p - lr * g) for p, g in zip(params, pytensor.grad(loss, params))]
+
+    def adam(loss, params):
+        lr, b1, b2, eps = D.ADAM["lr"], D.ADAM["beta1"], D.ADAM["beta2"], D.ADAM["epsilon"]
+        t = pytensor.shared(np.float32(0))
+        t_new = t + 1
+        updates = [(t, t_new)]
+        for p, g in zip(params, pytensor.grad(loss, params)):
+            m, v = (pytensor.shared(np.zeros_like(p.get_value())) for _ in range(2))
+            m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+            m_hat, v_hat = m_new / (1 - b1 ** t_new), v_new / (1 - b2 ** t_new)
+            updates += [(m, m_new), (v, v_new), (p, p - lr * m_hat / (pt.sqrt(v_hat) + eps))]
+        return updates
+
+    T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, dot=pt.dot, sum=pt.sum, mean=pt.mean,
+                        maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin)
+    return SimpleNamespace(function=function, shared=pytensor.shared, grad=pytensor.grad, T=T, adam=adam, sgd=sgd,
+                           log_softmax=lambda z: pt.special.log_softmax(z, axis=-1),
+                           sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0))  # gradient 0 at 0, like the others
+
+
+def _mlp(lib, x, params, relu_layers: int):
+    h = x
+    for k in range(0, len(params), 2):
+        h = lib.T.dot(h, params[k]) + params[k + 1]
+        h = lib.relu(h) if k // 2 < relu_layers else h
+    return h
+
+
+def w1(lib, variant: str, quick: bool) -> dict:
+    x, y = lib.T.fvector("x"), lib.T.fvector("y")
+    f = lib.function([x, y], lib.sigmoid(x * y + 0.5) * lib.T.tanh(x) - lib.T.maximum(y, 0))
+    xv, yv = D.w1_inputs(D.W1_SIZES[variant])
+    out = f(xv, yv)
+    assert out.dtype == np.float32 and np.allclose(out, D.w1_reference(xv, yv), atol=1e-5)
+    sec = D.median_time(lambda: f(xv, yv), number=2 if quick else 5, rounds=3 if quick else 5)
+    return {"ms": sec * 1e3, "GB/s": 3 * 4 * xv.size / sec / 1e9}
+
+
+def w2(lib, variant: str, quick: bool) -> dict:
+    xv, yv = D.sine_data()
+    params = [lib.shared(p) for p in D.mlp_params((1, 60, 1))]
+    x, y = lib.T.fmatrix("x"), lib.T.fmatrix("y")
+    loss = lib.T.mean((_mlp(lib, x, params, 1) - y) ** 2)
+    start = time.perf_counter()
+    step = lib.function([x, y], loss, updates=lib.adam(loss, params))
+    compile_s = time.perf_counter() - start
+    steps = D.W2_QUICK_STEPS if quick else D.W2_STEPS
+    start = time.perf_counter()
+    for _ in range(steps):
+        last = step(xv, yv)
+    return {"s": time.perf_counter() - start, "final_loss": float(last), "compile_s": compile_s}
+
+
+def w3(lib, variant: str, quick: bool) -> dict:
+    xv, labels = D.w3_batch()
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    params = [lib.shared(p) for p in D.mlp_params(D.W3_SIZES)]
+    x, t = lib.T.fmatrix("x"), lib.T.fmatrix("t")
+    loss = -lib.T.mean(lib.T.sum(t * lib.log_softmax(_mlp(lib, x, params, 2)), axis=1))
+    step = lib.function([x, t], loss, updates=lib.sgd(loss, params, D.W3_LR))
+    step(xv, onehot)
+    sec = D.median_time(lambda: step(xv, onehot), number=2 if quick else 5, rounds=3 if quick else 5)
+    return {"ms": sec * 1e3, "GFLOP/s": D.w3_flops_per_step() / sec / 1e9}
+
+
+def w4(lib, variant: str, quick: bool) -> dict:
+    n = int(variant.split("=")[1])
+    start = time.perf_counter()
+    x = lib.T.fvector("x")
+    h = x
+    for op, c in D.chain_numpy(n):
+        h = getattr(lib.T, op)(h) if c is None else (h * np.float32(c) if op == "mul" else h + np.float32(c))
+    value = lib.T.sum(h)
+    f = lib.function([x], [value, lib.grad(value, x)])
+    f(np.linspace(-1, 1, 1000, dtype=np.float32))
+    return {"s": time.perf_counter() - start}
+
+
+def w5(lib, variant: str, quick: bool) -> dict:
+    x = lib.T.fvector("x")
+    f = lib.function([x], x + 1)
+    xv = np.ones(10, np.float32)
+    f(xv)
+    return {"us": 1e6 * D.median_time(lambda: f(xv), number=D.W5_QUICK_CALLS if quick else D.W5_CALLS)}
+
+
+def w6(lib, variant: str, quick: bool) -> dict:
+    X, Y, w0v, w1v = D.xor_data()
+    start = time.perf_counter()
+    w0, w1 = lib.shared(w0v), lib.shared(w1v)
+    x, y = lib.T.fmatrix("x"), lib.T.fmatrix("y")
+    out = lib.sigmoid(lib.T.dot(lib.sigmoid(lib.T.dot(x, w0)), w1))
+    loss = lib.T.sum((y - out) ** 2)
+    step = lib.function([x, y], loss, updates=lib.sgd(loss, [w0, w1], 1.0))
+    loop_start = time.perf_counter()
+    for _ in range(D.W6_STEPS):
+        last = step(X, Y)
+    end = time.perf_counter()
+    return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / D.W6_STEPS, "final_loss": float(last)}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
