@@ -15,6 +15,7 @@ from symgraph.rewrite.patterns import (E, elem, fit, is_const, is_float, other_o
 from symgraph.tensor.basic import cast
 from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.reduction import BroadcastLike, CAReduce, ReducedSize, reduced_size
+from symgraph.tensor.shape import Reshape, Shape, Shape_i
 from symgraph.scalar import CAST_DTYPES
 
 C = "canonicalize"
@@ -193,7 +194,7 @@ def _shape_source(like):
         like = main
 
 
-@rule(C, BroadcastLike, ReducedSize)
+@rule(C, BroadcastLike, ReducedSize, Shape, Shape_i)
 def shape_of_elemwise(fgraph, node):
     """Ops that read only the shape of an elementwise result read it from its input instead,
     so the result need not be computed first (this lets a gradient fuse with its forward pass)."""
@@ -218,3 +219,11 @@ def sum_of_broadcast(fgraph, node):
     n = scalar_const(count, dtype) if isinstance(count, int) else cast(count, dtype)
     total = E["mul"](cast(g, dtype), n)
     return fit(total, node.out)
+
+
+@rule(C, Reshape)
+def reshape_reshape(fgraph, node):
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2)"""
+    inner = node.inputs[0].owner
+    if inner is not None and type(inner.op) is Reshape:
+        return fit(node.op(inner.inputs[0], node.inputs[1]), node.out)

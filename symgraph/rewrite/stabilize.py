@@ -69,3 +69,28 @@ def expm1(fgraph, node):
     ex = elem(a, "exp")
     if ex is not None and is_const(b, 1):
         return fit(E["expm1"](ex.inputs[0]), node.out)
+
+
+@rule(S, "log")
+def log_softmax(fgraph, node):
+    """log(softmax(x)) -> log_softmax(x); log(sum(switch(one_hot, softmax(x), 0))) (the
+    crossentropy with class indices) -> sum(switch(one_hot, log_softmax(x), 0)): the sum adds
+    one picked value to zeros, so taking the log first is exact"""
+    from symgraph.tensor.nnet import LogSoftmax, OneHot, Softmax
+    from symgraph.tensor.reduction import CAReduce
+    x = node.inputs[0]
+    if x.owner is not None and type(x.owner.op) is Softmax:
+        return fit(LogSoftmax(x.owner.op.axis)(x.owner.inputs[0]), node.out)
+    red = x.owner
+    if red is None or type(red.op) is not CAReduce or red.op.scalar_op != "add":
+        return None
+    sw = elem(red.inputs[0], "switch")
+    if sw is None:
+        return None
+    cond, picked, other = sw.inputs
+    if cond.owner is None or type(cond.owner.op) is not OneHot or not is_const(other, 0) \
+            or picked.owner is None or type(picked.owner.op) is not Softmax \
+            or red.op.axis != (picked.ndim - 1,) or picked.owner.op.axis != picked.ndim - 1:
+        return None
+    logp = LogSoftmax(picked.owner.op.axis)(picked.owner.inputs[0])
+    return fit(red.op(E["switch"](cond, logp, other)), node.out)
