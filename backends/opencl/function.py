@@ -3,6 +3,7 @@ small host shape computations, explicit host fallbacks) over value slots, with s
 kept in device buffers across calls and updates committed only after the whole call succeeded."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ class OpenCLFunction:
         self.runtime, self.spec = runtime, spec
         self.kernels: dict[str, str] = {}
         self.fallbacks: list[str] = []
+        self._lock = threading.Lock()
         self._compile(fgraph)
 
     # --- compilation ------------------------------------------------------------------------
@@ -63,7 +65,7 @@ class OpenCLFunction:
                 self.kernels[name] = fallback_source(node, reason)
                 self.fallbacks.append(name)
                 lowered = _fallback(orig, rt)
-            if lowered.kind == "host" or lowered.host_outputs:
+            if lowered.kind in ("host", "meta") or lowered.host_outputs:
                 host.update(node.outputs)
             host.update(o for o in node.outputs if not _on_device(o))
             plan.append((node, lowered))
@@ -92,6 +94,8 @@ class OpenCLFunction:
             in_slots, convert = [], []
             for k, v in enumerate(ins):
                 want_host = lowered.kind == "host" or k in lowered.host_inputs or not _on_device(v)
+                if lowered.kind == "meta" and not isinstance(v, Constant):
+                    want_host = v in host
                 if isinstance(v, Constant):
                     key = (id(v), want_host)
                     if key not in consts:
@@ -122,9 +126,13 @@ class OpenCLFunction:
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
+        if len(args) != self.spec.n_inputs:
+            raise TypeError(f"{self.spec.name}() takes {self.spec.n_inputs} arguments, got {len(args)}")
+        with self._lock:  # one call at a time: shared state is read, then committed
+            return self._run(args)
+
+    def _run(self, args: tuple) -> Any:
         spec, rt = self.spec, self.runtime
-        if len(args) != spec.n_inputs:
-            raise TypeError(f"{spec.name}() takes {spec.n_inputs} arguments, got {len(args)}")
         vals = list(self._base)
         for (s, t, what, dev), a in zip(self._inputs, args):
             a = t.filter(a, allow_downcast=spec.allow_downcast, what=what)
@@ -147,6 +155,8 @@ class OpenCLFunction:
                 raise _rewrap(e, node, ins) from e
             for s, o in zip(out_slots, outs):
                 vals[s] = o
+            if spec.nan_guard:
+                _nan_guard(node, outs, ins)
             for s in free:
                 vals[s] = None
         results = []
@@ -161,6 +171,14 @@ class OpenCLFunction:
             else:
                 cont.value, cont.device = np.array(new, dtype=cont.type.dtype), None
         return outputs if spec.return_list else outputs[0]
+
+
+def _nan_guard(node: Apply, outs: list, ins: list) -> None:
+    """nan_guard=True: copy float outputs to the host and check them (a debugging mode: it transfers)."""
+    from symgraph.backends.numpy.codegen import nan_guard_check
+    for o, v in zip(outs, node.outputs):
+        if v.type.dtype.startswith("float"):
+            nan_guard_check(_to_host(o), node, [_to_host(i) for i in ins])
 
 
 def _to_host(v: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Constant
-from symgraph.scalar import ScalarOp
+from symgraph.scalar import SCALAR_OPS
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
@@ -224,6 +224,21 @@ def lower_elemwise(node: Apply, ctx: LowerContext) -> Lowered:
     """One Elemwise node as one kernel (scalar constants inlined as literals)."""
     prog, bound = program_from_elemwise(node)
     return Lowered(_kernel_for(node, ctx, prog, bound, node.op.scalar_op.name), inputs=bound)
+
+
+@lowers("Composite")
+def lower_composite(node: Apply, ctx: LowerContext) -> Lowered:
+    """A fused Composite node as one kernel: one statement per inner step."""
+    op = node.op
+    conv = {"i": lambda r: ("in", r[1]), "s": lambda r: ("step", r[1]), "c": lambda r: ("const", r[2], r[1])}
+    prog = ScalarProgram(list(op.in_dtypes))
+    for (name, args), dt in zip(op.steps, op.step_dtypes):
+        prog.steps.append((SCALAR_OPS[name], [conv[a[0]](a) for a in args], dt))
+    for ref, out in zip(op.outputs, node.outputs):
+        prog.outputs.append(conv[ref[0]](ref))
+        prog.output_dtypes.append(out.dtype)
+    what = "fused_" + "_".join(dict.fromkeys(name for name, _ in op.steps[:4]))
+    return Lowered(_kernel_for(node, ctx, prog, list(node.inputs), what), inputs=list(node.inputs))
 
 
 def _kernel_for(node: Apply, ctx: LowerContext, prog: ScalarProgram, bound: list, what: str):

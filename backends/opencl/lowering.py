@@ -26,7 +26,8 @@ def lowers(*op_class_names: str) -> Callable:
 class Lowered:
     """How one node runs: ``run(inputs) -> outputs``. Inputs listed in ``host_inputs`` arrive as
     numpy values (shape arguments and such); the others as DeviceArrays. ``kind`` is 'kernel'
-    (launches device kernels), 'view' (metadata only) or 'host' (small host computation on shapes).
+    (launches device kernels), 'view' (metadata only), 'meta' (reads only shapes, whatever side the
+    inputs are on; outputs on the host) or 'host' (small host computation on shapes).
     ``inputs`` are the variables ``run`` receives (default: all of the node's inputs)."""
     run: Callable[[list], list]
     inputs: list | None = None

@@ -171,7 +171,7 @@ class Runtime:
 
     def to_device(self, value: np.ndarray, what: str = "array") -> "DeviceArray":
         """Copy a host array to the device (counted in TRANSFERS['to_device'])."""
-        value = np.ascontiguousarray(value)
+        value = value if value.flags.c_contiguous else np.array(value, order="C")
         arr = self.empty(value.shape, value.dtype, what)
         if value.size:
             _cl().enqueue_copy(self.queue, arr.buffer, value, is_blocking=False)
@@ -194,7 +194,8 @@ class DeviceArray:
     __slots__ = ("runtime", "buffer", "shape", "strides", "offset", "dtype", "_host_ref")
 
     def __init__(self, runtime: Runtime, buffer: Any, shape: tuple, strides: tuple, offset: int, dtype: np.dtype):
-        self.runtime, self.buffer, self.shape, self.strides = runtime, buffer, tuple(shape), tuple(strides)
+        self.runtime, self.buffer, self.shape = runtime, buffer, tuple(int(n) for n in shape)
+        self.strides = tuple(int(s) for s in strides)
         self.offset, self.dtype, self._host_ref = int(offset), np.dtype(dtype), None
 
     @property
@@ -221,7 +222,7 @@ class DeviceArray:
         lo = self.offset + sum(min(0, (n - 1) * s) for n, s in zip(self.shape, self.strides))
         hi = self.offset + sum(max(0, (n - 1) * s) for n, s in zip(self.shape, self.strides)) + 1
         span = np.empty(hi - lo, self.dtype)
-        _cl().enqueue_copy(self.runtime.queue, span, self.buffer, src_offset=lo * self.dtype.itemsize,
+        _cl().enqueue_copy(self.runtime.queue, span, self.buffer, src_offset=int(lo) * self.dtype.itemsize,
                            is_blocking=True)
         TRANSFERS["to_host"] += 1
         if self.is_contiguous:
