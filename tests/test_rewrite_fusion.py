@@ -1,0 +1,188 @@
+"""Elementwise fusion and the Composite op: what fuses, what must not, and that the fused
+program (perform and the numpy lowering) computes what the Elemwise nodes did."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph.rewrite import Mode
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import DimShuffle, Elemwise
+from symgraph.tensor.reduction import CAReduce
+
+
+def ops(f) -> list:
+    return [type(n.op) for n in f.graph.apply_nodes]
+
+
+def composites(f) -> list:
+    return [n for n in f.graph.apply_nodes if type(n.op) is Composite]
+
+
+def same(f, g, *vals):
+    a, b = f(*vals), g(*vals)
+    for u, v in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+        assert u.dtype == v.dtype and u.shape == v.shape
+        tol = 1e-5 if u.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(u, v, rtol=tol, atol=tol)
+
+
+def test_issue_example_is_one_composite(backend):
+    x, y = T.dmatrix("x"), T.dmatrix("y")
+    out = T.sigmoid(x * y + 0.5) * T.tanh(x) - T.relu(y)
+    f = sg.function([x, y], out, backend=backend)
+    assert ops(f) == [Composite]
+    assert str(composites(f)[0].op) == "Composite{(sigmoid(((i0 * i1) + 0.5)) * tanh(i0)) - relu(i1)}"
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    same(f, sg.function([x, y], out, mode=None, backend=backend), a, b)
+
+
+def _mlp():
+    X, Y = T.dmatrix("X"), T.lvector("Y")
+    W1, b1 = sg.shared(np.random.default_rng(0).normal(size=(4, 5)), "W1"), sg.shared(np.zeros(5), "b1")
+    W2, b2 = sg.shared(np.random.default_rng(1).normal(size=(5, 3)), "W2"), sg.shared(np.zeros(3), "b2")
+    h = T.tanh(T.dot(X, W1) + b1)
+    p = T.nnet.softmax(T.dot(h, W2) + b2)
+    loss = T.nnet.categorical_crossentropy(p, Y).mean() + 1e-3 * (T.sqr(W1).sum() + T.sqr(W2).sum())
+    return [X, Y], [loss] + sg.grad(loss, [W1, b1, W2, b2])
+
+
+def test_mlp_forward_backward_elementwise_chains_are_fused():
+    inputs, outputs = _mlp()
+    unfused = sg.function(inputs, outputs, mode=Mode().excluding("fusion"))
+    fused = sg.function(inputs, outputs)
+    n_elem = ops(unfused).count(Elemwise)
+    n_fused = ops(fused).count(Elemwise) + ops(fused).count(Composite)
+    assert n_elem >= 15
+    assert ops(fused).count(Composite) >= 4
+    assert n_fused <= n_elem // 2  # chains became single nodes (lone elementwise nodes stay as they are)
+    assert len(fused.graph.apply_nodes) == len(unfused.graph.apply_nodes) - n_elem + n_fused
+    rng = np.random.default_rng(2)
+    same(fused, sg.function(inputs, outputs, mode=None), rng.normal(size=(6, 4)), rng.integers(0, 3, 6))
+
+
+def test_intermediate_used_outside_becomes_a_second_output():
+    x = T.dvector("x")
+    e = T.exp(x)
+    outs = [e + 1, e * 2, T.sin(e)]
+    f = sg.function([x], outs)
+    (node,) = composites(f)
+    assert len(node.outputs) == 3 and ops(f) == [Composite]
+    same(f, sg.function([x], outs, mode=None), np.linspace(-1, 1, 5))
+
+
+def test_dimshuffle_is_not_fused_and_broadcast_inputs_are():
+    m, v = T.dmatrix("m"), T.dvector("v")
+    out = T.exp(m.T) * v + T.tanh(v)
+    f = sg.function([m, v], out)
+    assert sorted(t.__name__ for t in ops(f)) == ["Composite", "DimShuffle"]
+    g = sg.function([m, v], out, mode=None)
+    for shape in [(3, 2), (1, 4), (0, 3), (3, 1)]:
+        same(f, g, np.random.default_rng(0).normal(size=shape), np.arange(shape[0], dtype=float))
+
+
+def test_no_fusion_across_a_reduction_that_would_make_a_cycle():
+    x = T.dvector("x")
+    e = T.exp(x)
+    out = (e * e.sum()) + 1  # e -> sum -> mul: e and mul cannot be one node
+    f = sg.function([x], out)
+    assert CAReduce in ops(f)
+    same(f, sg.function([x], out, mode=None), np.array([0.1, 0.2, 0.3]))
+
+
+def test_operand_cap_is_respected():
+    xs = [T.dvector(f"x{k}") for k in range(12)]
+    out = xs[0]
+    for v in xs[1:]:
+        out = T.tanh(out) * v
+    f = sg.function(xs, out, mode=Mode(max_operands=5))
+    nodes = composites(f)
+    assert len(nodes) >= 3
+    assert all(len(n.inputs) + len(n.outputs) <= 5 for n in nodes)
+    vals = [np.linspace(0, 1, 4) + k for k in range(12)]
+    same(f, sg.function(xs, out, mode=None), *vals)
+
+
+def test_reduction_of_a_composite_is_marked_for_the_backend():
+    x = T.dmatrix("x")
+    f = sg.function([x], (T.exp(x) * 2 + 1).sum(axis=1))
+    (red,) = [n for n in f.graph.apply_nodes if type(n.op) is CAReduce]
+    assert red.tag["fused_producer"] is red.inputs[0].owner
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("int8", "float32"), ("int32", "int64"),
+                                    ("bool", "float32")])
+def test_mixed_dtypes_match_elemwise(dtypes):
+    a, b = T.vector("a", dtype=dtypes[0]), T.vector("b", dtype=dtypes[1])
+    out = (a + b) * (b - a) + T.maximum(a, b)
+    f, g = sg.function([a, b], out), sg.function([a, b], out, mode=None)
+    assert ops(f) == [Composite]
+    va = np.array([1, 0, 1], dtype=dtypes[0])
+    vb = np.array([2, 3, 0], dtype=dtypes[1])
+    same(f, g, va, vb)
+
+
+def test_runtime_broadcast_of_unknown_dims_falls_back_to_numpy_rules():
+    """Static shapes (None, None) that broadcast at run time: the buffer plan does not hold,
+    the helper computes it as numpy would."""
+    x, y = T.dmatrix("x"), T.dmatrix("y")
+    out = T.exp(x) * y + x
+    f, g = sg.function([x, y], out), sg.function([x, y], out, mode=None)
+    same(f, g, np.ones((1, 3)), np.arange(6.0).reshape(2, 3))
+
+
+def test_composite_program_equality_perform_and_expand():
+    x, y = T.dvector("x"), T.dvector("y")
+    f1 = sg.function([x, y], T.exp(x) * y)
+    f2 = sg.function([x, y], T.exp(x) * y)
+    (n1,), (n2,) = composites(f1), composites(f2)
+    assert n1.op == n2.op and hash(n1.op) == hash(n2.op)
+    (expanded,) = n1.op.expand([x, y])
+    vals = [np.array([0.5, 1.0]), np.array([2.0, 3.0])]
+    np.testing.assert_allclose(n1.op.perform(n1, vals)[0], sg.function([x, y], expanded, mode=None)(*vals))
+
+
+def test_long_program_prints_briefly():
+    x = T.dvector("x")
+    y = x
+    for _ in range(200):
+        y = T.tanh(y) * 1.5
+    (node,) = composites(sg.function([x], y))
+    assert len(str(node.op)) < 400 and "steps" in str(node.op)
+
+
+@st.composite
+def _fusable_graphs(draw):
+    shapes = draw(st.sampled_from([[(None, None), (None, None)], [(None, None), (1, None)], [(None, 1), (1, None)],
+                                   [(None,), (None, None)]]))
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    ins = [T.tensor(dtype, s, f"i{k}") for k, s in enumerate(shapes)]
+    pool = list(ins)
+    for _ in range(draw(st.integers(2, 8))):
+        name = draw(st.sampled_from(["add", "mul", "sub", "tanh", "sigmoid", "sqr", "maximum", "neg", "exp_small"]))
+        a, b = draw(st.sampled_from(pool)), draw(st.sampled_from(pool))
+        if name == "exp_small":
+            pool.append(T.exp(T.tanh(a)))
+        elif name in ("tanh", "sigmoid", "sqr", "neg"):
+            pool.append(getattr(T, name)(T.tanh(a) if name == "sqr" else a))
+        else:
+            pool.append(getattr(T, name)(a, b))
+    outs = draw(st.lists(st.sampled_from(pool[len(ins):]), min_size=1, max_size=3, unique_by=id))
+    return ins, outs, dtype
+
+
+@given(_fusable_graphs(), st.data())
+def test_fused_graphs_match_unfused(graph, data):
+    ins, outs, dtype = graph
+    f, g = sg.function(ins, outs, on_unused_input="ignore"), sg.function(ins, outs, mode=None, on_unused_input="ignore")
+    rows, cols = data.draw(st.sampled_from([(2, 3), (1, 4), (3, 1), (0, 2)]))
+    vals = []
+    for v in ins:
+        shape = tuple(rows if s is None and d == v.ndim - 2 else cols if s is None else 1
+                      for d, s in enumerate(v.type.shape))
+        vals.append(np.random.default_rng(len(vals)).uniform(-2, 2, shape).astype(dtype))
+    same(f, g, *vals)
