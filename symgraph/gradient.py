@@ -79,9 +79,7 @@ def _is_float(v: Variable) -> bool:
 
 def _zeros_like(x: Variable, dtype: str | None = None) -> Variable:
     import symgraph.tensor as T
-    if hasattr(T, "zeros_like"):
-        return T.zeros_like(x, dtype=dtype or x.dtype)
-    return T.cast(x, dtype or x.dtype) * 0  # until tensor.shape lands
+    return T.zeros_like(x, dtype=dtype or x.dtype)
 
 
 def _as_list(x: Any) -> tuple[list, Any]:
