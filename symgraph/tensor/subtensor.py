@@ -72,6 +72,11 @@ def _static_slice_length(n, start, stop, step):
     return None if n is None else slice_length(n, start, stop, step)
 
 
+def _known(p: Variable) -> Any:
+    k = constant_int(p)
+    return p if k is None else k
+
+
 def index_shape(idx_list: tuple, xshape: Sequence, parts: Sequence[Variable], slice_len: Callable,
                 adv_shape: Callable, bcast: Callable) -> tuple:
     """Output shape of ``x[index]`` under numpy's rules, static or symbolic by the callbacks."""
@@ -82,8 +87,7 @@ def index_shape(idx_list: tuple, xshape: Sequence, parts: Sequence[Variable], sl
         if e is None:
             out.append(1)
         elif isinstance(e, tuple):
-            vals = [(lambda p: p if constant_int(p) is None else constant_int(p))(next(parts)) if f else None
-                    for f in e]
+            vals = [_known(next(parts)) if f else None for f in e]
             out.append(slice_len(xshape[dim], *vals))
             dim += 1
         elif e == "i" and not has_adv:
@@ -258,7 +262,7 @@ class IncSubtensor(_IndexOp):
 
     def perform(self, node: Apply, inputs: list) -> list:
         x, y, idx = inputs[0], inputs[1], self.np_index(inputs[2:])
-        out = x.copy()
+        out = np.array(x)  # a copy (also of a numpy scalar)
         if self.set_instead_of_inc:
             out[idx] = y
         elif self.advanced:
