@@ -162,3 +162,17 @@ def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
               dtype.type(start), dtype.type(start + step) - dtype.type(start), np.int64(n))
         return [out]
     return Lowered(run, host_inputs=frozenset({0, 1, 2}))
+
+
+@lowers("MakeVector")
+def lower_make_vector(node: Apply, ctx: LowerContext) -> Lowered:
+    """A vector of 0-d device values: each copied into its entry."""
+    dtype = node.outputs[0].dtype
+    publish_copy(ctx, dtype, 0)
+
+    def run(ins: list) -> list:
+        out = ctx.runtime.empty((len(ins),), dtype, "make_vector output")
+        for k, x in enumerate(ins):
+            copy_into(out.view((), (), k), x)
+        return [out]
+    return Lowered(run)
