@@ -1,7 +1,7 @@
 """Graph rewriting: the ordered pipeline that sg.function runs on every FunctionGraph.
 
 Passes, in order: ``merge``, ``constant_folding``, ``canonicalize``, ``stabilize``,
-``specialize``, ``merge`` again (rules create duplicates), ``fusion``, ``dead_code``.
+``specialize``, ``merge`` again (when rules added nodes), ``fusion``, ``dead_code``.
 ``mode`` chooses what runs:
 
 - ``'fast_run'``: everything; ``'fast_compile'``: merge and constant folding; ``None`` or
@@ -133,10 +133,11 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
     t_start = time.perf_counter()
     report = RewriteReport(mode=mode if isinstance(mode, (str, type(None))) else repr(m),
                            nodes_before=len(fgraph), nodes_after=len(fgraph), applied={}, passes=[], time=0.0)
-    order, exact = None, False
+    order, exact, merged = None, False, False
     for name in PIPELINE:
-        if not m.runs(name):
+        if not m.runs(name) or (name == "merge" and merged and exact):  # nothing new to merge
             continue
+        merged = merged or name == "merge"
         stats, before, t0 = Stats(), len(fgraph), time.perf_counter()
         if order is None or (name in _NEEDS_EXACT_ORDER and not exact):
             order, exact = fgraph.toposort(), True
