@@ -15,7 +15,6 @@ strategy of numbers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -247,19 +246,22 @@ def _paired(draw: Any, T: Any, name: str, args: list) -> Any:
     raise KeyError(name)
 
 
-@dataclass
 class ExpressionGraph:
     """A random graph: symbolic ``inputs``, its ``output``, a strategy ``values`` drawing input arrays
     on which every op is inside its domain, and the op names used."""
-    inputs: list
-    output: Any
-    values: st.SearchStrategy = field(repr=False)
-    ops: list
+
+    def __init__(self, inputs: list, output: Any, values: st.SearchStrategy, ops: list):
+        self.inputs, self.output, self.values, self.ops = inputs, output, values, ops
 
     def __call__(self, *new_inputs: Any) -> Any:
-        """The output rebuilt on ``new_inputs`` (so ``verify_grad(graph, values)`` works)."""
-        from symgraph.graph.traversal import clone_replace
-        return clone_replace([self.output], dict(zip(self.inputs, new_inputs)))[0][0]
+        """The output rebuilt on ``new_inputs`` through each op's make_node (types re-inferred),
+        so ``verify_grad(graph, values)`` works."""
+        from symgraph.graph.traversal import toposort
+        memo = dict(zip(self.inputs, new_inputs))
+        for node in toposort([self.output]):
+            new = node.clone_with_new_inputs([memo.get(i, i) for i in node.inputs])
+            memo.update(zip(node.outputs, new.outputs))
+        return memo.get(self.output, self.output)
 
     def __repr__(self) -> str:
         from symgraph.printing import pprint
@@ -296,7 +298,7 @@ def expression_graphs(draw: Any, depth: int = 3, ops: Sequence[str] | None = Non
     used: list[str] = []
 
     def build(level: int) -> Any:
-        if level == 0 or draw(st.integers(0, 3)) == 0:
+        if level == 0 or (level < depth and draw(st.integers(0, 3)) == 0):
             if constants and draw(st.integers(0, 5)) == 0:
                 return T.constant(np.asarray(draw(st.sampled_from([-1.5, -0.5, 0.5, 2.0, 3.0])), dtype=dtype))
             return draw(st.sampled_from(inputs))
@@ -316,7 +318,9 @@ def expression_graphs(draw: Any, depth: int = 3, ops: Sequence[str] | None = Non
             fitted[1] = T.constant(np.asarray(draw(_SMALL_DIVISORS), dtype=dtype))
         return getattr(T, name)(*fitted)
 
-    output = T.as_tensor_variable(build(depth))
+    output = T.as_tensor_variable(build(max(depth, 1)))
+    if output.type.shape != tuple(shape):  # every argument was a constant: tie it to an input
+        output = output + draw(st.sampled_from(inputs))
     if output.dtype != dtype:
         output = T.cast(output, dtype)
     values = st.tuples(*(arrays(dtype, shape, domain=_INPUT_VALUES) for _ in inputs)).map(list)

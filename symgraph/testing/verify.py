@@ -109,13 +109,13 @@ def _compare(analytic: list, numeric: list, point: list, abs_tol: float, rel_tol
                                      f"input has shape {n.shape}", analytic, numeric, (k, None), point)
         abs_err = np.abs(a - n)
         rel_err = abs_err / np.maximum(np.abs(a) + np.abs(n), 1e-8)
-        # how far past the tolerance each element is (>1: fails both tests)
-        score = np.minimum(abs_err / abs_tol, rel_err / rel_tol)
-        score = np.where(np.isnan(a) | np.isnan(n), np.inf, score)
+        # an element fails when it is past both tolerances; the worst is the largest absolute error
+        fails = ((abs_err > abs_tol) & (rel_err > rel_tol)) | np.isnan(a) | np.isnan(n)
+        score = np.where(fails, np.nan_to_num(abs_err, nan=np.inf) + 1.0, 0.0)
         if score.size and np.max(score) > worst_score:
             i = np.unravel_index(int(np.argmax(score)), score.shape)
             worst, worst_score = (k, i, float(abs_err[i]), float(rel_err[i])), float(np.max(score))
-    if worst_score <= 1.0:
+    if worst is None:
         return
     k, i, abs_err, rel_err = worst
     with np.printoptions(precision=6, threshold=60, edgeitems=3):
