@@ -259,6 +259,12 @@ def test_jacobian_of_a_matrix_expression_and_several_wrt():
     np.testing.assert_allclose(got_s, np.outer(xv, xv))
 
 
+def test_jacobian_of_an_empty_expression_is_empty():
+    x, w = T.tensor("float64", shape=(0,), name="x"), T.dvector("w")
+    J = sg.function([x, w], sg.jacobian(x * w.sum(), w), on_unused_input="ignore")(np.zeros(0), np.ones(3))
+    assert J.shape == (0, 3)
+
+
 def test_jacobian_needs_a_static_shape():
     x = T.dvector("x")
     with pytest.raises(GradientError, match="static shape"):

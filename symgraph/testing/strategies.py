@@ -104,8 +104,8 @@ def arrays(ttype_or_dtype: Any, shape: Any = None, domain: Any = "any", min_side
     ``shape``: a tuple, a strategy of tuples, or None (fit the TensorType's static shape, or for a
     bare dtype any shape of 0 to 3 dimensions).
 
-        >>> arrays(T.dmatrix().type, domain="positive")    # 2-d, float64, values in [0.1, 10]
-        >>> arrays("float32", shape=(2, 3), domain=(-1, 1))
+        arrays(T.dmatrix().type, domain="positive")    # 2-d, float64, values in [0.1, 10]
+        arrays("float32", shape=(2, 3), domain=(-1, 1))
     """
     if isinstance(ttype_or_dtype, TensorType):
         dtype = ttype_or_dtype.dtype
@@ -136,8 +136,8 @@ def broadcastable_shapes(draw: Any, n: int, min_dims: int = 0, max_dims: int = 3
     ``static``: 'mixed' (each non-broadcasting length known or unknown at random), 'known' (all
     known) or 'unknown' (only the broadcasting 1s declared). Use ``min_side=0`` for empty arrays.
 
-        >>> case = data.draw(broadcastable_shapes(2))
-        >>> xs = [T.tensor("float64", shape=s) for s in case.static_shapes]
+        case = data.draw(broadcastable_shapes(2))
+        xs = [T.tensor("float64", shape=s) for s in case.static_shapes]
     """
     if static not in ("mixed", "known", "unknown"):
         raise ValueError(f"static must be 'mixed', 'known' or 'unknown', got {static!r}")
@@ -191,8 +191,8 @@ def elemwise_ops(names: Sequence[str] | None = None, arity: int | None = None,
                  differentiable: bool | None = None, float_inputs: bool | None = True) -> st.SearchStrategy:
     """OpSpecs of elementwise ops, filtered by arity, differentiability and float support.
 
-        >>> spec = data.draw(elemwise_ops(arity=1, differentiable=True))
-        >>> x = data.draw(arrays("float64", (3,), domain=spec.domains[0]))
+        spec = data.draw(elemwise_ops(arity=1, differentiable=True))
+        x = data.draw(arrays("float64", (3,), domain=spec.domains[0]))
     """
     specs = [s for s in op_specs(names) if (arity is None or s.nin == arity)
              and (differentiable is None or s.differentiable == differentiable)
@@ -282,10 +282,10 @@ def expression_graphs(draw: Any, depth: int = 3, ops: Sequence[str] | None = Non
     for arcsin, ...) and kinks are kept away by construction, so the graph is smooth at every
     point of ``graph.values``. Gradient property test:
 
-        >>> @given(st.data())
-        ... def test_graph_grad(data):
-        ...     g = data.draw(expression_graphs(depth=3))
-        ...     verify_grad(lambda *xs: g(*xs).sum(), data.draw(g.values))
+        @given(st.data())
+        def test_graph_grad(data):
+            g = data.draw(expression_graphs(depth=3))
+            verify_grad(lambda *xs: g(*xs).sum(), data.draw(g.values))
 
     or simply compile ``g.inputs -> g.output`` and compare it with a reference.
     """
