@@ -105,8 +105,8 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
         if lower is not None:
             inplace = _inplace_target(node, step, roots, external, last_use, protected, ins)
             expr = lower(node, ins, ctx, out=inplace) if inplace else lower(node, ins, ctx)
-        if expr is not None and len(outs) == 1:
-            code = f"{outs[0]} = {expr}"
+        if expr is not None:
+            code = f"{outs[0]} = {expr}" if len(outs) == 1 else f"{', '.join(outs)}, = {expr}"
         else:
             op_ref, node_ref = ctx.ref(node.op, f"op_{node.op}"), ctx.ref(node, "node")
             code = f"{', '.join(outs)}, = {op_ref}.perform({node_ref}, [{', '.join(ins)}])"

@@ -191,7 +191,10 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
             shared_vars.append(var)
     fgraph = FunctionGraph(inputs + shared_vars, targets)
     mode = config.mode if mode == "default" else mode
-    from symgraph.rewrite import rewrite_graph
+    nan_guard = config.nan_guard if nan_guard is None else nan_guard
+    from symgraph.rewrite import as_mode, rewrite_graph
+    if nan_guard:  # the guard checks every node, so keep nodes unfused and errors precise
+        mode = as_mode(mode).excluding("fusion")
     report = rewrite_graph(fgraph, mode)
     index = {v: k for k, v in enumerate(shared_vars)}
     spec = CompileSpec(
@@ -199,7 +202,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
         containers=[v.container for v in shared_vars],
         updates=[(len(outs) + k, index[var]) for k, (var, _) in enumerate(upd)],
         n_outputs=len(outs), return_list=return_list, allow_downcast=allow_input_downcast,
-        nan_guard=config.nan_guard if nan_guard is None else nan_guard, name=name or "f", options=options)
+        nan_guard=nan_guard, name=name or "f", options=options)
     backend = backend or config.backend
     from symgraph.backends import get_backend
     impl = get_backend(backend).compile(fgraph, spec)

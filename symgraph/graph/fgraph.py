@@ -56,55 +56,92 @@ class FunctionGraph:
         for o in node.outputs:
             self._add_variable(o)
 
-    def import_var(self, var: Variable) -> None:
-        """Bring ``var`` and the nodes it needs (stopping at known variables) into the graph."""
-        known = [v for v in self.variables]
-        for node in toposort([var], blockers=known):
+    def import_var(self, var: Variable) -> list[Apply]:
+        """Bring ``var`` and the nodes it needs into the graph, stopping at known variables;
+        returns the new nodes in topological order. Linear in the number of new nodes."""
+        clients = self.clients
+        if var in clients:
+            return []
+        new: list[Apply] = []
+        if var.owner is not None:
+            seen = {var.owner}
+            stack = [(var.owner, 0)]
+            while stack:
+                node, i = stack[-1]
+                if i < len(node.inputs):
+                    stack[-1] = (node, i + 1)
+                    inp = node.inputs[i]
+                    if inp in clients:
+                        continue
+                    if inp.owner is None:
+                        if not isinstance(inp, Constant) and not getattr(inp, "is_shared", False):
+                            raise RewriteError(f"a replacement brings in the free variable {inp} ({inp.type}), "
+                                               "which is not an input of the function")
+                    elif inp.owner not in seen:
+                        seen.add(inp.owner)
+                        stack.append((inp.owner, 0))
+                else:
+                    stack.pop()
+                    new.append(node)
+        for node in new:
             self._import_node(node)
         self._add_variable(var)
+        return new
 
-    def replace(self, old: Variable, new: Variable, reason: str = "") -> None:
-        """Make every client of ``old`` use ``new`` instead; nodes left unused are removed."""
+    def replace(self, old: Variable, new: Variable, reason: str = "") -> list[Apply]:
+        """Make every client of ``old`` use ``new`` instead, in time proportional to the change;
+        nodes left unused are removed. The type must stay the same. Returns the new nodes."""
         if old is new:
-            return
+            return []
         if old.type != new.type:
             raise RewriteError(f"replacement changes the type of {old}: {old.type} -> {new.type}"
                                + (f" (by {reason})" if reason else ""))
-        self.import_var(new)
-        for client, i in list(self.clients.get(old, ())):
+        new_nodes = self.import_var(new)
+        if old.owner is not None:  # errors in rewritten code point at the user line of what it replaced
+            for node in new_nodes:
+                node.trace = old.owner.trace
+        uses = self.clients[new]
+        for client, i in self.clients.get(old, ()):
             if client == "output":
                 self.outputs[i] = new
             else:
                 client.inputs[i] = new
-            self.clients[new].append((client, i))
+            uses.append((client, i))
         self.clients[old] = []
         self._prune(old)
+        return new_nodes
 
     def replace_all(self, pairs: Iterable[tuple[Variable, Variable]], reason: str = "") -> None:
         for old, new in pairs:
             self.replace(old, new, reason)
 
     def _prune(self, var: Variable) -> None:
-        """Drop nodes whose outputs nobody uses any more (dead code), walking upwards."""
+        """Drop nodes whose outputs nobody uses any more (dead code), walking upwards. Each
+        removal from a clients list is one ``list.remove``: constants shared by thousands of
+        nodes have long lists, and rebuilding them per removal would be quadratic."""
+        clients, nodes, inputs = self.clients, self.apply_nodes, set(self.inputs)
         stack = [var]
         while stack:
             v = stack.pop()
             node = v.owner
-            if node is None or node not in self.apply_nodes:
-                if not self.clients.get(v) and v not in self._input_set() and v in self.variables:
+            if node is None or node not in nodes:
+                if not clients.get(v, True) and v not in inputs:
                     self.variables.discard(v)
-                    self.clients.pop(v, None)
+                    del clients[v]
                 continue
-            if any(self.clients.get(o) for o in node.outputs):
+            if any(clients.get(o) for o in node.outputs):
                 continue
-            self.apply_nodes.discard(node)
+            nodes.discard(node)
             for o in node.outputs:
                 self.variables.discard(o)
-                self.clients.pop(o, None)
+                clients.pop(o, None)
             for i, inp in enumerate(node.inputs):
-                cl = self.clients.get(inp)
+                cl = clients.get(inp)
                 if cl is not None:
-                    cl[:] = [(c, j) for c, j in cl if not (c is node and j == i)]
+                    try:
+                        cl.remove((node, i))
+                    except ValueError:
+                        continue
                     if not cl:
                         stack.append(inp)
 

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, specialize, stabilize  # noqa: F401  (register rules)
-from symgraph.rewrite.core import RULES, Rule, Stats, replace, rule, run_local
+from symgraph.rewrite.core import RULES, Rule, Stats, rule, run_local
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
 
@@ -154,4 +154,4 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
     return report
 
 
-__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "replace", "PIPELINE"]
+__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE"]

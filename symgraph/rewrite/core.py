@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 from symgraph.config import config
 from symgraph.errors import RewriteError, node_context
-from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.tensor.elemwise import Elemwise
 
@@ -65,93 +65,6 @@ class Stats:
         self.applied[name] = self.applied.get(name, 0) + k
 
 
-# --- replacement --------------------------------------------------------------------------
-
-def import_var(fgraph: FunctionGraph, var: Variable) -> list[Apply]:
-    """Add ``var`` and the new nodes it needs to ``fgraph`` (stopping at known variables);
-    returns those nodes in topological order. Linear in the number of new nodes."""
-    clients = fgraph.clients
-    if var in clients:
-        return []
-    new: list[Apply] = []
-    if var.owner is not None:
-        seen = {var.owner}
-        stack = [(var.owner, 0)]
-        while stack:
-            node, i = stack[-1]
-            if i < len(node.inputs):
-                stack[-1] = (node, i + 1)
-                inp = node.inputs[i]
-                if inp in clients:
-                    continue
-                if inp.owner is None:
-                    if not isinstance(inp, Constant) and not getattr(inp, "is_shared", False):
-                        raise RewriteError(f"a rewrite introduced the free variable {inp} ({inp.type}), "
-                                           "which is not an input of the function")
-                elif inp.owner not in seen:
-                    seen.add(inp.owner)
-                    stack.append((inp.owner, 0))
-            else:
-                stack.pop()
-                new.append(node)
-    for node in new:
-        fgraph._import_node(node)
-    fgraph._add_variable(var)
-    return new
-
-
-def replace(fgraph: FunctionGraph, old: Variable, new: Variable, reason: str = "") -> list[Apply]:
-    """``fgraph.replace`` in time proportional to the change: every client of ``old`` uses
-    ``new``; unused nodes are pruned. The type must stay the same. Returns the new nodes."""
-    if old is new:
-        return []
-    if old.type != new.type:
-        raise RewriteError(f"replacement changes the type of {old}: {old.type} -> {new.type}"
-                           + (f" (by {reason})" if reason else ""))
-    new_nodes = import_var(fgraph, new)
-    uses = fgraph.clients[new]
-    for client, i in fgraph.clients.get(old, ()):
-        if client == "output":
-            fgraph.outputs[i] = new
-        else:
-            client.inputs[i] = new
-        uses.append((client, i))
-    fgraph.clients[old] = []
-    prune(fgraph, old)
-    return new_nodes
-
-
-def prune(fgraph: FunctionGraph, var: Variable) -> None:
-    """Remove the nodes that only fed ``var`` (now unused), walking upwards. Each removal
-    from a clients list is one ``list.remove`` (constants shared by thousands of nodes have
-    long lists; rebuilding them per removal would be quadratic)."""
-    clients, nodes, inputs = fgraph.clients, fgraph.apply_nodes, set(fgraph.inputs)
-    stack = [var]
-    while stack:
-        v = stack.pop()
-        node = v.owner
-        if node is None or node not in nodes:
-            if not clients.get(v, True) and v not in inputs:
-                fgraph.variables.discard(v)
-                del clients[v]
-            continue
-        if any(clients.get(o) for o in node.outputs):
-            continue
-        nodes.discard(node)
-        for o in node.outputs:
-            fgraph.variables.discard(o)
-            clients.pop(o, None)
-        for i, inp in enumerate(node.inputs):
-            cl = clients.get(inp)
-            if cl is not None:
-                try:
-                    cl.remove((node, i))
-                except ValueError:
-                    continue
-                if not cl:
-                    stack.append(inp)
-
-
 # --- running rules ------------------------------------------------------------------------
 
 def _fail(rule_name: str, node: Apply, err: BaseException) -> None:
@@ -190,7 +103,7 @@ def commit(fgraph: FunctionGraph, r: Rule, node: Apply, result, stats: Stats) ->
             return None
         added: list[Apply] = []
         for old, new in pairs:
-            added += replace(fgraph, old, new, r.name)
+            added += fgraph.replace(old, new, r.name)
         stats.new_nodes += added
         for _, new in pairs:  # the replacements' readers may match now
             added += [c for c, _ in fgraph.clients.get(new, ()) if c != "output"]

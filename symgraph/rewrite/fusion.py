@@ -21,7 +21,7 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.rewrite.core import Stats, replace
+from symgraph.rewrite.core import Stats
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
 
@@ -208,7 +208,7 @@ def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS,
     for members in find_groups(fgraph, max_operands, order):
         node, exported = build_composite(fgraph, members)
         for old, new in zip(exported, node.outputs):
-            replace(fgraph, old, new, "fusion")
+            fgraph.replace(old, new, "fusion")
         stats.new_nodes.append(node)
         stats.count("fusion")
         stats.count("fused_nodes", len(members))

@@ -7,7 +7,7 @@ import numpy as np
 from symgraph.graph.basic import Constant
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.tensor.elemwise import Elemwise
-from symgraph.rewrite.core import Stats, _fail, replace
+from symgraph.rewrite.core import Stats, _fail
 
 # constant folding keeps a result only up to this many elements, unless an input is as big:
 # folding must not turn a small graph (e.g. ``alloc(0, 10000, 10000)``) into a huge constant
@@ -25,7 +25,7 @@ def merge(fgraph: FunctionGraph, stats: Stats, order: list | None = None) -> Non
             continue
         first = by_signature.setdefault(sig, v)
         if first is not v and fgraph.clients.get(v):
-            replace(fgraph, v, first, "merge")
+            fgraph.replace(v, first, "merge")
             stats.count("merge_constant")
     seen: dict = {}
     for node in fgraph.toposort() if order is None else order:
@@ -41,7 +41,7 @@ def merge(fgraph: FunctionGraph, stats: Stats, order: list | None = None) -> Non
             continue
         for old, new in zip(node.outputs, other.outputs):
             if fgraph.clients.get(old) or old in fgraph.outputs:
-                replace(fgraph, old, new, "merge")
+                fgraph.replace(old, new, "merge")
         stats.count("merge_node")
 
 
@@ -71,7 +71,7 @@ def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None
             continue
         for out, const in zip(node.outputs, consts):
             if fgraph.clients.get(out):
-                replace(fgraph, out, const, "constant_folding")
+                fgraph.replace(out, const, "constant_folding")
         stats.count("constant_folding")
 
 
