@@ -45,8 +45,8 @@ class OpenCLFunction:
         for v in fgraph.variables:
             if getattr(v.type, "dtype", None) == "float64":
                 rt.check_dtype("float64", f"{v} ({v.type}{', computed by ' + str(v.owner.op) if v.owner else ''})")
-        ctx = LowerContext(rt, self.kernels)
         host: set = {v for v in fgraph.inputs if not _on_device(v)}
+        ctx = LowerContext(rt, self.kernels, host)
         plan = []
         for node in fgraph.toposort():
             lower = lowering_for(node) if device_ok(node) else None

@@ -98,9 +98,12 @@ def _preamble(prog: ScalarProgram, needed: set[str]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _params(prog: ScalarProgram, ndim: int, strided: bool) -> list[str]:
+def _params(prog: ScalarProgram, ndim: int, strided: bool, by_value: list[bool]) -> list[str]:
     params = []
     for k, dt in enumerate(prog.input_dtypes):
+        if by_value[k]:
+            params.append(f"const {ks.ctype(dt)} in{k}")
+            continue
         params.append(f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}")
         if strided:
             params.append(", ".join(f"const long st{k}_{d}" for d in range(ndim)) or None)
@@ -112,13 +115,15 @@ def _params(prog: ScalarProgram, ndim: int, strided: bool) -> list[str]:
     return [p for p in params if p]
 
 
-def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool]) -> str:
-    """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``) and outputs."""
-    load = [f"in{k}[off{k}]" if s else f"in{k}[off{k} + i]" for k, s in enumerate(scalar_inputs)]
+def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool], by_value: list[bool]) -> str:
+    """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``; host values passed
+    ``by_value``) and outputs."""
+    load = [f"in{k}" if v else f"in{k}[off{k}]" if s else f"in{k}[off{k} + i]"
+            for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]
     lines, outs, needed = _body(prog, load)
     stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
     inner = "\n".join("            " + ln for ln in lines + stores)
-    params = ",\n        ".join(_params(prog, 0, False))
+    params = ",\n        ".join(_params(prog, 0, False, by_value))
     return (f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
             f"void {name}(\n        {params})\n{{\n"
             f"    const long step = get_global_size(0);\n"
@@ -127,7 +132,7 @@ def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool])
             f"        if (i < n) {{\n{inner}\n        }}\n    }}\n}}\n")
 
 
-def strided_source(name: str, prog: ScalarProgram, ndim: int) -> str:
+def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[bool]) -> str:
     """Kernel over inputs of any strides (0 = broadcast) writing C-contiguous outputs."""
     index = ["long r = i;"]
     for d in reversed(range(1, ndim)):
@@ -137,11 +142,11 @@ def strided_source(name: str, prog: ScalarProgram, ndim: int) -> str:
     load = []
     for k in range(len(prog.input_dtypes)):
         offs = " + ".join([f"off{k}"] + [f"i{d} * st{k}_{d}" for d in range(ndim)])
-        load.append(f"in{k}[{offs}]")
+        load.append(f"in{k}" if by_value[k] else f"in{k}[{offs}]")
     lines, outs, needed = _body(prog, load)
     stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
     inner = "\n".join("        " + ln for ln in index + lines + stores)
-    params = ",\n        ".join(_params(prog, ndim, True))
+    params = ",\n        ".join(_params(prog, ndim, True, by_value))
     return (f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
             f"void {name}(\n        {params})\n{{\n"
             f"    const long i = get_global_id(0);\n    if (i < n) {{\n{inner}\n    }}\n}}\n")
@@ -174,12 +179,14 @@ class ElementwiseKernel:
     """Runs a ScalarProgram on device arrays: picks the contiguous or strided kernel per call."""
 
     def __init__(self, runtime: Runtime, node: Apply, prog: ScalarProgram, name: str, out_ndim: int,
-                 scalar_inputs: list[bool]):
+                 scalar_inputs: list[bool], by_value: list[bool]):
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
-        self.ndim, self.scalar_inputs = out_ndim, scalar_inputs
-        self.fast_name, self.fast_source = content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs))
-        self.strided_name, self.strided_source = content_named(name + "_strided",
-                                                               lambda n: strided_source(n, prog, out_ndim))
+        self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
+        self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
+        self.fast_name, self.fast_source = content_named(
+            name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value))
+        self.strided_name, self.strided_source = content_named(
+            name + "_strided", lambda n: strided_source(n, prog, out_ndim, by_value))
         self.sources = {self.fast_name: self.fast_source, self.strided_name: self.strided_source}
         self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
         self._fast = self._strided = None
@@ -199,16 +206,19 @@ class ElementwiseKernel:
         size = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if size == 0:
             return outs
-        fast = all((a.size == 1) if s else (a.shape == shape and a.is_contiguous)
-                   for a, s in zip(ins, self.scalar_inputs))
+        fast = all(v or ((a.size == 1) if s else (a.shape == shape and a.is_contiguous))
+                   for a, s, v in zip(ins, self.scalar_inputs, self.by_value))
         args: list = []
         if fast:
-            for a in ins:
-                args += [a.buffer, np.int64(a.offset)]
+            for a, v, t in zip(ins, self.by_value, self.value_types):
+                args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
             items = -(-size // ELEMENTS_PER_ITEM)
         else:
-            for a in ins:
+            for a, v, t in zip(ins, self.by_value, self.value_types):
+                if v:
+                    args.append(t.type(a))
+                    continue
                 pad = self.ndim - a.ndim
                 strides = [0] * pad + [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
                 args += [a.buffer, np.int64(a.offset)] + [np.int64(s) for s in strides]
@@ -223,7 +233,7 @@ class ElementwiseKernel:
 def lower_elemwise(node: Apply, ctx: LowerContext) -> Lowered:
     """One Elemwise node as one kernel (scalar constants inlined as literals)."""
     prog, bound = program_from_elemwise(node)
-    return Lowered(_kernel_for(node, ctx, prog, bound, node.op.scalar_op.name), inputs=bound)
+    return _kernel_for(node, ctx, prog, bound, node.op.scalar_op.name)
 
 
 @lowers("Composite")
@@ -238,12 +248,13 @@ def lower_composite(node: Apply, ctx: LowerContext) -> Lowered:
         prog.outputs.append(conv[ref[0]](ref))
         prog.output_dtypes.append(out.dtype)
     what = "fused_" + "_".join(dict.fromkeys(name for name, _ in op.steps[:4]))
-    return Lowered(_kernel_for(node, ctx, prog, list(node.inputs), what), inputs=list(node.inputs))
+    return _kernel_for(node, ctx, prog, list(node.inputs), what)
 
 
 def _kernel_for(node: Apply, ctx: LowerContext, prog: ScalarProgram, bound: list, what: str):
     out_ndim = node.outputs[0].ndim
     scalar = [all(s == 1 for s in v.type.shape) for v in bound]
-    k = ElementwiseKernel(ctx.runtime, node, prog, ctx.kernel_name(node, what), out_ndim, scalar)
+    by_value = [v in ctx.host and v.type.ndim == 0 for v in bound]
+    k = ElementwiseKernel(ctx.runtime, node, prog, ctx.kernel_name(node, what), out_ndim, scalar, by_value)
     ctx.publish(k.sources)
-    return k
+    return Lowered(k, inputs=bound, host_inputs=frozenset(i for i, v in enumerate(by_value) if v))

@@ -38,9 +38,11 @@ class Lowered:
 
 @dataclass
 class LowerContext:
-    """What a lowering needs: the runtime, and a place to publish generated kernel sources."""
+    """What a lowering needs: the runtime, a place to publish generated kernel sources, and the
+    variables whose values live on the host (shape arithmetic), which kernels take by value."""
     runtime: Runtime
     kernels: dict = field(default_factory=dict)
+    host: set = field(default_factory=set)
 
     def kernel_name(self, node: Apply, what: str | None = None) -> str:
         """A readable kernel name stem for ``node`` (e.g. ``mul``; kernels add a content hash)."""
