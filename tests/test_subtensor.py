@@ -141,7 +141,8 @@ def advanced_index(draw, shape):
         elif kind == "int":
             items.append(draw(st.integers(-n, n - 1)))
         else:
-            items.append(slice(draw(st.one_of(st.none(), st.integers(-n, n))), None, draw(st.sampled_from([None, -1, 2]))))
+            start = draw(st.one_of(st.none(), st.integers(-n, n)))
+            items.append(slice(start, None, draw(st.sampled_from([None, -1, 2]))))
     for _ in range(draw(st.integers(0, 1))):
         items.insert(draw(st.integers(0, len(items))), None)
     return tuple(items)
