@@ -2,9 +2,10 @@
 
     python -m benchmarks [--workloads W1,W5] [--backends numpy,numpy_by_hand,jax] [--repeat 3] [--quick]
 
-Prints a table (median of the primary metric and its ratio to numpy by hand, measured in the same
-run), writes every measurement to benchmarks/results/latest.json and, unless --quick,
-the table with the machine description to benchmarks/RESULTS.md.
+Prints a table (the median run's primary metric and its ratio to numpy by hand, measured in the
+same run), writes every measurement to benchmarks/results/latest.json and, unless --quick,
+the table with the machine description to benchmarks/RESULTS.md (``--render JSON`` rebuilds both
+from a saved run without measuring).
 """
 from __future__ import annotations
 
@@ -61,6 +62,25 @@ def unavailable(backend: str) -> str | None:
     return None
 
 
+def measure(workloads: list[str], backends: list[str], repeat: int, quick: bool, timeout: float) -> dict:
+    """Run every case ``repeat`` times, each in a fresh process; the raw runs and their medians."""
+    skipped = {b: why for b in backends if (why := unavailable(b))}
+    for b, why in skipped.items():
+        print(f"skipping {b}: {why}", file=sys.stderr)
+    results = []
+    for w in workloads:
+        for v in variants(w, quick):
+            for b in backends:
+                if b in skipped:
+                    continue
+                entry = report.combine(w, v, b, [run_case(w, v, b, quick, timeout) for _ in range(repeat)])
+                if entry is not None:
+                    results.append(entry)
+                    print(report.describe(entry), file=sys.stderr)
+    return {"machine": report.machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick,
+            "repeat": repeat, "skipped": skipped, "results": results}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated from {','.join(WORKLOADS)}")
@@ -71,27 +91,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
     p.add_argument("--markdown", default=os.path.join(HERE, "RESULTS.md"))
     p.add_argument("--note", default="", help="a sentence for RESULTS.md (e.g. what else ran meanwhile)")
+    p.add_argument("--render", metavar="JSON", help="measure nothing: rebuild the table and RESULTS.md from a saved run")
     args = p.parse_args(argv)
-    workloads = _names(args.workloads, WORKLOADS, "workloads")
-    backends = _names(args.backends, BACKENDS, "backends")
-    repeat = 1 if args.quick else max(1, args.repeat)
-
-    skipped = {b: why for b in backends if (why := unavailable(b))}
-    for b, why in skipped.items():
-        print(f"skipping {b}: {why}", file=sys.stderr)
-    results = []
-    for w in workloads:
-        for v in variants(w, args.quick):
-            for b in backends:
-                if b in skipped:
-                    continue
-                runs = [run_case(w, v, b, args.quick, args.timeout) for _ in range(repeat)]
-                entry = report.combine(w, v, b, runs)
-                if entry is not None:
-                    results.append(entry)
-                    print(report.describe(entry), file=sys.stderr)
-    doc = {"machine": report.machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "quick": args.quick,
-           "repeat": repeat, "skipped": skipped, "results": results}
+    if args.render:
+        with open(args.render) as f:
+            doc = json.load(f)
+        backends = list(dict.fromkeys(e["backend"] for e in doc["results"]))
+        doc["results"] = [report.combine(e["workload"], e["variant"], e["backend"], e["runs"]) for e in doc["results"]]
+    else:
+        backends = _names(args.backends, BACKENDS, "backends")
+        doc = measure(_names(args.workloads, WORKLOADS, "workloads"), backends,
+                      1 if args.quick else max(1, args.repeat), args.quick, args.timeout)
+    results, skipped = doc["results"], doc["skipped"]
     report.add_ratios(results)
     table = report.table(results, backends, skipped)
     goals = report.goals(results)
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)
     print(f"\nwrote {os.path.relpath(args.json)}", end="")
-    if not args.quick:
+    if not doc["quick"]:
         with open(args.markdown, "w") as f:
             f.write(report.markdown(doc, table, goals, args.note))
         print(f" and {os.path.relpath(args.markdown)}", end="")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import statistics
 
 from benchmarks.run_case import BACKENDS, PRIMARY
 
 
 def combine(workload: str, variant: str, backend: str, runs: list[dict]) -> dict | None:
-    """The median of each metric over the runs; None where the backend has no such workload."""
+    """The metrics of the median run (by the primary metric; the faster middle one for an even
+    count), so a case's figures stay consistent; None where the backend has no such workload."""
     if all("skipped" in r for r in runs):
         return None
     entry = {"workload": workload, "variant": variant, "backend": backend, "runs": runs}
@@ -18,8 +18,9 @@ def combine(workload: str, variant: str, backend: str, runs: list[dict]) -> dict
     if errors:
         entry["error"] = errors[0]
         return entry
-    names = runs[0]["metrics"]
-    entry["metrics"] = {k: statistics.median(r["metrics"][k] for r in runs) for k in names}
+    key = PRIMARY[workload][0]
+    ordered = sorted(runs, key=lambda r: r["metrics"][key])
+    entry["metrics"] = dict(ordered[(len(ordered) - 1) // 2]["metrics"])  # the median run (lower middle)
     return entry
 
 
@@ -159,7 +160,7 @@ def markdown(doc: dict, table_md: str, goals_md: str, note: str) -> str:
     return f"""# Benchmark results
 
 Measured {doc['date']} with `python -m benchmarks --repeat {doc['repeat']}` (`make bench`): every case runs
-in a fresh process, {doc['repeat']} times; the figures are medians, and (×) is the ratio to numpy by hand
+in a fresh process, {doc['repeat']} times; the figures are those of the median run, and (×) is the ratio to numpy by hand
 measured in the same run (lower is faster). Workloads are defined in issue 9 and `benchmarks/data.py`.
 
 **Machine:** {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; {m['os']}; Python {m['python']}; {versions}.
