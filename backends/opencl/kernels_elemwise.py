@@ -22,8 +22,9 @@ from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 
 WORK_GROUP = 256
 """Work-items per work-group of the elementwise kernels (explicit, rounded to the device's limit)."""
-ELEMENTS_PER_ITEM = 4
-"""Elements each work-item of the contiguous kernel handles (interleaved, so loads stay coalesced)."""
+VECTOR_WIDTH = 16
+"""Elements each work-item of the contiguous kernel handles as one floatN vector (vloadN/vstoreN):
+pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
 
 @dataclass
@@ -59,9 +60,22 @@ def program_from_elemwise(node: Apply) -> tuple[ScalarProgram, list]:
     return prog, bound
 
 
-def _body(prog: ScalarProgram, load: list[str]) -> tuple[list[str], list[str], set[str]]:
+def vector_width(prog: ScalarProgram) -> int:
+    """Elements per work-item for the contiguous kernel: a float vector width when every value is
+    the same float type and every op is valid on vectors, else 1."""
+    dts = {np.dtype(d) for d in prog.input_dtypes + prog.output_dtypes + [d for _, _, d in prog.steps]}
+    dts |= {np.dtype(r[2]) for _, refs, _ in prog.steps for r in refs if r[0] == "const"}
+    if len(dts) != 1 or dts.pop() not in (np.float32, np.float64):
+        return 1
+    if not all(sop.name in ks.VECTOR_SAFE for sop, _, _ in prog.steps):
+        return 1
+    return VECTOR_WIDTH
+
+
+def _body(prog: ScalarProgram, load: list[str], width: int = 1) -> tuple[list[str], list[str], set[str]]:
     """Statements computing every step (one per op), the output expressions, and needed helpers."""
     lines, needed = [], set()
+    vt = (lambda dt: ks.ctype(dt) + str(width)) if width > 1 else ks.ctype
     names, dtypes = [], []
 
     def arg(ref) -> tuple[str, Any]:
@@ -72,14 +86,14 @@ def _body(prog: ScalarProgram, load: list[str]) -> tuple[list[str], list[str], s
         return ks.literal(ref[1], ref[2]), ref[2]
 
     for k, expr in enumerate(load):
-        lines.append(f"const {ks.ctype(prog.input_dtypes[k])} x{k} = {expr};")
+        lines.append(f"const {vt(prog.input_dtypes[k])} x{k} = {expr};")
     for j, (sop, refs, out_dtype) in enumerate(prog.steps):
         args = [arg(r) for r in refs]
-        expr, helpers = ks.expression(sop, [a for a, _ in args], [d for _, d in args], out_dtype)
+        expr, helpers = ks.expression(sop, [a for a, _ in args], [d for _, d in args], out_dtype, width)
         needed |= helpers
         names.append(f"t{j}")
         dtypes.append(out_dtype)
-        lines.append(f"const {ks.ctype(out_dtype)} t{j} = {expr};  /* {sop.name} */")
+        lines.append(f"const {vt(out_dtype)} t{j} = {expr};  /* {sop.name} */")
     outs = []
     for ref, dt in zip(prog.outputs, prog.output_dtypes):
         a, adt = arg(ref)
@@ -117,19 +131,28 @@ def _params(prog: ScalarProgram, ndim: int, strided: bool, by_value: list[bool])
 
 def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool], by_value: list[bool]) -> str:
     """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``; host values passed
-    ``by_value``) and outputs."""
-    load = [f"in{k}" if v else f"in{k}[off{k}]" if s else f"in{k}[off{k} + i]"
-            for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]
-    lines, outs, needed = _body(prog, load)
-    stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
-    inner = "\n".join("            " + ln for ln in lines + stores)
+    ``by_value``) and outputs; each work-item handles ``vector_width(prog)`` consecutive elements."""
+    width = vector_width(prog)
+
+    def loads(w: int, idx: str) -> list[str]:
+        vec = f"({ks.ctype(prog.input_dtypes[0])}{w})" if w > 1 else ""
+        return [f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
+                (f"vload{w}({idx}, in{k} + off{k})" if w > 1 else f"in{k}[off{k} + {idx}]")
+                for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]
+    lines, outs, needed = _body(prog, loads(1, "i" if width == 1 else "j"))
     params = ",\n        ".join(_params(prog, 0, False, by_value))
-    return (f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
-            f"void {name}(\n        {params})\n{{\n"
-            f"    const long step = get_global_size(0);\n"
-            f"    for (int e = 0; e < {ELEMENTS_PER_ITEM}; e++) {{\n"
-            f"        const long i = get_global_id(0) + e * step;\n"
-            f"        if (i < n) {{\n{inner}\n        }}\n    }}\n}}\n")
+    head = f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n" \
+           f"void {name}(\n        {params})\n{{\n    const long i = get_global_id(0);\n"
+    if width == 1:
+        inner = "\n".join("        " + ln for ln in lines + [f"out{k}[i] = {o};" for k, o in enumerate(outs)])
+        return head + f"    if (i < n) {{\n{inner}\n    }}\n}}\n"
+    vlines, vouts, _ = _body(prog, loads(width, "i"), width)
+    vinner = "\n".join("        " + ln for ln in vlines + [f"vstore{width}({o}, i, out{k});"
+                                                          for k, o in enumerate(vouts)])
+    tail = "\n".join("            " + ln for ln in lines + [f"out{k}[j] = {o};" for k, o in enumerate(outs)])
+    return (head + f"    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
+            f"        for (long j = i * {width}; j < n; j++) {{  /* the last partial vector */\n{tail}\n"
+            f"        }}\n    }}\n}}\n")
 
 
 def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[bool]) -> str:
@@ -189,6 +212,7 @@ class ElementwiseKernel:
             name + "_strided", lambda n: strided_source(n, prog, out_ndim, by_value))
         self.sources = {self.fast_name: self.fast_source, self.strided_name: self.strided_source}
         self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
+        self.width = vector_width(prog)
         self._fast = self._strided = None
 
     def _kernel(self, strided: bool) -> Any:
@@ -213,7 +237,7 @@ class ElementwiseKernel:
             for a, v, t in zip(ins, self.by_value, self.value_types):
                 args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
-            items = -(-size // ELEMENTS_PER_ITEM)
+            items = -(-size // self.width)
         else:
             for a, v, t in zip(ins, self.by_value, self.value_types):
                 if v:

@@ -99,11 +99,18 @@ def _template(sop: ScalarOp, k: str) -> str:
     return sop.cl
 
 
-def expression(sop: ScalarOp, args: list[str], arg_dtypes: list, out_dtype) -> tuple[str, set[str]]:
+VECTOR_SAFE = {"add", "sub", "mul", "true_div", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+               "sqrt", "sqr", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos", "arctan", "sigmoid",
+               "softplus", "relu", "abs", "maximum", "minimum", "pow", "floor", "ceil", "round", "trunc",
+               "erf", "erfc", "identity", "reciprocal", "hypot", "arctan2"}
+"""Ops whose float expressions are valid on OpenCL vector types (floatN) as well as scalars."""
+
+
+def expression(sop: ScalarOp, args: list[str], arg_dtypes: list, out_dtype, width: int = 1) -> tuple[str, set[str]]:
     """The C expression computing ``sop`` on ``args`` (C names of the given dtypes), and the names
-    of the helper functions it needs (see ``helpers``)."""
+    of the helper functions it needs (see ``helpers``). ``width`` > 1: the values are vectors."""
     out_dtype = np.dtype(out_dtype)
-    T = ctype(out_dtype)
+    T = ctype(out_dtype) + (str(width) if width > 1 else "")
     if sop.name.startswith("cast_"):
         return (f"({args[0]} != 0)" if out_dtype.kind == "b" else f"(({T}){args[0]})"), set()
     if sop.name in _COMPARE:
