@@ -363,9 +363,9 @@ def subtensor(x: Any, index: Any) -> Variable:
             return shape_i(x.owner.inputs[0], k)
         if isinstance(x.owner.op, MakeVector):
             return x.owner.inputs[k]
-    if isinstance(x, Constant) and all(isinstance(p, Constant) for p in parts):
-        op = _index_op(idx_list)
-        return constant(np.asarray(x.data[op.np_index([p.data for p in parts])]))
+    if isinstance(x, Constant) and x.ndim == 1 and x.dtype == "int64" and idx_list == ("i",) \
+            and isinstance(parts[0], Constant):  # an entry of a constant shape: fold it now
+        return constant(np.asarray(x.data[constant_int(parts[0])]))
     return _index_op(idx_list)(x, *parts)
 
 
@@ -383,7 +383,7 @@ def set_subtensor(x_sub: Any, y: Any) -> Variable:
     return IncSubtensor(idx_list, True)(x, y, *parts)
 
 
-def inc_subtensor(x_sub: Any, y: Any) -> Variable:
+def inc_subtensor(x_sub: Any, y: Any, set_instead_of_inc: bool = False) -> Variable:
     """A copy of ``x`` with ``y`` added to ``x[idx]`` (repeats accumulate), called as ``inc_subtensor(x[idx], y)``."""
     x, idx_list, parts = _owner_index(x_sub, "inc_subtensor")
-    return IncSubtensor(idx_list, False)(x, y, *parts)
+    return IncSubtensor(idx_list, set_instead_of_inc)(x, y, *parts)
