@@ -151,7 +151,7 @@ _ROWS = [
     ("and_", 2, np.bitwise_and, "({0} & {1})", ZERO, "&"),
     ("or_", 2, np.bitwise_or, "({0} | {1})", ZERO, "|"),
     ("xor", 2, np.bitwise_xor, "({0} ^ {1})", ZERO, "^"),
-    ("invert", 1, np.invert, "invert({0})", ZERO, "~"),
+    ("invert", 1, np.invert, "(~{0})", ZERO, "~"),
     ("isnan", 1, np.isnan, "isnan({0})", ZERO, None),
     ("isinf", 1, np.isinf, "isinf({0})", ZERO, None),
     ("isfinite", 1, np.isfinite, "isfinite({0})", ZERO, None),

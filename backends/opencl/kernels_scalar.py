@@ -76,7 +76,6 @@ _VARIANTS: dict[tuple[str, str], str] = {
     ("pow", "iu"): "int_pow_{S}({0}, {1})",
     ("reciprocal", "iu"): "floor_div_{S}(1, {0})",
     ("invert", "b"): "(!{0})",
-    ("invert", "iu"): "(~{0})",
     ("add", "b"): "({0} | {1})",
     ("mul", "b"): "({0} & {1})",
     ("sqr", "b"): "{0}",
