@@ -237,3 +237,15 @@ def test_functions_with_updates_serialize_calls(backend):
     for t in threads:
         t.join()
     assert counter.get_value() == 2000
+
+
+def test_awkward_names_do_not_collide_in_generated_code(backend):
+    w1, w2 = sg.shared(np.ones(2), "W"), sg.shared(np.full(2, 3.0), "W")
+    a, b, c = T.dvector("lambda"), T.dvector("v2"), T.dvector("_k4")
+    f = sg.function([a, b, c], a + 2 * b + 3 * c + w1 * w2, updates=[(w1, w1 + 1), (w2, w2 * 2)],
+                    backend=backend)
+    np.testing.assert_array_equal(f([1, 1], [1, 1], [1, 1]), [9, 9])
+    np.testing.assert_array_equal(w1.get_value(), [2, 2])
+    np.testing.assert_array_equal(w2.get_value(), [6, 6])
+    assert f.spec.input_names == ["in0", "in1", "in2"]
+    np.testing.assert_array_equal(f(in0=[0, 0], in1=[0, 0], in2=[0, 0]), [12, 12])

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.compile.function import CompileSpec
+from symgraph.compile.function import CompileSpec, python_name
 from symgraph.errors import NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -63,6 +63,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
     lines: list[str] = []
     line_nodes: dict[int, tuple[Apply, list[str]]] = {}
     params = spec.input_names
+    taken = set(params)
     user_inputs = fgraph.inputs[:spec.n_inputs]
     shared_inputs = fgraph.inputs[spec.n_inputs:]
 
@@ -77,7 +78,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
         filt = ctx.ref(_make_filter(t, spec.allow_downcast, what), f"filter_{pname}")
         lines.append(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
     for k, var in enumerate(shared_inputs):
-        name = _ident(var.name, f"shared{k}", names)
+        name = python_name(var.name, f"shared{k}", taken)
         names[var] = name
         cont = ctx.ref(spec.containers[k], f"c_{name}")
         lines.append(f"{name} = {cont}.value")
@@ -147,7 +148,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
     else:
         lines.append(f"return {out_exprs[0]}")
 
-    fname = _ident(spec.name, "f", {})
+    fname = python_name(spec.name, "f", set())
     filename = f"{_FILENAME_PREFIX}{fname} {id(fgraph):x}>"
     # Calls that update shared variables are serialized: each reads the values the previous one wrote.
     head = [f"def {fname}({', '.join(params)}):"]
@@ -234,14 +235,6 @@ def _describe(node: Apply) -> str:
         where = f"  ({node.trace.filename.rsplit('/', 1)[-1]}:{node.trace.lineno})"
     return f"{node.op}{where}"
 
-
-def _ident(name: str | None, default: str, taken) -> str:
-    if name and name.isidentifier() and name not in taken and name not in ("np", "ndarray"):
-        return name
-    k, base = 0, default
-    while base in taken:
-        k, base = k + 1, f"{default}{k}"
-    return base
 
 
 def nan_guard_check(value: Any, node: Apply, inputs: list) -> None:

@@ -73,7 +73,8 @@ def _one_hot(node, ins: list[str], ctx) -> str:
 
 # --- shape ops and indexing (A2) ---
 from symgraph.graph.basic import Constant as _Constant  # noqa: E402
-from symgraph.tensor.shape import ARange, Alloc, Join, MakeVector, Reshape, Shape, Shape_i, constant_int  # noqa: E402
+from symgraph.tensor.alloc import ARange, Alloc  # noqa: E402
+from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int  # noqa: E402
 from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor  # noqa: E402
 
 

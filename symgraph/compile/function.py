@@ -2,6 +2,7 @@
 and hand it to a backend, which returns the callable that a Function wraps."""
 from __future__ import annotations
 
+import keyword
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -224,11 +225,24 @@ def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]
     return new_targets
 
 
+_RESERVED = {"np", "ndarray", "e"}
+
+
+def python_name(name: str | None, default: str, taken: set[str]) -> str:
+    """A local name for generated code: the variable's own name when it is a usable identifier
+    (not a keyword, not private, not like a generated temporary ``v12``, not taken), else
+    ``default`` made unique. The result is added to ``taken``."""
+    ok = (name and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+          and name not in _RESERVED and name not in taken and not (name[0] == "v" and name[1:].isdigit()))
+    result, k = (name, 0) if ok else (default, 0)
+    while result in taken or result in _RESERVED:
+        k += 1
+        result = f"{default}_{k}"
+    taken.add(result)
+    return result
+
+
 def _input_names(inputs: list[Variable]) -> list[str]:
-    names, seen = [], set()
-    for k, v in enumerate(inputs):
-        n = v.name if (v.name and v.name.isidentifier() and v.name not in seen) else f"in{k}"
-        seen.add(n)
-        names.append(n)
-    return names
+    taken: set[str] = set()
+    return [python_name(v.name, f"in{k}", taken) for k, v in enumerate(inputs)]
 

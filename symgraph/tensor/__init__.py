@@ -16,6 +16,7 @@ globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("cl
 
 from symgraph.tensor.reduction import *  # noqa: E402,F401,F403
 from symgraph.tensor.shape import *  # noqa: E402,F401,F403
+from symgraph.tensor.alloc import *  # noqa: E402,F401,F403
 from symgraph.tensor.math import *  # noqa: E402,F401,F403
 from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402

@@ -15,8 +15,9 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.scalar import T as _T
 from symgraph.tensor.elemwise import _fmt, _is_float, broadcast_static_shape, sum_to
+from symgraph.tensor.alloc import zeros_like
 from symgraph.tensor.shape import (MakeVector, Shape, as_int_entry, broadcast_shapes, constant_int, entry_var,
-                                   sfold, shape_i, zeros_like)
+                                   sfold, shape_i)
 from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant
 
 __all__ = ["subtensor", "set_subtensor", "inc_subtensor", "Subtensor", "AdvancedSubtensor", "IncSubtensor"]
