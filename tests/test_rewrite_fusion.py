@@ -186,3 +186,15 @@ def test_fused_graphs_match_unfused(graph, data):
                       for d, s in enumerate(v.type.shape))
         vals.append(np.random.default_rng(len(vals)).uniform(-2, 2, shape).astype(dtype))
     same(f, g, *vals)
+
+
+def test_fusion_never_joins_chains_of_unrelated_shapes(backend):
+    """Two update chains that share only a scalar (as Adam's do) stay separate Composites."""
+    t = sg.shared(np.float32(1), "t")
+    for a_shape, b_shape in [((3, 2), (4,)), ((3,), (4,))]:
+        a, b = sg.shared(np.ones(a_shape, "f"), "a"), sg.shared(np.ones(b_shape, "f"), "b")
+        ga, gb = T.tensor("float32", (None,) * len(a_shape)), T.fvector()
+        f = sg.function([ga, gb], [], updates=[(a, a - ga * T.exp(t)), (b, b - gb * T.exp(t))], backend=backend)
+        f(np.ones(a_shape, "f"), np.ones(b_shape, "f"))
+        np.testing.assert_allclose(a.get_value(), np.full(a_shape, 1 - np.e, "f"), rtol=1e-6)
+        np.testing.assert_allclose(b.get_value(), np.full(b_shape, 1 - np.e, "f"), rtol=1e-6)

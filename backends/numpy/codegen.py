@@ -107,7 +107,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
             inplace = _inplace_target(node, step, roots, external, last_use, protected, ins)
             expr = lower(node, ins, ctx, out=inplace) if inplace else lower(node, ins, ctx)
         if expr is not None:
-            code = f"{outs[0]} = {expr}" if len(outs) == 1 else f"{', '.join(outs)}, = {expr}"
+            code = f"{', '.join(outs)} = {expr}"
         else:
             op_ref, node_ref = ctx.ref(node.op, f"op_{node.op}"), ctx.ref(node, "node")
             code = f"{', '.join(outs)}, = {op_ref}.perform({node_ref}, [{', '.join(ins)}])"

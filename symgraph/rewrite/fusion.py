@@ -39,6 +39,7 @@ class _Group:
     def __init__(self, seed: Apply, fgraph: FunctionGraph, pos: dict):
         self.fgraph, self.pos = fgraph, pos
         self.members = {seed}
+        self.full = seed.outputs[0].type.shape  # the shape every exported value broadcasts to
         self.lo = self.hi = pos[seed]
         self.reaches: set = set()     # outside nodes known to reach the group
         self.reached: set = set()     # outside nodes known to be reached from the group
@@ -103,8 +104,21 @@ class _Group:
                 stack.append(n)
         return False
 
+    def shape_fits(self, node: Apply) -> bool:
+        """A node may join if it feeds a member (an elementwise input broadcasts into its output),
+        or if it has the group's full shape and reads a member of that shape. Growing through a
+        shared input to its other readers would otherwise fuse unrelated shapes. Every output a
+        Composite exports has the full shape: a smaller value joins only if all its readers are in."""
+        readers = [c for o in node.outputs for c, _ in self.fgraph.clients.get(o, ())]
+        full = node.outputs[0].type.shape == self.full
+        if any(c in self.members for c in readers):
+            return full or all(c in self.members for c in readers)
+        return full and any(v.owner in self.members and v.type.shape == self.full for v in node.inputs)
+
     def can_add(self, node: Apply, max_operands: int) -> bool:
-        """Adding ``node`` keeps the group convex and within the operand cap."""
+        """Adding ``node`` keeps the group convex, of one shape, and within the operand cap."""
+        if not self.shape_fits(node):
+            return False
         for o in node.outputs:
             for c, _ in self.fgraph.clients.get(o, ()):
                 if c != "output" and c not in self.members and self._walk(c, forward=True):
