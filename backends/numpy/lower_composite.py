@@ -1,6 +1,7 @@
 """numpy lowering of fused Composite nodes: one helper function per program, printed from the
 Composite's buffer plan. It allocates each full-size buffer once (``np.empty`` with the
-broadcast shape and each step's dtype), runs every step as one numpy call with ``out=``,
+broadcast shape and each step's dtype), runs every step as one numpy call with ``out=``
+(warning on overflow exactly as the unfused numpy calls would),
 reuses buffers whose values are dead, and computes steps over broadcast inputs only at
 their own smaller shape. When run-time lengths break the static broadcasting assumptions,
 it falls back to the op's reference ``perform``."""
@@ -10,6 +11,7 @@ import numpy as np
 
 from symgraph.backends.numpy.lowering import lowers
 from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import broadcast_static_shape
 
 _CACHE: dict = {}
 
@@ -38,26 +40,31 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
     lines = [f"def {fname}({', '.join(args)}):"]
     if p.slot_dtypes:
-        lines.append(f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
-        if p.guards:
-            cond = " or ".join(f"i{k}.shape[{d}] != shape[{fd}]" for k, d, fd in p.guards)
+        # An input whose static shape is the full broadcast shape gives it for free (the guards
+        # below check the other inputs against it); else numpy computes it (slower, in Python).
+        full = broadcast_static_shape([t.shape for t in input_types])
+        exact = [k for k, t in enumerate(input_types) if t.shape == full]
+        lines.append(f"    shape = i{exact[0]}.shape" if exact else
+                     f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
+        guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
+        if guards:
+            cond = " or ".join(_guard_terms(guards, input_types))
             glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
             lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
-    lines.append("    with np.errstate(all='ignore'):")
     allocated: set[int] = set()
     base = nin + len(p.consts)
     for fn, arg_idx, slot, dest in p.instrs:
         call = f"{_fn_name(fn, fn_names)}({', '.join(names[a] for a in arg_idx)}"
         if slot is None:
             names[dest] = f"s{dest - base}"
-            lines.append(f"        {names[dest]} = {call})")
+            lines.append(f"    {names[dest]} = {call})")
             continue
         buf = f"b{slot}"
         if slot not in allocated:
             allocated.add(slot)
-            lines.append(f"        {buf} = np.empty(shape, {dt_name[p.slot_dtypes[slot]]})")
+            lines.append(f"    {buf} = np.empty(shape, {dt_name[p.slot_dtypes[slot]]})")
         names[dest] = buf
-        lines.append(f"        {call}, out={buf})")
+        lines.append(f"    {call}, out={buf})")
     outs = []
     for idx, dt in zip(p.out_index, p.out_dtypes):
         name = names[idx]
@@ -69,6 +76,21 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
     glb.update({v: k for k, v in fn_names.items()})
     return "\n".join(lines) + "\n", glb
+
+
+def _guard_terms(guards: list, input_types: tuple) -> list[str]:
+    """Run-time length checks, one whole-shape comparison where every dimension is checked."""
+    by_input: dict[int, list] = {}
+    for k, d, fd in guards:
+        by_input.setdefault(k, []).append((d, fd))
+    terms = []
+    for k, dims in by_input.items():
+        ndim = len(input_types[k].shape)
+        if len(dims) == ndim and all(d == fd for d, fd in dims):
+            terms.append(f"i{k}.shape != shape")
+        else:
+            terms += [f"i{k}.shape[{d}] != shape[{fd}]" for d, fd in dims]
+    return terms
 
 
 def _reference(op: Composite, p, inputs: tuple):
