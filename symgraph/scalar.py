@@ -84,6 +84,14 @@ def _where(cond, a, b, out=None):
     return out
 
 
+def _second(like, value, out=None):
+    """``value`` broadcast to the shape of (like, value): Theano's fill, the gradient of sum."""
+    if out is None:
+        return np.array(np.broadcast_to(value, np.broadcast_shapes(np.shape(like), np.shape(value))))
+    np.copyto(out, value, casting="unsafe")
+    return out
+
+
 def _relu(x, out=None):
     return np.maximum(x, np.zeros((), x.dtype), out=out)
 
@@ -198,6 +206,7 @@ _ROWS = [
     ("switch", 3, _where, "({0} ? {1} : {2})",
      lambda x, z, g: [None, _sw(x[0], g), T.switch(x[0], 0, g)], None),
     ("identity", 1, np.positive, "{0}", lambda x, z, g: [g], None),
+    ("second", 2, _second, "{1}", lambda x, z, g: [None, g], None),
 ]
 
 CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -35,6 +35,7 @@ REFERENCE = {
     "relu": lambda a: np.where(a > 0, a, 0), "erf": _erf, "erfc": lambda a: 1 - _erf(a),
     "clip": lambda a, lo, hi: np.minimum(np.maximum(a, lo), hi),
     "switch": lambda c, a, b: np.where(c, a, b), "identity": lambda a: a,
+    "second": lambda a, b: np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)),
 }
 LOGIC = {"and_": np.logical_and, "or_": np.logical_or, "xor": np.logical_xor, "invert": np.logical_not}
 # Domains keep results finite so tolerances mean something (NaN handling is tested separately).

@@ -205,6 +205,16 @@ def shape_of_elemwise(fgraph, node):
     return fit(node.op.make_node(*node.inputs[:-1], src).outputs[0], node.out)
 
 
+@rule(C, BroadcastLike)
+def broadcast_like_as_fill(fgraph, node):
+    """broadcast_like(g, x) -> second(x, g): the same values as an elementwise op, so the
+    gradient of a sum fuses with the elementwise work around it instead of materialising."""
+    g, like = node.inputs
+    if any(c != "output" and type(c.op) is CAReduce for c, _ in fgraph.clients.get(node.out, ())):
+        return None  # sum_of_broadcast folds that pair instead
+    return fit(E["second"](like, g), node.out)
+
+
 @rule(C, CAReduce)
 def sum_of_broadcast(fgraph, node):
     """sum(broadcast(c, x)) over all axes -> c * size(x) (c a scalar)"""

@@ -210,7 +210,7 @@ def _balanced(s: str) -> bool:
 # numpy functions that may write into a buffer that is also one of their arguments
 def _alias_safe(fn: Any) -> bool:
     return isinstance(fn, np.ufunc) or getattr(fn, "__name__", "") in (
-        "sigmoid", "erf", "erfc", "_relu", "_softplus") or getattr(fn, "__name__", "").startswith("cast_")
+        "sigmoid", "erf", "erfc", "_relu", "_softplus", "_second") or getattr(fn, "__name__", "").startswith("cast_")
 
 
 class Plan:
