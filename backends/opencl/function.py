@@ -46,7 +46,7 @@ class OpenCLFunction:
             if getattr(v.type, "dtype", None) == "float64":
                 rt.check_dtype("float64", f"{v} ({v.type}{', computed by ' + str(v.owner.op) if v.owner else ''})")
         host: set = {v for v in fgraph.inputs if not _on_device(v)}
-        ctx = LowerContext(rt, self.kernels, host)
+        ctx = self._ctx = LowerContext(rt, self.kernels, host)
         plan = []
         for node in fgraph.toposort():
             lower = lowering_for(node) if device_ok(node) else None
@@ -149,9 +149,10 @@ class OpenCLFunction:
             ins = [vals[s] for s in in_slots]
             try:
                 outs = run(ins)
-            except SymgraphError:
-                raise
             except Exception as e:
+                self._ctx.checks.verify()  # a bad index seen earlier in this call is the first error
+                if isinstance(e, SymgraphError):
+                    raise
                 raise _rewrap(e, node, ins) from e
             for s, o in zip(out_slots, outs):
                 vals[s] = o
@@ -159,6 +160,7 @@ class OpenCLFunction:
                 _nan_guard(node, outs, ins)
             for s in free:
                 vals[s] = None
+        self._ctx.checks.verify()
         results = []
         for k, s in enumerate(self._out_slots):
             v = self._const_outputs[k] if s is None else vals[s]

@@ -13,7 +13,8 @@ from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import content_named
 from symgraph.backends.opencl.kernels_reduce import _index
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray
+from symgraph.backends.opencl.kernels_copy import contiguous
+from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 
 TILE = 16
 
@@ -21,6 +22,8 @@ TILE = 16
 def matmul_source(name: str, a_dtype, b_dtype, out_dtype) -> str:
     """C[t] = A[t] @ B[t] for each batch index t; A, B strided, C contiguous (t, M, N)."""
     A, B, O = ks.ctype(a_dtype), ks.ctype(b_dtype), ks.ctype(out_dtype)
+    accumulate = ("acc |= As[li][k] & Bs[k][lj];" if np.dtype(out_dtype).kind == "b"  # bool: any(a & b)
+                  else "acc += As[li][k] * Bs[k][lj];")
     head = ("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
             if np.float64 in (np.dtype(a_dtype), np.dtype(b_dtype), np.dtype(out_dtype)) else "")
     return f"""{head}#define TILE {TILE}
@@ -41,7 +44,7 @@ void {name}(
         Bs[li][lj] = (k0 + li < K && j < N) ? ({O})b[bbase + (k0 + li) * sbk + j * sbj] : ({O})0;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int k = 0; k < TILE; k++) {{
-            acc += As[li][k] * Bs[k][lj];
+            {accumulate}
         }}
         barrier(CLK_LOCAL_MEM_FENCE);
     }}
@@ -102,10 +105,51 @@ class MatmulKernel:
 
 @lowers("Dot", "MatMul")
 def lower_matmul(node: Apply, ctx: LowerContext) -> Lowered | None:
-    """dot and matmul as the tiled kernel (bool products stay on the host)."""
-    if node.outputs[0].dtype == "bool":
-        return None
+    """dot and matmul as the tiled kernel (bool: or of ands)."""
     return Lowered(MatmulKernel(node, ctx, "dot" if type(node.op).__name__ == "Dot" else "matmul"))
+
+
+@lowers("TensorDot")
+def lower_tensordot(node: Apply, ctx: LowerContext) -> Lowered:
+    """tensordot as one matrix product: a's free axes x contracted axes times b's contracted x
+    free axes, merged as views where the strides allow (else one contiguous copy)."""
+    op = node.op
+    mm = MatmulKernel(node, ctx, "tensordot")
+
+    def run(ins: list) -> list:
+        a, b = ins
+        for ia, ib in zip(op.axes_a, op.axes_b):
+            if a.shape[ia] != b.shape[ib]:
+                raise ShapeError(f"tensordot: shape mismatch for sum: axis {ia} of {a.shape} and axis {ib} of "
+                                 f"{b.shape}\n{node_context(node, ins)}")
+        free_a = [d for d in range(a.ndim) if d not in op.axes_a]
+        free_b = [d for d in range(b.ndim) if d not in op.axes_b]
+        (out,) = mm([as_matrix(a, free_a, list(op.axes_a)), as_matrix(b, list(op.axes_b), free_b)])
+        shape = tuple(a.shape[d] for d in free_a) + tuple(b.shape[d] for d in free_b)
+        return [out.view(shape, _c_strides(shape), out.offset)]
+    return Lowered(run)
+
+
+def as_matrix(x: DeviceArray, rows: list, cols: list) -> DeviceArray:
+    """``x`` with axes ``rows`` merged into one axis and ``cols`` into another: a view when the
+    strides allow it, else a contiguous copy of the permuted view."""
+    perm = x.view([x.shape[d] for d in rows + cols], [x.strides[d] for d in rows + cols], x.offset)
+    shape = (int(np.prod([x.shape[d] for d in rows], dtype=np.int64)),
+             int(np.prod([x.shape[d] for d in cols], dtype=np.int64)))
+
+    def merged_stride(group: list):
+        dims = [(x.shape[d], x.strides[d]) for d in group if x.shape[d] != 1]
+        if not dims:
+            return 1
+        for (n0, s0), (n1, s1) in zip(dims, dims[1:]):
+            if s0 != s1 * n1:
+                return None
+        return dims[-1][1]
+    rs, cs = merged_stride(rows), merged_stride(cols)
+    if rs is None or cs is None:
+        perm = contiguous(perm)
+        return perm.view(shape, (shape[1], 1), perm.offset)
+    return x.view(shape, (rs, cs), x.offset)
 
 
 def softmax_source(name: str, dtype, ndim: int, log: bool) -> str:

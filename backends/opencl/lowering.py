@@ -4,10 +4,13 @@ inserts an explicit host fallback and warns)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
+
+from symgraph.errors import node_context
 from symgraph.graph.basic import Apply
-from symgraph.backends.opencl.runtime import Runtime
+from symgraph.backends.opencl.runtime import TRANSFERS, Runtime
 
 LOWERINGS: dict[str, Callable] = {}
 
@@ -36,6 +39,50 @@ class Lowered:
     host_outputs: bool = False
 
 
+class Checks:
+    """Index bounds checks of one function, deferred to the end of each call: kernels that index
+    through device values record the first bad index of their node (4 longs per node: flag, bad
+    index, axis, axis length) in one small device buffer, which ``verify`` reads once per call
+    (counted in TRANSFERS['checks'], not as a data copy) and raises as IndexError."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime, self.nodes, self._buf, self._ran = runtime, [], None, False
+
+    def slot(self, node: Apply, message: Callable[[int, int, int], str]) -> int:
+        """Reserve the record of ``node``; ``message(bad, axis, n)`` words its IndexError."""
+        self.nodes.append((node, message))
+        return len(self.nodes) - 1
+
+    def buffer(self) -> Any:
+        """The device buffer of records (zeroed once; re-zeroed after a reported error)."""
+        if self._buf is None:
+            self._buf = self.runtime.alloc(32 * len(self.nodes), "index checks")
+            self._zero()
+        return self._buf
+
+    def _zero(self) -> None:
+        import pyopencl as cl
+        cl.enqueue_fill_buffer(self.runtime.queue, self._buf, np.int64(0), 0, 32 * len(self.nodes))
+
+    def ran(self) -> None:
+        """A checking kernel was launched in this call."""
+        self._ran = True
+
+    def verify(self) -> None:
+        """Raise IndexError (naming the node and its user line) if a kernel of this call saw a bad index."""
+        if not self._ran:
+            return
+        import pyopencl as cl
+        self._ran = False
+        rec = np.empty((len(self.nodes), 4), np.int64)
+        cl.enqueue_copy(self.runtime.queue, rec, self._buf, is_blocking=True)
+        TRANSFERS["checks"] += 1
+        for (node, message), (flag, bad, axis, n) in zip(self.nodes, rec):
+            if flag:
+                self._zero()
+                raise IndexError(f"{message(int(bad), int(axis), int(n))}\n{node_context(node)}")
+
+
 @dataclass
 class LowerContext:
     """What a lowering needs: the runtime, a place to publish generated kernel sources, and the
@@ -43,6 +90,11 @@ class LowerContext:
     runtime: Runtime
     kernels: dict = field(default_factory=dict)
     host: set = field(default_factory=set)
+    checks: Checks | None = None
+
+    def __post_init__(self) -> None:
+        if self.checks is None:
+            self.checks = Checks(self.runtime)
 
     def kernel_name(self, node: Apply, what: str | None = None) -> str:
         """A readable kernel name stem for ``node`` (e.g. ``mul``; kernels add a content hash)."""
