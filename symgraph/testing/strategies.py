@@ -69,7 +69,7 @@ OP_DOMAINS: dict[str, tuple] = {
     "sigmoid": ("any",), "softplus": ("any",), "relu": ("away_from_kinks",),
     "erf": ("any",), "erfc": ("any",),
     "clip": ("away_from_kinks", st.integers(-5, 0).map(float), st.integers(1, 5).map(float)),
-    "switch": ("bool", "any", "any"), "identity": ("any",),
+    "switch": ("bool", "any", "any"), "identity": ("any",), "second": ("any", "any"),
 }
 
 
