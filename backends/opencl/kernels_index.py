@@ -259,6 +259,20 @@ def _host_parts(op) -> frozenset:
     return frozenset(out)
 
 
+def _static_index_dtypes(node: Apply, parts_at: int) -> tuple:
+    """The dtypes of the index arrays the kernel will see (a mask becomes ndim int64 arrays)."""
+    out, rank, it = [], 0, iter(node.inputs[parts_at:])
+    for e in node.op.idx_list:
+        ps = [next(it) for _ in range(sum(e) if isinstance(e, tuple) else 0 if e is None else 1)]
+        if e == "a":
+            out.append(ps[0].dtype)
+            rank = max(rank, ps[0].ndim)
+        elif e == "b":
+            out += ["int64"] * ps[0].ndim
+            rank = max(rank, 1)
+    return tuple(out), rank
+
+
 def _out_of_bounds(bad: int, axis: int, n: int) -> str:
     return f"index {bad} is out of bounds for axis {axis} with size {n}"
 
@@ -269,6 +283,8 @@ def lower_advanced_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     op, rt, dtype = node.op, ctx.runtime, node.outputs[0].dtype
     slot = ctx.checks.slot(node, _out_of_bounds)
     publish_copy(ctx, dtype, node.outputs[0].ndim)
+    ctx.publish(dict([_source("gather", np.dtype(dtype).name, _static_index_dtypes(node, 1)[0],
+                              node.outputs[0].ndim)]))
     host = _host_parts(op)
 
     def run(ins: list) -> list:
@@ -284,8 +300,12 @@ def lower_inc_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     x = node.inputs[0]
     slot = ctx.checks.slot(node, _out_of_bounds)
     publish_copy(ctx, x.dtype, x.ndim)
-    host = _host_parts(op)
     add = not op.set_instead_of_inc
+    if op.advanced:
+        idt, nb = _static_index_dtypes(node, 2)
+        sub_ndim = len(op.out_static_shape(x, node.inputs[2:]))
+        ctx.publish(dict([_source("scatter", np.dtype(x.dtype).name, idt, sub_ndim - nb, nb, add)]))
+    host = _host_parts(op)
 
     def run(ins: list) -> list:
         xv, y = ins[0], ins[1]
