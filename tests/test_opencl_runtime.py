@@ -88,10 +88,24 @@ def test_device_array_views_come_back_as_numpy_would_show_them():
 def test_transfers_are_counted():
     rt = rtmod.get_runtime()
     before = dict(rtmod.TRANSFERS)
-    arr = rt.to_device(np.ones(5))
-    arr.to_host()
-    assert rtmod.TRANSFERS["to_device"] == before.get("to_device", 0) + 1
-    assert rtmod.TRANSFERS["to_host"] == before.get("to_host", 0) + 1
+    host = np.ones(5)
+    arr = rt.to_device(host)
+    back = arr.to_host()
+    assert rtmod.TRANSFERS["to_host"] == before.get("to_host", 0) + 1  # a borrowed array always comes back copied
+    assert not np.shares_memory(back, host)
+    if not rt.zero_copy:
+        assert rtmod.TRANSFERS["to_device"] == before.get("to_device", 0) + 1
+        return
+    # zero-copy (CPU) device: the input is wrapped, not copied; a kernel's result is handed out as is
+    assert rtmod.TRANSFERS["to_device"] == before.get("to_device", 0)
+    assert rtmod.TRANSFERS["zero_copy_in"] == before.get("zero_copy_in", 0) + 1
+    from symgraph.backends.opencl.kernels_copy import copy_into
+    out = rt.empty((5,), "float64")
+    copy_into(out, arr)
+    got = out.to_host()
+    np.testing.assert_array_equal(got, host)
+    assert np.shares_memory(got, out.host) and rtmod.TRANSFERS["zero_copy_out"] == before.get("zero_copy_out", 0) + 1
+    assert not np.shares_memory(out.to_host(copy=True), out.host)
 
 
 def test_out_of_memory_names_the_allocation():

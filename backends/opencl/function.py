@@ -13,6 +13,7 @@ from symgraph.errors import SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.fallback import fallback_source, wrap_in_fallback
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, device_ok, lowering_for
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
@@ -137,6 +138,7 @@ class OpenCLFunction:
         for (s, t, what, dev), a in zip(self._inputs, args):
             a = t.filter(a, allow_downcast=spec.allow_downcast, what=what)
             vals[s] = rt.to_device(a, what) if dev else a
+        kept = {id(v.buffer) for v in self._base if isinstance(v, DeviceArray)}  # memory results must not share
         for s, cont, dev in self._shared:
             d = cont.device
             if not dev:
@@ -145,6 +147,8 @@ class OpenCLFunction:
                 vals[s] = d
             else:
                 vals[s] = cont.device = rt.to_device(cont.to_host(), f"shared variable {cont.name}")
+            if dev:
+                kept.add(id(vals[s].buffer))
         for run, in_slots, out_slots, node, free in self._steps:
             ins = [vals[s] for s in in_slots]
             try:
@@ -165,13 +169,21 @@ class OpenCLFunction:
         for k, s in enumerate(self._out_slots):
             v = self._const_outputs[k] if s is None else vals[s]
             results.append(v)
-        outputs = [_to_host(v) for v in results[:spec.n_outputs]]
+        # an output sharing memory with a constant or a shared variable (before or after the call)
+        # is copied; other outputs on a zero-copy device are handed out without a copy
+        kept |= {id(results[o].buffer) for o, _ in spec.updates if isinstance(results[o], DeviceArray)}
+        outputs = [v.to_host(copy=id(v.buffer) in kept) if isinstance(v, DeviceArray) else np.array(v)
+                   for v in results[:spec.n_outputs]]
         for out_idx, cont_idx in spec.updates:
             new, cont = results[out_idx], spec.containers[cont_idx]
             if isinstance(new, DeviceArray):
+                if new.borrowed:  # a caller's array: the shared variable gets its own copy
+                    new = copy_of(new)
                 cont.device, cont.value = new, None
             else:
                 cont.value, cont.device = np.array(new, dtype=cont.type.dtype), None
+        if rt.zero_copy:
+            rt.queue.finish()  # kernels may read callers' arrays: done before the caller gets control back
         return outputs if spec.return_list else outputs[0]
 
 
@@ -181,6 +193,13 @@ def _nan_guard(node: Apply, outs: list, ins: list) -> None:
     for o, v in zip(outs, node.outputs):
         if v.type.dtype.startswith("float"):
             nan_guard_check(_to_host(o), node, [_to_host(i) for i in ins])
+
+
+def copy_of(x: DeviceArray) -> DeviceArray:
+    """A new contiguous device array with ``x``'s values (a device-side copy)."""
+    out = x.runtime.empty(x.shape, x.dtype, "copy")
+    copy_into(out, x)
+    return out
 
 
 def _to_host(v: Any) -> np.ndarray:

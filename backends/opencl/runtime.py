@@ -11,7 +11,10 @@ import numpy as np
 from symgraph.errors import BackendError
 
 TRANSFERS: Counter = Counter()
-"""Host<->device copies made by the backend: keys 'to_device' and 'to_host' (tests read these)."""
+"""Host<->device copies made by the backend: keys 'to_device' and 'to_host' count real copies;
+'zero_copy_in' / 'zero_copy_out' count arrays shared with the host without a copy (CPU devices);
+'checks' counts the small index-check reads (tests read these)."""
+
 
 _RUNTIMES: dict[Any, "Runtime"] = {}
 
@@ -123,6 +126,29 @@ class Runtime:
         self.is_cpu = "CPU" in info.type
         self.max_work_group = info.max_work_group_size
         self._kernels: dict[tuple[str, str], Any] = {}
+        self.zero_copy = self.is_cpu and self._host_memory_is_shared()
+        """On a CPU device whose USE_HOST_PTR buffers alias host memory (pocl does): device arrays
+        live in host memory, inputs are wrapped without a copy and outputs returned without one."""
+
+    def _host_memory_is_shared(self) -> bool:
+        """Probe: a kernel's write into a mapped ALLOC_HOST_PTR buffer and into a USE_HOST_PTR
+        buffer are visible in the host arrays without unmapping or copying."""
+        cl = _cl()
+        user = np.zeros(4, np.int32)
+        try:
+            own = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, 16)
+            host, _ = cl.enqueue_map_buffer(self.queue, own, cl.map_flags.READ | cl.map_flags.WRITE, 0, (4,),
+                                            np.int32, is_blocking=True)
+            host[:] = 0
+            buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.USE_HOST_PTR, hostbuf=user)
+            prg = cl.Program(self.context, "__kernel void probe(__global int *x) { x[get_global_id(0)] = 7; }")
+            probe = cl.Kernel(prg.build(), "probe")
+            probe(self.queue, (4,), None, buf)
+            probe(self.queue, (4,), None, own)
+            self.queue.finish()
+        except cl.Error:
+            return False
+        return bool((host == 7).all() and (user == 7).all())
 
     def __repr__(self) -> str:
         return f"<opencl Runtime {self.info.describe()}>"
@@ -163,18 +189,40 @@ class Runtime:
                               f"({e}); shared variables are unchanged") from None
 
     def empty(self, shape: Sequence[int], dtype: Any, what: str = "array") -> "DeviceArray":
-        """An uninitialised contiguous device array."""
+        """An uninitialised contiguous device array (in host memory on a zero-copy device)."""
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
         size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        return DeviceArray(self, self.alloc(size * dtype.itemsize, what), shape, _c_strides(shape), 0, dtype)
+        if not self.zero_copy:
+            return DeviceArray(self, self.alloc(size * dtype.itemsize, what), shape, _c_strides(shape), 0, dtype)
+        cl = _cl()
+        try:  # host memory owned by the buffer (freed by OpenCL once no pending kernel uses it), mapped once
+            buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR,
+                            max(size, 1) * dtype.itemsize)
+            host, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0,
+                                            (max(size, 1),), dtype, is_blocking=False)
+        except (MemoryError, cl.Error) as e:
+            raise MemoryError(f"OpenCL device {self.info.name} could not allocate {size * dtype.itemsize} bytes for "
+                              f"{what} ({e}); shared variables are unchanged") from None
+        return DeviceArray(self, buf, shape, _c_strides(shape), 0, dtype, host=host)
 
     def to_device(self, value: np.ndarray, what: str = "array") -> "DeviceArray":
-        """Copy a host array to the device (counted in TRANSFERS['to_device'])."""
-        value = value if value.flags.c_contiguous else np.array(value, order="C")
+        """The host array on the device: wrapped without a copy on a zero-copy device (counted in
+        TRANSFERS['zero_copy_in']; the array is borrowed, never written), else copied ('to_device')."""
+        cl = _cl()
+        if not value.flags.c_contiguous:
+            value = np.array(value, order="C")
+            TRANSFERS["to_device"] += self.zero_copy  # the host copy is the real transfer here
+        if self.zero_copy and value.size and value.flags.writeable:
+            buf = cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=value)
+            TRANSFERS["zero_copy_in"] += 1
+            arr = DeviceArray(self, buf, value.shape, _c_strides(value.shape), 0, value.dtype,
+                              host=value.reshape(-1), borrowed=True)
+            arr._host_ref = value
+            return arr
         arr = self.empty(value.shape, value.dtype, what)
         if value.size:
-            _cl().enqueue_copy(self.queue, arr.buffer, value, is_blocking=False)
+            cl.enqueue_copy(self.queue, arr.buffer, value, is_blocking=False)
             TRANSFERS["to_device"] += 1
         arr._host_ref = value  # keep the source alive until the non-blocking copy is done
         return arr
@@ -189,14 +237,18 @@ def _c_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 class DeviceArray:
-    """A strided view of a device buffer: shape, strides and offset are in elements."""
+    """A strided view of a device buffer: shape, strides and offset are in elements. ``host`` is
+    the 1-d host array the whole buffer lives in (zero-copy devices), ``borrowed`` says that memory
+    is a caller's array (read only, never handed out as a result)."""
 
-    __slots__ = ("runtime", "buffer", "shape", "strides", "offset", "dtype", "_host_ref")
+    __slots__ = ("runtime", "buffer", "shape", "strides", "offset", "dtype", "_host_ref", "host", "borrowed")
 
-    def __init__(self, runtime: Runtime, buffer: Any, shape: tuple, strides: tuple, offset: int, dtype: np.dtype):
+    def __init__(self, runtime: Runtime, buffer: Any, shape: tuple, strides: tuple, offset: int, dtype: np.dtype,
+                 host: np.ndarray | None = None, borrowed: bool = False):
         self.runtime, self.buffer, self.shape = runtime, buffer, tuple(int(n) for n in shape)
         self.strides = tuple(int(s) for s in strides)
         self.offset, self.dtype, self._host_ref = int(offset), np.dtype(dtype), None
+        self.host, self.borrowed = host, borrowed
 
     @property
     def ndim(self) -> int:
@@ -213,12 +265,27 @@ class DeviceArray:
 
     def view(self, shape: Sequence[int], strides: Sequence[int], offset: int) -> "DeviceArray":
         """Another view of the same buffer."""
-        return DeviceArray(self.runtime, self.buffer, tuple(shape), tuple(strides), offset, self.dtype)
+        out = DeviceArray(self.runtime, self.buffer, tuple(shape), tuple(strides), offset, self.dtype, self.host,
+                          self.borrowed)
+        out._host_ref = self._host_ref
+        return out
 
-    def to_host(self) -> np.ndarray:
-        """A fresh host ndarray with this view's values (counted in TRANSFERS['to_host'])."""
+    def to_host(self, copy: bool = False) -> np.ndarray:
+        """This view's values as a host ndarray: on a zero-copy device a view of the buffer's own
+        host memory (counted in 'zero_copy_out') unless ``copy`` or the memory is borrowed; else a
+        fresh array copied from the device (counted in TRANSFERS['to_host'])."""
         if self.size == 0:
             return np.empty(self.shape, self.dtype)
+        if self.host is not None:
+            self.runtime.queue.finish()
+            item = self.dtype.itemsize
+            view = np.lib.stride_tricks.as_strided(self.host[self.offset:], self.shape,
+                                                   [s * item for s in self.strides])
+            if copy or self.borrowed or any(s == 0 and n > 1 for n, s in zip(self.shape, self.strides)):
+                TRANSFERS["to_host"] += 1
+                return view.copy()
+            TRANSFERS["zero_copy_out"] += 1
+            return view
         lo = self.offset + sum(min(0, (n - 1) * s) for n, s in zip(self.shape, self.strides))
         hi = self.offset + sum(max(0, (n - 1) * s) for n, s in zip(self.shape, self.strides)) + 1
         span = np.empty(hi - lo, self.dtype)
