@@ -183,3 +183,21 @@ def test_results_never_share_memory_with_inputs_or_shared_state():
     np.testing.assert_array_equal(w.get_value(), [1, 1, 1])
     np.testing.assert_array_equal(doubled, [0, 2, 4])
     np.testing.assert_array_equal(f(np.full(3, 2, "float32"))[3], [2, 2, 2])
+
+
+@pytest.mark.parametrize("host_blas", [False, True])
+def test_matmul_kernel_and_host_blas_paths_match_numpy(host_blas):
+    a, b, c = T.fmatrix("a"), T.fmatrix("b"), T.ftensor3("c")
+    f = sg.function([a, b, c], [T.dot(a.T, b), T.matmul(c, b), T.dot(a[:, 0], b)], backend="opencl")
+    rt = f._impl.runtime
+    if host_blas and not rt.zero_copy:
+        pytest.skip("host BLAS is used only on zero-copy (CPU) devices")
+    rng = np.random.default_rng(2)
+    va, vb, vc = (rng.normal(size=s).astype("float32") for s in [(19, 33), (19, 5), (3, 7, 19)])
+    saved, rt.host_blas = rt.host_blas, host_blas  # the tiled kernel is what GPUs run
+    try:
+        got = f(va, vb, vc)
+    finally:
+        rt.host_blas = saved
+    for g, w in zip(got, [va.T @ vb, vc @ vb, va[:, 0] @ vb]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)

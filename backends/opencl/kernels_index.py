@@ -61,7 +61,8 @@ def gather_source(name: str, dtype, idx_dtypes: tuple, ndim: int) -> str:
     body += [f"long q{k} = ioff{k};" for k in range(A)]
     for d in reversed(range(ndim)):
         step = "".join(f" q{k} += c * is{k}_{d};" for k in range(A))
-        body.append(f"{{ const long c = {f'r % n{d}' if d else 'r'};{f' r /= n{d};' if d else ''} p += c * xs{d};{step} }}")
+        body.append(f"{{ const long c = {f'r % n{d}' if d else 'r'};{f' r /= n{d};' if d else ''} "
+                    f"p += c * xs{d};{step} }}")
     body += _resolve(idx_dtypes, "p", f"out[i] = ({T})0; return;") + ["out[i] = x[p];"]
     return (f"{_head([dtype])}__kernel void {name}(\n        " + ",\n        ".join(params) + ")\n{\n"
             + "\n".join("    " + ln for ln in body) + "\n}\n")

@@ -127,8 +127,11 @@ class Runtime:
         self.max_work_group = info.max_work_group_size
         self._kernels: dict[tuple[str, str], Any] = {}
         self.zero_copy = self.is_cpu and self._host_memory_is_shared()
-        """On a CPU device whose USE_HOST_PTR buffers alias host memory (pocl does): device arrays
-        live in host memory, inputs are wrapped without a copy and outputs returned without one."""
+        """On a CPU device whose buffers can alias host memory (pocl's do): device arrays live in
+        host memory, inputs are wrapped without a copy and outputs returned without one."""
+        self.host_blas = self.zero_copy
+        """Float matrix products on a zero-copy CPU device run in numpy's BLAS on the shared memory
+        instead of the tiled kernel (see kernels_linalg.MatmulKernel for the measurement)."""
 
     def _host_memory_is_shared(self) -> bool:
         """Probe: a kernel's write into a mapped ALLOC_HOST_PTR buffer and into a USE_HOST_PTR
@@ -270,6 +273,12 @@ class DeviceArray:
         out._host_ref = self._host_ref
         return out
 
+    def host_view(self) -> np.ndarray:
+        """This view as a numpy view of the buffer's host memory (zero-copy devices only; the
+        caller synchronises with the queue first)."""
+        item = self.dtype.itemsize
+        return np.lib.stride_tricks.as_strided(self.host[self.offset:], self.shape, [s * item for s in self.strides])
+
     def to_host(self, copy: bool = False) -> np.ndarray:
         """This view's values as a host ndarray: on a zero-copy device a view of the buffer's own
         host memory (counted in 'zero_copy_out') unless ``copy`` or the memory is borrowed; else a
@@ -278,9 +287,7 @@ class DeviceArray:
             return np.empty(self.shape, self.dtype)
         if self.host is not None:
             self.runtime.queue.finish()
-            item = self.dtype.itemsize
-            view = np.lib.stride_tricks.as_strided(self.host[self.offset:], self.shape,
-                                                   [s * item for s in self.strides])
+            view = self.host_view()
             if copy or self.borrowed or any(s == 0 and n > 1 for n, s in zip(self.shape, self.strides)):
                 TRANSFERS["to_host"] += 1
                 return view.copy()
