@@ -67,7 +67,8 @@ class Elemwise(Op):
         if rule is None:
             raise GradientError(f"{self.scalar_op.name} has no gradient")
         grads = rule(inputs, outputs[0], output_grads[0])
-        return [None if g is None or not _is_float(x) else sum_to(g, x) for g, x in zip(grads, inputs)]
+        return [None if g is None or not _is_float(x) or isinstance(x, TensorConstant) else sum_to(g, x)
+                for g, x in zip(grads, inputs)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         return self.L_op(inputs, [self(*inputs)], output_grads)
