@@ -2,6 +2,7 @@
 cache, and DeviceArray (a strided view of a device buffer) with counted host<->device copies."""
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -125,6 +126,7 @@ class Runtime:
         self.fp64 = info.fp64
         self.is_cpu = "CPU" in info.type
         self.max_work_group = info.max_work_group_size
+        self._host_pool: dict[int, list] = {}
         self._kernels: dict[tuple[str, str], Any] = {}
         self.zero_copy = self.is_cpu and self._host_memory_is_shared()
         """On a CPU device whose buffers can alias host memory (pocl's do): device arrays live in
@@ -198,16 +200,29 @@ class Runtime:
         size = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if not self.zero_copy:
             return DeviceArray(self, self.alloc(size * dtype.itemsize, what), shape, _c_strides(shape), 0, dtype)
+        buf, raw = self._host_buffer(max(size, 1) * dtype.itemsize, what)
+        return DeviceArray(self, buf, shape, _c_strides(shape), 0, dtype, host=raw[:size * dtype.itemsize].view(dtype))
+
+    def _host_buffer(self, nbytes: int, what: str) -> tuple[Any, np.ndarray]:
+        """A buffer in mapped host memory (ALLOC_HOST_PTR) and its bytes, reused from earlier calls
+        once nothing refers to its memory (every DeviceArray and result view holds ``raw``): fresh
+        memory would cost page faults on every call. Reuse is safe on the in-order queue, and
+        host-side readers synchronise first."""
+        free = self._host_pool.setdefault(nbytes, [])
+        for entry in free:
+            if sys.getrefcount(entry[1]) == 2:  # the pool's tuple and this call's argument only
+                return entry
         cl = _cl()
         try:  # host memory owned by the buffer (freed by OpenCL once no pending kernel uses it), mapped once
-            buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR,
-                            max(size, 1) * dtype.itemsize)
-            host, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0,
-                                            (max(size, 1),), dtype, is_blocking=False)
+            buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, nbytes)
+            raw, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0, (nbytes,),
+                                           np.uint8, is_blocking=False)
         except (MemoryError, cl.Error) as e:
-            raise MemoryError(f"OpenCL device {self.info.name} could not allocate {size * dtype.itemsize} bytes for "
+            raise MemoryError(f"OpenCL device {self.info.name} could not allocate {nbytes} bytes for "
                               f"{what} ({e}); shared variables are unchanged") from None
-        return DeviceArray(self, buf, shape, _c_strides(shape), 0, dtype, host=host)
+        if len(free) < 16:
+            free.append((buf, raw))
+        return buf, raw
 
     def to_device(self, value: np.ndarray, what: str = "array") -> "DeviceArray":
         """The host array on the device: wrapped without a copy on a zero-copy device (counted in
