@@ -37,7 +37,7 @@ from symgraph.compile.function import Function, function
 from symgraph.compile.shared import Container, SharedVariable
 from symgraph.errors import SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
-from symgraph.graph.traversal import toposort
+from symgraph.graph.traversal import graph_inputs, toposort
 from symgraph.tensor.type import TensorConstant, TensorType
 
 FORMAT, VERSION = "symgraph", 1
@@ -293,21 +293,15 @@ class _Writer:
             targets = _apply_givens(outs + [v for _, v in upd], list(givens))
             outs, upd = targets[:len(outs)], [(s, t) for (s, _), t in zip(upd, targets[len(outs):])]
         inputs = [self.var(v) for v in f.inputs]
-        for v in [*outs, *(t for _, t in upd)]:
-            for leaf in (u for u in _leaves(v) if u.owner is None):
-                if not isinstance(leaf, (Constant, SharedVariable)) and leaf not in f.inputs:
-                    raise SerializationError(f"cannot save {f}: its graph uses {leaf}, which is not an input "
+        for leaf in graph_inputs([*outs, *(t for _, t in upd)]):
+            if not isinstance(leaf, (Constant, SharedVariable)) and leaf not in f.inputs:
+                raise SerializationError(f"cannot save {f}: its graph uses {leaf}, which is not an input "
                                              "(was it compiled with givens?)")
         return {"inputs": inputs, "outputs": [self.var(v) for v in outs],
                 "single": isinstance(f.outputs, Variable), "no_outputs": f.outputs is None,
                 "updates": [[self.var(s), self.var(t)] for s, t in upd],
                 "backend": f.backend, "mode": f.mode, "name": f.spec.name,
                 "allow_input_downcast": f.spec.allow_downcast, "nan_guard": f.spec.nan_guard}
-
-
-def _leaves(v: Variable) -> list[Variable]:
-    from symgraph.graph.traversal import graph_inputs
-    return graph_inputs([v])
 
 
 def _checksum(body_json: bytes, arrays: dict[str, np.ndarray]) -> str:
@@ -365,9 +359,7 @@ def _read(source: Any) -> tuple[dict, dict[str, np.ndarray]]:
         with np.load(source, allow_pickle=False) as npz:
             raw = npz[_GRAPH_MEMBER]
             arrays = {name: npz[name] for name in npz.files if name != _GRAPH_MEMBER}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError, zipfile.LargeZipFile) as e:
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError, zipfile.LargeZipFile) as e:
         raise CorruptFileError(f"{_where(source)} is not a complete symgraph file ({type(e).__name__}: {e})") from None
     except AttributeError:  # np.load returned a plain array: a .npy file, not ours
         raise CorruptFileError(f"{_where(source)} is a single numpy array, not a symgraph file") from None
@@ -495,11 +487,7 @@ def _reduce_function(f: Function) -> tuple:
 
 
 def _reduce_container(c: Container) -> tuple:
-    return _make_container, (c.type, c.to_host(), c.name)
-
-
-def _make_container(t: TensorType, value: np.ndarray, name: str | None) -> Container:
-    return Container(t, value, name)
+    return Container, (c.type, c.to_host(), c.name)  # the host value: device buffers do not pickle
 
 
 copyreg.pickle(Function, _reduce_function)
