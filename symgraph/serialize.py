@@ -290,13 +290,14 @@ class _Writer:
         givens = getattr(f, "givens", None)
         if givens:
             from symgraph.compile.function import _apply_givens
-            targets = _apply_givens(outs + [v for _, v in upd], list(givens))
+            targets = _apply_givens(outs + [v for _, v in upd], list(getattr(givens, "items", lambda: givens)()))
             outs, upd = targets[:len(outs)], [(s, t) for (s, _), t in zip(upd, targets[len(outs):])]
         inputs = [self.var(v) for v in f.inputs]
+        compiled = set(f.graph.inputs)  # givens the Function did not record show up here
         for leaf in graph_inputs([*outs, *(t for _, t in upd)]):
-            if not isinstance(leaf, (Constant, SharedVariable)) and leaf not in f.inputs:
-                raise SerializationError(f"cannot save {f}: its graph uses {leaf}, which is not an input "
-                                             "(was it compiled with givens?)")
+            if not isinstance(leaf, Constant) and leaf not in compiled:
+                raise SerializationError(f"cannot save {f}: it was compiled with givens replacing {leaf}, "
+                                         "which this Function does not record; save its graph instead")
         return {"inputs": inputs, "outputs": [self.var(v) for v in outs],
                 "single": isinstance(f.outputs, Variable), "no_outputs": f.outputs is None,
                 "updates": [[self.var(s), self.var(t)] for s, t in upd],
