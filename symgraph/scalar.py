@@ -53,6 +53,9 @@ class ScalarOp:
     def __repr__(self) -> str:
         return self.name
 
+    def __reduce__(self) -> tuple:
+        return get, (self.name,)  # a row pickles as its name
+
     def out_dtype(self, *dtypes: str) -> str:
         """The output dtype for these input dtypes, as numpy computes it (error if undefined)."""
         return _out_dtype(self, tuple(map(dtype_name, dtypes)))

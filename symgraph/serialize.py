@@ -20,7 +20,6 @@ but unpickling runs arbitrary code: never unpickle files you do not trust.
 """
 from __future__ import annotations
 
-import copyreg
 import hashlib
 import io
 import json
@@ -34,7 +33,7 @@ import numpy as np
 
 from symgraph import scalar
 from symgraph.compile.function import Function, function
-from symgraph.compile.shared import Container, SharedVariable
+from symgraph.compile.shared import SharedVariable
 from symgraph.errors import SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
 from symgraph.graph.traversal import graph_inputs, toposort
@@ -481,19 +480,8 @@ def _load(source: Any, backend: str | None) -> Any:
         raise CorruptFileError(f"{_where(source)} has a malformed graph ({type(e).__name__}: {e})") from None
 
 
-# --- pickle (unsafe for untrusted files, as all pickle) ----------------------------------------
-
-def _reduce_function(f: Function) -> tuple:
-    return loads, (dumps(f),)
-
-
-def _reduce_container(c: Container) -> tuple:
-    return Container, (c.type, c.to_host(), c.name)  # the host value: device buffers do not pickle
-
-
-copyreg.pickle(Function, _reduce_function)
-copyreg.pickle(scalar.ScalarOp, lambda s: (scalar.get, (s.name,)))
-copyreg.pickle(Container, _reduce_container)
+# Pickle (unsafe for untrusted files, as all pickle) goes through dumps/loads: see the
+# __reduce__ methods of Function, ScalarOp and Container.
 
 __all__ = ["save", "load", "dumps", "loads", "register_op", "op_registry", "SerializationError",
            "UnknownOpError", "CorruptFileError", "FormatVersionError"]

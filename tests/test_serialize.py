@@ -276,17 +276,14 @@ def test_user_ops_need_registration(tmp_path):
         serialize._REGISTERED.pop("_Local")
 
 
-def test_functions_with_unrecorded_givens_are_refused():
+def test_functions_with_givens_round_trip():
     x, y = T.dvector("x"), T.dvector("y")
     w = sg.shared(np.ones(2), "w")
     f = sg.function([x], x * w + y, givens={y: x * 2})
     g = sg.function([x], x * w, givens={w: np.full(2, 3.0)})
     for fn in (f, g):
-        if getattr(fn, "givens", None):
-            _same(serialize.loads(serialize.dumps(fn))(np.ones(2)), fn(np.ones(2)))
-        else:
-            with pytest.raises(SerializationError, match="givens"):
-                serialize.dumps(fn)
+        assert fn.givens
+        _same(serialize.loads(serialize.dumps(fn))(np.ones(2)), fn(np.ones(2)))
 
 
 def test_unsupported_objects():

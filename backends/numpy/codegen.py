@@ -186,7 +186,8 @@ def _failing_node(e: BaseException, line_of: dict, filename: str):
     tb = e.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == filename:
-            return line_of.get(tb.tb_lineno), tb.tb_frame.f_locals
+            frame = tb.tb_frame  # values are locals; constants are the generated code's globals
+            return line_of.get(tb.tb_lineno), {**frame.f_globals, **frame.f_locals}
         tb = tb.tb_next
     return None, None
 

@@ -40,8 +40,9 @@ class Function:
     ``source`` (numpy backend) or ``kernels`` (OpenCL) the generated code."""
 
     def __init__(self, impl: Any, fgraph: FunctionGraph, spec: CompileSpec, inputs: list, outputs: Any,
-                 updates: list, backend: str, mode: Any, report: Any):
+                 updates: list, backend: str, mode: Any, report: Any, givens: list | None = None):
         self._impl, self.graph, self.spec = impl, fgraph, spec
+        self.givens = givens or []
         self.inputs, self.outputs, self.updates = inputs, outputs, updates
         self.backend, self.mode, self.name, self._report = backend, mode, spec.name, report
         self._call = impl.__call__
@@ -82,6 +83,12 @@ class Function:
     def kernels(self) -> dict:
         """The generated OpenCL kernel sources by name (OpenCL backend)."""
         return getattr(self._impl, "kernels", {})
+
+    def __reduce__(self) -> tuple:
+        """Pickle through symgraph's own format (sg.save); unpickling recompiles. Pickle itself
+        is unsafe for untrusted files; sg.load never runs code from the file."""
+        from symgraph.serialize import dumps, loads
+        return loads, (dumps(self),)
 
     def rewrite_report(self) -> Any:
         """Which rewrites ran, what they changed, and node counts before and after."""
@@ -207,7 +214,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     backend = backend or config.backend
     from symgraph.backends import get_backend
     impl = get_backend(backend).compile(fgraph, spec)
-    return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report)
+    return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
 
 
 def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]:

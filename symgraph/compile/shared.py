@@ -27,6 +27,9 @@ class Container:
             self.value = self.device.to_host()
         return self.value
 
+    def __reduce__(self) -> tuple:
+        return Container, (self.type, self.to_host(), self.name)  # device buffers do not pickle
+
     def set(self, value: np.ndarray) -> None:
         """Make ``value`` current on the host and forget any device copy."""
         self.value, self.device = value, None

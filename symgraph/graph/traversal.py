@@ -74,11 +74,11 @@ def clone_replace(outputs: Sequence[Variable], replace: dict | None = None,
         new_inputs = [memo[v] for v in node.inputs]
         if all(a is b for a, b in zip(new_inputs, node.inputs)):
             new_outs = node.outputs
-        else:
-            new_node = Apply(node.op, new_inputs, [o.type.make_variable(o.name) for o in node.outputs],
-                             trace=node.trace)
+        else:  # rebuilt through make_node: output types follow the new inputs (e.g. a static shape)
+            new_node = node.op.make_node(*new_inputs)
+            new_node.trace = node.trace
             for o, n in zip(node.outputs, new_node.outputs):
-                n.tag = dict(o.tag)
+                n.tag, n.name = dict(o.tag), o.name
             new_outs = new_node.outputs
         memo.update(zip(node.outputs, new_outs))
     for v in outputs:
