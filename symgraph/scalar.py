@@ -151,7 +151,7 @@ _ROWS = [
     ("hypot", 2, np.hypot, "hypot({0}, {1})", lambda x, z, g: [g * x[0] / z, g * x[1] / z], None),
     ("neg", 1, np.negative, "(-{0})", lambda x, z, g: [-g], "-"),
     ("abs", 1, np.absolute, "abs({0})", lambda x, z, g: [g * T.sign(x[0])], None),
-    ("sign", 1, np.sign, "sign({0})", ZERO, None),
+    ("sign", 1, np.sign, "(isnan({0}) ? {0} : sign({0}))", ZERO, None),
     # comparisons and logic (results are bool)
     ("lt", 2, np.less, "({0} < {1})", ZERO, "<"),
     ("gt", 2, np.greater, "({0} > {1})", ZERO, ">"),

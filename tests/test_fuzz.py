@@ -212,9 +212,8 @@ def test_float32_elementwise_agree(case):
     differential(case)
 
 
-# Divergences the fuzzer found in the OpenCL backend, kept out of the random graphs above and
-# pinned here (they pass once the backend matches numpy): sign(NaN) is NaN in numpy but 0 in
-# OpenCL C's sign(); x // inf follows Python's divmod in numpy (-1 // inf == -1) but floor(x / inf) == -0.
+# Divergences the fuzzer once found in the OpenCL backend, pinned here: sign(NaN) is NaN in numpy
+# but 0 in OpenCL C's sign(); x // inf follows Python's divmod in numpy (-1 // inf == -1), not floor(x / inf).
 KNOWN = {"sign": (T.sign, [np.nan, -2.0, 0.0, 3.0], None),
          "int_div": (T.int_div, [1.0, -1.0, 1.0, np.nan], [np.inf, np.inf, -np.inf, 1.0])}
 
@@ -227,10 +226,7 @@ def test_known_edge_values(backend, name):
     f = sg.function([x, y][:len(args)], fn(x) if b is None else fn(x, y), backend=backend)
     with np.errstate(all="ignore"):
         expected = (np.sign if b is None else np.floor_divide)(*args)
-    got = f(*args)
-    if backend == "opencl" and not np.array_equal(got, expected, equal_nan=True):
-        pytest.xfail(f"OpenCL {name} gives {got} where numpy gives {expected} (reported to the backend owner)")
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(f(*args), expected)
 
 
 def test_inputs_are_never_written():

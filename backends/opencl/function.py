@@ -174,17 +174,31 @@ class OpenCLFunction:
         kept |= {id(results[o].buffer) for o, _ in spec.updates if isinstance(results[o], DeviceArray)}
         outputs = [v.to_host(copy=id(v.buffer) in kept) if isinstance(v, DeviceArray) else np.array(v)
                    for v in results[:spec.n_outputs]]
+        staged = []  # (container, host value, device value): everything prepared before any commit
         for out_idx, cont_idx in spec.updates:
             new, cont = results[out_idx], spec.containers[cont_idx]
             if isinstance(new, DeviceArray):
                 if new.borrowed:  # a caller's array: the shared variable gets its own copy
                     new = copy_of(new)
-                cont.device, cont.value = new, None
+                staged.append((cont, None, new))
             else:
-                cont.value, cont.device = np.array(new, dtype=cont.type.dtype), None
+                staged.append((cont, np.array(new, dtype=cont.type.dtype), None))
+        _commit(staged)
         if rt.zero_copy:
             rt.queue.finish()  # kernels may read callers' arrays: done before the caller gets control back
         return outputs if spec.return_list else outputs[0]
+
+
+def _commit(staged: list) -> None:
+    """Store every update, all or nothing: an interrupt half-way restores the old values."""
+    old = [(c, c.value, c.device) for c, _, _ in staged]
+    try:
+        for c, value, device in staged:
+            c.value, c.device = value, device
+    except BaseException:
+        for c, value, device in old:
+            c.value, c.device = value, device
+        raise
 
 
 def _nan_guard(node: Apply, outs: list, ins: list) -> None:

@@ -70,8 +70,7 @@ _VARIANTS: dict[tuple[str, str], str] = {
     ("relu", "f"): "({0} < 0 ? ({T})0 : {0})",
     ("clip", "f"): "(isnan({0}) ? {0} : fmin(fmax({0}, {1}), {2}))",
     ("clip", "iub"): "min(max({0}, {1}), {2})",
-    ("int_div", "f"): "floor({0} / {1})",
-    ("int_div", "iu"): "floor_div_{S}({0}, {1})",
+    ("int_div", "fiu"): "floor_div_{S}({0}, {1})",
     ("mod", "fiu"): "py_mod_{S}({0}, {1})",
     ("pow", "iu"): "int_pow_{S}({0}, {1})",
     ("reciprocal", "iu"): "floor_div_{S}(1, {0})",
@@ -143,7 +142,11 @@ def helpers(names: set[str]) -> str:
         f = t in ("float", "double")
         u = t.startswith("u")
         if base == "floor_div":
-            body = ("return floor(a / b);" if f else "return b == 0 ? 0 : a / b;" if u else
+            body = (  # floats: numpy's divmod rule (so -1.0 // inf is -1, not -0)
+                    f"if (b == 0) return a / b; {t} m = fmod(a, b); {t} d = (a - m) / b;\n"
+                    "    if (m != 0 && ((b < 0) != (m < 0))) d -= 1;\n"
+                    f"    if (d == 0) return copysign(({t})0, a / b); {t} fd = floor(d); return d - fd > 0.5 ? fd + 1 : fd;"
+                    if f else "return b == 0 ? 0 : a / b;" if u else
                     "if (b == 0) return 0; if (b == -1) return -a;\n"
                     f"    {t} q = a / b; return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;")
         elif base == "py_mod":
