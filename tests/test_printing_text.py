@@ -2,6 +2,8 @@
 (the printed text, evaluated by Python on numpy arrays, gives the graph's value)."""
 from __future__ import annotations
 
+import ast
+
 import io
 
 import numpy as np
@@ -190,6 +192,18 @@ def _build(tree, sym, val):
     return sg_fn(s1, s2), np_fn(v1, v2)
 
 
+def _numpy_literals(text: str):
+    """The printed expression with its numbers as numpy float64, so it evaluates with numpy's
+    semantics (Python's own (-1.5) ** 0.5 is complex; numpy's is NaN, as in the graph)."""
+    class Literals(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+                return ast.Call(ast.Attribute(ast.Name("np", ast.Load()), "float64", ast.Load()), [node], [])
+            return node
+    tree = ast.fix_missing_locations(Literals().visit(ast.parse(text, mode="eval")))
+    return compile(tree, "<pprint>", "eval")
+
+
 @given(expressions(), st.integers(0, 2 ** 31 - 1))
 def test_pprint_text_evaluates_to_the_graph_value(tree, seed):
     rng = np.random.default_rng(seed)
@@ -200,7 +214,7 @@ def test_pprint_text_evaluates_to_the_graph_value(tree, seed):
         text = pprint(expr)
         namespace = {"exp": np.exp, "tanh": np.tanh, "sigmoid": sps.expit, "np": np,
                      "cast": lambda a, dt: np.asarray(a).astype(dt), **val}
-        got = eval(text, namespace)  # noqa: S307 - the text is our own printer's output
+        got = eval(_numpy_literals(text), namespace)  # noqa: S307 - the text is our own printer's output
     np.testing.assert_allclose(np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64"),
                                rtol=1e-12, equal_nan=True, err_msg=text)
 
