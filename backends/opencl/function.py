@@ -129,7 +129,7 @@ class OpenCLFunction:
     def __call__(self, *args: Any) -> Any:
         if len(args) != self.spec.n_inputs:
             raise TypeError(f"{self.spec.name}() takes {self.spec.n_inputs} arguments, got {len(args)}")
-        with self._lock:  # one call at a time: shared state is read, then committed
+        with self._lock, self.runtime.call_scope():  # one call at a time: shared state is read, then committed
             return self._run(args)
 
     def _run(self, args: tuple) -> Any:
@@ -184,8 +184,6 @@ class OpenCLFunction:
             else:
                 staged.append((cont, np.array(new, dtype=cont.type.dtype), None))
         _commit(staged)
-        if rt.zero_copy:
-            rt.queue.finish()  # kernels may read callers' arrays: done before the caller gets control back
         return outputs if spec.return_list else outputs[0]
 
 

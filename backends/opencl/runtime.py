@@ -2,7 +2,9 @@
 cache, and DeviceArray (a strided view of a device buffer) with counted host<->device copies."""
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -127,6 +129,7 @@ class Runtime:
         self.is_cpu = "CPU" in info.type
         self.max_work_group = info.max_work_group_size
         self._host_pool: dict[int, list] = {}
+        self._calls = threading.local()  # per thread: host arrays that enqueued commands may still read
         self._kernels: dict[tuple[str, str], Any] = {}
         self.zero_copy = self.is_cpu and self._host_memory_is_shared()
         """On a CPU device whose buffers can alias host memory (pocl's do): device arrays live in
@@ -203,6 +206,29 @@ class Runtime:
         buf, raw = self._host_buffer(max(size, 1) * dtype.itemsize, what)
         return DeviceArray(self, buf, shape, _c_strides(shape), 0, dtype, host=raw[:size * dtype.itemsize].view(dtype))
 
+    @contextlib.contextmanager
+    def call_scope(self):
+        """One compiled-function call: host arrays handed to non-blocking commands (zero-copy
+        inputs, uploads) stay alive until the queue has finished, at the end of the call. Python
+        would otherwise free a temporary (say, the 0-d array made from an np.int64 argument)
+        while a kernel that reads it is still queued."""
+        outer = getattr(self._calls, "keep", None)
+        self._calls.keep = keep = [] if outer is None else outer
+        try:
+            yield
+        finally:
+            if outer is None:
+                if keep:
+                    self.queue.finish()
+                self._calls.keep = None
+
+    def _keep_alive(self, *objs: Any) -> None:
+        keep = getattr(self._calls, "keep", None)
+        if keep is not None:
+            keep.extend(objs)
+        else:  # outside a call (e.g. set-up code): wait, so nothing is read after it is freed
+            self.queue.finish()
+
     def _host_buffer(self, nbytes: int, what: str) -> tuple[Any, np.ndarray]:
         """A buffer in mapped host memory (ALLOC_HOST_PTR) and its bytes, reused from earlier calls
         once nothing refers to its memory (every DeviceArray and result view holds ``raw``): fresh
@@ -239,12 +265,14 @@ class Runtime:
             arr = DeviceArray(self, buf, value.shape, _c_strides(value.shape), 0, value.dtype,
                               host=value.reshape(-1), borrowed=True)
             arr._host_ref = value
+            self._keep_alive(buf, value)
             return arr
         arr = self.empty(value.shape, value.dtype, what)
         if value.size:
             cl.enqueue_copy(self.queue, arr.buffer, value, is_blocking=False)
             TRANSFERS["to_device"] += 1
-        arr._host_ref = value  # keep the source alive until the non-blocking copy is done
+            self._keep_alive(value)  # the source must outlive the non-blocking copy
+        arr._host_ref = value
         return arr
 
 
