@@ -128,3 +128,23 @@ def test_variables_refuse_truth_and_len():
         bool(x > 0)
     with pytest.raises(TypeError, match="shape"):
         len(x)
+
+
+@pytest.mark.parametrize("name", sorted(T.CONSTRUCTORS))
+def test_every_constructor(name):
+    kinds = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4, "tensor5": 5}
+    prefixes = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32", "d": "float64",
+                "c": "complex64", "z": "complex128"}
+    kind = name if name in kinds else name[1:]
+    v = getattr(T, name)(name="v")
+    assert v.ndim == kinds[kind] and v.name == "v" and v.type.shape == (None,) * v.ndim
+    assert v.dtype == (prefixes[name[0]] if name not in kinds else sg.config.floatX)
+
+
+def test_static_broadcasting_helpers():
+    assert T.broadcast_static_shape([(None, 3), (1, 3), (3,)]) == (None, 3)
+    assert T.broadcast_static_shape([(1, 1), (1,)]) == (1, 1)
+    assert T.normalize_axis(-1, 3, "sum") == (2,) and T.normalize_axis(None, 2, "sum") == (0, 1)
+    x = T.dmatrix("x")
+    f = sg.function([x], T.subtensor(x, (slice(1, None), 0)))
+    np.testing.assert_array_equal(f(np.arange(6.0).reshape(3, 2)), [2.0, 4.0])
