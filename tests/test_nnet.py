@@ -12,7 +12,8 @@ import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.tensor.nnet import LogSoftmax, OneHot, Softmax
-from test_reduction import check_infer_shape, declare, fd_grad_check
+from helpers import declare, fd_grad_check
+from test_reduction import check_infer_shape
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                              HealthCheck.data_too_large])

@@ -15,6 +15,7 @@ import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
+from helpers import declare, fd_grad_check
 
 REDUCERS = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min, "all": np.all, "any": np.any}
 # the backend fixture is a constant string, so reusing it across examples is safe
@@ -25,12 +26,6 @@ TOL = {"float32": dict(rtol=2e-5, atol=1e-5), "float64": dict(rtol=1e-11, atol=1
 
 def _tol(dtype: str) -> dict:
     return TOL.get(dtype, dict(rtol=0, atol=0))
-
-
-def declare(value: np.ndarray, static: bool) -> Variable:
-    """A symbolic input for ``value``: fully static shape, or only its length-1 axes static."""
-    shape = value.shape if static else tuple(1 if s == 1 else None for s in value.shape)
-    return T.tensor(value.dtype.name, shape)
 
 
 def check_infer_shape(out: Variable, values: list) -> None:
@@ -44,27 +39,6 @@ def check_infer_shape(out: Variable, values: list) -> None:
     got = iter(sg.function(flat, sym, on_unused_input="ignore")(*lengths) if sym else [])
     real = np.shape(node.op.perform(node, values)[out.index])
     assert tuple(int(next(got)) if isinstance(s, Variable) else int(s) for s in shape) == real
-
-
-def fd_grad_check(fn, values: list, eps: float = 1e-6, tol: float = 1e-6, seed: int = 0) -> None:
-    """sg.grad of sum(fn(*xs) * projection) against central finite differences, in float64."""
-    rng = np.random.default_rng(seed)
-    values = [np.asarray(v, dtype="float64") for v in values]
-    xs = [declare(v, static=False) for v in values]
-    out = fn(*xs)
-    proj = rng.uniform(0.5, 1.5, size=np.shape(sg.function(xs, out)(*values)))
-    cost = (out * proj).sum()
-    f_cost = sg.function(xs, cost)
-    grads = sg.function(xs, sg.grad(cost, xs), on_unused_input="ignore")(*values)
-    for k, (v, g) in enumerate(zip(values, grads)):
-        assert g.shape == v.shape
-        num = np.zeros_like(v)
-        for i in np.ndindex(*v.shape):
-            plus, minus = [w.copy() for w in values], [w.copy() for w in values]
-            plus[k][i] += eps
-            minus[k][i] -= eps
-            num[i] = (f_cost(*plus) - f_cost(*minus)) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=tol, atol=tol)
 
 
 @st.composite

@@ -13,28 +13,13 @@ import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Constant, Variable
-from symgraph.graph.traversal import toposort
 from symgraph.tensor.shape import Shape_i, entry_var, shape_tuple
 from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor, Subtensor
+from helpers import declare, fd_grad_check, perform_eval
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                              HealthCheck.data_too_large])
 FLOATS = st.sampled_from(["float32", "float64"])
-
-
-def declare(value: np.ndarray, static: bool) -> Variable:
-    """A symbolic input for ``value``: fully static shape, or only its length-1 axes static."""
-    shape = value.shape if static else tuple(1 if s == 1 else None for s in value.shape)
-    return T.tensor(value.dtype.name, shape)
-
-
-def perform_eval(inputs: list, out: Variable, values: list):
-    """Run the graph of ``out`` node by node through each op's perform (the numpy reference)."""
-    env = dict(zip(inputs, values))
-    for node in toposort([out]):
-        ins = [env[v] if v in env else v.data for v in node.inputs]
-        env.update(zip(node.outputs, node.op.perform(node, ins)))
-    return env[out] if out in env else out.data
 
 
 def run(backend: str, inputs: list, out: Variable, values: list, expected: np.ndarray) -> None:
@@ -50,27 +35,6 @@ def run(backend: str, inputs: list, out: Variable, values: list, expected: np.nd
         shape = node.op.infer_shape(node, [shape_tuple(i) for i in node.inputs])[out.index]
         got = sg.function(inputs, [entry_var(s) for s in shape], on_unused_input="ignore")(*values) if shape else []
         assert tuple(int(g) for g in got) == expected.shape
-
-
-def fd_grad_check(fn, values: list, eps: float = 1e-6, tol: float = 1e-6, seed: int = 0) -> None:
-    """sg.grad of sum(fn(*xs) * projection) against central finite differences, in float64."""
-    rng = np.random.default_rng(seed)
-    values = [np.asarray(v, dtype="float64") for v in values]
-    xs = [declare(v, static=False) for v in values]
-    out = fn(*xs)
-    proj = rng.uniform(0.5, 1.5, size=np.shape(sg.function(xs, out)(*values)))
-    cost = (out * proj).sum()
-    f_cost = sg.function(xs, cost)
-    grads = sg.function(xs, sg.grad(cost, xs), on_unused_input="ignore")(*values)
-    for k, (v, g) in enumerate(zip(values, grads)):
-        assert g.shape == v.shape
-        num = np.zeros_like(v)
-        for i in np.ndindex(*v.shape):
-            plus, minus = [w.copy() for w in values], [w.copy() for w in values]
-            plus[k][i] += eps
-            minus[k][i] -= eps
-            num[i] = (f_cost(*plus) - f_cost(*minus)) / (2 * eps)
-        np.testing.assert_allclose(g, num, rtol=tol, atol=tol)
 
 
 # ---------------------------------------------------------------- index strategies
