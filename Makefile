@@ -40,7 +40,9 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz SYMGRAPH_LONG_TESTS=1 $(BIN)/python -m pytest
 
+# PyTensor and JAX are optional peers: measured when they install, skipped with a note otherwise.
 bench: $(STAMP)
+	-$(BIN)/python -m pip install -q -e '.[bench]' || echo "benchmark peers (pytensor, jax) not installed: measuring symgraph and numpy only"
 	$(BIN)/python -m benchmarks
 
 clean:
