@@ -1,11 +1,17 @@
-"""(being written) numpy lowerings for reductions, shape ops, dot, indexing and nnet ops."""
+"""numpy lowerings for reductions, dot, nnet, shape ops and indexing: each node becomes one
+numpy expression in the generated function (``backends/numpy/lowering.py`` explains the protocol)."""
+from __future__ import annotations
 
-# --- reductions, dot, nnet (A1) ---
-from symgraph.backends.numpy.lowering import lowers  # noqa: E402
-from symgraph.tensor import nnet as _nnet  # noqa: E402
-from symgraph.tensor.math import Dot, MatMul, TensorDot  # noqa: E402
-from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize  # noqa: E402
+from symgraph.backends.numpy.lowering import lowers
+from symgraph.graph.basic import Constant as _Constant
+from symgraph.tensor import nnet as _nnet
+from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.math import Dot, MatMul, TensorDot
+from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
+from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int
+from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
 
+# --- reductions, dot, nnet ---
 
 def _axis_kw(axis: tuple, keepdims: bool) -> str:
     kw = f"axis={axis!r}"
@@ -71,11 +77,7 @@ def _one_hot(node, ins: list[str], ctx) -> str:
     return f"{ctx.ref(_nnet.np_one_hot, 'one_hot')}({ins[0]}, np.shape({ins[1]})[-1])"
 
 
-# --- shape ops and indexing (A2) ---
-from symgraph.graph.basic import Constant as _Constant  # noqa: E402
-from symgraph.tensor.alloc import ARange, Alloc  # noqa: E402
-from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int  # noqa: E402
-from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor  # noqa: E402
+# --- shape ops and indexing ---
 
 
 def _int_expr(var, name: str) -> str:
