@@ -185,7 +185,8 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     givens_pairs = _as_pairs(givens, "givens")
     if givens_pairs:
         targets = _apply_givens(targets, givens_pairs)
-    used = set(ancestors(targets))
+    needed = ancestors(targets)
+    used = set(needed)
     unused = [v for v in inputs if v not in used]
     if unused and on_unused_input != "ignore":
         msg = (f"sg.function: input(s) {unused} are not used to compute the outputs or updates "
@@ -193,7 +194,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
         if on_unused_input == "raise":
             raise InputError(msg)
         warnings.warn(msg, stacklevel=2)
-    shared_vars = [v for v in ancestors(targets) if isinstance(v, SharedVariable)]
+    shared_vars = [v for v in needed if isinstance(v, SharedVariable)]
     for var, _ in upd:
         if var not in shared_vars:
             shared_vars.append(var)
