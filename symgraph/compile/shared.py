@@ -45,20 +45,24 @@ class SharedVariable(TensorVariable):
         self.container = Container(type, value, name)
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
+        """The current value: a copy, or the stored array itself with ``borrow=True`` (do not mutate it)."""
         value = self.container.to_host()
         return value if borrow else value.copy()
 
     def set_value(self, value: Any, borrow: bool = False) -> None:
+        """Replace the value (checked against the type; copied unless ``borrow``)."""
         arr = self.type.filter(value, what=f"set_value of shared variable {self.name or ''}".rstrip())
         if not borrow or arr is value:
             arr = np.array(arr, copy=True)
         self.container.set(arr)
 
     def clone(self) -> "SharedVariable":
+        """A shared variable is one storage: graphs copied for compilation keep it."""
         return self  # a shared variable is one storage: graphs copied for compilation keep it
 
     @property
     def value(self) -> np.ndarray:
+        """Shorthand for ``get_value()`` (a copy)."""
         return self.get_value()
 
 

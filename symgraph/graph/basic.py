@@ -32,6 +32,7 @@ class SourceLine:
 
     @property
     def text(self) -> str:
+        """The source line itself, stripped (empty when the file cannot be read)."""
         return linecache.getline(self.filename, self.lineno).strip()
 
     def __str__(self) -> str:
@@ -60,9 +61,11 @@ class Type:
         raise MethodNotDefined(f"{type(self).__name__} must define filter")
 
     def make_variable(self, name: str | None = None) -> "Variable":
+        """A new free variable of this type."""
         return self.variable_class(self, None, None, name)
 
     def make_constant(self, value: Any, name: str | None = None) -> "Constant":
+        """A constant of this type holding ``value`` (converted by ``filter``)."""
         return self.constant_class(self, self.filter(value, allow_downcast=True), name)
 
     variable_class: type = None  # set below
@@ -123,6 +126,7 @@ class Constant(Variable):
         return (self.type, _data_key(self.data))
 
     def clone(self) -> "Constant":
+        """Constants are values: a copy of the graph shares them."""
         return self
 
     def __str__(self) -> str:

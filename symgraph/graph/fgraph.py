@@ -2,7 +2,7 @@
 clients map, that rewrites edit in place through ``replace``."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from symgraph.errors import RewriteError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -110,10 +110,6 @@ class FunctionGraph:
         self.clients[old] = []
         self._prune(old)
         return new_nodes
-
-    def replace_all(self, pairs: Iterable[tuple[Variable, Variable]], reason: str = "") -> None:
-        for old, new in pairs:
-            self.replace(old, new, reason)
 
     def _prune(self, var: Variable) -> None:
         """Drop nodes whose outputs nobody uses any more (dead code), walking upwards. Each

@@ -52,9 +52,11 @@ class Mode:
         self.max_operands = int(max_operands)
 
     def including(self, *names: str) -> "Mode":
+        """This mode with the named passes or rules switched on."""
         return Mode(self.base, self.include | set(names), self.exclude - set(names), self.max_operands)
 
     def excluding(self, *names: str) -> "Mode":
+        """This mode with the named passes or rules switched off."""
         return Mode(self.base, self.include - set(names), self.exclude | set(names), self.max_operands)
 
     def runs(self, pass_name: str) -> bool:

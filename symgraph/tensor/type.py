@@ -49,6 +49,7 @@ class TensorType(Type):
     __repr__ = __str__
 
     def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> "TensorType":
+        """This type with another dtype and/or static shape."""
         return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
 
     def is_super(self, other: "TensorType") -> bool:
@@ -100,9 +101,6 @@ class TensorType(Type):
                 return cast
         raise InputError(f"{what}: expected dtype {self.dtype}, got {arr.dtype}; that cast could lose "
                          f"precision. Cast the data, or pass allow_input_downcast=True to sg.function")
-
-    def value_zeros(self, shape: Sequence[int]) -> np.ndarray:
-        return np.zeros(shape, dtype=self.numpy_dtype)
 
 
 class _TensorOperators:
@@ -220,9 +218,11 @@ class TensorConstant(_TensorOperators, Constant):
         self.weak = weak
 
     def signature(self) -> tuple:
+        """Merge key: equal type, value and weakness."""
         return super().signature() + (self.weak,)
 
     def clone(self) -> "TensorConstant":
+        """Constants are values: a copy of the graph shares them."""
         return self
 
 
