@@ -198,3 +198,19 @@ def test_fusion_never_joins_chains_of_unrelated_shapes(backend):
         f(np.ones(a_shape, "f"), np.ones(b_shape, "f"))
         np.testing.assert_allclose(a.get_value(), np.full(a_shape, 1 - np.e, "f"), rtol=1e-6)
         np.testing.assert_allclose(b.get_value(), np.full(b_shape, 1 - np.e, "f"), rtol=1e-6)
+
+
+@given(st.sampled_from(["float32", "float64", "int32", "int64"]), st.data())
+def test_fused_switch_selects_exactly(dtype, data):
+    """switch inside a Composite writes through a bitwise select: every value, NaN and Inf too,
+    must come out as numpy.where gives it, with broadcasting between condition and branches."""
+    from hypothesis.extra import numpy as hnp
+    shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=1, max_dims=3, max_side=4))
+    kind = st.floats(allow_nan=True, allow_infinity=True, width=32) if dtype.startswith("float") else \
+        st.integers(-1000, 1000)
+    c, a, b = (data.draw(hnp.arrays(dtype, s, elements=kind)) for s in shapes.input_shapes)
+    xs = [T.tensor(dtype, tuple(1 if n == 1 else None for n in v.shape)) for v in (c, a, b)]
+    f = sg.function(xs, T.switch(xs[0] > 0, xs[1] * 1, xs[2] + 0) + 0)  # the switch is fused with its neighbours
+    assert any(isinstance(n.op, Composite) for n in f.graph.apply_nodes)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(f(c, a, b), np.where(c > 0, a, b))
