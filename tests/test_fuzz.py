@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.graph.basic import Constant
-from symgraph.graph.traversal import toposort
+from symgraph.graph.traversal import ancestors, toposort
 from conftest import BACKENDS
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
@@ -155,6 +155,12 @@ def _run(fn) -> tuple[str, object]:
         return "error", e
 
 
+def _computes_in_float32(case: Case) -> bool:
+    """A float32 value anywhere upstream bounds the precision of every output, even one cast to
+    float64 (exp of a float32 differs by an ulp between numpy and OpenCL, whatever comes after)."""
+    return any(getattr(v, "dtype", None) in ("float16", "float32") for v in ancestors(case.outputs))
+
+
 def check_agree(case: Case, ref: tuple, name: str, got: tuple) -> None:
     """Same numbers (NaN where the reference has NaN), or the same error class."""
     if ref[0] == "error" or got[0] == "error":
@@ -168,7 +174,7 @@ def check_agree(case: Case, ref: tuple, name: str, got: tuple) -> None:
         if r.dtype.kind != "f":
             np.testing.assert_array_equal(g, r, err_msg=f"{name} output {k}\n{case}")
             continue
-        rtol = 2e-4 if r.dtype == np.float32 else 1e-9
+        rtol = 2e-4 if r.dtype == np.float32 or _computes_in_float32(case) else 1e-9
         finite = r[np.isfinite(r)]
         atol = rtol * max(1.0, float(np.abs(finite).max()) if finite.size else 1.0)
         np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, equal_nan=True, err_msg=f"{name} output {k}\n{case}")
