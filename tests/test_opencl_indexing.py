@@ -47,6 +47,8 @@ def index_case(draw):
             index.append(slice(draw(st.integers(-n, n)), None, draw(st.sampled_from([1, 2, -1]))))
         elif kind == "int":
             index.append(draw(st.integers(-n, n - 1)))
+        elif kind == "newaxis":
+            index.append(slice(None))  # a newaxis consumes no axis: this one still needs its index
     if n_arrays == 0:
         index[0] = np.zeros(ishape, "int64")
     return value, tuple(index)
