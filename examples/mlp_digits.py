@@ -109,11 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         r, c = divmod(k, 6)
         ax2.text(c * 10 + 8.5, r * 10 + 1.5, str(pred[k]), fontsize=8, color="C2" if pred[k] == y_te[k] else "C3")
     ax2.set(title="predictions (green right, red wrong)", xticks=[], yticks=[])
-    fig.tight_layout()
-    path = os.path.join(args.out, "mlp_digits.png")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"wrote {path}")
+    kit.save_figure(fig, args.out, "mlp_digits.png", dpi=80)
     return {b: {k: v for k, v in r.items() if k != "predict"} for b, r in results.items()}
 
 

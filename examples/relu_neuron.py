@@ -68,11 +68,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ax1.set(xlabel="x", ylabel="y", title="fits")
     ax2.set(xlabel="epoch", ylabel="MSE", yscale="log", title="training loss")
     ax1.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(args.out, "relu_neuron.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+    kit.save_figure(fig, args.out, "relu_neuron.png", dpi=100)
     return {name: {k: v for k, v in r.items() if k != "fit"} for name, r in results.items()}
 
 

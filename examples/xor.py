@@ -65,11 +65,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(losses)
     ax.set(xlabel="iteration", ylabel="sum of squared errors", yscale="log", title="XOR: training loss")
-    fig.tight_layout()
-    path = os.path.join(args.out, "xor_loss.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+    path = kit.save_figure(fig, args.out, "xor_loss.png", dpi=100)
     return {"predictions": pred.tolist(), "losses": losses, "seconds": seconds, "plot": path}
 
 
