@@ -208,10 +208,7 @@ def _node_grads(node: Apply, out_grads: list) -> list:
                  for o, g in zip(node.outputs, out_grads)]
     op = node.op
     try:
-        if hasattr(op, "L_op"):
-            in_grads = op.L_op(node.inputs, node.outputs, out_grads)
-        else:
-            in_grads = op.grad(node.inputs, out_grads)
+        in_grads = op.L_op(node.inputs, node.outputs, out_grads)
     except GradientError as e:
         raise type(e)(f"{e}\n{node_context(node)}") from None
     in_grads = list(in_grads)

@@ -228,8 +228,17 @@ class Op:
         raise MethodNotDefined(f"{type(self).__name__} has no perform")
 
     def grad(self, inputs: list[Variable], output_grads: list[Variable]) -> list[Variable]:
-        """Symbolic gradients of a scalar cost w.r.t. each input, given those w.r.t. the outputs."""
+        """Symbolic gradients of a scalar cost w.r.t. each input, given those w.r.t. the outputs.
+        Ops that define ``L_op`` instead get this for free (their outputs are rebuilt)."""
+        if type(self).L_op is not Op.L_op:
+            return self.L_op(inputs, self.make_node(*inputs).outputs, output_grads)
         raise GradientError(f"{self} does not define a gradient")
+
+    def L_op(self, inputs: list[Variable], outputs: list[Variable],
+             output_grads: list[Variable]) -> list[Variable]:
+        """``grad`` with the node's outputs at hand (PyTensor's form: rules like d exp = exp use them).
+        One entry per input: a variable, or None where no gradient flows."""
+        return self.grad(inputs, output_grads)
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple]) -> list[tuple]:
         """Symbolic shapes of the outputs (tuples of scalar int variables or ints)."""

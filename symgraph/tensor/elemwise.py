@@ -70,9 +70,6 @@ class Elemwise(Op):
         return [None if g is None or not _is_float(x) or isinstance(x, TensorConstant) else sum_to(g, x)
                 for g, x in zip(grads, inputs)]
 
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return self.L_op(inputs, [self(*inputs)], output_grads)
-
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         from symgraph.tensor.shape import broadcast_shapes
         return [broadcast_shapes(input_shapes, node.outputs[0].type.shape)]
@@ -180,9 +177,6 @@ class DimShuffle(Op):
         for d in range(self.input_ndim):
             inv.append("x" if d in self.drop else self.shuffle.index(d))
         return [DimShuffle(len(self.shuffle), inv)(g)]
-
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return self.L_op(inputs, [], output_grads)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         (s,) = input_shapes

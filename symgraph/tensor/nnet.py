@@ -79,9 +79,6 @@ class Softmax(_AxisSoftmax):
         gx = (g - tsum(g * sm, axis=self.axis, keepdims=True)) * sm
         return [_cast_like(gx, x)]
 
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return self.L_op(inputs, [self(*inputs)], output_grads)
-
 
 class LogSoftmax(_AxisSoftmax):
     """log(softmax(x)) along ``axis``, as (x - max) - log(sum(exp(x - max))): no log(0)."""
@@ -97,9 +94,6 @@ class LogSoftmax(_AxisSoftmax):
             return [None]
         gx = g - tsum(g, axis=self.axis, keepdims=True) * _exp(ls)
         return [_cast_like(gx, x)]
-
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return self.L_op(inputs, [self(*inputs)], output_grads)
 
 
 def _cast_like(g: Variable, x: Variable) -> Variable:

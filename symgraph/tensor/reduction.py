@@ -98,9 +98,6 @@ class CAReduce(Op):
             gx = g * ELEMWISE_OPS["eq"](x, z)
         return [_cast_like(gx, x)]
 
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return self.L_op(inputs, [self(*inputs)], output_grads)
-
     def _keep(self, v: Variable) -> Variable:
         """``v`` (output-shaped) with the reduced axes put back as length-1 axes."""
         if self.keepdims or not self.axis:
