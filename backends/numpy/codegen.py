@@ -86,7 +86,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
 
     roots = _alias_roots(fgraph, order)
     external = set(fgraph.inputs)
-    last_use = _last_uses(fgraph, order)
+    last_use = _last_uses(order)
     protected = set(fgraph.outputs)
 
     def name_of(v: Variable) -> str:
@@ -208,7 +208,8 @@ def _make_filter(t, allow_downcast: bool, what: str):
     return filt
 
 
-def _last_uses(fgraph: FunctionGraph, order: list[Apply]) -> dict[Variable, int]:
+def _last_uses(order: list[Apply]) -> dict[Variable, int]:
+    """For each variable, the step of the last node that reads it."""
     last: dict[Variable, int] = {}
     for step, node in enumerate(order):
         for v in node.inputs:
