@@ -11,30 +11,11 @@ from symgraph.compile.function import CompileSpec, python_name
 from symgraph.errors import NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.backends.numpy.lowering import LOWERINGS
+from symgraph.backends.numpy.lowering import LOWERINGS, CodeContext
 from symgraph.backends.numpy import lower_composite, lower_ops  # noqa: F401  (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
 
 _FILENAME_PREFIX = "<symgraph-numpy "
-
-
-class _Context:
-    """Names the Python objects the generated code refers to (its globals)."""
-
-    def __init__(self) -> None:
-        self.globals: dict[str, Any] = {"np": np, "ndarray": np.ndarray}
-        self._ids: dict[int, str] = {}
-
-    def ref(self, obj: Any, hint: str) -> str:
-        key = id(obj)
-        if key not in self._ids:
-            base = "_" + "".join(c if c.isalnum() else "_" for c in hint).strip("_")
-            name, k = base, 1
-            while name in self.globals:
-                name, k = f"{base}{k}", k + 1
-            self.globals[name] = obj
-            self._ids[key] = name
-        return self._ids[key]
 
 
 def _alias_roots(fgraph: FunctionGraph, order: list[Apply]) -> dict[Variable, Variable]:
@@ -57,7 +38,7 @@ class NumpyFunction:
 
 def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
     """Lower ``fgraph`` to Python source, exec it, and return the callable."""
-    ctx = _Context()
+    ctx = CodeContext()
     order = fgraph.toposort()
     names: dict[Variable, str] = {}
     lines: list[str] = []

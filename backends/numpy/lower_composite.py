@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.backends.numpy.lowering import lowers
+from symgraph.backends.numpy.lowering import CodeContext, lowers, ufunc_name
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import broadcast_static_shape
 
 _CACHE: dict = {}
 
 
-def _fn_name(fn, names: dict) -> str:
-    name = getattr(fn, "__name__", "fn")
-    if getattr(np, name, None) is fn:
-        return f"np.{name}"
-    if fn not in names:
-        names[fn] = f"_{name.strip('_')}_{len(names)}"
-    return names[fn]
-
-
 def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -> tuple[str, dict]:
     """Python source of the helper computing ``op``'s outputs, and the globals it needs."""
     p = op.plan(input_types)
     nin = op.nin
-    glb: dict = {"np": np}
-    fn_names: dict = {}
+    ctx = CodeContext()  # names numpy's own ufuncs np.<name>, other functions as globals
+    glb = ctx.globals
     args = [f"i{k}" for k in range(nin)]
     names = args + [f"k{c}" for c in range(len(p.consts))] + [None] * len(op.steps)
     for c, value in enumerate(p.consts):
@@ -54,7 +45,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     allocated: set[int] = set()
     base = nin + len(p.consts)
     for fn, arg_idx, slot, dest in p.instrs:
-        call = f"{_fn_name(fn, fn_names)}({', '.join(names[a] for a in arg_idx)}"
+        call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
         if slot is None:
             names[dest] = f"s{dest - base}"
             lines.append(f"    {names[dest]} = {call})")
@@ -74,7 +65,6 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
             glb.setdefault(f"odt_{dt}", np.dtype(dt))
             outs.append(f"np.asarray({name}, odt_{dt})")
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
-    glb.update({v: k for k, v in fn_names.items()})
     return "\n".join(lines) + "\n", glb
 
 

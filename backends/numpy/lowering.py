@@ -3,11 +3,31 @@ returns one Python expression (a string) for the node's single output, or None t
 to calling ``op.perform``. ``ctx.ref(obj, hint)`` names a Python object in the generated code."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
+
+
+class CodeContext:
+    """Names the Python objects the generated code refers to (its globals)."""
+
+    def __init__(self) -> None:
+        self.globals: dict[str, Any] = {"np": np, "ndarray": np.ndarray}
+        self._ids: dict[int, str] = {}
+
+    def ref(self, obj: Any, hint: str) -> str:
+        key = id(obj)
+        if key not in self._ids:
+            base = "_" + "".join(c if c.isalnum() else "_" for c in hint).strip("_")
+            name, k = base, 1
+            while name in self.globals:
+                name, k = f"{base}{k}", k + 1
+            self.globals[name] = obj
+            self._ids[key] = name
+        return self._ids[key]
+
 
 LOWERINGS: dict[type, Callable] = {}
 
