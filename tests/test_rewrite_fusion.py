@@ -135,6 +135,21 @@ def test_runtime_broadcast_of_unknown_dims_falls_back_to_numpy_rules():
     same(f, g, np.ones((1, 3)), np.arange(6.0).reshape(2, 3))
 
 
+@pytest.mark.parametrize("shapes", [((1, 0), (1, 1)), ((2, 3), (1, 3)), ((1, 3), (2, 1))])
+def test_fused_outputs_whose_shapes_differ_at_run_time(backend, shapes):
+    """One output reads only the smaller input: a length-1 axis broadcasts against a None axis at
+    run time, so the Composite's outputs differ in shape (found by the fuzzer, OpenCL gave (1, 0))."""
+    x, y = T.fmatrix("x"), T.fmatrix("y")
+    e = T.exp(T.exp(y))
+    f = sg.function([x, y], [T.switch(x, y, e), e], backend=backend)
+    assert len(composites(f)[0].outputs) == 2
+    a, b = (np.random.default_rng(0).uniform(-1, 1, s).astype("f") for s in shapes)
+    got, want = f(a, b), [np.where(a, b, np.exp(np.exp(b))), np.exp(np.exp(b))]
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
 def test_composite_program_equality_perform_and_expand():
     x, y = T.dvector("x"), T.dvector("y")
     f1 = sg.function([x, y], T.exp(x) * y)

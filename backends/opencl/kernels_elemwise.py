@@ -183,6 +183,16 @@ def content_named(base: str, make) -> tuple[str, str]:
     return name, make(name)
 
 
+def output_inputs(prog: ScalarProgram) -> list[frozenset]:
+    """For each output of the program, the indices of the inputs it reads (directly or through steps)."""
+    step_inputs: list[frozenset] = []
+    for _, refs, _ in prog.steps:
+        step_inputs.append(frozenset().union(*[{r[1]} if r[0] == "in" else step_inputs[r[1]] if r[0] == "step"
+                                               else set() for r in refs]))
+    return [frozenset({r[1]}) if r[0] == "in" else step_inputs[r[1]] if r[0] == "step" else frozenset()
+            for r in prog.outputs]
+
+
 def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> tuple:
     """The runtime output shape of an elementwise node (numpy broadcasting); ShapeError otherwise."""
     out = [1] * out_ndim
@@ -214,6 +224,21 @@ class ElementwiseKernel:
         self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
         self.width = vector_width(prog)
         self._fast = self._strided = None
+        deps = output_inputs(prog)
+        # Outputs that read only some inputs: their own shape can be smaller than the kernel's when
+        # a length-1 axis of an input broadcasts at run time against a None axis of another.
+        self.partial = [sorted(d) for d in deps if len(d) < len(prog.input_dtypes)] if len(deps) > 1 else []
+
+    def _shapes_differ(self, ins: list, shape: tuple) -> bool:
+        return any(broadcast_shapes(self.node, [ins[k] for k in d if not self.by_value[k]], self.ndim) != shape
+                   for d in self.partial)
+
+    def _on_host(self, ins: list) -> list[DeviceArray]:
+        """Rare path (run-time broadcasting that gives a fused Composite's outputs different shapes,
+        which one index space cannot cover): evaluate the node with numpy and upload its outputs."""
+        host = [np.asarray(a) if v else a.to_host() for a, v in zip(ins, self.by_value)]
+        return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), f"output of {self.node.op}")
+                for o, dt in zip(self.node.op.perform(self.node, host), self.out_dtypes)]
 
     def _kernel(self, strided: bool) -> Any:
         if strided:
@@ -226,6 +251,8 @@ class ElementwiseKernel:
 
     def __call__(self, ins: list[DeviceArray]) -> list[DeviceArray]:
         shape = broadcast_shapes(self.node, ins, self.ndim)
+        if self.partial and self._shapes_differ(ins, shape):
+            return self._on_host(ins)
         outs = [self.runtime.empty(shape, dt, f"output of {self.node.op}") for dt in self.out_dtypes]
         size = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if size == 0:
