@@ -247,3 +247,46 @@ def test_broadcast_like_and_reduced_size():
     n = ReducedSize((0, 2))(T.dtensor3())
     assert sg.function(n.owner.inputs, n)(np.zeros((2, 3, 5))) == 10
     check_infer_shape(n, [np.zeros((2, 3, 5))])
+
+
+_FUSED = {"sum": (T.sum, np.sum), "prod": (T.prod, np.prod), "max": (T.max, np.max), "min": (T.min, np.min),
+          "mean": (T.mean, np.mean)}
+
+
+@fixture_ok
+@given(name=st.sampled_from(sorted(_FUSED)), dtype=st.sampled_from(["float32", "float64"]),
+       shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5), data=st.data())
+def test_reduction_of_elementwise_work_is_one_kernel(backend, name, dtype, shape, data):
+    """``reduce(exp(x) * y - n)`` with y broadcast along the first axis, x maybe a transposed array,
+    n a host scalar: on OpenCL the elementwise program runs inside the reduction kernel."""
+    sym, ref = _FUSED[name]
+    axis = data.draw(st.none() | st.sets(st.integers(0, len(shape) - 1), min_size=1).map(tuple), "axis")
+    x, y = T.tensor(dtype, (None,) * len(shape), "x"), T.tensor(dtype, (None,) * (len(shape) - 1), "y")
+    n = T.lscalar("n")
+    f = sg.function([x, y, n], sym(T.exp(x) * y - T.cast(n, dtype), axis=axis), backend=backend)
+    elements = st.floats(-2, 2, width=32 if dtype == "float32" else 64)
+    transpose = data.draw(st.booleans(), "transpose")
+    a = data.draw(hnp.arrays(dtype, shape[::-1] if transpose else shape, elements=elements), "x")
+    a = a.T if transpose else a
+    b = data.draw(hnp.arrays(dtype, shape[1:], elements=elements), "y")
+    want = ref(np.exp(a) * b - np.asarray(3, dtype), axis=axis)
+    tol = dict(_tol(dtype), rtol=_tol(dtype)["rtol"] * (50 if name == "prod" else 1))
+    np.testing.assert_allclose(f(a, b, 3), want, **tol)
+    if backend == "opencl":
+        assert not any(k.startswith("fused_exp") for k in f.kernels), sorted(f.kernels)
+
+
+@pytest.mark.parametrize("xshape, yshape", [((2, 1), (3,)), ((1, 4), (1,)), ((0, 1), (2,))])
+def test_fused_reduction_with_run_time_broadcasting(backend, xshape, yshape):
+    """Length-1 axes that broadcast at run time: the reduced value and mean's divisor both take
+    numpy's broadcast shape, including the one of an intermediate the divisor is read from."""
+    x, y, n = T.dmatrix("x"), T.dvector("y"), T.lscalar("n")
+    f = sg.function([x, y, n], [T.mean(T.exp(x) * y - T.cast(n, "float64"), axis=1),
+                                T.sum(T.exp(x) * y)], backend=backend)
+    a, b = np.full(xshape, 0.5), np.arange(yshape[0], dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of an empty row is nan
+        want = [np.mean(np.exp(a) * b - 3.0, axis=1), np.sum(np.exp(a) * b)]
+        for got, w in zip(f(a, b, 3), want):
+            assert got.shape == w.shape
+            np.testing.assert_allclose(got, w, rtol=1e-12)

@@ -12,8 +12,10 @@ from symgraph.compile.function import CompileSpec
 from symgraph.errors import SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.rewrite.fusion import reduced_producer
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
+from symgraph.backends.opencl.kernels_elemwise import broadcast_shapes, output_inputs, program_from_composite
 from symgraph.backends.opencl.fallback import fallback_source, wrap_in_fallback
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, device_ok, lowering_for
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
@@ -30,6 +32,32 @@ def _small_host_node(node: Apply, host: set) -> bool:
             and all(getattr(o.type, "ndim", 9) <= 1 and o.type.dtype[0] in "iub" for o in node.outputs))
 
 
+def _producers_fused_into_reductions(fgraph: FunctionGraph) -> set:
+    """Composite nodes the fusion pass marked for computing inside their reduction's loop, where
+    that still holds (see ``reduced_producer``), all on the device."""
+    fused = set()
+    for node in fgraph.apply_nodes:
+        c = node.tag.get("fused_producer")
+        if c is not None and reduced_producer(fgraph, node) is c and device_ok(c) and device_ok(node):
+            fused.add(c)
+    return fused
+
+
+class _ShapeOnly:
+    """Stands for a value that is computed only inside a fused kernel: shape readers see its shape."""
+
+    def __init__(self, shape: tuple):
+        self.shape, self.ndim = shape, len(shape)
+
+
+def _shape_only(node: Apply) -> Lowered:
+    """The step left of a Composite fused into its reduction: its outputs' shapes, for shape readers
+    (each the broadcast of the inputs that output reads, as numpy would give it)."""
+    ndim, deps = node.outputs[0].ndim, output_inputs(program_from_composite(node))
+    return Lowered(lambda ins: [_ShapeOnly(broadcast_shapes(node, [ins[k] for k in d], ndim)) for d in deps],
+                   kind="meta")
+
+
 class OpenCLFunction:
     """The compiled schedule; calling it runs the graph on the device."""
 
@@ -42,14 +70,19 @@ class OpenCLFunction:
 
     # --- compilation ------------------------------------------------------------------------
     def _compile(self, fgraph: FunctionGraph) -> None:
-        rt, spec = self.runtime, self.spec
+        rt = self.runtime
         for v in fgraph.variables:
             if getattr(v.type, "dtype", None) == "float64":
                 rt.check_dtype("float64", f"{v} ({v.type}{', computed by ' + str(v.owner.op) if v.owner else ''})")
         host: set = {v for v in fgraph.inputs if not _on_device(v)}
-        ctx = self._ctx = LowerContext(rt, self.kernels, host)
+        ctx = self._ctx = LowerContext(rt, self.kernels, host, fused=_producers_fused_into_reductions(fgraph))
         plan = []
         for node in fgraph.toposort():
+            if node in ctx.fused:  # its program runs inside the reduction that reads it
+                if sum(len(fgraph.clients[o]) for o in node.outputs) > 1:  # shape readers too
+                    host.update(node.outputs)
+                    plan.append((node, _shape_only(node)))
+                continue
             lower = lowering_for(node) if device_ok(node) else None
             lowered = None
             if _small_host_node(node, host):

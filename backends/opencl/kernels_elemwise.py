@@ -72,7 +72,7 @@ def vector_width(prog: ScalarProgram) -> int:
     return VECTOR_WIDTH
 
 
-def _body(prog: ScalarProgram, load: list[str], width: int = 1) -> tuple[list[str], list[str], set[str]]:
+def program_lines(prog: ScalarProgram, load: list[str], width: int = 1) -> tuple[list[str], list[str], set[str]]:
     """Statements computing every step (one per op), the output expressions, and needed helpers."""
     lines, needed = [], set()
     vt = (lambda dt: ks.ctype(dt) + str(width)) if width > 1 else ks.ctype
@@ -101,7 +101,7 @@ def _body(prog: ScalarProgram, load: list[str], width: int = 1) -> tuple[list[st
     return lines, outs, needed
 
 
-def _preamble(prog: ScalarProgram, needed: set[str]) -> str:
+def preamble(prog: ScalarProgram, needed: set[str]) -> str:
     dts = list(prog.input_dtypes) + list(prog.output_dtypes) + [d for _, _, d in prog.steps]
     lines = []
     if any(np.dtype(d) == np.float64 for d in dts):
@@ -139,14 +139,14 @@ def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool],
         return [f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
                 (f"vload{w}({idx}, in{k} + off{k})" if w > 1 else f"in{k}[off{k} + {idx}]")
                 for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]
-    lines, outs, needed = _body(prog, loads(1, "i" if width == 1 else "j"))
+    lines, outs, needed = program_lines(prog, loads(1, "i" if width == 1 else "j"))
     params = ",\n        ".join(_params(prog, 0, False, by_value))
-    head = f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n" \
+    head = f"{preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n" \
            f"void {name}(\n        {params})\n{{\n    const long i = get_global_id(0);\n"
     if width == 1:
         inner = "\n".join("        " + ln for ln in lines + [f"out{k}[i] = {o};" for k, o in enumerate(outs)])
         return head + f"    if (i < n) {{\n{inner}\n    }}\n}}\n"
-    vlines, vouts, _ = _body(prog, loads(width, "i"), width)
+    vlines, vouts, _ = program_lines(prog, loads(width, "i"), width)
     vinner = "\n".join("        " + ln for ln in vlines + [f"vstore{width}({o}, i, out{k});"
                                                           for k, o in enumerate(vouts)])
     tail = "\n".join("            " + ln for ln in lines + [f"out{k}[j] = {o};" for k, o in enumerate(outs)])
@@ -166,11 +166,11 @@ def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[boo
     for k in range(len(prog.input_dtypes)):
         offs = " + ".join([f"off{k}"] + [f"i{d} * st{k}_{d}" for d in range(ndim)])
         load.append(f"in{k}" if by_value[k] else f"in{k}[{offs}]")
-    lines, outs, needed = _body(prog, load)
+    lines, outs, needed = program_lines(prog, load)
     stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
     inner = "\n".join("        " + ln for ln in index + lines + stores)
     params = ",\n        ".join(_params(prog, ndim, True, by_value))
-    return (f"{_preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
+    return (f"{preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
             f"void {name}(\n        {params})\n{{\n"
             f"    const long i = get_global_id(0);\n    if (i < n) {{\n{inner}\n    }}\n}}\n")
 
@@ -191,6 +191,27 @@ def output_inputs(prog: ScalarProgram) -> list[frozenset]:
                                                else set() for r in refs]))
     return [frozenset({r[1]}) if r[0] == "in" else step_inputs[r[1]] if r[0] == "step" else frozenset()
             for r in prog.outputs]
+
+
+def program_of_output(prog: ScalarProgram, j: int) -> tuple[ScalarProgram, list[int]]:
+    """The program computing only output ``j`` (its steps and inputs alone), and the indices of
+    the original inputs it keeps, in order."""
+    keep_in = sorted(output_inputs(prog)[j])
+    need, stack = set(), [prog.outputs[j]]
+    while stack:
+        ref = stack.pop()
+        if ref[0] == "step" and ref[1] not in need:
+            need.add(ref[1])
+            stack += prog.steps[ref[1]][1]
+    steps = sorted(need)
+
+    def renumber(ref: tuple) -> tuple:
+        return ("in", keep_in.index(ref[1])) if ref[0] == "in" else ("step", steps.index(ref[1])) \
+            if ref[0] == "step" else ref
+    out = ScalarProgram([prog.input_dtypes[k] for k in keep_in])
+    out.steps = [(sop, [renumber(r) for r in refs], dt) for sop, refs, dt in (prog.steps[i] for i in steps)]
+    out.outputs, out.output_dtypes = [renumber(prog.outputs[j])], [prog.output_dtypes[j]]
+    return out, keep_in
 
 
 def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> tuple:
@@ -287,9 +308,8 @@ def lower_elemwise(node: Apply, ctx: LowerContext) -> Lowered:
     return _kernel_for(node, ctx, prog, bound, node.op.scalar_op.name)
 
 
-@lowers("Composite")
-def lower_composite(node: Apply, ctx: LowerContext) -> Lowered:
-    """A fused Composite node as one kernel: one statement per inner step."""
+def program_from_composite(node: Apply) -> ScalarProgram:
+    """The ScalarProgram of a fused Composite node (its inputs are the node's inputs)."""
     op = node.op
     conv = {"i": lambda r: ("in", r[1]), "s": lambda r: ("step", r[1]), "c": lambda r: ("const", r[2], r[1])}
     prog = ScalarProgram(list(op.in_dtypes))
@@ -298,8 +318,18 @@ def lower_composite(node: Apply, ctx: LowerContext) -> Lowered:
     for ref, out in zip(op.outputs, node.outputs):
         prog.outputs.append(conv[ref[0]](ref))
         prog.output_dtypes.append(out.dtype)
-    what = "fused_" + "_".join(dict.fromkeys(name for name, _ in op.steps[:4]))
-    return _kernel_for(node, ctx, prog, list(node.inputs), what)
+    return prog
+
+
+def composite_label(node: Apply) -> str:
+    """A kernel name stem saying what a Composite computes: its first few distinct ops."""
+    return "fused_" + "_".join(dict.fromkeys(name for name, _ in node.op.steps[:4]))
+
+
+@lowers("Composite")
+def lower_composite(node: Apply, ctx: LowerContext) -> Lowered:
+    """A fused Composite node as one kernel: one statement per inner step."""
+    return _kernel_for(node, ctx, program_from_composite(node), list(node.inputs), composite_label(node))
 
 
 def _kernel_for(node: Apply, ctx: LowerContext, prog: ScalarProgram, bound: list, what: str):

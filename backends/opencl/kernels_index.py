@@ -23,7 +23,7 @@ from symgraph.graph.basic import Apply
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
-from symgraph.backends.opencl.kernels_reduce import _index
+from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.kernels_shape import _index_view
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
@@ -324,9 +324,10 @@ def one_hot_source(name: str, idx_dtype, ndim: int) -> str:
     params = ["__global uchar *restrict out", f"__global const {I} *restrict idx", "const long ioff", "const long rows",
               "const long n", "__global long *err", "const long slot"]
     params += [f"const long kn{d}, const long ks{d}" for d in range(ndim)]
-    body = ["const long i = get_global_id(0);", "if (i >= rows * n) return;", "const long o = i / n;",
-            "long q = ioff;"] + _index("k", "o", ndim, "q")
-    body += [f"const long v = (long)idx[q];",
+    offset = " + ".join(["ioff"] + [f"k{d} * ks{d}" for d in range(ndim)])
+    body = ["const long i = get_global_id(0);", "if (i >= rows * n) return;", "const long o = i / n;"]
+    body += digits("o", "k", ndim) + [f"const long q = {offset};"]
+    body += ["const long v = (long)idx[q];",
              "if (v < 0 || v >= n) { if (atomic_cmpxchg((__global int *)(err + 4 * slot), 0, 1) == 0) "
              "{ err[4 * slot + 1] = v; err[4 * slot + 2] = 0; err[4 * slot + 3] = n; } out[i] = 0; return; }",
              "out[i] = (v == i % n);"]

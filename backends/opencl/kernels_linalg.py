@@ -11,7 +11,7 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import content_named
-from symgraph.backends.opencl.kernels_reduce import _index
+from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.kernels_copy import contiguous
 from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
@@ -167,16 +167,15 @@ def softmax_source(name: str, dtype, ndim: int, log: bool) -> str:
     """One work-item per row along the softmax axis: max, sum of exp, then write."""
     T = ks.ctype(dtype)
     head = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if np.dtype(dtype) == np.float64 else ""
-    idx = _index("k", "o", ndim - 1, "base")
+    kept = range(ndim - 1)
     write = "log(s)" if log else "1 / s"
     store = "out[q] = (x[p] - m) - ls;" if log else "out[q] = exp(x[p] - m) * inv;"
     params = [f"__global const {T} *restrict x", "const long off", f"__global {T} *restrict out", "const long m_rows",
               "const long len", "const long sa", "const long oa"]
     params += [f"const long kn{d}, const long ks{d}, const long os{d}" for d in range(ndim - 1)]
-    oidx = _index("q", "o", ndim - 1, "obase")
-    oidx = [ln.replace("qn", "kn").replace("qs", "os") for ln in oidx]
-    body = ["const long o = get_global_id(0);", "if (o >= m_rows) return;", "long base = off;", *idx,
-            "long obase = 0;", *oidx,
+    body = ["const long o = get_global_id(0);", "if (o >= m_rows) return;", *digits("o", "k", ndim - 1),
+            "const long base = " + " + ".join(["off"] + [f"k{d} * ks{d}" for d in kept]) + ";",
+            "const long obase = " + " + ".join(["0"] + [f"k{d} * os{d}" for d in kept]) + ";",
             f"{T} m = -INFINITY;", "for (long j = 0; j < len; j++) { const " + T + " v = x[base + j * sa]; "
             "m = (v > m || isnan(v)) ? v : m; }",
             f"{T} s = 0;", "for (long j = 0; j < len; j++) { s += exp(x[base + j * sa] - m); }",

@@ -1,6 +1,7 @@
 """Reduction kernels (sum, prod, max, min, all, any; argmax, argmin) along any axes of a strided
-input. Two variants: one work-item per output element (many short reductions) and one
-work-group per output element with a local-memory tree (few long reductions)."""
+input, or of a fused Composite's elementwise program evaluated inside the reduction loop. Two
+variants: one work-item per output element (many short reductions) and one work-group per
+output element with a local-memory tree (few long reductions)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,11 @@ import numpy as np
 from symgraph.graph.basic import Apply
 from symgraph.scalar import SCALAR_OPS
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import content_named
+from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, broadcast_shapes, composite_label,
+                                                      content_named, program_from_composite, program_lines,
+                                                      program_of_output)
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray, Runtime
+from symgraph.backends.opencl.runtime import DeviceArray
 
 GROUP = 128
 """Work-items per work-group in the tree variant."""
@@ -28,22 +31,28 @@ def _identity(op: str, dtype: np.dtype) -> str:
     return ks.literal(small if op == "maximum" else big, dtype)
 
 
-def _index(prefix: str, var: str, dims: int, out: str) -> list[str]:
-    """Statements adding to ``out`` the strided offset of flat index ``var`` over ``dims`` axes."""
+def digits(var: str, prefix: str, dims: int) -> list[str]:
+    """Statements splitting flat index ``var`` into per-axis indices ``{prefix}0..`` over sizes ``{prefix}n*``."""
     if not dims:
         return []
     lines = [f"long {prefix}r = {var};"]
-    for d in reversed(range(dims)):
-        step = f"{prefix}r % {prefix}n{d}" if d else f"{prefix}r"
-        lines.append(f"{out} += ({step}) * {prefix}s{d};" + (f" {prefix}r /= {prefix}n{d};" if d else ""))
-    return lines
+    for d in reversed(range(1, dims)):
+        lines.append(f"const long {prefix}{d} = {prefix}r % {prefix}n{d}; {prefix}r /= {prefix}n{d};")
+    return lines + [f"const long {prefix}0 = {prefix}r;"]
 
 
-def reduce_source(name: str, op: str, in_dtype, out_dtype, n_kept: int, n_red: int, tree: bool,
-                  arg: bool = False) -> str:
-    """Kernel reducing a strided input over ``n_red`` axes for each of the outputs indexed by ``n_kept`` axes.
-    ``op`` is a CAReduce op name, or 'max'/'min' with ``arg`` (writes the flat index)."""
-    in_dtype, out_dtype = np.dtype(in_dtype), np.dtype(out_dtype)
+def _offset(k: int, prefix: str, dims: int) -> str:
+    """Input ``k``'s element offset for the per-axis indices ``{prefix}*`` (strides ``{prefix}s{k}_*``)."""
+    return " + ".join(f"{prefix}{d} * {prefix}s{k}_{d}" for d in range(dims)) or "0"
+
+
+def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool], out_dtype, n_kept: int,
+                  n_red: int, tree: bool, arg: bool = False) -> str:
+    """Kernel reducing, over ``n_red`` axes for each output indexed by ``n_kept`` axes, the value that
+    ``prog`` computes from its strided inputs (a bare load for a plain reduction; the elementwise
+    program of a fused Composite otherwise, so that value never goes through memory). ``op`` is a
+    CAReduce op name, or 'max'/'min' with ``arg`` (writes the flat index)."""
+    in_dtype, out_dtype = np.dtype(prog.output_dtypes[0]), np.dtype(out_dtype)
     acc_dtype = in_dtype if arg else out_dtype
     A, X, O = ks.ctype(acc_dtype), ks.ctype(in_dtype), ks.ctype(out_dtype)
     load = ("(xv != 0)" if acc_dtype.kind == "b" and in_dtype.kind != "b" else
@@ -66,18 +75,26 @@ def reduce_source(name: str, op: str, in_dtype, out_dtype, n_kept: int, n_red: i
         tree_step = [f"sa[lid] = {tree_comb};"]
         ident = _identity(op, acc_dtype)
         final = "a" if acc_dtype == out_dtype else f"({O})a"
-    params = [f"__global const {X} *restrict x", "const long off", f"__global {O} *restrict out",
-              "const long m", "const long len"]
-    params += [f"const long kn{d}, const long ks{d}" for d in range(n_kept)]
-    params += [f"const long rn{d}, const long rs{d}" for d in range(n_red)]
-    head = ("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
-            if np.float64 in (in_dtype, out_dtype) else "")
-    body = [f"long base = off;"] + _index("k", "o", n_kept, "base")
+    params, loads = [], []
+    for k, dt in enumerate(prog.input_dtypes):
+        if by_value[k]:
+            params.append(f"const {ks.ctype(dt)} in{k}")
+            loads.append(f"in{k}")
+            continue
+        params += [f"__global const {ks.ctype(dt)} *restrict in{k}", "const long off" + str(k)]
+        params += [f"const long ks{k}_{d}" for d in range(n_kept)] + [f"const long rs{k}_{d}" for d in range(n_red)]
+        loads.append(f"in{k}[base{k} + {_offset(k, 'r', n_red)}]")
+    params += [f"__global {O} *restrict out", "const long m", "const long len"]
+    params += [f"const long kn{d}" for d in range(n_kept)] + [f"const long rn{d}" for d in range(n_red)]
+    value_lines, (value,), needed = program_lines(prog, loads)
+    body = digits("o", "k", n_kept)
+    body += [f"const long base{k} = off{k} + {_offset(k, 'k', n_kept)};"
+             for k in range(len(by_value)) if not by_value[k]]
     body += [f"{A} a = {ident};", "long ai = 0;" if arg else ""]
     start, stride = ("lid", GROUP) if tree else ("0", 1)
-    body += [f"for (long j = {start}; j < len; j += {stride}) {{", "    long p = base;"]
-    body += ["    " + ln for ln in _index("r", "j", n_red, "p")]
-    body += [f"    const {X} xv = x[p];", f"    const {A} v = {load};"] + ["    " + ln for ln in serial] + ["}"]
+    body += [f"for (long j = {start}; j < len; j += {stride}) {{"]
+    body += ["    " + ln for ln in digits("j", "r", n_red) + value_lines]
+    body += [f"    const {X} xv = {value};", f"    const {A} v = {load};"] + ["    " + ln for ln in serial] + ["}"]
     if tree:
         body += [f"__local {A} sa[{GROUP}];", f"__local long si[{GROUP}];" if arg else "",
                  "sa[lid] = a;" + (" si[lid] = ai;" if arg else ""), "barrier(CLK_LOCAL_MEM_FENCE);",
@@ -92,51 +109,71 @@ def reduce_source(name: str, op: str, in_dtype, out_dtype, n_kept: int, n_red: i
         pre = ["const long o = get_global_id(0);", "if (o >= m) return;"]
         attr = ""
     code = "\n".join("    " + ln for ln in pre + body if ln)
-    helper_src = ks.helpers(helpers)
+    dts = [np.dtype(d) for d in prog.input_dtypes + [d for _, _, d in prog.steps]] + [in_dtype, out_dtype]
+    head = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if np.dtype(np.float64) in dts else ""
+    helper_src = ks.helpers(helpers | needed)
     return (f"{head}{helper_src}{chr(10) if helper_src else ''}__kernel {attr}void {name}(\n        "
             + ",\n        ".join(params) + f")\n{{\n{code}\n}}\n")
 
 
 class ReduceKernel:
-    """Runs a reduction of a device array over fixed axes."""
+    """Runs a reduction over fixed axes of a device array, or of the value a fused Composite
+    computes from its inputs (``producer``), inside one kernel."""
 
-    def __init__(self, runtime: Runtime, node: Apply, ctx: LowerContext, op: str, axes: tuple, keepdims: bool,
-                 arg: bool):
+    def __init__(self, node: Apply, ctx: LowerContext, op: str, axes: tuple, keepdims: bool, arg: bool,
+                 producer: Apply | None = None):
         x, out = node.inputs[0], node.outputs[0]
-        self.runtime, self.node, self.op, self.arg = runtime, node, op, arg
-        self.axes, self.keepdims, self.out_dtype = axes, keepdims, np.dtype(out.dtype)
+        self.runtime, self.node, self.op, self.arg = ctx.runtime, node, op, arg
+        self.axes, self.keepdims, self.out_dtype, self.ndim = axes, keepdims, np.dtype(out.dtype), x.ndim
+        if producer is None:
+            prog, self.inputs, label = ScalarProgram([x.dtype], [], [("in", 0)], [x.dtype]), [x], str(x.dtype)
+        else:
+            prog, keep = program_of_output(program_from_composite(producer), node.inputs[0].index)
+            self.inputs, label = [producer.inputs[k] for k in keep], composite_label(producer)
+        self.shape_node = producer or node  # where a broadcasting error is reported
+        self.by_value = [v in ctx.host and v.type.ndim == 0 for v in self.inputs]
+        self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
         n_red, n_kept = len(axes), x.ndim - len(axes)
-        stem = ctx.kernel_name(node, f"{'arg' if arg else ''}{op}_{x.dtype}")
+        stem = ctx.kernel_name(node, f"{'arg' if arg else ''}{op}_{label}")
         self.names, self.sources = {}, {}
         for tree in (False, True):
             name, src = content_named(stem + ("_tree" if tree else ""), lambda n, t=tree: reduce_source(
-                n, op, x.dtype, out.dtype, n_kept, n_red, t, arg))
+                n, op, prog, self.by_value, out.dtype, n_kept, n_red, t, arg))
             self.names[tree], self.sources[name] = name, src
         ctx.publish(self.sources)
         self._src = {t: self.sources[self.names[t]] for t in (False, True)}
 
-    def __call__(self, ins: list[DeviceArray]) -> list[DeviceArray]:
-        (x,) = ins
-        kept = [d for d in range(x.ndim) if d not in self.axes]
-        m = int(np.prod([x.shape[d] for d in kept], dtype=np.int64))
-        n = int(np.prod([x.shape[d] for d in self.axes], dtype=np.int64))
+    def lowered(self) -> Lowered:
+        return Lowered(self, inputs=self.inputs,
+                       host_inputs=frozenset(k for k, v in enumerate(self.by_value) if v))
+
+    def __call__(self, ins: list) -> list[DeviceArray]:
+        arrays = [a for a, v in zip(ins, self.by_value) if not v]
+        xshape = broadcast_shapes(self.shape_node, arrays, self.ndim)
+        kept = [d for d in range(self.ndim) if d not in self.axes]
+        m = int(np.prod([xshape[d] for d in kept], dtype=np.int64))
+        n = int(np.prod([xshape[d] for d in self.axes], dtype=np.int64))
         if self.keepdims:
-            shape = tuple(1 if d in self.axes else x.shape[d] for d in range(x.ndim))
+            shape = tuple(1 if d in self.axes else xshape[d] for d in range(self.ndim))
         else:
-            shape = tuple(x.shape[d] for d in kept)
+            shape = tuple(xshape[d] for d in kept)
         if n == 0 and (self.arg or self.op in ("maximum", "minimum")):
             what = f"attempt to get {self.node.op} of an empty sequence" if self.arg else \
                 "zero-size array to reduction operation with no identity"
-            raise ValueError(f"{self.node.op}: {what} (input shape {x.shape})")
+            raise ValueError(f"{self.node.op}: {what} (input shape {xshape})")
         out = self.runtime.empty(shape, self.out_dtype, f"output of {self.node.op}")
         if m == 0:
             return [out]
         tree = n > 256 and m < 4096
-        args = [x.buffer, np.int64(x.offset), out.buffer, np.int64(m), np.int64(n)]
-        for d in kept:
-            args += [np.int64(x.shape[d]), np.int64(x.strides[d])]
-        for d in self.axes:
-            args += [np.int64(x.shape[d]), np.int64(x.strides[d])]
+        args: list = []
+        for a, v, t in zip(ins, self.by_value, self.value_types):
+            if v:
+                args.append(t.type(a))
+                continue
+            pad = self.ndim - a.ndim
+            strides = [0] * pad + [0 if s == 1 else st for s, st in zip(a.shape, a.strides)]
+            args += [a.buffer, np.int64(a.offset)] + [np.int64(strides[d]) for d in kept + list(self.axes)]
+        args += [out.buffer, np.int64(m), np.int64(n)] + [np.int64(xshape[d]) for d in kept + list(self.axes)]
         k = self.runtime.kernel(self._src[tree], self.names[tree])
         if tree:
             k(self.runtime.queue, (m * GROUP,), (GROUP,), *args)
@@ -149,8 +186,9 @@ class ReduceKernel:
 @lowers("CAReduce")
 def lower_careduce(node: Apply, ctx: LowerContext) -> Lowered:
     """sum/prod/max/min/all/any over ``axis``."""
-    op = node.op
-    return Lowered(ReduceKernel(ctx.runtime, node, ctx, op.scalar_op, tuple(sorted(op.axis)), op.keepdims, False))
+    op, src = node.op, node.inputs[0].owner
+    producer = src if src is not None and src in ctx.fused else None
+    return ReduceKernel(node, ctx, op.scalar_op, tuple(sorted(op.axis)), op.keepdims, False, producer).lowered()
 
 
 @lowers("ArgReduce")
@@ -158,4 +196,4 @@ def lower_argreduce(node: Apply, ctx: LowerContext) -> Lowered:
     """argmax/argmin along one axis, or over the flattened array (axis=None)."""
     op, x = node.op, node.inputs[0]
     axes = tuple(range(x.ndim)) if op.axis is None else (op.axis,)
-    return Lowered(ReduceKernel(ctx.runtime, node, ctx, op.which, axes, op.keepdims, True))
+    return ReduceKernel(node, ctx, op.which, axes, op.keepdims, True).lowered()

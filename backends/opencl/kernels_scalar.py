@@ -156,7 +156,7 @@ def helpers(names: set[str]) -> str:
                 "return b == 0 ? 0 : a % b;" if u else
                 f"if (b == -1) return 0; {t} r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;")
         else:  # int_pow
-            body = (f"if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);\n" * (not u) +
+            body = ("if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);\n" * (not u) +
                     f"    {t} r = 1; while (b) {{ if (b & 1) r *= a; a *= a; b >>= 1; }} return r;")
         out.append(f"inline {t} {name}({t} a, {t} b) {{\n    {body}\n}}")
     return "\n".join(out)

@@ -85,12 +85,14 @@ class Checks:
 
 @dataclass
 class LowerContext:
-    """What a lowering needs: the runtime, a place to publish generated kernel sources, and the
-    variables whose values live on the host (shape arithmetic), which kernels take by value."""
+    """What a lowering needs: the runtime, a place to publish generated kernel sources, the
+    variables whose values live on the host (shape arithmetic), which kernels take by value, and
+    the Composite nodes that run inside their one reader's kernel (``fused``) instead of on their own."""
     runtime: Runtime
     kernels: dict = field(default_factory=dict)
     host: set = field(default_factory=set)
     checks: Checks | None = None
+    fused: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.checks is None:

@@ -8,8 +8,8 @@ Values used outside a group become extra outputs; 0-d constants are inlined into
 program; each Composite respects an operand cap (inputs + outputs), which OpenCL needs for
 kernel arguments. DimShuffles and other views are never fused (they stay free views).
 
-A reduction whose input is a Composite output that nothing else reads gets
-``node.tag["fused_producer"] = composite_node``: a backend that can compute the elementwise
+A reduction whose input is a Composite output, where nothing else reads the Composite's outputs
+(save for their shapes, as mean's divisor does), gets ``node.tag["fused_producer"] = composite_node``: a backend that can compute the elementwise
 program inside its reduction loop (OpenCL) uses it; numpy computes the Composite into a
 buffer and reduces that.
 """
@@ -229,11 +229,25 @@ def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS,
     mark_reductions(fgraph)
 
 
+def reduced_producer(fgraph: FunctionGraph, node: Apply) -> Apply | None:
+    """The Composite whose output the reduction ``node`` reads, when nothing else reads any of that
+    Composite's outputs but for their shapes (mean's divisor does): a backend may then compute the
+    Composite inside the reduction's loop."""
+    from symgraph.tensor.reduction import CAReduce, ReducedSize
+    from symgraph.tensor.shape import Shape, Shape_i
+    src = node.inputs[0] if type(node.op) is CAReduce else None
+    if src is None or src.owner is None or type(src.owner.op) is not Composite:
+        return None
+    readers = [c for o in src.owner.outputs for c, _ in fgraph.clients[o]]
+    others = [c for c in readers if c is not node]
+    ok = len(others) + 1 == len(readers) and all(
+        c != "output" and type(c.op) in (ReducedSize, Shape, Shape_i) for c in others)
+    return src.owner if ok else None
+
+
 def mark_reductions(fgraph: FunctionGraph) -> None:
-    """Tag reductions whose input is a Composite output read by nothing else (see module doc)."""
-    from symgraph.tensor.reduction import CAReduce
+    """Tag each reduction that has a ``reduced_producer`` with it (see module doc)."""
     for node in fgraph.apply_nodes:
-        if type(node.op) is CAReduce:
-            src = node.inputs[0]
-            if src.owner is not None and type(src.owner.op) is Composite and len(fgraph.clients[src]) == 1:
-                node.tag["fused_producer"] = src.owner
+        producer = reduced_producer(fgraph, node)
+        if producer is not None:
+            node.tag["fused_producer"] = producer
