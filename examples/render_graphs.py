@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     fused = sum(type(n.op).__name__ == "Composite" for n in train.graph.toposort())
     print(f"pprint(z) = {pprint(z)}")
     print(f"compiled training step: {len(train.graph.toposort())} nodes, {fused} fused Composite kernel(s)")
-    print(debugprint(train, print_type=False), end="")
+    debugprint(train, print_type=False)
     for path in written:
         print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
     return written

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def test_debugprint_z_equals_x_plus_y(xy):
     x, y = xy
     z = x + y
     z.name = "z"
-    assert debugprint(z) == ("add [id A] 'z' <float64[?, ?]>\n"
+    assert debugprint(z, file="str") == ("add [id A] 'z' <float64[?, ?]>\n"
                              " |x [id B] <float64[?, ?]>\n"
                              " |y [id C] <float64[?, ?]>\n")
 
@@ -34,7 +35,7 @@ def test_debugprint_shared_subexpression_printed_once(xy):
     x, y = xy
     s = x + y
     out = s * s - T.exp(s)
-    assert debugprint(out) == ("sub [id A] <float64[?, ?]>\n"
+    assert debugprint(out, file="str") == ("sub [id A] <float64[?, ?]>\n"
                                " |mul [id B] <float64[?, ?]>\n"
                                " | |add [id C] <float64[?, ?]>\n"
                                " | | |x [id D] <float64[?, ?]>\n"
@@ -48,29 +49,36 @@ def test_debugprint_options_and_marks(xy):
     x, _ = xy
     w = sg.shared(np.ones(3), name="w")
     out = (x * w + 2.0).sum(axis=0)
-    assert debugprint(out, ids=False, print_type=False) == ("sum{axis=(0,)}\n"
+    assert debugprint(out, file="str", ids=False, print_type=False) == ("sum{axis=(0,)}\n"
                                                             " |add\n"
                                                             " | |mul\n"
                                                             " | | |x\n"
                                                             " | | |w (shared)\n"
                                                             " | |2.0 (constant)\n")
     s = x + x
-    assert debugprint([s, s * 2.0], ids=False, print_type=False).endswith("mul\n |add ...\n |2.0 (constant)\n")
+    assert debugprint([s, s * 2.0], file="str", ids=False, print_type=False).endswith("mul\n |add ...\n |2.0 (constant)\n")
 
 
 def test_debugprint_to_file_and_several_outputs(xy):
     x, y = xy
     buf = io.StringIO()
-    assert debugprint([x + y, x - y], file=buf, print_type=False) is None
+    assert debugprint([x + y, x - y], file=buf, print_type=False) is buf
     assert buf.getvalue() == "add [id A]\n |x [id B]\n |y [id C]\nsub [id D]\n |x [id B]\n |y [id C]\n"
-    assert debugprint((x + y).owner, print_type=False) == "add [id A]\n |x [id B]\n |y [id C]\n"
+    assert debugprint((x + y).owner, file="str", print_type=False) == "add [id A]\n |x [id B]\n |y [id C]\n"
+
+
+def test_debugprint_prints_to_stdout_by_default(xy, capsys):
+    """As in Theano and PyTensor: no ``file`` prints; ``file="str"`` returns the text."""
+    x, y = xy
+    assert debugprint(x + y, print_type=False) is sys.stdout
+    assert capsys.readouterr().out == debugprint(x + y, file="str", print_type=False)
 
 
 def test_debugprint_compiled_function_with_updates(xy):
     x, _ = xy
     w = sg.shared(np.ones((2, 2)), name="W")
     f = sg.function([x], (x * w).T, updates=[(w, w - 0.5 * x)], name="step", mode=None)
-    text = debugprint(f, print_type=False)
+    text = debugprint(f, file="str", print_type=False)
     assert text == ("Function step(x) [numpy]\n"
                     "Outputs:\n"
                     "DimShuffle{1,0} [id A]\n"
@@ -91,7 +99,7 @@ def test_debugprint_deep_graph_does_not_recurse():
     v = x
     for _ in range(3000):
         v = T.tanh(v)
-    lines = debugprint(v, print_type=False).splitlines()
+    lines = debugprint(v, file="str", print_type=False).splitlines()
     assert len(lines) == 3001 and lines[-1] == " |" * 3000 + "x [id " + lines[-1].split("[id ")[1]
     assert pprint(v).startswith("tanh(tanh(") and pprint(v).endswith("(x" + ")" * 3000)
 
@@ -226,4 +234,4 @@ def test_pprint_of_exponentially_shared_graph_is_bounded():
         v = v * v + x
     text = pprint(v)
     assert "…" in text and len(text) < 500_000
-    assert len(debugprint(v, print_type=False).splitlines()) == 1 + 2 * 120  # a line per edge, linear
+    assert len(debugprint(v, file="str", print_type=False).splitlines()) == 1 + 2 * 120  # a line per edge, linear

@@ -9,24 +9,28 @@ label and id (its subtree was printed above), so graphs with sharing stay linear
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, TextIO
 
 from symgraph.graph.basic import Constant, Variable
 from symgraph.printing.collect import GraphView, collect, inner_graph, letters, op_label
 
 
-def debugprint(obj: Any, file: TextIO | None = None, ids: bool = True, print_type: bool = True) -> str | None:
-    """The indented tree of ``obj`` (variable, list, Apply, FunctionGraph or compiled Function).
+def debugprint(obj: Any, file: TextIO | str | None = None, ids: bool = True,
+               print_type: bool = True) -> TextIO | str:
+    """Print the indented tree of ``obj`` (variable, list, Apply, FunctionGraph or compiled Function).
 
-    Returns the text when ``file`` is None, else writes it to ``file`` (e.g. sys.stdout).
+    As in Theano/PyTensor: printed to sys.stdout when ``file`` is None, written to ``file`` (which
+    is returned) when it is a stream, and returned as a string when ``file == "str"``.
     ``ids=False`` hides the ids; repeated subtrees are then shown as ``label ...``.
     """
     view = collect(obj)
     text = "\n".join(_lines(view, ids, print_type)) + "\n"
-    if file is None:
+    if file == "str":
         return text
-    file.write(text)
-    return None
+    out = sys.stdout if file is None else file
+    out.write(text)
+    return out
 
 
 def _lines(view: GraphView, ids: bool, print_type: bool) -> list[str]:
