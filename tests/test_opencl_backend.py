@@ -73,6 +73,31 @@ def test_strided_transposed_and_broadcast_inputs(data):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
+@given(st.data())
+def test_strided_inputs_of_any_rank(data):
+    """Up to 6 axes, x a permuted view, y broadcast along random axes: the kernel's 3-D launch
+    where the axes collapse to three, its flat launch where they do not."""
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=6, min_side=1, max_side=4), "shape")
+    perm = data.draw(st.permutations(range(len(shape))), "perm")
+    base = data.draw(hnp.arrays("float32", tuple(shape[p] for p in perm), elements=st.floats(-3, 3, width=32)))
+    a = base.transpose(np.argsort(perm))
+    yshape = tuple(n if data.draw(st.booleans(), f"keep axis {d}") else 1 for d, n in enumerate(shape))
+    b = data.draw(hnp.arrays("float32", yshape, elements=st.floats(-3, 3, width=32)))
+    x, y = T.tensor("float32", (None,) * len(shape)), T.tensor("float32", (None,) * len(shape))
+    f = sg.function([x, y], T.exp(x) * y + x, backend="opencl")
+    np.testing.assert_allclose(f(a, b), np.exp(a) * b + a, rtol=1e-5, atol=1e-5)
+
+
+def test_collapse_axes_merges_what_every_operand_walks_as_one():
+    from symgraph.backends.opencl.kernels_elemwise import collapse_axes
+    # a C-contiguous (2, 3, 4) and a row broadcast along axis 0: axes 1 and 2 merge, axis 0 stays
+    assert collapse_axes((2, 3, 4), [[12, 4, 1], [0, 4, 1]], 3) == ([1, 2, 12], [[0, 12, 1], [0, 0, 1]])
+    assert collapse_axes((1, 5, 1), [[5, 1, 1]], 2) == ([1, 5], [[0, 1]])
+    # a transposed (3, 4) view cannot merge, and four alternating axes do not fit in three
+    assert collapse_axes((3, 4), [[1, 3]], 3) == ([1, 3, 4], [[0, 1, 3]])
+    assert collapse_axes((2, 2, 2, 2), [[1, 2, 4, 8]], 3) is None
+
+
 def _moved(before: dict, way: str) -> int:
     """Arrays moved in ('in') or out ('out') since ``before``: copies plus zero-copy hand-overs."""
     keys = ("to_device", "zero_copy_in") if way == "in" else ("to_host", "zero_copy_out")

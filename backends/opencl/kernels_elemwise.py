@@ -155,13 +155,18 @@ def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool],
             f"        }}\n    }}\n}}\n")
 
 
-def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[bool]) -> str:
-    """Kernel over inputs of any strides (0 = broadcast) writing C-contiguous outputs."""
-    index = ["long r = i;"]
-    for d in reversed(range(1, ndim)):
-        index.append(f"const long i{d} = r % n{d}; r /= n{d};")
-    if ndim:
-        index.append("const long i0 = r;")
+def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[bool], grid: bool = False) -> str:
+    """Kernel over inputs of any strides (0 = broadcast) writing C-contiguous outputs. The ``grid``
+    variant (ndim 3) takes its three indices from a 3-D launch, innermost axis first, so no work-item
+    divides (64-bit division is slow on CPUs); the flat one splits a 1-D index over ``ndim`` axes."""
+    if grid:
+        index = ["const long i = (i0 * n1 + i1) * n2 + i2;"]
+    else:
+        index = ["long r = i;"]
+        for d in reversed(range(1, ndim)):
+            index.append(f"const long i{d} = r % n{d}; r /= n{d};")
+        if ndim:
+            index.append("const long i0 = r;")
     load = []
     for k in range(len(prog.input_dtypes)):
         offs = " + ".join([f"off{k}"] + [f"i{d} * st{k}_{d}" for d in range(ndim)])
@@ -170,9 +175,46 @@ def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[boo
     stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
     inner = "\n".join("        " + ln for ln in index + lines + stores)
     params = ",\n        ".join(_params(prog, ndim, True, by_value))
-    return (f"{preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
-            f"void {name}(\n        {params})\n{{\n"
-            f"    const long i = get_global_id(0);\n    if (i < n) {{\n{inner}\n    }}\n}}\n")
+    if grid:
+        attr, head = "", ("    const long i2 = get_global_id(0), i1 = get_global_id(1), i0 = get_global_id(2);\n"
+                          "    if (i2 < n2 && i1 < n1 && i0 < n0) {\n")
+    else:
+        attr = f"__attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
+        head = "    const long i = get_global_id(0);\n    if (i < n) {\n"
+    return f"{preamble(prog, needed)}__kernel {attr}void {name}(\n        {params})\n{{\n{head}{inner}\n    }}\n}}\n"
+
+
+def collapse_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[list[int], list[list[int]]] | None:
+    """``shape`` and each operand's element strides (0 = broadcast) with length-1 axes dropped and
+    neighbours merged where every operand walks them as one axis, padded in front to ``rank`` axes;
+    None when more than ``rank`` axes remain."""
+    out_shape: list[int] = []
+    out_strides: list[list[int]] = [[] for _ in strides]
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        if out_shape and all(o[-1] == st[d] * n for o, st in zip(out_strides, strides)):
+            out_shape[-1] *= n
+            for o, st in zip(out_strides, strides):
+                o[-1] = st[d]
+        else:
+            out_shape.append(n)
+            for o, st in zip(out_strides, strides):
+                o.append(st[d])
+    if len(out_shape) > rank:
+        return None
+    pad = rank - len(out_shape)
+    return [1] * pad + out_shape, [[0] * pad + o for o in out_strides]
+
+
+def _grid_local(shape: list[int]) -> tuple[int, int, int]:
+    """Work-group sizes (innermost axis first) of a 3-D launch over ``shape``: at most WORK_GROUP items."""
+    local, room = [], WORK_GROUP
+    for n in reversed(shape):
+        size = min(room, 1 << max(0, int(n - 1).bit_length()))
+        local.append(size)
+        room //= size
+    return tuple(local)
 
 
 def content_named(base: str, make) -> tuple[str, str]:
@@ -239,12 +281,16 @@ class ElementwiseKernel:
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
         self.fast_name, self.fast_source = content_named(
             name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value))
-        self.strided_name, self.strided_source = content_named(
-            name + "_strided", lambda n: strided_source(n, prog, out_ndim, by_value))
-        self.sources = {self.fast_name: self.fast_source, self.strided_name: self.strided_source}
+        self.grid_name, self.grid_source = content_named(
+            name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))
+        self.sources = {self.fast_name: self.fast_source, self.grid_name: self.grid_source}
+        if out_ndim > 3:  # shapes that do not collapse to three axes
+            self.strided_name, self.strided_source = content_named(
+                name + "_strided_flat", lambda n: strided_source(n, prog, out_ndim, by_value))
+            self.sources[self.strided_name] = self.strided_source
         self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
         self.width = vector_width(prog)
-        self._fast = self._strided = None
+        self._fast = self._strided = self._grid = None
         deps = output_inputs(prog)
         # Outputs that read only some inputs: their own shape can be smaller than the kernel's when
         # a length-1 axis of an input broadcasts at run time against a None axis of another.
@@ -261,14 +307,11 @@ class ElementwiseKernel:
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), f"output of {self.node.op}")
                 for o, dt in zip(self.node.op.perform(self.node, host), self.out_dtypes)]
 
-    def _kernel(self, strided: bool) -> Any:
-        if strided:
-            if self._strided is None:
-                self._strided = self.runtime.kernel(self.strided_source, self.strided_name)
-            return self._strided
-        if self._fast is None:
-            self._fast = self.runtime.kernel(self.fast_source, self.fast_name)
-        return self._fast
+    def _kernel(self, which: str) -> Any:
+        if getattr(self, "_" + which) is None:
+            setattr(self, "_" + which, self.runtime.kernel(getattr(self, which + "_source"),
+                                                           getattr(self, which + "_name")))
+        return getattr(self, "_" + which)
 
     def __call__(self, ins: list[DeviceArray]) -> list[DeviceArray]:
         shape = broadcast_shapes(self.node, ins, self.ndim)
@@ -280,24 +323,30 @@ class ElementwiseKernel:
             return outs
         fast = all(v or ((a.size == 1) if s else (a.shape == shape and a.is_contiguous))
                    for a, s, v in zip(ins, self.scalar_inputs, self.by_value))
-        args: list = []
         if fast:
+            args: list = []
             for a, v, t in zip(ins, self.by_value, self.value_types):
                 args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
-            items = -(-size // self.width)
+            gsize = -(-(-(-size // self.width)) // WORK_GROUP) * WORK_GROUP
+            self._kernel("fast")(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
+            return outs
+        strides = []
+        for a, v in zip(ins, self.by_value):
+            pad = self.ndim - (0 if v else a.ndim)
+            strides.append([0] * self.ndim if v else [0] * pad + [0 if n == 1 else st for n, st in zip(a.shape, a.strides)])
+        grid = collapse_axes(shape, strides, 3)
+        dims, strides = grid or collapse_axes(shape, strides, self.ndim)
+        args = []
+        for a, v, t, st in zip(ins, self.by_value, self.value_types, strides):
+            args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)] + [np.int64(x) for x in st]
+        args += [o.buffer for o in outs] + [np.int64(size)] + [np.int64(n) for n in dims]
+        if grid:
+            local = _grid_local(dims)
+            gsize = tuple(-(-n // l) * l for n, l in zip(reversed(dims), local))
+            self._kernel("grid")(self.runtime.queue, gsize, local, *args)
         else:
-            for a, v, t in zip(ins, self.by_value, self.value_types):
-                if v:
-                    args.append(t.type(a))
-                    continue
-                pad = self.ndim - a.ndim
-                strides = [0] * pad + [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
-                args += [a.buffer, np.int64(a.offset)] + [np.int64(s) for s in strides]
-            args += [o.buffer for o in outs] + [np.int64(size)] + [np.int64(n) for n in shape]
-            items = size
-        gsize = -(-items // WORK_GROUP) * WORK_GROUP
-        self._kernel(not fast)(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
+            self._kernel("strided")(self.runtime.queue, (-(-size // WORK_GROUP) * WORK_GROUP,), (WORK_GROUP,), *args)
         return outs
 
 
