@@ -290,3 +290,19 @@ def test_fused_reduction_with_run_time_broadcasting(backend, xshape, yshape):
         for got, w in zip(f(a, b, 3), want):
             assert got.shape == w.shape
             np.testing.assert_allclose(got, w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, axis", [((300, 3), 0), ((3, 300), 1), ((7, 70), 0), ((70, 7), 1), ((5, 6, 7), (0, 2)),
+                                         ((129, 65), 0)])
+def test_each_kernel_layout_agrees_with_numpy(backend, shape, axis):
+    """Long reductions (a work-group each), column sums (work-items in lockstep over neighbouring
+    outputs) and row sums (each work-item on its own), transposed too, against numpy."""
+    x = T.fmatrix("x") if len(shape) == 2 else T.ftensor3("x")
+    outs = [T.sum(x, axis=axis), T.max(T.exp(x), axis=axis), T.argmax(x, axis=axis if len(shape) == 2 else None)]
+    f = sg.function([x], outs, backend=backend)
+    a = np.random.default_rng(len(shape)).normal(size=shape).astype("float32")
+    for v in (a, np.ascontiguousarray(a.T).T):
+        got = f(v)
+        np.testing.assert_allclose(got[0], v.sum(axis=axis), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[1], np.exp(v).max(axis=axis), rtol=1e-6)
+        np.testing.assert_array_equal(got[2], v.argmax(axis=axis if len(shape) == 2 else None))

@@ -17,6 +17,9 @@ from symgraph.backends.opencl.runtime import DeviceArray
 
 GROUP = 128
 """Work-items per work-group in the tree variant."""
+COLUMN_GROUP = 64
+"""Work-items per work-group in the row and column variants."""
+VARIANTS = ("rows", "columns", "tree")
 
 _OPS = {"add": "add", "mul": "mul", "maximum": "maximum", "minimum": "minimum", "and": "and_", "or": "or_"}
 
@@ -47,11 +50,15 @@ def _offset(k: int, prefix: str, dims: int) -> str:
 
 
 def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool], out_dtype, n_kept: int,
-                  n_red: int, tree: bool, arg: bool = False) -> str:
+                  n_red: int, variant: str, arg: bool = False) -> str:
     """Kernel reducing, over ``n_red`` axes for each output indexed by ``n_kept`` axes, the value that
     ``prog`` computes from its strided inputs (a bare load for a plain reduction; the elementwise
     program of a fused Composite otherwise, so that value never goes through memory). ``op`` is a
-    CAReduce op name, or 'max'/'min' with ``arg`` (writes the flat index)."""
+    CAReduce op name, or 'max'/'min' with ``arg`` (writes the flat index). ``variant``: 'rows', a
+    work-item per output looping on its own; 'columns', the same in lockstep, a barrier per step,
+    so pocl runs a group's work-items side by side over neighbouring outputs (a column sum reads
+    rows of memory instead of striding down each column); 'tree', a work-group per output."""
+    tree = variant == "tree"
     in_dtype, out_dtype = np.dtype(prog.output_dtypes[0]), np.dtype(out_dtype)
     acc_dtype = in_dtype if arg else out_dtype
     A, X, O = ks.ctype(acc_dtype), ks.ctype(in_dtype), ks.ctype(out_dtype)
@@ -94,7 +101,8 @@ def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool],
     start, stride = ("lid", GROUP) if tree else ("0", 1)
     body += [f"for (long j = {start}; j < len; j += {stride}) {{"]
     body += ["    " + ln for ln in digits("j", "r", n_red) + value_lines]
-    body += [f"    const {X} xv = {value};", f"    const {A} v = {load};"] + ["    " + ln for ln in serial] + ["}"]
+    body += [f"    const {X} xv = {value};", f"    const {A} v = {load};"] + ["    " + ln for ln in serial]
+    body += ["    barrier(CLK_LOCAL_MEM_FENCE);", "}"] if variant == "columns" else ["}"]
     if tree:
         body += [f"__local {A} sa[{GROUP}];", f"__local long si[{GROUP}];" if arg else "",
                  "sa[lid] = a;" + (" si[lid] = ai;" if arg else ""), "barrier(CLK_LOCAL_MEM_FENCE);",
@@ -104,6 +112,10 @@ def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool],
                  f"if (lid == 0) out[o] = {'si[0]' if arg else ('sa[0]' if acc_dtype == out_dtype else f'({O})sa[0]')};"]
         pre = ["const long o = get_group_id(0);", "const long lid = get_local_id(0);"]
         attr = f"__attribute__((reqd_work_group_size({GROUP}, 1, 1)))\n"
+    elif variant == "columns":  # every work-item reaches each barrier: the spare ones redo the last output
+        body += [f"if (get_global_id(0) < m) out[o] = {final};"]
+        pre = ["const long o = min((long)get_global_id(0), m - 1);"]
+        attr = f"__attribute__((reqd_work_group_size({COLUMN_GROUP}, 1, 1)))\n"
     else:
         body += [f"out[o] = {final};"]
         pre = ["const long o = get_global_id(0);", "if (o >= m) return;"]
@@ -136,12 +148,12 @@ class ReduceKernel:
         n_red, n_kept = len(axes), x.ndim - len(axes)
         stem = ctx.kernel_name(node, f"{'arg' if arg else ''}{op}_{label}")
         self.names, self.sources = {}, {}
-        for tree in (False, True):
-            name, src = content_named(stem + ("_tree" if tree else ""), lambda n, t=tree: reduce_source(
-                n, op, prog, self.by_value, out.dtype, n_kept, n_red, t, arg))
-            self.names[tree], self.sources[name] = name, src
+        for variant in VARIANTS:
+            name, src = content_named(f"{stem}_{variant}", lambda n, v=variant: reduce_source(
+                n, op, prog, self.by_value, out.dtype, n_kept, n_red, v, arg))
+            self.names[variant], self.sources[name] = name, src
         ctx.publish(self.sources)
-        self._src = {t: self.sources[self.names[t]] for t in (False, True)}
+        self._src = {v: self.sources[self.names[v]] for v in VARIANTS}
 
     def lowered(self) -> Lowered:
         return Lowered(self, inputs=self.inputs,
@@ -164,8 +176,8 @@ class ReduceKernel:
         out = self.runtime.empty(shape, self.out_dtype, f"output of {self.node.op}")
         if m == 0:
             return [out]
-        tree = n > 256 and m < 4096
         args: list = []
+        fastest_kept = fastest_reduced = 1 << 62  # smallest stride of a kept / reduced axis of longer than 1
         for a, v, t in zip(ins, self.by_value, self.value_types):
             if v:
                 args.append(t.type(a))
@@ -173,13 +185,16 @@ class ReduceKernel:
             pad = self.ndim - a.ndim
             strides = [0] * pad + [0 if s == 1 else st for s, st in zip(a.shape, a.strides)]
             args += [a.buffer, np.int64(a.offset)] + [np.int64(strides[d]) for d in kept + list(self.axes)]
+            fastest_kept = min([fastest_kept] + [abs(strides[d]) for d in kept if strides[d]])
+            fastest_reduced = min([fastest_reduced] + [abs(strides[d]) for d in self.axes if strides[d]])
         args += [out.buffer, np.int64(m), np.int64(n)] + [np.int64(xshape[d]) for d in kept + list(self.axes)]
-        k = self.runtime.kernel(self._src[tree], self.names[tree])
-        if tree:
+        variant = ("tree" if n > 256 and m < 4096 else
+                   "columns" if self.runtime.is_cpu and fastest_kept < fastest_reduced else "rows")
+        k = self.runtime.kernel(self._src[variant], self.names[variant])
+        if variant == "tree":
             k(self.runtime.queue, (m * GROUP,), (GROUP,), *args)
         else:
-            local = 64
-            k(self.runtime.queue, (-(-m // local) * local,), (local,), *args)
+            k(self.runtime.queue, (-(-m // COLUMN_GROUP) * COLUMN_GROUP,), (COLUMN_GROUP,), *args)
         return [out]
 
 
