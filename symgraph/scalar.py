@@ -215,7 +215,7 @@ _ROWS = [
     ("sigmoid", 1, _sigmoid, "(1 / (1 + exp(-{0})))", lambda x, z, g: [g * z * (1 - z)], None),
     ("softplus", 1, _softplus, "(max({0}, ({T})0) + log1p(exp(-fabs({0}))))",
      lambda x, z, g: [g * T.sigmoid(x[0])], None),
-    ("relu", 1, _relu, "max({0}, ({T})0)", lambda x, z, g: [_sw(x[0] > 0, g)], None),
+    ("relu", 1, _relu, "max({0}, ({T})0)", lambda x, z, g: [_sw(z > 0, g)], None),
     ("erf", 1, _erf, "erf({0})", lambda x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], None),
     ("erfc", 1, _erfc, "erfc({0})", lambda x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], None),
     # selection
