@@ -1,7 +1,8 @@
 """Reduction kernels (sum, prod, max, min, all, any; argmax, argmin) along any axes of a strided
-input, or of a fused Composite's elementwise program evaluated inside the reduction loop. Two
-variants: one work-item per output element (many short reductions) and one work-group per
-output element with a local-memory tree (few long reductions)."""
+input, or of a fused Composite's elementwise program evaluated inside the reduction loop. Three
+variants (see ``reduce_source``): a work-item per output element (many short reductions), the
+same in lockstep for column-wise reductions on CPU devices, and a work-group per output element
+with a local-memory tree (few long reductions)."""
 from __future__ import annotations
 
 import numpy as np
@@ -148,12 +149,12 @@ class ReduceKernel:
         n_red, n_kept = len(axes), x.ndim - len(axes)
         stem = ctx.kernel_name(node, f"{'arg' if arg else ''}{op}_{label}")
         self.names, self.sources = {}, {}
-        for variant in VARIANTS:
+        for variant in VARIANTS if self.runtime.is_cpu else ("rows", "tree"):
             name, src = content_named(f"{stem}_{variant}", lambda n, v=variant: reduce_source(
                 n, op, prog, self.by_value, out.dtype, n_kept, n_red, v, arg))
             self.names[variant], self.sources[name] = name, src
         ctx.publish(self.sources)
-        self._src = {v: self.sources[self.names[v]] for v in VARIANTS}
+        self._src = {v: self.sources[name] for v, name in self.names.items()}
 
     def lowered(self) -> Lowered:
         return Lowered(self, inputs=self.inputs,
