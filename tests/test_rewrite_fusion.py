@@ -144,7 +144,12 @@ def test_fused_outputs_whose_shapes_differ_at_run_time(backend, shapes):
     f = sg.function([x, y], [T.switch(x, y, e), e], backend=backend)
     assert len(composites(f)[0].outputs) == 2
     a, b = (np.random.default_rng(0).uniform(-1, 1, s).astype("f") for s in shapes)
-    got, want = f(a, b), [np.where(a, b, np.exp(np.exp(b))), np.exp(np.exp(b))]
+    if backend == "opencl":  # one index space cannot cover both shapes: that call runs on the host, and says so
+        with pytest.warns(RuntimeWarning, match="ran on the host"):
+            got = f(a, b)
+    else:
+        got = f(a, b)
+    want = [np.where(a, b, np.exp(np.exp(b))), np.exp(np.exp(b))]
     for g, w in zip(got, want):
         assert g.shape == w.shape
         np.testing.assert_allclose(g, w, rtol=1e-6)

@@ -8,6 +8,7 @@ or single values) and a strided one (any rank, broadcasting and transposed views
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,7 +303,11 @@ class ElementwiseKernel:
 
     def _on_host(self, ins: list) -> list[DeviceArray]:
         """Rare path (run-time broadcasting that gives a fused Composite's outputs different shapes,
-        which one index space cannot cover): evaluate the node with numpy and upload its outputs."""
+        which one index space cannot cover): evaluate the node with numpy and upload its outputs.
+        Never silent: a RuntimeWarning says so, as for any host fallback."""
+        warnings.warn(f"opencl backend: {self.node.op} ran on the host for a call whose inputs broadcast at run "
+                      f"time to outputs of different shapes\n{node_context(self.node, ins)}", RuntimeWarning,
+                      stacklevel=2)
         host = [np.asarray(a) if v else a.to_host() for a, v in zip(ins, self.by_value)]
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), f"output of {self.node.op}")
                 for o, dt in zip(self.node.op.perform(self.node, host), self.out_dtypes)]
@@ -328,13 +333,17 @@ class ElementwiseKernel:
             for a, v, t in zip(ins, self.by_value, self.value_types):
                 args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
-            gsize = -(-(-(-size // self.width)) // WORK_GROUP) * WORK_GROUP
+            items = -(-size // self.width)
+            gsize = -(-items // WORK_GROUP) * WORK_GROUP
             self._kernel("fast")(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
             return outs
-        strides = []
+        strides = []  # per operand, per output axis, in elements; 0 where it broadcasts
         for a, v in zip(ins, self.by_value):
-            pad = self.ndim - (0 if v else a.ndim)
-            strides.append([0] * self.ndim if v else [0] * pad + [0 if n == 1 else st for n, st in zip(a.shape, a.strides)])
+            if v:
+                strides.append([0] * self.ndim)
+                continue
+            own = [0 if n == 1 else st for n, st in zip(a.shape, a.strides)]
+            strides.append([0] * (self.ndim - a.ndim) + own)
         grid = collapse_axes(shape, strides, 3)
         dims, strides = grid or collapse_axes(shape, strides, self.ndim)
         args = []
