@@ -257,6 +257,12 @@ def program_of_output(prog: ScalarProgram, j: int) -> tuple[ScalarProgram, list[
     return out, keep_in
 
 
+def broadcast_strides(a: DeviceArray, ndim: int) -> list[int]:
+    """``a``'s element strides over ``ndim`` output axes (numpy's right alignment): 0 on the axes
+    it broadcasts along (missing in front, or of length 1)."""
+    return [0] * (ndim - a.ndim) + [0 if n == 1 else st for n, st in zip(a.shape, a.strides)]
+
+
 def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> tuple:
     """The runtime output shape of an elementwise node (numpy broadcasting); ShapeError otherwise."""
     out = [1] * out_ndim
@@ -280,18 +286,16 @@ class ElementwiseKernel:
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
-        self.fast_name, self.fast_source = content_named(
-            name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value))
-        self.grid_name, self.grid_source = content_named(
-            name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))
-        self.sources = {self.fast_name: self.fast_source, self.grid_name: self.grid_source}
+        self.variants = {  # kind -> (kernel name, source); each built on first use
+            "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value)),
+            "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))}
         if out_ndim > 3:  # shapes that do not collapse to three axes
-            self.strided_name, self.strided_source = content_named(
+            self.variants["strided"] = content_named(
                 name + "_strided_flat", lambda n: strided_source(n, prog, out_ndim, by_value))
-            self.sources[self.strided_name] = self.strided_source
+        self.sources = dict(self.variants.values())
+        self._built: dict[str, Any] = {}
         self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
         self.width = vector_width(prog)
-        self._fast = self._strided = self._grid = None
         deps = output_inputs(prog)
         # Outputs that read only some inputs: their own shape can be smaller than the kernel's when
         # a length-1 axis of an input broadcasts at run time against a None axis of another.
@@ -312,11 +316,11 @@ class ElementwiseKernel:
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), f"output of {self.node.op}")
                 for o, dt in zip(self.node.op.perform(self.node, host), self.out_dtypes)]
 
-    def _kernel(self, which: str) -> Any:
-        if getattr(self, "_" + which) is None:
-            setattr(self, "_" + which, self.runtime.kernel(getattr(self, which + "_source"),
-                                                           getattr(self, which + "_name")))
-        return getattr(self, "_" + which)
+    def _kernel(self, kind: str) -> Any:
+        if kind not in self._built:
+            name, source = self.variants[kind]
+            self._built[kind] = self.runtime.kernel(source, name)
+        return self._built[kind]
 
     def __call__(self, ins: list[DeviceArray]) -> list[DeviceArray]:
         shape = broadcast_shapes(self.node, ins, self.ndim)
@@ -337,13 +341,7 @@ class ElementwiseKernel:
             gsize = -(-items // WORK_GROUP) * WORK_GROUP
             self._kernel("fast")(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
             return outs
-        strides = []  # per operand, per output axis, in elements; 0 where it broadcasts
-        for a, v in zip(ins, self.by_value):
-            if v:
-                strides.append([0] * self.ndim)
-                continue
-            own = [0 if n == 1 else st for n, st in zip(a.shape, a.strides)]
-            strides.append([0] * (self.ndim - a.ndim) + own)
+        strides = [[0] * self.ndim if v else broadcast_strides(a, self.ndim) for a, v in zip(ins, self.by_value)]
         grid = collapse_axes(shape, strides, 3)
         dims, strides = grid or collapse_axes(shape, strides, self.ndim)
         args = []

@@ -22,7 +22,7 @@ import numpy as np
 from symgraph.graph.basic import Apply
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into, publish_copy
-from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
+from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, broadcast_strides, content_named
 from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.kernels_shape import _index_view
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
@@ -133,9 +133,7 @@ class IndexPlan:
 
     def array_strides(self, k: int) -> list[int]:
         """Strides of index array k over the broadcast index dims (0 where it broadcasts)."""
-        a, nb = self.arrays[k], len(self.bshape)
-        pad = nb - a.ndim
-        return [0] * pad + [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+        return broadcast_strides(self.arrays[k], len(self.bshape))
 
 
 def index_plan(op, x: DeviceArray, parts: list, rt: Runtime) -> IndexPlan:

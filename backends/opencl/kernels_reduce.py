@@ -10,9 +10,9 @@ import numpy as np
 from symgraph.graph.basic import Apply
 from symgraph.scalar import SCALAR_OPS
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, broadcast_shapes, composite_label,
-                                                      content_named, program_from_composite, program_lines,
-                                                      program_of_output)
+from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, broadcast_shapes, broadcast_strides,
+                                                      composite_label, content_named, program_from_composite,
+                                                      program_lines, program_of_output)
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 
@@ -183,8 +183,7 @@ class ReduceKernel:
             if v:
                 args.append(t.type(a))
                 continue
-            pad = self.ndim - a.ndim
-            strides = [0] * pad + [0 if s == 1 else st for s, st in zip(a.shape, a.strides)]
+            strides = broadcast_strides(a, self.ndim)
             args += [a.buffer, np.int64(a.offset)] + [np.int64(strides[d]) for d in kept + list(self.axes)]
             fastest_kept = min([fastest_kept] + [abs(strides[d]) for d in kept if strides[d]])
             fastest_reduced = min([fastest_reduced] + [abs(strides[d]) for d in self.axes if strides[d]])
