@@ -12,11 +12,12 @@ from symgraph.compile.function import CompileSpec
 from symgraph.errors import SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.rewrite.fusion import reduced_producer
+from symgraph.rewrite.fusion import matmul_epilogue, reduced_producer
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.kernels_elemwise import broadcast_shapes, output_inputs, program_from_composite
 from symgraph.backends.opencl.fallback import fallback_source, wrap_in_fallback
+from symgraph.backends.opencl.kernels_matmul import lower_matmul_epilogue
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, device_ok, lowering_for
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
 
@@ -41,6 +42,18 @@ def _producers_fused_into_reductions(fgraph: FunctionGraph) -> set:
         if c is not None and reduced_producer(fgraph, node) is c and device_ok(c) and device_ok(node):
             fused.add(c)
     return fused
+
+
+def _matmul_epilogues(fgraph: FunctionGraph, ctx: LowerContext) -> dict:
+    """Elementwise node -> the matrix product it is fused into (see ``matmul_epilogue``), where both
+    run on the device and the node's other inputs are device arrays."""
+    found = {}
+    for node in fgraph.apply_nodes:
+        mm = matmul_epilogue(fgraph, node) if node not in ctx.fused else None
+        if (mm is not None and device_ok(node) and device_ok(mm)
+                and not any(v in ctx.host for v in node.inputs if v not in mm.outputs)):
+            found[node] = mm
+    return found
 
 
 class _ShapeOnly:
@@ -76,8 +89,15 @@ class OpenCLFunction:
                 rt.check_dtype("float64", f"{v} ({v.type}{', computed by ' + str(v.owner.op) if v.owner else ''})")
         host: set = {v for v in fgraph.inputs if not _on_device(v)}
         ctx = self._ctx = LowerContext(rt, self.kernels, host, fused=_producers_fused_into_reductions(fgraph))
+        epilogues = {} if self.spec.nan_guard else _matmul_epilogues(fgraph, ctx)
+        products = set(epilogues.values())
         plan = []
         for node in fgraph.toposort():
+            if node in epilogues:  # the product and this elementwise node: one step
+                plan.append((node, lower_matmul_epilogue(node, epilogues[node], ctx)))
+                continue
+            if node in products:  # computed in the step of the node that alone reads it
+                continue
             if node in ctx.fused:  # its program runs inside the reduction that reads it
                 if sum(len(fgraph.clients[o]) for o in node.outputs) > 1:  # shape readers too
                     host.update(node.outputs)

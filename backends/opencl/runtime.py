@@ -136,7 +136,7 @@ class Runtime:
         host memory, inputs are wrapped without a copy and outputs returned without one."""
         self.host_blas = self.zero_copy
         """Float matrix products on a zero-copy CPU device run in numpy's BLAS on the shared memory
-        instead of the tiled kernel (see kernels_linalg.MatmulKernel for the measurement)."""
+        instead of the tiled kernel (see kernels_matmul.MatmulKernel for the measurement)."""
 
     def _host_memory_is_shared(self) -> bool:
         """Probe: a kernel's write into a mapped ALLOC_HOST_PTR buffer and into a USE_HOST_PTR

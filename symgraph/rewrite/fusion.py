@@ -11,7 +11,8 @@ kernel arguments. DimShuffles and other views are never fused (they stay free vi
 A reduction whose input is a Composite output, where nothing else reads the Composite's outputs
 (save for their shapes, as mean's divisor does), gets ``node.tag["fused_producer"] = composite_node``: a backend that can compute the elementwise
 program inside its reduction loop (OpenCL) uses it; numpy computes the Composite into a
-buffer and reduces that.
+buffer and reduces that. Likewise ``matmul_epilogue`` names the matrix product whose result only
+one elementwise node reads: a backend may run that node's program on the product's accumulators.
 """
 from __future__ import annotations
 
@@ -251,3 +252,20 @@ def mark_reductions(fgraph: FunctionGraph) -> None:
         producer = reduced_producer(fgraph, node)
         if producer is not None:
             node.tag["fused_producer"] = producer
+
+
+def matmul_epilogue(fgraph: FunctionGraph, node: Apply) -> Apply | None:
+    """The matrix product (Dot, or MatMul with at most one batch axis) whose result the elementwise
+    ``node`` alone reads, where ``node``'s outputs have the product's rank: a backend may then run
+    ``node``'s program on the accumulators before the product's one store (bias add, activation,
+    SGD update), so the product never goes through memory."""
+    from symgraph.tensor.math import Dot, MatMul
+    if not isinstance(node.op, (Elemwise, Composite)):
+        return None
+    for v in dict.fromkeys(node.inputs):
+        mm = v.owner
+        if (mm is not None and type(mm.op) in (Dot, MatMul) and v.ndim in (2, 3)
+                and all(x.ndim >= 2 for x in mm.inputs) and all(o.ndim == v.ndim for o in node.outputs)
+                and all(c is node for c, _ in fgraph.clients[v])):
+            return mm
+    return None

@@ -84,20 +84,31 @@ class Composite(Op):
     def perform(self, node: Apply, inputs: list) -> list:
         return self.run(self.plan(tuple(i.type for i in node.inputs)), inputs)
 
-    def run(self, p: "Plan", inputs: list, buffered: bool = True) -> list:
+    def run(self, p: "Plan", inputs: list, buffered: bool = True, out: list | None = None) -> list:
         """Evaluate the program with schedule ``p`` (unbuffered when the run-time lengths do
-        not match the static broadcasting the plan assumes, or when ``buffered`` is False)."""
+        not match the static broadcasting the plan assumes, or when ``buffered`` is False).
+        ``out``: arrays to hold the outputs; the steps that compute them write there directly
+        when the plan gives them a full-size buffer of their own (outputs' buffers are never reused)."""
         with np.errstate(all="ignore"):
             shape = np.broadcast_shapes(*(np.shape(x) for x in inputs)) if inputs else ()
             fits = buffered and all(inputs[k].shape[d] == shape[fd] for k, d, fd in p.guards)
             bufs = [np.empty(shape, dt) for dt in p.slot_dtypes] if fits else None
+            if fits and out is not None:
+                slot_of = {dest: slot for _, _, slot, dest in p.instrs if slot is not None}
+                for o, idx in zip(out, p.out_index):
+                    if idx in slot_of and o.shape == shape and o.dtype == p.slot_dtypes[slot_of[idx]]:
+                        bufs[slot_of[idx]] = o
             vals = list(inputs) + list(p.consts) + [None] * len(self.steps)
             for fn, args, slot, dest in p.instrs:
                 if slot is not None and fits:
                     vals[dest] = fn(*[vals[a] for a in args], out=bufs[slot])
                 else:
                     vals[dest] = fn(*[vals[a] for a in args])
-        return [np.asarray(vals[i], dtype=dt) for i, dt in zip(p.out_index, p.out_dtypes)]
+            results = [np.asarray(vals[i], dtype=dt) for i, dt in zip(p.out_index, p.out_dtypes)]
+            for o, r in zip(out or (), results):
+                if r is not o:
+                    np.copyto(o, r)
+        return results if out is None else out
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         from symgraph.tensor.shape import broadcast_shapes

@@ -1,0 +1,161 @@
+"""OpenCL matrix products: the register-blocked tiled kernel (what GPUs run) on shapes that do
+and do not fill its tiles, transposed and batched operands, and the elementwise epilogue fused
+into the product's store (bias + activation, SGD update, several outputs), on both the kernel
+path and the host-BLAS path of CPU devices, against numpy."""
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytest.importorskip("pyopencl")
+from conftest import BACKENDS  # noqa: E402
+
+if "opencl" not in BACKENDS:
+    pytest.skip("no OpenCL device", allow_module_level=True)
+
+import symgraph as sg  # noqa: E402
+import symgraph.tensor as T  # noqa: E402
+from symgraph.backends.opencl import get_runtime  # noqa: E402
+
+PATHS = ["kernel", "host_blas"]
+
+
+@contextlib.contextmanager
+def matmul_path(path: str):
+    """Run products in the tiled kernel, or in host BLAS where the device allows it."""
+    rt = get_runtime()
+    if path == "host_blas" and not rt.zero_copy:
+        pytest.skip("host BLAS is used only on zero-copy (CPU) devices")
+    saved, rt.host_blas = rt.host_blas, path == "host_blas"
+    try:
+        yield
+    finally:
+        rt.host_blas = saved
+
+
+def _fused_kernels(f) -> list[str]:
+    return [name for name in f.kernels if name.startswith("matmul_")]
+
+
+dims = st.integers(0, 140)
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=dims, k=dims, n=dims, ta=st.booleans(), tb=st.booleans(),
+       dtype=st.sampled_from(["float32", "int32", "bool"]), seed=st.integers(0, 2**16))
+def test_tiled_kernel_matches_numpy(m, k, n, ta, tb, dtype, seed):
+    rng = np.random.default_rng(seed)
+    va = rng.integers(-3, 4, size=(k, m) if ta else (m, k)).astype(dtype)
+    vb = rng.integers(-3, 4, size=(n, k) if tb else (k, n)).astype(dtype)
+    a, b = T.tensor(dtype, (None, None), "a"), T.tensor(dtype, (None, None), "b")
+    f = sg.function([a, b], T.dot(a.T if ta else a, b.T if tb else b), backend="opencl")
+    with matmul_path("kernel"):
+        got = f(va, vb)
+    want = np.dot(va.T if ta else va, vb.T if tb else vb)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_batched_products_match_numpy(path):
+    rng = np.random.default_rng(1)
+    c, d, e = T.ftensor3("c"), T.ftensor3("d"), T.fmatrix("e")
+    vc, vd, ve = (rng.normal(size=s).astype("float32") for s in [(3, 70, 9), (1, 9, 66), (9, 5)])
+    f = sg.function([c, d, e], [T.matmul(c, d), T.matmul(c, e), T.matmul(c.dimshuffle(0, 2, 1)[:, :5], c)],
+                    backend="opencl")
+    with matmul_path(path):
+        got = f(vc, vd, ve)
+    for g, w in zip(got, [vc @ vd, vc @ ve, vc.transpose(0, 2, 1)[:, :5] @ vc]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@settings(max_examples=10, deadline=None)
+@given(m=st.integers(1, 90), k=st.integers(1, 90), n=st.integers(1, 90), seed=st.integers(0, 2**16))
+def test_bias_and_activation_run_in_the_products_store(path, m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    vx, vw, vb = (rng.normal(size=s).astype("float32") for s in [(m, k), (k, n), (n,)])
+    x, w, b = T.fmatrix("x"), T.fmatrix("w"), T.fvector("b")
+    f = sg.function([x, w, b], T.relu(T.dot(x, w) + b), backend="opencl")
+    assert len(_fused_kernels(f)) == 1 and "relu" in _fused_kernels(f)[0]
+    assert not [name for name in f.kernels if name.startswith("fused_")]  # no separate elementwise kernel
+    with matmul_path(path):
+        np.testing.assert_allclose(f(vx, vw, vb), np.maximum(vx @ vw + vb, 0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sgd_update_fused_into_the_gradient_product(path):
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=(70, 20)).astype("float32")
+    w = sg.shared(w0.copy(), "w")
+    a, g = T.fmatrix("a"), T.fmatrix("g")
+    f = sg.function([a, g], [], updates=[(w, w - 0.01 * T.dot(a.T, g))], backend="opencl")
+    assert len(_fused_kernels(f)) == 1
+    va, vg = rng.normal(size=(33, 70)).astype("float32"), rng.normal(size=(33, 20)).astype("float32")
+    with matmul_path(path):
+        f(va, vg)
+        f(va, vg)
+    np.testing.assert_allclose(w.get_value(), w0 - 0.02 * (va.T @ vg), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_epilogues_with_several_outputs_constants_and_a_batch_axis(path):
+    rng = np.random.default_rng(4)
+    x, w, c = T.fmatrix("x"), T.fmatrix("w"), T.ftensor3("c")
+    z = T.dot(x, w)
+    y = T.matmul(c, w) * np.float32(2)  # one Elemwise with an inlined constant, over a batch axis
+    f = sg.function([x, w, c], [T.tanh(z) + 1, T.exp(z) * z, y], backend="opencl")
+    assert len(_fused_kernels(f)) == 2
+    vx, vw, vc = (rng.normal(size=s).astype("float32") for s in [(17, 9), (9, 65), (2, 30, 9)])
+    with matmul_path(path):
+        got = f(vx, vw, vc)
+    zv = vx @ vw
+    for g, want in zip(got, [np.tanh(zv) + 1, np.exp(zv) * zv, (vc @ vw) * 2]):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_epilogue_of_an_empty_inner_dimension(path):
+    x, w, b = T.fmatrix("x"), T.fmatrix("w"), T.fvector("b")
+    f = sg.function([x, w, b], T.dot(x, w) + b, backend="opencl")
+    vb = np.arange(4, dtype="float32")
+    with matmul_path(path):
+        got = f(np.zeros((3, 0), "float32"), np.zeros((0, 4), "float32"), vb)
+    np.testing.assert_array_equal(got, np.broadcast_to(vb, (3, 4)))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_product_broadcast_larger_at_run_time_is_still_right(path):
+    """A length-1 product axis broadcast against an epilogue input of unknown length: numpy's
+    result, computed on the host for that call with a warning (the fused store cannot cover it)."""
+    x, w, u = T.fmatrix("x"), T.fmatrix("w"), T.fmatrix("u")
+    f = sg.function([x, w, u], T.dot(x, w) + u, backend="opencl")
+    rng = np.random.default_rng(5)
+    vx, vw, vu = (rng.normal(size=s).astype("float32") for s in [(1, 3), (3, 4), (5, 4)])
+    with matmul_path(path), pytest.warns(RuntimeWarning, match="ran on the host"):
+        got = f(vx, vw, vu)
+    np.testing.assert_allclose(got, vx @ vw + vu, rtol=1e-5)
+    with matmul_path(path), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the ordinary shapes stay on the device path
+        np.testing.assert_allclose(f(vx, vw, vu[:1]), vx @ vw + vu[:1], rtol=1e-5)
+
+
+def test_nan_guard_keeps_the_product_and_its_reader_apart():
+    x, w, b = T.fmatrix("x"), T.fmatrix("w"), T.fvector("b")
+    f = sg.function([x, w, b], T.relu(T.dot(x, w) + b), backend="opencl", nan_guard=True)
+    assert _fused_kernels(f) and all("relu" not in name for name in _fused_kernels(f))
+
+
+def test_product_read_elsewhere_is_not_fused():
+    x, w = T.fmatrix("x"), T.fmatrix("w")
+    z = T.dot(x, w)
+    f = sg.function([x, w], [z, T.relu(z)], backend="opencl")
+    assert all("relu" not in name for name in _fused_kernels(f))
+    vx, vw = np.ones((3, 2), "float32"), -np.ones((2, 4), "float32")
+    got = f(vx, vw)
+    np.testing.assert_array_equal(got[0], vx @ vw)
+    np.testing.assert_array_equal(got[1], np.zeros((3, 4)))
