@@ -306,3 +306,55 @@ def test_each_kernel_layout_agrees_with_numpy(backend, shape, axis):
         np.testing.assert_allclose(got[0], v.sum(axis=axis), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(got[1], np.exp(v).max(axis=axis), rtol=1e-6)
         np.testing.assert_array_equal(got[2], v.argmax(axis=axis if len(shape) == 2 else None))
+
+
+@fixture_ok
+@given(case=array_and_axis(dtypes=("float32", "float64")), keepdims=st.booleans(), data=st.data())
+def test_elementwise_reader_of_a_reduction_runs_in_its_store(backend, case, keepdims, data):
+    """``[exp(s) * c - n, exp(s) * 2]`` for ``s = sum(x, axis)``, c broadcast over the result and n a
+    host scalar: on OpenCL both outputs are computed in the reduction kernel (its epilogue)."""
+    value, axis = case
+    dtype = value.dtype.name
+    result = np.sum(value, axis=axis, keepdims=keepdims)
+    cshape = tuple(data.draw(st.sampled_from([1, n]), f"axis {d}") for d, n in enumerate(result.shape))
+    cshape = cshape[data.draw(st.integers(0, len(cshape)), "dropped axes"):]
+    c = data.draw(hnp.arrays(dtype, cshape, elements=st.floats(-2, 2, width=32)), "c")
+    x, cv, n = declare(value, static=False), declare(c, static=False), T.lscalar("n")
+    s = T.sum(x, axis=axis, keepdims=keepdims)
+    f = sg.function([x, cv, n], [T.exp(s) * cv - T.cast(n, dtype), T.exp(s) * 2], backend=backend)
+    got = f(value, c, 3)
+    for g, want in zip(got, [np.exp(result) * c - np.asarray(3, dtype), np.exp(result) * 2]):
+        assert g.shape == want.shape and g.dtype == want.dtype
+        np.testing.assert_allclose(g, want, **_tol(dtype))
+    if backend == "opencl":
+        assert not any(k.startswith("fused_") for k in f.kernels), sorted(f.kernels)
+
+
+def test_reduction_reader_that_broadcasts_the_result_at_run_time(backend):
+    """sum over axis 0 of a one-column matrix, plus a vector of unknown length: numpy's broadcast
+    result (on OpenCL that call runs on the host, with a warning; the fused store cannot cover it)."""
+    x, u = T.fmatrix("x"), T.fvector("u")
+    f = sg.function([x, u], T.sum(x, axis=0) * 2 + u, backend=backend)
+    vx, vu = np.arange(6, dtype="float32").reshape(6, 1), np.arange(5, dtype="float32")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        np.testing.assert_allclose(f(vx, vu), vx.sum(0) * 2 + vu)
+    assert any("ran on the host" in str(w.message) for w in seen) == (backend == "opencl")
+
+
+@pytest.mark.parametrize("shape, axis, keepdims", [((300, 3), 0, False), ((7, 70), 0, False), ((70, 7), 1, False),
+                                                   ((5, 6, 7), (0, 2), True), ((6, 5), 1, True)])
+def test_sgd_update_of_a_bias_runs_in_the_gradient_sum(backend, shape, axis, keepdims):
+    """``b - 0.01 * sum(g, axis)`` in each kernel layout (a work-group per result, lockstep columns,
+    independent rows), b varying along every kept axis, against numpy."""
+    rng = np.random.default_rng(7)
+    g = rng.normal(size=shape).astype("float32")
+    b0 = rng.normal(size=np.sum(g, axis=axis, keepdims=keepdims).shape).astype("float32")
+    b = sg.shared(b0.copy(), "b")
+    gv = T.tensor("float32", (None,) * len(shape), "g")
+    f = sg.function([gv], [], updates=[(b, b - 0.01 * T.sum(gv, axis=axis, keepdims=keepdims))], backend=backend)
+    for v in (g, np.ascontiguousarray(g.T).T):  # and transposed in memory
+        b.set_value(b0.copy())
+        f(v)
+        np.testing.assert_allclose(b.get_value(), b0 - 0.01 * v.sum(axis=axis, keepdims=keepdims), rtol=1e-5,
+                                   atol=1e-5)

@@ -234,3 +234,10 @@ def test_fused_switch_selects_exactly(dtype, data):
     assert any(isinstance(n.op, Composite) for n in f.graph.apply_nodes)
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(f(c, a, b), np.where(c > 0, a, b))
+
+
+def test_reduction_of_a_lone_elementwise_op_is_marked_too():
+    x, y = T.dmatrix("x"), T.dmatrix("y")
+    f = sg.function([x, y], (x * y).sum(axis=1))
+    (red,) = [n for n in f.graph.apply_nodes if type(n.op) is CAReduce]
+    assert str(red.tag["fused_producer"].op) == "mul"

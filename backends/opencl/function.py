@@ -12,12 +12,13 @@ from symgraph.compile.function import CompileSpec
 from symgraph.errors import SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.rewrite.fusion import matmul_epilogue, reduced_producer
+from symgraph.rewrite.fusion import fused_into, reduced_producer
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
-from symgraph.backends.opencl.kernels_elemwise import broadcast_shapes, output_inputs, program_from_composite
+from symgraph.backends.opencl.kernels_elemwise import Shaped, broadcast_shapes, output_inputs, program_from_composite
 from symgraph.backends.opencl.fallback import fallback_source, wrap_in_fallback
 from symgraph.backends.opencl.kernels_matmul import lower_matmul_epilogue
+from symgraph.backends.opencl.kernels_reduce import lower_reduce_epilogue
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, device_ok, lowering_for
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
 
@@ -44,30 +45,27 @@ def _producers_fused_into_reductions(fgraph: FunctionGraph) -> set:
     return fused
 
 
-def _matmul_epilogues(fgraph: FunctionGraph, ctx: LowerContext) -> dict:
-    """Elementwise node -> the matrix product it is fused into (see ``matmul_epilogue``), where both
-    run on the device and the node's other inputs are device arrays."""
+def _epilogues(fgraph: FunctionGraph, ctx: LowerContext) -> dict:
+    """Elementwise node -> the matrix product or reduction it runs in as an epilogue (see
+    ``fused_into``), where both run on the device; a product's epilogue takes device arrays only."""
     found = {}
     for node in fgraph.apply_nodes:
-        mm = matmul_epilogue(fgraph, node) if node not in ctx.fused else None
-        if (mm is not None and device_ok(node) and device_ok(mm)
-                and not any(v in ctx.host for v in node.inputs if v not in mm.outputs)):
-            found[node] = mm
+        src = fused_into(fgraph, node) if node not in ctx.fused else None
+        if src is None or not device_ok(node) or not device_ok(src):
+            continue
+        host_inputs = [v for v in node.inputs if v in ctx.host and v not in src.outputs]
+        if not host_inputs or (type(src.op).__name__ == "CAReduce" and all(v.type.ndim == 0 for v in host_inputs)):
+            found[node] = src
     return found
-
-
-class _ShapeOnly:
-    """Stands for a value that is computed only inside a fused kernel: shape readers see its shape."""
-
-    def __init__(self, shape: tuple):
-        self.shape, self.ndim = shape, len(shape)
 
 
 def _shape_only(node: Apply) -> Lowered:
     """The step left of a Composite fused into its reduction: its outputs' shapes, for shape readers
     (each the broadcast of the inputs that output reads, as numpy would give it)."""
-    ndim, deps = node.outputs[0].ndim, output_inputs(program_from_composite(node))
-    return Lowered(lambda ins: [_ShapeOnly(broadcast_shapes(node, [ins[k] for k in d], ndim)) for d in deps],
+    ndim = node.outputs[0].ndim
+    deps = output_inputs(program_from_composite(node)) if type(node.op).__name__ == "Composite" else \
+        [range(len(node.inputs))]
+    return Lowered(lambda ins: [Shaped(broadcast_shapes(node, [ins[k] for k in d], ndim)) for d in deps],
                    kind="meta")
 
 
@@ -89,14 +87,16 @@ class OpenCLFunction:
                 rt.check_dtype("float64", f"{v} ({v.type}{', computed by ' + str(v.owner.op) if v.owner else ''})")
         host: set = {v for v in fgraph.inputs if not _on_device(v)}
         ctx = self._ctx = LowerContext(rt, self.kernels, host, fused=_producers_fused_into_reductions(fgraph))
-        epilogues = {} if self.spec.nan_guard else _matmul_epilogues(fgraph, ctx)
-        products = set(epilogues.values())
+        epilogues = {} if self.spec.nan_guard else _epilogues(fgraph, ctx)
+        hosts = set(epilogues.values())
         plan = []
         for node in fgraph.toposort():
-            if node in epilogues:  # the product and this elementwise node: one step
-                plan.append((node, lower_matmul_epilogue(node, epilogues[node], ctx)))
+            if node in epilogues:  # the product or reduction and this elementwise node: one step
+                src = epilogues[node]
+                lower = lower_reduce_epilogue if type(src.op).__name__ == "CAReduce" else lower_matmul_epilogue
+                plan.append((node, lower(node, src, ctx)))
                 continue
-            if node in products:  # computed in the step of the node that alone reads it
+            if node in hosts:  # computed in the step of the elementwise node that alone reads it
                 continue
             if node in ctx.fused:  # its program runs inside the reduction that reads it
                 if sum(len(fgraph.clients[o]) for o in node.outputs) > 1:  # shape readers too

@@ -257,10 +257,30 @@ def program_of_output(prog: ScalarProgram, j: int) -> tuple[ScalarProgram, list[
     return out, keep_in
 
 
+def evaluate_on_host(prog: ScalarProgram, values: list) -> list[np.ndarray]:
+    """The program's outputs computed with numpy from host ``values`` (the scalar table's numpy
+    functions): for rare per-call host paths."""
+    steps: list = []
+
+    def get(ref: tuple) -> Any:
+        return values[ref[1]] if ref[0] == "in" else steps[ref[1]] if ref[0] == "step" else np.asarray(ref[1], ref[2])
+    with np.errstate(all="ignore"):
+        for sop, refs, dt in prog.steps:
+            steps.append(np.asarray(sop.np_fn(*[get(r) for r in refs]), dtype=dt))
+    return [np.asarray(get(r), dtype=dt) for r, dt in zip(prog.outputs, prog.output_dtypes)]
+
+
 def broadcast_strides(a: DeviceArray, ndim: int) -> list[int]:
     """``a``'s element strides over ``ndim`` output axes (numpy's right alignment): 0 on the axes
     it broadcasts along (missing in front, or of length 1)."""
     return [0] * (ndim - a.ndim) + [0 if n == 1 else st for n, st in zip(a.shape, a.strides)]
+
+
+class Shaped:
+    """Stands for a value computed only inside a fused kernel (or not yet computed): it has a shape."""
+
+    def __init__(self, shape: tuple):
+        self.shape, self.ndim = shape, len(shape)
 
 
 def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> tuple:
@@ -375,6 +395,18 @@ def program_from_composite(node: Apply) -> ScalarProgram:
         prog.outputs.append(conv[ref[0]](ref))
         prog.output_dtypes.append(out.dtype)
     return prog
+
+
+def program_and_inputs(node: Apply) -> tuple[ScalarProgram, list]:
+    """The ScalarProgram of an Elemwise or Composite node and the variables bound to its inputs."""
+    if type(node.op).__name__ == "Composite":
+        return program_from_composite(node), list(node.inputs)
+    return program_from_elemwise(node)
+
+
+def program_label(node: Apply) -> str:
+    """A kernel name stem saying what an Elemwise or Composite node computes."""
+    return composite_label(node) if type(node.op).__name__ == "Composite" else node.op.scalar_op.name
 
 
 def composite_label(node: Apply) -> str:

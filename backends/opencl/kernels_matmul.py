@@ -4,7 +4,7 @@ elementwise epilogue fused into its store.
 Each work-group computes a TILE x TILE block of the output; each of its 16 x 16 work-items keeps
 a BLOCK x BLOCK block of accumulators in registers, so every value read from local memory feeds
 BLOCK multiply-adds. Operands are read through their strides (transposed views need no copy).
-The epilogue is the elementwise node that alone reads the product (``matmul_epilogue``: a bias
+The epilogue is the elementwise node that alone reads the product (``fused_into``: a bias
 add and activation, an SGD update): its program runs on the accumulators before the one store,
 so the product itself never goes through memory."""
 from __future__ import annotations
@@ -17,9 +17,9 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, broadcast_shapes, broadcast_strides,
-                                                      composite_label, content_named, preamble,
-                                                      program_from_composite, program_from_elemwise, program_lines)
+from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, Shaped, broadcast_shapes, broadcast_strides,
+                                                      content_named, preamble, program_and_inputs, program_label,
+                                                      program_lines)
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 
@@ -120,14 +120,12 @@ class MatmulKernel:
         self.acc_dtype = np.dtype(node.outputs[0].dtype)
         prog, product, label = None, 0, ""
         if epilogue is not None:
-            prog, bound = (program_from_composite(epilogue), list(epilogue.inputs)) \
-                if isinstance(epilogue.op, Composite) else program_from_elemwise(epilogue)
+            prog, bound = program_and_inputs(epilogue)
             product = bound.index(node.outputs[0])
             self.others = [v for v in bound if v is not node.outputs[0]]
             self.host_op, self.host_types = _as_composite(epilogue, bound)
             self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
-            label = "_" + (composite_label(epilogue) if isinstance(epilogue.op, Composite)
-                           else epilogue.op.scalar_op.name)
+            label = "_" + program_label(epilogue)
         self.product = product
         self.name, self.source = content_named(f"matmul_{a.dtype}_{b.dtype}{label}", lambda n: matmul_source(
             n, a.dtype, b.dtype, self.acc_dtype, prog, product))
@@ -154,7 +152,7 @@ class MatmulKernel:
         a2, b2, batch, M, K, N, shape = self._operands(a, b)
         if self.epilogue is not None:
             full = list(others)
-            full.insert(self.product, _Shaped(shape))
+            full.insert(self.product, Shaped(shape))
             if broadcast_shapes(self.epilogue, full, len(shape)) != shape:
                 return self._unfused_on_host(a, b, others)
         dtypes = self.out_dtypes if self.epilogue is not None else [self.acc_dtype]
@@ -173,7 +171,7 @@ class MatmulKernel:
         ab = broadcast_strides(a2.view(a2.shape[:-2], a2.strides[:-2], 0), nb) if nb else []
         bb = broadcast_strides(b2.view(b2.shape[:-2], b2.strides[:-2], 0), nb) if nb else []
         args: list = []
-        for x in others:  # strided over (t, M, N); only one batch axis is fused (see matmul_epilogue)
+        for x in others:  # strided over (t, M, N); only one batch axis is fused (see fused_into)
             st = ([0, 0, 0] + broadcast_strides(x, len(outs[0].shape)))[-3:]
             args += [x.buffer, np.int64(x.offset)] + [np.int64(s) for s in st]
         k = self.rt.kernel(self.source, self.name)
@@ -229,13 +227,6 @@ class MatmulKernel:
         results = self.epilogue.op.perform(self.epilogue, values)
         return [self.rt.to_device(np.ascontiguousarray(r, dtype=dt), f"output of {self.epilogue.op}")
                 for r, dt in zip(results, self.out_dtypes)]
-
-
-class _Shaped:
-    """Stands for the product in a broadcasting check: only its shape is known before it is computed."""
-
-    def __init__(self, shape: tuple):
-        self.shape, self.ndim = shape, len(shape)
 
 
 def _as_composite(node: Apply, bound: list) -> tuple[Composite, tuple]:

@@ -5,14 +5,17 @@ same in lockstep for column-wise reductions on CPU devices, and a work-group per
 with a local-memory tree (few long reductions)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from symgraph.errors import node_context
 from symgraph.graph.basic import Apply
 from symgraph.scalar import SCALAR_OPS
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, broadcast_shapes, broadcast_strides,
-                                                      composite_label, content_named, program_from_composite,
-                                                      program_lines, program_of_output)
+from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, Shaped, broadcast_shapes, broadcast_strides,
+                                                      content_named, evaluate_on_host, program_and_inputs,
+                                                      program_label, program_lines, program_of_output)
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 
@@ -45,20 +48,23 @@ def digits(var: str, prefix: str, dims: int) -> list[str]:
     return lines + [f"const long {prefix}0 = {prefix}r;"]
 
 
-def _offset(k: int, prefix: str, dims: int) -> str:
-    """Input ``k``'s element offset for the per-axis indices ``{prefix}*`` (strides ``{prefix}s{k}_*``)."""
-    return " + ".join(f"{prefix}{d} * {prefix}s{k}_{d}" for d in range(dims)) or "0"
+def _offset(k: int, prefix: str, dims: int, strides: str = "") -> str:
+    """Input ``k``'s element offset for the per-axis indices ``{prefix}*`` (strides ``{strides}{k}_*``,
+    by default ``{prefix}s{k}_*``)."""
+    return " + ".join(f"{prefix}{d} * {strides or prefix + 's'}{k}_{d}" for d in range(dims)) or "0"
 
 
 def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool], out_dtype, n_kept: int,
-                  n_red: int, variant: str, arg: bool = False) -> str:
+                  n_red: int, variant: str, arg: bool = False, epilogue: tuple | None = None) -> str:
     """Kernel reducing, over ``n_red`` axes for each output indexed by ``n_kept`` axes, the value that
     ``prog`` computes from its strided inputs (a bare load for a plain reduction; the elementwise
     program of a fused Composite otherwise, so that value never goes through memory). ``op`` is a
     CAReduce op name, or 'max'/'min' with ``arg`` (writes the flat index). ``variant``: 'rows', a
     work-item per output looping on its own; 'columns', the same in lockstep, a barrier per step,
     so pocl runs a group's work-items side by side over neighbouring outputs (a column sum reads
-    rows of memory instead of striding down each column); 'tree', a work-group per output."""
+    rows of memory instead of striding down each column); 'tree', a work-group per output.
+    ``epilogue`` is (program, reduced input, by_value) of the elementwise node that alone reads the
+    result: it runs on each result before the store (its other inputs strided over the kept axes)."""
     tree = variant == "tree"
     in_dtype, out_dtype = np.dtype(prog.output_dtypes[0]), np.dtype(out_dtype)
     acc_dtype = in_dtype if arg else out_dtype
@@ -92,9 +98,24 @@ def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool],
         params += [f"__global const {ks.ctype(dt)} *restrict in{k}", "const long off" + str(k)]
         params += [f"const long ks{k}_{d}" for d in range(n_kept)] + [f"const long rs{k}_{d}" for d in range(n_red)]
         loads.append(f"in{k}[base{k} + {_offset(k, 'r', n_red)}]")
-    params += [f"__global {O} *restrict out", "const long m", "const long len"]
+    epi, reduced, epi_by_value = epilogue or (ScalarProgram([out_dtype.name], [], [("in", 0)], [out_dtype.name]),
+                                              0, [False])
+    for k, dt in enumerate(epi.input_dtypes):
+        if k != reduced:
+            params += [f"const {ks.ctype(dt)} e{k}"] if epi_by_value[k] else \
+                [f"__global const {ks.ctype(dt)} *restrict e{k}, const long eoff{k}"] + \
+                [f"const long es{k}_{d}" for d in range(n_kept)]
+    params += [f"__global {ks.ctype(dt)} *restrict out{q}" for q, dt in enumerate(epi.output_dtypes)]
+    params += ["const long m", "const long len"]
     params += [f"const long kn{d}" for d in range(n_kept)] + [f"const long rn{d}" for d in range(n_red)]
     value_lines, (value,), needed = program_lines(prog, loads)
+
+    def store(result: str) -> list[str]:
+        loads = [result if k == reduced else f"e{k}" if epi_by_value[k] else
+                 f"e{k}[eoff{k} + {_offset(k, 'k', n_kept, 'es')}]" for k in range(len(epi.input_dtypes))]
+        lines, outs, epi_needed = program_lines(epi, loads)
+        needed.update(epi_needed)
+        return lines + [f"out{q}[o] = {v};" for q, v in enumerate(outs)]
     body = digits("o", "k", n_kept)
     body += [f"const long base{k} = off{k} + {_offset(k, 'k', n_kept)};"
              for k in range(len(by_value)) if not by_value[k]]
@@ -110,19 +131,21 @@ def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool],
                  f"for (int s = {GROUP // 2}; s > 0; s >>= 1) {{", "    if (lid < s) {"]
         body += ["        " + ln for ln in tree_step]
         body += ["    }", "    barrier(CLK_LOCAL_MEM_FENCE);", "}",
-                 f"if (lid == 0) out[o] = {'si[0]' if arg else ('sa[0]' if acc_dtype == out_dtype else f'({O})sa[0]')};"]
+                 "if (lid == 0) {"]
+        body += ["    " + ln for ln in store('si[0]' if arg else ('sa[0]' if acc_dtype == out_dtype else f'({O})sa[0]'))]
+        body += ["}"]
         pre = ["const long o = get_group_id(0);", "const long lid = get_local_id(0);"]
         attr = f"__attribute__((reqd_work_group_size({GROUP}, 1, 1)))\n"
     elif variant == "columns":  # every work-item reaches each barrier: the spare ones redo the last output
-        body += [f"if (get_global_id(0) < m) out[o] = {final};"]
+        body += ["if (get_global_id(0) < m) {"] + ["    " + ln for ln in store(final)] + ["}"]
         pre = ["const long o = min((long)get_global_id(0), m - 1);"]
         attr = f"__attribute__((reqd_work_group_size({COLUMN_GROUP}, 1, 1)))\n"
     else:
-        body += [f"out[o] = {final};"]
+        body += store(final)
         pre = ["const long o = get_global_id(0);", "if (o >= m) return;"]
         attr = ""
     code = "\n".join("    " + ln for ln in pre + body if ln)
-    dts = [np.dtype(d) for d in prog.input_dtypes + [d for _, _, d in prog.steps]] + [in_dtype, out_dtype]
+    dts = [np.dtype(d) for p in (prog, epi) for d in p.input_dtypes + [d for _, _, d in p.steps]] + [in_dtype, out_dtype]
     head = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if np.dtype(np.float64) in dts else ""
     helper_src = ks.helpers(helpers | needed)
     return (f"{head}{helper_src}{chr(10) if helper_src else ''}__kernel {attr}void {name}(\n        "
@@ -130,37 +153,66 @@ def reduce_source(name: str, op: str, prog: ScalarProgram, by_value: list[bool],
 
 
 class ReduceKernel:
-    """Runs a reduction over fixed axes of a device array, or of the value a fused Composite
-    computes from its inputs (``producer``), inside one kernel."""
+    """Runs a reduction over fixed axes of a device array, or of the value a fused elementwise
+    node computes from its inputs (``producer``), inside one kernel; an elementwise node that alone
+    reads the result (``epilogue``) runs on each result before the store."""
 
     def __init__(self, node: Apply, ctx: LowerContext, op: str, axes: tuple, keepdims: bool, arg: bool,
-                 producer: Apply | None = None):
+                 producer: Apply | None = None, epilogue: Apply | None = None):
         x, out = node.inputs[0], node.outputs[0]
         self.runtime, self.node, self.op, self.arg = ctx.runtime, node, op, arg
         self.axes, self.keepdims, self.out_dtype, self.ndim = axes, keepdims, np.dtype(out.dtype), x.ndim
         if producer is None:
             prog, self.inputs, label = ScalarProgram([x.dtype], [], [("in", 0)], [x.dtype]), [x], str(x.dtype)
         else:
-            prog, keep = program_of_output(program_from_composite(producer), node.inputs[0].index)
-            self.inputs, label = [producer.inputs[k] for k in keep], composite_label(producer)
-        self.shape_node = producer or node  # where a broadcasting error is reported
+            whole, bound = program_and_inputs(producer)
+            prog, keep = program_of_output(whole, node.inputs[0].index)
+            self.inputs, label = [bound[k] for k in keep], program_label(producer)
+        self.prog, self.shape_node = prog, producer or node  # where a broadcasting error is reported
         self.by_value = [v in ctx.host and v.type.ndim == 0 for v in self.inputs]
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
+        self.epilogue, epi, self.others, self.out_dtypes = epilogue, None, [], [self.out_dtype]
+        if epilogue is not None:
+            self.epi_prog, bound = program_and_inputs(epilogue)
+            reduced = bound.index(out)
+            self.reduced, self.others = reduced, [v for v in bound if v is not out]
+            epi_by_value = [v in ctx.host and v.type.ndim == 0 for v in bound]
+            epi = (self.epi_prog, reduced, epi_by_value)
+            self.by_value += [b for k, b in enumerate(epi_by_value) if k != reduced]
+            self.value_types += [np.dtype("uint8" if d == "bool" else d)
+                                 for k, d in enumerate(self.epi_prog.input_dtypes) if k != reduced]
+            self.out_dtypes = [np.dtype(d) for d in self.epi_prog.output_dtypes]
+            label += "_" + program_label(epilogue)
         n_red, n_kept = len(axes), x.ndim - len(axes)
         stem = ctx.kernel_name(node, f"{'arg' if arg else ''}{op}_{label}")
         self.names, self.sources = {}, {}
         for variant in VARIANTS if self.runtime.is_cpu else ("rows", "tree"):
             name, src = content_named(f"{stem}_{variant}", lambda n, v=variant: reduce_source(
-                n, op, prog, self.by_value, out.dtype, n_kept, n_red, v, arg))
+                n, op, prog, self.by_value[:len(self.inputs)], out.dtype, n_kept, n_red, v, arg, epi))
             self.names[variant], self.sources[name] = name, src
         ctx.publish(self.sources)
         self._src = {v: self.sources[name] for v, name in self.names.items()}
 
     def lowered(self) -> Lowered:
-        return Lowered(self, inputs=self.inputs,
+        return Lowered(self, inputs=self.inputs + self.others,
                        host_inputs=frozenset(k for k, v in enumerate(self.by_value) if v))
 
+    def _on_host(self, ins: list, others: list) -> list[DeviceArray]:
+        """Rare path: the epilogue's other inputs broadcast the result to a larger shape at run time
+        (a length-1 axis against one of unknown length), which the fused store cannot cover: this call
+        runs on the host, with a RuntimeWarning, as any host fallback."""
+        warnings.warn(f"opencl backend: {self.node.op} with its fused {self.epilogue.op} ran on the host for a "
+                      f"call whose inputs broadcast the result at run time\n{node_context(self.epilogue, others)}",
+                      RuntimeWarning, stacklevel=2)
+        host = [np.asarray(a) if v else a.to_host() for a, v in zip(ins + others, self.by_value)]
+        (x,) = evaluate_on_host(self.prog, host[:len(ins)])
+        values = host[len(ins):]
+        values.insert(self.reduced, self.node.op.perform(self.node, [x])[0])
+        return [self.runtime.to_device(np.ascontiguousarray(r), f"output of {self.epilogue.op}")
+                for r in evaluate_on_host(self.epi_prog, values)]
+
     def __call__(self, ins: list) -> list[DeviceArray]:
+        ins, others = ins[:len(self.inputs)], ins[len(self.inputs):]
         arrays = [a for a, v in zip(ins, self.by_value) if not v]
         xshape = broadcast_shapes(self.shape_node, arrays, self.ndim)
         kept = [d for d in range(self.ndim) if d not in self.axes]
@@ -174,9 +226,13 @@ class ReduceKernel:
             what = f"attempt to get {self.node.op} of an empty sequence" if self.arg else \
                 "zero-size array to reduction operation with no identity"
             raise ValueError(f"{self.node.op}: {what} (input shape {xshape})")
-        out = self.runtime.empty(shape, self.out_dtype, f"output of {self.node.op}")
+        if self.epilogue is not None:
+            full = [a for a, v in zip(others, self.by_value[len(ins):]) if not v]
+            if broadcast_shapes(self.epilogue, full + [Shaped(shape)], len(shape)) != shape:
+                return self._on_host(ins, others)
+        outs = [self.runtime.empty(shape, dt, f"output of {self.epilogue or self.node}") for dt in self.out_dtypes]
         if m == 0:
-            return [out]
+            return outs
         args: list = []
         fastest_kept = fastest_reduced = 1 << 62  # smallest stride of a kept / reduced axis of longer than 1
         for a, v, t in zip(ins, self.by_value, self.value_types):
@@ -187,7 +243,12 @@ class ReduceKernel:
             args += [a.buffer, np.int64(a.offset)] + [np.int64(strides[d]) for d in kept + list(self.axes)]
             fastest_kept = min([fastest_kept] + [abs(strides[d]) for d in kept if strides[d]])
             fastest_reduced = min([fastest_reduced] + [abs(strides[d]) for d in self.axes if strides[d]])
-        args += [out.buffer, np.int64(m), np.int64(n)] + [np.int64(xshape[d]) for d in kept + list(self.axes)]
+        for a, v, t in zip(others, self.by_value[len(ins):], self.value_types[len(ins):]):
+            strides = broadcast_strides(a, len(shape)) if not v else []
+            args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)] + [
+                np.int64(strides[d]) for d in (kept if self.keepdims else range(len(shape)))]
+        args += [o.buffer for o in outs] + [np.int64(m), np.int64(n)]
+        args += [np.int64(xshape[d]) for d in kept + list(self.axes)]
         variant = ("tree" if n > 256 and m < 4096 else
                    "columns" if self.runtime.is_cpu and fastest_kept < fastest_reduced else "rows")
         k = self.runtime.kernel(self._src[variant], self.names[variant])
@@ -195,7 +256,7 @@ class ReduceKernel:
             k(self.runtime.queue, (m * GROUP,), (GROUP,), *args)
         else:
             k(self.runtime.queue, (-(-m // COLUMN_GROUP) * COLUMN_GROUP,), (COLUMN_GROUP,), *args)
-        return [out]
+        return outs
 
 
 @lowers("CAReduce")
@@ -204,6 +265,14 @@ def lower_careduce(node: Apply, ctx: LowerContext) -> Lowered:
     op, src = node.op, node.inputs[0].owner
     producer = src if src is not None and src in ctx.fused else None
     return ReduceKernel(node, ctx, op.scalar_op, tuple(sorted(op.axis)), op.keepdims, False, producer).lowered()
+
+
+def lower_reduce_epilogue(node: Apply, reduction: Apply, ctx: LowerContext) -> Lowered:
+    """The reduction ``reduction`` with the elementwise ``node`` that alone reads it, as one kernel."""
+    op, src = reduction.op, reduction.inputs[0].owner
+    producer = src if src is not None and src in ctx.fused else None
+    return ReduceKernel(reduction, ctx, op.scalar_op, tuple(sorted(op.axis)), op.keepdims, False, producer,
+                        node).lowered()
 
 
 @lowers("ArgReduce")

@@ -8,11 +8,12 @@ Values used outside a group become extra outputs; 0-d constants are inlined into
 program; each Composite respects an operand cap (inputs + outputs), which OpenCL needs for
 kernel arguments. DimShuffles and other views are never fused (they stay free views).
 
-A reduction whose input is a Composite output, where nothing else reads the Composite's outputs
-(save for their shapes, as mean's divisor does), gets ``node.tag["fused_producer"] = composite_node``: a backend that can compute the elementwise
-program inside its reduction loop (OpenCL) uses it; numpy computes the Composite into a
-buffer and reduces that. Likewise ``matmul_epilogue`` names the matrix product whose result only
-one elementwise node reads: a backend may run that node's program on the product's accumulators.
+A reduction whose input is a Composite (or lone Elemwise) output, where nothing else reads that
+node's outputs (save for their shapes, as mean's divisor does), gets ``node.tag["fused_producer"] =
+that_node``: a backend that can compute the elementwise program inside its reduction loop (OpenCL)
+uses it; numpy computes the elementwise node into a buffer and reduces that. Likewise ``fused_into``
+names the matrix product or reduction whose result only one elementwise node reads: a backend may
+run that node's program in its store.
 """
 from __future__ import annotations
 
@@ -231,13 +232,13 @@ def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS,
 
 
 def reduced_producer(fgraph: FunctionGraph, node: Apply) -> Apply | None:
-    """The Composite whose output the reduction ``node`` reads, when nothing else reads any of that
-    Composite's outputs but for their shapes (mean's divisor does): a backend may then compute the
-    Composite inside the reduction's loop."""
+    """The Composite (or lone Elemwise) whose output the reduction ``node`` reads, when nothing else
+    reads any of its outputs but for their shapes (mean's divisor does): a backend may then compute
+    that elementwise program inside the reduction's loop."""
     from symgraph.tensor.reduction import CAReduce, ReducedSize
     from symgraph.tensor.shape import Shape, Shape_i
     src = node.inputs[0] if type(node.op) is CAReduce else None
-    if src is None or src.owner is None or type(src.owner.op) is not Composite:
+    if src is None or src.owner is None or type(src.owner.op) not in (Composite, Elemwise):
         return None
     readers = [c for o in src.owner.outputs for c, _ in fgraph.clients[o]]
     others = [c for c in readers if c is not node]
@@ -254,18 +255,22 @@ def mark_reductions(fgraph: FunctionGraph) -> None:
             node.tag["fused_producer"] = producer
 
 
-def matmul_epilogue(fgraph: FunctionGraph, node: Apply) -> Apply | None:
-    """The matrix product (Dot, or MatMul with at most one batch axis) whose result the elementwise
-    ``node`` alone reads, where ``node``'s outputs have the product's rank: a backend may then run
-    ``node``'s program on the accumulators before the product's one store (bias add, activation,
-    SGD update), so the product never goes through memory."""
+def fused_into(fgraph: FunctionGraph, node: Apply) -> Apply | None:
+    """The matrix product (Dot, or MatMul with at most one batch axis) or reduction (CAReduce) whose
+    result the elementwise ``node`` alone reads, where ``node``'s outputs have that result's rank:
+    a backend may run ``node``'s program as the epilogue of that kernel, on each result before its
+    one store (a bias add and activation, an SGD update), so the result never goes through memory."""
     from symgraph.tensor.math import Dot, MatMul
+    from symgraph.tensor.reduction import CAReduce
     if not isinstance(node.op, (Elemwise, Composite)):
         return None
     for v in dict.fromkeys(node.inputs):
-        mm = v.owner
-        if (mm is not None and type(mm.op) in (Dot, MatMul) and v.ndim in (2, 3)
-                and all(x.ndim >= 2 for x in mm.inputs) and all(o.ndim == v.ndim for o in node.outputs)
-                and all(c is node for c, _ in fgraph.clients[v])):
-            return mm
+        src = v.owner
+        if src is None or not all(c is node for c, _ in fgraph.clients[v]) or not all(
+                o.ndim == v.ndim and all(n != 1 or m == 1 for n, m in zip(v.type.shape, o.type.shape))
+                for o in node.outputs):  # outputs no larger than the result (as far as static shapes tell)
+            continue
+        if type(src.op) is CAReduce or (type(src.op) in (Dot, MatMul) and v.ndim in (2, 3)
+                                        and all(x.ndim >= 2 for x in src.inputs)):
+            return src
     return None
