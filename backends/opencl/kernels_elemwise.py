@@ -8,6 +8,7 @@ or single values) and a strided one (any rank, broadcasting and transposed views
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -305,6 +306,7 @@ class ElementwiseKernel:
                  scalar_inputs: list[bool], by_value: list[bool]):
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
+        self.what = f"output of {node.op}"  # names an allocation that fails
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
         self.variants = {  # kind -> (kernel name, source); each built on first use
             "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value)),
@@ -346,8 +348,8 @@ class ElementwiseKernel:
         shape = broadcast_shapes(self.node, ins, self.ndim)
         if self.partial and self._shapes_differ(ins, shape):
             return self._on_host(ins)
-        outs = [self.runtime.empty(shape, dt, f"output of {self.node.op}") for dt in self.out_dtypes]
-        size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        outs = [self.runtime.empty(shape, dt, self.what) for dt in self.out_dtypes]
+        size = math.prod(shape)
         if size == 0:
             return outs
         fast = all(v or ((a.size == 1) if s else (a.shape == shape and a.is_contiguous))

@@ -15,6 +15,7 @@ scatter runs serially on one work-item.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,8 +231,8 @@ def scatter(plan: IndexPlan, y: DeviceArray, add: bool, checks, slot: int) -> No
         return
     sl = [(n, s, ystr[d]) for d, (n, s, j) in enumerate(plan.dims) if j is None]
     ad = [(n, ystr[d], j) for d, (n, s, j) in enumerate(plan.dims) if j is not None]
-    m = int(np.prod([n for n, _, _ in sl], dtype=np.int64))
-    nb = int(np.prod(plan.bshape, dtype=np.int64))
+    m = math.prod([n for n, _, _ in sl])
+    nb = math.prod(plan.bshape)
     if m == 0 or nb == 0:
         return
     idt = tuple(a.dtype.name for a in plan.arrays)

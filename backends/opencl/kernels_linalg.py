@@ -2,6 +2,8 @@
 and log-softmax take one work-item per row along any axis (max, then sum of exp, then write)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from symgraph.errors import ShapeError, node_context
@@ -40,8 +42,8 @@ def as_matrix(x: DeviceArray, rows: list, cols: list) -> DeviceArray:
     """``x`` with axes ``rows`` merged into one axis and ``cols`` into another: a view when the
     strides allow it, else a contiguous copy of the permuted view."""
     perm = x.view([x.shape[d] for d in rows + cols], [x.strides[d] for d in rows + cols], x.offset)
-    shape = (int(np.prod([x.shape[d] for d in rows], dtype=np.int64)),
-             int(np.prod([x.shape[d] for d in cols], dtype=np.int64)))
+    shape = (math.prod([x.shape[d] for d in rows]),
+             math.prod([x.shape[d] for d in cols]))
 
     def merged_stride(group: list):
         dims = [(x.shape[d], x.strides[d]) for d in group if x.shape[d] != 1]
@@ -97,7 +99,7 @@ def lower_softmax(node: Apply, ctx: LowerContext) -> Lowered | None:
         (a,) = ins
         out = rt.empty(a.shape, a.dtype, f"output of {node.op}")
         kept = [d for d in range(a.ndim) if d != axis]
-        rows = int(np.prod([a.shape[d] for d in kept], dtype=np.int64))
+        rows = math.prod([a.shape[d] for d in kept])
         if out.size == 0:
             return [out]
         args = [a.buffer, np.int64(a.offset), out.buffer, np.int64(rows), np.int64(a.shape[axis]),

@@ -118,12 +118,14 @@ class MatmulKernel:
         a, b = node.inputs
         self.node, self.rt, self.kind, self.epilogue = node, ctx.runtime, kind, epilogue
         self.acc_dtype = np.dtype(node.outputs[0].dtype)
+        self.what = f"output of {(epilogue or node).op}"  # names an allocation that fails
         prog, product, label = None, 0, ""
         if epilogue is not None:
             prog, bound = program_and_inputs(epilogue)
             product = bound.index(node.outputs[0])
             self.others = [v for v in bound if v is not node.outputs[0]]
-            self.host_op, self.host_types = _as_composite(epilogue, bound)
+            self.host_op, types = _as_composite(epilogue, bound)
+            self.host_plan = self.host_op.plan(types)
             self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
             label = "_" + program_label(epilogue)
         self.product = product
@@ -156,7 +158,7 @@ class MatmulKernel:
             if broadcast_shapes(self.epilogue, full, len(shape)) != shape:
                 return self._unfused_on_host(a, b, others)
         dtypes = self.out_dtypes if self.epilogue is not None else [self.acc_dtype]
-        outs = [self.rt.empty(shape, dt, f"output of {self.epilogue or self.node}") for dt in dtypes]
+        outs = [self.rt.empty(shape, dt, self.what) for dt in dtypes]
         if outs[0].size == 0:
             return outs
         host = self.rt.host_blas and self.acc_dtype.kind == "f" and all(x.host is not None for x in ins)
@@ -193,14 +195,14 @@ class MatmulKernel:
         if self.epilogue is None:
             np.matmul(a2.host_view(), b2.host_view(), out=outs[0].host_view().reshape(batch + (M, N)))
             return
-        product = self.rt.empty(outs[0].shape, self.acc_dtype, f"output of {self.node.op}")
+        product = self.rt.empty(outs[0].shape, self.acc_dtype, self.what)
         np.matmul(a2.host_view(), b2.host_view(), out=product.host_view().reshape(batch + (M, N)))
         self._epilogue_on_host(product.host_view(), [x.host_view() for x in others], [o.host_view() for o in outs])
 
     def _epilogue_on_host(self, product: np.ndarray, others: list, outs: list) -> list:
         values = list(others)
         values.insert(self.product, product)
-        return self.host_op.run(self.host_op.plan(self.host_types), values, out=outs)
+        return self.host_op.run(self.host_plan, values, out=outs)
 
     def _empty_sum(self, others: list, outs: list) -> None:
         """K == 0: the product is zeros; the epilogue still applies."""

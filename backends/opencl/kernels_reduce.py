@@ -5,6 +5,7 @@ same in lockstep for column-wise reductions on CPU devices, and a work-group per
 with a local-memory tree (few long reductions)."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -172,6 +173,7 @@ class ReduceKernel:
         self.by_value = [v in ctx.host and v.type.ndim == 0 for v in self.inputs]
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
         self.epilogue, epi, self.others, self.out_dtypes = epilogue, None, [], [self.out_dtype]
+        self.what = f"output of {(epilogue or node).op}"  # names an allocation that fails
         if epilogue is not None:
             self.epi_prog, bound = program_and_inputs(epilogue)
             reduced = bound.index(out)
@@ -216,8 +218,8 @@ class ReduceKernel:
         arrays = [a for a, v in zip(ins, self.by_value) if not v]
         xshape = broadcast_shapes(self.shape_node, arrays, self.ndim)
         kept = [d for d in range(self.ndim) if d not in self.axes]
-        m = int(np.prod([xshape[d] for d in kept], dtype=np.int64))
-        n = int(np.prod([xshape[d] for d in self.axes], dtype=np.int64))
+        m = math.prod([xshape[d] for d in kept])
+        n = math.prod([xshape[d] for d in self.axes])
         if self.keepdims:
             shape = tuple(1 if d in self.axes else xshape[d] for d in range(self.ndim))
         else:
@@ -230,7 +232,7 @@ class ReduceKernel:
             full = [a for a, v in zip(others, self.by_value[len(ins):]) if not v]
             if broadcast_shapes(self.epilogue, full + [Shaped(shape)], len(shape)) != shape:
                 return self._on_host(ins, others)
-        outs = [self.runtime.empty(shape, dt, f"output of {self.epilogue or self.node}") for dt in self.out_dtypes]
+        outs = [self.runtime.empty(shape, dt, self.what) for dt in self.out_dtypes]
         if m == 0:
             return outs
         args: list = []

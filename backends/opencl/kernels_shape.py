@@ -2,6 +2,8 @@
 broadcast as views where the strides allow, and small kernels for concatenate, alloc, arange."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from symgraph.errors import ShapeError, node_context
@@ -30,7 +32,7 @@ def lower_shape_i(node: Apply, ctx: LowerContext) -> Lowered:
 def lower_reduced_size(node: Apply, ctx: LowerContext) -> Lowered:
     """The element count along some axes (mean's divisor), from metadata."""
     axes = node.op.axis
-    return Lowered(lambda ins: [np.array(int(np.prod([ins[0].shape[a] for a in axes])), dtype=np.int64)],
+    return Lowered(lambda ins: [np.array(math.prod([ins[0].shape[a] for a in axes]), dtype=np.int64)],
                    kind="meta")
 
 
@@ -58,7 +60,7 @@ def lower_reshape(node: Apply, ctx: LowerContext) -> Lowered:
 def _new_shape(x: DeviceArray, shp: list, node: Apply, ins: list) -> tuple:
     """numpy's reshape rule (one -1 is inferred); ShapeError naming the node otherwise."""
     free = [k for k, v in enumerate(shp) if v == -1]
-    known = int(np.prod([v for v in shp if v != -1], dtype=np.int64))
+    known = math.prod([v for v in shp if v != -1])
     bad = len(free) > 1 or any(v < -1 for v in shp)
     if not bad and free:
         bad = known == 0 or x.size % known != 0

@@ -3,6 +3,7 @@ cache, and DeviceArray (a strided view of a device buffer) with counted host<->d
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
 from collections import Counter
@@ -200,7 +201,7 @@ class Runtime:
         """An uninitialised contiguous device array (in host memory on a zero-copy device)."""
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
-        size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        size = math.prod(shape)
         if not self.zero_copy:
             return DeviceArray(self, self.alloc(size * dtype.itemsize, what), shape, _c_strides(shape), 0, dtype)
         buf, raw = self._host_buffer(max(size, 1) * dtype.itemsize, what)
@@ -305,7 +306,7 @@ class DeviceArray:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
     @property
     def is_contiguous(self) -> bool:
@@ -323,7 +324,7 @@ class DeviceArray:
         """This view as a numpy view of the buffer's host memory (zero-copy devices only; the
         caller synchronises with the queue first)."""
         item = self.dtype.itemsize
-        return np.lib.stride_tricks.as_strided(self.host[self.offset:], self.shape, [s * item for s in self.strides])
+        return np.ndarray(self.shape, self.dtype, self.host, self.offset * item, [s * item for s in self.strides])
 
     def to_host(self, copy: bool = False) -> np.ndarray:
         """This view's values as a host ndarray: on a zero-copy device a view of the buffer's own
