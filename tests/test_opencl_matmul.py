@@ -139,6 +139,11 @@ def test_product_broadcast_larger_at_run_time_is_still_right(path):
     with matmul_path(path), pytest.warns(RuntimeWarning, match="ran on the host"):
         got = f(vx, vw, vu)
     np.testing.assert_allclose(got, vx @ vw + vu, rtol=1e-5)
+    c = T.matrix("c", dtype="bool")  # a lone Elemwise epilogue with an inlined constant
+    g = sg.function([x, w, c], T.switch(c, T.dot(x, w), 0), backend="opencl")
+    vc = vu > 0
+    with matmul_path(path), pytest.warns(RuntimeWarning, match="ran on the host"):
+        np.testing.assert_allclose(g(vx, vw, vc), np.where(vc, vx @ vw, 0), rtol=1e-5)
     with matmul_path(path), warnings.catch_warnings():
         warnings.simplefilter("error")  # the ordinary shapes stay on the device path
         np.testing.assert_allclose(f(vx, vw, vu[:1]), vx @ vw + vu[:1], rtol=1e-5)

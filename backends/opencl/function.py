@@ -60,8 +60,8 @@ def _epilogues(fgraph: FunctionGraph, ctx: LowerContext) -> dict:
 
 
 def _shape_only(node: Apply) -> Lowered:
-    """The step left of a Composite fused into its reduction: its outputs' shapes, for shape readers
-    (each the broadcast of the inputs that output reads, as numpy would give it)."""
+    """The step left of an elementwise node fused into its reduction: its outputs' shapes, for shape
+    readers (each the broadcast of the inputs that output reads, as numpy would give it)."""
     ndim = node.outputs[0].ndim
     deps = output_inputs(program_from_composite(node)) if type(node.op).__name__ == "Composite" else \
         [range(len(node.inputs))]

@@ -17,6 +17,7 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, Shaped, broadcast_shapes, broadcast_strides,
                                                       content_named, preamble, program_and_inputs, program_label,
                                                       program_lines)
@@ -109,10 +110,9 @@ class MatmulKernel:
 
     On a zero-copy CPU device (``runtime.host_blas``) float products run in numpy's BLAS on the
     shared memory instead, and the epilogue in numpy right after it, writing the outputs in place.
-    Measured with benchmarks/opencl_elementwise.py on the 2-core pocl CPU, 784-512-512-10 MLP SGD
-    step at batch 256, float32 (quiet machine): numpy backend 7.6 ms; OpenCL with host BLAS 11.3 ms
-    (1.5x); OpenCL with the (then unblocked) tiled kernel 187 ms (25x). Hence BLAS on CPUs, the
-    kernel on GPUs. (The ratio varies with the load on this shared machine: 1.4x-2.0x.)"""
+    Measured on the 2-core pocl CPU, 784-512-512-10 MLP SGD step at batch 256, float32: OpenCL
+    with host BLAS 6.8 ms (numpy backend 4.9 ms); with this kernel 91 ms (the unblocked kernel
+    before it: 187 ms). Hence BLAS on CPUs, the kernel on GPUs."""
 
     def __init__(self, node: Apply, ctx: LowerContext, kind: str, epilogue: Apply | None = None):
         a, b = node.inputs
@@ -162,10 +162,12 @@ class MatmulKernel:
         if outs[0].size == 0:
             return outs
         host = self.rt.host_blas and self.acc_dtype.kind == "f" and all(x.host is not None for x in ins)
-        if host or K == 0:
-            self._on_host_memory(a2, b2, batch, M, N, others, outs) if host else self._empty_sum(others, outs)
-            return outs
-        self._launch(a2, b2, batch, M, N, K, others, outs)
+        if host:
+            self._on_host_memory(a2, b2, batch, M, N, others, outs)
+        elif K == 0:
+            self._empty_sum(others, outs)
+        else:
+            self._launch(a2, b2, batch, M, N, K, others, outs)
         return outs
 
     def _launch(self, a2, b2, batch, M, N, K, others, outs) -> None:
@@ -212,7 +214,6 @@ class MatmulKernel:
         else:
             results = self._epilogue_on_host(zeros, [x.to_host() for x in others], [np.empty(o.shape, o.dtype)
                                                                                     for o in outs])
-        from symgraph.backends.opencl.kernels_copy import copy_into
         for o, r in zip(outs, results):
             copy_into(o, self.rt.to_device(np.ascontiguousarray(r)))
 
@@ -223,10 +224,9 @@ class MatmulKernel:
         warnings.warn(f"opencl backend: {self.node.op} with its fused {self.epilogue.op} ran on the host for a call "
                       f"whose inputs broadcast the product at run time\n{node_context(self.epilogue, others)}",
                       RuntimeWarning, stacklevel=2)
-        product = self.node.op.perform(self.node, [a.to_host(), b.to_host()])[0]
         values = [x.to_host() for x in others]
-        values.insert(self.product, product)
-        results = self.epilogue.op.perform(self.epilogue, values)
+        values.insert(self.product, self.node.op.perform(self.node, [a.to_host(), b.to_host()])[0])
+        results = self.host_op.run(self.host_plan, values)
         return [self.rt.to_device(np.ascontiguousarray(r, dtype=dt), f"output of {self.epilogue.op}")
                 for r, dt in zip(results, self.out_dtypes)]
 
