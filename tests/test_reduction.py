@@ -334,12 +334,14 @@ def test_reduction_reader_that_broadcasts_the_result_at_run_time(backend):
     """sum over axis 0 of a one-column matrix, plus a vector of unknown length: numpy's broadcast
     result (on OpenCL that call runs on the host, with a warning; the fused store cannot cover it)."""
     x, u = T.fmatrix("x"), T.fvector("u")
-    f = sg.function([x, u], T.sum(x, axis=0) * 2 + u, backend=backend)
+    f = sg.function([x, u], [T.sum(x, axis=0) * 2 + u, T.sum(T.exp(x) - 1, axis=0) * 3 + u], backend=backend)
     vx, vu = np.arange(6, dtype="float32").reshape(6, 1), np.arange(5, dtype="float32")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        np.testing.assert_allclose(f(vx, vu), vx.sum(0) * 2 + vu)
-    assert any("ran on the host" in str(w.message) for w in seen) == (backend == "opencl")
+        got = f(vx, vu)
+    np.testing.assert_allclose(got[0], vx.sum(0) * 2 + vu)
+    np.testing.assert_allclose(got[1], (np.exp(vx) - 1).sum(0) * 3 + vu, rtol=1e-6)  # the sum's producer too
+    assert sum("ran on the host" in str(w.message) for w in seen) == (2 if backend == "opencl" else 0)
 
 
 @pytest.mark.parametrize("shape, axis, keepdims", [((300, 3), 0, False), ((7, 70), 0, False), ((70, 7), 1, False),
