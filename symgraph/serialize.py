@@ -286,10 +286,9 @@ class _Writer:
     def function(self, f: Function) -> dict:
         outs = [] if f.outputs is None else [f.outputs] if isinstance(f.outputs, Variable) else list(f.outputs)
         upd = list(f.updates)
-        givens = getattr(f, "givens", None)
-        if givens:
+        if f.givens:  # (variable, value) pairs, as sg.function recorded them
             from symgraph.compile.function import _apply_givens
-            targets = _apply_givens(outs + [v for _, v in upd], list(getattr(givens, "items", lambda: givens)()))
+            targets = _apply_givens(outs + [v for _, v in upd], f.givens)
             outs, upd = targets[:len(outs)], [(s, t) for (s, _), t in zip(upd, targets[len(outs):])]
         inputs = [self.var(v) for v in f.inputs]
         compiled = set(f.graph.inputs)  # givens the Function did not record show up here

@@ -35,8 +35,8 @@ def _small_host_node(node: Apply, host: set) -> bool:
 
 
 def _producers_fused_into_reductions(fgraph: FunctionGraph) -> set:
-    """Composite nodes the fusion pass marked for computing inside their reduction's loop, where
-    that still holds (see ``reduced_producer``), all on the device."""
+    """Elementwise nodes (Composite or lone Elemwise) the fusion pass marked for computing inside
+    their reduction's loop, where that still holds (see ``reduced_producer``), all on the device."""
     fused = set()
     for node in fgraph.apply_nodes:
         c = node.tag.get("fused_producer")

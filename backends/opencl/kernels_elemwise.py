@@ -335,7 +335,7 @@ class ElementwiseKernel:
                       f"time to outputs of different shapes\n{node_context(self.node, ins)}", RuntimeWarning,
                       stacklevel=2)
         host = [np.asarray(a) if v else a.to_host() for a, v in zip(ins, self.by_value)]
-        return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), f"output of {self.node.op}")
+        return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), self.what)
                 for o, dt in zip(self.node.op.perform(self.node, host), self.out_dtypes)]
 
     def _kernel(self, kind: str) -> Any:
@@ -379,13 +379,6 @@ class ElementwiseKernel:
         return outs
 
 
-@lowers("Elemwise")
-def lower_elemwise(node: Apply, ctx: LowerContext) -> Lowered:
-    """One Elemwise node as one kernel (scalar constants inlined as literals)."""
-    prog, bound = program_from_elemwise(node)
-    return _kernel_for(node, ctx, prog, bound, node.op.scalar_op.name)
-
-
 def program_from_composite(node: Apply) -> ScalarProgram:
     """The ScalarProgram of a fused Composite node (its inputs are the node's inputs)."""
     op = node.op
@@ -407,25 +400,21 @@ def program_and_inputs(node: Apply) -> tuple[ScalarProgram, list]:
 
 
 def program_label(node: Apply) -> str:
-    """A kernel name stem saying what an Elemwise or Composite node computes."""
-    return composite_label(node) if type(node.op).__name__ == "Composite" else node.op.scalar_op.name
+    """A kernel name stem saying what an Elemwise or Composite node computes (a Composite: its first
+    few distinct ops)."""
+    if type(node.op).__name__ == "Composite":
+        return "fused_" + "_".join(dict.fromkeys(name for name, _ in node.op.steps[:4]))
+    return node.op.scalar_op.name
 
 
-def composite_label(node: Apply) -> str:
-    """A kernel name stem saying what a Composite computes: its first few distinct ops."""
-    return "fused_" + "_".join(dict.fromkeys(name for name, _ in node.op.steps[:4]))
-
-
-@lowers("Composite")
-def lower_composite(node: Apply, ctx: LowerContext) -> Lowered:
-    """A fused Composite node as one kernel: one statement per inner step."""
-    return _kernel_for(node, ctx, program_from_composite(node), list(node.inputs), composite_label(node))
-
-
-def _kernel_for(node: Apply, ctx: LowerContext, prog: ScalarProgram, bound: list, what: str):
-    out_ndim = node.outputs[0].ndim
+@lowers("Elemwise", "Composite")
+def lower_elementwise(node: Apply, ctx: LowerContext) -> Lowered:
+    """An Elemwise node or a fused Composite as one kernel: one statement per scalar op, scalar
+    constants inlined as literals."""
+    prog, bound = program_and_inputs(node)
     scalar = [all(s == 1 for s in v.type.shape) for v in bound]
     by_value = [v in ctx.host and v.type.ndim == 0 for v in bound]
-    k = ElementwiseKernel(ctx.runtime, node, prog, ctx.kernel_name(node, what), out_ndim, scalar, by_value)
+    k = ElementwiseKernel(ctx.runtime, node, prog, ctx.kernel_name(node, program_label(node)), node.outputs[0].ndim,
+                          scalar, by_value)
     ctx.publish(k.sources)
     return Lowered(k, inputs=bound, host_inputs=frozenset(i for i, v in enumerate(by_value) if v))

@@ -42,8 +42,7 @@ def as_matrix(x: DeviceArray, rows: list, cols: list) -> DeviceArray:
     """``x`` with axes ``rows`` merged into one axis and ``cols`` into another: a view when the
     strides allow it, else a contiguous copy of the permuted view."""
     perm = x.view([x.shape[d] for d in rows + cols], [x.strides[d] for d in rows + cols], x.offset)
-    shape = (math.prod([x.shape[d] for d in rows]),
-             math.prod([x.shape[d] for d in cols]))
+    shape = (math.prod([x.shape[d] for d in rows]), math.prod([x.shape[d] for d in cols]))
 
     def merged_stride(group: list):
         dims = [(x.shape[d], x.strides[d]) for d in group if x.shape[d] != 1]

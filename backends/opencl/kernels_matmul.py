@@ -194,12 +194,11 @@ class MatmulKernel:
     def _on_host_memory(self, a2, b2, batch, M, N, others, outs) -> None:
         """numpy's BLAS on the zero-copy memory, then the epilogue in numpy into the outputs."""
         self.rt.queue.finish()  # the operands' producers are done; numpy writes in place
-        if self.epilogue is None:
-            np.matmul(a2.host_view(), b2.host_view(), out=outs[0].host_view().reshape(batch + (M, N)))
-            return
-        product = self.rt.empty(outs[0].shape, self.acc_dtype, self.what)
+        product = outs[0] if self.epilogue is None else self.rt.empty(outs[0].shape, self.acc_dtype, self.what)
         np.matmul(a2.host_view(), b2.host_view(), out=product.host_view().reshape(batch + (M, N)))
-        self._epilogue_on_host(product.host_view(), [x.host_view() for x in others], [o.host_view() for o in outs])
+        if self.epilogue is not None:
+            self._epilogue_on_host(product.host_view(), [x.host_view() for x in others],
+                                   [o.host_view() for o in outs])
 
     def _epilogue_on_host(self, product: np.ndarray, others: list, outs: list) -> list:
         values = list(others)

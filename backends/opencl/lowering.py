@@ -87,7 +87,8 @@ class Checks:
 class LowerContext:
     """What a lowering needs: the runtime, a place to publish generated kernel sources, the
     variables whose values live on the host (shape arithmetic), which kernels take by value, and
-    the Composite nodes that run inside their one reader's kernel (``fused``) instead of on their own."""
+    the elementwise nodes that run inside the loop of the reduction that reads them (``fused``)
+    instead of on their own."""
     runtime: Runtime
     kernels: dict = field(default_factory=dict)
     host: set = field(default_factory=set)

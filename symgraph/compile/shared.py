@@ -58,7 +58,7 @@ class SharedVariable(TensorVariable):
 
     def clone(self) -> "SharedVariable":
         """A shared variable is one storage: graphs copied for compilation keep it."""
-        return self  # a shared variable is one storage: graphs copied for compilation keep it
+        return self
 
     @property
     def value(self) -> np.ndarray:
