@@ -7,10 +7,7 @@ import os
 import sys
 import weakref
 
-import numpy as np
 import pytest
-
-import symgraph as sg
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 from benchmarks.memory_leak import mlp_step, rss_mib  # noqa: E402
