@@ -6,24 +6,27 @@
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from symgraph.config import config
 from symgraph import tensor
+from symgraph import gradient
+from symgraph.gradient import Lop, Rop, grad, hessian, jacobian
 from symgraph.compile import Function, SharedVariable, function, shared
-from symgraph import printing
+from symgraph import printing, rewrite, updates
+from symgraph.serialize import load, save
 
 __version__ = "0.1.0"
-_LAZY = {"grad": "gradient", "jacobian": "gradient", "hessian": "gradient", "Lop": "gradient",
-         "Rop": "gradient", "gradient": None, "testing": None, "updates": None, "rewrite": None,
-         "save": "serialize", "load": "serialize"}
+tensor.grad = grad  # Theano's T.grad (symgraph.tensor sits below symgraph.gradient, so it is attached here)
 
 
-def __getattr__(name: str):
-    """Modules with optional dependencies (testing needs hypothesis) load on first use."""
-    if name in _LAZY:
-        import importlib
-        module = importlib.import_module(f"symgraph.{_LAZY[name] or name}")
-        return module if _LAZY[name] is None else getattr(module, name)
+def __getattr__(name: str) -> Any:
+    """``sg.testing`` needs hypothesis (a test dependency): it loads on first use."""
+    if name == "testing":
+        return importlib.import_module("symgraph.testing")
     raise AttributeError(f"module 'symgraph' has no attribute {name!r}")
 
 
-__all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", *_LAZY]
+__all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
+           "grad", "jacobian", "hessian", "Lop", "Rop", "testing", "updates", "rewrite", "save", "load"]

@@ -8,7 +8,7 @@ import sys
 
 def devices() -> int:
     """Print every OpenCL device and the one the opencl backend would choose."""
-    try:
+    try:  # pyopencl is optional: imported here, where its absence is reported
         from symgraph.backends.opencl.runtime import choose_device, list_devices
         found = list_devices()
     except ImportError as e:

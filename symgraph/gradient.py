@@ -14,71 +14,26 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import symgraph.tensor as T
 from symgraph.config import config
 from symgraph.errors import DisconnectedInputError, GradientError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.graph.traversal import ancestors, clone_replace, toposort
-from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant
+from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
+from symgraph.tensor.reduction import sum_to
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
            "ZeroGrad", "DisconnectedGrad"]
 
 
-# --- gradient-cutting ops ---------------------------------------------------------------------
-
-class _IdentityForward(Op):
-    """Identity in the forward pass (a view of its input); subclasses change only the gradient."""
-
-    view_map = {0: 0}
-
-    def make_node(self, x: Any) -> Apply:
-        x = as_tensor_variable(x)
-        return Apply(self, [x], [x.type.make_variable()])
-
-    def perform(self, node: Apply, inputs: list) -> list:
-        return [inputs[0]]
-
-    def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        return [input_shapes[0]]
-
-
-class ZeroGrad(_IdentityForward):
-    """``x`` in the forward pass; its gradient is zero (the path stays connected)."""
-
-    def grad(self, inputs: list, output_grads: list) -> list:
-        (x,) = inputs
-        return [_zeros_like(x) if _is_float(x) else None]
-
-
-class DisconnectedGrad(_IdentityForward):
-    """``x`` in the forward pass; no gradient flows back through it (stop-gradient): a variable
-    reachable from the cost only through it counts as disconnected."""
-
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return [None]
-
-
-_zero_grad, _disconnected_grad = ZeroGrad(), DisconnectedGrad()
-
-
-def zero_grad(x: Any) -> Variable:
-    """``x`` unchanged, but with a zero gradient (``grad`` through it is 0, not an error)."""
-    return _zero_grad(x)
-
-
-def disconnected_grad(x: Any) -> Variable:
-    """``x`` unchanged, but gradients stop here (as if ``x`` were a constant)."""
-    return _disconnected_grad(x)
-
-
 # --- helpers ------------------------------------------------------------------------------------
 
 def _is_float(v: Variable) -> bool:
-    return str(getattr(v, "dtype", "")).startswith(("float", "complex"))
+    return hasattr(v, "dtype") and is_inexact(v)
 
 
 def _zeros_like(x: Variable, dtype: str | None = None) -> Variable:
-    import symgraph.tensor as T
     return T.zeros_like(x, dtype=dtype or x.dtype)
 
 
@@ -121,8 +76,9 @@ def _seed(var: Any, g: Any) -> tuple[Variable, Variable]:
         raise GradientError(f"known_grads: the gradient given for {var} ({var.type}) has {g.ndim} "
                             f"dimensions ({g.type}); it needs {var.ndim}")
     if _is_float(var) and g.dtype != var.dtype:
-        import symgraph.tensor as T
         g = T.cast(g, var.dtype)
+    if _is_float(var):
+        g = sum_to(g, var)  # a seed keeps its variable's broadcast pattern, as every gradient does
     return var, g
 
 
@@ -208,7 +164,7 @@ def _node_grads(node: Apply, out_grads: list) -> list:
                  for o, g in zip(node.outputs, out_grads)]
     op = node.op
     try:
-        in_grads = op.L_op(node.inputs, node.outputs, out_grads)
+        in_grads = _op_grads(node, out_grads)
     except GradientError as e:
         raise type(e)(f"{e}\n{node_context(node)}") from None
     in_grads = list(in_grads)
@@ -219,14 +175,26 @@ def _node_grads(node: Apply, out_grads: list) -> list:
     for k, (inp, g) in enumerate(zip(node.inputs, in_grads)):
         if g is not None and _is_float(inp):
             g = as_tensor_variable(g)
-            if g.ndim != inp.ndim:
+            if g.ndim < inp.ndim:
                 raise GradientError(f"{op}.grad returned a {g.ndim}-d gradient ({g.type}) for its {inp.ndim}-d "
                                     f"input {k} ({inp.type}) (a bug in the op)\n{node_context(node)}")
+            g = sum_to(g, inp)  # gradients broadcast to an output's shape (Elemwise's) sum back
             if g.dtype != inp.dtype:
-                import symgraph.tensor as T
                 g = T.cast(g, inp.dtype)
         checked.append(g)
     return checked
+
+
+def _op_grads(node: Apply, out_grads: list) -> list:
+    """The op's own gradient, or for an op that stands for a subgraph (``op.expand``) and has
+    none, the gradient of that subgraph."""
+    op = node.op
+    own = type(op).L_op is not Op.L_op or type(op).grad is not Op.grad
+    expanded = None if own else op.expand(list(node.inputs))
+    if expanded is None:
+        return op.L_op(node.inputs, node.outputs, out_grads)
+    known = dict(_seed(o, g) for o, g in zip(expanded, out_grads) if _is_float(o))
+    return grad(None, list(node.inputs), disconnected_inputs="ignore", known_grads=known, return_disconnected="none")
 
 
 def _disconnected(w: Variable, mode: str, give: str) -> Variable | None:
@@ -260,7 +228,6 @@ def jacobian(expression: Variable, wrt: Variable | Sequence[Variable], consider_
 
 
 def _jacobian(expression: Variable, shape: tuple, wrt: Any, consider_constant: Any, disconnected_inputs: str) -> Any:
-    import symgraph.tensor as T
     if expression.ndim == 0:
         return grad(expression, wrt, consider_constant, disconnected_inputs)
     wrt_list, kind = _as_list(wrt)

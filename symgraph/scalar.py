@@ -1,13 +1,27 @@
 """THE table of elementwise operations.
 
-Each row defines one op once: its name, arity, numpy implementation (a ufunc or a function
-taking ``out=``), OpenCL C expression (``{0}``, ``{1}``... are the inputs, ``{T}`` the output
-C type), gradient rule, and infix symbol for printing. Elemwise, fusion, both backends,
-printing and differentiation all read this table; adding an op is one row plus its tests.
+Each row defines one op once, with everything any part of symgraph needs to know about it:
 
-Gradient rules take ``(inputs, output, output_grad)`` as tensor variables and return one
-entry per input: a variable, or None where no gradient flows (integer-valued results).
-``ZERO`` marks ops that are piecewise constant (comparisons, floor, ...): zero gradient.
+- ``name``, ``nin`` (arity), ``np_fn`` (a ufunc, or a function taking ``out=``);
+- ``cl``: the OpenCL C expression (``{0}``, ``{1}``... the inputs, ``{T}`` the output C type), and
+  ``cl_kinds``: other expressions for some dtype kinds of the working type (f float, i signed,
+  u unsigned, b bool) where the default is wrong in C (``fabs`` for floats, ``|`` for bool adds);
+- ``grad``: the gradient rule ``rule(T, x, z, g)`` -- ``T`` the namespace of elementwise tensor
+  functions (``T.cos``, ``T.switch``, ``T.cast``...), ``x`` the inputs, ``z`` the output, ``g``
+  the output gradient -- returning one entry per input (None where no gradient flows), or
+  ``ZERO`` for piecewise-constant ops (comparisons, floor...);
+- ``infix`` for printing; ``commutative`` for merging;
+- codegen facts: ``vector`` (the float C expression is valid on OpenCL vector types),
+  ``inplace`` (``np_fn`` may write into a buffer that is also one of its arguments), ``work``
+  (the type the C expression computes in: the output's, the arguments' common type for
+  comparisons, the first argument's for float tests, or the output's with the condition left
+  alone for ``switch``);
+- ``domain``: per argument, where the op is smooth and finite, by name of a domain in
+  ``symgraph.testing.strategies.DOMAINS`` or a ``(lo, hi)`` range: tests draw inputs from it.
+
+Elemwise, fusion, both backends, printing, differentiation and the tests all read this table:
+adding an elementwise op is one row here plus its independent reference in
+``tests/test_elemwise.py``.
 
 The output dtype is numpy's answer for the input dtypes (see ``out_dtype``), so the numpy
 backend and the declared types always agree.
@@ -16,33 +30,29 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import scipy.special as sps
 
-
-class _LazyTensor:
-    """``T.exp`` etc. inside gradient rules, imported on first use (tensor imports this module)."""
-
-    def __getattr__(self, name: str):
-        import symgraph.tensor as tensor
-        return getattr(tensor, name)
-
-
-T = _LazyTensor()
 ZERO = "zero"
+"""The gradient rule of piecewise-constant ops: the gradient is zero wherever it is defined."""
 
 
 class ScalarOp:
     """One row of the table. Equal (and hashed) by name, so graphs compare and merge by op name."""
 
-    __slots__ = ("name", "nin", "np_fn", "cl", "grad", "infix", "commutative")
+    __slots__ = ("name", "nin", "np_fn", "cl", "grad", "infix", "commutative", "cl_kinds", "vector",
+                 "inplace", "work", "domain")
 
-    def __init__(self, name: str, nin: int, np_fn: Callable, cl: str, grad, infix: str | None = None,
-                 commutative: bool = False):
+    def __init__(self, name: str, nin: int, np_fn: Callable, cl: str, grad: Any, infix: str | None = None, *,
+                 commutative: bool = False, cl_kinds: dict[str, str] | None = None, vector: bool = False,
+                 inplace: bool = True, work: str = "out", domain: tuple | None = None):
         self.name, self.nin, self.np_fn, self.cl = name, nin, np_fn, cl
         self.grad, self.infix, self.commutative = grad, infix, commutative
+        self.cl_kinds = cl_kinds or {}
+        self.vector, self.inplace, self.work = vector, inplace, work
+        self.domain = domain if domain is not None else ("any",) * nin
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ScalarOp) and other.name == self.name
@@ -56,13 +66,25 @@ class ScalarOp:
     def __reduce__(self) -> tuple:
         return get, (self.name,)  # a row pickles as its name
 
-    def out_dtype(self, *dtypes: str) -> str:
+    def out_dtype(self, *dtypes: Any) -> str:
         """The output dtype for these input dtypes, as numpy computes it (error if undefined)."""
         return _out_dtype(self, tuple(map(dtype_name, dtypes)))
 
+    def cl_template(self, kind: str) -> str:
+        """The OpenCL C expression for a working type of dtype kind ``kind`` ('f', 'i', 'u', 'b')."""
+        for kinds, text in self.cl_kinds.items():
+            if kind in kinds:
+                return text
+        return self.cl
+
+    @property
+    def differentiable(self) -> bool:
+        """True when the row has a gradient rule that lets gradients through."""
+        return callable(self.grad)
+
 
 @lru_cache(maxsize=None)
-def dtype_name(dtype) -> str:
+def dtype_name(dtype: Any) -> str:
     """Canonical dtype name ('float64' for np.float64, 'f8', ...); cached: numpy's is slow."""
     return np.dtype(dtype).name
 
@@ -82,7 +104,7 @@ def _out_dtype(op: ScalarOp, dtypes: tuple[str, ...]) -> str:
 _SAME_SIZE_INT = {4: np.int32, 8: np.int64}
 
 
-def _where(cond, a, b, out=None):
+def _where(cond: Any, a: Any, b: Any, out: np.ndarray | None = None) -> Any:
     """numpy.where. Into ``out`` (fused code) it is a branch-free bitwise select,
     ``(a & m) | (b & ~m)`` with ``m = -cond``: exact for every value (NaN and Inf too) and about
     ten times faster than a masked copy when the mask is irregular, as in a ReLU gradient."""
@@ -103,7 +125,7 @@ def _where(cond, a, b, out=None):
     return out
 
 
-def _second(like, value, out=None):
+def _second(like: Any, value: Any, out: np.ndarray | None = None) -> Any:
     """``value`` broadcast to the shape of (like, value): Theano's fill, the gradient of sum."""
     if out is None:
         return np.array(np.broadcast_to(value, np.broadcast_shapes(np.shape(like), np.shape(value))))
@@ -111,121 +133,144 @@ def _second(like, value, out=None):
     return out
 
 
-def _relu(x, out=None):
+def _relu(x: Any, out: np.ndarray | None = None) -> Any:
     return np.maximum(x, np.zeros((), x.dtype), out=out)
 
 
-def _softplus(x, out=None):
+def _softplus(x: Any, out: np.ndarray | None = None) -> Any:
     return np.logaddexp(np.zeros((), _float_dtype(x)), x, out=out)
 
 
-def _float_dtype(x) -> np.dtype:
+def _float_dtype(x: Any) -> np.dtype:
     dt = np.asarray(x).dtype
     return dt if dt.kind in "fc" else np.result_type(dt, np.float16)
 
 
-def _float_fn(fn: Callable) -> Callable:
+def _float_fn(fn: Callable, name: str) -> Callable:
     """Wrap a scipy ufunc so integer inputs are promoted like numpy's own float ufuncs."""
-    def wrapped(x, out=None):
+    def wrapped(x: Any, out: np.ndarray | None = None) -> Any:
         dt = _float_dtype(x)
         return fn(x if x.dtype == dt else x.astype(dt), out=out)
-    wrapped.__name__ = fn.__name__
+    wrapped.__name__ = wrapped.__qualname__ = name
     return wrapped
 
 
-_sigmoid, _erf, _erfc = _float_fn(sps.expit), _float_fn(sps.erf), _float_fn(sps.erfc)
-_sigmoid.__name__, _erf.__name__, _erfc.__name__ = "sigmoid", "erf", "erfc"
+_sigmoid, _erf, _erfc = _float_fn(sps.expit, "sigmoid"), _float_fn(sps.erf, "erf"), _float_fn(sps.erfc, "erfc")
 
 # --- gradient helpers ------------------------------------------------------------------------
 
 _LN2, _LN10, _2_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 
 
-def _sw(cond, g):
+def _sw(T: Any, cond: Any, g: Any) -> Any:
     """g where cond holds, else 0."""
     return T.switch(cond, g, 0)
 
 
+_POS, _NONZERO, _KINKS = ("positive",), ("nonzero",), ("away_from_kinks",)
+_ROUNDING = {"iub": "{0}"}  # floor/ceil/round/trunc of integers: the value itself
+
 # --- the table -------------------------------------------------------------------------------
-# name, nin, numpy, OpenCL C, gradient (x = inputs, z = output, g = output grad), infix symbol
+# name, nin, numpy, OpenCL C, gradient rule (T, x inputs, z output, g output grad), infix; facts
 _ROWS = [
     # arithmetic
-    ("add", 2, np.add, "({0} + {1})", lambda x, z, g: [g, g], "+"),
-    ("sub", 2, np.subtract, "({0} - {1})", lambda x, z, g: [g, -g], "-"),
-    ("mul", 2, np.multiply, "({0} * {1})", lambda x, z, g: [g * x[1], g * x[0]], "*"),
-    ("true_div", 2, np.true_divide, "({0} / {1})", lambda x, z, g: [g / x[1], -g * z / x[1]], "/"),
-    ("int_div", 2, np.floor_divide, "floor_div({0}, {1})", ZERO, "//"),
-    ("mod", 2, np.remainder, "py_mod({0}, {1})", lambda x, z, g: [g, -g * T.int_div(x[0], x[1])], "%"),
-    ("pow", 2, np.power, "pow({0}, {1})",
-     lambda x, z, g: [g * x[1] * x[0] ** (x[1] - 1), g * z * T.log(x[0])], "**"),
-    ("maximum", 2, np.maximum, "max({0}, {1})",
-     lambda x, z, g: [_sw(x[0] >= x[1], g), _sw(x[0] < x[1], g)], None),
-    ("minimum", 2, np.minimum, "min({0}, {1})",
-     lambda x, z, g: [_sw(x[0] <= x[1], g), _sw(x[0] > x[1], g)], None),
-    ("arctan2", 2, np.arctan2, "atan2({0}, {1})",
-     lambda x, z, g: [g * x[1] / (x[0] ** 2 + x[1] ** 2), -g * x[0] / (x[0] ** 2 + x[1] ** 2)], None),
-    ("hypot", 2, np.hypot, "hypot({0}, {1})", lambda x, z, g: [g * x[0] / z, g * x[1] / z], None),
-    ("neg", 1, np.negative, "(-{0})", lambda x, z, g: [-g], "-"),
-    ("abs", 1, np.absolute, "abs({0})", lambda x, z, g: [g * T.sign(x[0])], None),
-    ("sign", 1, np.sign, "(isnan({0}) ? {0} : sign({0}))", ZERO, None),
+    ScalarOp("add", 2, np.add, "({0} + {1})", lambda T, x, z, g: [g, g], "+", commutative=True,
+             cl_kinds={"b": "({0} | {1})"}, vector=True),
+    ScalarOp("sub", 2, np.subtract, "({0} - {1})", lambda T, x, z, g: [g, -g], "-", vector=True),
+    ScalarOp("mul", 2, np.multiply, "({0} * {1})", lambda T, x, z, g: [g * x[1], g * x[0]], "*", commutative=True,
+             cl_kinds={"b": "({0} & {1})"}, vector=True),
+    ScalarOp("true_div", 2, np.true_divide, "({0} / {1})", lambda T, x, z, g: [g / x[1], -g * z / x[1]], "/",
+             vector=True, domain=("any", "nonzero")),
+    ScalarOp("int_div", 2, np.floor_divide, "floor_div({0}, {1})", ZERO, "//",
+             cl_kinds={"fiu": "floor_div_{S}({0}, {1})"}, domain=("away_from_kinks", "small_divisors")),
+    ScalarOp("mod", 2, np.remainder, "py_mod({0}, {1})", lambda T, x, z, g: [g, -g * T.int_div(x[0], x[1])], "%",
+             cl_kinds={"fiu": "py_mod_{S}({0}, {1})"}, domain=("away_from_kinks", "small_divisors")),
+    ScalarOp("pow", 2, np.power, "pow({0}, {1})",
+             lambda T, x, z, g: [g * x[1] * x[0] ** (x[1] - 1), g * z * T.log(x[0])], "**",
+             cl_kinds={"iu": "int_pow_{S}({0}, {1})"}, vector=True, domain=("positive", (-3, 3))),
+    ScalarOp("maximum", 2, np.maximum, "max({0}, {1})",
+             lambda T, x, z, g: [_sw(T, x[0] >= x[1], g), _sw(T, x[0] < x[1], g)], commutative=True, vector=True,
+             cl_kinds={"f": "(({0} >= {1} || isnan({0})) ? {0} : {1})"}, domain=("away_from_kinks", "integers")),
+    ScalarOp("minimum", 2, np.minimum, "min({0}, {1})",
+             lambda T, x, z, g: [_sw(T, x[0] <= x[1], g), _sw(T, x[0] > x[1], g)], commutative=True, vector=True,
+             cl_kinds={"f": "(({0} <= {1} || isnan({0})) ? {0} : {1})"}, domain=("away_from_kinks", "integers")),
+    ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})",
+             lambda T, x, z, g: [g * x[1] / (x[0] ** 2 + x[1] ** 2), -g * x[0] / (x[0] ** 2 + x[1] ** 2)],
+             vector=True, domain=("nonzero", "nonzero")),
+    ScalarOp("hypot", 2, np.hypot, "hypot({0}, {1})", lambda T, x, z, g: [g * x[0] / z, g * x[1] / z],
+             commutative=True, vector=True, domain=("nonzero", "nonzero")),
+    ScalarOp("neg", 1, np.negative, "(-{0})", lambda T, x, z, g: [-g], "-", vector=True),
+    ScalarOp("abs", 1, np.absolute, "abs({0})", lambda T, x, z, g: [g * T.sign(x[0])], vector=True,
+             cl_kinds={"f": "fabs({0})", "i": "(({T})abs({0}))", "ub": "{0}"}, domain=_KINKS),
+    ScalarOp("sign", 1, np.sign, "(isnan({0}) ? {0} : sign({0}))", ZERO,
+             cl_kinds={"i": "(({T})(({0} > 0) - ({0} < 0)))", "ub": "(({T})({0} > 0))"}, domain=_KINKS),
     # comparisons and logic (results are bool)
-    ("lt", 2, np.less, "({0} < {1})", ZERO, "<"),
-    ("gt", 2, np.greater, "({0} > {1})", ZERO, ">"),
-    ("le", 2, np.less_equal, "({0} <= {1})", ZERO, "<="),
-    ("ge", 2, np.greater_equal, "({0} >= {1})", ZERO, ">="),
-    ("eq", 2, np.equal, "({0} == {1})", ZERO, "=="),
-    ("neq", 2, np.not_equal, "({0} != {1})", ZERO, "!="),
-    ("and_", 2, np.bitwise_and, "({0} & {1})", ZERO, "&"),
-    ("or_", 2, np.bitwise_or, "({0} | {1})", ZERO, "|"),
-    ("xor", 2, np.bitwise_xor, "({0} ^ {1})", ZERO, "^"),
-    ("invert", 1, np.invert, "(~{0})", ZERO, "~"),
-    ("isnan", 1, np.isnan, "isnan({0})", ZERO, None),
-    ("isinf", 1, np.isinf, "isinf({0})", ZERO, None),
-    ("isfinite", 1, np.isfinite, "isfinite({0})", ZERO, None),
+    ScalarOp("lt", 2, np.less, "({0} < {1})", ZERO, "<", work="args"),
+    ScalarOp("gt", 2, np.greater, "({0} > {1})", ZERO, ">", work="args"),
+    ScalarOp("le", 2, np.less_equal, "({0} <= {1})", ZERO, "<=", work="args"),
+    ScalarOp("ge", 2, np.greater_equal, "({0} >= {1})", ZERO, ">=", work="args"),
+    ScalarOp("eq", 2, np.equal, "({0} == {1})", ZERO, "==", commutative=True, work="args"),
+    ScalarOp("neq", 2, np.not_equal, "({0} != {1})", ZERO, "!=", commutative=True, work="args"),
+    ScalarOp("and_", 2, np.bitwise_and, "({0} & {1})", ZERO, "&", commutative=True),
+    ScalarOp("or_", 2, np.bitwise_or, "({0} | {1})", ZERO, "|", commutative=True),
+    ScalarOp("xor", 2, np.bitwise_xor, "({0} ^ {1})", ZERO, "^", commutative=True),
+    ScalarOp("invert", 1, np.invert, "(~{0})", ZERO, "~", cl_kinds={"b": "(!{0})"}),
+    ScalarOp("isnan", 1, np.isnan, "isnan({0})", ZERO, cl_kinds={"iub": "0"}, work="first"),
+    ScalarOp("isinf", 1, np.isinf, "isinf({0})", ZERO, cl_kinds={"iub": "0"}, work="first"),
+    ScalarOp("isfinite", 1, np.isfinite, "isfinite({0})", ZERO, cl_kinds={"iub": "1"}, work="first"),
     # exponentials and logarithms
-    ("exp", 1, np.exp, "exp({0})", lambda x, z, g: [g * z], None),
-    ("exp2", 1, np.exp2, "exp2({0})", lambda x, z, g: [g * z * _LN2], None),
-    ("expm1", 1, np.expm1, "expm1({0})", lambda x, z, g: [g * (z + 1)], None),
-    ("log", 1, np.log, "log({0})", lambda x, z, g: [g / x[0]], None),
-    ("log2", 1, np.log2, "log2({0})", lambda x, z, g: [g / (x[0] * _LN2)], None),
-    ("log10", 1, np.log10, "log10({0})", lambda x, z, g: [g / (x[0] * _LN10)], None),
-    ("log1p", 1, np.log1p, "log1p({0})", lambda x, z, g: [g / (x[0] + 1)], None),
-    ("sqrt", 1, np.sqrt, "sqrt({0})", lambda x, z, g: [g * 0.5 / z], None),
-    ("sqr", 1, np.square, "({0} * {0})", lambda x, z, g: [g * 2 * x[0]], None),
-    ("reciprocal", 1, np.reciprocal, "(1 / {0})", lambda x, z, g: [-g * z * z], None),
+    ScalarOp("exp", 1, np.exp, "exp({0})", lambda T, x, z, g: [g * z], vector=True),
+    ScalarOp("exp2", 1, np.exp2, "exp2({0})", lambda T, x, z, g: [g * z * _LN2], vector=True),
+    ScalarOp("expm1", 1, np.expm1, "expm1({0})", lambda T, x, z, g: [g * (z + 1)], vector=True),
+    ScalarOp("log", 1, np.log, "log({0})", lambda T, x, z, g: [g / x[0]], vector=True, domain=_POS),
+    ScalarOp("log2", 1, np.log2, "log2({0})", lambda T, x, z, g: [g / (x[0] * _LN2)], vector=True, domain=_POS),
+    ScalarOp("log10", 1, np.log10, "log10({0})", lambda T, x, z, g: [g / (x[0] * _LN10)], vector=True, domain=_POS),
+    ScalarOp("log1p", 1, np.log1p, "log1p({0})", lambda T, x, z, g: [g / (x[0] + 1)], vector=True, domain=_POS),
+    ScalarOp("sqrt", 1, np.sqrt, "sqrt({0})", lambda T, x, z, g: [g * 0.5 / z], vector=True, domain=_POS),
+    ScalarOp("sqr", 1, np.square, "({0} * {0})", lambda T, x, z, g: [g * 2 * x[0]], cl_kinds={"b": "{0}"},
+             vector=True),
+    ScalarOp("reciprocal", 1, np.reciprocal, "(1 / {0})", lambda T, x, z, g: [-g * z * z],
+             cl_kinds={"iu": "floor_div_{S}(1, {0})"}, vector=True, domain=_NONZERO),
     # trigonometric and hyperbolic
-    ("sin", 1, np.sin, "sin({0})", lambda x, z, g: [g * T.cos(x[0])], None),
-    ("cos", 1, np.cos, "cos({0})", lambda x, z, g: [-g * T.sin(x[0])], None),
-    ("tan", 1, np.tan, "tan({0})", lambda x, z, g: [g * (1 + z * z)], None),
-    ("arcsin", 1, np.arcsin, "asin({0})", lambda x, z, g: [g / T.sqrt(1 - x[0] * x[0])], None),
-    ("arccos", 1, np.arccos, "acos({0})", lambda x, z, g: [-g / T.sqrt(1 - x[0] * x[0])], None),
-    ("arctan", 1, np.arctan, "atan({0})", lambda x, z, g: [g / (1 + x[0] * x[0])], None),
-    ("sinh", 1, np.sinh, "sinh({0})", lambda x, z, g: [g * T.cosh(x[0])], None),
-    ("cosh", 1, np.cosh, "cosh({0})", lambda x, z, g: [g * T.sinh(x[0])], None),
-    ("tanh", 1, np.tanh, "tanh({0})", lambda x, z, g: [g * (1 - z * z)], None),
-    ("arcsinh", 1, np.arcsinh, "asinh({0})", lambda x, z, g: [g / T.sqrt(x[0] * x[0] + 1)], None),
-    ("arccosh", 1, np.arccosh, "acosh({0})", lambda x, z, g: [g / T.sqrt(x[0] * x[0] - 1)], None),
-    ("arctanh", 1, np.arctanh, "atanh({0})", lambda x, z, g: [g / (1 - x[0] * x[0])], None),
+    ScalarOp("sin", 1, np.sin, "sin({0})", lambda T, x, z, g: [g * T.cos(x[0])], vector=True),
+    ScalarOp("cos", 1, np.cos, "cos({0})", lambda T, x, z, g: [-g * T.sin(x[0])], vector=True),
+    ScalarOp("tan", 1, np.tan, "tan({0})", lambda T, x, z, g: [g * (1 + z * z)], vector=True, domain=((-1.2, 1.2),)),
+    ScalarOp("arcsin", 1, np.arcsin, "asin({0})", lambda T, x, z, g: [g / T.sqrt(1 - x[0] * x[0])], vector=True,
+             domain=("unit",)),
+    ScalarOp("arccos", 1, np.arccos, "acos({0})", lambda T, x, z, g: [-g / T.sqrt(1 - x[0] * x[0])], vector=True,
+             domain=("unit",)),
+    ScalarOp("arctan", 1, np.arctan, "atan({0})", lambda T, x, z, g: [g / (1 + x[0] * x[0])], vector=True),
+    ScalarOp("sinh", 1, np.sinh, "sinh({0})", lambda T, x, z, g: [g * T.cosh(x[0])], vector=True),
+    ScalarOp("cosh", 1, np.cosh, "cosh({0})", lambda T, x, z, g: [g * T.sinh(x[0])], vector=True),
+    ScalarOp("tanh", 1, np.tanh, "tanh({0})", lambda T, x, z, g: [g * (1 - z * z)], vector=True),
+    ScalarOp("arcsinh", 1, np.arcsinh, "asinh({0})", lambda T, x, z, g: [g / T.sqrt(x[0] * x[0] + 1)]),
+    ScalarOp("arccosh", 1, np.arccosh, "acosh({0})", lambda T, x, z, g: [g / T.sqrt(x[0] * x[0] - 1)],
+             domain=((1.1, 10),)),
+    ScalarOp("arctanh", 1, np.arctanh, "atanh({0})", lambda T, x, z, g: [g / (1 - x[0] * x[0])], domain=("unit",)),
     # rounding (piecewise constant)
-    ("floor", 1, np.floor, "floor({0})", ZERO, None),
-    ("ceil", 1, np.ceil, "ceil({0})", ZERO, None),
-    ("round", 1, np.rint, "rint({0})", ZERO, None),
-    ("trunc", 1, np.trunc, "trunc({0})", ZERO, None),
+    ScalarOp("floor", 1, np.floor, "floor({0})", ZERO, cl_kinds=_ROUNDING, vector=True, domain=_KINKS),
+    ScalarOp("ceil", 1, np.ceil, "ceil({0})", ZERO, cl_kinds=_ROUNDING, vector=True, domain=_KINKS),
+    ScalarOp("round", 1, np.rint, "rint({0})", ZERO, cl_kinds=_ROUNDING, vector=True, domain=_KINKS),
+    ScalarOp("trunc", 1, np.trunc, "trunc({0})", ZERO, cl_kinds=_ROUNDING, vector=True, domain=_KINKS),
     # neural-network nonlinearities and special functions
-    ("sigmoid", 1, _sigmoid, "(1 / (1 + exp(-{0})))", lambda x, z, g: [g * z * (1 - z)], None),
-    ("softplus", 1, _softplus, "(max({0}, ({T})0) + log1p(exp(-fabs({0}))))",
-     lambda x, z, g: [g * T.sigmoid(x[0])], None),
-    ("relu", 1, _relu, "max({0}, ({T})0)", lambda x, z, g: [_sw(z > 0, g)], None),
-    ("erf", 1, _erf, "erf({0})", lambda x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], None),
-    ("erfc", 1, _erfc, "erfc({0})", lambda x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], None),
+    ScalarOp("sigmoid", 1, _sigmoid, "(1 / (1 + exp(-{0})))", lambda T, x, z, g: [g * z * (1 - z)], vector=True),
+    ScalarOp("softplus", 1, _softplus, "(max({0}, ({T})0) + log1p(exp(-fabs({0}))))",
+             lambda T, x, z, g: [g * T.sigmoid(x[0])], vector=True),
+    ScalarOp("relu", 1, _relu, "max({0}, ({T})0)", lambda T, x, z, g: [_sw(T, z > 0, g)],
+             cl_kinds={"f": "({0} < 0 ? ({T})0 : {0})"}, vector=True, domain=_KINKS),
+    ScalarOp("erf", 1, _erf, "erf({0})", lambda T, x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
+    ScalarOp("erfc", 1, _erfc, "erfc({0})", lambda T, x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     # selection
-    ("clip", 3, np.clip, "clamp({0}, {1}, {2})",
-     lambda x, z, g: [_sw((x[0] >= x[1]) & (x[0] <= x[2]), g), _sw(x[0] < x[1], g), _sw(x[0] > x[2], g)],
-     None),
-    ("switch", 3, _where, "({0} ? {1} : {2})",
-     lambda x, z, g: [None, _sw(x[0], g), T.switch(x[0], 0, g)], None),
-    ("identity", 1, np.positive, "{0}", lambda x, z, g: [g], None),
-    ("second", 2, _second, "{1}", lambda x, z, g: [None, g], None),
+    ScalarOp("clip", 3, np.clip, "clamp({0}, {1}, {2})",
+             lambda T, x, z, g: [_sw(T, (x[0] >= x[1]) & (x[0] <= x[2]), g), _sw(T, x[0] < x[1], g),
+                                 _sw(T, x[0] > x[2], g)],
+             cl_kinds={"f": "(isnan({0}) ? {0} : fmin(fmax({0}, {1}), {2}))", "iub": "min(max({0}, {1}), {2})"},
+             inplace=False, domain=("away_from_kinks", "nonpositive_integers", "positive_integers")),
+    ScalarOp("switch", 3, _where, "({0} ? {1} : {2})",
+             lambda T, x, z, g: [None, _sw(T, x[0], g), T.switch(x[0], 0, g)], inplace=False, work="select",
+             domain=("bool", "any", "any")),
+    ScalarOp("identity", 1, np.positive, "{0}", lambda T, x, z, g: [g], vector=True),
+    ScalarOp("second", 2, _second, "{1}", lambda T, x, z, g: [None, g]),
 ]
 
 CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -235,27 +280,23 @@ CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "ui
 def _cast_fn(dtype: str) -> Callable:
     target = np.dtype(dtype)
 
-    def cast(x, out=None):
+    def cast(x: Any, out: np.ndarray | None = None) -> Any:
         if out is None:
             return np.asarray(x).astype(target)
         np.copyto(out, x, casting="unsafe")
         return out
-    cast.__name__ = f"cast_{dtype}"
+    cast.__name__ = cast.__qualname__ = f"cast_{dtype}"
     return cast
 
 
-def _cast_grad(x, z, g):
-    return [T.cast(g, x[0].dtype)] if x[0].dtype.startswith("float") else [None]
+def _cast_grad(T: Any, x: list, z: Any, g: Any) -> list:
+    return [T.cast(g, x[0].dtype)] if np.dtype(x[0].dtype).kind in "fc" else [None]
 
 
-_COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "neq", "and_", "or_", "xor", "hypot"}
+SCALAR_OPS: dict[str, ScalarOp] = {row.name: row for row in _ROWS}
+for _dt in CAST_DTYPES:  # the conversion to the working type (the output dtype) is the whole cast
+    SCALAR_OPS[f"cast_{_dt}"] = ScalarOp(f"cast_{_dt}", 1, _cast_fn(_dt), "{0}", _cast_grad)
 
-SCALAR_OPS: dict[str, ScalarOp] = {
-    name: ScalarOp(name, nin, fn, cl, grad, infix, name in _COMMUTATIVE)
-    for name, nin, fn, cl, grad, infix in _ROWS
-}
-for _dt in CAST_DTYPES:
-    SCALAR_OPS[f"cast_{_dt}"] = ScalarOp(f"cast_{_dt}", 1, _cast_fn(_dt), "convert_{T}({0})", _cast_grad)
 
 def get(name: str) -> ScalarOp:
     """The table row called ``name`` (KeyError lists the close names)."""

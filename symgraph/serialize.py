@@ -20,7 +20,9 @@ but unpickling runs arbitrary code: never unpickle files you do not trust.
 """
 from __future__ import annotations
 
+import copyreg
 import hashlib
+import importlib
 import io
 import json
 import math
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from symgraph import scalar
-from symgraph.compile.function import Function, function
+from symgraph.compile.function import Function, _apply_givens, function
 from symgraph.compile.shared import SharedVariable
 from symgraph.errors import SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
@@ -41,7 +43,7 @@ from symgraph.tensor.type import TensorConstant, TensorType
 
 FORMAT, VERSION = "symgraph", 1
 _GRAPH_MEMBER = "graph.json"
-_OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite")
+_OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite", "symgraph.tensor.fused")
 
 
 class SerializationError(SymgraphError, ValueError):
@@ -76,7 +78,6 @@ def register_op(cls: type) -> type:
 def op_registry() -> dict[str, type]:
     """Op classes ``load`` may build, by name: every Op subclass defined in a ``symgraph.``
     module (qualified by module when two share a name) plus registered ones."""
-    import importlib
     for module in _OP_MODULES:  # a fixed list of our own modules, never one read from a file
         try:
             importlib.import_module(module)
@@ -287,7 +288,6 @@ class _Writer:
         outs = [] if f.outputs is None else [f.outputs] if isinstance(f.outputs, Variable) else list(f.outputs)
         upd = list(f.updates)
         if f.givens:  # (variable, value) pairs, as sg.function recorded them
-            from symgraph.compile.function import _apply_givens
             targets = _apply_givens(outs + [v for _, v in upd], f.givens)
             outs, upd = targets[:len(outs)], [(s, t) for (s, _), t in zip(upd, targets[len(outs):])]
         inputs = [self.var(v) for v in f.inputs]
@@ -484,3 +484,12 @@ def _load(source: Any, backend: str | None) -> Any:
 
 __all__ = ["save", "load", "dumps", "loads", "register_op", "op_registry", "SerializationError",
            "UnknownOpError", "CorruptFileError", "FormatVersionError"]
+
+
+def _reduce_function(f: Function) -> tuple:
+    """Pickle a compiled function through this format (unpickling recompiles). Pickle itself is
+    unsafe for untrusted files; sg.load never runs code from the file."""
+    return loads, (dumps(f),)
+
+
+copyreg.pickle(Function, _reduce_function)

@@ -16,6 +16,7 @@ import numpy as np
 
 from symgraph.compile.shared import SharedVariable, shared
 from symgraph.errors import GraphTypeError, InputError
+from symgraph.gradient import grad
 from symgraph.graph.basic import Variable
 from symgraph.tensor import cast, sqrt
 from symgraph.tensor.type import as_tensor_variable
@@ -36,7 +37,6 @@ def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable]) -
                 raise GraphTypeError(f"the gradient for {p} has {g.ndim} dimensions ({g.type}), "
                                      f"but the parameter has {p.ndim} ({p.type})")
         return grads
-    from symgraph.gradient import grad
     return list(grad(loss_or_grads, params))
 
 

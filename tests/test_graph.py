@@ -148,3 +148,12 @@ def test_static_broadcasting_helpers():
     x = T.dmatrix("x")
     f = sg.function([x], T.subtensor(x, (slice(1, None), 0)))
     np.testing.assert_array_equal(f(np.arange(6.0).reshape(3, 2)), [2.0, 4.0])
+
+
+def test_dtype_predicates():
+    """One home for dtype questions: float and complex are inexact (they carry gradients)."""
+    for dt in ("float16", "float32", "float64", "complex64", "complex128"):
+        assert T.is_inexact(dt) and T.is_inexact(T.tensor(dt)) and not T.is_integer(dt)
+    for dt in ("int8", "int64", "uint32"):
+        assert T.is_integer(dt) and not T.is_inexact(T.tensor(dt))
+    assert not T.is_integer("bool") and not T.is_inexact("bool")

@@ -66,3 +66,51 @@ def test_opencl_device_buffers_are_released(backend):
     del step, params
     gc.collect()
     assert pool.active_blocks == baseline, f"{pool.active_blocks - baseline} device blocks still held"
+
+
+def test_compiling_thousands_of_distinct_functions_keeps_memory_flat():
+    """Every cache that compiling fills is bounded: 2,000 distinct fused programs (numpy backend)
+    grow traced memory no more once the caches are full."""
+    import tracemalloc
+
+    import numpy as np
+
+    import symgraph as sg
+    import symgraph.tensor as T
+    x = T.dvector("x")
+    v = np.ones(3)
+
+    def compile_and_call(k: int) -> None:
+        sg.function([x], T.exp(x * (k + 0.5)) + k)(v)  # a new Composite program each time
+    for k in range(600):  # past the helper cache's size (512): it is full from here on
+        compile_and_call(k)
+    gc.collect()
+    tracemalloc.start()
+    for k in range(600, 1300):
+        compile_and_call(k)
+    gc.collect()
+    middle = tracemalloc.get_traced_memory()[0]
+    for k in range(1300, 2000):
+        compile_and_call(k)
+    gc.collect()
+    growth = (tracemalloc.get_traced_memory()[0] - middle) / 2**20
+    tracemalloc.stop()
+    assert growth < 1.0, f"traced memory grew {growth:.2f} MiB over 700 more distinct compiles"
+
+
+def test_opencl_kernel_cache_is_bounded(backend, monkeypatch):
+    """The runtime keeps at most KERNEL_CACHE built kernels, least recently used dropped first."""
+    if backend != "opencl":
+        pytest.skip("built kernels exist on OpenCL only")
+    import numpy as np
+
+    import symgraph as sg
+    import symgraph.tensor as T
+    from symgraph.backends.opencl import runtime
+    rt = runtime.get_runtime()
+    monkeypatch.setattr(runtime, "KERNEL_CACHE", 4)
+    x = T.fvector("x")
+    for k in range(8):
+        f = sg.function([x], T.exp(x * np.float32(k + 0.5)) + np.float32(k), backend="opencl")
+        np.testing.assert_allclose(f(np.ones(3, "float32")), np.exp(k + 0.5) + k, rtol=1e-5)
+        assert len(rt._kernels) <= 4

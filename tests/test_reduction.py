@@ -360,3 +360,14 @@ def test_sgd_update_of_a_bias_runs_in_the_gradient_sum(backend, shape, axis, kee
         f(v)
         np.testing.assert_allclose(b.get_value(), b0 - 0.01 * v.sum(axis=axis, keepdims=keepdims), rtol=1e-5,
                                    atol=1e-5)
+
+
+def test_sum_to_undoes_broadcasting():
+    """sum_to sums a broadcast gradient back to an input's shape: leading axes and static length-1 axes."""
+    g, x = T.dtensor3("g"), T.tensor("float32", shape=(1, None))
+    out = T.sum_to(g, x)
+    assert out.type == x.type
+    v = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_allclose(sg.function([g], out, on_unused_input="ignore")(v),
+                               v.sum(axis=0).sum(axis=0, keepdims=True).astype("float32"))
+    assert T.sum_to(x, x) is x

@@ -11,6 +11,7 @@ import symgraph.tensor as T
 from symgraph.rewrite import Mode
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
+from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.reduction import CAReduce
 
 
@@ -56,11 +57,14 @@ def test_mlp_forward_backward_elementwise_chains_are_fused():
     unfused = sg.function(inputs, outputs, mode=Mode().excluding("fusion"))
     fused = sg.function(inputs, outputs)
     n_elem = ops(unfused).count(Elemwise)
-    n_fused = ops(fused).count(Elemwise) + ops(fused).count(Composite)
+    programs = [op for op in ops(fused) if op in (Composite, ReduceOf, Epilogue)]  # each runs one program
+    n_fused = ops(fused).count(Elemwise) + len(programs)
     assert n_elem >= 15
-    assert ops(fused).count(Composite) >= 4
+    assert len(programs) >= 4 and ReduceOf in programs and Epilogue in programs
     assert n_fused <= n_elem // 2  # chains became single nodes (lone elementwise nodes stay as they are)
-    assert len(fused.graph.apply_nodes) == len(unfused.graph.apply_nodes) - n_elem + n_fused
+    # every other node stays, but for the products and reductions that took in a program
+    absorbed = ops(fused).count(ReduceOf) + ops(fused).count(Epilogue)
+    assert len(fused.graph.apply_nodes) >= len(unfused.graph.apply_nodes) - n_elem + n_fused - absorbed
     rng = np.random.default_rng(2)
     same(fused, sg.function(inputs, outputs, mode=None), rng.normal(size=(6, 4)), rng.integers(0, 3, 6))
 
@@ -107,11 +111,14 @@ def test_operand_cap_is_respected():
     same(f, sg.function(xs, out, mode=None), *vals)
 
 
-def test_reduction_of_a_composite_is_marked_for_the_backend():
+def test_reduction_of_a_composite_becomes_one_reduce_of_node():
     x = T.dmatrix("x")
     f = sg.function([x], (T.exp(x) * 2 + 1).sum(axis=1))
-    (red,) = [n for n in f.graph.apply_nodes if type(n.op) is CAReduce]
-    assert red.tag["fused_producer"] is red.inputs[0].owner
+    (red,) = f.graph.apply_nodes
+    assert type(red.op) is ReduceOf and red.op.reduce == CAReduce("add", (1,))
+    assert [name for name, _ in red.op.program.steps] == ["exp", "mul", "add"]
+    assert red.inputs == [f.graph.inputs[0]]
+    same(f, sg.function([x], (T.exp(x) * 2 + 1).sum(axis=1), mode=None), np.arange(6.0).reshape(2, 3) / 7)
 
 
 @pytest.mark.parametrize("dtypes", [("float32", "float64"), ("int8", "float32"), ("int32", "int64"),
@@ -236,8 +243,8 @@ def test_fused_switch_selects_exactly(dtype, data):
         np.testing.assert_array_equal(f(c, a, b), np.where(c > 0, a, b))
 
 
-def test_reduction_of_a_lone_elementwise_op_is_marked_too():
+def test_reduction_of_a_lone_elementwise_op_is_fused_too():
     x, y = T.dmatrix("x"), T.dmatrix("y")
     f = sg.function([x, y], (x * y).sum(axis=1))
-    (red,) = [n for n in f.graph.apply_nodes if type(n.op) is CAReduce]
-    assert str(red.tag["fused_producer"].op) == "mul"
+    (red,) = f.graph.apply_nodes
+    assert type(red.op) is ReduceOf and red.op.program.steps == (("mul", (("i", 0), ("i", 1))),)

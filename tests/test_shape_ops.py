@@ -12,7 +12,8 @@ import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Constant, Variable
-from symgraph.tensor.shape import broadcast_shapes, entry_var, shape_tuple
+from symgraph.tensor.elemwise import broadcast_shapes
+from symgraph.tensor.shape import entry_var, shape_tuple
 from helpers import declare, fd_grad_check, perform_eval
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,

@@ -1,11 +1,11 @@
 """The numpy backend: emits one straight-line Python function per compiled graph.
 
 Each node becomes one line calling numpy directly (``f.source`` shows it); ops without a
-dedicated lowering call their own ``perform``. Updates are assigned only after every node
+dedicated lowering call their own ``perform``. Updates are committed only after every node
 ran, so a call that raises leaves shared variables untouched.
 """
 from __future__ import annotations
 
-from symgraph.backends.numpy.codegen import NumpyFunction, compile  # noqa: F401
+from symgraph.backends.numpy.backend import NumpyBackend, compile
 
-__all__ = ["NumpyFunction", "compile"]
+__all__ = ["NumpyBackend", "compile"]

@@ -7,13 +7,16 @@ their own smaller shape. When run-time lengths break the static broadcasting ass
 it falls back to the op's reference ``perform``."""
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Callable
+
 import numpy as np
 
-from symgraph.backends.numpy.lowering import CodeContext, lowers, ufunc_name
+from symgraph.backends.numpy.lowering import LowerContext, lowers, ufunc_name
+from symgraph.compile.lowering import CodeContext
+from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import broadcast_static_shape
-
-_CACHE: dict = {}
 
 
 def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -> tuple[str, dict]:
@@ -89,19 +92,18 @@ def _reference(op: Composite, p, inputs: tuple):
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-def compile_helper(op: Composite, input_types: tuple):
-    """The helper function for ``op`` on inputs of ``input_types`` (cached)."""
-    key = (op, input_types)
-    fn = _CACHE.get(key)
-    if fn is None:
-        src, glb = helper_source(op, input_types)
-        exec(compile(src, f"<symgraph composite {len(op.steps)} steps>", "exec"), glb)
-        fn = _CACHE[key] = glb["composite"]
-        fn.source = src
+@lru_cache(maxsize=512)
+def compile_helper(op: Composite, input_types: tuple) -> Callable:
+    """The helper function for ``op`` on inputs of ``input_types`` (the most recent 512 are kept:
+    equal programs in many functions share one helper, and memory stays bounded)."""
+    src, glb = helper_source(op, input_types)
+    exec(compile(src, f"<symgraph composite {len(op.steps)} steps>", "exec"), glb)
+    fn = glb["composite"]
+    fn.source = src
     return fn
 
 
 @lowers(Composite)
-def _composite(node, ins: list[str], ctx) -> str:
+def _composite(node: Apply, ctx: LowerContext) -> str:
     fn = compile_helper(node.op, tuple(i.type for i in node.inputs))
-    return f"{ctx.ref(fn, 'composite')}({', '.join(ins)})"
+    return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)})"

@@ -1,8 +1,10 @@
 """numpy lowerings for reductions, dot, nnet, shape ops and indexing: each node becomes one
-numpy expression in the generated function (``backends/numpy/lowering.py`` explains the protocol)."""
+numpy expression in the generated function (``backends/numpy/lowering.py`` explains the seam)."""
 from __future__ import annotations
 
-from symgraph.backends.numpy.lowering import lowers
+from symgraph.backends.numpy.lowering import LowerContext, lowers
+from symgraph.compile.placement import HostFallback
+from symgraph.graph.basic import Apply
 from symgraph.graph.basic import Constant as _Constant
 from symgraph.tensor import nnet as _nnet
 from symgraph.tensor.alloc import ARange, Alloc
@@ -19,8 +21,8 @@ def _axis_kw(axis: tuple, keepdims: bool) -> str:
 
 
 @lowers(CAReduce)
-def _careduce(node, ins: list[str], ctx) -> str:
-    op, (x,), out = node.op, ins, node.outputs[0]
+def _careduce(node: Apply, ctx: LowerContext) -> str:
+    op, (x,), out = node.op, ctx.ins, node.outputs[0]
     kw = _axis_kw(op.axis, op.keepdims)
     if op.scalar_op in ("add", "mul") and out.dtype != node.inputs[0].dtype:
         kw += f", dtype=np.{out.dtype}"
@@ -28,43 +30,45 @@ def _careduce(node, ins: list[str], ctx) -> str:
 
 
 @lowers(ArgReduce)
-def _argreduce(node, ins: list[str], ctx) -> str:
-    op, (x,) = node.op, ins
+def _argreduce(node: Apply, ctx: LowerContext) -> str:
+    op, (x,) = node.op, ctx.ins
     keep = ", keepdims=True" if op.keepdims else ""
     return f"np.{op.np_fn.__name__}({x}, axis={op.axis}{keep})"
 
 
 @lowers(ReducedSize)
-def _reduced_size(node, ins: list[str], ctx) -> str:
-    dims = " * ".join(f"{ins[0]}.shape[{a}]" for a in node.op.axis) or "1"
+def _reduced_size(node: Apply, ctx: LowerContext) -> str:
+    if len(ctx.ins) > 1:  # the count of a broadcast (a fused elementwise result's)
+        return f"{ctx.ref(node.op.perform, 'reduced_size')}(None, [{', '.join(ctx.ins)}])[0]"
+    dims = " * ".join(f"{ctx.ins[0]}.shape[{a}]" for a in node.op.axis) or "1"
     return f"np.int64({dims})"
 
 
 @lowers(BroadcastLike)
-def _broadcast_like(node, ins: list[str], ctx) -> str:
-    return f"np.broadcast_to({ins[0]}, np.shape({ins[1]}))"
+def _broadcast_like(node: Apply, ctx: LowerContext) -> str:
+    return f"np.broadcast_to({ctx.ins[0]}, np.shape({ctx.ins[1]}))"
 
 
 @lowers(Dot)
-def _dot(node, ins: list[str], ctx) -> str:
-    return f"np.dot({ins[0]}, {ins[1]})"
+def _dot(node: Apply, ctx: LowerContext) -> str:
+    return f"np.dot({ctx.ins[0]}, {ctx.ins[1]})"
 
 
 @lowers(MatMul)
-def _matmul(node, ins: list[str], ctx) -> str:
-    return f"np.matmul({ins[0]}, {ins[1]})"
+def _matmul(node: Apply, ctx: LowerContext) -> str:
+    return f"np.matmul({ctx.ins[0]}, {ctx.ins[1]})"
 
 
 @lowers(TensorDot)
-def _tensordot(node, ins: list[str], ctx) -> str:
-    return f"np.tensordot({ins[0]}, {ins[1]}, axes=({node.op.axes_a!r}, {node.op.axes_b!r}))"
+def _tensordot(node: Apply, ctx: LowerContext) -> str:
+    return f"np.tensordot({ctx.ins[0]}, {ctx.ins[1]}, axes=({node.op.axes_a!r}, {node.op.axes_b!r}))"
 
 
 def _softmax_family(fn):
-    def lower(node, ins: list[str], ctx) -> str | None:
+    def lower(node: Apply, ctx: LowerContext) -> str | None:
         if node.inputs[0].dtype != node.outputs[0].dtype:  # integer input: perform casts first
             return None
-        return f"{ctx.ref(fn, fn.__name__)}({ins[0]}, {node.op.axis})"
+        return f"{ctx.ref(fn, fn.__name__)}({ctx.ins[0]}, {node.op.axis})"
     return lower
 
 
@@ -73,8 +77,8 @@ lowers(_nnet.LogSoftmax)(_softmax_family(_nnet.np_log_softmax))
 
 
 @lowers(_nnet.OneHot)
-def _one_hot(node, ins: list[str], ctx) -> str:
-    return f"{ctx.ref(_nnet.np_one_hot, 'one_hot')}({ins[0]}, np.shape({ins[1]})[-1])"
+def _one_hot(node: Apply, ctx: LowerContext) -> str:
+    return f"{ctx.ref(_nnet.np_one_hot, 'one_hot')}({ctx.ins[0]}, np.shape({ctx.ins[1]})[-1])"
 
 
 # --- shape ops and indexing ---
@@ -92,8 +96,8 @@ def _tuple(items: list[str]) -> str:
 
 @lowers(Subtensor)
 @lowers(AdvancedSubtensor)
-def _subtensor(node, ins: list[str], ctx) -> str:
-    vals, items = iter(zip(node.inputs[1:], ins[1:])), []
+def _subtensor(node: Apply, ctx: LowerContext) -> str:
+    vals, items = iter(zip(node.inputs[1:], ctx.ins[1:])), []
     for e in node.op.idx_list:
         if e is None:
             items.append("None")
@@ -104,46 +108,52 @@ def _subtensor(node, ins: list[str], ctx) -> str:
             items.append(_int_expr(*next(vals)) if e == "i" else next(vals)[1])
     if node.outputs[0].ndim == 0 or not items:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
         items.append("...")
-    return f"{ins[0]}[{', '.join(items)}]"
+    return f"{ctx.ins[0]}[{', '.join(items)}]"
 
 
 @lowers(Reshape)
-def _reshape(node, ins: list[str], ctx) -> str:
+def _reshape(node: Apply, ctx: LowerContext) -> str:
     vec = node.inputs[1]
     if isinstance(vec, _Constant):
-        return f"{ins[0]}.reshape({tuple(int(k) for k in vec.data)!r})"
-    return f"{ins[0]}.reshape({ins[1]})"
+        return f"{ctx.ins[0]}.reshape({tuple(int(k) for k in vec.data)!r})"
+    return f"{ctx.ins[0]}.reshape({ctx.ins[1]})"
 
 
 @lowers(Shape)
-def _shape_op(node, ins: list[str], ctx) -> str:
-    return f"np.array({ins[0]}.shape, dtype=np.int64)"
+def _shape_op(node: Apply, ctx: LowerContext) -> str:
+    return f"np.array({ctx.ins[0]}.shape, dtype=np.int64)"
 
 
 @lowers(Shape_i)
-def _shape_i(node, ins: list[str], ctx) -> str:
-    return f"np.int64({ins[0]}.shape[{node.op.i}])"
+def _shape_i(node: Apply, ctx: LowerContext) -> str:
+    return f"np.int64({ctx.ins[0]}.shape[{node.op.i}])"
 
 
 @lowers(MakeVector)
-def _make_vector(node, ins: list[str], ctx) -> str:
-    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ins)])}, dtype=np.{node.op.dtype})"
+def _make_vector(node: Apply, ctx: LowerContext) -> str:
+    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins)])}, dtype=np.{node.op.dtype})"
 
 
 @lowers(Join)
-def _join(node, ins: list[str], ctx) -> str:
-    return f"np.concatenate({_tuple(ins)}, axis={node.op.axis})"
+def _join(node: Apply, ctx: LowerContext) -> str:
+    return f"np.concatenate({_tuple(ctx.ins)}, axis={node.op.axis})"
 
 
 @lowers(Alloc)
-def _alloc(node, ins: list[str], ctx) -> str | None:
+def _alloc(node: Apply, ctx: LowerContext) -> str | None:
     if node.inputs[0].ndim:  # a tensor value: perform checks its broadcasting
         return None
-    dims = _tuple([_int_expr(v, n) for v, n in zip(node.inputs[1:], ins[1:])]) if ins[1:] else "()"
-    return f"np.full({dims}, {ins[0]}, dtype=np.{node.outputs[0].dtype})"
+    dims = _tuple([_int_expr(v, n) for v, n in zip(node.inputs[1:], ctx.ins[1:])]) if ctx.ins[1:] else "()"
+    return f"np.full({dims}, {ctx.ins[0]}, dtype=np.{node.outputs[0].dtype})"
 
 
 @lowers(ARange)
-def _arange(node, ins: list[str], ctx) -> str:
-    args = ", ".join(_int_expr(v, n) for v, n in zip(node.inputs, ins))
+def _arange(node: Apply, ctx: LowerContext) -> str:
+    args = ", ".join(_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins))
     return f"np.arange({args}, dtype=np.{node.op.dtype})"
+
+
+@lowers(HostFallback)
+def _host_fallback(node: Apply, ctx: LowerContext) -> str | None:
+    """A device backend's host fallback: the wrapped op's own numpy expression (or its perform)."""
+    return ctx.expression(node.op.inner(node), ctx.ins)

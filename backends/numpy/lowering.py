@@ -1,46 +1,50 @@
-"""How each op becomes a numpy expression: ``LOWERINGS[OpClass](node, input_names, ctx)``
-returns one Python expression (a string) for the node's single output, or None to fall back
-to calling ``op.perform``. ``ctx.ref(obj, hint)`` names a Python object in the generated code."""
+"""How each op becomes a numpy expression: ``TABLE`` maps Op classes to ``lower(node, ctx)``,
+which returns one Python expression (a string) for the node's outputs, or None to fall back to
+calling ``op.perform``. ``ctx.ins`` are the input expressions, ``ctx.out`` a dead buffer the
+result may be written into (or None), ``ctx.ref(obj, hint)`` names a Python object in the
+generated code, and ``ctx.expression(node, ins)`` lowers another node (fused ops nest them)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from symgraph.compile.lowering import CodeContext, LoweringTable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 
+TABLE = LoweringTable("numpy")
+lowers = TABLE.register
 
-class CodeContext:
-    """Names the Python objects the generated code refers to (its globals)."""
 
-    def __init__(self) -> None:
-        self.globals: dict[str, Any] = {"np": np, "ndarray": np.ndarray}
-        self._ids: dict[int, str] = {}
+@dataclass
+class LowerContext:
+    """What a numpy lowering sees: the input expressions, an optional output buffer, the code context."""
+    ins: list[str]
+    code: CodeContext
+    out: str | None = None
 
     def ref(self, obj: Any, hint: str) -> str:
-        key = id(obj)
-        if key not in self._ids:
-            base = "_" + "".join(c if c.isalnum() else "_" for c in hint).strip("_")
-            name, k = base, 1
-            while name in self.globals:
-                name, k = f"{base}{k}", k + 1
-            self.globals[name] = obj
-            self._ids[key] = name
-        return self._ids[key]
+        return self.code.ref(obj, hint)
+
+    def expression(self, node: Apply, ins: list[str]) -> str | None:
+        """The expression of another node (for fused ops that nest their parts)."""
+        return expression(node, ins, self.code)
 
 
-LOWERINGS: dict[type, Callable] = {}
+def expression(node: Apply, ins: list[str], code: CodeContext, out: str | None = None) -> str | None:
+    """The numpy expression computing ``node`` from ``ins``, or None when its op has no lowering."""
+    lower = TABLE.lookup(node.op)
+    return None if lower is None else lower(node, LowerContext(ins, code, out))
 
 
-def lowers(op_class: type) -> Callable:
-    """Register a lowering for ``op_class`` (decorator)."""
-    def register(fn: Callable) -> Callable:
-        LOWERINGS[op_class] = fn
-        return fn
-    return register
+def perform_call(node: Apply, ins: list[str], code: CodeContext) -> str:
+    """The expression calling ``node.op.perform`` (a list of outputs)."""
+    return f"{code.ref(node.op, f'op_{node.op}')}.perform({code.ref(node, 'node')}, [{', '.join(ins)}])"
 
 
-def ufunc_name(fn: Callable, ctx) -> str:
+def ufunc_name(fn: Callable, ctx: Any) -> str:
     """``np.add`` for numpy's own ufuncs (readable source), a named global otherwise."""
     name = getattr(fn, "__name__", None)
     if name and getattr(np, name, None) is fn:
@@ -49,15 +53,15 @@ def ufunc_name(fn: Callable, ctx) -> str:
 
 
 @lowers(Elemwise)
-def _elemwise(node, ins: list[str], ctx, out: str | None = None) -> str:
+def _elemwise(node: Apply, ctx: LowerContext) -> str:
     fn = ufunc_name(node.op.scalar_op.np_fn, ctx)
-    args = ", ".join(ins)
-    return f"{fn}({args}, out={out})" if out else f"{fn}({args})"
+    args = ", ".join(ctx.ins)
+    return f"{fn}({args}, out={ctx.out})" if ctx.out else f"{fn}({args})"
 
 
 @lowers(DimShuffle)
-def _dimshuffle(node, ins: list[str], ctx) -> str:
-    op, (x,) = node.op, ins
+def _dimshuffle(node: Apply, ctx: LowerContext) -> str:
+    op, (x,) = node.op, ctx.ins
     expr = x
     if op.drop:
         idx = ", ".join("0" if d in op.drop else ":" for d in range(op.input_ndim))

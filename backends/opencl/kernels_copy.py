@@ -3,6 +3,8 @@ strided views (stride 0 broadcasts). Used to make arrays contiguous, and by conc
 set_subtensor and inc_subtensor on slices."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
@@ -28,16 +30,15 @@ def copy_source(name: str, dtype, ndim: int, add: bool) -> str:
             f"    if (i < n) {{\n{body}\n    }}\n}}\n")
 
 
-_SOURCES: dict[tuple, tuple[str, str]] = {}
-
-
 def copy_kernel_source(dtype, ndim: int, add: bool = False) -> tuple[str, str]:
     """(name, source) of the strided copy kernel for this dtype, rank and mode."""
-    key = (np.dtype(dtype).name, ndim, add)
-    if key not in _SOURCES:
-        stem = f"{'add_into' if add else 'copy'}_{key[0]}_{ndim}d"
-        _SOURCES[key] = content_named(stem, lambda n: copy_source(n, dtype, ndim, add))
-    return _SOURCES[key]
+    return _copy_kernel_source(np.dtype(dtype).name, int(ndim), bool(add))
+
+
+@lru_cache(maxsize=256)
+def _copy_kernel_source(dtype: str, ndim: int, add: bool) -> tuple[str, str]:
+    stem = f"{'add_into' if add else 'copy'}_{dtype}_{ndim}d"
+    return content_named(stem, lambda n: copy_source(n, dtype, ndim, add))
 
 
 def copy_into(dst: DeviceArray, src: DeviceArray, add: bool = False) -> None:

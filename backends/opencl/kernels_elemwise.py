@@ -1,23 +1,26 @@
 """Elementwise kernels: one OpenCL kernel per Elemwise or fused Composite node.
 
-The node is first turned into a ScalarProgram (inputs, one step per scalar op, outputs); the
-kernel source has one statement per step with a named temporary, so long fused chains never
-nest. Two variants are generated: a contiguous fast path (inputs either full C-contiguous arrays
-or single values) and a strided one (any rank, broadcasting and transposed views via strides).
+Both run a Composite program (symgraph/tensor/composite.py: the one program format; a lone
+Elemwise is a one-step program); the kernel source has one statement per step with a named
+temporary, so long fused chains never nest. Two variants are generated: a contiguous fast path
+(inputs either full C-contiguous arrays or single values) and a strided one (any rank,
+broadcasting and transposed views via strides). Reductions and matrix products print the same
+program into their loops and stores (``program_lines``).
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply, Constant
+from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import Elemwise
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
@@ -29,84 +32,50 @@ VECTOR_WIDTH = 16
 pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
 
-@dataclass
-class ScalarProgram:
-    """Straight-line scalar code: ``steps`` are (op, argument refs, out dtype); a ref is
-    ('in', k), ('step', j) or ('const', value, dtype)."""
-    input_dtypes: list
-    steps: list = field(default_factory=list)
-    outputs: list = field(default_factory=list)
-    output_dtypes: list = field(default_factory=list)
+def program_dtypes(prog: Composite) -> set[np.dtype]:
+    """Every dtype a program's values take (inputs, steps, outputs, inlined constants)."""
+    dts = {np.dtype(d) for d in prog.in_dtypes + prog.step_dtypes + prog.out_dtypes}
+    return dts | {np.dtype(a[1]) for _, args in prog.steps for a in args if a[0] == "c"}
 
 
-def is_scalar_constant(v) -> bool:
-    """A constant holding one value, inlined into kernels as a literal."""
-    return isinstance(v, Constant) and np.asarray(v.data).size == 1 and ks.supported_dtype(v.dtype)
-
-
-def program_from_elemwise(node: Apply) -> tuple[ScalarProgram, list]:
-    """The ScalarProgram of a single Elemwise node, and the graph variables bound to its inputs."""
-    bound: list = []
-    refs = []
-    for v in node.inputs:
-        if is_scalar_constant(v):
-            refs.append(("const", np.asarray(v.data).item(), v.dtype))
-        else:
-            if v not in bound:
-                bound.append(v)
-            refs.append(("in", bound.index(v)))
-    prog = ScalarProgram([v.dtype for v in bound])
-    prog.steps.append((node.op.scalar_op, refs, node.outputs[0].dtype))
-    prog.outputs.append(("step", 0))
-    prog.output_dtypes.append(node.outputs[0].dtype)
-    return prog, bound
-
-
-def vector_width(prog: ScalarProgram) -> int:
+def vector_width(prog: Composite) -> int:
     """Elements per work-item for the contiguous kernel: a float vector width when every value is
-    the same float type and every op is valid on vectors, else 1."""
-    dts = {np.dtype(d) for d in prog.input_dtypes + prog.output_dtypes + [d for _, _, d in prog.steps]}
-    dts |= {np.dtype(r[2]) for _, refs, _ in prog.steps for r in refs if r[0] == "const"}
+    the same float type and every op's C text is valid on vectors, else 1."""
+    dts = program_dtypes(prog)
     if len(dts) != 1 or dts.pop() not in (np.float32, np.float64):
         return 1
-    if not all(sop.name in ks.VECTOR_SAFE for sop, _, _ in prog.steps):
+    if not all(SCALAR_OPS[name].vector for name, _ in prog.steps):
         return 1
     return VECTOR_WIDTH
 
 
-def program_lines(prog: ScalarProgram, load: list[str], width: int = 1) -> tuple[list[str], list[str], set[str]]:
+def program_lines(prog: Composite, load: list[str], width: int = 1) -> tuple[list[str], list[str], set[str]]:
     """Statements computing every step (one per op), the output expressions, and needed helpers."""
-    lines, needed = [], set()
-    vt = (lambda dt: ks.ctype(dt) + str(width)) if width > 1 else ks.ctype
-    names, dtypes = [], []
+    lines: list[str] = []
+    needed: set[str] = set()
+    vt: Callable[[Any], str] = (lambda dt: ks.ctype(dt) + str(width)) if width > 1 else ks.ctype
 
-    def arg(ref) -> tuple[str, Any]:
-        if ref[0] == "in":
-            return f"x{ref[1]}", prog.input_dtypes[ref[1]]
-        if ref[0] == "step":
-            return names[ref[1]], dtypes[ref[1]]
-        return ks.literal(ref[1], ref[2]), ref[2]
+    def arg(ref: tuple) -> tuple[str, Any]:
+        if ref[0] == "i":
+            return f"x{ref[1]}", prog.in_dtypes[ref[1]]
+        if ref[0] == "s":
+            return f"t{ref[1]}", prog.step_dtypes[ref[1]]
+        return ks.literal(ref[2], ref[1]), ref[1]
 
     for k, expr in enumerate(load):
-        lines.append(f"const {vt(prog.input_dtypes[k])} x{k} = {expr};")
-    for j, (sop, refs, out_dtype) in enumerate(prog.steps):
+        lines.append(f"const {vt(prog.in_dtypes[k])} x{k} = {expr};")
+    for j, ((name, refs), out_dtype) in enumerate(zip(prog.steps, prog.step_dtypes)):
         args = [arg(r) for r in refs]
-        expr, helpers = ks.expression(sop, [a for a, _ in args], [d for _, d in args], out_dtype, width)
+        expr, helpers = ks.expression(SCALAR_OPS[name], [a for a, _ in args], [d for _, d in args], out_dtype, width)
         needed |= helpers
-        names.append(f"t{j}")
-        dtypes.append(out_dtype)
-        lines.append(f"const {vt(out_dtype)} t{j} = {expr};  /* {sop.name} */")
-    outs = []
-    for ref, dt in zip(prog.outputs, prog.output_dtypes):
-        a, adt = arg(ref)
-        outs.append(a if np.dtype(adt) == np.dtype(dt) else f"({ks.ctype(dt)}){a}")
-    return lines, outs, needed
+        lines.append(f"const {vt(out_dtype)} t{j} = {expr};  /* {name} */")
+    return lines, [arg(ref)[0] for ref in prog.outputs], needed
 
 
-def preamble(prog: ScalarProgram, needed: set[str]) -> str:
-    dts = list(prog.input_dtypes) + list(prog.output_dtypes) + [d for _, _, d in prog.steps]
+def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
+    """The lines before a kernel: the fp64 pragma where doubles appear, and the helpers it calls."""
     lines = []
-    if any(np.dtype(d) == np.float64 for d in dts):
+    if np.dtype(np.float64) in dtypes:
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     helper_src = ks.helpers(needed)
     if helper_src:
@@ -114,16 +83,16 @@ def preamble(prog: ScalarProgram, needed: set[str]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _params(prog: ScalarProgram, ndim: int, strided: bool, by_value: list[bool]) -> list[str]:
+def _params(prog: Composite, ndim: int, strided: bool, by_value: list[bool]) -> list[str]:
     params = []
-    for k, dt in enumerate(prog.input_dtypes):
+    for k, dt in enumerate(prog.in_dtypes):
         if by_value[k]:
             params.append(f"const {ks.ctype(dt)} in{k}")
             continue
         params.append(f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}")
         if strided:
             params.append(", ".join(f"const long st{k}_{d}" for d in range(ndim)) or None)
-    for k, dt in enumerate(prog.output_dtypes):
+    for k, dt in enumerate(prog.out_dtypes):
         params.append(f"__global {ks.ctype(dt)} *restrict out{k}")
     params.append("const long n")
     if strided:
@@ -131,19 +100,19 @@ def _params(prog: ScalarProgram, ndim: int, strided: bool, by_value: list[bool])
     return [p for p in params if p]
 
 
-def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool], by_value: list[bool]) -> str:
+def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_value: list[bool]) -> str:
     """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``; host values passed
     ``by_value``) and outputs; each work-item handles ``vector_width(prog)`` consecutive elements."""
     width = vector_width(prog)
 
     def loads(w: int, idx: str) -> list[str]:
-        vec = f"({ks.ctype(prog.input_dtypes[0])}{w})" if w > 1 else ""
+        vec = f"({ks.ctype(prog.in_dtypes[0])}{w})" if w > 1 else ""
         return [f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
                 (f"vload{w}({idx}, in{k} + off{k})" if w > 1 else f"in{k}[off{k} + {idx}]")
                 for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]
     lines, outs, needed = program_lines(prog, loads(1, "i" if width == 1 else "j"))
     params = ",\n        ".join(_params(prog, 0, False, by_value))
-    head = f"{preamble(prog, needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n" \
+    head = f"{preamble(program_dtypes(prog), needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n" \
            f"void {name}(\n        {params})\n{{\n    const long i = get_global_id(0);\n"
     if width == 1:
         inner = "\n".join("        " + ln for ln in lines + [f"out{k}[i] = {o};" for k, o in enumerate(outs)])
@@ -157,7 +126,7 @@ def contiguous_source(name: str, prog: ScalarProgram, scalar_inputs: list[bool],
             f"        }}\n    }}\n}}\n")
 
 
-def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[bool], grid: bool = False) -> str:
+def strided_source(name: str, prog: Composite, ndim: int, by_value: list[bool], grid: bool = False) -> str:
     """Kernel over inputs of any strides (0 = broadcast) writing C-contiguous outputs. The ``grid``
     variant (ndim 3) takes its three indices from a 3-D launch, innermost axis first, so no work-item
     divides (64-bit division is slow on CPUs); the flat one splits a 1-D index over ``ndim`` axes."""
@@ -170,7 +139,7 @@ def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[boo
         if ndim:
             index.append("const long i0 = r;")
     load = []
-    for k in range(len(prog.input_dtypes)):
+    for k in range(prog.nin):
         offs = " + ".join([f"off{k}"] + [f"i{d} * st{k}_{d}" for d in range(ndim)])
         load.append(f"in{k}" if by_value[k] else f"in{k}[{offs}]")
     lines, outs, needed = program_lines(prog, load)
@@ -183,7 +152,7 @@ def strided_source(name: str, prog: ScalarProgram, ndim: int, by_value: list[boo
     else:
         attr = f"__attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
         head = "    const long i = get_global_id(0);\n    if (i < n) {\n"
-    return f"{preamble(prog, needed)}__kernel {attr}void {name}(\n        {params})\n{{\n{head}{inner}\n    }}\n}}\n"
+    return f"{preamble(program_dtypes(prog), needed)}__kernel {attr}void {name}(\n        {params})\n{{\n{head}{inner}\n    }}\n}}\n"
 
 
 def collapse_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[list[int], list[list[int]]] | None:
@@ -227,50 +196,6 @@ def content_named(base: str, make) -> tuple[str, str]:
     return name, make(name)
 
 
-def output_inputs(prog: ScalarProgram) -> list[frozenset]:
-    """For each output of the program, the indices of the inputs it reads (directly or through steps)."""
-    step_inputs: list[frozenset] = []
-    for _, refs, _ in prog.steps:
-        step_inputs.append(frozenset().union(*[{r[1]} if r[0] == "in" else step_inputs[r[1]] if r[0] == "step"
-                                               else set() for r in refs]))
-    return [frozenset({r[1]}) if r[0] == "in" else step_inputs[r[1]] if r[0] == "step" else frozenset()
-            for r in prog.outputs]
-
-
-def program_of_output(prog: ScalarProgram, j: int) -> tuple[ScalarProgram, list[int]]:
-    """The program computing only output ``j`` (its steps and inputs alone), and the indices of
-    the original inputs it keeps, in order."""
-    keep_in = sorted(output_inputs(prog)[j])
-    need, stack = set(), [prog.outputs[j]]
-    while stack:
-        ref = stack.pop()
-        if ref[0] == "step" and ref[1] not in need:
-            need.add(ref[1])
-            stack += prog.steps[ref[1]][1]
-    steps = sorted(need)
-
-    def renumber(ref: tuple) -> tuple:
-        return ("in", keep_in.index(ref[1])) if ref[0] == "in" else ("step", steps.index(ref[1])) \
-            if ref[0] == "step" else ref
-    out = ScalarProgram([prog.input_dtypes[k] for k in keep_in])
-    out.steps = [(sop, [renumber(r) for r in refs], dt) for sop, refs, dt in (prog.steps[i] for i in steps)]
-    out.outputs, out.output_dtypes = [renumber(prog.outputs[j])], [prog.output_dtypes[j]]
-    return out, keep_in
-
-
-def evaluate_on_host(prog: ScalarProgram, values: list) -> list[np.ndarray]:
-    """The program's outputs computed with numpy from host ``values`` (the scalar table's numpy
-    functions): for rare per-call host paths."""
-    steps: list = []
-
-    def get(ref: tuple) -> Any:
-        return values[ref[1]] if ref[0] == "in" else steps[ref[1]] if ref[0] == "step" else np.asarray(ref[1], ref[2])
-    with np.errstate(all="ignore"):
-        for sop, refs, dt in prog.steps:
-            steps.append(np.asarray(sop.np_fn(*[get(r) for r in refs]), dtype=dt))
-    return [np.asarray(get(r), dtype=dt) for r, dt in zip(prog.outputs, prog.output_dtypes)]
-
-
 def broadcast_strides(a: DeviceArray, ndim: int) -> list[int]:
     """``a``'s element strides over ``ndim`` output axes (numpy's right alignment): 0 on the axes
     it broadcasts along (missing in front, or of length 1)."""
@@ -300,14 +225,18 @@ def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> t
 
 
 class ElementwiseKernel:
-    """Runs a ScalarProgram on device arrays: picks the contiguous or strided kernel per call."""
+    """Runs a Composite program on device arrays: picks the contiguous or strided kernel per call.
+    ``bound`` are the graph variables bound to the program's inputs (their static types plan the
+    rare host evaluation)."""
 
-    def __init__(self, runtime: Runtime, node: Apply, prog: ScalarProgram, name: str, out_ndim: int,
+    def __init__(self, runtime: Runtime, node: Apply, prog: Composite, bound: list[Variable], name: str,
                  scalar_inputs: list[bool], by_value: list[bool]):
+        out_ndim = node.outputs[0].ndim
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
+        self.host_plan = prog.plan(tuple(v.type for v in bound))
         self.what = f"output of {node.op}"  # names an allocation that fails
-        self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.input_dtypes]
+        self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.in_dtypes]
         self.variants = {  # kind -> (kernel name, source); each built on first use
             "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value)),
             "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))}
@@ -316,12 +245,12 @@ class ElementwiseKernel:
                 name + "_strided_flat", lambda n: strided_source(n, prog, out_ndim, by_value))
         self.sources = dict(self.variants.values())
         self._built: dict[str, Any] = {}
-        self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
+        self.out_dtypes = [np.dtype(d) for d in prog.out_dtypes]
         self.width = vector_width(prog)
-        deps = output_inputs(prog)
+        deps = prog.output_deps
         # Outputs that read only some inputs: their own shape can be smaller than the kernel's when
         # a length-1 axis of an input broadcasts at run time against a None axis of another.
-        self.partial = [sorted(d) for d in deps if len(d) < len(prog.input_dtypes)] if len(deps) > 1 else []
+        self.partial = [sorted(d) for d in deps if len(d) < prog.nin] if len(deps) > 1 else []
 
     def _shapes_differ(self, ins: list, shape: tuple) -> bool:
         return any(broadcast_shapes(self.node, [ins[k] for k in d if not self.by_value[k]], self.ndim) != shape
@@ -329,15 +258,14 @@ class ElementwiseKernel:
 
     def _on_host(self, ins: list) -> list[DeviceArray]:
         """Rare path (run-time broadcasting that gives a fused Composite's outputs different shapes,
-        which one index space cannot cover): evaluate the node with numpy and upload its outputs.
+        which one index space cannot cover): evaluate the program with numpy and upload its outputs.
         Never silent: a RuntimeWarning says so, as for any host fallback."""
         warnings.warn(f"opencl backend: {self.node.op} ran on the host for a call whose inputs broadcast at run "
                       f"time to outputs of different shapes\n{node_context(self.node, ins)}", RuntimeWarning,
                       stacklevel=2)
         host = [np.asarray(a) if v else a.to_host() for a, v in zip(ins, self.by_value)]
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), self.what)
-                for o, dt in zip(self.node.op.perform(self.node, host), self.out_dtypes)]
-
+                for o, dt in zip(self.prog.run(self.host_plan, host, buffered=False), self.out_dtypes)]
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:
             name, source = self.variants[kind]
@@ -379,42 +307,33 @@ class ElementwiseKernel:
         return outs
 
 
-def program_from_composite(node: Apply) -> ScalarProgram:
-    """The ScalarProgram of a fused Composite node (its inputs are the node's inputs)."""
-    op = node.op
-    conv = {"i": lambda r: ("in", r[1]), "s": lambda r: ("step", r[1]), "c": lambda r: ("const", r[2], r[1])}
-    prog = ScalarProgram(list(op.in_dtypes))
-    for (name, args), dt in zip(op.steps, op.step_dtypes):
-        prog.steps.append((SCALAR_OPS[name], [conv[a[0]](a) for a in args], dt))
-    for ref, out in zip(op.outputs, node.outputs):
-        prog.outputs.append(conv[ref[0]](ref))
-        prog.output_dtypes.append(out.dtype)
-    return prog
+def program_label(prog: Composite) -> str:
+    """A kernel name stem saying what a program computes: its op, or ``fused_`` and its first
+    few distinct ops."""
+    if len(prog.steps) == 1:
+        return prog.steps[0][0]
+    return "fused_" + "_".join(dict.fromkeys(name for name, _ in prog.steps[:4])) if prog.steps else "copy"
 
 
-def program_and_inputs(node: Apply) -> tuple[ScalarProgram, list]:
-    """The ScalarProgram of an Elemwise or Composite node and the variables bound to its inputs."""
-    if type(node.op).__name__ == "Composite":
-        return program_from_composite(node), list(node.inputs)
-    return program_from_elemwise(node)
+def program_and_inputs(node: Apply) -> tuple[Composite, list[Variable]]:
+    """The program of an Elemwise or Composite node and the variables bound to its inputs (scalar
+    constants inlined, unless every input is one: a kernel reads at least one array)."""
+    prog, bound = Composite.of_node(node)
+    if not bound and isinstance(node.op, Elemwise):
+        prog = Composite([v.dtype for v in node.inputs], [(node.op.scalar_op.name, [("i", k) for k in
+                                                           range(len(node.inputs))])], [("s", 0)])
+        bound = list(node.inputs)
+    return prog, bound
 
 
-def program_label(node: Apply) -> str:
-    """A kernel name stem saying what an Elemwise or Composite node computes (a Composite: its first
-    few distinct ops)."""
-    if type(node.op).__name__ == "Composite":
-        return "fused_" + "_".join(dict.fromkeys(name for name, _ in node.op.steps[:4]))
-    return node.op.scalar_op.name
-
-
-@lowers("Elemwise", "Composite")
+@lowers(Elemwise, Composite)
 def lower_elementwise(node: Apply, ctx: LowerContext) -> Lowered:
     """An Elemwise node or a fused Composite as one kernel: one statement per scalar op, scalar
     constants inlined as literals."""
     prog, bound = program_and_inputs(node)
     scalar = [all(s == 1 for s in v.type.shape) for v in bound]
     by_value = [v in ctx.host and v.type.ndim == 0 for v in bound]
-    k = ElementwiseKernel(ctx.runtime, node, prog, ctx.kernel_name(node, program_label(node)), node.outputs[0].ndim,
-                          scalar, by_value)
+    k = ElementwiseKernel(ctx.runtime, node, prog, bound, ctx.kernel_name(node, program_label(prog)), scalar, by_value)
     ctx.publish(k.sources)
-    return Lowered(k, inputs=bound, host_inputs=frozenset(i for i, v in enumerate(by_value) if v))
+    return Lowered(k, inputs=bound, host_inputs=frozenset(i for i, v in enumerate(by_value) if v),
+                   label=program_label(prog))

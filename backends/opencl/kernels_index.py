@@ -16,11 +16,14 @@ scatter runs serially on one work-item.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
 
 from symgraph.graph.basic import Apply
+from symgraph.tensor.nnet import OneHot
+from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, broadcast_strides, content_named
@@ -95,17 +98,13 @@ def scatter_source(name: str, dtype, idx_dtypes: tuple, n_slice: int, n_adv: int
             + "\n".join("    " + ln for ln in body) + "\n}\n")
 
 
-_SOURCES: dict[tuple, tuple[str, str]] = {}
-
-
+@lru_cache(maxsize=256)
 def _source(kind: str, *key) -> tuple[str, str]:
     """(name, source) of a gather/scatter kernel, cached per (dtype, index dtypes, ranks, mode)."""
-    if (kind,) + key not in _SOURCES:
-        dtype, idx_dtypes = key[0], key[1]
-        stem = f"{kind}_{np.dtype(dtype).name}_{len(idx_dtypes)}idx"
-        make = (lambda n: gather_source(n, *key)) if kind == "gather" else (lambda n: scatter_source(n, *key))
-        _SOURCES[(kind,) + key] = content_named(stem, make)
-    return _SOURCES[(kind,) + key]
+    dtype, idx_dtypes = key[0], key[1]
+    stem = f"{kind}_{np.dtype(dtype).name}_{len(idx_dtypes)}idx"
+    make = (lambda n: gather_source(n, *key)) if kind == "gather" else (lambda n: scatter_source(n, *key))
+    return content_named(stem, make)
 
 
 @dataclass
@@ -277,7 +276,7 @@ def _out_of_bounds(bad: int, axis: int, n: int) -> str:
     return f"index {bad} is out of bounds for axis {axis} with size {n}"
 
 
-@lowers("AdvancedSubtensor")
+@lowers(AdvancedSubtensor)
 def lower_advanced_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """x[index] with index arrays: one gather kernel (masks: their positions uploaded once per call)."""
     op, rt, dtype = node.op, ctx.runtime, node.outputs[0].dtype
@@ -293,7 +292,7 @@ def lower_advanced_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     return Lowered(run, host_inputs=frozenset(k + 1 for k in host))
 
 
-@lowers("IncSubtensor")
+@lowers(IncSubtensor)
 def lower_inc_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """set_subtensor / inc_subtensor: a copy of x, then the scatter (or a strided copy for slices)."""
     op, rt = node.op, ctx.runtime
@@ -334,7 +333,7 @@ def one_hot_source(name: str, idx_dtype, ndim: int) -> str:
             + "\n".join("    " + ln for ln in body) + "\n}\n")
 
 
-@lowers("OneHot")
+@lowers(OneHot)
 def lower_one_hot(node: Apply, ctx: LowerContext) -> Lowered:
     """one_hot(idx, like): one work-item per output element; like's values are never read."""
     idx = node.inputs[0]

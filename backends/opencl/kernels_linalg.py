@@ -8,6 +8,8 @@ import numpy as np
 
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
+from symgraph.tensor.math import TensorDot
+from symgraph.tensor.nnet import LogSoftmax, Softmax
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import content_named
 from symgraph.backends.opencl.kernels_reduce import digits
@@ -17,7 +19,7 @@ from symgraph.backends.opencl.kernels_matmul import MatmulKernel
 from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 
 
-@lowers("TensorDot")
+@lowers(TensorDot)
 def lower_tensordot(node: Apply, ctx: LowerContext) -> Lowered:
     """tensordot as one matrix product: a's free axes x contracted axes times b's contracted x
     free axes, merged as views where the strides allow (else one contiguous copy)."""
@@ -82,10 +84,10 @@ def softmax_source(name: str, dtype, ndim: int, log: bool) -> str:
             + "\n".join("    " + ln for ln in body) + "\n}\n")
 
 
-@lowers("Softmax", "LogSoftmax")
+@lowers(Softmax, LogSoftmax)
 def lower_softmax(node: Apply, ctx: LowerContext) -> Lowered | None:
     """softmax / log_softmax along one axis: a row kernel."""
-    x, log = node.inputs[0], type(node.op).__name__ == "LogSoftmax"
+    x, log = node.inputs[0], isinstance(node.op, LogSoftmax)
     if x.dtype not in ("float32", "float64") or x.ndim == 0:
         return None
     axis = node.op.axis % x.ndim

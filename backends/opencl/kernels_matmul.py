@@ -16,12 +16,14 @@ import numpy as np
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
+from symgraph.tensor.fused import Epilogue
+from symgraph.tensor.math import Dot, MatMul
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
-from symgraph.backends.opencl.kernels_elemwise import (ScalarProgram, Shaped, broadcast_shapes, broadcast_strides,
-                                                      content_named, preamble, program_and_inputs, program_label,
-                                                      program_lines)
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.kernels_elemwise import (Shaped, broadcast_shapes, broadcast_strides, content_named,
+                                                      preamble, program_dtypes, program_label, program_lines)
+from symgraph.backends.opencl.kernels_reduce import Store, lower_reduce_epilogue
+from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 
 TILE, BLOCK, DEPTH = 64, 4, 16
@@ -30,34 +32,13 @@ ITEMS = TILE // BLOCK
 """Work-items along each axis of a work-group."""
 
 
-def matmul_source(name: str, a_dtype, b_dtype, acc_dtype, prog: ScalarProgram | None = None, product: int = 0) -> str:
-    """out[t] = epilogue(A[t] @ B[t]) for each batch index t: A, B strided, outputs contiguous
-    (t, M, N). ``prog`` is the epilogue's program and ``product`` the input of it that reads the
-    product; its other inputs are strided over (t, M, N). Without a program the product is stored."""
-    A, B, C = ks.ctype(a_dtype), ks.ctype(b_dtype), ks.ctype(acc_dtype)
-    prog = prog or ScalarProgram([np.dtype(acc_dtype).name], [], [("in", 0)], [np.dtype(acc_dtype).name])
-    fma = ("acc[r][c] |= ar[r] & br[c];" if np.dtype(acc_dtype).kind == "b"  # bool: any(a & b)
-           else "acc[r][c] += ar[r] * br[c];")
-    loads = ["acc[r][c]" if k == product else f"in{k}[off{k} + bt * st{k}_0 + i * st{k}_1 + j * st{k}_2]"
-             for k in range(len(prog.input_dtypes))]
-    lines, outs, needed = program_lines(prog, loads)
-    store = lines + [f"out{q}[ooff + o] = {v};" for q, v in enumerate(outs)]
-    params = [f"__global const {A} *restrict a, const long aoff, const long sat, const long sai, const long sak",
-              f"__global const {B} *restrict b, const long boff, const long sbt, const long sbk, const long sbj"]
-    params += [f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}, "
-               f"const long st{k}_0, const long st{k}_1, const long st{k}_2"
-               for k, dt in enumerate(prog.input_dtypes) if k != product]
-    params += [f"__global {ks.ctype(dt)} *restrict out{q}" for q, dt in enumerate(prog.output_dtypes)]
-    params += ["const long ooff, const long M, const long N, const long K"]
-    head = preamble(ScalarProgram(prog.input_dtypes + [np.dtype(d).name for d in (a_dtype, b_dtype)],
-                                  prog.steps, prog.outputs, prog.output_dtypes), needed)
-    return f"""{head}#define TILE {TILE}
+_MATMUL_KERNEL = """{head}#define TILE {TILE}
 #define BLOCK {BLOCK}
 #define DEPTH {DEPTH}
 #define ITEMS {ITEMS}
 __kernel __attribute__((reqd_work_group_size(ITEMS, ITEMS, 1)))
 void {name}(
-        {(','+chr(10)+'        ').join(params)})
+        {params})
 {{
     const int lx = get_local_id(0), ly = get_local_id(1), lid = ly * ITEMS + lx;
     const long i0 = get_group_id(1) * TILE, j0 = get_group_id(0) * TILE, bt = get_global_id(2);
@@ -96,12 +77,38 @@ void {name}(
             const long j = j0 + lx + c * ITEMS;
             if (i < M && j < N) {{
                 const long o = (bt * M + i) * N + j;
-{chr(10).join('                ' + ln for ln in store)}
+{store}
             }}
         }}
     }}
 }}
 """
+"""The tiled kernel; ``{store}`` is the epilogue (or the plain store) run on each accumulator."""
+
+
+def matmul_source(name: str, a_dtype, b_dtype, acc_dtype, prog: Composite | None = None, product: int = 0) -> str:
+    """out[t] = epilogue(A[t] @ B[t]) for each batch index t: A, B strided, outputs contiguous
+    (t, M, N). ``prog`` is the epilogue's program and ``product`` the input of it that reads the
+    product; its other inputs are strided over (t, M, N). Without a program the product is stored."""
+    A, B, C = ks.ctype(a_dtype), ks.ctype(b_dtype), ks.ctype(acc_dtype)
+    prog = prog or Composite.identity(np.dtype(acc_dtype).name)
+    fma = ("acc[r][c] |= ar[r] & br[c];" if np.dtype(acc_dtype).kind == "b"  # bool: any(a & b)
+           else "acc[r][c] += ar[r] * br[c];")
+    loads = ["acc[r][c]" if k == product else f"in{k}[off{k} + bt * st{k}_0 + i * st{k}_1 + j * st{k}_2]"
+             for k in range(prog.nin)]
+    lines, outs, needed = program_lines(prog, loads)
+    store = lines + [f"out{q}[ooff + o] = {v};" for q, v in enumerate(outs)]
+    params = [f"__global const {A} *restrict a, const long aoff, const long sat, const long sai, const long sak",
+              f"__global const {B} *restrict b, const long boff, const long sbt, const long sbk, const long sbj"]
+    params += [f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}, "
+               f"const long st{k}_0, const long st{k}_1, const long st{k}_2"
+               for k, dt in enumerate(prog.in_dtypes) if k != product]
+    params += [f"__global {ks.ctype(dt)} *restrict out{q}" for q, dt in enumerate(prog.out_dtypes)]
+    params += ["const long ooff, const long M, const long N, const long K"]
+    head = preamble(program_dtypes(prog) | {np.dtype(a_dtype), np.dtype(b_dtype)}, needed)
+    return _MATMUL_KERNEL.format(head=head, TILE=TILE, BLOCK=BLOCK, DEPTH=DEPTH, ITEMS=ITEMS, name=name, C=C,
+                                 params=(",\n" + " " * 8).join(params), fma=fma,
+                                 store="\n".join(" " * 16 + ln for ln in store))
 
 
 class MatmulKernel:
@@ -114,28 +121,30 @@ class MatmulKernel:
     with host BLAS 6.8 ms (numpy backend 4.9 ms); with this kernel 91 ms (the unblocked kernel
     before it: 187 ms). Hence BLAS on CPUs, the kernel on GPUs."""
 
-    def __init__(self, node: Apply, ctx: LowerContext, kind: str, epilogue: Apply | None = None):
-        a, b = node.inputs
-        self.node, self.rt, self.kind, self.epilogue = node, ctx.runtime, kind, epilogue
-        self.acc_dtype = np.dtype(node.outputs[0].dtype)
-        self.what = f"output of {(epilogue or node).op}"  # names an allocation that fails
-        prog, product, label = None, 0, ""
-        if epilogue is not None:
-            prog, bound = program_and_inputs(epilogue)
-            product = bound.index(node.outputs[0])
-            self.others = [v for v in bound if v is not node.outputs[0]]
-            self.host_op, types = _as_composite(epilogue, bound)
-            self.host_plan = self.host_op.plan(types)
-            self.out_dtypes = [np.dtype(d) for d in prog.output_dtypes]
-            label = "_" + program_label(epilogue)
-        self.product = product
+    def __init__(self, node: Apply, ctx: LowerContext, kind: str, product: Apply | None = None,
+                 store: Store | None = None):
+        product = product or node  # the product's own node (``node`` is an Epilogue when ``store`` is given)
+        a, b = product.inputs
+        self.node, self.product_node, self.rt, self.kind, self.epilogue = node, product, ctx.runtime, kind, store
+        self.acc_dtype = np.dtype(product.outputs[0].dtype)
+        self.what = f"output of {node.op}"  # names an allocation that fails
+        prog, slot, label = None, 0, ""
+        self.others: list = []
+        if store is not None:
+            prog, slot, self.others = store.prog, store.slot, list(store.others)
+            types = [v.type for v in self.others]
+            types.insert(slot, product.outputs[0].type)
+            self.host_op, self.host_plan = prog, prog.plan(tuple(types))
+            self.out_dtypes = [np.dtype(d) for d in prog.out_dtypes]
+            label = "_" + program_label(prog)
+        self.product = slot
         self.name, self.source = content_named(f"matmul_{a.dtype}_{b.dtype}{label}", lambda n: matmul_source(
-            n, a.dtype, b.dtype, self.acc_dtype, prog, product))
+            n, a.dtype, b.dtype, self.acc_dtype, prog, slot))
         ctx.publish({self.name: self.source})
 
     def lowered(self) -> Lowered:
         """The step: inputs are the two operands, then the epilogue's other inputs."""
-        return Lowered(self, inputs=list(self.node.inputs) + (self.others if self.epilogue is not None else []))
+        return Lowered(self, inputs=list(self.product_node.inputs) + self.others, label=self.name)
 
     def _operands(self, a: DeviceArray, b: DeviceArray) -> tuple:
         """Both operands as (batch..., rows, columns) views, the batch shape, M, K, N and the output shape."""
@@ -155,7 +164,7 @@ class MatmulKernel:
         if self.epilogue is not None:
             full = list(others)
             full.insert(self.product, Shaped(shape))
-            if broadcast_shapes(self.epilogue, full, len(shape)) != shape:
+            if broadcast_shapes(self.node, full, len(shape)) != shape:
                 return self._unfused_on_host(a, b, others)
         dtypes = self.out_dtypes if self.epilogue is not None else [self.acc_dtype]
         outs = [self.rt.empty(shape, dt, self.what) for dt in dtypes]
@@ -220,32 +229,32 @@ class MatmulKernel:
         """Rare path: the epilogue's other inputs broadcast the product to a larger shape at run time
         (a length-1 axis against one of unknown length), which the fused store cannot cover: the node
         runs on the host for this call, with a RuntimeWarning, as any host fallback."""
-        warnings.warn(f"opencl backend: {self.node.op} with its fused {self.epilogue.op} ran on the host for a call "
-                      f"whose inputs broadcast the product at run time\n{node_context(self.epilogue, others)}",
+        warnings.warn(f"opencl backend: {self.node.op} ran on the host for a call "
+                      f"whose inputs broadcast the product at run time\n{node_context(self.node, others)}",
                       RuntimeWarning, stacklevel=2)
         values = [x.to_host() for x in others]
-        values.insert(self.product, self.node.op.perform(self.node, [a.to_host(), b.to_host()])[0])
+        values.insert(self.product, self.product_node.op.perform(self.product_node, [a.to_host(), b.to_host()])[0])
         results = self.host_op.run(self.host_plan, values)
-        return [self.rt.to_device(np.ascontiguousarray(r, dtype=dt), f"output of {self.epilogue.op}")
+        return [self.rt.to_device(np.ascontiguousarray(r, dtype=dt), self.what)
                 for r, dt in zip(results, self.out_dtypes)]
 
 
-def _as_composite(node: Apply, bound: list) -> tuple[Composite, tuple]:
-    """The epilogue as a Composite over ``bound`` (scalar constants inlined), and its input types,
-    for evaluating it with numpy on the host."""
-    if isinstance(node.op, Composite):
-        return node.op, tuple(v.type for v in node.inputs)
-    args = [("i", bound.index(v)) if v in bound else ("c", v.dtype, np.asarray(v.data).item()) for v in node.inputs]
-    return Composite([v.dtype for v in bound], [(node.op.scalar_op.name, args)], [("s", 0)]), tuple(v.type for v in bound)
-
-
-@lowers("Dot", "MatMul")
-def lower_matmul(node: Apply, ctx: LowerContext) -> Lowered | None:
+@lowers(Dot, MatMul)
+def lower_matmul(node: Apply, ctx: LowerContext) -> Lowered:
     """dot and matmul as the tiled kernel (bool: or of ands)."""
-    return MatmulKernel(node, ctx, "dot" if type(node.op).__name__ == "Dot" else "matmul").lowered()
+    return MatmulKernel(node, ctx, "dot" if isinstance(node.op, Dot) else "matmul").lowered()
 
 
-def lower_matmul_epilogue(node: Apply, product: Apply, ctx: LowerContext) -> Lowered:
-    """The product ``product`` with the elementwise ``node`` that alone reads it, as one step."""
-    kind = "dot" if type(product.op).__name__ == "Dot" else "matmul"
-    return MatmulKernel(product, ctx, kind, epilogue=node).lowered()
+@lowers(Epilogue)
+def lower_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
+    """A product or reduction with the elementwise program that alone reads its result, as one step
+    (the product's epilogue reads device arrays only: a host value makes it run unfused)."""
+    op = node.op
+    if not isinstance(op.core, (Dot, MatMul)):
+        return lower_reduce_epilogue(node, ctx)
+    others = list(node.inputs[op.n_core:])
+    if any(v in ctx.host for v in others):
+        return EXPAND
+    product, _ = op.parts(node.inputs)
+    kind = "dot" if isinstance(op.core, Dot) else "matmul"
+    return MatmulKernel(node, ctx, kind, product, Store(op.program, op.slot, others)).lowered()

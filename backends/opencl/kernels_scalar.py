@@ -1,10 +1,7 @@
-"""OpenCL C for one scalar-table op on given dtypes: C types, literals, and the per-dtype variants
-that the table's single ``cl`` string cannot express (int vs float abs/max/min, bool arithmetic,
-integer division and modulo with Python semantics, casts).
-
-The table (symgraph/scalar.py) stays the source of truth: its ``cl`` string is used unless a
-row below names a dtype kind (f float, i signed, u unsigned, b bool) it does not fit.
-"""
+"""OpenCL C for one scalar-table op on given dtypes: C types, literals, the working-type
+conversions, and helper functions with Python semantics (integer division, modulo, integer
+powers). Everything op-specific (the C text per dtype kind, vector safety, the working type)
+is a fact in the op's row of the table (symgraph/scalar.py)."""
 from __future__ import annotations
 
 import math
@@ -57,77 +54,34 @@ def literal(value, dtype) -> str:
     return f"(({t}){v}{'UL' if k == 'u' else 'L'})"
 
 
-# Per-dtype variants: (op name, kinds) -> C expression ({0}.. inputs, {T} output type,
-# {S} the output dtype's helper suffix). Only where the table's string is wrong for OpenCL C.
-_VARIANTS: dict[tuple[str, str], str] = {
-    ("abs", "f"): "fabs({0})",
-    ("abs", "i"): "(({T})abs({0}))",
-    ("abs", "ub"): "{0}",
-    ("sign", "i"): "(({T})(({0} > 0) - ({0} < 0)))",
-    ("sign", "ub"): "(({T})({0} > 0))",
-    ("maximum", "f"): "(({0} >= {1} || isnan({0})) ? {0} : {1})",
-    ("minimum", "f"): "(({0} <= {1} || isnan({0})) ? {0} : {1})",
-    ("relu", "f"): "({0} < 0 ? ({T})0 : {0})",
-    ("clip", "f"): "(isnan({0}) ? {0} : fmin(fmax({0}, {1}), {2}))",
-    ("clip", "iub"): "min(max({0}, {1}), {2})",
-    ("int_div", "fiu"): "floor_div_{S}({0}, {1})",
-    ("mod", "fiu"): "py_mod_{S}({0}, {1})",
-    ("pow", "iu"): "int_pow_{S}({0}, {1})",
-    ("reciprocal", "iu"): "floor_div_{S}(1, {0})",
-    ("invert", "b"): "(!{0})",
-    ("add", "b"): "({0} | {1})",
-    ("mul", "b"): "({0} & {1})",
-    ("sqr", "b"): "{0}",
-    ("floor", "iub"): "{0}", ("ceil", "iub"): "{0}", ("round", "iub"): "{0}", ("trunc", "iub"): "{0}",
-    ("isnan", "iub"): "0", ("isinf", "iub"): "0", ("isfinite", "iub"): "1",
-}
-
-_COMPARE = {"lt", "gt", "le", "ge", "eq", "neq"}
-_FLOAT_TEST = {"isnan", "isinf", "isfinite"}
-
-
 def _helper_suffix(dtype) -> str:
     return ctype(dtype).replace(" ", "_")
 
 
-def _template(sop: ScalarOp, k: str) -> str:
-    for (name, kinds), text in _VARIANTS.items():
-        if name == sop.name and k in kinds:
-            return text
-    return sop.cl
-
-
-VECTOR_SAFE = {"add", "sub", "mul", "true_div", "neg", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
-               "sqrt", "sqr", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos", "arctan", "sigmoid",
-               "softplus", "relu", "abs", "maximum", "minimum", "pow", "floor", "ceil", "round", "trunc",
-               "erf", "erfc", "identity", "reciprocal", "hypot", "arctan2"}
-"""Ops whose float expressions are valid on OpenCL vector types (floatN) as well as scalars."""
+def _work_dtype(sop: ScalarOp, arg_dtypes: list, out_dtype: np.dtype) -> np.dtype:
+    """The type the row's C expression computes in (its ``work`` fact, see symgraph/scalar.py)."""
+    if sop.work == "args":
+        return np.result_type(*arg_dtypes)
+    if sop.work == "first":
+        return np.dtype(arg_dtypes[0])
+    return out_dtype
 
 
 def expression(sop: ScalarOp, args: list[str], arg_dtypes: list, out_dtype, width: int = 1) -> tuple[str, set[str]]:
     """The C expression computing ``sop`` on ``args`` (C names of the given dtypes), and the names
-    of the helper functions it needs (see ``helpers``). ``width`` > 1: the values are vectors."""
+    of the helper functions it needs (see ``helpers``). ``width`` > 1: the values are vectors.
+    Arguments are converted to the working type first (bool: ``!= 0``); the row's C text for that
+    type's kind does the rest (a cast row's text is the conversion alone)."""
     out_dtype = np.dtype(out_dtype)
     T = ctype(out_dtype) + (str(width) if width > 1 else "")
-    if sop.name.startswith("cast_"):
-        return (f"({args[0]} != 0)" if out_dtype.kind == "b" else f"(({T}){args[0]})"), set()
-    if sop.name in _COMPARE:
-        work = np.result_type(*arg_dtypes)
-    elif sop.name in _FLOAT_TEST:
-        work = np.dtype(arg_dtypes[0])
-    elif sop.name == "switch":
-        work = out_dtype
-    else:
-        work = out_dtype
+    work = _work_dtype(sop, arg_dtypes, out_dtype)
     conv = []
     for k, (a, dt) in enumerate(zip(args, arg_dtypes)):
-        if sop.name == "switch" and k == 0:
+        if (sop.work == "select" and k == 0) or np.dtype(dt) == work:
             conv.append(a)
-        elif np.dtype(dt) != work:
-            conv.append(f"({ctype(work)}){a}" if work.kind != "b" else f"({a} != 0)")
         else:
-            conv.append(a)
-    template = _template(sop, work.kind)
+            conv.append(f"({ctype(work)}){a}" if work.kind != "b" else f"({a} != 0)")
+    template = sop.cl_template(work.kind)
     suffix = _helper_suffix(work)
     needed = {name.format(S=suffix) for name in ("floor_div_{S}", "py_mod_{S}", "int_pow_{S}")
               if name.split("_{S}")[0] in template}

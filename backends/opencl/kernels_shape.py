@@ -8,6 +8,10 @@ import numpy as np
 
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
+from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.reduction import BroadcastLike, ReducedSize
+from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
+from symgraph.tensor.subtensor import Subtensor
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
@@ -15,28 +19,31 @@ from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 
 
-@lowers("Shape")
+@lowers(Shape)
 def lower_shape(node: Apply, ctx: LowerContext) -> Lowered:
     """x.shape from the array's metadata: a host value, no transfer."""
     return Lowered(lambda ins: [np.array(ins[0].shape, dtype=np.int64)], kind="meta")
 
 
-@lowers("Shape_i")
+@lowers(Shape_i)
 def lower_shape_i(node: Apply, ctx: LowerContext) -> Lowered:
     """x.shape[i] from the array's metadata."""
     i = node.op.i
     return Lowered(lambda ins: [np.array(ins[0].shape[i], dtype=np.int64)], kind="meta")
 
 
-@lowers("ReducedSize")
+@lowers(ReducedSize)
 def lower_reduced_size(node: Apply, ctx: LowerContext) -> Lowered:
-    """The element count along some axes (mean's divisor), from metadata."""
+    """The element count along some axes (mean's divisor) of the broadcast of the inputs, from metadata."""
     axes = node.op.axis
-    return Lowered(lambda ins: [np.array(math.prod([ins[0].shape[a] for a in axes]), dtype=np.int64)],
-                   kind="meta")
+
+    def run(ins: list) -> list:
+        shape = ins[0].shape if len(ins) == 1 else np.broadcast_shapes(*(x.shape for x in ins))
+        return [np.array(math.prod([shape[a] for a in axes]), dtype=np.int64)]
+    return Lowered(run, kind="meta")
 
 
-@lowers("BroadcastLike")
+@lowers(BroadcastLike)
 def lower_broadcast_like(node: Apply, ctx: LowerContext) -> Lowered:
     """g broadcast to like's shape: a stride-0 view (like's values are never read)."""
     def run(ins: list) -> list:
@@ -44,7 +51,7 @@ def lower_broadcast_like(node: Apply, ctx: LowerContext) -> Lowered:
     return Lowered(run, kind="view")
 
 
-@lowers("Reshape")
+@lowers(Reshape)
 def lower_reshape(node: Apply, ctx: LowerContext) -> Lowered:
     """Reshape: a view of a C-contiguous input (copied to contiguous first when needed)."""
     publish_copy(ctx, node.inputs[0].dtype, node.inputs[0].ndim)
@@ -83,11 +90,11 @@ def _index_view(x: DeviceArray, index: tuple) -> DeviceArray:
     return x.view(view.shape, [s // item for s in view.strides], x.offset + moved)
 
 
-@lowers("Subtensor")
+@lowers(Subtensor)
 def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """Basic indexing (ints, slices, newaxis): a view."""
     op = node.op
-    if op.advanced or type(op).__name__ != "Subtensor":
+    if op.advanced or type(op) is not Subtensor:
         return None
 
     def run(ins: list) -> list:
@@ -95,7 +102,7 @@ def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     return Lowered(run, kind="view", host_inputs=frozenset(range(1, len(node.inputs))))
 
 
-@lowers("Join")
+@lowers(Join)
 def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
     """concatenate: each input copied into its slice of the output."""
     axis, dtype, ndim = node.op.axis, node.outputs[0].dtype, node.outputs[0].ndim
@@ -119,7 +126,7 @@ def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
     return Lowered(run)
 
 
-@lowers("Alloc")
+@lowers(Alloc)
 def lower_alloc(node: Apply, ctx: LowerContext) -> Lowered:
     """alloc/zeros/ones: the value broadcast into a new contiguous array."""
     out_t = node.outputs[0]
@@ -147,7 +154,7 @@ def _arange_source(name: str, dtype) -> str:
             f"{{\n    const long i = get_global_id(0);\n    if (i < n) out[i] = ({T})(start + ({W})i * step);\n}}\n")
 
 
-@lowers("ARange")
+@lowers(ARange)
 def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
     """arange(start, stop, step): one work-item per element."""
     dtype = np.dtype(node.outputs[0].dtype)
@@ -166,7 +173,7 @@ def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
     return Lowered(run, host_inputs=frozenset({0, 1, 2}))
 
 
-@lowers("MakeVector")
+@lowers(MakeVector)
 def lower_make_vector(node: Apply, ctx: LowerContext) -> Lowered:
     """A vector of 0-d device values: each copied into its entry."""
     dtype = node.outputs[0].dtype

@@ -1,6 +1,7 @@
-"""The registry of device lowerings: ``@lowers('OpClassName')`` registers
-``fn(node, ctx) -> Lowered | None`` (None = this node cannot run on the device; the compiler then
-inserts an explicit host fallback and warns)."""
+"""The table of device lowerings: ``@lowers(OpClass)`` registers ``fn(node, ctx) -> Lowered |
+None`` (the seam of symgraph/compile/lowering.py; None = this node cannot run on the device: the
+backend then inserts an explicit host fallback and warns; ``EXPAND`` = run the fused node's parts
+one by one instead)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,21 +9,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from symgraph.compile.lowering import LoweringTable
 from symgraph.errors import node_context
 from symgraph.graph.basic import Apply
-from symgraph.backends.opencl.runtime import TRANSFERS, Runtime
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.runtime import TRANSFERS, Runtime, _cl
 
-LOWERINGS: dict[str, Callable] = {}
+TABLE = LoweringTable("opencl")
+lowers = TABLE.register
 
-
-def lowers(*op_class_names: str) -> Callable:
-    """Register a lowering for the op classes with these names (names, so that op modules that
-    land later or are reloaded need no import here)."""
-    def register(fn: Callable) -> Callable:
-        for name in op_class_names:
-            LOWERINGS[name] = fn
-        return fn
-    return register
+EXPAND = "expand"
+"""What a lowering of a fused node returns when the device cannot run it as one unit here (for
+instance an epilogue reading a value that lives on the host): its parts are scheduled instead."""
 
 
 @dataclass
@@ -31,12 +29,14 @@ class Lowered:
     numpy values (shape arguments and such); the others as DeviceArrays. ``kind`` is 'kernel'
     (launches device kernels), 'view' (metadata only), 'meta' (reads only shapes, whatever side the
     inputs are on; outputs on the host) or 'host' (small host computation on shapes).
-    ``inputs`` are the variables ``run`` receives (default: all of the node's inputs)."""
+    ``inputs`` are the variables ``run`` receives (default: all of the node's inputs); ``label``
+    names the step in the generated source."""
     run: Callable[[list], list]
     inputs: list | None = None
     kind: str = "kernel"
     host_inputs: frozenset = frozenset()
     host_outputs: bool = False
+    label: str = ""
 
 
 class Checks:
@@ -61,7 +61,7 @@ class Checks:
         return self._buf
 
     def _zero(self) -> None:
-        import pyopencl as cl
+        cl = _cl()
         cl.enqueue_fill_buffer(self.runtime.queue, self._buf, np.int64(0), 0, 32 * len(self.nodes))
 
     def ran(self) -> None:
@@ -72,7 +72,7 @@ class Checks:
         """Raise IndexError (naming the node and its user line) if a kernel of this call saw a bad index."""
         if not self._ran:
             return
-        import pyopencl as cl
+        cl = _cl()
         self._ran = False
         rec = np.empty((len(self.nodes), 4), np.int64)
         cl.enqueue_copy(self.runtime.queue, rec, self._buf, is_blocking=True)
@@ -109,17 +109,6 @@ class LowerContext:
         self.kernels.update(sources)
 
 
-def lowering_for(node: Apply) -> Callable | None:
-    """The registered lowering of ``node``'s op class (walking base classes), if any."""
-    for cls in type(node.op).__mro__:
-        fn = LOWERINGS.get(cls.__name__)
-        if fn is not None:
-            return fn
-    return None
-
-
 def device_ok(node: Apply) -> bool:
     """True when every input and output dtype of ``node`` has a device representation."""
-    from symgraph.backends.opencl.kernels_scalar import supported_dtype
-    return all(hasattr(v.type, "dtype") and supported_dtype(v.type.dtype) for v in node.inputs + node.outputs)
-
+    return all(hasattr(v.type, "dtype") and ks.supported_dtype(v.type.dtype) for v in node.inputs + node.outputs)

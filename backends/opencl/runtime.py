@@ -6,12 +6,13 @@ import contextlib
 import math
 import sys
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from symgraph.config import config
 from symgraph.errors import BackendError
 
 TRANSFERS: Counter = Counter()
@@ -21,9 +22,12 @@ TRANSFERS: Counter = Counter()
 
 
 _RUNTIMES: dict[Any, "Runtime"] = {}
+KERNEL_CACHE = 1024
+"""Built kernels a runtime keeps for reuse by later compiles (least recently used dropped first)."""
 
 
 def _cl():
+    """pyopencl, imported on first use: it is optional, and ``python -m symgraph devices`` reports its absence."""
     import pyopencl as cl
     return cl
 
@@ -87,7 +91,6 @@ def choose_device(spec: str | None = None) -> tuple[DeviceInfo, Any]:
     """The device for ``spec`` ('opencl' or None = best, preferring a GPU; 'opencl:P:D' = platform P,
     device D); default from sg.config.device / SYMGRAPH_DEVICE."""
     if spec is None:
-        from symgraph.config import config
         spec = config.device
     devices = _devices()
     listing = "\n".join("  " + info.describe() for info, _ in devices) or "  (none: no OpenCL platform found)"
@@ -128,10 +131,10 @@ class Runtime:
         self.pool = cltools.MemoryPool(cltools.ImmediateAllocator(self.queue))
         self.fp64 = info.fp64
         self.is_cpu = "CPU" in info.type
-        self.max_work_group = info.max_work_group_size
         self._host_pool: dict[int, list] = {}
         self._calls = threading.local()  # per thread: host arrays that enqueued commands may still read
-        self._kernels: dict[tuple[str, str], Any] = {}
+        self._call_lock = threading.RLock()
+        self._kernels: OrderedDict[tuple, Any] = OrderedDict()  # least recently used first
         self.zero_copy = self.is_cpu and self._host_memory_is_shared()
         """On a CPU device whose buffers can alias host memory (pocl's do): device arrays live in
         host memory, inputs are wrapped without a copy and outputs returned without one."""
@@ -164,11 +167,16 @@ class Runtime:
 
     # --- kernels --------------------------------------------------------------------------
     def kernel(self, source: str, name: str, options: Sequence[str] = ()) -> Any:
-        """The kernel ``name`` from ``source``, built once per (source, device, options)."""
+        """The kernel ``name`` from ``source``, built once per (source, device, options) while it is
+        among the KERNEL_CACHE most recently used (compiled functions keep their own kernels)."""
         key = (source, name, tuple(options))
         k = self._kernels.get(key)
         if k is None:
             k = self._kernels[key] = getattr(self._build(source, list(options)), name)
+            while len(self._kernels) > KERNEL_CACHE:
+                self._kernels.popitem(last=False)
+        else:
+            self._kernels.move_to_end(key)
         return k
 
     def _build(self, source: str, options: list[str]) -> Any:
@@ -209,19 +217,21 @@ class Runtime:
 
     @contextlib.contextmanager
     def call_scope(self):
-        """One compiled-function call: host arrays handed to non-blocking commands (zero-copy
-        inputs, uploads) stay alive until the queue has finished, at the end of the call. Python
-        would otherwise free a temporary (say, the 0-d array made from an np.int64 argument)
-        while a kernel that reads it is still queued."""
-        outer = getattr(self._calls, "keep", None)
-        self._calls.keep = keep = [] if outer is None else outer
-        try:
-            yield
-        finally:
-            if outer is None:
-                if keep:
-                    self.queue.finish()
-                self._calls.keep = None
+        """One compiled-function call: calls on this device run one at a time (they share the
+        queue, the cached kernels' arguments and the host-buffer pool), and host arrays handed to
+        non-blocking commands (zero-copy inputs, uploads) stay alive until the queue has finished,
+        at the end of the call. Python would otherwise free a temporary (say, the 0-d array made
+        from an np.int64 argument) while a kernel that reads it is still queued."""
+        with self._call_lock:  # one call on this device at a time (re-entrant: ops may call functions)
+            outer = getattr(self._calls, "keep", None)
+            self._calls.keep = keep = [] if outer is None else outer
+            try:
+                yield
+            finally:
+                if outer is None:
+                    if keep:
+                        self.queue.finish()
+                    self._calls.keep = None
 
     def _keep_alive(self, *objs: Any) -> None:
         keep = getattr(self._calls, "keep", None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from symgraph.graph.basic import Apply
+from symgraph.tensor.elemwise import DimShuffle
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 
@@ -22,7 +23,7 @@ def dimshuffle_view(x: DeviceArray, drop: tuple, new_order: tuple) -> DeviceArra
     return x.view(shape, strides, x.offset)
 
 
-@lowers("DimShuffle")
+@lowers(DimShuffle)
 def lower_dimshuffle(node: Apply, ctx: LowerContext) -> Lowered:
     """DimShuffle: a strided view of its input."""
     op = node.op

@@ -2,17 +2,20 @@
 and hand it to a backend, which returns the callable that a Function wraps."""
 from __future__ import annotations
 
-import keyword
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from symgraph.backends import get_backend
 from symgraph.config import config
 from symgraph.errors import InputError
+from symgraph.graph import hooks
 from symgraph.graph.basic import Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
+from symgraph.compile.lowering import python_name
 from symgraph.compile.shared import Container, SharedVariable
+from symgraph.rewrite import RewriteReport, as_mode, rewrite_graph
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
@@ -40,7 +43,7 @@ class Function:
     ``source`` (numpy backend) or ``kernels`` (OpenCL) the generated code."""
 
     def __init__(self, impl: Any, fgraph: FunctionGraph, spec: CompileSpec, inputs: list, outputs: Any,
-                 updates: list, backend: str, mode: Any, report: Any, givens: list | None = None):
+                 updates: list, backend: str, mode: Any, report: RewriteReport, givens: list | None = None):
         self._impl, self.graph, self.spec = impl, fgraph, spec
         self.givens = givens or []
         self.inputs, self.outputs, self.updates = inputs, outputs, updates
@@ -84,13 +87,7 @@ class Function:
         """The generated OpenCL kernel sources by name (OpenCL backend)."""
         return getattr(self._impl, "kernels", {})
 
-    def __reduce__(self) -> tuple:
-        """Pickle through symgraph's own format (sg.save); unpickling recompiles. Pickle itself
-        is unsafe for untrusted files; sg.load never runs code from the file."""
-        from symgraph.serialize import dumps, loads
-        return loads, (dumps(self),)
-
-    def rewrite_report(self) -> Any:
+    def rewrite_report(self) -> RewriteReport:
         """Which rewrites ran, what they changed, and node counts before and after."""
         return self._report
 
@@ -98,8 +95,7 @@ class Function:
         return f"<symgraph Function {self.name}({', '.join(self.spec.input_names)}) on {self.backend}>"
 
     def _repr_svg_(self) -> str | None:
-        from symgraph.printing import repr_svg
-        return repr_svg(self)
+        return hooks.repr_svg(self)
 
 
 def _as_pairs(items: Any, what: str) -> list[tuple]:
@@ -201,7 +197,6 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     fgraph = FunctionGraph(inputs + shared_vars, targets)
     mode = config.mode if mode == "default" else mode
     nan_guard = config.nan_guard if nan_guard is None else nan_guard
-    from symgraph.rewrite import as_mode, rewrite_graph
     if nan_guard:  # the guard checks every node, so keep nodes unfused and errors precise
         mode = as_mode(mode).excluding("fusion")
     report = rewrite_graph(fgraph, mode)
@@ -213,7 +208,6 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
         n_outputs=len(outs), return_list=return_list, allow_downcast=allow_input_downcast,
         nan_guard=nan_guard, name=name or "f", options=options)
     backend = backend or config.backend
-    from symgraph.backends import get_backend
     impl = get_backend(backend).compile(fgraph, spec)
     return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
 
@@ -231,23 +225,6 @@ def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]
         replace[old] = new
     new_targets, _ = clone_replace(targets, replace)
     return new_targets
-
-
-_RESERVED = {"np", "ndarray", "e"}
-
-
-def python_name(name: str | None, default: str, taken: set[str]) -> str:
-    """A local name for generated code: the variable's own name when it is a usable identifier
-    (not a keyword, not private, not like a generated temporary ``v12``, not taken), else
-    ``default`` made unique. The result is added to ``taken``."""
-    ok = (name and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
-          and name not in _RESERVED and name not in taken and not (name[0] == "v" and name[1:].isdigit()))
-    result, k = (name, 0) if ok else (default, 0)
-    while result in taken or result in _RESERVED:
-        k += 1
-        result = f"{default}_{k}"
-    taken.add(result)
-    return result
 
 
 def _input_names(inputs: list[Variable]) -> list[str]:

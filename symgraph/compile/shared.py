@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from symgraph.compile.link import new_serial
 from symgraph.config import config
 from symgraph.tensor.type import TensorType, TensorVariable
 
@@ -16,10 +17,11 @@ from symgraph.tensor.type import TensorType, TensorVariable
 class Container:
     """Holds a shared variable's current value: on the host (``value``) and/or on a device."""
 
-    __slots__ = ("value", "device", "type", "name", "__weakref__")
+    __slots__ = ("value", "device", "type", "name", "serial", "__weakref__")
 
     def __init__(self, type: TensorType, value: np.ndarray, name: str | None):
         self.type, self.value, self.device, self.name = type, value, None, name
+        self.serial = new_serial()  # its place in the global lock order (see compile/link.py)
 
     def to_host(self) -> np.ndarray:
         """The host value, fetched from the device copy when that is the newer one."""

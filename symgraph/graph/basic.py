@@ -11,7 +11,10 @@ import os
 import sys
 from typing import Any, Sequence
 
+import numpy as np
+
 from symgraph.errors import GradientError, MethodNotDefined
+from symgraph.graph import hooks
 
 def _internal_dirs() -> tuple[str, ...]:
     """Folders whose frames are ours (symgraph and symgraph.backends), skipped when blaming a user line."""
@@ -52,6 +55,15 @@ def user_source_line() -> SourceLine | None:
     if frame is None:
         return None
     return SourceLine(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised here point at the innermost user frame
+    (the first one outside symgraph), for ``warnings.warn(..., stacklevel=user_stacklevel())``."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class Type:
@@ -105,12 +117,11 @@ class Variable:
 
     def eval(self, inputs_to_values: dict | None = None) -> Any:
         """Compile and run this variable (convenience for interactive use, cached per input set)."""
-        from symgraph.compile.function import function
         inputs_to_values = inputs_to_values or {}
         keys = tuple(inputs_to_values)
         cache = self.tag.setdefault("_eval_cache", {})
         if keys not in cache:
-            cache[keys] = function(list(keys), self, on_unused_input="ignore")
+            cache[keys] = hooks.compile_function(list(keys), self)
         return cache[keys](*[inputs_to_values[k] for k in keys])
 
 
@@ -136,14 +147,12 @@ class Constant(Variable):
 
 
 def _data_key(data: Any) -> Any:
-    import numpy as np
     if isinstance(data, np.ndarray):
         return (data.dtype.str, data.shape, data.tobytes())
     return data
 
 
 def _short_repr(data: Any) -> str:
-    import numpy as np
     if isinstance(data, np.ndarray):
         if data.ndim == 0:
             return repr(data.item())
@@ -229,7 +238,8 @@ class Op:
 
     def grad(self, inputs: list[Variable], output_grads: list[Variable]) -> list[Variable]:
         """Symbolic gradients of a scalar cost w.r.t. each input, given those w.r.t. the outputs.
-        Ops that define ``L_op`` instead get this for free (their outputs are rebuilt)."""
+        Ops that define ``L_op`` instead get this for free (their outputs are rebuilt). A gradient
+        may keep the output's broadcast shape: ``sg.grad`` sums it back to its input's shape."""
         if type(self).L_op is not Op.L_op:
             return self.L_op(inputs, self.make_node(*inputs).outputs, output_grads)
         raise GradientError(f"{self} does not define a gradient")
@@ -243,6 +253,12 @@ class Op:
     def infer_shape(self, node: Apply, input_shapes: list[tuple]) -> list[tuple]:
         """Symbolic shapes of the outputs (tuples of scalar int variables or ints)."""
         raise MethodNotDefined(f"{type(self).__name__} does not define infer_shape")
+
+    def expand(self, inputs: list[Variable]) -> list[Variable] | None:
+        """For an op that stands for a subgraph of other ops (a fused node): that subgraph built on
+        ``inputs``, one variable per output; None for ordinary ops. The gradient of an op without
+        its own ``L_op``/``grad`` is the gradient of its expansion."""
+        return None
 
 
 def _prop_str(p: Any) -> str:

@@ -2,13 +2,15 @@
 pydotprint, notebook SVG) and networkx export. Every printer accepts a variable, a list of
 variables, an Apply, a FunctionGraph or a compiled Function (its optimized graph).
 
-The graphviz and networkx parts load on first use, so ``import symgraph`` stays light.
+The graphviz and networkx parts load on first use (optional, heavy libraries), so
+``import symgraph`` stays light.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from symgraph.graph import hooks
 from symgraph.printing.collect import GraphView, collect
 from symgraph.printing.debugprint import debugprint
 from symgraph.printing.pprint import pprint
@@ -20,8 +22,10 @@ _LAZY["to_networkx"] = "nx"
 
 def repr_svg(obj: Any) -> str | None:
     """SVG of ``obj`` for Jupyter (``_repr_svg_``), or None when Graphviz's ``dot`` is missing."""
-    from symgraph.printing.render import repr_svg as _repr_svg
-    return _repr_svg(obj)
+    return importlib.import_module("symgraph.printing.render").repr_svg(obj)
+
+
+hooks.register(repr_svg=repr_svg)
 
 
 def __getattr__(name: str) -> Any:

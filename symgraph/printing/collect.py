@@ -111,7 +111,9 @@ def inner_graph(node: Apply) -> tuple[list[Variable], list[Variable]] | None:
     expand = getattr(op, "expand", None)
     if callable(expand):
         ins = [v.type.make_variable(f"i{k}") for k, v in enumerate(node.inputs)]
-        return ins, list(expand(ins))
+        outs = expand(ins)
+        if outs is not None:  # ordinary ops expand to nothing
+            return ins, list(outs)
     for holder in (getattr(op, "fgraph", None), op):
         if holder is None:
             continue

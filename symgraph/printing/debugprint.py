@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from symgraph.graph.basic import Constant, Variable
 from symgraph.printing.collect import GraphView, collect, inner_graph, letters, op_label
+from symgraph.printing.pprint import pprint_inner
 
 
 def debugprint(obj: Any, file: TextIO | str | None = None, ids: bool = True,
@@ -109,6 +110,5 @@ def _node_label(node: Any) -> str:
     label = op_label(node.op)
     inner = inner_graph(node)
     if inner is not None and "{" not in label:
-        from symgraph.printing.pprint import pprint_inner
         label += "{" + pprint_inner(*inner) + "}"
     return label

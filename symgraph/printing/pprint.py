@@ -21,7 +21,7 @@ import re
 from typing import Any, Callable
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable
-from symgraph.graph.traversal import toposort
+from symgraph.graph.traversal import ancestors, toposort
 from symgraph.printing.collect import collect, inner_graph
 from symgraph.scalar import ScalarOp
 
@@ -80,7 +80,6 @@ def _seeded(outputs: list[Variable], memo: dict[int, Expr]) -> list[Variable]:
     """Inner-graph inputs that already have a text (they may have owners in a copied graph)."""
     if not memo:
         return []
-    from symgraph.graph.traversal import ancestors
     return [v for v in ancestors(outputs) if id(v) in memo]
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.gradient import DisconnectedGrad, ZeroGrad
 from symgraph.rewrite.core import rule
-from symgraph.rewrite.patterns import (E, elem, fit, is_const, is_float, other_operand, scalar_const,
+from symgraph.rewrite.patterns import (E, const_value, elem, fit, is_const, is_float, other_operand, scalar_const,
                                        single_client, zeros_like)
-from symgraph.tensor.basic import cast
-from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.elemwise import DimShuffle, cast
+from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad
 from symgraph.tensor.reduction import BroadcastLike, CAReduce, ReducedSize, reduced_size
 from symgraph.tensor.shape import Reshape, Shape, Shape_i
 from symgraph.scalar import CAST_DTYPES
@@ -135,7 +134,6 @@ def _scalar(var):
     """The value of a constant with all dimensions of length 1 (a broadcast scalar), else None."""
     if not all(s == 1 for s in var.type.shape) or getattr(var, "data", None) is None:
         return None
-    from symgraph.rewrite.patterns import const_value
     return const_value(var)
 
 

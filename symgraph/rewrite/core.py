@@ -11,7 +11,6 @@ rule and the node (``config.rewrite_errors = 'warn'`` turns those into warnings)
 """
 from __future__ import annotations
 
-import time
 import warnings
 from collections import deque
 from typing import Callable, Iterable
@@ -75,21 +74,9 @@ def _fail(rule_name: str, node: Apply, err: BaseException) -> None:
     raise RewriteError(msg) from err
 
 
-def apply_rule(fgraph: FunctionGraph, r: Rule, node: Apply, stats: Stats) -> list[Apply] | None:
-    """Try rule ``r`` on ``node``; on success replace its outputs and return the nodes to look
-    at again (new nodes and the readers of the replacements); None when it did not fire."""
-    try:
-        result = r.fn(fgraph, node)
-    except Exception as err:  # a rewrite that raises is a bug: name it and the node
-        _fail(r.name, node, err)
-        return None
-    if result is None or result is False:
-        return None
-    return commit(fgraph, r, node, result, stats)
-
-
 def commit(fgraph: FunctionGraph, r: Rule, node: Apply, result, stats: Stats) -> list[Apply] | None:
-    """Put rule ``r``'s ``result`` in place of ``node``'s outputs (see :func:`apply_rule`)."""
+    """Put rule ``r``'s ``result`` in place of ``node``'s outputs; returns the nodes to look at
+    again (new nodes and the readers of the replacements), or None when nothing changed."""
     try:
         if isinstance(result, Variable):
             result = [result]
@@ -159,10 +146,3 @@ def run_local(fgraph: FunctionGraph, rules: Iterable[Rule], stats: Stats, order:
                     queued.add(node)
                     work.append(node)
             break
-
-
-def timed(fn: Callable, *args) -> float:
-    """Seconds taken by ``fn(*args)``."""
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0

@@ -8,31 +8,33 @@ Values used outside a group become extra outputs; 0-d constants are inlined into
 program; each Composite respects an operand cap (inputs + outputs), which OpenCL needs for
 kernel arguments. DimShuffles and other views are never fused (they stay free views).
 
-A reduction whose input is a Composite (or lone Elemwise) output, where nothing else reads that
-node's outputs (save for their shapes, as mean's divisor does), gets ``node.tag["fused_producer"] =
-that_node``: a backend that can compute the elementwise program inside its reduction loop (OpenCL)
-uses it; numpy computes the elementwise node into a buffer and reduces that. Likewise ``fused_into``
-names the matrix product or reduction whose result only one elementwise node reads: a backend may
-run that node's program in its store.
+Then the fusion decisions that cross op kinds become nodes (symgraph/tensor/fused.py), which
+every backend lowers and every printer shows:
+
+- a reduction whose input is an elementwise node's output, where nothing else reads that node
+  (save for shapes, which are then computed from its inputs instead), becomes one
+  ``ReduceOf`` node: the elementwise program runs inside the reduction's loop;
+- an elementwise node that alone reads the result of a matrix product (Dot, or MatMul with at
+  most one batch axis) or a reduction becomes an ``Epilogue`` of it, run on each result before
+  its one store (a bias add and activation, an SGD update, mean's division).
 """
 from __future__ import annotations
 
 import heapq
 
-import numpy as np
 
-from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.core import Stats
-from symgraph.tensor.composite import Composite
+from symgraph.tensor.composite import Composite, is_inlinable
 from symgraph.tensor.elemwise import Elemwise
+from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.reduction import CAReduce, ReducedSize
+from symgraph.tensor.shape import MakeVector, Shape, Shape_i, entry_var, shape_tuple, sprod
 
 MAX_OPERANDS = 32
 _WALK_LIMIT = 64  # nodes a convexity check may visit before it gives up (and refuses)
-
-
-def _inlinable(v: Variable) -> bool:
-    return isinstance(v, Constant) and getattr(v.type, "ndim", None) == 0 and isinstance(v.data, np.ndarray)
 
 
 class _Group:
@@ -55,7 +57,7 @@ class _Group:
             self.ext_in, self.exported = {}, set()
             for node in self.members:
                 for v in node.inputs:
-                    if v.owner not in self.members and not _inlinable(v):
+                    if v.owner not in self.members and not is_inlinable(v):
                         self.ext_in[v] = 1
                 for o in node.outputs:
                     if self._outside_clients(o):
@@ -74,7 +76,7 @@ class _Group:
             if v.owner in self.members:
                 if v in exported and not self._outside_clients(v, node):
                     exported.discard(v)
-            elif not _inlinable(v):
+            elif not is_inlinable(v):
                 ext_in[v] = ext_in.get(v, 0) + 1
         for o in node.outputs:
             ext_in.pop(o, None)
@@ -204,7 +206,7 @@ def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply,
         args = []
         for v in node.inputs:
             if v not in refs:
-                if _inlinable(v):
+                if is_inlinable(v):
                     refs[v] = ("c", v.dtype, v.data.item())
                 else:
                     refs[v] = ("i", len(inputs))
@@ -228,49 +230,89 @@ def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS,
         stats.new_nodes.append(node)
         stats.count("fusion")
         stats.count("fused_nodes", len(members))
-    mark_reductions(fgraph)
+    fuse_reductions(fgraph, stats)
+    fuse_epilogues(fgraph, stats)
 
 
-def reduced_producer(fgraph: FunctionGraph, node: Apply) -> Apply | None:
-    """The Composite (or lone Elemwise) whose output the reduction ``node`` reads, when nothing else
-    reads any of its outputs but for their shapes (mean's divisor does): a backend may then compute
-    that elementwise program inside the reduction's loop."""
-    from symgraph.tensor.reduction import CAReduce, ReducedSize
-    from symgraph.tensor.shape import Shape, Shape_i
-    src = node.inputs[0] if type(node.op) is CAReduce else None
-    if src is None or src.owner is None or type(src.owner.op) not in (Composite, Elemwise):
-        return None
-    readers = [c for o in src.owner.outputs for c, _ in fgraph.clients[o]]
-    others = [c for c in readers if c is not node]
-    ok = len(others) + 1 == len(readers) and all(
-        c != "output" and type(c.op) in (ReducedSize, Shape, Shape_i) for c in others)
-    return src.owner if ok else None
+_SHAPE_READERS = (Shape, Shape_i, ReducedSize)
 
 
-def mark_reductions(fgraph: FunctionGraph) -> None:
-    """Tag each reduction that has a ``reduced_producer`` with it (see module doc)."""
-    for node in fgraph.apply_nodes:
-        producer = reduced_producer(fgraph, node)
-        if producer is not None:
-            node.tag["fused_producer"] = producer
+def _elementwise(node: Apply | None) -> bool:
+    return node is not None and type(node.op) in (Composite, Elemwise)
 
 
-def fused_into(fgraph: FunctionGraph, node: Apply) -> Apply | None:
-    """The matrix product (Dot, or MatMul with at most one batch axis) or reduction (CAReduce) whose
-    result the elementwise ``node`` alone reads, where ``node``'s outputs have that result's rank:
-    a backend may run ``node``'s program as the epilogue of that kernel, on each result before its
-    one store (a bias add and activation, an SGD update), so the result never goes through memory."""
-    from symgraph.tensor.math import Dot, MatMul
-    from symgraph.tensor.reduction import CAReduce
-    if not isinstance(node.op, (Elemwise, Composite)):
-        return None
+def _only_read_by(fgraph: FunctionGraph, node: Apply, reader: Apply) -> bool:
+    """Nothing but ``reader`` (and shape readers) reads any output of ``node``."""
+    readers = [c for o in node.outputs for c, _ in fgraph.clients[o]]
+    return readers.count(reader) == 1 and all(
+        c is reader or (c != "output" and type(c.op) in _SHAPE_READERS) for c in readers)
+
+
+def _shapes_from_inputs(fgraph: FunctionGraph, node: Apply, stats: Stats) -> None:
+    """Point the shape readers of ``node``'s outputs at shapes computed from its inputs: an
+    element count (mean's divisor) from the broadcast of the inputs the output reads, one node;
+    other shapes through the op's infer_shape."""
+    shapes = None
+    deps = Composite.of_node(node)[0].output_deps if isinstance(node.op, Composite) else \
+        [frozenset(range(len(node.inputs)))]
+    for out, dep in zip(node.outputs, deps):
+        for reader, _ in list(fgraph.clients[out]):
+            if reader == "output" or type(reader.op) not in _SHAPE_READERS:
+                continue
+            op = reader.op
+            if isinstance(op, ReducedSize) and dep:
+                new = op(*[node.inputs[k] for k in sorted(dep)])
+            else:
+                shapes = shapes or node.op.infer_shape(node, [shape_tuple(v) for v in node.inputs])
+                entries = shapes[out.index]
+                new = entry_var(entries[op.i]) if isinstance(op, Shape_i) else \
+                    entry_var(sprod([entries[a] for a in op.axis])) if isinstance(op, ReducedSize) else \
+                    MakeVector("int64")(*[entry_var(e) for e in entries])
+            stats.new_nodes += fgraph.replace(reader.outputs[0], new, "fusion")
+
+
+def fuse_reductions(fgraph: FunctionGraph, stats: Stats) -> None:
+    """Each reduction of an elementwise node's output that nothing else reads becomes a ReduceOf."""
+    for node in [n for n in fgraph.apply_nodes if type(n.op) is CAReduce]:
+        src = node.inputs[0].owner
+        if node not in fgraph.apply_nodes or not _elementwise(src) or not _only_read_by(fgraph, src, node):
+            continue
+        _shapes_from_inputs(fgraph, src, stats)
+        whole, bound = Composite.of_node(src)
+        program, keep = whole.restrict(node.inputs[0].index)
+        new = ReduceOf(node.op, program)(*[bound[k] for k in keep])
+        stats.new_nodes += fgraph.replace(node.outputs[0], new, "fusion")
+        stats.count("fused_reductions")
+
+
+def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> Variable | None:
+    """The input of the elementwise ``node`` that is the result of a matrix product or reduction
+    read by ``node`` alone, where ``node``'s outputs are no larger than it (as far as static shapes
+    tell): ``node`` can then run on each result before its one store."""
     for v in dict.fromkeys(node.inputs):
         src = v.owner
         if src is None or not all(c is node for c, _ in fgraph.clients[v]) or not all(
                 o.ndim == v.ndim and all(n != 1 or m == 1 for n, m in zip(v.type.shape, o.type.shape))
-                for o in node.outputs):  # outputs no larger than the result (as far as static shapes tell)
+                for o in node.outputs):
             continue
-        if type(src.op) is CAReduce or (type(src.op) in (Dot, MatMul) and v.ndim in (2, 3)
-                                        and all(x.ndim >= 2 for x in src.inputs)):
-            return src
+        if type(src.op) in (CAReduce, ReduceOf) or (type(src.op) in (Dot, MatMul) and v.ndim in (2, 3)
+                                                    and all(x.ndim >= 2 for x in src.inputs)):
+            return v
     return None
+
+
+def fuse_epilogues(fgraph: FunctionGraph, stats: Stats) -> None:
+    """Each elementwise node that alone reads a product or reduction becomes its Epilogue."""
+    for node in [n for n in fgraph.apply_nodes if _elementwise(n)]:
+        v = _epilogue_source(fgraph, node) if node in fgraph.apply_nodes else None
+        if v is None:
+            continue
+        program, bound = Composite.of_node(node)
+        slot, src = bound.index(v), v.owner
+        others = [b for b in bound if b is not v]
+        new = Epilogue(src.op, program, slot, len(src.inputs))(*src.inputs, *others)
+        for old, out in zip(node.outputs, new if isinstance(new, list) else [new]):
+            stats.new_nodes += fgraph.replace(old, out, "fusion")
+        stats.count("fused_epilogues")
+
+

@@ -8,7 +8,8 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, Elemwise
-from symgraph.tensor.type import TensorConstant, TensorType
+from symgraph.tensor.reduction import broadcast_like
+from symgraph.tensor.type import TensorConstant, TensorType, is_inexact
 
 E = ELEMWISE_OPS
 
@@ -67,7 +68,8 @@ def single_client(fgraph, var: Variable) -> bool:
 
 
 def is_float(var: Variable) -> bool:
-    return var.dtype.startswith(("float", "complex"))
+    """Float or complex (the dtypes these rewrites treat as inexact)."""
+    return is_inexact(var)
 
 
 def zeros_like(var: Variable) -> Variable:
@@ -76,7 +78,6 @@ def zeros_like(var: Variable) -> Variable:
         data = np.zeros(var.type.shape, var.dtype)
         data.setflags(write=False)
         return TensorConstant(var.type, data)
-    from symgraph.tensor.reduction import broadcast_like
     return broadcast_like(scalar_const(0, var.dtype), var)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from symgraph.rewrite.core import rule
 from symgraph.rewrite.patterns import E, elem, fit, is_const
+from symgraph.tensor.nnet import LogSoftmax, OneHot, Softmax
+from symgraph.tensor.reduction import CAReduce
 
 S = "stabilize"
 
@@ -76,8 +78,6 @@ def log_softmax(fgraph, node):
     """log(softmax(x)) -> log_softmax(x); log(sum(switch(one_hot, softmax(x), 0))) (the
     crossentropy with class indices) -> sum(switch(one_hot, log_softmax(x), 0)): the sum adds
     one picked value to zeros, so taking the log first is exact"""
-    from symgraph.tensor.nnet import LogSoftmax, OneHot, Softmax
-    from symgraph.tensor.reduction import CAReduce
     x = node.inputs[0]
     if x.owner is not None and type(x.owner.op) is Softmax:
         return fit(LogSoftmax(x.owner.op.axis)(x.owner.inputs[0]), node.out)

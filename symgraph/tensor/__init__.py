@@ -1,15 +1,20 @@
 """symgraph.tensor (``import symgraph.tensor as T``): tensor types, constructors and ops.
 
 Elementwise ops come from the scalar table (symgraph/scalar.py); the rest live in the
-modules below, each exporting its public names through ``__all__``.
+modules below, each exporting its public names through ``__all__``. The modules import each
+other bottom-up only (type -> elemwise -> reduction -> shape -> alloc -> math/subtensor/nnet);
+``T.grad`` is attached by ``symgraph/__init__.py``, which loads symgraph.gradient after this
+package.
 """
 from __future__ import annotations
 
+import sys
+
+from symgraph.tensor import type as _type_module
 from symgraph.tensor.type import (CONSTRUCTORS, TensorConstant, TensorType, TensorVariable,
-                                  as_tensor_variable, constant, tensor)
+                                  as_tensor_variable, constant, is_inexact, is_integer, tensor)
 from symgraph.tensor.elemwise import (ELEMWISE_OPS, FUNCTIONS, DimShuffle, Elemwise, broadcast_static_shape,
-                                      dimshuffle, transpose)
-from symgraph.tensor.basic import cast, clip, switch, where
+                                      cast, clip, dimshuffle, switch, transpose, where)
 
 globals().update(CONSTRUCTORS)
 globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch")})
@@ -19,6 +24,7 @@ from symgraph.tensor.shape import *  # noqa: E402,F401,F403
 from symgraph.tensor.alloc import *  # noqa: E402,F401,F403
 from symgraph.tensor.math import *  # noqa: E402,F401,F403
 from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
+from symgraph.tensor.gradient_ops import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 
@@ -26,12 +32,5 @@ from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821
 absolute, negative, square, bitwise_and, bitwise_or = abs, neg, sqr, and_, or_  # noqa: F821
 eq_, neq_ = eq, neq  # noqa: F821
-_GRADIENT_NAMES = ("zero_grad", "disconnected_grad", "grad")
 
-
-def __getattr__(name: str):
-    """Names that live in symgraph.gradient (imported late to keep the import order acyclic)."""
-    if name in _GRADIENT_NAMES:
-        import symgraph.gradient as gradient
-        return getattr(gradient, name)
-    raise AttributeError(f"module 'symgraph.tensor' has no attribute {name!r}")
+_type_module.ops = sys.modules[__name__]  # what x + y, x.sum(), x[i] ... call (see tensor/type.py)

@@ -8,11 +8,11 @@ import numpy as np
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Constant, Op, Variable
-from symgraph.tensor.basic import cast
-from symgraph.tensor.elemwise import _fmt, _is_float, sum_to
-from symgraph.scalar import T as _T
+from symgraph.tensor.elemwise import FUNCTIONS, _fmt, cast
+from symgraph.tensor.reduction import sum as tsum
+from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import as_int_entry, common_dtype, entry_var, shape_entries, shape_i, shape_tuple, to_dtype
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
 
 __all__ = ["alloc", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange", "Alloc", "ARange"]
 
@@ -53,7 +53,7 @@ class Alloc(Op):
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         value = inputs[0]
-        return [sum_to(output_grads[0], value) if _is_float(value) else None] + [None] * (len(inputs) - 1)
+        return [sum_to(output_grads[0], value) if is_inexact(value) else None] + [None] * (len(inputs) - 1)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         static = node.outputs[0].type.shape
@@ -127,15 +127,14 @@ class ARange(Op):
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (_, stop, _), (g,) = inputs, output_grads
-        from symgraph.tensor.reduction import sum as tsum
         grads = [tsum(g), zeros_like(stop), tsum(g * arange(shape_i(g, 0)))]
-        return [to_dtype(gr, x.dtype) if _is_float(x) else None for gr, x in zip(grads, inputs)]
+        return [to_dtype(gr, x.dtype) if is_inexact(x) else None for gr, x in zip(grads, inputs)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         start, stop, step = (cast(i, "float64") for i in node.inputs)  # numpy computes the length in double
         static = node.outputs[0].type.shape[0]
-        n = _T.ceil(_T.true_div(_T.sub(stop, start), step))
-        return [(static if static is not None else cast(_T.maximum(n, 0), "int64"),)]
+        n = FUNCTIONS["ceil"](FUNCTIONS["true_div"](FUNCTIONS["sub"](stop, start), step))
+        return [(static if static is not None else cast(FUNCTIONS["maximum"](n, 0), "int64"),)]
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None) -> Variable:

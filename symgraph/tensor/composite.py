@@ -1,10 +1,12 @@
 """Composite: several elementwise ops fused into one node that runs an inner scalar program.
 
-The program is data both backends read: ``steps`` is a tuple of ``(scalar_op_name, args)``
-and ``outputs`` a tuple of refs, where a ref is ``("i", k)`` (input k), ``("s", j)`` (the
-result of step j) or ``("c", dtype, value)`` (an inlined scalar constant). Each step's dtype
-is the scalar op's ``out_dtype`` of its arguments' dtypes and its shape the broadcast of its
-arguments', exactly as the Elemwise nodes it replaces computed them.
+This is THE program format for elementwise code: fusion writes it, the numpy backend prints it
+as a Python helper, the OpenCL backend as kernel statements, and fused reductions and products
+carry it as their prologue or epilogue. ``steps`` is a tuple of ``(scalar_op_name, args)`` and
+``outputs`` a tuple of refs, where a ref is ``("i", k)`` (input k), ``("s", j)`` (the result of
+step j) or ``("c", dtype, value)`` (an inlined scalar constant). Each step's dtype is the scalar
+op's ``out_dtype`` of its arguments' dtypes and its shape the broadcast of its arguments',
+exactly as the Elemwise nodes it replaces computed them.
 
 ``plan(input_types)`` turns the program into a schedule over reusable full-size buffers
 (the numpy backend's lowering prints it as source; ``perform`` interprets it).
@@ -17,9 +19,9 @@ import numpy as np
 
 from symgraph import scalar
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Apply, Op
-from symgraph.tensor.elemwise import broadcast_static_shape
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.tensor.elemwise import ELEMWISE_OPS, Elemwise, broadcast_shapes, broadcast_static_shape
+from symgraph.tensor.type import TensorType, as_tensor_variable, constant
 
 Ref = tuple
 
@@ -37,15 +39,63 @@ class Composite(Op):
         self._hash = hash((Composite, self.in_dtypes, self.steps, self.outputs))
         self._plans: dict = {}
         self._str: str | None = None
-        dtypes = []
+        dtypes: list[str] = []
         for name, args in self.steps:
             sop = scalar.get(name)
             if len(args) != sop.nin:
                 raise GraphTypeError(f"Composite: step {name} takes {sop.nin} arguments, got {len(args)}")
             dtypes.append(scalar._out_dtype(sop, tuple(self._ref_dtype(a, dtypes) for a in args)))
         self.step_dtypes = tuple(dtypes)
+        self.out_dtypes = tuple(self._ref_dtype(r, dtypes) for r in self.outputs)
         self._deps: tuple | None = None
 
+    # --- building programs ------------------------------------------------------------------
+    @staticmethod
+    def of_node(node: Apply) -> tuple["Composite", list[Variable]]:
+        """The program of an Elemwise or Composite node, and the variables bound to its inputs
+        (a lone Elemwise's scalar constants are inlined, so only its other inputs are bound)."""
+        if isinstance(node.op, Composite):
+            return node.op, list(node.inputs)
+        if not isinstance(node.op, Elemwise):
+            raise TypeError(f"{node.op} is not elementwise")
+        bound: list[Variable] = []
+        args = []
+        for v in node.inputs:
+            if is_inlinable(v):
+                args.append(("c", v.dtype, v.data.item()))
+                continue
+            if v not in bound:
+                bound.append(v)
+            args.append(("i", bound.index(v)))
+        return Composite([v.dtype for v in bound], [(node.op.scalar_op.name, args)], [("s", 0)]), bound
+
+    @staticmethod
+    def identity(dtype: str) -> "Composite":
+        """The program that returns its one input unchanged (no steps)."""
+        return Composite([dtype], [], [("i", 0)])
+
+    def restrict(self, j: int) -> tuple["Composite", list[int]]:
+        """The program computing only output ``j`` (its steps and inputs alone), and the indices of
+        the original inputs it keeps, in order."""
+        keep_in = sorted(self.output_deps[j])
+        need: set[int] = set()
+        stack = [self.outputs[j]]
+        while stack:
+            ref = stack.pop()
+            if ref[0] == "s" and ref[1] not in need:
+                need.add(ref[1])
+                stack += self.steps[ref[1]][1]
+        steps = sorted(need)
+
+        def renumber(ref: Ref) -> Ref:
+            return ("i", keep_in.index(ref[1])) if ref[0] == "i" else ("s", steps.index(ref[1])) \
+                if ref[0] == "s" else ref
+        prog = Composite([self.in_dtypes[k] for k in keep_in],
+                         [(self.steps[i][0], [renumber(a) for a in self.steps[i][1]]) for i in steps],
+                         [renumber(self.outputs[j])])
+        return prog, keep_in
+
+    # --- what the program reads ---------------------------------------------------------------
     @property
     def step_deps(self) -> tuple:
         """For each step, the set of input indices it depends on."""
@@ -55,6 +105,11 @@ class Composite(Op):
                 deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
             self._deps = tuple(deps)
         return self._deps
+
+    @property
+    def output_deps(self) -> list[frozenset]:
+        """For each output, the set of input indices it depends on."""
+        return [self._ref_deps(r, self.step_deps) for r in self.outputs]
 
     def __hash__(self) -> int:
         return self._hash
@@ -77,8 +132,10 @@ class Composite(Op):
         for k, (v, dt) in enumerate(zip(inputs, self.in_dtypes)):
             if v.dtype != dt:
                 raise GraphTypeError(f"Composite input {k} must have dtype {dt}, got {v.type}")
-        shapes = _step_shapes(self.steps, [v.type.shape for v in inputs])
-        outs = [TensorType(self.step_dtypes[j], shapes[j]).make_variable() for _, j in self.outputs]
+        in_shapes = [v.type.shape for v in inputs]
+        shapes = _step_shapes(self.steps, in_shapes)
+        outs = [TensorType(dt, shapes[r[1]] if r[0] == "s" else in_shapes[r[1]] if r[0] == "i" else ()).make_variable()
+                for r, dt in zip(self.outputs, self.out_dtypes)]
         return Apply(self, inputs, outs)
 
     def perform(self, node: Apply, inputs: list) -> list:
@@ -104,37 +161,29 @@ class Composite(Op):
                     vals[dest] = fn(*[vals[a] for a in args], out=bufs[slot])
                 else:
                     vals[dest] = fn(*[vals[a] for a in args])
-            results = [np.asarray(vals[i], dtype=dt) for i, dt in zip(p.out_index, p.out_dtypes)]
+            results = [np.asarray(vals[i], dtype=dt) for i, dt in zip(p.out_index, self.out_dtypes)]
             for o, r in zip(out or (), results):
                 if r is not o:
                     np.copyto(o, r)
         return results if out is None else out
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        from symgraph.tensor.shape import broadcast_shapes
         result = []
-        for (_, j), out in zip(self.outputs, node.outputs):
-            deps = sorted(self.step_deps[j])
-            result.append(broadcast_shapes([input_shapes[k] for k in deps], out.type.shape))
+        for deps, out in zip(self.output_deps, node.outputs):
+            result.append(broadcast_shapes([input_shapes[k] for k in sorted(deps)], out.type.shape))
         return result
 
     def expand(self, inputs: Sequence[Any]) -> list:
         """The program rebuilt as ordinary Elemwise nodes on ``inputs`` (one variable per output)."""
-        from symgraph.tensor.elemwise import ELEMWISE_OPS
-        from symgraph.tensor.type import constant
         vals: list = []
 
-        def get(ref: Ref):
+        def get(ref: Ref) -> Any:
             if ref[0] == "i":
                 return inputs[ref[1]]
             return vals[ref[1]] if ref[0] == "s" else constant(np.asarray(ref[2], dtype=ref[1]))
         for name, args in self.steps:
             vals.append(ELEMWISE_OPS[name](*[get(a) for a in args]))
-        return [vals[j] for _, j in self.outputs]
-
-    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
-        from symgraph.gradient import Lop
-        return Lop(self.expand(inputs), inputs, output_grads)
+        return [get(r) for r in self.outputs]
 
     # --- printing -------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -148,8 +197,9 @@ class Composite(Op):
             for a in args:
                 if a[0] == "s":
                     uses[a[1]] += 1
-        for _, j in self.outputs:
-            uses[j] += 1
+        for r in self.outputs:
+            if r[0] == "s":
+                uses[r[1]] += 1
         text: list[str] = []
         defs: list[str] = []
 
@@ -172,7 +222,7 @@ class Composite(Op):
                 if sum(map(len, defs)) > 300:  # long programs: show the start only
                     return f"Composite{{{len(self.steps)} steps: {'; '.join(defs)[:240]}...}}"
             text.append(s)
-        body = ", ".join([_strip(text[j]) for _, j in self.outputs])
+        body = ", ".join([_strip(show(r)) for r in self.outputs])
         body = "; ".join(defs + [body])
         if len(body) > 300:
             body = f"{len(self.steps)} steps: {body[:240]}..."
@@ -218,10 +268,9 @@ def _balanced(s: str) -> bool:
     return depth == 0
 
 
-# numpy functions that may write into a buffer that is also one of their arguments
-def _alias_safe(fn: Any) -> bool:
-    return isinstance(fn, np.ufunc) or getattr(fn, "__name__", "") in (
-        "sigmoid", "erf", "erfc", "_relu", "_softplus", "_second") or getattr(fn, "__name__", "").startswith("cast_")
+def is_inlinable(v: Variable) -> bool:
+    """A 0-d constant, written into a program as a literal instead of being one of its inputs."""
+    return isinstance(v, Constant) and getattr(v.type, "ndim", None) == 0 and isinstance(v.data, np.ndarray)
 
 
 class Plan:
@@ -256,7 +305,7 @@ class Plan:
         self.consts = tuple(consts)
         self.step_full = [len(s) == len(full) and tuple(x == 1 for x in s) == pattern and len(full) > 0
                           for s in step_shapes]
-        outputs = {j for _, j in op.outputs}
+        outputs = {r[1] for r in op.outputs if r[0] == "s"}
         last_use: dict[int, int] = {}
         for j, (_, args) in enumerate(op.steps):
             for a in args:
@@ -271,10 +320,11 @@ class Plan:
         slot_of: dict[int, int] = {}
         self.instrs: list[tuple] = []
         for j, (name, args) in enumerate(op.steps):
-            fn = scalar.get(name).np_fn
+            sop = scalar.get(name)
+            fn = sop.np_fn
             dying = [a[1] for a in dict.fromkeys(args) if a[0] == "s" and last_use.get(a[1]) == j
                      and a[1] not in outputs and a[1] in slot_of]
-            early = _alias_safe(fn)
+            early = sop.inplace  # may write into a buffer that is also one of its arguments
             if early:
                 for s in dying:
                     free.setdefault(op.step_dtypes[s], []).append(slot_of[s])
@@ -291,5 +341,5 @@ class Plan:
                 for s in dying:
                     free.setdefault(op.step_dtypes[s], []).append(slot_of[s])
             self.instrs.append((fn, tuple(index(a) for a in args), slot, base + j))
-        self.out_index = [base + j for _, j in op.outputs]
-        self.out_dtypes = [op.step_dtypes[j] for _, j in op.outputs]
+        self.out_index = [index(r) for r in op.outputs]
+        self.out_dtypes = list(op.out_dtypes)

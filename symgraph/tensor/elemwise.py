@@ -1,16 +1,20 @@
 """Elemwise (any row of the scalar table, broadcast over tensors) and DimShuffle (transpose,
-add broadcastable axes, drop length-1 axes), plus the T.add/T.exp/... functions."""
+add broadcastable axes, drop length-1 axes), plus the T.add/T.exp/... functions and the
+elementwise conveniences that take parameters (cast, switch/where, clip)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
 
+from types import SimpleNamespace
+
 from symgraph import scalar
+from symgraph.config import config
 from symgraph.errors import GradientError, GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.scalar import ZERO, ScalarOp
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant
+from symgraph.scalar import ZERO, ScalarOp, dtype_name
+from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
 
 
 def broadcast_static_shape(shapes: Sequence[tuple], what: str = "operands") -> tuple:
@@ -66,17 +70,34 @@ class Elemwise(Op):
             return [None] * len(inputs)
         if rule is None:
             raise GradientError(f"{self.scalar_op.name} has no gradient")
-        grads = rule(inputs, outputs[0], output_grads[0])
-        return [None if g is None or not _is_float(x) or isinstance(x, TensorConstant) else sum_to(g, x)
+        grads = rule(RULE_NAMESPACE, inputs, outputs[0], output_grads[0])  # output-shaped: sg.grad sums them
+        return [None if g is None or not is_inexact(x) or isinstance(x, TensorConstant) else g
                 for g, x in zip(grads, inputs)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        from symgraph.tensor.shape import broadcast_shapes
         return [broadcast_shapes(input_shapes, node.outputs[0].type.shape)]
 
 
-def _is_float(x: Variable) -> bool:
-    return x.dtype.startswith(("float", "complex"))
+def broadcast_shapes(input_shapes: Sequence[tuple], static_out_shape: Sequence[int | None]) -> tuple:
+    """Symbolic output shape of numpy broadcasting (shapes are tuples of ints and 0-d int
+    variables; the static output shape decides the dimensions it knows)."""
+    ndim = len(static_out_shape)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in input_shapes]
+    out = []
+    for d, static in enumerate(static_out_shape):
+        if static is not None:
+            out.append(static)
+            continue
+        cands = list({id(s[d]): s[d] for s in padded if not (isinstance(s[d], int) and s[d] == 1)}.values())
+        ints = [c for c in cands if isinstance(c, int)]
+        if ints or not cands:
+            out.append(ints[0] if ints else 1)
+            continue
+        r = cands[0]
+        for c in cands[1:]:  # a length-1 dim takes the other's length
+            r = switch(ELEMWISE_OPS["eq"](r, 1), c, r)
+        out.append(r)
+    return tuple(out)
 
 
 def _unify_weak(inputs: list, sop: ScalarOp) -> list:
@@ -103,21 +124,6 @@ def _unify_weak(inputs: list, sop: ScalarOp) -> list:
                                      f"dtype {dtype} ({e})") from None
         out.append(i)
     return out
-
-
-def sum_to(g: Variable, x: Variable) -> Variable:
-    """Sum a gradient ``g`` (output-shaped) back to the shape of input ``x`` (undo broadcasting)."""
-    from symgraph.tensor.reduction import sum as tsum
-    from symgraph.tensor.basic import cast
-    lead = g.ndim - x.ndim
-    if lead > 0:
-        g = tsum(g, axis=tuple(range(lead)))
-    axes = tuple(d for d, (xs, gs) in enumerate(zip(x.type.shape, g.type.shape)) if xs == 1 and gs != 1)
-    if axes:
-        g = tsum(g, axis=axes, keepdims=True)
-    if g.dtype != x.dtype:
-        g = cast(g, x.dtype)
-    return g
 
 
 class DimShuffle(Op):
@@ -166,16 +172,14 @@ class DimShuffle(Op):
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (g,) = inputs, output_grads
-        if not _is_float(x):
+        if not is_inexact(x):
             return [None]
-        from symgraph.tensor.reduction import sum as tsum
-        new_axes = tuple(i for i, o in enumerate(self.new_order) if o == "x")
-        if new_axes:
-            g = tsum(g, axis=new_axes)
-        # g's axes are now self.shuffle; put them back in input order, re-adding dropped axes
-        inv = []
-        for d in range(self.input_ndim):
-            inv.append("x" if d in self.drop else self.shuffle.index(d))
+        # the axes this op inserted have length 1 in g (sg.grad keeps gradients in their
+        # variable's broadcast pattern): dropping them is their sum. Then g's axes are
+        # self.shuffle: put them back in input order, re-adding the dropped length-1 axes.
+        kept = [k for k, o in enumerate(self.new_order) if o != "x"]
+        g = DimShuffle(len(self.new_order), kept)(g) if len(kept) < len(self.new_order) else g
+        inv = ["x" if d in self.drop else self.shuffle.index(d) for d in range(self.input_ndim)]
         return [DimShuffle(len(self.shuffle), inv)(g)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
@@ -212,3 +216,37 @@ def _elemwise_function(sop: ScalarOp):
 ELEMWISE_OPS: dict[str, Elemwise] = {name: Elemwise(sop) for name, sop in scalar.SCALAR_OPS.items()}
 FUNCTIONS: dict[str, Any] = {name: _elemwise_function(sop) for name, sop in scalar.SCALAR_OPS.items()
                              if not name.startswith("cast_")}
+
+
+def cast(x: Any, dtype: str) -> Variable:
+    """``x`` converted to ``dtype`` (no-op when it already has it); 'floatX' means config.floatX."""
+    x = as_tensor_variable(x)
+    dtype = config.floatX if dtype == "floatX" else dtype_name(dtype)
+    if x.dtype == dtype:
+        return x
+    return ELEMWISE_OPS[f"cast_{dtype}"](x)
+
+
+def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
+    """Elementwise ``if_true`` where ``cond`` holds, else ``if_false`` (numpy.where)."""
+    cond = as_tensor_variable(cond)
+    if cond.dtype != "bool":
+        cond = ELEMWISE_OPS["neq"](cond, 0)
+    return ELEMWISE_OPS["switch"](cond, if_true, if_false)
+
+
+def where(cond: Any, if_true: Any = None, if_false: Any = None) -> Variable:
+    """numpy.where with three arguments (the one-argument form has a data-dependent shape)."""
+    if if_true is None or if_false is None:
+        raise TypeError("T.where needs three arguments (cond, if_true, if_false); "
+                        "the one-argument form has a shape known only at run time: use T.nonzero-free masks")
+    return switch(cond, if_true, if_false)
+
+
+def clip(x: Any, lo: Any, hi: Any) -> Variable:
+    """Limit ``x`` to [lo, hi] elementwise."""
+    return ELEMWISE_OPS["clip"](x, lo, hi)
+
+
+RULE_NAMESPACE = SimpleNamespace(**{**FUNCTIONS, "cast": cast, "switch": switch, "clip": clip})
+"""What the scalar table's gradient rules receive as ``T``: every elementwise function."""

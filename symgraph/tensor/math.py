@@ -9,8 +9,9 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import DimShuffle, _fmt, broadcast_static_shape, dimshuffle, sum_to
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.elemwise import DimShuffle, _fmt, broadcast_static_shape, cast, dimshuffle
+from symgraph.tensor.reduction import sum_to
+from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
 
 
 @lru_cache(maxsize=None)
@@ -29,14 +30,9 @@ def _check_inner(what: str, a: Variable, b: Variable, ka: int | None, kb: int | 
                          f"inner dimensions {ka} and {kb} differ")
 
 
-def _is_float(x: Variable) -> bool:
-    return x.dtype.startswith(("float", "complex"))
-
-
 def _grad_as(g: Variable, x: Variable) -> Variable | None:
     """``g`` cast to ``x``'s dtype, or None when ``x`` is not differentiable (integers)."""
-    from symgraph.tensor.basic import cast
-    if not _is_float(x):
+    if not is_inexact(x):
         return None
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
@@ -110,8 +106,8 @@ class MatMul(Op):
             g2 = _insert_axis(g2, g2.ndim - (b.ndim > 1))
         if b.ndim == 1:
             g2 = _insert_axis(g2, g2.ndim)
-        ga = sum_to(matmul(g2, _swap_last(b2)), a2) if _is_float(a) else None
-        gb = sum_to(matmul(_swap_last(a2), g2), b2) if _is_float(b) else None
+        ga = sum_to(matmul(g2, _swap_last(b2)), a2) if is_inexact(a) else None
+        gb = sum_to(matmul(_swap_last(a2), g2), b2) if is_inexact(b) else None
         if ga is not None and a.ndim == 1:
             ga = DimShuffle(2, (1,))(ga)
         if gb is not None and b.ndim == 1:

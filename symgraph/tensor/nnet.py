@@ -8,8 +8,7 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.basic import switch
-from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS
+from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS, cast, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.type import TensorType, as_tensor_variable
@@ -97,7 +96,6 @@ class LogSoftmax(_AxisSoftmax):
 
 
 def _cast_like(g: Variable, x: Variable) -> Variable:
-    from symgraph.tensor.basic import cast
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 

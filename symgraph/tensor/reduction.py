@@ -9,8 +9,8 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant
+from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
+from symgraph.tensor.type import TensorType, as_tensor_variable, constant, is_inexact
 
 # scalar op name -> (numpy reduction, public function name)
 _REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
@@ -87,7 +87,7 @@ class CAReduce(Op):
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (z,), (g,) = inputs, outputs, output_grads
-        if not x.dtype.startswith(("float", "complex")) or self.scalar_op in ("and", "or"):
+        if not is_inexact(x) or self.scalar_op in ("and", "or"):
             return [None]
         g, z = self._keep(g), self._keep(z)
         if self.scalar_op == "add":
@@ -111,13 +111,11 @@ class CAReduce(Op):
 
 
 def _cast_like(g: Variable, x: Variable) -> Variable:
-    from symgraph.tensor.basic import cast
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
 def _prod_grad_factor(x: Variable, axis: tuple) -> Variable:
     """d prod / d x: prod/x, made exact where x has zeros (one zero: the product of the others; more: 0)."""
-    from symgraph.tensor.basic import switch
     eq, is_zero = ELEMWISE_OPS["eq"], ELEMWISE_OPS["eq"](x, 0)
     nonzero = switch(is_zero, 1, x)
     prod_nz = CAReduce("mul", axis, True)(nonzero)
@@ -131,7 +129,6 @@ class BroadcastLike(Op):
     view_map = {0: 0}
 
     def make_node(self, g: Any, like: Any) -> Apply:
-        from symgraph.tensor.elemwise import broadcast_static_shape
         g, like = as_tensor_variable(g), as_tensor_variable(like)
         if g.ndim > like.ndim:
             raise ShapeError(f"BroadcastLike: cannot broadcast {g.type} to the shape of {like.type}")
@@ -144,9 +141,8 @@ class BroadcastLike(Op):
         return [np.broadcast_to(g, np.shape(like))]
 
     def grad(self, inputs: list, output_grads: list) -> list:
-        from symgraph.tensor.elemwise import sum_to
         g = inputs[0]
-        return [sum_to(output_grads[0], g) if g.dtype.startswith("float") else None, None]
+        return [sum_to(output_grads[0], g) if is_inexact(g) else None, None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [tuple(input_shapes[1])]
@@ -161,25 +157,27 @@ def broadcast_like(g: Any, like: Any) -> Variable:
 
 
 class ReducedSize(Op):
-    """The number of elements of ``x`` along ``axis`` (an int64 scalar), the divisor of mean/var."""
+    """The number of elements along ``axis`` of the broadcast of its inputs (of its one input,
+    usually), as an int64 scalar: the divisor of mean/var. It reads only shapes."""
 
     __props__ = ("axis",)
 
     def __init__(self, axis: Sequence[int]):
         self.axis = tuple(int(a) for a in axis)
 
-    def make_node(self, x: Any) -> Apply:
-        x = as_tensor_variable(x)
-        if builtins.any(a >= x.ndim for a in self.axis):
-            raise ShapeError(f"ReducedSize: axis {self.axis} is out of bounds for {x.type}")
-        return Apply(self, [x], [TensorType("int64", ()).make_variable()])
+    def make_node(self, *xs: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in xs]
+        ndim = builtins.max((x.ndim for x in xs), default=0)
+        if not xs or builtins.any(a >= ndim for a in self.axis):
+            raise ShapeError(f"ReducedSize: axis {self.axis} is out of bounds for {[str(x.type) for x in xs]}")
+        return Apply(self, xs, [TensorType("int64", ()).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        shape = np.shape(inputs[0])
+        shape = np.broadcast_shapes(*(np.shape(x) for x in inputs))
         return [np.asarray(int(np.prod([shape[a] for a in self.axis])), dtype="int64")]
 
     def grad(self, inputs: list, output_grads: list) -> list:
-        return [None]
+        return [None] * len(inputs)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [()]
@@ -292,7 +290,7 @@ def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
 
 
 def _mean_dtype(dtype: str) -> str:
-    return dtype if dtype.startswith(("float", "complex")) else "float64"
+    return dtype if is_inexact(dtype) else "float64"
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
@@ -317,7 +315,7 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Vari
         count = np.maximum(count, 0)
     else:
         count = ELEMWISE_OPS["maximum"](count, constant(np.int64(0)))
-    sq = centered * centered if not dtype.startswith("complex") else abs(centered) ** 2
+    sq = centered * centered if np.dtype(dtype).kind != "c" else abs(centered) ** 2
     return CAReduce("add", axes, keepdims, sq.dtype)(sq) / _as_count(count, sq.dtype)
 
 
@@ -329,9 +327,20 @@ def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Vari
 def _as_count(count: Any, dtype: str) -> Variable:
     if isinstance(count, (int, np.integer)):
         return constant(np.asarray(count, dtype=dtype))
-    from symgraph.tensor.basic import cast
     return cast(count, dtype)
 
 
-__all__ = ["CAReduce", "ArgReduce", "BroadcastLike", "ReducedSize", "broadcast_like", "normalize_axis",
+def sum_to(g: Variable, x: Variable) -> Variable:
+    """Sum a gradient ``g`` (broadcast to an output's shape) back to the shape of input ``x``:
+    the leading axes ``x`` lacks, and the axes where ``x`` has static length 1 and ``g`` not."""
+    lead = g.ndim - x.ndim
+    if lead > 0:
+        g = sum(g, axis=tuple(range(lead)))
+    axes = tuple(d for d, (xs, gs) in enumerate(zip(x.type.shape, g.type.shape)) if xs == 1 and gs != 1)
+    if axes:
+        g = sum(g, axis=axes, keepdims=True)
+    return cast(g, x.dtype) if g.dtype != x.dtype else g
+
+
+__all__ = ["CAReduce", "ArgReduce", "BroadcastLike", "ReducedSize", "broadcast_like", "normalize_axis", "sum_to",
            "sum", "prod", "max", "min", "all", "any", "argmax", "argmin", "mean", "var", "std"]

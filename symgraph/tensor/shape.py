@@ -10,10 +10,8 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
-from symgraph.scalar import T as _T
-from symgraph.tensor.basic import cast
-from symgraph.tensor.elemwise import DimShuffle, _fmt, _is_float
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant
+from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, _fmt, cast, switch
+from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
 
 __all__ = ["shape", "shape_i", "size", "reshape", "flatten", "squeeze", "expand_dims", "concatenate",
            "stack", "Shape", "Shape_i", "Reshape", "Join", "MakeVector"]
@@ -29,7 +27,7 @@ def sfold(name: str, *args: ShapeEntry) -> ShapeEntry:
     """Integer arithmetic on shape entries: Python ints fold now, anything symbolic builds a node."""
     if all(isinstance(a, int) for a in args):
         return _PY[name](*args)
-    return getattr(_T, name)(*args)
+    return FUNCTIONS[name](*args)
 
 
 def sprod(entries: Sequence[ShapeEntry]) -> ShapeEntry:
@@ -68,27 +66,6 @@ def entry_var(e: ShapeEntry) -> Variable:
 def shape_tuple(x: Variable) -> tuple:
     """``x``'s shape as a tuple of entries: static ints where known, else shape_i(x, d)."""
     return tuple(s if s is not None else shape_i(x, d) for d, s in enumerate(x.type.shape))
-
-
-def broadcast_shapes(input_shapes: Sequence[tuple], static_out_shape: Sequence[int | None]) -> tuple:
-    """Symbolic output shape of numpy broadcasting (for Elemwise.infer_shape)."""
-    ndim = len(static_out_shape)
-    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in input_shapes]
-    out = []
-    for d, static in enumerate(static_out_shape):
-        if static is not None:
-            out.append(static)
-            continue
-        cands = list({id(s[d]): s[d] for s in padded if not (isinstance(s[d], int) and s[d] == 1)}.values())
-        ints = [c for c in cands if isinstance(c, int)]
-        if ints or not cands:
-            out.append(ints[0] if ints else 1)
-            continue
-        r = cands[0]
-        for c in cands[1:]:  # a length-1 dim takes the other's length
-            r = _T.switch(_T.eq(r, 1), c, r)
-        out.append(r)
-    return tuple(out)
 
 
 def common_dtype(vars: Sequence[Variable]) -> str:
@@ -196,7 +173,7 @@ class MakeVector(Op):
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (g,) = output_grads
-        return [g[i] if _is_float(x) else None for i, x in enumerate(inputs)]
+        return [g[i] if is_inexact(x) else None for i, x in enumerate(inputs)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [(len(node.inputs),)]
@@ -304,7 +281,7 @@ class Reshape(Op):
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         x, g = inputs[0], output_grads[0]
-        return [Reshape(x.ndim)(g, shape(x)) if _is_float(x) else None, None]
+        return [Reshape(x.ndim)(g, shape(x)) if is_inexact(x) else None, None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         vec, static = node.inputs[1], node.outputs[0].type.shape
@@ -317,7 +294,7 @@ class Reshape(Op):
                 continue
             if free is None:  # size // (product of the other entries), from the product of all = -others
                 free = sfold("int_div", sprod(input_shapes[0]), sfold("maximum", sfold("neg", sprod(entries)), 1))
-            out.append(free if isinstance(e, int) else _T.switch(_T.eq(e, -1), free, e))
+            out.append(free if isinstance(e, int) else switch(FUNCTIONS["eq"](e, -1), free, e))
         return [tuple(out)]
 
 
@@ -417,7 +394,7 @@ class Join(Op):
         for x in inputs:
             stop = sfold("add", start, shape_tuple(x)[self.axis])
             index = (slice(None),) * self.axis + (slice(start, stop),)
-            grads.append(g[index] if _is_float(x) else None)
+            grads.append(g[index] if is_inexact(x) else None)
             start = stop
         return grads
 

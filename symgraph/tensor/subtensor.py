@@ -13,12 +13,13 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
-from symgraph.scalar import T as _T
-from symgraph.tensor.elemwise import _fmt, _is_float, broadcast_static_shape, sum_to
+from symgraph.tensor.elemwise import FUNCTIONS, _fmt, broadcast_shapes, broadcast_static_shape, cast, switch
+from symgraph.tensor.reduction import sum as tsum
+from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.alloc import zeros_like
-from symgraph.tensor.shape import (MakeVector, Shape, as_int_entry, broadcast_shapes, constant_int, entry_var,
+from symgraph.tensor.shape import (MakeVector, Shape, as_int_entry, constant_int, entry_var,
                                    sfold, shape_i)
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant
+from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
 
 __all__ = ["subtensor", "set_subtensor", "inc_subtensor", "Subtensor", "AdvancedSubtensor", "IncSubtensor"]
 
@@ -48,7 +49,7 @@ def slice_length(n: Any, start: Any, stop: Any, step: Any) -> Any:
 
     def wrap(i, lo, hi):  # Python's rule: negative counts from the end, then clip to [lo, hi]
         w = i if isinstance(i, int) and i >= 0 else sfold("add", i, n) if isinstance(i, int) \
-            else _T.switch(_T.lt(i, 0), i + n, i)
+            else switch(FUNCTIONS["lt"](i, 0), i + n, i)
         return sfold("minimum", sfold("maximum", w, lo), hi)
 
     def forward():
@@ -64,7 +65,7 @@ def slice_length(n: Any, start: Any, stop: Any, step: Any) -> Any:
                                          sfold("neg", step)))
     if isinstance(step, int):
         return forward() if step > 0 else backward()
-    return _T.switch(_T.gt(step, 0), forward(), backward())
+    return switch(FUNCTIONS["gt"](step, 0), forward(), backward())
 
 
 def _static_slice_length(n, start, stop, step):
@@ -180,7 +181,7 @@ class _IndexOp(Op):
             if kind != "b":
                 return shapes[id(p)]
             k = _static_adv_shape(kind, p)[0]
-            return (k if k is not None else _T.cast(_T.sum(p), "int64"),)
+            return (k if k is not None else cast(tsum(p), "int64"),)
 
         def bcast(adv):
             static = broadcast_static_shape([_static_adv_shape(e, p) for e, p in self._adv_parts(parts)])
@@ -213,7 +214,7 @@ class Subtensor(_IndexOp):
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         x, parts = inputs[0], inputs[1:]
-        gx = IncSubtensor(self.idx_list)(zeros_like(x), output_grads[0], *parts) if _is_float(x) else None
+        gx = IncSubtensor(self.idx_list)(zeros_like(x), output_grads[0], *parts) if is_inexact(x) else None
         return [gx] + [None] * len(parts)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
@@ -251,7 +252,7 @@ class IncSubtensor(_IndexOp):
             if not ((isinstance(y, TensorConstant) and y.weak) or np.can_cast(y.dtype, x.dtype, "safe")):
                 raise GraphTypeError(f"{what}: the value {y} ({y.type}) cannot be safely cast to the dtype of "
                                      f"{x} ({x.type}); cast it first")
-            y = constant(np.asarray(y.data, dtype=x.dtype)) if isinstance(y, TensorConstant) else _T.cast(y, x.dtype)
+            y = constant(np.asarray(y.data, dtype=x.dtype)) if isinstance(y, TensorConstant) else cast(y, x.dtype)
         sub = self.out_static_shape(x, parts)
         padded = (None,) * (len(sub) - y.ndim) + y.type.shape
         bad = y.ndim > len(sub) or any(ys not in (None, 1) and ss is not None and ss != ys
@@ -280,7 +281,7 @@ class IncSubtensor(_IndexOp):
         else:
             gx = g
         gy = sum_to(sub(g, *parts), y)
-        return [gx if _is_float(x) else None, gy if _is_float(y) else None] + [None] * len(parts)
+        return [gx if is_inexact(x) else None, gy if is_inexact(y) else None] + [None] * len(parts)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [input_shapes[0]]
@@ -311,7 +312,7 @@ def _classify(item: Any, what: str) -> tuple:
         v = constant(arr.astype("int64") if arr.size == 0 and arr.dtype.kind == "f" else arr)
     kind = v.type.numpy_dtype.kind
     if v.ndim == 0 and kind in "iu":
-        return "i", [_T.cast(v, "int64") if v.dtype != "int64" else v]
+        return "i", [cast(v, "int64") if v.dtype != "int64" else v]
     if v.ndim >= 1 and kind in "iub":
         return ("b" if kind == "b" else "a"), [v]
     raise IndexError(f"{what}: indices must be integers, slices, None, Ellipsis, integer arrays or boolean "

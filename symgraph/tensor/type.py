@@ -1,5 +1,9 @@
 """TensorType (dtype + static shape), tensor variables with numpy-like operators, constants,
-and the T.matrix/T.dvector/... constructors."""
+the T.matrix/T.dvector/... constructors, and the dtype predicates.
+
+This module sits below every op module, so the operators (``x + y``, ``x.sum()``) call the ops
+through ``ops``: the ``symgraph.tensor`` namespace, which ``symgraph/tensor/__init__.py`` sets
+once every op module is loaded (dependency inversion: nothing here imports the ops)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -8,8 +12,12 @@ import numpy as np
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, InputError
+from symgraph.graph import hooks
 from symgraph.graph.basic import Constant, Type, Variable
-from symgraph.scalar import T as _T, dtype_name
+from symgraph.scalar import dtype_name
+
+ops: Any = None
+"""The ``symgraph.tensor`` namespace (set by ``symgraph/tensor/__init__.py``): what operators call."""
 
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
           "float16", "float32", "float64", "complex64", "complex128")
@@ -51,11 +59,6 @@ class TensorType(Type):
     def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> "TensorType":
         """This type with another dtype and/or static shape."""
         return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
-
-    def is_super(self, other: "TensorType") -> bool:
-        """True when every value of ``other`` is also a value of this type."""
-        return (isinstance(other, TensorType) and other.dtype == self.dtype and other.ndim == self.ndim
-                and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
 
     def filter(self, value: Any, strict: bool = False, allow_downcast: bool = False,
                what: str = "value") -> np.ndarray:
@@ -107,40 +110,40 @@ class _TensorOperators:
     """numpy-like operators and methods shared by tensor variables and constants."""
 
     # arithmetic
-    def __add__(self, other): return _T.add(self, other)
-    def __radd__(self, other): return _T.add(other, self)
-    def __sub__(self, other): return _T.sub(self, other)
-    def __rsub__(self, other): return _T.sub(other, self)
-    def __mul__(self, other): return _T.mul(self, other)
-    def __rmul__(self, other): return _T.mul(other, self)
-    def __truediv__(self, other): return _T.true_div(self, other)
-    def __rtruediv__(self, other): return _T.true_div(other, self)
-    def __floordiv__(self, other): return _T.int_div(self, other)
-    def __rfloordiv__(self, other): return _T.int_div(other, self)
-    def __mod__(self, other): return _T.mod(self, other)
-    def __rmod__(self, other): return _T.mod(other, self)
-    def __pow__(self, other): return _T.pow(self, other)
-    def __rpow__(self, other): return _T.pow(other, self)
-    def __matmul__(self, other): return _T.matmul(self, other)
-    def __rmatmul__(self, other): return _T.matmul(other, self)
-    def __neg__(self): return _T.neg(self)
+    def __add__(self, other): return ops.add(self, other)
+    def __radd__(self, other): return ops.add(other, self)
+    def __sub__(self, other): return ops.sub(self, other)
+    def __rsub__(self, other): return ops.sub(other, self)
+    def __mul__(self, other): return ops.mul(self, other)
+    def __rmul__(self, other): return ops.mul(other, self)
+    def __truediv__(self, other): return ops.true_div(self, other)
+    def __rtruediv__(self, other): return ops.true_div(other, self)
+    def __floordiv__(self, other): return ops.int_div(self, other)
+    def __rfloordiv__(self, other): return ops.int_div(other, self)
+    def __mod__(self, other): return ops.mod(self, other)
+    def __rmod__(self, other): return ops.mod(other, self)
+    def __pow__(self, other): return ops.pow(self, other)
+    def __rpow__(self, other): return ops.pow(other, self)
+    def __matmul__(self, other): return ops.matmul(self, other)
+    def __rmatmul__(self, other): return ops.matmul(other, self)
+    def __neg__(self): return ops.neg(self)
     def __pos__(self): return self
-    def __abs__(self): return _T.abs(self)
+    def __abs__(self): return ops.abs(self)
     # comparisons (== and != stay identity, as in Theano: use T.eq / T.neq)
-    def __lt__(self, other): return _T.lt(self, other)
-    def __le__(self, other): return _T.le(self, other)
-    def __gt__(self, other): return _T.gt(self, other)
-    def __ge__(self, other): return _T.ge(self, other)
+    def __lt__(self, other): return ops.lt(self, other)
+    def __le__(self, other): return ops.le(self, other)
+    def __gt__(self, other): return ops.gt(self, other)
+    def __ge__(self, other): return ops.ge(self, other)
     __eq__ = object.__eq__
     __hash__ = object.__hash__
     # logic / bitwise
-    def __and__(self, other): return _T.and_(self, other)
-    def __rand__(self, other): return _T.and_(other, self)
-    def __or__(self, other): return _T.or_(self, other)
-    def __ror__(self, other): return _T.or_(other, self)
-    def __xor__(self, other): return _T.xor(self, other)
-    def __rxor__(self, other): return _T.xor(other, self)
-    def __invert__(self): return _T.invert(self)
+    def __and__(self, other): return ops.and_(self, other)
+    def __rand__(self, other): return ops.and_(other, self)
+    def __or__(self, other): return ops.or_(self, other)
+    def __ror__(self, other): return ops.or_(other, self)
+    def __xor__(self, other): return ops.xor(self, other)
+    def __rxor__(self, other): return ops.xor(other, self)
+    def __invert__(self): return ops.invert(self)
 
     def __bool__(self):
         raise TypeError(f"the truth value of symbolic variable {self} is unknown until it is computed; "
@@ -154,7 +157,7 @@ class _TensorOperators:
     def __len__(self):
         raise TypeError(f"len() of symbolic variable {self} is unknown; use {self}.shape[0]")
 
-    def __getitem__(self, index): return _T.subtensor(self, index)
+    def __getitem__(self, index): return ops.subtensor(self, index)
 
     # attributes
     @property
@@ -164,45 +167,44 @@ class _TensorOperators:
     @property
     def broadcastable(self) -> tuple: return self.type.broadcastable
     @property
-    def shape(self): return _T.shape(self)
+    def shape(self): return ops.shape(self)
     @property
-    def size(self): return _T.prod(_T.shape(self))
+    def size(self): return ops.prod(ops.shape(self))
     @property
-    def T(self): return _T.transpose(self)
+    def T(self): return ops.transpose(self)
 
     # methods mirroring numpy
-    def sum(self, axis=None, keepdims=False, dtype=None): return _T.sum(self, axis, keepdims, dtype)
-    def prod(self, axis=None, keepdims=False): return _T.prod(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _T.mean(self, axis, keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0): return _T.var(self, axis, keepdims, ddof)
-    def std(self, axis=None, keepdims=False, ddof=0): return _T.std(self, axis, keepdims, ddof)
-    def max(self, axis=None, keepdims=False): return _T.max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return _T.min(self, axis, keepdims)
-    def argmax(self, axis=None, keepdims=False): return _T.argmax(self, axis, keepdims)
-    def argmin(self, axis=None, keepdims=False): return _T.argmin(self, axis, keepdims)
-    def all(self, axis=None, keepdims=False): return _T.all(self, axis, keepdims)
-    def any(self, axis=None, keepdims=False): return _T.any(self, axis, keepdims)
+    def sum(self, axis=None, keepdims=False, dtype=None): return ops.sum(self, axis, keepdims, dtype)
+    def prod(self, axis=None, keepdims=False): return ops.prod(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0): return ops.var(self, axis, keepdims, ddof)
+    def std(self, axis=None, keepdims=False, ddof=0): return ops.std(self, axis, keepdims, ddof)
+    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return ops.min(self, axis, keepdims)
+    def argmax(self, axis=None, keepdims=False): return ops.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return ops.argmin(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return ops.all(self, axis, keepdims)
+    def any(self, axis=None, keepdims=False): return ops.any(self, axis, keepdims)
     def reshape(self, *shape, ndim=None):
-        return _T.reshape(self, shape[0] if len(shape) == 1 else shape, ndim=ndim)
-    def flatten(self, ndim=1): return _T.flatten(self, ndim)
+        return ops.reshape(self, shape[0] if len(shape) == 1 else shape, ndim=ndim)
+    def flatten(self, ndim=1): return ops.flatten(self, ndim)
     def dimshuffle(self, *pattern):
-        return _T.dimshuffle(self, pattern[0] if len(pattern) == 1 and isinstance(pattern[0], (list, tuple))
+        return ops.dimshuffle(self, pattern[0] if len(pattern) == 1 and isinstance(pattern[0], (list, tuple))
                              else pattern)
-    def transpose(self, *axes): return _T.transpose(self, axes or None)
-    def astype(self, dtype): return _T.cast(self, dtype)
-    def dot(self, other): return _T.dot(self, other)
-    def clip(self, lo, hi): return _T.clip(self, lo, hi)
-    def squeeze(self, axis=None): return _T.squeeze(self, axis)
-    def round(self): return _T.round(self)
+    def transpose(self, *axes): return ops.transpose(self, axes or None)
+    def astype(self, dtype): return ops.cast(self, dtype)
+    def dot(self, other): return ops.dot(self, other)
+    def clip(self, lo, hi): return ops.clip(self, lo, hi)
+    def squeeze(self, axis=None): return ops.squeeze(self, axis)
+    def round(self): return ops.round(self)
     def copy(self, name=None):
-        out = _T.identity(self)
+        out = ops.identity(self)
         out.name = name
         return out
 
     def _repr_svg_(self):
         """Jupyter shows a variable as its graph (None, hence text, when graphviz is missing)."""
-        from symgraph.printing import repr_svg
-        return repr_svg(self)
+        return hooks.repr_svg(self)
 
 
 class TensorVariable(_TensorOperators, Variable):
@@ -283,7 +285,7 @@ def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None)
             raise GraphTypeError(f"expected a tensor variable, got {x} of type {x.type}")
         v = x
     elif isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in x):
-        v = _T.stack(list(x))
+        v = ops.stack(list(x))
     else:
         try:
             v = constant(x, name)
@@ -292,3 +294,14 @@ def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None)
     if ndim is not None and v.ndim != ndim:
         raise GraphTypeError(f"expected a {ndim}-d tensor, got {v} with {v.ndim} dimensions ({v.type})")
     return v
+
+
+def is_inexact(x: Any) -> bool:
+    """True for float and complex dtypes (numpy's inexact kinds: the values that carry gradients);
+    ``x`` is a dtype, a dtype name or anything with a ``dtype``."""
+    return np.dtype(getattr(x, "dtype", x)).kind in "fc"
+
+
+def is_integer(x: Any) -> bool:
+    """True for signed and unsigned integer dtypes (not bool)."""
+    return np.dtype(getattr(x, "dtype", x)).kind in "iu"

@@ -6,14 +6,15 @@
 """
 from __future__ import annotations
 
+import importlib
+
 from symgraph.testing.verify import GradientCheckError, numeric_grad, verify_grad
 
 __all__ = ["verify_grad", "GradientCheckError", "numeric_grad", "strategies"]
 
 
 def __getattr__(name: str):
-    """``strategies`` needs hypothesis, so it is imported on first use."""
+    """``strategies`` needs hypothesis (a test dependency), so it is imported on first use."""
     if name == "strategies":
-        import importlib
         return importlib.import_module("symgraph.testing.strategies")
     raise AttributeError(f"module 'symgraph.testing' has no attribute {name!r}")

@@ -11,6 +11,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+import symgraph as sg
+import symgraph.tensor as T
+
 # eps of the finite differences and (abs, rel) tolerances, by the least precise dtype involved.
 # Central differences err by ~eps^2 (truncation) plus ~ulp/eps (rounding): eps ~ ulp^(1/3).
 DEFAULT_EPS = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-1}
@@ -65,8 +68,6 @@ def verify_grad(fn: Callable[..., Any], point: Sequence[Any], n_tests: int = 2, 
         >>> import numpy as np, symgraph.tensor as T
         >>> verify_grad(lambda x: T.tanh(x) * x, [np.array([0.5, -1.0])])
     """
-    import symgraph as sg
-    import symgraph.tensor as T
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     point = [np.array(p) if isinstance(p, np.ndarray) else np.array(p, dtype=sg.config.floatX) for p in point]
     for k, p in enumerate(point):

@@ -1,0 +1,217 @@
+"""The OpenCL backend: the call protocol (symgraph/compile/link.py) around one step per node --
+a kernel launch, a view, a shape read, or a small host computation -- with values placed on the
+device or the host and every move between them an explicit, counted line of ``f.source``.
+Shared variables stay in device buffers across calls; updates are committed only after the whole
+call succeeded. Nodes the device cannot run become visible ``HostFallback`` nodes."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
+from symgraph.compile.lowering import CodeContext
+from symgraph.compile.placement import HostFallback, wrap_in_fallback
+from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.backends.numpy.lowering import expression, perform_call
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import copy_into
+from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
+from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
+
+
+def _on_device(v: Variable) -> bool:
+    return hasattr(v.type, "dtype") and ks.supported_dtype(v.type.dtype)
+
+
+def _small_host_node(node: Apply, host: set) -> bool:
+    """Integer bookkeeping on values already on the host (shapes): computed there, no transfer."""
+    ins = [v for v in node.inputs if not isinstance(v, Constant)]
+    return (bool(ins) and all(v in host for v in ins)
+            and all(getattr(o.type, "ndim", 9) <= 1 and o.type.dtype[0] in "iub" for o in node.outputs))
+
+
+def _fallback_source(node: Apply, reason: str) -> str:
+    """The ``f.kernels`` entry of a host fallback (a C comment: no device code exists)."""
+    ins = ", ".join(str(v.type) for v in node.inputs)
+    outs = ", ".join(str(v.type) for v in node.outputs)
+    return (f"/* HOST FALLBACK: {node.op.op} runs on the host with numpy ({reason}).\n"
+            f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
+
+
+class OpenCLBackend(Backend):
+    """Kernels on one OpenCL device (``f.kernels``), scheduled by one generated Python function."""
+
+    name = "opencl"
+
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self.kernels: dict[str, str] = {}
+        self.fallbacks: list[str] = []
+        self.plan: dict[Apply, Lowered] = {}
+        self.host: set[Variable] = set()
+        self._device_constants: dict[int, DeviceArray] = {}
+
+    # --- planning: which node runs how, and where each value lives -------------------------------
+    def prepare(self, fgraph: FunctionGraph, spec: Any) -> None:
+        for v in fgraph.variables:
+            if getattr(v.type, "dtype", None) == "float64":
+                self.rt.check_dtype("float64", f"{v} ({v.type}{', computed by ' + str(v.owner.op) if v.owner else ''})")
+        while self._plan(fgraph):  # a fused node that cannot run as one unit was expanded: plan again
+            pass
+
+    def _plan(self, fgraph: FunctionGraph) -> bool:
+        self.kernels.clear()
+        self.fallbacks.clear()
+        self.plan, self.host = {}, {v for v in fgraph.inputs if not _on_device(v)}
+        self.ctx = LowerContext(self.rt, self.kernels, self.host)
+        for node in fgraph.toposort():
+            lowered = self._lower(node)
+            if lowered == EXPAND or (lowered is None and type(node.op).expand is not Op.expand
+                                     and not isinstance(node.op, HostFallback)):
+                for old, new in zip(node.outputs, node.op.expand(list(node.inputs))):
+                    fgraph.replace(old, new, "opencl: run unfused")
+                return True
+            if lowered is None:
+                reason = "no device kernel for this op" if device_ok(node) else "a dtype without a device representation"
+                node = wrap_in_fallback(fgraph, node, "opencl", reason)
+                lowered = self._fallback(node, reason)
+            self.plan[node] = lowered
+            if lowered.kind in ("host", "meta", "fallback") or lowered.host_outputs:
+                self.host.update(node.outputs)
+            self.host.update(o for o in node.outputs if not _on_device(o))
+        return False
+
+    def _lower(self, node: Apply) -> Lowered | str | None:
+        if _small_host_node(node, self.host):
+            return Lowered(None, kind="host")
+        if isinstance(node.op, HostFallback):
+            return self._fallback(node, "no device kernel for this op")
+        lower = TABLE.lookup(node.op) if device_ok(node) else None
+        return lower(node, self.ctx) if lower is not None else None
+
+    def _fallback(self, node: Apply, reason: str) -> Lowered:
+        name = "".join(c if c.isalnum() else "_" for c in f"host{len(self.fallbacks) + 1}_{node.op.op}")[:48]
+        self.kernels[name] = _fallback_source(node, reason)
+        self.fallbacks.append(name)
+        return Lowered(None, kind="fallback")
+
+    def side(self, v: Variable) -> str:
+        """Constants live on the host (uploaded once, at compile time, where a kernel reads them)."""
+        return HOST if v in self.host or isinstance(v, Constant) or not _on_device(v) else DEVICE
+
+    def wanted_sides(self, node: Apply) -> list[str | None]:
+        lowered = self.plan[node]
+        if lowered.kind in ("host", "fallback"):
+            return [HOST] * len(node.inputs)
+        if lowered.kind == "meta":
+            return [None] * len(node.inputs)
+        wanted: dict[Variable, str] = {}
+        for k, v in enumerate(lowered.inputs if lowered.inputs is not None else node.inputs):
+            wanted[v] = HOST if k in lowered.host_inputs or not _on_device(v) else DEVICE
+        return [wanted.get(v) for v in node.inputs]
+
+    # --- code ---------------------------------------------------------------------------------
+    def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
+        lowered = self.plan[node]
+        if lowered.kind in ("host", "fallback"):
+            expr = expression(node, ins, em.ctx)
+            if expr is None:
+                return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
+            return [f"{', '.join(outs)} = {expr}"]
+        names = dict(zip(node.inputs, ins))
+        args = [names[v] for v in (lowered.inputs if lowered.inputs is not None else node.inputs)]
+        step = em.ctx.ref(lowered.run, lowered.label or f"{lowered.kind}_{node.op}")
+        return [f"{', '.join(outs)}, = {step}([{', '.join(args)}])"]
+
+    def constant(self, c: Constant, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().constant(c, side, ctx)
+        if id(c) not in self._device_constants:
+            self._device_constants[id(c)] = self.rt.to_device(np.asarray(c.data), str(c))
+        return ctx.ref(self._device_constants[id(c)], f"d{len(ctx.globals)}")
+
+    def convert(self, name: str, to: str, ctx: CodeContext) -> str:
+        if to == HOST:
+            return f"{name}.to_host()"
+        return f"{ctx.ref(self._uploader('a host value'), 'to_device')}({name})"
+
+    def _uploader(self, what: str) -> Callable:
+        rt = self.rt
+
+        def to_device(x: Any) -> DeviceArray:
+            return rt.to_device(np.asarray(x), what)
+        return to_device
+
+    def read_input(self, name: str, v: Variable, ctx: CodeContext) -> list[str]:
+        if self.side(v) == HOST:
+            return []
+        return [f"{name} = {ctx.ref(self._uploader(f'argument {name}'), f'to_device_{name}')}({name})"]
+
+    def read_shared(self, name: str, v: Variable, cont: str, ctx: CodeContext) -> list[str]:
+        if self.side(v) == HOST:
+            return super().read_shared(name, v, cont, ctx)
+        return [f"{name} = {ctx.ref(self._shared_reader(), 'on_device')}({cont})"]
+
+    def _shared_reader(self) -> Callable:
+        rt = self.rt
+
+        def on_device(cont: Any) -> DeviceArray:
+            """The shared value's device buffer, uploaded (and kept) when the device has no copy."""
+            d = cont.device
+            if isinstance(d, DeviceArray) and d.runtime is rt:
+                return d
+            d = cont.device = rt.to_device(cont.to_host(), f"shared variable {cont.name}")
+            return d
+        return on_device
+
+    def copy(self, expr: str, side: str, ctx: CodeContext) -> str:
+        return f"{ctx.ref(copy_of, 'copy_of')}({expr})" if side == DEVICE else f"np.array({expr})"
+
+    def output(self, expr: str, v: Variable, side: str, copy: bool, ctx: CodeContext) -> str:
+        if side == HOST:
+            return f"np.array({expr})"
+        return f"{expr}.to_host(copy=True)" if copy else f"{expr}.to_host()"
+
+    def contexts(self, ctx: CodeContext) -> list[str]:
+        return [f"{ctx.ref(self.rt.call_scope, 'call_scope')}()"]
+
+    def before_commit(self, ctx: CodeContext) -> list[str]:
+        return [f"{ctx.ref(self.ctx.checks.verify, 'verify_index_checks')}()"] if self.ctx.checks.nodes else []
+
+    def on_error(self) -> Callable[[], None] | None:
+        return self.ctx.checks.verify if self.ctx.checks.nodes else None
+
+    def host_value(self, x: Any) -> np.ndarray:
+        return x.to_host() if isinstance(x, DeviceArray) else np.asarray(x)
+
+
+def copy_of(x: DeviceArray) -> DeviceArray:
+    """A new contiguous device array with ``x``'s values (a device-side copy)."""
+    out = x.runtime.empty(x.shape, x.dtype, "copy")
+    copy_into(out, x)
+    return out
+
+
+class OpenCLFunction(LinkedFunction):
+    """A compiled OpenCL function: ``kernels`` (name -> OpenCL C source), ``fallbacks`` (the names
+    of the host fallbacks among them), ``runtime``, and ``source``, the Python schedule."""
+
+    @property
+    def kernels(self) -> dict[str, str]:
+        return self.backend.kernels
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return self.backend.fallbacks
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.backend.rt
+
+
+def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
+    """Lower ``fgraph`` to OpenCL kernels on the configured device (spec.options['device'] or
+    sg.config.device) and return the callable."""
+    return link(fgraph, spec, OpenCLBackend(get_runtime(spec.options.get("device"))), OpenCLFunction)

@@ -1,0 +1,31 @@
+"""Services that the graph layer offers but layers above it implement (dependency inversion, so
+that no module imports one above it): compiling a variable for ``Variable.eval``, and drawing a
+graph for Jupyter. ``symgraph.compile`` and ``symgraph.printing`` register them when imported;
+``import symgraph`` imports both, so they are always there for users."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+_compile: Callable[..., Any] | None = None
+_repr_svg: Callable[[Any], str | None] | None = None
+
+
+def register(compile: Callable[..., Any] | None = None, repr_svg: Callable[[Any], str | None] | None = None) -> None:
+    """Install the implementations (called by symgraph.compile and symgraph.printing)."""
+    global _compile, _repr_svg
+    if compile is not None:
+        _compile = compile
+    if repr_svg is not None:
+        _repr_svg = repr_svg
+
+
+def compile_function(inputs: list, output: Any) -> Any:
+    """``sg.function(inputs, output, on_unused_input='ignore')`` (for ``Variable.eval``)."""
+    if _compile is None:
+        raise RuntimeError("symgraph.compile is not loaded: import symgraph first")
+    return _compile(inputs, output, on_unused_input="ignore")
+
+
+def repr_svg(obj: Any) -> str | None:
+    """The SVG drawing of ``obj`` for Jupyter, or None (plain text) when printing is not loaded."""
+    return _repr_svg(obj) if _repr_svg is not None else None
