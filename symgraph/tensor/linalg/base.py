@@ -168,13 +168,6 @@ def check_runtime_shapes(op: "LinalgOp", node: Apply, inputs: list) -> None:
                              f"{node_context(node, inputs)}")
 
 
-def quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` with scipy's ill-conditioning warning left to the caller's filters but
-    numpy's floating-point warnings (NaN in, NaN out) silenced."""
-    with np.errstate(all="ignore"):
-        return fn(*args, **kwargs)
-
-
 def batch_shape(xs: Sequence[Variable], nds: Sequence[int], what: str) -> tuple:
     """The static broadcast of the inputs' batch axes (ShapeError when they certainly disagree)."""
     from symgraph.tensor.elemwise import broadcast_static_shape
@@ -189,4 +182,4 @@ def symbolic_batch(input_shapes: list, nds: Sequence[int], static_batch: tuple) 
 
 
 __all__ = ["LinalgOp", "linalg_dtype", "as_matrices", "check_matrix", "check_on_error", "b_core_ndim",
-           "linalg_error", "quiet", "batch_shape", "symbolic_batch"]
+           "linalg_error", "batch_shape", "symbolic_batch"]
