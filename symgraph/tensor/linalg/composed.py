@@ -80,16 +80,24 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> V
         if x.ndim not in (1, 2):
             raise GraphTypeError(f"norm: ord={ord!r} without axis needs a 1-d or 2-d input, got {x.type}")
         axis = tuple(range(x.ndim))
-    axes = normalize_axis(axis, x.ndim, "norm")
+    axes = _ordered_axes(axis, x.ndim)
     if len(axes) == 1:
         out = _vector_norm(x, ord, axes[0])
     elif len(axes) == 2:
         if axes[0] == axes[1]:
-            raise ValueError("norm: the two axes of a matrix norm must differ")
+            raise ValueError(f"norm: the two axes of a matrix norm must differ, got {axis!r}")
         out = _matrix_norm(x, ord, axes)
     else:
         raise ValueError(f"norm: axis must be an int or a pair of ints, got {axis!r}")
     return _keep(out, axes, x.ndim) if keepdims else out
+
+
+def _ordered_axes(axis: Any, ndim: int) -> tuple:
+    """``axis`` as non-negative axes in the order given (for a matrix norm: rows, then columns)."""
+    items = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    for a in items:
+        normalize_axis(a, ndim, "norm")  # type and bounds checks
+    return tuple(int(a) % ndim for a in items)
 
 
 def _keep(out: Variable, axes: tuple, ndim: int) -> Variable:
