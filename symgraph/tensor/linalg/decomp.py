@@ -10,12 +10,13 @@ matrix G with <G, dA> equal to the derivative along every *symmetric* direction 
 ops symmetric matrices (``A = X X^T + n I`` and the like) and the chain rule through them is exact;
 a finite-difference check must perturb through such a parametrisation, not entry by entry.
 
-**eigh** assumes distinct eigenvalues: the eigenvector gradient has terms 1 / (w_j - w_i). For
-exactly equal eigenvalues those pair terms are dropped (set to 0): that is the right answer for
-any cost that does not depend on the choice of basis inside the repeated eigenspace, the only
-kind of cost that has a derivative there. Nearly equal eigenvalues give large, ill-conditioned
-eigenvector gradients. Eigenvalue-only gradients (eigvalsh, or a cost using only ``w``) are exact
-whatever the spectrum. The same holds for singular values in ``svd``.
+**eigh** assumes distinct eigenvalues: the eigenvector gradient has terms 1 / (w_j - w_i), and at
+exactly repeated eigenvalues, where eigenvectors are not unique and have no derivative, those
+terms are infinite: a cost that uses the eigenvectors gets inf/NaN in its gradient there (as in
+JAX and PyTorch), never a silently wrong number. Nearly repeated eigenvalues give large,
+ill-conditioned eigenvector gradients. A cost that uses only the eigenvalues (eigvalsh, or eigh's
+``w`` alone) skips those terms and gets its exact gradient whatever the spectrum. The same holds
+for singular values and vectors in ``svd``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from symgraph.tensor.basic import switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error, symbolic_batch
 from symgraph.tensor.linalg.solve import solve_triangular
-from symgraph.tensor.linalg.structure import diag_embed, diagonal, expand, matrix_transpose, sym, tril
+from symgraph.tensor.linalg.structure import (band_mask, diag_embed, diagonal, dim_len, expand, matrix_transpose,
+                                              sym, tril)
 from symgraph.tensor.math import matmul
 from symgraph.tensor.type import TensorType
 
@@ -127,10 +129,11 @@ class Eigh(LinalgOp):
 
 
 def pair_factor(w: Variable) -> Variable:
-    """F[..., i, j] = 1 / (w_j - w_i) where the two differ, else 0 (the diagonal included)."""
+    """F[..., i, j] = 1 / (w_j - w_i) off the diagonal (inf where two values are equal), 0 on it."""
     d = expand(w, -2) - expand(w, -1)
-    same = E["eq"](d, 0)
-    return switch(same, 0, E["reciprocal"](switch(same, 1, d)))
+    n = dim_len(w, -1)
+    diag = band_mask(n, n, 0, "eq")
+    return switch(diag, 0, E["reciprocal"](switch(diag, 1, d)))
 
 
 class Eigvalsh(LinalgOp):

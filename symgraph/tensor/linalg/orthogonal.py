@@ -3,9 +3,11 @@ written in linalg ops.
 
 - qr: the gradient of the reduced (or 'r') factorisation, for tall, square and wide matrices
   (a wide A = [X | Y] is differentiated as X = Q R1, Y = Q R2); 'complete' only where it equals
-  the reduced one (m <= n). R must be nonsingular (full rank).
+  the reduced one (m <= n). R must be nonsingular (full rank). LAPACK chooses the signs of R's
+  diagonal; its choice jumps where a column is already zero below the diagonal (a triangular A,
+  say), and the gradient there is that of the smooth branch on one side.
 - svd: singular values have an exact gradient whatever the spectrum; U and Vh assume distinct
-  singular values (equal pairs are dropped, as for eigh: see decomp.py) and, for non-square
+  singular values (repeated ones give inf/NaN, as for eigh: see decomp.py) and, for non-square
   matrices, nonzero ones. ``full_matrices=True`` has a gradient only for square matrices (the
   extra columns are not unique), as in JAX.
 - pinv: the gradient holds where the rank is constant (no singular value crosses the cutoff).
