@@ -13,7 +13,8 @@ from symgraph.rewrite import Mode, rewrite_names
 from linalg_cases import compile_on, declare, fixture_ok, general, spd, stacks
 
 L = T.linalg
-RULES = ("inv_matmul_to_solve", "log_det_to_slogdet", "cholesky_solves_to_cho_solve", "solve_reuses_cholesky")
+RULES = ("inv_matmul_to_solve", "log_det_to_slogdet", "cholesky_solves_to_cho_solve", "solve_reuses_cholesky",
+         "share_lu_factorization")
 
 
 def _chol_pair(a, b, lower):
@@ -38,7 +39,16 @@ CASES = {
                                            {"CholeskySolve"}),
     "solve_reuses_cholesky": (lambda a, b: L.solve(a, b, assume_a="pos", lower=True) + L.cholesky(a).sum(), spd,
                               {"Solve"}, {"CholeskySolve"}),
+    "share_lu_factorization": (lambda a, b: L.solve(a, b) + L.solve(L.matrix_transpose(a), b), general, {"Solve"},
+                               {"LUFactor", "LUSolve"}),
+    "share_lu_factorization/slogdet": (lambda a, b: _slogdet_and_inv(a) + b.sum(), general,
+                                       {"SLogDet", "MatrixInverse"}, {"LUFactor", "LUInverse"}),
 }
+
+
+def _slogdet_and_inv(a):
+    sign, logabs = L.slogdet(a)
+    return (sign * logabs)[..., None, None] + L.inv(a)
 
 
 def _ops(f) -> set:
@@ -95,6 +105,22 @@ def test_look_alikes_are_left_alone():
     for out in cases:
         applied = sg.function([a, b], out).rewrite_report()["applied"]
         assert not {"solve_reuses_cholesky", "cholesky_solves_to_cho_solve"} & set(applied), (out, applied)
+    for out in [L.solve(a, b), L.inv(a) + L.solve(a, b, assume_a="pos"), L.slogdet(a)[1] + L.det(a)]:
+        assert "share_lu_factorization" not in sg.function([a, b], out, on_unused_input="ignore").rewrite_report()[
+            "applied"]  # one LU user only: nothing to share
+
+
+def test_shared_lu_keeps_errors_and_singular_slogdet():
+    a, b = T.dmatrix("a"), T.dmatrix("b")
+    sign, logabs = L.slogdet(a)
+    f = sg.function([a, b], [L.solve(a, b) + L.solve(a.T, b), sign, logabs])
+    assert f.rewrite_report()["applied"].get("share_lu_factorization") == 3  # two solves and slogdet
+    with pytest.raises(np.linalg.LinAlgError, match="(?s)LUSolve.*singular.*test_linalg_rewrites.py"):
+        f(np.ones((2, 2)), np.ones((2, 1)))
+    g = sg.function([a], [sign, logabs, L.inv(a, on_error="nan")])
+    with np.errstate(all="ignore"):
+        s, la, inv = g(np.ones((2, 2)))
+    assert s == 0 and la == -np.inf and np.all(np.isnan(inv))
 
 
 def test_log_det_keeps_nan_and_minus_inf():

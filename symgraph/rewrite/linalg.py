@@ -8,6 +8,9 @@
   transpose (L^-T (L^-1 b), the textbook A^-1 b) -> cho_solve((L, lower), b).
 - specialize ``solve_reuses_cholesky``: solve(A, b, assume_a='pos' or 'sym') when cholesky(A) of the
   same triangle is computed anyway -> cho_solve on that factor (one factorisation instead of two).
+- specialize ``share_lu_factorization``: when two or more of solve(A, .) (assume_a='gen'),
+  solve(A^T, .), inv(A) and slogdet(A) read one matrix A (a solve and its gradient, slogdet and
+  its gradient), A is LU-factored once and each reads the factors (lu.py).
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from symgraph.rewrite.core import rule
 from symgraph.rewrite.patterns import E, elem, fit, single_client
 from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.linalg.decomp import Cholesky
-from symgraph.tensor.linalg.det import Det, slogdet
+from symgraph.tensor.linalg.det import Det, SLogDet, slogdet
+from symgraph.tensor.linalg.lu import LUFactor, LUInverse, LUSolve, slogdet_from_lu
 from symgraph.tensor.linalg.solve import CholeskySolve, MatrixInverse, Solve, SolveTriangular
 from symgraph.tensor.linalg.structure import matrix_transpose
 from symgraph.tensor.math import Dot, MatMul
@@ -119,3 +123,50 @@ def solve_reuses_cholesky(fgraph, node):
         if client.op.lower == op.lower and client.op.on_error == op.on_error:
             return fit(CholeskySolve(op.lower, op.b_ndim, op.on_error)(client.outputs[0], b), node.out)
     return None
+
+
+def _lu_base(node):
+    """(A, transposed) for the matrix an LU-capable node reads, else None."""
+    op = node.op
+    if type(op) is Solve and op.assume_a == "gen":
+        m = node.inputs[0]
+    elif type(op) in (MatrixInverse, SLogDet):
+        m = node.inputs[0]
+    else:
+        return None
+    transposed = _is_matrix_transpose(m) and type(op) is Solve
+    return (m.owner.inputs[0], True) if transposed else (m, False)
+
+
+def _lu_readers(fgraph, a) -> tuple[int, list]:
+    """How many nodes would read A's LU factors (existing LUFactor nodes of A included), and those."""
+    count, factors = 0, []
+    views = [a] + [c.outputs[0] for c, _ in fgraph.clients.get(a, ()) if c != "output" and _is_matrix_transpose(c.outputs[0])]
+    for v in views:
+        for c, _ in fgraph.clients.get(v, ()):
+            if c == "output":
+                continue
+            if type(c.op) is LUFactor:
+                count, factors = count + 1, factors + [c]
+            elif (base := _lu_base(c)) is not None and base[0] is a:
+                count += 1
+    return count, factors
+
+
+@rule("specialize", Solve, MatrixInverse, SLogDet)
+def share_lu_factorization(fgraph, node):
+    """solve(A, .), solve(A^T, .), inv(A), slogdet(A): two or more on one A -> one LU factorisation of A"""
+    base = _lu_base(node)
+    if base is None:
+        return None
+    a, transposed = base
+    count, factors = _lu_readers(fgraph, a)
+    if count < 2:
+        return None
+    lu, piv = factors[0].outputs if factors else LUFactor()(a)
+    op = node.op
+    if type(op) is SLogDet:
+        return [fit(v, o) for v, o in zip(slogdet_from_lu(lu, piv), node.outputs)]
+    if type(op) is MatrixInverse:
+        return fit(LUInverse(op.on_error)(lu, piv), node.out)
+    return fit(LUSolve(int(transposed), op.b_ndim, op.on_error)(lu, piv, node.inputs[1]), node.out)

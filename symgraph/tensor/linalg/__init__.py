@@ -21,6 +21,7 @@ from symgraph.errors import LinAlgError
 from symgraph.tensor.linalg.composed import lstsq, matrix_power, norm
 from symgraph.tensor.linalg.decomp import Cholesky, Eigh, Eigvalsh, cholesky, eigh, eigvalsh
 from symgraph.tensor.linalg.det import Adjugate, Det, SLogDet, adjugate, det, logdet, slogdet
+from symgraph.tensor.linalg.lu import LUFactor, LUInverse, LUSolve  # noqa: F401  (built by a rewrite)
 from symgraph.tensor.linalg.orthogonal import QR, SVD, Pinv, pinv, qr, svd
 from symgraph.tensor.linalg.solve import (CholeskySolve, MatrixInverse, Solve, SolveTriangular, cho_solve, inv,
                                           solve, solve_triangular)

@@ -1,6 +1,8 @@
-"""Matrix structure built from existing ops (so every backend runs it and gradients are free):
-eye, tril/triu, diagonal, trace, matrix_transpose, and the small helpers the linalg gradients
-are written with. All of them act on the last two axes and broadcast over the leading ones."""
+"""Matrix structure: eye, tril/triu, diagonal, trace, matrix_transpose, and the small helpers the
+linalg gradients are written with, built from existing ops (so every backend runs them and
+gradients are free) except the main diagonal of square matrices, one small op (SquareDiagonal)
+that reads n elements instead of masking n^2. All act on the last two axes and broadcast over
+the leading ones."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,15 +10,15 @@ from typing import Any
 import numpy as np
 
 from symgraph.config import config
-from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Variable
+from symgraph.errors import GraphTypeError, ShapeError, node_context
+from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.alloc import arange
 from symgraph.tensor.basic import cast, switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import shape_i
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
 def _need_matrix(x: Variable, what: str) -> None:
@@ -75,10 +77,37 @@ def diagonal(x: Any, offset: int = 0) -> Variable:
         x = x[..., :, offset:]
     elif offset < 0:
         x = x[..., -offset:, :]
-    k = sfold("minimum", dim_len(x, -2), dim_len(x, -1))
-    if not (isinstance(k, int) and x.type.shape[-2:] == (k, k)):  # not known to be square
+    n, m = x.type.shape[-2:]
+    if n is None or n != m:  # not known to be square: its leading square part
+        k = sfold("minimum", dim_len(x, -2), dim_len(x, -1))
         x = x[..., :k, :k]
-    return tsum(switch(band_mask(k, k, 0, "eq"), x, 0), axis=-1)
+    return SquareDiagonal()(x)
+
+
+class SquareDiagonal(Op):
+    """The main diagonal of square matrices (numpy.diagonal over the last two axes), as the last axis."""
+
+    def make_node(self, x: Any) -> Apply:
+        x = as_tensor_variable(x)
+        _need_matrix(x, "diagonal")
+        n, m = x.type.shape[-2:]
+        if n is not None and m is not None and n != m:
+            raise ShapeError(f"SquareDiagonal: expected square matrices, got {x.type}")
+        return Apply(self, [x], [TensorType(x.dtype, x.type.shape[:-2] + (n if n is not None else m,)).make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        (x,) = inputs
+        if x.shape[-1] != x.shape[-2]:
+            raise ShapeError(f"SquareDiagonal: expected square matrices, got shape {x.shape}\n"
+                             f"{node_context(node, inputs)}")
+        return [np.diagonal(x, axis1=-2, axis2=-1).copy()]
+
+    def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
+        (x,), (g,) = inputs, output_grads
+        return [diag_embed(g) if x.dtype.startswith("float") else None]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [tuple(input_shapes[0])[:-1]]
 
 
 def trace(x: Any, offset: int = 0) -> Variable:
