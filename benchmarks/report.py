@@ -90,8 +90,8 @@ def _over(a: float | None, b: float | None) -> float | None:
 
 
 def goals(results: list[dict]) -> str:
-    """Each goal of issue 9 (and issue 5's W3 goal, issue 18's W7 goals) with the figure measured and whether the goal or
-    the minimum is met."""
+    """Each goal of issue 9 (and issue 5's W3 goal, issue 18's W7 goals) with the figure measured and
+    whether the goal or the minimum is met."""
     def metric(w, v, b, key=None):
         e = _get(results, w, v, b)
         return None if e is None or "metrics" not in e else e["metrics"][key or PRIMARY[w][0]]

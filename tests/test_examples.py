@@ -73,8 +73,8 @@ def _gp_optimum(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     import scipy.optimize as so
 
     def nll(t):
-        l, s, n = np.exp(t)
-        k = s ** 2 * np.exp(-0.5 * ((x[:, None] - x[None, :]) / l) ** 2) + n ** 2 * np.eye(len(x))
+        length, s, n = np.exp(t)
+        k = s ** 2 * np.exp(-0.5 * ((x[:, None] - x[None, :]) / length) ** 2) + n ** 2 * np.eye(len(x))
         c = sla.cho_factor(k, lower=True)
         return 0.5 * y @ sla.cho_solve(c, y) + np.log(np.diag(c[0])).sum() + 0.5 * len(x) * np.log(2 * np.pi)
     best = so.minimize(nll, np.log([1.5, 0.5, 0.5]))

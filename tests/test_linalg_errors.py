@@ -25,8 +25,8 @@ FAILING = {
     "solve": (lambda a, e: L.solve(a, B, on_error=e), SPD, SINGULAR, "is singular"),
     "solve_pos": (lambda a, e: L.solve(a, B, assume_a="pos", on_error=e), SPD, NOT_PD, "not positive definite"),
     "solve_sym": (lambda a, e: L.solve(a, B, assume_a="sym", on_error=e), SPD, np.zeros((2, 2)), "is singular"),
-    "solve_triangular": (lambda a, e: L.solve_triangular(a, B, lower=True, on_error=e), SPD, SINGULAR * [[1, 1], [1, 0]],
-                         "is singular"),
+    "solve_triangular": (lambda a, e: L.solve_triangular(a, B, lower=True, on_error=e), SPD,
+                         SINGULAR * [[1, 1], [1, 0]], "is singular"),
     "cho_solve": (lambda a, e: L.cho_solve((a, True), B, on_error=e), SPD, np.diag([1.0, 0.0]), "singular factor"),
     "inv": (lambda a, e: L.inv(a, on_error=e), SPD, SINGULAR, "is singular"),
     "svd": (lambda a, e: L.svd(a, compute_uv=False, on_error=e), SPD, np.full((2, 2), np.nan), "did not converge"),
@@ -90,7 +90,8 @@ def test_ops_round_trip_through_save_and_load(tmp_path):
     a, b = T.dtensor3("a"), T.dmatrix("b")
     u, s, vh = L.svd(a, full_matrices=False)
     q, r = L.qr(a, mode="complete")
-    outs = [L.solve(a, b, assume_a="pos", lower=True, on_error="nan"), L.solve_triangular(a, b, trans=1, unit_diagonal=True),
+    outs = [L.solve(a, b, assume_a="pos", lower=True, on_error="nan"),
+            L.solve_triangular(a, b, trans=1, unit_diagonal=True),
             L.cho_solve((L.cholesky(a, lower=False), False), b), L.inv(a), L.det(a), L.slogdet(a)[1], L.adjugate(a),
             *L.eigh(a, UPLO="U"), L.eigvalsh(a), q, r, u, s, vh, L.pinv(a, rtol=1e-3)]
     f = sg.function([a, b], outs, mode=None)  # no rewrites: every op stays in the graph
@@ -113,7 +114,8 @@ def test_opencl_runs_linalg_as_an_explicit_host_fallback():
         pytest.skip("no OpenCL device")
     from symgraph.backends.opencl.runtime import TRANSFERS
     a, b = T.dmatrix("a"), T.dmatrix("b")
-    with pytest.warns(RuntimeWarning, match=r"Cholesky\{lower=True\} \(built at .*test_linalg_errors.py.*runs on the host"):
+    warning = r"Cholesky\{lower=True\} \(built at .*test_linalg_errors.py.*runs on the host"
+    with pytest.warns(RuntimeWarning, match=warning):
         f = sg.function([a, b], L.cho_solve((L.cholesky(a), True), b) * 2, backend="opencl")
     fallbacks = [n for n in f.graph.apply_nodes if type(n.op).__name__ == "HostFallback"]
     assert {type(n.op.op).__name__ for n in fallbacks} == {"Cholesky", "CholeskySolve"}

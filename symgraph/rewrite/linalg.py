@@ -141,7 +141,8 @@ def _lu_base(node):
 def _lu_readers(fgraph, a) -> tuple[int, list]:
     """How many nodes would read A's LU factors (existing LUFactor nodes of A included), and those."""
     count, factors = 0, []
-    views = [a] + [c.outputs[0] for c, _ in fgraph.clients.get(a, ()) if c != "output" and _is_matrix_transpose(c.outputs[0])]
+    views = [a] + [c.outputs[0] for c, _ in fgraph.clients.get(a, ())
+                   if c != "output" and _is_matrix_transpose(c.outputs[0])]
     for v in views:
         for c, _ in fgraph.clients.get(v, ()):
             if c == "output":

@@ -20,7 +20,8 @@ import numpy as np
 from symgraph.errors import GraphTypeError, LinAlgError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.basic import cast
-from symgraph.tensor.elemwise import _fmt
+from symgraph.tensor.elemwise import _fmt, broadcast_static_shape
+from symgraph.tensor.shape import broadcast_shapes
 from symgraph.tensor.type import as_tensor_variable
 
 ON_ERROR = ("raise", "nan")
@@ -170,14 +171,12 @@ def check_runtime_shapes(op: "LinalgOp", node: Apply, inputs: list) -> None:
 
 def batch_shape(xs: Sequence[Variable], nds: Sequence[int], what: str) -> tuple:
     """The static broadcast of the inputs' batch axes (ShapeError when they certainly disagree)."""
-    from symgraph.tensor.elemwise import broadcast_static_shape
     return broadcast_static_shape([x.type.shape[:x.ndim - k] for x, k in zip(xs, nds)],
                                   f"the batch axes of {what}")
 
 
 def symbolic_batch(input_shapes: list, nds: Sequence[int], static_batch: tuple) -> tuple:
     """Symbolic batch shape for infer_shape (numpy broadcasting of the leading axes)."""
-    from symgraph.tensor.shape import broadcast_shapes
     return broadcast_shapes([tuple(s)[:len(s) - k] for s, k in zip(input_shapes, nds)], static_batch)
 
 

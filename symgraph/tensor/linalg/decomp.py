@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.tensor.alloc import Alloc
 from symgraph.tensor.basic import switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
-from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error, symbolic_batch
+from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error
 from symgraph.tensor.linalg.solve import solve_triangular
 from symgraph.tensor.linalg.structure import (band_mask, diag_embed, diagonal, dim_len, expand, matrix_transpose,
                                               sym, tril)
@@ -42,8 +43,6 @@ def _square_n(x: Variable) -> Any:
 
 def is_zero_grad(g: Variable) -> bool:
     """True for the zeros grad() passes for an output the cost does not use (so its terms can go)."""
-    from symgraph.tensor.alloc import Alloc
-    from symgraph.graph.basic import Constant
     node = g.owner
     return (node is not None and isinstance(node.op, Alloc) and isinstance(node.inputs[0], Constant)
             and not np.any(node.inputs[0].data))

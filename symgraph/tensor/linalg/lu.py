@@ -21,7 +21,9 @@ import scipy.linalg as sla
 from symgraph.graph.basic import Apply, Variable
 from symgraph.tensor.basic import cast
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
-from symgraph.tensor.linalg.base import LinalgOp, batch_shape, check_on_error, symbolic_batch
+from symgraph.tensor.alloc import arange
+from symgraph.tensor.linalg.base import (LinalgOp, as_matrices, batch_shape, check_matrix, check_on_error,
+                                         symbolic_batch)
 from symgraph.tensor.linalg.structure import diagonal, dim_len
 from symgraph.tensor.reduction import prod, sum as tsum
 from symgraph.tensor.type import TensorType
@@ -31,7 +33,6 @@ class LUFactor(LinalgOp):
     """(lu, piv): the LU factors of square matrices with partial pivoting (scipy.linalg.lu_factor)."""
 
     def make_node(self, a: Any) -> Apply:
-        from symgraph.tensor.linalg.base import as_matrices, check_matrix
         (a,) = as_matrices(a)
         check_matrix(a, "lu_factor")
         batch, n = a.type.shape[:-2], a.type.shape[-1]
@@ -120,7 +121,6 @@ class LUInverse(LinalgOp):
 
 def slogdet_from_lu(lu: Variable, piv: Variable) -> tuple:
     """(sign, log|det|) from LU factors: the diagonal's product, one sign flip per row swap."""
-    from symgraph.tensor.alloc import arange
     d = diagonal(lu)
     swaps = tsum(E["neq"](piv, arange(dim_len(lu, -1), dtype="int32")), axis=-1)
     parity = 1 - 2 * E["mod"](swaps, 2)

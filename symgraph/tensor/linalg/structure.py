@@ -17,7 +17,8 @@ from symgraph.tensor.basic import cast, switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.reduction import sum as tsum
-from symgraph.tensor.shape import shape_i
+from symgraph.tensor.math import matmul
+from symgraph.tensor.shape import sfold, shape_i
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
@@ -69,7 +70,6 @@ def triu(x: Any, k: int = 0) -> Variable:
 
 def diagonal(x: Any, offset: int = 0) -> Variable:
     """Diagonal ``offset`` of the last two axes (numpy.linalg.diagonal), as the last axis."""
-    from symgraph.tensor.shape import sfold
     x = as_tensor_variable(x)
     _need_matrix(x, "diagonal")
     offset = int(offset)
@@ -133,7 +133,6 @@ def expand(x: Variable, axis: int) -> Variable:
 
 def outer_last(u: Variable, v: Variable, vectors: bool) -> Variable:
     """u v^T per problem: batched outer products of vectors (``vectors``) or u @ v^T of matrices."""
-    from symgraph.tensor.math import matmul
     if vectors:
         return expand(u, -1) * expand(v, -2)
     return matmul(u, matrix_transpose(v))
