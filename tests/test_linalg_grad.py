@@ -300,3 +300,19 @@ def test_slogdet_gradient_at_a_singular_matrix_raises_with_context():
     g = sg.function([a], sg.grad(L.slogdet(a)[1], a))
     with pytest.raises(np.linalg.LinAlgError, match="(?s)MatrixInverse.*singular.*test_linalg_grad.py"):
         g(np.ones((2, 2)))
+
+
+def test_float32_gradients_stay_float32_and_agree_with_float64():
+    rng = np.random.default_rng(0)
+    xv = _well_separated(rng.uniform(-1, 1, (2, 3, 3)))
+    bv = rng.uniform(-1, 1, (2, 3, 2))
+    results = {}
+    for dtype in ("float32", "float64"):
+        x, b = T.tensor(dtype, (None,) * 3), T.tensor(dtype, (None,) * 3)
+        outs = [fn(x) for fn in [*SQUARE_CASES.values(), *RECT_CASES.values()]]
+        outs += [fn(x, b) for fn in RHS_CASES.values()]
+        grads = [g for o in outs for g in sg.grad((o ** 2).sum(), [x, b], disconnected_inputs="ignore")]
+        results[dtype] = sg.function([x, b], grads)(xv.astype(dtype), bv.astype(dtype))
+    for g32, g64 in zip(results["float32"], results["float64"]):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=2e-3, atol=2e-3 * max(1.0, np.abs(g64).max()))
