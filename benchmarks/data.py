@@ -23,6 +23,9 @@ W4_SIZES, W4_QUICK_SIZES = (200, 1000, 3000), (200,)
 W5_CALLS, W5_QUICK_CALLS = 10_000, 2_000
 # W6: XOR, 3-4-1 sigmoid net, 1500 steps of size 1
 W6_STEPS = 1500
+# W7: linear algebra in float64: log|det A| and x = A^-1 b, each alone and with its gradient
+W7_N, W7_QUICK_N = 500, 200
+W7_CASES = ("slogdet", "slogdet+grad", "solve", "solve+grad")
 
 
 def w1_inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +83,32 @@ def chain_numpy(n: int) -> list[tuple[str, float | None]]:
     cycle = [("tanh", None), ("mul", 1.01), ("add", 0.1), ("sin", None),
              ("tanh", None), ("mul", 1.01), ("add", -0.1), ("sin", None)]
     return [cycle[k % len(cycle)] for k in range(n)]
+
+
+def w7_inputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A well-conditioned float64 (n, n) matrix (normal / sqrt(n) + 2 I), a right-hand side b and the
+    projection w of the solve's cost sum(w * x)."""
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((n, n)) / np.sqrt(n) + 2 * np.eye(n), rng.standard_normal(n), rng.standard_normal(n)
+
+
+def w7_split(variant: str) -> tuple[str, int]:
+    """("solve+grad", 500) from "solve+grad n=500"."""
+    case, size = variant.split()
+    return case, int(size.split("=")[1])
+
+
+def w7_check(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray, got: list) -> None:
+    """Each implementation's answer against numpy (log|det|, inv(A)^T; x, -gb x^T and gb = A^-T w)."""
+    if case.startswith("slogdet"):
+        expected = [np.linalg.slogdet(a)[1]] + ([np.linalg.inv(a).T] if case.endswith("grad") else [])
+    else:
+        x = np.linalg.solve(a, b)
+        gb = np.linalg.solve(a.T, w)
+        expected = [x] + ([-np.outer(gb, x), gb] if case.endswith("grad") else [])
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert np.allclose(np.asarray(g), e, rtol=1e-8, atol=1e-10), case
 
 
 def median_time(fn: Callable[[], object], number: int, rounds: int = 5) -> float:

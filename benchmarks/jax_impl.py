@@ -140,4 +140,27 @@ def w6(variant: str, quick: bool) -> dict:
     return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / (D.W6_STEPS - 1), "final_loss": loss}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+def w7(variant: str, quick: bool) -> dict:
+    jax, jnp = _jax()
+    jax.config.update("jax_enable_x64", True)
+    case, n = D.w7_split(variant)
+    av, bv, wv = D.w7_inputs(n)
+    a, b, w = (jax.device_put(v) for v in (av, bv, wv))
+    logdet = lambda m: jnp.linalg.slogdet(m)[1]  # noqa: E731
+    if case == "slogdet":
+        f, args = jax.jit(lambda m: [logdet(m)]), (a,)
+    elif case == "slogdet+grad":
+        f, args = jax.jit(lambda m: list(jax.value_and_grad(logdet)(m))), (a,)
+    elif case == "solve":
+        f, args = jax.jit(lambda m, v: [jnp.linalg.solve(m, v)]), (a, b)
+    else:
+        def solve_grad(m, v, p):
+            x, vjp = jax.vjp(jnp.linalg.solve, m, v)
+            return [x, *vjp(p)]
+        f, args = jax.jit(solve_grad), (a, b, w)
+    D.w7_check(case, av, bv, wv, f(*args))
+    sec = D.median_time(lambda: jax.block_until_ready(f(*args)), number=2 if quick else 5, rounds=3 if quick else 7)
+    return {"ms": sec * 1e3}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}

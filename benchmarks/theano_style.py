@@ -24,7 +24,8 @@ def symgraph_lib(backend: str) -> SimpleNamespace:
 
     return SimpleNamespace(function=function, shared=sg.shared, grad=sg.grad, T=T, adam=adam,
                            sgd=lambda loss, params, lr: sg.updates.sgd(loss, params, learning_rate=lr),
-                           log_softmax=T.nnet.log_softmax, sigmoid=T.sigmoid, relu=T.relu)
+                           log_softmax=T.nnet.log_softmax, sigmoid=T.sigmoid, relu=T.relu,
+                           slogdet=T.linalg.slogdet, solve=T.linalg.solve)
 
 
 def pytensor_lib(mode: str) -> SimpleNamespace:
@@ -50,11 +51,13 @@ def pytensor_lib(mode: str) -> SimpleNamespace:
             updates += [(m, m_new), (v, v_new), (p, p - lr * m_hat / (pt.sqrt(v_hat) + eps))]
         return updates
 
-    T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, dot=pt.dot, sum=pt.sum, mean=pt.mean,
-                        maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin)
+    T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, dvector=pt.dvector, dmatrix=pt.dmatrix, dot=pt.dot,
+                        sum=pt.sum, mean=pt.mean, maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin)
+    from pytensor.tensor import nlinalg, slinalg
     return SimpleNamespace(function=function, shared=pytensor.shared, grad=pytensor.grad, T=T, adam=adam, sgd=sgd,
                            log_softmax=lambda z: pt.special.log_softmax(z, axis=-1),
-                           sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0))  # gradient 0 at 0, like the others
+                           sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0),  # gradient 0 at 0, like the others
+                           slogdet=nlinalg.slogdet, solve=slinalg.solve)
 
 
 def _mlp(lib, x, params, relu_layers: int):
@@ -138,4 +141,22 @@ def w6(lib, variant: str, quick: bool) -> dict:
     return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / D.W6_STEPS, "final_loss": float(last)}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+def w7(lib, variant: str, quick: bool) -> dict:
+    case, n = D.w7_split(variant)
+    av, bv, wv = D.w7_inputs(n)
+    a, b, w = lib.T.dmatrix("a"), lib.T.dvector("b"), lib.T.dvector("w")
+    grad = case.endswith("grad")
+    if case.startswith("slogdet"):
+        logdet = lib.slogdet(a)[1]
+        inputs, args, outs = [a], (av,), [logdet] + ([lib.grad(logdet, a)] if grad else [])
+    else:
+        x = lib.solve(a, b)
+        inputs, args = ([a, b, w], (av, bv, wv)) if grad else ([a, b], (av, bv))
+        outs = [x] + (lib.grad(lib.T.sum(x * w), [a, b]) if grad else [])
+    f = lib.function(inputs, outs)
+    D.w7_check(case, av, bv, wv, f(*args))
+    sec = D.median_time(lambda: f(*args), number=2 if quick else 5, rounds=3 if quick else 7)
+    return {"ms": sec * 1e3}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}

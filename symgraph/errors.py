@@ -2,6 +2,8 @@
 so ``except ValueError`` in user code keeps working."""
 from __future__ import annotations
 
+import numpy as np
+
 
 class SymgraphError(Exception):
     """Base of every error symgraph raises on purpose."""
@@ -37,6 +39,11 @@ class RewriteError(SymgraphError, RuntimeError):
 
 class NanGuardError(SymgraphError, FloatingPointError):
     """``nan_guard=True``: a node produced NaN or Inf."""
+
+
+class LinAlgError(SymgraphError, np.linalg.LinAlgError):
+    """A linear-algebra op met a matrix it cannot handle (not positive definite, singular, no
+    convergence); ``except numpy.linalg.LinAlgError`` catches it too."""
 
 
 class BackendError(SymgraphError, RuntimeError):

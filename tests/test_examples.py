@@ -66,6 +66,31 @@ def test_mlp_digits_learns(backend, tmp_path):
     assert all(s > 0 for s in result["epoch_seconds"])
 
 
+def _gp_optimum(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The GP's minimal negative log marginal likelihood and its (l, s, n), by scipy's BFGS on an
+    independent numpy/scipy implementation."""
+    import scipy.linalg as sla
+    import scipy.optimize as so
+
+    def nll(t):
+        length, s, n = np.exp(t)
+        k = s ** 2 * np.exp(-0.5 * ((x[:, None] - x[None, :]) / length) ** 2) + n ** 2 * np.eye(len(x))
+        c = sla.cho_factor(k, lower=True)
+        return 0.5 * y @ sla.cho_solve(c, y) + np.log(np.diag(c[0])).sum() + 0.5 * len(x) * np.log(2 * np.pi)
+    best = so.minimize(nll, np.log([1.5, 0.5, 0.5]))
+    return float(best.fun), np.exp(best.x)
+
+
+def test_gaussian_process_reaches_the_likelihood_optimum(backend, tmp_path, capsys):
+    result = run("gaussian_process", backend, tmp_path)
+    best, params = _gp_optimum(*result["data"])
+    assert result["nll"][0] > best + 20 and result["nll"][-1] < best + 0.05
+    np.testing.assert_allclose(list(result["params"].values()), params, rtol=0.1)
+    assert result["inside_band"] > 0.8 and os.path.getsize(result["plot"]) > 0
+    assert bool(result["host_fallbacks"]) == (backend == "opencl")
+    assert "noise sd" in capsys.readouterr().out
+
+
 def test_unknown_backend_lists_the_backends(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load("xor").main(["--backend", "cuda", "--out", str(tmp_path)])

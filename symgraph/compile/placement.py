@@ -29,8 +29,11 @@ class HostFallback(Op):
         return self.op.perform(self.inner(node), inputs)
 
     def inner(self, node: Apply) -> Apply:
-        """The wrapped op's own node on this node's inputs (fresh, unattached)."""
-        return self.op.make_node(*node.inputs)
+        """The wrapped op's own node on this node's inputs (fresh, unattached), built at the same
+        user line (errors it raises name the line that built the original node)."""
+        inner = self.op.make_node(*node.inputs)
+        inner.trace = node.trace
+        return inner
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return self.op.infer_shape(self.inner(node), input_shapes)

@@ -25,6 +25,11 @@ def _internal_dirs() -> tuple[str, ...]:
 _INTERNAL = _internal_dirs()
 
 
+def _internal(filename: str) -> bool:
+    """Frames of symgraph's own files and of the code it generates (``<symgraph ...>``)."""
+    return filename.startswith(_INTERNAL) or filename.startswith("<symgraph")
+
+
 class SourceLine:
     """Where the user built a node: file, line number and the line's text (read lazily)."""
 
@@ -50,7 +55,7 @@ class SourceLine:
 def user_source_line() -> SourceLine | None:
     """The innermost stack frame outside symgraph: the line of user code that is building a node."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+    while frame is not None and _internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return None
@@ -61,7 +66,7 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning raised here point at the innermost user frame
     (the first one outside symgraph), for ``warnings.warn(..., stacklevel=user_stacklevel())``."""
     level, frame = 1, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+    while frame is not None and _internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -20,7 +20,7 @@ import time
 from typing import Any, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.rewrite import canonicalize, specialize, stabilize  # noqa: F401  (register rules)
+from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
 from symgraph.rewrite.core import RULES, Rule, Stats, rule, run_local
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge

@@ -27,6 +27,8 @@ from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
 from symgraph.tensor.gradient_ops import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
+from symgraph.tensor import linalg, nlinalg, slinalg  # noqa: E402,F401
+from symgraph.tensor.linalg.structure import eye, tril, triu  # noqa: E402,F401
 
 # Theano/PyTensor spellings
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821
