@@ -13,6 +13,7 @@ from symgraph.config import config
 from symgraph import tensor
 from symgraph import gradient
 from symgraph.gradient import Lop, Rop, grad, hessian, jacobian
+from symgraph.ifelse import ifelse
 from symgraph.compile import Function, SharedVariable, function, shared
 from symgraph import printing, rewrite, updates
 from symgraph.serialize import load, save
@@ -29,4 +30,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
-           "grad", "jacobian", "hessian", "Lop", "Rop", "testing", "updates", "rewrite", "save", "load"]
+           "grad", "jacobian", "hessian", "Lop", "Rop", "ifelse", "testing", "updates", "rewrite", "save", "load"]

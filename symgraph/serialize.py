@@ -38,12 +38,14 @@ from symgraph.compile.function import Function, _apply_givens, function
 from symgraph.compile.shared import SharedVariable
 from symgraph.errors import SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
+from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import graph_inputs, toposort
 from symgraph.tensor.type import TensorConstant, TensorType
 
 FORMAT, VERSION = "symgraph", 1
 _GRAPH_MEMBER = "graph.json"
-_OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite", "symgraph.tensor.fused")
+_OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite", "symgraph.tensor.fused",
+               "symgraph.ifelse", "symgraph.compile.placement")
 
 
 class SerializationError(SymgraphError, ValueError):
@@ -137,6 +139,8 @@ def _enc(value: Any, arrays: list, where: str) -> Any:
         return {"tensor_type": _enc_type(value)}
     if isinstance(value, Op):
         return {"op": _enc_op(value, arrays, op_registry())}
+    if isinstance(value, InnerGraph):
+        return {"inner_graph": _enc_inner(value, arrays)}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"dict": {k: _enc(v, arrays, where) for k, v in value.items()}}
     raise SerializationError(f"cannot save {where}: value {value!r} of type {type(value).__name__} has no "
@@ -171,7 +175,28 @@ def _dec(value: Any, arrays: dict, registry: dict) -> Any:
         return _dec_op(v, arrays, registry)
     if tag == "dict" and isinstance(v, dict):
         return {k: _dec(x, arrays, registry) for k, x in v.items()}
+    if tag == "inner_graph" and isinstance(v, dict):
+        return _dec_inner(v, arrays)
     raise CorruptFileError(f"unknown prop encoding tag {tag!r}")
+
+
+def _enc_inner(graph: InnerGraph, arrays: list) -> dict:
+    """An inner graph (an op's parameter) in the file's own graph encoding, its arrays among the file's."""
+    writer = _Writer()
+    writer.arrays = arrays
+    for v in graph.inputs:
+        writer._new(v, {"kind": "input"})
+    outputs = [writer.var(v) for v in graph.outputs]
+    return {"variables": writer.variables, "nodes": writer.nodes, "inputs": list(range(len(graph.inputs))),
+            "outputs": outputs}
+
+
+def _dec_inner(d: dict, arrays: dict) -> InnerGraph:
+    reader = _Reader({"variables": d.get("variables", []), "nodes": d.get("nodes", [])}, arrays, None)
+    inputs = [reader._get(k) for k in d.get("inputs", [])]
+    if any(v.owner is not None or isinstance(v, Constant) for v in inputs):
+        raise CorruptFileError("an inner graph's inputs must be free variables")
+    return InnerGraph(inputs, [reader._get(k) for k in d.get("outputs", [])])
 
 
 def _add_array(arr: np.ndarray, arrays: list) -> str:

@@ -14,6 +14,7 @@ from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback, wrap_in_fallback
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
@@ -66,6 +67,16 @@ class OpenCLBackend(Backend):
         self.fallbacks.clear()
         self.plan, self.host = {}, {v for v in fgraph.inputs if not _on_device(v)}
         self.ctx = LowerContext(self.rt, self.kernels, self.host)
+        return self._plan_nodes(fgraph)
+
+    def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
+        self.host.update(v for v, side in zip(fgraph.inputs, input_sides) if side == HOST)
+        while self._plan_nodes(fgraph):
+            pass
+
+    def _plan_nodes(self, fgraph: FunctionGraph) -> bool:
+        """Plan every node of ``fgraph`` (False), or expand one fused node that cannot run as one
+        unit and say so (True: plan again)."""
         for node in fgraph.toposort():
             lowered = self._lower(node)
             if lowered == EXPAND or (lowered is None and type(node.op).expand is not Op.expand
@@ -84,6 +95,8 @@ class OpenCLBackend(Backend):
         return False
 
     def _lower(self, node: Apply) -> Lowered | str | None:
+        if isinstance(node.op, IfElse):  # its branches are planned when the emitter compiles them
+            return Lowered(None, kind="control")
         if _small_host_node(node, self.host):
             return Lowered(None, kind="host")
         if isinstance(node.op, HostFallback):
@@ -105,6 +118,8 @@ class OpenCLBackend(Backend):
         lowered = self.plan[node]
         if lowered.kind in ("host", "fallback"):
             return [HOST] * len(node.inputs)
+        if lowered.kind == "control":  # the condition is read on the host; the branches read values as they are
+            return [HOST] + [None] * (len(node.inputs) - 1)
         if lowered.kind == "meta":
             return [None] * len(node.inputs)
         wanted: dict[Variable, str] = {}

@@ -15,7 +15,7 @@ from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.compile.lowering import python_name
 from symgraph.compile.shared import Container, SharedVariable
-from symgraph.rewrite import RewriteReport, as_mode, rewrite_graph
+from symgraph.rewrite import RewriteReport, as_mode, rewrite_graph, sink_into_branches
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
@@ -199,6 +199,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     nan_guard = config.nan_guard if nan_guard is None else nan_guard
     if nan_guard:  # the guard checks every node, so keep nodes unfused and errors precise
         mode = as_mode(mode).excluding("fusion")
+    sink_into_branches(fgraph)  # laziness is not an optimization: every mode moves branch-only code into branches
     report = rewrite_graph(fgraph, mode)
     index = {v: k for k, v in enumerate(shared_vars)}
     spec = CompileSpec(

@@ -30,6 +30,7 @@ from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
 
 HOST, DEVICE = "host", "device"
 FILENAME_PREFIX = "<symgraph "
@@ -139,6 +140,15 @@ class Backend:
     def prepare(self, fgraph: FunctionGraph, spec: Any) -> None:
         """Edit the graph before scheduling (explicit host fallbacks), decide placement."""
 
+    def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
+        """Plan an inner graph (an ifelse branch) whose inputs live on ``input_sides``."""
+
+    def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
+        """A fresh copy of ``node``'s inner graph ``role``, prepared: what the emitter compiles."""
+        fgraph = node.op.inner_graphs[role].fgraph()
+        self.prepare_inner(fgraph, input_sides)
+        return fgraph
+
     def side(self, v: Variable) -> str:
         """Where ``v``'s value lives once computed (or read): HOST or DEVICE."""
         return HOST
@@ -212,7 +222,13 @@ class Emitter:
         self.line_nodes: dict[int, tuple[Apply, list[str]]] = {}
         self.converted: dict[tuple[Variable, str], str] = {}
         self.taken: set[str] = set()
-        self.step = -1  # the index in schedule.order of the node being lowered
+        self.step = -1  # the index in the current schedule's order of the node being lowered
+        self.depth = 0  # block nesting (ifelse branches)
+        self.nan_guard = bool(schedule.spec.nan_guard)
+
+    def emit(self, line: str) -> None:
+        """Append a line of the function body at the current block depth."""
+        self.lines.append("    " * self.depth + line)
 
     # names
     def name(self, v: Variable) -> str:
@@ -231,7 +247,7 @@ class Emitter:
         key = (v, side)
         if key not in self.converted:
             self.converted[key] = f"{name}_{side[0]}"
-            self.lines.append(f"{self.converted[key]} = {self.b.convert(name, side, self.ctx)}  # transfer")
+            self.emit(f"{self.converted[key]} = {self.b.convert(name, side, self.ctx)}  # transfer")
         return self.converted[key]
 
     # sections
@@ -248,31 +264,69 @@ class Emitter:
             cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
             filt = self.ctx.ref(_make_filter(t, spec.allow_downcast, f"argument {k} ({pname}) of {spec.name}"),
                                 f"filter_{pname}")
-            self.lines.append(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
-            self.lines += self.b.read_input(pname, v, self.ctx)
+            self.emit(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
+            for line in self.b.read_input(pname, v, self.ctx):
+                self.emit(line)
         for k, v in enumerate(self.s.shared_inputs):
             name = python_name(v.name, f"shared{k}", self.taken)
             self.names[v] = name
-            self.lines += self.b.read_shared(name, v, self.ctx.ref(spec.containers[k], f"c_{name}"), self.ctx)
+            for line in self.b.read_shared(name, v, self.ctx.ref(spec.containers[k], f"c_{name}"), self.ctx):
+                self.emit(line)
         return params
 
-    def emit_nodes(self) -> None:
-        for step, node in enumerate(self.s.order):
+    def emit_nodes(self, schedule: Schedule) -> None:
+        """One statement (or block) per node of ``schedule``, dead arrays dropped after their last use."""
+        for step, node in enumerate(schedule.order):
             self.step = step
             wanted = self.b.wanted_sides(node)
             ins = [self.arg(v, w) for v, w in zip(node.inputs, wanted)]
             outs = [self.name(o) for o in node.outputs]
-            code = self.b.lower(node, ins, outs, self)
-            for k in range(len(code)):
-                self.line_nodes[len(self.lines) + k] = (node, ins)
-            self.lines += code[:-1] + [f"{code[-1]:<60}  # {describe(node)}"]
-            if self.s.spec.nan_guard:
-                self._guard(node, outs, ins)
-            freed = self.s.frees(step, node)
+            if isinstance(node.op, IfElse):
+                self.emit_ifelse(node, ins, outs)
+            else:
+                code = self.b.lower(node, ins, outs, self)
+                for k in range(len(code)):
+                    self.line_nodes[len(self.lines) + k] = (node, ins)
+                for line in code[:-1] + [f"{code[-1]:<60}  # {describe(node)}"]:
+                    self.emit(line)
+                if self.nan_guard:
+                    self._guard(node, outs, ins)
+            freed = schedule.frees(step, node)
             dead = [self.name(v) for v in freed]
             dead += [c for (v, _), c in self.converted.items() if v in freed]
             if dead:
-                self.lines.append(f"del {', '.join(dict.fromkeys(dead))}")
+                self.emit(f"del {', '.join(dict.fromkeys(dead))}")
+
+    def emit_ifelse(self, node: Apply, ins: list[str], outs: list[str]) -> None:
+        """``if cond:`` then-branch ``else:`` else-branch, each branch's inner graph compiled here
+        (inline, through this same protocol) and assigning the node's outputs."""
+        input_sides = [self.b.side(v) for v in node.inputs[1:]]
+        out_sides = [self.b.side(o) for o in node.outputs]
+        for role, head in (("then", f"if {ins[0]}:"), ("else", "else:")):
+            self.line_nodes[len(self.lines)] = (node, ins)
+            self.emit(f"{head:<60}  # {describe(node)} ({role})" if role == "then" else head)
+            fgraph = self.b.inner_fgraph(node, role, input_sides)
+            self.depth += 1
+            self.emit_inner(fgraph, ins[1:], outs, out_sides)
+            self.depth -= 1
+
+    def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str], out_sides: list[str]) -> None:
+        """An inner graph's statements, its inputs bound to ``in_names``, its results assigned to
+        ``out_names`` on ``out_sides`` (copied where they would share an input's or a constant's memory)."""
+        schedule = Schedule(fgraph, _InnerSpec(len(fgraph.inputs)))
+        outer_converted, outer_step = self.converted, self.step
+        self.converted = dict(outer_converted)  # a conversion made inside a branch exists only there
+        for v, n in zip(fgraph.inputs, in_names):
+            self.names[v] = n
+        self.emit_nodes(schedule)
+        for k, (v, side) in enumerate(zip(fgraph.outputs, out_sides)):
+            expr = self.arg(v, side)
+            if schedule.copies[k] and (v, side) not in self.converted:
+                expr = self.b.copy(expr, side, self.ctx)
+            self.emit(f"{out_names[k]} = {expr}")
+        if not fgraph.outputs:
+            self.emit("pass")
+        self.converted, self.step = outer_converted, outer_step
 
     def _guard(self, node: Apply, outs: list[str], ins: list[str]) -> None:
         guard = self.ctx.ref(nan_guard_check, "nan_guard")
@@ -280,29 +334,30 @@ class Emitter:
         node_ref = self.ctx.ref(node, "node")
         for o, oname in zip(node.outputs, outs):
             if np.dtype(o.type.dtype).kind in "fc":
-                self.lines.append(f"{guard}({host}({oname}), {node_ref}, [{', '.join(f'{host}({i})' for i in ins)}])")
+                self.emit(f"{guard}({host}({oname}), {node_ref}, [{', '.join(f'{host}({i})' for i in ins)}])")
 
     def emit_results(self) -> str:
         """Stage the updates, commit them, and return the outputs."""
         s, spec, fg = self.s, self.s.spec, self.s.fgraph
-        self.lines += self.b.before_commit(self.ctx)
+        for line in self.b.before_commit(self.ctx):
+            self.emit(line)
         staged = []
         for u in s.updates:
             v = fg.outputs[u.output]
             name = f"_new{u.container}"
             expr = self.arg(v, None)
             side = self.b.side(v) if not isinstance(v, Constant) else HOST
-            self.lines.append(f"{name} = {self.b.copy(expr, side, self.ctx) if s.copies[u.output] else expr}")
+            self.emit(f"{name} = {self.b.copy(expr, side, self.ctx) if s.copies[u.output] else expr}")
             if u.required:
                 cond = " or ".join(f"{name}.shape[{d}] != {n}" for d, n in u.required)
                 err = self.ctx.ref(bad_update, "bad_update")
                 cont = spec.containers[u.container]
-                self.lines.append(f"if {cond}: raise {err}({cont.name or 'shared'!r}, "
-                                  f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
+                self.emit(f"if {cond}: raise {err}({cont.name or 'shared'!r}, "
+                          f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
             staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], f"c_{self.names[s.shared_inputs[u.container]]}"),
                                         name, side))
         if staged:
-            self.lines.append(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
+            self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
         outs = []
         for k, v in enumerate(fg.outputs[:spec.n_outputs]):
             expr = self.arg(v, None)
@@ -326,6 +381,13 @@ class Emitter:
         return "\n".join(head) + f"\n{body}\n{pad}except Exception as e:\n{pad}    raise {on_error}(e)\n", line_of
 
 
+class _InnerSpec:
+    """What a Schedule needs to know of an inner graph: all its inputs are bound, nothing updates."""
+
+    def __init__(self, n_inputs: int):
+        self.n_inputs, self.updates, self.nan_guard = n_inputs, [], False
+
+
 class LinkedFunction:
     """A compiled function: ``__call__`` is the generated function itself (stored on the
     instance, so a call costs no extra Python frame), ``source`` its text."""
@@ -340,7 +402,7 @@ def link(fgraph: FunctionGraph, spec: Any, backend: Backend, cls: type[LinkedFun
     backend.prepare(fgraph, spec)
     em = Emitter(Schedule(fgraph, spec), backend)
     params = em.emit_arguments()
-    em.emit_nodes()
+    em.emit_nodes(em.s)
     ret = em.emit_results()
     fname = python_name(spec.name, "f", set())
     filename = f"{FILENAME_PREFIX}{backend.name} {fname} {id(em):x}>"

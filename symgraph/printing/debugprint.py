@@ -5,7 +5,9 @@
      |y [id C] <float64[?, ?]>
 
 Each variable gets an id the first time it appears; a subexpression used again shows only its
-label and id (its subtree was printed above), so graphs with sharing stay linear in size.
+label and id (its subtree was printed above), so graphs with sharing stay linear in size. Ops that
+hold inner graphs (an ifelse's branches) are printed again under "Inner graphs:", each inner graph
+as its own tree over its inputs, as Theano and PyTensor do.
 """
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ def _lines(view: GraphView, ids: bool, print_type: bool) -> list[str]:
             tree = printer.tree(value)
             lines.append(head + tree[0])
             lines.extend(tree[1:])
+    if printer.with_inner:
+        lines += ["", "Inner graphs:"]
+        lines += printer.inner_sections()
     return lines
 
 
@@ -59,6 +64,8 @@ class _TreePrinter:
         self.id_table: dict[int, str] = {}
         self.expanded: set[int] = set()
         self.inputs = set(map(id, view.inputs))
+        self.with_inner: list = []  # nodes holding inner graphs, in the order they were printed
+        self.leaf_names: dict[int, str] = {}  # inner graphs' inputs, shown by position
 
     def id_of(self, v: Variable) -> str:
         if not self.ids:
@@ -68,6 +75,8 @@ class _TreePrinter:
         return f" [id {self.id_table[id(v)]}]"
 
     def label(self, v: Variable) -> str:
+        if id(v) in self.leaf_names:
+            return self.leaf_names[id(v)]
         if v.owner is None or id(v) in self.inputs:
             return str(v)
         label = _node_label(v.owner)
@@ -101,7 +110,26 @@ class _TreePrinter:
             out.append(prefix + self.line(v))
             if not leaf:
                 self.expanded.add(id(v.owner))
+                if getattr(v.owner.op, "inner_graphs", None):
+                    self.with_inner.append(v.owner)
                 stack.extend((i, depth + 1) for i in reversed(v.owner.inputs))
+        return out
+
+    def inner_sections(self) -> list[str]:
+        """Each recorded node's inner graphs (and theirs, as they are found), one tree per output."""
+        out: list[str] = []
+        done = 0
+        while done < len(self.with_inner):
+            node = self.with_inner[done]
+            done += 1
+            out += ["", f"{self.label(node.outputs[0]).split('.')[0]}{self.id_of(node.outputs[0])}"]
+            for role, graph in node.op.inner_graphs.items():
+                out.append(f" {role}:")
+                for k, v in enumerate(graph.inputs):
+                    self.leaf_names[id(v)] = f"i{k}" + (f" ({v.name})" if v.name else "")
+                    self.inputs.add(id(v))
+                for o in graph.outputs:
+                    out += ["  " + line for line in self.tree(o)]
         return out
 
 

@@ -1,7 +1,8 @@
 """Graph rewriting: the ordered pipeline that sg.function runs on every FunctionGraph.
 
 Passes, in order: ``merge``, ``constant_folding``, ``canonicalize``, ``stabilize``,
-``specialize``, ``merge`` again (when rules added nodes), ``fusion``, ``dead_code``.
+``specialize``, ``merge`` again (when rules added nodes), ``merge_ifelse``, ``fusion``,
+``dead_code``, ``inner_graphs`` (the same pipeline inside every inner graph: ifelse branches).
 ``mode`` chooses what runs:
 
 - ``'fast_run'``: everything; ``'fast_compile'``: merge and constant folding; ``None`` or
@@ -22,12 +23,13 @@ from typing import Any, Iterable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
 from symgraph.rewrite.core import RULES, Rule, Stats, rule, run_local
+from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
 
-PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "fusion",
-            "dead_code")
-_BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding"}, "none": set()}
+PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "merge_ifelse", "fusion",
+            "dead_code", "inner_graphs")
+_BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding", "inner_graphs"}, "none": set()}
 
 
 def rewrite_names() -> list[str]:
@@ -111,11 +113,15 @@ class RewriteReport(dict):
 _NEEDS_EXACT_ORDER = {"merge", "fusion"}  # passes whose result depends on a true topological order
 
 
-def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order: list) -> None:
+def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order: list, inner: bool) -> None:
     if name == "merge":
         merge(fgraph, stats, order)
     elif name == "constant_folding":
-        constant_fold(fgraph, stats, order)
+        constant_fold(fgraph, stats, order, lenient=inner)
+    elif name == "merge_ifelse":
+        merge_ifelse(fgraph, stats)
+    elif name == "inner_graphs":
+        rewrite_inner_graphs(fgraph, stats, lambda fg: rewrite_graph(fg, mode, inner=True))
     elif name == "fusion":
         fuse(fgraph, stats, mode.max_operands, order)
     elif name == "dead_code":
@@ -124,8 +130,9 @@ def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order:
         run_local(fgraph, mode.rules(name), stats, order)
 
 
-def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
-    """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran.
+def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False) -> RewriteReport:
+    """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran. ``inner``: the graph
+    is an inner graph (a branch), where constant folding leaves a node that raises unfolded.
 
     One topological order is shared by the passes: nodes a pass removes are filtered out and
     nodes it adds are appended (local passes re-queue what they touch, so an approximate order
@@ -143,7 +150,7 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
         stats, before, t0 = Stats(), len(fgraph), time.perf_counter()
         if order is None or (name in _NEEDS_EXACT_ORDER and not exact):
             order, exact = fgraph.toposort(), True
-        _run_pass(name, fgraph, m, stats, order)
+        _run_pass(name, fgraph, m, stats, order, inner)
         live = fgraph.apply_nodes
         order = [n for n in order if n in live] + [n for n in dict.fromkeys(stats.new_nodes) if n in live]
         exact = exact and not stats.new_nodes
@@ -156,4 +163,4 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
     return report
 
 
-__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE"]
+__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE", "sink_into_branches"]

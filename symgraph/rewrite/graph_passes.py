@@ -50,9 +50,11 @@ def _foldable(node) -> bool:
         not getattr(node.op, "no_constant_folding", False)
 
 
-def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None) -> None:
+def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None, lenient: bool = False) -> None:
     """Evaluate (with ``op.perform``) every node whose inputs are all constants and put the
-    result in its place; results far bigger than their inputs are left to run time."""
+    result in its place; results far bigger than their inputs are left to run time. A node whose
+    ``perform`` raises is a rewrite error, unless ``lenient`` (inside a branch, which may never
+    run): it is then left unfolded, to raise if and when it runs."""
     for node in fgraph.toposort() if order is None else order:
         if node not in fgraph.apply_nodes or not _foldable(node):
             continue
@@ -67,7 +69,8 @@ def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None
                 value.setflags(write=False)
                 consts.append(out.type.constant_class(out.type, value))
         except Exception as err:  # the op's own perform failed: report it as this rewrite's failure
-            _fail("constant_folding", node, err)
+            if not lenient:
+                _fail("constant_folding", node, err)
             continue
         for out, const in zip(node.outputs, consts):
             if fgraph.clients.get(out):
