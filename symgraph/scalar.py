@@ -133,6 +133,16 @@ def _float_fn(fn: Callable) -> Callable:
     return wrapped
 
 
+def _round_half_away(x, out=None):
+    """Round to the nearest integer, halves away from zero (C's round; Theano's default round)."""
+    t = np.trunc(x)
+    r = np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+    if out is None:
+        return r
+    np.copyto(out, r, casting="unsafe")
+    return out
+
+
 _sigmoid, _erf, _erfc = _float_fn(sps.expit), _float_fn(sps.erf), _float_fn(sps.erfc)
 _sigmoid.__name__, _erf.__name__, _erfc.__name__ = "sigmoid", "erf", "erfc"
 
@@ -226,6 +236,7 @@ _ROWS = [
      lambda x, z, g: [None, _sw(x[0], g), T.switch(x[0], 0, g)], None),
     ("identity", 1, np.positive, "{0}", lambda x, z, g: [g], None),
     ("second", 2, _second, "{1}", lambda x, z, g: [None, g], None),
+    ("round_half_away_from_zero", 1, _round_half_away, "round({0})", ZERO, None),
 ]
 
 CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -9,16 +9,20 @@ from symgraph.tensor.type import (CONSTRUCTORS, TensorConstant, TensorType, Tens
                                   as_tensor_variable, constant, tensor)
 from symgraph.tensor.elemwise import (ELEMWISE_OPS, FUNCTIONS, DimShuffle, Elemwise, broadcast_static_shape,
                                       dimshuffle, transpose)
-from symgraph.tensor.basic import cast, clip, switch, where
+from symgraph.tensor.basic import cast, clip, round, switch
 
 globals().update(CONSTRUCTORS)
-globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch")})
+globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch", "round")})
 
 from symgraph.tensor.reduction import *  # noqa: E402,F401,F403
 from symgraph.tensor.shape import *  # noqa: E402,F401,F403
 from symgraph.tensor.alloc import *  # noqa: E402,F401,F403
 from symgraph.tensor.math import *  # noqa: E402,F401,F403
 from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
+from symgraph.tensor.dims import *  # noqa: E402,F401,F403
+from symgraph.tensor.structured import *  # noqa: E402,F401,F403
+from symgraph.tensor.sort import *  # noqa: E402,F401,F403
+from symgraph.tensor.extra_ops import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 
@@ -26,7 +30,7 @@ from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821
 absolute, negative, square, bitwise_and, bitwise_or = abs, neg, sqr, and_, or_  # noqa: F821
 eq_, neq_ = eq, neq  # noqa: F821
-_GRADIENT_NAMES = ("zero_grad", "disconnected_grad", "grad")
+_GRADIENT_NAMES = ("zero_grad", "disconnected_grad", "grad", "Rop", "Lop", "jacobian", "hessian")
 
 
 def __getattr__(name: str):

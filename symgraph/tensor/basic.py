@@ -1,4 +1,4 @@
-"""Elementwise conveniences over the scalar table that take parameters: cast, switch/where, clip."""
+"""Elementwise conveniences over the scalar table that take parameters: cast, switch, clip, round."""
 from __future__ import annotations
 
 from typing import Any
@@ -27,12 +27,14 @@ def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
     return ELEMWISE_OPS["switch"](cond, if_true, if_false)
 
 
-def where(cond: Any, if_true: Any = None, if_false: Any = None) -> Variable:
-    """numpy.where with three arguments (the one-argument form has a data-dependent shape)."""
-    if if_true is None or if_false is None:
-        raise TypeError("T.where needs three arguments (cond, if_true, if_false); "
-                        "the one-argument form has a shape known only at run time: use T.nonzero-free masks")
-    return switch(cond, if_true, if_false)
+def round(x: Any, mode: str | None = None) -> Variable:
+    """Round elementwise to the nearest integer: ``mode='half_to_even'`` (numpy's rint, the default)
+    or ``'half_away_from_zero'`` (C's round, Theano's old default)."""
+    if mode in (None, "half_to_even"):
+        return ELEMWISE_OPS["round"](x)
+    if mode == "half_away_from_zero":
+        return ELEMWISE_OPS["round_half_away_from_zero"](x)
+    raise ValueError(f"round: mode must be 'half_to_even' or 'half_away_from_zero', got {mode!r}")
 
 
 def clip(x: Any, lo: Any, hi: Any) -> Variable:
@@ -40,4 +42,4 @@ def clip(x: Any, lo: Any, hi: Any) -> Variable:
     return ELEMWISE_OPS["clip"](x, lo, hi)
 
 
-__all__ = ["cast", "switch", "where", "clip"]
+__all__ = ["cast", "switch", "clip", "round"]

@@ -198,17 +198,9 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
     return DimShuffle(x.ndim, axes)(x)
 
 
-def _elemwise_function(sop: ScalarOp):
-    op = Elemwise(sop)
-
-    def fn(*inputs):
-        return op(*inputs)
-    fn.__name__ = sop.name
-    fn.__qualname__ = sop.name
-    fn.__doc__ = f"Elementwise {sop.name} (numpy: {getattr(sop.np_fn, '__name__', sop.np_fn)}), with broadcasting."
-    return fn
-
-
 ELEMWISE_OPS: dict[str, Elemwise] = {name: Elemwise(sop) for name, sop in scalar.SCALAR_OPS.items()}
-FUNCTIONS: dict[str, Any] = {name: _elemwise_function(sop) for name, sop in scalar.SCALAR_OPS.items()
-                             if not name.startswith("cast_")}
+for _name, _op in ELEMWISE_OPS.items():
+    _op.__name__ = _op.__qualname__ = _name  # type: ignore[attr-defined]
+# T.add, T.exp, ... are the Elemwise ops themselves, as in Theano and PyTensor: call one to build a
+# node, and compare a node's op with it in a rewrite (``node.op == T.true_div``).
+FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items() if not name.startswith("cast_")}
