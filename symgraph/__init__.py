@@ -9,7 +9,9 @@ from __future__ import annotations
 from symgraph.config import config
 from symgraph import tensor
 from symgraph.compile import Function, SharedVariable, function, shared
-from symgraph import printing
+from symgraph.compile.ops import as_op
+from symgraph import compile, printing
+from symgraph.rewrite import Mode
 
 __version__ = "0.1.0"
 _LAZY = {"grad": "gradient", "jacobian": "gradient", "hessian": "gradient", "Lop": "gradient",
@@ -26,4 +28,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'symgraph' has no attribute {name!r}")
 
 
-__all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", *_LAZY]
+__all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "compile",
+           "as_op", "Mode", *_LAZY]

@@ -21,7 +21,7 @@ from symgraph.graph.traversal import ancestors, clone_replace, toposort
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
-           "ZeroGrad", "DisconnectedGrad"]
+           "ZeroGrad", "DisconnectedGrad", "DependsOn"]
 
 
 # --- gradient-cutting ops ---------------------------------------------------------------------
@@ -56,6 +56,23 @@ class DisconnectedGrad(_IdentityForward):
 
     def grad(self, inputs: list, output_grads: list) -> list:
         return [None]
+
+
+class DependsOn(_IdentityForward):
+    """``x``, read as depending on more inputs: ``Rop`` wraps a result that does not read every
+    ``wrt`` (the Jacobian of a linear function is constant), so a function compiled with those
+    ``wrt`` as inputs, as in Theano's tutorial, finds them used. Rewrites remove it, so it costs
+    nothing at run time; without rewrites it is a view of ``x``."""
+
+    def make_node(self, x: Any, *others: Any) -> Apply:
+        x = as_tensor_variable(x)
+        return Apply(self, [x, *others], [x.type.make_variable()])
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return [output_grads[0]] + [None] * (len(inputs) - 1)
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [input_shapes[0]]
 
 
 _zero_grad, _disconnected_grad = ZeroGrad(), DisconnectedGrad()
@@ -330,4 +347,6 @@ def Rop(f: Variable | Sequence[Variable], wrt: Variable | Sequence[Variable], ev
         out.append(r)
     # J v does not depend on u (g is linear in u): put zeros wherever u is still in the graph
     out, _ = clone_replace(out, {u: _zeros_like(fi) for fi, u in zip(fs, us)})
+    # J v of a function linear in some wrt does not read them; keep them as (free) inputs anyway
+    out = [r if all(w in set(ancestors([r])) for w in ws) else DependsOn()(r, *ws) for r in out]
     return _give_back(out, fkind)

@@ -14,6 +14,7 @@ from symgraph.graph.fgraph import FunctionGraph
 from symgraph.backends.numpy.lowering import LOWERINGS, CodeContext
 from symgraph.backends.numpy import lower_composite, lower_ops  # noqa: F401  (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
+from symgraph.tensor.type import TensorType
 
 _FILENAME_PREFIX = "<symgraph-numpy "
 
@@ -52,6 +53,9 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
     for k, (var, pname) in enumerate(zip(user_inputs, params)):
         names[var] = pname
         t = var.type
+        if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
+            lines.append(f"{pname} = {ctx.ref(t.filter, f'filter_{pname}')}({pname}, False, {spec.allow_downcast})")
+            continue
         cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {ctx.ref(t.numpy_dtype, 'dt_' + t.dtype)}",
                 f"{pname}.ndim != {t.ndim}"]
         cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
@@ -97,10 +101,10 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
         if spec.nan_guard:
             guard = ctx.ref(nan_guard_check, "nan_guard")
             for o, oname in zip(node.outputs, outs):
-                if o.dtype.startswith(("float", "complex")):
+                if getattr(o.type, "dtype", "").startswith(("float", "complex")):
                     lines.append(f"{guard}({oname}, {ctx.ref(node, 'node')}, [{', '.join(ins)}])")
         dead = [name_of(v) for v in node.inputs if last_use.get(v) == step and v.owner is not None
-                and v not in protected and v.ndim > 0]
+                and v not in protected and getattr(v.type, "ndim", 0) > 0]
         if dead:
             lines.append(f"del {', '.join(dict.fromkeys(dead))}")
 
@@ -111,7 +115,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
         expr = name_of(var)
         if roots.get(var, var) in external or isinstance(roots.get(var, var), Constant) or var in seen_results:
             expr = f"{expr}.copy()"
-        elif var.ndim == 0 and var.owner is not None:
+        elif getattr(var.type, "ndim", None) == 0 and var.owner is not None:
             expr = f"np.asarray({expr})"
         seen_results.add(var)
         results.append(expr)

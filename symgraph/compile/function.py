@@ -12,6 +12,7 @@ from symgraph.errors import InputError
 from symgraph.graph.basic import Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
+from symgraph.compile.debugmode import debug_wrap
 from symgraph.compile.shared import Container, SharedVariable
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
@@ -215,6 +216,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     backend = backend or config.backend
     from symgraph.backends import get_backend
     impl = get_backend(backend).compile(fgraph, spec)
+    impl = debug_wrap(impl, fgraph, spec, mode, report, get_backend(backend).compile)  # DebugMode, MonitorMode
     return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.gradient import DisconnectedGrad, ZeroGrad
+from symgraph.gradient import DependsOn, DisconnectedGrad, ZeroGrad
 from symgraph.rewrite.core import rule
 from symgraph.rewrite.patterns import (E, elem, fit, is_const, is_float, other_operand, scalar_const,
                                        single_client, zeros_like)
@@ -95,10 +95,10 @@ def pow_one(fgraph, node):
         return fit(node.inputs[0], node.out)
 
 
-@rule(C, "identity", ZeroGrad, DisconnectedGrad)
+@rule(C, "identity", ZeroGrad, DisconnectedGrad, DependsOn)
 def remove_identity(fgraph, node):
-    """identity(x), zero_grad(x), disconnected_grad(x) -> x: all three are the identity once
-    gradients are built (the backend still copies outputs that would alias an input)"""
+    """identity(x), zero_grad(x), disconnected_grad(x), Rop's depends_on(x, ...) -> x: all are the
+    identity once gradients are built (the backend still copies outputs that would alias an input)"""
     return fit(node.inputs[0], node.out)
 
 
