@@ -58,7 +58,7 @@ class SharedVariable(TensorVariable):
         """The current value: a copy, or (``borrow=True``) the stored array itself; with
         ``return_internal_type`` the backend's object when the value lives on a device."""
         c = self.container
-        if return_internal_type and c.value is None and c.device is not None:
+        if return_internal_type and c.device is not None:
             if borrow:
                 return c.device
             return c.device.runtime.to_device(c.device.to_host(copy=True), f"copy of shared variable {self.name}")

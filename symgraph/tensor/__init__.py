@@ -23,7 +23,7 @@ from symgraph.tensor.dims import *  # noqa: E402,F401,F403
 from symgraph.tensor.structured import *  # noqa: E402,F401,F403
 from symgraph.tensor.sort import *  # noqa: E402,F401,F403
 from symgraph.tensor.extra_ops import *  # noqa: E402,F401,F403
-from symgraph.tensor import nnet  # noqa: E402
+from symgraph.tensor import fft, nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 
 # Theano/PyTensor spellings

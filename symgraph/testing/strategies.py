@@ -65,7 +65,7 @@ OP_DOMAINS: dict[str, tuple] = {
     "arcsin": ("unit",), "arccos": ("unit",), "arctan": ("any",),
     "sinh": ("any",), "cosh": ("any",), "tanh": ("any",),
     "arcsinh": ("any",), "arccosh": ((1.1, 10),), "arctanh": ("unit",),
-    **{r: ("away_from_kinks",) for r in ("floor", "ceil", "round", "trunc")},
+    **{r: ("away_from_kinks",) for r in ("floor", "ceil", "round", "trunc", "round_half_away_from_zero")},
     "sigmoid": ("any",), "softplus": ("any",), "relu": ("away_from_kinks",),
     "erf": ("any",), "erfc": ("any",),
     "clip": ("away_from_kinks", st.integers(-5, 0).map(float), st.integers(1, 5).map(float)),
