@@ -197,3 +197,14 @@ def test_where_with_three_arguments_is_switch():
     np.testing.assert_array_equal(f(np.array([1, 0], "int8"), np.array([2.0, 3.0])), [2.0, -3.0])
     with pytest.raises(TypeError, match="one argument"):
         T.where(c, a)
+
+
+def test_gradients_on_every_backend(backend):
+    """The gradient graphs (reversed cumsum, scatter through argsort, alloc/reshape sums) run on each backend."""
+    x = np.arange(12.0).reshape(3, 4) / 5 + 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # Repeat/RepeatGrad run as host fallbacks on OpenCL
+        for fn in (lambda v: T.cumsum(v, 1), lambda v: T.cumprod(v, 0), lambda v: T.sort(v, 1) * np.arange(4.0),
+                   lambda v: T.tile(v, (2, 1)), lambda v: T.repeat(v, np.array([1, 0, 2]), 0),
+                   lambda v: T.roll(v, 1, 1) * np.arange(4.0), lambda v: T.take_along_axis(v, np.argsort(x, 1), 1)):
+            verify_grad(fn, [x], backend=backend)

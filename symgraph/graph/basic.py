@@ -62,11 +62,7 @@ class Scratchpad(dict):
     (``x.tag.test_value = ...``, as in Theano). A variable's ``test_value`` is checked against
     its type when it is set, so a wrong test value fails on the line that assigns it."""
 
-    __slots__ = ("_owner",)
-
-    def __init__(self, *args: Any, owner: "Variable | None" = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._owner = owner
+    __slots__ = ("_owner",)  # the variable whose test_value this tag checks (unset: none)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -78,8 +74,9 @@ class Scratchpad(dict):
         if name == "_owner":
             object.__setattr__(self, name, value)
             return
-        if name == "test_value" and self._owner is not None:
-            value = self._owner.type.filter_test_value(value, self._owner)
+        owner = getattr(self, "_owner", None)
+        if name == "test_value" and owner is not None:
+            value = owner.type.filter_test_value(value, owner)
         self[name] = value
 
     def __delattr__(self, name: str) -> None:
@@ -90,7 +87,17 @@ class Scratchpad(dict):
 
     def copy_for(self, owner: "Variable | None", private: bool = True) -> "Scratchpad":
         """A copy for a clone of the owner (keys starting with '_' dropped unless ``private``)."""
-        return Scratchpad({k: v for k, v in self.items() if private or not k.startswith("_")}, owner=owner)
+        tag = Scratchpad({k: v for k, v in self.items() if private or not k.startswith("_")})
+        if owner is not None:
+            tag._owner = owner
+        return tag
+
+
+def copy_tag(src: "Variable", dst: "Variable", private: bool = True) -> None:
+    """Give ``dst`` a copy of ``src``'s tag, if ``src`` has one (most variables never get a tag)."""
+    tag = src.__dict__.get("_tag")
+    if tag:
+        dst.tag = tag.copy_for(dst, private)
 
 
 class Type:
@@ -144,12 +151,26 @@ class Variable:
         self.owner = owner
         self.index = index
         self.name = name
-        self.tag = Scratchpad(owner=self)
+
+    @property
+    def tag(self) -> Scratchpad:
+        """Free-form annotations (``x.tag.test_value``); made on first use."""
+        tag = self.__dict__.get("_tag")
+        if tag is None:
+            tag = self.__dict__["_tag"] = Scratchpad()
+            tag._owner = self
+        return tag
+
+    @tag.setter
+    def tag(self, value: dict) -> None:
+        tag = value if isinstance(value, Scratchpad) else Scratchpad(value)
+        tag._owner = self
+        self.__dict__["_tag"] = tag
 
     def clone(self) -> "Variable":
         """A new free variable of the same type and name (no owner)."""
         v = type(self)(self.type, None, None, self.name)
-        v.tag = self.tag.copy_for(v)
+        copy_tag(self, v)
         return v
 
     def __str__(self) -> str:
@@ -161,7 +182,7 @@ class Variable:
         return f"<{self.type}>"
 
     def __repr__(self) -> str:
-        if config.print_test_value and "test_value" in self.tag:
+        if config.print_test_value and "test_value" in self.__dict__.get("_tag", ()):
             return f"{self}\n{self.tag['test_value']!r}"
         return str(self)
 
@@ -296,6 +317,9 @@ def _normalize_view_map(vmap: dict) -> dict:
     return out
 
 
+_FLAGS = config._values  # read directly: Op.__call__ runs for every node built
+
+
 class Op:
     """Base class of all operations. Subclasses list their parameters in ``__props__``
     (equality and hashing use them) and define make_node, perform, grad and infer_shape.
@@ -305,7 +329,6 @@ class Op:
     methods assigned to an instance (``mul.perform = fn``) work (such an op equals only itself)."""
 
     __props__: tuple[str, ...] = ()
-    view_map: dict[int, int] = {}  # output index -> input index it may be a view of
     destroy_map: dict = {}  # Theano's in-place declaration; symgraph ops never write their inputs
     itypes: Sequence[Type] | None = None
     otypes: Sequence[Type] | None = None
@@ -317,17 +340,9 @@ class Op:
         if "view_map" in cls.__dict__:
             cls.view_map = _normalize_view_map(cls.__dict__["view_map"])
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "perform" and callable(value):
-            value = _adapt_perform(value, bound=False)
-        elif name == "view_map":
-            value = _normalize_view_map(value)
-        elif name == "name":
-            name = "_name"
-        if name in _INSTANCE_METHODS:
-            object.__setattr__(self, "_instance_methods", True)
-        object.__setattr__(self, name, value)
-
+    # Theano's attributes, as properties so that only these names cost anything when set: an
+    # instance may be given a name, a view_map in Theano's form, or a perform in Theano's signature
+    # (op.txt: ``mul = Op(); mul.perform = fn``). Subclasses that define them shadow the properties.
     @property
     def name(self) -> str:
         """The op's name: the one it was given, else its str (Theano's ``op.name``)."""
@@ -336,22 +351,55 @@ class Op:
             return given
         if self.__dict__.get("_naming"):  # a __str__ that reads .name: fall back to the class name
             return type(self).__name__
-        object.__setattr__(self, "_naming", True)
+        self.__dict__["_naming"] = True
         try:
             return str(self)
         finally:
             del self.__dict__["_naming"]
 
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_name"] = value
+
+    @property
+    def view_map(self) -> dict:
+        """Output index -> the input index it may be a view of (Theano's ``{out: [in]}`` accepted)."""
+        return self.__dict__.get("_view_map", {})
+
+    @view_map.setter
+    def view_map(self, value: dict) -> None:
+        self.__dict__["_view_map"] = _normalize_view_map(value)
+
+    @property
+    def perform(self) -> Callable:
+        """Compute the outputs from numpy input values (the reference implementation):
+        ``perform(node, inputs) -> list of outputs``. Subclasses define it as a method."""
+        fn = self.__dict__.get("_perform")
+        if fn is None:
+            raise MethodNotDefined(f"{type(self).__name__} has no perform")
+        return fn
+
+    @perform.setter
+    def perform(self, fn: Callable) -> None:
+        self.__dict__["_perform"] = _adapt_perform(fn, bound=False)
+
     def _props(self) -> tuple:
         return tuple(getattr(self, p) for p in self.__props__)
 
+    def _own_methods(self) -> bool:
+        """Methods were assigned to this instance (Theano's ``mul.make_node = ...``): it equals only itself."""
+        d = self.__dict__
+        return "_perform" in d or any(k in d for k in _INSTANCE_METHODS)
+
     def __eq__(self, other: object) -> bool:
-        if self.__dict__.get("_instance_methods") or getattr(other, "__dict__", {}).get("_instance_methods"):
+        if type(self) is not type(other):
+            return False
+        if self._own_methods() or other._own_methods():  # type: ignore[attr-defined]
             return self is other
-        return type(self) is type(other) and self._props() == other._props()
+        return self._props() == other._props()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        if self.__dict__.get("_instance_methods"):
+        if self._own_methods():
             return id(self)
         return hash((type(self), self._props()))
 
@@ -379,20 +427,17 @@ class Op:
         return Apply(self, checked, [t() for t in self.otypes])
 
     def __call__(self, *inputs: Any, return_list: bool = False, **kwargs: Any) -> Any:
-        several = {o: i for o, i in self.view_map.items() if isinstance(i, tuple)}
-        if several:
-            raise ValueError(f"{self}.view_map says output(s) {sorted(several)} may be views of several inputs "
-                             f"({several}); an output may be a view of one input only")
+        if "_view_map" in self.__dict__:  # set on this instance, perhaps in Theano's unsupported form
+            several = {o: i for o, i in self.view_map.items() if isinstance(i, tuple)}
+            if several:
+                raise ValueError(f"{self}.view_map says output(s) {sorted(several)} may be views of several "
+                                 f"inputs ({several}); an output may be a view of one input only")
         node = self.make_node(*inputs, **kwargs)
-        if config.compute_test_value != "off":
-            compute_test_values(node, config.compute_test_value)
+        if _FLAGS["compute_test_value"] != "off":
+            compute_test_values(node, _FLAGS["compute_test_value"])
         if return_list or len(node.outputs) != 1:
             return list(node.outputs)
         return node.outputs[0]
-
-    def perform(self, node: Apply, inputs: list) -> list:
-        """Compute the outputs from numpy input values (the reference implementation)."""
-        raise MethodNotDefined(f"{type(self).__name__} has no perform")
 
     def get_params(self, node: Apply) -> Any:
         """Theano's op parameters, passed as the last argument of a ``perform`` that takes them."""
@@ -423,8 +468,9 @@ class _NoTestValue(Exception):
 
 
 def _test_value(v: Variable) -> Any:
-    if "test_value" in v.tag:
-        return v.tag["test_value"]
+    tag = v.__dict__.get("_tag")
+    if tag and "test_value" in tag:
+        return tag["test_value"]
     if isinstance(v, Constant):
         return v.data
     if hasattr(v, "get_value"):  # shared variables: their current value

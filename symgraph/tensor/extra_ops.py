@@ -147,7 +147,7 @@ class RepeatGrad(Op):
         return [out.astype(g.dtype, copy=False)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
-        (g, r), (gg,) = inputs, output_grads
+        (_, r), (gg,) = inputs, output_grads
         return [Repeat(self.axis)(gg, r), None]
 
 

@@ -58,7 +58,7 @@ class RFFT(Op):
         return [np.stack([spectrum.real, spectrum.imag], axis=-1).astype(a.dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
-        (a, s), (g,) = inputs, output_grads
+        (_, s), (g,) = inputs, output_grads
         return [IRFFT()(_two_frequency_bins(g, s, 0.5), s), None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
@@ -85,7 +85,7 @@ class IRFFT(Op):
         return [(out * np.prod(sizes)).astype(a.dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
-        (a, s), (g,) = inputs, output_grads
+        (_, s), (g,) = inputs, output_grads
         return [_two_frequency_bins(RFFT()(g, s), s, 2.0), None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:

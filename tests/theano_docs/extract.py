@@ -6,7 +6,8 @@ reads ``doc/tutorial``, ``doc/extending`` and ``doc/library`` of a Theano checko
 directory made by ``fetch github:Theano/Theano``, or a work tree) and writes
 ``tests/theano_docs/pages/<area>/<page>.json``. The files are data: the runner
 (``python -m tests.theano_docs``) executes them after the import change that porting.md
-documents. Theano is BSD-licensed; every file names the commit and path it was taken from.
+documents. Theano is BSD-licensed (THEANO_LICENSE.txt, next to this file); every page file names
+the commit and path it was taken from.
 
 What is collected, following Sphinx's doctest extension (which Theano's docs were tested with):
 ``>>>`` doctest blocks (also inside notes and other directives), ``.. doctest::``,
