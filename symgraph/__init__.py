@@ -12,14 +12,18 @@ from typing import Any
 from symgraph.config import config
 from symgraph import tensor
 from symgraph import gradient
-from symgraph.gradient import Lop, Rop, grad, hessian, jacobian
+from symgraph.gradient import Lop, Rop, disconnected_grad, grad, hessian, jacobian, zero_grad
 from symgraph.ifelse import ifelse
 from symgraph.compile import Function, SharedVariable, function, shared
-from symgraph import printing, rewrite, updates
+from symgraph.compile.ops import as_op
+from symgraph import compile, printing, rewrite, updates
+from symgraph.rewrite import Mode
 from symgraph.serialize import load, save
 
 __version__ = "0.1.0"
-tensor.grad = grad  # Theano's T.grad (symgraph.tensor sits below symgraph.gradient, so it is attached here)
+# Theano's T.grad, T.Rop, ...: symgraph.tensor sits below symgraph.gradient, so they are attached here
+for _name in ("grad", "Lop", "Rop", "jacobian", "hessian"):
+    setattr(tensor, _name, getattr(gradient, _name))
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +34,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
-           "grad", "jacobian", "hessian", "Lop", "Rop", "ifelse", "testing", "updates", "rewrite", "save", "load"]
+           "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "testing",
+           "updates", "rewrite", "save", "load", "compile", "as_op", "Mode"]

@@ -41,6 +41,10 @@ _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     "mode": ("fast_run", "SYMGRAPH_MODE", _choice("mode", ("fast_run", "fast_compile", "none"))),
     "rewrite_errors": ("raise", "SYMGRAPH_REWRITE_ERRORS", _choice("rewrite_errors", ("raise", "warn"))),
     "nan_guard": (False, "SYMGRAPH_NAN_GUARD", _bool),
+    # Theano's build-time debugging: evaluate each node on its inputs' tag.test_value as it is built
+    "compute_test_value": ("off", "SYMGRAPH_COMPUTE_TEST_VALUE",
+                           _choice("compute_test_value", ("off", "ignore", "warn", "raise"))),
+    "print_test_value": (False, "SYMGRAPH_PRINT_TEST_VALUE", _bool),
 }
 
 

@@ -19,12 +19,12 @@ from symgraph.config import config
 from symgraph.errors import DisconnectedInputError, GradientError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.graph.traversal import ancestors, clone_replace, toposort
-from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
+from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
-           "ZeroGrad", "DisconnectedGrad"]
+           "ZeroGrad", "DisconnectedGrad", "DependsOn"]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -297,4 +297,6 @@ def Rop(f: Variable | Sequence[Variable], wrt: Variable | Sequence[Variable], ev
         out.append(r)
     # J v does not depend on u (g is linear in u): put zeros wherever u is still in the graph
     out, _ = clone_replace(out, {u: _zeros_like(fi) for fi, u in zip(fs, us)})
+    # J v of a function linear in some wrt does not read them; keep them as (free) inputs anyway
+    out = [r if all(w in set(ancestors([r])) for w in ws) else DependsOn()(r, *ws) for r in out]
     return _give_back(out, fkind)

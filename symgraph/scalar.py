@@ -155,6 +155,16 @@ def _float_fn(fn: Callable, name: str) -> Callable:
     return wrapped
 
 
+def _round_half_away(x: Any, out: np.ndarray | None = None) -> Any:
+    """Round to the nearest integer, halves away from zero (C's round; Theano's default round)."""
+    t = np.trunc(x)
+    r = np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+    if out is None:
+        return r
+    np.copyto(out, r, casting="unsafe")
+    return out
+
+
 _sigmoid, _erf, _erfc = _float_fn(sps.expit, "sigmoid"), _float_fn(sps.erf, "erf"), _float_fn(sps.erfc, "erfc")
 
 # --- gradient helpers ------------------------------------------------------------------------
@@ -271,6 +281,8 @@ _ROWS = [
              domain=("bool", "any", "any")),
     ScalarOp("identity", 1, np.positive, "{0}", lambda T, x, z, g: [g], vector=True),
     ScalarOp("second", 2, _second, "{1}", lambda T, x, z, g: [None, g]),
+    ScalarOp("round_half_away_from_zero", 1, _round_half_away, "round({0})", ZERO, cl_kinds=_ROUNDING, vector=True,
+             domain=_KINKS),
 ]
 
 CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -2,6 +2,7 @@
 through every backend: float32 and float64, broadcasting, empty and size-1 dimensions."""
 from __future__ import annotations
 
+import decimal
 import math
 
 import numpy as np
@@ -16,6 +17,9 @@ from symgraph import scalar
 from symgraph.errors import GraphTypeError, ShapeError
 
 _erf = np.vectorize(math.erf, otypes=[float])
+# rounding halves away from zero, exactly (Decimal holds a float's exact value)
+_round_away = np.vectorize(lambda v: float(decimal.Decimal(float(v)).quantize(0, decimal.ROUND_HALF_UP)),
+                           otypes=[float])
 
 # Independent references: written from the mathematical definition, not from the table.
 REFERENCE = {
@@ -32,6 +36,7 @@ REFERENCE = {
     "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
     "tanh": np.tanh, "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh,
     "floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc,
+    "round_half_away_from_zero": _round_away,
     "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "softplus": lambda a: np.log1p(np.exp(-np.abs(a))) + np.maximum(a, 0),
     "relu": lambda a: np.where(a > 0, a, 0), "erf": _erf, "erfc": lambda a: 1 - _erf(a),
     "clip": lambda a, lo, hi: np.minimum(np.maximum(a, lo), hi),

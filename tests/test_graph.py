@@ -130,15 +130,49 @@ def test_variables_refuse_truth_and_len():
         len(x)
 
 
+_KINDS = {"scalar": (), "vector": (None,), "matrix": (None, None), "tensor3": (None,) * 3, "tensor4": (None,) * 4,
+          "tensor5": (None,) * 5, "tensor6": (None,) * 6, "tensor7": (None,) * 7, "row": (1, None), "col": (None, 1)}
+_PREFIXES = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32", "d": "float64",
+             "c": "complex64", "z": "complex128"}
+
+
+def _kind_of(name: str) -> tuple[str, str | None, bool]:
+    """(kind, dtype prefix or None, plural) of a constructor name."""
+    plural = name.endswith("s") and name not in _KINDS
+    base = name[:-len("matrices")] + "matrix" if name.endswith("matrices") else (name[:-1] if plural else name)
+    if base in _KINDS:
+        return base, None, plural
+    return base[1:], base[0], plural
+
+
 @pytest.mark.parametrize("name", sorted(T.CONSTRUCTORS))
 def test_every_constructor(name):
-    kinds = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4, "tensor5": 5}
-    prefixes = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32", "d": "float64",
-                "c": "complex64", "z": "complex128"}
-    kind = name if name in kinds else name[1:]
-    v = getattr(T, name)(name="v")
-    assert v.ndim == kinds[kind] and v.name == "v" and v.type.shape == (None,) * v.ndim
-    assert v.dtype == (prefixes[name[0]] if name not in kinds else sg.config.floatX)
+    kind, prefix, plural = _kind_of(name)
+    dtype = _PREFIXES[prefix] if prefix else sg.config.floatX
+    if plural:
+        vs = getattr(T, name)("a", "b")
+        assert [v.name for v in vs] == ["a", "b"] and len(getattr(T, name)(3)) == 3
+        assert getattr(T, name)("q").name == "q"  # one name: one variable, not a list (Theano)
+    else:
+        vs = [getattr(T, name)(name="v")]
+    for v in vs:
+        assert v.type.shape == _KINDS[kind] and v.dtype == dtype
+    if prefix and not plural:  # prefixed forms are TensorType instances, as in Theano
+        assert isinstance(getattr(T, name), T.TensorType) and vs[0].type is getattr(T, name)
+
+
+def test_types_are_callable_tensor_types_as_in_theano():
+    x = T.dscalar("x")
+    assert x.type is T.dscalar and x.type == T.dscalar and T.dscalar == T.TensorType("float64", ())
+    assert T.TensorType("int32", broadcastable=())("v").type == T.iscalar
+    assert T.TensorType("float64", (False,) * 8)().ndim == 8  # Theano's positional broadcastable
+    assert T.TensorType("complex64", [False, True, False]).shape == (None, 1, None)
+    assert T.TensorType("float64", broadcastable=(False, True)) == T.dcol
+    assert T.drow.broadcastable == (True, False) and T.col().broadcastable == (False, True)
+    assert T.matrix("m", dtype="int32").type == T.imatrix
+    assert T.scalars("xyz")[2].name == "z"  # a single string names one variable per character
+    with pytest.raises(GraphTypeError, match="not both"):
+        T.TensorType("float64", shape=(None,), broadcastable=(False,))
 
 
 def test_static_broadcasting_helpers():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 
 import io
-import sys
 
 import numpy as np
 import pytest
@@ -68,10 +67,17 @@ def test_debugprint_to_file_and_several_outputs(xy):
 
 
 def test_debugprint_prints_to_stdout_by_default(xy, capsys):
-    """As in Theano and PyTensor: no ``file`` prints; ``file="str"`` returns the text."""
+    """As in Theano and PyTensor: no ``file`` prints and returns None (an interactive prompt then
+    shows only the tree); ``file="str"`` returns the text."""
     x, y = xy
-    assert debugprint(x + y, print_type=False) is sys.stdout
+    assert debugprint(x + y, print_type=False) is None
     assert capsys.readouterr().out == debugprint(x + y, file="str", print_type=False)
+
+
+def test_debugprint_depth_limits_the_levels(xy):
+    x, y = xy
+    text = debugprint((x + y) * x, file="str", print_type=False, depth=2)
+    assert text == "mul [id A]\n |add [id B]\n |x [id C]\n"
 
 
 def test_debugprint_compiled_function_with_updates(xy):

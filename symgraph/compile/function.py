@@ -14,6 +14,7 @@ from symgraph.graph.basic import Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.compile.lowering import python_name
+from symgraph.compile.debugmode import debug_wrap
 from symgraph.compile.shared import Container, SharedVariable
 from symgraph.rewrite import RewriteReport, as_mode, rewrite_graph, sink_into_branches
 from symgraph.tensor.type import TensorType, as_tensor_variable
@@ -210,6 +211,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
         nan_guard=nan_guard, name=name or "f", options=options)
     backend = backend or config.backend
     impl = get_backend(backend).compile(fgraph, spec)
+    impl = debug_wrap(impl, fgraph, spec, mode, report, get_backend(backend).compile)  # DebugMode, MonitorMode
     return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
 
 

@@ -31,6 +31,7 @@ from symgraph.errors import InputError, NanGuardError, SymgraphError, node_conte
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
+from symgraph.tensor.type import TensorType
 
 HOST, DEVICE = "host", "device"
 FILENAME_PREFIX = "<symgraph "
@@ -186,7 +187,7 @@ class Backend:
         """The host array a caller receives for output ``v``."""
         if copy:
             return f"{expr}.copy()"
-        return f"np.asarray({expr})" if v.ndim == 0 and v.owner is not None else expr
+        return f"np.asarray({expr})" if getattr(v.type, "ndim", None) == 0 and v.owner is not None else expr
 
     def staged(self, cont: str, expr: str, side: str) -> str:
         """The (container, host value, device value) triple committing ``expr``."""
@@ -259,6 +260,9 @@ class Emitter:
             self.taken.add(pname)
             params.append(pname)
             t = v.type
+            if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
+                self.emit(f"{pname} = {self.ctx.ref(t.filter, f'filter_{pname}')}({pname}, False, {spec.allow_downcast})")
+                continue
             cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {self.ctx.ref(t.numpy_dtype, 'dt_' + t.dtype)}",
                     f"{pname}.ndim != {t.ndim}"]
             cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
@@ -333,7 +337,7 @@ class Emitter:
         host = self.ctx.ref(self.b.host_value, "host_value")
         node_ref = self.ctx.ref(node, "node")
         for o, oname in zip(node.outputs, outs):
-            if np.dtype(o.type.dtype).kind in "fc":
+            if np.dtype(getattr(o.type, "dtype", "O")).kind in "fc":
                 self.emit(f"{guard}({host}({oname}), {node_ref}, [{', '.join(f'{host}({i})' for i in ins)}])")
 
     def emit_results(self) -> str:

@@ -37,8 +37,18 @@ class Container:
         self.value, self.device = value, None
 
 
+def _is_device_array(value: Any) -> bool:
+    """A backend's device array (what ``get_value(return_internal_type=True)`` may return)."""
+    return hasattr(value, "to_host") and hasattr(value, "runtime") and hasattr(value, "shape")
+
+
 class SharedVariable(TensorVariable):
-    """A tensor variable whose value is stored between calls; ``get_value``/``set_value`` copy."""
+    """A tensor variable whose value is stored between calls.
+
+    ``get_value``/``set_value`` copy by default; with ``borrow=True`` they may hand over or take the
+    stored object itself (Theano's meaning: faster, and the caller must then not rely on it staying
+    unchanged, nor change it while functions use it). ``return_internal_type=True`` returns the
+    backend's own object (an OpenCL device array when the newest value is on the device)."""
 
     is_shared = True
 
@@ -46,15 +56,31 @@ class SharedVariable(TensorVariable):
         super().__init__(type, None, None, name)
         self.container = Container(type, value, name)
 
-    def get_value(self, borrow: bool = False) -> np.ndarray:
-        """The current value: a copy, or the stored array itself with ``borrow=True`` (do not mutate it)."""
-        value = self.container.to_host()
+    def get_value(self, borrow: bool = False, return_internal_type: bool = False) -> Any:
+        """The current value: a copy, or (``borrow=True``) the stored array itself; with
+        ``return_internal_type`` the backend's object when the value lives on a device."""
+        c = self.container
+        if return_internal_type and c.device is not None:
+            if borrow:
+                return c.device
+            return c.device.runtime.to_device(c.device.to_host(copy=True), f"copy of shared variable {self.name}")
+        value = c.to_host()
         return value if borrow else value.copy()
 
     def set_value(self, value: Any, borrow: bool = False) -> None:
-        """Replace the value (checked against the type; copied unless ``borrow``)."""
-        arr = self.type.filter(value, what=f"set_value of shared variable {self.name or ''}".rstrip())
-        if not borrow or arr is value:
+        """Replace the value, checked against the type. It is copied unless ``borrow=True``, in which
+        case an array of the right dtype (or a device array from ``get_value(return_internal_type=
+        True)``) is stored as it is."""
+        what = f"set_value of shared variable {self.name or ''}".rstrip()
+        if _is_device_array(value):
+            if np.dtype(value.dtype) != self.type.numpy_dtype or len(value.shape) != self.type.ndim:
+                raise TypeError(f"{what}: expected {self.type}, got a device array {value.dtype}{list(value.shape)}")
+            if borrow:
+                self.container.value, self.container.device = None, value
+                return
+            value = value.to_host(copy=True)
+        arr = self.type.filter(value, what=what)
+        if not borrow and arr is value:  # filter returned the caller's own array: take a copy
             arr = np.array(arr, copy=True)
         self.container.set(arr)
 

@@ -21,6 +21,7 @@ class FunctionGraph:
             outputs = _copy_nodes(list(outputs), inputs)
         self.inputs = list(inputs)
         self.outputs = list(outputs)
+        self.features: list = []  # observers told of every replacement (attach_feature)
         self.clients: dict[Variable, list] = {}
         self.apply_nodes: set[Apply] = set()
         self.variables: set[Variable] = set()
@@ -88,6 +89,24 @@ class FunctionGraph:
         self._add_variable(var)
         return new
 
+    def attach_feature(self, feature: object) -> None:
+        """Add an observer (Theano/PyTensor's features): its ``on_attach(fgraph)`` runs now, and its
+        ``on_replace(fgraph, old, new, reason)`` (if any) after every ``replace``."""
+        if feature in self.features:
+            return
+        self.features.append(feature)
+        on_attach = getattr(feature, "on_attach", None)
+        if on_attach is not None:
+            on_attach(self)
+
+    def remove_feature(self, feature: object) -> None:
+        """Stop telling ``feature`` about replacements (calls its ``on_detach(fgraph)`` if any)."""
+        if feature in self.features:
+            self.features.remove(feature)
+            on_detach = getattr(feature, "on_detach", None)
+            if on_detach is not None:
+                on_detach(self)
+
     def replace(self, old: Variable, new: Variable, reason: str = "") -> list[Apply]:
         """Make every client of ``old`` use ``new`` instead, in time proportional to the change;
         nodes left unused are removed. The type must stay the same. Returns the new nodes."""
@@ -109,6 +128,10 @@ class FunctionGraph:
             uses.append((client, i))
         self.clients[old] = []
         self._prune(old)
+        for feature in self.features:
+            on_replace = getattr(feature, "on_replace", None)
+            if on_replace is not None:
+                on_replace(self, old, new, reason)
         return new_nodes
 
     def _prune(self, var: Variable) -> None:

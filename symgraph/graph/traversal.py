@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.basic import Apply, Constant, Variable, copy_tag
 
 
 def toposort(outputs: Iterable[Variable], blockers: Iterable[Variable] = ()) -> list[Apply]:
@@ -78,7 +78,8 @@ def clone_replace(outputs: Sequence[Variable], replace: dict | None = None,
             new_node = node.op.make_node(*new_inputs)
             new_node.trace = node.trace
             for o, n in zip(node.outputs, new_node.outputs):
-                n.tag, n.name = dict(o.tag), o.name
+                n.name = o.name
+                copy_tag(o, n)
             new_outs = new_node.outputs
         memo.update(zip(node.outputs, new_outs))
     for v in outputs:
@@ -96,7 +97,7 @@ def clone(outputs: Sequence[Variable]) -> tuple[list[Variable], dict]:
         new_node = Apply(node.op, [memo[v] for v in node.inputs],
                          [o.type.make_variable(o.name) for o in node.outputs], trace=node.trace)
         for o, n in zip(node.outputs, new_node.outputs):
-            n.tag = {k: val for k, val in o.tag.items() if not k.startswith("_")}
+            copy_tag(o, n, private=False)
         memo.update(zip(node.outputs, new_node.outputs))
     for v in outputs:
         memo.setdefault(v, v)

@@ -14,6 +14,9 @@ from symgraph.graph import hooks
 from symgraph.printing.collect import GraphView, collect
 from symgraph.printing.debugprint import debugprint
 from symgraph.printing.pprint import pprint
+from symgraph.printing.print_op import Print
+
+pp = pprint  # Theano's short name
 
 _LAZY = {name: "render" for name in ("to_dot", "pydotprint", "render", "dot_binary", "GraphvizError",
                                       "STYLES", "FORMATS")}
@@ -34,4 +37,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'symgraph.printing' has no attribute {name!r}")
 
 
-__all__ = ["debugprint", "pprint", "repr_svg", "GraphView", "collect", *_LAZY]
+__all__ = ["debugprint", "pprint", "pp", "Print", "repr_svg", "GraphView", "collect", *_LAZY]

@@ -20,24 +20,27 @@ from symgraph.printing.pprint import pprint_inner
 
 
 def debugprint(obj: Any, file: TextIO | str | None = None, ids: bool = True,
-               print_type: bool = True) -> TextIO | str:
+               print_type: bool = True, depth: int = -1) -> TextIO | str | None:
     """Print the indented tree of ``obj`` (variable, list, Apply, FunctionGraph or compiled Function).
 
-    As in Theano/PyTensor: printed to sys.stdout when ``file`` is None, written to ``file`` (which
-    is returned) when it is a stream, and returned as a string when ``file == "str"``.
-    ``ids=False`` hides the ids; repeated subtrees are then shown as ``label ...``.
+    As in Theano/PyTensor: printed to sys.stdout when ``file`` is None (and None returned, so an
+    interactive prompt shows only the tree), written to ``file`` (which is returned) when it is a
+    stream, and returned as a string when ``file == "str"``. ``ids=False`` hides the ids; repeated
+    subtrees are then shown as ``label ...``. ``depth`` limits how many levels are printed (-1: all).
     """
     view = collect(obj)
-    text = "\n".join(_lines(view, ids, print_type)) + "\n"
+    text = "\n".join(_lines(view, ids, print_type, depth)) + "\n"
     if file == "str":
         return text
-    out = sys.stdout if file is None else file
-    out.write(text)
-    return out
+    if file is None:
+        sys.stdout.write(text)
+        return None
+    file.write(text)
+    return file
 
 
-def _lines(view: GraphView, ids: bool, print_type: bool) -> list[str]:
-    printer = _TreePrinter(view, ids, print_type)
+def _lines(view: GraphView, ids: bool, print_type: bool, depth: int = -1) -> list[str]:
+    printer = _TreePrinter(view, ids, print_type, depth)
     lines = [f"Function {view.title}"] if view.title else []
     if view.title and view.outputs:
         lines.append("Outputs:")
@@ -59,8 +62,8 @@ def _lines(view: GraphView, ids: bool, print_type: bool) -> list[str]:
 class _TreePrinter:
     """Prints trees sharing one id table, so the updates refer to ids given in the outputs."""
 
-    def __init__(self, view: GraphView, ids: bool, print_type: bool):
-        self.view, self.ids, self.print_type = view, ids, print_type
+    def __init__(self, view: GraphView, ids: bool, print_type: bool, depth: int = -1):
+        self.view, self.ids, self.print_type, self.depth = view, ids, print_type, depth
         self.id_table: dict[int, str] = {}
         self.expanded: set[int] = set()
         self.inputs = set(map(id, view.inputs))
@@ -108,7 +111,7 @@ class _TreePrinter:
                 out.append(prefix + self.label(v) + (self.id_of(v) if self.ids else " ..."))
                 continue
             out.append(prefix + self.line(v))
-            if not leaf:
+            if not leaf and (self.depth < 0 or depth + 1 < self.depth):
                 self.expanded.add(id(v.owner))
                 if getattr(v.owner.op, "inner_graphs", None):
                     self.with_inner.append(v.owner)

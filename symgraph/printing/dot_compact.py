@@ -28,23 +28,29 @@ UPDATE = {"style": "dashed", "color": "red", "fontcolor": "red", "constraint": "
 MORE = {"shape": "box", "style": "dashed", "color": "grey40"}
 
 
-def compact_dot(view: GraphView, max_nodes: int | None) -> graphviz.Digraph:
+def compact_dot(view: GraphView, max_nodes: int | None, every_variable: bool = False,
+                simple_names: bool = False) -> graphviz.Digraph:
     """The data-flow picture of ``view`` (at most ``max_nodes`` Apply nodes, nearest the outputs;
-    the rest are one "… N more nodes" box)."""
-    return _Compact(view, max_nodes).graph
+    the rest are one "… N more nodes" box). ``every_variable`` draws unnamed intermediates as
+    boxes too (Theano's ``compact=False``); ``simple_names`` labels named variables with their name
+    only (Theano's ``var_with_name_simple``)."""
+    return _Compact(view, max_nodes, every_variable, simple_names).graph
 
 
-def var_box_label(v: Variable, name: str | None = None) -> str:
-    """'x\\nfloat64[?, ?]': name (or a constant's value) over the type."""
+def var_box_label(v: Variable, name: str | None = None, simple: bool = False) -> str:
+    """'x\\nfloat64[?, ?]': name (or a constant's value) over the type; just the name when ``simple``."""
     name = name if name is not None else (str(v) if isinstance(v, Constant) else "")
+    if simple and name:
+        return name
     return f"{name}\n{v.type}" if name else str(v.type)
 
 
 class _Compact:
     """Builds the Digraph; ``endpoint(var)`` is the dot node an edge carrying ``var`` starts at."""
 
-    def __init__(self, view: GraphView, max_nodes: int | None):
-        self.view = view
+    def __init__(self, view: GraphView, max_nodes: int | None, every_variable: bool = False,
+                 simple_names: bool = False):
+        self.view, self.every_variable, self.simple_names = view, every_variable, simple_names
         self.graph = g = graphviz.Digraph("compact", graph_attr={"rankdir": "TB", "fontname": "Helvetica"},
                                           node_attr={"fontname": "Helvetica"},
                                           edge_attr={"fontname": "Helvetica", "fontsize": "10"})
@@ -75,7 +81,7 @@ class _Compact:
         if id(v) not in self.boxed:
             self.boxed.add(id(v))
             r = role(v, self.view)
-            label = var_box_label(v, self.view.name_of(v))
+            label = var_box_label(v, self.view.name_of(v), self.simple_names)
             if r == "shared":
                 label = label.replace("\n", " (shared)\n", 1) if "\n" in label else label + " (shared)"
             self.graph.node(nid, label, shape="box", style="filled", fillcolor=ROLE_COLORS[r])
@@ -99,8 +105,8 @@ class _Compact:
         return box, ""
 
     def _wants_box(self, v: Variable) -> bool:
-        return v.owner is not None and (self.view.name_of(v) is not None or id(v) in self.view.output_ids) \
-            and id(v) not in self.view.input_ids
+        wanted = self.every_variable or self.view.name_of(v) is not None or id(v) in self.view.output_ids
+        return v.owner is not None and wanted and id(v) not in self.view.input_ids
 
     @staticmethod
     def _tail(v: Variable) -> str:

@@ -29,13 +29,17 @@ class GraphvizError(SymgraphError, RuntimeError):
     """Rendering through Graphviz's ``dot`` failed: not installed, timed out, or rejected the graph."""
 
 
-def to_dot(obj: Any, style: str = "compact", max_nodes: int | None = DEFAULT_MAX_NODES) -> graphviz.Digraph:
+def to_dot(obj: Any, style: str = "compact", max_nodes: int | None = DEFAULT_MAX_NODES,
+           **options: Any) -> graphviz.Digraph:
     """The graph of ``obj`` as a ``graphviz.Digraph`` in ``style`` 'compact' (data flow, the
     default) or 'structure' (Python objects and references, Theano's figure). At most
-    ``max_nodes`` Apply nodes are drawn (None: all); the rest collapse into one node."""
+    ``max_nodes`` Apply nodes are drawn (None: all); the rest collapse into one node. The compact
+    style takes ``every_variable`` and ``simple_names`` (see ``compact_dot``)."""
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose one of {list(STYLES)}")
-    return STYLES[style](collect(obj), max_nodes)
+    if options and style != "compact":
+        raise ValueError(f"options {sorted(options)} apply to the compact style only")
+    return STYLES[style](collect(obj), max_nodes, **options)
 
 
 def dot_binary() -> str | None:
@@ -64,22 +68,50 @@ def render(graph: graphviz.Digraph, format: str, timeout: float | None = 120) ->
     return proc.stdout
 
 
-def pydotprint(obj: Any, outfile: str | os.PathLike, format: str | None = None, style: str = "compact",
-               max_nodes: int | None = DEFAULT_MAX_NODES, timeout: float | None = 120) -> str:
+# Theano's pydotprint options that symgraph does not implement, with the value that means "off":
+# passing that value is accepted, anything else is an error naming the option.
+_THEANO_DEFAULTS = {"with_ids": False, "high_contrast": True, "colorCodes": None, "cond_highlight": None,
+                    "scan_graphs": False, "max_label_size": 70}
+
+
+def pydotprint(obj: Any, outfile: str | os.PathLike | None = None, format: str | None = None,
+               style: str = "compact", max_nodes: int | None = DEFAULT_MAX_NODES, timeout: float | None = 120,
+               *, compact: bool = True, var_with_name_simple: bool = False, print_output_file: bool = False,
+               return_image: bool = False, **theano_options: Any) -> str | bytes:
     """Write the picture of ``obj`` to ``outfile`` as svg, png, pdf or dot source (``format``
-    defaults to the file's suffix); returns the path written."""
-    path = os.fspath(outfile)
-    if format is None:
-        suffix = os.path.splitext(path)[1].lstrip(".").lower()
-        if suffix not in _SUFFIXES:
-            raise ValueError(f"cannot tell the format from {path!r}; pass format= or use a suffix from "
-                             f"{['.' + s for s in _SUFFIXES]}")
-        format = _SUFFIXES[suffix]
+    defaults to the file's suffix, else png); returns the path written.
+
+    Theano's keyword arguments: ``compact=False`` draws every intermediate variable as a box,
+    ``var_with_name_simple`` labels named variables by name only, ``print_output_file`` prints
+    where the file went, and ``return_image`` returns the image bytes instead of writing a file.
+    Its other options (``with_ids``, ``high_contrast``, ...) are accepted at their Theano default
+    and rejected, by name, otherwise."""
+    for key, value in theano_options.items():
+        if key not in _THEANO_DEFAULTS:
+            raise TypeError(f"pydotprint() got an unexpected keyword argument {key!r}")
+        if value != _THEANO_DEFAULTS[key]:
+            raise ValueError(f"pydotprint: Theano's option {key}={value!r} is not supported by symgraph "
+                             f"(only {key}={_THEANO_DEFAULTS[key]!r}); drop it")
+    if format is None and outfile is not None:
+        suffix = os.path.splitext(os.fspath(outfile))[1].lstrip(".").lower()
+        format = _SUFFIXES.get(suffix) or (None if suffix else "png")
+        if format is None:
+            raise ValueError(f"cannot tell the format from {os.fspath(outfile)!r}; pass format= or use a "
+                             f"suffix from {['.' + s for s in _SUFFIXES]}")
+    format = format or "png"
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {list(FORMATS)}")
-    data = render(to_dot(obj, style, max_nodes), format, timeout)
+    options = {"every_variable": not compact, "simple_names": var_with_name_simple} if style == "compact" else {}
+    if not compact and style != "compact" or var_with_name_simple and style != "compact":
+        raise ValueError("compact= and var_with_name_simple= apply to the compact style only")
+    data = render(to_dot(obj, style, max_nodes, **options), format, timeout)
+    if return_image:
+        return data
+    path = os.fspath(outfile) if outfile is not None else f"symgraph.pydotprint.{format}"
     with open(path, "wb") as fh:
         fh.write(data)
+    if print_output_file:
+        print("The output file is available at", path)
     return path
 
 

@@ -17,49 +17,80 @@ with counts, node counts before and after, and the time of each pass.
 """
 from __future__ import annotations
 
+import copy
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
-from symgraph.rewrite.core import RULES, Rule, Stats, rule, run_local
+from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule, Stats, rule, run_local
 from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
 
-PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "merge_ifelse", "fusion",
-            "dead_code", "inner_graphs")
 _BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding", "inner_graphs"}, "none": set()}
+# Theano/PyTensor spellings: mode names, and rewrite names with a symgraph equivalent (None: names
+# of in-place rewrites, which symgraph does not have: excluding them changes nothing)
+THEANO_MODES = {"FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile", "NONE": "none", "o1": "fast_run",
+                "default": "fast_run"}
+THEANO_REWRITES: dict[str, str | None] = {"local_elemwise_fusion": "fusion", "elemwise_fusion": "fusion",
+                                          "merge1": "merge", "constant_folding": "constant_folding",
+                                          "inplace": None, "inplace_opt": None, "gpu": None}
+# mode name -> factory, filled by the modules that define special modes (DebugMode, MonitorMode)
+MODE_NAMES: dict[str, Callable[[], "Mode"]] = {}
 
 
 def rewrite_names() -> list[str]:
-    """Every name ``Mode.including/excluding`` accepts: passes, then rules."""
-    return list(dict.fromkeys(PIPELINE)) + [r.name for rules in RULES.values() for r in rules]
+    """Every name ``Mode.including/excluding`` accepts: passes, then rules, then user passes."""
+    return list(dict.fromkeys(PIPELINE)) + [r.name for rules in RULES.values() for r in rules] + list(USER_PASSES)
+
+
+def _own_names(names: Iterable[str]) -> set[str]:
+    """Names checked against the known rewrites, Theano's spellings translated."""
+    known, out = set(rewrite_names()), set()
+    for name in names:
+        name = THEANO_REWRITES.get(name, name) if name not in known else name
+        if name is None:
+            continue
+        if name not in known:
+            raise ValueError(f"unknown rewrite {name!r}; known: {sorted(known)}")
+        out.add(name)
+    return out
 
 
 class Mode:
     """Which rewrites run: a base ('fast_run', 'fast_compile', 'none') plus names included or
-    excluded (passes or single rules); ``max_operands`` caps a fused node's inputs + outputs."""
+    excluded (passes or single rules); ``max_operands`` caps a fused node's inputs + outputs.
 
-    def __init__(self, base: str = "fast_run", include: Iterable[str] = (), exclude: Iterable[str] = (),
-                 max_operands: int = MAX_OPERANDS):
-        base = "none" if base is None else base
+    Theano's ``Mode(linker=..., optimizer=...)`` is accepted: ``optimizer`` names the base (also
+    as 'FAST_RUN', None, ...); the linker has no symgraph meaning (the backend decides how code
+    runs) and is kept only to be shown."""
+
+    def __init__(self, base: str | None = "fast_run", include: Iterable[str] = (), exclude: Iterable[str] = (),
+                 max_operands: int = MAX_OPERANDS, *, optimizer: Any = "default", linker: Any = None):
+        if optimizer != "default":
+            base = optimizer
+        base = "none" if base is None else THEANO_MODES.get(base, base)
         if base not in _BASES:
             raise ValueError(f"unknown mode {base!r}; choose one of {list(_BASES)} (or None)")
-        known = set(rewrite_names())
-        for name in [*include, *exclude]:
-            if name not in known:
-                raise ValueError(f"unknown rewrite {name!r}; known: {sorted(known)}")
-        self.base, self.include, self.exclude = base, frozenset(include), frozenset(exclude)
+        self.base, self.include, self.exclude = base, frozenset(_own_names(include)), frozenset(_own_names(exclude))
         self.max_operands = int(max_operands)
+        self.linker = linker
+
+    def _with(self, include: set, exclude: set) -> "Mode":
+        other = copy.copy(self)  # keeps the class and the settings of special modes (DebugMode, ...)
+        other.include, other.exclude = frozenset(include), frozenset(exclude)
+        return other
 
     def including(self, *names: str) -> "Mode":
-        """This mode with the named passes or rules switched on."""
-        return Mode(self.base, self.include | set(names), self.exclude - set(names), self.max_operands)
+        """This mode with the named passes or rules switched on (Theano's names accepted)."""
+        names_ = _own_names(names)
+        return self._with(self.include | names_, self.exclude - names_)
 
     def excluding(self, *names: str) -> "Mode":
-        """This mode with the named passes or rules switched off."""
-        return Mode(self.base, self.include - set(names), self.exclude | set(names), self.max_operands)
+        """This mode with the named passes or rules switched off (Theano's names accepted)."""
+        names_ = _own_names(names)
+        return self._with(self.include - names_, self.exclude | names_)
 
     def runs(self, pass_name: str) -> bool:
         """Whether pass ``pass_name`` runs (a local pass runs when any of its rules is included)."""
@@ -67,24 +98,28 @@ class Mode:
             return False
         if pass_name in _BASES[self.base] or pass_name in self.include:
             return True
+        if pass_name in USER_PASSES:
+            return self.base == "fast_run" and USER_PASSES[pass_name][2]
         return any(r.name in self.include for r in RULES.get(pass_name, ()))
 
     def rules(self, pass_name: str) -> list[Rule]:
         """The rules of local pass ``pass_name`` that run in this mode."""
         whole = pass_name in _BASES[self.base] or pass_name in self.include
-        return [r for r in RULES[pass_name]
-                if r.name not in self.exclude and (whole or r.name in self.include)]
+        return [r for r in RULES[pass_name] if r.name not in self.exclude
+                and (whole and r.default or r.name in self.include)]
 
     def __repr__(self) -> str:
         extra = "".join(f".including({', '.join(map(repr, sorted(self.include)))})" * bool(self.include)) + \
             "".join(f".excluding({', '.join(map(repr, sorted(self.exclude)))})" * bool(self.exclude))
-        return f"Mode({self.base!r}){extra}"
+        return f"{type(self).__name__}({self.base!r}){extra}"
 
 
 def as_mode(mode: Any) -> Mode:
     """A Mode from a name, None, a dict {'base', 'include', 'exclude'} or a Mode."""
     if isinstance(mode, Mode):
         return mode
+    if isinstance(mode, str) and mode in MODE_NAMES:
+        return MODE_NAMES[mode]()
     if mode is None or isinstance(mode, str):
         return Mode("none" if mode is None else mode)
     if isinstance(mode, dict):
@@ -130,6 +165,17 @@ def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order:
         run_local(fgraph, mode.rules(name), stats, order)
 
 
+def _schedule() -> list[str]:
+    """The pipeline with each user pass after the (first) pass it is registered after."""
+    out, seen = [], set()
+    for name in PIPELINE:
+        out.append(name)
+        if name not in seen:
+            seen.add(name)
+            out += [u for u, (after, _, _) in USER_PASSES.items() if after == name]
+    return out
+
+
 def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False) -> RewriteReport:
     """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran. ``inner``: the graph
     is an inner graph (a branch), where constant folding leaves a node that raises unfolded.
@@ -140,27 +186,46 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False) -> Rewr
     """
     m = as_mode(mode)
     t_start = time.perf_counter()
+    history = getattr(m, "record_rewrites", None)
+    if history is not None:  # DebugMode: keep every replacement to check its values when called
+        recorder = history()
+        fgraph.attach_feature(recorder)
     report = RewriteReport(mode=mode if isinstance(mode, (str, type(None))) else repr(m),
                            nodes_before=len(fgraph), nodes_after=len(fgraph), applied={}, passes=[], time=0.0)
     order, exact, merged = None, False, False
-    for name in PIPELINE:
+    inner_graphs = any(getattr(n.op, "inner_graphs", None) for n in fgraph.apply_nodes)
+    for name in _schedule():
         if not m.runs(name) or (name == "merge" and merged and exact):  # nothing new to merge
+            continue
+        if name in ("merge_ifelse", "inner_graphs") and not inner_graphs:  # passes for ops with inner graphs
             continue
         merged = merged or name == "merge"
         stats, before, t0 = Stats(), len(fgraph), time.perf_counter()
-        if order is None or (name in _NEEDS_EXACT_ORDER and not exact):
-            order, exact = fgraph.toposort(), True
-        _run_pass(name, fgraph, m, stats, order, inner)
-        live = fgraph.apply_nodes
-        order = [n for n in order if n in live] + [n for n in dict.fromkeys(stats.new_nodes) if n in live]
-        exact = exact and not stats.new_nodes
+        if name in USER_PASSES:  # a user's whole-graph rewriter: it edits through fgraph.replace
+            USER_PASSES[name][1](fgraph)
+            order, exact = None, False
+        else:
+            if order is None or (name in _NEEDS_EXACT_ORDER and not exact):
+                order, exact = fgraph.toposort(), True
+            _run_pass(name, fgraph, m, stats, order, inner)
+            live = fgraph.apply_nodes
+            order = [n for n in order if n in live] + [n for n in dict.fromkeys(stats.new_nodes) if n in live]
+            exact = exact and not stats.new_nodes
         report["passes"].append({"name": name, "time": time.perf_counter() - t0, "nodes_before": before,
                                  "nodes_after": len(fgraph), "applied": stats.applied})
         for k, v in stats.applied.items():
             report["applied"][k] = report["applied"].get(k, 0) + v
     report["nodes_after"] = len(fgraph)
     report["time"] = time.perf_counter() - t_start
+    if history is not None:
+        fgraph.remove_feature(recorder)
+        report["replacements"] = recorder.replacements
     return report
 
 
-__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE", "sink_into_branches"]
+from symgraph.rewrite.user import (NodeRewriter, node_rewriter, register_canonicalize,  # noqa: E402
+                                   register_pass, register_specialize, register_stabilize, unregister)
+
+__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE", "NodeRewriter",
+           "node_rewriter", "register_canonicalize", "register_specialize", "register_stabilize", "register_pass",
+           "unregister", "as_mode", "sink_into_branches"]

@@ -13,7 +13,7 @@ from symgraph.rewrite.core import rule
 from symgraph.rewrite.patterns import (E, const_value, elem, fit, is_const, is_float, other_operand, scalar_const,
                                        single_client, zeros_like)
 from symgraph.tensor.elemwise import DimShuffle, cast
-from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad
+from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad
 from symgraph.tensor.reduction import BroadcastLike, CAReduce, ReducedSize, reduced_size
 from symgraph.tensor.shape import Reshape, Shape, Shape_i
 from symgraph.scalar import CAST_DTYPES
@@ -94,10 +94,10 @@ def pow_one(fgraph, node):
         return fit(node.inputs[0], node.out)
 
 
-@rule(C, "identity", ZeroGrad, DisconnectedGrad)
+@rule(C, "identity", ZeroGrad, DisconnectedGrad, DependsOn)
 def remove_identity(fgraph, node):
-    """identity(x), zero_grad(x), disconnected_grad(x) -> x: all three are the identity once
-    gradients are built (the backend still copies outputs that would alias an input)"""
+    """identity(x), zero_grad(x), disconnected_grad(x), Rop's depends_on(x, ...) -> x: all are the
+    identity once gradients are built (the backend still copies outputs that would alias an input)"""
     return fit(node.inputs[0], node.out)
 
 

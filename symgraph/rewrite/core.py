@@ -25,18 +25,23 @@ from symgraph.tensor.elemwise import Elemwise
 class Rule:
     """One named pattern -> replacement function, and the op keys it applies to."""
 
-    __slots__ = ("name", "fn", "keys", "doc")
+    __slots__ = ("name", "fn", "keys", "doc", "default")
 
-    def __init__(self, name: str, fn: Callable, keys: tuple):
-        self.name, self.fn, self.keys = name, fn, keys
+    def __init__(self, name: str, fn: Callable, keys: tuple, default: bool = True):
+        self.name, self.fn, self.keys, self.default = name, fn, keys, default  # default: runs in fast_run
         self.doc = (fn.__doc__ or "").strip().split("\n")[0]
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"
 
 
+# the passes, in order; local passes (lists of rules) and whole-graph passes
+PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "merge_ifelse", "fusion",
+            "dead_code", "inner_graphs")
 # pass name -> rules, in the order they are tried
 RULES: dict[str, list[Rule]] = {"canonicalize": [], "stabilize": [], "specialize": []}
+# user whole-graph rewriters: name -> (the pipeline pass they run after, fn(fgraph), on in fast_run)
+USER_PASSES: dict[str, tuple[str, Callable, bool]] = {}
 
 
 def rule(pass_name: str, *keys: str | type, name: str | None = None) -> Callable:

@@ -2,9 +2,9 @@
 
 Elementwise ops come from the scalar table (symgraph/scalar.py); the rest live in the
 modules below, each exporting its public names through ``__all__``. The modules import each
-other bottom-up only (type -> elemwise -> reduction -> shape -> alloc -> math/subtensor/nnet);
-``T.grad`` is attached by ``symgraph/__init__.py``, which loads symgraph.gradient after this
-package.
+other bottom-up only (type -> elemwise -> reduction -> shape -> alloc -> the others);
+``T.grad`` and the other gradient functions are attached by ``symgraph/__init__.py``, which
+loads symgraph.gradient after this package.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from symgraph.tensor import type as _type_module
 from symgraph.tensor.type import (CONSTRUCTORS, TensorConstant, TensorType, TensorVariable,
                                   as_tensor_variable, constant, is_inexact, is_integer, tensor)
 from symgraph.tensor.elemwise import (ELEMWISE_OPS, FUNCTIONS, DimShuffle, Elemwise, broadcast_static_shape,
-                                      cast, clip, dimshuffle, switch, transpose, where)
+                                      cast, clip, dimshuffle, round, switch, transpose)
 
 globals().update(CONSTRUCTORS)
-globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch")})
+globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch", "round")})
 
 from symgraph.tensor.reduction import *  # noqa: E402,F401,F403
 from symgraph.tensor.shape import *  # noqa: E402,F401,F403
@@ -25,10 +25,13 @@ from symgraph.tensor.alloc import *  # noqa: E402,F401,F403
 from symgraph.tensor.math import *  # noqa: E402,F401,F403
 from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
 from symgraph.tensor.gradient_ops import *  # noqa: E402,F401,F403
-from symgraph.tensor import nnet  # noqa: E402
+from symgraph.tensor.dims import *  # noqa: E402,F401,F403
+from symgraph.tensor.structured import *  # noqa: E402,F401,F403
+from symgraph.tensor.sort import *  # noqa: E402,F401,F403
+from symgraph.tensor.extra_ops import *  # noqa: E402,F401,F403
+from symgraph.tensor import fft, nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 from symgraph.tensor import linalg, nlinalg, slinalg  # noqa: E402,F401
-from symgraph.tensor.linalg.structure import eye, tril, triu  # noqa: E402,F401
 
 # Theano/PyTensor spellings
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821

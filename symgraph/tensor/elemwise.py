@@ -202,20 +202,12 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
     return DimShuffle(x.ndim, axes)(x)
 
 
-def _elemwise_function(sop: ScalarOp):
-    op = Elemwise(sop)
-
-    def fn(*inputs):
-        return op(*inputs)
-    fn.__name__ = sop.name
-    fn.__qualname__ = sop.name
-    fn.__doc__ = f"Elementwise {sop.name} (numpy: {getattr(sop.np_fn, '__name__', sop.np_fn)}), with broadcasting."
-    return fn
-
-
 ELEMWISE_OPS: dict[str, Elemwise] = {name: Elemwise(sop) for name, sop in scalar.SCALAR_OPS.items()}
-FUNCTIONS: dict[str, Any] = {name: _elemwise_function(sop) for name, sop in scalar.SCALAR_OPS.items()
-                             if not name.startswith("cast_")}
+for _name, _op in ELEMWISE_OPS.items():
+    _op.__name__ = _op.__qualname__ = _name  # type: ignore[attr-defined]
+# T.add, T.exp, ... are the Elemwise ops themselves, as in Theano and PyTensor: call one to build a
+# node, and compare a node's op with it in a rewrite (``node.op == T.true_div``).
+FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items() if not name.startswith("cast_")}
 
 
 def cast(x: Any, dtype: str) -> Variable:
@@ -235,17 +227,19 @@ def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
     return ELEMWISE_OPS["switch"](cond, if_true, if_false)
 
 
-def where(cond: Any, if_true: Any = None, if_false: Any = None) -> Variable:
-    """numpy.where with three arguments (the one-argument form has a data-dependent shape)."""
-    if if_true is None or if_false is None:
-        raise TypeError("T.where needs three arguments (cond, if_true, if_false); "
-                        "the one-argument form has a shape known only at run time: use T.nonzero-free masks")
-    return switch(cond, if_true, if_false)
-
-
 def clip(x: Any, lo: Any, hi: Any) -> Variable:
     """Limit ``x`` to [lo, hi] elementwise."""
     return ELEMWISE_OPS["clip"](x, lo, hi)
+
+
+def round(x: Any, mode: str | None = None) -> Variable:
+    """Round elementwise to the nearest integer: ``mode='half_to_even'`` (numpy's rint, the default)
+    or ``'half_away_from_zero'`` (C's round, Theano's old default)."""
+    if mode in (None, "half_to_even"):
+        return ELEMWISE_OPS["round"](x)
+    if mode == "half_away_from_zero":
+        return ELEMWISE_OPS["round_half_away_from_zero"](x)
+    raise ValueError(f"round: mode must be 'half_to_even' or 'half_away_from_zero', got {mode!r}")
 
 
 RULE_NAMESPACE = SimpleNamespace(**{**FUNCTIONS, "cast": cast, "switch": switch, "clip": clip})

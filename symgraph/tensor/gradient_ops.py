@@ -41,6 +41,23 @@ class DisconnectedGrad(_IdentityForward):
         return [None]
 
 
+class DependsOn(_IdentityForward):
+    """``x``, read as depending on more inputs: ``Rop`` wraps a result that does not read every
+    ``wrt`` (the Jacobian of a linear function is constant), so a function compiled with those
+    ``wrt`` as inputs, as in Theano's tutorial, finds them used. Rewrites remove it, so it costs
+    nothing at run time; without rewrites it is a view of ``x``."""
+
+    def make_node(self, x: Any, *others: Any) -> Apply:
+        x = as_tensor_variable(x)
+        return Apply(self, [x, *others], [x.type.make_variable()])
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return [output_grads[0]] + [None] * (len(inputs) - 1)
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [input_shapes[0]]
+
+
 _zero_grad, _disconnected_grad = ZeroGrad(), DisconnectedGrad()
 
 
@@ -54,4 +71,4 @@ def disconnected_grad(x: Any) -> Variable:
     return _disconnected_grad(x)
 
 
-__all__ = ["ZeroGrad", "DisconnectedGrad", "zero_grad", "disconnected_grad"]
+__all__ = ["ZeroGrad", "DisconnectedGrad", "DependsOn", "zero_grad", "disconnected_grad"]

@@ -11,6 +11,7 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import DimShuffle, _fmt, broadcast_static_shape, cast, dimshuffle
 from symgraph.tensor.reduction import sum_to
+from symgraph.tensor.shape import reshape, shape_i, sprod
 from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
 
 
@@ -242,4 +243,52 @@ def outer(a: Any, b: Any) -> Variable:
     return dimshuffle(a, (0, "x")) * dimshuffle(b, ("x", 0))
 
 
-__all__ = ["Dot", "MatMul", "TensorDot", "dot", "matmul", "tensordot", "outer"]
+def batched_dot(a: Any, b: Any) -> Variable:
+    """Theano's batched_dot: ``dot(a[i], b[i])`` for every i along the first (batch) axis.
+    1-d operands scale the other operand per batch; 2-d and 3-d ones use a batched matmul
+    ((B, n) with (B, n) gives (B,)); more dimensions go through batched_tensordot."""
+    a, b = as_tensor_variable(a), as_tensor_variable(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise GraphTypeError(f"batched_dot: operands need a batch axis, got {a.type} and {b.type}")
+    if a.ndim == 1:
+        return dimshuffle(a, [0] + ["x"] * (b.ndim - 1)) * b
+    if b.ndim == 1:
+        return a * dimshuffle(b, [0] + ["x"] * (a.ndim - 1))
+    if a.ndim > 3 or b.ndim > 3:
+        return batched_tensordot(a, b, [[a.ndim - 1], [max(1, b.ndim - 2)]])
+    a3 = a if a.ndim == 3 else dimshuffle(a, (0, "x", 1))
+    b3 = b if b.ndim == 3 else dimshuffle(b, (0, 1, "x"))
+    out = matmul(a3, b3)
+    keep = [0] + [1] * (a.ndim == 3) + [2] * (b.ndim == 3)
+    return out if keep == [0, 1, 2] else DimShuffle(3, keep)(out)
+
+
+def batched_tensordot(x: Any, y: Any, axes: Any = 2) -> Variable:
+    """tensordot of ``x[i]`` with ``y[i]`` for every i along the first (batch) axis. ``axes`` is an int
+    (the last n axes of x with axes 1..n of y) or a pair of axis lists (axis 0 is the batch)."""
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        ax_x, ax_y = list(range(x.ndim - n, x.ndim)), list(range(1, n + 1))
+    else:
+        ax_x, ax_y = ([a] if isinstance(a, (int, np.integer)) else list(a) for a in axes)
+        ax_x, ax_y = [a % x.ndim for a in ax_x], [a % y.ndim for a in ax_y]
+    if len(ax_x) != len(ax_y) or 0 in ax_x or 0 in ax_y:
+        raise ShapeError(f"batched_tensordot: axes {axes} must pair the same number of non-batch axes")
+    for ia, ib in zip(ax_x, ax_y):
+        _check_inner("batched_tensordot", x, y, x.type.shape[ia], y.type.shape[ib])
+    free_x = [d for d in range(1, x.ndim) if d not in ax_x]
+    free_y = [d for d in range(1, y.ndim) if d not in ax_y]
+    lx = [shape_i(x, d) for d in range(x.ndim)]
+    ly = [shape_i(y, d) for d in range(y.ndim)]
+    prod = sprod
+    x3 = reshape(DimShuffle(x.ndim, [0] + free_x + ax_x)(x), [lx[0], prod([lx[d] for d in free_x]),
+                                                               prod([lx[d] for d in ax_x])])
+    y3 = reshape(DimShuffle(y.ndim, [0] + ax_y + free_y)(y), [ly[0], prod([ly[d] for d in ax_y]),
+                                                               prod([ly[d] for d in free_y])])
+    out = matmul(x3, y3)
+    return reshape(out, [lx[0]] + [lx[d] for d in free_x] + [ly[d] for d in free_y])
+
+
+__all__ = ["Dot", "MatMul", "TensorDot", "dot", "matmul", "tensordot", "outer", "batched_dot",
+           "batched_tensordot"]

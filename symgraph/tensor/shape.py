@@ -228,8 +228,13 @@ def shape_entries(newshape: Any, what: str) -> list[ShapeEntry]:
     return [vector_entry(vec, i) for i in range(vec.type.shape[0])]
 
 
-def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
-    """Join tensors of equal shape along a new axis (numpy.stack)."""
+def stack(*tensors: Any, axis: int = 0) -> Variable:
+    """Join tensors of equal shape along a new axis: ``stack([a, b], axis=0)`` (numpy.stack), or
+    Theano's older ``stack(a, b, c)`` (along a new first axis)."""
+    if tensors and isinstance(tensors[0], (list, tuple)):
+        if len(tensors) > 2:
+            raise TypeError("stack(tensors, axis): give the tensors as one list")
+        tensors, axis = tensors[0], (tensors[1] if len(tensors) == 2 else axis)
     xs = [as_tensor_variable(t) for t in tensors]
     if not xs:
         raise ValueError("stack needs at least one tensor")

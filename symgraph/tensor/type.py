@@ -25,9 +25,20 @@ DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"
 
 class TensorType(Type):
     """An n-dimensional array type: ``dtype`` and static ``shape`` (None = unknown length,
-    1 = broadcastable). Equal types compare and hash equal."""
+    1 = broadcastable). Equal types compare and hash equal.
 
-    def __init__(self, dtype: str, shape: Sequence[int | None] = ()):
+    Theano's form ``TensorType(dtype, broadcastable=(False, True))`` (a flag per axis: True = length
+    1) is accepted too, also positionally. A type is callable: ``T.dmatrix('x')`` is a new variable."""
+
+    def __init__(self, dtype: str, shape: Sequence[int | None] | None = None,
+                 broadcastable: Sequence[bool] | None = None):
+        if shape is not None and broadcastable is None and len(shape) and all(isinstance(s, bool) for s in shape):
+            shape, broadcastable = None, shape  # Theano's positional broadcastable pattern
+        if broadcastable is not None:
+            if shape is not None:
+                raise GraphTypeError("TensorType: give shape= or broadcastable=, not both")
+            shape = tuple(1 if b else None for b in broadcastable)
+        shape = () if shape is None else shape
         if dtype == "floatX":
             dtype = config.floatX
         try:
@@ -56,9 +67,38 @@ class TensorType(Type):
 
     __repr__ = __str__
 
+    def values_eq(self, a: Any, b: Any) -> bool:
+        """Equal shapes and values (NaN equals NaN)."""
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+
+    def values_eq_approx(self, a: Any, b: Any, rtol: float | None = None, atol: float | None = None) -> bool:
+        """Equal shapes and values within a tolerance for the dtype (NaN equals NaN, inf equals inf)."""
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind not in "fc" and b.dtype.kind not in "fc":
+            return bool(np.array_equal(a, b))
+        loose = np.dtype(self.dtype).itemsize <= 4 or self.dtype in ("complex64",)
+        rtol = rtol if rtol is not None else (1e-3 if loose else 1e-5)
+        atol = atol if atol is not None else (1e-5 if loose else 1e-8)
+        return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+
+    def filter_test_value(self, value: Any, var: Variable) -> np.ndarray:
+        """A test value for ``var``: converted like a call argument (downcasts allowed, as Theano does)."""
+        return self.filter(value, allow_downcast=True, what=f"test value of {var}")
+
+    def __reduce__(self) -> tuple:
+        return TensorType, (self.dtype, self.shape)
+
     def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> "TensorType":
         """This type with another dtype and/or static shape."""
         return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
+
+    def is_super(self, other: "TensorType") -> bool:
+        """True when every value of ``other`` is also a value of this type (Theano's Type.is_super)."""
+        return (isinstance(other, TensorType) and other.dtype == self.dtype and other.ndim == self.ndim
+                and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
 
     def filter(self, value: Any, strict: bool = False, allow_downcast: bool = False,
                what: str = "value") -> np.ndarray:
@@ -239,26 +279,48 @@ def tensor(dtype: str | None = None, shape: Sequence[int | None] = (), name: str
     return TensorType(dtype or config.floatX, shape).make_variable(name)
 
 
-def _maker(ndim: int, dtype: str | None, kind: str):
-    def make(name: str | None = None, dtype: str | None = dtype, shape: Sequence[int | None] | None = None):
+def _maker(ndim: int, kind: str, pattern: tuple | None = None):
+    """The unprefixed constructor ``T.matrix(name=None, dtype=None, shape=None)`` (dtype floatX)."""
+    def make(name: str | None = None, dtype: str | None = None, shape: Sequence[int | None] | None = None):
         if shape is None:
-            shape = (None,) * ndim
+            shape = pattern or (None,) * ndim
         elif len(shape) != ndim:
             raise GraphTypeError(f"T.{kind} has {ndim} dimensions, but shape={tuple(shape)} was given")
         return tensor(dtype or config.floatX, shape, name)
-    make.__name__ = kind
-    make.__doc__ = f"A symbolic {ndim}-d input{' of dtype ' + dtype if dtype else ' (dtype floatX by default)'}."
+    make.__name__ = make.__qualname__ = kind
+    make.__doc__ = f"A symbolic {ndim}-d input (dtype floatX unless ``dtype`` is given)."
     return make
 
 
-_KINDS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4, "tensor5": 5}
+def _plural(single: Any, kind: str):
+    """Theano's plural constructors: ``T.dmatrices('a', 'b')``, ``T.scalars('xyz')`` (one variable per
+    character), ``T.dmatrices(3)`` (three unnamed), ``T.dscalars('x')`` (one variable, not a list)."""
+    def make(*names: Any, **kwargs: Any):
+        if names and isinstance(names[0], (int, np.integer)) and not isinstance(names[0], bool):
+            return [single(None, **kwargs) for _ in range(int(names[0]))]
+        if len(names) == 1:
+            names = names[0]
+        if isinstance(names, str) and len(names) == 1:
+            return single(names, **kwargs)
+        return [single(n, **kwargs) for n in names]
+    make.__name__ = make.__qualname__ = kind
+    make.__doc__ = f"Several ``{getattr(single, '__name__', kind)}`` variables at once, one per name."
+    return make
+
+
+_KINDS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4, "tensor5": 5, "tensor6": 6,
+          "tensor7": 7, "row": 2, "col": 2}
+_PATTERNS = {"row": (1, None), "col": (None, 1)}
 _PREFIXES = {"b": "int8", "w": "int16", "i": "int32", "l": "int64", "f": "float32", "d": "float64",
              "c": "complex64", "z": "complex128"}
-CONSTRUCTORS: dict[str, Any] = {}
+CONSTRUCTORS: dict[str, Any] = {}  # T.matrix (a function), T.dmatrix (a TensorType), T.dmatrices, ...
 for _kind, _nd in _KINDS.items():
-    CONSTRUCTORS[_kind] = _maker(_nd, None, _kind)
+    _plural_name = "matrices" if _kind == "matrix" else _kind + "s"
+    CONSTRUCTORS[_kind] = _maker(_nd, _kind, _PATTERNS.get(_kind))
+    CONSTRUCTORS[_plural_name] = _plural(CONSTRUCTORS[_kind], _plural_name)
     for _p, _dt in _PREFIXES.items():
-        CONSTRUCTORS[_p + _kind] = _maker(_nd, _dt, _p + _kind)
+        CONSTRUCTORS[_p + _kind] = TensorType(_dt, _PATTERNS.get(_kind, (None,) * _nd))
+        CONSTRUCTORS[_p + _plural_name] = _plural(CONSTRUCTORS[_p + _kind], _p + _plural_name)
 
 
 def constant(value: Any, name: str | None = None, dtype: str | None = None) -> TensorConstant:

@@ -1,5 +1,6 @@
-"""Tools for testing symbolic gradients: ``verify_grad`` (finite-difference checks) and
-``strategies`` (hypothesis strategies for arrays, broadcastable shapes and random graphs).
+"""Tools for testing symbolic gradients and ops: ``verify_grad`` (finite-difference checks),
+``check_rop_lop`` (R- and L-operators), ``check_infer_shape`` (an op's infer_shape against the
+shapes it computes) and ``strategies`` (hypothesis strategies for arrays, shapes and random graphs).
 
     import symgraph.testing as sgt
     sgt.verify_grad(lambda x: T.tanh(x).sum(), [np.random.rand(3)])
@@ -9,8 +10,11 @@ from __future__ import annotations
 import importlib
 
 from symgraph.testing.verify import GradientCheckError, numeric_grad, verify_grad
+from symgraph.testing.rop_lop import RopLopError, check_rop_lop
+from symgraph.testing.shapes import InferShapeError, check_infer_shape
 
-__all__ = ["verify_grad", "GradientCheckError", "numeric_grad", "strategies"]
+__all__ = ["verify_grad", "GradientCheckError", "numeric_grad", "check_rop_lop", "RopLopError",
+           "check_infer_shape", "InferShapeError", "strategies"]
 
 
 def __getattr__(name: str):

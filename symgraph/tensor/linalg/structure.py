@@ -19,6 +19,7 @@ from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.math import matmul
 from symgraph.tensor.shape import sfold, shape_i
+from symgraph.tensor.structured import eye, tril, triu  # noqa: F401  (T.linalg.eye, ... are T.eye, ...)
 from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
 
 
@@ -46,26 +47,6 @@ def band_mask(n: Any, m: Any, k: int, op: str) -> Variable:
     """Boolean (n, m) mask of ``j - i <op> k`` (op one of 'le', 'ge', 'eq')."""
     i, j = arange(n, dtype="int64"), arange(m, dtype="int64")
     return E[op](E["sub"](DimShuffle(1, ("x", 0))(j), DimShuffle(1, (0, "x"))(i)), k)
-
-
-def eye(n: Any, m: Any = None, k: int = 0, dtype: str | None = None) -> Variable:
-    """The (n, m) matrix with ones on diagonal ``k`` (numpy.eye); ``n``/``m`` may be symbolic."""
-    mask = band_mask(n, n if m is None else m, int(k), "eq")
-    return cast(mask, config.floatX if dtype in (None, "floatX") else np.dtype(dtype).name)
-
-
-def tril(x: Any, k: int = 0) -> Variable:
-    """``x`` with the elements above diagonal ``k`` zeroed (numpy.tril, over the last two axes)."""
-    x = as_tensor_variable(x)
-    _need_matrix(x, "tril")
-    return switch(band_mask(dim_len(x, -2), dim_len(x, -1), int(k), "le"), x, 0)
-
-
-def triu(x: Any, k: int = 0) -> Variable:
-    """``x`` with the elements below diagonal ``k`` zeroed (numpy.triu, over the last two axes)."""
-    x = as_tensor_variable(x)
-    _need_matrix(x, "triu")
-    return switch(band_mask(dim_len(x, -2), dim_len(x, -1), int(k), "ge"), x, 0)
 
 
 def diagonal(x: Any, offset: int = 0) -> Variable:

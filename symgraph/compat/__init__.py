@@ -1,0 +1,1 @@
+"""Compatibility layers that give other libraries' module layouts over symgraph (``symgraph.compat.theano``)."""

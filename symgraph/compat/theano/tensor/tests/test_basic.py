@@ -1,0 +1,58 @@
+"""theano.tensor.tests.test_basic: ``makeTester`` builds a TestCase class for an op from example
+inputs: ``good`` ones must match ``expected`` (and every function in ``checks``), ``bad_build`` ones
+must fail when the node is built, ``bad_runtime`` ones when it runs, and ``grad`` ones must pass
+verify_grad."""
+from __future__ import annotations
+
+import unittest
+from typing import Any, Callable
+
+import numpy as np
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph.testing import verify_grad
+
+
+def _inputs(values: tuple) -> list:
+    return [T.tensor(np.asarray(v).dtype.name, shape=tuple(1 if s == 1 else None for s in np.shape(v)))
+            for v in values]
+
+
+def makeTester(name: str, op: Callable, expected: Callable, checks: dict | None = None, good: dict | None = None,
+               bad_build: dict | None = None, bad_runtime: dict | None = None, grad: dict | None = None,
+               mode: Any = None, grad_rtol: float | None = None, eps: float = 1e-10, skip: bool = False,
+               **kwargs: Any) -> type:
+    """A unittest.TestCase subclass called ``name`` testing ``op`` on the given example inputs."""
+    checks, good, bad_build = checks or {}, good or {}, bad_build or {}
+    bad_runtime, grad = bad_runtime or {}, grad or {}
+
+    class Tester(unittest.TestCase):
+        def test_good(self) -> None:
+            for case, values in good.items():
+                xs = _inputs(values)
+                out = sg.function(xs, op(*xs), mode=mode or "default")(*values)
+                np.testing.assert_allclose(out, expected(*values), rtol=1e-5, atol=1e-8, err_msg=case)
+                for check_name, check in checks.items():
+                    self.assertTrue(check(values, [out]), f"{case}: check {check_name} failed")
+
+        def test_bad_build(self) -> None:
+            for case, values in bad_build.items():
+                with self.assertRaises(Exception, msg=case):
+                    op(*_inputs(values))
+
+        def test_bad_runtime(self) -> None:
+            for case, values in bad_runtime.items():
+                xs = _inputs(values)
+                f = sg.function(xs, op(*xs), mode=mode or "default")
+                with self.assertRaises(Exception, msg=case):
+                    f(*values)
+
+        def test_grad(self) -> None:
+            for case, values in grad.items():
+                verify_grad(op, list(values), rel_tol=grad_rtol)
+
+    Tester.__name__ = Tester.__qualname__ = name
+    if skip:
+        Tester = unittest.skip(str(skip))(Tester)
+    return Tester

@@ -1,0 +1,2 @@
+"""theano.tensor.utils."""
+from symgraph.tensor.shape import shape_tuple  # noqa: F401

@@ -1,0 +1,219 @@
+"""symgraph.compat.theano: the import change, Theano's module paths, the gof.opt optimizer
+adapters, optdb, typed lists, makeTester, the test helpers, and shared variables' borrow
+semantics (get_value/set_value with Theano's meaning)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+import symgraph.compat.theano as theano
+import symgraph.compat.theano.tensor as TT
+import symgraph.tensor as T
+from symgraph.compat.theano import gof
+from symgraph.compat.theano.gof.opt import MergeOptimizer, OpRemove, OpSub, PatternSub, TopoOptimizer
+from symgraph.compat.theano.scalar import add, float64, identity, mul, true_div
+from symgraph.graph import Op
+from theano_docs.imports import port_line, port_source
+
+
+def test_the_import_change_rewrites_import_statements_only():
+    cases = {
+        "import theano": "import symgraph.compat.theano as theano",
+        "import theano.tensor as T": "import symgraph.compat.theano.tensor as T",
+        "import numpy, theano  # two": "import numpy, symgraph.compat.theano as theano  # two",
+        "import theano.tests": "import symgraph.compat.theano.tests, symgraph.compat.theano as theano",
+        "  from theano import function, In": "  from symgraph.compat.theano import function, In",
+        "from theano.gof.opt import OpSub": "from symgraph.compat.theano.gof.opt import OpSub",
+        "x = theano.tensor.dmatrix('import theano')": "x = theano.tensor.dmatrix('import theano')",
+        "import theanos": "import theanos",
+    }
+    for line, want in cases.items():
+        assert port_line(line) == want, line
+    ns: dict = {}
+    exec(compile(port_source("import theano\nimport theano.tensor as T\nx = T.dmatrix('x')"), "<t>", "exec"), ns)
+    assert ns["x"].type is T.dmatrix and ns["theano"] is theano
+
+
+def test_theano_paths_are_symgraphs_objects():
+    assert TT.dmatrix is T.dmatrix and TT.exp is T.exp and theano.function is sg.function
+    assert theano.tensor.nnet.sigmoid is T.sigmoid and TT.abs_ is T.abs and TT.truediv is T.true_div
+    assert theano.printing.pp is sg.printing.pprint and theano.gof.Op is Op
+    assert theano.compile.ops.as_op is sg.as_op and theano.gradient.verify_grad is sg.testing.verify_grad
+    assert float64 == T.dscalar and add is T.add
+    with pytest.raises(AttributeError, match="no 'scan_like_thing'"):
+        theano.scan_like_thing
+    x, y = TT.dscalars("x", "y")
+    r = TT.inplace.add_inplace(x, y)  # the ordinary op: symgraph never writes into a value
+    assert sg.function([x, y], [r, T.log(x)])(1.0, 2.0)[0] == 3.0
+
+
+class Simplify(gof.Optimizer):
+    """The tutorial's global optimizer: (x * y) / y -> x through replace_validate."""
+
+    def add_requirements(self, fgraph):
+        fgraph.attach_feature(gof.toolbox.ReplaceValidate())
+
+    def apply(self, fgraph):
+        for node in fgraph.toposort():
+            if node.op == true_div:
+                x, y = node.inputs
+                if x.owner and x.owner.op == mul:
+                    a, b = x.owner.inputs
+                    if y is a:
+                        fgraph.replace_validate(node.outputs[0], b)
+                    elif y is b:
+                        fgraph.replace_validate(node.outputs[0], a)
+
+
+def _graph(build):
+    x, y, z = float64("x"), float64("y"), float64("z")
+    return gof.FunctionGraph([x, y, z], [build(x, y, z)]), (x, y, z)
+
+
+def test_global_and_merge_optimizers():
+    e, (x, _, z) = _graph(lambda x, y, z: add(z, mul(true_div(mul(y, x), y), true_div(z, x))))
+    Simplify().optimize(e)
+    assert str(sg.printing.pprint(e.outputs[0])) == "(z + x * (z / x))"
+    e, (x, _, _) = _graph(lambda x, y, z: true_div(mul(add(y, z), x), add(y, z)))
+    Simplify().optimize(e)
+    assert e.outputs[0] is not x  # two separate add(y, z) nodes: no match yet
+    MergeOptimizer().optimize(e)
+    Simplify().optimize(e)
+    assert e.outputs[0] is x
+
+
+def test_local_optimizers_and_patterns():
+    class LocalSimplify(gof.LocalOptimizer):
+        def transform(self, node):
+            if node.op == true_div:
+                x, y = node.inputs
+                if x.owner and x.owner.op == mul:
+                    a, b = x.owner.inputs
+                    return [b] if y is a else [a] if y is b else False
+            return False
+
+    e, (x, _, z) = _graph(lambda x, y, z: add(z, mul(true_div(mul(y, x), y), true_div(z, x))))
+    TopoOptimizer(LocalSimplify()).optimize(e)
+    assert sg.printing.pprint(e.outputs[0]) == "(z + x * (z / x))"
+    e, (x, y, z) = _graph(lambda x, y, z: true_div(mul(x, y), y))
+    TopoOptimizer(PatternSub((true_div, (mul, "x", "y"), "y"), "x")).optimize(e)
+    assert e.outputs[0] is x
+    e, (x, y, z) = _graph(lambda x, y, z: add(identity(x), y))
+    TopoOptimizer(OpRemove(identity)).optimize(e)
+    TopoOptimizer(OpSub(add, mul)).optimize(e)
+    assert sg.printing.pprint(e.outputs[0]) == "(x * y)"
+
+
+def test_optdb_registers_a_global_optimizer_and_queries_modes():
+    from symgraph.compat.theano.compile import optdb
+    from symgraph.compat.theano.gof import Query
+    mode = optdb.query(Query(include=["fast_run"], exclude=["inplace", "local_elemwise_fusion"]))
+    assert mode.base == "fast_run" and mode.exclude == {"fusion"}
+    optdb.register("simplify_test", Simplify(), 0.5, "fast_run")
+    try:
+        x, y = T.dscalars("xy")
+        f = sg.function([x, y], (x * y) / y)
+        assert f.graph.toposort() == [] and "simplify_test" in [p["name"] for p in f.rewrite_report()["passes"]]
+    finally:
+        sg.rewrite.unregister("simplify_test")
+
+
+def test_get_scalar_constant_value():
+    from symgraph.compat.theano.tensor.opt import NotScalarConstantError, get_scalar_constant_value
+    assert get_scalar_constant_value(T.zeros((5,))) == 0
+    assert get_scalar_constant_value(T.constant(np.full(3, 2.5))) == 2.5
+    with pytest.raises(NotScalarConstantError):
+        get_scalar_constant_value(T.dvector())
+    with pytest.raises(NotScalarConstantError):
+        get_scalar_constant_value(T.constant([1.0, 2.0]))
+
+
+def test_typed_lists():
+    from symgraph.compat.theano import typed_list
+    tl = typed_list.TypedListType(T.fvector)()
+    v = T.fvector("v")
+    f = sg.function([tl, v], [typed_list.append(tl, v), typed_list.length(tl), tl[0]])
+    out, n, first = f([[1, 2, 3], [4, 5]], [2])
+    assert [o.tolist() for o in out] == [[1, 2, 3], [4, 5], [2]] and out[0].dtype == np.float32
+    assert n == 2 and first.tolist() == [1, 2, 3]
+    g = sg.function([tl], typed_list.extend(tl, tl))
+    assert len(g([[1.0]])) == 2
+    with pytest.raises(TypeError, match="expected a list"):
+        f(np.ones(3), [1])
+    with pytest.raises(TypeError, match="the list holds"):
+        typed_list.append(tl, T.dmatrix())
+
+
+def test_make_tester_builds_a_working_test_case():
+    import unittest
+    from symgraph.compat.theano.tensor.tests.test_basic import makeTester
+    rand = np.random.default_rng(0).random
+    DotTester = makeTester(name="DotTester", op=T.dot, expected=np.dot, checks={},
+                           good=dict(correct1=(rand((5, 7)), rand((7, 5))), correct3=(rand((5, 7)), rand(7))),
+                           bad_build=dict(bad=(rand((5, 7)), np.array(["a", "b"]))),
+                           bad_runtime=dict(bad1=(rand((5, 7)), rand((5, 7)))),
+                           grad=dict(g=(rand((3, 2)), rand((2, 4)))))
+    result = unittest.TextTestRunner(stream=open("/dev/null", "w")).run(
+        unittest.defaultTestLoader.loadTestsFromTestCase(DotTester))
+    assert result.wasSuccessful() and result.testsRun == 4 and DotTester.__name__ == "DotTester"
+    Broken = makeTester(name="Broken", op=T.dot, expected=lambda a, b: np.dot(a, b) + 1,
+                        good=dict(c=(rand((2, 2)), rand((2, 2)))))
+    result = unittest.TextTestRunner(stream=open("/dev/null", "w")).run(
+        unittest.defaultTestLoader.loadTestsFromTestCase(Broken))
+    assert len(result.failures) == 1
+
+
+def test_theano_test_helpers():
+    from symgraph.compat.theano.tests import unittest_tools as utt
+    from symgraph.compat.theano.tests.test_rop import RopLop_checker
+
+    class DoubleTest(utt.InferShapeTester):
+        def runTest(self):
+            x = T.matrix()
+            self._compile_and_check([x], [x * 2 + T.sort(x)], [np.random.rand(5, 4)], T.Sort)
+
+    class RopTest(RopLop_checker):
+        def runTest(self):
+            self.check_rop_lop(T.tanh(self.x) * 2, self.in_shape)
+            self.check_mat_rop_lop(self.mx.sum(axis=0) ** 2, (self.mat_in_shape[1],))
+    for case in (DoubleTest(), RopTest()):
+        case.setUp()
+        case.runTest()
+    utt.assert_allclose(np.ones(2), np.ones(2) + 1e-9)
+    assert utt.fetch_seed(7) == 7 and utt.seed_rng() == utt.fetch_seed()
+
+
+# ---------------------------------------------------------------- shared variables (item 4, shared.py)
+def test_shared_borrow_semantics(backend):
+    a = np.ones(2)
+    s_copy, s_borrow = sg.shared(a), sg.shared(a, borrow=True)
+    a += 1
+    assert s_copy.get_value().tolist() == [1.0, 1.0] and s_borrow.get_value().tolist() == [2.0, 2.0]
+    internal = s_borrow.get_value(borrow=True)
+    assert internal is a and s_borrow.get_value() is not a
+    b = np.zeros(2)
+    s_borrow.set_value(b, borrow=True)
+    assert s_borrow.get_value(borrow=True) is b
+    s_borrow.set_value(b)
+    assert s_borrow.get_value(borrow=True) is not b
+    x = T.dvector("x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        f = sg.function([x], x, updates=[(s_copy, s_copy * 3)], backend=backend)
+    f(np.ones(2))
+    value = s_copy.get_value(borrow=True, return_internal_type=True)
+    if backend == "opencl":  # the newest value lives on the device: its own array type
+        assert type(value).__name__ == "DeviceArray"
+        s_copy.set_value(value, borrow=True)
+        np.testing.assert_array_equal(s_copy.get_value(), [3.0, 3.0])
+        copy = s_copy.get_value(return_internal_type=True)
+        assert type(copy).__name__ == "DeviceArray" and copy.buffer is not value.buffer
+    else:
+        assert isinstance(value, np.ndarray)
+    f(np.ones(2))
+    np.testing.assert_array_equal(s_copy.get_value(), [9.0, 9.0])
+    with pytest.raises(TypeError, match="expected dtype float64"):
+        s_copy.set_value(np.ones(2, dtype="complex128"))
