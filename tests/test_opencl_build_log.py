@@ -40,6 +40,10 @@ def test_worth_reading_drops_abi_notes_and_repeats():
         "    if (i < n) {\n        ^"]
     assert rtmod.worth_reading(f"warning: x.cl:1:1: {ABI}\n1 warning generated.\n") == []
     assert rtmod.worth_reading("") == []
+    # pocl's one-line form gets the generated line it points at
+    assert rtmod.worth_reading("warning: /tmp/k.cl:2:30: self-comparison always evaluates to false\n",
+                               "kernel\n    const uchar t0 = (x0 > x0);  /* gt */\n") == [
+        "warning: /tmp/k.cl:2:30: self-comparison always evaluates to false\n    const uchar t0 = (x0 > x0);  /* gt */"]
 
 
 def _build(body: str) -> list:
@@ -57,5 +61,5 @@ def test_abi_notes_alone_warn_nothing():
 def test_other_diagnostics_are_shown():
     (w,) = _build(f"#warning {ABI}\n#warning the kernel needs attention")
     text = str(w.message)
-    assert "the kernel needs attention" in text and "build_log_probe" in text
+    assert "the kernel needs attention" in text and "building build_log_probe:" in text
     assert "changes the ABI" not in text and "PYOPENCL_COMPILER_OUTPUT" not in text

@@ -26,13 +26,16 @@ _RUNTIMES: dict[Any, "Runtime"] = {}
 _BUILD_LOCK = threading.Lock()
 _ABI_NOTE = re.compile(r"changes the ABI|-Wpsabi")
 _DIAGNOSTIC = re.compile(r"\b(?:warning|error|note|remark):")
+_LOCATION = re.compile(r":(\d+):\d+:")
+_KERNEL_NAME = re.compile(r"__kernel\b(?:\s+__attribute__\(\(.*?\)\))?\s+void\s+(\w+)", re.S)
 _SUMMARY = re.compile(r"^\s*\d+ (?:warnings?|errors?) generated\.?\s*$")
 
 
-def worth_reading(log: str) -> list[str]:
+def worth_reading(log: str, source: str = "") -> list[str]:
     """The diagnostics of a build log, once each, without pocl's psABI notes on wide vectors
     (see ``Runtime._build``) and clang's "N warnings generated." counts. A diagnostic is its
-    first line and the lines up to the next one (clang's source excerpt and caret)."""
+    first line and the lines up to the next one (clang's source excerpt and caret); a one-line
+    diagnostic (pocl's form) gets the line of ``source`` it points at."""
     groups: list[list[str]] = []
     for line in log.splitlines():
         if _SUMMARY.match(line):
@@ -41,7 +44,15 @@ def worth_reading(log: str) -> list[str]:
             groups.append([line])
         else:
             groups[-1].append(line)
-    kept = ["\n".join(g).rstrip() for g in groups if not _ABI_NOTE.search(g[0])]
+    lines = source.splitlines()
+    kept = []
+    for g in groups:
+        if _ABI_NOTE.search(g[0]):
+            continue
+        at = _LOCATION.search(g[0])
+        if len(g) == 1 and at and 0 < int(at.group(1)) <= len(lines):
+            g = g + ["    " + lines[int(at.group(1)) - 1].strip()]
+        kept.append("\n".join(g).rstrip())
     return [d for d in dict.fromkeys(kept) if d.strip()]
 
 
@@ -231,9 +242,9 @@ class Runtime:
             log = program.get_build_info(self.device, cl.program_build_info.LOG) or ""
         except cl.Error:
             log = "\n".join(said)
-        worth = worth_reading(log)
+        worth = worth_reading(log, source)
         if worth:
-            names = ", ".join(re.findall(r"__kernel\s+void\s+(\w+)", source)) or "a program"
+            names = ", ".join(_KERNEL_NAME.findall(source)) or "a program"
             warnings.warn(f"opencl backend: the OpenCL compiler on {self.info.name} reported, building {names}:\n"
                           + "\n".join(worth), cl.CompilerWarning, stacklevel=3)
 
