@@ -4,6 +4,7 @@ through dot; max_nodes on a 10^4-node graph; missing dot; bad arguments."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 
 import numpy as np
@@ -19,6 +20,8 @@ from symgraph.printing import (FORMATS, STYLES, GraphvizError, pydotprint, repr_
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.type import TensorType
 
+NEEDS_DOT = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed "
+                               "(apt-get install graphviz / brew install graphviz): nothing to render with")
 _STMT = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[^\s\[\]]+)(?:\s*->\s*("(?:[^"\\]|\\.)*"|[^\s\[\]]+))?\s*'
                    r'(?:\[(.*)\])?\s*$', re.S)
 _ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]+)')
@@ -257,6 +260,7 @@ def test_compiled_training_function_has_title_and_updates():
     assert len([e for e in parse(dot)[1] if e[2].get("label") == "update"]) == 3
 
 
+@NEEDS_DOT
 def test_render_svg_through_dot(tmp_path, zxy):
     for style in STYLES:
         path = pydotprint(zxy[2], tmp_path / f"z_{style}.svg", style=style)
@@ -274,6 +278,7 @@ def test_render_svg_through_dot(tmp_path, zxy):
     assert open(pydotprint(zxy[2], tmp_path / "z.gv")).read() == to_dot(zxy[2]).source
 
 
+@NEEDS_DOT
 def test_repr_svg_for_notebooks(zxy):
     x, y, z = zxy
     svg = repr_svg(z)
@@ -313,6 +318,7 @@ def _chain(n: int):
     return v
 
 
+@NEEDS_DOT
 def test_huge_graph_collapses_beyond_max_nodes(tmp_path):
     v = _chain(10_000)
     start = time.perf_counter()
@@ -374,6 +380,7 @@ def test_networkx_repeated_input_and_function_updates():
     assert comp["inner_ops"] == ["mul", "add", "sigmoid", "tanh"]
 
 
+@NEEDS_DOT
 def test_render_graphs_example(tmp_path, capsys):
     import importlib.util
     import os
