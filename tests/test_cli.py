@@ -74,6 +74,14 @@ def test_run_as_a_module(monkeypatch, capsys):
     assert "pyopencl is not installed" in capsys.readouterr().out
 
 
+def test_bad_environment_variable_in_process(monkeypatch):
+    from symgraph.config import Config
+    monkeypatch.setenv("SYMGRAPH_FLOATX", "float16")
+    with pytest.raises(ValueError, match="environment variable SYMGRAPH_FLOATX='float16' is not valid: "
+                                         r"config.floatX must be one of \['float32', 'float64'\]"):
+        Config()
+
+
 @pytest.mark.parametrize("env, value", [("SYMGRAPH_DEVICE", "cuda"), ("SYMGRAPH_BACKEND", "tpu")])
 def test_bad_environment_variable_is_named(env, value):
     """A bad flag in the environment stops the import with an error naming the variable."""
