@@ -63,3 +63,18 @@ def test_other_diagnostics_are_shown():
     text = str(w.message)
     assert "the kernel needs attention" in text and "building build_log_probe:" in text
     assert "changes the ABI" not in text and "PYOPENCL_COMPILER_OUTPUT" not in text
+
+
+def test_other_warnings_during_a_build_pass_through(monkeypatch):
+    """Only the compiler's output is filtered: any other warning raised while building (here one
+    pyopencl might give) reaches the user unchanged, category and text."""
+    build = cl.Program.build
+
+    def noisy_build(self, *args, **kwargs):
+        warnings.warn("a pyopencl deprecation", DeprecationWarning)
+        return build(self, *args, **kwargs)
+    monkeypatch.setattr(cl.Program, "build", noisy_build)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rtmod.get_runtime()._build("__kernel void passes_warnings(__global float *x) { x[0] = 2; }\n", [])
+    assert [(w.category, str(w.message)) for w in caught] == [(DeprecationWarning, "a pyopencl deprecation")]
