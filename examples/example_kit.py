@@ -1,5 +1,6 @@
 """What every example shares: its command line (--backend, --quick, --out), one-line hints for
-missing optional packages, a progress bar, and the summary table it prints."""
+missing optional packages, a progress bar, the summary table it prints, and readable figures
+(at least MIN_DPI dots per inch and MIN_FONT-point text, checked when a figure is saved)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,10 @@ from typing import Any, Iterable, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INSTALL_HINT = "pip install 'symgraph[examples]'"
+MIN_DPI = 100
+MIN_FONT = 9.0  # points: tick labels, legends and annotations included
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
+         "ytick.labelsize": 9, "legend.fontsize": 9}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -59,6 +64,7 @@ def pyplot() -> Any:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    plt.rcParams.update(STYLE)
     return plt
 
 
@@ -84,9 +90,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def save_figure(fig: Any, out_dir: str, name: str, dpi: int = 100) -> str:
-    """Write ``fig`` to ``out_dir/name`` (tight layout), close it, say so, and return the path."""
+def small_text(fig: Any) -> list[str]:
+    """The visible texts of ``fig`` set smaller than MIN_FONT points (a reader cannot read them)."""
+    from matplotlib.text import Text
+    return [f"{t.get_text()!r} ({t.get_fontsize():g} pt)" for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT]
+
+
+def save_figure(fig: Any, out_dir: str, name: str, dpi: int = 120) -> str:
+    """Write ``fig`` to ``out_dir/name`` (tight layout), close it, say so, and return the path.
+    ValueError when the figure would be hard to read: dpi under MIN_DPI or text under MIN_FONT."""
     import matplotlib.pyplot as plt
+    tiny = small_text(fig)
+    problems = ([f"dpi {dpi} (at least {MIN_DPI})"] if dpi < MIN_DPI else []) + \
+        ([f"text under {MIN_FONT:g} pt: {', '.join(tiny)}"] if tiny else [])
+    if problems:
+        plt.close(fig)
+        raise ValueError(f"{name} would be hard to read: {'; '.join(problems)}")
     fig.tight_layout()
     path = os.path.join(out_dir, name)
     fig.savefig(path, dpi=dpi)

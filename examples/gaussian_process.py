@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ax1.plot(r["grid"], r["mean"], lw=2, label="posterior mean")
     ax1.scatter(x_data, y_data, s=10, c="k", label="data")
     ax1.set(xlabel="x", ylabel="y", title="GP posterior after fitting")
-    ax1.legend(fontsize=8, loc="lower right")
+    ax1.legend(loc="lower right")
     ax2.plot(r["nll"])
     ax2.set(xlabel="Adam step", ylabel="negative log marginal likelihood", title="fit")
     plot = kit.save_figure(fig, args.out, "gaussian_process.png", dpi=100)

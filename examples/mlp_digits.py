@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -66,6 +66,24 @@ def train(backend: str, data: tuple, args) -> dict:
     return {"losses": losses, "accuracy": accuracy, "epoch_seconds": epoch_seconds, "predict": predict}
 
 
+def figure(result: dict, data: tuple, plt) -> Any:
+    """Held-out accuracy per epoch (whole-number ticks) and 24 test digits with their predictions."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    epochs = np.arange(1, len(result["accuracy"]) + 1)
+    ax1.plot(epochs, result["accuracy"], marker=".")
+    ax1.set(xlabel="epoch", ylabel="held-out accuracy", title="accuracy on unseen digits")
+    ax1.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole numbers
+    x_te, y_te = data[1], data[3]
+    pred = result["predict"](x_te[:24])
+    tiles = [np.pad(img.reshape(8, 8), 1) for img in x_te[:24]]  # 10x10 each, a blank frame between
+    ax2.imshow(np.vstack([np.hstack(tiles[r * 6:r * 6 + 6]) for r in range(4)]), cmap="gray_r")
+    for k in range(24):
+        r, c = divmod(k, 6)
+        ax2.text(c * 10 + 8.5, r * 10 + 1.5, str(pred[k]), fontsize=9, color="C2" if pred[k] == y_te[k] else "C3")
+    ax2.set(title="predictions (green right, red wrong)", xticks=[], yticks=[], xlim=(-0.5, 61))
+    return fig
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """Train on one backend (or all with --compare), print accuracy and time per epoch, plot."""
     p = kit.parser(__doc__.splitlines()[0])
@@ -97,19 +115,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     [(b, r["losses"][0], r["losses"][-1], r["accuracy"][-1], 1e3 * float(np.median(r["epoch_seconds"])))
                      for b, r in results.items()]))
 
-    first = results[backends[0]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax1.plot(first["accuracy"], marker=".")
-    ax1.set(xlabel="epoch", ylabel="held-out accuracy", title="accuracy on unseen digits")
-    x_te, y_te = data[1], data[3]
-    pred = first["predict"](x_te[:24])
-    tiles = [np.pad(img.reshape(8, 8), 1) for img in x_te[:24]]  # 10x10 each, a blank frame between
-    ax2.imshow(np.vstack([np.hstack(tiles[r * 6:r * 6 + 6]) for r in range(4)]), cmap="gray_r")
-    for k in range(24):
-        r, c = divmod(k, 6)
-        ax2.text(c * 10 + 8.5, r * 10 + 1.5, str(pred[k]), fontsize=8, color="C2" if pred[k] == y_te[k] else "C3")
-    ax2.set(title="predictions (green right, red wrong)", xticks=[], yticks=[])
-    kit.save_figure(fig, args.out, "mlp_digits.png", dpi=80)
+    fig = figure(results[backends[0]], data, plt)
+    kit.save_figure(fig, args.out, "mlp_digits.png")
     return {b: {k: v for k, v in r.items() if k != "predict"} for b, r in results.items()}
 
 

@@ -84,21 +84,21 @@ def train(sizes: list[int], optimizer: str, args, x: np.ndarray, y: np.ndarray) 
     return history, seconds
 
 
-def plot(runs: dict, x: np.ndarray, y: np.ndarray, path: str, plt) -> None:
-    """Four loss curves (left) and the final fits (right)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, (h, _) in runs.items():
+def plot(runs: dict, x: np.ndarray, y: np.ndarray, out_dir: str, plt) -> tuple[str, list[str]]:
+    """Four loss curves (left) and the final fits against the data and sin(x) (right); returns
+    the path and the legend entries."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, (h, _) in runs.items():  # one colour per run in both panels; the left legend names them
         ax1.plot(h.losses, label=name, lw=0.8)
-        ax2.plot(x, h.snapshots[-1][1], label=name)
+        ax2.plot(x, h.snapshots[-1][1])
     ax1.axhline(NOISE_FLOOR, color="k", ls=":", lw=1, label="noise floor")
     ax1.set(xlabel="batch", ylabel="MSE", yscale="log", ylim=(0.01, 5), title="training loss")
-    ax2.scatter(x, y, s=4, c="k")
-    ax2.plot(x, np.sin(x), "k--", lw=1, label="sin(x)")
-    ax2.set(xlabel="x", title="final fits")
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    dots = ax2.scatter(x, y, s=4, c="0.5", label="data")
+    (sine,) = ax2.plot(x, np.sin(x), "k--", lw=1, label="sin(x)")
+    ax2.set(xlabel="x", ylabel="y", title="final fits (colours as on the left)")
+    legends = [ax1.legend(loc="upper right", ncol=2), ax2.legend(handles=[dots, sine], loc="upper right")]
+    labels = [t.get_text() for leg in legends for t in leg.get_texts()]
+    return kit.save_figure(fig, out_dir, "noisy_sine.png"), labels
 
 
 def animate(runs: dict, x: np.ndarray, y: np.ndarray, path: str, plt, frames: int = 40) -> None:
@@ -152,14 +152,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
           f"changing the depth by {by_depth:.3f}: the {'optimizer' if by_optimizer > by_depth else 'depth'} "
           "mattered more.")
 
-    outputs = {"plot": os.path.join(args.out, "noisy_sine.png")}
-    plot(runs, x.ravel(), y.ravel(), outputs["plot"], plt)
+    path, labels = plot(runs, x.ravel(), y.ravel(), args.out, plt)
+    outputs = {"plot": path}
     if not args.quick:
         outputs["gif"] = os.path.join(args.out, "noisy_sine.gif")
         animate(runs, x.ravel(), y.ravel(), outputs["gif"], plt)
-    print("wrote " + ", ".join(outputs.values()))
+        print(f"wrote {outputs['gif']}")
     return {"final_mse": final, "seconds": {n: s for n, (_, s) in runs.items()},
-            "losses": {n: h.losses for n, (h, _) in runs.items()}, **outputs}
+            "losses": {n: h.losses for n, (h, _) in runs.items()}, "legend": labels, **outputs}
 
 
 if __name__ == "__main__":

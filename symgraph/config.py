@@ -55,7 +55,10 @@ class Config:
         values = {}
         for name, (default, env, check) in _FLAGS.items():
             raw = os.environ.get(env)
-            values[name] = check(raw) if raw not in (None, "") else default
+            try:
+                values[name] = check(raw) if raw not in (None, "") else default
+            except ValueError as e:  # say where the bad value came from: the environment
+                raise ValueError(f"environment variable {env}={raw!r} is not valid: {e}") from None
         object.__setattr__(self, "_values", values)
 
     def __getattr__(self, name: str) -> Any:

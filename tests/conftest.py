@@ -17,18 +17,31 @@ settings.register_profile("fuzz", max_examples=1000, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-def _opencl_available() -> bool:
+def _why_no_opencl() -> str | None:
+    """None when an OpenCL device is usable, else why not (shown as the skip reason)."""
+    if os.environ.get("SYMGRAPH_SKIP_OPENCL") == "1":
+        return "OpenCL tests switched off (SYMGRAPH_SKIP_OPENCL=1)"
     try:
         import pyopencl as cl
-        return any(p.get_devices() for p in cl.get_platforms())
-    except Exception:
-        return False
+    except ImportError as e:
+        return f"no OpenCL: pyopencl is not installed ({e}); `pip install 'symgraph[opencl]'`"
+    try:
+        if any(p.get_devices() for p in cl.get_platforms()):
+            return None
+    except Exception as e:  # noqa: BLE001 -- no ICD loader/platform raises here
+        return f"no OpenCL device: {type(e).__name__}: {e} (install pocl-opencl-icd for the CPU)"
+    return "no OpenCL device found (install pocl-opencl-icd for the CPU)"
 
 
-BACKENDS = ["numpy"] + (["opencl"] if _opencl_available() and os.environ.get("SYMGRAPH_SKIP_OPENCL") != "1" else [])
+NO_OPENCL = _why_no_opencl()
+BACKENDS = ["numpy"] + (["opencl"] if NO_OPENCL is None else [])
 
 
-@pytest.fixture(params=BACKENDS)
+_OPENCL_PARAM = pytest.param("opencl", marks=[pytest.mark.skip(reason=NO_OPENCL)] if NO_OPENCL else [])
+
+
+@pytest.fixture(params=["numpy", _OPENCL_PARAM])
 def backend(request) -> str:
-    """Each test that takes ``backend`` runs once per available backend."""
+    """Each test that takes ``backend`` runs once per backend; without an OpenCL device the
+    opencl case is reported as skipped, with the reason."""
     return request.param

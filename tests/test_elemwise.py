@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import symgraph as sg
@@ -15,6 +15,7 @@ import symgraph.tensor as T
 import symgraph.testing.strategies as sgs
 from symgraph import scalar
 from symgraph.errors import GraphTypeError, ShapeError
+from helpers import fd_grad_check
 
 _erf = np.vectorize(math.erf, otypes=[float])
 # rounding halves away from zero, exactly (Decimal holds a float's exact value)
@@ -182,6 +183,49 @@ def test_dimshuffle_and_transpose(backend):
     np.testing.assert_array_equal(c, v.transpose(1, 0, 2))
     with pytest.raises(ShapeError, match="not known to have length 1"):
         x.dimshuffle(1, 2)
+
+
+_FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # backend is a constant str
+
+
+@_FIXTURE_OK
+@given(v=hnp.arrays("float64", hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=3),
+                    elements=st.floats(-5, 5)))
+def test_dimshuffle_function(backend, v):
+    """T.dimshuffle(x, pattern), the function spelling, on arrays and on plain nested lists."""
+    x = T.dmatrix("x")
+    f = sg.function([x], [T.dimshuffle(x, (1, "x", 0)), T.dimshuffle(x, ["x", 0, 1])], backend=backend)
+    a, b = f(v)
+    np.testing.assert_array_equal(a, v.T[:, None, :])
+    np.testing.assert_array_equal(b, v[None])
+    const = sg.function([], T.dimshuffle([[1.0, 2.0, 3.0]], (1, 0)), backend=backend)()
+    np.testing.assert_array_equal(const, [[1.0], [2.0], [3.0]])
+
+
+@_FIXTURE_OK
+@given(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, min_side=0, max_side=3),
+       st.data())
+def test_where_is_numpy_where(backend, shapes, data):
+    """T.where(cond, a, b): numpy.where's three-argument form, broadcasting all three; a
+    non-boolean condition means cond != 0; the gradient flows to the chosen side only."""
+    cs, as_, bs = shapes.input_shapes
+    cond = data.draw(hnp.arrays("int32", cs, elements=st.integers(-1, 1)), "cond")
+    a = data.draw(hnp.arrays("float64", as_, elements=st.floats(-5, 5)), "a")
+    b = data.draw(hnp.arrays("float32", bs, elements=st.floats(-5, 5, width=32)), "b")
+    c, x, y = T.tensor("int32", _static_shape(cond)), T.tensor("float64", _static_shape(a)), \
+        T.tensor("float32", _static_shape(b))
+    got = sg.function([c, x, y], T.where(c, x, y), backend=backend)(cond, a, b)
+    expected = np.where(cond, a, b)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    fd_grad_check(lambda x_, y_: T.where(cond, x_, y_), [a, b])
+
+
+def test_where_with_one_argument_is_nonzero():
+    """numpy.where(c) with one argument: the indices where c holds (T.nonzero)."""
+    x = T.dvector("x")
+    (idx,) = sg.function([x], T.where(x > 0))(np.array([0.5, -1.0, 2.0]))
+    np.testing.assert_array_equal(idx, [0, 2])
 
 
 def test_elemwise_infer_shape():

@@ -103,6 +103,7 @@ def test_keyboard_interrupt_at_every_node_boundary(backend):
                     raise KeyboardInterrupt(f"injected before node {k}")
             return local
 
+        previous = sys.gettrace()  # coverage's tracer, a debugger's: put it back afterwards
         sys.settrace(lambda frame, event, arg: local if ours(frame.f_code) else None)
         try:
             f(np.ones(3))
@@ -110,7 +111,7 @@ def test_keyboard_interrupt_at_every_node_boundary(backend):
         except KeyboardInterrupt:
             pass
         finally:
-            sys.settrace(None)
+            sys.settrace(previous)
         if not completed:
             np.testing.assert_array_equal(w.get_value(), w_before, err_msg=f"interrupted before node {k}")
             assert count.get_value() == count_before, f"interrupted before node {k}"

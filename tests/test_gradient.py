@@ -354,3 +354,19 @@ def test_xor_network_gradient_equals_handwritten_backprop():
     g1, g2 = sg.function([tX, ty, tW1, tW2], sg.grad(loss, [tW1, tW2]))(X, y, W1, W2)
     np.testing.assert_allclose(g1, -d_weights1, rtol=0, atol=1e-12)
     np.testing.assert_allclose(g2, -d_weights2, rtol=0, atol=1e-12)
+
+
+def test_theano_spellings_on_the_tensor_namespace():
+    """Theano code calls T.grad, T.Rop, T.Lop, T.jacobian and T.hessian: they are sg.grad and friends."""
+    x = T.tensor("float64", shape=(2,), name="x")
+    cost = (x ** 3).sum()
+    assert T.grad is sg.grad and T.Rop is sg.Rop and T.Lop is sg.Lop
+    f = sg.function([x], [T.grad(cost, x), T.jacobian(x ** 2, x), T.hessian(cost, x),
+                          T.Rop(x ** 2, x, T.ones_like(x)), T.Lop(x ** 2, x, T.ones_like(x))])
+    v = np.array([1.0, 2.0])
+    g, j, h, r, lo = f(v)
+    np.testing.assert_allclose(g, 3 * v ** 2)
+    np.testing.assert_allclose(j, np.diag(2 * v))
+    np.testing.assert_allclose(h, np.diag(6 * v))
+    np.testing.assert_allclose(r, 2 * v)
+    np.testing.assert_allclose(lo, 2 * v)

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 pytest.importorskip("pyopencl")
-from conftest import BACKENDS  # noqa: E402
+from conftest import NO_OPENCL  # noqa: E402
 
-if "opencl" not in BACKENDS:
-    pytest.skip("no OpenCL device", allow_module_level=True)
+if NO_OPENCL:
+    pytest.skip(NO_OPENCL, allow_module_level=True)
 
 import symgraph as sg  # noqa: E402
 import symgraph.tensor as T  # noqa: E402

@@ -4,6 +4,7 @@ through dot; max_nodes on a 10^4-node graph; missing dot; bad arguments."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 
 import numpy as np
@@ -12,11 +13,15 @@ import pytest
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.graph.basic import Apply, Op
+from symgraph.printing.collect import Group, collect
+from symgraph.printing.dot_compact import compact_dot
 from symgraph.printing import (FORMATS, STYLES, GraphvizError, pydotprint, repr_svg, to_dot,
                                to_networkx)
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.type import TensorType
 
+NEEDS_DOT = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed "
+                               "(apt-get install graphviz / brew install graphviz): nothing to render with")
 _STMT = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[^\s\[\]]+)(?:\s*->\s*("(?:[^"\\]|\\.)*"|[^\s\[\]]+))?\s*'
                    r'(?:\[(.*)\])?\s*$', re.S)
 _ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]+)')
@@ -159,6 +164,66 @@ def test_fused_composite_is_a_cluster_of_its_inner_ops():
                                                               (mul, add, "0"), (half, add, "1")}
 
 
+
+def declarations(dot) -> dict[str, list[tuple[str, ...]]]:
+    """Each dot node id -> the cluster paths it is declared in (subgraph names, outermost first)."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    path: list[str] = []
+    for stmt in dot.body:
+        stmt = stmt.strip()
+        if stmt.startswith("subgraph "):
+            path.append(stmt.split()[1])
+        elif stmt == "}":
+            path.pop()
+        elif (m := _STMT.match(stmt)) and not m.group(2) and "=" not in m.group(1) \
+                and not stmt.startswith(("graph ", "node ", "edge ")):
+            out.setdefault(m.group(1), []).append(tuple(path))
+    return out
+
+
+def test_drawing_a_compiled_function_again_gives_the_same_picture(backend):
+    """Fused nodes' inner graphs are built afresh for each drawing; freed ones must not lend their
+    names (ids) to the next cluster: the same function always draws as the same dot source, and
+    every inner op is declared once, inside its own cluster."""
+    x, t, params, h, cost = _mlp()
+    grads = sg.grad(cost, list(params))
+    f = sg.function([x, t], cost, updates=[(p, p - 0.1 * g) for p, g in zip(params, grads)],
+                    backend=backend, name="train")
+    sources = {to_dot(f).source for _ in range(6)}
+    assert len(sources) == 1
+    dot = to_dot(f)
+    decl = declarations(dot)
+    clusters = {p[-1] for paths in decl.values() for p in paths if p}
+    assert len(clusters) >= 2  # several fused nodes, each its own cluster
+    for nid, paths in decl.items():
+        assert len(paths) == 1, f"{nid} declared {len(paths)} times"
+        if nid.startswith("cluster_"):  # an inner op or constant: inside the cluster named after it
+            assert paths[0] and nid.startswith(paths[0][-1] + "_"), (nid, paths)
+        else:
+            assert paths[0] == (), (nid, paths)
+
+
+def test_groups_draw_boxes_around_outer_nodes():
+    """GraphView.groups (what one kernel runs, for a backend that says so) box outer nodes
+    together, a fused node's cluster nested inside."""
+    x, y, a, b = _composite_graph()
+    s = a.sum()
+    view = collect([s, b])
+    comp = a.owner
+    view.groups = [Group("kernel k0", [comp, s.owner])]
+    dot = compact_dot(view, None)
+    decl = declarations(dot)
+    nodes, _ = parse(dot)
+    for label in ("mul", "tanh", "0.5"):
+        (nid,) = by_label(nodes, label)
+        assert decl[nid] == [("cluster_g0", f"cluster_{nid.split('_')[1]}")]
+    (total,) = [n for n, a_ in nodes.items() if a_.get("label", "").startswith("sum")]
+    assert decl[total] == [("cluster_g0",)]
+    (xbox,) = by_label(nodes, "x\nfloat64[?, ?]")
+    assert decl[xbox] == [()]
+    assert 'label="kernel k0"' in dot.source
+    assert compact_dot(view, None).source == dot.source
+
 class _Body:
     def __init__(self, body):
         self.body = body
@@ -195,6 +260,7 @@ def test_compiled_training_function_has_title_and_updates():
     assert len([e for e in parse(dot)[1] if e[2].get("label") == "update"]) == 3
 
 
+@NEEDS_DOT
 def test_render_svg_through_dot(tmp_path, zxy):
     for style in STYLES:
         path = pydotprint(zxy[2], tmp_path / f"z_{style}.svg", style=style)
@@ -212,6 +278,7 @@ def test_render_svg_through_dot(tmp_path, zxy):
     assert open(pydotprint(zxy[2], tmp_path / "z.gv")).read() == to_dot(zxy[2]).source
 
 
+@NEEDS_DOT
 def test_repr_svg_for_notebooks(zxy):
     x, y, z = zxy
     svg = repr_svg(z)
@@ -251,6 +318,7 @@ def _chain(n: int):
     return v
 
 
+@NEEDS_DOT
 def test_huge_graph_collapses_beyond_max_nodes(tmp_path):
     v = _chain(10_000)
     start = time.perf_counter()
@@ -312,6 +380,7 @@ def test_networkx_repeated_input_and_function_updates():
     assert comp["inner_ops"] == ["mul", "add", "sigmoid", "tanh"]
 
 
+@NEEDS_DOT
 def test_render_graphs_example(tmp_path, capsys):
     import importlib.util
     import os

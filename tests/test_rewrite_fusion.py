@@ -98,6 +98,62 @@ def test_no_fusion_across_a_reduction_that_would_make_a_cycle():
     same(f, sg.function([x], out, mode=None), np.array([0.1, 0.2, 0.3]))
 
 
+
+def _acyclic(f) -> bool:
+    """Every node of the compiled graph comes after the producers of its inputs."""
+    order = f.graph.toposort()
+    seen = set()
+    for node in order:
+        if any(v.owner is not None and v.owner not in seen for v in node.inputs):
+            return False
+        seen.add(node)
+    return len(order) == len(f.graph.apply_nodes)
+
+
+def test_two_groups_that_would_close_a_cycle_together(backend):
+    """mean's 1/n fused with the loss, and the gradient it feeds fused with the squared error the
+    loss sums: each group is convex alone, but as two nodes they would feed each other."""
+    x = T.dmatrix("x")
+    W = sg.shared(np.linspace(-1, 1, 12).reshape(4, 3), "W")
+    h = T.tanh(T.dot(x, W))
+    loss = (h ** 2).mean()
+    outs = [loss, sg.grad(loss, W)]
+    f = sg.function([x], outs, backend=backend)
+    assert _acyclic(f)
+    same(f, sg.function([x], outs, mode=None), np.random.default_rng(1).normal(size=(5, 4)))
+
+
+@st.composite
+def _graphs_through_reductions(draw):
+    """Elementwise work on a matrix and on 0-d values, joined by full reductions and by
+    broadcasts of 0-d values back into the matrix: the paths that can tie groups together."""
+    x, c = T.dmatrix("x"), T.dscalar("c")
+    big, small = [x], [c]
+    for _ in range(draw(st.integers(3, 10))):
+        kind = draw(st.sampled_from(["big", "big", "small", "reduce", "broadcast"]))
+        if kind == "big":
+            a, b = draw(st.sampled_from(big)), draw(st.sampled_from(big + small))
+            big.append(draw(st.sampled_from([T.mul, T.add, T.sub]))(T.tanh(a), b))
+        elif kind == "small":
+            a, b = draw(st.sampled_from(small)), draw(st.sampled_from(small))
+            small.append(draw(st.sampled_from([T.mul, T.add, lambda u, v: u / (1 + v * v)]))(a, b))
+        elif kind == "reduce":
+            small.append(draw(st.sampled_from([T.sum, T.mean, T.max]))(draw(st.sampled_from(big))))
+        else:
+            big.append(draw(st.sampled_from(big)) * draw(st.sampled_from(small)).dimshuffle("x", "x"))
+    outs = draw(st.lists(st.sampled_from(big[1:] + small[1:]), min_size=1, max_size=3, unique_by=id)) \
+        if len(big) + len(small) > 2 else [x * 2]
+    return [x, c], outs
+
+
+@given(_graphs_through_reductions())
+def test_fusion_never_makes_a_cycle(graph):
+    ins, outs = graph
+    f = sg.function(ins, outs, on_unused_input="ignore")
+    assert _acyclic(f)
+    vals = [np.random.default_rng(0).uniform(-1, 1, (3, 2)), np.float64(0.7)]
+    same(f, sg.function(ins, outs, mode=None, on_unused_input="ignore"), *vals)
+
 def test_operand_cap_is_respected():
     xs = [T.dvector(f"x{k}") for k in range(12)]
     out = xs[0]

@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import RewriteError
+from symgraph.graph.basic import Constant
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import Mode, RewriteReport, rewrite_graph, rewrite_names
 from symgraph.rewrite.core import RULES, Stats, rule
@@ -118,6 +119,31 @@ def test_a_rewrite_that_changes_the_type_is_an_error():
     finally:
         pop()
 
+
+
+def test_rules_that_undo_each_other_stop_with_a_warning():
+    """A rule pair that loops (2*v -> v+v -> 2*v ...) spends the step budget, warns, and the
+    function still computes the right thing."""
+    def double_to_sum(fgraph, node):
+        a, b = node.inputs
+        if isinstance(b, Constant) and np.all(b.data == 2):
+            return a + a
+        return None
+
+    def sum_to_double(fgraph, node):
+        a, b = node.inputs
+        return a * 2.0 if a is b else None
+    _, pop_first = _with_rule(double_to_sum, key="mul")
+    _, pop_second = _with_rule(sum_to_double, key="add")
+    try:
+        with pytest.warns(RuntimeWarning, match=r"rewriting stopped after too many steps \(last rule "
+                                                r"'(double_to_sum|sum_to_double)'\); a rule probably undoes another"):
+            f = sg.function([x], T.exp(x) * 2.0)
+    finally:
+        pop_second()
+        pop_first()
+    np.testing.assert_allclose(f(np.array([0.0, 1.0])), 2 * np.exp([0.0, 1.0]))
+    assert all(r.name not in ("double_to_sum", "sum_to_double") for r in RULES["canonicalize"])
 
 def test_3000_op_chain_with_gradient_compiles_without_recursion_errors():
     limit = sys.getrecursionlimit()

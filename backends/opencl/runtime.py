@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 import threading
+import warnings
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -24,6 +26,38 @@ TRANSFERS: Counter = Counter()
 _RUNTIMES: dict[Any, "Runtime"] = {}
 KERNEL_CACHE = 1024
 """Built kernels a runtime keeps for reuse by later compiles (least recently used dropped first)."""
+
+_BUILD_LOCK = threading.Lock()
+_ABI_NOTE = re.compile(r"changes the ABI|-Wpsabi")
+_DIAGNOSTIC = re.compile(r"\b(?:warning|error|note|remark):")
+_LOCATION = re.compile(r":(\d+):\d+:")
+_KERNEL_NAME = re.compile(r"__kernel\b(?:\s+__attribute__\(\(.*?\)\))?\s+void\s+(\w+)", re.S)
+_SUMMARY = re.compile(r"^\s*\d+ (?:warnings?|errors?) generated\.?\s*$")
+
+
+def worth_reading(log: str, source: str = "") -> list[str]:
+    """The diagnostics of a build log, once each, without pocl's psABI notes on wide vectors
+    (see ``Runtime._build``) and clang's "N warnings generated." counts. A diagnostic is its
+    first line and the lines up to the next one (clang's source excerpt and caret); a one-line
+    diagnostic (pocl's form) gets the line of ``source`` it points at."""
+    groups: list[list[str]] = []
+    for line in log.splitlines():
+        if _SUMMARY.match(line):
+            continue
+        if _DIAGNOSTIC.search(line) or not groups:
+            groups.append([line])
+        else:
+            groups[-1].append(line)
+    lines = source.splitlines()
+    kept = []
+    for g in groups:
+        if _ABI_NOTE.search(g[0]):
+            continue
+        at = _LOCATION.search(g[0])
+        if len(g) == 1 and at and 0 < int(at.group(1)) <= len(lines):
+            g = g + ["    " + lines[int(at.group(1)) - 1].strip()]
+        kept.append("\n".join(g).rstrip())
+    return [d for d in dict.fromkeys(kept) if d.strip()]
 
 
 def _cl():
@@ -180,13 +214,48 @@ class Runtime:
         return k
 
     def _build(self, source: str, options: list[str]) -> Any:
+        """Build ``source``; a failure shows the compiler log and the numbered source.
+
+        pyopencl turns any non-empty build log into a CompilerWarning that says only "set
+        PYOPENCL_COMPILER_OUTPUT=1 to see more". pocl's clang fills the log of our vector
+        kernels (double16, float16 vload/vstore) with psABI notes on CPUs without AVX-512
+        ("AVX vector return of type 'double16' without 'avx512f' enabled changes the ABI"):
+        true of how pocl passes wide vectors between its own functions, harmless, and printed
+        on every run. So the build's warnings are caught here (under a lock: catch_warnings
+        swaps process-wide state, and two builds in two threads must not interleave it), those
+        notes are dropped, and whatever else the compiler said is warned as one CompilerWarning
+        that shows it. Other warnings raised meanwhile are passed on unchanged."""
+        cl = _cl()
+        with _BUILD_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                program = cl.Program(self.context, source).build(options=options)
+            except cl.Error as e:
+                numbered = "\n".join(f"{k + 1:4d}  {line}" for k, line in enumerate(source.splitlines()))
+                raise BackendError(f"OpenCL kernel build failed on {self.info.name}.\n--- compiler log ---\n{e}\n"
+                                   f"--- generated source ---\n{numbered}") from None
+        said = []
+        for w in caught:
+            if issubclass(w.category, cl.CompilerWarning):
+                said.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        if said:
+            self._report_build_log(program, source, said)
+        return program
+
+    def _report_build_log(self, program: Any, source: str, said: list[str]) -> None:
+        """Warn with the diagnostics of a build log that need attention (see ``_build``)."""
         cl = _cl()
         try:
-            return cl.Program(self.context, source).build(options=options)
-        except cl.Error as e:
-            numbered = "\n".join(f"{k + 1:4d}  {line}" for k, line in enumerate(source.splitlines()))
-            raise BackendError(f"OpenCL kernel build failed on {self.info.name}.\n--- compiler log ---\n{e}\n"
-                               f"--- generated source ---\n{numbered}") from None
+            log = program.get_build_info(self.device, cl.program_build_info.LOG) or ""
+        except cl.Error:
+            log = "\n".join(said)
+        worth = worth_reading(log, source)
+        if worth:
+            names = ", ".join(_KERNEL_NAME.findall(source)) or "a program"
+            warnings.warn(f"opencl backend: the OpenCL compiler on {self.info.name} reported, building {names}:\n"
+                          + "\n".join(worth), cl.CompilerWarning, stacklevel=3)
 
     def check_dtype(self, dtype: str, what: str) -> None:
         """Raise a clear error for float64 on a device without fp64."""

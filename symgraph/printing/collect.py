@@ -10,6 +10,16 @@ from symgraph.graph.traversal import ancestors, toposort
 
 
 @dataclass
+class Group:
+    """Outer Apply nodes that the compact view draws inside one labelled box: what one kernel
+    runs, say, or any other grouping a backend wants to show. The view draws each fused node
+    (one with an inner graph) as its own cluster already; a group may hold such nodes too."""
+
+    label: str
+    nodes: list[Apply]
+
+
+@dataclass
 class GraphView:
     """What every printer draws: ``outputs`` (in order), ``updates`` as (shared variable, new
     value) pairs, declared ``inputs`` (may be empty: then the leaves are the inputs) and the
@@ -21,6 +31,7 @@ class GraphView:
     nodes: list[Apply] = field(default_factory=list)
     title: str = ""
     names: dict = field(default_factory=dict)  # id(var) -> name, for outputs renamed by rewrites
+    groups: list[Group] = field(default_factory=list)  # boxes drawn around outer nodes (compact view)
 
     def name_of(self, v: Variable) -> str | None:
         """The variable's name, or the name the user gave the output it replaced."""
@@ -106,7 +117,8 @@ def inner_graph(node: Apply) -> tuple[list[Variable], list[Variable]] | None:
     """The (inputs, outputs) of the inner graph of a node whose op holds one (a fused Composite,
     a kernel), else None. An op with ``expand(inputs)`` (Composite) is expanded on placeholder
     inputs named i0, i1, ...; otherwise ``op.fgraph``, ``op.inner_inputs/inner_outputs`` or
-    ``op.inputs/outputs`` holding Variables are used."""
+    ``op.inputs/outputs`` holding Variables are used. An expanded graph is new objects on every
+    call: whoever keys anything on them must keep them alive for as long as the keys are used."""
     op = node.op
     expand = getattr(op, "expand", None)
     if callable(expand):

@@ -5,7 +5,9 @@ and named intermediates are boxes labelled with name and type (coloured by role)
 intermediates are plain edges. Edges carry the input position when an op has several inputs
 (and the output index, at the tail, when it has several outputs). Updates are dashed red edges
 from the new value to the shared variable. A fused Composite (any op with an inner graph) is a
-cluster holding its inner ops; host<->device transfers are red octagons.
+cluster holding its inner ops; host<->device transfers are red octagons. The groups of
+``GraphView.groups`` (the nodes one kernel runs, say) are dashed blue boxes around their nodes.
+Node names follow the drawing order only, so the same graph always gives the same dot source.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ ROLE_COLORS = {"input": "palegreen", "shared": "gold", "constant": "lightgrey",
 APPLY = {"shape": "ellipse"}
 TRANSFER = {"shape": "doubleoctagon", "style": "filled,bold", "fillcolor": "tomato", "penwidth": "2"}
 CLUSTER = {"style": "rounded,filled", "fillcolor": "lightyellow", "color": "orange"}
+GROUP = {"style": "rounded,dashed", "color": "royalblue", "fontcolor": "royalblue"}
 INNER = {"shape": "ellipse", "fontsize": "10", "height": "0.3"}
 INNER_LEAF = {"shape": "box", "style": "filled", "fillcolor": "lightgrey", "fontsize": "10", "height": "0.2"}
 UPDATE = {"style": "dashed", "color": "red", "fontcolor": "red", "constraint": "false"}
@@ -45,8 +48,37 @@ def var_box_label(v: Variable, name: str | None = None, simple: bool = False) ->
     return f"{name}\n{v.type}" if name else str(v.type)
 
 
+class _Names:
+    """Dot node names, given in drawing order: the first object asked for with ``prefix`` gets
+    ``prefix0``, the next ``prefix1``... and the same object always the same name. The table holds
+    each object it named: the inner graphs of fused nodes are built afresh for every drawing, and
+    an object freed mid-drawing could hand its ``id()`` to a new one, which would then take the
+    old name (nodes of one cluster drawn inside another). Names depend only on the drawing order,
+    so drawing the same graph twice gives the same dot source."""
+
+    def __init__(self, scope: str = ""):
+        self.scope = scope
+        self._table: dict[int, tuple[str, Any]] = {}
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, obj: Any, prefix: str) -> str:
+        hit = self._table.get(id(obj))
+        if hit is None:
+            k = self._counts.get(prefix, 0)
+            self._counts[prefix] = k + 1
+            hit = self._table[id(obj)] = (f"{self.scope}{prefix}{k}", obj)
+        return hit[0]
+
+    def __contains__(self, obj: Any) -> bool:
+        return id(obj) in self._table
+
+
 class _Compact:
-    """Builds the Digraph; ``endpoint(var)`` is the dot node an edge carrying ``var`` starts at."""
+    """Builds the Digraph; ``endpoint(var)`` is the dot node an edge carrying ``var`` starts at.
+
+    Every edge goes in the top graph (an edge inside a cluster would pull outer nodes into it);
+    nodes go in the graph of their box: the top graph, a group's cluster (``view.groups``) or,
+    for the inner ops of a fused node, that node's cluster nested in either."""
 
     def __init__(self, view: GraphView, max_nodes: int | None, every_variable: bool = False,
                  simple_names: bool = False):
@@ -58,26 +90,37 @@ class _Compact:
             g.attr(label=view.title, labelloc="t")
         self.nodes, self.hidden = limited_nodes(view, max_nodes)
         self.kept = set(map(id, self.nodes))
-        self.ids: dict[int, str] = {}
+        self.names = _Names()
         self.alias: dict[int, tuple[str, str]] = {}  # var -> (dot node, tail label) set by clusters
         self.boxed: set[int] = set()
         self.more_drawn = False
+        self.box_of, boxes = self._group_boxes()
         for node in self.nodes:
-            self._apply(node)
+            self._apply(node, self.box_of.get(id(node), g))
+        for box in boxes:
+            g.subgraph(box)
         for out in view.roots:
             self.endpoint(out)
         for shared, value in view.updates:
             src, tail = self.endpoint(value)
             g.edge(src, self._box(shared), label="update", taillabel=tail or None, **UPDATE)
 
-    def _id(self, obj: Any, prefix: str) -> str:
-        key = id(obj)
-        if key not in self.ids:
-            self.ids[key] = f"{prefix}{len(self.ids)}"
-        return self.ids[key]
+    def _group_boxes(self) -> tuple[dict[int, graphviz.Digraph], list[graphviz.Digraph]]:
+        """One cluster per group of ``view.groups`` that has a drawn node, and which node goes
+        in which (a node listed in two groups goes in the first)."""
+        box_of: dict[int, graphviz.Digraph] = {}
+        boxes = []
+        for k, group in enumerate(self.view.groups):
+            members = [n for n in group.nodes if id(n) in self.kept and id(n) not in box_of]
+            if not members:
+                continue
+            box = graphviz.Digraph(name=f"cluster_g{k}", graph_attr={"label": group.label, **GROUP})
+            boxes.append(box)
+            box_of.update((id(n), box) for n in members)
+        return box_of, boxes
 
     def _box(self, v: Variable) -> str:
-        nid = self._id(v, "v")
+        nid = self.names(v, "v")
         if id(v) not in self.boxed:
             self.boxed.add(id(v))
             r = role(v, self.view)
@@ -95,7 +138,7 @@ class _Compact:
             return self._box(v), ""
         if id(v.owner) not in self.kept:
             return self._more(), ""
-        src, tail = self.alias.get(id(v)) or (self._id(v.owner, "a"), self._tail(v))
+        src, tail = self.alias.get(id(v)) or (self.names(v.owner, "a"), self._tail(v))
         if not self._wants_box(v):
             return src, tail
         new = id(v) not in self.boxed
@@ -118,51 +161,53 @@ class _Compact:
             self.graph.node("more", f"… {self.hidden} more nodes", **MORE)
         return "more"
 
-    def _edges_into(self, node: Apply, dst: str, graph: graphviz.Digraph, sources: list) -> None:
+    def _edges_into(self, node: Apply, dst: str, sources: list) -> None:
         several = len(node.inputs) > 1
         for i, (src, tail) in enumerate(sources):
-            graph.edge(src, dst, label=str(i) if several else None, taillabel=tail or None)
+            self.graph.edge(src, dst, label=str(i) if several else None, taillabel=tail or None)
 
-    def _apply(self, node: Apply) -> None:
+    def _apply(self, node: Apply, box: graphviz.Digraph) -> None:
+        """Draw ``node`` into ``box`` (the top graph or a group's cluster)."""
+        sources = [self.endpoint(i) for i in node.inputs]
+        nid = self.names(node, "a")
         inner = inner_graph(node)
         if inner is not None:
-            self._cluster(node, *inner)
+            self._cluster(node, nid, box, sources, *inner)
             return
-        nid = self._id(node, "a")
         attrs = TRANSFER if is_transfer(node.op) else APPLY
         tooltip = str(node.trace) if node.trace is not None else str(node.op)
-        self.graph.node(nid, op_label(node.op), tooltip=tooltip, **attrs)
-        self._edges_into(node, nid, self.graph, [self.endpoint(i) for i in node.inputs])
+        box.node(nid, op_label(node.op), tooltip=tooltip, **attrs)
+        self._edges_into(node, nid, sources)
 
-    def _cluster(self, node: Apply, ins: list[Variable], outs: list[Variable]) -> None:
-        """A fused op: its inner ops inside a cluster, wired straight to the outer inputs. Edges
-        go in the parent graph (an edge inside a cluster would pull outer nodes into it)."""
-        outer = [self.endpoint(i) for i in node.inputs]
+    def _cluster(self, node: Apply, nid: str, box: graphviz.Digraph, outer: list[tuple[str, str]],
+                 ins: list[Variable], outs: list[Variable]) -> None:
+        """A fused op ``nid``: its inner ops in a cluster inside ``box``, wired straight to the
+        outer inputs; the node's outputs then start at the inner ops that compute them. Inner
+        names are ``cluster_<nid>_n0``, ``..._c0`` (constants) in the inner graph's own order."""
+        names = _Names(f"cluster_{nid}_")  # holds the inner graph for as long as it is drawn
         local: dict[int, tuple[str, str]] = {id(v): e for v, e in zip(ins, outer)}
-        name = self._id(node, "cluster_a")
-        edges = []
-        with self.graph.subgraph(name=name) as c:
-            c.attr(label=f"{type(node.op).__name__} (fused)", **CLUSTER)
-            for inner_node in toposort(outs, blockers=ins):
-                nid = self._id(inner_node, f"{name}_n")
-                c.node(nid, op_label(inner_node.op), **INNER)
-                sources = []
-                for v in inner_node.inputs:
-                    if id(v) not in local:
-                        local[id(v)] = (self._inner_leaf(c, v, name), "")
-                    sources.append(local[id(v)])
-                edges.append((inner_node, nid, sources))
-                for o in inner_node.outputs:
-                    local[id(o)] = (nid, self._tail(o))
-            for k, out in enumerate(outs):
-                if id(out) not in local:  # an output that is an inner input or constant: show it
-                    local[id(out)] = (self._inner_leaf(c, out, name), "")
-        for inner_node, nid, sources in edges:
-            self._edges_into(inner_node, nid, self.graph, sources)
+        c = graphviz.Digraph(name=f"cluster_{nid}",
+                             graph_attr={"label": f"{type(node.op).__name__} (fused)", **CLUSTER})
+        for inner_node in toposort(outs, blockers=ins):
+            inid = names(inner_node, "n")
+            c.node(inid, op_label(inner_node.op), **INNER)
+            sources = []
+            for v in inner_node.inputs:
+                if id(v) not in local:
+                    local[id(v)] = (self._inner_leaf(c, names, v), "")
+                sources.append(local[id(v)])
+            self._edges_into(inner_node, inid, sources)
+            for o in inner_node.outputs:
+                local[id(o)] = (inid, self._tail(o))
+        for out in outs:
+            if id(out) not in local:  # an output that is an inner input or constant: show it
+                local[id(out)] = (self._inner_leaf(c, names, out), "")
+        box.subgraph(c)
         for k, out in enumerate(node.outputs):
             self.alias[id(out)] = local[id(outs[k])]
 
-    def _inner_leaf(self, c: graphviz.Digraph, v: Variable, cluster: str) -> str:
-        nid = self._id(v, f"{cluster}_c")
+    @staticmethod
+    def _inner_leaf(c: graphviz.Digraph, names: _Names, v: Variable) -> str:
+        nid = names(v, "c")
         c.node(nid, str(v), **INNER_LEAF)
         return nid

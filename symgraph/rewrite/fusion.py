@@ -193,6 +193,46 @@ def find_groups(fgraph: FunctionGraph, max_operands: int = MAX_OPERANDS,
         taken |= g.members
         if len(g.members) > 1:
             groups.append(sorted(g.members, key=pos.__getitem__))
+    return _without_cycles(order, groups)
+
+
+def _without_cycles(order: list[Apply], groups: list[list[Apply]]) -> list[list[Apply]]:
+    """``groups`` less those that would close a cycle once every group is one node.
+
+    Each group is convex in the graph it grew in, yet two groups can still close a cycle
+    together: a value leaves group A, runs through group B and comes back into A by a path
+    that was outside both while they were separate nodes (mean's 1/n fused with the loss,
+    and the gradient it feeds fused with the squared error the loss sums). A topological sort
+    of the contracted graph finds such cycles; the last group grown on one is dropped (its
+    nodes stay unfused) until none is left. Usually one linear check, and no cycle."""
+    while groups:
+        unit = {n: n for n in order}
+        for k, members in enumerate(groups):
+            unit.update((n, k) for n in members)
+        succ: dict = {u: set() for u in unit.values()}
+        indeg = dict.fromkeys(succ, 0)
+        for n in order:
+            for v in n.inputs:
+                a, b = unit.get(v.owner), unit[n]
+                if a is not None and a != b and b not in succ[a]:
+                    succ[a].add(b)
+                    indeg[b] += 1
+        ready = [u for u, d in indeg.items() if d == 0]
+        while ready:
+            for b in succ[ready.pop()]:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+        left = {u for u, d in indeg.items() if d > 0}  # on a cycle, or downstream of one
+        if not left:
+            return groups
+        while True:  # peel off what is only downstream: what stays lies on (or between) cycles
+            sinks = {u for u in left if not succ[u] & left}
+            if not sinks:
+                break
+            left -= sinks
+        drop = max(k for k in range(len(groups)) if k in left)
+        groups = groups[:drop] + groups[drop + 1:]
     return groups
 
 
