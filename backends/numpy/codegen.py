@@ -11,6 +11,7 @@ from symgraph.compile.function import CompileSpec, python_name
 from symgraph.errors import NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.safe_text import code_comment
 from symgraph.backends.numpy.lowering import LOWERINGS, CodeContext
 from symgraph.backends.numpy import lower_composite, lower_ops  # noqa: F401  (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
@@ -93,7 +94,7 @@ def compile(fgraph: FunctionGraph, spec: CompileSpec) -> NumpyFunction:
             op_ref, node_ref = ctx.ref(node.op, f"op_{node.op}"), ctx.ref(node, "node")
             code = f"{', '.join(outs)}, = {op_ref}.perform({node_ref}, [{', '.join(ins)}])"
         line_nodes[len(lines)] = (node, ins)
-        lines.append(f"{code:<60}  # {_describe(node)}")
+        lines.append(f"{code:<60}  # {code_comment(_describe(node))}")
         if spec.nan_guard:
             guard = ctx.ref(nan_guard_check, "nan_guard")
             for o, oname in zip(node.outputs, outs):

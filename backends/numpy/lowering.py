@@ -20,7 +20,7 @@ class CodeContext:
     def ref(self, obj: Any, hint: str) -> str:
         key = id(obj)
         if key not in self._ids:
-            base = "_" + "".join(c if c.isalnum() else "_" for c in hint).strip("_")
+            base = "_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in hint).strip("_")
             name, k = base, 1
             while name in self.globals:
                 name, k = f"{base}{k}", k + 1

@@ -238,9 +238,10 @@ _RESERVED = {"np", "ndarray", "e"}
 
 def python_name(name: str | None, default: str, taken: set[str]) -> str:
     """A local name for generated code: the variable's own name when it is a usable identifier
-    (not a keyword, not private, not like a generated temporary ``v12``, not taken), else
-    ``default`` made unique. The result is added to ``taken``."""
-    ok = (name and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+    (ASCII, so Python's NFKC folding cannot turn it into another name; not a keyword, not
+    private, not like a generated temporary ``v12``, not taken), else ``default`` made unique.
+    The result is added to ``taken``."""
+    ok = (name and name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
           and name not in _RESERVED and name not in taken and not (name[0] == "v" and name[1:].isdigit()))
     result, k = (name, 0) if ok else (default, 0)
     while result in taken or result in _RESERVED:
