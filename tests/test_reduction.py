@@ -208,6 +208,45 @@ def test_max_min_gradient_goes_to_the_extreme(name, case, keepdims):
     fd_grad_check(lambda x: getattr(T, name)(x, axis=axis, keepdims=keepdims), [value])
 
 
+def _first_extreme(value: np.ndarray, axes: tuple, which: str) -> np.ndarray:
+    """numpy reference: 1 at the position argmax/argmin picks over the flattened reduced axes."""
+    kept = [d for d in range(value.ndim) if d not in axes]
+    moved = np.transpose(value, kept + list(axes))
+    flat = moved.reshape(moved.shape[:len(kept)] + (-1,))
+    first = (np.argmax if which == "max" else np.argmin)(flat, axis=-1)
+    hot = (np.arange(flat.shape[-1]) == first[..., None]).reshape(moved.shape)
+    return np.transpose(hot, np.argsort(kept + list(axes))).astype(value.dtype)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # the backend name only
+@given(case=array_and_axis(dtypes=("float64",), min_side=1, max_dims=3), keepdims=st.booleans())
+def test_max_min_gradient_with_ties_goes_to_the_first(backend, name, case, keepdims):
+    """Issue 22 item 11: with ties the gradient was 1 at every extreme position (summing to 2 for
+    [3, 3, 1]). It is a valid subgradient now: all of it at the first extreme in C order over the
+    reduced axes (where argmax/argmin point; a NaN counts as extreme, as in numpy)."""
+    value, axis = case
+    value = np.round(value)  # many ties
+    axes = tuple(range(value.ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    axes = tuple(sorted(a % max(value.ndim, 1) for a in axes))
+    x = T.tensor("float64", (None,) * value.ndim)
+    for mode in (None, "fast_run"):
+        f = sg.function([x], sg.grad(getattr(T, name)(x, axis=axis, keepdims=keepdims).sum(), x),
+                        backend=backend, mode=mode, on_unused_input="ignore")  # 0-d: the gradient is 1
+        expected = _first_extreme(value, axes, name) if axes else np.ones_like(value)
+        np.testing.assert_array_equal(f(value), expected)
+
+
+def test_max_gradient_ties_and_nan():
+    x = T.dvector("x")
+    f = sg.function([x], sg.grad(T.max(x), x))
+    np.testing.assert_array_equal(f(np.array([3.0, 3.0, 1.0])), [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(f(np.array([1.0, np.nan, 5.0, np.nan])), [0.0, 1.0, 0.0, 0.0])
+    m = T.dmatrix("m")
+    g = sg.function([m], sg.grad(T.min(m, axis=0).sum(), m))
+    np.testing.assert_array_equal(g(np.array([[1.0, 2.0], [1.0, 0.0]])), [[1.0, 0.0], [0.0, 1.0]])
+
+
 @given(case=array_and_axis(dtypes=("float64",), min_side=1, max_dims=3), keepdims=st.booleans(),
        zeros=st.integers(0, 3))
 def test_prod_gradient_with_zeros(case, keepdims, zeros):
