@@ -16,59 +16,14 @@ import numpy as np
 
 from symgraph.config import config
 from symgraph.errors import DisconnectedInputError, GradientError, node_context
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.traversal import ancestors, clone_replace, toposort
+from symgraph.rewrite.for_grad import stabilized_cost
+from symgraph.tensor.gradcut import DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
            "ZeroGrad", "DisconnectedGrad"]
-
-
-# --- gradient-cutting ops ---------------------------------------------------------------------
-
-class _IdentityForward(Op):
-    """Identity in the forward pass (a view of its input); subclasses change only the gradient."""
-
-    view_map = {0: 0}
-
-    def make_node(self, x: Any) -> Apply:
-        x = as_tensor_variable(x)
-        return Apply(self, [x], [x.type.make_variable()])
-
-    def perform(self, node: Apply, inputs: list) -> list:
-        return [inputs[0]]
-
-    def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        return [input_shapes[0]]
-
-
-class ZeroGrad(_IdentityForward):
-    """``x`` in the forward pass; its gradient is zero (the path stays connected)."""
-
-    def grad(self, inputs: list, output_grads: list) -> list:
-        (x,) = inputs
-        return [_zeros_like(x) if _is_float(x) else None]
-
-
-class DisconnectedGrad(_IdentityForward):
-    """``x`` in the forward pass; no gradient flows back through it (stop-gradient): a variable
-    reachable from the cost only through it counts as disconnected."""
-
-    def grad(self, inputs: list, output_grads: list) -> list:
-        return [None]
-
-
-_zero_grad, _disconnected_grad = ZeroGrad(), DisconnectedGrad()
-
-
-def zero_grad(x: Any) -> Variable:
-    """``x`` unchanged, but with a zero gradient (``grad`` through it is 0, not an error)."""
-    return _zero_grad(x)
-
-
-def disconnected_grad(x: Any) -> Variable:
-    """``x`` unchanged, but gradients stop here (as if ``x`` were a constant)."""
-    return _disconnected_grad(x)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -134,6 +89,10 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable], consider_con
     """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list;
     the answer has the same form), by one reverse sweep over the graph.
 
+    The cost is differentiated in its stable form (the ``stabilize`` rewrites, applied to a copy:
+    ``log(softmax)`` as ``log_softmax``, hand-written ``1/(1+exp(-x))`` as ``sigmoid`` ...), so
+    the gradient is finite wherever the math is, even before the function is rewritten.
+
     ``consider_constant``: variables treated as constants (no gradient flows through them).
     ``disconnected_inputs``: 'raise' | 'warn' | 'ignore' when the cost does not depend on a wrt.
     ``known_grads``: {variable: its gradient} seeds, added to (or, with cost=None, instead of) the cost.
@@ -148,8 +107,8 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable], consider_con
         if not isinstance(w, Variable):
             raise GradientError(f"grad: wrt must be symbolic variables, got {type(w).__name__} {w!r}")
     seeds: dict[Variable, list[Variable]] = {}
-    if cost is not None:
-        cost = _check_cost(cost)
+    if cost is not None:  # differentiated in its stable form (see symgraph.rewrite.for_grad)
+        cost = stabilized_cost(_check_cost(cost), [*wrt_list, *(consider_constant or ()), *(known_grads or {})])
         seeds[cost] = [constant(np.ones((), dtype=cost.dtype))]
     for var, g in (known_grads or {}).items():
         var, g = _seed(var, g)

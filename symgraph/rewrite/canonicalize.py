@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.gradient import DisconnectedGrad, ZeroGrad
 from symgraph.rewrite.core import rule
 from symgraph.rewrite.patterns import (E, elem, fit, is_const, is_float, other_operand, scalar_const,
                                        single_client, zeros_like)
 from symgraph.tensor.basic import cast
 from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.gradcut import DisconnectedGrad, ZeroGrad
 from symgraph.tensor.reduction import BroadcastLike, CAReduce, ReducedSize, reduced_size
 from symgraph.tensor.shape import Reshape, Shape, Shape_i
 from symgraph.scalar import CAST_DTYPES
