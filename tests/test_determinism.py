@@ -13,7 +13,6 @@ import pytest
 import symgraph as sg
 import symgraph.tensor as T
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 
 SCRIPT = r"""
 import json, sys, numpy as np, symgraph as sg, symgraph.tensor as T

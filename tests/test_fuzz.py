@@ -22,7 +22,6 @@ from symgraph.graph.basic import Constant
 from symgraph.graph.traversal import ancestors, toposort
 from conftest import BACKENDS
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 MAX_SIDE, MAX_OPS = (4, 8) if FUZZ else (3, 5)
 STATS = {"graphs": 0, "mismatches": 0, "crashes": 0}

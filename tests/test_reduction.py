@@ -136,10 +136,9 @@ def test_argmax_argmin_match_numpy(backend, case, keepdims, static, which):
 def test_mean_var_std_match_numpy(backend, name, case, keepdims, static, ddof):
     value, axis = case
     kw = {} if name == "mean" else {"ddof": ddof}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        expected = getattr(np, name)(value, axis=axis, keepdims=keepdims, **kw)
-    assume(np.all(np.isfinite(expected)))  # ddof >= count gives nan/inf with a warning
+    axes = range(value.ndim) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    assume(name == "mean" or ddof < np.prod([value.shape[a] for a in axes]))  # else nan/inf, and numpy warns
+    expected = getattr(np, name)(value, axis=axis, keepdims=keepdims, **kw)
     x = declare(value, static)
     out = getattr(T, name)(x, axis=axis, keepdims=keepdims, **kw)
     got = sg.function([x], out, backend=backend)(value)
@@ -323,12 +322,10 @@ def test_fused_reduction_with_run_time_broadcasting(backend, xshape, yshape):
     f = sg.function([x, y, n], [T.mean(T.exp(x) * y - T.cast(n, "float64"), axis=1),
                                 T.sum(T.exp(x) * y)], backend=backend)
     a, b = np.full(xshape, 0.5), np.arange(yshape[0], dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of an empty row is nan
-        want = [np.mean(np.exp(a) * b - 3.0, axis=1), np.sum(np.exp(a) * b)]
-        for got, w in zip(f(a, b, 3), want):
-            assert got.shape == w.shape
-            np.testing.assert_allclose(got, w, rtol=1e-12)
+    want = [np.mean(np.exp(a) * b - 3.0, axis=1), np.sum(np.exp(a) * b)]
+    for got, w in zip(f(a, b, 3), want):
+        assert got.shape == w.shape
+        np.testing.assert_allclose(got, w, rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape, axis", [((300, 3), 0), ((3, 300), 1), ((7, 70), 0), ((70, 7), 1), ((5, 6, 7), (0, 2)),

@@ -12,7 +12,6 @@ import pytest
 import symgraph as sg
 import symgraph.tensor as T
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 THREADS, CALLS = 8, 250  # 2000 calls in all
 
 
