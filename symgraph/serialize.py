@@ -358,10 +358,9 @@ def save(obj: Any, path: str | os.PathLike) -> None:
 
 def _read(source: Any) -> tuple[dict, dict[str, np.ndarray]]:
     try:
-        header, npy = read_archive(source)
+        header, arrays = read_archive(source)
     except BadArchive as e:
         raise CorruptFileError(f"{_where(source)}: {e}") from None
-    arrays = npy
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CorruptFileError(f"{_where(source)} is not a symgraph file (format {header.get('format')!r})"
                                if isinstance(header, dict) else f"{_where(source)} is not a symgraph file")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import io
 import json
+import os
 import tokenize
 import tracemalloc
 import zipfile
@@ -20,6 +21,7 @@ import symgraph.tensor as T
 from symgraph import serialize
 from symgraph.serialize import CorruptFileError, SerializationError
 
+FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 _SENTINEL = "SYMGRAPH_TEST_PWNED"
 # the first two are real exploits of the unescaped comment (the function below takes a lock, so
 # its body is indented twice): one runs while sg.load compiles, one on every call
@@ -357,7 +359,7 @@ def test_other_compression_methods_and_encryption_flags_are_refused():
     assert serialize.loads(stored)(np.zeros(3)).shape == (3,)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000 if FUZZ else 60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_damaged_bytes_raise_only_serialization_errors(data):
     """Any flipped, dropped or inserted bytes give a loaded object or a SerializationError."""
