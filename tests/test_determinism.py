@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
