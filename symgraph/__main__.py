@@ -19,9 +19,9 @@ def devices() -> int:
         return 1
     platform = None
     for info in found:
-        if info.platform != platform:
-            platform = info.platform
-            print(f"Platform {info.platform_index}: {platform}")
+        if info.platform_index != platform:  # by index: two ICDs may share a name (Debian's and pip's pocl)
+            platform = info.platform_index
+            print(f"Platform {info.platform_index}: {info.platform}")
         print(f"  Device {info.device_index}: {info.name}\n"
               f"      type {info.type}, {info.compute_units} compute units, "
               f"{info.global_mem / 2**30:.1f} GiB global memory, max work-group size {info.max_work_group_size}, "

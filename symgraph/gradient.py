@@ -17,8 +17,10 @@ import numpy as np
 import symgraph.tensor as T
 from symgraph.config import config
 from symgraph.errors import DisconnectedInputError, GradientError, node_context
+from symgraph.graph import hooks
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.graph.traversal import ancestors, clone_replace, toposort
+from symgraph.rewrite.for_grad import stabilized_cost
 from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact
@@ -90,6 +92,10 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable], consider_con
     """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list;
     the answer has the same form), by one reverse sweep over the graph.
 
+    The cost is differentiated in its stable form (the ``stabilize`` rewrites, applied to a copy:
+    ``log(softmax)`` as ``log_softmax``, hand-written ``1/(1+exp(-x))`` as ``sigmoid`` ...), so
+    the gradient is finite wherever the math is, even before the function is rewritten.
+
     ``consider_constant``: variables treated as constants (no gradient flows through them).
     ``disconnected_inputs``: 'raise' | 'warn' | 'ignore' when the cost does not depend on a wrt.
     ``known_grads``: {variable: its gradient} seeds, added to (or, with cost=None, instead of) the cost.
@@ -104,8 +110,8 @@ def grad(cost: Variable | None, wrt: Variable | Sequence[Variable], consider_con
         if not isinstance(w, Variable):
             raise GradientError(f"grad: wrt must be symbolic variables, got {type(w).__name__} {w!r}")
     seeds: dict[Variable, list[Variable]] = {}
-    if cost is not None:
-        cost = _check_cost(cost)
+    if cost is not None:  # differentiated in its stable form (see symgraph.rewrite.for_grad)
+        cost = stabilized_cost(_check_cost(cost), [*wrt_list, *(consider_constant or ()), *(known_grads or {})])
         seeds[cost] = [constant(np.ones((), dtype=cost.dtype))]
     for var, g in (known_grads or {}).items():
         var, g = _seed(var, g)
@@ -300,3 +306,6 @@ def Rop(f: Variable | Sequence[Variable], wrt: Variable | Sequence[Variable], ev
     # J v of a function linear in some wrt does not read them; keep them as (free) inputs anyway
     out = [r if all(w in set(ancestors([r])) for w in ws) else DependsOn()(r, *ws) for r in out]
     return _give_back(out, fkind)
+
+
+hooks.register(grad=grad)  # ops holding inner graphs (IfElse) differentiate them through this

@@ -18,7 +18,7 @@ import numpy as np
 
 import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
-from symgraph.gradient import grad
+from symgraph.graph import hooks
 from symgraph.graph.basic import Apply, Op, Variable, user_source_line
 from symgraph.graph.inner import InnerGraph
 from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
@@ -100,7 +100,7 @@ def _branch_grad(graph: InnerGraph, grads: list[Variable]) -> list[Variable]:
     wrt = list(graph.inputs)
     if not known:
         return [T.zeros_like(v) for v in wrt]
-    return grad(None, wrt, disconnected_inputs="ignore", known_grads=known)
+    return hooks.grad(None, wrt, disconnected_inputs="ignore", known_grads=known)
 
 
 def ifelse(condition: Any, then_branch: Any, else_branch: Any, name: str | None = None) -> Any:

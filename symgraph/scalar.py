@@ -35,6 +35,8 @@ from typing import Any, Callable
 import numpy as np
 import scipy.special as sps
 
+from symgraph.graph.basic import Constant
+
 ZERO = "zero"
 """The gradient rule of piecewise-constant ops: the gradient is zero wherever it is defined."""
 
@@ -177,6 +179,47 @@ def _sw(T: Any, cond: Any, g: Any) -> Any:
     return T.switch(cond, g, 0)
 
 
+def _never_zero(v: Any) -> bool:
+    """``v`` is a constant none of whose elements is zero (so no special case is needed)."""
+    return isinstance(v, Constant) and bool(np.all(np.asarray(v.data) != 0))
+
+
+def _pow_grad(T: Any, x: list, z: Any, g: Any) -> list:
+    """d(b**e)/db = e * b**(e-1), but 0 where e == 0 and b**(e-1) overflows (b**0 is 1
+    everywhere; at b = 0 the formula would be 0 * inf). d/de = b**e * log(b), but 0 at b = 0:
+    0**e is 0 for every e > 0 (and inf for every e < 0), so its slope in e is 0, not 0 * -inf
+    (JAX's choice too). Constant exponents and bases that are never 0 get the plain formulas."""
+    b, e = x
+    if _never_zero(e):
+        db = g * e * b ** (e - 1)
+    else:  # e == 0 where b**(e-1) overflows (b = 0, tiny b): 0 * 1, not 0 * inf. Elsewhere the
+        # formula itself, so higher derivatives stay exact (d/de of e * b**(e-1) is b**-1 at e = 0)
+        e_zero = T.eq(e, 0)
+        power = T.switch(T.eq(b, 0) & e_zero, 1, b) ** (e - 1)  # no 0**-1 (and its warning) computed
+        db = g * e * T.switch(e_zero & T.isinf(power), 1, power)
+    if _never_zero(b):
+        de = g * z * T.log(b)
+    else:  # at b == 0: 0 * log(1), never inf * 0 (0**e is inf for every e < 0: slope 0 too)
+        at_zero = T.eq(b, 0)
+        de = g * T.switch(at_zero, 0, z) * T.log(T.switch(at_zero, 1, b))
+    return [db, de]
+
+
+def _arctan2_grad(T: Any, x: list, z: Any, g: Any) -> list:
+    """d atan2(y, x) = (x dy - y dx) / (x**2 + y**2), computed as (x/r)/r with r = hypot(x, y) so
+    the squares cannot underflow to 0/0 (tiny inputs) or overflow (huge ones). At the origin,
+    where atan2 jumps, it stays undefined (NaN)."""
+    r = T.hypot(x[0], x[1])
+    return [g * (x[1] / r) / r, -g * (x[0] / r) / r]
+
+
+def _hypot_grad(T: Any, x: list, z: Any, g: Any) -> list:
+    """x / hypot(x, y) and y / hypot(x, y); at the origin, where hypot has a kink like abs at 0,
+    the subgradient 0 (abs uses sign(0) = 0 there too) instead of 0/0."""
+    safe = T.switch(T.eq(z, 0), 1, z)
+    return [g * x[0] / safe, g * x[1] / safe]
+
+
 _POS, _NONZERO, _KINKS = ("positive",), ("nonzero",), ("away_from_kinks",)
 _ROUNDING = {"iub": "{0}"}  # floor/ceil/round/trunc of integers: the value itself
 
@@ -195,8 +238,7 @@ _ROWS = [
              cl_kinds={"fiu": "floor_div_{S}({0}, {1})"}, domain=("away_from_kinks", "small_divisors")),
     ScalarOp("mod", 2, np.remainder, "py_mod({0}, {1})", lambda T, x, z, g: [g, -g * T.int_div(x[0], x[1])], "%",
              cl_kinds={"fiu": "py_mod_{S}({0}, {1})"}, domain=("away_from_kinks", "small_divisors")),
-    ScalarOp("pow", 2, np.power, "pow({0}, {1})",
-             lambda T, x, z, g: [g * x[1] * x[0] ** (x[1] - 1), g * z * T.log(x[0])], "**",
+    ScalarOp("pow", 2, np.power, "pow({0}, {1})", _pow_grad, "**",
              cl_kinds={"iu": "int_pow_{S}({0}, {1})"}, vector=True, domain=("positive", (-3, 3))),
     ScalarOp("maximum", 2, np.maximum, "max({0}, {1})",
              lambda T, x, z, g: [_sw(T, x[0] >= x[1], g), _sw(T, x[0] < x[1], g)], commutative=True, vector=True,
@@ -204,11 +246,9 @@ _ROWS = [
     ScalarOp("minimum", 2, np.minimum, "min({0}, {1})",
              lambda T, x, z, g: [_sw(T, x[0] <= x[1], g), _sw(T, x[0] > x[1], g)], commutative=True, vector=True,
              cl_kinds={"f": "(({0} <= {1} || isnan({0})) ? {0} : {1})"}, domain=("away_from_kinks", "integers")),
-    ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})",
-             lambda T, x, z, g: [g * x[1] / (x[0] ** 2 + x[1] ** 2), -g * x[0] / (x[0] ** 2 + x[1] ** 2)],
-             vector=True, domain=("nonzero", "nonzero")),
-    ScalarOp("hypot", 2, np.hypot, "hypot({0}, {1})", lambda T, x, z, g: [g * x[0] / z, g * x[1] / z],
-             commutative=True, vector=True, domain=("nonzero", "nonzero")),
+    ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})", _arctan2_grad, vector=True, domain=("nonzero", "nonzero")),
+    ScalarOp("hypot", 2, np.hypot, "hypot({0}, {1})", _hypot_grad, commutative=True, vector=True,
+             domain=("nonzero", "nonzero")),
     ScalarOp("neg", 1, np.negative, "(-{0})", lambda T, x, z, g: [-g], "-", vector=True),
     ScalarOp("abs", 1, np.absolute, "abs({0})", lambda T, x, z, g: [g * T.sign(x[0])], vector=True,
              cl_kinds={"f": "fabs({0})", "i": "(({T})abs({0}))", "ub": "{0}"}, domain=_KINKS),

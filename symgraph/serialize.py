@@ -34,16 +34,17 @@ from typing import Any
 import numpy as np
 
 from symgraph import scalar
+from symgraph.archive import GRAPH_MEMBER, BadArchive, read_archive
 from symgraph.compile.function import Function, _apply_givens, function
 from symgraph.compile.shared import SharedVariable
-from symgraph.errors import SymgraphError
+from symgraph.errors import BackendError, SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import graph_inputs, toposort
+from symgraph.safe_text import printable
 from symgraph.tensor.type import TensorConstant, TensorType
 
 FORMAT, VERSION = "symgraph", 1
-_GRAPH_MEMBER = "graph.json"
 _OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite", "symgraph.tensor.fused",
                "symgraph.ifelse", "symgraph.compile.placement")
 
@@ -242,8 +243,9 @@ def _dec_op(d: dict, arrays: dict, registry: dict) -> Op:
         raise CorruptFileError(f"op {name}: the file gives props {sorted(props)}, the class has {list(cls.__props__)}")
     try:
         return cls(**props)
-    except (TypeError, ValueError) as e:
-        raise SerializationError(f"cannot rebuild op {name} from props {props}: {e}") from None
+    except (TypeError, ValueError, LookupError) as e:
+        raise CorruptFileError(f"cannot rebuild op {name}: {printable(str(e)[:300])} (props "
+                               f"{printable(str(props)[:300])})") from None
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -294,7 +296,8 @@ class _Writer:
         trace = node.trace
         self.nodes.append({"op": _enc_op(node.op, self.arrays, self.registry),
                            "inputs": [self.ids[i] for i in node.inputs], "outputs": outs,
-                           "trace": None if trace is None else [trace.filename, trace.lineno, trace.function]})
+                           "trace": None if trace is None else [trace.filename, trace.lineno, trace.function,
+                                                                 trace.text]})
 
     def root(self, obj: Any) -> Any:
         """The tagged description of the saved object."""
@@ -350,7 +353,7 @@ def dumps(obj: Any) -> bytes:
     header = {"format": FORMAT, "version": VERSION, "sha256": _checksum(_canonical(body), arrays), "body": body}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(_GRAPH_MEMBER, json.dumps(header, indent=1, allow_nan=False))
+        z.writestr(GRAPH_MEMBER, json.dumps(header, indent=1, allow_nan=False))
         for key, a in arrays.items():
             with z.open(f"{key}.npy", "w") as member:
                 np.lib.format.write_array(member, a, allow_pickle=False)
@@ -380,17 +383,9 @@ def save(obj: Any, path: str | os.PathLike) -> None:
 
 def _read(source: Any) -> tuple[dict, dict[str, np.ndarray]]:
     try:
-        with np.load(source, allow_pickle=False) as npz:
-            raw = npz[_GRAPH_MEMBER]
-            arrays = {name: npz[name] for name in npz.files if name != _GRAPH_MEMBER}
-    except (zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError, zipfile.LargeZipFile) as e:
-        raise CorruptFileError(f"{_where(source)} is not a complete symgraph file ({type(e).__name__}: {e})") from None
-    except AttributeError:  # np.load returned a plain array: a .npy file, not ours
-        raise CorruptFileError(f"{_where(source)} is a single numpy array, not a symgraph file") from None
-    try:
-        header = json.loads(raw)
-    except (ValueError, TypeError) as e:
-        raise CorruptFileError(f"{_where(source)}: {_GRAPH_MEMBER} is not valid JSON ({e})") from None
+        header, arrays = read_archive(source)
+    except BadArchive as e:
+        raise CorruptFileError(f"{_where(source)}: {e}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CorruptFileError(f"{_where(source)} is not a symgraph file (format {header.get('format')!r})"
                                if isinstance(header, dict) else f"{_where(source)} is not a symgraph file")
@@ -400,11 +395,24 @@ def _read(source: Any) -> tuple[dict, dict[str, np.ndarray]]:
     body = header.get("body")
     if _checksum(_canonical(body), arrays) != header.get("sha256"):
         raise CorruptFileError(f"{_where(source)} fails its checksum: the file was modified or damaged")
+    if not isinstance(body, dict):
+        raise CorruptFileError(f"{_where(source)} has no graph body")
     return body, arrays
 
 
 def _where(source: Any) -> str:
     return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "the data"
+
+
+def _dec_trace(tr: Any) -> SourceLine | None:
+    """A node's recorded user line: shown as the file recorded it, never read from the local disk
+    (version-1 files written before the text was recorded show no text)."""
+    if tr is None:
+        return None
+    if not (isinstance(tr, list) and len(tr) in (3, 4) and type(tr[1]) is int
+            and all(isinstance(tr[k], str) for k in (0, 2, *range(3, len(tr))))):
+        raise CorruptFileError(f"bad trace {str(tr)[:200]} in file: expected [file, line, function, text]")
+    return SourceLine(tr[0], tr[1], tr[2], recorded=tr[3] if len(tr) == 4 else "")
 
 
 class _Reader:
@@ -427,8 +435,10 @@ class _Reader:
         if r["kind"] == "input":
             return t.make_variable(name)
         value = _array(self.arrays, r["value"])
-        if value.dtype != t.numpy_dtype or value.ndim != t.ndim:
-            raise CorruptFileError(f"value of {name or 'a variable'} is {value.dtype}{value.shape}, type says {t}")
+        if value.dtype != t.numpy_dtype or value.ndim != t.ndim or \
+                any(s is not None and s != n for s, n in zip(t.shape, value.shape)):
+            raise CorruptFileError(f"value of {name or 'a variable'} is {value.dtype}{list(value.shape)}, "
+                                   f"its type says {t}")
         if r["kind"] == "shared":
             return SharedVariable(t, t.filter(np.array(value, copy=True)), name)
         if r["kind"] == "constant":
@@ -452,12 +462,10 @@ class _Reader:
                 raise CorruptFileError(f"op {op} now gives {o.type}, the file says {saved}")
             o.name = records[k].get("name")
             self.vars[k] = o
-        tr = n.get("trace")
-        if tr is not None:
-            node.trace = SourceLine(str(tr[0]), int(tr[1]), str(tr[2]))
+        node.trace = _dec_trace(n.get("trace"))
 
     def _get(self, k: Any) -> Variable:
-        if not isinstance(k, int) or not 0 <= k < len(self.vars) or self.vars[k] is None:
+        if type(k) is not int or not 0 <= k < len(self.vars) or self.vars[k] is None:
             raise CorruptFileError(f"the file refers to variable {k!r} before defining it")
         return self.vars[k]
 
@@ -498,10 +506,12 @@ def _load(source: Any, backend: str | None) -> Any:
     body, arrays = _read(source)
     try:
         return _Reader(body, arrays, backend).root(body["root"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        if isinstance(e, SymgraphError):
-            raise
-        raise CorruptFileError(f"{_where(source)} has a malformed graph ({type(e).__name__}: {e})") from None
+    except (SerializationError, BackendError):
+        raise  # already says what is wrong; a backend this machine lacks is no fault of the file
+    except (SymgraphError, LookupError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
+            MemoryError) as e:
+        raise CorruptFileError(f"{_where(source)} has a malformed graph ({type(e).__name__}: "
+                               f"{printable(str(e)[:1000])})") from None
 
 
 # Pickle (unsafe for untrusted files, as all pickle) goes through dumps/loads: see the

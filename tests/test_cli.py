@@ -3,7 +3,9 @@
 bad SYMGRAPH_* environment variable named in the error."""
 from __future__ import annotations
 
+import io
 import os
+from contextlib import redirect_stdout
 import runpy
 import subprocess
 import sys
@@ -90,3 +92,29 @@ def test_bad_environment_variable_is_named(env, value):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"ValueError: environment variable {env}={value!r} is not valid:"), last
+
+
+# --- two platforms with one name (Debian's pocl and pip's pocl) ----------------------------------
+
+def opencl_runtime():
+    return pytest.importorskip("symgraph.backends.opencl.runtime")
+
+
+def _fake(platform_index: int, device_index: int, kind: str = "CPU") -> object:
+    return opencl_runtime().DeviceInfo(platform_index, device_index, "Portable Computing Language",
+                            f"cpu-{platform_index}-{device_index}", kind, 4, 2**33, 4096, True)
+
+
+def test_devices_prints_every_platform_even_when_two_share_a_name(monkeypatch):
+    """Issue 22 item 16: Debian's pocl and pip's pocl are two platforms with one name; the
+    listing printed a single "Platform" header over the devices of both."""
+    fakes = [_fake(0, 0), _fake(1, 0), _fake(1, 1)]
+    monkeypatch.setattr(opencl_runtime(), "_devices", lambda: [(info, None) for info in fakes])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["devices"]) == 0
+    text = out.getvalue()
+    assert "Platform 0: Portable Computing Language" in text
+    assert "Platform 1: Portable Computing Language" in text
+    assert text.index("Platform 1") < text.index("cpu-1-0") and text.index("cpu-0-0") < text.index("Platform 1")
+    assert text.count("Device 0:") == 2 and "[SYMGRAPH_DEVICE=opencl:1:1]" in text

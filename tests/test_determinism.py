@@ -8,12 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 
 SCRIPT = r"""
 import json, sys, numpy as np, symgraph as sg, symgraph.tensor as T

@@ -132,7 +132,11 @@ def test_integer_ops(name, backend):
 @pytest.mark.parametrize("dtype", scalar.CAST_DTYPES)
 def test_cast(dtype, backend):
     x = T.dvector("x")
-    f = sg.function([x], T.cast(x, dtype), backend=backend)
+    if backend == "opencl" and dtype == "float16":  # OpenCL C has no half arithmetic here: a host fallback
+        with pytest.warns(RuntimeWarning, match="cast_float16 .*runs on the host"):
+            f = sg.function([x], T.cast(x, dtype), backend=backend)
+    else:
+        f = sg.function([x], T.cast(x, dtype), backend=backend)
     v = np.array([0.0, 1.0, 2.7, 3.2])
     np.testing.assert_array_equal(f(v), v.astype(dtype))
     assert f(v).dtype == np.dtype(dtype)

@@ -13,7 +13,6 @@ import symgraph as sg
 import symgraph.tensor as T
 from symgraph.graph.basic import Apply, Op
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 ARMED: dict = {"fault": None}
 
 
@@ -37,8 +36,11 @@ def _model(backend, with_fault=True):
     count = sg.shared(np.int64(0), "count")
     mid = Fault()(x * w) if with_fault else x * w
     out = (T.tanh(mid) + w).sum()
-    f = sg.function([x], out, updates=[(w, w * 0.5 + mid), (count, count + 1)], backend=backend)
-    return f, w, count
+    updates = [(w, w * 0.5 + mid), (count, count + 1)]
+    if with_fault and backend == "opencl":  # a user op with no device kernel: OpenCL says so
+        with pytest.warns(RuntimeWarning, match="Fault .*runs on the host"):
+            return sg.function([x], out, updates=updates, backend=backend), w, count
+    return sg.function([x], out, updates=updates, backend=backend), w, count
 
 
 def _expect_intact(f, w, count, w_before, count_before):

@@ -51,6 +51,20 @@ def test_no_silent_downcast_but_opt_in(backend):
     assert h(np.ones(2, dtype=np.float32)).dtype == np.float64  # safe upcast is silent
 
 
+def test_python_floats_that_overflow_float32_are_refused(backend):
+    """Issue 22 item 13: [0.5, 1e300] into a float32 input would silently become [0.5, inf]."""
+    x = T.fvector("x")
+    f = sg.function([x], x * 2, backend=backend)
+    for bad in ([0.5, 1e300], [-1e39], [1.0, 2.0, 3.5e38]):
+        with pytest.raises(InputError, match=r"does not fit in float32.*would become inf"):
+            f(bad)
+    np.testing.assert_array_equal(f([0.1, 1e38, np.inf, -np.inf]),  # rounding, and inf given as inf, are fine
+                                  np.array([0.1, 1e38, np.inf, -np.inf], dtype=np.float32) * 2)
+    g = sg.function([x], x * 2, backend=backend, allow_input_downcast=True)
+    with np.errstate(over="ignore"):  # the user asked for the cast: inf, as numpy gives it
+        assert np.isinf(g([0.5, 1e300])[1])
+
+
 def test_wrong_ndim_and_static_shape(backend):
     x = T.dmatrix("x")
     f = sg.function([x], x + 1, backend=backend)

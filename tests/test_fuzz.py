@@ -24,7 +24,6 @@ from symgraph.graph.traversal import ancestors, toposort
 from conftest import BACKENDS
 import math_reference
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 MAX_SIDE, MAX_OPS = (4, 8) if FUZZ else (3, 5)
 STATS = {"graphs": 0, "mismatches": 0, "crashes": 0}
@@ -73,9 +72,21 @@ def graphs(draw, max_ops: int = MAX_OPS, max_side: int = MAX_SIDE, dtypes=DTYPES
         values.append(draw(_values(dtype, shape)))
     pool = list(inputs)
     for _ in range(draw(st.integers(1, max_ops))):
-        kind = draw(st.sampled_from(["unary", "binary", "binary", "scalar", "switch", "cast", "expand"]
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "scalar", "switch", "cast", "expand", "constant"]
                                     + ["reduce"] * reductions))
         a = draw(st.sampled_from(pool))
+        if kind == "constant":  # elementwise over constants only: folded by fast_run, literal kernels without
+            a = T.constant(draw(_constant_values(base, dtypes)))
+            kind = draw(st.sampled_from(["unary", "binary", "scalar"]))
+            if kind == "binary":
+                b = T.constant(draw(_constant_values(base, dtypes)))
+                name = draw(st.sampled_from(FLOAT_BINARY if _is_float(a) or _is_float(b) else INT_BINARY))
+                if name in ("mod", "int_div"):
+                    b = T.switch(T.isinf(b), 1.5, b)
+                out = getattr(T, name)(a, b)
+                log.append(f"const {name}")
+                pool.append(out)
+                continue
         if kind == "unary":
             name = draw(st.sampled_from(FLOAT_UNARY if _is_float(a) else INT_UNARY))
             out = getattr(T, name)(a)
@@ -112,6 +123,19 @@ def graphs(draw, max_ops: int = MAX_OPS, max_side: int = MAX_SIDE, dtypes=DTYPES
     outs = [pool[-1]] + ([draw(st.sampled_from(pool[len(inputs):]))] if len(pool) > len(inputs) + 1
                          and draw(st.booleans()) else [])
     return Case(inputs, outs, values, f"base {base}, ops {log}")
+
+
+@st.composite
+def _constant_values(draw, base: tuple, dtypes: list):
+    """A constant's value: a 0-d array (inlined as a literal) or an array broadcastable to ``base``."""
+    dtype = draw(st.sampled_from(dtypes))
+    nd = draw(st.integers(0, len(base)))
+    shape = tuple(s if draw(st.booleans()) else 1 for s in base[len(base) - nd:])
+    if dtype.startswith("float"):
+        elems = st.one_of(st.floats(-5, 5, width=32), st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0]))
+    else:
+        elems = st.integers(-20, 20)
+    return draw(hnp.arrays(dtype, shape, elements=elems))
 
 
 @st.composite
@@ -181,11 +205,12 @@ def check_agree(case: Case, ref: tuple, name: str, got: tuple) -> None:
         np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol, equal_nan=True, err_msg=f"{name} output {k}\n{case}")
 
 
+MODES = ["fast_run", "fast_compile", None]
+
+
 def _targets():
-    out = [("numpy", "fast_run"), ("numpy", None)]
-    if "opencl" in BACKENDS:
-        out.append(("opencl", "fast_run"))
-    return out
+    """Every backend in every mode (without rewrites, constant-only nodes reach the kernels)."""
+    return [(b, m) for b in ("numpy", "opencl") if b in BACKENDS for m in MODES]
 
 
 def differential(case: Case) -> None:

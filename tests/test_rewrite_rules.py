@@ -78,6 +78,13 @@ CASES = [
     ("log1p", [x], lambda: T.log(1 - x), lambda: T.log(x - 1)),
     ("expm1", [x], lambda: T.exp(x) - 1, lambda: T.exp(x) - 2),
     ("log_softmax", [m], lambda: T.log(T.nnet.softmax(m)), lambda: T.log(T.exp(m))),
+    ("sigmoid_by_hand", [x], lambda: 1 / (1 + T.exp(-x)), lambda: 1 / (2 + T.exp(-x))),
+    ("sigmoid_by_hand", [x, y], lambda: T.exp(x) / (1 + T.exp(x)), lambda: T.exp(x) / (1 + T.exp(y))),
+    ("softplus_by_hand", [x], lambda: T.log(1 + T.exp(x)), lambda: T.log(1 + T.exp(x) * 2)),
+    ("logsumexp", [m], lambda: T.log(T.exp(m).sum(axis=1)), lambda: T.log(T.exp(m) + 1).sum(axis=1)),
+    ("logsumexp", [m], lambda: T.log(T.exp(m).sum(keepdims=True)), lambda: T.log(m.sum())),
+    ("softmax_by_hand", [m], lambda: T.exp(m) / T.exp(m).sum(axis=0, keepdims=True),
+     lambda: T.exp(m) / T.exp(m).sum(axis=0)),
     ("pow_specialize", [x], lambda: x ** 2, lambda: x ** 2.5),
     ("pow_specialize", [x], lambda: x ** 3 + x ** 4, lambda: x ** 5),
     ("pow_specialize", [x], lambda: x ** 0.5, lambda: x ** -0.5),
@@ -90,7 +97,8 @@ CASES = [
 def test_rule_fires_and_keeps_values(rule, inputs, fires, quiet):
     vals = _values(inputs, np.random.default_rng(1))
     check(inputs, fires(), rule, True, vals)
-    check(inputs, quiet(), rule, False, vals)
+    with np.errstate(divide="ignore", invalid="ignore"):  # x / 0.0 and log(x - 1) (x < 1) are inf/NaN on purpose
+        check(inputs, quiet(), rule, False, vals)
 
 
 def test_rules_through_the_backend_fixture(backend):
@@ -111,7 +119,8 @@ def test_sub_self_zeros_have_the_shape_and_dtype():
 
 def test_float_x_minus_x_keeps_nan():
     f = sg.function([x], x - x)
-    out = f(np.array([np.nan, np.inf, 1.0]))
+    with pytest.warns(RuntimeWarning, match="invalid value encountered in subtract"):  # inf - inf
+        out = f(np.array([np.nan, np.inf, 1.0]))
     assert np.isnan(out[0]) and np.isnan(out[1]) and out[2] == 0
 
 
@@ -161,8 +170,10 @@ def test_expm1_and_log1p_are_accurate_for_tiny_x():
 def test_sqrt_matches_pow_on_special_values():
     """x ** 0.5 -> sqrt(x) agrees with numpy's pow bit for bit, NaN/Inf/-0.0 included."""
     special = np.array([-np.inf, -1.0, -0.0, 0.0, np.nan, np.inf, 2.0])
-    a = sg.function([x], x ** 0.5)(special)
-    b = sg.function([x], x ** 0.5, mode=None)(special)
+    with pytest.warns(RuntimeWarning, match="invalid value encountered in sqrt"):  # of -1 and -inf
+        a = sg.function([x], x ** 0.5)(special)
+    with pytest.warns(RuntimeWarning, match="invalid value encountered in power"):
+        b = sg.function([x], x ** 0.5, mode=None)(special)
     assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
 
 

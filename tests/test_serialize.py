@@ -22,7 +22,6 @@ from symgraph.graph.traversal import graph_inputs, toposort
 from symgraph.serialize import CorruptFileError, FormatVersionError, SerializationError, UnknownOpError
 from test_fuzz import graphs
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 
 
 def _code(source: str) -> str:

@@ -106,7 +106,7 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
     width = vector_width(prog)
 
     def loads(w: int, idx: str) -> list[str]:
-        vec = f"({ks.ctype(prog.in_dtypes[0])}{w})" if w > 1 else ""
+        vec = f"({ks.ctype(prog.in_dtypes[0])}{w})" if w > 1 and prog.in_dtypes else ""  # none: all constants
         return [f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
                 (f"vload{w}({idx}, in{k} + off{k})" if w > 1 else f"in{k}[off{k} + {idx}]")
                 for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]

@@ -58,6 +58,7 @@ def worth_reading(log: str, source: str = "") -> list[str]:
             g = g + ["    " + lines[int(at.group(1)) - 1].strip()]
         kept.append("\n".join(g).rstrip())
     return [d for d in dict.fromkeys(kept) if d.strip()]
+_RUNTIMES_LOCK = threading.Lock()
 
 
 def _cl():
@@ -148,9 +149,10 @@ def get_runtime(spec: str | None = None) -> "Runtime":
     """The (cached) runtime of the device that ``spec`` names."""
     info, dev = choose_device(spec)
     key = dev.int_ptr
-    if key not in _RUNTIMES:
-        _RUNTIMES[key] = Runtime(info, dev)
-    return _RUNTIMES[key]
+    with _RUNTIMES_LOCK:  # functions compiled in two threads at once share one runtime
+        if key not in _RUNTIMES:
+            _RUNTIMES[key] = Runtime(info, dev)
+        return _RUNTIMES[key]
 
 
 class Runtime:
@@ -166,6 +168,8 @@ class Runtime:
         self.fp64 = info.fp64
         self.is_cpu = "CPU" in info.type
         self._host_pool: dict[int, list] = {}
+        self._host_pool_lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._calls = threading.local()  # per thread: host arrays that enqueued commands may still read
         self._call_lock = threading.RLock()
         self._kernels: OrderedDict[tuple, Any] = OrderedDict()  # least recently used first
@@ -206,11 +210,17 @@ class Runtime:
         key = (source, name, tuple(options))
         k = self._kernels.get(key)
         if k is None:
-            k = self._kernels[key] = getattr(self._build(source, list(options)), name)
-            while len(self._kernels) > KERNEL_CACHE:
-                self._kernels.popitem(last=False)
+            with self._build_lock:
+                k = self._kernels.get(key)
+                if k is None:
+                    k = self._kernels[key] = _SerialKernel(getattr(self._build(source, list(options)), name))
+                while len(self._kernels) > KERNEL_CACHE:
+                    self._kernels.popitem(last=False)
         else:
-            self._kernels.move_to_end(key)
+            try:
+                self._kernels.move_to_end(key)
+            except KeyError:  # dropped by another thread's build meanwhile: k still works
+                pass
         return k
 
     def _build(self, source: str, options: list[str]) -> Any:
@@ -316,11 +326,12 @@ class Runtime:
         queue has finished: kernels enqueued earlier may still read it, and host-side writers
         (shape vectors, host scalars, copies) do not go through the in-order queue. (Skipping the
         wait gained nothing measurable on the W3 step, and the wait fixed a flaky reshape.)"""
-        free = self._host_pool.setdefault(nbytes, [])
-        for entry in free:
-            if sys.getrefcount(entry[1]) == 2:  # the pool's tuple and this call's argument only
-                self.queue.finish()
-                return entry
+        with self._host_pool_lock:  # threads running other functions share the pool
+            free = self._host_pool.setdefault(nbytes, [])
+            for buf, raw in free:
+                if sys.getrefcount(raw) == 3:  # the pool's tuple, ``raw`` and getrefcount's argument
+                    self.queue.finish()
+                    return buf, raw  # a new tuple: raw is claimed before another thread can look
         cl = _cl()
         try:  # host memory owned by the buffer (freed by OpenCL once no pending kernel uses it), mapped once
             buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, nbytes)
@@ -329,9 +340,10 @@ class Runtime:
         except (MemoryError, cl.Error) as e:
             raise MemoryError(f"OpenCL device {self.info.name} could not allocate {nbytes} bytes for "
                               f"{what} ({e}); shared variables are unchanged") from None
-        if len(free) < 16:
-            free.append((buf, raw))
-        return buf, raw
+        with self._host_pool_lock:
+            if len(free) < 16:
+                free.append((buf, raw))
+            return buf, raw
 
     def to_device(self, value: np.ndarray, what: str = "array") -> "DeviceArray":
         """The host array on the device: wrapped without a copy on a zero-copy device (counted in
@@ -355,6 +367,21 @@ class Runtime:
             self._keep_alive(value)  # the source must outlive the non-blocking copy
         arr._host_ref = value
         return arr
+
+
+class _SerialKernel:
+    """A built kernel that threads may share: setting its arguments and enqueueing it happen
+    under one lock. An OpenCL kernel object holds its arguments, so two functions (in two
+    threads) launching the same cached kernel would otherwise enqueue each other's arguments."""
+
+    __slots__ = ("kernel", "_lock")
+
+    def __init__(self, kernel: Any):
+        self.kernel, self._lock = kernel, threading.Lock()
+
+    def __call__(self, queue: Any, global_size: tuple, local_size: tuple | None, *args: Any) -> Any:
+        with self._lock:
+            return self.kernel(queue, global_size, local_size, *args)
 
 
 def _c_strides(shape: Sequence[int]) -> tuple[int, ...]:

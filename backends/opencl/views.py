@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 
@@ -31,3 +32,10 @@ def lower_dimshuffle(node: Apply, ctx: LowerContext) -> Lowered:
     def run(ins: list) -> list:
         return [dimshuffle_view(ins[0], op.drop, op.new_order)]
     return Lowered(run, kind="view")
+
+
+@lowers(ZeroGrad, DisconnectedGrad)
+def lower_gradient_cut(node: Apply, ctx: LowerContext) -> Lowered:
+    """zero_grad / disconnected_grad: the identity in the forward pass (they only change the
+    gradient graph; rewrites drop them, but mode=None keeps them)."""
+    return Lowered(lambda ins: [ins[0]], kind="view")

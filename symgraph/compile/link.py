@@ -30,6 +30,7 @@ from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.safe_text import code_comment
 from symgraph.ifelse import IfElse
 from symgraph.tensor.type import TensorType
 
@@ -424,14 +425,9 @@ def _make_filter(t: Any, allow_downcast: bool, what: str) -> Callable:
 
 def describe(node: Apply) -> str:
     """The comment after a node's line: its op and where the user built it (file name and line
-    number only, made safe: nothing from a trace can end the comment)."""
+    number), made inert by ``code_comment``: nothing from a trace or a loaded file can end the
+    comment and become code."""
     where = ""
     if node.trace is not None:
-        where = f"  ({_comment_safe(node.trace.filename.rsplit('/', 1)[-1])}:{int(node.trace.lineno)})"
-    return _comment_safe(f"{node.op}") + where
-
-
-def _comment_safe(text: str) -> str:
-    """``text`` with every character that could end a Python comment (line breaks of any kind,
-    other control characters) replaced: text in a comment can never become code."""
-    return "".join(c if c.isprintable() else "?" for c in str(text))
+        where = f"  ({node.trace.filename.rsplit('/', 1)[-1]}:{int(node.trace.lineno)})"
+    return code_comment(f"{node.op}{where}")

@@ -62,7 +62,7 @@ class CodeContext:
         """The global name of ``obj`` in the generated code (registered on first use)."""
         key = id(obj)
         if key not in self._ids:
-            base = "_" + "".join(c if c.isalnum() else "_" for c in hint).strip("_")[:40]
+            base = "_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in hint).strip("_")[:40]
             name, k = base, 1
             while name in self.globals:
                 name, k = f"{base}{k}", k + 1
@@ -77,9 +77,10 @@ _RESERVED = {"np", "ndarray", "e"}
 
 def python_name(name: str | None, default: str, taken: set[str]) -> str:
     """A local name for generated code: the variable's own name when it is a usable identifier
-    (not a keyword, not private, not like a generated temporary ``v12``, not taken), else
-    ``default`` made unique. The result is added to ``taken``."""
-    ok = (name and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+    (ASCII, so Python's NFKC folding cannot turn it into another name; not a keyword, not
+    private, not like a generated temporary ``v12``, not taken), else ``default`` made unique.
+    The result is added to ``taken``."""
+    ok = (name and name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
           and name not in _RESERVED and name not in taken and not (name[0] == "v" and name[1:].isdigit()))
     result = name if ok and name else default
     k = 0

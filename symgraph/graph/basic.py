@@ -18,6 +18,7 @@ import numpy as np
 from symgraph.config import config
 from symgraph.errors import GradientError, MethodNotDefined, node_context
 from symgraph.graph import hooks
+from symgraph.safe_text import printable
 
 def _internal_dirs() -> tuple[str, ...]:
     """Folders whose frames are ours (symgraph and symgraph.backends), skipped when blaming a user line."""
@@ -34,21 +35,31 @@ def _internal(filename: str) -> bool:
 
 
 class SourceLine:
-    """Where the user built a node: file, line number and the line's text (read lazily)."""
+    """Where the user built a node: file, line number, function and the line's text.
 
-    __slots__ = ("filename", "lineno", "function")
+    A line recorded in this process reads its text lazily from the source file. A line
+    loaded from a saved file (``recorded`` given) shows the text the file recorded and never
+    reads the local disk: the file may name any local path. Its fields are shown with control
+    characters escaped."""
 
-    def __init__(self, filename: str, lineno: int, function: str):
+    __slots__ = ("filename", "lineno", "function", "recorded")
+
+    def __init__(self, filename: str, lineno: int, function: str, recorded: str | None = None):
         self.filename, self.lineno, self.function = filename, lineno, function
+        self.recorded = recorded
 
     @property
     def text(self) -> str:
         """The source line itself, stripped (empty when the file cannot be read)."""
+        if self.recorded is not None:
+            return self.recorded
         return linecache.getline(self.filename, self.lineno).strip()
 
     def __str__(self) -> str:
-        text = self.text
-        where = f'File "{self.filename}", line {self.lineno}, in {self.function}'
+        text = printable(self.text)
+        where = f'File "{printable(self.filename)}", line {self.lineno}, in {printable(self.function)}'
+        if self.recorded is not None:
+            where += " (as recorded in a loaded file)"
         return f"{where}\n    {text}" if text else where
 
     def __repr__(self) -> str:

@@ -1,22 +1,35 @@
 """Services that the graph layer offers but layers above it implement (dependency inversion, so
-that no module imports one above it): compiling a variable for ``Variable.eval``, and drawing a
-graph for Jupyter. ``symgraph.compile`` and ``symgraph.printing`` register them when imported;
-``import symgraph`` imports both, so they are always there for users."""
+that no module imports one above it): compiling a variable for ``Variable.eval``, drawing a graph
+for Jupyter, and differentiating an inner graph (an op holding one, such as IfElse, sits below
+``symgraph.gradient``, which runs rewrites that know that op). ``symgraph.compile``,
+``symgraph.printing`` and ``symgraph.gradient`` register them when imported; ``import symgraph``
+imports all three, so they are always there for users."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 _compile: Callable[..., Any] | None = None
 _repr_svg: Callable[[Any], str | None] | None = None
+_grad: Callable[..., Any] | None = None
 
 
-def register(compile: Callable[..., Any] | None = None, repr_svg: Callable[[Any], str | None] | None = None) -> None:
-    """Install the implementations (called by symgraph.compile and symgraph.printing)."""
-    global _compile, _repr_svg
+def register(compile: Callable[..., Any] | None = None, repr_svg: Callable[[Any], str | None] | None = None,
+             grad: Callable[..., Any] | None = None) -> None:
+    """Install the implementations (called by symgraph.compile, symgraph.printing, symgraph.gradient)."""
+    global _compile, _repr_svg, _grad
     if compile is not None:
         _compile = compile
     if repr_svg is not None:
         _repr_svg = repr_svg
+    if grad is not None:
+        _grad = grad
+
+
+def grad(*args: Any, **kwargs: Any) -> Any:
+    """``sg.grad`` (for ops that differentiate their inner graphs)."""
+    if _grad is None:
+        raise RuntimeError("symgraph.gradient is not loaded: import symgraph first")
+    return _grad(*args, **kwargs)
 
 
 def compile_function(inputs: list, output: Any) -> Any:

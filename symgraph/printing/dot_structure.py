@@ -71,8 +71,8 @@ def structure_dot(view: GraphView, max_nodes: int | None) -> graphviz.Digraph:
 def _var_label(v: Variable) -> str:
     if isinstance(v, Constant):
         return f"Constant {v}"
-    if v.name is not None:
-        return v.name + (" (shared)" if getattr(v, "is_shared", False) else "")
+    if v.name is not None:  # nohtml: a name like '<<IMG SRC=...>>' stays text, never HTML markup
+        return graphviz.nohtml(v.name + (" (shared)" if getattr(v, "is_shared", False) else ""))
     return f"{type(v).__name__}"
 
 

@@ -1,12 +1,19 @@
 """Stabilize: replace formulas that overflow or lose precision by their stable forms.
 
 These change results only where the original was wrong: ``log(sigmoid(-800))`` is ``-inf``
-before and ``-800`` after; ``log(1 + 1e-20)`` is ``0`` before and ``1e-20`` after.
+before and ``-800`` after; ``log(1 + 1e-20)`` is ``0`` before and ``1e-20`` after. Hand-written
+sigmoid, softplus, softmax and logsumexp are recognised, so the rules above see them.
+
+``sg.grad`` runs this pass on the cost before differentiating (``symgraph.rewrite.for_grad``),
+so gradients are built from the stable forms too: ``grad(-log(softmax(z))[t])`` is
+``softmax(z) - onehot(t)``, finite at logits of +-1000.
 """
 from __future__ import annotations
 
 from symgraph.rewrite.core import rule
-from symgraph.rewrite.patterns import E, elem, fit, is_const
+from symgraph.rewrite.patterns import E, elem, fit, is_const, scalar_const
+from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.gradient_ops import DisconnectedGrad, disconnected_grad
 from symgraph.tensor.nnet import LogSoftmax, OneHot, Softmax
 from symgraph.tensor.reduction import CAReduce
 
@@ -94,3 +101,85 @@ def log_softmax(fgraph, node):
         return None
     logp = LogSoftmax(picked.owner.op.axis)(picked.owner.inputs[0])
     return fit(red.op(E["switch"](cond, logp, other)), node.out)
+
+
+# --- hand-written forms of sigmoid, softplus, softmax and logsumexp --------------------------
+
+def _one_plus_exp(var):
+    """``u`` when ``var`` is ``1 + exp(u)`` (either order), else None."""
+    inner = _one_plus(var)
+    ex = elem(inner, "exp") if inner is not None else None
+    return ex.inputs[0] if ex is not None else None
+
+
+def _negated(u):
+    """``-u``, without a double negation when ``u`` is ``-v``."""
+    neg = elem(u, "neg")
+    return neg.inputs[0] if neg is not None else E["neg"](u)
+
+
+@rule(S, "true_div", "reciprocal")
+def sigmoid_by_hand(fgraph, node):
+    """1 / (1 + exp(-x)) -> sigmoid(x) (any 1 / (1 + exp(u)) -> sigmoid(-u));
+    exp(x) / (1 + exp(x)) -> sigmoid(x): exp overflows where sigmoid saturates"""
+    name = node.op.scalar_op.name
+    num, den = (None, node.inputs[0]) if name == "reciprocal" else node.inputs
+    if num is None or is_const(num, 1):
+        u = _one_plus_exp(den)
+        return fit(E["sigmoid"](_negated(u)), node.out) if u is not None else None
+    ex, u = elem(num, "exp"), _one_plus_exp(den)
+    if ex is not None and u is not None and ex.inputs[0] is u:
+        return fit(E["sigmoid"](u), node.out)
+
+
+@rule(S, "log1p")
+def softplus_by_hand(fgraph, node):
+    """log1p(exp(x)) -> softplus(x) (and so log(1 + exp(x)), through log1p)"""
+    ex = elem(node.inputs[0], "exp")
+    if ex is not None:
+        return fit(E["softplus"](ex.inputs[0]), node.out)
+
+
+def _sum_of_exp(var):
+    """(the CAReduce node, x) when ``var`` is ``sum(exp(x), axis...)`` in exp's dtype, else None."""
+    red = var.owner
+    if red is None or type(red.op) is not CAReduce or red.op.scalar_op != "add" or not red.op.axis:
+        return None
+    ex = elem(red.inputs[0], "exp")
+    if ex is None or red.outputs[0].dtype != ex.outputs[0].dtype:
+        return None
+    return red, ex.inputs[0]
+
+
+@rule(S, "log")
+def logsumexp(fgraph, node):
+    """log(sum(exp(x), axis)) -> m + log(sum(exp(x - m), axis)) with m = max(x, axis), taken as
+    a constant by gradients (so the gradient is softmax(x)) and 0 where it is infinite"""
+    found = _sum_of_exp(node.inputs[0])
+    if found is None:
+        return None
+    red, x = found
+    shifted = elem(x, "sub")
+    if shifted is not None and shifted.inputs[1].owner is not None and \
+            isinstance(shifted.inputs[1].owner.op, DisconnectedGrad):
+        return None  # already the stable form (this rule's own output)
+    top = CAReduce("maximum", red.op.axis, True)(x)
+    m = disconnected_grad(E["switch"](E["isinf"](top), scalar_const(0, top.dtype), top))
+    total = red.op(E["exp"](E["sub"](x, m)))
+    shift = m
+    if not red.op.keepdims:
+        shift = DimShuffle(x.ndim, [d for d in range(x.ndim) if d not in red.op.axis])(m)
+    return fit(E["add"](shift, E["log"](total)), node.out)
+
+
+@rule(S, "true_div")
+def softmax_by_hand(fgraph, node):
+    """exp(x) / sum(exp(x), axis=a, keepdims=True) -> softmax(x, axis=a)"""
+    ex = elem(node.inputs[0], "exp")
+    found = _sum_of_exp(node.inputs[1])
+    if ex is None or found is None:
+        return None
+    red, x = found
+    if x is not ex.inputs[0] or len(red.op.axis) != 1 or not red.op.keepdims:
+        return None
+    return fit(Softmax(red.op.axis[0])(x), node.out)

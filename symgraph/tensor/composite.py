@@ -39,6 +39,7 @@ class Composite(Op):
         self._hash = hash((Composite, self.in_dtypes, self.steps, self.outputs))
         self._plans: dict = {}
         self._str: str | None = None
+        _check_program(self.nin, self.steps, self.outputs)
         dtypes: list[str] = []
         for name, args in self.steps:
             sop = scalar.get(name)
@@ -237,6 +238,32 @@ class Composite(Op):
         if p is None:
             p = self._plans[input_types] = Plan(self, input_types)
         return p
+
+
+def _check_program(nin: int, steps: tuple, outputs: tuple) -> None:
+    """Refuse a malformed program (say, one read from a damaged file): every ref must name an
+    input, an earlier step or a numeric constant, and every output a step or an input."""
+    def check(ref: Any, before: int, where: str) -> None:
+        ok = isinstance(ref, tuple) and len(ref) == (3 if ref[:1] == ("c",) else 2)
+        if ok and ref[0] in ("i", "s"):
+            limit = nin if ref[0] == "i" else before
+            ok = type(ref[1]) is int and 0 <= ref[1] < limit
+        elif ok and ref[0] == "c":
+            ok = isinstance(ref[1], str) and ref[1] in scalar.CAST_DTYPES and \
+                isinstance(ref[2], (bool, int, float, complex, np.number, np.bool_))
+        else:
+            ok = False
+        if not ok:
+            raise GraphTypeError(f"Composite: {where} has a malformed reference {ref!r}")
+    for j, step in enumerate(steps):
+        if not (isinstance(step[0], str) and isinstance(step[1], tuple)):
+            raise GraphTypeError(f"Composite: step {j} is malformed: {step!r}")
+        for ref in step[1]:
+            check(ref, j, f"step {j}")
+    for ref in outputs:
+        check(ref, len(steps), "an output")
+        if ref[0] not in ("s", "i"):
+            raise GraphTypeError(f"Composite: an output must be a step or an input, got {ref!r}")
 
 
 def _step_shapes(steps: tuple, input_shapes: list) -> list[tuple]:

@@ -26,6 +26,8 @@ def np_softmax(x: np.ndarray, axis: int) -> np.ndarray:
 def np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """numpy log-softmax along ``axis``: (x - max) - log(sum(exp(x - max)))."""
     s = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    if x.shape[axis] == 0:
+        return s  # empty: no log of the empty sum (0), which numpy would warn about
     return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
 
 

@@ -11,6 +11,8 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
 from symgraph.tensor.type import TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor import type as _type_module
+from symgraph.tensor.shape import reshape, shape_tuple
 
 # scalar op name -> (numpy reduction, public function name)
 _REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
@@ -94,8 +96,10 @@ class CAReduce(Op):
             gx = broadcast_like(g, x)
         elif self.scalar_op == "mul":
             gx = g * _prod_grad_factor(x, self.axis)
-        else:  # max/min: the gradient flows to every position equal to the extreme value
-            gx = g * ELEMWISE_OPS["eq"](x, z)
+        elif not self.axis:  # reducing over no axis is the identity
+            gx = g
+        else:  # max/min: all of the gradient goes to the first extreme position (see first_extreme_mask)
+            gx = g * first_extreme_mask(x, self.axis, "max" if self.scalar_op == "maximum" else "min")
         return [_cast_like(gx, x)]
 
     def _keep(self, v: Variable) -> Variable:
@@ -121,6 +125,26 @@ def _prod_grad_factor(x: Variable, axis: tuple) -> Variable:
     prod_nz = CAReduce("mul", axis, True)(nonzero)
     n_zeros = CAReduce("add", axis, True)(is_zero)
     return switch(eq(n_zeros, 0), prod_nz / nonzero, switch(is_zero & eq(n_zeros, 1), prod_nz, 0))
+
+
+def first_extreme_mask(x: Variable, axis: tuple, which: str) -> Variable:
+    """True at the first position of each reduced slice's largest (``which='max'``) or smallest
+    element, in C order over the reduced ``axis`` (a sorted tuple): the position argmax/argmin
+    gives, where a NaN counts as extreme, as in numpy. The gradient of max/min: with ties all of
+    it goes to the first one, so it sums to the upstream gradient (a valid subgradient; JAX
+    splits it equally instead). Argmax-based ops and pooling use the same first-maximum rule."""
+    kept = [d for d in range(x.ndim) if d not in axis]
+    order = kept + list(axis)
+    moved = x if order == list(range(x.ndim)) else DimShuffle(x.ndim, order)(x)
+    dims = shape_tuple(moved)
+    flat = moved if len(axis) == 1 else reshape(moved, dims[:len(kept)] + (-1,))
+    first = ArgReduce(which, len(kept), keepdims=True)(flat)
+    # arange lives above this module (its own gradient sums): reached through the tensor namespace
+    hot = ELEMWISE_OPS["eq"](_type_module.ops.arange(shape_tuple(flat)[-1], dtype="int64"), first)
+    if len(axis) > 1:
+        hot = reshape(hot, dims)
+    back = [order.index(d) for d in range(x.ndim)]
+    return hot if back == list(range(x.ndim)) else DimShuffle(x.ndim, back)(hot)
 
 
 class BroadcastLike(Op):
@@ -249,12 +273,13 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype: str | None = N
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
-    """Largest element over ``axis``, like numpy.max; the gradient goes to every maximal position."""
+    """Largest element over ``axis``, like numpy.max; the gradient goes to the first maximal
+    position (as argmax picks it), so ties never multiply it."""
     return _reduce("maximum", x, axis, keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
-    """Smallest element over ``axis``, like numpy.min."""
+    """Smallest element over ``axis``, like numpy.min; the gradient goes to the first minimal position."""
     return _reduce("minimum", x, axis, keepdims)
 
 

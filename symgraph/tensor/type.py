@@ -105,7 +105,9 @@ class TensorType(Type):
         """Check ``value`` against this type and return it as an ndarray of this dtype.
 
         Safe conversions (int to float, float32 to float64, Python numbers that fit) happen
-        silently; anything that could lose precision raises unless ``allow_downcast``.
+        silently; anything that could lose precision raises unless ``allow_downcast``. Python
+        floats (and lists of them) into a narrower float type are rounded, but a finite value
+        that would overflow to inf is refused.
         """
         if isinstance(value, Variable):
             raise InputError(f"{what} must be a number or array, not the symbolic variable {value}")
@@ -139,9 +141,16 @@ class TensorType(Type):
         if not is_array:  # Python numbers and lists: accept when the values survive the cast
             with np.errstate(all="ignore"):
                 cast = arr.astype(self.numpy_dtype)
-            if np.array_equal(cast, arr, equal_nan=True) or (
-                    arr.dtype.kind == "f" and self.numpy_dtype.kind == "f"):
+            if np.array_equal(cast, arr, equal_nan=True):
                 return cast
+            if arr.dtype.kind == "f" and self.numpy_dtype.kind == "f":  # rounding is fine, overflow is not
+                overflow = np.isinf(cast) & np.isfinite(arr)
+                if not overflow.any():
+                    return cast
+                raise InputError(f"{what}: {float(arr[overflow].flat[0])!r} does not fit in {self.dtype} (it "
+                                 f"would become inf; the largest {self.dtype} is "
+                                 f"{float(np.finfo(self.numpy_dtype).max)!r}). Scale the data, or pass "
+                                 f"allow_input_downcast=True to sg.function to accept inf")
         raise InputError(f"{what}: expected dtype {self.dtype}, got {arr.dtype}; that cast could lose "
                          f"precision. Cast the data, or pass allow_input_downcast=True to sg.function")
 
