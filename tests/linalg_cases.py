@@ -56,8 +56,8 @@ def per_matrix(fn, *arrays, cores=None):
 def compile_on(backend: str, inputs, outputs, **kw):
     """sg.function on ``backend``; on OpenCL every linalg op must run as a visible, warned host
     fallback (no device kernels exist for them)."""
-    host_ops = [n for n in toposort(outputs if isinstance(outputs, list) else [outputs])
-                if isinstance(n.op, LinalgOp)]
+    targets = (outputs if isinstance(outputs, list) else [outputs]) + [v for _, v in kw.get("updates", ())]
+    host_ops = [n for n in toposort(targets) if isinstance(n.op, LinalgOp)]
     if backend != "opencl" or not host_ops:
         return sg.function(inputs, outputs, backend=backend, **kw)
     with pytest.warns(RuntimeWarning, match="runs on the host"):

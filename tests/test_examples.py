@@ -92,7 +92,11 @@ def _gp_optimum(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def test_gaussian_process_reaches_the_likelihood_optimum(backend, tmp_path, capsys):
-    result = run("gaussian_process", backend, tmp_path)
+    if backend == "opencl":  # the linalg ops run as warned host fallbacks there
+        with pytest.warns(RuntimeWarning, match="runs on the host"):
+            result = run("gaussian_process", backend, tmp_path)
+    else:
+        result = run("gaussian_process", backend, tmp_path)
     best, params = _gp_optimum(*result["data"])
     assert result["nll"][0] > best + 20 and result["nll"][-1] < best + 0.05
     np.testing.assert_allclose(list(result["params"].values()), params, rtol=0.1)
