@@ -19,6 +19,7 @@ from symgraph.tensor.shape import *  # noqa: E402,F401,F403
 from symgraph.tensor.alloc import *  # noqa: E402,F401,F403
 from symgraph.tensor.math import *  # noqa: E402,F401,F403
 from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
+from symgraph.tensor.convolution import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 
