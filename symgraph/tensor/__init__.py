@@ -20,8 +20,10 @@ from symgraph.tensor.alloc import *  # noqa: E402,F401,F403
 from symgraph.tensor.math import *  # noqa: E402,F401,F403
 from symgraph.tensor.subtensor import *  # noqa: E402,F401,F403
 from symgraph.tensor.convolution import *  # noqa: E402,F401,F403
+from symgraph.tensor.pooling import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
+from symgraph.tensor import signal  # noqa: E402,F401  (T.signal.pool.pool_2d)
 
 # Theano/PyTensor spellings
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821

@@ -32,7 +32,7 @@ from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.shape import ShapeEntry, reshape, sfold, shape_i
 from symgraph.tensor.type import TensorType, as_tensor_variable
 from symgraph.tensor.window import (check_pads_input, dilated, int_tuple, out_length, padding_pairs, pads_of,
-                                    pads_operand, runtime_pads, static_out_length, static_pads)
+                                    pads_operand, runtime_pads, same_pads, static_out_length, static_pads)
 
 __all__ = ["Conv", "conv_general_dilated", "conv"]
 
@@ -170,7 +170,7 @@ def _sub(*args: ShapeEntry) -> ShapeEntry:
     return out
 
 
-def _conv_with(pads: list, **params: Any):
+def conv_with_pads(pads: list, **params: Any):
     """A Conv with these paddings (static when all are ints, else as a padding input): a callable."""
     padding, vec = pads_operand(pads)
     op = Conv(padding=padding, **params)
@@ -183,7 +183,7 @@ def input_grad(g: Variable, w: Variable, geo: Geometry) -> Variable:
     pads = [(_sub(dilated(k, d), lo, 1), _sub(sfold("add", dilated(n, a), lo), dilated(m, s)))
             for n, k, m, (lo, _), s, a, d in geo.axes()]
     groups = max(geo.groups, geo.batch_groups)
-    conv = _conv_with(pads, strides=geo.lhs_dilation, lhs_dilation=geo.strides, rhs_dilation=geo.rhs_dilation,
+    conv = conv_with_pads(pads, strides=geo.lhs_dilation, lhs_dilation=geo.strides, rhs_dilation=geo.rhs_dilation,
                       feature_group_count=groups)
     gx = conv(g, flip(swap_io(w, groups)))
     return ungroup_batch(gx, geo.batch_groups) if geo.batch_groups > 1 else gx
@@ -195,7 +195,7 @@ def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
     (JAX's ``_conv_general_dilated_transpose_rhs``)."""
     pads = [(lo, _sub(sfold("add", dilated(m, s), dilated(k, d)), dilated(n, a), lo, 1))
             for n, k, m, (lo, _), s, a, d in geo.axes()]
-    conv = _conv_with(pads, strides=geo.rhs_dilation, lhs_dilation=geo.lhs_dilation, rhs_dilation=geo.strides,
+    conv = conv_with_pads(pads, strides=geo.rhs_dilation, lhs_dilation=geo.lhs_dilation, rhs_dilation=geo.strides,
                       feature_group_count=geo.batch_groups, batch_group_count=geo.groups)
     return swap01(conv(swap01(x), swap01(g)))
 
@@ -254,16 +254,8 @@ def resolve_padding(padding: Any, x: Variable, w: Variable, strides: Sequence[in
         if mode not in ("SAME", "SAME_LOWER"):
             raise ValueError(f"{what}: padding must be 'valid', 'same', 'same_lower', an int or (lo, hi) pairs, "
                              f"got {padding!r}")
-        out = []
-        for size, k, s, a, d in zip(spatial_lengths(x), spatial_lengths(w), strides, lhs_dilation, rhs_dilation):
-            span = dilated(size, a)
-            target = sfold("int_div", sfold("add", span, s - 1), s)  # ceil(span / s)
-            total = sfold("maximum", _sub(sfold("add", sfold("mul", sfold("sub", target, 1), s), dilated(k, d)),
-                                          span), 0)
-            small = sfold("int_div", total, 2)
-            big = _sub(total, small)
-            out.append((small, big) if mode == "SAME" else (big, small))
-        return out
+        return same_pads(spatial_lengths(x), spatial_lengths(w), strides, lhs_dilation, rhs_dilation,
+                         lower=mode == "SAME_LOWER")
     return list(padding_pairs(padding, n, f"{what} padding"))
 
 
@@ -280,7 +272,7 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int] | Non
     lhs_dil = int_tuple(1 if lhs_dilation is None else lhs_dilation, n, "lhs_dilation")
     rhs_dil = int_tuple(1 if rhs_dilation is None else rhs_dilation, n, "rhs_dilation")
     pads = resolve_padding(padding, lhs, rhs, strides, lhs_dil, rhs_dil, "conv_general_dilated")
-    return _conv_with(pads, strides=strides, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
+    return conv_with_pads(pads, strides=strides, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
                       feature_group_count=feature_group_count, batch_group_count=batch_group_count)(lhs, rhs)
 
 

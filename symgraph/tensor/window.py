@@ -76,6 +76,22 @@ def static_out_length(n: int | None, k: int | None, s: int, pad: tuple | None, a
     return out_length(n, k, s, pad[0], pad[1], a, d)
 
 
+def same_pads(lengths: Sequence[ShapeEntry], k_lens: Sequence[ShapeEntry], strides: Sequence[int],
+              lhs_dilation: Sequence[int], rhs_dilation: Sequence[int], lower: bool = False) -> list[tuple]:
+    """'SAME' padding as JAX and TensorFlow define it: ceil(extent / stride) outputs, the total
+    padding split with the odd element on the high side (the low side for ``lower``)."""
+    out = []
+    for n, k, s, a, d in zip(lengths, k_lens, strides, lhs_dilation, rhs_dilation):
+        span = dilated(n, a)
+        target = sfold("int_div", sfold("add", span, s - 1), s)
+        need = sfold("add", sfold("mul", sfold("sub", target, 1), s), dilated(k, d))
+        total = sfold("maximum", sfold("sub", need, span), 0)
+        small = sfold("int_div", total, 2)
+        big = sfold("sub", total, small)
+        out.append((big, small) if lower else (small, big))
+    return out
+
+
 def progression(n_u: int, n_v: int, a: int, b: int, c: int) -> tuple[int, int, int, int, int]:
     """All solutions of ``u * a - v * b == c`` with ``0 <= u < n_u`` and ``0 <= v < n_v``, as an
     arithmetic progression ``(u0, du, v0, dv, count)`` (count 0 when there is none).
