@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from symgraph.errors import GraphTypeError, ShapeError
+from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.basic import cast
 from symgraph.tensor.conv_numpy import conv_numpy
@@ -40,12 +40,13 @@ __all__ = ["Conv", "conv_general_dilated", "conv"]
 class Conv(Op):
     """``lax.conv_general_dilated`` on (N, C, *spatial) inputs and (O, C / groups, *window) kernels.
 
-    ``padding`` is a tuple of (lo, hi) pairs, or None when the op takes its padding as a third
-    input (an int64 vector of 2 * ndim entries) because it is only known at run time."""
+    ``padding`` is an int or (lo, hi) pairs per spatial axis, or None when the op takes its
+    padding as a third input (an int64 vector of 2 * ndim entries) because it is only known at
+    run time."""
 
     __props__ = ("strides", "padding", "lhs_dilation", "rhs_dilation", "feature_group_count", "batch_group_count")
 
-    def __init__(self, strides: Sequence[int], padding: Any = None, lhs_dilation: Sequence[int] | None = None,
+    def __init__(self, strides: Sequence[int], padding: Any = 0, lhs_dilation: Sequence[int] | None = None,
                  rhs_dilation: Sequence[int] | None = None, feature_group_count: int = 1, batch_group_count: int = 1):
         n = len(strides)
         self.strides = int_tuple(strides, n, "Conv strides")
@@ -109,9 +110,12 @@ class Conv(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         x, w, *extra = inputs
-        padding = runtime_pads(self.padding, extra, self.nspatial, str(self))
-        return [conv_numpy(x, w, self.strides, padding, self.lhs_dilation, self.rhs_dilation,
-                           self.feature_group_count, self.batch_group_count, node.outputs[0].dtype)]
+        try:
+            padding = runtime_pads(self.padding, extra, self.nspatial, str(self))
+            return [conv_numpy(x, w, self.strides, padding, self.lhs_dilation, self.rhs_dilation,
+                               self.feature_group_count, self.batch_group_count, node.outputs[0].dtype)]
+        except ShapeError as e:  # symgraph errors carry their node's context themselves
+            raise ShapeError(f"{e}\n{node_context(node, inputs)}") from None
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         xs, ws = input_shapes[0], input_shapes[1]
@@ -244,16 +248,19 @@ def _cast_like(g: Variable, x: Variable) -> Variable:
 def resolve_padding(padding: Any, x: Variable, w: Variable, strides: Sequence[int], lhs_dilation: Sequence[int],
                     rhs_dilation: Sequence[int], what: str) -> list[tuple]:
     """Padding given as 'VALID', 'SAME' (extra on the high side, as JAX and TensorFlow),
-    'SAME_LOWER', an int, or ints / (lo, hi) pairs per axis, as (lo, hi) entries per spatial axis
-    (symbolic where 'SAME' meets lengths unknown at build time)."""
+    'SAME_LOWER', 'FULL' (every window that meets an element: the dilated kernel extent - 1 on
+    both sides), an int, or ints / (lo, hi) pairs per axis, as (lo, hi) entries per spatial axis
+    (symbolic where a named mode meets lengths unknown at build time)."""
     n = len(strides)
     if isinstance(padding, str):
         mode = padding.upper()
         if mode == "VALID":
             return [(0, 0)] * n
+        if mode == "FULL":
+            return [(sfold("sub", dilated(k, d), 1),) * 2 for k, d in zip(spatial_lengths(w), rhs_dilation)]
         if mode not in ("SAME", "SAME_LOWER"):
-            raise ValueError(f"{what}: padding must be 'valid', 'same', 'same_lower', an int or (lo, hi) pairs, "
-                             f"got {padding!r}")
+            raise ValueError(f"{what}: padding must be 'valid', 'same', 'same_lower', 'full', an int or (lo, hi) "
+                             f"pairs, got {padding!r}")
         return same_pads(spatial_lengths(x), spatial_lengths(w), strides, lhs_dilation, rhs_dilation,
                          lower=mode == "SAME_LOWER")
     return list(padding_pairs(padding, n, f"{what} padding"))
@@ -279,8 +286,9 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int] | Non
 def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Variable:
     """Cross-correlation of ``x`` (N, C, *spatial) with ``w`` (O, C / groups, *window), 1-d, 2-d
     or 3-d (from ``w.ndim``), as ``torch.nn.functional.conv{1,2,3}d``: ``padding`` is an int,
-    ints or (lo, hi) pairs per axis, 'valid' or 'same' (zero padding; 'same' keeps the length
-    for stride 1 and gives ceil(length / stride) otherwise, extra padding on the high side)."""
+    ints or (lo, hi) pairs per axis, 'valid', 'same' or 'full' (zero padding; 'same' keeps the
+    length for stride 1 and gives ceil(length / stride) otherwise, extra padding on the high
+    side; 'full' pads by the dilated kernel extent - 1)."""
     w = as_tensor_variable(w)
     n = w.ndim - 2
     if n not in (1, 2, 3):

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from symgraph.errors import GraphTypeError
+from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.alloc import ones
 from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select, pool as np_pool
@@ -29,17 +29,17 @@ from symgraph.tensor.type import TensorType, as_tensor_variable, constant
 from symgraph.tensor.window import (check_pads_input, dilated, int_tuple, padding_pairs, pads_of, pads_operand,
                                     out_length, runtime_pads, same_pads, static_out_length, static_pads)
 
-__all__ = ["Pool", "MaxPoolGrad", "MaxPoolGradGrad", "pool", "max_pool", "avg_pool"]
+__all__ = ["Pool", "MaxPoolGrad", "MaxPoolGradGrad", "max_pool", "avg_pool"]
 
 
 class _Windowed(Op):
-    """What the pool ops share: window, strides, padding (static pairs, or None for a padding
-    input after the data inputs), and checks of the pooled input."""
+    """What the pool ops share: window, strides (default: the window), padding (an int or (lo, hi)
+    pairs; None: a padding input follows the data inputs), and checks of the pooled input."""
 
     __props__ = ("window", "strides", "padding")
     n_data = 1  # data inputs before the optional padding input
 
-    def __init__(self, window: Sequence[int], strides: Sequence[int] | None = None, padding: Any = None):
+    def __init__(self, window: Sequence[int], strides: Sequence[int] | None = None, padding: Any = 0):
         n = len(window)
         self.window = int_tuple(window, n, f"{type(self).__name__} window")
         self.strides = int_tuple(self.window if strides is None else strides, n, f"{type(self).__name__} strides")
@@ -80,6 +80,16 @@ class _Windowed(Op):
     def _runtime_pads(self, inputs: list) -> tuple:
         return runtime_pads(self.padding, inputs[self.n_data:], len(self.window), str(self))
 
+    def perform(self, node: Apply, inputs: list) -> list:
+        try:
+            return self.compute(node, inputs)
+        except ShapeError as e:  # symgraph errors carry their node's context themselves
+            raise ShapeError(f"{e}\n{node_context(node, inputs)}") from None
+
+    def compute(self, node: Apply, inputs: list) -> list:
+        """The outputs from numpy inputs (``perform`` adds the node to errors)."""
+        raise NotImplementedError
+
 
 class Pool(_Windowed):
     """Max or sum over windows of the trailing ``len(window)`` axes. Padded positions take no
@@ -87,7 +97,7 @@ class Pool(_Windowed):
 
     __props__ = ("mode", "window", "strides", "padding", "lhs_dilation")
 
-    def __init__(self, mode: str, window: Sequence[int], strides: Sequence[int] | None = None, padding: Any = None,
+    def __init__(self, mode: str, window: Sequence[int], strides: Sequence[int] | None = None, padding: Any = 0,
                  lhs_dilation: Sequence[int] | None = None):
         super().__init__(window, strides, padding)
         if mode not in ("max", "sum"):
@@ -111,7 +121,7 @@ class Pool(_Windowed):
         shape = self._pooled_static(inputs, self.lhs_dilation)
         return Apply(self, inputs, [TensorType(x.dtype, shape).make_variable()])
 
-    def perform(self, node: Apply, inputs: list) -> list:
+    def compute(self, node: Apply, inputs: list) -> list:
         return [np_pool(inputs[0], self.mode, self.window, self.strides, self._runtime_pads(inputs),
                         self.lhs_dilation, node.outputs[0].dtype)]
 
@@ -147,7 +157,7 @@ class MaxPoolGrad(_Windowed):
         dtype = np.result_type(inputs[0].dtype, inputs[1].dtype).name
         return Apply(self, inputs, [TensorType(dtype, inputs[0].type.shape).make_variable()])
 
-    def perform(self, node: Apply, inputs: list) -> list:
+    def compute(self, node: Apply, inputs: list) -> list:
         gx = max_pool_grad(inputs[0], inputs[1], self.window, self.strides, self._runtime_pads(inputs))
         return [gx.astype(node.outputs[0].dtype, copy=False)]
 
@@ -174,7 +184,7 @@ class MaxPoolGradGrad(_Windowed):
         shape = self._pooled_static(inputs, (1,) * len(self.window))
         return Apply(self, inputs, [TensorType(inputs[1].dtype, shape).make_variable()])
 
-    def perform(self, node: Apply, inputs: list) -> list:
+    def compute(self, node: Apply, inputs: list) -> list:
         return [max_pool_select(inputs[0], inputs[1], self.window, self.strides, self._runtime_pads(inputs))]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
