@@ -23,6 +23,9 @@ W4_SIZES, W4_QUICK_SIZES = (200, 1000, 3000), (200,)
 W5_CALLS, W5_QUICK_CALLS = 10_000, 2_000
 # W6: XOR, 3-4-1 sigmoid net, 1500 steps of size 1
 W6_STEPS = 1500
+# W8: 3x3 'same' convolution, float32, forward and backward (input and kernel gradients)
+W8_SIZES = {"N=32": (32, 64, 32, 32)}  # N, C = K, H, W
+W8_QUICK_SIZES = {"N=8": (8, 32, 16, 16)}
 
 
 def w1_inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +66,29 @@ def w3_flops_per_step() -> float:
     """6 * parameters * batch: forward and backward multiply-adds of the dense layers."""
     params = sum(a * b + b for a, b in zip(W3_SIZES, W3_SIZES[1:]))
     return 6.0 * params * W3_BATCH
+
+
+def w8_data(variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W8: input x (N, C, H, W), kernel w (K, C, 3, 3) (He-initialised) and the output projection g
+    whose product with the output is the cost (so the backward pass starts from g), float32."""
+    n, c, h, w = {**W8_SIZES, **W8_QUICK_SIZES}[variant]
+    rng = np.random.default_rng(8)
+    return (rng.standard_normal((n, c, h, w), dtype=F32), (rng.standard_normal((c, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(F32),
+            rng.standard_normal((n, c, h, w), dtype=F32))
+
+
+def w8_flops(variant: str) -> float:
+    """Multiply-adds x 2 of one forward pass (the backward pass does twice as many)."""
+    n, c, h, w = {**W8_SIZES, **W8_QUICK_SIZES}[variant]
+    return 2.0 * n * c * c * h * w * 9
+
+
+def w8_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The forward pass in float64 (zero-padded 'same' cross-correlation) to check each answer."""
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    h, wd = x.shape[2:]
+    return sum(np.einsum("nchw,kc->nkhw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j].astype(np.float64))
+               for i in range(3) for j in range(3))
 
 
 def xor_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -138,4 +138,21 @@ def w6(lib, variant: str, quick: bool) -> dict:
     return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / D.W6_STEPS, "final_loss": float(last)}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+def w8(lib, variant: str, quick: bool) -> dict:
+    """Theano's conv2d (cross-correlation, 'half' = same for 3x3): the forward pass alone, and the
+    forward pass with the gradients of sum(y * g) with respect to the input and the kernel."""
+    xv, wv, gv = D.w8_data(variant)
+    x, w, g = (lib.T.ftensor4(n) for n in "xwg")
+    y = lib.T.nnet.conv2d(x, w, border_mode="half", filter_flip=False)
+    fwd = lib.function([x, w], y)
+    both = lib.function([x, w, g], [y] + lib.grad(lib.T.sum(y * g), [x, w]))
+    out = fwd(xv, wv)
+    assert out.dtype == np.float32 and np.allclose(out, D.w8_reference(xv, wv), atol=1e-3)
+    both(xv, wv, gv)
+    n, r = (2, 3) if quick else (3, 5)
+    fwd_s = D.median_time(lambda: fwd(xv, wv), number=n, rounds=r)
+    sec = D.median_time(lambda: both(xv, wv, gv), number=n, rounds=r)
+    return {"ms": sec * 1e3, "fwd_ms": fwd_s * 1e3, "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W8": w8}

@@ -1,24 +1,30 @@
 """The numpy implementation of the general convolution (``Conv.perform``): BLAS products over
 slices, never a padded-and-zero-inserted image.
 
-Three loops compute the same sum ``y[n, o, p] = sum_{c, t} x[n, c, i(p, t)] * w[o, c, t]``, and
-``conv_numpy`` picks one from the shapes:
+Each loop below computes the same sum ``y[n, o, p] = sum_{c, t} x[n, c, i(p, t)] * w[o, c, t]``;
+``conv_numpy`` picks one from the parameters and shapes:
 
-* **shifted GEMMs** (stride 1, no lhs dilation: forward convolutions and their stride-1 input
+* ``shifted`` (stride 1, no lhs dilation: forward convolutions and their stride-1 input
   gradients): the input, padded once in channels-last layout, is one (rows, C) matrix; window
   tap ``t`` reads it shifted by a constant number of rows, so each tap is one contiguous
-  (rows, C) @ (C, O) product accumulated into a full-grid output whose border rows are dropped.
-* **tap loop** (strides or lhs dilation): per tap, the input elements it reads form a strided
-  slice and the outputs they feed another (``window.progression``): gather, one product, and a
-  strided ``+=`` into the output. With lhs dilation this is the col2im of a strided convolution's
-  input gradient, without the zero-inserted image.
-* **output loop** (fewer output positions than taps: weight gradients, whose "kernel" is the
-  whole output gradient): per output position one product contracting over channels and taps.
+  (rows, C) @ (C, O) product, no gather, accumulated over a full grid whose border rows are dropped.
+* ``by_tap`` (strides): per tap, gather the strided (N * out, C) slice of the padded input it
+  reads, one product, accumulated.
+* ``by_output`` (fewer output positions than taps: weight gradients, whose "kernel" is the whole
+  output gradient): each position's receptive field gathered and all positions stacked into one
+  tall product, instead of one skinny product with a huge contraction per position.
+* ``by_tap_sparse`` / ``by_output_sparse`` (lhs dilation: a strided convolution's input gradient,
+  a transposed convolution): ``window.progression`` gives, per tap (or position), the input
+  elements and outputs that meet as strided slices; one product each and a strided ``+=`` into
+  the output (col2im), never the zero-inserted image.
 
-Measured (2-core machine, numpy 2.4 + OpenBLAS, N=32, C=O=64, 32x32, 3x3 'same', float32):
-shifted GEMMs 37 ms, im2col with one GEMM 58 ms, tensordot over sliding_window_view 126 ms,
-a GEMM of the same FLOPs 16 ms (the issue's probe, re-measured for this module: see
-benchmarks W8 for the whole forward+backward).
+Measured (benchmarks W8: N=32, C=O=64, 32x32, 3x3 'same', float32, on this project's 2-core
+machine under heavy load from other processes, OPENBLAS_NUM_THREADS=1 in every process): the
+forward pass by shifted GEMMs 96 ms against 118 ms for numpy by hand with im2col and one GEMM,
+and 42 ms for one GEMM of the same FLOPs; forward and backward 303 ms (JAX under jit: 192 ms,
+by hand 223 ms). With two BLAS threads on the loaded machine every BLAS call waits for both
+threads to be scheduled, and the nine calls per pass cost more than im2col's one (forward 468
+against 258 ms); the issue's probe on a quiet machine measured shifted GEMMs 37 ms, im2col 58 ms.
 """
 from __future__ import annotations
 
@@ -26,7 +32,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.linalg import get_blas_funcs
 
 from symgraph.errors import ShapeError
 from symgraph.tensor.window import dilated, out_length, progression
@@ -109,16 +114,15 @@ def _slices(progs: list, first: bool) -> tuple:
     return tuple(out)
 
 
-def gemm_into(out: np.ndarray, a: np.ndarray, b: np.ndarray, accumulate: bool) -> None:
-    """``out (+)= a @ b`` for C-contiguous 2-d ``out``, ``a`` and ``b``: BLAS gemm with beta = 1
-    accumulates in place (no temporary product, no separate add pass)."""
+def gemm_into(out: np.ndarray, a: np.ndarray, b: np.ndarray, accumulate: bool, tmp: np.ndarray | None = None) -> None:
+    """``out (+)= a @ b`` with numpy's BLAS; ``tmp`` (shaped like ``out``) holds the product
+    when accumulating. (scipy's BLAS wrappers could accumulate in place with beta = 1, but they
+    load a second OpenBLAS whose thread pool fights numpy's: measured 5-50x slower alternating.)"""
     if not accumulate:
         np.matmul(a, b, out=out)
         return
-    gemm = get_blas_funcs("gemm", (out,))
-    res = gemm(1.0, b.T, a.T, 1.0, out.T, overwrite_c=True)  # (a @ b)^T = b^T a^T, column-major
-    if not np.shares_memory(res, out):  # the wrapper had to copy (unusual strides): write back
-        out[...] = res.T
+    prod = np.matmul(a, b, out=tmp) if tmp is not None else a @ b
+    out += prod
 
 
 def padded(x: np.ndarray, padding: Sequence[tuple], grid: tuple, first_spatial: int = 2) -> np.ndarray:
@@ -155,9 +159,10 @@ def shifted(xp: np.ndarray, w: np.ndarray, rhs_dilation: Sequence[int], groups: 
     length = rows.shape[0] - max(shifts)
     wt = taps_matrix(w)
     acc = np.empty((rows.shape[0], o), xp.dtype)
+    tmp = np.empty((length, o), xp.dtype) if groups == 1 else None
     for t, sh in enumerate(shifts):
         if groups == 1:
-            gemm_into(acc[:length], rows[sh:sh + length], wt[t], accumulate=t > 0)
+            gemm_into(acc[:length], rows[sh:sh + length], wt[t], accumulate=t > 0, tmp=tmp)
         elif t == 0:
             acc[:length] = contract(rows[sh:sh + length], wt[t], groups)
         else:
@@ -173,11 +178,12 @@ def by_tap(xp: np.ndarray, w: np.ndarray, strides: Sequence[int], rhs_dilation: 
     n, c, o = xp.shape[0], xp.shape[-1], w.shape[0]
     wt = taps_matrix(w)
     acc = np.empty((n * math.prod(out_sp), o), xp.dtype)
+    tmp = np.empty_like(acc) if groups == 1 else None
     cols = np.empty((n,) + out_sp + (c,), xp.dtype)
     for t, tap in enumerate(np.ndindex(*w.shape[2:])):
         cols[...] = xp[(slice(None),) + _window(tap, rhs_dilation, strides, out_sp)]
         if groups == 1:
-            gemm_into(acc, cols.reshape(-1, c), wt[t], accumulate=t > 0)
+            gemm_into(acc, cols.reshape(-1, c), wt[t], accumulate=t > 0, tmp=tmp)
         elif t == 0:
             acc[...] = contract(cols.reshape(-1, c), wt[t], groups)
         else:
