@@ -73,8 +73,9 @@ def w8_data(variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     whose product with the output is the cost (so the backward pass starts from g), float32."""
     n, c, h, w = {**W8_SIZES, **W8_QUICK_SIZES}[variant]
     rng = np.random.default_rng(8)
-    return (rng.standard_normal((n, c, h, w), dtype=F32), (rng.standard_normal((c, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(F32),
-            rng.standard_normal((n, c, h, w), dtype=F32))
+    x = rng.standard_normal((n, c, h, w), dtype=F32)
+    w3 = (rng.standard_normal((c, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(F32)
+    return x, w3, rng.standard_normal((n, c, h, w), dtype=F32)
 
 
 def w8_flops(variant: str) -> float:

@@ -13,7 +13,9 @@ Theano gradient functions) on both backends, against independent references:
 * hypothesis-drawn convolutions against scipy; errors; infer_shape; save/load."""
 from __future__ import annotations
 
+import itertools
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -22,8 +24,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
+from symgraph.graph import toposort
+from symgraph.tensor import conv_numpy
 from symgraph.tensor.convolution import Conv
 from symgraph.testing import verify_grad
+from conftest import BACKENDS
 from conv_reference import fixture_cases, pairwise, ref_conv, same_pads
 from test_reduction import check_infer_shape
 
@@ -34,7 +39,7 @@ TOL = {"float32": dict(rtol=2e-4, atol=2e-4), "float64": dict(rtol=1e-10, atol=1
 GRID = {"stride": [1, 2, 3], "padding": ["valid", "same", "full", "asym"], "dilation": [1, 2],
         "groups": [1, 2, "C"], "kernel": [1, 2, 3], "dtype": ["float32", "float64"], "flip": [False, True],
         "small": [False, True]}
-FULL = [dict(zip(GRID, combo)) for combo in __import__("itertools").product(*GRID.values())]
+FULL = [dict(zip(GRID, combo)) for combo in itertools.product(*GRID.values())]
 CASES = FULL if LONG else pairwise(GRID)
 
 
@@ -139,7 +144,6 @@ def test_matches_jax_to_second_order(backend, case, static):
 
 
 def _conv_nodes(outs: list) -> list:
-    from symgraph.graph import toposort
     return [n for n in toposort(outs) if isinstance(n.op, Conv)]
 
 
@@ -221,7 +225,8 @@ def test_get_conv_output_shape_and_hints():
 
 
 def test_same_padding_and_unknown_kernel_shape(backend):
-    x, w = np.random.default_rng(1).standard_normal((1, 2, 9, 8)), np.random.default_rng(2).standard_normal((3, 2, 4, 3))
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 2, 9, 8)), rng.standard_normal((3, 2, 4, 3))
     X, W = T.dtensor4(), T.dtensor4()  # kernel lengths unknown: 'same' padding computed in the graph
     y = T.conv(X, W, stride=(2, 3), padding="same")
     assert y.owner.op.padding is None
@@ -261,3 +266,35 @@ def test_save_load_round_trip(backend, tmp_path):
     x = rng.standard_normal((2, 2, 9, 8))
     for a, b in zip(f(x), g(x)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_workspace_chunks_give_the_same_results(backend, monkeypatch):
+    """A workspace bound far below one call's columns forces the chunked paths (numpy: positions of
+    the weight-gradient products; OpenCL: the batch in im2col and col2im)."""
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((5, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3))
+    X, W = T.dtensor4(), T.dtensor4()
+    y = T.conv(X, W, stride=(2, 1), padding=1, groups=2)
+    outs = [y] + sg.grad((y ** 2).sum(), [X, W])
+    want = sg.function([X, W], outs, backend=backend)(x, w)
+    monkeypatch.setattr(conv_numpy, "WORKSPACE", 64)
+    if backend == "opencl":
+        from symgraph.backends.opencl import kernels_conv  # only where pyopencl is installed
+        monkeypatch.setattr(kernels_conv, "WORKSPACE_BYTES", 64)
+    got = sg.function([X, W], outs, backend=backend)(x, w)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_opencl_runs_convolutions_and_pools_on_the_device():
+    if "opencl" not in BACKENDS:
+        pytest.skip("no OpenCL device")
+    X, W = T.ftensor4(), T.ftensor4()
+    y = T.max_pool(T.conv(X, W, stride=2, padding="same"), (2, 2))
+    outs = [y] + sg.grad((y ** 2).sum(), [X, W])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a host fallback warns
+        f = sg.function([X, W], outs, backend="opencl")
+    names = " ".join(f.kernels)
+    assert "im2col" in names and "col2im" in names and "pool_max" in names and "maxpoolgrad" in names
+    assert "host" not in names

@@ -148,10 +148,12 @@ class Geometry:
 
     @classmethod
     def of(cls, op: Conv, x: Variable, w: Variable, y: Variable, g: Variable, pads: Variable | None) -> "Geometry":
-        return cls(spatial_lengths(x), spatial_lengths(w), spatial_lengths(y, g), pads_of(op.padding, pads, op.nspatial),
-                   op.strides, op.lhs_dilation, op.rhs_dilation, op.feature_group_count, op.batch_group_count)
+        return cls(spatial_lengths(x), spatial_lengths(w), spatial_lengths(y, g),
+                   pads_of(op.padding, pads, op.nspatial), op.strides, op.lhs_dilation, op.rhs_dilation,
+                   op.feature_group_count, op.batch_group_count)
 
-    def axes(self):
+    def axes(self) -> Any:
+        """Per spatial axis: (in, kernel, out lengths, (lo, hi), stride, lhs and rhs dilation)."""
         return zip(self.in_len, self.k_len, self.out_len, self.pads, self.strides, self.lhs_dilation,
                    self.rhs_dilation)
 

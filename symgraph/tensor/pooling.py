@@ -115,7 +115,8 @@ class Pool(_Windowed):
     def make_node(self, x: Any, pads: Any = None) -> Apply:
         inputs = self._inputs(x, [], pads)
         x = inputs[0]
-        if x.dtype.startswith("complex") or x.dtype == "bool" or (self.mode == "sum" and not x.dtype.startswith("float")):
+        unordered = x.dtype.startswith("complex") or x.dtype == "bool"
+        if unordered or (self.mode == "sum" and not x.dtype.startswith("float")):
             raise GraphTypeError(f"{self}: expected a {'float' if self.mode == 'sum' else 'real'} tensor, got {x} "
                                  f"({x.type})")
         shape = self._pooled_static(inputs, self.lhs_dilation)
@@ -137,7 +138,8 @@ class Pool(_Windowed):
         if self.mode == "max":
             return [MaxPoolGrad(self.window, self.strides, self.padding)(x, g, *inputs[1:])] + rest
         lengths, out_len = trailing_lengths(x, len(self.window)), trailing_lengths(outputs[0], len(self.window), g)
-        grad_pads = [(sfold("sub", sfold("sub", k, lo), 1), sfold("sub", sfold("add", dilated(n, a), lo), dilated(m, s)))
+        grad_pads = [(sfold("sub", sfold("sub", k, lo), 1),
+                      sfold("sub", sfold("add", dilated(n, a), lo), dilated(m, s)))
                      for n, m, k, s, a, (lo, _) in zip(lengths, out_len, self.window, self.strides, self.lhs_dilation,
                                                        pads)]
         return [pool(g, "sum", self.window, self.lhs_dilation, grad_pads, lhs_dilation=self.strides)] + rest

@@ -61,9 +61,10 @@ def _pool_nd(x: Any, nd: int, ws: Any, ignore_border: bool, stride: Any, pad: An
     return out
 
 
-def pool_2d(input: Any, ws: Sequence[int] | None = None, ignore_border: bool = True, stride: Sequence[int] | None = None,
-            pad: Sequence[int] = (0, 0), mode: str = "max", ds: Sequence[int] | None = None,
-            st: Sequence[int] | None = None, padding: Sequence[int] | None = None) -> Variable:
+def pool_2d(input: Any, ws: Sequence[int] | None = None, ignore_border: bool = True,
+            stride: Sequence[int] | None = None, pad: Sequence[int] = (0, 0), mode: str = "max",
+            ds: Sequence[int] | None = None, st: Sequence[int] | None = None,
+            padding: Sequence[int] | None = None) -> Variable:
     """Pool the last two axes of ``input`` with windows ``ws`` every ``stride`` (default ``ws``)
     after padding ``pad`` on both sides, as Theano's ``pool_2d`` (``ds``, ``st``, ``padding``
     are its old names for ``ws``, ``stride``, ``pad``)."""
