@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=0.003)
     args = kit.parse(p, argv)
     if args.quick:
-        args.epochs = min(args.epochs, 3)
+        args.epochs = min(args.epochs, 2)
     plt = kit.pyplot()
     data = load()
     result = train(args.backend, data, args)

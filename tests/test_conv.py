@@ -298,3 +298,13 @@ def test_opencl_runs_convolutions_and_pools_on_the_device():
     names = " ".join(f.kernels)
     assert "im2col" in names and "col2im" in names and "pool_max" in names and "maxpoolgrad" in names
     assert "host" not in names
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_kernel_larger_than_input_gives_empty_output_and_zero_gradients(backend, stride):
+    X, W = T.dtensor4(), T.dtensor4()
+    y = T.conv(X, W, stride=stride)
+    y_v, gx, gw = sg.function([X, W], [y] + sg.grad(y.sum(), [X, W]), backend=backend)(np.ones((1, 1, 2, 2)),
+                                                                                         np.ones((1, 1, 3, 3)))
+    assert y_v.shape == (1, 1, 0, 0) and gx.shape == (1, 1, 2, 2) and gw.shape == (1, 1, 3, 3)
+    assert not gx.any() and not gw.any()

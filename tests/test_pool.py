@@ -18,6 +18,7 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph import toposort
 from symgraph.tensor.pooling import MaxPoolGrad, MaxPoolGradGrad, Pool, pool
 from symgraph.testing import verify_grad
+from conftest import BACKENDS
 from conv_reference import fixture_cases, ref_max_pool_first_max_grad, ref_pool_2d, ref_pool_nd
 from test_reduction import check_infer_shape
 
@@ -172,3 +173,21 @@ def test_bad_pool_arguments():
     f = sg.function([X, G], MaxPoolGrad((2, 2))(X, G))
     with pytest.raises(ShapeError, match="output gradient"):
         f(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)))
+
+
+def test_gradients_are_bit_identical_across_calls_and_backends():
+    """No atomics: every gradient element is summed by one work-item in a fixed order, the same
+    order as the numpy implementation's."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-3, 4, (4, 3, 9, 8)).astype("float64")  # ties
+    w = rng.standard_normal((6, 3, 3, 3))
+    X, W = T.dtensor4(), T.dtensor4()
+    y = T.max_pool(T.conv(X, W, stride=2, padding="same"), (3, 3), stride=1, padding=1)
+    y = y + T.max_pool(X, (3, 2), stride=(1, 2), padding=((1, 1), (0, 1))).sum()
+    outs = sg.grad((y * y).sum(), [X, W])
+    results = {b: [sg.function([X, W], outs, backend=b)(x, w) for _ in range(2)] for b in BACKENDS}
+    for runs in results.values():
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+    if "opencl" in results:
+        np.testing.assert_allclose(results["opencl"][0][0], results["numpy"][0][0], rtol=1e-12, atol=1e-12)

@@ -10,10 +10,13 @@ feature groups <-> batch groups), so the op is closed under differentiation and 
 needs nothing more. The paddings of the gradients follow JAX's ``_conv_general_vjp_lhs_padding``
 and ``_conv_general_vjp_rhs_padding``: they depend on the input, kernel and output lengths, so a
 strided convolution whose ``(in + lo + hi - extent) % stride != 0`` gets the right input
-gradient (the unread border rows get zeros). Where those lengths are known at build time the
-gradient's padding is static; where not, it is computed in the graph from the shapes and passed
-as the op's optional third input (an int64 vector ``[lo0, hi0, lo1, hi1, ...]``): the gradient
-op reads no separate shape argument, only its own operands' shapes through that arithmetic.
+gradient (the unread border rows get zeros). Where those lengths are known at build time (static
+shapes, as JAX always has) the gradient's padding is a static parameter and the gradient ops take
+no shape input at all. Where they are not, the padding is computed in the graph from the
+forward's input, kernel and output lengths (``Shape_i`` arithmetic) and passed as the op's
+optional third input, an int64 vector ``[lo0, hi0, lo1, hi1, ...]``. That is the one piece of
+information no gradient can do without: a strided convolution maps several input lengths to the
+same output length, so the input gradient must learn the input length from somewhere.
 
 Public functions: ``conv_general_dilated`` (JAX's signature, NC layouts) and ``conv`` (``T.conv``:
 PyTorch/JAX-style cross-correlation, 1-d, 2-d or 3-d, padding int / pairs / 'same' / 'valid').
@@ -186,8 +189,10 @@ def conv_with_pads(pads: list, **params: Any):
 def input_grad(g: Variable, w: Variable, geo: Geometry) -> Variable:
     """d(cost)/d(input) of a convolution, given the output gradient ``g`` and the kernel ``w``:
     the transposed convolution, as a Conv (JAX's ``_conv_general_dilated_transpose_lhs``)."""
-    pads = [(_sub(dilated(k, d), lo, 1), _sub(sfold("add", dilated(n, a), lo), dilated(m, s)))
-            for n, k, m, (lo, _), s, a, d in geo.axes()]
+    # high side: in + lo - out (dilated); with stride 1 that is extent - 1 - hi, known without the lengths
+    pads = [(_sub(dilated(k, d), lo, 1),
+             _sub(dilated(k, d), 1, hi) if s == 1 else _sub(sfold("add", dilated(n, a), lo), dilated(m, s)))
+            for n, k, m, (lo, hi), s, a, d in geo.axes()]
     groups = max(geo.groups, geo.batch_groups)
     conv = conv_with_pads(pads, strides=geo.lhs_dilation, lhs_dilation=geo.strides, rhs_dilation=geo.rhs_dilation,
                       feature_group_count=groups)
@@ -199,8 +204,9 @@ def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
     """d(cost)/d(kernel) of a convolution, given its input ``x`` and output gradient ``g``: a Conv
     of the batch-and-channel-transposed input with the transposed output gradient as its kernel
     (JAX's ``_conv_general_dilated_transpose_rhs``)."""
-    pads = [(lo, _sub(sfold("add", dilated(m, s), dilated(k, d)), dilated(n, a), lo, 1))
-            for n, k, m, (lo, _), s, a, d in geo.axes()]
+    # high side: out + extent - in - lo - 1 (dilated); with stride 1 that is the forward's hi
+    pads = [(lo, hi if s == 1 else _sub(sfold("add", dilated(m, s), dilated(k, d)), dilated(n, a), lo, 1))
+            for n, k, m, (lo, hi), s, a, d in geo.axes()]
     conv = conv_with_pads(pads, strides=geo.rhs_dilation, lhs_dilation=geo.lhs_dilation, rhs_dilation=geo.strides,
                       feature_group_count=geo.batch_groups, batch_group_count=geo.groups)
     return swap01(conv(swap01(x), swap01(g)))
