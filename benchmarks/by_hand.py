@@ -102,8 +102,8 @@ def w6(variant: str, quick: bool) -> dict:
     return {"s": sec, "us_per_step": 1e6 * sec / D.W6_STEPS, "final_loss": float(np.sum((y - l2) ** 2))}
 
 
-def _w7_by_hand(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray):
-    """W7 as an expert writes it with scipy: the fewest factorisations (one LU shared by the value and
+def _w9_by_hand(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray):
+    """W9 as an expert writes it with scipy: the fewest factorisations (one LU shared by the value and
     the gradient), LAPACK's getri for the inverse, no finiteness checks."""
     import scipy.linalg as sla
     if case == "slogdet":
@@ -125,12 +125,59 @@ def _w7_by_hand(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray):
     return solve_grad
 
 
-def w7(variant: str, quick: bool) -> dict:
-    case, n = D.w7_split(variant)
-    a, b, w = D.w7_inputs(n)
-    f = _w7_by_hand(case, a, b, w)
-    D.w7_check(case, a, b, w, f())
+def w9(variant: str, quick: bool) -> dict:
+    case, n = D.w9_split(variant)
+    a, b, w = D.w9_inputs(n)
+    f = _w9_by_hand(case, a, b, w)
+    D.w9_check(case, a, b, w, f())
     return {"ms": 1e3 * D.median_time(f, number=2 if quick else 5, rounds=3 if quick else 7)}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W7": w7}
+
+
+def _im2col(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N * H * W, 9 * C) columns of the zero-padded 3x3 neighbourhoods (tap-major)."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).transpose(0, 2, 3, 1)  # channels last
+    cols = np.empty((n, h, w, 9, c), x.dtype)
+    for t in range(9):
+        i, j = divmod(t, 3)
+        cols[:, :, :, t] = xp[:, i:i + h, j:j + w]
+    return cols.reshape(n * h * w, 9 * c)
+
+
+def w8(variant: str, quick: bool) -> dict:
+    """The usual numpy convolution: im2col and one GEMM forward; backward, the kernel gradient as one
+    GEMM of the columns and the input gradient as a GEMM followed by col2im (9 strided adds).
+    ``gemm_ms`` is one GEMM with the forward's FLOPs, the yardstick of issue 17's forward goal."""
+    x, w, g = D.w8_data(variant)
+    n, c, h, wd = x.shape
+    k = w.shape[0]
+    w_mat = w.transpose(2, 3, 1, 0).reshape(9 * c, k)  # (tap, C) x K
+
+    def forward():
+        cols = _im2col(x)
+        return cols, (cols @ w_mat).reshape(n, h, wd, k).transpose(0, 3, 1, 2)
+
+    def both():
+        cols, y = forward()
+        g_mat = g.transpose(0, 2, 3, 1).reshape(n * h * wd, k)
+        gw = (cols.T @ g_mat).reshape(3, 3, c, k).transpose(3, 2, 0, 1)
+        dcols = (g_mat @ w_mat.T).reshape(n, h, wd, 9, c)
+        gxp = np.zeros((n, h + 2, wd + 2, c), x.dtype)
+        for t in range(9):
+            i, j = divmod(t, 3)
+            gxp[:, i:i + h, j:j + wd] += dcols[:, :, :, t]
+        return y, gxp[:, 1:-1, 1:-1].transpose(0, 3, 1, 2), gw
+
+    assert np.allclose(forward()[1], D.w8_reference(x, w), atol=1e-3)
+    a = np.random.default_rng(0).standard_normal((n * h * wd, 9 * c), dtype=np.float32)
+    nr, r = (2, 3) if quick else (3, 5)
+    gemm_s = D.median_time(lambda: a @ w_mat, number=nr, rounds=r)
+    fwd_s = D.median_time(forward, number=nr, rounds=r)
+    sec = D.median_time(both, number=nr, rounds=r)
+    return {"ms": sec * 1e3, "fwd_ms": fwd_s * 1e3, "gemm_ms": gemm_s * 1e3,
+            "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W9": w9, "W8": w8}

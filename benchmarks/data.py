@@ -23,9 +23,13 @@ W4_SIZES, W4_QUICK_SIZES = (200, 1000, 3000), (200,)
 W5_CALLS, W5_QUICK_CALLS = 10_000, 2_000
 # W6: XOR, 3-4-1 sigmoid net, 1500 steps of size 1
 W6_STEPS = 1500
-# W7: linear algebra in float64: log|det A| and x = A^-1 b, each alone and with its gradient
-W7_N, W7_QUICK_N = 500, 200
-W7_CASES = ("slogdet", "slogdet+grad", "solve", "solve+grad")
+# W9: linear algebra in float64: log|det A| and x = A^-1 b, each alone and with its gradient
+W9_N, W9_QUICK_N = 500, 200
+W9_CASES = ("slogdet", "slogdet+grad", "solve", "solve+grad")
+
+# W8: 3x3 'same' convolution, float32, forward and backward (input and kernel gradients)
+W8_SIZES = {"N=32": (32, 64, 32, 32)}  # N, C = K, H, W
+W8_QUICK_SIZES = {"N=8": (8, 32, 16, 16)}
 
 
 def w1_inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +72,30 @@ def w3_flops_per_step() -> float:
     return 6.0 * params * W3_BATCH
 
 
+def w8_data(variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W8: input x (N, C, H, W), kernel w (K, C, 3, 3) (He-initialised) and the output projection g
+    whose product with the output is the cost (so the backward pass starts from g), float32."""
+    n, c, h, w = {**W8_SIZES, **W8_QUICK_SIZES}[variant]
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((n, c, h, w), dtype=F32)
+    w3 = (rng.standard_normal((c, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(F32)
+    return x, w3, rng.standard_normal((n, c, h, w), dtype=F32)
+
+
+def w8_flops(variant: str) -> float:
+    """Multiply-adds x 2 of one forward pass (the backward pass does twice as many)."""
+    n, c, h, w = {**W8_SIZES, **W8_QUICK_SIZES}[variant]
+    return 2.0 * n * c * c * h * w * 9
+
+
+def w8_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The forward pass in float64 (zero-padded 'same' cross-correlation) to check each answer."""
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    h, wd = x.shape[2:]
+    return sum(np.einsum("nchw,kc->nkhw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j].astype(np.float64))
+               for i in range(3) for j in range(3))
+
+
 def xor_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """W6: X, y (float32) and the tutorial's seeded weights w0 (3x4), w1 (4x1)."""
     X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], F32)
@@ -85,20 +113,20 @@ def chain_numpy(n: int) -> list[tuple[str, float | None]]:
     return [cycle[k % len(cycle)] for k in range(n)]
 
 
-def w7_inputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def w9_inputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A well-conditioned float64 (n, n) matrix (normal / sqrt(n) + 2 I), a right-hand side b and the
     projection w of the solve's cost sum(w * x)."""
     rng = np.random.default_rng(7)
     return rng.standard_normal((n, n)) / np.sqrt(n) + 2 * np.eye(n), rng.standard_normal(n), rng.standard_normal(n)
 
 
-def w7_split(variant: str) -> tuple[str, int]:
+def w9_split(variant: str) -> tuple[str, int]:
     """("solve+grad", 500) from "solve+grad n=500"."""
     case, size = variant.split()
     return case, int(size.split("=")[1])
 
 
-def w7_check(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray, got: list) -> None:
+def w9_check(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray, got: list) -> None:
     """Each implementation's answer against numpy (log|det|, inv(A)^T; x, -gb x^T and gb = A^-T w)."""
     if case.startswith("slogdet"):
         expected = [np.linalg.slogdet(a)[1]] + ([np.linalg.inv(a).T] if case.endswith("grad") else [])

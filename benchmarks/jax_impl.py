@@ -140,11 +140,11 @@ def w6(variant: str, quick: bool) -> dict:
     return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / (D.W6_STEPS - 1), "final_loss": loss}
 
 
-def w7(variant: str, quick: bool) -> dict:
+def w9(variant: str, quick: bool) -> dict:
     jax, jnp = _jax()
     jax.config.update("jax_enable_x64", True)
-    case, n = D.w7_split(variant)
-    av, bv, wv = D.w7_inputs(n)
+    case, n = D.w9_split(variant)
+    av, bv, wv = D.w9_inputs(n)
     a, b, w = (jax.device_put(v) for v in (av, bv, wv))
     logdet = lambda m: jnp.linalg.slogdet(m)[1]  # noqa: E731
     if case == "slogdet":
@@ -158,9 +158,31 @@ def w7(variant: str, quick: bool) -> dict:
             x, vjp = jax.vjp(jnp.linalg.solve, m, v)
             return [x, *vjp(p)]
         f, args = jax.jit(solve_grad), (a, b, w)
-    D.w7_check(case, av, bv, wv, f(*args))
+    D.w9_check(case, av, bv, wv, f(*args))
     sec = D.median_time(lambda: jax.block_until_ready(f(*args)), number=2 if quick else 5, rounds=3 if quick else 7)
     return {"ms": sec * 1e3}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}
+
+
+def w8(variant: str, quick: bool) -> dict:
+    """lax.conv_general_dilated under jit: the forward pass, and value_and_grad of sum(y * g)."""
+    jax, jnp = _jax()
+    xv, wv, gv = D.w8_data(variant)
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME")
+
+    fwd = jax.jit(conv)
+    both = jax.jit(jax.value_and_grad(lambda x, w, g: jnp.sum(conv(x, w) * g), argnums=(0, 1)))
+    x, w, g = jax.device_put(xv), jax.device_put(wv), jax.device_put(gv)
+    out = np.asarray(fwd(x, w))
+    assert out.dtype == np.float32 and np.allclose(out, D.w8_reference(xv, wv), atol=1e-3)
+    jax.block_until_ready(both(x, w, g))
+    n, r = (2, 3) if quick else (3, 5)
+    fwd_s = D.median_time(lambda: fwd(x, w).block_until_ready(), number=n, rounds=r)
+    sec = D.median_time(lambda: jax.block_until_ready(both(x, w, g)), number=n, rounds=r)
+    return {"ms": sec * 1e3, "fwd_ms": fwd_s * 1e3, "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8}

@@ -90,7 +90,7 @@ def _over(a: float | None, b: float | None) -> float | None:
 
 
 def goals(results: list[dict]) -> str:
-    """Each goal of issue 9 (and issue 5's W3 goal, issue 18's W7 goals) with the figure measured and
+    """Each goal of issue 9 (and issue 5's W3 goal, issue 17's W8 and issue 18's W9 goals) with the figure measured and
     whether the goal or the minimum is met."""
     def metric(w, v, b, key=None):
         e = _get(results, w, v, b)
@@ -116,8 +116,16 @@ def goals(results: list[dict]) -> str:
         ("W4 N=3000 ≤ 1 s", metric("W4", "N=3000", "numpy"), "s", 1.0, None),
         ("W5 ≤ 1.5 µs per call; at least ≤ 2 µs", metric("W5", "call", "numpy"), "µs", 1.5, 2.0),
         ("W6 ≤ 0.03 s total; at least ≤ 0.05 s", metric("W6", "1500 steps", "numpy"), "s", 0.03, 0.05),
-    ] + [(f"W7 {case} (n=500) within 1.2× of scipy by hand (issue 18)", ratio("W7", f"{case} n=500", "numpy"), "×",
-          1.2, 1.2) for case in ("slogdet", "slogdet+grad", "solve", "solve+grad")]
+    ] + [(f"W9 {case} (n=500) within 1.2× of scipy by hand (issue 18)", ratio("W9", f"{case} n=500", "numpy"), "×",
+          1.2, 1.2) for case in ("slogdet", "slogdet+grad", "solve", "solve+grad")] + [
+("W8 numpy forward within 2.5× of one GEMM of its FLOPs (issue 17)",
+         _over(metric("W8", "N=32", "numpy", "fwd_ms"), metric("W8", "N=32", "numpy_by_hand", "gemm_ms")), "×", 2.5,
+         None),
+        ("W8 numpy forward+backward within 1.5× of JAX (issue 17)",
+         _over(metric("W8", "N=32", "numpy"), metric("W8", "N=32", "jax")), "×", 1.5, None),
+        ("W8 OpenCL forward+backward within 1.5× of JAX on a CPU device",
+         _over(metric("W8", "N=32", "opencl"), metric("W8", "N=32", "jax")), "×", 1.5, None),
+    ]
     lines = ["| goal | measured | verdict |", "|---|---|---|"]
     for label, value, unit, goal, least in rows:
         if value is None:

@@ -141,9 +141,9 @@ def w6(lib, variant: str, quick: bool) -> dict:
     return {"s": end - start, "us_per_step": 1e6 * (end - loop_start) / D.W6_STEPS, "final_loss": float(last)}
 
 
-def w7(lib, variant: str, quick: bool) -> dict:
-    case, n = D.w7_split(variant)
-    av, bv, wv = D.w7_inputs(n)
+def w9(lib, variant: str, quick: bool) -> dict:
+    case, n = D.w9_split(variant)
+    av, bv, wv = D.w9_inputs(n)
     a, b, w = lib.T.dmatrix("a"), lib.T.dvector("b"), lib.T.dvector("w")
     grad = case.endswith("grad")
     if case.startswith("slogdet"):
@@ -154,9 +154,28 @@ def w7(lib, variant: str, quick: bool) -> dict:
         inputs, args = ([a, b, w], (av, bv, wv)) if grad else ([a, b], (av, bv))
         outs = [x] + (lib.grad(lib.T.sum(x * w), [a, b]) if grad else [])
     f = lib.function(inputs, outs)
-    D.w7_check(case, av, bv, wv, f(*args))
+    D.w9_check(case, av, bv, wv, f(*args))
     sec = D.median_time(lambda: f(*args), number=2 if quick else 5, rounds=3 if quick else 7)
     return {"ms": sec * 1e3}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}
+
+
+def w8(lib, variant: str, quick: bool) -> dict:
+    """Theano's conv2d (cross-correlation, 'half' = same for 3x3): the forward pass alone, and the
+    forward pass with the gradients of sum(y * g) with respect to the input and the kernel."""
+    xv, wv, gv = D.w8_data(variant)
+    x, w, g = (lib.T.ftensor4(n) for n in "xwg")
+    y = lib.T.nnet.conv2d(x, w, border_mode="half", filter_flip=False)
+    fwd = lib.function([x, w], y)
+    both = lib.function([x, w, g], [y] + lib.grad(lib.T.sum(y * g), [x, w]))
+    out = fwd(xv, wv)
+    assert out.dtype == np.float32 and np.allclose(out, D.w8_reference(xv, wv), atol=1e-3)
+    both(xv, wv, gv)
+    n, r = (2, 3) if quick else (3, 5)
+    fwd_s = D.median_time(lambda: fwd(xv, wv), number=n, rounds=r)
+    sec = D.median_time(lambda: both(xv, wv, gv), number=n, rounds=r)
+    return {"ms": sec * 1e3, "fwd_ms": fwd_s * 1e3, "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8}

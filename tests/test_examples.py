@@ -147,6 +147,21 @@ def test_figures_must_be_readable(tmp_path):
     assert os.path.getsize(kit.save_figure(fig, str(tmp_path), "fine.png")) > 0
 
 
+def test_cnn_digits_learns(backend, tmp_path):
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    result = run("cnn_digits", backend, tmp_path)
+    assert result["losses"][-1] < result["losses"][0] / 2
+    assert result["accuracy"][-1] > 0.85
+    assert result["filters"].shape == (16, 1, 3, 3) and os.path.getsize(result["plot"]) > 0
+
+
+@pytest.mark.skipif(os.environ.get("SYMGRAPH_LONG_TESTS") != "1", reason="a full training run (SYMGRAPH_LONG_TESTS=1)")
+def test_cnn_digits_full_run_reaches_97_percent(backend, tmp_path):
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    result = load("cnn_digits").main(["--backend", backend, "--out", str(tmp_path)])
+    assert result["accuracy"][-1] >= 0.97
+
+
 def test_unknown_backend_lists_the_backends(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load("xor").main(["--backend", "cuda", "--out", str(tmp_path)])

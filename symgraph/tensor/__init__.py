@@ -29,9 +29,12 @@ from symgraph.tensor.dims import *  # noqa: E402,F401,F403
 from symgraph.tensor.structured import *  # noqa: E402,F401,F403
 from symgraph.tensor.sort import *  # noqa: E402,F401,F403
 from symgraph.tensor.extra_ops import *  # noqa: E402,F401,F403
+from symgraph.tensor.convolution import *  # noqa: E402,F401,F403
+from symgraph.tensor.pooling import *  # noqa: E402,F401,F403
 from symgraph.tensor import fft, nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 from symgraph.tensor import linalg, nlinalg, slinalg  # noqa: E402,F401
+from symgraph.tensor import signal  # noqa: E402,F401  (T.signal.pool.pool_2d)
 
 # Theano/PyTensor spellings
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821
