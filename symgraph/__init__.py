@@ -16,6 +16,8 @@ from symgraph.gradient import Lop, Rop, grad, hessian, jacobian
 from symgraph.compile import Function, SharedVariable, function, shared
 from symgraph import printing, rewrite, updates
 from symgraph.serialize import load, save
+from symgraph import random, shared_randomstreams
+from symgraph.random import MRG_RandomStreams, RandomStream
 
 __version__ = "0.1.0"
 tensor.grad = grad  # Theano's T.grad (symgraph.tensor sits below symgraph.gradient, so it is attached here)
@@ -29,4 +31,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
-           "grad", "jacobian", "hessian", "Lop", "Rop", "testing", "updates", "rewrite", "save", "load"]
+           "grad", "jacobian", "hessian", "Lop", "Rop", "testing", "updates", "rewrite", "save", "load",
+           "random", "RandomStream", "MRG_RandomStreams", "shared_randomstreams"]

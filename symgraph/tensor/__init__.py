@@ -28,6 +28,7 @@ from symgraph.tensor.gradient_ops import *  # noqa: E402,F401,F403
 from symgraph.tensor import nnet  # noqa: E402
 from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 from symgraph.tensor import linalg, nlinalg, slinalg  # noqa: E402,F401
+from symgraph.tensor import random_ops  # noqa: E402,F401  (random draws' ops: symgraph.random builds them)
 from symgraph.tensor.linalg.structure import eye, tril, triu  # noqa: E402,F401
 
 # Theano/PyTensor spellings

@@ -215,7 +215,7 @@ def _elemwise_function(sop: ScalarOp):
 
 ELEMWISE_OPS: dict[str, Elemwise] = {name: Elemwise(sop) for name, sop in scalar.SCALAR_OPS.items()}
 FUNCTIONS: dict[str, Any] = {name: _elemwise_function(sop) for name, sop in scalar.SCALAR_OPS.items()
-                             if not name.startswith("cast_")}
+                             if not name.startswith("cast_") and not sop.is_random}
 
 
 def cast(x: Any, dtype: str) -> Variable:
