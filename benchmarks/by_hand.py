@@ -133,4 +133,20 @@ def w7(variant: str, quick: bool) -> dict:
     return {"ms": 1e3 * D.median_time(f, number=2 if quick else 5, rounds=3 if quick else 7)}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W7": w7}
+def w8(variant: str, quick: bool) -> dict:
+    """numpy's default generator (PCG64) by hand: float32 uniforms, and dropout written out."""
+    case, n = D.w8_split(variant)
+    xv = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    rng = np.random.default_rng(D.W8_SEED)
+    scale = np.float32(2 / D.W8_KEEP)
+
+    def f():
+        if case == "uniform":
+            return rng.random(n, dtype=np.float32)
+        return np.maximum(xv * (rng.random(n, dtype=np.float32) < np.float32(D.W8_KEEP)) * scale + np.float32(1), 0)
+    D.w8_check(case, xv, f())
+    number, rounds = (2, 3) if quick else (5, 7)
+    return {"ms": 1e3 * D.median_time(f, number, rounds)}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W7": w7, "W8": w8}

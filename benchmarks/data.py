@@ -26,6 +26,27 @@ W6_STEPS = 1500
 # W7: linear algebra in float64: log|det A| and x = A^-1 b, each alone and with its gradient
 W7_N, W7_QUICK_N = 500, 200
 W7_CASES = ("slogdet", "slogdet+grad", "solve", "solve+grad")
+# W8: random streams (issue 16): float32 uniforms; dropout (keep 0.8) fused into relu(x * 2 + 1)
+W8_SIZES, W8_QUICK_SIZES = {"1e7": 10_000_000}, {"1e6": 1_000_000}
+W8_CASES, W8_KEEP, W8_SEED = ("uniform", "dropout"), 0.8, 1234
+
+
+def w8_split(variant: str) -> tuple[str, int]:
+    """('uniform' or 'dropout', n) from a W8 variant name such as 'dropout 1e7'."""
+    case, size = variant.split()
+    return case, {**W8_SIZES, **W8_QUICK_SIZES}[size]
+
+
+def w8_check(case: str, x: np.ndarray, out: np.ndarray) -> None:
+    """Uniforms lie in [0, 1) with mean 1/2; dropout zeroes about 1 - keep of the outputs' inputs."""
+    out = np.asarray(out)
+    assert out.dtype == F32 and out.shape == x.shape
+    if case == "uniform":
+        assert out.min() >= 0 and out.max() < 1 and abs(out.mean() - 0.5) < 0.01
+    else:
+        kept = np.isclose(out, np.maximum(x * (2 / W8_KEEP) + 1, 0), rtol=1e-5)
+        dropped = out == 1  # relu(0 * 2 + 1)
+        assert np.all(kept | dropped) and abs((dropped & ~kept).mean() - (1 - W8_KEEP)) < 0.01
 
 
 def w1_inputs(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -117,7 +117,13 @@ def goals(results: list[dict]) -> str:
         ("W5 ≤ 1.5 µs per call; at least ≤ 2 µs", metric("W5", "call", "numpy"), "µs", 1.5, 2.0),
         ("W6 ≤ 0.03 s total; at least ≤ 0.05 s", metric("W6", "1500 steps", "numpy"), "s", 0.03, 0.05),
     ] + [(f"W7 {case} (n=500) within 1.2× of scipy by hand (issue 18)", ratio("W7", f"{case} n=500", "numpy"), "×",
-          1.2, 1.2) for case in ("slogdet", "slogdet+grad", "solve", "solve+grad")]
+          1.2, 1.2) for case in ("slogdet", "slogdet+grad", "solve", "solve+grad")] + [
+        ("W8 10^7 float32 uniforms on the numpy backend ≤ 100 ms (issue 16)", metric("W8", "uniform 1e7", "numpy"),
+         "ms", 100.0, None),
+        ("W8 OpenCL uniforms within 1.2× of a write-only kernel (issue 16)",
+         metric("W8", "uniform 1e7", "opencl", "vs_write_only"), "×", 1.2, None),
+        ("W8 OpenCL dropout fused: ≤ 1.2× the kernel without it (issue 16)",
+         metric("W8", "dropout 1e7", "opencl", "vs_no_dropout"), "×", 1.2, None)]
     lines = ["| goal | measured | verdict |", "|---|---|---|"]
     for label, value, unit, goal, least in rows:
         if value is None:

@@ -12,7 +12,7 @@ import traceback
 
 from benchmarks import data as D
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 # name: (what runs it, module needed to run it)
 BACKENDS = {
     "numpy": ("symgraph, numpy backend", "symgraph"),
@@ -23,7 +23,7 @@ BACKENDS = {
     "jax": ("JAX (jit, CPU)", "jax"),
 }
 PRIMARY = {"W1": ("ms", "ms"), "W2": ("s", "s"), "W3": ("ms", "ms"), "W4": ("s", "s"), "W5": ("us", "µs"),
-           "W6": ("s", "s"), "W7": ("ms", "ms")}
+           "W6": ("s", "s"), "W7": ("ms", "ms"), "W8": ("ms", "ms")}
 
 
 def variants(workload: str, quick: bool) -> list[str]:
@@ -32,7 +32,8 @@ def variants(workload: str, quick: bool) -> list[str]:
             "W2": [f"{D.W2_QUICK_STEPS if quick else D.W2_STEPS} steps"], "W3": ["step"],
             "W4": [f"N={n}" for n in (D.W4_QUICK_SIZES if quick else D.W4_SIZES)],
             "W5": ["call"], "W6": [f"{D.W6_STEPS} steps"],
-            "W7": [f"{c} n={D.W7_QUICK_N if quick else D.W7_N}" for c in D.W7_CASES]}[workload]
+            "W7": [f"{c} n={D.W7_QUICK_N if quick else D.W7_N}" for c in D.W7_CASES],
+            "W8": [f"{c} {s}" for c in D.W8_CASES for s in (D.W8_QUICK_SIZES if quick else D.W8_SIZES)]}[workload]
 
 
 def implementation(workload: str, backend: str):

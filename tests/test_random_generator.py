@@ -88,7 +88,8 @@ def _device_kernels():
     from symgraph.backends.opencl import kernels_random as kr
     from symgraph.backends.opencl.runtime import get_runtime
     rt = get_runtime()
-    src = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" + kr.helper_source({"sg_uniform32", "sg_normal64", "sg_integers"}) + r"""
+    helpers = kr.helper_source({"sg_uniform32", "sg_normal64", "sg_integers"})
+    src = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" + helpers + r"""
 __kernel void blocks(__global const ulong *ctr, __global const ulong *key, __global ulong *out) {
     const long g = get_global_id(0);
     const ulong4 b = sg_philox(ctr[4 * g], key[2 * g], key[2 * g + 1], ctr[4 * g + 1], ctr[4 * g + 2], ctr[4 * g + 3]);

@@ -101,7 +101,8 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
         if SCALAR_OPS[name].is_random:
             if index is None:
                 raise ValueError(f"{name} needs the element index, which this kernel does not provide")
-            step, helpers = kr.step_lines(j, name, [a for a, _ in args], [d for _, d in args], out_dtype, width, index(j))
+            names, dtypes = [a for a, _ in args], [d for _, d in args]
+            step, helpers = kr.step_lines(j, name, names, dtypes, out_dtype, width, index(j))
             lines += step
             needed |= helpers
             continue
@@ -182,7 +183,8 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
     vinner = "\n".join("        " + ln for ln in vlines + [f"vstore{width}({o}, i, out{k});"
                                                           for k, o in enumerate(vouts)])
     tail = "\n".join("            " + ln for ln in lines + [f"out{k}[j] = {o};" for k, o in enumerate(outs)])
-    return (head + f"    const long i = get_global_id(0);\n{cache}    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
+    return (head + f"    const long i = get_global_id(0);\n{cache}"
+            f"    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
             f"        for (long j = i * {width}; j < n; j++) {{  /* the last partial vector */\n{tail}\n"
             f"        }}\n    }}\n}}\n")
 
@@ -396,7 +398,7 @@ class ElementwiseKernel:
         if grid:
             runs = dims[:-1] + [-(-dims[-1] // self.chunk)]
             local = _grid_local(runs)
-            gsize = tuple(-(-n // l) * l for n, l in zip(reversed(runs), local))
+            gsize = tuple(-(-n // w) * w for n, w in zip(reversed(runs), local))
             self._kernel("grid")(self.runtime.queue, gsize, local, *args)
         else:
             items = -(-size // self.chunk)

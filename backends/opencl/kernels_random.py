@@ -84,7 +84,8 @@ SCALAR = {  # row stem -> (C return type, parameter declarations, body) of the o
 
 VECTOR = {  # row stem -> (C return type, parameter declarations, body) of the 16-element helper
     "sg_uniform32": ("float16", "", """const ulong b = ix >> 3;
-    const uint16 w = (uint16)(sg_u32x8(sg_philox(b, k0, k1, c1, c2, c3)), sg_u32x8(sg_philox(b + 1, k0, k1, c1, c2, c3)));
+    const uint16 w = (uint16)(sg_u32x8(sg_philox(b, k0, k1, c1, c2, c3)),
+                              sg_u32x8(sg_philox(b + 1, k0, k1, c1, c2, c3)));
     return convert_float16(w >> 8) * 0x1p-24f;"""),
     "sg_uniform64": ("double16", "", """const ulong b = ix >> 2;
     const ulong16 w = (ulong16)(sg_philox(b, k0, k1, c1, c2, c3), sg_philox(b + 1, k0, k1, c1, c2, c3),
@@ -108,8 +109,10 @@ VECTOR = {  # row stem -> (C return type, parameter declarations, body) of the 1
     z.even = r * cos(t);
     z.odd = r * sin(t);
     return z;"""),
-    "sg_bernoulli32": ("float16", ", float16 p", f"return select((float16)(0.0f), (float16)(1.0f), sg_uniform32_x16(ix, {_KEYS}) < p);"),
-    "sg_bernoulli64": ("double16", ", double16 p", f"return select((double16)(0.0), (double16)(1.0), sg_uniform64_x16(ix, {_KEYS}) < p);"),
+    "sg_bernoulli32": ("float16", ", float16 p",
+                       f"return select((float16)(0.0f), (float16)(1.0f), sg_uniform32_x16(ix, {_KEYS}) < p);"),
+    "sg_bernoulli64": ("double16", ", double16 p",
+                       f"return select((double16)(0.0), (double16)(1.0), sg_uniform64_x16(ix, {_KEYS}) < p);"),
 }
 _VECTOR_NEEDS = {"sg_bernoulli32": "sg_uniform32_x16", "sg_bernoulli64": "sg_uniform64_x16"}
 
@@ -170,7 +173,8 @@ def helper_source(names: set[str]) -> str:
     if "sg_binomial" in names:
         parts.append(_binomial_source())
     vec = sorted(n[:-4] for n in names if n.endswith("_x16"))
-    for stem in sorted(set(vec) | {_VECTOR_NEEDS[v][:-4] for v in vec if v in _VECTOR_NEEDS}, key=lambda s: s in _VECTOR_NEEDS):
+    stems = set(vec) | {_VECTOR_NEEDS[v][:-4] for v in vec if v in _VECTOR_NEEDS}
+    for stem in sorted(stems, key=lambda s: (s in _VECTOR_NEEDS, s)):  # helpers before their users
         ret, params, body = VECTOR[stem]
         parts.append(f"inline {ret} {stem}_x16({_VARGS}{params}) {{\n    {body}\n}}")
     return "\n".join(parts) + "\n"

@@ -204,5 +204,6 @@ class KeyFoldIn(Op):
 def _as_key(key: Any) -> Variable:
     key = as_tensor_variable(key)
     if key.dtype != "uint64" or key.ndim != 1 or key.type.shape[0] not in (2, None):
-        raise GraphTypeError(f"a random key is a uint64 vector of 2 words (sg.random.key(seed)), got {key} ({key.type})")
+        raise GraphTypeError(f"a random key is a uint64 vector of 2 words (sg.random.key(seed)), "
+                             f"got {key} ({key.type})")
     return key
