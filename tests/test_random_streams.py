@@ -17,14 +17,18 @@ NO_FUSION = Mode("fast_run").excluding("fusion")
 
 
 def _all_draws(s, x):
-    """One draw of every kind, some fused with arithmetic, one sized by a symbolic shape."""
+    """One draw of every kind, some fused with arithmetic, some sized by a symbolic shape, some
+    broadcast inside the kernel they fuse into."""
     return [s.uniform((3, 37), dtype="float32"), s.uniform((5,), low=-2.0, high=3.0, dtype="float64"),
             s.normal((4, 9), avg=1.0, std=2.0, dtype="float32"), s.normal((33,), dtype="float64"),
             s.binomial((10, 3), n=1, p=0.3, dtype="float32"), s.binomial((66,), n=20, p=0.4),
             s.binomial((40,), n=3000, p=0.7), s.integers(-2**63, 2**62, size=(50,)), s.integers(7, size=(9,)),
             s.bits((13,), "uint32"), s.bits((6,), "uint64"), s.choice(5, size=(3,), replace=False),
             s.choice(4, size=(8,), p=[0.1, 0.0, 0.6, 0.3]), s.permutation(6), T.nnet.dropout(x, 0.5, s),
-            s.uniform(x.shape, dtype="float32") * x]
+            s.uniform(x.shape, dtype="float32") * x,
+            # draws smaller than the kernel they fuse into: their own flat index, broadcast
+            s.uniform((5, 1), dtype="float32") * x, x + s.normal((33,), dtype="float32"),
+            s.binomial((5, 1), p=0.5, dtype="float32") * x.T.T]
 
 
 X = np.random.default_rng(0).standard_normal((5, 33)).astype(np.float32)
