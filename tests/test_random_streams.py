@@ -202,6 +202,8 @@ def test_symbolic_and_derived_sizes(backend):
     a, b, c = f(4, np.ones((2, 5)))
     assert a.shape == (4, 3) and c.shape == (4, 4)
     np.testing.assert_array_equal(b, np.ones((2, 5)))
+    for size in (x.shape, (x.shape[0], x.shape[1]), (T.shape_i(x, 0), T.shape_i(x, 1))):
+        assert s.uniform(size).owner.inputs[0] is x  # x.shape: the draw reads x's shape, not a copy of it
 
 
 def test_functional_keys():

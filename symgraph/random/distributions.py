@@ -17,6 +17,7 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, broadcast_shapes, broadcast_static_shape, cast
 from symgraph.tensor.random_ops import Blank, Choice, Permutation, Words
+from symgraph.tensor.subtensor import Subtensor
 from symgraph.tensor.shape import (Shape, Shape_i, constant_int, shape_entries, shape_i, shape_tuple, to_dtype,
                                    vector_entry)
 from symgraph.tensor.type import TensorConstant, as_tensor_variable, constant
@@ -24,16 +25,29 @@ from symgraph.tensor.type import TensorConstant, as_tensor_variable, constant
 FLOATS = ("float32", "float64")
 
 
+def _axis_of(e: Any) -> tuple[Variable, int] | None:
+    """(x, d) when the size entry ``e`` is x.shape[d] (shape_i(x, d) or an index of x.shape)."""
+    node = e.owner if isinstance(e, Variable) else None
+    if node is not None and isinstance(node.op, Shape_i):
+        return node.inputs[0], node.op.i
+    if node is not None and isinstance(node.op, Subtensor) and node.op.idx_list == ("i",) \
+            and node.inputs[0].owner is not None and isinstance(node.inputs[0].owner.op, Shape):
+        d = constant_int(node.inputs[1])
+        return (node.inputs[0].owner.inputs[0], d) if d is not None and d >= 0 else None
+    return None
+
+
 def _shape_of(size: Any) -> Variable | None:
-    """The tensor x when ``size`` is ``x.shape`` (a Shape node, or the entries shape_i(x, 0..ndim-1))."""
+    """The tensor x when ``size`` is ``x.shape`` (a Shape node, or x.shape[0], ..., x.shape[ndim-1])."""
     if isinstance(size, Variable) and size.owner is not None and isinstance(size.owner.op, Shape):
         return size.owner.inputs[0]
-    if isinstance(size, (tuple, list)) and size and all(
-            isinstance(e, Variable) and e.owner is not None and isinstance(e.owner.op, Shape_i) for e in size):
-        xs = {e.owner.inputs[0] for e in size}
-        x = xs.pop()
-        if not xs and [e.owner.op.i for e in size] == list(range(x.ndim)):
-            return x
+    if isinstance(size, (tuple, list)) and size:
+        axes = [_axis_of(e) for e in size]
+        if all(a is not None for a in axes):
+            xs = {a[0] for a in axes}
+            x = xs.pop()
+            if not xs and [a[1] for a in axes] == list(range(x.ndim)):
+                return x
     return None
 
 
