@@ -28,7 +28,9 @@ def _all_draws(s, x):
             s.uniform(x.shape, dtype="float32") * x,
             # draws smaller than the kernel they fuse into: their own flat index, broadcast
             s.uniform((5, 1), dtype="float32") * x, x + s.normal((33,), dtype="float32"),
-            s.binomial((5, 1), p=0.5, dtype="float32") * x.T.T]
+            s.binomial((5, 1), p=0.5, dtype="float32") * x.T.T,
+            # the 16-wide vector path of each float row (float64 Bernoulli and uniforms too)
+            s.binomial((40,), p=0.25, dtype="float64") * 3, s.uniform((40,), dtype="float64"), s.binomial((7,), p=0.5)]
 
 
 X = np.random.default_rng(0).standard_normal((5, 33)).astype(np.float32)
