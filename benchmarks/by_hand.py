@@ -180,4 +180,22 @@ def w8(variant: str, quick: bool) -> dict:
             "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W9": w9, "W8": w8}
+
+
+def w10(variant: str, quick: bool) -> dict:
+    """numpy's default generator (PCG64) by hand: float32 uniforms, and dropout written out."""
+    case, n = D.w10_split(variant)
+    xv = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    rng = np.random.default_rng(D.W10_SEED)
+    scale = np.float32(2 / D.W10_KEEP)
+
+    def f():
+        if case == "uniform":
+            return rng.random(n, dtype=np.float32)
+        return np.maximum(xv * (rng.random(n, dtype=np.float32) < np.float32(D.W10_KEEP)) * scale + np.float32(1), 0)
+    D.w10_check(case, xv, f())
+    number, rounds = (2, 3) if quick else (5, 7)
+    return {"ms": 1e3 * D.median_time(f, number, rounds)}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10}

@@ -30,6 +30,27 @@ W9_CASES = ("slogdet", "slogdet+grad", "solve", "solve+grad")
 # W8: 3x3 'same' convolution, float32, forward and backward (input and kernel gradients)
 W8_SIZES = {"N=32": (32, 64, 32, 32)}  # N, C = K, H, W
 W8_QUICK_SIZES = {"N=8": (8, 32, 16, 16)}
+# W10: random streams (issue 16): float32 uniforms; dropout (keep 0.8) fused into relu(x * 2 + 1)
+W10_SIZES, W10_QUICK_SIZES = {"1e7": 10_000_000}, {"1e6": 1_000_000}
+W10_CASES, W10_KEEP, W10_SEED = ("uniform", "dropout"), 0.8, 1234
+
+
+def w10_split(variant: str) -> tuple[str, int]:
+    """('uniform' or 'dropout', n) from a W10 variant name such as 'dropout 1e7'."""
+    case, size = variant.split()
+    return case, {**W10_SIZES, **W10_QUICK_SIZES}[size]
+
+
+def w10_check(case: str, x: np.ndarray, out: np.ndarray) -> None:
+    """Uniforms lie in [0, 1) with mean 1/2; dropout zeroes about 1 - keep of the outputs' inputs."""
+    out = np.asarray(out)
+    assert out.dtype == F32 and out.shape == x.shape
+    if case == "uniform":
+        assert out.min() >= 0 and out.max() < 1 and abs(out.mean() - 0.5) < 0.01
+    else:
+        kept = np.isclose(out, np.maximum(x * (2 / W10_KEEP) + 1, 0), rtol=1e-5)
+        dropped = out == 1  # relu(0 * 2 + 1)
+        assert np.all(kept | dropped) and abs((dropped & ~kept).mean() - (1 - W10_KEEP)) < 0.01
 
 
 def w1_inputs(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -185,4 +185,27 @@ def w8(variant: str, quick: bool) -> dict:
     return {"ms": sec * 1e3, "fwd_ms": fwd_s * 1e3, "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8}
+
+
+def w10(variant: str, quick: bool) -> dict:
+    """jax.random (threefry, a new key per call by splitting): float32 uniforms, and dropout."""
+    jax, jnp = _jax()
+    case, n = D.w10_split(variant)
+    xv = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    x = jax.device_put(xv)
+    if case == "uniform":
+        f = jax.jit(lambda k, x: jax.random.uniform(k, (n,), dtype=jnp.float32))
+    else:
+        f = jax.jit(lambda k, x: jnp.maximum(jnp.where(jax.random.bernoulli(k, D.W10_KEEP, (n,)),
+                                                       x * (2 / D.W10_KEEP), 0) + 1, 0))
+    state = {"key": jax.random.PRNGKey(D.W10_SEED)}
+
+    def call():
+        state["key"], sub = jax.random.split(state["key"])
+        return f(sub, x).block_until_ready()
+    D.w10_check(case, xv, np.asarray(call()))
+    number, rounds = (2, 3) if quick else (5, 7)
+    return {"ms": 1e3 * D.median_time(call, number, rounds)}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10}

@@ -125,7 +125,12 @@ def goals(results: list[dict]) -> str:
          _over(metric("W8", "N=32", "numpy"), metric("W8", "N=32", "jax")), "×", 1.5, None),
         ("W8 OpenCL forward+backward within 1.5× of JAX on a CPU device",
          _over(metric("W8", "N=32", "opencl"), metric("W8", "N=32", "jax")), "×", 1.5, None),
-    ]
+        ("W10 10^7 float32 uniforms on the numpy backend ≤ 100 ms (issue 16)", metric("W10", "uniform 1e7", "numpy"),
+         "ms", 100.0, None),
+        ("W10 OpenCL uniforms within 1.2× of a write-only kernel (issue 16)",
+         metric("W10", "uniform 1e7", "opencl", "vs_write_only"), "×", 1.2, None),
+        ("W10 OpenCL dropout fused: ≤ 1.2× the kernel without it (issue 16)",
+         metric("W10", "dropout 1e7", "opencl", "vs_no_dropout"), "×", 1.2, None)]
     lines = ["| goal | measured | verdict |", "|---|---|---|"]
     for label, value, unit, goal, least in rows:
         if value is None:

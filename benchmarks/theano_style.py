@@ -25,7 +25,9 @@ def symgraph_lib(backend: str) -> SimpleNamespace:
     return SimpleNamespace(function=function, shared=sg.shared, grad=sg.grad, T=T, adam=adam,
                            sgd=lambda loss, params, lr: sg.updates.sgd(loss, params, learning_rate=lr),
                            log_softmax=T.nnet.log_softmax, sigmoid=T.sigmoid, relu=T.relu,
-                           slogdet=T.linalg.slogdet, solve=T.linalg.solve)
+                           slogdet=T.linalg.slogdet, solve=T.linalg.solve, backend=backend,
+                           uniform=lambda srng, n: srng.uniform((n,), dtype="float32"),
+                           stream=sg.RandomStream, dropout=lambda x, p, srng: T.nnet.dropout(x, p, srng))
 
 
 def pytensor_lib(mode: str) -> SimpleNamespace:
@@ -54,10 +56,15 @@ def pytensor_lib(mode: str) -> SimpleNamespace:
     T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, dvector=pt.dvector, dmatrix=pt.dmatrix, dot=pt.dot,
                         sum=pt.sum, mean=pt.mean, maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin)
     from pytensor.tensor import nlinalg, slinalg
+    from pytensor.tensor.random.utils import RandomStream
+
+    def dropout(x, p, srng):
+        return x * srng.binomial(1, 1 - p, size=x.shape).astype("float32") * np.float32(1 / (1 - p))
     return SimpleNamespace(function=function, shared=pytensor.shared, grad=pytensor.grad, T=T, adam=adam, sgd=sgd,
                            log_softmax=lambda z: pt.special.log_softmax(z, axis=-1),
-                           sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0),  # gradient 0 at 0, like the others
-                           slogdet=nlinalg.slogdet, solve=slinalg.solve)
+                           sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0),  # gradient 0 at 0, as the others
+                           slogdet=nlinalg.slogdet, solve=slinalg.solve, backend="pytensor", stream=RandomStream,
+                           uniform=lambda srng, n: srng.uniform(0.0, 1.0, size=(n,), dtype="float32"), dropout=dropout)
 
 
 def _mlp(lib, x, params, relu_layers: int):
@@ -178,4 +185,50 @@ def w8(lib, variant: str, quick: bool) -> dict:
     return {"ms": sec * 1e3, "fwd_ms": fwd_s * 1e3, "GFLOP/s": 3 * D.w8_flops(variant) / sec / 1e9}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8}
+
+
+def w10(lib, variant: str, quick: bool) -> dict:
+    """Random streams: ``ms`` is a compiled call (host arrays in and out). On symgraph the same run
+    also times the same work with the data kept in shared variables (``device_ms``; on OpenCL: no
+    transfers) against its peer without randomness: a kernel that only writes the array (uniform)
+    or the same elementwise kernel without dropout (dropout)."""
+    case, n = D.w10_split(variant)
+    x = lib.T.fvector("x")
+    xv = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    srng = lib.stream(D.W10_SEED)
+    if case == "uniform":
+        f, args = lib.function([], lib.uniform(srng, n)), ()
+    else:
+        f, args = lib.function([x], lib.relu(lib.dropout(x, 1 - D.W10_KEEP, srng) * 2 + 1)), (xv,)
+    D.w10_check(case, xv, f(*args))
+    number, rounds = (2, 3) if quick else (5, 7)
+    metrics = {"ms": 1e3 * D.median_time(lambda: f(*args), number, rounds)}
+    if lib.backend in ("numpy", "opencl"):
+        metrics.update(_w10_resident(lib, case, xv, number, rounds))
+    return metrics
+
+
+def _w10_resident(lib, case: str, xv: np.ndarray, number: int, rounds: int) -> dict:
+    """The W10 work with inputs and outputs in shared variables, and its peer without randomness."""
+    T, n = lib.T, xv.size
+    sx, out = lib.shared(xv), lib.shared(np.zeros(n, np.float32))
+    srng = lib.stream(D.W10_SEED)
+    if case == "uniform":
+        work, peer, name = lib.uniform(srng, n), T.alloc(np.float32(0.5), n), "write_only"
+    else:
+        work, peer, name = lib.relu(lib.dropout(sx, 1 - D.W10_KEEP, srng) * 2 + 1), lib.relu(sx * 2 + 1), "no_dropout"
+    runs = {}
+    for key, expr in (("device", work), (name, peer)):
+        f = lib.function([], [], updates=[(out, expr)])
+        done = _finisher(f)
+        runs[key] = 1e3 * D.median_time(lambda: (f(), done()), number, rounds)
+    return {"device_ms": runs["device"], f"{name}_ms": runs[name], f"vs_{name}": runs["device"] / runs[name]}
+
+
+def _finisher(f):
+    """Waits for a compiled function's queued device work (nothing to wait for on the numpy backend)."""
+    runtime = getattr(getattr(f, "_impl", None), "runtime", None)
+    return runtime.queue.finish if runtime is not None else (lambda: None)
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10}

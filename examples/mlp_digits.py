@@ -2,9 +2,12 @@
 
 A 64-64-10 ReLU network with a softmax output is trained on 75% of the 1797 images with Adam on
 mini-batches, and scored on the held-out 25%. With --compare, the same training runs on every
-backend usable here, and the table shows each one's time per epoch.
+backend usable here, and the table shows each one's time per epoch. With --dropout P, training
+zeroes each hidden unit with probability P (T.nnet.dropout with an sg.RandomStream; prediction
+uses the whole network): the masks are the same numbers on every backend, and each step's mask
+is drawn inside the kernel that applies it.
 
-    python examples/mlp_digits.py [--backend numpy|opencl] [--compare] [--quick]
+    python examples/mlp_digits.py [--backend numpy|opencl] [--compare] [--dropout 0.2] [--quick]
 """
 from __future__ import annotations
 
@@ -32,16 +35,20 @@ def load() -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(x, digits.target.astype(np.int64), test_size=0.25, random_state=0))
 
 
-def build(backend: str, hidden: int, lr: float):
-    """The network and its compiled training step and predictor."""
+def build(backend: str, hidden: int, lr: float, dropout: float = 0.0, seed: int = 0):
+    """The network and its compiled training step (with dropout on the hidden layer when
+    ``dropout`` > 0) and predictor."""
     rng = np.random.default_rng(0)
     w1 = sg.shared(rng.normal(0, np.sqrt(2 / 64), (64, hidden)).astype(np.float32), name="W1")
     b1 = sg.shared(np.zeros(hidden, np.float32), name="b1")
     w2 = sg.shared(rng.normal(0, np.sqrt(1 / hidden), (hidden, 10)).astype(np.float32), name="W2")
     b2 = sg.shared(np.zeros(10, np.float32), name="b2")
     x, labels = T.fmatrix("x"), T.lvector("labels")
-    probs = T.nnet.softmax(T.dot(T.relu(T.dot(x, w1) + b1), w2) + b2)
-    loss = T.mean(T.nnet.categorical_crossentropy(probs, labels))
+    hid = T.relu(T.dot(x, w1) + b1)
+    probs = T.nnet.softmax(T.dot(hid, w2) + b2)
+    if dropout:
+        hid = T.nnet.dropout(hid, dropout, sg.RandomStream(seed))
+    loss = T.mean(T.nnet.categorical_crossentropy(T.nnet.softmax(T.dot(hid, w2) + b2), labels))
     step = sg.function([x, labels], loss, updates=sg.updates.adam(loss, [w1, b1, w2, b2], learning_rate=lr),
                        backend=backend, name="step")
     predict = sg.function([x], T.argmax(probs, axis=1), backend=backend, name="predict")
@@ -51,7 +58,7 @@ def build(backend: str, hidden: int, lr: float):
 def train(backend: str, data: tuple, args) -> dict:
     """Train for ``args.epochs`` epochs; return losses, accuracies and seconds per epoch."""
     x_tr, x_te, y_tr, y_te = data
-    step, predict = build(backend, args.hidden, args.lr)
+    step, predict = build(backend, args.hidden, args.lr, args.dropout, args.seed)
     rng = np.random.default_rng(1)
     losses, accuracy, epoch_seconds = [], [], []
     for _ in kit.progress(range(args.epochs), desc=backend, enabled=not args.quick):
@@ -63,7 +70,7 @@ def train(backend: str, data: tuple, args) -> dict:
         epoch_seconds.append(time.perf_counter() - start)
         losses.append(total / len(x_tr))
         accuracy.append(float(np.mean(predict(x_te) == y_te)))
-    return {"losses": losses, "accuracy": accuracy, "epoch_seconds": epoch_seconds, "predict": predict}
+    return {"losses": losses, "accuracy": accuracy, "epoch_seconds": epoch_seconds, "predict": predict, "step": step}
 
 
 def figure(result: dict, data: tuple, plt) -> Any:
@@ -92,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.003)
+    p.add_argument("--dropout", type=float, default=0.0, help="probability of zeroing a hidden unit in training")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks' random stream")
     args = kit.parse(p, argv)
     if args.quick:
         args.epochs = min(args.epochs, 4)
@@ -110,14 +119,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     print(f"skipping {e}")
     results = {b: train(b, data, args) for b in backends}
     print(f"8x8 digits, 64-{args.hidden}-10 MLP, Adam lr {args.lr}, {args.epochs} epochs, "
-          f"{len(data[0])} train / {len(data[1])} test images")
+          f"{len(data[0])} train / {len(data[1])} test images" + (f", dropout {args.dropout}" if args.dropout else ""))
     print(kit.table(["backend", "first loss", "last loss", "test accuracy", "ms per epoch (median)"],
                     [(b, r["losses"][0], r["losses"][-1], r["accuracy"][-1], 1e3 * float(np.median(r["epoch_seconds"])))
                      for b, r in results.items()]))
 
     fig = figure(results[backends[0]], data, plt)
     kit.save_figure(fig, args.out, "mlp_digits.png")
-    return {b: {k: v for k, v in r.items() if k != "predict"} for b, r in results.items()}
+    return {b: {k: v for k, v in r.items() if k not in ("predict", "step")} | {"step_source": r["step"].source}
+            for b, r in results.items()}
 
 
 if __name__ == "__main__":

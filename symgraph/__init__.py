@@ -19,6 +19,8 @@ from symgraph.compile.ops import as_op
 from symgraph import compile, printing, rewrite, updates
 from symgraph.rewrite import Mode
 from symgraph.serialize import load, save
+from symgraph import random, shared_randomstreams
+from symgraph.random import MRG_RandomStreams, RandomStream
 
 __version__ = "0.1.0"
 # Theano's T.grad, T.Rop, ...: symgraph.tensor sits below symgraph.gradient, so they are attached here
@@ -35,4 +37,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
            "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "testing",
-           "updates", "rewrite", "save", "load", "compile", "as_op", "Mode"]
+           "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
+           "MRG_RandomStreams", "shared_randomstreams"]

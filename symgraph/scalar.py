@@ -17,7 +17,13 @@ Each row defines one op once, with everything any part of symgraph needs to know
   comparisons, the first argument's for float tests, or the output's with the condition left
   alone for ``switch``);
 - ``domain``: per argument, where the op is smooth and finite, by name of a domain in
-  ``symgraph.testing.strategies.DOMAINS`` or a ``(lo, hi)`` range: tests draw inputs from it.
+  ``symgraph.testing.strategies.DOMAINS`` or a ``(lo, hi)`` range: tests draw inputs from it;
+- random rows (``block_shift`` set): the value at each element of the (broadcast) output is a
+  function of the element's flat C-order index in that output, of the key and counter words
+  ``(k0, k1, c1, c2, c3)`` (arguments 1-5, single values) and of the row's parameters (arguments
+  6 on); argument 0 gives only the shape. ``block_shift`` is log2 of the elements one Philox block
+  serves, ``out`` the fixed output dtype, ``cl`` the stem of the OpenCL helpers
+  (backends/opencl/kernels_random.py); see symgraph/rng/draws.py.
 
 Elemwise, fusion, both backends, printing, differentiation and the tests all read this table:
 adding an elementwise op is one row here plus its independent reference in
@@ -36,6 +42,8 @@ import numpy as np
 import scipy.special as sps
 
 from symgraph.graph.basic import Constant
+from symgraph.rng import binomial as _binomial
+from symgraph.rng import draws as _draws
 
 ZERO = "zero"
 """The gradient rule of piecewise-constant ops: the gradient is zero wherever it is defined."""
@@ -45,16 +53,18 @@ class ScalarOp:
     """One row of the table. Equal (and hashed) by name, so graphs compare and merge by op name."""
 
     __slots__ = ("name", "nin", "np_fn", "cl", "grad", "infix", "commutative", "cl_kinds", "vector",
-                 "inplace", "work", "domain")
+                 "inplace", "work", "domain", "block_shift", "out")
 
     def __init__(self, name: str, nin: int, np_fn: Callable, cl: str, grad: Any, infix: str | None = None, *,
                  commutative: bool = False, cl_kinds: dict[str, str] | None = None, vector: bool = False,
-                 inplace: bool = True, work: str = "out", domain: tuple | None = None):
+                 inplace: bool = True, work: str = "out", domain: tuple | None = None,
+                 block_shift: int | None = None, out: str | None = None):
         self.name, self.nin, self.np_fn, self.cl = name, nin, np_fn, cl
         self.grad, self.infix, self.commutative = grad, infix, commutative
         self.cl_kinds = cl_kinds or {}
         self.vector, self.inplace, self.work = vector, inplace, work
         self.domain = domain if domain is not None else ("any",) * nin
+        self.block_shift, self.out = block_shift, out
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ScalarOp) and other.name == self.name
@@ -84,6 +94,11 @@ class ScalarOp:
         """True when the row has a gradient rule that lets gradients through."""
         return callable(self.grad)
 
+    @property
+    def is_random(self) -> bool:
+        """True for the random rows (their value depends on the element's index)."""
+        return self.block_shift is not None
+
 
 @lru_cache(maxsize=None)
 def dtype_name(dtype: Any) -> str:
@@ -93,6 +108,8 @@ def dtype_name(dtype: Any) -> str:
 
 @lru_cache(maxsize=None)
 def _out_dtype(op: ScalarOp, dtypes: tuple[str, ...]) -> str:
+    if op.out is not None:
+        return op.out
     probes = [np.ones(1, dtype=d) for d in dtypes]
     with np.errstate(all="ignore"):
         try:
@@ -325,6 +342,28 @@ _ROWS = [
              domain=_KINKS),
 ]
 
+
+def _random_row(name: str, draw: Callable, out: str, shift: int, params: tuple = (), vector: bool = False) -> ScalarOp:
+    """A random row: arguments (like, k0, k1, c1, c2, c3, *params), see the module docstring."""
+    nin = 6 + len(params)
+    return ScalarOp(name, nin, _draws.row_function(name, draw, len(params), out), "sg_" + name[len("random_"):], ZERO,
+                    inplace=False, vector=vector, block_shift=shift, out=out,
+                    domain=("any",) + ("integers",) * 5 + params)
+
+
+_ROWS += [  # random draws (symgraph/rng): the value at an element is a function of its flat index
+    _random_row("random_bits32", _draws.bits32, "uint32", 3),
+    _random_row("random_bits64", _draws.bits64, "uint64", 2),
+    _random_row("random_uniform32", _draws.uniform32, "float32", 3, vector=True),
+    _random_row("random_uniform64", _draws.uniform64, "float64", 2, vector=True),
+    _random_row("random_normal32", _draws.normal32, "float32", 3, vector=True),
+    _random_row("random_normal64", _draws.normal64, "float64", 2, vector=True),
+    _random_row("random_bernoulli32", _draws.bernoulli32, "float32", 3, ("unit",), vector=True),
+    _random_row("random_bernoulli64", _draws.bernoulli64, "float64", 2, ("unit",), vector=True),
+    _random_row("random_integers", _draws.integers, "int64", 2, ("integers", "integers")),
+    _random_row("random_binomial", _binomial.binomial, "int64", 2, ("integers", "unit")),
+]
+
 CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                "float16", "float32", "float64")
 
@@ -346,6 +385,9 @@ def _cast_grad(T: Any, x: list, z: Any, g: Any) -> list:
 
 
 SCALAR_OPS: dict[str, ScalarOp] = {row.name: row for row in _ROWS}
+RANDOM_ROWS: frozenset[str] = frozenset(row.name for row in _ROWS if row.is_random)
+"""The random rows: not elementwise functions of their arguments' values (``T.`` does not export
+them; symgraph.random builds them), so tests that sweep the table's value semantics skip them."""
 for _dt in CAST_DTYPES:  # the conversion to the working type (the output dtype) is the whole cast
     SCALAR_OPS[f"cast_{_dt}"] = ScalarOp(f"cast_{_dt}", 1, _cast_fn(_dt), "{0}", _cast_grad)
 

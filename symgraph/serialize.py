@@ -4,9 +4,12 @@ and shared variables, in a documented file that loading never executes.
 The file is a zip (readable by ``np.load(path, allow_pickle=False)``) holding:
 
 * ``graph.json``: ``{"format": "symgraph", "version": 1, "sha256": ..., "body": ...}`` where
-  ``body`` lists ``variables`` (type, name, and for leaves: input, constant or shared),
+  ``body`` lists ``variables`` (type, name, and for leaves: input, constant or shared; a shared
+  variable also records ``host`` when device backends keep it on the host and its
+  ``default_update``, the id of that graph's variable: random streams' keys and counters),
   ``nodes`` (op class name, its ``__props__``, input and output variable ids, the user line
-  that built it) and ``root`` (what was saved: a variable, function, list or dict of them);
+  that built it) and ``root`` (what was saved: a variable, function, random stream, list or
+  dict of them);
 * ``a0.npy``, ``a1.npy``, ...: constants and shared values, written without pickle.
 
 ``sha256`` covers the body and every array, so a tampered or damaged file is refused.
@@ -42,6 +45,7 @@ from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import graph_inputs, toposort
 from symgraph.safe_text import printable
+from symgraph.random import MRG_RandomStreams, RandomStream, RandomStreams
 from symgraph.tensor.type import TensorConstant, TensorType
 
 FORMAT, VERSION = "symgraph", 1
@@ -259,6 +263,7 @@ class _Writer:
         self.nodes: list[dict] = []
         self.ids: dict[Variable, int] = {}
         self.registry = op_registry()
+        self.defaults: list[SharedVariable] = []  # shared variables whose default update is written last
 
     def var(self, v: Variable) -> int:
         """The id of ``v``, writing the graph that computes it first."""
@@ -279,7 +284,12 @@ class _Writer:
 
     def _leaf(self, v: Variable) -> None:
         if isinstance(v, SharedVariable):
-            self._new(v, {"kind": "shared", "value": _add_array(v.get_value(borrow=True), self.arrays)})
+            record = {"kind": "shared", "value": _add_array(v.get_value(borrow=True), self.arrays)}
+            if v.host_resident:
+                record["host"] = True
+            self._new(v, record)
+            if v.default_update is not None:
+                self.defaults.append(v)
         elif isinstance(v, Constant):
             self._new(v, {"kind": "constant", "value": _add_array(np.asarray(v.data), self.arrays),
                           "weak": bool(getattr(v, "weak", False))})
@@ -299,18 +309,28 @@ class _Writer:
                            "trace": None if trace is None else [trace.filename, trace.lineno, trace.function,
                                                                  trace.text]})
 
+    def finish(self) -> None:
+        """Write the default updates of the shared variables written (after everything else, so a
+        default update's graph never interleaves with another's)."""
+        while self.defaults:
+            v = self.defaults.pop()
+            self.variables[self.ids[v]]["default_update"] = self.var(v.default_update)
+
     def root(self, obj: Any) -> Any:
         """The tagged description of the saved object."""
         if isinstance(obj, Function):
             return {"function": self.function(obj)}
+        if isinstance(obj, RandomStream):
+            return {"random_stream": {"class": type(obj).__name__, "seed": obj.default_seed,
+                                      "key": self.var(obj.key), "counters": [self.var(c) for c in obj.counters]}}
         if isinstance(obj, Variable):
             return {"var": self.var(obj)}
         if isinstance(obj, (list, tuple)):
             return {type(obj).__name__: [self.root(o) for o in obj]}
         if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
             return {"dict": {k: self.root(v) for k, v in obj.items()}}
-        raise SerializationError(f"sg.save saves variables, compiled functions, shared variables and lists/"
-                                 f"tuples/str-keyed dicts of them; got {type(obj).__name__}")
+        raise SerializationError(f"sg.save saves variables, compiled functions, shared variables, random streams "
+                                 f"and lists/tuples/str-keyed dicts of them; got {type(obj).__name__}")
 
     def function(self, f: Function) -> dict:
         outs = [] if f.outputs is None else [f.outputs] if isinstance(f.outputs, Variable) else list(f.outputs)
@@ -348,6 +368,7 @@ def dumps(obj: Any) -> bytes:
     """The bytes ``save`` would write for ``obj``."""
     w = _Writer()
     root = w.root(obj)
+    w.finish()
     body = {"variables": w.variables, "nodes": w.nodes, "root": root}
     arrays = {f"a{k}": a for k, a in enumerate(w.arrays)}
     header = {"format": FORMAT, "version": VERSION, "sha256": _checksum(_canonical(body), arrays), "body": body}
@@ -429,6 +450,9 @@ class _Reader:
             self._node(n, records)
         if any(v is None for v in self.vars):
             raise CorruptFileError("some variables in the file are computed by no node")
+        for k, r in enumerate(records):
+            if r["kind"] == "shared" and "default_update" in r:
+                self.vars[k].default_update = self._get(r["default_update"])
 
     def _leaf(self, r: dict) -> Variable:
         t, name = _dec_type(r["type"]), r.get("name")
@@ -440,7 +464,9 @@ class _Reader:
             raise CorruptFileError(f"value of {name or 'a variable'} is {value.dtype}{list(value.shape)}, "
                                    f"its type says {t}")
         if r["kind"] == "shared":
-            return SharedVariable(t, t.filter(np.array(value, copy=True)), name)
+            shared = SharedVariable(t, t.filter(np.array(value, copy=True)), name)
+            shared.host_resident = bool(r.get("host", False))
+            return shared
         if r["kind"] == "constant":
             data = np.array(value, copy=True)
             data.setflags(write=False)
@@ -480,7 +506,22 @@ class _Reader:
             return {k: self.root(x) for k, x in v.items()}
         if tag == "function":
             return self.function(v)
+        if tag == "random_stream":
+            return self.random_stream(v)
         raise CorruptFileError(f"unknown root tag {tag!r}")
+
+    def random_stream(self, d: dict) -> RandomStream:
+        """A stream reading the loaded key and call counters (shared with loaded functions)."""
+        classes = {c.__name__: c for c in (RandomStream, RandomStreams, MRG_RandomStreams)}
+        if d.get("class") not in classes:
+            raise CorruptFileError(f"unknown random stream class {d.get('class')!r}")
+        stream = object.__new__(classes[d["class"]])
+        stream.default_seed = int(d["seed"])
+        stream.key = self._get(d["key"])
+        stream.counters = [self._get(k) for k in d["counters"]]
+        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters]):
+            raise CorruptFileError("a random stream's key and counters must be shared variables")
+        return stream
 
     def function(self, d: dict) -> Function:
         outs = [self._get(k) for k in d["outputs"]]
@@ -489,7 +530,7 @@ class _Reader:
         return function([self._get(k) for k in d["inputs"]], outputs, updates=updates,
                         backend=self.backend or d["backend"], mode=d["mode"], name=d["name"],
                         on_unused_input="ignore", allow_input_downcast=d["allow_input_downcast"],
-                        nan_guard=d["nan_guard"])
+                        nan_guard=d["nan_guard"], no_default_updates=True)  # the saved updates list them all
 
 
 def loads(data: bytes, backend: str | None = None) -> Any:

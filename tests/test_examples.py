@@ -76,6 +76,17 @@ def test_mlp_digits_learns(backend, tmp_path):
     assert all(s > 0 for s in result["epoch_seconds"])
 
 
+def test_mlp_digits_learns_with_dropout(backend, tmp_path, capsys):
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    result = run("mlp_digits", backend, tmp_path, "--dropout", "0.2")[backend]
+    assert result["losses"][-1] < result["losses"][0]
+    assert result["accuracy"][-1] > 0.85
+    assert "random_bernoulli32" in result["step_source"]  # the mask is drawn in the training step
+    assert "dropout 0.2" in capsys.readouterr().out
+    same = run("mlp_digits", backend, tmp_path, "--dropout", "0.2")[backend]
+    assert same["losses"] == result["losses"]  # the same seed draws the same masks
+
+
 def _gp_optimum(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """The GP's minimal negative log marginal likelihood and its (l, s, n), by scipy's BFGS on an
     independent numpy/scipy implementation."""

@@ -7,7 +7,8 @@ where there is one, else the CPU through pocl); shared variables stay in device 
 from __future__ import annotations
 
 from symgraph.backends.opencl import (kernels_conv, kernels_elemwise, kernels_index, kernels_linalg,  # noqa: F401
-                                      kernels_lines, kernels_matmul, kernels_pool, kernels_reduce, kernels_shape, views)
+                                      kernels_lines, kernels_matmul, kernels_pool, kernels_random, kernels_reduce,
+                                      kernels_shape, views)
 from symgraph.backends.opencl.backend import OpenCLBackend, OpenCLFunction, compile
 from symgraph.backends.opencl.runtime import TRANSFERS, DeviceArray, get_runtime, list_devices
 

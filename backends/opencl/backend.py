@@ -65,7 +65,7 @@ class OpenCLBackend(Backend):
     def _plan(self, fgraph: FunctionGraph) -> bool:
         self.kernels.clear()
         self.fallbacks.clear()
-        self.plan, self.host = {}, {v for v in fgraph.inputs if not _on_device(v)}
+        self.plan, self.host = {}, {v for v in fgraph.inputs if not _on_device(v) or getattr(v, "host_resident", False)}
         self.ctx = LowerContext(self.rt, self.kernels, self.host)
         return self._plan_nodes(fgraph)
 
@@ -122,9 +122,10 @@ class OpenCLBackend(Backend):
             return [HOST] + [None] * (len(node.inputs) - 1)
         if lowered.kind == "meta":
             return [None] * len(node.inputs)
-        wanted: dict[Variable, str] = {}
+        wanted: dict[Variable, str | None] = {}
         for k, v in enumerate(lowered.inputs if lowered.inputs is not None else node.inputs):
-            wanted[v] = HOST if k in lowered.host_inputs or not _on_device(v) else DEVICE
+            wanted[v] = HOST if k in lowered.host_inputs or not _on_device(v) else None if k in lowered.any_side \
+                else DEVICE
         return [wanted.get(v) for v in node.inputs]
 
     # --- code ---------------------------------------------------------------------------------

@@ -6,6 +6,12 @@ temporary, so long fused chains never nest. Two variants are generated: a contig
 (inputs either full C-contiguous arrays or single values) and a strided one (any rank,
 broadcasting and transposed views via strides). Reductions and matrix products print the same
 program into their loops and stores (``program_lines``).
+
+Programs with random steps (the scalar table's random rows) read each element's flat index in the
+step's output: ``i`` in the contiguous kernel, index strides (``is<step>_<axis>``, 0 on broadcast
+axes) in the strided ones. Their work-items run 16 consecutive elements, so one Philox block
+serves all the elements it covers (backends/opencl/kernels_random.py). An input that random steps
+read only for its shape (a draw's size) is never loaded; key and counter words stay scalars.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
+from symgraph.backends.opencl import kernels_random as kr
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
@@ -32,16 +39,34 @@ VECTOR_WIDTH = 16
 pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
 
+_DOUBLE_ROWS = {"random_normal32", "random_binomial"}  # random rows computing in double internally
+
+
 def program_dtypes(prog: Composite) -> set[np.dtype]:
-    """Every dtype a program's values take (inputs, steps, outputs, inlined constants)."""
+    """Every dtype a program's values take (inputs, steps, outputs, inlined constants); float64
+    also where a random row computes in double."""
     dts = {np.dtype(d) for d in prog.in_dtypes + prog.step_dtypes + prog.out_dtypes}
+    if any(name in _DOUBLE_ROWS for name, _ in prog.steps):
+        dts.add(np.dtype(np.float64))
     return dts | {np.dtype(a[1]) for _, args in prog.steps for a in args if a[0] == "c"}
+
+
+def value_dtypes(prog: Composite) -> set[np.dtype]:
+    """The dtypes of the values a work-item of the vector path holds as vectors: not the shape-only
+    inputs nor the key and counter words of random steps (scalars)."""
+    roles = kr.input_roles(prog)
+    dts = {np.dtype(d) for k, d in enumerate(prog.in_dtypes) if roles[k] == "value"}
+    dts |= {np.dtype(d) for d in prog.step_dtypes + prog.out_dtypes}
+    for name, args in prog.steps:
+        first = 6 if SCALAR_OPS[name].is_random else 0
+        dts |= {np.dtype(a[1]) for a in args[first:] if a[0] == "c"}
+    return dts
 
 
 def vector_width(prog: Composite) -> int:
     """Elements per work-item for the contiguous kernel: a float vector width when every value is
     the same float type and every op's C text is valid on vectors, else 1."""
-    dts = program_dtypes(prog)
+    dts = value_dtypes(prog)
     if len(dts) != 1 or dts.pop() not in (np.float32, np.float64):
         return 1
     if not all(SCALAR_OPS[name].vector for name, _ in prog.steps):
@@ -49,11 +74,17 @@ def vector_width(prog: Composite) -> int:
     return VECTOR_WIDTH
 
 
-def program_lines(prog: Composite, load: list[str], width: int = 1) -> tuple[list[str], list[str], set[str]]:
-    """Statements computing every step (one per op), the output expressions, and needed helpers."""
+def program_lines(prog: Composite, load: list[str | None], width: int = 1,
+                  index: Callable[[int], str] | None = None) -> tuple[list[str], list[str], set[str]]:
+    """Statements computing every step (one per op), the output expressions, and needed helpers.
+    ``load[k]`` is input k's expression (None: not loaded, a shape-only input); ``index(j)`` the
+    flat index of random step j's element (the first of the vector's when ``width`` > 1)."""
     lines: list[str] = []
     needed: set[str] = set()
-    vt: Callable[[Any], str] = (lambda dt: ks.ctype(dt) + str(width)) if width > 1 else ks.ctype
+    roles = kr.input_roles(prog)
+
+    def vt(dt: Any, k: int | None = None) -> str:
+        return ks.ctype(dt) + str(width) if width > 1 and (k is None or roles[k] == "value") else ks.ctype(dt)
 
     def arg(ref: tuple) -> tuple[str, Any]:
         if ref[0] == "i":
@@ -63,9 +94,18 @@ def program_lines(prog: Composite, load: list[str], width: int = 1) -> tuple[lis
         return ks.literal(ref[2], ref[1]), ref[1]
 
     for k, expr in enumerate(load):
-        lines.append(f"const {vt(prog.in_dtypes[k])} x{k} = {expr};")
+        if expr is not None:
+            lines.append(f"const {vt(prog.in_dtypes[k], k)} x{k} = {expr};")
     for j, ((name, refs), out_dtype) in enumerate(zip(prog.steps, prog.step_dtypes)):
         args = [arg(r) for r in refs]
+        if SCALAR_OPS[name].is_random:
+            if index is None:
+                raise ValueError(f"{name} needs the element index, which this kernel does not provide")
+            names, dtypes = [a for a, _ in args], [d for _, d in args]
+            step, helpers = kr.step_lines(j, name, names, dtypes, out_dtype, width, index(j))
+            lines += step
+            needed |= helpers
+            continue
         expr, helpers = ks.expression(SCALAR_OPS[name], [a for a, _ in args], [d for _, d in args], out_dtype, width)
         needed |= helpers
         lines.append(f"const {vt(out_dtype)} t{j} = {expr};  /* {name} */")
@@ -77,15 +117,21 @@ def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
     lines = []
     if np.dtype(np.float64) in dtypes:
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    helper_src = ks.helpers(needed)
+    helper_src = ks.helpers({n for n in needed if not n.startswith("sg_")})
     if helper_src:
         lines.append(helper_src)
+    random_src = kr.helper_source({n for n in needed if n.startswith("sg_")})
+    if random_src:
+        lines.append(random_src)
     return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _params(prog: Composite, ndim: int, strided: bool, by_value: list[bool]) -> list[str]:
+    roles = kr.input_roles(prog)
     params = []
     for k, dt in enumerate(prog.in_dtypes):
+        if roles[k] == "shape":
+            continue
         if by_value[k]:
             params.append(f"const {ks.ctype(dt)} in{k}")
             continue
@@ -97,31 +143,48 @@ def _params(prog: Composite, ndim: int, strided: bool, by_value: list[bool]) -> 
     params.append("const long n")
     if strided:
         params.append(", ".join(f"const long n{d}" for d in range(ndim)) or None)
+        params += [", ".join(f"const long is{j}_{d}" for d in range(ndim)) or None for j in kr.random_steps(prog)]
     return [p for p in params if p]
+
+
+def _kernel_head(name: str, prog: Composite, needed: set[str], params: list[str], attr: str) -> str:
+    return (f"{preamble(program_dtypes(prog), needed)}__kernel {attr}void {name}(\n        "
+            + ",\n        ".join(params) + ")\n{\n")
 
 
 def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_value: list[bool]) -> str:
     """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``; host values passed
-    ``by_value``) and outputs; each work-item handles ``vector_width(prog)`` consecutive elements."""
+    ``by_value``) and outputs; each work-item handles ``vector_width(prog)`` consecutive elements
+    (``kernels_random.CHUNK`` when the program has random steps and no vector form)."""
     width = vector_width(prog)
+    roles = kr.input_roles(prog)
 
-    def loads(w: int, idx: str) -> list[str]:
-        vec = f"({ks.ctype(prog.in_dtypes[0])}{w})" if w > 1 and prog.in_dtypes else ""  # none: all constants
-        return [f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
-                (f"vload{w}({idx}, in{k} + off{k})" if w > 1 else f"in{k}[off{k} + {idx}]")
-                for k, (s, v) in enumerate(zip(scalar_inputs, by_value))]
-    lines, outs, needed = program_lines(prog, loads(1, "i" if width == 1 else "j"))
-    params = ",\n        ".join(_params(prog, 0, False, by_value))
-    head = f"{preamble(program_dtypes(prog), needed)}__kernel __attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n" \
-           f"void {name}(\n        {params})\n{{\n    const long i = get_global_id(0);\n"
+    def loads(w: int, idx: str) -> list[str | None]:
+        out: list[str | None] = []
+        for k, (s, v) in enumerate(zip(scalar_inputs, by_value)):
+            ww = w if roles[k] == "value" else 1
+            vec = f"({ks.ctype(prog.in_dtypes[k])}{ww})" if ww > 1 else ""  # (no inputs at all: nothing loaded)
+            out.append(None if roles[k] == "shape" else f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
+                       (f"vload{ww}({idx}, in{k} + off{k})" if ww > 1 else f"in{k}[off{k} + {idx}]"))
+        return out
+    elem = "i" if width == 1 else "j"
+    lines, outs, needed = program_lines(prog, loads(1, elem), index=lambda j: elem)
+    attr = f"__attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
+    cache = "".join(f"    {ln}\n" for ln in kr.cache_lines(prog))
     if width == 1:
         inner = "\n".join("        " + ln for ln in lines + [f"out{k}[i] = {o};" for k, o in enumerate(outs)])
-        return head + f"    if (i < n) {{\n{inner}\n    }}\n}}\n"
-    vlines, vouts, _ = program_lines(prog, loads(width, "i"), width)
+        head = _kernel_head(name, prog, needed, _params(prog, 0, False, by_value), attr)
+        if not kr.random_steps(prog):
+            return head + f"    const long i = get_global_id(0);\n    if (i < n) {{\n{inner}\n    }}\n}}\n"
+        return (head + f"    const long g = get_global_id(0);\n{cache}"
+                f"    for (long i = g * {kr.CHUNK}, e = min(n, i + {kr.CHUNK}); i < e; i++) {{\n{inner}\n    }}\n}}\n")
+    vlines, vouts, vneeded = program_lines(prog, loads(width, "i"), width, index=lambda j: f"i * {width}")
+    head = _kernel_head(name, prog, needed | vneeded, _params(prog, 0, False, by_value), attr)
     vinner = "\n".join("        " + ln for ln in vlines + [f"vstore{width}({o}, i, out{k});"
                                                           for k, o in enumerate(vouts)])
     tail = "\n".join("            " + ln for ln in lines + [f"out{k}[j] = {o};" for k, o in enumerate(outs)])
-    return (head + f"    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
+    return (head + f"    const long i = get_global_id(0);\n{cache}"
+            f"    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
             f"        for (long j = i * {width}; j < n; j++) {{  /* the last partial vector */\n{tail}\n"
             f"        }}\n    }}\n}}\n")
 
@@ -129,7 +192,9 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
 def strided_source(name: str, prog: Composite, ndim: int, by_value: list[bool], grid: bool = False) -> str:
     """Kernel over inputs of any strides (0 = broadcast) writing C-contiguous outputs. The ``grid``
     variant (ndim 3) takes its three indices from a 3-D launch, innermost axis first, so no work-item
-    divides (64-bit division is slow on CPUs); the flat one splits a 1-D index over ``ndim`` axes."""
+    divides (64-bit division is slow on CPUs); the flat one splits a 1-D index over ``ndim`` axes.
+    With random steps a work-item runs ``kernels_random.CHUNK`` elements along the innermost axis."""
+    chunk = kr.CHUNK if kr.random_steps(prog) else 1
     if grid:
         index = ["const long i = (i0 * n1 + i1) * n2 + i2;"]
     else:
@@ -138,21 +203,34 @@ def strided_source(name: str, prog: Composite, ndim: int, by_value: list[bool], 
             index.append(f"const long i{d} = r % n{d}; r /= n{d};")
         if ndim:
             index.append("const long i0 = r;")
-    load = []
+    roles = kr.input_roles(prog)
+    load: list[str | None] = []
     for k in range(prog.nin):
         offs = " + ".join([f"off{k}"] + [f"i{d} * st{k}_{d}" for d in range(ndim)])
-        load.append(f"in{k}" if by_value[k] else f"in{k}[{offs}]")
-    lines, outs, needed = program_lines(prog, load)
+        load.append(None if roles[k] == "shape" else f"in{k}" if by_value[k] else f"in{k}[{offs}]")
+    lines, outs, needed = program_lines(
+        prog, load, index=lambda j: " + ".join(f"i{d} * is{j}_{d}" for d in range(ndim)) or "0")
     stores = [f"out{k}[i] = {o};" for k, o in enumerate(outs)]
     inner = "\n".join("        " + ln for ln in index + lines + stores)
-    params = ",\n        ".join(_params(prog, ndim, True, by_value))
+    cache = "".join(f"    {ln}\n" for ln in kr.cache_lines(prog))
     if grid:
-        attr, head = "", ("    const long i2 = get_global_id(0), i1 = get_global_id(1), i0 = get_global_id(2);\n"
-                          "    if (i2 < n2 && i1 < n1 && i0 < n0) {\n")
+        attr, ids = "", "const long i1 = get_global_id(1), i0 = get_global_id(2);\n"
+        if chunk == 1:
+            head = f"    const long i2 = get_global_id(0), {ids[11:]}    if (i2 < n2 && i1 < n1 && i0 < n0) {{\n"
+            close = "    }\n"
+        else:
+            head = (f"    const long g2 = get_global_id(0), {ids[11:]}{cache}    if (i1 < n1 && i0 < n0) {{\n"
+                    f"    for (long i2 = g2 * {chunk}, e2 = min(n2, i2 + {chunk}); i2 < e2; i2++) {{\n")
+            close = "    }}\n"
     else:
         attr = f"__attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
-        head = "    const long i = get_global_id(0);\n    if (i < n) {\n"
-    return f"{preamble(program_dtypes(prog), needed)}__kernel {attr}void {name}(\n        {params})\n{{\n{head}{inner}\n    }}\n}}\n"
+        if chunk == 1:
+            head, close = "    const long i = get_global_id(0);\n    if (i < n) {\n", "    }\n"
+        else:
+            head = (f"    const long g = get_global_id(0);\n{cache}"
+                    f"    for (long i = g * {chunk}, e = min(n, i + {chunk}); i < e; i++) {{\n")
+            close = "    }\n"
+    return _kernel_head(name, prog, needed, _params(prog, ndim, True, by_value), attr) + f"{head}{inner}\n{close}}}\n"
 
 
 def collapse_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[list[int], list[list[int]]] | None:
@@ -247,6 +325,9 @@ class ElementwiseKernel:
         self._built: dict[str, Any] = {}
         self.out_dtypes = [np.dtype(d) for d in prog.out_dtypes]
         self.width = vector_width(prog)
+        self.roles = kr.input_roles(prog)
+        self.random = kr.random_steps(prog)
+        self.chunk = kr.CHUNK if self.random else 1  # elements per work-item of the width-1 kernels
         deps = prog.output_deps
         # Outputs that read only some inputs: their own shape can be smaller than the kernel's when
         # a length-1 axis of an input broadcasts at run time against a None axis of another.
@@ -263,14 +344,20 @@ class ElementwiseKernel:
         warnings.warn(f"opencl backend: {self.node.op} ran on the host for a call whose inputs broadcast at run "
                       f"time to outputs of different shapes\n{node_context(self.node, ins)}", RuntimeWarning,
                       stacklevel=2)
-        host = [np.asarray(a) if v else a.to_host() for a, v in zip(ins, self.by_value)]
+        host = [a.to_host() if isinstance(a, DeviceArray) else np.asarray(a) for a in ins]
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), self.what)
                 for o, dt in zip(self.prog.run(self.host_plan, host, buffered=False), self.out_dtypes)]
+
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:
             name, source = self.variants[kind]
             self._built[kind] = self.runtime.kernel(source, name)
         return self._built[kind]
+
+    def _random_shapes(self, ins: list) -> list[tuple]:
+        """Each random step's output shape (its flat index space), padded to the kernel's rank."""
+        deps = self.prog.step_deps
+        return [broadcast_shapes(self.node, [ins[k] for k in sorted(deps[j])], self.ndim) for j in self.random]
 
     def __call__(self, ins: list[DeviceArray]) -> list[DeviceArray]:
         shape = broadcast_shapes(self.node, ins, self.ndim)
@@ -280,31 +367,42 @@ class ElementwiseKernel:
         size = math.prod(shape)
         if size == 0:
             return outs
-        fast = all(v or ((a.size == 1) if s else (a.shape == shape and a.is_contiguous))
-                   for a, s, v in zip(ins, self.scalar_inputs, self.by_value))
-        if fast:
+        live = [(a, v, t, s) for a, v, t, s, r in zip(ins, self.by_value, self.value_types, self.scalar_inputs,
+                                                      self.roles) if r != "shape"]
+        rshapes = self._random_shapes(ins)
+        if all(v or ((a.size == 1) if s else (a.shape == shape and a.is_contiguous)) for a, v, _, s in live) \
+                and all(r == shape for r in rshapes):
             args: list = []
-            for a, v, t in zip(ins, self.by_value, self.value_types):
+            for a, v, t, _ in live:
                 args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
-            items = -(-size // self.width)
+            items = -(-size // (self.width if self.width > 1 else self.chunk))
             gsize = -(-items // WORK_GROUP) * WORK_GROUP
             self._kernel("fast")(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
             return outs
-        strides = [[0] * self.ndim if v else broadcast_strides(a, self.ndim) for a, v in zip(ins, self.by_value)]
+        self._strided(live, rshapes, outs, shape, size)
+        return outs
+
+    def _strided(self, live: list, rshapes: list, outs: list, shape: tuple, size: int) -> None:
+        """Launch the grid (or flat strided) kernel; random steps' index strides ride along as
+        operands of the axis merging, so merged axes keep their flat indices."""
+        strides = [[0] * self.ndim if v else broadcast_strides(a, self.ndim) for a, v, _, _ in live]
+        strides += [kr.index_strides(r) for r in rshapes]
         grid = collapse_axes(shape, strides, 3)
         dims, strides = grid or collapse_axes(shape, strides, self.ndim)
         args = []
-        for a, v, t, st in zip(ins, self.by_value, self.value_types, strides):
+        for (a, v, t, _), st in zip(live, strides):
             args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)] + [np.int64(x) for x in st]
         args += [o.buffer for o in outs] + [np.int64(size)] + [np.int64(n) for n in dims]
+        args += [np.int64(x) for st in strides[len(live):] for x in st]
         if grid:
-            local = _grid_local(dims)
-            gsize = tuple(-(-n // l) * l for n, l in zip(reversed(dims), local))
+            runs = dims[:-1] + [-(-dims[-1] // self.chunk)]
+            local = _grid_local(runs)
+            gsize = tuple(-(-n // w) * w for n, w in zip(reversed(runs), local))
             self._kernel("grid")(self.runtime.queue, gsize, local, *args)
         else:
-            self._kernel("strided")(self.runtime.queue, (-(-size // WORK_GROUP) * WORK_GROUP,), (WORK_GROUP,), *args)
-        return outs
+            items = -(-size // self.chunk)
+            self._kernel("strided")(self.runtime.queue, (-(-items // WORK_GROUP) * WORK_GROUP,), (WORK_GROUP,), *args)
 
 
 def program_label(prog: Composite) -> str:
@@ -332,8 +430,9 @@ def lower_elementwise(node: Apply, ctx: LowerContext) -> Lowered:
     constants inlined as literals."""
     prog, bound = program_and_inputs(node)
     scalar = [all(s == 1 for s in v.type.shape) for v in bound]
-    by_value = [v in ctx.host and v.type.ndim == 0 for v in bound]
+    roles = kr.input_roles(prog)
+    by_value = [v in ctx.host and v.type.ndim == 0 and r != "shape" for v, r in zip(bound, roles)]
     k = ElementwiseKernel(ctx.runtime, node, prog, bound, ctx.kernel_name(node, program_label(prog)), scalar, by_value)
     ctx.publish(k.sources)
     return Lowered(k, inputs=bound, host_inputs=frozenset(i for i, v in enumerate(by_value) if v),
-                   label=program_label(prog))
+                   any_side=frozenset(i for i, r in enumerate(roles) if r == "shape"), label=program_label(prog))

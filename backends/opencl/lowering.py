@@ -29,12 +29,14 @@ class Lowered:
     numpy values (shape arguments and such); the others as DeviceArrays. ``kind`` is 'kernel'
     (launches device kernels), 'view' (metadata only), 'meta' (reads only shapes, whatever side the
     inputs are on; outputs on the host) or 'host' (small host computation on shapes).
-    ``inputs`` are the variables ``run`` receives (default: all of the node's inputs); ``label``
+    ``inputs`` are the variables ``run`` receives (default: all of the node's inputs); those in
+    ``any_side`` are read for their shape only and arrive from wherever they live; ``label``
     names the step in the generated source."""
     run: Callable[[list], list]
     inputs: list | None = None
     kind: str = "kernel"
     host_inputs: frozenset = frozenset()
+    any_side: frozenset = frozenset()
     host_outputs: bool = False
     label: str = ""
 

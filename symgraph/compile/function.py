@@ -170,9 +170,12 @@ def _check_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
 def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = None, givens: Any = None,
              backend: str | None = None, mode: Any = "default", name: str | None = None,
              on_unused_input: str = "raise", allow_input_downcast: bool = False,
-             nan_guard: bool | None = None, **options: Any) -> Function:
+             nan_guard: bool | None = None, no_default_updates: Any = False, **options: Any) -> Function:
     """Compile a callable from symbolic ``inputs`` to ``outputs`` (a variable or a list),
-    applying ``updates`` (shared variable -> new value) after each successful call."""
+    applying ``updates`` (shared variable -> new value) after each successful call, and the
+    ``default_update`` of every shared variable the function reads that ``updates`` leaves out
+    (random streams' call counters), unless ``no_default_updates`` is True (or lists the shared
+    variables to leave alone)."""
     inputs = _check_inputs(inputs)
     outs, return_list = _check_outputs(outputs)
     upd = _check_updates(updates)
@@ -182,6 +185,8 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     givens_pairs = _as_pairs(givens, "givens")
     if givens_pairs:
         targets = _apply_givens(targets, givens_pairs)
+    defaults = _default_updates(ancestors(targets), upd, no_default_updates)
+    upd, targets = upd + defaults, targets + [v for _, v in defaults]
     needed = ancestors(targets)
     used = set(needed)
     unused = [v for v in inputs if v not in used]
@@ -213,6 +218,15 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     impl = get_backend(backend).compile(fgraph, spec)
     impl = debug_wrap(impl, fgraph, spec, mode, report, get_backend(backend).compile)  # DebugMode, MonitorMode
     return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
+
+
+def _default_updates(needed: list, upd: list, no_default_updates: Any) -> list[tuple[SharedVariable, Variable]]:
+    """The default updates of the shared variables in ``needed`` that ``upd`` does not update."""
+    if no_default_updates is True:
+        return []
+    skip = {v for v, _ in upd} | (set(no_default_updates) if no_default_updates else set())
+    found = [v for v in needed if isinstance(v, SharedVariable) and v.default_update is not None and v not in skip]
+    return _check_updates([(v, v.default_update) for v in found])
 
 
 def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]:

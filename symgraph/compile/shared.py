@@ -11,6 +11,7 @@ import numpy as np
 
 from symgraph.compile.link import new_serial
 from symgraph.config import config
+from symgraph.graph.basic import Variable
 from symgraph.tensor.type import TensorType, TensorVariable
 
 
@@ -51,6 +52,13 @@ class SharedVariable(TensorVariable):
     backend's own object (an OpenCL device array when the newest value is on the device)."""
 
     is_shared = True
+    host_resident = False
+    """True for small values that kernels take by value (random keys and call counters): a device
+    backend keeps them on the host instead of in device buffers."""
+    default_update: Variable | None = None
+    """Theano's default update: the new value ``sg.function`` stores after each call of a function
+    that reads this variable, unless the call gives its own update for it or is compiled with
+    ``no_default_updates`` (random streams advance their call counters this way)."""
 
     def __init__(self, type: TensorType, value: np.ndarray, name: str | None = None):
         super().__init__(type, None, None, name)

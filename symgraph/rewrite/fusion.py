@@ -17,6 +17,10 @@ every backend lowers and every printer shows:
 - an elementwise node that alone reads the result of a matrix product (Dot, or MatMul with at
   most one batch axis) or a reduction becomes an ``Epilogue`` of it, run on each result before
   its one store (a bias add and activation, an SGD update, mean's division).
+
+Random draws are elementwise nodes and fuse into their readers' kernels (a dropout mask is never
+written), but a program with draws is not made the prologue of a reduction or the epilogue of a
+product: those loops do not compute the element index a draw reads.
 """
 from __future__ import annotations
 
@@ -315,7 +319,8 @@ def fuse_reductions(fgraph: FunctionGraph, stats: Stats) -> None:
     """Each reduction of an elementwise node's output that nothing else reads becomes a ReduceOf."""
     for node in [n for n in fgraph.apply_nodes if type(n.op) is CAReduce]:
         src = node.inputs[0].owner
-        if node not in fgraph.apply_nodes or not _elementwise(src) or not _only_read_by(fgraph, src, node):
+        if node not in fgraph.apply_nodes or not _elementwise(src) or not _only_read_by(fgraph, src, node) \
+                or Composite.of_node(src)[0].reads_index:
             continue
         _shapes_from_inputs(fgraph, src, stats)
         whole, bound = Composite.of_node(src)
@@ -348,6 +353,8 @@ def fuse_epilogues(fgraph: FunctionGraph, stats: Stats) -> None:
         if v is None:
             continue
         program, bound = Composite.of_node(node)
+        if program.reads_index:
+            continue
         slot, src = bound.index(v), v.owner
         others = [b for b in bound if b is not v]
         new = Epilogue(src.op, program, slot, len(src.inputs))(*src.inputs, *others)

@@ -10,6 +10,11 @@ exactly as the Elemwise nodes it replaces computed them.
 
 ``plan(input_types)`` turns the program into a schedule over reusable full-size buffers
 (the numpy backend's lowering prints it as source; ``perform`` interprets it).
+
+A step may be a random row of the scalar table (``reads_index``): its value at an element is a
+function of the element's flat index in the step's own output shape (argument 0 gives the
+shape), so the program gives the same numbers fused or not, in any chunking. Backends compute
+that index where they run the program's elements (numpy: the whole step at once).
 """
 from __future__ import annotations
 
@@ -106,6 +111,11 @@ class Composite(Op):
                 deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
             self._deps = tuple(deps)
         return self._deps
+
+    @property
+    def reads_index(self) -> bool:
+        """True when a step is a random row (it reads the element's flat index)."""
+        return any(scalar.get(name).is_random for name, _ in self.steps)
 
     @property
     def output_deps(self) -> list[frozenset]:

@@ -11,6 +11,7 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS, cast, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.reduction import sum as tsum
+from symgraph.tensor.shape import shape
 from symgraph.tensor.type import TensorType, as_tensor_variable
 from symgraph.tensor import abstract_conv  # noqa: F401  (T.nnet.abstract_conv)
 from symgraph.tensor.abstract_conv import conv2d, conv2d_transpose  # noqa: F401  (T.nnet.conv2d, ...)
@@ -186,6 +187,31 @@ def elu(x: Any, alpha: float = 1.0) -> Variable:
     return switch(x > 0, x, alpha * neg)
 
 
+def dropout(x: Any, p: Any = 0.5, srng: Any = None, rescale: bool = True) -> Variable:
+    """Inverted dropout (as Lasagne's): each element of ``x`` is zeroed with probability ``p`` and the
+    others are scaled by 1 / (1 - p) (left as they are with ``rescale=False``). The mask is
+    ``srng.binomial(x.shape, n=1, p=1 - p, dtype=x.dtype)`` from the random stream ``srng``: one draw,
+    so the gradient multiplies by the forward pass's mask, and it fuses into the kernel that reads
+    it (the mask is never stored). Each call of a compiled function draws a new mask."""
+    if srng is None or not hasattr(srng, "binomial"):
+        raise TypeError("dropout needs a random stream: T.nnet.dropout(x, p, sg.RandomStream(seed))")
+    x = as_tensor_variable(x)
+    if not x.dtype.startswith("float"):
+        raise GraphTypeError(f"dropout: expected a float tensor, got {x} ({x.type})")
+    if isinstance(p, (int, float)):
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        if p == 0:
+            return x
+        keep: Any = 1.0 - p
+        scale: Any = 1.0 / keep
+    else:
+        keep = 1 - cast(as_tensor_variable(p), x.dtype)
+        scale = 1 / keep
+    mask = srng.binomial(size=shape(x), n=1, p=keep, dtype=x.dtype)
+    return x * mask * scale if rescale else x * mask
+
+
 __all__ = ["Softmax", "LogSoftmax", "OneHot", "softmax", "log_softmax", "one_hot", "categorical_crossentropy",
            "binary_crossentropy", "sigmoid_binary_crossentropy", "sigmoid", "relu", "softplus", "tanh",
-           "leaky_relu", "elu"]
+           "leaky_relu", "elu", "dropout"]

@@ -1,0 +1,243 @@
+"""OpenCL C of the random rows (symgraph/scalar.py, symgraph/rng/draws.py): Philox4x64-10 with the
+key and counter passed by value, and the distributions computed per element exactly as numpy
+computes them (``#pragma OPENCL FP_CONTRACT OFF``: no fused multiply-adds, so + - * / and sqrt
+round as numpy's do).
+
+A random step in a kernel needs the element's flat index in the step's output (``ix``):
+
+- in the vector path (16 aligned elements per work-item) ``sg_<row>_x16`` computes the 2 or 4
+  blocks the 16 elements need;
+- elsewhere each work-item runs 16 consecutive elements and keeps the last block of each random
+  step (``blk``/``bid``): a block is computed once for the 8 (or 4) elements it serves.
+
+The ops that are not elementwise (Blank, permutations, choices, key derivation) run on the host
+with numpy, as explicit host steps of ``f.source`` (their results move with a visible transfer).
+"""
+from __future__ import annotations
+
+from symgraph.graph.basic import Apply
+from symgraph.scalar import SCALAR_OPS
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.random_ops import Blank, Choice, KeyFoldIn, KeySplit, Permutation
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+
+CHUNK = 16
+"""Elements one work-item runs in a kernel with random steps (a multiple of 8: whole blocks)."""
+
+PHILOX = r"""#pragma OPENCL FP_CONTRACT OFF
+#define SG_ROUND { const ulong h0 = mul_hi(0xD2E7470EE14C6C93UL, x0), l0 = 0xD2E7470EE14C6C93UL * x0; \
+    const ulong h1 = mul_hi(0xCA5A826395121157UL, x2), l1 = 0xCA5A826395121157UL * x2; \
+    x0 = h1 ^ x1 ^ k0; x1 = l1; x2 = h0 ^ x3 ^ k1; x3 = l0; }
+#define SG_BUMP { k0 += 0x9E3779B97F4A7C15UL; k1 += 0xBB67AE8584CAA73BUL; }
+inline ulong4 sg_philox(ulong b, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3) {
+    ulong x0 = b, x1 = c1, x2 = c2, x3 = c3;
+    SG_ROUND SG_BUMP SG_ROUND SG_BUMP SG_ROUND SG_BUMP SG_ROUND SG_BUMP SG_ROUND SG_BUMP
+    SG_ROUND SG_BUMP SG_ROUND SG_BUMP SG_ROUND SG_BUMP SG_ROUND SG_BUMP SG_ROUND
+    return (ulong4)(x0, x1, x2, x3);
+}
+inline ulong sg_lane64(ulong4 b, ulong ix) {
+    const uint l = (uint)(ix & 3);
+    return l == 0 ? b.x : l == 1 ? b.y : l == 2 ? b.z : b.w;
+}
+inline uint sg_lane32(ulong4 b, ulong ix) {
+    const ulong w = sg_lane64(b, ix >> 1);
+    return (ix & 1) ? (uint)(w >> 32) : (uint)w;
+}
+inline ulong sg_word64(ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3, uint sub) {
+    return sg_lane64(sg_philox(ix >> 2, k0, k1, c1, (c2 & 0xFFFFFFFFUL) | ((ulong)sub << 32), c3), ix);
+}
+inline double sg_unit64(ulong w) { return (double)(w >> 11) * 0x1p-53; }
+inline uint8 sg_u32x8(ulong4 b) {
+    return (uint8)((uint)b.x, (uint)(b.x >> 32), (uint)b.y, (uint)(b.y >> 32),
+                   (uint)b.z, (uint)(b.z >> 32), (uint)b.w, (uint)(b.w >> 32));
+}
+"""
+_ARGS = "ulong4 blk, ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3"
+_VARGS = "ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3"
+_KEYS = "k0, k1, c1, c2, c3"
+
+SCALAR = {  # row stem -> (C return type, parameter declarations, body) of the one-element helper
+    "sg_bits32": ("uint", "", "return sg_lane32(blk, ix);"),
+    "sg_bits64": ("ulong", "", "return sg_lane64(blk, ix);"),
+    "sg_uniform32": ("float", "", "return (float)(sg_lane32(blk, ix) >> 8) * 0x1p-24f;"),
+    "sg_uniform64": ("double", "", "return sg_unit64(sg_lane64(blk, ix));"),
+    "sg_normal32": ("float", "", """const ulong w = sg_lane64(blk, ix >> 1);
+    const double u1 = ((double)((uint)w >> 8) + 1.0) * 0x1p-24, u2 = (double)((uint)(w >> 32) >> 8) * 0x1p-24;
+    const double r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+    return (float)(r * ((ix & 1) ? sin(t) : cos(t)));"""),
+    "sg_normal64": ("double", "", """const ulong q = (ix >> 1) << 1;
+    const double u1 = ((double)(sg_lane64(blk, q) >> 11) + 1.0) * 0x1p-53, u2 = sg_unit64(sg_lane64(blk, q + 1));
+    const double r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+    return r * ((ix & 1) ? sin(t) : cos(t));"""),
+    "sg_bernoulli32": ("float", ", float p", "return (float)(sg_lane32(blk, ix) >> 8) * 0x1p-24f < p ? 1.0f : 0.0f;"),
+    "sg_bernoulli64": ("double", ", double p", "return sg_unit64(sg_lane64(blk, ix)) < p ? 1.0 : 0.0;"),
+    "sg_integers": ("long", ", long lo, long hi", f"""if (hi <= lo) return lo;
+    const ulong r = (ulong)hi - (ulong)lo;
+    ulong w = sg_lane64(blk, ix), l = w * r;
+    if (l < r) {{
+        const ulong t = (0UL - r) % r;
+        for (uint sub = 1; l < t; sub++) {{ w = sg_word64(ix, {_KEYS}, sub); l = w * r; }}
+    }}
+    return (long)((ulong)lo + mul_hi(w, r));"""),
+}
+
+VECTOR = {  # row stem -> (C return type, parameter declarations, body) of the 16-element helper
+    "sg_uniform32": ("float16", "", """const ulong b = ix >> 3;
+    const uint16 w = (uint16)(sg_u32x8(sg_philox(b, k0, k1, c1, c2, c3)),
+                              sg_u32x8(sg_philox(b + 1, k0, k1, c1, c2, c3)));
+    return convert_float16(w >> 8) * 0x1p-24f;"""),
+    "sg_uniform64": ("double16", "", """const ulong b = ix >> 2;
+    const ulong16 w = (ulong16)(sg_philox(b, k0, k1, c1, c2, c3), sg_philox(b + 1, k0, k1, c1, c2, c3),
+                                sg_philox(b + 2, k0, k1, c1, c2, c3), sg_philox(b + 3, k0, k1, c1, c2, c3));
+    return convert_double16(w >> 11) * 0x1p-53;"""),
+    "sg_normal32": ("float16", "", """const ulong b = ix >> 3;
+    const ulong8 w = (ulong8)(sg_philox(b, k0, k1, c1, c2, c3), sg_philox(b + 1, k0, k1, c1, c2, c3));
+    const double8 u1 = (convert_double8(convert_uint8(w & 0xFFFFFFFFUL) >> 8) + 1.0) * 0x1p-24;
+    const double8 u2 = convert_double8(convert_uint8(w >> 32) >> 8) * 0x1p-24;
+    const double8 r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+    float16 z;
+    z.even = convert_float8(r * cos(t));
+    z.odd = convert_float8(r * sin(t));
+    return z;"""),
+    "sg_normal64": ("double16", "", """const ulong b = ix >> 2;
+    const ulong16 w = (ulong16)(sg_philox(b, k0, k1, c1, c2, c3), sg_philox(b + 1, k0, k1, c1, c2, c3),
+                                sg_philox(b + 2, k0, k1, c1, c2, c3), sg_philox(b + 3, k0, k1, c1, c2, c3));
+    const double8 u1 = (convert_double8(w.even >> 11) + 1.0) * 0x1p-53, u2 = convert_double8(w.odd >> 11) * 0x1p-53;
+    const double8 r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+    double16 z;
+    z.even = r * cos(t);
+    z.odd = r * sin(t);
+    return z;"""),
+    "sg_bernoulli32": ("float16", ", float16 p",
+                       f"return select((float16)(0.0f), (float16)(1.0f), sg_uniform32_x16(ix, {_KEYS}) < p);"),
+    "sg_bernoulli64": ("double16", ", double16 p",
+                       f"return select((double16)(0.0), (double16)(1.0), sg_uniform64_x16(ix, {_KEYS}) < p);"),
+}
+_VECTOR_NEEDS = {"sg_bernoulli32": "sg_uniform32_x16", "sg_bernoulli64": "sg_uniform64_x16"}
+
+
+def _binomial_source() -> str:
+    """The binomial helper: inversion for n p' < 10, else BTRS (symgraph/rng/binomial.py)."""
+    return f"""inline double sg_powi(double x, long n) {{
+    double r = 1.0;
+    while (n) {{ if (n & 1) r *= x; x *= x; n >>= 1; }}
+    return r;
+}}
+inline long sg_binomial_core(ulong4 blk, {_VARGS}, long n, double p) {{
+    const double nf = (double)n, q = 1.0 - p;
+    if (nf * p < 10.0) {{
+        const double s = p / q, a = (nf + 1.0) * s, r0 = sg_powi(q, n);
+        const double bound = fmin(nf, floor(nf * p + 10.0 * sqrt(nf * p * q + 1.0)));
+        for (uint t = 0;; t++) {{
+            double u = sg_unit64(t ? sg_word64(ix, {_KEYS}, t) : sg_lane64(blk, ix)), r = r0;
+            long k = 0;
+            int restart = 0;
+            while (u > r) {{
+                u -= r; k++;
+                if ((double)k > bound) {{ restart = 1; break; }}
+                r *= a / (double)k - s;
+            }}
+            if (!restart) return k;
+        }}
+    }}
+    const double spq = sqrt(nf * p * q), b = 1.15 + 2.53 * spq, a = -0.0873 + 0.0248 * b + 0.01 * p;
+    const double c = nf * p + 0.5, vr = 0.92 - 4.2 / b, alpha = (2.83 + 5.1 / b) * spq, lpq = log(p / q);
+    const double m = floor((nf + 1.0) * p), h = lgamma(m + 1.0) + lgamma(nf - m + 1.0);
+    for (uint t = 0;; t++) {{
+        const double u = sg_unit64(t ? sg_word64(ix, {_KEYS}, 2 * t) : sg_lane64(blk, ix)) - 0.5;
+        const double v = sg_unit64(sg_word64(ix, {_KEYS}, 2 * t + 1)), us = 0.5 - fabs(u);
+        const double kf = floor((2.0 * a / us + b) * u + c);
+        if (!(kf >= 0.0 && kf <= nf)) continue;
+        if (us >= 0.07 && v <= vr) return (long)kf;
+        const double bound = h - lgamma(kf + 1.0) - lgamma(nf - kf + 1.0) + (kf - m) * lpq;
+        if (log(v * alpha / (a / (us * us) + b)) <= bound) return (long)kf;
+    }}
+}}
+inline long sg_binomial({_ARGS}, long n, double p) {{
+    if (n < 0 || !(p >= 0.0 && p <= 1.0)) return -1;
+    if (n == 0 || p == 0.0 || p == 1.0) return p == 1.0 ? n : 0;
+    return p > 0.5 ? n - sg_binomial_core(blk, ix, {_KEYS}, n, 1.0 - p) : sg_binomial_core(blk, ix, {_KEYS}, n, p);
+}}
+"""
+
+
+def helper_source(names: set[str]) -> str:
+    """The C of the random helpers ``names`` (and of Philox), in dependency order; '' for none."""
+    if not names:
+        return ""
+    parts = [PHILOX]
+    for stem in sorted(n for n in names if n in SCALAR):
+        ret, params, body = SCALAR[stem]
+        parts.append(f"inline {ret} {stem}({_ARGS}{params}) {{\n    {body}\n}}")
+    if "sg_binomial" in names:
+        parts.append(_binomial_source())
+    vec = sorted(n[:-4] for n in names if n.endswith("_x16"))
+    stems = set(vec) | {_VECTOR_NEEDS[v][:-4] for v in vec if v in _VECTOR_NEEDS}
+    for stem in sorted(stems, key=lambda s: (s in _VECTOR_NEEDS, s)):  # helpers before their users
+        ret, params, body = VECTOR[stem]
+        parts.append(f"inline {ret} {stem}_x16({_VARGS}{params}) {{\n    {body}\n}}")
+    return "\n".join(parts) + "\n"
+
+
+# --- what a program's inputs are for --------------------------------------------------------------
+
+def input_roles(prog: Composite) -> list[str]:
+    """For each input of ``prog``: 'shape' (read only as argument 0 of random steps: the kernel needs
+    only its shape), 'word' (read only as a key/counter argument of random steps: a scalar, even in
+    the vector path) or 'value'."""
+    uses: list[set[str]] = [set() for _ in prog.in_dtypes]
+    for name, args in prog.steps:
+        rnd = SCALAR_OPS[name].is_random
+        for pos, a in enumerate(args):
+            if a[0] == "i":
+                uses[a[1]].add("shape" if rnd and pos == 0 else "word" if rnd and pos <= 5 else "value")
+    for r in prog.outputs:
+        if r[0] == "i":
+            uses[r[1]].add("value")
+    return [u.pop() if len(u) == 1 else "value" for u in uses]
+
+
+def random_steps(prog: Composite) -> list[int]:
+    """The indices of the random steps of ``prog``."""
+    return [j for j, (name, _) in enumerate(prog.steps) if SCALAR_OPS[name].is_random]
+
+
+def cache_lines(prog: Composite) -> list[str]:
+    """Declarations of each random step's block cache (before a work-item's element loop)."""
+    return [f"ulong4 blk{j} = (ulong4)(0); ulong bid{j} = 0xFFFFFFFFFFFFFFFFUL;" for j in random_steps(prog)]
+
+
+def step_lines(j: int, name: str, args: list[str], arg_dtypes: list, out_dtype: str, width: int,
+               index: str) -> tuple[list[str], set[str]]:
+    """Statements computing random step ``j`` (row ``name``) at element index ``index`` (C expression;
+    the first of 16 aligned elements when ``width`` is 16), and the helpers they need."""
+    sop = SCALAR_OPS[name]
+    words = [a if str(d) == "uint64" else f"(ulong){a}" for a, d in zip(args[1:6], arg_dtypes[1:6])]
+    params = args[6:]
+    ctype = ks.ctype(out_dtype)
+    if width > 1:
+        call = f"{sop.cl}_x16((ulong)({index}), {', '.join(words + params)})"
+        return [f"const {ctype}{width} t{j} = {call};  /* {name} */"], {sop.cl + "_x16"}
+    shift = sop.block_shift
+    return [f"const ulong ix{j} = (ulong)({index});",
+            f"if ((ix{j} >> {shift}) != bid{j}) {{ bid{j} = ix{j} >> {shift}; "
+            f"blk{j} = sg_philox(bid{j}, {', '.join(words)}); }}",
+            f"const {ctype} t{j} = {sop.cl}(blk{j}, ix{j}, {', '.join(words + params)});  /* {name} */"], {sop.cl}
+
+
+def index_strides(shape: tuple) -> list[int]:
+    """The flat-index strides of an array of ``shape`` (C order, in elements; 0 where the length is 1)."""
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(0 if n == 1 else acc)
+        acc *= n
+    return out[::-1]
+
+
+# --- the ops that are not elementwise run on the host ----------------------------------------------
+
+@lowers(Blank, Permutation, Choice, KeySplit, KeyFoldIn)
+def lower_on_host(node: Apply, ctx: LowerContext) -> Lowered:
+    """Run on the host with numpy (a shape carrier; sorting-based draws; key derivation)."""
+    return Lowered(None, kind="host")
