@@ -240,20 +240,34 @@ def _softmax(node: Apply, ctx: DaskLowerContext) -> Builder:
 
 @lowers(Subtensor, AdvancedSubtensor)
 def _subtensor(node: Apply, ctx: DaskLowerContext) -> Builder | None:
-    if not all(ctx.eager[1:]):  # an index computed from the data: host code on one chunk
+    """Basic indexing, and one index array (dask indexes with one array at a time; an index array
+    computed from the data must be a vector of integers)."""
+    op, parts = node.op, node.inputs[1:]
+    arrays = [e for e in op.idx_list if e in ("a", "b")]
+    lazy = [p for p, eager in zip(parts, ctx.eager[1:]) if not eager]
+    if len(arrays) > 1 or len(lazy) > 1 or (lazy and (lazy[0].ndim != 1 or lazy[0].dtype[0] not in "iu")):
         return None
-    if sum(1 for e in node.op.idx_list if e in ("a", "b")) > 1:  # dask indexes with one array at a time
-        return None
-    op = node.op
-    return lambda x, *parts: [as_dask(x)[op.np_index([np.asarray(p) for p in parts])]]
+    return lambda x, *values: [as_dask(x)[op.np_index([v if isinstance(v, da.Array) else np.asarray(v)
+                                                      for v in values])]]
+
+
+def reshape(x: da.Array, shape: tuple) -> da.Array:
+    """``x.reshape(shape)``; where dask cannot split or merge the chunks as they are, the axes the
+    reshape changes are rechunked to one chunk first (the leading axes it keeps stay chunked)."""
+    try:
+        return x.reshape(shape, merge_chunks=True)
+    except (ValueError, NotImplementedError):
+        lead = 0
+        while lead < min(x.ndim, len(shape)) and x.shape[lead] == shape[lead]:
+            lead += 1
+        return x.rechunk({a: -1 for a in range(lead, x.ndim)}).reshape(shape, merge_chunks=True)
 
 
 @lowers(Reshape)
 def _reshape(node: Apply, ctx: DaskLowerContext) -> Builder | None:
-    """dask rechunks the axes a reshape merges or splits before reshaping (``merge_chunks``)."""
     if not ctx.eager[1]:
         return None
-    return lambda x, shape: [as_dask(x).reshape(tuple(int(s) for s in np.asarray(shape)), merge_chunks=True)]
+    return lambda x, shape: [reshape(as_dask(x), tuple(int(s) for s in np.asarray(shape)))]
 
 
 @lowers(Join)
