@@ -22,11 +22,15 @@ tensor.grad = grad  # Theano's T.grad (symgraph.tensor sits below symgraph.gradi
 
 
 def __getattr__(name: str) -> Any:
-    """``sg.testing`` needs hypothesis (a test dependency): it loads on first use."""
+    """``sg.testing`` needs hypothesis (a test dependency) and ``sg.distributed`` is for MPI
+    programs: both load on first use."""
     if name == "testing":
         return importlib.import_module("symgraph.testing")
+    if name == "distributed":  # data-parallel training over MPI: loaded on first use
+        return importlib.import_module("symgraph.distributed")
     raise AttributeError(f"module 'symgraph' has no attribute {name!r}")
 
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
-           "grad", "jacobian", "hessian", "Lop", "Rop", "testing", "updates", "rewrite", "save", "load"]
+           "grad", "jacobian", "hessian", "Lop", "Rop", "testing", "updates", "rewrite", "save", "load",
+           "distributed"]

@@ -6,8 +6,8 @@ where there is one, else the CPU through pocl); shared variables stay in device 
 """
 from __future__ import annotations
 
-from symgraph.backends.opencl import (kernels_elemwise, kernels_index, kernels_linalg, kernels_matmul,  # noqa: F401
-                                      kernels_reduce, kernels_shape, views)
+from symgraph.backends.opencl import (kernels_collective, kernels_elemwise, kernels_index, kernels_linalg,  # noqa: F401
+                                      kernels_matmul, kernels_reduce, kernels_shape, views)
 from symgraph.backends.opencl.backend import OpenCLBackend, OpenCLFunction, compile
 from symgraph.backends.opencl.runtime import TRANSFERS, DeviceArray, get_runtime, list_devices
 

@@ -1,7 +1,8 @@
 """Graph rewriting: the ordered pipeline that sg.function runs on every FunctionGraph.
 
 Passes, in order: ``merge``, ``constant_folding``, ``canonicalize``, ``stabilize``,
-``specialize``, ``merge`` again (when rules added nodes), ``fusion``, ``dead_code``.
+``specialize``, ``merge`` again (when rules added nodes), ``bucket_allreduce`` (independent
+MPI all-reduces become one call on one buffer), ``fusion``, ``dead_code``.
 ``mode`` chooses what runs:
 
 - ``'fast_run'``: everything; ``'fast_compile'``: merge and constant folding; ``None`` or
@@ -21,12 +22,13 @@ from typing import Any, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
+from symgraph.rewrite.collective import bucket_allreduce
 from symgraph.rewrite.core import RULES, Rule, Stats, rule, run_local
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
 
-PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "fusion",
-            "dead_code")
+PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "bucket_allreduce",
+            "fusion", "dead_code")
 _BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding"}, "none": set()}
 
 
@@ -120,6 +122,8 @@ def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order:
         fuse(fgraph, stats, mode.max_operands, order)
     elif name == "dead_code":
         dead_code(fgraph, stats)
+    elif name == "bucket_allreduce":
+        bucket_allreduce(fgraph, stats, order)
     else:
         run_local(fgraph, mode.rules(name), stats, order)
 
