@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import sys
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from symgraph.errors import GraphTypeError
@@ -96,15 +100,50 @@ def allreduce_inplace(buf: np.ndarray, op: str) -> np.ndarray:
     return buf
 
 
+class BufferPool:
+    """Reused host buffers for all-reduce results. MPI is several times slower on freshly
+    allocated memory (new pages for every call) than on memory it has seen, so a result buffer is
+    taken from here; a buffer is handed out again only once nothing else refers to it (its
+    reference count says so: the result, or a view of it, was dropped), so a value returned to
+    the user or kept in a shared variable is never overwritten. A few buffers per size are kept."""
+
+    def __init__(self, per_size: int = 4, sizes: int = 16):
+        self.per_size, self.sizes = per_size, sizes
+        self.free: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def take(self, n: int, dtype: str) -> np.ndarray:
+        """A C-contiguous 1-d buffer of ``n`` elements of ``dtype`` that nobody else refers to."""
+        key = (n, np.dtype(dtype).str)
+        with self.lock:
+            bufs = self.free.setdefault(key, [])
+            self.free.move_to_end(key)
+            for b in bufs:
+                if sys.getrefcount(b) <= 3:  # the list, the loop variable, getrefcount's argument
+                    return b
+            b = np.empty(n, dtype)
+            if len(bufs) < self.per_size:
+                bufs.append(b)
+            while len(self.free) > self.sizes:
+                self.free.popitem(last=False)
+            return b
+
+
+POOL = BufferPool()
+
+
 def allreduce_value(x: Any, op: str, dtype: str) -> np.ndarray:
-    """A new array: ``x`` all-reduced over the communicator."""
-    return allreduce_inplace(np.array(x, dtype=dtype, order="C", copy=True), op)
+    """``x`` all-reduced over the communicator, in a buffer of its own (from ``POOL``)."""
+    x = np.asarray(x)
+    buf = POOL.take(x.size, dtype)
+    np.copyto(buf.reshape(x.shape), x, casting="unsafe")
+    return allreduce_inplace(buf, op).reshape(x.shape)
 
 
 def allreduce_many(xs: Sequence[Any], op: str, dtype: str) -> list[np.ndarray]:
-    """Several values all-reduced with one call on one flat buffer, then split back."""
+    """Several values all-reduced with one call on one flat buffer, then split back (views)."""
     sizes = [int(np.size(x)) for x in xs]
-    flat = np.empty(sum(sizes), dtype=dtype)
+    flat = POOL.take(sum(sizes), dtype)
     at = 0
     for x, n in zip(xs, sizes):
         flat[at:at + n] = np.ravel(x)
