@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.inside_mpirun:
         if shutil.which("mpirun") is None:
             raise SystemExit("mpirun not found: make test installs Open MPI (openmpi-bin)")
-        cmd = ["mpirun", "--oversubscribe", "-np", str(args.np)] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+        cmd = ["mpirun", "--oversubscribe", "-np", str(args.np)]
+        cmd += ["--allow-run-as-root"] if os.geteuid() == 0 else []
         cmd += [sys.executable, "-m", "benchmarks.mpi_allreduce", "--inside-mpirun", "--calls", str(args.calls)]
         cmd += ["--json", args.json] if args.json else []
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")

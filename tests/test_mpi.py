@@ -47,8 +47,13 @@ def test_one_process_allreduce_is_the_identity_and_counted(backend):
     np.testing.assert_array_equal(sg.function([x], T.allreduce(x, "sum"), backend=backend)(a), a)
     assert STATS["calls"] == calls + 2  # the two all-reduces went in one bucket; then one more
     assert [type(n.op) for n in f.graph.toposort() if "AllReduce" in type(n.op).__name__] == [AllReduceBucket]
-    if backend == "opencl":  # a planned step (download, all-reduce, upload), not a host fallback
+    if backend == "opencl":  # a planned step (download, all-reduce, upload, counted), not a host fallback
+        from symgraph.backends.opencl import TRANSFERS
         assert not f._impl.fallbacks and "allreduce_bucket_mean" in f.source
+        before = dict(TRANSFERS)
+        f(a)
+        moved = {k: TRANSFERS[k] - before.get(k, 0) for k in ("to_host", "zero_copy_out", "to_device", "zero_copy_in")}
+        assert moved["to_host"] + moved["zero_copy_out"] >= 2 and moved["to_device"] + moved["zero_copy_in"] >= 3
 
 
 def test_gradient_of_allreduce_is_the_allreduce_of_the_gradient():

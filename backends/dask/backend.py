@@ -26,7 +26,8 @@ from symgraph.tensor.reduction import ReducedSize
 from symgraph.tensor.shape import Shape, Shape_i
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.dask import fallback
-from symgraph.backends.dask.graph import LRU, Step, Template, feed_dask, feed_numpy, known_chunks, lazy, placeholder, run
+from symgraph.backends.dask.graph import (LRU, Step, Template, feed_dask, feed_numpy, known_chunks, lazy,
+                                          placeholder, run)
 from symgraph.backends.dask.lowering import TABLE, DaskLowerContext, as_dask
 
 OPTIONS = ("chunks", "compute", "scheduler")
