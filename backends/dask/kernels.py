@@ -22,12 +22,13 @@ from symgraph.tensor.type import TensorType
 _CACHE: "OrderedDict[str, Callable]" = OrderedDict()
 _CACHE_SIZE = 256
 _LOCK = threading.Lock()
-_COMPILES = [0]
+_COMPILED: list[str] = []  # the content hash of each kernel this process compiled from its bytes
 
 
-def compile_count() -> int:
-    """How many kernels this process compiled (tests check each is compiled once per process)."""
-    return _COMPILES[0]
+def compiled_keys() -> list[str]:
+    """The kernels this process compiled from their bytes, in order (each appears once: a kernel
+    is compiled once per process and then found in the cache by its content)."""
+    return list(_COMPILED)
 
 
 def _compiled(key: str, payload: bytes) -> Callable:
@@ -40,7 +41,7 @@ def _compiled(key: str, payload: bytes) -> Callable:
     fn = loads(payload, backend="numpy")
     with _LOCK:
         if key not in _CACHE:
-            _COMPILES[0] += 1
+            _COMPILED.append(key)
             _CACHE[key] = fn
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
@@ -91,4 +92,4 @@ def make_kernel(op: Op, input_types: list, trace: Any, label: str | None = None)
     return kernel
 
 
-__all__ = ["NodeKernel", "make_kernel", "chunk_type", "compile_count"]
+__all__ = ["NodeKernel", "make_kernel", "chunk_type", "compiled_keys"]
