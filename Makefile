@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1
+SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev
 
 .PHONY: demo test coverage fuzz bench system-deps clean
 
@@ -13,14 +13,16 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[opencl,dev,examples]'
+	$(BIN)/python -m pip install -q -e '.[opencl,dev,examples,distributed]'
 	@touch $(STAMP)
 
-# graphviz (dot) renders graphs; pocl gives OpenCL on the CPU when there is no GPU.
+# graphviz (dot) renders graphs; pocl gives OpenCL on the CPU when there is no GPU; Open MPI
+# runs the data-parallel (sg.distributed) tests and example under mpirun, and mpi4py builds on it.
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || missing="$$missing pocl-opencl-icd ocl-icd-libopencl1"; \
+	command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1 || missing="$$missing openmpi-bin libopenmpi-dev"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing system packages:$$missing"; \
@@ -29,7 +31,7 @@ system-deps:
 		echo "symgraph wants these system packages:$$missing"; \
 		echo "  Debian/Ubuntu: sudo apt-get install$$missing"; \
 		echo "  macOS: brew install graphviz (OpenCL ships with the system)"; \
-		echo "continuing without them: tests that render graphs (graphviz) or run OpenCL (pocl) are"; \
+		echo "continuing without them: tests that render graphs (graphviz) or run OpenCL (pocl) and the MPI tests are"; \
 		echo "reported as skipped, each with the reason; the numpy backend and to_dot(...).source still work"; \
 	fi
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-BACKENDS = ("numpy", "opencl")
+BACKENDS = ("numpy", "opencl", "dask")
 
 
 def get_backend(name: str):

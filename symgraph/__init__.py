@@ -29,13 +29,16 @@ for _name in ("grad", "Lop", "Rop", "jacobian", "hessian"):
 
 
 def __getattr__(name: str) -> Any:
-    """``sg.testing`` needs hypothesis (a test dependency): it loads on first use."""
+    """``sg.testing`` needs hypothesis (a test dependency) and ``sg.distributed`` is for MPI
+    programs: both load on first use."""
     if name == "testing":
         return importlib.import_module("symgraph.testing")
+    if name == "distributed":  # data-parallel training over MPI: loaded on first use
+        return importlib.import_module("symgraph.distributed")
     raise AttributeError(f"module 'symgraph' has no attribute {name!r}")
 
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
            "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "testing",
            "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
-           "MRG_RandomStreams", "shared_randomstreams"]
+           "MRG_RandomStreams", "shared_randomstreams", "distributed"]

@@ -10,7 +10,7 @@ import os
 from typing import Any, Callable, Iterator
 
 _FLOAT_DTYPES = ("float32", "float64")
-_BACKENDS = ("numpy", "opencl")
+_BACKENDS = ("numpy", "opencl", "dask")
 
 
 def _choice(name: str, choices: tuple) -> Callable[[Any], Any]:

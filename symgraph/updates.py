@@ -4,6 +4,9 @@ for ``sg.function(updates=...)``; optimizer state (moments, step count) lives in
     updates = sg.updates.adam(loss, [W, b])
     train = sg.function([x, y], loss, updates=updates)
 
+Every rule takes ``data_parallel=True`` for data-parallel training over MPI (``sg.distributed``):
+the gradients are then averaged over the processes before the update.
+
 Every new value keeps its parameter's dtype: Python-number hyperparameters are weak constants,
 and anything else (a symbolic learning rate, say) is cast back.
 """
@@ -19,14 +22,23 @@ from symgraph.errors import GraphTypeError, InputError
 from symgraph.gradient import grad
 from symgraph.graph.basic import Variable
 from symgraph.tensor import cast, sqrt
+from symgraph.tensor.collective import allreduce
 from symgraph.tensor.type import as_tensor_variable
 
 Updates = OrderedDict[SharedVariable, Variable]
 
 
-def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable]) -> list[Variable]:
-    """The gradients of ``params``: the given list itself, or ``sg.grad(loss, params)``."""
-    params = _check_params(params)
+def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable],
+                         data_parallel: bool = False) -> list[Variable]:
+    """The gradients of ``params``: the given list itself, or ``sg.grad(loss, params)``. With
+    ``data_parallel=True`` each is averaged over the MPI processes (``T.allreduce(g, 'mean')``;
+    the ``bucket_allreduce`` rewrite sends them all in one call): each process computes the
+    gradient of its share of the batch, and all apply the same update."""
+    grads = _grads(loss_or_grads, _check_params(params))
+    return [allreduce(g, "mean") for g in grads] if data_parallel else grads
+
+
+def _grads(loss_or_grads: Any, params: list[SharedVariable]) -> list[Variable]:
     if isinstance(loss_or_grads, (list, tuple)):
         grads = [as_tensor_variable(g) for g in loss_or_grads]
         if len(grads) != len(params):
@@ -63,16 +75,17 @@ def _keep_dtype(p: SharedVariable, value: Any) -> Variable:
     return cast(value, p.dtype)
 
 
-def sgd(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any) -> Updates:
+def sgd(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any,
+        data_parallel: bool = False) -> Updates:
     """Plain gradient descent: ``p <- p - learning_rate * g``."""
-    grads = get_or_compute_grads(loss_or_grads, params)
+    grads = get_or_compute_grads(loss_or_grads, params, data_parallel)
     return OrderedDict((p, _keep_dtype(p, p - learning_rate * g)) for p, g in zip(params, grads))
 
 
 def momentum(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any,
-             momentum: float = 0.9) -> Updates:
+             momentum: float = 0.9, data_parallel: bool = False) -> Updates:
     """Heavy-ball momentum: ``v <- momentum*v - lr*g; p <- p + v``."""
-    grads = get_or_compute_grads(loss_or_grads, params)
+    grads = get_or_compute_grads(loss_or_grads, params, data_parallel)
     updates: Updates = OrderedDict()
     for p, g in zip(params, grads):
         v = _zeros_like(p, "velocity")
@@ -83,9 +96,9 @@ def momentum(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate
 
 
 def nesterov_momentum(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any,
-                      momentum: float = 0.9) -> Updates:
+                      momentum: float = 0.9, data_parallel: bool = False) -> Updates:
     """Nesterov momentum (Lasagne's form): ``v <- momentum*v - lr*g; p <- p + momentum*v - lr*g``."""
-    grads = get_or_compute_grads(loss_or_grads, params)
+    grads = get_or_compute_grads(loss_or_grads, params, data_parallel)
     updates: Updates = OrderedDict()
     for p, g in zip(params, grads):
         v = _zeros_like(p, "velocity")
@@ -97,9 +110,9 @@ def nesterov_momentum(loss_or_grads: Any, params: Sequence[SharedVariable], lear
 
 
 def adagrad(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any = 1.0,
-            epsilon: float = 1e-6) -> Updates:
+            epsilon: float = 1e-6, data_parallel: bool = False) -> Updates:
     """Adagrad: ``acc <- acc + g**2; p <- p - lr*g / sqrt(acc + epsilon)``."""
-    grads = get_or_compute_grads(loss_or_grads, params)
+    grads = get_or_compute_grads(loss_or_grads, params, data_parallel)
     updates: Updates = OrderedDict()
     for p, g in zip(params, grads):
         acc = _zeros_like(p, "accu")
@@ -110,9 +123,9 @@ def adagrad(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate:
 
 
 def rmsprop(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any = 1.0,
-            rho: float = 0.9, epsilon: float = 1e-6) -> Updates:
+            rho: float = 0.9, epsilon: float = 1e-6, data_parallel: bool = False) -> Updates:
     """RMSProp: ``acc <- rho*acc + (1-rho)*g**2; p <- p - lr*g / sqrt(acc + epsilon)``."""
-    grads = get_or_compute_grads(loss_or_grads, params)
+    grads = get_or_compute_grads(loss_or_grads, params, data_parallel)
     updates: Updates = OrderedDict()
     for p, g in zip(params, grads):
         acc = _zeros_like(p, "accu")
@@ -123,10 +136,10 @@ def rmsprop(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate:
 
 
 def adam(loss_or_grads: Any, params: Sequence[SharedVariable], learning_rate: Any = 0.001,
-         beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> Updates:
+         beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, data_parallel: bool = False) -> Updates:
     """Adam (Kingma & Ba, Algorithm 1): bias-corrected first and second moments,
     ``p <- p - lr * m_hat / (sqrt(v_hat) + epsilon)``; the step count ``t`` is shared too."""
-    grads = get_or_compute_grads(loss_or_grads, params)
+    grads = get_or_compute_grads(loss_or_grads, params, data_parallel)
     dtype = np.result_type(*[p.dtype for p in params]).name if params else "float64"
     t = shared(np.zeros((), dtype=dtype), name="adam_t")
     t_new = t + 1.0

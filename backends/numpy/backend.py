@@ -8,7 +8,8 @@ from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Constant
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.backends.numpy.lowering import expression, perform_call
-from symgraph.backends.numpy import lower_composite, lower_fused, lower_ops, lower_random  # noqa: F401  (lowerings)
+from symgraph.backends.numpy import (lower_collective, lower_composite, lower_fused, lower_ops,  # noqa: F401
+                                     lower_random)  # (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
 
 

@@ -202,6 +202,19 @@ class Backend:
         """Statements run after the last node, before anything is committed."""
         return []
 
+    def materialize(self, values: list[tuple[str, Variable]], ctx: CodeContext) -> list[str]:
+        """Statements run after ``before_commit``, before the updates are staged: a backend whose
+        values are lazy (dask) computes the outputs and update values ``values`` (local name,
+        variable) here, all in one go, and rebinds each name to its result. Nothing has been
+        committed yet, so a failure here leaves every shared variable as it was."""
+        return []
+
+    def argument_filter(self, t: Any, allow_downcast: bool, what: str) -> Callable:
+        """The function an argument that fails the generated fast check (a numpy array of the
+        right dtype and shape) goes through: ``t.filter`` by default; a backend that takes
+        other array types (dask) accepts them here."""
+        return _make_filter(t, allow_downcast, what)
+
     def on_error(self) -> Callable[[], None] | None:
         """Called first when a call fails (before the error is re-raised with context)."""
         return None
@@ -267,7 +280,7 @@ class Emitter:
             cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {self.ctx.ref(t.numpy_dtype, 'dt_' + t.dtype)}",
                     f"{pname}.ndim != {t.ndim}"]
             cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
-            filt = self.ctx.ref(_make_filter(t, spec.allow_downcast, f"argument {k} ({pname}) of {spec.name}"),
+            filt = self.ctx.ref(self.b.argument_filter(t, spec.allow_downcast, f"argument {k} ({pname}) of {spec.name}"),
                                 f"filter_{pname}")
             self.emit(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
             for line in self.b.read_input(pname, v, self.ctx):
@@ -345,6 +358,10 @@ class Emitter:
         """Stage the updates, commit them, and return the outputs."""
         s, spec, fg = self.s, self.s.spec, self.s.fgraph
         for line in self.b.before_commit(self.ctx):
+            self.emit(line)
+        results = [fg.outputs[u.output] for u in s.updates] + list(fg.outputs[:spec.n_outputs])
+        pending = {self.arg(v, None): v for v in results if not isinstance(v, Constant)}
+        for line in self.b.materialize(list(pending.items()), self.ctx):
             self.emit(line)
         staged = []
         for u in s.updates:

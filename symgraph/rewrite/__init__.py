@@ -1,8 +1,9 @@
 """Graph rewriting: the ordered pipeline that sg.function runs on every FunctionGraph.
 
 Passes, in order: ``merge``, ``constant_folding``, ``canonicalize``, ``stabilize``,
-``specialize``, ``merge`` again (when rules added nodes), ``merge_ifelse``, ``fusion``,
-``dead_code``, ``inner_graphs`` (the same pipeline inside every inner graph: ifelse branches).
+``specialize``, ``merge`` again (when rules added nodes), ``merge_ifelse``, ``bucket_allreduce``
+(independent MPI all-reduces become one call on one buffer), ``fusion``, ``dead_code``,
+``inner_graphs`` (the same pipeline inside every inner graph: ifelse branches).
 ``mode`` chooses what runs:
 
 - ``'fast_run'``: everything; ``'fast_compile'``: merge and constant folding; ``None`` or
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
+from symgraph.rewrite.collective import bucket_allreduce
 from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule, Stats, rule, run_local
 from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
@@ -161,6 +163,8 @@ def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order:
         fuse(fgraph, stats, mode.max_operands, order)
     elif name == "dead_code":
         dead_code(fgraph, stats)
+    elif name == "bucket_allreduce":
+        bucket_allreduce(fgraph, stats, order)
     else:
         run_local(fgraph, mode.rules(name), stats, order)
 

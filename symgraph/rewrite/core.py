@@ -36,8 +36,8 @@ class Rule:
 
 
 # the passes, in order; local passes (lists of rules) and whole-graph passes
-PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "merge_ifelse", "fusion",
-            "dead_code", "inner_graphs")
+PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "merge_ifelse",
+            "bucket_allreduce", "fusion", "dead_code", "inner_graphs")
 # pass name -> rules, in the order they are tried
 RULES: dict[str, list[Rule]] = {"canonicalize": [], "stabilize": [], "specialize": []}
 # user whole-graph rewriters: name -> (the pipeline pass they run after, fn(fgraph), on in fast_run)

@@ -36,6 +36,7 @@ from symgraph.tensor.nnet import *  # noqa: E402,F401,F403
 from symgraph.tensor import linalg, nlinalg, slinalg  # noqa: E402,F401
 from symgraph.tensor import signal  # noqa: E402,F401  (T.signal.pool.pool_2d)
 from symgraph.tensor import random_ops  # noqa: E402,F401  (random draws' ops: symgraph.random builds them)
+from symgraph.tensor.collective import allreduce  # noqa: E402,F401
 
 # Theano/PyTensor spellings
 true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821

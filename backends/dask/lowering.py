@@ -1,0 +1,303 @@
+"""How each op becomes dask arrays: ``TABLE`` maps Op classes to ``lower(node, ctx)``, which
+returns a *builder* ``build(*values) -> [dask arrays]`` (values are dask arrays, or numpy values
+for inputs known before the computation: constants and shapes), or None when the op has no
+chunked lowering (the backend then runs its host code on one chunk, with a warning).
+
+- fused elementwise nodes (Elemwise, Composite): one ``blockwise`` task per chunk running the
+  numpy backend's code for the node (``kernels.NodeKernel``);
+- reductions (CAReduce, and ReduceOf, a reduction of a fused program): ``da.reduction``, its
+  chunk function the node's own numpy code with ``keepdims``, its combine and aggregate the
+  reduction's numpy function; arg-reductions through dask's;
+- Epilogue: its core (a product or a reduction), then its program blockwise;
+- dot, matmul, tensordot, shape ops and indexing: dask's own;
+- softmax and log-softmax: the softmax axis rechunked to one chunk, then blockwise.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from symgraph.compile.lowering import LoweringTable
+from symgraph.graph.basic import Apply, Op
+from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import DimShuffle, Elemwise
+from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.math import Dot, MatMul, TensorDot
+from symgraph.tensor.nnet import LogSoftmax, Softmax
+from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce
+from symgraph.tensor.shape import Join, Reshape
+from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
+from symgraph.backends.dask.kernels import NodeKernel, chunk_type, make_kernel
+
+TABLE = LoweringTable("dask")
+lowers = TABLE.register
+Builder = Callable[..., list]
+
+
+@dataclass
+class DaskLowerContext:
+    """What a dask lowering sees: which inputs are host values known before the computation."""
+    eager: list[bool]
+
+    def lower(self, node: Apply) -> Builder | None:
+        """The builder of another (fresh) node, e.g. the core of an Epilogue."""
+        fn = TABLE.lookup(node.op)
+        return None if fn is None else fn(node, DaskLowerContext([False] * len(node.inputs)))
+
+
+def meta(ndim: int, dtype: Any) -> np.ndarray:
+    return np.empty((0,) * ndim, dtype=np.dtype(dtype))
+
+
+def as_dask(value: Any) -> da.Array:
+    """A dask array for ``value``: itself, or a host value as one chunk (named by its content)."""
+    if isinstance(value, da.Array):
+        return value
+    a = np.asarray(value)
+    return da.from_array(a, chunks=-1, name=f"sg-const-{tokenize(a.dtype.str, a.shape, a.tobytes())}")
+
+
+def kernel_for(node: Apply, input_types: list | None = None) -> NodeKernel:
+    """The numpy code of ``node``'s op on chunk-typed inputs (or ``input_types``)."""
+    types = input_types if input_types is not None else [chunk_type(v.type) for v in node.inputs]
+    return make_kernel(node.op, types, node.trace)
+
+
+def _token(op: Op) -> str:
+    """A readable prefix for the keys of ``op``'s tasks (``sg-composite``, ``sg-sum``)."""
+    name = type(op).__name__.lower() if not isinstance(op, CAReduce) else op.fname
+    return f"sg-{''.join(c if c.isalnum() else '-' for c in name)}"
+
+
+# --- elementwise -------------------------------------------------------------------------------
+
+def blockwise(kernel: NodeKernel, node: Apply, values: tuple, token: str) -> list:
+    """One task per chunk running ``kernel`` on aligned blocks of ``values`` (broadcasting along
+    length-1 axes, 0-d host values passed whole), one dask array per output of ``node``."""
+    nd = max(o.ndim for o in node.outputs)
+    args: list = []
+    for v in values:
+        if not isinstance(v, da.Array) and np.ndim(v) == 0:
+            args += [np.asarray(v), None]
+        else:
+            a = as_dask(v)
+            args += [a, tuple(range(nd - a.ndim, nd))]
+    outs = node.outputs
+    if len(outs) == 1:
+        return [da.blockwise(kernel, tuple(range(nd)), *args, token=token, dtype=outs[0].dtype,
+                             meta=meta(nd, outs[0].dtype))]
+    both = da.blockwise(kernel, tuple(range(nd)), *args, token=token, meta=meta(nd, object))
+    return [da.map_blocks(operator.getitem, both, k, token=f"{token}-out{k}", dtype=o.dtype,
+                          meta=meta(o.ndim, o.dtype)) for k, o in enumerate(outs)]
+
+
+@lowers(Elemwise, Composite)
+def _elementwise(node: Apply, ctx: DaskLowerContext) -> Builder:
+    kernel, token = kernel_for(node), _token(node.op)
+    return lambda *values: blockwise(kernel, node, values, token)
+
+
+@lowers(DimShuffle)
+def _dimshuffle(node: Apply, ctx: DaskLowerContext) -> Builder:
+    op = node.op
+
+    def build(x: Any) -> list:
+        x = as_dask(x)
+        if op.drop:
+            x = x[tuple(0 if d in op.drop else slice(None) for d in range(op.input_ndim))]
+            remaining = [d for d in range(op.input_ndim) if d not in op.drop]
+            perm = [remaining.index(d) for d in op.shuffle]
+        else:
+            perm = list(op.shuffle)
+        if perm != sorted(perm):
+            x = x.transpose(perm)
+        if "x" in op.new_order:
+            x = x[tuple(None if o == "x" else slice(None) for o in op.new_order)]
+        return [x]
+    return build
+
+
+# --- reductions ------------------------------------------------------------------------------
+
+def _reduce(fn_name: str, out_dtype: str, x: np.ndarray, axis: Any = None, keepdims: bool = False,
+            **_: Any) -> np.ndarray:
+    """The combine/aggregate step of a reduction: numpy's ``fn_name`` over the partial results."""
+    kw = {"dtype": out_dtype} if fn_name in ("sum", "prod") else {}
+    return np.asarray(getattr(np, fn_name)(x, axis=axis, keepdims=keepdims, **kw), dtype=out_dtype)
+
+
+def _chunk(kernel: NodeKernel, x: np.ndarray, axis: Any = None, keepdims: bool = True, **_: Any) -> np.ndarray:
+    """The chunk step of a reduction: the node's numpy code (reducing with keepdims) on one block."""
+    return kernel(x)
+
+
+def _already_reduced(x: np.ndarray, axis: Any = None, keepdims: bool = True, **_: Any) -> np.ndarray:
+    return x
+
+
+def _keepdims_reduce(red: CAReduce, out_dtype: str) -> CAReduce:
+    return CAReduce(red.scalar_op, red.axis, keepdims=True, dtype=out_dtype)
+
+
+@lowers(CAReduce, ReduceOf)
+def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
+    op, out = node.op, node.outputs[0]
+    red = op.reduce if isinstance(op, ReduceOf) else op
+    if not red.axis:
+        return _elementwise(node, ctx)
+    part = _keepdims_reduce(red, out.dtype)
+    chunk_op = ReduceOf(part, op.program) if isinstance(op, ReduceOf) else part
+    kernel = make_kernel(chunk_op, [chunk_type(v.type) for v in node.inputs], node.trace, str(op))
+    agg = partial(_reduce, red.np_fn.__name__, out.dtype)
+    token, nd = _token(red), node.inputs[0].ndim
+
+    def build(*values: Any) -> list:
+        lazy = [v for v in values if isinstance(v, da.Array)]
+        if len(values) == 1 and lazy:
+            x, chunk = lazy[0], partial(_chunk, kernel)
+        else:  # several inputs: the partial results blockwise, then the same tree of combines
+            adjust = {a: (lambda n: 1) for a in red.axis}
+            x = da.blockwise(kernel, tuple(range(nd)), *_aligned(values, nd), token=f"{token}-part",
+                             adjust_chunks=adjust, dtype=out.dtype, meta=meta(nd, out.dtype))
+            chunk = _already_reduced
+        return [da.reduction(x, chunk=chunk, combine=partial(_reduce, red.np_fn.__name__, out.dtype),
+                             aggregate=agg, axis=red.axis, keepdims=red.keepdims, dtype=out.dtype,
+                             name=f"{token}-{tokenize(kernel, x.name)}", meta=meta(out.ndim, out.dtype),
+                             concatenate=True)]
+    return build
+
+
+def _aligned(values: tuple, nd: int) -> list:
+    args: list = []
+    for v in values:
+        if not isinstance(v, da.Array) and np.ndim(v) == 0:
+            args += [np.asarray(v), None]
+        else:
+            a = as_dask(v)
+            args += [a, tuple(range(nd - a.ndim, nd))]
+    return args
+
+
+@lowers(ArgReduce)
+def _argreduce(node: Apply, ctx: DaskLowerContext) -> Builder:
+    op, fn = node.op, getattr(da, node.op.np_fn.__name__)
+    return lambda x: [fn(as_dask(x), axis=op.axis, keepdims=op.keepdims).astype(node.outputs[0].dtype)]
+
+
+@lowers(Epilogue)
+def _epilogue(node: Apply, ctx: DaskLowerContext) -> Builder | None:
+    core, prog = node.op.parts(node.inputs)
+    core.trace = prog.trace = node.trace
+    core_build, prog_build = ctx.lower(core), _elementwise(prog, ctx)
+    if core_build is None:
+        return None
+    op = node.op
+
+    def build(*values: Any) -> list:
+        core_vals, prog_vals = op.split(list(values))
+        prog_vals[op.slot] = core_build(*core_vals)[0]
+        return prog_build(*prog_vals)
+    return build
+
+
+# --- products, softmax ----------------------------------------------------------------------------
+
+@lowers(Dot)
+def _dot(node: Apply, ctx: DaskLowerContext) -> Builder:
+    return lambda a, b: [da.dot(as_dask(a), as_dask(b)).astype(node.outputs[0].dtype, copy=False)]
+
+
+@lowers(MatMul)
+def _matmul(node: Apply, ctx: DaskLowerContext) -> Builder:
+    return lambda a, b: [da.matmul(as_dask(a), as_dask(b)).astype(node.outputs[0].dtype, copy=False)]
+
+
+@lowers(TensorDot)
+def _tensordot(node: Apply, ctx: DaskLowerContext) -> Builder:
+    axes = (node.op.axes_a, node.op.axes_b)
+    return lambda a, b: [da.tensordot(as_dask(a), as_dask(b), axes=axes).astype(node.outputs[0].dtype, copy=False)]
+
+
+@lowers(Softmax, LogSoftmax)
+def _softmax(node: Apply, ctx: DaskLowerContext) -> Builder:
+    """The softmax axis must be whole in each block: rechunk it to one chunk, then blockwise."""
+    kernel, axis, token = kernel_for(node), node.op.axis, _token(node.op)
+
+    def build(x: Any) -> list:
+        x = as_dask(x)
+        return blockwise(kernel, node, (x.rechunk({axis % x.ndim: -1}),), token)
+    return build
+
+
+# --- shape ops and indexing ---------------------------------------------------------------------
+
+@lowers(Subtensor, AdvancedSubtensor)
+def _subtensor(node: Apply, ctx: DaskLowerContext) -> Builder | None:
+    """Basic indexing, and one index array (dask indexes with one array at a time; an index array
+    computed from the data must be a vector of integers)."""
+    op, parts = node.op, node.inputs[1:]
+    arrays = [e for e in op.idx_list if e in ("a", "b")]
+    lazy = [p for p, eager in zip(parts, ctx.eager[1:]) if not eager]
+    if len(arrays) > 1 or len(lazy) > 1 or (lazy and (lazy[0].ndim != 1 or lazy[0].dtype[0] not in "iu")):
+        return None
+    return lambda x, *values: [as_dask(x)[op.np_index([v if isinstance(v, da.Array) else np.asarray(v)
+                                                      for v in values])]]
+
+
+def reshape(x: da.Array, shape: tuple) -> da.Array:
+    """``x.reshape(shape)``; where dask cannot split or merge the chunks as they are, the axes the
+    reshape changes are rechunked to one chunk first (the leading axes it keeps stay chunked)."""
+    try:
+        return x.reshape(shape, merge_chunks=True)
+    except (ValueError, NotImplementedError):
+        lead = 0
+        while lead < min(x.ndim, len(shape)) and x.shape[lead] == shape[lead]:
+            lead += 1
+        return x.rechunk({a: -1 for a in range(lead, x.ndim)}).reshape(shape, merge_chunks=True)
+
+
+@lowers(Reshape)
+def _reshape(node: Apply, ctx: DaskLowerContext) -> Builder | None:
+    if not ctx.eager[1]:
+        return None
+    return lambda x, shape: [reshape(as_dask(x), tuple(int(s) for s in np.asarray(shape)))]
+
+
+@lowers(Join)
+def _join(node: Apply, ctx: DaskLowerContext) -> Builder:
+    axis = node.op.axis
+    return lambda *xs: [da.concatenate([as_dask(x) for x in xs], axis=axis)]
+
+
+@lowers(Alloc)
+def _alloc(node: Apply, ctx: DaskLowerContext) -> Builder | None:
+    if not all(ctx.eager[1:]):
+        return None
+    dtype = node.outputs[0].dtype
+
+    def build(value: Any, *dims: Any) -> list:
+        shape = tuple(int(d) for d in dims)
+        if not isinstance(value, da.Array) and np.ndim(value) == 0:
+            return [da.full(shape, np.asarray(value, dtype), dtype=dtype)]
+        return [da.broadcast_to(as_dask(value).astype(dtype, copy=False), shape)]
+    return build
+
+
+@lowers(ARange)
+def _arange(node: Apply, ctx: DaskLowerContext) -> Builder | None:
+    if not all(ctx.eager):
+        return None
+    dtype = node.op.dtype
+    return lambda *args: [da.arange(*(np.asarray(a).item() for a in args), dtype=dtype)]
+
+
+@lowers(BroadcastLike)
+def _broadcast_like(node: Apply, ctx: DaskLowerContext) -> Builder:
+    return lambda x, like: [da.broadcast_to(as_dask(x), np.shape(like))]

@@ -1,0 +1,20 @@
+"""numpy lowerings of the MPI collectives (symgraph/tensor/collective.py): one host
+``Allreduce(IN_PLACE)`` on a buffer the call owns; a bucket copies its inputs into one flat
+buffer, reduces it in one call and hands out views of it."""
+from __future__ import annotations
+
+from symgraph.backends.numpy.lowering import LowerContext, lowers
+from symgraph.graph.basic import Apply
+from symgraph.tensor.collective import AllReduce, AllReduceBucket, allreduce_many, allreduce_value
+
+
+@lowers(AllReduce)
+def _allreduce(node: Apply, ctx: LowerContext) -> str:
+    fn = ctx.ref(allreduce_value, "allreduce")
+    return f"{fn}({ctx.ins[0]}, {node.op.op!r}, {node.outputs[0].dtype!r})"
+
+
+@lowers(AllReduceBucket)
+def _allreduce_bucket(node: Apply, ctx: LowerContext) -> str:
+    fn = ctx.ref(allreduce_many, "allreduce_bucket")
+    return f"{fn}([{', '.join(ctx.ins)}], {node.op.op!r}, {node.outputs[0].dtype!r})"

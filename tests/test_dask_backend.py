@@ -1,0 +1,273 @@
+"""The dask backend against the numpy backend (relative 1e-12: chunked reductions add in another
+order), op family by op family, on hypothesis data and hypothesis chunkings; the task count; the
+shipped kernels; all-or-nothing updates; inputs and outputs of both kinds; bad input."""
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph.errors import InputError
+from symgraph.graph.basic import Apply, Op
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+from symgraph.backends.dask.kernels import NodeKernel  # noqa: E402  (needs dask installed)
+
+RTOL = 1e-12
+
+
+def _floats(shape, lo=-3.0, hi=3.0):
+    return hnp.arrays("float64", shape, elements=st.floats(lo, hi, allow_nan=False, width=64))
+
+
+@st.composite
+def matrix_and_chunks(draw, min_side=1, max_side=9, lo=-3.0, hi=3.0):
+    n, m = draw(st.integers(min_side, max_side)), draw(st.integers(min_side, max_side))
+    x = draw(_floats((n, m), lo, hi))
+    return x, (draw(st.integers(1, n)), draw(st.integers(1, m)))
+
+
+class Pair:
+    """One graph compiled for numpy and for dask; ``check`` compares them on numpy inputs and on
+    dask inputs chunked as drawn."""
+
+    def __init__(self, inputs, outputs, chunks=2, **kw):
+        self.np = sg.function(inputs, outputs, **kw)
+        self.dk = sg.function(inputs, outputs, backend="dask", chunks=chunks, **kw)
+
+    def check(self, *values, chunks=None):
+        want = self.np(*values)
+        got = self.dk(*values)
+        _close(got, want)
+        if chunks is not None:
+            lazy_in = [da.from_array(v, chunks=chunks[:np.ndim(v)] or -1) for v in values]
+            _close(self.dk(*lazy_in), want)
+        return got
+
+
+def _close(got, want):
+    if isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _close(g, w)
+        return
+    assert isinstance(got, np.ndarray), type(got)
+    assert got.shape == np.shape(want) and got.dtype == np.asarray(want).dtype
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-300 if got.dtype.kind == "f" else 0)
+
+
+X, Y, V = T.dmatrix("x"), T.dmatrix("y"), T.dvector("v")
+
+ELEMENTWISE = Pair([X, V], [T.exp(X) * 2 + T.tanh(V) - X / (1 + X ** 2), T.maximum(X, V) >= 0.5])
+
+
+@given(matrix_and_chunks())
+def test_fused_elementwise_with_broadcasting(xc):
+    x, chunks = xc
+    ELEMENTWISE.check(x, np.linspace(-1, 1, x.shape[1]), chunks=chunks)
+
+
+REDUCTIONS = Pair([X, Y], [X.sum(axis=0), X.sum(axis=1, keepdims=True), X.prod(axis=0), X.max(axis=1),
+                           X.min(), (X > 0).all(axis=0), (X > 1).any(axis=1), X.mean(),
+                           ((X - Y) ** 2).sum(axis=1), (X * Y).sum(), T.argmax(X, axis=0), T.argmin(X, axis=1),
+                           X.sum(axis=0) * 3 + 1])
+
+
+@given(matrix_and_chunks(lo=0.5, hi=1.5))
+def test_reductions(xc):
+    x, chunks = xc
+    REDUCTIONS.check(x, x[::-1, ::-1] * 0.5, chunks=chunks)
+
+
+def test_integer_reductions_keep_dtypes():
+    i = T.lmatrix("i")
+    pair = Pair([i], [i.sum(axis=0), i.max(), i.prod(axis=1)], chunks=(2, 3))
+    pair.check(np.arange(30, dtype="int64").reshape(5, 6) % 7 - 3, chunks=(3, 2))
+
+
+W = T.dmatrix("w")
+PRODUCTS = Pair([X, W, V], [T.dot(X, W), T.matmul(X, W), T.tanh(T.dot(X, W) + V[:W.shape[1]]),
+                            T.dot(X, V[:X.shape[1]]), T.tensordot(X, W.T, axes=[[1], [1]]),
+                            T.dot(X, W).sum(axis=0)])
+
+
+@given(matrix_and_chunks(), st.integers(1, 6))
+def test_products(xc, k):
+    x, chunks = xc
+    w = np.cos(np.arange(x.shape[1] * k, dtype="float64")).reshape(x.shape[1], k)
+    PRODUCTS.check(x, w, np.linspace(0.0, 1.0, max(x.shape[1], k)), chunks=chunks)
+
+
+SHAPES = Pair([X, Y], [X.T, X.dimshuffle(1, "x", 0), X.reshape((-1,)), X.reshape((X.shape[1], X.shape[0])),
+                       T.concatenate([X, Y], axis=0), T.concatenate([X, Y], axis=1), X[1:, ::2], X[-1],
+                       X[:, 0], X[::-1], T.zeros_like(X) + 1.5, T.arange(X.shape[0]) * 2, X.shape[0] * X[0, 0],
+                       T.ones((X.shape[0], 3)) * X[:, :1]])
+
+
+@given(matrix_and_chunks(min_side=2))
+def test_shape_ops_and_indexing(xc):
+    x, chunks = xc
+    SHAPES.check(x, x * 2, chunks=chunks)
+
+
+IDX = T.lvector("idx")
+ADVANCED = Pair([X, IDX], [X[IDX], X[:, IDX % X.shape[1]]])
+
+
+def test_advanced_indexing():
+    x = np.arange(35.0).reshape(7, 5)
+    ADVANCED.check(x, np.array([0, 3, 3, 6, 1]))
+
+
+SOFTMAX = Pair([X], [T.nnet.softmax(X), T.nnet.log_softmax(X, axis=0), T.nnet.softmax(X).sum(axis=0)])
+
+
+@given(matrix_and_chunks())
+def test_softmax_over_a_chunked_axis(xc):
+    x, chunks = xc
+    SOFTMAX.check(x, chunks=chunks)
+
+
+def test_training_step_gradients_and_updates():
+    rng = np.random.default_rng(0)
+    w0, b0 = rng.normal(size=(6, 3)) * 0.3, np.zeros(3)
+    params = {}
+    for backend in ("numpy", "dask"):
+        w, b = sg.shared(w0.copy(), "w"), sg.shared(b0.copy(), "b")
+        x, y = T.dmatrix("x"), T.lvector("y")
+        p = T.nnet.softmax(T.tanh(T.dot(x, w) + b))
+        loss = -T.log(p[T.arange(y.shape[0]), y]).mean()
+        gw, gb = T.grad(loss, [w, b])
+        opts = {"chunks": {"x": (5, -1), "y": 5}} if backend == "dask" else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the label lookup runs on one chunk
+            step = sg.function([x, y], loss, updates=[(w, w - 0.5 * gw), (b, b - 0.5 * gb)],
+                               backend=backend, **opts)
+        xs, ys = rng.normal(size=(23, 6)), rng.integers(0, 3, 23)
+        losses = [step(xs, ys) for _ in range(5)]
+        params[backend] = (losses, w.get_value(), b.get_value())
+        rng = np.random.default_rng(0)
+        rng.normal(size=(6, 3))
+    for a, b in zip(params["numpy"], params["dask"]):
+        np.testing.assert_allclose(b, a, rtol=1e-10)
+
+
+def test_an_op_without_chunked_lowering_warns_and_runs_on_one_chunk():
+    x = T.dmatrix("x")
+    with pytest.warns(RuntimeWarning, match=r"dask backend: .*Cholesky.*no chunked lowering"):
+        f = sg.function([x], T.linalg.cholesky(T.dot(x, x.T) + 3 * T.eye(x.shape[0])) * 2,
+                        backend="dask", chunks=2)
+    assert any("Cholesky" in name for name in f._impl.fallbacks)
+    a = np.arange(12.0).reshape(4, 3) / 10
+    want = np.linalg.cholesky(a @ a.T + 3 * np.eye(4)) * 2
+    np.testing.assert_allclose(f(a), want, rtol=RTOL)
+
+
+def test_task_count_is_chunks_times_fused_stages():
+    x = T.dmatrix("x")
+    out = (T.exp(x) * 2 + T.sin(x) - x ** 2).sum(axis=1) * 3 + T.tanh(x).sum(axis=1)
+    f = sg.function([x], out, backend="dask", chunks=(10, 10), compute=False)
+    arr = f(np.ones((100, 20)))
+    chunks, nodes = 10 * 2, len(f.graph.toposort())
+    assert nodes == 2  # two fused nodes: exp/sin/sqr/sum with its epilogue, tanh/sum
+    (opt,) = dask.optimize(arr)
+    tasks = [k for k in dict(opt.__dask_graph__()) if not str(k[0]).startswith("sg-f-x")]  # not the input blocks
+    # per fused node: one task per chunk, plus the reduction's combine tree (half as many here);
+    # one task per op per chunk would be over 9 * 20
+    assert len(tasks) <= 2 * chunks * nodes, len(tasks)
+    np.testing.assert_allclose(arr.compute(), sg.function([x], out)(np.ones((100, 20))), rtol=RTOL)
+
+
+def test_graph_is_built_once_per_chunk_structure():
+    x = T.dvector("x")
+    f = sg.function([x], (T.exp(x) * 2).sum(), backend="dask", chunks=4)
+    for n in (10, 10, 10, 12, 10):
+        f(np.ones(n))
+    assert len(f._impl.backend.templates.data) == 2
+
+
+def test_kernels_ship_as_saved_graphs_not_code():
+    x = T.dvector("x")
+    f = sg.function([x], T.exp(x) * 2, backend="dask", chunks=4)
+    step = next(v for k, v in f._impl.__call__.__globals__.items() if k.startswith("_step"))
+    arr = step(da.ones(8, chunks=4))[0]
+    kernels = {t.func for t in dict(arr.__dask_graph__()).values() if isinstance(getattr(t, "func", None), NodeKernel)}
+    (kernel,) = kernels
+    assert kernel.payload[:2] == b"PK"  # an sg.save zip: graph.json and arrays, no code
+    blob = pickle.dumps(kernel)
+    assert b"symgraph.backends.dask.kernels" in blob and b"exec" not in blob
+    again = pickle.loads(blob)
+    np.testing.assert_allclose(again(np.ones(3)), np.exp(np.ones(3)) * 2)
+
+
+def test_outputs_lazy_with_compute_false_and_numpy_by_default():
+    x = T.dvector("x")
+    f = sg.function([x], [x * 2, x.sum()], backend="dask", chunks=3)
+    lazy = sg.function([x], [x * 2, x.sum(), x.shape[0]], backend="dask", chunks=3, compute=False)
+    a, s, n = lazy(np.arange(7.0))
+    assert isinstance(a, da.Array) and a.chunks == ((3, 3, 1),) and isinstance(n, da.Array)
+    b, t, m = lazy(np.arange(7.0) + 1)  # a second call's arrays never share keys with the first's
+    assert a.name != b.name
+    got = dask.compute(a, s, b, t)
+    np.testing.assert_allclose(got[0], np.arange(7.0) * 2)
+    np.testing.assert_allclose(got[2], (np.arange(7.0) + 1) * 2)
+    assert int(n.compute()) == 7 and float(got[3]) == 28.0
+    assert all(isinstance(r, np.ndarray) for r in f(np.arange(7.0)))
+    with pytest.raises(InputError, match="compute=False"):
+        w = sg.shared(np.zeros(3), "w")
+        sg.function([x], x.sum(), updates=[(w, w + 1)], backend="dask", compute=False)
+
+
+def test_updates_are_all_or_nothing_when_a_chunk_fails():
+    from symgraph.backends.dask.lowering import TABLE, _elementwise
+    from symgraph.serialize import register_op
+
+    register_op(_CheckPositive)
+    TABLE.register(_CheckPositive)(_elementwise)
+    x = T.dvector("x")
+    w, count = sg.shared(np.zeros(4), "w"), sg.shared(np.int64(0), "count")
+    checked = _CheckPositive()(x)
+    f = sg.function([x], checked.sum(), updates=[(w, w + checked[:4]), (count, count + 1)],
+                    backend="dask", chunks=3)
+    assert f(np.ones(9)) == 9.0 and count.get_value() == 1
+    bad = np.ones(9)
+    bad[7] = -1.0  # the last chunk fails, the others succeed
+    with pytest.raises(ValueError, match="negative"):
+        f(bad)
+    np.testing.assert_array_equal(w.get_value(), np.ones(4))
+    assert count.get_value() == 1
+
+
+class _CheckPositive(Op):
+    """Test op: its input, or an error when a value is negative (fails chunk by chunk)."""
+
+    def make_node(self, x):
+        x = T.as_tensor_variable(x)
+        return Apply(self, [x], [x.type.make_variable()])
+
+    def perform(self, node, inputs):
+        if (inputs[0] < 0).any():
+            raise ValueError("a negative value")
+        return [inputs[0].copy()]
+
+
+def test_bad_input_is_named():
+    x = T.dmatrix("x")
+    f = sg.function([x], x.sum(), backend="dask", chunks=2)
+    with pytest.raises(InputError, match="argument 0 .x. of f.*2-d.*1-d dask"):
+        f(da.ones(4, chunks=2))
+    with pytest.raises(InputError, match="unknown chunk sizes"):
+        v = da.ones(6, chunks=2)
+        f(v[v > 0][:, None])
+    with pytest.raises(InputError, match="options"):
+        sg.function([x], x.sum(), backend="dask", chunk=2)
+    with pytest.raises(InputError, match="chunks="):
+        sg.function([x], x.sum(), backend="dask", chunks=((1, 1), (1, 1)))(np.ones((3, 3)))

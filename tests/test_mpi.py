@@ -1,0 +1,101 @@
+"""Data-parallel training over MPI: the scripts in tests/mpi/ run under mpirun -np 2 (see
+mpi_run.py); the all-reduce op, its gradient, the bucketing rewrite and the OpenCL transfers run
+here in one process (a communicator of one)."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph.errors import GraphTypeError
+from symgraph.tensor.collective import AllReduce, AllReduceBucket, STATS
+from mpi_run import mpi_available, mpirun
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+needs_mpi = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and mpirun (make test installs them)")
+
+
+@needs_mpi
+def test_two_ranks_with_half_batches_match_one_process_with_the_full_batch():
+    r = mpirun([os.path.join(HERE, "mpi", "data_parallel.py")], timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rank 0: OK" in r.stdout and "rank 1: OK" in r.stdout
+
+
+@needs_mpi
+def test_a_raising_rank_ends_both_within_the_timeout():
+    t0 = time.monotonic()
+    r = mpirun([os.path.join(HERE, "mpi", "raising_rank.py")], timeout=60)
+    assert r.returncode != 0
+    assert "rank 1 fails before its all-reduce" in r.stderr
+    assert "the abort did not happen" not in r.stdout
+    assert time.monotonic() - t0 < 60
+
+
+def test_one_process_allreduce_is_the_identity_and_counted(backend):
+    x = T.dmatrix("x")
+    f = sg.function([x], [T.allreduce(x, "mean"), T.allreduce(x * 2, "mean")], backend=backend)
+    calls = STATS["calls"]
+    a = np.arange(6.0).reshape(2, 3)
+    s, m = f(a)
+    np.testing.assert_array_equal(s, a)
+    np.testing.assert_array_equal(m, a * 2)
+    np.testing.assert_array_equal(sg.function([x], T.allreduce(x, "sum"), backend=backend)(a), a)
+    assert STATS["calls"] == calls + 2  # the two all-reduces went in one bucket; then one more
+    assert [type(n.op) for n in f.graph.toposort() if "AllReduce" in type(n.op).__name__] == [AllReduceBucket]
+    if backend == "opencl":  # a planned step (download, all-reduce, upload, counted), not a host fallback
+        from symgraph.backends.opencl import TRANSFERS
+        assert not f._impl.fallbacks and "allreduce_bucket_mean" in f.source
+        before = dict(TRANSFERS)
+        f(a)
+        moved = {k: TRANSFERS[k] - before.get(k, 0) for k in ("to_host", "zero_copy_out", "to_device", "zero_copy_in")}
+        assert moved["to_host"] + moved["zero_copy_out"] >= 2 and moved["to_device"] + moved["zero_copy_in"] >= 3
+
+
+def test_gradient_of_allreduce_is_the_allreduce_of_the_gradient():
+    x = T.dvector("x")
+    g = T.grad((T.allreduce(x, "sum") ** 2).sum(), x)
+    assert any(isinstance(n.op, AllReduce) for n in sg.function([x], g, mode=None).graph.toposort())
+    np.testing.assert_allclose(sg.function([x], g)(np.array([1.0, -2.0])), [2.0, -4.0])
+
+
+def test_bucketing_joins_independent_allreduces_only():
+    a, b = T.dvector("a"), T.dvector("b")
+    first = T.allreduce(a) + T.allreduce(b)            # independent: one bucket
+    second = T.allreduce(first * 2)                    # reads the bucket: stays its own call
+    ints = T.allreduce(T.lvector("i"), "sum")          # another dtype: its own call
+    f = sg.function([a, b, ints.owner.inputs[0]], [second, ints])
+    ops = [n.op for n in f.graph.toposort() if isinstance(n.op, (AllReduce, AllReduceBucket))]
+    assert sorted(map(str, ops)) == ["allreduce_bucket{mean, 2}", "allreduce{mean}", "allreduce{sum}"]
+    np.testing.assert_allclose(f(np.ones(2), np.ones(2), np.arange(2))[0], [4.0, 4.0])
+    unbucketed = sg.function([a, b], first, mode=sg.rewrite.Mode().excluding("bucket_allreduce"))
+    assert sum(isinstance(n.op, AllReduce) for n in unbucketed.graph.toposort()) == 2
+
+
+def test_bad_allreduce_is_refused():
+    with pytest.raises(ValueError, match="op must be one of"):
+        T.allreduce(T.dvector(), "max")
+    with pytest.raises(GraphTypeError, match="floating-point"):
+        T.allreduce(T.lvector(), "mean")
+
+
+def test_data_parallel_updates_and_save_load(tmp_path):
+    w = sg.shared(np.ones(3), "w")
+    x = T.dvector("x")
+    loss = ((x * w) ** 2).sum()
+    f = sg.function([x], loss, updates=sg.updates.adam(loss, [w], 0.1, data_parallel=True))
+    assert any(isinstance(n.op, AllReduce) for n in f.graph.toposort())
+    sg.save(f, tmp_path / "f.sg")
+    g = sg.load(tmp_path / "f.sg")
+    before = w.get_value()
+    g(np.ones(3))  # the loaded function updates the same (saved) kind of parameter: its own copy
+    np.testing.assert_array_equal(w.get_value(), before)
+    f(np.ones(3))
+    assert not np.array_equal(w.get_value(), before)
+    assert any(isinstance(n.op, AllReduce) for n in g.graph.toposort())
+    sg.distributed.broadcast_parameters([w])  # a communicator of one: unchanged
+    assert w.get_value().shape == (3,)
