@@ -13,7 +13,9 @@ class FunctionGraph:
     """Inputs, outputs and the Apply nodes between them.
 
     ``clients[var]`` lists ``(node, i)`` pairs where ``var`` is input ``i`` of ``node``; an
-    output position ``k`` of the graph appears as ``("output", k)``.
+    output position ``k`` of the graph appears as ``("output", k)``. ``listeners`` are called
+    as ``fn(old, new, reason, new_nodes)`` after each ``replace`` (the rewrite history records
+    which rule replaced which node; empty, and free, otherwise).
     """
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable], clone: bool = True):
@@ -24,6 +26,7 @@ class FunctionGraph:
         self.clients: dict[Variable, list] = {}
         self.apply_nodes: set[Apply] = set()
         self.variables: set[Variable] = set()
+        self.listeners: list = []
         for v in self.inputs:
             self._add_variable(v)
         for node in toposort(self.outputs, blockers=self.inputs):
@@ -109,6 +112,8 @@ class FunctionGraph:
             uses.append((client, i))
         self.clients[old] = []
         self._prune(old)
+        for listener in self.listeners:
+            listener(old, new, reason, new_nodes)
         return new_nodes
 
     def _prune(self, var: Variable) -> None:

@@ -24,6 +24,7 @@ from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa
 from symgraph.rewrite.core import RULES, Rule, Stats, rule, run_local
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
+from symgraph.rewrite.history import RewriteHistory
 
 PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "fusion",
             "dead_code")
@@ -124,8 +125,9 @@ def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order:
         run_local(fgraph, mode.rules(name), stats, order)
 
 
-def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
-    """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran.
+def rewrite_graph(fgraph: FunctionGraph, mode: Any, history: RewriteHistory | None = None) -> RewriteReport:
+    """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran. A ``history``
+    (attached to ``fgraph`` by the caller) records the graph after each pass that ran.
 
     One topological order is shared by the passes: nodes a pass removes are filtered out and
     nodes it adds are appended (local passes re-queue what they touch, so an approximate order
@@ -151,9 +153,11 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> RewriteReport:
                                  "nodes_after": len(fgraph), "applied": stats.applied})
         for k, v in stats.applied.items():
             report["applied"][k] = report["applied"].get(k, 0) + v
+        if history is not None:
+            history.snapshot(fgraph, name, stats.applied)
     report["nodes_after"] = len(fgraph)
     report["time"] = time.perf_counter() - t_start
     return report
 
 
-__all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE"]
+__all__ = ["Mode", "RewriteReport", "RewriteHistory", "rewrite_graph", "rewrite_names", "rule", "PIPELINE"]
