@@ -41,6 +41,8 @@ _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     "mode": ("fast_run", "SYMGRAPH_MODE", _choice("mode", ("fast_run", "fast_compile", "none"))),
     "rewrite_errors": ("raise", "SYMGRAPH_REWRITE_ERRORS", _choice("rewrite_errors", ("raise", "warn"))),
     "nan_guard": (False, "SYMGRAPH_NAN_GUARD", _bool),
+    "profile": (False, "SYMGRAPH_PROFILE", _bool),
+    "rewrite_history": (False, "SYMGRAPH_REWRITE_HISTORY", _bool),
 }
 
 

@@ -1,22 +1,27 @@
 """Services that the graph layer offers but layers above it implement (dependency inversion, so
-that no module imports one above it): compiling a variable for ``Variable.eval``, and drawing a
-graph for Jupyter. ``symgraph.compile`` and ``symgraph.printing`` register them when imported;
-``import symgraph`` imports both, so they are always there for users."""
+that no module imports one above it): compiling a variable for ``Variable.eval``, drawing a
+graph for Jupyter, and the explorer page of a compiled function. ``symgraph.compile`` and
+``symgraph.printing`` register them when imported; ``import symgraph`` imports both, so they are
+always there for users."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 _compile: Callable[..., Any] | None = None
 _repr_svg: Callable[[Any], str | None] | None = None
+_explore: Callable[..., Any] | None = None
 
 
-def register(compile: Callable[..., Any] | None = None, repr_svg: Callable[[Any], str | None] | None = None) -> None:
+def register(compile: Callable[..., Any] | None = None, repr_svg: Callable[[Any], str | None] | None = None,
+             explore: Callable[..., Any] | None = None) -> None:
     """Install the implementations (called by symgraph.compile and symgraph.printing)."""
-    global _compile, _repr_svg
+    global _compile, _repr_svg, _explore
     if compile is not None:
         _compile = compile
     if repr_svg is not None:
         _repr_svg = repr_svg
+    if explore is not None:
+        _explore = explore
 
 
 def compile_function(inputs: list, output: Any) -> Any:
@@ -29,3 +34,10 @@ def compile_function(inputs: list, output: Any) -> Any:
 def repr_svg(obj: Any) -> str | None:
     """The SVG drawing of ``obj`` for Jupyter, or None (plain text) when printing is not loaded."""
     return _repr_svg(obj) if _repr_svg is not None else None
+
+
+def explore(obj: Any, path: str | None = None, **kwargs: Any) -> Any:
+    """The interactive explorer page of ``obj`` (``f.explore()``; symgraph.printing implements it)."""
+    if _explore is None:
+        raise RuntimeError("symgraph.printing is not loaded: import symgraph first")
+    return _explore(obj, path, **kwargs)
