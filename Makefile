@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1
+SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver
 
 .PHONY: demo test fuzz bench system-deps clean
 
@@ -15,11 +15,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[opencl,dev,examples]'
 	@touch $(STAMP)
 
-# graphviz (dot) renders graphs; pocl gives OpenCL on the CPU when there is no GPU.
+# graphviz (dot) renders graphs; pocl gives OpenCL on the CPU when there is no GPU; chromium and
+# chromium-driver (headless, driven by selenium) test the graph explorer page in a real browser.
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || missing="$$missing pocl-opencl-icd ocl-icd-libopencl1"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing system packages:$$missing"; \
@@ -28,13 +31,13 @@ system-deps:
 		echo "symgraph wants these system packages:$$missing"; \
 		echo "  Debian/Ubuntu: sudo apt-get install$$missing"; \
 		echo "  macOS: brew install graphviz (OpenCL ships with the system)"; \
-		echo "continuing without them: graph rendering and the OpenCL tests will be skipped"; \
+		echo "continuing without them: graph rendering, the OpenCL tests and the browser tests will be skipped"; \
 	fi
 
 demo: $(STAMP)
 	$(BIN)/python examples/xor.py
 
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest
 
 fuzz: $(STAMP)
