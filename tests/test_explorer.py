@@ -172,3 +172,18 @@ def test_explore_inline_and_to_a_file(tmp_path, backend):
     data = page_data(shown.html)
     assert data["profile"] is None and len(data["steps"]) == 1
     assert np.isfinite(f(*batch(f)))
+
+
+def test_a_large_graph_draws_a_box_per_reader_of_a_leaf():
+    from symgraph.printing.explore_draw import SPLIT_ABOVE
+    x, w = T.dvector("x"), sg.shared(np.ones(3), name="w")
+    y, layers = x, SPLIT_ABOVE // 2 + 1
+    for _ in range(layers):
+        y = T.tanh(y * w + x)  # w is read once per layer, x once more than that
+    data = page_data(to_html(sg.function([x], y, mode=None)))
+    svg = data["svgs"][data["steps"][-1]["svg"]]
+    assert len(_apply_ids(svg)) == len(data["steps"][-1]["nodes"]) > SPLIT_ABOVE
+    ids = re.findall(r'<g id="([^"]+)" class="node var', svg)
+    assert len(ids) == len(set(ids))  # ids stay unique
+    copies = re.findall(r'<g id="[^"]+~\d+" class="node var (input|shared) copy"', svg)
+    assert copies.count("input") == layers and copies.count("shared") == layers - 1

@@ -27,6 +27,15 @@ FALLBACK = {"shape": "doubleoctagon", "style": "filled,bold", "fillcolor": "#ff8
 TRANSFER = {"color": "#d00000", "fontcolor": "#d00000", "penwidth": "2.5", "style": "bold,dashed"}
 UPDATE = {"style": "dashed", "color": "#c03030", "fontcolor": "#c03030", "constraint": "false"}
 MAX_LABEL = 44
+SPLIT_ABOVE = 60
+"""A graph with more Apply nodes than this draws an input, shared variable or constant read by several
+nodes as one box per reader (TensorBoard's auxiliary nodes): the long edges from one box to readers
+far apart cost ``dot`` minutes on a few hundred nodes, and tangle the picture."""
+LARGE = 350
+FAST_LAYOUT = {"nslimit": "1", "nslimit1": "1", "mclimit": "0.5", "splines": "line"}
+"""Above LARGE drawn nodes, ``dot`` gets fewer layout iterations and straight edges: a 700-box step of
+a 12-layer MLP's gradient then takes about a second instead of half a minute (spline routing around
+thousands of virtual nodes is what costs)."""
 
 
 @dataclass
@@ -80,17 +89,28 @@ def draw_state(name: str, state: GraphState, vid: Callable[[Variable], str], rol
     owner = {id(n): sid for sid, n, _ in state.nodes}
     declared = {id(v) for v in state.inputs}
     wanted = {id(v) for v in state.outputs} | {id(v) for _, v in state.updates}
-    boxed: set[int] = set()
+    boxed: set[str] = set()
+    split = len(state.nodes) > SPLIT_ABOVE
+    copies: dict[int, int] = {}
 
-    def box(v: Variable) -> str:
-        bid = vid(v)
-        if id(v) not in boxed:
-            boxed.add(id(v))
+    def leaf_box(v: Variable) -> str:
+        """A leaf's box: the first use draws it, later uses draw copies when ``split``."""
+        if not split or id(v) not in copies:
+            copies[id(v)] = 0
+            return box(v)
+        copies[id(v)] += 1
+        return box(v, f"{vid(v)}~{copies[id(v)]}")
+
+    def box(v: Variable, bid: str | None = None) -> str:
+        bid = bid or vid(v)
+        if bid not in boxed:
+            boxed.add(bid)
             r = role(v)
             label = state.names.get(id(v)) or v.name or (str(v) if isinstance(v, Constant) else "")
             text = f"{short(label, 28)}\n{v.type}" if label else str(v.type)
             d.node(bid, text + (" (shared)" if r == "shared" else ""), shape="box", style="filled",
-                   fillcolor=ROLE_FILL.get(r, "#ffffff"), fontsize="10", **{"class": f"var {r}"})
+                   fillcolor=ROLE_FILL.get(r, "#ffffff"), fontsize="10",
+                   **{"class": f"var {r}" + " copy" * ("~" in bid)})
             src = owner.get(id(v.owner)) if v.owner is not None and id(v) not in declared else None
             if src is not None:
                 d.edge(src, bid, taillabel=_tail(v))
@@ -98,7 +118,7 @@ def draw_state(name: str, state: GraphState, vid: Callable[[Variable], str], rol
 
     def source(v: Variable) -> tuple[str, str]:
         if v.owner is None or id(v) in declared or id(v.owner) not in owner:
-            return box(v), ""
+            return leaf_box(v), ""
         if v.name is not None or id(v) in wanted or id(v) in state.names:
             return box(v), ""
         return owner[id(v.owner)], _tail(v)
@@ -120,7 +140,7 @@ def draw_state(name: str, state: GraphState, vid: Callable[[Variable], str], rol
     for v in state.outputs:
         box(v)
     for shared, value in state.updates:
-        d.edge(box(value), box(shared), label="update", **UPDATE)
+        d.edge(box(value), leaf_box(shared) if split else box(shared), label="update", **UPDATE)
     return d
 
 
@@ -134,8 +154,10 @@ _PROLOG = re.compile(r"<\?xml.*?\?>|<!DOCTYPE.*?>|<!--.*?-->", re.S)
 def to_svg(d: Drawing, timeout: float = 120) -> str:
     """Lay ``d`` out with ``dot`` and return the SVG element (no XML prolog, doctype or comments;
     sizes left to the page)."""
-    g = graphviz.Digraph(d.name, graph_attr={"rankdir": "TB", "fontname": "Helvetica", "id": d.name,
-                                             "bgcolor": "transparent"},
+    attrs = {"rankdir": "TB", "fontname": "Helvetica", "id": d.name, "bgcolor": "transparent"}
+    if len(d.nodes) > LARGE:
+        attrs.update(FAST_LAYOUT)
+    g = graphviz.Digraph(d.name, graph_attr=attrs,
                          node_attr={"fontname": "Helvetica", "fontsize": "11"},
                          edge_attr={"fontname": "Helvetica", "fontsize": "9", "color": "#555555"})
     for nid, label, attrs in d.nodes:
