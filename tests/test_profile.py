@@ -119,7 +119,7 @@ def _strip_profiling(src: str) -> str:
         lines.append(line)
     text = "\n".join(lines) + "\n"
     for name, expr in outs.items():
-        text = re.sub(rf"\b{name}\b", lambda _: expr, text)
+        text = re.sub(rf"\b{name}\b", lambda _, e=expr: e, text)
     if "    with _profile:\n" in text:  # the only context manager: the body was indented for it
         head, body = text.split("    with _profile:\n", 1)
         text = head + "".join(ln[4:] + "\n" for ln in body.splitlines())

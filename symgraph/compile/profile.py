@@ -152,8 +152,9 @@ class Profile:
                 continue
             g = groups.setdefault(" + ".join(names), [0.0, None, 0, 0])
             g[0] += self.seconds[k]
-            if self.device[k] is not None:
-                g[1] = (g[1] or 0.0) + self.device[k]
+            device = self.device[k]
+            if device is not None:
+                g[1] = (g[1] or 0.0) + device
             g[2] += self.calls[k]
             g[3] += 1
         return sorted(((n, *v) for n, v in groups.items()), key=lambda r: -r[1])
@@ -202,8 +203,8 @@ def format_profile(p: Profile, n_rows: int = 20) -> str:
     lines.append(f"  Rest of the call protocol (argument checks, updates, outputs): {rest:.6e}s "
                  f"({_pct(rest, p.call_seconds)})")
     if p.timer is not None:
-        dev = sum(d or 0.0 for d in p.device)
-        lines.append(f"  Device time (between queue markers around each node): {dev:.6e}s")
+        device_total = sum(d or 0.0 for d in p.device)
+        lines.append(f"  Device time (between queue markers around each node): {device_total:.6e}s")
     if p.counters:
         lines.append("  Device runtime copies: " + ", ".join(f"{k} {v}" for k, v in sorted(p.counters.items())))
     lines.append("")

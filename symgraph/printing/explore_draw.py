@@ -84,64 +84,71 @@ def draw_state(name: str, state: GraphState, vid: Callable[[Variable], str], rol
                fused: Callable[[Apply], bool], transfers: dict | None = None) -> Drawing:
     """The drawing of ``state``; ``vid`` names variable boxes, ``role`` colours them, ``fused``
     says which nodes open, ``transfers`` maps (variable id, reader id) to the side it is moved to."""
-    d = Drawing(name)
-    transfers = transfers or {}
-    owner = {id(n): sid for sid, n, _ in state.nodes}
-    declared = {id(v) for v in state.inputs}
-    wanted = {id(v) for v in state.outputs} | {id(v) for _, v in state.updates}
-    boxed: set[str] = set()
-    split = len(state.nodes) > SPLIT_ABOVE
-    copies: dict[int, int] = {}
+    return _StateDrawing(name, state, vid, role).draw(fused, transfers or {})
 
-    def leaf_box(v: Variable) -> str:
-        """A leaf's box: the first use draws it, later uses draw copies when ``split``."""
-        if not split or id(v) not in copies:
-            copies[id(v)] = 0
-            return box(v)
-        copies[id(v)] += 1
-        return box(v, f"{vid(v)}~{copies[id(v)]}")
 
-    def box(v: Variable, bid: str | None = None) -> str:
-        bid = bid or vid(v)
-        if bid not in boxed:
-            boxed.add(bid)
-            r = role(v)
-            label = state.names.get(id(v)) or v.name or (str(v) if isinstance(v, Constant) else "")
-            text = f"{short(label, 28)}\n{v.type}" if label else str(v.type)
-            d.node(bid, text + (" (shared)" if r == "shared" else ""), shape="box", style="filled",
-                   fillcolor=ROLE_FILL.get(r, "#ffffff"), fontsize="10",
-                   **{"class": f"var {r}" + " copy" * ("~" in bid)})
-            src = owner.get(id(v.owner)) if v.owner is not None and id(v) not in declared else None
-            if src is not None:
-                d.edge(src, bid, taillabel=_tail(v))
+class _StateDrawing:
+    """Builds one Drawing: variable boxes made on first use, Apply nodes and their edges."""
+
+    def __init__(self, name: str, state: GraphState, vid: Callable[[Variable], str],
+                 role: Callable[[Variable], str]) -> None:
+        self.d, self.state, self.vid, self.role = Drawing(name), state, vid, role
+        self.owner = {id(n): sid for sid, n, _ in state.nodes}
+        self.declared = {id(v) for v in state.inputs}
+        self.wanted = {id(v) for v in state.outputs} | {id(v) for _, v in state.updates}
+        self.boxed: set[str] = set()
+        self.split = len(state.nodes) > SPLIT_ABOVE
+        self.copies: dict[int, int] = {}
+
+    def draw(self, fused: Callable[[Apply], bool], transfers: dict) -> Drawing:
+        for sid, node, inputs in self.state.nodes:
+            label, attrs = apply_attrs(node, fused(node))
+            self.d.node(sid, label, tooltip=short(op_label(node.op), 300), **attrs)
+            several = len(inputs) > 1
+            for i, v in enumerate(inputs):
+                src, tail = self.source(v)
+                extra = {"label": str(i)} if several else {}
+                to = transfers.get((id(v), sid))
+                if to is not None:
+                    extra = {**TRANSFER, "label": f"{i}: to {to}" if several else f"to {to}", "class": "transfer"}
+                self.d.edge(src, sid, taillabel=tail, **extra)
+        for v in self.state.outputs:
+            self.box(v)
+        for shared, value in self.state.updates:
+            self.d.edge(self.box(value), self.leaf_box(shared), label="update", **UPDATE)
+        return self.d
+
+    def source(self, v: Variable) -> tuple[str, str]:
+        """Where an edge carrying ``v`` starts: a box, or the node computing it (and the output index)."""
+        if v.owner is None or id(v) in self.declared or id(v.owner) not in self.owner:
+            return self.leaf_box(v), ""
+        if v.name is not None or id(v) in self.wanted or id(v) in self.state.names:
+            return self.box(v), ""
+        return self.owner[id(v.owner)], _tail(v)
+
+    def leaf_box(self, v: Variable) -> str:
+        """A leaf's box: its first use draws it, later uses draw copies in a large graph."""
+        if not self.split or id(v) not in self.copies:
+            self.copies[id(v)] = 0
+            return self.box(v)
+        self.copies[id(v)] += 1
+        return self.box(v, f"{self.vid(v)}~{self.copies[id(v)]}")
+
+    def box(self, v: Variable, bid: str | None = None) -> str:
+        bid = bid or self.vid(v)
+        if bid in self.boxed:
+            return bid
+        self.boxed.add(bid)
+        r = self.role(v)
+        label = self.state.names.get(id(v)) or v.name or (str(v) if isinstance(v, Constant) else "")
+        text = f"{short(label, 28)}\n{v.type}" if label else str(v.type)
+        self.d.node(bid, text + (" (shared)" if r == "shared" else ""), shape="box", style="filled",
+                    fillcolor=ROLE_FILL.get(r, "#ffffff"), fontsize="10",
+                    **{"class": f"var {r}" + " copy" * ("~" in bid)})
+        src = self.owner.get(id(v.owner)) if v.owner is not None and id(v) not in self.declared else None
+        if src is not None:
+            self.d.edge(src, bid, taillabel=_tail(v))
         return bid
-
-    def source(v: Variable) -> tuple[str, str]:
-        if v.owner is None or id(v) in declared or id(v.owner) not in owner:
-            return leaf_box(v), ""
-        if v.name is not None or id(v) in wanted or id(v) in state.names:
-            return box(v), ""
-        return owner[id(v.owner)], _tail(v)
-
-    for sid, node, inputs in state.nodes:
-        label, attrs = apply_attrs(node, fused(node))
-        d.node(sid, label, tooltip=short(op_label(node.op), 300), **attrs)
-        several = len(inputs) > 1
-        for i, v in enumerate(inputs):
-            src, tail = source(v)
-            extra = {}
-            to = transfers.get((id(v), sid))
-            if to is not None:
-                extra = {**TRANSFER, "label": f"{i}: to {to}" if several else f"to {to}",
-                         "class": "transfer"}
-            elif several:
-                extra = {"label": str(i)}
-            d.edge(src, sid, taillabel=tail, **extra)
-    for v in state.outputs:
-        box(v)
-    for shared, value in state.updates:
-        d.edge(box(value), leaf_box(shared) if split else box(shared), label="update", **UPDATE)
-    return d
 
 
 def _tail(v: Variable) -> str:

@@ -81,7 +81,7 @@ def node_facts(node: Apply, trace: Any) -> dict:
     for key in getattr(op, "__props__", ()):
         value = getattr(op, key, None)
         params.append([key, short(repr(value) if not isinstance(value, str) else value, MAX_PARAM_CHARS)])
-    facts = {"op": op_label(op), "op_class": type(op).__name__, "params": params,
+    facts: dict[str, Any] = {"op": op_label(op), "op_class": type(op).__name__, "params": params,
              "inputs": [_var_facts(v) for v in node.inputs], "outputs": [_var_facts(v) for v in node.outputs],
              "user": None, "code": [], "kernels": [], "inner": None, "fallback": type(op).__name__ == "HostFallback",
              "profile": None, "origin": [], "step": None}
