@@ -159,13 +159,15 @@ def test_search_for_an_op(page):
     box = _by(driver, "#sg-search")[0]
     box.send_keys("dot")
     expected = [n for n in f.graph.apply_nodes if "dot" in f"{n.op} {type(n.op).__name__}".lower()]
-    assert len(_by(driver, "g.sg-match")) == len(expected) >= 2
-    assert _by(driver, "#sg-search-status")[0].text == f"{len(expected)} matches"
+    assert len(_by(driver, "g.node.apply.sg-match")) == len(expected) >= 2
+    assert _by(driver, "#sg-search-status")[0].text == f"{len(expected)} nodes"
     box.send_keys(Keys.ENTER)
     selected = _by(driver, "g.sg-selected")
     assert len(selected) == 1 and "sg-match" in selected[0].get_attribute("class")
     box.send_keys(Keys.ESCAPE)
     assert not _by(driver, "g.sg-match")
+    box.send_keys("W")  # a shared variable's box matches by its name
+    assert _by(driver, 'g.node.var.shared.sg-match')
 
 
 def test_profile_colours_and_a_screenshot(page, tmp_path):

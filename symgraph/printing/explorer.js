@@ -233,7 +233,11 @@
       if (g.closest("g.sg-inner")) continue;
       if (nodeText(g.id).includes(q)) { g.classList.add("sg-match"); state.matches.push(g.id); }
     }
-    $("#sg-search-status").textContent = `${state.matches.length} match${state.matches.length === 1 ? "" : "es"}`;
+    for (const g of $$("g.node.var", svg)) {  // inputs, shared variables, outputs: by their label
+      if (!g.closest("g.sg-inner") && $$("text", g).some(t => t.textContent.toLowerCase().includes(q)))
+        g.classList.add("sg-match");
+    }
+    $("#sg-search-status").textContent = `${state.matches.length} node${state.matches.length === 1 ? "" : "s"}`;
     if (jump && state.matches.length) { state.matchAt = -1; nextMatch(); }
   }
   function nextMatch() {
