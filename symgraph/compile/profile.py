@@ -43,7 +43,8 @@ class Profile:
     ``nodes[k]`` is the k-th node of the schedule; ``seconds[k]``, ``calls[k]``, ``device[k]``
     (device seconds, None without a device timer) and ``shapes[k]`` (its output shapes in the last
     call) describe it. ``n_calls`` and ``call_seconds`` count whole calls (from inside the call's
-    locks). ``reset()`` starts over."""
+    locks). ``reset()`` starts over. Calls of one function from several threads at once (possible
+    on the host when it updates nothing) add into the same counters."""
 
     def __init__(self, name: str = "f", backend: str = "") -> None:
         self.name, self.backend = name, backend
