@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev
+SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev chromium chromium-driver
 
 .PHONY: demo test coverage fuzz bench system-deps clean
 
@@ -17,12 +17,15 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 # graphviz (dot) renders graphs; pocl gives OpenCL on the CPU when there is no GPU; Open MPI
-# runs the data-parallel (sg.distributed) tests and example under mpirun, and mpi4py builds on it.
+# runs the data-parallel (sg.distributed) tests and example under mpirun, and mpi4py builds on it;
+# chromium and chromium-driver (headless, driven by selenium) test the graph explorer page in a real browser.
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || missing="$$missing pocl-opencl-icd ocl-icd-libopencl1"; \
 	command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1 || missing="$$missing openmpi-bin libopenmpi-dev"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing system packages:$$missing"; \
@@ -31,14 +34,14 @@ system-deps:
 		echo "symgraph wants these system packages:$$missing"; \
 		echo "  Debian/Ubuntu: sudo apt-get install$$missing"; \
 		echo "  macOS: brew install graphviz (OpenCL ships with the system)"; \
-		echo "continuing without them: tests that render graphs (graphviz) or run OpenCL (pocl) and the MPI tests are"; \
-		echo "reported as skipped, each with the reason; the numpy backend and to_dot(...).source still work"; \
+		echo "continuing without them: tests that render graphs (graphviz), run OpenCL (pocl), MPI or a browser"; \
+		echo "are reported as skipped, each with the reason; the numpy backend and to_dot(...).source still work"; \
 	fi
 
 demo: $(STAMP)
 	$(BIN)/python examples/xor.py
 
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest
 
 # symgraph/ and backends/ are both measured ([coverage:run] in setup.cfg); htmlcov/ has the detail.

@@ -1,6 +1,8 @@
 """Draw symgraph graphs with Graphviz: ``z = x + y`` in both styles (the 'structure' one is the
 course's "Understanding Theano" figure) and a compiled MLP training step, whose fused
-elementwise kernels show as clusters. Writes SVG and PNG files and prints what it wrote.
+elementwise kernels show as clusters. Writes SVG and PNG files, and ``mlp_step.html``: the
+interactive explorer of the training step (compiled with ``history=True`` and ``profile=True``,
+called a few times; open it in a browser), and prints what it wrote.
 
     .venv/bin/python examples/render_graphs.py [--out examples/out] [--backend numpy|opencl] [--docs]
 
@@ -19,7 +21,7 @@ import numpy as np
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph.printing import debugprint, pprint, pydotprint
+from symgraph.printing import debugprint, pprint, pydotprint, to_html
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS_IMG = os.path.join(os.path.dirname(HERE), "docs", "img")
@@ -33,8 +35,9 @@ def z_graph():
     return z
 
 
-def mlp_training_step(backend: str) -> sg.Function:
-    """One SGD step of a 2-layer sigmoid MLP on a squared loss, compiled with all rewrites."""
+def mlp_training_step(backend: str, **options) -> sg.Function:
+    """One SGD step of a 2-layer sigmoid MLP on a squared loss, compiled with all rewrites
+    (``options`` go to sg.function: ``history=True``, ``profile=True``)."""
     rng = np.random.default_rng(0)
     x, t = T.dmatrix("x"), T.dvector("t")
     W = sg.shared(rng.normal(size=(3, 4)), name="W")
@@ -47,7 +50,21 @@ def mlp_training_step(backend: str) -> sg.Function:
     params = [W, b, v]
     grads = sg.grad(loss, params)
     return sg.function([x, t], loss, updates=[(p, p - 0.5 * g) for p, g in zip(params, grads)],
-                       backend=backend, name="train_step")
+                       backend=backend, name="train_step", **options)
+
+
+def explorer_page(backend: str, path: str) -> str:
+    """Write the explorer page of a profiled, history-recording training step after 20 calls
+    (the first call, which builds OpenCL kernels, is left out of the profile)."""
+    step = mlp_training_step(backend, history=True, profile=True)
+    rng = np.random.default_rng(1)
+    x, t = rng.normal(size=(64, 3)), (rng.random(64) > 0.5).astype(float)
+    step(x, t)
+    step.profile.reset()
+    for _ in range(20):
+        step(x, t)
+    to_html(step, path)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> list[str]:
@@ -67,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     for name, obj, style in jobs:
         for ext in ("svg", "png"):
             written.append(pydotprint(obj, os.path.join(args.out, f"{name}.{ext}"), style=style))
+    written.append(explorer_page(args.backend, os.path.join(args.out, "mlp_step.html")))
     if args.docs:
         os.makedirs(DOCS_IMG, exist_ok=True)
         written.append(pydotprint(z, os.path.join(DOCS_IMG, "z_structure.svg"), style="structure"))

@@ -45,6 +45,8 @@ _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     "compute_test_value": ("off", "SYMGRAPH_COMPUTE_TEST_VALUE",
                            _choice("compute_test_value", ("off", "ignore", "warn", "raise"))),
     "print_test_value": (False, "SYMGRAPH_PRINT_TEST_VALUE", _bool),
+    "profile": (False, "SYMGRAPH_PROFILE", _bool),
+    "rewrite_history": (False, "SYMGRAPH_REWRITE_HISTORY", _bool),
 }
 
 

@@ -391,10 +391,13 @@ def test_render_graphs_example(tmp_path, capsys):
     spec.loader.exec_module(module)
     written = module.main(["--out", str(tmp_path)])
     assert sorted(os.path.basename(p) for p in written) == sorted(
-        f"{n}.{e}" for n in ("z_structure", "z_compact", "mlp_train_step") for e in ("svg", "png"))
+        [f"{n}.{e}" for n in ("z_structure", "z_compact", "mlp_train_step") for e in ("svg", "png")]
+        + ["mlp_step.html"])
     assert all(os.path.getsize(p) > 0 for p in written)
     out = capsys.readouterr().out
-    assert "pprint(z) = (x + y)" in out and out.count("wrote ") == 6
+    assert "pprint(z) = (x + y)" in out and out.count("wrote ") == 7
+    page = (tmp_path / "mlp_step.html").read_text()
+    assert "Function profiling" in page and '"label":"fusion"' in page
     svg = (tmp_path / "mlp_train_step.svg").read_text()
     train = module.mlp_training_step("numpy")
     fused = sum(type(n.op).__name__ == "Composite" for n in train.graph.toposort())

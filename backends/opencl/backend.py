@@ -19,6 +19,7 @@ from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
+from symgraph.backends.opencl.profiling import QueueTimer
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
 
 
@@ -78,6 +79,7 @@ class OpenCLBackend(Backend):
         """Plan every node of ``fgraph`` (False), or expand one fused node that cannot run as one
         unit and say so (True: plan again)."""
         for node in fgraph.toposort():
+            self.ctx.node = node
             lowered = self._lower(node)
             if lowered == EXPAND or (lowered is None and type(node.op).expand is not Op.expand
                                      and not isinstance(node.op, HostFallback)):
@@ -108,6 +110,7 @@ class OpenCLBackend(Backend):
         name = "".join(c if c.isalnum() else "_" for c in f"host{len(self.fallbacks) + 1}_{node.op.op}")[:48]
         self.kernels[name] = _fallback_source(node, reason)
         self.fallbacks.append(name)
+        self.ctx.node_kernels[node] = [name]
         return Lowered(None, kind="fallback")
 
     def side(self, v: Variable) -> str:
@@ -201,6 +204,12 @@ class OpenCLBackend(Backend):
 
     def host_value(self, x: Any) -> np.ndarray:
         return x.to_host() if isinstance(x, DeviceArray) else np.asarray(x)
+
+    def profile_timer(self) -> QueueTimer:
+        return QueueTimer(self.rt)
+
+    def kernel_names(self, node: Apply) -> list[str]:
+        return list(self.ctx.node_kernels.get(node, ()))
 
 
 def copy_of(x: DeviceArray) -> DeviceArray:

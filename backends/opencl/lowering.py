@@ -96,6 +96,8 @@ class LowerContext:
     host: set = field(default_factory=set)
     checks: Checks | None = None
     fused: set = field(default_factory=set)
+    node: Apply | None = None  # the node being lowered: what it publishes is listed in node_kernels
+    node_kernels: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.checks is None:
@@ -107,8 +109,11 @@ class LowerContext:
         return "".join(c if c.isalnum() else "_" for c in base).strip("_")[:40] or "op"
 
     def publish(self, sources: dict[str, str]) -> None:
-        """Expose generated kernel sources as ``f.kernels``."""
+        """Expose generated kernel sources as ``f.kernels`` (and note them as the current node's)."""
         self.kernels.update(sources)
+        if self.node is not None:
+            self.node_kernels.setdefault(self.node, []).extend(k for k in sources if k not in
+                                                               self.node_kernels.get(self.node, ()))
 
 
 def device_ok(node: Apply) -> bool:

@@ -15,8 +15,9 @@ from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.compile.lowering import python_name
 from symgraph.compile.debugmode import debug_wrap
+from symgraph.compile.profile import Profile
 from symgraph.compile.shared import Container, SharedVariable
-from symgraph.rewrite import RewriteReport, as_mode, rewrite_graph, sink_into_branches
+from symgraph.rewrite import RewriteHistory, RewriteReport, as_mode, rewrite_graph, sink_into_branches
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
@@ -37,6 +38,7 @@ class CompileSpec:
     nan_guard: bool = False
     name: str = "f"
     options: dict = field(default_factory=dict)
+    profile: Profile | None = None  # set: the call protocol times every node and transfer
 
 
 class Function:
@@ -49,6 +51,7 @@ class Function:
         self.givens = givens or []
         self.inputs, self.outputs, self.updates = inputs, outputs, updates
         self.backend, self.mode, self.name, self._report = backend, mode, spec.name, report
+        self.history: RewriteHistory | None = None  # the graph after each rewrite pass (history=True)
         self._call = impl.__call__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -91,6 +94,17 @@ class Function:
     def rewrite_report(self) -> RewriteReport:
         """Which rewrites ran, what they changed, and node counts before and after."""
         return self._report
+
+    @property
+    def profile(self) -> Profile | None:
+        """Time per node, op, kernel and transfer over the calls so far (``print(f.profile)``),
+        for a function compiled with ``profile=True``; else None."""
+        return self.spec.profile
+
+    def explore(self, path: str | None = None, **kwargs: Any) -> Any:
+        """The interactive page of this function (``sg.printing.to_html``): shown inline in
+        Jupyter, written to ``path`` when given."""
+        return hooks.explore(self, path, **kwargs)
 
     def __repr__(self) -> str:
         return f"<symgraph Function {self.name}({', '.join(self.spec.input_names)}) on {self.backend}>"
@@ -170,12 +184,17 @@ def _check_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
 def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = None, givens: Any = None,
              backend: str | None = None, mode: Any = "default", name: str | None = None,
              on_unused_input: str = "raise", allow_input_downcast: bool = False,
-             nan_guard: bool | None = None, no_default_updates: Any = False, **options: Any) -> Function:
+             nan_guard: bool | None = None, no_default_updates: Any = False, profile: bool | None = None,
+             history: bool | None = None, **options: Any) -> Function:
     """Compile a callable from symbolic ``inputs`` to ``outputs`` (a variable or a list),
     applying ``updates`` (shared variable -> new value) after each successful call, and the
     ``default_update`` of every shared variable the function reads that ``updates`` leaves out
     (random streams' call counters), unless ``no_default_updates`` is True (or lists the shared
-    variables to leave alone)."""
+    variables to leave alone).
+
+    ``profile=True`` times every node and transfer of every call (``f.profile``; default
+    ``sg.config.profile``); ``history=True`` records the graph after each rewrite pass
+    (``f.history``, the explorer's slider; default ``sg.config.rewrite_history``)."""
     inputs = _check_inputs(inputs)
     outs, return_list = _check_outputs(outputs)
     upd = _check_updates(updates)
@@ -205,19 +224,29 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     nan_guard = config.nan_guard if nan_guard is None else nan_guard
     if nan_guard:  # the guard checks every node, so keep nodes unfused and errors precise
         mode = as_mode(mode).excluding("fusion")
+    record = RewriteHistory() if (config.rewrite_history if history is None else history) else None
+    if record is not None:
+        record.attach(fgraph)
     sink_into_branches(fgraph)  # laziness is not an optimization: every mode moves branch-only code into branches
-    report = rewrite_graph(fgraph, mode)
+    report = rewrite_graph(fgraph, mode, history=record)
     index = {v: k for k, v in enumerate(shared_vars)}
     spec = CompileSpec(
         n_inputs=len(inputs), input_names=_input_names(inputs),
         containers=[v.container for v in shared_vars],
         updates=[(len(outs) + k, index[var]) for k, (var, _) in enumerate(upd)],
         n_outputs=len(outs), return_list=return_list, allow_downcast=allow_input_downcast,
-        nan_guard=nan_guard, name=name or "f", options=options)
+        nan_guard=nan_guard, name=name or "f", options=options,
+        profile=Profile(name or "f") if (config.profile if profile is None else profile) else None)
     backend = backend or config.backend
     impl = get_backend(backend).compile(fgraph, spec)
     impl = debug_wrap(impl, fgraph, spec, mode, report, get_backend(backend).compile)  # DebugMode, MonitorMode
-    return Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
+    f = Function(impl, fgraph, spec, inputs, outputs, upd, backend, mode, report, givens_pairs)
+    if record is not None:
+        record.detach(fgraph)
+        if record.steps[-1].sids != [record.sid(n) for n in fgraph.toposort()]:  # the backend placed nodes
+            record.snapshot(fgraph, f"{backend} placement")
+        f.history = record
+    return f
 
 
 def _default_updates(needed: list, upd: list, no_default_updates: Any) -> list[tuple[SharedVariable, Variable]]:

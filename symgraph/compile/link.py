@@ -223,6 +223,16 @@ class Backend:
         """``x`` as a host array (nan_guard reads values on the host)."""
         return np.asarray(x)
 
+    def profile_timer(self) -> Any:
+        """Profiled functions only: an object that waits for and times each node's device work
+        (``begin()``/``end() -> {key: seconds}`` around a call, ``start()``/``stop(key)`` around a
+        node, ``counters()``; see symgraph/compile/profile.py), or None on the host."""
+        return None
+
+    def kernel_names(self, node: Apply) -> list[str]:
+        """The names (keys of ``f.kernels``) of the device code ``node`` runs; none on the host."""
+        return []
+
 
 # --- the emitter ----------------------------------------------------------------------------------
 
@@ -238,8 +248,15 @@ class Emitter:
         self.converted: dict[tuple[Variable, str], str] = {}
         self.taken: set[str] = set()
         self.step = -1  # the index in the current schedule's order of the node being lowered
+        self.node: Apply | None = None  # the node being lowered
         self.depth = 0  # block nesting (ifelse branches)
         self.nan_guard = bool(schedule.spec.nan_guard)
+        self.prof = getattr(schedule.spec, "profile", None)  # a Profile: timing lines (else none at all)
+        if self.prof is not None:
+            self.prof.backend, self.prof.timer = backend.name, backend.profile_timer()
+            self.prof.kernel_names = backend.kernel_names
+            self.prof.reset()
+            self.prof_refs = {what: f"_prof_{what}" for what in ("start", "node", "transfer")}  # see _bind_profile
 
     def emit(self, line: str) -> None:
         """Append a line of the function body at the current block depth."""
@@ -262,7 +279,11 @@ class Emitter:
         key = (v, side)
         if key not in self.converted:
             self.converted[key] = f"{name}_{side[0]}"
-            self.emit(f"{self.converted[key]} = {self.b.convert(name, side, self.ctx)}  # transfer")
+            line = f"{self.converted[key]} = {self.b.convert(name, side, self.ctx)}  # transfer"
+            reader = self.node
+            for timed in self._timed_transfer([line], self.converted[key],
+                                              f"{name} for {reader.op if reader else '?'}", side, v, reader):
+                self.emit(timed)
         return self.converted[key]
 
     # sections
@@ -283,7 +304,8 @@ class Emitter:
             filt = self.ctx.ref(self.b.argument_filter(t, spec.allow_downcast, f"argument {k} ({pname}) of {spec.name}"),
                                 f"filter_{pname}")
             self.emit(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
-            for line in self.b.read_input(pname, v, self.ctx):
+            for line in self._timed_transfer(self.b.read_input(pname, v, self.ctx), pname, f"argument {pname}",
+                                             self.b.side(v), v, None):
                 self.emit(line)
         for k, v in enumerate(self.s.shared_inputs):
             name = python_name(v.name, f"shared{k}", self.taken)
@@ -295,25 +317,33 @@ class Emitter:
     def emit_nodes(self, schedule: Schedule) -> None:
         """One statement (or block) per node of ``schedule``, dead arrays dropped after their last use."""
         for step, node in enumerate(schedule.order):
-            self.step = step
+            self.step, self.node = step, node
             wanted = self.b.wanted_sides(node)
             ins = [self.arg(v, w) for v, w in zip(node.inputs, wanted)]
             outs = [self.name(o) for o in node.outputs]
             if isinstance(node.op, IfElse):
                 self.emit_ifelse(node, ins, outs)
             else:
-                code = self.b.lower(node, ins, outs, self)
-                for k in range(len(code)):
-                    self.line_nodes[len(self.lines) + k] = (node, ins)
-                for line in code[:-1] + [f"{code[-1]:<60}  # {describe(node)}"]:
-                    self.emit(line)
-                if self.nan_guard:
-                    self._guard(node, outs, ins)
+                self.emit_node(node, ins, outs)
             freed = schedule.frees(step, node)
             dead = [self.name(v) for v in freed]
             dead += [c for (v, _), c in self.converted.items() if v in freed]
             if dead:
                 self.emit(f"del {', '.join(dict.fromkeys(dead))}")
+
+    def emit_node(self, node: Apply, ins: list[str], outs: list[str]) -> None:
+        """The backend's statements for one node (timed when profiling; checked under nan_guard)."""
+        code = self.b.lower(node, ins, outs, self)
+        if self.prof is not None:
+            self.emit(f"_pt = {self.prof_refs['start']}()")
+        for k in range(len(code)):
+            self.line_nodes[len(self.lines) + k] = (node, ins)
+        for line in code[:-1] + [f"{code[-1]:<60}  # {describe(node)}"]:
+            self.emit(line)
+        if self.prof is not None:
+            self.emit(f"{self.prof_refs['node']}({self.prof.add_node(node)}, _pt, {', '.join(outs)})")
+        if self.nan_guard:
+            self._guard(node, outs, ins)
 
     def emit_ifelse(self, node: Apply, ins: list[str], outs: list[str]) -> None:
         """``if cond:`` then-branch ``else:`` else-branch, each branch's inner graph compiled here
@@ -332,7 +362,7 @@ class Emitter:
         """An inner graph's statements, its inputs bound to ``in_names``, its results assigned to
         ``out_names`` on ``out_sides`` (copied where they would share an input's or a constant's memory)."""
         schedule = Schedule(fgraph, _InnerSpec(len(fgraph.inputs)))
-        outer_converted, outer_step = self.converted, self.step
+        outer_converted, outer_step, outer_node = self.converted, self.step, self.node
         self.converted = dict(outer_converted)  # a conversion made inside a branch exists only there
         for v, n in zip(fgraph.inputs, in_names):
             self.names[v] = n
@@ -344,7 +374,24 @@ class Emitter:
             self.emit(f"{out_names[k]} = {expr}")
         if not fgraph.outputs:
             self.emit("pass")
-        self.converted, self.step = outer_converted, outer_step
+        self.converted, self.step, self.node = outer_converted, outer_step, outer_node
+
+    def _timed_transfer(self, code: list[str], result: str, label: str, to: str, v: Variable | None,
+                        reader: Apply | None) -> list[str]:
+        """``code`` (statements moving a value; ``result`` names it after) as is, or, in a profiled
+        function, between a clock read and the record of transfer site ``label``."""
+        if self.prof is None or not code:
+            return code
+        k = self.prof.add_transfer(label, to, v, reader)
+        return [f"_pt = {self.prof_refs['start']}()", *code, f"{self.prof_refs['transfer']}({k}, _pt, {result})"]
+
+    def _bind_profile(self) -> None:
+        """Name the Profile and its recorders in the generated code's globals after everything
+        else, so that every other name is the one the unprofiled source has."""
+        objects = {"_profile": self.prof, **{n: getattr(self.prof, w) for w, n in self.prof_refs.items()}}
+        for name, obj in objects.items():
+            if self.ctx.ref(obj, name[1:]) != name:
+                raise AssertionError(f"generated name {name} is taken")
 
     def _guard(self, node: Apply, outs: list[str], ins: list[str]) -> None:
         guard = self.ctx.ref(nan_guard_check, "nan_guard")
@@ -384,7 +431,12 @@ class Emitter:
         for k, v in enumerate(fg.outputs[:spec.n_outputs]):
             expr = self.arg(v, None)
             side = HOST if isinstance(v, Constant) else self.b.side(v)
-            outs.append(self.b.output(expr, v, side, s.copies[k] or isinstance(v, Constant), self.ctx))
+            out = self.b.output(expr, v, side, s.copies[k] or isinstance(v, Constant), self.ctx)
+            if self.prof is not None and side != HOST:  # a profiled read-back: into a local, timed
+                for line in self._timed_transfer([f"_out{k} = {out}"], f"_out{k}", f"output {k}", HOST, v, None):
+                    self.emit(line)
+                out = f"_out{k}"
+            outs.append(out)
         return f"[{', '.join(outs)}]" if spec.return_list else outs[0]
 
     def function_source(self, fname: str, params: list[str], ret: str, filename: str) -> tuple[str, dict]:
@@ -392,6 +444,8 @@ class Emitter:
         withs = [self.ctx.ref(lock, f"lock{k}") for k, lock in
                  enumerate(stripes_of([self.s.spec.containers[u.container] for u in self.s.updates]))]
         withs += self.b.contexts(self.ctx)
+        if self.prof is not None:
+            withs.append("_profile")
         head = [f"def {fname}({', '.join(params)}):"]
         if withs:
             head.append(f"    with {', '.join(withs)}:")
@@ -399,6 +453,8 @@ class Emitter:
         head.append(f"{pad}try:")
         line_of = {ln + len(head) + 1: entry for ln, entry in self.line_nodes.items()}  # 1-based line numbers
         on_error = self.ctx.ref(_error_handler(line_of, filename, self.b.on_error()), "reraise_with_context")
+        if self.prof is not None:
+            self._bind_profile()
         body = "\n".join(f"{pad}    {ln}" for ln in self.lines + [f"return {ret}"])
         return "\n".join(head) + f"\n{body}\n{pad}except Exception as e:\n{pad}    raise {on_error}(e)\n", line_of
 

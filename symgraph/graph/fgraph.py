@@ -13,7 +13,9 @@ class FunctionGraph:
     """Inputs, outputs and the Apply nodes between them.
 
     ``clients[var]`` lists ``(node, i)`` pairs where ``var`` is input ``i`` of ``node``; an
-    output position ``k`` of the graph appears as ``("output", k)``.
+    output position ``k`` of the graph appears as ``("output", k)``. ``features`` (observers, as
+    in Theano) hear of every ``replace`` (the rewrite history records which rule replaced which
+    node; empty, and free, otherwise).
     """
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable], clone: bool = True):
@@ -25,6 +27,7 @@ class FunctionGraph:
         self.clients: dict[Variable, list] = {}
         self.apply_nodes: set[Apply] = set()
         self.variables: set[Variable] = set()
+        self.new_nodes: list[Apply] = []  # the nodes the latest replace brought in
         for v in self.inputs:
             self._add_variable(v)
         for node in toposort(self.outputs, blockers=self.inputs):
@@ -128,6 +131,7 @@ class FunctionGraph:
             uses.append((client, i))
         self.clients[old] = []
         self._prune(old)
+        self.new_nodes = new_nodes  # what this replacement brought in, for features that record it
         for feature in self.features:
             on_replace = getattr(feature, "on_replace", None)
             if on_replace is not None:

@@ -1,5 +1,6 @@
 """Rendering and inspecting graphs: debugprint (text tree), pprint (math), graphviz (to_dot,
-pydotprint, notebook SVG) and networkx export. Every printer accepts a variable, a list of
+pydotprint, notebook SVG), networkx export, and the interactive explorer page (to_html,
+``f.explore()``). Every printer accepts a variable, a list of
 variables, an Apply, a FunctionGraph or a compiled Function (its optimized graph).
 
 The graphviz and networkx parts load on first use (optional, heavy libraries), so
@@ -21,6 +22,7 @@ pp = pprint  # Theano's short name
 _LAZY = {name: "render" for name in ("to_dot", "pydotprint", "render", "dot_binary", "GraphvizError",
                                       "STYLES", "FORMATS")}
 _LAZY["to_networkx"] = "nx"
+_LAZY.update(to_html="explore", Explorer="explore")
 
 
 def repr_svg(obj: Any) -> str | None:
@@ -28,7 +30,12 @@ def repr_svg(obj: Any) -> str | None:
     return importlib.import_module("symgraph.printing.render").repr_svg(obj)
 
 
-hooks.register(repr_svg=repr_svg)
+def _explore(obj: Any, path: Any = None, **kwargs: Any) -> Any:
+    """``f.explore()``: the interactive page (symgraph.printing.explore, loaded on first use)."""
+    return importlib.import_module("symgraph.printing.explore").explore(obj, path, **kwargs)
+
+
+hooks.register(repr_svg=repr_svg, explore=_explore)
 
 
 def __getattr__(name: str) -> Any:

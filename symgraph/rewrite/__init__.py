@@ -29,6 +29,7 @@ from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule, Stats, rul
 from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
+from symgraph.rewrite.history import RewriteHistory
 
 _BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding", "inner_graphs"}, "none": set()}
 # Theano/PyTensor spellings: mode names, and rewrite names with a symgraph equivalent (None: names
@@ -180,9 +181,11 @@ def _schedule() -> list[str]:
     return out
 
 
-def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False) -> RewriteReport:
+def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False,
+                  history: RewriteHistory | None = None) -> RewriteReport:
     """Rewrite ``fgraph`` in place for ``mode``; returns a report of what ran. ``inner``: the graph
-    is an inner graph (a branch), where constant folding leaves a node that raises unfolded.
+    is an inner graph (a branch), where constant folding leaves a node that raises unfolded. A
+    ``history`` (attached to ``fgraph`` by the caller) records the graph after each pass that ran.
 
     One topological order is shared by the passes: nodes a pass removes are filtered out and
     nodes it adds are appended (local passes re-queue what they touch, so an approximate order
@@ -190,9 +193,9 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False) -> Rewr
     """
     m = as_mode(mode)
     t_start = time.perf_counter()
-    history = getattr(m, "record_rewrites", None)
-    if history is not None:  # DebugMode: keep every replacement to check its values when called
-        recorder = history()
+    record_rewrites = getattr(m, "record_rewrites", None)
+    recorder = record_rewrites() if record_rewrites is not None else None
+    if recorder is not None:  # DebugMode: keep every replacement to check its values when called
         fgraph.attach_feature(recorder)
     report = RewriteReport(mode=mode if isinstance(mode, (str, type(None))) else repr(m),
                            nodes_before=len(fgraph), nodes_after=len(fgraph), applied={}, passes=[], time=0.0)
@@ -219,9 +222,11 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False) -> Rewr
                                  "nodes_after": len(fgraph), "applied": stats.applied})
         for k, v in stats.applied.items():
             report["applied"][k] = report["applied"].get(k, 0) + v
+        if history is not None:
+            history.snapshot(fgraph, name, stats.applied)
     report["nodes_after"] = len(fgraph)
     report["time"] = time.perf_counter() - t_start
-    if history is not None:
+    if recorder is not None:
         fgraph.remove_feature(recorder)
         report["replacements"] = recorder.replacements
     return report
@@ -232,4 +237,4 @@ from symgraph.rewrite.user import (NodeRewriter, node_rewriter, register_canonic
 
 __all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE", "NodeRewriter",
            "node_rewriter", "register_canonicalize", "register_specialize", "register_stabilize", "register_pass",
-           "unregister", "as_mode", "sink_into_branches"]
+           "unregister", "as_mode", "sink_into_branches", "RewriteHistory"]
