@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev chromium chromium-driver
 
-.PHONY: demo test coverage fuzz bench system-deps clean
+.PHONY: demo test lint coverage fuzz bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -43,6 +43,11 @@ demo: $(STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff and mypy (configured in pyproject.toml) over the installed package: symgraph/ and backends/.
+lint: $(STAMP)
+	$(BIN)/python -m ruff check symgraph backends
+	$(BIN)/python -m mypy
 
 # symgraph/ and backends/ are both measured ([coverage:run] in setup.cfg); htmlcov/ has the detail.
 coverage: $(STAMP)
