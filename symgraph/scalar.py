@@ -330,7 +330,7 @@ _ROWS = [
     ScalarOp("relu", 1, _relu, "max({0}, ({T})0)", lambda T, x, z, g: [_sw(T, z > 0, g)],
              cl_kinds={"f": "({0} < 0 ? ({T})0 : {0})"}, vector=True, domain=_KINKS),
     ScalarOp("softsign", 1, _softsign, "({0} / (1 + fabs({0})))", lambda T, x, z, g: [g * T.sqr(1 - T.abs(z))],
-             vector=True),
+             vector=True, domain=_NONZERO),  # its second derivative jumps at 0
     ScalarOp("erf", 1, _erf, "erf({0})", lambda T, x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     ScalarOp("erfc", 1, _erfc, "erfc({0})", lambda T, x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     # selection
