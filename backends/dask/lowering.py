@@ -15,17 +15,19 @@ chunked lowering (the backend then runs its host code on one chunk, with a warni
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from symgraph.backends.dask.kernels import NodeKernel, chunk_type, make_kernel
 from symgraph.compile.lowering import LoweringTable
 from symgraph.graph.basic import Apply, Op
-from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
@@ -34,7 +36,6 @@ from symgraph.tensor.nnet import LogSoftmax, Softmax
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce
 from symgraph.tensor.shape import Join, Reshape
 from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
-from symgraph.backends.dask.kernels import NodeKernel, chunk_type, make_kernel
 
 TABLE = LoweringTable("dask")
 lowers = TABLE.register
@@ -260,7 +261,7 @@ def reshape(x: da.Array, shape: tuple) -> da.Array:
         lead = 0
         while lead < min(x.ndim, len(shape)) and x.shape[lead] == shape[lead]:
             lead += 1
-        return x.rechunk({a: -1 for a in range(lead, x.ndim)}).reshape(shape, merge_chunks=True)
+        return x.rechunk(dict.fromkeys(range(lead, x.ndim), -1)).reshape(shape, merge_chunks=True)
 
 
 @lowers(Reshape)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from symgraph.backends.numpy import (  # noqa: F401
+    lower_collective,
+    lower_composite,
+    lower_fused,
+    lower_ops,
+    lower_random,  # (register lowerings)
+)
+from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Constant
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.backends.numpy.lowering import expression, perform_call
-from symgraph.backends.numpy import (lower_collective, lower_composite, lower_fused, lower_ops,  # noqa: F401
-                                     lower_random)  # (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
 
 

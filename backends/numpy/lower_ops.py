@@ -7,7 +7,7 @@ from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply
 from symgraph.graph.basic import Constant as _Constant
 from symgraph.tensor import nnet as _nnet
-from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int

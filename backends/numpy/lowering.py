@@ -5,8 +5,9 @@ result may be written into (or None), ``ctx.ref(obj, hint)`` names a Python obje
 generated code, and ``ctx.expression(node, ins)`` lowers another node (fused ops nest them)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

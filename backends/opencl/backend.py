@@ -5,22 +5,23 @@ Shared variables stay in device buffers across calls; updates are committed only
 call succeeded. Nodes the device cannot run become visible ``HostFallback`` nodes."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
-from symgraph.compile.lowering import CodeContext
-from symgraph.compile.placement import HostFallback, wrap_in_fallback
-from symgraph.graph.basic import Apply, Constant, Op, Variable
-from symgraph.graph.fgraph import FunctionGraph
-from symgraph.ifelse import IfElse
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
+from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
+from symgraph.compile.lowering import CodeContext
+from symgraph.compile.placement import HostFallback, wrap_in_fallback
+from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
 
 
 def _on_device(v: Variable) -> bool:

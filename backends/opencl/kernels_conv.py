@@ -23,11 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply
-from symgraph.tensor.convolution import Conv
-from symgraph.tensor.conv_numpy import check_shapes
-from symgraph.tensor.window import out_length, runtime_pads
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import contiguous, copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
@@ -35,6 +30,11 @@ from symgraph.backends.opencl.kernels_matmul import MatmulKernel
 from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply
+from symgraph.tensor.conv_numpy import check_shapes
+from symgraph.tensor.convolution import Conv
+from symgraph.tensor.window import out_length, runtime_pads
 
 WORKSPACE_BYTES = 64 << 20
 """Bound on the im2col / col2im workspace of one chunk of the batch (at least one batch item)."""

@@ -18,19 +18,20 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_random as kr
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
-from symgraph.backends.opencl import kernels_random as kr
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 
 WORK_GROUP = 256
 """Work-items per work-group of the elementwise kernels (explicit, rounded to the device's limit)."""

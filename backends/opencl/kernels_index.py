@@ -16,14 +16,11 @@ scatter runs serially on one work-item.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from symgraph.graph.basic import Apply
-from symgraph.tensor.nnet import OneHot
-from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, broadcast_strides, content_named
@@ -31,6 +28,9 @@ from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.kernels_shape import _index_view
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
+from symgraph.graph.basic import Apply
+from symgraph.tensor.nnet import OneHot
+from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor
 
 _BAD = ("if (v{k} < 0 || v{k} >= an{k}) {{ if (atomic_cmpxchg((__global int *)(err + 4 * slot), 0, 1) == 0) "
         "{{ err[4 * slot + 1] = (long)idx{k}[q{k}]; err[4 * slot + 2] = ax{k}; err[4 * slot + 3] = an{k}; }} {skip} }}")

@@ -6,17 +6,17 @@ import math
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import contiguous
+from symgraph.backends.opencl.kernels_elemwise import content_named
+from symgraph.backends.opencl.kernels_matmul import MatmulKernel
+from symgraph.backends.opencl.kernels_reduce import digits
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.math import TensorDot
 from symgraph.tensor.nnet import LogSoftmax, Softmax
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import content_named
-from symgraph.backends.opencl.kernels_reduce import digits
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.kernels_copy import contiguous
-from symgraph.backends.opencl.kernels_matmul import MatmulKernel
-from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 
 
 @lowers(TensorDot)

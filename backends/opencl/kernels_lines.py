@@ -12,6 +12,11 @@ import math
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
+from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.printing.print_op import Print
@@ -19,11 +24,6 @@ from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.extra_ops import CumOp
 from symgraph.tensor.gradient_ops import DependsOn
 from symgraph.tensor.sort import ArgSort, ScatterAddAlongAxis, Sort, TakeAlongAxis
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
-from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 
 
 def _head(*dtypes) -> str:

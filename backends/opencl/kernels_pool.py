@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply
-from symgraph.tensor.pooling import MaxPoolGrad, MaxPoolGradGrad, Pool
-from symgraph.tensor.window import out_length, runtime_pads
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import contiguous
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
 from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply
+from symgraph.tensor.pooling import MaxPoolGrad, MaxPoolGradGrad, Pool
+from symgraph.tensor.window import out_length, runtime_pads
 
 
 def _head(dtype: Any) -> str:

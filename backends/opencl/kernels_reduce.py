@@ -7,23 +7,29 @@ from __future__ import annotations
 
 import math
 import warnings
-
-import numpy as np
-
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_elemwise import (
+    Shaped,
+    broadcast_shapes,
+    broadcast_strides,
+    content_named,
+    preamble,
+    program_label,
+    program_lines,
+)
+from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
-from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.fused import ReduceOf
 from symgraph.tensor.reduction import ArgReduce, CAReduce
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import (Shaped, broadcast_shapes, broadcast_strides, content_named,
-                                                      preamble, program_label, program_lines)
-from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray
 
 GROUP = 128
 """Work-items per work-group in the tree variant."""

@@ -6,17 +6,17 @@ import math
 
 import numpy as np
 
-from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply
-from symgraph.tensor.alloc import ARange, Alloc
-from symgraph.tensor.reduction import BroadcastLike, ReducedSize
-from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
-from symgraph.tensor.subtensor import Subtensor
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply
+from symgraph.tensor.alloc import Alloc, ARange
+from symgraph.tensor.reduction import BroadcastLike, ReducedSize
+from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
+from symgraph.tensor.subtensor import Subtensor
 
 
 @lowers(Shape)

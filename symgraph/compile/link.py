@@ -21,7 +21,8 @@ from __future__ import annotations
 import builtins
 import itertools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,8 @@ from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.safe_text import code_comment
 from symgraph.ifelse import IfElse
+from symgraph.safe_text import code_comment
 from symgraph.tensor.type import TensorType
 
 HOST, DEVICE = "host", "device"
@@ -155,7 +156,7 @@ class Backend:
         """Where ``v``'s value lives once computed (or read): HOST or DEVICE."""
         return HOST
 
-    def lower(self, node: Apply, ins: list[str], outs: list[str], em: "Emitter") -> list[str]:
+    def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
         """Statements computing ``node``'s outputs (named ``outs``) from ``ins``."""
         raise NotImplementedError
 

@@ -11,7 +11,8 @@ import linecache
 import os
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from symgraph.config import config
 from symgraph.errors import GradientError, MethodNotDefined, node_context
 from symgraph.graph import hooks
 from symgraph.safe_text import printable
+
 
 def _internal_dirs() -> tuple[str, ...]:
     """Folders whose frames are ours (symgraph and symgraph.backends), skipped when blaming a user line."""
@@ -113,7 +115,7 @@ class Scratchpad(dict):
         except KeyError:
             raise AttributeError(f"tag has no {name!r}") from None
 
-    def copy_for(self, owner: "Variable | None", private: bool = True) -> "Scratchpad":
+    def copy_for(self, owner: Variable | None, private: bool = True) -> Scratchpad:
         """A copy for a clone of the owner (keys starting with '_' dropped unless ``private``)."""
         tag = Scratchpad({k: v for k, v in self.items() if private or not k.startswith("_")})
         if owner is not None:
@@ -121,7 +123,7 @@ class Scratchpad(dict):
         return tag
 
 
-def copy_tag(src: "Variable", dst: "Variable", private: bool = True) -> None:
+def copy_tag(src: Variable, dst: Variable, private: bool = True) -> None:
     """Give ``dst`` a copy of ``src``'s tag, if ``src`` has one (most variables never get a tag)."""
     tag = src.__dict__.get("_tag")
     if tag:
@@ -136,7 +138,7 @@ class Type:
     def filter(self, value: Any, strict: bool = False, allow_downcast: bool = False) -> Any:
         raise MethodNotDefined(f"{type(self).__name__} must define filter")
 
-    def __call__(self, name: str | None = None) -> "Variable":
+    def __call__(self, name: str | None = None) -> Variable:
         """A new free variable of this type (Theano's spelling of ``make_variable``)."""
         return self.make_variable(name)
 
@@ -148,18 +150,18 @@ class Type:
         """Whether two values of this type are equal up to rounding (DebugMode compares with this)."""
         return self.values_eq(a, b)
 
-    def filter_test_value(self, value: Any, var: "Variable") -> Any:
+    def filter_test_value(self, value: Any, var: Variable) -> Any:
         """``value`` checked as a test value of ``var`` (an error naming the variable when it does not fit)."""
         try:
             return self.filter(value)
         except Exception as e:
             raise type(e)(f"test value of {var} ({self}): {e}") from None
 
-    def make_variable(self, name: str | None = None) -> "Variable":
+    def make_variable(self, name: str | None = None) -> Variable:
         """A new free variable of this type."""
         return self.variable_class(self, None, None, name)
 
-    def make_constant(self, value: Any, name: str | None = None) -> "Constant":
+    def make_constant(self, value: Any, name: str | None = None) -> Constant:
         """A constant of this type holding ``value`` (converted by ``filter``)."""
         return self.constant_class(self, self.filter(value, allow_downcast=True), name)
 
@@ -173,7 +175,7 @@ class Variable:
 
     __array_priority__ = 1000  # so numpy arrays on the left defer to our operators
 
-    def __init__(self, type: Type, owner: "Apply | None" = None, index: int | None = None,
+    def __init__(self, type: Type, owner: Apply | None = None, index: int | None = None,
                  name: str | None = None):
         self.type = type
         self.owner = owner
@@ -195,7 +197,7 @@ class Variable:
         tag._owner = self
         self.__dict__["_tag"] = tag
 
-    def clone(self) -> "Variable":
+    def clone(self) -> Variable:
         """A new free variable of the same type and name (no owner)."""
         v = type(self)(self.type, None, None, self.name)
         copy_tag(self, v)
@@ -235,7 +237,7 @@ class Constant(Variable):
         """Hashable key under which equal constants merge."""
         return (self.type, _data_key(self.data))
 
-    def clone(self) -> "Constant":
+    def clone(self) -> Constant:
         """Constants are values: a copy of the graph shares them."""
         return self
 
@@ -271,7 +273,7 @@ class Apply:
 
     __slots__ = ("op", "inputs", "outputs", "trace", "tag")
 
-    def __init__(self, op: "Op", inputs: Sequence[Variable], outputs: Sequence[Variable],
+    def __init__(self, op: Op, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  trace: SourceLine | None = None):
         self.op = op
         self.inputs = list(inputs)
@@ -290,7 +292,7 @@ class Apply:
             raise ValueError(f"{self.op} has {len(self.outputs)} outputs; use .outputs")
         return self.outputs[0]
 
-    def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> "Apply":
+    def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> Apply:
         """The same op on new inputs, rebuilt through make_node so types are re-inferred."""
         node = self.op.make_node(*inputs)
         node.trace = self.trace

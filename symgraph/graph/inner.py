@@ -5,7 +5,8 @@ constant. Compilers never edit it: ``fgraph()`` gives a fresh FunctionGraph to r
 schedule, and ``evaluate`` is the reference interpreter (each node's ``perform``)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Constant, Variable

@@ -18,7 +18,8 @@ Rules (tested in tests/test_printing_text.py):
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.traversal import ancestors, toposort

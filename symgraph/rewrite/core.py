@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from symgraph.config import config
 from symgraph.errors import RewriteError, node_context

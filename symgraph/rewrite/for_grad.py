@@ -14,7 +14,7 @@ placeholders are swapped back afterwards.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph

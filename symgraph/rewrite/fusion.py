@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 
-
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.core import Stats

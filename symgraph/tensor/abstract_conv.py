@@ -12,7 +12,8 @@ shape of what they compute, since a strided convolution maps several input lengt
 output length."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable

@@ -10,11 +10,11 @@ rewrite ``bucket_allreduce`` makes it).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

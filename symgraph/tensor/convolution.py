@@ -23,19 +23,30 @@ PyTorch/JAX-style cross-correlation, 1-d, 2-d or 3-d, padding int / pairs / 'sam
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import cast
 from symgraph.tensor.conv_numpy import conv_numpy
-from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.elemwise import DimShuffle, cast
 from symgraph.tensor.shape import ShapeEntry, reshape, sfold, shape_i
 from symgraph.tensor.type import TensorType, as_tensor_variable
-from symgraph.tensor.window import (check_pads_input, dilated, int_tuple, out_length, padding_pairs, pads_of,
-                                    pads_operand, runtime_pads, same_pads, static_out_length, static_pads)
+from symgraph.tensor.window import (
+    check_pads_input,
+    dilated,
+    int_tuple,
+    out_length,
+    padding_pairs,
+    pads_of,
+    pads_operand,
+    runtime_pads,
+    same_pads,
+    static_out_length,
+    static_pads,
+)
 
 __all__ = ["Conv", "conv_general_dilated", "conv"]
 
@@ -150,7 +161,7 @@ class Geometry:
         self.groups, self.batch_groups = groups, batch_groups
 
     @classmethod
-    def of(cls, op: Conv, x: Variable, w: Variable, y: Variable, g: Variable, pads: Variable | None) -> "Geometry":
+    def of(cls, op: Conv, x: Variable, w: Variable, y: Variable, g: Variable, pads: Variable | None) -> Geometry:
         return cls(spatial_lengths(x), spatial_lengths(w), spatial_lengths(y, g),
                    pads_of(op.padding, pads, op.nspatial), op.strides, op.lhs_dilation, op.rhs_dilation,
                    op.feature_group_count, op.batch_group_count)

@@ -3,7 +3,8 @@
 ``specify_shape`` (a run-time checked promise about a shape)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -3,11 +3,11 @@ add broadcastable axes, drop length-1 axes), plus the T.add/T.exp/... functions 
 elementwise conveniences that take parameters (cast, switch/where, clip)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
-
-from types import SimpleNamespace
 
 from symgraph import scalar
 from symgraph.config import config

@@ -17,8 +17,7 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import cast
-from symgraph.tensor.elemwise import ELEMWISE_OPS
+from symgraph.tensor.elemwise import ELEMWISE_OPS, cast
 from symgraph.tensor.reduction import prod
 from symgraph.tensor.shape import shape
 from symgraph.tensor.subtensor import set_subtensor

@@ -2,8 +2,9 @@
 tensordot and outer. Output dtypes are numpy's; certain shape mismatches fail at build time."""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Sequence
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from symgraph.tensor.shape import reshape, shape_i, sprod
 from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
 
 
-@lru_cache(maxsize=None)
+@cache
 def _product_dtype(fn_name: str, da: str, db: str) -> str:
     """numpy's result dtype of ``np.<fn_name>`` on these dtypes (GraphTypeError if undefined)."""
     fn = getattr(np, fn_name)

@@ -8,13 +8,13 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.tensor import abstract_conv  # noqa: F401  (T.nnet.abstract_conv)
+from symgraph.tensor.abstract_conv import conv2d, conv2d_transpose  # noqa: F401  (T.nnet.conv2d, ...)
 from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS, cast, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import shape
 from symgraph.tensor.type import TensorType, as_tensor_variable
-from symgraph.tensor import abstract_conv  # noqa: F401  (T.nnet.abstract_conv)
-from symgraph.tensor.abstract_conv import conv2d, conv2d_transpose  # noqa: F401  (T.nnet.conv2d, ...)
 
 sigmoid, relu, softplus, tanh = FUNCTIONS["sigmoid"], FUNCTIONS["relu"], FUNCTIONS["softplus"], FUNCTIONS["tanh"]
 _exp, _log = ELEMWISE_OPS["exp"], ELEMWISE_OPS["log"]

@@ -16,18 +16,31 @@ op with static or symbolic padding); Theano's ``pool_2d`` lives in ``T.signal.po
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.alloc import ones
-from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select, pool as np_pool
+from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select
+from symgraph.tensor.pool_numpy import pool as np_pool
 from symgraph.tensor.shape import ShapeEntry, sfold, shape_i
 from symgraph.tensor.type import TensorType, as_tensor_variable, constant
-from symgraph.tensor.window import (check_pads_input, dilated, int_tuple, padding_pairs, pads_of, pads_operand,
-                                    out_length, runtime_pads, same_pads, static_out_length, static_pads)
+from symgraph.tensor.window import (
+    check_pads_input,
+    dilated,
+    int_tuple,
+    out_length,
+    padding_pairs,
+    pads_of,
+    pads_operand,
+    runtime_pads,
+    same_pads,
+    static_out_length,
+    static_pads,
+)
 
 __all__ = ["Pool", "MaxPoolGrad", "MaxPoolGradGrad", "max_pool", "avg_pool"]
 

@@ -3,16 +3,17 @@ compositions mean/var/std. Output dtypes follow numpy (small ints sum in int64).
 from __future__ import annotations
 
 import builtins
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant, is_inexact
 from symgraph.tensor import type as _type_module
+from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
 from symgraph.tensor.shape import reshape, shape_tuple
+from symgraph.tensor.type import TensorType, as_tensor_variable, constant, is_inexact
 
 # scalar op name -> (numpy reduction, public function name)
 _REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),

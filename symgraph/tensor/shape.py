@@ -3,8 +3,9 @@ symbolic-shape helpers infer_shape uses. (alloc/zeros/ones/full/arange live in a
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from functools import reduce
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

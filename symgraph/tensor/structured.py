@@ -9,8 +9,7 @@ from symgraph.config import config
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.alloc import alloc, arange, zeros
-from symgraph.tensor.elemwise import FUNCTIONS, cast, switch
-from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, cast, switch
 from symgraph.tensor.shape import shape_i
 from symgraph.tensor.subtensor import set_subtensor
 from symgraph.tensor.type import as_tensor_variable

@@ -7,18 +7,18 @@ integer scalar), "a" (an integer array), "b" (a boolean mask) or a slice written
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.tensor.alloc import zeros_like
 from symgraph.tensor.elemwise import FUNCTIONS, _fmt, broadcast_shapes, broadcast_static_shape, cast, switch
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.alloc import zeros_like
-from symgraph.tensor.shape import (MakeVector, Shape, as_int_entry, constant_int, entry_var,
-                                   sfold, shape_i)
+from symgraph.tensor.shape import MakeVector, Shape, as_int_entry, constant_int, entry_var, sfold, shape_i
 from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
 
 __all__ = ["subtensor", "set_subtensor", "inc_subtensor", "Subtensor", "AdvancedSubtensor", "IncSubtensor"]

@@ -6,7 +6,8 @@ through ``ops``: the ``symgraph.tensor`` namespace, which ``symgraph/tensor/__in
 once every op module is loaded (dependency inversion: nothing here imports the ops)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,11 +92,11 @@ class TensorType(Type):
     def __reduce__(self) -> tuple:
         return TensorType, (self.dtype, self.shape)
 
-    def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> "TensorType":
+    def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> TensorType:
         """This type with another dtype and/or static shape."""
         return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
 
-    def is_super(self, other: "TensorType") -> bool:
+    def is_super(self, other: TensorType) -> bool:
         """True when every value of ``other`` is also a value of this type (Theano's Type.is_super)."""
         return (isinstance(other, TensorType) and other.dtype == self.dtype and other.ndim == self.ndim
                 and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
@@ -272,7 +273,7 @@ class TensorConstant(_TensorOperators, Constant):
         """Merge key: equal type, value and weakness."""
         return super().signature() + (self.weak,)
 
-    def clone(self) -> "TensorConstant":
+    def clone(self) -> TensorConstant:
         """Constants are values: a copy of the graph shares them."""
         return self
 

@@ -10,8 +10,9 @@ read the padded, dilated coordinate ``o * s + t * d``; input element ``i`` sits 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import gcd
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

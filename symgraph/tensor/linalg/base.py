@@ -13,15 +13,14 @@ are NaN instead and the other matrices of the batch are unaffected.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, LinAlgError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import cast
-from symgraph.tensor.elemwise import _fmt, broadcast_static_shape
-from symgraph.tensor.elemwise import broadcast_shapes
+from symgraph.tensor.elemwise import _fmt, broadcast_shapes, broadcast_static_shape, cast
 from symgraph.tensor.type import as_tensor_variable
 
 ON_ERROR = ("raise", "nan")
@@ -148,7 +147,7 @@ def linalg_error(op: Op, node: Apply, inputs: list, idx: tuple, why: str) -> Lin
                        f"{node_context(node, inputs)}")
 
 
-def check_runtime_shapes(op: "LinalgOp", node: Apply, inputs: list) -> None:
+def check_runtime_shapes(op: LinalgOp, node: Apply, inputs: list) -> None:
     """ShapeError (naming the node) for non-square matrices, right-hand sides whose length differs
     from the matrix's, and batch axes that do not broadcast."""
     nds = op.core_ndims(node)

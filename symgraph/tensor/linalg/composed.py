@@ -8,9 +8,8 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Variable
-from symgraph.tensor.elemwise import cast
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
-from symgraph.tensor.elemwise import transpose
+from symgraph.tensor.elemwise import cast, transpose
 from symgraph.tensor.linalg.base import as_matrices
 from symgraph.tensor.linalg.orthogonal import pinv, svd
 from symgraph.tensor.linalg.solve import inv

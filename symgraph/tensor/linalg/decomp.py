@@ -26,12 +26,20 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.tensor.alloc import Alloc
-from symgraph.tensor.elemwise import switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
+from symgraph.tensor.elemwise import switch
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error
 from symgraph.tensor.linalg.solve import solve_triangular
-from symgraph.tensor.linalg.structure import (band_mask, diag_embed, diagonal, dim_len, expand, matrix_transpose,
-                                              sym, tril)
+from symgraph.tensor.linalg.structure import (
+    band_mask,
+    diag_embed,
+    diagonal,
+    dim_len,
+    expand,
+    matrix_transpose,
+    sym,
+    tril,
+)
 from symgraph.tensor.math import matmul
 from symgraph.tensor.type import TensorType
 

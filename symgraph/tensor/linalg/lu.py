@@ -19,13 +19,13 @@ import numpy as np
 import scipy.linalg as sla
 
 from symgraph.graph.basic import Apply, Variable
-from symgraph.tensor.elemwise import cast
-from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.alloc import arange
-from symgraph.tensor.linalg.base import (LinalgOp, as_matrices, batch_shape, check_matrix, check_on_error,
-                                         symbolic_batch)
+from symgraph.tensor.elemwise import ELEMWISE_OPS as E
+from symgraph.tensor.elemwise import cast
+from symgraph.tensor.linalg.base import LinalgOp, as_matrices, batch_shape, check_matrix, check_on_error, symbolic_batch
 from symgraph.tensor.linalg.structure import diagonal, dim_len
-from symgraph.tensor.reduction import prod, sum as tsum
+from symgraph.tensor.reduction import prod
+from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.type import TensorType
 
 

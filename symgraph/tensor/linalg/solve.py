@@ -19,11 +19,18 @@ import scipy.linalg as sla
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Variable
 from symgraph.tensor.elemwise import _fmt
-from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.linalg.base import (LinalgOp, as_matrices, b_core_ndim, batch_shape, check_matrix,
-                                         check_on_error, symbolic_batch)
+from symgraph.tensor.linalg.base import (
+    LinalgOp,
+    as_matrices,
+    b_core_ndim,
+    batch_shape,
+    check_matrix,
+    check_on_error,
+    symbolic_batch,
+)
 from symgraph.tensor.linalg.structure import matrix_transpose, outer_last, sym, tril, triu
 from symgraph.tensor.math import matmul
+from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.type import TensorType
 
 ASSUME_A = {"gen": "gen", "general": "gen", "sym": "sym", "symmetric": "sym", "pos": "pos",

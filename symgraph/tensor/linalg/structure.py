@@ -9,15 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.config import config
 from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.alloc import arange
-from symgraph.tensor.elemwise import cast, switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
-from symgraph.tensor.elemwise import DimShuffle
-from symgraph.tensor.reduction import sum as tsum
+from symgraph.tensor.elemwise import DimShuffle, switch
 from symgraph.tensor.math import matmul
+from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import sfold, shape_i
 from symgraph.tensor.structured import eye, tril, triu  # noqa: F401  (T.linalg.eye, ... are T.eye, ...)
 from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact

@@ -9,7 +9,8 @@ padded input) and 'average_exc_pad' (by the number of input elements it covers).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Variable
