@@ -88,7 +88,8 @@ class OpenCLBackend(Backend):
                     fgraph.replace(old, new, "opencl: run unfused")
                 return True
             if lowered is None:
-                reason = "no device kernel for this op" if device_ok(node) else "a dtype without a device representation"
+                reason = ("no device kernel for this op" if device_ok(node)
+                          else "a dtype without a device representation")
                 node = wrap_in_fallback(fgraph, node, "opencl", reason)
                 lowered = self._fallback(node, reason)
             self.plan[node] = lowered

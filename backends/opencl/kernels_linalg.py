@@ -50,7 +50,7 @@ def as_matrix(x: DeviceArray, rows: list, cols: list) -> DeviceArray:
         dims = [(x.shape[d], x.strides[d]) for d in group if x.shape[d] != 1]
         if not dims:
             return 1
-        for (n0, s0), (n1, s1) in zip(dims, dims[1:]):
+        for (_, s0), (n1, s1) in zip(dims, dims[1:]):
             if s0 != s1 * n1:
                 return None
         return dims[-1][1]

@@ -156,7 +156,8 @@ def along_source(name: str, dtype, idx_dtype, scatter: bool) -> str:
     indices count from the end; others out of range are recorded in the checks buffer."""
     T, IT = ks.ctype(dtype), ks.ctype(idx_dtype)
     check = ("if (q < 0) q += n; if (q < 0 || q >= n) { if (atomic_cmpxchg((__global int *)(err + 4 * slot), 0, 1) "
-             "== 0) { err[4 * slot + 1] = idx[r * m + j]; err[4 * slot + 2] = axis; err[4 * slot + 3] = n; } continue; }")
+             "== 0) { err[4 * slot + 1] = idx[r * m + j]; err[4 * slot + 2] = axis; err[4 * slot + 3] = n; } "
+             "continue; }")
     step = "out[r * n + q] += v[r * m + j];" if scatter else "out[r * m + j] = x[r * n + q];"
     params = (f"__global {T} *out, __global const {T} *x, __global const {IT} *idx, __global const {T} *v, "
               "const long rows, const long n, const long m, __global long *err, const long slot, const long axis")

@@ -149,7 +149,8 @@ def lower_alloc(node: Apply, ctx: LowerContext) -> Lowered:
 def _arange_source(name: str, dtype) -> str:
     """numpy's fill rule: out[i] = start + i * (x1 - start) in the output dtype, no fused multiply-add."""
     T = W = ks.ctype(dtype)
-    head = "#pragma OPENCL FP_CONTRACT OFF\n" + ("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if W == "double" else "")
+    fp64 = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if W == "double" else ""
+    head = "#pragma OPENCL FP_CONTRACT OFF\n" + fp64
     return (f"{head}__kernel void {name}(__global {T} *out, const {W} start, const {W} step, const long n)\n"
             f"{{\n    const long i = get_global_id(0);\n    if (i < n) out[i] = ({T})(start + ({W})i * step);\n}}\n")
 

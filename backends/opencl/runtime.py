@@ -218,10 +218,8 @@ class Runtime:
                 while len(self._kernels) > KERNEL_CACHE:
                     self._kernels.popitem(last=False)
         else:
-            try:
+            with contextlib.suppress(KeyError):  # dropped by another thread's build meanwhile: k still works
                 self._kernels.move_to_end(key)
-            except KeyError:  # dropped by another thread's build meanwhile: k still works
-                pass
         return k
 
     def _build(self, source: str, options: list[str]) -> Any:

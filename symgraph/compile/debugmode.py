@@ -274,7 +274,10 @@ def _same(a: np.ndarray, b: Any) -> bool:
 
 
 def _short(value: Any) -> str:
-    text = np.array2string(np.asarray(value), threshold=20, precision=6) if isinstance(value, np.ndarray) else repr(value)
+    if isinstance(value, np.ndarray):
+        text = np.array2string(np.asarray(value), threshold=20, precision=6)
+    else:
+        text = repr(value)
     return text.replace("\n", "\n           ")
 
 

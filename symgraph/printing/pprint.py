@@ -65,7 +65,7 @@ def _top(expr: Expr) -> str:
 def _render(outputs: list[Variable], seed: dict[int, Expr] | None = None) -> dict[int, Expr]:
     """Text of every variable that ``outputs`` need, bottom-up (no recursion)."""
     memo: dict[int, Expr] = dict(seed or {})
-    blockers = [v for v in _seeded(outputs, memo)]
+    blockers = list(_seeded(outputs, memo))
     for node in toposort(outputs, blockers=blockers):
         args = [memo.get(id(i)) or _leaf(i) for i in node.inputs]
         for k, out in enumerate(node.outputs):

@@ -107,7 +107,8 @@ def sink_into_branches(fgraph: FunctionGraph, stats: Stats | None = None) -> Non
         values = node.inputs[1:]
         known = fgraph.apply_nodes
         branches = {"then": _outer(node.op.then_graph, values), "else": _outer(node.op.else_graph, values)}
-        inside = {role: (lambda p, r=role: p not in known or branch_of.get(p) == r) for role in branches}
+        inside = {role: (lambda p, r=role, known=known, branch_of=branch_of: p not in known or branch_of.get(p) == r)
+                  for role in branches}
         new = _rebuild(fgraph, node, branches, inside)
         if stats is not None:
             stats.new_nodes += new
@@ -129,8 +130,8 @@ def merge_ifelse(fgraph: FunctionGraph, stats: Stats) -> None:
             branches = {role: _outer(a.op.inner_graphs[role], a.inputs[1:]) + _outer(b.op.inner_graphs[role],
                                                                                        b.inputs[1:])
                         for role in ("then", "else")}
-            known = fgraph.apply_nodes
-            values = list(dict.fromkeys(_frontier(branches["then"] + branches["else"], lambda p: p not in known)))
+            outside = _frontier(branches["then"] + branches["else"], lambda p: p not in fgraph.apply_nodes)
+            values = list(dict.fromkeys(outside))
             graphs = {role: InnerGraph(values, branches[role]) for role in ("then", "else")}
             new = a.op.with_inner_graphs(graphs).make_node(a.inputs[0], *values)
             new.trace = a.trace

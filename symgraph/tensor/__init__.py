@@ -39,8 +39,9 @@ from symgraph.tensor import random_ops  # noqa: E402,F401  (random draws' ops: s
 from symgraph.tensor.collective import allreduce  # noqa: E402,F401
 
 # Theano/PyTensor spellings
-true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821
-absolute, negative, square, bitwise_and, bitwise_or = abs, neg, sqr, and_, or_  # noqa: F821
-eq_, neq_ = eq, neq  # noqa: F821
+_F = FUNCTIONS  # the elementwise functions put into this namespace above
+true_divide, floor_divide, divide, power, mul_ = _F["true_div"], _F["int_div"], _F["true_div"], _F["pow"], _F["mul"]
+absolute, negative, square, bitwise_and, bitwise_or = _F["abs"], _F["neg"], _F["sqr"], _F["and_"], _F["or_"]
+eq_, neq_ = _F["eq"], _F["neq"]
 
 _type_module.ops = sys.modules[__name__]  # what x + y, x.sum(), x[i] ... call (see tensor/type.py)

@@ -108,7 +108,7 @@ class Composite(Op):
         """For each step, the set of input indices it depends on."""
         if self._deps is None:
             deps: list[frozenset] = []
-            for name, args in self.steps:
+            for _, args in self.steps:
                 deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
             self._deps = tuple(deps)
         return self._deps
@@ -283,7 +283,8 @@ def _step_shapes(steps: tuple, input_shapes: list) -> list[tuple]:
     for name, args in steps:
         arg_shapes = [input_shapes[a[1]] if a[0] == "i" else shapes[a[1]] if a[0] == "s" else () for a in args]
         first = arg_shapes[0]
-        if all(s == first for s in arg_shapes) and 1 not in first or len(arg_shapes) == 2 and arg_shapes[1] == () and 1 not in first:
+        same = all(s == first for s in arg_shapes) or len(arg_shapes) == 2 and arg_shapes[1] == ()
+        if same and 1 not in first:
             shapes.append(first)
         else:
             shapes.append(broadcast_static_shape(arg_shapes, f"the inputs of fused {name}"))
@@ -332,7 +333,7 @@ class Plan:
         self.guards = [(k, d, d + len(full) - len(s)) for k, s in enumerate(shapes)
                        for d, x in enumerate(s) if x is None and not pattern[d + len(full) - len(s)]]
         step_shapes = _step_shapes(op.steps, shapes)
-        for name, args in op.steps:
+        for _, args in op.steps:
             for a in args:
                 if a[0] == "c" and a not in const_index:
                     const_index[a] = len(consts)

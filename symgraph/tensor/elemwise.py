@@ -207,7 +207,8 @@ for _name, _op in ELEMWISE_OPS.items():
     _op.__name__ = _op.__qualname__ = _name  # type: ignore[attr-defined]
 # T.add, T.exp, ... are the Elemwise ops themselves, as in Theano and PyTensor: call one to build a
 # node, and compare a node's op with it in a rewrite (``node.op == T.true_div``).
-FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items() if not name.startswith("cast_") and not op.scalar_op.is_random}
+FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items()
+                             if not name.startswith("cast_") and not op.scalar_op.is_random}
 
 
 def cast(x: Any, dtype: str) -> Variable:

@@ -135,9 +135,8 @@ class Choice(Op):
         n, p = int(inputs[5]), np.asarray(inputs[6], np.float64)
         size = tuple(int(s) for s in inputs[7:])
         k = math.prod(size)
-        if self.weighted:
-            if p.shape != (n,) or not np.all(p >= 0) or not p.sum() > 0:
-                raise ValueError(f"choice: p must hold {n} non-negative weights with a positive sum, got {p}")
+        if self.weighted and (p.shape != (n,) or not np.all(p >= 0) or not p.sum() > 0):
+            raise ValueError(f"choice: p must hold {n} non-negative weights with a positive sum, got {p}")
         if self.replace:
             cdf = np.cumsum(p)
             u = draws.uniform64(key, counter, 0, k) * cdf[-1]
