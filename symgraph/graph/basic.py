@@ -12,7 +12,8 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from types import FrameType
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class SourceLine:
 
 def user_source_line() -> SourceLine | None:
     """The innermost stack frame outside symgraph: the line of user code that is building a node."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
@@ -81,7 +82,8 @@ def user_source_line() -> SourceLine | None:
 def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning raised here point at the innermost user frame
     (the first one outside symgraph), for ``warnings.warn(..., stacklevel=user_stacklevel())``."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     return level
@@ -165,8 +167,8 @@ class Type:
         """A constant of this type holding ``value`` (converted by ``filter``)."""
         return self.constant_class(self, self.filter(value, allow_downcast=True), name)
 
-    variable_class: type = None  # set below
-    constant_class: type = None
+    variable_class: ClassVar[type[Variable]]  # set below, once Variable and Constant are defined
+    constant_class: ClassVar[type[Constant]]
 
 
 class Variable:
@@ -267,6 +269,9 @@ Type.variable_class = Variable
 Type.constant_class = Constant
 
 
+OpT = TypeVar("OpT", bound="Op")
+
+
 class Apply:
     """One application of ``op`` to ``inputs``, producing ``outputs``; remembers the user line
     that built it (``trace``) for error messages."""
@@ -284,6 +289,14 @@ class Apply:
             out.owner, out.index = self, i
         self.trace = trace if trace is not None else user_source_line()
         self.tag = Scratchpad()
+
+    def op_as(self, cls: type[OpT]) -> OpT:
+        """``self.op``, checked to be a ``cls`` and typed as one: for code that knows which op class
+        it handles (a lowering keyed by op class, a rewrite that matched the op)."""
+        op = self.op
+        if not isinstance(op, cls):
+            raise TypeError(f"expected a node of {cls.__name__}, got one of {type(op).__name__} ({op})")
+        return op
 
     @property
     def out(self) -> Variable:
@@ -365,7 +378,8 @@ class Op:
         if "perform" in cls.__dict__:
             cls.perform = _adapt_perform(cls.__dict__["perform"], bound=True)  # type: ignore[method-assign]
         if "view_map" in cls.__dict__:
-            cls.view_map = _normalize_view_map(cls.__dict__["view_map"])
+            # a class-level dict replaces the view_map property on purpose (Theano's class attribute)
+            cls.view_map = _normalize_view_map(cls.__dict__["view_map"])  # type: ignore[method-assign,assignment]
 
     # Theano's attributes, as properties so that only these names cost anything when set: an
     # instance may be given a name, a view_map in Theano's form, or a perform in Theano's signature
@@ -421,9 +435,9 @@ class Op:
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return False
-        if self._own_methods() or other._own_methods():  # type: ignore[attr-defined]
+        if self._own_methods() or other._own_methods():
             return self is other
-        return self._props() == other._props()  # type: ignore[attr-defined]
+        return self._props() == other._props()
 
     def __hash__(self) -> int:
         if self._own_methods():

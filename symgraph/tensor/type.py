@@ -7,7 +7,7 @@ once every op module is loaded (dependency inversion: nothing here imports the o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,7 +31,10 @@ class TensorType(Type):
     Theano's form ``TensorType(dtype, broadcastable=(False, True))`` (a flag per axis: True = length
     1) is accepted too, also positionally. A type is callable: ``T.dmatrix('x')`` is a new variable."""
 
-    def __init__(self, dtype: str, shape: Sequence[int | None] | None = None,
+    variable_class: ClassVar[type[TensorVariable]]  # set below, once the classes are defined
+    constant_class: ClassVar[type[TensorConstant]]
+
+    def __init__(self, dtype: str | np.dtype, shape: Sequence[int | None] | None = None,
                  broadcastable: Sequence[bool] | None = None):
         if shape is not None and broadcastable is None and len(shape) and all(isinstance(s, bool) for s in shape):
             shape, broadcastable = None, shape  # Theano's positional broadcastable pattern
@@ -91,6 +94,10 @@ class TensorType(Type):
 
     def __reduce__(self) -> tuple:
         return TensorType, (self.dtype, self.shape)
+
+    def make_variable(self, name: str | None = None) -> TensorVariable:
+        """A new free tensor variable of this type."""
+        return self.variable_class(self, None, None, name)
 
     def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> TensorType:
         """This type with another dtype and/or static shape."""
@@ -156,8 +163,11 @@ class TensorType(Type):
                          f"precision. Cast the data, or pass allow_input_downcast=True to sg.function")
 
 
-class _TensorOperators:
-    """numpy-like operators and methods shared by tensor variables and constants."""
+class TensorVariable(Variable):
+    """A symbolic n-dimensional array, with numpy-like operators and methods (constants are
+    tensor variables too: ``TensorConstant`` below)."""
+
+    type: TensorType
 
     # arithmetic
     def __add__(self, other): return ops.add(self, other)
@@ -257,13 +267,10 @@ class _TensorOperators:
         return hooks.repr_svg(self)
 
 
-class TensorVariable(_TensorOperators, Variable):
-    """A symbolic n-dimensional array."""
-
-
-class TensorConstant(_TensorOperators, Constant):
-    """A constant array in the graph. ``weak`` constants came from Python numbers and take the
-    dtype of what they combine with (NumPy 2's rule for Python scalars)."""
+class TensorConstant(TensorVariable, Constant):
+    """A constant array in the graph: a tensor variable with fixed ``data`` (as in PyTensor).
+    ``weak`` constants came from Python numbers and take the dtype of what they combine with
+    (NumPy 2's rule for Python scalars)."""
 
     def __init__(self, type: TensorType, data: Any, name: str | None = None, weak: bool = False):
         Constant.__init__(self, type, data, name)
@@ -353,7 +360,7 @@ def constant(value: Any, name: str | None = None, dtype: str | None = None) -> T
 def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None) -> TensorVariable:
     """``x`` itself if it is a tensor variable, else a constant made from it."""
     if isinstance(x, Variable):
-        if not isinstance(x.type, TensorType):
+        if not isinstance(x, TensorVariable):  # (every variable of a TensorType is one)
             raise GraphTypeError(f"expected a tensor variable, got {x} of type {x.type}")
         v = x
     elif isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in x):
