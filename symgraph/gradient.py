@@ -36,7 +36,7 @@ def _is_float(v: Variable) -> bool:
     return hasattr(v, "dtype") and is_inexact(v)
 
 
-def _zeros_like(x: Variable, dtype: str | None = None) -> Variable:
+def _zeros_like(x: TensorVariable, dtype: str | None = None) -> Variable:
     return T.zeros_like(x, dtype=dtype or x.dtype)
 
 
@@ -87,7 +87,7 @@ def _seed(var: Any, g: Any) -> tuple[Variable, Variable]:
 
 # --- reverse mode ---------------------------------------------------------------------------------
 
-def grad(cost: Variable | None, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
+def grad(cost: TensorVariable | None, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
          disconnected_inputs: str = "raise", known_grads: dict | None = None,
          return_disconnected: str = "zero") -> Any:
     """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list;
@@ -204,7 +204,7 @@ def _op_grads(node: Apply, out_grads: list) -> list:
     return grad(None, list(node.inputs), disconnected_inputs="ignore", known_grads=known, return_disconnected="none")
 
 
-def _disconnected(w: Variable, mode: str, give: str) -> Variable | None:
+def _disconnected(w: TensorVariable, mode: str, give: str) -> Variable | None:
     msg = (f"grad: the cost does not depend on {w} ({w.type}), or only through disconnected_grad / "
            f"consider_constant; pass disconnected_inputs='ignore' (or 'warn') to get zeros instead")
     if mode == "raise":
@@ -216,7 +216,7 @@ def _disconnected(w: Variable, mode: str, give: str) -> Variable | None:
 
 # --- Jacobians, Hessians, Lop and Rop ---------------------------------------------------------------
 
-def _static_shape(v: Variable, what: str) -> tuple[int, ...]:
+def _static_shape(v: TensorVariable, what: str) -> tuple[int, ...]:
     shape = v.type.shape
     if any(s is None for s in shape):
         raise GradientError(f"{what} needs a static shape to unroll over its elements, but {v} has type "
@@ -234,7 +234,8 @@ def jacobian(expression: Variable, wrt: Variable | Sequence[Variable], consider_
     return _jacobian(expression, shape, wrt, consider_constant, disconnected_inputs)
 
 
-def _jacobian(expression: Variable, shape: tuple, wrt: Any, consider_constant: Any, disconnected_inputs: str) -> Any:
+def _jacobian(expression: TensorVariable, shape: tuple, wrt: Any, consider_constant: Any,
+              disconnected_inputs: str) -> Any:
     if expression.ndim == 0:
         return grad(expression, wrt, consider_constant, disconnected_inputs)
     wrt_list, kind = _as_list(wrt)

@@ -19,7 +19,7 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.convolution import Geometry, conv_with_pads, flip, input_grad, kernel_grad, spatial_lengths
 from symgraph.tensor.shape import ShapeEntry, as_int_entry, sfold, shape_i
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 from symgraph.tensor.window import dilated, int_tuple, out_length, padding_pairs
 
 __all__ = ["conv2d", "conv2d_transpose", "conv2d_grad_wrt_inputs", "conv2d_grad_wrt_weights",
@@ -46,7 +46,7 @@ def border_mode_to_pads(border_mode: Any, k_len: Sequence[ShapeEntry], dilation:
     return list(pads)
 
 
-def _hinted(v: Variable, hint: Sequence | None, what: str, required_from: int | None = None) -> list[ShapeEntry]:
+def _hinted(v: TensorVariable, hint: Sequence | None, what: str, required_from: int | None = None) -> list[ShapeEntry]:
     """Lengths of ``v`` (4 entries): the static shape, else the hint, else ``shape_i``. A hint that
     contradicts the static shape is a ShapeError."""
     if hint is not None and len(hint) != v.ndim:

@@ -20,7 +20,7 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.type import as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact
 
 OPS = ("sum", "mean")
 STATS = {"calls": 0, "bytes": 0}
@@ -156,7 +156,7 @@ def allreduce_many(xs: Sequence[Any], op: str, dtype: str) -> list[np.ndarray]:
     return out
 
 
-def _check_op(op: str, x: Variable) -> None:
+def _check_op(op: str, x: TensorVariable) -> None:
     if op not in OPS:
         raise ValueError(f"allreduce: op must be one of {OPS}, got {op!r}")
     if op == "mean" and not is_inexact(x.dtype):

@@ -33,7 +33,7 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.conv_numpy import conv_numpy
 from symgraph.tensor.elemwise import DimShuffle, cast
 from symgraph.tensor.shape import ShapeEntry, reshape, sfold, shape_i
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 from symgraph.tensor.window import (
     check_pads_input,
     dilated,
@@ -172,7 +172,7 @@ class Geometry:
                    self.rhs_dilation)
 
 
-def spatial_lengths(v: Variable, alt: Variable | None = None) -> list[ShapeEntry]:
+def spatial_lengths(v: TensorVariable, alt: Variable | None = None) -> list[ShapeEntry]:
     """Lengths of the spatial axes (2 onwards) of ``v``: static where ``v`` (or ``alt``, a
     same-shaped variable) knows them, else ``shape_i`` of ``alt`` (or ``v``)."""
     src = alt if alt is not None else v
@@ -223,17 +223,17 @@ def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
     return swap01(conv(swap01(x), swap01(g)))
 
 
-def swap01(v: Variable) -> Variable:
+def swap01(v: TensorVariable) -> Variable:
     """``v`` with its first two axes exchanged (a view)."""
     return DimShuffle(v.ndim, (1, 0) + tuple(range(2, v.ndim)))(v)
 
 
-def flip(v: Variable) -> Variable:
+def flip(v: TensorVariable) -> Variable:
     """``v`` reversed along its spatial axes (2 onwards): a view."""
     return v[(slice(None), slice(None)) + (slice(None, None, -1),) * (v.ndim - 2)]
 
 
-def _entries(v: Variable) -> list[ShapeEntry]:
+def _entries(v: TensorVariable) -> list[ShapeEntry]:
     return [s if s is not None else shape_i(v, d) for d, s in enumerate(v.type.shape)]
 
 
@@ -258,7 +258,7 @@ def ungroup_batch(gx: Variable, b: int) -> Variable:
     return reshape(moved, [sfold("mul", nb, b), c] + sp)
 
 
-def _cast_like(g: Variable, x: Variable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> Variable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 

@@ -21,7 +21,7 @@ from symgraph.tensor.elemwise import ELEMWISE_OPS, cast
 from symgraph.tensor.reduction import prod
 from symgraph.tensor.shape import shape
 from symgraph.tensor.subtensor import set_subtensor
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 __all__ = ["RFFT", "IRFFT", "rfft", "irfft"]
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
@@ -34,7 +34,7 @@ def _check_sizes(s: Variable, what: str) -> Variable:
     return s
 
 
-def _two_frequency_bins(g: Variable, s: Variable, factor: float) -> Variable:
+def _two_frequency_bins(g: TensorVariable, s: Variable, factor: float) -> Variable:
     """``g`` (…, bins, 2) with bins 1 .. n//2 + n%2 - 1 (each standing for +f and -f) times ``factor``."""
     n = s[-1]
     idx = (slice(None),) * (g.ndim - 2) + (slice(1, n // 2 + n % 2), slice(None))

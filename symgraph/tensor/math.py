@@ -13,7 +13,7 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import DimShuffle, _fmt, broadcast_static_shape, cast, dimshuffle
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import reshape, shape_i, sprod
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact
 
 
 @cache
@@ -26,20 +26,20 @@ def _product_dtype(fn_name: str, da: str, db: str) -> str:
         raise GraphTypeError(f"{fn_name} is not defined for dtypes {da} and {db} ({e})") from None
 
 
-def _check_inner(what: str, a: Variable, b: Variable, ka: int | None, kb: int | None) -> None:
+def _check_inner(what: str, a: TensorVariable, b: TensorVariable, ka: int | None, kb: int | None) -> None:
     if ka is not None and kb is not None and ka != kb:
         raise ShapeError(f"{what}: shapes {_fmt(a.type.shape)} and {_fmt(b.type.shape)} are not aligned: "
                          f"inner dimensions {ka} and {kb} differ")
 
 
-def _grad_as(g: Variable, x: Variable) -> Variable | None:
+def _grad_as(g: TensorVariable, x: TensorVariable) -> Variable | None:
     """``g`` cast to ``x``'s dtype, or None when ``x`` is not differentiable (integers)."""
     if not is_inexact(x):
         return None
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
-def _swap_last(x: Variable) -> Variable:
+def _swap_last(x: TensorVariable) -> Variable:
     order = list(range(x.ndim))
     order[-2:] = order[-1], order[-2]
     return DimShuffle(x.ndim, order)(x)
@@ -126,7 +126,7 @@ class MatMul(Op):
         return [batch + (sa[-2][0],) * (a.ndim > 1) + (sb[-1][0],) * (b.ndim > 1)]
 
 
-def _padded(x: Variable, shape: Sequence, nb: int, left: bool) -> list:
+def _padded(x: TensorVariable, shape: Sequence, nb: int, left: bool) -> list:
     """(symbolic, static) length pairs of a matmul operand promoted to 2-d and padded to nb batch axes."""
     pairs = list(zip(shape, x.type.shape))
     if x.ndim == 1:
@@ -134,13 +134,14 @@ def _padded(x: Variable, shape: Sequence, nb: int, left: bool) -> list:
     return [(1, 1)] * (nb + 2 - len(pairs)) + pairs
 
 
-def _insert_axis(x: Variable, pos: int) -> Variable:
+def _insert_axis(x: TensorVariable, pos: int) -> Variable:
     order: list = list(range(x.ndim))
     order.insert(pos, "x")
     return DimShuffle(x.ndim, order)(x)
 
 
-def _normalize_tensordot_axes(axes: Any, a: Variable, b: Variable) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _normalize_tensordot_axes(axes: Any, a: TensorVariable,
+                              b: TensorVariable) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if isinstance(axes, (int, np.integer)):
         n = int(axes)
         if not 0 <= n <= min(a.ndim, b.ndim):

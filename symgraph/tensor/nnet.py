@@ -14,7 +14,7 @@ from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS, cast, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import shape
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 sigmoid, relu, softplus, tanh = FUNCTIONS["sigmoid"], FUNCTIONS["relu"], FUNCTIONS["softplus"], FUNCTIONS["tanh"]
 _exp, _log = ELEMWISE_OPS["exp"], ELEMWISE_OPS["log"]
@@ -100,7 +100,7 @@ class LogSoftmax(_AxisSoftmax):
         return [_cast_like(gx, x)]
 
 
-def _cast_like(g: Variable, x: Variable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> Variable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 

@@ -27,7 +27,7 @@ from symgraph.tensor.alloc import ones
 from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select
 from symgraph.tensor.pool_numpy import pool as np_pool
 from symgraph.tensor.shape import ShapeEntry, sfold, shape_i
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant
 from symgraph.tensor.window import (
     check_pads_input,
     dilated,
@@ -211,7 +211,7 @@ class MaxPoolGradGrad(_Windowed):
         return [None, scatter] + [None] * (len(inputs) - 2)
 
 
-def trailing_lengths(v: Variable, nd: int, alt: Variable | None = None) -> list[ShapeEntry]:
+def trailing_lengths(v: TensorVariable, nd: int, alt: Variable | None = None) -> list[ShapeEntry]:
     """Lengths of the last ``nd`` axes of ``v``: static where ``v`` (or the same-shaped ``alt``)
     knows them, else ``shape_i``."""
     src = alt if alt is not None else v

@@ -13,7 +13,7 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor import type as _type_module
 from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
 from symgraph.tensor.shape import reshape, shape_tuple
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, is_inexact
 
 # scalar op name -> (numpy reduction, public function name)
 _REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
@@ -103,7 +103,7 @@ class CAReduce(Op):
             gx = g * first_extreme_mask(x, self.axis, "max" if self.scalar_op == "maximum" else "min")
         return [_cast_like(gx, x)]
 
-    def _keep(self, v: Variable) -> Variable:
+    def _keep(self, v: TensorVariable) -> Variable:
         """``v`` (output-shaped) with the reduced axes put back as length-1 axes."""
         if self.keepdims or not self.axis:
             return v
@@ -115,7 +115,7 @@ class CAReduce(Op):
         return [_reduced_shape(input_shapes[0], self.axis, self.keepdims)]
 
 
-def _cast_like(g: Variable, x: Variable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> Variable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
@@ -128,7 +128,7 @@ def _prod_grad_factor(x: Variable, axis: tuple) -> Variable:
     return switch(eq(n_zeros, 0), prod_nz / nonzero, switch(is_zero & eq(n_zeros, 1), prod_nz, 0))
 
 
-def first_extreme_mask(x: Variable, axis: tuple, which: str) -> Variable:
+def first_extreme_mask(x: TensorVariable, axis: tuple, which: str) -> Variable:
     """True at the first position of each reduced slice's largest (``which='max'``) or smallest
     element, in C order over the reduced ``axis`` (a sorted tuple): the position argmax/argmin
     gives, where a NaN counts as extreme, as in numpy. The gradient of max/min: with ties all of
@@ -208,7 +208,7 @@ class ReducedSize(Op):
         return [()]
 
 
-def reduced_size(x: Variable, axis: tuple) -> Variable:
+def reduced_size(x: TensorVariable, axis: tuple) -> Variable:
     """Count of elements over ``axis``: a Python int when the static shape knows it, else symbolic."""
     dims = [x.type.shape[a] for a in axis]
     if None not in dims:
@@ -356,7 +356,7 @@ def _as_count(count: Any, dtype: str) -> Variable:
     return cast(count, dtype)
 
 
-def sum_to(g: Variable, x: Variable) -> Variable:
+def sum_to(g: TensorVariable, x: TensorVariable) -> Variable:
     """Sum a gradient ``g`` (broadcast to an output's shape) back to the shape of input ``x``:
     the leading axes ``x`` lacks, and the axes where ``x`` has static length 1 and ``g`` not."""
     lead = g.ndim - x.ndim

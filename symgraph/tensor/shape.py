@@ -12,7 +12,7 @@ import numpy as np
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, _fmt, cast, switch
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorConstant, TensorType, TensorVariable, as_tensor_variable, constant, is_inexact
 
 __all__ = ["shape", "shape_i", "size", "reshape", "flatten", "squeeze", "expand_dims", "concatenate",
            "stack", "Shape", "Shape_i", "Reshape", "Join", "MakeVector"]
@@ -64,7 +64,7 @@ def entry_var(e: ShapeEntry) -> Variable:
     return constant(np.asarray(e, dtype="int64")) if isinstance(e, int) else e
 
 
-def shape_tuple(x: Variable) -> tuple:
+def shape_tuple(x: TensorVariable) -> tuple:
     """``x``'s shape as a tuple of entries: static ints where known, else shape_i(x, d)."""
     return tuple(s if s is not None else shape_i(x, d) for d, s in enumerate(x.type.shape))
 
@@ -78,7 +78,7 @@ def common_dtype(vars: Sequence[Variable]) -> str:
     return np.result_type(*strong, *[v.data.item() for v, w in zip(vars, weak) if w]).name
 
 
-def to_dtype(v: Variable, dtype: str) -> Variable:
+def to_dtype(v: TensorVariable, dtype: str) -> Variable:
     """``v`` as ``dtype``: constants are converted now, variables through a cast node."""
     if v.dtype == dtype:
         return v
@@ -180,7 +180,7 @@ class MakeVector(Op):
         return [(len(node.inputs),)]
 
 
-def static_entries(vec: Variable) -> list[int | None]:
+def static_entries(vec: TensorVariable) -> list[int | None]:
     """What is known at build time about each entry of an int vector of static length."""
     n = vec.type.shape[0]
     if isinstance(vec, Constant):
@@ -192,7 +192,7 @@ def static_entries(vec: Variable) -> list[int | None]:
     return [None] * (n or 0)
 
 
-def vector_entry(vec: Variable, i: int) -> ShapeEntry:
+def vector_entry(vec: TensorVariable, i: int) -> ShapeEntry:
     """Entry ``i`` of an int vector as a shape entry, without indexing when the graph says it."""
     k = static_entries(vec)[i] if vec.type.shape[0] is not None else None
     if k is not None:
@@ -267,7 +267,7 @@ class Reshape(Op):
         out = self._static_shape(x, known)
         return Apply(self, [x, shp], [TensorType(x.dtype, out).make_variable()])
 
-    def _static_shape(self, x: Variable, known: list) -> tuple:
+    def _static_shape(self, x: TensorVariable, known: list) -> tuple:
         if any(k is not None and k < -1 for k in known) or sum(k == -1 for k in known) > 1:
             raise ShapeError(f"reshape: invalid new shape {_fmt(tuple(known))} (lengths must be >= 0, "
                              f"with at most one -1)")

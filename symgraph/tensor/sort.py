@@ -13,14 +13,14 @@ from symgraph.tensor.alloc import zeros_like
 from symgraph.tensor.elemwise import cast
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.shape import flatten
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact
 
 __all__ = ["Sort", "ArgSort", "TakeAlongAxis", "ScatterAddAlongAxis", "sort", "argsort", "take_along_axis",
            "scatter_add_along_axis"]
 KINDS = ("quicksort", "mergesort", "heapsort", "stable")
 
 
-def _axis(x: Variable, axis: Any, what: str) -> int:
+def _axis(x: TensorVariable, axis: Any, what: str) -> int:
     if x.ndim == 0:
         raise GraphTypeError(f"{what} needs at least one dimension, got {x} ({x.type})")
     (a,) = normalize_axis(axis, x.ndim, what)
@@ -83,7 +83,7 @@ class ArgSort(Op):
         return [input_shapes[0]]
 
 
-def _check_index(x: Variable, idx: Variable, axis: int, what: str) -> None:
+def _check_index(x: TensorVariable, idx: TensorVariable, axis: int, what: str) -> None:
     if idx.dtype not in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"):
         raise GraphTypeError(f"{what}: indices must be integers, got {idx} ({idx.type})")
     if idx.ndim != x.ndim or not 0 <= axis < x.ndim:

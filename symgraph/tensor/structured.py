@@ -12,7 +12,7 @@ from symgraph.tensor.alloc import alloc, arange, zeros
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, cast, switch
 from symgraph.tensor.shape import shape_i
 from symgraph.tensor.subtensor import set_subtensor
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
 __all__ = ["eye", "tri", "tril", "triu", "diag", "mgrid", "ogrid"]
 
@@ -34,7 +34,7 @@ def tri(N: Any, M: Any = None, k: Any = 0, dtype: str | None = None) -> Variable
     return cast(_mask(N, N if M is None else M, k, "ge"), dtype or config.floatX)
 
 
-def _tri_of(x: Variable, k: Any) -> Variable:
+def _tri_of(x: TensorVariable, k: Any) -> Variable:
     """tri's boolean mask for the last two axes of ``x`` (broadcasting over the leading ones)."""
     if x.ndim < 2:
         raise GraphTypeError(f"tril/triu need at least 2 dimensions, got {x} ({x.type})")

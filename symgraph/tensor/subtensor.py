@@ -19,7 +19,7 @@ from symgraph.tensor.elemwise import FUNCTIONS, _fmt, broadcast_shapes, broadcas
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import MakeVector, Shape, as_int_entry, constant_int, entry_var, sfold, shape_i
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorConstant, TensorType, TensorVariable, as_tensor_variable, constant, is_inexact
 
 __all__ = ["subtensor", "set_subtensor", "inc_subtensor", "Subtensor", "AdvancedSubtensor", "IncSubtensor"]
 
@@ -109,7 +109,7 @@ def index_shape(idx_list: tuple, xshape: Sequence, parts: Sequence[Variable], sl
     return tuple(out)
 
 
-def _static_adv_shape(kind: str, p: Variable) -> tuple:
+def _static_adv_shape(kind: str, p: TensorVariable) -> tuple:
     if kind == "b":
         return (int(np.count_nonzero(p.data)) if isinstance(p, Constant) else None,)
     return p.type.shape
@@ -128,7 +128,7 @@ _KIND_NAMES = {"s": "slice bound (0-d integer)", "i": "integer index (0-d intege
                "a": "integer index array", "b": "boolean mask"}
 
 
-def _check_parts(op: Op, x: Variable, parts: list) -> list:
+def _check_parts(op: Op, x: TensorVariable, parts: list) -> list:
     """Validate the index inputs of an indexing node against its idx_list."""
     parts = [as_tensor_variable(p) for p in parts]
     kinds = [k for e in op.idx_list for k in ((["s"] * sum(e)) if isinstance(e, tuple) else [] if e is None else [e])]
@@ -170,7 +170,7 @@ class _IndexOp(Op):
                 idx.append(int(v) if e == "i" else v)
         return tuple(idx)
 
-    def out_static_shape(self, x: Variable, parts: list) -> tuple:
+    def out_static_shape(self, x: TensorVariable, parts: list) -> tuple:
         return index_shape(self.idx_list, x.type.shape, parts, _static_slice_length, _static_adv_shape,
                            lambda shapes: broadcast_static_shape(shapes, "index arrays"))
 
@@ -319,7 +319,7 @@ def _classify(item: Any, what: str) -> tuple:
                      f"masks, got {v} ({v.type})")
 
 
-def _normalize(x: Variable, index: Any) -> tuple[tuple, list]:
+def _normalize(x: TensorVariable, index: Any) -> tuple[tuple, list]:
     """Turn a user index into (idx_list, parts), expanding Ellipsis and checking static bounds."""
     what = f"indexing {x} ({x.type})"
     items = index if isinstance(index, tuple) else (index,)
@@ -340,7 +340,7 @@ def _normalize(x: Variable, index: Any) -> tuple[tuple, list]:
     return tuple(idx_list), parts
 
 
-def _check_static_bounds(x: Variable, e: Any, ps: list, dim: int, what: str) -> None:
+def _check_static_bounds(x: TensorVariable, e: Any, ps: list, dim: int, what: str) -> None:
     if e not in ("i", "a", "b") or not isinstance(ps[0], Constant):
         return
     if e == "b":

@@ -21,7 +21,7 @@ import numpy as np
 from symgraph.errors import GraphTypeError, LinAlgError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import _fmt, broadcast_shapes, broadcast_static_shape, cast
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
 ON_ERROR = ("raise", "nan")
 
@@ -48,7 +48,7 @@ def as_matrices(*xs: Any) -> list[Variable]:
     return out
 
 
-def check_matrix(x: Variable, what: str, square: bool = True) -> None:
+def check_matrix(x: TensorVariable, what: str, square: bool = True) -> None:
     """A GraphTypeError unless ``x`` is a float (stack of) matrix; ShapeError when it is certainly not square."""
     if x.ndim < 2:
         raise GraphTypeError(f"{what}: expected a matrix or a stack of matrices (at least 2 dimensions), "
@@ -67,7 +67,7 @@ def check_on_error(on_error: str) -> str:
     return on_error
 
 
-def b_core_ndim(b: Variable, b_ndim: int | None) -> int:
+def b_core_ndim(b: TensorVariable, b_ndim: int | None) -> int:
     """How many trailing axes of a right-hand side are one problem: numpy's rule (a 1-d ``b`` is a
     vector, anything else a stack of matrices) unless ``b_ndim`` says (1 for stacks of vectors)."""
     if b_ndim is None:

@@ -20,7 +20,7 @@ from symgraph.tensor.reduction import max as tmax
 from symgraph.tensor.reduction import min as tmin
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import expand_dims
-from symgraph.tensor.type import as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact
 
 
 def lstsq(a: Any, b: Any, rcond: float | None = None) -> tuple:
@@ -105,7 +105,7 @@ def _keep(out: Variable, axes: tuple, ndim: int) -> Variable:
     return out
 
 
-def _vector_norm(x: Variable, ord: Any, axis: int) -> Variable:
+def _vector_norm(x: TensorVariable, ord: Any, axis: int) -> Variable:
     abs_ = E["abs"](x)
     if ord is None or ord == 2:
         return E["sqrt"](tsum(E["sqr"](x), axis=axis))
@@ -123,7 +123,7 @@ def _vector_norm(x: Variable, ord: Any, axis: int) -> Variable:
     return E["pow"](tsum(E["pow"](abs_, np.asarray(p, x.dtype)), axis=axis), np.asarray(1 / p, x.dtype))
 
 
-def _matrix_norm(x: Variable, ord: Any, axes: tuple) -> Variable:
+def _matrix_norm(x: TensorVariable, ord: Any, axes: tuple) -> Variable:
     if ord not in _MATRIX_ORDS:
         raise ValueError(f"norm: invalid matrix norm order {ord!r}; choose from {_MATRIX_ORDS}")
     r, c = axes

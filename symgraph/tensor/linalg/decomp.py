@@ -41,10 +41,10 @@ from symgraph.tensor.linalg.structure import (
     tril,
 )
 from symgraph.tensor.math import matmul
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, TensorVariable
 
 
-def _square_n(x: Variable) -> Any:
+def _square_n(x: TensorVariable) -> Any:
     n, m = x.type.shape[-2:]
     return n if n is not None else m
 

@@ -27,7 +27,7 @@ from symgraph.tensor.linalg.solve import solve_triangular
 from symgraph.tensor.linalg.structure import diag_embed, dim_len, expand, matrix_transpose, tril
 from symgraph.tensor.math import matmul
 from symgraph.tensor.shape import concatenate, sfold
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, TensorVariable
 
 QR_MODES = ("reduced", "complete", "r")
 
@@ -93,7 +93,7 @@ class QR(LinalgOp):
         return [qr_grad(a, q, r, gq, gr, self.on_error)]
 
 
-def qr_grad(a: Variable, q: Variable, r: Variable, gq: Variable | None, gr: Variable, on_error: str) -> Variable:
+def qr_grad(a: TensorVariable, q: Variable, r: Variable, gq: Variable | None, gr: Variable, on_error: str) -> Variable:
     """Abar of the reduced QR: with A = [X | Y], X = Q R1 square or tall, Y = Q R2,
     M = R1 gR1^T - gQ'^T Q and gQ' = gQ + Y gR2^T: gX = (gQ' + Q copyltu(M)) R1^-T, gY = Q gR2."""
     m, n = a.type.shape[-2:]

@@ -18,15 +18,15 @@ from symgraph.tensor.math import matmul
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import sfold, shape_i
 from symgraph.tensor.structured import eye, tril, triu  # noqa: F401  (T.linalg.eye, ... are T.eye, ...)
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact
 
 
-def _need_matrix(x: Variable, what: str) -> None:
+def _need_matrix(x: TensorVariable, what: str) -> None:
     if x.ndim < 2:
         raise GraphTypeError(f"{what}: expected a matrix or a stack of matrices, got {x} of type {x.type}")
 
 
-def dim_len(x: Variable, axis: int) -> Any:
+def dim_len(x: TensorVariable, axis: int) -> Any:
     """Length of ``x`` along ``axis``: a Python int when static, else a symbolic scalar."""
     s = x.type.shape[axis]
     return s if s is not None else shape_i(x, axis % x.ndim)
@@ -103,7 +103,7 @@ def diag_embed(v: Variable) -> Variable:
     return switch(band_mask(n, n, 0, "eq"), expand(v, -2), 0)
 
 
-def expand(x: Variable, axis: int) -> Variable:
+def expand(x: TensorVariable, axis: int) -> Variable:
     """``x`` with a new length-1 axis at ``axis`` (-1 appends, -2 inserts before the last)."""
     order: list = list(range(x.ndim))
     order.insert(x.ndim + 1 + axis if axis < 0 else axis, "x")
@@ -117,7 +117,7 @@ def outer_last(u: Variable, v: Variable, vectors: bool) -> Variable:
     return matmul(u, matrix_transpose(v))
 
 
-def sym(x: Variable) -> Variable:
+def sym(x: TensorVariable) -> Variable:
     """(x + x^T) / 2 over the last two axes."""
     return (x + matrix_transpose(x)) * np.asarray(0.5, dtype=x.dtype)
 
