@@ -10,11 +10,13 @@ from symgraph.tensor.collective import AllReduce, AllReduceBucket, allreduce_man
 
 @lowers(AllReduce)
 def _allreduce(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(AllReduce)
     fn = ctx.ref(allreduce_value, "allreduce")
-    return f"{fn}({ctx.ins[0]}, {node.op.op!r}, {node.outputs[0].dtype!r})"
+    return f"{fn}({ctx.ins[0]}, {op.op!r}, {node.outputs[0].dtype!r})"
 
 
 @lowers(AllReduceBucket)
 def _allreduce_bucket(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(AllReduceBucket)
     fn = ctx.ref(allreduce_many, "allreduce_bucket")
-    return f"{fn}([{', '.join(ctx.ins)}], {node.op.op!r}, {node.outputs[0].dtype!r})"
+    return f"{fn}([{', '.join(ctx.ins)}], {op.op!r}, {node.outputs[0].dtype!r})"

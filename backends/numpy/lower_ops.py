@@ -22,7 +22,7 @@ def _axis_kw(axis: tuple, keepdims: bool) -> str:
 
 @lowers(CAReduce)
 def _careduce(node: Apply, ctx: LowerContext) -> str:
-    op, (x,), out = node.op, ctx.ins, node.outputs[0]
+    op, (x,), out = node.op_as(CAReduce), ctx.ins, node.outputs[0]
     kw = _axis_kw(op.axis, op.keepdims)
     if op.scalar_op in ("add", "mul") and out.dtype != node.inputs[0].dtype:
         kw += f", dtype=np.{out.dtype}"
@@ -31,16 +31,17 @@ def _careduce(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(ArgReduce)
 def _argreduce(node: Apply, ctx: LowerContext) -> str:
-    op, (x,) = node.op, ctx.ins
+    op, (x,) = node.op_as(ArgReduce), ctx.ins
     keep = ", keepdims=True" if op.keepdims else ""
     return f"np.{op.np_fn.__name__}({x}, axis={op.axis}{keep})"
 
 
 @lowers(ReducedSize)
 def _reduced_size(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(ReducedSize)
     if len(ctx.ins) > 1:  # the count of a broadcast (a fused elementwise result's)
-        return f"{ctx.ref(node.op.perform, 'reduced_size')}(None, [{', '.join(ctx.ins)}])[0]"
-    dims = " * ".join(f"{ctx.ins[0]}.shape[{a}]" for a in node.op.axis) or "1"
+        return f"{ctx.ref(op.perform, 'reduced_size')}(None, [{', '.join(ctx.ins)}])[0]"
+    dims = " * ".join(f"{ctx.ins[0]}.shape[{a}]" for a in op.axis) or "1"
     return f"np.int64({dims})"
 
 
@@ -61,14 +62,15 @@ def _matmul(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(TensorDot)
 def _tensordot(node: Apply, ctx: LowerContext) -> str:
-    return f"np.tensordot({ctx.ins[0]}, {ctx.ins[1]}, axes=({node.op.axes_a!r}, {node.op.axes_b!r}))"
+    op = node.op_as(TensorDot)
+    return f"np.tensordot({ctx.ins[0]}, {ctx.ins[1]}, axes=({op.axes_a!r}, {op.axes_b!r}))"
 
 
 def _softmax_family(fn):
     def lower(node: Apply, ctx: LowerContext) -> str | None:
         if node.inputs[0].dtype != node.outputs[0].dtype:  # integer input: perform casts first
             return None
-        return f"{ctx.ref(fn, fn.__name__)}({ctx.ins[0]}, {node.op.axis})"
+        return f"{ctx.ref(fn, fn.__name__)}({ctx.ins[0]}, {node.op_as(_nnet._AxisSoftmax).axis})"
     return lower
 
 
@@ -97,8 +99,9 @@ def _tuple(items: list[str]) -> str:
 @lowers(Subtensor)
 @lowers(AdvancedSubtensor)
 def _subtensor(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(Subtensor)
     vals, items = iter(zip(node.inputs[1:], ctx.ins[1:])), []
-    for e in node.op.idx_list:
+    for e in op.idx_list:
         if e is None:
             items.append("None")
         elif isinstance(e, tuple):
@@ -126,17 +129,20 @@ def _shape_op(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(Shape_i)
 def _shape_i(node: Apply, ctx: LowerContext) -> str:
-    return f"np.int64({ctx.ins[0]}.shape[{node.op.i}])"
+    op = node.op_as(Shape_i)
+    return f"np.int64({ctx.ins[0]}.shape[{op.i}])"
 
 
 @lowers(MakeVector)
 def _make_vector(node: Apply, ctx: LowerContext) -> str:
-    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins)])}, dtype=np.{node.op.dtype})"
+    op = node.op_as(MakeVector)
+    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins)])}, dtype=np.{op.dtype})"
 
 
 @lowers(Join)
 def _join(node: Apply, ctx: LowerContext) -> str:
-    return f"np.concatenate({_tuple(ctx.ins)}, axis={node.op.axis})"
+    op = node.op_as(Join)
+    return f"np.concatenate({_tuple(ctx.ins)}, axis={op.axis})"
 
 
 @lowers(Alloc)
@@ -149,11 +155,13 @@ def _alloc(node: Apply, ctx: LowerContext) -> str | None:
 
 @lowers(ARange)
 def _arange(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(ARange)
     args = ", ".join(_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins))
-    return f"np.arange({args}, dtype=np.{node.op.dtype})"
+    return f"np.arange({args}, dtype=np.{op.dtype})"
 
 
 @lowers(HostFallback)
 def _host_fallback(node: Apply, ctx: LowerContext) -> str | None:
     """A device backend's host fallback: the wrapped op's own numpy expression (or its perform)."""
-    return ctx.expression(node.op.inner(node), ctx.ins)
+    op = node.op_as(HostFallback)
+    return ctx.expression(op.inner(node), ctx.ins)

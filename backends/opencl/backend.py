@@ -39,7 +39,7 @@ def _fallback_source(node: Apply, reason: str) -> str:
     """The ``f.kernels`` entry of a host fallback (a C comment: no device code exists)."""
     ins = ", ".join(str(v.type) for v in node.inputs)
     outs = ", ".join(str(v.type) for v in node.outputs)
-    return (f"/* HOST FALLBACK: {node.op.op} runs on the host with numpy ({reason}).\n"
+    return (f"/* HOST FALLBACK: {node.op_as(HostFallback).op} runs on the host with numpy ({reason}).\n"
             f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
 
 
@@ -109,7 +109,8 @@ class OpenCLBackend(Backend):
         return lower(node, self.ctx) if lower is not None else None
 
     def _fallback(self, node: Apply, reason: str) -> Lowered:
-        name = "".join(c if c.isalnum() else "_" for c in f"host{len(self.fallbacks) + 1}_{node.op.op}")[:48]
+        label = f"host{len(self.fallbacks) + 1}_{node.op_as(HostFallback).op}"
+        name = "".join(c if c.isalnum() else "_" for c in label)[:48]
         self.kernels[name] = _fallback_source(node, reason)
         self.fallbacks.append(name)
         self.ctx.node_kernels[node] = [name]

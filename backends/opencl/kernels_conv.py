@@ -115,7 +115,7 @@ class ConvKernel:
     """One Conv node: im2col or col2im around the matmul, chunked over the batch."""
 
     def __init__(self, node: Apply, ctx: LowerContext):
-        self.node, self.op, self.rt = node, node.op, ctx.runtime
+        self.node, self.op, self.rt = node, node.op_as(Conv), ctx.runtime
         x, out = node.inputs[0], node.outputs[0]
         self.dtype, nd = np.dtype(out.dtype), self.op.nspatial
         self.mm = MatmulKernel(_ProductNode(node.op, [out, out], [out], node.trace), ctx, "conv")
@@ -193,9 +193,10 @@ class ConvKernel:
 @lowers(Conv)
 def lower_conv(node: Apply, ctx: LowerContext) -> Lowered | None:
     """Conv as im2col or col2im around the matmul; mixed operand dtypes stay on the host."""
+    op = node.op_as(Conv)
     x, w = node.inputs[:2]
     if x.dtype != w.dtype:
         return None
     ctx.runtime.check_dtype(node.outputs[0].dtype, f"the output of {node.op}")
-    hosted = frozenset({2}) if node.op.padding is None else frozenset()
+    hosted = frozenset({2}) if op.padding is None else frozenset()
     return Lowered(ConvKernel(node, ctx), host_inputs=hosted)

@@ -30,7 +30,7 @@ from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.graph.basic import Apply
 from symgraph.tensor.nnet import OneHot
-from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor
+from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor, _IndexOp
 
 _BAD = ("if (v{k} < 0 || v{k} >= an{k}) {{ if (atomic_cmpxchg((__global int *)(err + 4 * slot), 0, 1) == 0) "
         "{{ err[4 * slot + 1] = (long)idx{k}[q{k}]; err[4 * slot + 2] = ax{k}; err[4 * slot + 3] = an{k}; }} {skip} }}")
@@ -261,7 +261,7 @@ def _host_parts(op) -> frozenset:
 def _static_index_dtypes(node: Apply, parts_at: int) -> tuple:
     """The dtypes of the index arrays the kernel will see (a mask becomes ndim int64 arrays)."""
     out, rank, it = [], 0, iter(node.inputs[parts_at:])
-    for e in node.op.idx_list:
+    for e in node.op_as(_IndexOp).idx_list:
         ps = [next(it) for _ in range(sum(e) if isinstance(e, tuple) else 0 if e is None else 1)]
         if e == "a":
             out.append(ps[0].dtype)
@@ -295,7 +295,7 @@ def lower_advanced_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(IncSubtensor)
 def lower_inc_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """set_subtensor / inc_subtensor: a copy of x, then the scatter (or a strided copy for slices)."""
-    op, rt = node.op, ctx.runtime
+    op, rt = node.op_as(IncSubtensor), ctx.runtime
     x = node.inputs[0]
     slot = ctx.checks.slot(node, _out_of_bounds)
     publish_copy(ctx, x.dtype, x.ndim)

@@ -16,14 +16,14 @@ from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.math import TensorDot
-from symgraph.tensor.nnet import LogSoftmax, Softmax
+from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
 
 
 @lowers(TensorDot)
 def lower_tensordot(node: Apply, ctx: LowerContext) -> Lowered:
     """tensordot as one matrix product: a's free axes x contracted axes times b's contracted x
     free axes, merged as views where the strides allow (else one contiguous copy)."""
-    op = node.op
+    op = node.op_as(TensorDot)
     mm = MatmulKernel(node, ctx, "tensordot")
 
     def run(ins: list) -> list:
@@ -90,7 +90,7 @@ def lower_softmax(node: Apply, ctx: LowerContext) -> Lowered | None:
     x, log = node.inputs[0], isinstance(node.op, LogSoftmax)
     if x.dtype not in ("float32", "float64") or x.ndim == 0:
         return None
-    axis = node.op.axis % x.ndim
+    axis = node.op_as(_AxisSoftmax).axis % x.ndim
     name, src = content_named(f"{'log_' if log else ''}softmax_{x.dtype}_{x.ndim}d",
                               lambda n: softmax_source(n, x.dtype, x.ndim, log))
     ctx.publish({name: src})

@@ -69,7 +69,7 @@ def cum_source(name: str, in_dtype, out_dtype, mode: str) -> str:
 @lowers(CumOp)
 def lower_cum(node: Apply, ctx: LowerContext) -> Lowered:
     """cumsum/cumprod: each line accumulated in order by one work-item (numpy's order of additions)."""
-    x_t, out_t, op = node.inputs[0], node.outputs[0], node.op
+    x_t, out_t, op = node.inputs[0], node.outputs[0], node.op_as(CumOp)
     name, src = content_named(f"cum{op.mode}_{x_t.dtype}_{out_t.dtype}",
                               lambda n: cum_source(n, x_t.dtype, out_t.dtype, op.mode))
     ctx.publish({name: src})
@@ -118,35 +118,35 @@ __kernel void {name}(__global const {T} *x, __global {T} *v0, __global {T} *v1, 
 """
 
 
-def _lower_sort(node: Apply, ctx: LowerContext, want_indices: bool) -> Lowered:
-    x_t, op = node.inputs[0], node.op
+def _lower_sort(node: Apply, ctx: LowerContext, axis: int, want_indices: bool) -> Lowered:
+    x_t = node.inputs[0]
     name, src = content_named(f"sort_{x_t.dtype}", lambda n: sort_source(n, x_t.dtype))
     ctx.publish({name: src})
     publish_copy(ctx, x_t.dtype, x_t.ndim)
     rt = ctx.runtime
 
     def run(ins: list) -> list:
-        x = _axis_last(ins[0], op.axis)
-        rows, n = _lines(ins[0], op.axis)
+        x = _axis_last(ins[0], axis)
+        rows, n = _lines(ins[0], axis)
         v0, v1 = rt.empty(x.shape, x_t.dtype, "sorted values"), rt.empty(x.shape, x_t.dtype, "sort scratch")
         i0, i1 = rt.empty(x.shape, "int64", "sort indices"), rt.empty(x.shape, "int64", "sort scratch")
         if x.size:
             _launch(rt, src, name, rows, [x.buffer, v0.buffer, v1.buffer, i0.buffer, i1.buffer, np.int64(rows),
                                           np.int64(n)])
-        return [_axis_back(i0 if want_indices else v0, op.axis)]
+        return [_axis_back(i0 if want_indices else v0, axis)]
     return Lowered(run)
 
 
 @lowers(Sort)
 def lower_sort(node: Apply, ctx: LowerContext) -> Lowered:
     """sort along an axis: a stable merge sort per line (one work-item each)."""
-    return _lower_sort(node, ctx, want_indices=False)
+    return _lower_sort(node, ctx, node.op_as(Sort).axis, want_indices=False)
 
 
 @lowers(ArgSort)
 def lower_argsort(node: Apply, ctx: LowerContext) -> Lowered:
     """argsort along an axis: the indices of the stable merge sort (ties keep their order)."""
-    return _lower_sort(node, ctx, want_indices=True)
+    return _lower_sort(node, ctx, node.op_as(ArgSort).axis, want_indices=True)
 
 
 # ---------------------------------------------------------------- take / scatter-add along an axis
@@ -166,7 +166,7 @@ def along_source(name: str, dtype, idx_dtype, scatter: bool) -> str:
             f"        {check}\n        {step}\n    }}\n}}\n")
 
 
-def _lower_along(node: Apply, ctx: LowerContext, scatter: bool) -> Lowered:
+def _lower_along(node: Apply, ctx: LowerContext, axis: int, scatter: bool) -> Lowered:
     op, out_t = node.op, node.outputs[0]
     idx_t = node.inputs[1]
     name, src = content_named(f"{'scatter_add' if scatter else 'take'}_along_{out_t.dtype}_{idx_t.dtype}",
@@ -174,7 +174,7 @@ def _lower_along(node: Apply, ctx: LowerContext, scatter: bool) -> Lowered:
     ctx.publish({name: src})
     publish_copy(ctx, out_t.dtype, out_t.ndim)
     publish_copy(ctx, idx_t.dtype, idx_t.ndim)
-    rt, axis = ctx.runtime, op.axis
+    rt = ctx.runtime
     slot = ctx.checks.slot(node, lambda bad, ax, n: f"{op}: index {bad} is out of bounds for axis {ax} with size {n}")
 
     def run(ins: list) -> list:
@@ -203,20 +203,20 @@ def _lower_along(node: Apply, ctx: LowerContext, scatter: bool) -> Lowered:
 @lowers(TakeAlongAxis)
 def lower_take_along(node: Apply, ctx: LowerContext) -> Lowered:
     """take_along_axis: one line per work-item, indices checked."""
-    return _lower_along(node, ctx, scatter=False)
+    return _lower_along(node, ctx, node.op_as(TakeAlongAxis).axis, scatter=False)
 
 
 @lowers(ScatterAddAlongAxis)
 def lower_scatter_add_along(node: Apply, ctx: LowerContext) -> Lowered:
     """scatter_add_along_axis: a copy of the base, then one line per work-item adds its values."""
-    return _lower_along(node, ctx, scatter=True)
+    return _lower_along(node, ctx, node.op_as(ScatterAddAlongAxis).axis, scatter=True)
 
 
 # ---------------------------------------------------------------- identity-like ops
 @lowers(SpecifyShape)
 def lower_specify_shape(node: Apply, ctx: LowerContext) -> Lowered:
     """specify_shape: the input itself, after checking its shape from metadata (no transfer)."""
-    op = node.op
+    op = node.op_as(SpecifyShape)
 
     def run(ins: list) -> list:
         x = ins[0]
@@ -237,7 +237,7 @@ def lower_depends_on(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Print)
 def lower_print(node: Apply, ctx: LowerContext) -> Lowered:
     """Print: copies the value to the host to print it; the device array itself is the output."""
-    op = node.op
+    op = node.op_as(Print)
 
     def run(ins: list) -> list:
         op.global_fn(op, ins[0].to_host(copy=True))

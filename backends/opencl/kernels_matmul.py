@@ -257,7 +257,7 @@ def lower_matmul(node: Apply, ctx: LowerContext) -> Lowered:
 def lower_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
     """A product or reduction with the elementwise program that alone reads its result, as one step
     (the product's epilogue reads device arrays only: a host value makes it run unfused)."""
-    op = node.op
+    op = node.op_as(Epilogue)
     if not isinstance(op.core, (Dot, MatMul)):
         return lower_reduce_epilogue(node, ctx)
     others = list(node.inputs[op.n_core:])

@@ -28,14 +28,16 @@ def lower_shape(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Shape_i)
 def lower_shape_i(node: Apply, ctx: LowerContext) -> Lowered:
     """x.shape[i] from the array's metadata."""
-    i = node.op.i
+    op = node.op_as(Shape_i)
+    i = op.i
     return Lowered(lambda ins: [np.array(ins[0].shape[i], dtype=np.int64)], kind="meta")
 
 
 @lowers(ReducedSize)
 def lower_reduced_size(node: Apply, ctx: LowerContext) -> Lowered:
     """The element count along some axes (mean's divisor) of the broadcast of the inputs, from metadata."""
-    axes = node.op.axis
+    op = node.op_as(ReducedSize)
+    axes = op.axis
 
     def run(ins: list) -> list:
         shape = ins[0].shape if len(ins) == 1 else np.broadcast_shapes(*(x.shape for x in ins))
@@ -93,7 +95,7 @@ def _index_view(x: DeviceArray, index: tuple) -> DeviceArray:
 @lowers(Subtensor)
 def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """Basic indexing (ints, slices, newaxis): a view."""
-    op = node.op
+    op = node.op_as(Subtensor)
     if op.advanced or type(op) is not Subtensor:
         return None
 
@@ -105,7 +107,8 @@ def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Join)
 def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
     """concatenate: each input copied into its slice of the output."""
-    axis, dtype, ndim = node.op.axis, node.outputs[0].dtype, node.outputs[0].ndim
+    op = node.op_as(Join)
+    axis, dtype, ndim = op.axis, node.outputs[0].dtype, node.outputs[0].ndim
     publish_copy(ctx, dtype, ndim)
 
     def run(ins: list) -> list:

@@ -27,7 +27,7 @@ def dimshuffle_view(x: DeviceArray, drop: tuple, new_order: tuple) -> DeviceArra
 @lowers(DimShuffle)
 def lower_dimshuffle(node: Apply, ctx: LowerContext) -> Lowered:
     """DimShuffle: a strided view of its input."""
-    op = node.op
+    op = node.op_as(DimShuffle)
 
     def run(ins: list) -> list:
         return [dimshuffle_view(ins[0], op.drop, op.new_order)]

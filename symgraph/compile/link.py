@@ -22,7 +22,7 @@ import builtins
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.graph.inner import InnerGraphOp
 from symgraph.ifelse import IfElse
 from symgraph.safe_text import code_comment
 from symgraph.tensor.type import TensorType
@@ -148,7 +149,7 @@ class Backend:
 
     def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
         """A fresh copy of ``node``'s inner graph ``role``, prepared: what the emitter compiles."""
-        fgraph = node.op.inner_graphs[role].fgraph()
+        fgraph = cast(InnerGraphOp, node.op).inner_graphs[role].fgraph()
         self.prepare_inner(fgraph, input_sides)
         return fgraph
 

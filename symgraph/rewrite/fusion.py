@@ -256,7 +256,7 @@ def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply,
                     inputs.append(v)
             args.append(refs[v])
         refs[node.outputs[0]] = ("s", len(steps))
-        steps.append((node.op.scalar_op.name, tuple(args)))
+        steps.append((node.op_as(Elemwise).scalar_op.name, tuple(args)))
     exported = [n.outputs[0] for n in members
                 if any(c == "output" or c not in inside for c, _ in fgraph.clients.get(n.outputs[0], ()))]
     op = Composite([v.dtype for v in inputs], steps, [refs[v] for v in exported])

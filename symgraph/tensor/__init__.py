@@ -9,6 +9,7 @@ loads symgraph.gradient after this package.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 from symgraph.tensor import type as _type_module
 from symgraph.tensor.type import (CONSTRUCTORS, TensorConstant, TensorType, TensorVariable,
@@ -18,6 +19,11 @@ from symgraph.tensor.elemwise import (ELEMWISE_OPS, FUNCTIONS, DimShuffle, Elemw
 
 globals().update(CONSTRUCTORS)
 globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch", "round")})
+if TYPE_CHECKING:
+    # The constructors (T.matrix, T.dvector, ...), the elementwise functions (T.exp, T.add, ...) and
+    # T.grad & co. (attached by symgraph/__init__.py) are put here from tables at import time: the
+    # type checker sees them as Any.
+    def __getattr__(name: str) -> Any: ...
 
 from symgraph.tensor.reduction import *  # noqa: E402,F401,F403
 from symgraph.tensor.shape import *  # noqa: E402,F401,F403

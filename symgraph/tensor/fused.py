@@ -19,6 +19,7 @@ import numpy as np
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.composite import Composite
+from symgraph.tensor.reduction import CAReduce
 from symgraph.tensor.type import as_tensor_variable
 
 
@@ -27,7 +28,7 @@ class ReduceOf(Op):
 
     __props__ = ("reduce", "program")
 
-    def __init__(self, reduce: Op, program: Composite):
+    def __init__(self, reduce: CAReduce, program: Composite):
         if len(program.outputs) != 1:
             raise GraphTypeError(f"ReduceOf needs a program with one output, got {program}")
         self.reduce, self.program = reduce, program

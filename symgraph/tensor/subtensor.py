@@ -128,7 +128,7 @@ _KIND_NAMES = {"s": "slice bound (0-d integer)", "i": "integer index (0-d intege
                "a": "integer index array", "b": "boolean mask"}
 
 
-def _check_parts(op: Op, x: TensorVariable, parts: list) -> list:
+def _check_parts(op: _IndexOp, x: TensorVariable, parts: list) -> list:
     """Validate the index inputs of an indexing node against its idx_list."""
     parts = [as_tensor_variable(p) for p in parts]
     kinds = [k for e in op.idx_list for k in ((["s"] * sum(e)) if isinstance(e, tuple) else [] if e is None else [e])]

@@ -139,7 +139,7 @@ class LinalgOp(Op):
         return outs
 
 
-def linalg_error(op: Op, node: Apply, inputs: list, idx: tuple, why: str) -> LinAlgError:
+def linalg_error(op: LinalgOp, node: Apply, inputs: list, idx: tuple, why: str) -> LinAlgError:
     """The error of a failed matrix: which one of the batch, what LAPACK said, and the node."""
     where = f"matrix {', '.join(map(str, idx))} of the batch" if idx else "the matrix"
     hint = "; pass on_error='nan' to get NaN for such matrices instead" if "on_error" in op.__props__ else ""
