@@ -24,7 +24,7 @@ from symgraph.graph.traversal import ancestors, clone_replace, toposort
 from symgraph.rewrite.for_grad import stabilized_cost
 from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact, tensor_inputs
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
            "ZeroGrad", "DisconnectedGrad", "DependsOn"]
@@ -179,7 +179,7 @@ def _node_grads(node: Apply, out_grads: list) -> list:
         raise GradientError(f"{op}.grad returned {len(in_grads)} gradients for {len(node.inputs)} inputs "
                             f"(a bug in the op)\n{node_context(node)}")
     checked = []
-    for k, (inp, g) in enumerate(zip(node.inputs, in_grads)):
+    for k, (inp, g) in enumerate(zip(tensor_inputs(node), in_grads)):
         if g is not None and _is_float(inp):
             g = as_tensor_variable(g)
             if g.ndim < inp.ndim:

@@ -36,6 +36,7 @@ from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce
 from symgraph.tensor.shape import Join, Reshape
 from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 TABLE = LoweringTable("dask")
 lowers = TABLE.register
@@ -149,7 +150,7 @@ def _keepdims_reduce(red: CAReduce, out_dtype: str) -> CAReduce:
 
 @lowers(CAReduce, ReduceOf)
 def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
-    op, out = node.op, node.outputs[0]
+    op, out = node.op, tensor_outputs(node)[0]
     red = op.reduce if isinstance(op, ReduceOf) else node.op_as(CAReduce)
     if not red.axis:
         return _elementwise(node, ctx)
@@ -157,7 +158,7 @@ def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
     chunk_op = ReduceOf(part, op.program) if isinstance(op, ReduceOf) else part
     kernel = make_kernel(chunk_op, [chunk_type(v.type) for v in node.inputs], node.trace, str(op))
     agg = partial(_reduce, red.np_fn.__name__, out.dtype)
-    token, nd = _token(red), node.inputs[0].ndim
+    token, nd = _token(red), tensor_inputs(node)[0].ndim
 
     def build(*values: Any) -> list:
         lazy = [v for v in values if isinstance(v, da.Array)]
@@ -190,7 +191,7 @@ def _aligned(values: tuple, nd: int) -> list:
 def _argreduce(node: Apply, ctx: DaskLowerContext) -> Builder:
     op = node.op_as(ArgReduce)
     fn = getattr(da, op.np_fn.__name__)
-    return lambda x: [fn(as_dask(x), axis=op.axis, keepdims=op.keepdims).astype(node.outputs[0].dtype)]
+    return lambda x: [fn(as_dask(x), axis=op.axis, keepdims=op.keepdims).astype(tensor_outputs(node)[0].dtype)]
 
 
 @lowers(Epilogue)
@@ -213,19 +214,20 @@ def _epilogue(node: Apply, ctx: DaskLowerContext) -> Builder | None:
 
 @lowers(Dot)
 def _dot(node: Apply, ctx: DaskLowerContext) -> Builder:
-    return lambda a, b: [da.dot(as_dask(a), as_dask(b)).astype(node.outputs[0].dtype, copy=False)]
+    return lambda a, b: [da.dot(as_dask(a), as_dask(b)).astype(tensor_outputs(node)[0].dtype, copy=False)]
 
 
 @lowers(MatMul)
 def _matmul(node: Apply, ctx: DaskLowerContext) -> Builder:
-    return lambda a, b: [da.matmul(as_dask(a), as_dask(b)).astype(node.outputs[0].dtype, copy=False)]
+    return lambda a, b: [da.matmul(as_dask(a), as_dask(b)).astype(tensor_outputs(node)[0].dtype, copy=False)]
 
 
 @lowers(TensorDot)
 def _tensordot(node: Apply, ctx: DaskLowerContext) -> Builder:
     op = node.op_as(TensorDot)
     axes = (op.axes_a, op.axes_b)
-    return lambda a, b: [da.tensordot(as_dask(a), as_dask(b), axes=axes).astype(node.outputs[0].dtype, copy=False)]
+    dtype = tensor_outputs(node)[0].dtype
+    return lambda a, b: [da.tensordot(as_dask(a), as_dask(b), axes=axes).astype(dtype, copy=False)]
 
 
 @lowers(Softmax, LogSoftmax)
@@ -284,7 +286,7 @@ def _join(node: Apply, ctx: DaskLowerContext) -> Builder:
 def _alloc(node: Apply, ctx: DaskLowerContext) -> Builder | None:
     if not all(ctx.eager[1:]):
         return None
-    dtype = node.outputs[0].dtype
+    dtype = tensor_outputs(node)[0].dtype
 
     def build(value: Any, *dims: Any) -> list:
         shape = tuple(int(d) for d in dims)

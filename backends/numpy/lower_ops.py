@@ -12,6 +12,7 @@ from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int
 from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 # --- reductions, dot, nnet ---
 
@@ -22,9 +23,9 @@ def _axis_kw(axis: tuple, keepdims: bool) -> str:
 
 @lowers(CAReduce)
 def _careduce(node: Apply, ctx: LowerContext) -> str:
-    op, (x,), out = node.op_as(CAReduce), ctx.ins, node.outputs[0]
+    op, (x,), out = node.op_as(CAReduce), ctx.ins, tensor_outputs(node)[0]
     kw = _axis_kw(op.axis, op.keepdims)
-    if op.scalar_op in ("add", "mul") and out.dtype != node.inputs[0].dtype:
+    if op.scalar_op in ("add", "mul") and out.dtype != tensor_inputs(node)[0].dtype:
         kw += f", dtype=np.{out.dtype}"
     return f"np.{op.np_fn.__name__}({x}, {kw})"
 
@@ -68,7 +69,7 @@ def _tensordot(node: Apply, ctx: LowerContext) -> str:
 
 def _softmax_family(fn):
     def lower(node: Apply, ctx: LowerContext) -> str | None:
-        if node.inputs[0].dtype != node.outputs[0].dtype:  # integer input: perform casts first
+        if tensor_inputs(node)[0].dtype != tensor_outputs(node)[0].dtype:  # integer input: perform casts first
             return None
         return f"{ctx.ref(fn, fn.__name__)}({ctx.ins[0]}, {node.op_as(_nnet._AxisSoftmax).axis})"
     return lower
@@ -109,7 +110,7 @@ def _subtensor(node: Apply, ctx: LowerContext) -> str:
             items.append(":".join(parts) if e[2] else ":".join(parts[:2]))
         else:
             items.append(_int_expr(*next(vals)) if e == "i" else next(vals)[1])
-    if node.outputs[0].ndim == 0 or not items:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
+    if tensor_outputs(node)[0].ndim == 0 or not items:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
         items.append("...")
     return f"{ctx.ins[0]}[{', '.join(items)}]"
 
@@ -147,10 +148,10 @@ def _join(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(Alloc)
 def _alloc(node: Apply, ctx: LowerContext) -> str | None:
-    if node.inputs[0].ndim:  # a tensor value: perform checks its broadcasting
+    if tensor_inputs(node)[0].ndim:  # a tensor value: perform checks its broadcasting
         return None
     dims = _tuple([_int_expr(v, n) for v, n in zip(node.inputs[1:], ctx.ins[1:])]) if ctx.ins[1:] else "()"
-    return f"np.full({dims}, {ctx.ins[0]}, dtype=np.{node.outputs[0].dtype})"
+    return f"np.full({dims}, {ctx.ins[0]}, dtype=np.{tensor_outputs(node)[0].dtype})"
 
 
 @lowers(ARange)

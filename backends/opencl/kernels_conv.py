@@ -34,6 +34,7 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.conv_numpy import check_shapes
 from symgraph.tensor.convolution import Conv
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 from symgraph.tensor.window import out_length, runtime_pads
 
 WORKSPACE_BYTES = 64 << 20
@@ -116,7 +117,7 @@ class ConvKernel:
 
     def __init__(self, node: Apply, ctx: LowerContext):
         self.node, self.op, self.rt = node, node.op_as(Conv), ctx.runtime
-        x, out = node.inputs[0], node.outputs[0]
+        x, out = tensor_inputs(node)[0], tensor_outputs(node)[0]
         self.dtype, nd = np.dtype(out.dtype), self.op.nspatial
         self.mm = MatmulKernel(_ProductNode(node.op, [out, out], [out], node.trace), ctx, "conv")
         self.col2im = (any(a > 1 for a in self.op.lhs_dilation) and set(self.op.strides) == {1}
@@ -194,9 +195,9 @@ class ConvKernel:
 def lower_conv(node: Apply, ctx: LowerContext) -> Lowered | None:
     """Conv as im2col or col2im around the matmul; mixed operand dtypes stay on the host."""
     op = node.op_as(Conv)
-    x, w = node.inputs[:2]
+    x, w = tensor_inputs(node)[:2]
     if x.dtype != w.dtype:
         return None
-    ctx.runtime.check_dtype(node.outputs[0].dtype, f"the output of {node.op}")
+    ctx.runtime.check_dtype(tensor_outputs(node)[0].dtype, f"the output of {node.op}")
     hosted = frozenset({2}) if op.padding is None else frozenset()
     return Lowered(ConvKernel(node, ctx), host_inputs=hosted)

@@ -32,6 +32,7 @@ from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
+from symgraph.tensor.type import tensor_outputs
 
 WORK_GROUP = 256
 """Work-items per work-group of the elementwise kernels (explicit, rounded to the device's limit)."""
@@ -310,7 +311,7 @@ class ElementwiseKernel:
 
     def __init__(self, runtime: Runtime, node: Apply, prog: Composite, bound: list[Variable], name: str,
                  scalar_inputs: list[bool], by_value: list[bool]):
-        out_ndim = node.outputs[0].ndim
+        out_ndim = tensor_outputs(node)[0].ndim
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
         self.host_plan = prog.plan(tuple(v.type for v in bound))

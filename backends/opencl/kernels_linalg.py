@@ -17,6 +17,7 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.math import TensorDot
 from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
+from symgraph.tensor.type import tensor_inputs
 
 
 @lowers(TensorDot)
@@ -87,7 +88,7 @@ def softmax_source(name: str, dtype, ndim: int, log: bool) -> str:
 @lowers(Softmax, LogSoftmax)
 def lower_softmax(node: Apply, ctx: LowerContext) -> Lowered | None:
     """softmax / log_softmax along one axis: a row kernel."""
-    x, log = node.inputs[0], isinstance(node.op, LogSoftmax)
+    x, log = tensor_inputs(node)[0], isinstance(node.op, LogSoftmax)
     if x.dtype not in ("float32", "float64") or x.ndim == 0:
         return None
     axis = node.op_as(_AxisSoftmax).axis % x.ndim

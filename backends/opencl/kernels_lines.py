@@ -24,6 +24,7 @@ from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.extra_ops import CumOp
 from symgraph.tensor.gradient_ops import DependsOn
 from symgraph.tensor.sort import ArgSort, ScatterAddAlongAxis, Sort, TakeAlongAxis
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 
 def _head(*dtypes) -> str:
@@ -69,7 +70,7 @@ def cum_source(name: str, in_dtype, out_dtype, mode: str) -> str:
 @lowers(CumOp)
 def lower_cum(node: Apply, ctx: LowerContext) -> Lowered:
     """cumsum/cumprod: each line accumulated in order by one work-item (numpy's order of additions)."""
-    x_t, out_t, op = node.inputs[0], node.outputs[0], node.op_as(CumOp)
+    x_t, out_t, op = tensor_inputs(node)[0], tensor_outputs(node)[0], node.op_as(CumOp)
     name, src = content_named(f"cum{op.mode}_{x_t.dtype}_{out_t.dtype}",
                               lambda n: cum_source(n, x_t.dtype, out_t.dtype, op.mode))
     ctx.publish({name: src})
@@ -119,7 +120,7 @@ __kernel void {name}(__global const {T} *x, __global {T} *v0, __global {T} *v1, 
 
 
 def _lower_sort(node: Apply, ctx: LowerContext, axis: int, want_indices: bool) -> Lowered:
-    x_t = node.inputs[0]
+    x_t = tensor_inputs(node)[0]
     name, src = content_named(f"sort_{x_t.dtype}", lambda n: sort_source(n, x_t.dtype))
     ctx.publish({name: src})
     publish_copy(ctx, x_t.dtype, x_t.ndim)
@@ -167,8 +168,8 @@ def along_source(name: str, dtype, idx_dtype, scatter: bool) -> str:
 
 
 def _lower_along(node: Apply, ctx: LowerContext, axis: int, scatter: bool) -> Lowered:
-    op, out_t = node.op, node.outputs[0]
-    idx_t = node.inputs[1]
+    op, out_t = node.op, tensor_outputs(node)[0]
+    idx_t = tensor_inputs(node)[1]
     name, src = content_named(f"{'scatter_add' if scatter else 'take'}_along_{out_t.dtype}_{idx_t.dtype}",
                               lambda n: along_source(n, out_t.dtype, idx_t.dtype, scatter))
     ctx.publish({name: src})

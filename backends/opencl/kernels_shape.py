@@ -17,6 +17,7 @@ from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.reduction import BroadcastLike, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
 from symgraph.tensor.subtensor import Subtensor
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 
 @lowers(Shape)
@@ -56,7 +57,7 @@ def lower_broadcast_like(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Reshape)
 def lower_reshape(node: Apply, ctx: LowerContext) -> Lowered:
     """Reshape: a view of a C-contiguous input (copied to contiguous first when needed)."""
-    publish_copy(ctx, node.inputs[0].dtype, node.inputs[0].ndim)
+    publish_copy(ctx, tensor_inputs(node)[0].dtype, tensor_inputs(node)[0].ndim)
 
     def run(ins: list) -> list:
         x, shp = ins
@@ -108,7 +109,7 @@ def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
 def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
     """concatenate: each input copied into its slice of the output."""
     op = node.op_as(Join)
-    axis, dtype, ndim = op.axis, node.outputs[0].dtype, node.outputs[0].ndim
+    axis, dtype, ndim = op.axis, tensor_outputs(node)[0].dtype, tensor_outputs(node)[0].ndim
     publish_copy(ctx, dtype, ndim)
 
     def run(ins: list) -> list:
@@ -132,9 +133,9 @@ def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Alloc)
 def lower_alloc(node: Apply, ctx: LowerContext) -> Lowered:
     """alloc/zeros/ones: the value broadcast into a new contiguous array."""
-    out_t = node.outputs[0]
+    out_t = tensor_outputs(node)[0]
     publish_copy(ctx, out_t.dtype, out_t.ndim)
-    static = node.inputs[0].type.shape
+    static = tensor_inputs(node)[0].type.shape
 
     def run(ins: list) -> list:
         value, shp = ins[0], tuple(int(s) for s in ins[1:])
@@ -161,7 +162,7 @@ def _arange_source(name: str, dtype) -> str:
 @lowers(ARange)
 def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
     """arange(start, stop, step): one work-item per element."""
-    dtype = np.dtype(node.outputs[0].dtype)
+    dtype = np.dtype(tensor_outputs(node)[0].dtype)
     name, src = content_named(f"arange_{dtype.name}", lambda n: _arange_source(n, dtype))
     ctx.publish({name: src})
 
@@ -180,7 +181,7 @@ def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(MakeVector)
 def lower_make_vector(node: Apply, ctx: LowerContext) -> Lowered:
     """A vector of 0-d device values: each copied into its entry."""
-    dtype = node.outputs[0].dtype
+    dtype = tensor_outputs(node)[0].dtype
     publish_copy(ctx, dtype, 0)
 
     def run(ins: list) -> list:

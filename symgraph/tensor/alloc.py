@@ -12,7 +12,7 @@ from symgraph.tensor.elemwise import FUNCTIONS, _fmt, cast
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import as_int_entry, common_dtype, entry_var, shape_entries, shape_i, shape_tuple, to_dtype
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact, tensor_inputs, tensor_outputs
 
 __all__ = ["alloc", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange", "Alloc", "ARange"]
 
@@ -43,11 +43,11 @@ class Alloc(Op):
         value, shp = inputs[0], tuple(int(s) for s in inputs[1:])
         lead = len(shp) - value.ndim
         for d, vd in enumerate(np.shape(value)):
-            if vd != shp[lead + d] and node.inputs[0].type.shape[d] != 1:
+            if vd != shp[lead + d] and tensor_inputs(node)[0].type.shape[d] != 1:
                 raise ShapeError(f"alloc: value of shape {np.shape(value)} does not fit shape {shp} in "
                                  f"dimension {lead + d} (only static length-1 dims broadcast)\n"
                                  + node_context(node, inputs))
-        out = np.empty(shp, dtype=node.outputs[0].dtype)
+        out = np.empty(shp, dtype=tensor_outputs(node)[0].dtype)
         out[...] = value
         return [out]
 
@@ -56,7 +56,7 @@ class Alloc(Op):
         return [sum_to(output_grads[0], value) if is_inexact(value) else None] + [None] * (len(inputs) - 1)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        static = node.outputs[0].type.shape
+        static = tensor_outputs(node)[0].type.shape
         return [tuple(s if s is not None else i for s, i in zip(static, node.inputs[1:]))]
 
 
@@ -132,7 +132,7 @@ class ARange(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         start, stop, step = (cast(i, "float64") for i in node.inputs)  # numpy computes the length in double
-        static = node.outputs[0].type.shape[0]
+        static = tensor_outputs(node)[0].type.shape[0]
         n = FUNCTIONS["ceil"](FUNCTIONS["true_div"](FUNCTIONS["sub"](stop, start), step))
         return [(static if static is not None else cast(FUNCTIONS["maximum"](n, 0), "int64"),)]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact, tensor_outputs
 
 OPS = ("sum", "mean")
 STATS = {"calls": 0, "bytes": 0}
@@ -183,7 +183,7 @@ class AllReduce(Op):
         return Apply(self, [x], [x.type.make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [allreduce_value(inputs[0], self.op, node.outputs[0].dtype)]
+        return [allreduce_value(inputs[0], self.op, tensor_outputs(node)[0].dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         """Each process's output reads every process's input, with weight 1 (sum) or 1/size
@@ -215,7 +215,7 @@ class AllReduceBucket(Op):
         return Apply(self, xs, [x.type.make_variable() for x in xs])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return allreduce_many(inputs, self.op, node.outputs[0].dtype)
+        return allreduce_many(inputs, self.op, tensor_outputs(node)[0].dtype)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return list(input_shapes)

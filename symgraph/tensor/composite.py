@@ -27,7 +27,7 @@ from symgraph import scalar
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, Elemwise, broadcast_shapes, broadcast_static_shape
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant
+from symgraph.tensor.type import TensorType, as_tensor_variable, constant, tensor_inputs, tensor_outputs
 
 Ref = tuple
 
@@ -67,7 +67,7 @@ class Composite(Op):
             raise TypeError(f"{node.op} is not elementwise")
         bound: list[Variable] = []
         args = []
-        for v in node.inputs:
+        for v in tensor_inputs(node):
             if is_inlinable(v):
                 args.append(("c", v.dtype, v.data.item()))
                 continue
@@ -181,7 +181,7 @@ class Composite(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         result = []
-        for deps, out in zip(self.output_deps, node.outputs):
+        for deps, out in zip(self.output_deps, tensor_outputs(node)):
             result.append(broadcast_shapes([input_shapes[k] for k in sorted(deps)], out.type.shape))
         return result
 

@@ -33,7 +33,7 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.conv_numpy import conv_numpy
 from symgraph.tensor.elemwise import DimShuffle, cast
 from symgraph.tensor.shape import ShapeEntry, reshape, sfold, shape_i
-from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_outputs
 from symgraph.tensor.window import (
     check_pads_input,
     dilated,
@@ -127,7 +127,7 @@ class Conv(Op):
         try:
             padding = runtime_pads(self.padding, extra, self.nspatial, str(self))
             return [conv_numpy(x, w, self.strides, padding, self.lhs_dilation, self.rhs_dilation,
-                               self.feature_group_count, self.batch_group_count, node.outputs[0].dtype)]
+                               self.feature_group_count, self.batch_group_count, tensor_outputs(node)[0].dtype)]
         except ShapeError as e:  # symgraph errors carry their node's context themselves
             raise ShapeError(f"{e}\n{node_context(node, inputs)}") from None
 

@@ -12,7 +12,7 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import DimShuffle, _fmt
 from symgraph.tensor.shape import as_int_entry, concatenate, entry_var, stack
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, as_tensor_variable, tensor_outputs
 
 __all__ = ["shape_padleft", "shape_padright", "shape_padaxis", "join", "stacklists", "SpecifyShape",
            "specify_shape"]
@@ -99,7 +99,7 @@ class SpecifyShape(Op):
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         out = list(input_shapes[0])
         for d, v in zip(self.axes, node.inputs[1:]):
-            static = node.outputs[0].type.shape[d]
+            static = tensor_outputs(node)[0].type.shape[d]
             out[d] = static if static is not None else v
         return [tuple(out)]
 

@@ -14,7 +14,7 @@ from symgraph.config import config
 from symgraph.errors import GradientError, GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.scalar import ZERO, ScalarOp, dtype_name
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact, tensor_outputs
 
 
 def broadcast_static_shape(shapes: Sequence[tuple], what: str = "operands") -> tuple:
@@ -62,7 +62,7 @@ class Elemwise(Op):
     def perform(self, node: Apply, inputs: list) -> list:
         with np.errstate(all="ignore"):
             out = self.scalar_op.np_fn(*inputs)
-        return [np.asarray(out, dtype=node.outputs[0].dtype)]
+        return [np.asarray(out, dtype=tensor_outputs(node)[0].dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         rule = self.scalar_op.grad
@@ -75,7 +75,7 @@ class Elemwise(Op):
                 for g, x in zip(grads, inputs)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        return [broadcast_shapes(input_shapes, node.outputs[0].type.shape)]
+        return [broadcast_shapes(input_shapes, tensor_outputs(node)[0].type.shape)]
 
 
 def broadcast_shapes(input_shapes: Sequence[tuple], static_out_shape: Sequence[int | None]) -> tuple:

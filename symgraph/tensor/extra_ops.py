@@ -18,7 +18,7 @@ from symgraph.tensor.alloc import alloc
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.shape import concatenate, flatten, reshape, shape_i, stack
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact, tensor_outputs
 
 __all__ = ["CumOp", "Repeat", "RepeatGrad", "Nonzero", "cumsum", "cumprod", "repeat", "tile", "roll",
            "nonzero", "flatnonzero", "nonzero_values", "where"]
@@ -47,7 +47,7 @@ class CumOp(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         fn = np.cumsum if self.mode == "add" else np.cumprod
-        return [fn(inputs[0], axis=self.axis, dtype=node.outputs[0].dtype)]
+        return [fn(inputs[0], axis=self.axis, dtype=tensor_outputs(node)[0].dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (out,), (g,) = inputs, outputs, output_grads

@@ -13,7 +13,14 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import DimShuffle, _fmt, broadcast_static_shape, cast, dimshuffle
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import reshape, shape_i, sprod
-from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact
+from symgraph.tensor.type import (
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    is_inexact,
+    tensor_inputs,
+    tensor_outputs,
+)
 
 
 @cache
@@ -59,7 +66,7 @@ class Dot(Op):
         return Apply(self, [a, b], [TensorType(_product_dtype("dot", a.dtype, b.dtype), shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np.asarray(np.dot(*inputs), dtype=node.outputs[0].dtype)]
+        return [np.asarray(np.dot(*inputs), dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (a, b), (g,) = inputs, output_grads
@@ -97,7 +104,7 @@ class MatMul(Op):
         return Apply(self, [a, b], [TensorType(dtype, shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np.asarray(np.matmul(*inputs), dtype=node.outputs[0].dtype)]
+        return [np.asarray(np.matmul(*inputs), dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (a, b), (g,) = inputs, output_grads
@@ -117,7 +124,7 @@ class MatMul(Op):
         return [ga, gb]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        (a, b), out = node.inputs, node.outputs[0].type.shape
+        (a, b), out = tensor_inputs(node), tensor_outputs(node)[0].type.shape
         nb = max(a.ndim, b.ndim, 2) - 2
         sa, sb = _padded(a, input_shapes[0], nb, True), _padded(b, input_shapes[1], nb, False)
         # static shapes decide broadcasting: a batch axis comes from the side not known to be 1
@@ -191,7 +198,7 @@ class TensorDot(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         out = np.tensordot(*inputs, axes=(self.axes_a, self.axes_b))
-        return [np.asarray(out, dtype=node.outputs[0].dtype)]
+        return [np.asarray(out, dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (a, b), (g,) = inputs, output_grads

@@ -14,7 +14,7 @@ from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS, cast, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import shape
-from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_outputs
 
 sigmoid, relu, softplus, tanh = FUNCTIONS["sigmoid"], FUNCTIONS["relu"], FUNCTIONS["softplus"], FUNCTIONS["tanh"]
 _exp, _log = ELEMWISE_OPS["exp"], ELEMWISE_OPS["log"]
@@ -74,7 +74,7 @@ class Softmax(_AxisSoftmax):
     name = "softmax"
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np_softmax(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)]
+        return [np_softmax(inputs[0].astype(tensor_outputs(node)[0].dtype, copy=False), self.axis)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (sm,), (g,) = inputs, outputs, output_grads
@@ -90,7 +90,7 @@ class LogSoftmax(_AxisSoftmax):
     name = "log_softmax"
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np_log_softmax(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)]
+        return [np_log_softmax(inputs[0].astype(tensor_outputs(node)[0].dtype, copy=False), self.axis)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (ls,), (g,) = inputs, outputs, output_grads

@@ -27,7 +27,7 @@ from symgraph.tensor.alloc import ones
 from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select
 from symgraph.tensor.pool_numpy import pool as np_pool
 from symgraph.tensor.shape import ShapeEntry, sfold, shape_i
-from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, tensor_outputs
 from symgraph.tensor.window import (
     check_pads_input,
     dilated,
@@ -137,7 +137,7 @@ class Pool(_Windowed):
 
     def compute(self, node: Apply, inputs: list) -> list:
         return [np_pool(inputs[0], self.mode, self.window, self.strides, self._runtime_pads(inputs),
-                        self.lhs_dilation, node.outputs[0].dtype)]
+                        self.lhs_dilation, tensor_outputs(node)[0].dtype)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [self._pooled_symbolic(node, input_shapes[0], self.lhs_dilation)]
@@ -174,7 +174,7 @@ class MaxPoolGrad(_Windowed):
 
     def compute(self, node: Apply, inputs: list) -> list:
         gx = max_pool_grad(inputs[0], inputs[1], self.window, self.strides, self._runtime_pads(inputs))
-        return [gx.astype(node.outputs[0].dtype, copy=False)]
+        return [gx.astype(tensor_outputs(node)[0].dtype, copy=False)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [tuple(input_shapes[0])]

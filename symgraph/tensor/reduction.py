@@ -13,7 +13,7 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor import type as _type_module
 from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
 from symgraph.tensor.shape import reshape, shape_tuple
-from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, is_inexact, tensor_outputs
 
 # scalar op name -> (numpy reduction, public function name)
 _REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
@@ -83,7 +83,7 @@ class CAReduce(Op):
         return Apply(self, [x], [TensorType(self.out_dtype(x.dtype), shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        (x,), dtype = inputs, node.outputs[0].dtype
+        (x,), dtype = inputs, tensor_outputs(node)[0].dtype
         kw = {"dtype": dtype} if self.scalar_op in ("add", "mul") else {}
         out = self.np_fn(x, axis=self.axis, keepdims=self.keepdims, **kw)
         return [np.asarray(out, dtype=dtype)]

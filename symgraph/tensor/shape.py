@@ -12,7 +12,16 @@ import numpy as np
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, _fmt, cast, switch
-from symgraph.tensor.type import TensorConstant, TensorType, TensorVariable, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    constant,
+    is_inexact,
+    tensor_inputs,
+    tensor_outputs,
+)
 
 __all__ = ["shape", "shape_i", "size", "reshape", "flatten", "squeeze", "expand_dims", "concatenate",
            "stack", "Shape", "Shape_i", "Reshape", "Join", "MakeVector"]
@@ -290,7 +299,7 @@ class Reshape(Op):
         return [Reshape(x.ndim)(g, shape(x)) if is_inexact(x) else None, None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        vec, static = node.inputs[1], node.outputs[0].type.shape
+        vec, static = tensor_inputs(node)[1], tensor_outputs(node)[0].type.shape
         entries = [vector_entry(vec, i) for i in range(self.ndim)]
         free = None
         out = []

@@ -7,14 +7,14 @@ once every op module is loaded (dependency inversion: nothing here imports the o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, InputError
 from symgraph.graph import hooks
-from symgraph.graph.basic import Constant, Type, Variable
+from symgraph.graph.basic import Apply, Constant, Type, Variable
 from symgraph.scalar import dtype_name
 
 ops: Any = None
@@ -384,3 +384,15 @@ def is_inexact(x: Any) -> bool:
 def is_integer(x: Any) -> bool:
     """True for signed and unsigned integer dtypes (not bool)."""
     return np.dtype(getattr(x, "dtype", x)).kind in "iu"
+
+
+def tensor_inputs(node: Apply) -> list[TensorVariable]:
+    """``node.inputs`` typed as tensor variables, for code that handles a tensor op's node: a tensor
+    op's make_node builds its node from tensor variables (as_tensor_variable), which a type checker
+    cannot follow through ``Apply``. No check and no copy: the node's own list."""
+    return cast("list[TensorVariable]", node.inputs)
+
+
+def tensor_outputs(node: Apply) -> list[TensorVariable]:
+    """``node.outputs`` typed as tensor variables (see ``tensor_inputs``)."""
+    return cast("list[TensorVariable]", node.outputs)

@@ -21,7 +21,7 @@ import numpy as np
 from symgraph.errors import GraphTypeError, LinAlgError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import _fmt, broadcast_shapes, broadcast_static_shape, cast
-from symgraph.tensor.type import TensorVariable, as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, tensor_inputs
 
 ON_ERROR = ("raise", "nan")
 
@@ -107,7 +107,7 @@ class LinalgOp(Op):
         raise NotImplementedError
 
     def perform(self, node: Apply, inputs: list) -> list:
-        dtype = node.inputs[0].dtype
+        dtype = tensor_inputs(node)[0].dtype
         inputs = [np.asarray(x, dtype=dtype) for x in inputs]
         check_runtime_shapes(self, node, inputs)
         try:

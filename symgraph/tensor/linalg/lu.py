@@ -26,7 +26,7 @@ from symgraph.tensor.linalg.base import LinalgOp, as_matrices, batch_shape, chec
 from symgraph.tensor.linalg.structure import diagonal, dim_len
 from symgraph.tensor.reduction import prod
 from symgraph.tensor.reduction import sum as tsum
-from symgraph.tensor.type import TensorType, TensorVariable
+from symgraph.tensor.type import TensorType, TensorVariable, tensor_outputs
 
 
 class LUFactor(LinalgOp):
@@ -83,7 +83,7 @@ class LUSolve(LinalgOp):
         return [item_shapes[2]]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        out = node.outputs[0].type.shape
+        out = tensor_outputs(node)[0].type.shape
         batch = symbolic_batch(input_shapes, (2, 1, self.b_ndim), out[:len(out) - self.b_ndim])
         return [batch + tuple(input_shapes[2])[len(input_shapes[2]) - self.b_ndim:]]
 

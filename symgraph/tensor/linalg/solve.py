@@ -31,7 +31,7 @@ from symgraph.tensor.linalg.base import (
 from symgraph.tensor.linalg.structure import matrix_transpose, outer_last, sym, tril, triu
 from symgraph.tensor.math import matmul
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, tensor_outputs
 
 ASSUME_A = {"gen": "gen", "general": "gen", "sym": "sym", "symmetric": "sym", "pos": "pos",
             "positive definite": "pos"}
@@ -63,7 +63,7 @@ class _RhsSolve(LinalgOp):
         return [item_shapes[1]]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        out = node.outputs[0].type.shape
+        out = tensor_outputs(node)[0].type.shape
         batch = symbolic_batch(input_shapes, (2, self.b_ndim), out[:len(out) - self.b_ndim])
         core = tuple(input_shapes[1])[len(input_shapes[1]) - self.b_ndim:]
         return [batch + core]
