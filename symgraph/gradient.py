@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from symgraph.graph.traversal import ancestors, clone_replace, toposort
 from symgraph.rewrite.for_grad import stabilized_cost
 from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact, tensor_inputs
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact, tensor_inputs, tensor_outputs
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
            "ZeroGrad", "DisconnectedGrad", "DependsOn"]
@@ -32,11 +32,12 @@ __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnect
 
 # --- helpers ------------------------------------------------------------------------------------
 
-def _is_float(v: Variable) -> bool:
+def _is_float(v: Variable) -> TypeGuard[TensorVariable]:
+    """A tensor of a float or complex dtype: a variable that carries a gradient."""
     return hasattr(v, "dtype") and is_inexact(v)
 
 
-def _zeros_like(x: TensorVariable, dtype: str | None = None) -> Variable:
+def _zeros_like(x: TensorVariable, dtype: str | None = None) -> TensorVariable:
     return T.zeros_like(x, dtype=dtype or x.dtype)
 
 
@@ -51,7 +52,7 @@ def _give_back(items: list, kind: Any) -> Any:
     return items[0] if kind == "single" else kind(items)
 
 
-def _add_all(terms: list[Variable]) -> Variable:
+def _add_all(terms: list[TensorVariable]) -> TensorVariable:
     total = terms[0]
     for t in terms[1:]:
         total = total + t
@@ -61,7 +62,7 @@ def _add_all(terms: list[Variable]) -> Variable:
 def _check_cost(cost: Any) -> TensorVariable:
     if not isinstance(cost, Variable):
         raise GradientError(f"grad: cost must be a symbolic variable, got {type(cost).__name__} {cost!r}")
-    if getattr(cost.type, "ndim", None) != 0:
+    if not isinstance(cost, TensorVariable) or cost.ndim != 0:
         raise GradientError(f"grad: cost must be a scalar (0-d) tensor, got {cost} of type {cost.type}; "
                             f"reduce it first (e.g. cost.sum() or cost.mean()), or use sg.jacobian / "
                             f"known_grads for non-scalar outputs")
@@ -74,6 +75,8 @@ def _check_cost(cost: Any) -> TensorVariable:
 def _seed(var: Any, g: Any) -> tuple[Variable, Variable]:
     if not isinstance(var, Variable):
         raise GradientError(f"known_grads: keys must be symbolic variables, got {type(var).__name__}")
+    if not isinstance(var, TensorVariable):
+        raise GradientError(f"known_grads: keys must be tensor variables, got {var} of type {var.type}")
     g = as_tensor_variable(g)
     if g.ndim != var.ndim:
         raise GradientError(f"known_grads: the gradient given for {var} ({var.type}) has {g.ndim} "
@@ -168,7 +171,7 @@ def _backprop(seeds: dict, wrt: list, consider_constant: Sequence) -> tuple[dict
 def _node_grads(node: Apply, out_grads: list) -> list:
     """Call the op's L_op / grad with a gradient for every output, and check what comes back."""
     out_grads = [g if g is not None else _zeros_like(o, o.dtype if _is_float(o) else config.floatX)
-                 for o, g in zip(node.outputs, out_grads)]
+                 for o, g in zip(tensor_outputs(node), out_grads)]
     op = node.op
     try:
         in_grads = _op_grads(node, out_grads)
@@ -217,8 +220,8 @@ def _disconnected(w: TensorVariable, mode: str, give: str) -> Variable | None:
 # --- Jacobians, Hessians, Lop and Rop ---------------------------------------------------------------
 
 def _static_shape(v: TensorVariable, what: str) -> tuple[int, ...]:
-    shape = v.type.shape
-    if any(s is None for s in shape):
+    shape = tuple(s for s in v.type.shape if s is not None)
+    if len(shape) != v.ndim:
         raise GradientError(f"{what} needs a static shape to unroll over its elements, but {v} has type "
                             f"{v.type}; declare it, e.g. T.tensor('float64', shape=(3,)), or use sg.Lop / "
                             f"sg.Rop for Jacobian-vector products")
@@ -255,7 +258,7 @@ def _jacobian(expression: TensorVariable, shape: tuple, wrt: Any, consider_const
     return _give_back(out, kind)
 
 
-def hessian(cost: Variable, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
+def hessian(cost: TensorVariable, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
             disconnected_inputs: str = "raise") -> Any:
     """Second derivatives of the scalar ``cost``: for each ``wrt``, the Jacobian of its gradient
     (shape ``wrt.shape + wrt.shape``; wrt needs a static shape)."""

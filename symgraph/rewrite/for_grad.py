@@ -21,9 +21,10 @@ from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import clone_replace, graph_inputs, toposort
 from symgraph.rewrite import stabilize  # noqa: F401  (registers the rules)
 from symgraph.rewrite.core import RULES, Rule, Stats, node_key, run_local
+from symgraph.tensor.type import TensorVariable
 
 
-def stabilized_cost(cost: Variable, keep: Sequence[Variable]) -> Variable:
+def stabilized_cost(cost: Variable, keep: Sequence[Variable]) -> TensorVariable:
     """``cost`` with the stabilize rules applied to the graph above ``keep`` (``cost`` itself
     when no rule matches, so plain costs pay only a walk of their graph)."""
     rules = RULES["stabilize"]

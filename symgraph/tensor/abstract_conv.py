@@ -61,7 +61,7 @@ def _hinted(v: TensorVariable, hint: Sequence | None, what: str, required_from: 
     return out
 
 
-def _check_4d(v: Variable, what: str) -> Variable:
+def _check_4d(v: Variable, what: str) -> TensorVariable:
     v = as_tensor_variable(v)
     if v.ndim != 4:
         raise GraphTypeError(f"{what} must be a 4-d tensor, got {v} ({v.type})")
@@ -78,7 +78,7 @@ def _geometry(in_len: Sequence, k_len: Sequence, out_len: Sequence, border_mode:
 def conv2d(input: Any, filters: Any, input_shape: Sequence | None = None, filter_shape: Sequence | None = None,
            border_mode: Any = "valid", subsample: Any = (1, 1), filter_flip: bool = True,
            image_shape: Sequence | None = None, filter_dilation: Any = (1, 1), num_groups: int = 1,
-           unshared: bool = False, **kwargs: Any) -> Variable:
+           unshared: bool = False, **kwargs: Any) -> TensorVariable:
     """2-d convolution of ``input`` (batch, channels, rows, columns) with ``filters``
     (filters, channels / num_groups, rows, columns), as Theano's ``T.nnet.conv2d``."""
     if unshared:
@@ -97,7 +97,8 @@ def conv2d(input: Any, filters: Any, input_shape: Sequence | None = None, filter
 
 def conv2d_grad_wrt_inputs(output_grad: Any, filters: Any, input_shape: Sequence, filter_shape: Sequence | None = None,
                            border_mode: Any = "valid", subsample: Any = (1, 1), filter_flip: bool = True,
-                           filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> Variable:
+                           filter_dilation: Any = (1, 1), num_groups: int = 1,
+                           unshared: bool = False) -> TensorVariable:
     """The gradient of ``conv2d`` with respect to its input, for an input of ``input_shape``
     (its last two entries are required: ints or int scalars)."""
     if unshared:
@@ -113,7 +114,8 @@ def conv2d_grad_wrt_inputs(output_grad: Any, filters: Any, input_shape: Sequence
 
 def conv2d_grad_wrt_weights(input: Any, output_grad: Any, filter_shape: Sequence, input_shape: Sequence | None = None,
                             border_mode: Any = "valid", subsample: Any = (1, 1), filter_flip: bool = True,
-                            filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> Variable:
+                            filter_dilation: Any = (1, 1), num_groups: int = 1,
+                            unshared: bool = False) -> TensorVariable:
     """The gradient of ``conv2d`` with respect to its filters, for filters of ``filter_shape``
     (its last two entries are required)."""
     if unshared:
@@ -131,7 +133,7 @@ def conv2d_grad_wrt_weights(input: Any, output_grad: Any, filter_shape: Sequence
 
 def conv2d_transpose(input: Any, filters: Any, output_shape: Sequence, filter_shape: Sequence | None = None,
                      border_mode: Any = "valid", input_dilation: Any = (1, 1), filter_flip: bool = True,
-                     filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> Variable:
+                     filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> TensorVariable:
     """The transpose of ``conv2d`` (a "deconvolution"): ``conv2d_grad_wrt_inputs`` of ``input``
     with ``subsample=input_dilation``, producing ``output_shape``."""
     return conv2d_grad_wrt_inputs(input, filters, output_shape, filter_shape, border_mode, input_dilation,

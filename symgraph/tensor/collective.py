@@ -224,7 +224,7 @@ class AllReduceBucket(Op):
         return [AllReduce(self.op)(x) for x in inputs]
 
 
-def allreduce(x: Any, op: str = "mean") -> Variable:
+def allreduce(x: Any, op: str = "mean") -> TensorVariable:
     """``x`` summed (``op='sum'``) or averaged (``op='mean'``, the default) over every process of
     the MPI communicator; every process gets the result. Gradients of a data-parallel step:
     ``[T.allreduce(g) for g in T.grad(loss, params)]``."""

@@ -197,7 +197,7 @@ def conv_with_pads(pads: list, **params: Any):
     return (lambda a, b: op(a, b)) if vec is None else (lambda a, b: op(a, b, vec))
 
 
-def input_grad(g: Variable, w: Variable, geo: Geometry) -> Variable:
+def input_grad(g: Variable, w: Variable, geo: Geometry) -> TensorVariable:
     """d(cost)/d(input) of a convolution, given the output gradient ``g`` and the kernel ``w``:
     the transposed convolution, as a Conv (JAX's ``_conv_general_dilated_transpose_lhs``)."""
     # high side: in + lo - out (dilated); with stride 1 that is extent - 1 - hi, known without the lengths
@@ -211,7 +211,7 @@ def input_grad(g: Variable, w: Variable, geo: Geometry) -> Variable:
     return ungroup_batch(gx, geo.batch_groups) if geo.batch_groups > 1 else gx
 
 
-def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
+def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> TensorVariable:
     """d(cost)/d(kernel) of a convolution, given its input ``x`` and output gradient ``g``: a Conv
     of the batch-and-channel-transposed input with the transposed output gradient as its kernel
     (JAX's ``_conv_general_dilated_transpose_rhs``)."""
@@ -223,12 +223,12 @@ def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
     return swap01(conv(swap01(x), swap01(g)))
 
 
-def swap01(v: TensorVariable) -> Variable:
+def swap01(v: TensorVariable) -> TensorVariable:
     """``v`` with its first two axes exchanged (a view)."""
     return DimShuffle(v.ndim, (1, 0) + tuple(range(2, v.ndim)))(v)
 
 
-def flip(v: TensorVariable) -> Variable:
+def flip(v: TensorVariable) -> TensorVariable:
     """``v`` reversed along its spatial axes (2 onwards): a view."""
     return v[(slice(None), slice(None)) + (slice(None, None, -1),) * (v.ndim - 2)]
 
@@ -237,7 +237,7 @@ def _entries(v: TensorVariable) -> list[ShapeEntry]:
     return [s if s is not None else shape_i(v, d) for d, s in enumerate(v.type.shape)]
 
 
-def swap_io(w: Variable, groups: int) -> Variable:
+def swap_io(w: Variable, groups: int) -> TensorVariable:
     """Kernel (O, I, *k) -> (groups * I, O / groups, *k): output and input channels exchanged
     within each group (the kernel of the input gradient)."""
     if groups == 1:
@@ -249,7 +249,7 @@ def swap_io(w: Variable, groups: int) -> Variable:
     return reshape(moved, [sfold("mul", i, groups), per] + ks)
 
 
-def ungroup_batch(gx: Variable, b: int) -> Variable:
+def ungroup_batch(gx: Variable, b: int) -> TensorVariable:
     """(N / b, b * C, *s) -> (N, C, *s): the input gradient of a batch-grouped convolution."""
     nb, bc, *sp = _entries(gx)
     c = sfold("int_div", bc, b)
@@ -258,7 +258,7 @@ def ungroup_batch(gx: Variable, b: int) -> Variable:
     return reshape(moved, [sfold("mul", nb, b), c] + sp)
 
 
-def _cast_like(g: TensorVariable, x: TensorVariable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> TensorVariable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
@@ -287,7 +287,7 @@ def resolve_padding(padding: Any, x: Variable, w: Variable, strides: Sequence[in
 
 def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int] | None = None, padding: Any = "VALID",
                          lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
-                         feature_group_count: int = 1, batch_group_count: int = 1) -> Variable:
+                         feature_group_count: int = 1, batch_group_count: int = 1) -> TensorVariable:
     """JAX's ``lax.conv_general_dilated`` with the default dimension numbers: ``lhs`` (N, C, *s),
     ``rhs`` (O, C / feature_group_count, *k), result (N / batch_group_count, O, *out)."""
     lhs, rhs = as_tensor_variable(lhs), as_tensor_variable(rhs)
@@ -302,7 +302,7 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int] | Non
                       feature_group_count=feature_group_count, batch_group_count=batch_group_count)(lhs, rhs)
 
 
-def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Variable:
+def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> TensorVariable:
     """Cross-correlation of ``x`` (N, C, *spatial) with ``w`` (O, C / groups, *window), 1-d, 2-d
     or 3-d (from ``w.ndim``), as ``torch.nn.functional.conv{1,2,3}d``: ``padding`` is an int,
     ints or (lo, hi) pairs per axis, 'valid', 'same' or 'full' (zero padding; 'same' keeps the

@@ -12,9 +12,17 @@ import numpy as np
 from symgraph import scalar
 from symgraph.config import config
 from symgraph.errors import GradientError, GraphTypeError, ShapeError
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
 from symgraph.scalar import ZERO, ScalarOp, dtype_name
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact, tensor_outputs
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    constant,
+    is_inexact,
+    tensor_outputs,
+)
 
 
 def broadcast_static_shape(shapes: Sequence[tuple], what: str = "operands") -> tuple:
@@ -187,13 +195,13 @@ class DimShuffle(Op):
         return [tuple(1 if o == "x" else s[o] for o in self.new_order)]
 
 
-def dimshuffle(x: Any, pattern: Sequence) -> Variable:
+def dimshuffle(x: Any, pattern: Sequence) -> TensorVariable:
     """``x.dimshuffle(pattern)``: e.g. (1, 0) transposes, ('x', 0) makes a row."""
     x = as_tensor_variable(x)
     return DimShuffle(x.ndim, pattern)(x)
 
 
-def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
+def transpose(x: Any, axes: Sequence[int] | None = None) -> TensorVariable:
     """Reverse the axes (or permute them as ``axes`` says), like numpy.transpose."""
     x = as_tensor_variable(x)
     if axes is None:
@@ -211,7 +219,7 @@ FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items()
                              if not name.startswith("cast_") and not op.scalar_op.is_random}
 
 
-def cast(x: Any, dtype: str) -> Variable:
+def cast(x: Any, dtype: str) -> TensorVariable:
     """``x`` converted to ``dtype`` (no-op when it already has it); 'floatX' means config.floatX."""
     x = as_tensor_variable(x)
     dtype = config.floatX if dtype == "floatX" else dtype_name(dtype)
@@ -220,7 +228,7 @@ def cast(x: Any, dtype: str) -> Variable:
     return ELEMWISE_OPS[f"cast_{dtype}"](x)
 
 
-def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
+def switch(cond: Any, if_true: Any, if_false: Any) -> TensorVariable:
     """Elementwise ``if_true`` where ``cond`` holds, else ``if_false`` (numpy.where)."""
     cond = as_tensor_variable(cond)
     if cond.dtype != "bool":
@@ -228,12 +236,12 @@ def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
     return ELEMWISE_OPS["switch"](cond, if_true, if_false)
 
 
-def clip(x: Any, lo: Any, hi: Any) -> Variable:
+def clip(x: Any, lo: Any, hi: Any) -> TensorVariable:
     """Limit ``x`` to [lo, hi] elementwise."""
     return ELEMWISE_OPS["clip"](x, lo, hi)
 
 
-def round(x: Any, mode: str | None = None) -> Variable:
+def round(x: Any, mode: str | None = None) -> TensorVariable:
     """Round elementwise to the nearest integer: ``mode='half_to_even'`` (numpy's rint, the default)
     or ``'half_away_from_zero'`` (C's round, Theano's old default)."""
     if mode in (None, "half_to_even"):

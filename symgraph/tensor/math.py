@@ -46,7 +46,7 @@ def _grad_as(g: TensorVariable, x: TensorVariable) -> Variable | None:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
-def _swap_last(x: TensorVariable) -> Variable:
+def _swap_last(x: TensorVariable) -> TensorVariable:
     order = list(range(x.ndim))
     order[-2:] = order[-1], order[-2]
     return DimShuffle(x.ndim, order)(x)
@@ -141,7 +141,7 @@ def _padded(x: TensorVariable, shape: Sequence, nb: int, left: bool) -> list:
     return [(1, 1)] * (nb + 2 - len(pairs)) + pairs
 
 
-def _insert_axis(x: TensorVariable, pos: int) -> Variable:
+def _insert_axis(x: TensorVariable, pos: int) -> TensorVariable:
     order: list = list(range(x.ndim))
     order.insert(pos, "x")
     return DimShuffle(x.ndim, order)(x)
@@ -221,7 +221,7 @@ class TensorDot(Op):
         return [self._out_shape(*input_shapes)]
 
 
-def dot(a: Any, b: Any) -> Variable:
+def dot(a: Any, b: Any) -> TensorVariable:
     """numpy.dot: scalars multiply, 1-d/2-d use the matrix product, N-d contract a's last axis
     with b's second-to-last."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
@@ -232,19 +232,19 @@ def dot(a: Any, b: Any) -> Variable:
     return TensorDot((a.ndim - 1,), (max(b.ndim - 2, 0),))(a, b)
 
 
-def matmul(a: Any, b: Any) -> Variable:
+def matmul(a: Any, b: Any) -> TensorVariable:
     """numpy.matmul (the ``@`` operator), batched over leading axes with broadcasting."""
     return MatMul()(a, b)
 
 
-def tensordot(a: Any, b: Any, axes: Any = 2) -> Variable:
+def tensordot(a: Any, b: Any, axes: Any = 2) -> TensorVariable:
     """numpy.tensordot: ``axes`` is an int (last n of a with first n of b) or a pair of axis lists."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
     ax_a, ax_b = _normalize_tensordot_axes(axes, a, b)
     return TensorDot(ax_a, ax_b)(a, b)
 
 
-def outer(a: Any, b: Any) -> Variable:
+def outer(a: Any, b: Any) -> TensorVariable:
     """numpy.outer: the product of every element of (flattened) a with every element of b."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
     a = a if a.ndim == 1 else (dimshuffle(a, ("x",)) if a.ndim == 0 else a.flatten())
@@ -252,7 +252,7 @@ def outer(a: Any, b: Any) -> Variable:
     return dimshuffle(a, (0, "x")) * dimshuffle(b, ("x", 0))
 
 
-def batched_dot(a: Any, b: Any) -> Variable:
+def batched_dot(a: Any, b: Any) -> TensorVariable:
     """Theano's batched_dot: ``dot(a[i], b[i])`` for every i along the first (batch) axis.
     1-d operands scale the other operand per batch; 2-d and 3-d ones use a batched matmul
     ((B, n) with (B, n) gives (B,)); more dimensions go through batched_tensordot."""
@@ -272,7 +272,7 @@ def batched_dot(a: Any, b: Any) -> Variable:
     return out if keep == [0, 1, 2] else DimShuffle(3, keep)(out)
 
 
-def batched_tensordot(x: Any, y: Any, axes: Any = 2) -> Variable:
+def batched_tensordot(x: Any, y: Any, axes: Any = 2) -> TensorVariable:
     """tensordot of ``x[i]`` with ``y[i]`` for every i along the first (batch) axis. ``axes`` is an int
     (the last n axes of x with axes 1..n of y) or a pair of axis lists (axis 0 is the batch)."""
     x, y = as_tensor_variable(x), as_tensor_variable(y)

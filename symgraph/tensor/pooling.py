@@ -223,7 +223,7 @@ def trailing_lengths(v: TensorVariable, nd: int, alt: Variable | None = None) ->
 
 
 def pool(x: Any, mode: str, window: Sequence[int], strides: Sequence[int] | None, pads: Sequence[tuple],
-         lhs_dilation: Sequence[int] | None = None) -> Variable:
+         lhs_dilation: Sequence[int] | None = None) -> TensorVariable:
     """A Pool node; ``pads`` are (lo, hi) entries per axis, ints or symbolic int scalars."""
     padding, vec = pads_operand(pads)
     op = Pool(mode, window, strides, padding, lhs_dilation)
@@ -250,7 +250,7 @@ def _normalized(x: Any, window: Any, stride: Any, padding: Any, what: str) -> tu
     return x, window, strides, pads
 
 
-def max_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0) -> Variable:
+def max_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0) -> TensorVariable:
     """Maximum over windows of the trailing axes (``len(window)`` of them; an int window pools
     all axes after (N, C)). ``stride`` defaults to the window; ``padding`` is an int, (lo, hi)
     pairs, 'valid' or 'same' (padded positions never win). The gradient goes to each window's
@@ -259,7 +259,8 @@ def max_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0) -> Varia
     return pool(x, "max", window, strides, pads)
 
 
-def avg_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True) -> Variable:
+def avg_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0,
+             count_include_pad: bool = True) -> TensorVariable:
     """Mean over windows of the trailing axes (arguments as ``max_pool``). With
     ``count_include_pad`` every window divides by its full size (PyTorch's and flax's default);
     without it, by the number of input elements it covers."""
@@ -271,7 +272,7 @@ def avg_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0, count_in
 
 
 def window_counts(lengths: Sequence[ShapeEntry], window: Sequence[int], strides: Sequence[int],
-                  pads: Sequence[tuple], dtype: str) -> Variable:
+                  pads: Sequence[tuple], dtype: str) -> TensorVariable:
     """How many of ``lengths`` input positions each window covers (padding not counted): a
     constant when everything is known at build time, else a sum-pool of ones in the graph."""
     flat = list(lengths) + [e for p in pads for e in p]

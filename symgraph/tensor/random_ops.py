@@ -18,7 +18,7 @@ from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.rng import draws, philox
 from symgraph.tensor.shape import as_int_entry, entry_var
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 __all__ = ["Words", "Blank", "Permutation", "Choice", "KeySplit", "KeyFoldIn", "counter_values"]
 
@@ -200,7 +200,7 @@ class KeyFoldIn(Op):
         return [None, None]
 
 
-def _as_key(key: Any) -> Variable:
+def _as_key(key: Any) -> TensorVariable:
     key = as_tensor_variable(key)
     if key.dtype != "uint64" or key.ndim != 1 or key.type.shape[0] not in (2, None):
         raise GraphTypeError(f"a random key is a uint64 vector of 2 words (sg.random.key(seed)), "

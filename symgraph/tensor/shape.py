@@ -68,7 +68,7 @@ def as_int_entry(v: Any, what: str) -> ShapeEntry:
     return cast(v, "int64")
 
 
-def entry_var(e: ShapeEntry) -> Variable:
+def entry_var(e: ShapeEntry) -> TensorVariable:
     """A shape entry as an int64 0-d variable (constants for ints)."""
     return constant(np.asarray(e, dtype="int64")) if isinstance(e, int) else e
 
@@ -87,7 +87,7 @@ def common_dtype(vars: Sequence[Variable]) -> str:
     return np.result_type(*strong, *[v.data.item() for v, w in zip(vars, weak) if w]).name
 
 
-def to_dtype(v: TensorVariable, dtype: str) -> Variable:
+def to_dtype(v: TensorVariable, dtype: str) -> TensorVariable:
     """``v`` as ``dtype``: constants are converted now, variables through a cast node."""
     if v.dtype == dtype:
         return v
@@ -138,7 +138,7 @@ class Shape_i(Op):
         return [()]
 
 
-def shape(x: Any) -> Variable:
+def shape(x: Any) -> TensorVariable:
     """``x.shape``: an int64 vector (a constant when the static shape is fully known)."""
     x = as_tensor_variable(x)
     if all(s is not None for s in x.type.shape):
@@ -146,7 +146,7 @@ def shape(x: Any) -> Variable:
     return Shape()(x)
 
 
-def shape_i(x: Any, i: int) -> Variable:
+def shape_i(x: Any, i: int) -> TensorVariable:
     """``x.shape[i]`` as an int64 scalar (a constant when that length is static)."""
     x = as_tensor_variable(x)
     if -x.ndim <= i < 0:
@@ -156,7 +156,7 @@ def shape_i(x: Any, i: int) -> Variable:
     return Shape_i(i)(x)
 
 
-def size(x: Any) -> Variable:
+def size(x: Any) -> TensorVariable:
     """``x.size``: the number of elements, an int64 scalar."""
     return entry_var(sprod(shape_tuple(as_tensor_variable(x))))
 
@@ -213,7 +213,7 @@ def vector_entry(vec: TensorVariable, i: int) -> ShapeEntry:
     return to_dtype(vec[i], "int64")
 
 
-def shape_vector(newshape: Any, what: str) -> Variable:
+def shape_vector(newshape: Any, what: str) -> TensorVariable:
     """An int64 vector from an int, a sequence of ints/int scalars, or an int vector."""
     if isinstance(newshape, Variable) and newshape.ndim == 1:
         if newshape.type.numpy_dtype.kind not in "iu":
@@ -238,7 +238,7 @@ def shape_entries(newshape: Any, what: str) -> list[ShapeEntry]:
     return [vector_entry(vec, i) for i in range(vec.type.shape[0])]
 
 
-def stack(*tensors: Any, axis: int = 0) -> Variable:
+def stack(*tensors: Any, axis: int = 0) -> TensorVariable:
     """Join tensors of equal shape along a new axis: ``stack([a, b], axis=0)`` (numpy.stack), or
     Theano's older ``stack(a, b, c)`` (along a new first axis)."""
     if tensors and isinstance(tensors[0], (list, tuple)):
@@ -313,7 +313,7 @@ class Reshape(Op):
         return [tuple(out)]
 
 
-def reshape(x: Any, newshape: Any, ndim: int | None = None) -> Variable:
+def reshape(x: Any, newshape: Any, ndim: int | None = None) -> TensorVariable:
     """``x`` with a new shape (tuple of ints / int scalars, or an int vector); one entry may be -1."""
     x = as_tensor_variable(x)
     vec = shape_vector(newshape, "reshape")
@@ -325,7 +325,7 @@ def reshape(x: Any, newshape: Any, ndim: int | None = None) -> Variable:
     return Reshape(n if n is not None else ndim)(x, vec)
 
 
-def flatten(x: Any, ndim: int = 1) -> Variable:
+def flatten(x: Any, ndim: int = 1) -> TensorVariable:
     """Keep the first ``ndim - 1`` dims and merge the rest into one (Theano's flatten)."""
     x = as_tensor_variable(x)
     if not 1 <= ndim <= max(x.ndim, 1):
@@ -344,7 +344,7 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
     return norm
 
 
-def squeeze(x: Any, axis: Any = None) -> Variable:
+def squeeze(x: Any, axis: Any = None) -> TensorVariable:
     """Drop length-1 dims: all statically length-1 ones, or those in ``axis`` (which must be)."""
     x = as_tensor_variable(x)
     if axis is None:
@@ -357,7 +357,7 @@ def squeeze(x: Any, axis: Any = None) -> Variable:
     return DimShuffle(x.ndim, [d for d in range(x.ndim) if d not in drop])(x)
 
 
-def expand_dims(x: Any, axis: Any) -> Variable:
+def expand_dims(x: Any, axis: Any) -> TensorVariable:
     """Insert length-1 dims at positions ``axis`` of the result (numpy.expand_dims)."""
     x = as_tensor_variable(x)
     out_ndim = x.ndim + (1 if isinstance(axis, (int, np.integer)) else len(axis))
@@ -423,7 +423,7 @@ class Join(Op):
         return [tuple(out)]
 
 
-def concatenate(tensors: Sequence[Any], axis: int = 0) -> Variable:
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> TensorVariable:
     """Join tensors along an existing axis (numpy.concatenate)."""
     xs = [as_tensor_variable(t) for t in tensors]
     if not xs:

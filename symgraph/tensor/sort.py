@@ -168,7 +168,7 @@ def _flat_if_none(x: Variable, axis: Any) -> tuple[Variable, Any]:
     return x, axis
 
 
-def sort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+def sort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> TensorVariable:
     """numpy.sort: ``a`` sorted along ``axis`` (None: the flattened array)."""
     if order is not None:
         raise ValueError("sort: order= (structured arrays) is not supported")
@@ -176,7 +176,7 @@ def sort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> 
     return Sort(_axis(a, axis, "sort"), kind)(a)
 
 
-def argsort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+def argsort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> TensorVariable:
     """numpy.argsort: int64 indices that sort ``a`` along ``axis`` (None: the flattened array)."""
     if order is not None:
         raise ValueError("argsort: order= (structured arrays) is not supported")
@@ -184,13 +184,13 @@ def argsort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) 
     return ArgSort(_axis(a, axis, "argsort"), kind)(a)
 
 
-def take_along_axis(arr: Any, indices: Any, axis: int) -> Variable:
+def take_along_axis(arr: Any, indices: Any, axis: int) -> TensorVariable:
     """numpy.take_along_axis (indices with the same number of dimensions as ``arr``)."""
     arr, indices = as_tensor_variable(arr), as_tensor_variable(indices)
     return TakeAlongAxis(_axis(arr, axis, "take_along_axis"))(arr, indices)
 
 
-def scatter_add_along_axis(base: Any, indices: Any, values: Any, axis: int) -> Variable:
+def scatter_add_along_axis(base: Any, indices: Any, values: Any, axis: int) -> TensorVariable:
     """A copy of ``base`` with ``values`` added at the positions take_along_axis would read."""
     base = as_tensor_variable(base)
     return ScatterAddAlongAxis(_axis(base, axis, "scatter_add_along_axis"))(base, indices, values)

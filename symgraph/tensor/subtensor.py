@@ -355,7 +355,7 @@ def _check_static_bounds(x: TensorVariable, e: Any, ps: list, dim: int, what: st
         raise IndexError(f"{what}: index {bad} is out of bounds for axis {dim} with size {n}")
 
 
-def subtensor(x: Any, index: Any) -> Variable:
+def subtensor(x: Any, index: Any) -> TensorVariable:
     """``x[index]`` with numpy semantics (used by TensorVariable.__getitem__)."""
     x = as_tensor_variable(x)
     idx_list, parts = _normalize(x, index)
@@ -379,13 +379,13 @@ def _owner_index(x_sub: Any, what: str) -> tuple[Variable, tuple, list]:
     return node.inputs[0], node.op.idx_list, node.inputs[1:]
 
 
-def set_subtensor(x_sub: Any, y: Any) -> Variable:
+def set_subtensor(x_sub: Any, y: Any) -> TensorVariable:
     """A copy of ``x`` with ``x[idx]`` set to ``y``, called as ``set_subtensor(x[idx], y)``."""
     x, idx_list, parts = _owner_index(x_sub, "set_subtensor")
     return IncSubtensor(idx_list, True)(x, y, *parts)
 
 
-def inc_subtensor(x_sub: Any, y: Any, set_instead_of_inc: bool = False) -> Variable:
+def inc_subtensor(x_sub: Any, y: Any, set_instead_of_inc: bool = False) -> TensorVariable:
     """A copy of ``x`` with ``y`` added to ``x[idx]`` (repeats accumulate), called as ``inc_subtensor(x[idx], y)``."""
     x, idx_list, parts = _owner_index(x_sub, "inc_subtensor")
     return IncSubtensor(idx_list, set_instead_of_inc)(x, y, *parts)

@@ -135,7 +135,7 @@ class Eigh(LinalgOp):
         return [sym(matmul(matmul(v, inner), matrix_transpose(v)))]
 
 
-def pair_factor(w: Variable) -> Variable:
+def pair_factor(w: Variable) -> TensorVariable:
     """F[..., i, j] = 1 / (w_j - w_i) off the diagonal (inf where two values are equal), 0 on it."""
     d = expand(w, -2) - expand(w, -1)
     n = dim_len(w, -1)
@@ -174,7 +174,7 @@ class Eigvalsh(LinalgOp):
         return [matmul(v * expand(gw, -2), matrix_transpose(v))]
 
 
-def cholesky(x: Any, lower: bool = True, on_error: str = "raise") -> Variable:
+def cholesky(x: Any, lower: bool = True, on_error: str = "raise") -> TensorVariable:
     """Cholesky factor of symmetric positive-definite matrices (lower by default, as
     numpy.linalg.cholesky; scipy's default is upper). LinAlgError for a matrix that is not
     positive definite, or NaN for it with ``on_error='nan'``."""
@@ -187,7 +187,7 @@ def eigh(x: Any, UPLO: str = "L", on_error: str = "raise") -> tuple:
     return tuple(Eigh(_uplo(UPLO), on_error)(x))
 
 
-def eigvalsh(x: Any, UPLO: str = "L", on_error: str = "raise") -> Variable:
+def eigvalsh(x: Any, UPLO: str = "L", on_error: str = "raise") -> TensorVariable:
     """Ascending eigenvalues of symmetric matrices (numpy.linalg.eigvalsh)."""
     return Eigvalsh(_uplo(UPLO), on_error)(x)
 

@@ -24,10 +24,10 @@ from symgraph.tensor.linalg.solve import inv
 from symgraph.tensor.linalg.structure import expand, matrix_transpose
 from symgraph.tensor.math import matmul
 from symgraph.tensor.reduction import sum as tsum
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, TensorVariable
 
 
-def _scalar_grad(g: Variable) -> Variable:
+def _scalar_grad(g: Variable) -> TensorVariable:
     """A per-matrix gradient (..., ) as (..., 1, 1), to scale matrices."""
     return expand(expand(g, -1), -1)
 
@@ -116,7 +116,7 @@ class Adjugate(LinalgOp):
         return [(inner * adj_t - matmul(matmul(adj_t, g), adj_t)) / _scalar_grad(det(x))]
 
 
-def det(x: Any) -> Variable:
+def det(x: Any) -> TensorVariable:
     """The determinant of (a stack of) square matrices (numpy.linalg.det)."""
     return Det()(x)
 
@@ -126,12 +126,12 @@ def slogdet(x: Any) -> tuple:
     return tuple(SLogDet()(x))
 
 
-def adjugate(x: Any) -> Variable:
+def adjugate(x: Any) -> TensorVariable:
     """The adjugate (classical adjoint) det(A) inv(A), finite for singular matrices too."""
     return Adjugate()(x)
 
 
-def logdet(x: Any) -> Variable:
+def logdet(x: Any) -> TensorVariable:
     """log(det(x)) computed as slogdet: NaN where det < 0, -inf where det = 0."""
     sign, logabs = slogdet(x)
     return E["switch"](E["lt"](sign, 0), np.asarray(np.nan, dtype=logabs.dtype), logabs)

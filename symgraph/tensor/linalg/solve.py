@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from symgraph.errors import GraphTypeError, ShapeError
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import _fmt
 from symgraph.tensor.linalg.base import (
     LinalgOp,
@@ -31,7 +31,7 @@ from symgraph.tensor.linalg.base import (
 from symgraph.tensor.linalg.structure import matrix_transpose, outer_last, sym, tril, triu
 from symgraph.tensor.math import matmul
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.type import TensorType, tensor_outputs
+from symgraph.tensor.type import TensorType, TensorVariable, tensor_outputs
 
 ASSUME_A = {"gen": "gen", "general": "gen", "sym": "sym", "symmetric": "sym", "pos": "pos",
             "positive definite": "pos"}
@@ -190,7 +190,7 @@ def _trans(trans: Any) -> int:
 
 
 def solve(a: Any, b: Any, assume_a: str = "gen", lower: bool = False, b_ndim: int | None = None,
-          on_error: str = "raise") -> Variable:
+          on_error: str = "raise") -> TensorVariable:
     """x with a x = b (scipy.linalg.solve, batched like numpy.linalg.solve). ``assume_a``: 'gen',
     'sym' or 'pos'; for 'sym' and 'pos' only the ``lower`` (or upper) triangle of ``a`` is read."""
     a, b = as_matrices(a, b)
@@ -198,13 +198,13 @@ def solve(a: Any, b: Any, assume_a: str = "gen", lower: bool = False, b_ndim: in
 
 
 def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False, unit_diagonal: bool = False,
-                     b_ndim: int | None = None, on_error: str = "raise") -> Variable:
+                     b_ndim: int | None = None, on_error: str = "raise") -> TensorVariable:
     """x with a x = b (``trans``: a^T x = b) for triangular ``a`` (scipy.linalg.solve_triangular, batched)."""
     a, b = as_matrices(a, b)
     return SolveTriangular(lower, trans, unit_diagonal, b_core_ndim(b, b_ndim), on_error)(a, b)
 
 
-def cho_solve(c_and_lower: Any, b: Any, b_ndim: int | None = None, on_error: str = "raise") -> Variable:
+def cho_solve(c_and_lower: Any, b: Any, b_ndim: int | None = None, on_error: str = "raise") -> TensorVariable:
     """x with A x = b given A's Cholesky factor: ``cho_solve((c, lower), b)`` as in scipy."""
     try:
         c, lower = c_and_lower
@@ -215,7 +215,7 @@ def cho_solve(c_and_lower: Any, b: Any, b_ndim: int | None = None, on_error: str
     return CholeskySolve(lower, b_core_ndim(b, b_ndim), on_error)(c, b)
 
 
-def inv(a: Any, on_error: str = "raise") -> Variable:
+def inv(a: Any, on_error: str = "raise") -> TensorVariable:
     """The inverse of (a stack of) square matrices (numpy.linalg.inv)."""
     return MatrixInverse(on_error)(a)
 
