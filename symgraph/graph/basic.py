@@ -502,7 +502,7 @@ class Op:
         """Symbolic shapes of the outputs (tuples of scalar int variables or ints)."""
         raise MethodNotDefined(f"{type(self).__name__} does not define infer_shape")
 
-    def expand(self, inputs: list[Variable]) -> list[Variable] | None:
+    def expand(self, inputs: list[Variable]) -> Sequence[Variable] | None:
         """For an op that stands for a subgraph of other ops (a fused node): that subgraph built on
         ``inputs``, one variable per output; None for ordinary ops. The gradient of an op without
         its own ``L_op``/``grad`` is the gradient of its expansion."""

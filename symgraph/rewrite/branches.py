@@ -21,9 +21,10 @@ from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.ifelse import IfElse
 from symgraph.rewrite.core import Stats, rule
 from symgraph.rewrite.patterns import fit
+from symgraph.tensor.type import TensorVariable
 
 
-def _fitted(new: Variable, old: Variable) -> Variable:
+def _fitted(new: TensorVariable, old: TensorVariable) -> Variable:
     """``new`` cast to ``old``'s type where only that differs (else ``new`` as it is)."""
     fitted = fit(new, old)
     return new if fitted is None else fitted

@@ -220,7 +220,7 @@ class AllReduceBucket(Op):
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return list(input_shapes)
 
-    def expand(self, inputs: list[Variable]) -> list[Variable]:
+    def expand(self, inputs: list[Variable]) -> list[TensorVariable]:
         return [AllReduce(self.op)(x) for x in inputs]
 
 

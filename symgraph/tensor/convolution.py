@@ -161,7 +161,8 @@ class Geometry:
         self.groups, self.batch_groups = groups, batch_groups
 
     @classmethod
-    def of(cls, op: Conv, x: Variable, w: Variable, y: Variable, g: Variable, pads: Variable | None) -> Geometry:
+    def of(cls, op: Conv, x: TensorVariable, w: TensorVariable, y: TensorVariable, g: TensorVariable,
+           pads: Variable | None) -> Geometry:
         return cls(spatial_lengths(x), spatial_lengths(w), spatial_lengths(y, g),
                    pads_of(op.padding, pads, op.nspatial), op.strides, op.lhs_dilation, op.rhs_dilation,
                    op.feature_group_count, op.batch_group_count)
@@ -211,7 +212,7 @@ def input_grad(g: Variable, w: Variable, geo: Geometry) -> TensorVariable:
     return ungroup_batch(gx, geo.batch_groups) if geo.batch_groups > 1 else gx
 
 
-def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> TensorVariable:
+def kernel_grad(x: TensorVariable, g: TensorVariable, geo: Geometry) -> TensorVariable:
     """d(cost)/d(kernel) of a convolution, given its input ``x`` and output gradient ``g``: a Conv
     of the batch-and-channel-transposed input with the transposed output gradient as its kernel
     (JAX's ``_conv_general_dilated_transpose_rhs``)."""
@@ -237,7 +238,7 @@ def _entries(v: TensorVariable) -> list[ShapeEntry]:
     return [s if s is not None else shape_i(v, d) for d, s in enumerate(v.type.shape)]
 
 
-def swap_io(w: Variable, groups: int) -> TensorVariable:
+def swap_io(w: TensorVariable, groups: int) -> TensorVariable:
     """Kernel (O, I, *k) -> (groups * I, O / groups, *k): output and input channels exchanged
     within each group (the kernel of the input gradient)."""
     if groups == 1:
@@ -249,7 +250,7 @@ def swap_io(w: Variable, groups: int) -> TensorVariable:
     return reshape(moved, [sfold("mul", i, groups), per] + ks)
 
 
-def ungroup_batch(gx: Variable, b: int) -> TensorVariable:
+def ungroup_batch(gx: TensorVariable, b: int) -> TensorVariable:
     """(N / b, b * C, *s) -> (N, C, *s): the input gradient of a batch-grouped convolution."""
     nb, bc, *sp = _entries(gx)
     c = sfold("int_div", bc, b)
@@ -264,8 +265,8 @@ def _cast_like(g: TensorVariable, x: TensorVariable) -> TensorVariable:
 
 # ------------------------------------------------------------------------------------------ API
 
-def resolve_padding(padding: Any, x: Variable, w: Variable, strides: Sequence[int], lhs_dilation: Sequence[int],
-                    rhs_dilation: Sequence[int], what: str) -> list[tuple]:
+def resolve_padding(padding: Any, x: TensorVariable, w: TensorVariable, strides: Sequence[int],
+                    lhs_dilation: Sequence[int], rhs_dilation: Sequence[int], what: str) -> list[tuple]:
     """Padding given as 'VALID', 'SAME' (extra on the high side, as JAX and TensorFlow),
     'SAME_LOWER', 'FULL' (every window that meets an element: the dilated kernel extent - 1 on
     both sides), an int, or ints / (lo, hi) pairs per axis, as (lo, hi) entries per spatial axis

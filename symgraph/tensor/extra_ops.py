@@ -62,7 +62,7 @@ class CumOp(Op):
         return [input_shapes[0]]
 
 
-def _flip(x: Variable, axis: int) -> TensorVariable:
+def _flip(x: TensorVariable, axis: int) -> TensorVariable:
     return x[(slice(None),) * axis + (slice(None, None, -1),)]
 
 

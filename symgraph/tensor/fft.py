@@ -34,7 +34,7 @@ def _check_sizes(s: Variable, what: str) -> TensorVariable:
     return s
 
 
-def _two_frequency_bins(g: TensorVariable, s: Variable, factor: float) -> TensorVariable:
+def _two_frequency_bins(g: TensorVariable, s: TensorVariable, factor: float) -> TensorVariable:
     """``g`` (…, bins, 2) with bins 1 .. n//2 + n%2 - 1 (each standing for +f and -f) times ``factor``."""
     n = s[-1]
     idx = (slice(None),) * (g.ndim - 2) + (slice(1, n // 2 + n % 2), slice(None))

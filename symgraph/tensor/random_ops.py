@@ -41,7 +41,7 @@ def counter_values(values: list) -> tuple[tuple[int, int], tuple[int, int, int]]
     return (k0, k1), (c1, c2, c3)
 
 
-def _check_words(words: list) -> list[Variable]:
+def _check_words(words: list) -> list[TensorVariable]:
     out = [as_tensor_variable(w) for w in words]
     for w in out:
         if w.ndim != 0 or w.dtype != "uint64":

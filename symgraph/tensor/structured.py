@@ -7,7 +7,6 @@ from typing import Any
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Variable
 from symgraph.tensor.alloc import alloc, arange, zeros
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, cast, switch
 from symgraph.tensor.shape import shape_i
@@ -81,7 +80,7 @@ class _Grid:
     def __init__(self, sparse: bool):
         self.sparse = sparse
 
-    def __getitem__(self, key: Any) -> list[Variable]:
+    def __getitem__(self, key: Any) -> list[TensorVariable]:
         key = key if isinstance(key, tuple) else (key,)
         ranges = []
         for s in key:

@@ -38,7 +38,7 @@ def linalg_dtype(*dtypes: str) -> str:
     return "float32" if dt == np.float16 else dt.name
 
 
-def as_matrices(*xs: Any) -> list[Variable]:
+def as_matrices(*xs: Any) -> list[TensorVariable]:
     """``xs`` as tensors of one linalg dtype, each with at least two dimensions."""
     xs_t = [as_tensor_variable(x) for x in xs]
     dtype = linalg_dtype(*[x.dtype for x in xs_t])
@@ -103,7 +103,9 @@ class LinalgOp(Op):
     def out_core_shapes(self, node: Apply, item_shapes: list[tuple]) -> list[tuple]:
         raise NotImplementedError
 
-    def core(self, *arrays: np.ndarray) -> tuple:
+    # (each op's core takes its own arrays: ``core(self, x)``, ``core(self, a, b)`` ...; the gradual
+    # signature lets the subclasses name them)
+    def core(self, *arrays: Any, **kwargs: Any) -> tuple:
         raise NotImplementedError
 
     def perform(self, node: Apply, inputs: list) -> list:

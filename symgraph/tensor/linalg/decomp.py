@@ -135,7 +135,7 @@ class Eigh(LinalgOp):
         return [sym(matmul(matmul(v, inner), matrix_transpose(v)))]
 
 
-def pair_factor(w: Variable) -> TensorVariable:
+def pair_factor(w: TensorVariable) -> TensorVariable:
     """F[..., i, j] = 1 / (w_j - w_i) off the diagonal (inf where two values are equal), 0 on it."""
     d = expand(w, -2) - expand(w, -1)
     n = dim_len(w, -1)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix
 from symgraph.tensor.linalg.decomp import is_zero_grad
@@ -27,7 +27,7 @@ from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.type import TensorType, TensorVariable
 
 
-def _scalar_grad(g: Variable) -> TensorVariable:
+def _scalar_grad(g: TensorVariable) -> TensorVariable:
     """A per-matrix gradient (..., ) as (..., 1, 1), to scale matrices."""
     return expand(expand(g, -1), -1)
 
@@ -36,6 +36,7 @@ class _DetLike(LinalgOp):
     """A function of square matrices with one value per matrix of the batch."""
 
     gufunc = True
+    n_out: int  # outputs per matrix (set by each op class)
 
     def make_node(self, x: Any) -> Apply:
         (x,) = as_matrices(x)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from symgraph.errors import GradientError
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error
 from symgraph.tensor.linalg.decomp import is_zero_grad, pair_factor
@@ -179,8 +179,8 @@ class SVD(LinalgOp):
                          square)]
 
 
-def svd_grad(u: Variable, s: Variable, vh: Variable, gu: Variable | None, gs: Variable, gvh: Variable | None,
-             square: bool) -> TensorVariable:
+def svd_grad(u: TensorVariable, s: TensorVariable, vh: TensorVariable, gu: TensorVariable | None,
+             gs: TensorVariable, gvh: TensorVariable | None, square: bool) -> TensorVariable:
     """Townsend (2016), real case: U [(J + J^T) S + diag(gs) + S (K + K^T)] Vh with J = F o U^T gU,
     K = F o V^T gV, F_ij = 1 / (s_j^2 - s_i^2); plus, unless square, the parts of gU and gV
     outside the spans of U and V."""

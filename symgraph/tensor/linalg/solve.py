@@ -42,6 +42,7 @@ class _RhsSolve(LinalgOp):
     and a right-hand side ``b`` of ``b_ndim`` core axes; x has b's core shape."""
 
     rhs_input = True
+    b_ndim: int  # core axes of the right-hand side (set by each op's __init__)
 
     def make_node(self, a: Any, b: Any) -> Apply:
         a, b = as_matrices(a, b)

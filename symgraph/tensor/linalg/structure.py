@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError, node_context
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
 from symgraph.tensor.alloc import arange
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.elemwise import DimShuffle, switch
@@ -97,7 +97,7 @@ def trace(x: Any, offset: int = 0) -> TensorVariable:
     return tsum(switch(mask, x, 0), axis=(-2, -1))
 
 
-def diag_embed(v: Variable) -> TensorVariable:
+def diag_embed(v: TensorVariable) -> TensorVariable:
     """Square matrices with ``v`` (..., n) on their diagonal."""
     n = dim_len(v, -1)
     return switch(band_mask(n, n, 0, "eq"), expand(v, -2), 0)
@@ -110,7 +110,7 @@ def expand(x: TensorVariable, axis: int) -> TensorVariable:
     return DimShuffle(x.ndim, order)(x)
 
 
-def outer_last(u: Variable, v: Variable, vectors: bool) -> TensorVariable:
+def outer_last(u: TensorVariable, v: TensorVariable, vectors: bool) -> TensorVariable:
     """u v^T per problem: batched outer products of vectors (``vectors``) or u @ v^T of matrices."""
     if vectors:
         return expand(u, -1) * expand(v, -2)
