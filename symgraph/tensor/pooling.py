@@ -49,7 +49,7 @@ class _Windowed(Op):
     """What the pool ops share: window, strides (default: the window), padding (an int or (lo, hi)
     pairs; None: a padding input follows the data inputs), and checks of the pooled input."""
 
-    __props__ = ("window", "strides", "padding")
+    __props__: tuple[str, ...] = ("window", "strides", "padding")
     n_data = 1  # data inputs before the optional padding input
 
     def __init__(self, window: Sequence[int], strides: Sequence[int] | None = None, padding: Any = 0):
