@@ -161,6 +161,10 @@ def _softplus(x: Any, out: np.ndarray | None = None) -> Any:
     return np.logaddexp(np.zeros((), _float_dtype(x)), x, out=out)
 
 
+def _softsign(x: Any, out: np.ndarray | None = None) -> Any:
+    return np.divide(x, 1 + np.abs(x).astype(_float_dtype(x), copy=False), out=out)
+
+
 def _float_dtype(x: Any) -> np.dtype:
     dt = np.asarray(x).dtype
     return dt if dt.kind in "fc" else np.result_type(dt, np.float16)
@@ -326,6 +330,8 @@ _ROWS = [
              lambda T, x, z, g: [g * T.sigmoid(x[0])], vector=True),
     ScalarOp("relu", 1, _relu, "max({0}, ({T})0)", lambda T, x, z, g: [_sw(T, z > 0, g)],
              cl_kinds={"f": "({0} < 0 ? ({T})0 : {0})"}, vector=True, domain=_KINKS),
+    ScalarOp("softsign", 1, _softsign, "({0} / (1 + fabs({0})))", lambda T, x, z, g: [g * T.sqr(1 - T.abs(z))],
+             vector=True),
     ScalarOp("erf", 1, _erf, "erf({0})", lambda T, x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     ScalarOp("erfc", 1, _erfc, "erfc({0})", lambda T, x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     # selection

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.evaluate import evaluate
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import clone_replace, toposort
 
@@ -37,11 +38,8 @@ class InnerGraph:
 
     def evaluate(self, values: Sequence[Any]) -> list:
         """The outputs for these input values, node by node through each op's ``perform``."""
-        env: dict[Variable, Any] = dict(zip(self.inputs, values))
-        for node in self.nodes:
-            ins = [v.data if isinstance(v, Constant) else env[v] for v in node.inputs]
-            env.update(zip(node.outputs, node.op.perform(node, ins)))
-        return [v.data if isinstance(v, Constant) else env[v] for v in self.outputs]
+        env = evaluate(self.outputs, dict(zip(self.inputs, values)))
+        return [env[v] for v in self.outputs]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InnerGraph) and other._hash == self._hash and other._key == self._key

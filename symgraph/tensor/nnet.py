@@ -17,6 +17,7 @@ from symgraph.tensor.shape import shape
 from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_outputs
 
 sigmoid, relu, softplus, tanh = FUNCTIONS["sigmoid"], FUNCTIONS["relu"], FUNCTIONS["softplus"], FUNCTIONS["tanh"]
+softsign = FUNCTIONS["softsign"]
 _exp, _log = ELEMWISE_OPS["exp"], ELEMWISE_OPS["log"]
 
 
@@ -213,5 +214,5 @@ def dropout(x: Any, p: Any = 0.5, srng: Any = None, rescale: bool = True) -> Ten
 
 
 __all__ = ["Softmax", "LogSoftmax", "OneHot", "softmax", "log_softmax", "one_hot", "categorical_crossentropy",
-           "binary_crossentropy", "sigmoid_binary_crossentropy", "sigmoid", "relu", "softplus", "tanh",
+           "binary_crossentropy", "sigmoid_binary_crossentropy", "sigmoid", "relu", "softplus", "softsign", "tanh",
            "leaky_relu", "elu", "dropout"]
