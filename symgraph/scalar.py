@@ -35,8 +35,9 @@ backend and the declared types always agree.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import numpy as np
 import scipy.special as sps
@@ -100,13 +101,13 @@ class ScalarOp:
         return self.block_shift is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def dtype_name(dtype: Any) -> str:
     """Canonical dtype name ('float64' for np.float64, 'f8', ...); cached: numpy's is slow."""
     return np.dtype(dtype).name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _out_dtype(op: ScalarOp, dtypes: tuple[str, ...]) -> str:
     if op.out is not None:
         return op.out

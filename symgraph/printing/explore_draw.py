@@ -9,8 +9,8 @@ User text (names, constants) reaches the SVG only as Graphviz labels, which ``do
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import graphviz
 

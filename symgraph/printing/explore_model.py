@@ -128,7 +128,8 @@ def function_model(f: Any, timeout: float = 120) -> dict:
         page.data["notes"].append("compile with sg.function(..., history=True) to step through the rewrites")
     state = GraphState([(sid(n), n, tuple(n.inputs)) for n in final], list(f.graph.outputs), list(f.graph.inputs),
                        roles.updates(f.graph.outputs), roles.names(f.graph.outputs))
-    drawing = draw_state("compiled", state, page.vid, roles.role(f.graph.outputs), _opens, _transfers(backend, final, sid))
+    drawing = draw_state("compiled", state, page.vid, roles.role(f.graph.outputs), _opens,
+                         _transfers(backend, final, sid))
     step = {"label": f"compiled ({f.backend})", "svg": page.svg(drawing), "nodes": [s for s, _, _ in state.nodes],
             "new": [], "removed": [], "applied": {}, "fired": [], "links": {}, "final": True}
     steps = page.data["steps"]
