@@ -59,11 +59,11 @@ class IfElse(Op):
     def output_types(self) -> list[TensorType]:
         return [_merged(t.type, e.type) for t, e in zip(self.then_graph.outputs, self.else_graph.outputs)]
 
-    def make_node(self, cond: Any, *inputs: Any) -> Apply:
+    def make_node(self, cond: Any, *args: Any) -> Apply:
         cond = as_tensor_variable(cond)
         if cond.ndim != 0:
             raise ShapeError(f"IfElse: the condition must be a scalar (0-d), got {cond} of type {cond.type}")
-        inputs = [as_tensor_variable(v) for v in inputs]
+        inputs = [as_tensor_variable(v) for v in args]
         want = [v.type for v in self.then_graph.inputs]
         if [v.type for v in inputs] != want:
             raise GraphTypeError(f"IfElse: inputs of types {[str(v.type) for v in inputs]} where the branches "
