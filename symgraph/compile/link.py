@@ -467,7 +467,8 @@ class _InnerSpec:
     """What a Schedule needs to know of an inner graph: all its inputs are bound, nothing updates."""
 
     def __init__(self, n_inputs: int):
-        self.n_inputs, self.updates, self.nan_guard = n_inputs, [], False
+        self.n_inputs, self.nan_guard = n_inputs, False
+        self.updates: list[tuple[int, int]] = []  # (output index, container index): none here
 
 
 class LinkedFunction:

@@ -403,6 +403,11 @@ class Op:
         self.__dict__["_name"] = value
 
     @property
+    def given_name(self) -> str | None:
+        """The name this op was given, None when it has none (``name`` then derives one from str)."""
+        return self.__dict__.get("_name")
+
+    @property
     def view_map(self) -> dict:
         """Output index -> the input index it may be a view of (Theano's ``{out: [in]}`` accepted)."""
         return self.__dict__.get("_view_map", {})
