@@ -284,7 +284,7 @@ class _Writer:
 
     def _leaf(self, v: Variable) -> None:
         if isinstance(v, SharedVariable):
-            record = {"kind": "shared", "value": _add_array(v.get_value(borrow=True), self.arrays)}
+            record: dict[str, Any] = {"kind": "shared", "value": _add_array(v.get_value(borrow=True), self.arrays)}
             if v.host_resident:
                 record["host"] = True
             self._new(v, record)
@@ -314,7 +314,8 @@ class _Writer:
         default update's graph never interleaves with another's)."""
         while self.defaults:
             v = self.defaults.pop()
-            self.variables[self.ids[v]]["default_update"] = self.var(v.default_update)
+            if v.default_update is not None:
+                self.variables[self.ids[v]]["default_update"] = self.var(v.default_update)
 
     def root(self, obj: Any) -> Any:
         """The tagged description of the saved object."""
@@ -451,8 +452,9 @@ class _Reader:
         if any(v is None for v in self.vars):
             raise CorruptFileError("some variables in the file are computed by no node")
         for k, r in enumerate(records):
-            if r["kind"] == "shared" and "default_update" in r:
-                self.vars[k].default_update = self._get(r["default_update"])
+            shared_var = self.vars[k]
+            if isinstance(shared_var, SharedVariable) and "default_update" in r:
+                shared_var.default_update = self._get(r["default_update"])
 
     def _leaf(self, r: dict) -> Variable:
         t, name = _dec_type(r["type"]), r.get("name")
@@ -491,9 +493,10 @@ class _Reader:
         node.trace = _dec_trace(n.get("trace"))
 
     def _get(self, k: Any) -> Variable:
-        if type(k) is not int or not 0 <= k < len(self.vars) or self.vars[k] is None:
+        v = self.vars[k] if type(k) is int and 0 <= k < len(self.vars) else None
+        if v is None:
             raise CorruptFileError(f"the file refers to variable {k!r} before defining it")
-        return self.vars[k]
+        return v
 
     def root(self, r: Any) -> Any:
         (tag, v), = r.items()
@@ -517,10 +520,11 @@ class _Reader:
             raise CorruptFileError(f"unknown random stream class {d.get('class')!r}")
         stream = object.__new__(classes[d["class"]])
         stream.default_seed = int(d["seed"])
-        stream.key = self._get(d["key"])
-        stream.counters = [self._get(k) for k in d["counters"]]
-        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters]):
+        key, counters = self._get(d["key"]), [self._get(k) for k in d["counters"]]
+        shared_counters = [v for v in counters if isinstance(v, SharedVariable)]
+        if not isinstance(key, SharedVariable) or len(shared_counters) != len(counters):
             raise CorruptFileError("a random stream's key and counters must be shared variables")
+        stream.key, stream.counters = key, shared_counters
         return stream
 
     def function(self, d: dict) -> Function:

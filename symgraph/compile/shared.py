@@ -21,7 +21,9 @@ class Container:
     __slots__ = ("value", "device", "type", "name", "serial", "__weakref__")
 
     def __init__(self, type: TensorType, value: np.ndarray, name: str | None):
-        self.type, self.value, self.device, self.name = type, value, None, name
+        self.type, self.name = type, name
+        self.value: np.ndarray | None = value
+        self.device: Any = None  # a backend's device array (to_host, ...), or None
         self.serial = new_serial()  # its place in the global lock order (see compile/link.py)
 
     def to_host(self) -> np.ndarray:

@@ -9,6 +9,7 @@ from symgraph.graph.basic import Variable
 from symgraph.random import distributions as D
 from symgraph.random.streams import RandomStream
 from symgraph.tensor.elemwise import cast
+from symgraph.tensor.type import TensorVariable
 
 
 class RandomStreams(RandomStream):
@@ -50,8 +51,9 @@ class MRG_RandomStreams(RandomStream):
                dtype: str | None = None, nstreams: Any = None) -> Variable:
         return super().normal(size, avg, std, ndim, dtype)
 
-    def binomial(self, size: Any = None, p: Any = 1, ndim: int | None = None, dtype: str = "int64",
-                 nstreams: Any = None, n: Any = 1) -> Variable:
+    # Theano's rng_mrg signature: p second (n, when given, by keyword), unlike RandomStream's (size, n, p)
+    def binomial(self, size: Any = None, p: Any = 1, ndim: int | None = None,  # type: ignore[override]
+                 dtype: str = "int64", nstreams: Any = None, n: Any = 1) -> Variable:
         return super().binomial(size, n, p, ndim, dtype)
 
     def choice(self, size: Any = 1, a: Any = None, replace: bool = True, p: Any = None,  # type: ignore[override]
@@ -59,5 +61,5 @@ class MRG_RandomStreams(RandomStream):
         if a is None:
             if p is None:
                 raise ValueError("MRG_RandomStreams.choice needs a or p")
-            a = p.shape[-1] if isinstance(p, Variable) else len(p)
+            a = p.shape[-1] if isinstance(p, TensorVariable) else len(p)
         return D.choice(self.next_words(), a, size, replace, p, dtype)
