@@ -19,7 +19,7 @@ from symgraph.graph.basic import Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.rewrite import RewriteHistory, RewriteReport, as_mode, rewrite_graph, sink_into_branches
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 
 @dataclass
@@ -162,7 +162,8 @@ def _check_outputs(outputs: Any) -> tuple[list[Variable], bool]:
 
 
 def _check_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
-    pairs, seen = [], set()
+    pairs: list[tuple[SharedVariable, Variable]] = []
+    seen = set()
     for var, value in _as_pairs(updates, "updates"):
         if not isinstance(var, SharedVariable):
             raise InputError(f"updates: {var!r} is not a shared variable; only sg.shared variables can be updated")
@@ -220,7 +221,7 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     for var, _ in upd:
         if var not in shared_vars:
             shared_vars.append(var)
-    fgraph = FunctionGraph(inputs + shared_vars, targets)
+    fgraph = FunctionGraph([*inputs, *shared_vars], targets)
     mode = config.mode if mode == "default" else mode
     nan_guard = config.nan_guard if nan_guard is None else nan_guard
     if nan_guard:  # the guard checks every node, so keep nodes unfused and errors precise
@@ -266,7 +267,8 @@ def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]
             raise InputError(f"givens: {old!r} is not a symbolic variable")
         new = new if isinstance(new, Variable) else old.type.make_constant(new) \
             if not isinstance(old.type, TensorType) else as_tensor_variable(new)
-        if isinstance(old.type, TensorType) and (new.dtype != old.dtype or new.ndim != old.ndim):
+        if isinstance(old, TensorVariable) and (not isinstance(new, TensorVariable)
+                                                or new.dtype != old.dtype or new.ndim != old.ndim):
             raise InputError(f"givens: {old} ({old.type}) cannot be replaced by {new} ({new.type}): "
                              "dtype and number of dimensions must match")
         replace[old] = new
