@@ -209,18 +209,8 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
     defaults = _default_updates(ancestors(targets), upd, no_default_updates)
     upd, targets = upd + defaults, targets + [v for _, v in defaults]
     needed = ancestors(targets)
-    used = set(needed)
-    unused = [v for v in inputs if v not in used]
-    if unused and on_unused_input != "ignore":
-        msg = (f"sg.function: input(s) {unused} are not used to compute the outputs or updates "
-               "(pass on_unused_input='ignore' or 'warn' to allow this)")
-        if on_unused_input == "raise":
-            raise InputError(msg)
-        warnings.warn(msg, stacklevel=2)
-    shared_vars = [v for v in needed if isinstance(v, SharedVariable)]
-    for var, _ in upd:
-        if var not in shared_vars:
-            shared_vars.append(var)
+    _check_unused(inputs, needed, on_unused_input)
+    shared_vars = _shared_inputs(needed, upd)
     fgraph = FunctionGraph([*inputs, *shared_vars], targets)
     mode = config.mode if mode == "default" else mode
     nan_guard = config.nan_guard if nan_guard is None else nan_guard
@@ -249,6 +239,27 @@ def function(inputs: Sequence[Variable], outputs: Any = None, updates: Any = Non
             record.snapshot(fgraph, f"{backend} placement")
         f.history = record
     return f
+
+
+def _check_unused(inputs: list[Variable], needed: list[Variable], on_unused_input: str) -> None:
+    """Inputs that nothing computed reads: an InputError ('raise'), a warning ('warn') or nothing."""
+    used = set(needed)
+    unused = [v for v in inputs if v not in used]
+    if unused and on_unused_input != "ignore":
+        msg = (f"sg.function: input(s) {unused} are not used to compute the outputs or updates "
+               "(pass on_unused_input='ignore' or 'warn' to allow this)")
+        if on_unused_input == "raise":
+            raise InputError(msg)
+        warnings.warn(msg, stacklevel=3)  # (the caller of sg.function)
+
+
+def _shared_inputs(needed: list[Variable], upd: list[tuple[SharedVariable, Variable]]) -> list[SharedVariable]:
+    """The shared variables the function reads or updates: its implicit inputs, in graph order."""
+    shared_vars = [v for v in needed if isinstance(v, SharedVariable)]
+    for var, _ in upd:
+        if var not in shared_vars:
+            shared_vars.append(var)
+    return shared_vars
 
 
 def _default_updates(needed: list, upd: list, no_default_updates: Any) -> list[tuple[SharedVariable, Variable]]:
