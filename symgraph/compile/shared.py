@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.compile.link import new_serial
+from symgraph.compile.calls import new_serial
 from symgraph.config import config
 from symgraph.graph.basic import Variable
 from symgraph.tensor.type import TensorType, TensorVariable
@@ -24,7 +24,7 @@ class Container:
         self.type, self.name = type, name
         self.value: np.ndarray | None = value
         self.device: Any = None  # a backend's device array (to_host, ...), or None
-        self.serial = new_serial()  # its place in the global lock order (see compile/link.py)
+        self.serial = new_serial()  # its place in the global lock order (see compile/calls.py)
 
     def to_host(self) -> np.ndarray:
         """The host value, fetched from the device copy when that is the newer one."""
