@@ -82,7 +82,7 @@ def shape_tuple(x: TensorVariable) -> tuple:
 def common_dtype(vars: Sequence[TensorVariable]) -> str:
     """numpy's result dtype of several tensors, Python-number constants taking the others' dtype."""
     weak = [v for v in vars if isinstance(v, TensorConstant) and v.weak]
-    strong = [v.dtype for v in vars if v not in weak]
+    strong = [v.dtype for v in vars if not (isinstance(v, TensorConstant) and v.weak)]
     if not strong:
         return np.result_type(*[v.dtype for v in vars]).name
     return np.result_type(*strong, *[v.data.item() for v in weak]).name
