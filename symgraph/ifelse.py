@@ -52,7 +52,7 @@ class IfElse(Op):
             if t.type.dtype != e.type.dtype or t.type.ndim != e.type.ndim:
                 raise GraphTypeError(f"IfElse: the branches give values of different types: {t.type} and {e.type}")
         self.then_graph, self.else_graph = then_graph, else_graph
-        if name is not None:
+        if name is not None and name != "IfElse":  # "IfElse" is the name of an unnamed one (op.name)
             self.name = name
 
     def __str__(self) -> str:
