@@ -1,5 +1,5 @@
 """theano.compile: function, shared, Mode, the checking modes, as_op and the optimizer database."""
-from symgraph.compile import DebugMode, MonitorMode, NanGuardMode, function, shared  # noqa: F401
+from symgraph.compile import DebugMode, In, MonitorMode, NanGuardMode, Out, function, shared  # noqa: F401
 from symgraph.compile.ops import as_op  # noqa: F401
 from symgraph.rewrite import Mode  # noqa: F401
 from symgraph.compat.theano.compile import debugmode, io, monitormode, nanguardmode, ops  # noqa: F401
