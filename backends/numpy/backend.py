@@ -5,14 +5,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from symgraph.backends.numpy import (  # noqa: F401
+    lower_collective,
+    lower_composite,
+    lower_fused,
+    lower_ops,
+    lower_random,  # (register lowerings)
+)
+from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.backends.numpy.lowering import expression, perform_call
-from symgraph.backends.numpy import (lower_collective, lower_composite, lower_fused, lower_ops,  # noqa: F401
-                                     lower_random)  # (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
-
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 OPTIONS: tuple[str, ...] = ()
 """The keywords of sg.function this backend takes: none."""
@@ -39,7 +44,7 @@ class NumpyBackend(Backend):
         into again when it (or a view of it) is returned or stored."""
         if not isinstance(node.op, Elemwise) or len(node.inputs) != 1:
             return None
-        s, (x,), out = em.s, node.inputs, node.outputs[0]
+        s, (x,), out = em.s, tensor_inputs(node), tensor_outputs(node)[0]
         if x.ndim == 0 or x.dtype != out.dtype or not s.may_overwrite(x, em.step):
             return None
         if x in s.mutable or x in self.lent:

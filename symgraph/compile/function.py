@@ -5,21 +5,22 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from symgraph.backends import get_backend
+from symgraph.compile.compiled import CompileSpec, Function
+from symgraph.compile.debugmode import debug_wrap
+from symgraph.compile.io import In, Out, as_input, as_output
+from symgraph.compile.lowering import python_name
+from symgraph.compile.profile import Profile
+from symgraph.compile.schedule import ArgSpec
+from symgraph.compile.shared import Container, SharedVariable
 from symgraph.config import config
 from symgraph.errors import InputError
 from symgraph.graph.basic import Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
-from symgraph.compile.compiled import CompileSpec, Function
-from symgraph.compile.io import In, Out, as_input, as_output
-from symgraph.compile.lowering import python_name
-from symgraph.compile.debugmode import debug_wrap
-from symgraph.compile.profile import Profile
-from symgraph.compile.schedule import ArgSpec
-from symgraph.compile.shared import Container, SharedVariable
 from symgraph.rewrite import RewriteHistory, as_mode, rewrite_graph, sink_into_branches
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
@@ -57,7 +58,8 @@ def _check_outputs(outputs: Any) -> tuple[list[Out], bool]:
 
 
 def _check_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
-    pairs, seen = [], set()
+    pairs: list[tuple[SharedVariable, Variable]] = []
+    seen: set[SharedVariable] = set()
     for var, value in _as_pairs(updates, "updates"):
         if not isinstance(var, SharedVariable):
             raise InputError(f"updates: {var!r} is not a shared variable; only sg.shared variables can be updated")
@@ -218,7 +220,9 @@ def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]
             raise InputError(f"givens: {old!r} is not a symbolic variable")
         new = new if isinstance(new, Variable) else old.type.make_constant(new) \
             if not isinstance(old.type, TensorType) else as_tensor_variable(new)
-        if isinstance(old.type, TensorType) and (new.dtype != old.dtype or new.ndim != old.ndim):
+        ot, nt = old.type, new.type
+        same = isinstance(nt, TensorType) and isinstance(ot, TensorType) and (nt.dtype, nt.ndim) == (ot.dtype, ot.ndim)
+        if isinstance(ot, TensorType) and not same:
             raise InputError(f"givens: {old} ({old.type}) cannot be replaced by {new} ({new.type}): "
                              "dtype and number of dimensions must match")
         replace[old] = new

@@ -21,7 +21,8 @@ from __future__ import annotations
 import builtins
 import itertools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -30,8 +31,9 @@ from symgraph.compile.schedule import ArgSpec, Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.safe_text import code_comment
+from symgraph.graph.inner import InnerGraphOp
 from symgraph.ifelse import IfElse
+from symgraph.safe_text import code_comment
 from symgraph.tensor.type import TensorType
 
 HOST, DEVICE = "host", "device"
@@ -204,7 +206,7 @@ class Backend:
 
     def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
         """A fresh copy of ``node``'s inner graph ``role``, prepared: what the emitter compiles."""
-        fgraph = node.op.inner_graphs[role].fgraph()
+        fgraph = cast(InnerGraphOp, node.op).inner_graphs[role].fgraph()
         self.prepare_inner(fgraph, input_sides)
         return fgraph
 
@@ -212,7 +214,7 @@ class Backend:
         """Where ``v``'s value lives once computed (or read): HOST or DEVICE."""
         return HOST
 
-    def lower(self, node: Apply, ins: list[str], outs: list[str], em: "Emitter") -> list[str]:
+    def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
         """Statements computing ``node``'s outputs (named ``outs``) from ``ins``."""
         raise NotImplementedError
 
@@ -362,8 +364,9 @@ class Emitter:
                 mutable_copy = ".copy()" if a.mutable and isinstance(v.type, TensorType) else ""
                 self.emit(f"if {pname} is {self.ctx.ref(NOT_GIVEN, 'not_given')}: {pname} = {value}{mutable_copy}")
             elif optional:
+                missing = self.ctx.ref(missing_input, "missing_input")
                 self.emit(f"if {pname} is {self.ctx.ref(NOT_GIVEN, 'not_given')}: "
-                          f"raise {self.ctx.ref(missing_input, 'missing_input')}({spec.name!r}, {a.keyword or pname!r})")
+                          f"raise {missing}({spec.name!r}, {a.keyword or pname!r})")
             self.check_lines.append(len(self.lines))
             self.emit(self._argument_check(k, v, a, pname))
             for line in self._timed_transfer(self.b.read_input(pname, v, self.ctx), pname, f"argument {pname}",
@@ -434,7 +437,8 @@ class Emitter:
             self.emit_inner(fgraph, ins[1:], outs, out_sides)
             self.depth -= 1
 
-    def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str], out_sides: list[str]) -> None:
+    def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
+                   out_sides: list[str]) -> None:
         """An inner graph's statements, its inputs bound to ``in_names``, its results assigned to
         ``out_names`` on ``out_sides`` (copied where they would share an input's or a constant's memory)."""
         schedule = Schedule(fgraph, _InnerSpec(len(fgraph.inputs)))
@@ -499,8 +503,8 @@ class Emitter:
                 cont = spec.containers[u.container]
                 self.emit(f"if {cond}: raise {err}({cont.name or 'shared'!r}, "
                           f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
-            staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], f"c_{self.names[s.shared_inputs[u.container]]}"),
-                                        name, side))
+            cname = f"c_{self.names[s.shared_inputs[u.container]]}"
+            staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], cname), name, side))
         staged += self._stage_input_updates()
         if staged:
             self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
@@ -576,7 +580,8 @@ class _InnerSpec:
     """What a Schedule needs to know of an inner graph: all its inputs are bound, nothing updates."""
 
     def __init__(self, n_inputs: int):
-        self.n_inputs, self.updates, self.nan_guard = n_inputs, [], False
+        self.n_inputs, self.nan_guard = n_inputs, False
+        self.updates: list[Any] = []
 
 
 class LinkedFunction:
