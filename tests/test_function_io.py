@@ -346,3 +346,19 @@ def test_saved_functions_keep_in_and_out_options(tmp_path, backend):
     assert g["state"] == 15.0 and g.spec.borrow_outputs == (True, False)
     np.testing.assert_array_equal(g(1.0, state=2.0)[1], 4.0)
     assert g["state"] == 3.0
+
+
+def test_no_default_updates_all_some_or_none(backend):
+    s, t = sg.shared(0.0, name="s"), sg.shared(0.0, name="t")
+    s.default_update, t.default_update = s + 1, t + 10
+    _fn([], s + t, backend=backend)()
+    assert (s.get_value(), t.get_value()) == (1.0, 10.0)
+    _fn([], s + t, backend=backend, no_default_updates=True)()
+    assert (s.get_value(), t.get_value()) == (1.0, 10.0)
+    _fn([], s + t, backend=backend, no_default_updates=[s])()
+    assert (s.get_value(), t.get_value()) == (1.0, 20.0)
+    _fn([], s + t, backend=backend, updates=[(s, s * 4)])()  # an explicit update replaces the default one
+    assert (s.get_value(), t.get_value()) == (4.0, 30.0)
+    for bad in ("yes", [T.dscalar("q")], 1):
+        with pytest.raises(InputError, match="no_default_updates must be True, False or a list of shared"):
+            _fn([], s, backend=backend, no_default_updates=bad)

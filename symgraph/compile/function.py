@@ -208,9 +208,19 @@ def _default_updates(needed: list, upd: list, no_default_updates: Any) -> list[t
     """The default updates of the shared variables in ``needed`` that ``upd`` does not update."""
     if no_default_updates is True:
         return []
-    skip = {v for v, _ in upd} | (set(no_default_updates) if no_default_updates else set())
+    skip = {v for v, _ in upd} | _no_default_updates(no_default_updates)
     found = [v for v in needed if isinstance(v, SharedVariable) and v.default_update is not None and v not in skip]
     return _check_updates([(v, v.default_update) for v in found])
+
+
+def _no_default_updates(value: Any) -> set[SharedVariable]:
+    """The shared variables ``no_default_updates`` lists (Theano's: a bool, or a list of them)."""
+    if value is False or value is None:
+        return set()
+    items = list(value) if isinstance(value, (list, tuple, set, frozenset)) else None
+    if items is None or not all(isinstance(v, SharedVariable) for v in items):
+        raise InputError(f"no_default_updates must be True, False or a list of shared variables; got {value!r}"[:300])
+    return set(items)
 
 
 def _apply_givens(targets: list[Variable], pairs: list[tuple]) -> list[Variable]:
