@@ -14,6 +14,7 @@ from symgraph import tensor
 from symgraph import gradient
 from symgraph.gradient import Lop, Rop, disconnected_grad, grad, hessian, jacobian, zero_grad
 from symgraph.ifelse import ifelse
+from symgraph.opfromgraph import OpFromGraph
 from symgraph.compile import Function, In, Out, SharedVariable, function, shared
 from symgraph.compile.ops import as_op
 from symgraph import compile, printing, rewrite, updates
@@ -41,4 +42,4 @@ def __getattr__(name: str) -> Any:
 __all__ = ["config", "tensor", "function", "In", "Out", "shared", "Function", "SharedVariable", "printing", "gradient",
            "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "testing",
            "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
-           "MRG_RandomStreams", "shared_randomstreams", "distributed"]
+           "MRG_RandomStreams", "shared_randomstreams", "distributed", "OpFromGraph"]
