@@ -37,24 +37,16 @@ class OpFromGraph(Op):
 
     __props__ = ("graph", "label")
 
-    def __init__(self, inputs: Sequence[Variable], outputs: Variable | Sequence[Variable], inline: bool = False,
-                 name: str | None = None, **kwargs: Any):
+    def __init__(self, inputs: Sequence[Variable] = (), outputs: Variable | Sequence[Variable] = (),
+                 inline: bool = False, name: str | None = None, *, graph: InnerGraph | None = None,
+                 label: str | None = None, **kwargs: Any):
+        """``OpFromGraph(inputs, outputs)`` as in Theano; ``graph=``/``label=`` rebuild one from its
+        ``__props__`` (sg.load, ``with_inner_graphs``)."""
         if kwargs:
             raise TypeError(f"OpFromGraph: {', '.join(sorted(kwargs))} not supported (symgraph takes the "
                             f"gradient of the inner graph itself){_at()}")
-        outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
-        ins = list(inputs)
-        if not all(isinstance(v, Variable) and not isinstance(v, Constant) for v in ins):
-            raise GraphTypeError(f"OpFromGraph: the inputs must be symbolic variables, got {ins!r}{_at()}")
-        if not outs or not all(isinstance(v, Variable) for v in outs):
-            raise GraphTypeError(f"OpFromGraph: the outputs must be symbolic variables, got {outputs!r}{_at()}")
-        free = [v for v in graph_inputs(outs, blockers=ins) if not isinstance(v, Constant) and v not in ins]
-        if free:
-            one = len(free) == 1
-            raise GraphTypeError(f"OpFromGraph: the outputs read {', '.join(map(str, free))}, which "
-                                 f"{'is' if one else 'are'} not among the inputs; pass "
-                                 f"{'it as an input' if one else 'them as inputs'} (shared variables too){_at()}")
-        self.graph, self.label, self.inline = InnerGraph(ins, outs), name, inline
+        self.graph = graph if graph is not None else _inner_graph(list(inputs), outputs)
+        self.label, self.inline = label if label is not None else name, inline
 
     def __str__(self) -> str:
         return f"OpFromGraph{{{self.label}}}" if self.label else "OpFromGraph"
@@ -66,9 +58,7 @@ class OpFromGraph(Op):
 
     def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> OpFromGraph:
         """The same op around another (e.g. rewritten) inner graph."""
-        op = OpFromGraph.__new__(OpFromGraph)
-        op.graph, op.label, op.inline = graphs["body"], self.label, self.inline
-        return op
+        return OpFromGraph(inline=self.inline, graph=graphs["body"], label=self.label)
 
     def make_node(self, *inputs: Any) -> Apply:
         want = [v.type for v in self.graph.inputs]
@@ -105,6 +95,22 @@ class OpFromGraph(Op):
         """The shapes of an inlined copy (symbolic, read from the inputs)."""
         outs = self.inlined(node.inputs)
         return [tuple(o.shape[d] for d in range(o.ndim)) if isinstance(o, TensorVariable) else () for o in outs]
+
+
+def _inner_graph(ins: list[Variable], outputs: Variable | Sequence[Variable]) -> InnerGraph:
+    """The checked inner graph of ``OpFromGraph(ins, outputs)``."""
+    outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    if not all(isinstance(v, Variable) and not isinstance(v, Constant) for v in ins):
+        raise GraphTypeError(f"OpFromGraph: the inputs must be symbolic variables, got {ins!r}{_at()}")
+    if not outs or not all(isinstance(v, Variable) for v in outs):
+        raise GraphTypeError(f"OpFromGraph: the outputs must be symbolic variables, got {outputs!r}{_at()}")
+    free = [v for v in graph_inputs(outs, blockers=ins) if not isinstance(v, Constant) and v not in ins]
+    if free:
+        one = len(free) == 1
+        raise GraphTypeError(f"OpFromGraph: the outputs read {', '.join(map(str, free))}, which "
+                             f"{'is' if one else 'are'} not among the inputs; pass "
+                             f"{'it as an input' if one else 'them as inputs'} (shared variables too){_at()}")
+    return InnerGraph(ins, outs)
 
 
 def _fits(got: Any, want: Any) -> bool:

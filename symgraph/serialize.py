@@ -322,8 +322,11 @@ class _Writer:
         if isinstance(obj, Function):
             return {"function": self.function(obj)}
         if isinstance(obj, RandomStream):
-            return {"random_stream": {"class": type(obj).__name__, "seed": obj.default_seed,
-                                      "key": self.var(obj.key), "counters": [self.var(c) for c in obj.counters]}}
+            stream = {"class": type(obj).__name__, "seed": obj.default_seed,
+                      "key": self.var(obj.key), "counters": [self.var(c) for c in obj.counters]}
+            if isinstance(obj, RandomStreams):  # Theano's port: a key per draw site too
+                stream["site_keys"] = [self.var(k) for k in obj.site_keys]
+            return {"random_stream": stream}
         if isinstance(obj, Variable):
             return {"var": self.var(obj)}
         if isinstance(obj, (list, tuple)):
@@ -541,8 +544,15 @@ class _Reader:
         stream.default_seed = int(d["seed"])
         stream.key = self._get(d["key"])
         stream.counters = [self._get(k) for k in d["counters"]]
-        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters]):
-            raise CorruptFileError("a random stream's key and counters must be shared variables")
+        site_keys: list[Any] = []
+        if isinstance(stream, RandomStreams):
+            if not isinstance(d.get("site_keys"), list) or len(d["site_keys"]) != len(stream.counters):
+                raise CorruptFileError("a saved RandomStreams needs one key per draw site (site_keys)")
+            site_keys = [self._get(k) for k in d["site_keys"]]
+        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters, *site_keys]):
+            raise CorruptFileError("a random stream's key, counters and site keys must be shared variables")
+        if isinstance(stream, RandomStreams):
+            stream.site_keys = site_keys
         return stream
 
     def function(self, d: dict) -> Function:

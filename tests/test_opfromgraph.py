@@ -45,14 +45,19 @@ def test_the_d3viz_pages_op_matches_numpy(backend, mode):
     check()
 
 
-def test_nested_ops_and_several_outputs(backend):
+def test_nested_ops_several_outputs_and_save_load(backend, tmp_path):
     x, y, z = T.dscalars("x", "y", "z")
     op = OpFromGraph([x, y], [x * y])
-    op2 = OpFromGraph([x, y, z], [op(x, y) + z, x - z])
+    op2 = OpFromGraph([x, y, z], [op(x, y) + z, x - z], name="outer")
     e3, d = op2(x, y, z)
+    assert str(e3.owner.op) == "OpFromGraph{outer}"
+    sg.save([x, y, z, e3, d], tmp_path / "g.sg")
+    x2, y2, z2, e32, d2 = sg.load(tmp_path / "g.sg")
     for mode in ("fast_run", "none"):
         f = _compile(backend, [x, y, z], [e3 + z, d], mode=mode)
         assert [float(v) for v in f(2.0, 3.0, 4.0)] == [14.0, -2.0]
+        g = _compile(backend, [x2, y2, z2], [e32, d2], mode=mode)
+        assert [float(v) for v in g(2.0, 3.0, 4.0)] == [10.0, -2.0]
 
 
 def test_equal_graphs_make_equal_ops_and_static_lengths_follow_the_inputs():
