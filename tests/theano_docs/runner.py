@@ -6,8 +6,8 @@ page's ``default`` group). A group passes when every example in it runs, raises 
 exception where the docs show a traceback, and prints the documented numbers (compare.py).
 
 Groups are left out of the count, each with its reason, when they are GPU-only or depend on
-a capability another open issue builds (scan, ifelse, random streams, convolution, sparse,
-linear algebra, profiling and d3viz, inner graphs). Python ``code-block`` examples that are
+a capability that has not landed (scan, sparse); ifelse, random streams, convolution, linear
+algebra, profiling, d3viz and OpFromGraph have landed and count. Python ``code-block`` examples that are
 not complete programs (invalid syntax, or names no earlier code of the page defines) are
 fragments: they are listed, not run. Everything else counts.
 """
