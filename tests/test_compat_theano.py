@@ -56,6 +56,7 @@ def test_module_paths_of_landed_capabilities(tmp_path):
     from symgraph.compat.theano.tensor.shared_randomstreams import RandomStreams
     assert ifelse is sg.ifelse and MRG_RandomStreams is sg.MRG_RandomStreams
     assert RandomStreams is sg.shared_randomstreams.RandomStreams
+    assert theano.OpFromGraph is theano.compile.builders.OpFromGraph is sg.OpFromGraph
     x = TT.dvector("x")
     f = sg.function([x], T.exp(x).sum())
     out = tmp_path / "made" / "f.html"  # d3viz makes the folder, as Theano's did
