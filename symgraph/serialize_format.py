@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import json
 import os
+import tempfile
+import zipfile
 from typing import Any
 
 import numpy as np
 
-from symgraph.archive import BadArchive, read_archive
+from symgraph.archive import GRAPH_MEMBER, BadArchive, read_archive
 from symgraph.errors import SymgraphError
 from symgraph.graph.basic import Op, SourceLine
 from symgraph.tensor.type import TensorType
@@ -159,3 +162,34 @@ def read_checked(source: Any) -> tuple[dict, dict[str, np.ndarray]]:
 
 def source_name(source: Any) -> str:
     return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "the data"
+
+
+def pack(body: dict, arrays: list[np.ndarray]) -> bytes:
+    """The file's bytes: ``graph.json`` (format, version, the checksum of body and arrays, the body)
+    and the arrays as ``a0.npy``, ``a1.npy``, ... (written without pickle)."""
+    named = {f"a{k}": a for k, a in enumerate(arrays)}
+    header = {"format": FORMAT, "version": VERSION, "sha256": checksum(canonical(body), named), "body": body}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(GRAPH_MEMBER, json.dumps(header, indent=1, allow_nan=False))
+        for key, a in named.items():
+            with z.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_atomically(data: bytes, path: str | os.PathLike) -> None:
+    """Replace the file at ``path`` by ``data`` atomically: a crash never leaves half a file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symgraph-save-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

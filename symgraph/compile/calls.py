@@ -1,14 +1,17 @@
 """What the generated function of every compiled function calls at run time (``link.py`` writes
-the calls): the lock stripes of shared variables, committing updates all or nothing, the
-update-shape and nan_guard errors, and re-raising an error with the node and user line."""
+the calls): the lock stripes of shared variables, binding a call's arguments (the slow path and
+the interpreting modes), committing updates all or nothing, the update-shape and nan_guard errors,
+and re-raising an error with the node and user line."""
 from __future__ import annotations
 
 import itertools
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from symgraph.compile.schedule import ArgSpec
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply
 
@@ -32,7 +35,7 @@ def stripes_of(containers: list) -> list[threading.RLock]:
     return [STRIPES[k] for k in sorted({c.serial % len(STRIPES) for c in containers})]
 
 
-# --- helpers the generated code calls -------------------------------------------------------------
+# --- run-time helpers the generated code calls ----------------------------------------------------
 
 def commit(staged: tuple) -> None:
     """Store every update, all or nothing: ``staged`` holds (container, host value, device value)
@@ -53,6 +56,63 @@ def bad_update(name: str, node: Apply | None, shape: tuple, required: tuple) -> 
     where = "\n" + node_context(node) if node is not None else ""
     return InputError(f"the update of shared variable {name} gives a value of shape {tuple(shape)}, but {name} "
                       f"is declared with {want}; no shared variable was changed{where}")
+
+
+class _NotGiven:
+    """The default of a generated function's parameter whose value may be left out."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = _NotGiven()
+"""An argument left out of a call: the generated code reads the input's stored value instead."""
+
+
+def missing_input(fname: str, name: str) -> InputError:
+    """The error for a required argument that a call left out."""
+    return InputError(f"{fname}() is missing input {name!r} (it has no default: give it by position or keyword)")
+
+
+def bind_arguments(spec: Any, args: tuple, kwargs: dict) -> list:
+    """The arguments of a call in input order, keywords matched to the inputs' names (``NOT_GIVEN``
+    where an input with a stored value is left out); a clear InputError for a call that does not
+    fit. The generated function binds with Python's own rules; this is the slow path (a keyword
+    that is not a Python name, an error message) and the interpreting modes' binding."""
+    n, names = spec.n_inputs, spec.input_names
+    specs = spec.args or [ArgSpec()] * n
+    shown = ", ".join(_describe_arg(names[k], a) for k, a in enumerate(specs))
+    if len(args) > n:
+        raise InputError(f"{spec.name}() takes {n} argument(s) ({shown}), got {len(args)}")
+    values = list(args) + [NOT_GIVEN] * (n - len(args))
+    given = [True] * len(args) + [False] * (n - len(args))
+    keywords = [a.keyword for a in specs]
+    for key, value in kwargs.items():
+        if keywords.count(key) != 1:
+            named = [kw for kw in keywords if kw is not None]
+            unnamed = len(keywords) - len(named)
+            why = (f"{keywords.count(key)} inputs are named {key!r}: give them by position" if key in keywords
+                   else f"the named inputs are {named}" + (f"; {unnamed} unnamed input(s) can only be given by "
+                                                           "position (name a variable to give it by keyword)"
+                                                           if unnamed else ""))
+            raise InputError(f"{spec.name}() got an unexpected keyword argument {key!r}: {why}")
+        k = keywords.index(key)
+        if given[k]:
+            raise InputError(f"{spec.name}() got input {key!r} twice (by position and by keyword)")
+        values[k], given[k] = value, True
+    missing = [keywords[k] or names[k] for k in range(n) if not given[k] and specs[k].container is None]
+    if missing:
+        raise InputError(f"{spec.name}() is missing input(s) {missing} (inputs: {shown})")
+    return values
+
+
+def _describe_arg(name: str, a: ArgSpec) -> str:
+    """How an error lists an input: its name, with its stored value when it may be left out."""
+    if a.container is None:
+        return a.keyword or name
+    value = a.container.value
+    shown = f"{value.dtype}{list(value.shape)}" if getattr(value, "size", 1) > 4 else repr(value)
+    return f"{a.keyword or name}={shown}" + (" (a state: updated by each call)" if a.update is not None else "")
 
 
 def nan_guard_check(value: np.ndarray, node: Apply, inputs: list) -> None:
@@ -104,3 +164,22 @@ def error_handler(line_of: dict, filename: str, before: Callable[[], None] | Non
             new.__cause__ = e
         return new
     return reraise_with_context
+
+
+def make_filter(t: Any, allow_downcast: bool, what: str, strict: bool = False) -> Callable:
+    """An argument's check and conversion: ``t.filter``, its error naming the argument (``what``)."""
+    def filt(value: Any) -> Any:
+        return t.filter(value, strict=strict, allow_downcast=allow_downcast, what=what)
+    return filt
+
+
+def type_filter(t: Any, strict: bool, allow_downcast: bool, what: str) -> Callable:
+    """A user-defined Type's filter, its refusal naming the argument it refused."""
+    def filt(value: Any) -> Any:
+        try:
+            return t.filter(value, strict, allow_downcast)
+        except Exception as e:
+            text = repr(value)
+            raise InputError(f"{what}: the type {t} refuses {text if len(text) <= 60 else text[:57] + '...'}: "
+                             f"{e}") from e
+    return filt

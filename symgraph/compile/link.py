@@ -24,12 +24,23 @@ from typing import Any, cast
 
 import numpy as np
 
-from symgraph.compile.calls import STRIPES as STRIPES  # (public here too)
-from symgraph.compile.calls import bad_update, commit, error_handler, nan_guard_check, stripes_of
+from symgraph.compile.calls import NOT_GIVEN as NOT_GIVEN  # (public here too, as the names below)
+from symgraph.compile.calls import STRIPES as STRIPES
+from symgraph.compile.calls import (
+    bad_update,
+    commit,
+    error_handler,
+    make_filter,
+    nan_guard_check,
+    stripes_of,
+    type_filter,
+)
+from symgraph.compile.calls import bind_arguments as bind_arguments
+from symgraph.compile.calls import missing_input as missing_input
 from symgraph.compile.calls import new_serial as new_serial
 from symgraph.compile.calls import rewrap as rewrap
 from symgraph.compile.lowering import CodeContext, python_name
-from symgraph.compile.schedule import Schedule
+from symgraph.compile.schedule import ArgSpec, Schedule
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.inner import InnerGraphOp
@@ -122,7 +133,7 @@ class Backend:
         """The function an argument that fails the generated fast check (a numpy array of the
         right dtype and shape) goes through: ``t.filter`` by default; a backend that takes
         other array types (dask) accepts them here."""
-        return _make_filter(t, allow_downcast, what)
+        return make_filter(t, allow_downcast, what)
 
     def on_error(self) -> Callable[[], None] | None:
         """Called first when a call fails (before the error is re-raised with context)."""
@@ -156,6 +167,7 @@ class Emitter:
         self.line_nodes: dict[int, tuple[Apply, list[str]]] = {}
         self.converted: dict[tuple[Variable, str], str] = {}
         self.taken: set[str] = set()
+        self.check_lines: list[int] = []  # indices in ``lines`` of the argument checks (trust_input drops them)
         self.step = -1  # the index in the current schedule's order of the node being lowered
         self.node: Apply | None = None  # the node being lowered
         self.depth = 0  # block nesting (ifelse branches)
@@ -197,23 +209,27 @@ class Emitter:
 
     # sections
     def emit_arguments(self) -> list[str]:
+        """The parameters (``x`` or, for an input that may be left out, ``x=NOT_GIVEN``), then for
+        each argument: its stored value when left out, its check and conversion, its placement;
+        then each shared variable's value."""
         spec, params = self.s.spec, []
-        for k, v in enumerate(self.s.user_inputs):
+        optional = False  # parameters after one that may be left out need a default too
+        for k, (v, a) in enumerate(zip(self.s.user_inputs, self.s.args)):
             pname = spec.input_names[k]
             self.names[v] = pname
             self.taken.add(pname)
-            params.append(pname)
-            t = v.type
-            if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
-                filt = self.ctx.ref(t.filter, f"filter_{pname}")
-                self.emit(f"{pname} = {filt}({pname}, False, {spec.allow_downcast})")
-                continue
-            dt = self.ctx.ref(t.numpy_dtype, "dt_" + t.dtype)
-            cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {dt}", f"{pname}.ndim != {t.ndim}"]
-            cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
-            what = f"argument {k} ({pname}) of {spec.name}"
-            filt = self.ctx.ref(self.b.argument_filter(t, spec.allow_downcast, what), f"filter_{pname}")
-            self.emit(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
+            optional = optional or a.container is not None
+            params.append(f"{pname}={self.ctx.ref(NOT_GIVEN, 'not_given')}" if optional else pname)
+            if a.container is not None:
+                value = f"{self.ctx.ref(a.container, f'c_{pname}')}.value"
+                mutable_copy = ".copy()" if a.mutable and isinstance(v.type, TensorType) else ""
+                self.emit(f"if {pname} is {self.ctx.ref(NOT_GIVEN, 'not_given')}: {pname} = {value}{mutable_copy}")
+            elif optional:
+                missing = self.ctx.ref(missing_input, "missing_input")
+                self.emit(f"if {pname} is {self.ctx.ref(NOT_GIVEN, 'not_given')}: "
+                          f"raise {missing}({spec.name!r}, {a.keyword or pname!r})")
+            self.check_lines.append(len(self.lines))
+            self.emit(self._argument_check(k, v, a, pname))
             for line in self._timed_transfer(self.b.read_input(pname, v, self.ctx), pname, f"argument {pname}",
                                              self.b.side(v), v, None):
                 self.emit(line)
@@ -223,6 +239,20 @@ class Emitter:
             for line in self.b.read_shared(name, v, self.ctx.ref(spec.containers[k], f"c_{name}"), self.ctx):
                 self.emit(line)
         return params
+
+    def _argument_check(self, k: int, v: Variable, a: ArgSpec, pname: str) -> str:
+        """The line checking and converting argument ``k`` (left out under ``trust_input``): a fast
+        test for an ndarray of the right dtype and shape, else the type's filter."""
+        spec, t = self.s.spec, v.type
+        what = f"argument {k} ({a.keyword or pname}) of {spec.name}"
+        downcast = spec.allow_downcast if a.allow_downcast is None else a.allow_downcast
+        if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
+            return f"{pname} = {self.ctx.ref(type_filter(t, a.strict, downcast, what), f'filter_{pname}')}({pname})"
+        dtype = self.ctx.ref(t.numpy_dtype, "dt_" + t.dtype)
+        cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {dtype}", f"{pname}.ndim != {t.ndim}"]
+        cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
+        filt = make_filter(t, downcast, what, strict=True) if a.strict else self.b.argument_filter(t, downcast, what)
+        return f"if {' or '.join(cond)}: {pname} = {self.ctx.ref(filt, f'filter_{pname}')}({pname})"
 
     def emit_nodes(self, schedule: Schedule) -> None:
         """One statement (or block) per node of ``schedule``, dead arrays dropped after their last use."""
@@ -317,7 +347,7 @@ class Emitter:
         s, spec, fg = self.s, self.s.spec, self.s.fgraph
         for line in self.b.before_commit(self.ctx):
             self.emit(line)
-        results = [fg.outputs[u.output] for u in s.updates] + list(fg.outputs[:spec.n_outputs])
+        results = [fg.outputs[u.output] for u in s.updates + s.input_updates] + list(fg.outputs[:spec.n_outputs])
         pending = {self.arg(v, None): v for v in results if not isinstance(v, Constant)}
         for line in self.b.materialize(list(pending.items()), self.ctx):
             self.emit(line)
@@ -336,6 +366,7 @@ class Emitter:
                           f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
             cname = f"c_{self.names[s.shared_inputs[u.container]]}"
             staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], cname), name, side))
+        staged += self._stage_input_updates()
         if staged:
             self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
         outs = []
@@ -350,10 +381,36 @@ class Emitter:
             outs.append(out)
         return f"[{', '.join(outs)}]" if spec.return_list else outs[0]
 
+    def _stage_input_updates(self) -> list[str]:
+        """Stage the new stored values of the inputs given with ``sg.In(x, update=...)``: kept on
+        the host, each owning its memory, static shapes checked (see emit_results)."""
+        s, staged = self.s, []
+        for u in s.input_updates:
+            v, a = s.fgraph.outputs[u.output], s.args[u.container]
+            pname, name = s.spec.input_names[u.container], f"_state{u.container}"
+            if isinstance(v, Constant):
+                expr = f"{self.ctx.ref(np.array, 'array')}({self.b.constant(v, HOST, self.ctx)})"
+            else:
+                expr = self.arg(v, HOST)
+                if s.copies[u.output] and (v, HOST) not in self.converted:
+                    expr = self.b.copy(expr, HOST, self.ctx)
+            self.emit(f"{name} = {expr}")
+            if u.required:
+                cond = " or ".join(f"{name}.shape[{d}] != {n}" for d, n in u.required)
+                self.emit(f"if {cond}: raise {self.ctx.ref(bad_update, 'bad_update')}({a.keyword or pname!r}, "
+                          f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
+            staged.append(self.b.staged(self.ctx.ref(a.container, f"c_{pname}"), name, HOST))
+        return staged
+
+    def locked_containers(self) -> list:
+        """The containers a call stores into: the updated shared variables' and inputs' states."""
+        s = self.s
+        return ([s.spec.containers[u.container] for u in s.updates]
+                + [s.args[u.container].container for u in s.input_updates])
+
     def function_source(self, fname: str, params: list[str], ret: str, filename: str) -> tuple[str, dict]:
         """The whole source (the protocol around the lines), and the line numbers of the nodes."""
-        withs = [self.ctx.ref(lock, f"lock{k}") for k, lock in
-                 enumerate(stripes_of([self.s.spec.containers[u.container] for u in self.s.updates]))]
+        withs = [self.ctx.ref(lock, f"lock{k}") for k, lock in enumerate(stripes_of(self.locked_containers()))]
         withs += self.b.contexts(self.ctx)
         if self.prof is not None:
             withs.append("_profile")
@@ -367,7 +424,17 @@ class Emitter:
         if self.prof is not None:
             self._bind_profile()
         body = "\n".join(f"{pad}    {ln}" for ln in self.lines + [f"return {ret}"])
+        self.body_start = len(head)  # the source line (0-based) of self.lines[0]
         return "\n".join(head) + f"\n{body}\n{pad}except Exception as e:\n{pad}    raise {on_error}(e)\n", line_of
+
+    def trusted_source(self, source: str) -> str:
+        """``source`` with each argument check replaced by a comment (``f.trust_input = True``):
+        the same lines, so the line numbers that name failing nodes still hold."""
+        lines = source.split("\n")
+        for i in self.check_lines:
+            line = lines[self.body_start + i]
+            lines[self.body_start + i] = line[:len(line) - len(line.lstrip())] + "# trust_input: argument not checked"
+        return "\n".join(lines)
 
 
 class _InnerSpec:
@@ -375,16 +442,31 @@ class _InnerSpec:
 
     def __init__(self, n_inputs: int):
         self.n_inputs, self.nan_guard = n_inputs, False
-        self.updates: list[tuple[int, int]] = []  # (output index, container index): none here
+        self.updates: list[Any] = []
 
 
 class LinkedFunction:
     """A compiled function: ``__call__`` is the generated function itself (stored on the
-    instance, so a call costs no extra Python frame), ``source`` its text."""
+    instance, so a call costs no extra Python frame), ``source`` its text, ``trusted_source``
+    the same without the argument checks (``trusted()`` compiles it on first use)."""
 
     def __init__(self, source: str, fn: Callable, line_nodes: dict, backend: Backend, fgraph: FunctionGraph):
         self.source, self.__call__, self._line_nodes = source, fn, line_nodes
         self.backend, self.fgraph = backend, fgraph
+        self.trusted_source = source
+        self._compile_env: tuple[dict, str, str] | None = None  # (globals, function name, file name)
+        self._trusted: Callable | None = None
+
+    def trusted(self) -> Callable:
+        """The generated function without its argument checks (``f.trust_input = True``)."""
+        if self._trusted is None:
+            if self._compile_env is None:
+                return self.__call__
+            globals_, fname, filename = self._compile_env
+            namespace = dict(globals_)
+            exec(builtins.compile(self.trusted_source, filename, "exec"), namespace)
+            self._trusted = namespace[fname]
+        return self._trusted
 
 
 def link(fgraph: FunctionGraph, spec: Any, backend: Backend, cls: type[LinkedFunction] = LinkedFunction) -> Any:
@@ -399,13 +481,10 @@ def link(fgraph: FunctionGraph, spec: Any, backend: Backend, cls: type[LinkedFun
     source, line_of = em.function_source(fname, params, ret, filename)
     namespace = dict(em.ctx.globals)
     exec(builtins.compile(source, filename, "exec"), namespace)
-    return cls(source, namespace[fname], line_of, backend, fgraph)
-
-
-def _make_filter(t: Any, allow_downcast: bool, what: str) -> Callable:
-    def filt(value: Any) -> Any:
-        return t.filter(value, allow_downcast=allow_downcast, what=what)
-    return filt
+    linked = cls(source, namespace[fname], line_of, backend, fgraph)
+    linked.trusted_source = em.trusted_source(source)
+    linked._compile_env = (dict(em.ctx.globals), fname, filename)
+    return linked
 
 
 def describe(node: Apply) -> str:
