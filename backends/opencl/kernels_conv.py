@@ -14,6 +14,10 @@ kernel on GPUs, numpy's BLAS on the zero-copy memory of CPU devices, see kernels
 
 Batch groups are handled by the gathers' addressing (group g reads batch rows g * N / B ...).
 Mixed-precision operands (float32 input, float64 kernel) have no lowering and run on the host.
+
+An ``Epilogue`` of a convolution (a bias add and activation the fusion pass found reading the
+result alone) runs as one step: the convolution, then its program as one elementwise kernel over
+the result, named ``conv_<program>`` in ``f.kernels``.
 """
 from __future__ import annotations
 
@@ -25,15 +29,16 @@ import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import contiguous, copy_into, publish_copy
-from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
+from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, ElementwiseKernel, content_named, program_label
 from symgraph.backends.opencl.kernels_matmul import MatmulKernel
 from symgraph.backends.opencl.kernels_reduce import digits
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.conv_numpy import check_shapes
 from symgraph.tensor.convolution import Conv
+from symgraph.tensor.fused import Epilogue
 from symgraph.tensor.type import tensor_inputs, tensor_outputs
 from symgraph.tensor.window import out_length, runtime_pads
 
@@ -201,3 +206,40 @@ def lower_conv(node: Apply, ctx: LowerContext) -> Lowered | None:
     ctx.runtime.check_dtype(tensor_outputs(node)[0].dtype, f"the output of {node.op}")
     hosted = frozenset({2}) if op.padding is None else frozenset()
     return Lowered(ConvKernel(node, ctx), host_inputs=hosted)
+
+
+class ConvEpilogueKernel:
+    """An Epilogue of a Conv: the convolution (``ConvKernel`` on the core node), then the program
+    on its result and the other inputs as one elementwise kernel."""
+
+    def __init__(self, node: Apply, ctx: LowerContext):
+        op = node.op_as(Epilogue)
+        core, prog_node = op.parts(node.inputs)
+        core.trace = prog_node.trace = node.trace
+        self.n_core, self.slot = op.n_core, op.slot
+        self.conv = ConvKernel(core, ctx)
+        bound = list(prog_node.inputs)
+        scalar = [all(n == 1 for n in v.type.shape) for v in bound]
+        name = ctx.kernel_name(node, "conv_" + program_label(op.program))
+        self.program = ElementwiseKernel(ctx.runtime, prog_node, op.program, bound, name, scalar, [False] * len(bound))
+        ctx.publish(self.program.sources)
+
+    def __call__(self, ins: list) -> list:
+        (y,) = self.conv(ins[:self.n_core])
+        values = list(ins[self.n_core:])
+        values.insert(self.slot, y)
+        return self.program(values)
+
+
+def lower_conv_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
+    """An Epilogue of a Conv as one step (kernels_epilogue dispatches here); mixed operand dtypes
+    or host values among the program's inputs run it unfused."""
+    op = node.op_as(Epilogue)
+    x, w = tensor_inputs(node)[:2]
+    if x.dtype != w.dtype or any(v in ctx.host for v in node.inputs[op.n_core:]):
+        return EXPAND
+    core, _ = op.parts(node.inputs)
+    ctx.runtime.check_dtype(tensor_outputs(core)[0].dtype, f"the output of {op.core}")
+    hosted = frozenset({2}) if core.op_as(Conv).padding is None else frozenset()
+    kernel = ConvEpilogueKernel(node, ctx)
+    return Lowered(kernel, host_inputs=hosted, label=kernel.program.name)

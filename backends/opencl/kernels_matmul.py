@@ -25,13 +25,12 @@ from symgraph.backends.opencl.kernels_elemwise import (
     program_label,
     program_lines,
 )
-from symgraph.backends.opencl.kernels_reduce import Store, lower_reduce_epilogue
-from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
+from symgraph.backends.opencl.kernels_reduce import Store
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
-from symgraph.tensor.fused import Epilogue
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
@@ -253,18 +252,3 @@ class MatmulKernel:
 def lower_matmul(node: Apply, ctx: LowerContext) -> Lowered:
     """dot and matmul as the tiled kernel (bool: or of ands)."""
     return MatmulKernel(node, ctx, "dot" if isinstance(node.op, Dot) else "matmul").lowered()
-
-
-@lowers(Epilogue)
-def lower_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
-    """A product or reduction with the elementwise program that alone reads its result, as one step
-    (the product's epilogue reads device arrays only: a host value makes it run unfused)."""
-    op = node.op_as(Epilogue)
-    if not isinstance(op.core, (Dot, MatMul)):
-        return lower_reduce_epilogue(node, ctx)
-    others = list(node.inputs[op.n_core:])
-    if any(v in ctx.host for v in others):
-        return EXPAND
-    product, _ = op.parts(node.inputs)
-    kind = "dot" if isinstance(op.core, Dot) else "matmul"
-    return MatmulKernel(node, ctx, kind, product, Store(op.program, op.slot, others)).lowered()

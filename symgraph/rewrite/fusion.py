@@ -15,8 +15,9 @@ every backend lowers and every printer shows:
   (save for shapes, which are then computed from its inputs instead), becomes one
   ``ReduceOf`` node: the elementwise program runs inside the reduction's loop;
 - an elementwise node that alone reads the result of a matrix product (Dot, or MatMul with at
-  most one batch axis) or a reduction becomes an ``Epilogue`` of it, run on each result before
-  its one store (a bias add and activation, an SGD update, mean's division).
+  most one batch axis), a convolution (Conv) or a reduction becomes an ``Epilogue`` of it, run
+  on each result before its one store (a bias add and activation, an SGD update, mean's
+  division).
 
 Random draws are elementwise nodes and fuse into their readers' kernels (a dropout mask is never
 written), but a program with draws is not made the prologue of a reduction or the epilogue of a
@@ -31,6 +32,7 @@ from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.core import Stats
 from symgraph.tensor.composite import Composite, is_inlinable
+from symgraph.tensor.convolution import Conv
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.math import Dot, MatMul
@@ -332,8 +334,8 @@ def fuse_reductions(fgraph: FunctionGraph, stats: Stats) -> None:
 
 
 def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> tuple[TensorVariable, Apply] | None:
-    """The input of the elementwise ``node`` that is the result of a matrix product or reduction
-    read by ``node`` alone, where ``node``'s outputs are no larger than it (as far as static shapes
+    """The input of the elementwise ``node`` that is the result of a matrix product, convolution
+    or reduction read by ``node`` alone, where ``node``'s outputs are no larger than it (as far as static shapes
     tell): ``node`` can then run on each result before its one store. Returns it and its node."""
     for v in dict.fromkeys(tensor_inputs(node)):
         src = v.owner
@@ -341,14 +343,14 @@ def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> tuple[TensorVariable
                 o.ndim == v.ndim and all(n != 1 or m == 1 for n, m in zip(v.type.shape, o.type.shape))
                 for o in tensor_outputs(node)):
             continue
-        if type(src.op) in (CAReduce, ReduceOf) or (type(src.op) in (Dot, MatMul) and v.ndim in (2, 3)
+        if type(src.op) in (CAReduce, ReduceOf, Conv) or (type(src.op) in (Dot, MatMul) and v.ndim in (2, 3)
                                                     and all(x.ndim >= 2 for x in tensor_inputs(src))):
             return v, src
     return None
 
 
 def fuse_epilogues(fgraph: FunctionGraph, stats: Stats) -> None:
-    """Each elementwise node that alone reads a product or reduction becomes its Epilogue."""
+    """Each elementwise node that alone reads a product, convolution or reduction becomes its Epilogue."""
     for node in [n for n in fgraph.apply_nodes if _elementwise(n)]:
         found = _epilogue_source(fgraph, node) if node in fgraph.apply_nodes else None
         if found is None:
