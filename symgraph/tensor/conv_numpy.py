@@ -58,6 +58,9 @@ def conv_numpy(x: np.ndarray, w: np.ndarray, strides: Sequence[int], padding: Se
             return by_output_sparse(x, w, strides, padding, lhs_dilation, rhs_dilation, groups, out_sp)
         return by_tap_sparse(x, w, strides, padding, lhs_dilation, rhs_dilation, groups, out_sp)
     grid = tuple((m - 1) * s + dilated(k, d) for m, k, s, d in zip(out_sp, ks, strides, rhs_dilation))
+    if few_outputs and groups == 1 and set(strides) | set(rhs_dilation) == {1} \
+            and math.prod(grid) <= 1.5 * math.prod(ks):  # else the zero rows of the kernel cost more
+        return by_output_shifted(padded(np.moveaxis(x, 0, -1), padding, grid, first_spatial=1), w, out_sp)
     if few_outputs:
         return by_output(padded(x, padding, grid), w, strides, rhs_dilation, groups, out_sp)
     xp = padded(np.moveaxis(x, 1, -1), padding, grid, first_spatial=1)
@@ -216,6 +219,29 @@ def by_output(xp: np.ndarray, w: np.ndarray, strides: Sequence[int], rhs_dilatio
         cols = cols.reshape(len(part) * n, groups, i * taps)
         for g in range(groups):
             y[start:start + len(part), :, g * og:(g + 1) * og] = (cols[:, g] @ whole[g]).reshape(len(part), n, og)
+    return np.ascontiguousarray(np.moveaxis(y.reshape(out_sp + (n, o)), (-2, -1), (0, 1)))
+
+
+def by_output_shifted(xp: np.ndarray, w: np.ndarray, out_sp: tuple) -> np.ndarray:
+    """Few output positions, unit strides and dilation, one group (a stride-1 convolution's weight
+    gradient): ``xp`` (C, *grid, N), padded and contraction-channels first, is one (rows, N)
+    matrix; the kernel ``w`` (O, C, *window), laid out the same way on the grid with zeros past
+    the window, is a (rows, O) matrix; output position q reads ``xp`` shifted by a constant
+    number of rows, so each position is one product over all rows (the zero rows of the kernel
+    mask what crosses a row or batch-item end). No gathered receptive fields, one copy of each
+    operand, one (N, O) product per position."""
+    c, grid, n, o = xp.shape[0], xp.shape[1:-1], xp.shape[-1], w.shape[0]
+    rows = xp.reshape(-1, n)
+    wg = np.zeros((c,) + grid + (o,), xp.dtype)
+    wg[(slice(None),) + tuple(slice(0, k) for k in w.shape[2:])] = np.moveaxis(w, 0, -1)
+    wrows = wg.reshape(-1, o)
+    row_stride = [math.prod(grid[j + 1:]) for j in range(len(grid))]
+    positions = list(np.ndindex(*out_sp))
+    shifts = [sum(q * r for q, r in zip(pos, row_stride)) for pos in positions]
+    length = rows.shape[0] - max(shifts)
+    y = np.empty((len(positions), n, o), xp.dtype)
+    for j, sh in enumerate(shifts):
+        np.matmul(rows[sh:sh + length].T, wrows[:length], out=y[j])
     return np.ascontiguousarray(np.moveaxis(y.reshape(out_sp + (n, o)), (-2, -1), (0, 1)))
 
 
