@@ -17,7 +17,7 @@ from symgraph.tensor.fused import Epilogue
 from conv_reference import ref_conv
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-TOL = {"float32": dict(rtol=2e-4, atol=2e-4), "float64": dict(rtol=1e-10, atol=1e-10)}
+TOL = {"float32": {"rtol": 2e-4, "atol": 2e-4}, "float64": {"rtol": 1e-10, "atol": 1e-10}}
 ACTS = {"relu": (T.relu, lambda v: np.maximum(v, 0)), "tanh": (T.tanh, np.tanh)}
 
 
@@ -37,7 +37,8 @@ def reference(x, w, b, stride, pad, act):
 def test_conv_bias_activation_fuses_and_agrees(backend, n, c, k, h, w, stride, pad, act, dtype, seed):
     """A bias shaped (1, K, 1, 1), broadcast over the conv result, then relu or tanh."""
     rng = np.random.default_rng(seed)
-    x, f_, b = T.tensor(dtype, (None,) * 4, "x"), T.tensor(dtype, (None,) * 4, "w"), T.tensor(dtype, (1, None, 1, 1), "b")
+    x, f_ = T.tensor(dtype, (None,) * 4, "x"), T.tensor(dtype, (None,) * 4, "w")
+    b = T.tensor(dtype, (1, None, 1, 1), "b")
     out = ACTS[act][0](T.conv(x, f_, stride=stride, padding=pad) + b)
     fused = sg.function([x, f_, b], out, backend=backend)
     plain = sg.function([x, f_, b], out, backend=backend, mode=Mode().excluding("fusion"))

@@ -218,7 +218,7 @@ class ConvEpilogueKernel:
         core.trace = prog_node.trace = node.trace
         self.n_core, self.slot = op.n_core, op.slot
         self.conv = ConvKernel(core, ctx)
-        bound = list(prog_node.inputs)
+        bound = list(tensor_inputs(prog_node))
         scalar = [all(n == 1 for n in v.type.shape) for v in bound]
         name = ctx.kernel_name(node, "conv_" + program_label(op.program))
         self.program = ElementwiseKernel(ctx.runtime, prog_node, op.program, bound, name, scalar, [False] * len(bound))

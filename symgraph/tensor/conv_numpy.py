@@ -10,8 +10,12 @@ Each loop below computes the same sum ``y[n, o, p] = sum_{c, t} x[n, c, i(p, t)]
   (rows, C) @ (C, O) product, no gather, accumulated over a full grid whose border rows are dropped.
 * ``by_tap`` (strides): per tap, gather the strided (N * out, C) slice of the padded input it
   reads, one product, accumulated.
-* ``by_output`` (fewer output positions than taps: weight gradients, whose "kernel" is the whole
-  output gradient): each position's receptive field gathered and all positions stacked into one
+* ``by_output_shifted`` (fewer output positions than taps, unit strides and dilation, one
+  group: a stride-1 convolution's weight gradient, whose "kernel" is the whole output gradient):
+  ``shifted`` with the roles turned round, the contraction running over the rows of the padded
+  grid (batch items and positions), each output position one (N, O) product of the input shifted
+  by a constant number of rows with the kernel laid on the grid (zeros past its end).
+* ``by_output`` (other cases of fewer output positions than taps): each position's receptive field gathered and all positions stacked into one
   tall product, instead of one skinny product with a huge contraction per position.
 * ``by_tap_sparse`` / ``by_output_sparse`` (lhs dilation: a strided convolution's input gradient,
   a transposed convolution): ``window.progression`` gives, per tap (or position), the input
