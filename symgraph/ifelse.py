@@ -44,6 +44,16 @@ class IfElse(Op):
                 raise GraphTypeError(f"IfElse: the branches give values of different types: {t.type} and {e.type}")
         self.then_graph, self.else_graph, self.name = then_graph, else_graph, name
 
+    @property  # type: ignore[override]
+    def name(self) -> str | None:
+        """The name given to ``sg.ifelse`` (None when none was): part of the op's identity, and
+        not Op's default (its str, which would name an unnamed ifelse ``IfElse{IfElse}``)."""
+        return self.__dict__.get("_name")
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self.__dict__["_name"] = value
+
     def __str__(self) -> str:
         return f"IfElse{{{self.name}}}" if self.name else "IfElse"
 

@@ -136,6 +136,17 @@ def inner_graph(node: Apply) -> tuple[list[Variable], list[Variable]] | None:
     return None
 
 
+def inner_graphs(node: Apply) -> dict[str, tuple[list[Variable], list[Variable]]]:
+    """The inner graphs of an op that holds them by role (``op.inner_graphs``: an ifelse's
+    'then' and 'else' branches), each as (inputs, outputs); empty for other ops. The inner
+    graphs read the node's last inputs, in order (the ones before, an ifelse's condition, the
+    node reads itself), as the emitter binds them."""
+    graphs = getattr(node.op, "inner_graphs", None)
+    if not isinstance(graphs, dict):
+        return {}
+    return {role: (list(g.inputs), list(g.outputs)) for role, g in graphs.items()}
+
+
 def _variables(seq: Any) -> bool:
     return isinstance(seq, (list, tuple)) and len(seq) > 0 and all(isinstance(v, Variable) for v in seq)
 
