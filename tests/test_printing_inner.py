@@ -80,3 +80,30 @@ def test_networkx_marks_the_inner_graphs_of_an_ifelse(backend):
     unrewritten = [a for a in to_networkx(out).nodes.values() if a.get("op_class") == "IfElse"]
     assert len(unrewritten) == 2  # before compiling, both ifelses are outer nodes with empty branches
     assert all(a["inner_graphs"] == {"then": [], "else": []} for a in unrewritten)
+
+
+def test_the_opencl_compact_view_draws_one_cluster_per_kernel(backend):
+    """Issue 23 item 2: on OpenCL the compact view draws what runs, each kernel of ``f.kernels``
+    as one cluster labelled with its name (a node with contiguous/strided or row/column/tree
+    variants of its kernel: one cluster naming them all), a fused node's ops straight inside
+    it; the numpy backend has no kernels and no such clusters."""
+    x = T.fmatrix("x")
+    w = sg.shared(np.ones((3, 4), np.float32), "w")
+    b = sg.shared(np.ones(4, np.float32), "b")
+    cost = (T.nnet.relu(T.dot(x, w) + b) ** 2).mean()
+    gw, gb = sg.grad(cost, [w, b])
+    f = sg.function([x], cost, updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)], backend=backend)
+    f(np.ones((2, 3), np.float32))
+    clusters = _clusters(to_dot(f).source)
+    boxes = {n: block for n, block in clusters.items() if re.fullmatch(r"cluster_g\d+", n)}
+    if backend == "numpy":
+        assert not boxes and not f.kernels
+        return
+    shown = [re.search(r'label=("[^"]*"|\S+) style="rounded,dashed"', block).group(1).strip('"').split("\n")
+             for block in boxes.values()]
+    names = [n for labels in shown for n in labels]
+    assert sorted(names) == sorted(f.kernels), "every kernel in exactly one cluster, and only kernels"
+    (matmul,) = [boxes[n] for n, labels in zip(boxes, shown) if any(k.startswith("matmul") and "_add_" in k
+                                                                      for k in labels)]
+    assert {"Dot", "add"} <= _labels(matmul) and "(fused)" not in matmul  # the matmul with its epilogue
+    assert to_dot(f).source == to_dot(f).source

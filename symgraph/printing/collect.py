@@ -17,6 +17,9 @@ class Group:
 
     label: str
     nodes: list[Apply]
+    kernel: bool = False
+    """The box is one kernel: its fused members' inner ops are drawn straight in it, with no
+    cluster of their own (what runs is the kernel, not the graph's Composite nodes)."""
 
 
 @dataclass
@@ -96,7 +99,28 @@ def _function_view(f: Any, fgraph: Any, spec: Any) -> GraphView:
     for mine, theirs in zip(view.outputs, user_outputs):
         if getattr(theirs, "name", None) is not None:
             view.names[id(mine)] = theirs.name
+    view.groups = kernel_groups(f, view.nodes)
     return view
+
+
+def kernel_groups(f: Any, nodes: list[Apply]) -> list[Group]:
+    """What runs, for a compiled function whose backend generates kernels (OpenCL): one group per
+    kernel of ``f.kernels``, holding the outer nodes that run it (a matmul with its fused
+    epilogue is one node, one kernel). A node with several variants of its kernel (contiguous and
+    strided, a reduction's row, column and tree kernels), one of which is picked at run time,
+    is one group labelled with all of them. Nodes without a kernel of their own (views, host
+    fallbacks, transfers) belong to no group. Empty for other backends."""
+    backend = getattr(getattr(f, "_impl", None), "backend", None)
+    names_of = getattr(backend, "kernel_names", None)
+    kernels = getattr(f, "kernels", None) or {}
+    if names_of is None or not kernels:
+        return []
+    by_kernels: dict[tuple[str, ...], list[Apply]] = {}
+    for node in nodes:
+        names = tuple(n for n in names_of(node) if n in kernels)
+        if names:
+            by_kernels.setdefault(names, []).append(node)
+    return [Group("\n".join(names), members, kernel=True) for names, members in by_kernels.items()]
 
 
 def role(v: Variable, view: GraphView) -> str:

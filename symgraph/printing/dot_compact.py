@@ -8,7 +8,8 @@ from the new value to the shared variable. A fused Composite (any op with an inn
 cluster holding its inner ops; an op holding inner graphs by role (an ifelse) is drawn with each
 inner graph as a cluster beside it ("IfElse: then", "IfElse: else"), nested ones inside;
 host<->device transfers are red octagons. The groups of
-``GraphView.groups`` (the nodes one kernel runs, say) are dashed blue boxes around their nodes.
+``GraphView.groups`` are dashed blue boxes around their nodes: on OpenCL, one per kernel of
+``f.kernels``, labelled with its name, its fused nodes' inner ops drawn straight in it.
 Node names follow the drawing order only, so the same graph always gives the same dot source.
 """
 from __future__ import annotations
@@ -97,6 +98,7 @@ class _Compact:
         self.alias: dict[int, tuple[str, str]] = {}  # var -> (dot node, tail label) set by clusters
         self.boxed: set[int] = set()
         self.more_drawn = False
+        self.kernel_boxes: set[int] = set()
         self.box_of, boxes = self._group_boxes()
         for node in self.nodes:
             self._apply(node, self.box_of.get(id(node), g))
@@ -119,6 +121,8 @@ class _Compact:
                 continue
             box = graphviz.Digraph(name=f"cluster_g{k}", graph_attr={"label": group.label, **GROUP})
             boxes.append(box)
+            if group.kernel:
+                self.kernel_boxes.add(id(box))
             box_of.update((id(n), box) for n in members)
         return box_of, boxes
 
@@ -175,8 +179,12 @@ class _Compact:
         nid = self.names(node, "a")
         tooltip = str(node.trace) if node.trace is not None else str(node.op)
         attrs = {**(TRANSFER if is_transfer(node.op) else APPLY), "tooltip": tooltip}
-        ends = self._draw(node, nid, box, sources, attrs)
-        if inner_graph(node) is not None:  # a fused node: its outputs start inside its cluster
+        fused = inner_graph(node)
+        if fused is not None and id(box) in self.kernel_boxes:  # the kernel's box is the cluster
+            ends = self._inner(box, _Names(f"{box.name}_{nid}_"), *fused, sources)
+        else:
+            ends = self._draw(node, nid, box, sources, attrs)
+        if fused is not None:  # a fused node: its outputs start inside its cluster
             for out, end in zip(node.outputs, ends):
                 self.alias[id(out)] = end
 
