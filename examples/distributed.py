@@ -45,8 +45,12 @@ def estimate_pi(rows: int, chunk_rows: int, processes: bool, worker_memory: str,
     pi_hat = 4.0 * inside.mean()
     f = sg.function([points], [pi_hat, points.shape[0]], backend="dask", compute=False, name="pi")
     where = {"host": "127.0.0.1"} if processes else {}  # threads in this process talk in-process
+    # A memory limit is a worker process's: workers that are threads of this process would measure
+    # the whole process (whatever else it holds, e.g. a test suite's state) and pause for good once
+    # it passed 80% of their limit, leaving the computation waiting forever. Threads get none.
+    limit = worker_memory if processes else 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None,
-                                  memory_limit=worker_memory, **where) as cluster, \
+                                  memory_limit=limit, **where) as cluster, \
             distributed.Client(cluster) as client:
         start = time.perf_counter()
         xy = da.random.default_rng(0).random((rows, 2), chunks=(chunk_rows, 2))  # made on the workers
@@ -137,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--mpi", action="store_true", help="(b): data-parallel training (run under mpirun)")
     p.add_argument("--rows", type=float, default=1e8)
     p.add_argument("--chunk-rows", type=float, default=5e6)
-    p.add_argument("--worker-memory", default="1GB")
+    p.add_argument("--worker-memory", default="1GB",
+                   help="(a): each worker process's memory limit (--quick's threads get none)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)
