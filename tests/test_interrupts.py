@@ -21,7 +21,7 @@ import numpy as np
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph.compile import link
+from symgraph.compile import calls, link
 
 
 def _model(backend: str):
@@ -36,7 +36,7 @@ def _model(backend: str):
 def _is_protocol(code) -> bool:
     """The generated function and the protocol's own helpers: the commit, the device's end of call
     (and any context manager's ``__enter__``/``__exit__`` these use)."""
-    return (code.co_filename.startswith(link.FILENAME_PREFIX) or code is link.commit.__code__
+    return (code.co_filename.startswith(link.FILENAME_PREFIX) or code is calls.commit.__code__
             or code.co_name in ("__enter__", "__exit__", "end_call"))
 
 

@@ -36,7 +36,7 @@ def to_networkx(obj: Any) -> nx.DiGraph:
     for node in view.nodes:
         key = keys[id(node)] = f"a{len(keys)}"
         attrs: dict[str, Any] = {"kind": "apply", "op": op_label(node.op), "op_class": type(node.op).__name__,
-                                 "name": None, "type": None, "dtype": None, "shape": None}
+                 "name": None, "type": None, "dtype": None, "shape": None}
         inner = inner_graph(node)
         if inner is not None:
             attrs["inner_ops"] = [op_label(n.op) for n in toposort(inner[1], blockers=inner[0])]
