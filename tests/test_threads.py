@@ -14,7 +14,7 @@ import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph.compile import calls
+from symgraph.compile import calls as protocol
 
 THREADS, CALLS = 8, 250  # 2000 calls in all
 
@@ -201,7 +201,7 @@ def test_locks_are_taken_in_one_global_order_and_all_released(backend, monkeypat
     whatever the order of its updates, and releases all of them; a call of a function without
     updates takes none."""
     log: list = []
-    monkeypatch.setattr(calls, "STRIPES", tuple(_RecordingLock(k, log) for k in range(len(calls.STRIPES))))
+    monkeypatch.setattr(protocol, "STRIPES", tuple(_RecordingLock(k, log) for k in range(len(protocol.STRIPES))))
     shared = [sg.shared(np.float64(k), f"s{k}") for k in range(5)]
     orders = [[0, 1, 2], [2, 1, 0], [4, 0, 3], [3, 4], [1, 4, 2, 0, 3]]
     fns = [sg.function([], [], updates=[(shared[k], shared[k] + 1) for k in order], backend=backend)
@@ -212,7 +212,7 @@ def test_locks_are_taken_in_one_global_order_and_all_released(backend, monkeypat
         log.clear()
         f()
         takes = [k for what, k in log if what == "take"]
-        assert sorted(takes) == sorted({shared[j].container.serial % len(calls.STRIPES) for j in order})
+        assert sorted(takes) == sorted({shared[j].container.serial % len(protocol.STRIPES) for j in order})
         assert sorted(k for what, k in log if what == "release") == sorted(takes), "every lock taken is released"
         taken.append(takes)
     first = {}
