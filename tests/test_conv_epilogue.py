@@ -100,3 +100,19 @@ def test_gradient_through_the_fused_forward(backend):
     vals = rng.normal(size=(2, 2, 5, 5)), rng.normal(size=(3, 2, 3, 3)), rng.normal(size=(1, 3, 1, 1))
     for u, v in zip(f(*vals), g(*vals)):
         np.testing.assert_allclose(u, v, **TOL["float64"])
+
+
+def test_training_step_keeps_the_relu_mask_as_a_second_output(backend):
+    """relu(conv + b) with its gradient: the epilogue computes the activation and the mask the
+    backward pass reads (two outputs); the activation is written in place of the conv result."""
+    x, k, b = T.tensor4("x"), T.tensor4("k"), T.tensor("float64", (1, None, 1, 1), "b")
+    h = T.relu(T.conv(x, k, padding=1) + b)
+    outs = [h] + sg.grad((h * h).sum(), [x, k, b])
+    f = sg.function([x, k, b], outs, backend=backend)
+    g = sg.function([x, k, b], outs, backend=backend, mode=Mode().excluding("fusion"))
+    (node,) = conv_epilogues(f)
+    assert len(node.outputs) == 2
+    rng = np.random.default_rng(11)
+    vals = rng.normal(size=(2, 3, 5, 4)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=(1, 4, 1, 1))
+    for u, v in zip(f(*vals), g(*vals)):
+        np.testing.assert_allclose(u, v, **TOL["float64"])

@@ -27,12 +27,10 @@ def _reduce_of(node: Apply, ctx: LowerContext) -> str:
 
 
 def in_place_safe(p: Plan, slot: int) -> bool:
-    """Can the program's one output be written into its input ``slot`` (a full-size fresh array)?
-    Yes when the output's buffer is first written no earlier than the last step reading that
-    input: elementwise steps may write the very array they read, but no step may read it after
-    another value has overwritten it."""
-    if len(p.out_index) != 1:
-        return False
+    """Can the program's first output be written into its input ``slot`` (a full-size fresh
+    array)? Yes when that output's buffer is first written no earlier than the last step reading
+    the input: elementwise steps may write the very array they read, but no step may read it
+    after another value has overwritten it."""
     buf = next((s for _, _, s, dest in p.instrs if dest == p.out_index[0]), None)
     if buf is None:
         return False
@@ -42,12 +40,16 @@ def in_place_safe(p: Plan, slot: int) -> bool:
 
 
 def conv_epilogue(prog: Composite, plan: Plan, slot: int, in_place: bool, y: np.ndarray, others: list) -> object:
-    """``prog`` on the convolution result ``y`` (input ``slot``) and ``others``, written into ``y``
-    itself when ``in_place`` and the run-time shapes and dtype allow; its output (or outputs)."""
+    """``prog`` on the convolution result ``y`` (input ``slot``) and ``others``, its first output
+    written into ``y`` itself when ``in_place`` and the run-time shapes and dtype allow (further
+    outputs, such as the mask a training step keeps, get arrays of their own); its output (or
+    outputs)."""
     values = list(others)
     values.insert(slot, y)
     shape = np.broadcast_shapes(*(np.shape(v) for v in values))
-    out = [y] if in_place and shape == y.shape and y.dtype == np.dtype(prog.out_dtypes[0]) else None
+    out = None
+    if in_place and shape == y.shape and y.dtype == np.dtype(prog.out_dtypes[0]):
+        out = [y] + [np.empty(shape, dt) for dt in prog.out_dtypes[1:]]
     results = prog.run(plan, values, out=out)
     return results[0] if len(results) == 1 else tuple(results)
 
