@@ -7,8 +7,8 @@ and backends that cannot run the fused form).
 - ``ReduceOf(reduce, program)``: a reduction of an elementwise program's output; the program
   runs inside the reduction's loop, so its result never goes through memory.
 - ``Epilogue(core, program, slot, n_core)``: an elementwise program that alone reads the result
-  of ``core`` (a matrix product, a reduction or a ReduceOf), run on each result before its one
-  store: a bias add and activation, an SGD update, mean's division.
+  of ``core`` (a matrix product, a convolution, a reduction or a ReduceOf), run on each result
+  before its one store: a bias add and activation, an SGD update, mean's division.
 """
 from __future__ import annotations
 
