@@ -14,9 +14,9 @@ from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback, wrap_in_fallback
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.ifelse import IfElse
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl import loops
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
@@ -97,7 +97,7 @@ class OpenCLBackend(Backend):
         return False
 
     def _lower(self, node: Apply) -> Lowered | str | None:
-        if isinstance(node.op, IfElse):  # its branches are planned when the emitter compiles them
+        if getattr(node.op, "inner_graphs", None):  # ifelse, scan: the emitter plans their inner graphs
             return Lowered(None, kind="control")
         if _small_host_node(node, self.host):
             return Lowered(None, kind="host")
@@ -121,7 +121,7 @@ class OpenCLBackend(Backend):
         lowered = self.plan[node]
         if lowered.kind in ("host", "fallback"):
             return [HOST] * len(node.inputs)
-        if lowered.kind == "control":  # the condition is read on the host; the branches read values as they are
+        if lowered.kind == "control":  # the condition (step count) is read on the host; the inner graphs read values as they are
             return [HOST] + [None] * (len(node.inputs) - 1)
         if lowered.kind == "meta":
             return [None] * len(node.inputs)
@@ -210,6 +210,30 @@ class OpenCLBackend(Backend):
 
     def kernel_names(self, node: Apply) -> list[str]:
         return list(self.ctx.node_kernels.get(node, ()))
+
+    # loops: rows of device arrays are views, stores and growth are device copies (backends/opencl/loops.py)
+    def loop_row(self, buf: str, t: str, side: str, ctx: CodeContext) -> str:
+        return super().loop_row(buf, t, side, ctx) if side == HOST else f"{ctx.ref(loops.row, 'row')}({buf}, {t})"
+
+    def loop_store(self, buf: str, t: str, value: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_store(buf, t, value, side, ctx)
+        return f"{ctx.ref(loops.store, 'store_row')}({buf}, {t}, {value})"
+
+    def loop_rows(self, shape: str, dtype: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_rows(shape, dtype, side, ctx)
+        return f"{ctx.ref(self._loop_helpers()[0], 'device_rows')}({shape}, {dtype})"
+
+    def loop_resize(self, buf: str, rows: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_resize(buf, rows, side, ctx)
+        return f"{ctx.ref(self._loop_helpers()[1], 'device_resize')}({buf}, {rows})"
+
+    def _loop_helpers(self) -> tuple:
+        if not hasattr(self, "_loop_fns"):
+            self._loop_fns = (loops.make_rows(self.rt), loops.make_resize(self.rt))
+        return self._loop_fns
 
 
 def copy_of(x: DeviceArray) -> DeviceArray:

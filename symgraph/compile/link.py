@@ -25,16 +25,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from symgraph.compile.lowering import CodeContext, python_name
+from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name
+from symgraph.compile.loop import LoopEmitter, resize_rows
 from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.safe_text import code_comment
 from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
 
-HOST, DEVICE = "host", "device"
 FILENAME_PREFIX = "<symgraph "
 
 # --- locks ---------------------------------------------------------------------------------------
@@ -233,11 +233,29 @@ class Backend:
         """The names (keys of ``f.kernels``) of the device code ``node`` runs; none on the host."""
         return []
 
+    # loops (symgraph/compile/loop.py): rows of sequences and of traces, on the side they live on
+    def loop_row(self, buf: str, t: str, side: str, ctx: CodeContext) -> str:
+        """An expression for row ``t`` of ``buf`` (a view)."""
+        return f"{buf}[{t}]"
+
+    def loop_store(self, buf: str, t: str, value: str, side: str, ctx: CodeContext) -> str:
+        """A statement writing ``value`` into row ``t`` of ``buf``."""
+        return f"{buf}[{t}] = {value}"
+
+    def loop_rows(self, shape: str, dtype: str, side: str, ctx: CodeContext) -> str:
+        """An expression for a new, uninitialised buffer of ``shape`` and ``dtype`` (a global's name)."""
+        return f"np.empty({shape}, {dtype})"
+
+    def loop_resize(self, buf: str, rows: str, side: str, ctx: CodeContext) -> str:
+        """An expression for ``buf`` with ``rows`` rows: its first rows, or grown with the old rows kept."""
+        return f"{ctx.ref(resize_rows, 'resize_rows')}({buf}, {rows})"
+
 
 # --- the emitter ----------------------------------------------------------------------------------
 
-class Emitter:
-    """Writes the generated function for one schedule on one backend."""
+class Emitter(LoopEmitter):
+    """Writes the generated function for one schedule on one backend (loops: ``emit_scan``,
+    symgraph/compile/loop.py)."""
 
     def __init__(self, schedule: Schedule, backend: Backend):
         self.s, self.b = schedule, backend
@@ -323,6 +341,8 @@ class Emitter:
             outs = [self.name(o) for o in node.outputs]
             if isinstance(node.op, IfElse):
                 self.emit_ifelse(node, ins, outs)
+            elif isinstance(node.op, Scan):
+                self.emit_scan(node, ins, outs)
             else:
                 self.emit_node(node, ins, outs)
             freed = schedule.frees(step, node)
@@ -494,13 +514,3 @@ def _make_filter(t: Any, allow_downcast: bool, what: str) -> Callable:
     def filt(value: Any) -> Any:
         return t.filter(value, allow_downcast=allow_downcast, what=what)
     return filt
-
-
-def describe(node: Apply) -> str:
-    """The comment after a node's line: its op and where the user built it (file name and line
-    number), made inert by ``code_comment``: nothing from a trace or a loaded file can end the
-    comment and become code."""
-    where = ""
-    if node.trace is not None:
-        where = f"  ({node.trace.filename.rsplit('/', 1)[-1]}:{int(node.trace.lineno)})"
-    return code_comment(f"{node.op}{where}")
