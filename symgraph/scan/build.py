@@ -228,7 +228,7 @@ def _check_carry(k: int, init: Variable, out: Variable, at: str) -> None:
             f"a carried value keeps its shape from step to step{at}")
 
 
-def _loop_invariants(outputs: list[Variable], slots: list[Variable]) -> list[Variable]:
+def loop_invariants(outputs: list[Variable], slots: list[Variable]) -> list[Variable]:
     """What the step reads from outside: the outermost variables that do not depend on a
     placeholder (computed once, before the loop), except that work read only by a lazy ifelse's
     branches stays in the step (the branch computes it only when taken)."""
@@ -305,6 +305,9 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     carry of a fed-back output -- its initial value when no step ran -- or a stacked output's last row)."""
     where = user_source_line()
     at = _at(where)
+    if checkpoint is not None and truncate_gradient >= 0:
+        raise GraphTypeError("scan: give truncate_gradient or checkpoint, not both (a truncated gradient already "
+                             f"keeps only the last {truncate_gradient} steps){at}")
     seqs = _sequences(sequences, at)
     outs = _outputs_info(outputs_info, at)
     consts = [v if isinstance(v, Variable) else as_tensor_variable(v) for v in _as_list(non_sequences)]
@@ -335,7 +338,7 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
             ys.append(y)
     body_out = new_carries + ys + ([cond] if cond is not None else [])
     slots = step.seq_slots + step.carry_slots
-    free = _loop_invariants(body_out, slots)
+    free = loop_invariants(body_out, slots)
     if strict:
         extra = [v for v in free if not any(v is c for c in consts)]
         if extra:

@@ -15,14 +15,13 @@ unknown: the step that would fix them never ran).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, MethodNotDefined, ShapeError, node_context
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.inner import InnerGraph
-from symgraph.scan.grad import scan_grad
 from symgraph.scan.types import compatible, stacked
 from symgraph.tensor.elemwise import cast
 from symgraph.tensor.type import TensorType, as_tensor_variable, is_integer
@@ -180,8 +179,41 @@ class Scan(Op):
                 + [(n, *y.type.shape[1:]) for y in ys])
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
-        """Backpropagation through time: a reverse scan (see symgraph/scan/grad.py)."""
-        return scan_grad(self, inputs, outputs, output_grads)
+        """Backpropagation through time: a reverse scan (see symgraph/scan/grad.py, which registers it)."""
+        return _GRADIENT[0](self, inputs, outputs, output_grads)
+
+
+class CheckRan(Op):
+    """``value`` (a loop's final carry, a view) when ``n`` (the loop's step count) is at least 1,
+    else the IndexError ``trace[-1]`` raises for an empty trace: what ``trace[-1]`` becomes when
+    the rewrite that reads the final carry instead cannot prove that a step runs."""
+
+    view_map = {0: 0}
+
+    def make_node(self, value: Any, n: Any) -> Apply:
+        value, n = as_tensor_variable(value), as_tensor_variable(n)
+        return Apply(self, [value, n], [value.type.make_variable()])
+
+    def perform(self, node: Apply, inputs: list) -> list:
+        if int(inputs[1]) < 1:
+            raise IndexError("index -1 is out of bounds for axis 0 with size 0 (the loop ran no step)\n"
+                             + node_context(node))
+        return [inputs[0]]
+
+    def grad(self, inputs: list, output_grads: list) -> list:
+        return [output_grads[0], None]
+
+    def infer_shape(self, node: Apply, input_shapes: list) -> list:
+        return [input_shapes[0]]
+
+
+_GRADIENT: list[Callable] = []
+
+
+def register_grad(fn: Callable) -> None:
+    """Install the gradient of Scan (symgraph/scan/grad.py builds reverse scans with ``sg.scan``,
+    which sits above this module)."""
+    _GRADIENT[:] = [fn]
 
 
 def _evaluate(body: InnerGraph, nodes: list[Apply], values: list) -> list:
@@ -214,4 +246,4 @@ def check_steps(n: Any, seqs: list, node: Apply | None) -> int:
     return n
 
 
-__all__ = ["Scan", "check_steps", "compatible", "stacked"]
+__all__ = ["Scan", "CheckRan", "check_steps", "register_grad"]

@@ -1,0 +1,242 @@
+"""Rewrites of loops (``Scan`` nodes). Each is one walk over the body (linear in its size):
+
+- ``trace_last`` (canonicalize): ``trace[-1]`` reads the final carry instead, so the trace is no
+  longer needed. When the loop provably runs a step (a constant n_steps >= 1, a sequence of
+  static length >= 1) that is all; otherwise a ``CheckRan`` guard keeps the IndexError an empty
+  trace raises.
+- ``scan`` (a whole-graph pass after specialize), per loop:
+  - prune: traces, stacked outputs and carries nobody reads are dropped (a carry only when no
+    kept output needs it), and so are inputs the body no longer reads: ``result[-1]`` of a long
+    loop then costs O(state), not O(n_steps x state);
+  - hoist: work in the body that depends on no sequence and no carry runs once, before the loop
+    (except work only a lazy ifelse branch needs);
+  - vectorise: products the body computes from sequences and constants alone (``x_t @ U``) run
+    once over all steps before the loop, as one matrix product; the body reads their rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import symgraph.tensor as T
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.graph.inner import InnerGraph
+from symgraph.graph.traversal import ancestors, clone_replace, toposort
+from symgraph.rewrite.core import Stats, rule
+from symgraph.rewrite.patterns import fit
+from symgraph.scan.build import loop_invariants
+from symgraph.scan.op import CheckRan, Scan
+from symgraph.tensor.elemwise import DimShuffle, Elemwise
+from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.shape import Shape_i
+from symgraph.tensor.subtensor import Subtensor
+
+
+def _at_least_one(n: Variable) -> bool:
+    """Whether ``n`` (a step count) is certainly >= 1."""
+    if isinstance(n, Constant):
+        return int(np.asarray(n.data)) >= 1
+    node = n.owner
+    if node is None:
+        return False
+    if isinstance(node.op, Shape_i):
+        static = node.inputs[0].type.shape[node.op.i]
+        return static is not None and static >= 1
+    if isinstance(node.op, Elemwise):
+        name = node.op.scalar_op.name
+        if name == "minimum":
+            return all(_at_least_one(i) for i in node.inputs)
+        if name == "maximum":
+            return any(_at_least_one(i) for i in node.inputs)
+        if name.startswith("cast_"):
+            return _at_least_one(node.inputs[0])
+    return False
+
+
+@rule("canonicalize", Subtensor)
+def trace_last(fgraph: FunctionGraph, node: Apply) -> Variable | None:
+    """trace[-1] -> the loop's final carry (guarded by CheckRan unless a step certainly runs)"""
+    if type(node.op) is not Subtensor or node.op.idx_list != ("i",):
+        return None
+    trace, index = node.inputs
+    scan = trace.owner
+    if scan is None or not isinstance(scan.op, Scan) or not isinstance(index, Constant) or int(index.data) != -1:
+        return None
+    slots = scan.op.output_slots()
+    if trace.index not in slots["trace"]:
+        return None
+    final = scan.outputs[slots["final"][slots["trace"].index(trace.index)]]
+    n = scan.inputs[0]
+    return fit(final if _at_least_one(n) else CheckRan()(final, n), node.outputs[0])
+
+
+# --- the per-loop pass ---------------------------------------------------------------------------
+
+def _replace(fgraph: FunctionGraph, node: Apply, new: Apply, pairs: list[tuple[int, int]], stats: Stats,
+             name: str) -> Apply:
+    """Put ``new``'s outputs in place of ``node``'s (old index -> new index pairs)."""
+    new.trace = node.trace
+    for old_k, new_k in pairs:
+        old = node.outputs[old_k]
+        if fgraph.clients.get(old):
+            fitted = fit(new.outputs[new_k], old)
+            stats.new_nodes += fgraph.replace(old, new.outputs[new_k] if fitted is None else fitted, name)
+    stats.count(name)
+    return new
+
+
+def _carry_masks(op: Scan) -> list[int]:
+    """For each body output, the carries it reads (bit k: carry k), from one walk over the body."""
+    mask: dict[int, int] = {id(v): 1 << k for k, v in enumerate(op.carry_inputs)}
+    for node in op.body.nodes:
+        m = 0
+        for i in node.inputs:
+            m |= mask.get(id(i), 0)
+        for o in node.outputs:
+            mask[id(o)] = m
+    return [mask.get(id(o), 0) for o in op.body.outputs]
+
+
+def prune(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
+    """Drop the outputs nobody reads, the carries no kept output needs, and unread inputs."""
+    op, body = node.op, node.op.body
+    nc, ny = op.n_carries, op.n_ys
+    slots = op.output_slots()
+    used = [bool(fgraph.clients.get(o)) for o in node.outputs]
+    masks = _carry_masks(op)
+    keep_y = [j for j in range(ny) if used[slots["ys"][j]]]
+    need = 0
+    for k in range(nc):
+        if used[k] or (op.traced[k] and used[slots["trace"][k]]):
+            need |= 1 << k
+    for j in keep_y + ([ny] if op.until else []):
+        need |= masks[nc + j]
+    while True:  # carries that kept carries read
+        more = need
+        for k in range(nc):
+            if need >> k & 1:
+                more |= masks[k]
+        if more == need:
+            break
+        need = more
+    keep_c = [k for k in range(nc) if need >> k & 1]
+    traced = tuple(op.traced[k] and used[slots["trace"][k]] for k in keep_c)
+    outputs = [body.outputs[k] for k in keep_c] + [body.outputs[nc + j] for j in keep_y] + \
+        ([body.outputs[-1]] if op.until else [])
+    read = {id(v) for v in ancestors(outputs, blockers=body.inputs)}
+    ins = body.inputs
+    keep_s = [k for k in range(op.n_seqs) if id(ins[k]) in read]
+    keep_k = [k for k in range(op.n_consts) if id(ins[op.n_seqs + nc + k]) in read]
+    if (len(keep_c), len(keep_y), len(keep_s), len(keep_k)) == (nc, ny, op.n_seqs, op.n_consts) and \
+            traced == op.traced:
+        return None
+    n, seqs, inits, consts = op.split_inputs(node.inputs)
+    new_in = [ins[k] for k in keep_s] + [ins[op.n_seqs + k] for k in keep_c] + \
+        [ins[op.n_seqs + nc + k] for k in keep_k]
+    new_op = op.clone(body=InnerGraph(new_in, outputs), n_seqs=len(keep_s), n_carries=len(keep_c), traced=traced)
+    new = new_op.make_node(n, *[seqs[k] for k in keep_s], *[inits[k] for k in keep_c], *[consts[k] for k in keep_k])
+    new_slots = new_op.output_slots()
+    pairs = [(k, new_slots["final"][j]) for j, k in enumerate(keep_c)]
+    pairs += [(slots["trace"][k], new_slots["trace"][j]) for j, k in enumerate(keep_c) if traced[j]]
+    pairs += [(slots["ys"][k], new_slots["ys"][j]) for j, k in enumerate(keep_y)]
+    return _replace(fgraph, node, new, pairs, stats, "scan_prune")
+
+
+def hoist(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
+    """Move the body's loop-invariant work before the loop (new constant inputs)."""
+    op, body = node.op, node.op.body
+    variant = list(body.inputs[:op.n_seqs + op.n_carries])
+    invariant = [v for v in loop_invariants(list(body.outputs), variant) if v.owner is not None]
+    if not invariant:
+        return None
+    n, seqs, inits, consts = op.split_inputs(node.inputs)
+    const_slots = list(body.inputs[op.n_seqs + op.n_carries:])
+    outer, _ = clone_replace(invariant, dict(zip(const_slots, consts)))
+    new_slots = [v.type.make_variable() for v in invariant]
+    outputs, _ = clone_replace(list(body.outputs), dict(zip(invariant, new_slots)))
+    graph = InnerGraph(variant + const_slots + new_slots, outputs)
+    new_op = op.clone(body=graph)
+    new = new_op.make_node(n, *seqs, *inits, *consts, *outer)
+    stats.new_nodes += [v.owner for v in outer if v.owner is not None]
+    return _replace(fgraph, node, new, [(k, k) for k in range(len(node.outputs))], stats, "scan_hoist")
+
+
+# --- vectorising sequence-only products ------------------------------------------------------------
+
+def _lead(x: Variable) -> Variable:
+    """``x`` with a new leading length-1 axis (to broadcast against stacked operands)."""
+    return DimShuffle(x.ndim, ["x", *range(x.ndim)])(x)
+
+
+def _batched(node: Apply, args: list[Variable], stacked: list[bool]) -> Variable | None:
+    """``node``'s output for all steps at once, from its inputs (stacked ones have a leading step
+    axis), or None when this op is not batched here."""
+    op = node.op
+    if isinstance(op, Elemwise) and len(node.outputs) == 1:
+        return op(*[a if s else _lead(a) for a, s in zip(args, stacked)])
+    if isinstance(op, DimShuffle):
+        order = [0] + [o if o == "x" else o + 1 for o in op.new_order]
+        return DimShuffle(op.input_ndim + 1, order)(args[0])
+    if isinstance(op, (Dot, MatMul)) and stacked == [True, False] and args[1].ndim == 2:
+        return T.matmul(args[0], args[1])  # x_t @ U for every t: one product
+    if isinstance(op, (Dot, MatMul)) and stacked == [False, True] and args[0].ndim == 2:
+        a = node.inputs[1]
+        if a.ndim == 1:  # U @ x_t = (X @ U.T)[t]
+            return T.matmul(args[1], args[0].T)
+        return T.matmul(args[0], args[1])
+    return None
+
+
+def vectorise(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
+    """Products of sequence rows and constants, computed for all steps before the loop."""
+    op, body = node.op, node.op.body
+    if op.until or not op.n_seqs:  # a while loop may stop early: computing every row could be waste
+        return None
+    n, seqs, inits, consts = op.split_inputs(node.inputs)
+    ins = body.inputs
+    outer: dict[int, Variable] = {id(v): s[:n] for v, s in zip(ins[:op.n_seqs], seqs)}
+    fixed: dict[int, Variable] = {id(v): c for v, c in zip(ins[op.n_seqs + op.n_carries:], consts)}
+    product: dict[int, bool] = {}
+    for inner in body.nodes:
+        if len(inner.outputs) != 1 or not all(id(i) in outer or id(i) in fixed or isinstance(i, Constant)
+                                              for i in inner.inputs):
+            continue
+        stacked = [id(i) in outer for i in inner.inputs]
+        if not any(stacked):
+            continue
+        args = [outer[id(i)] if id(i) in outer else fixed[id(i)] if id(i) in fixed else i for i in inner.inputs]
+        out = _batched(inner, args, stacked)
+        if out is None:
+            continue
+        outer[id(inner.outputs[0])] = out
+        product[id(inner.outputs[0])] = isinstance(inner.op, (Dot, MatMul)) or any(
+            product.get(id(i), False) for i in inner.inputs)
+    frontier: dict[int, Variable] = {}
+    for inner in body.nodes:
+        if id(inner.outputs[0]) in product:  # computed before the loop: its readers there need no row
+            continue
+        frontier.update((id(i), i) for i in inner.inputs if product.get(id(i)))
+    frontier.update((id(o), o) for o in body.outputs if product.get(id(o)))
+    if not frontier:
+        return None
+    rows = [v.type.make_variable() for v in frontier.values()]
+    outputs, _ = clone_replace(list(body.outputs), dict(zip(frontier.values(), rows)))
+    graph = InnerGraph(list(ins[:op.n_seqs]) + rows + list(ins[op.n_seqs:]), outputs)
+    new_op = op.clone(body=graph, n_seqs=op.n_seqs + len(rows))
+    new = new_op.make_node(n, *seqs, *[outer[k] for k in frontier], *inits, *consts)
+    return _replace(fgraph, node, new, [(k, k) for k in range(len(node.outputs))], stats, "scan_vectorise")
+
+
+def scan_pass(fgraph: FunctionGraph, stats: Stats) -> None:
+    """Prune, hoist and vectorise every loop (see the module doc)."""
+    for node in [n for n in fgraph.toposort() if isinstance(n.op, Scan)]:
+        for step in (prune, hoist, vectorise, prune):
+            if node not in fgraph.apply_nodes:
+                break
+            new = step(fgraph, node, stats)
+            node = new if new is not None else node
+
+
+__all__ = ["trace_last", "scan_pass", "prune", "hoist", "vectorise"]
