@@ -265,10 +265,20 @@ def test_jacobian_of_an_empty_expression_is_empty():
     assert J.shape == (0, 3)
 
 
-def test_jacobian_needs_a_static_shape():
-    x = T.dvector("x")
-    with pytest.raises(GradientError, match="static shape"):
-        sg.jacobian(T.exp(x), x)
+def test_jacobian_and_hessian_of_dynamic_shape_are_scans():
+    """Without a static shape the Jacobian is a scan over the flattened expression (as in Theano)."""
+    x, W = T.dvector("x"), T.dmatrix("W")
+    J = sg.jacobian(T.tanh(T.dot(W, x)) * x[0], x)
+    H = sg.hessian((T.exp(x[0] * x[1]) + T.sin(x) * x[2]).sum(), x)
+    f = sg.function([x, W], [J, H])
+    wv, x0 = np.array([[1.0, 2.0, -1.0], [0.5, -0.3, 2.0]]), np.array([0.2, -0.4, 0.3])
+    got_j, got_h = f(x0, wv)
+    num = np.stack([fd(lambda v: _f(v)[i], [x0])[0] for i in range(2)])
+    np.testing.assert_allclose(got_j, num, atol=1e-7)
+    assert got_h.shape == (3, 3)
+    np.testing.assert_allclose(got_h, got_h.T, atol=1e-12)
+    empty = sg.function([x, W], sg.jacobian(T.dot(W, x), x))(np.zeros(0), np.zeros((2, 0)))
+    assert empty.shape == (2, 0)
 
 
 def test_hessian_against_finite_differences():

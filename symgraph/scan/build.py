@@ -265,17 +265,31 @@ def _trace(fn: Callable, step: _Step, consts: list, outs: list[_Output], at: str
     return outputs, cond
 
 
-def _weak_retype(outs: list[_Output], outputs: list[Variable]) -> bool:
-    """Initial values given as Python numbers take the dtype the step computes (once); True when
-    one changed, so the step must be traced again."""
-    changed = False
-    for o, y in zip(outs, outputs):
+_PROBE = {"i": "int8", "u": "int8", "f": "float16"}
+
+
+def _weak_probe(outs: list[_Output]) -> dict[int, TensorConstant]:
+    """Initial values given as Python numbers (weak constants) take the dtype the step computes
+    for them: the step is first traced with each such carry in the smallest dtype of its kind
+    (a probe that any other operand's dtype wins over). Returns the original constants by position."""
+    weak = {}
+    for k, o in enumerate(outs):
         init = o.initial
-        if (isinstance(init, TensorConstant) and init.weak and y.dtype != init.dtype
-                and np.can_cast(np.asarray(init.data), y.dtype, "same_kind")):
-            o.initial = T.constant(np.asarray(init.data, dtype=y.dtype))
-            changed = True
-    return changed
+        if isinstance(init, TensorConstant) and init.weak and np.dtype(init.dtype).kind in _PROBE:
+            weak[k] = init
+            o.initial = T.constant(np.asarray(init.data, dtype=_PROBE[np.dtype(init.dtype).kind]))
+    return weak
+
+
+def _weak_settle(outs: list[_Output], outputs: list[Variable], weak: dict[int, TensorConstant]) -> None:
+    """After the probe: each weak initial value takes the dtype the step gave it, or its own
+    (Python's int64 / floatX) when nothing else decided it."""
+    for k, init in weak.items():
+        y = outputs[k] if k < len(outputs) else None
+        probe = _PROBE[np.dtype(init.dtype).kind]
+        dtype = y.dtype if y is not None and y.dtype != probe and np.can_cast(init.dtype, y.dtype, "same_kind") \
+            else init.dtype
+        outs[k].initial = T.constant(np.asarray(init.data, dtype=dtype))
 
 
 def scan(fn: Callable, sequences: Any = None, outputs_info: Any = None, non_sequences: Any = None,
@@ -312,11 +326,13 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     outs = _outputs_info(outputs_info, at)
     consts = [v if isinstance(v, Variable) else as_tensor_variable(v) for v in _as_list(non_sequences)]
     n, flip = _n_steps(n_steps, at)
+    weak = _weak_probe(outs)
     for attempt in range(2):
         step = _Step(seqs, outs, go_backwards != flip, n, at)
         outputs, cond = _trace(fn, step, consts, outs, at)
-        if attempt or not _weak_retype(outs, outputs):
+        if attempt or not weak:
             break
+        _weak_settle(outs, outputs, weak)
     if step.n is None:
         if cond is None:
             raise GraphTypeError("scan: give sequences or n_steps: nothing says how many steps to run" + at)
