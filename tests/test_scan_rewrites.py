@@ -1,0 +1,148 @@
+"""Loop rewrites and memory: trace[-1] reads the final carry (IndexError kept when no step may
+run), unread traces/outputs/carries are dropped, loop-invariant work is hoisted, sequence-only
+products are vectorised; peak memory (tracemalloc) of long loops, checkpointed gradients and
+while loops; the OpenCL loop keeps its values on the device."""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+import symgraph.tensor as T
+from symgraph.graph.inner import InnerGraph
+from symgraph.scan import Scan
+from symgraph.scan.op import CheckRan
+from symgraph.tensor.math import Dot, MatMul
+
+
+def _scans(f):
+    return [n for n in f.graph.apply_nodes if isinstance(n.op, Scan)]
+
+
+def _peak(fn, *args) -> int:
+    """Peak bytes traced while calling ``fn`` (after one warm-up call)."""
+    fn(*args)
+    tracemalloc.start()
+    try:
+        fn(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_last_row_reads_the_final_carry():
+    h0 = T.dvector("h0")
+    h, _ = sg.scan(lambda h: h * 0.5 + 1, outputs_info=[h0], n_steps=5)
+    f = sg.function([h0], h[-1])
+    (node,) = _scans(f)
+    assert node.op.traced == (False,) and not any(isinstance(n.op, CheckRan) for n in f.graph.apply_nodes)
+    np.testing.assert_allclose(f(np.zeros(2)), [1.9375, 1.9375])
+    n = T.lscalar("n")
+    h, _ = sg.scan(lambda h: h * 0.5 + 1, outputs_info=[h0], n_steps=n)
+    g = sg.function([h0, n], h[-1])
+    assert _scans(g)[0].op.traced == (False,) and any(isinstance(k.op, CheckRan) for k in g.graph.apply_nodes)
+    with pytest.raises(IndexError):
+        g(np.zeros(2), 0)
+    assert sg.function([h0, n], h[-1], mode=None)(np.zeros(2), 1).tolist() == [1, 1]
+
+
+def test_unread_outputs_and_carries_are_dropped():
+    x = T.dvector("x")
+    (a, b, c), _ = sg.scan(lambda xt, a, b: (a + xt, b * a, T.exp(xt)), sequences=[x],
+                           outputs_info=[T.constant(0.0), T.constant(1.0), None])
+    f = sg.function([x], a)
+    (node,) = _scans(f)
+    assert node.op.n_carries == 1 and node.op.n_ys == 0
+    np.testing.assert_allclose(f(np.arange(3.0)), [0, 1, 3])
+    g = sg.function([x], b[-1])  # b reads a: both carries stay, no trace
+    (node,) = _scans(g)
+    assert node.op.n_carries == 2 and node.op.traced == (False, False)
+
+
+def test_loop_invariant_work_is_hoisted():
+    h, W = T.dvector("h"), T.dmatrix("W")
+    body = InnerGraph([h, W], [T.tanh(T.dot(h, T.exp(W)))])  # exp(W) depends on no step
+    n, h0, W0 = T.lscalar("n"), T.dvector("h0"), T.dmatrix("W0")
+    out = Scan(body, n_seqs=0, n_carries=1)(n, h0, W0)[0]
+    f = sg.function([n, h0, W0], out)
+    (node,) = _scans(f)
+    assert not any("exp" in str(k.op) for k in node.op.body.nodes)
+    wv = np.array([[0.1, 0.2], [0.3, -0.4]])
+    h = np.array([1.0, -1.0])
+    for _ in range(3):
+        h = np.tanh(h @ np.exp(wv))
+    np.testing.assert_allclose(f(3, np.array([1.0, -1.0]), wv), h)
+
+
+def test_sequence_only_products_run_as_one_product_before_the_loop():
+    x, h0, W, U = T.dtensor3("x"), T.dmatrix("h0"), T.dmatrix("W"), T.dmatrix("U")
+    h, _ = sg.scan(lambda xt, h: T.tanh(T.dot(h, W) + T.dot(xt, U)), sequences=[x], outputs_info=[h0])
+    f = sg.function([x, h0, W, U], h)
+    (node,) = _scans(f)
+    outside = [n for n in f.graph.apply_nodes if isinstance(n.op, (Dot, MatMul))]
+    inside = [n for n in node.op.body.nodes if "Dot" in str(n.op) or "MatMul" in str(n.op)]
+    assert len(outside) == 1 and len(inside) == 1  # x_t @ U for every t at once; h @ W (fused with tanh) per step
+    assert "vectorise" in str(f.rewrite_report()["applied"])
+    rng = np.random.default_rng(0)
+    vals = [rng.normal(size=(4, 2, 3)), rng.normal(size=(2, 5)), rng.normal(size=(5, 5)), rng.normal(size=(3, 5))]
+    want, hv = [], vals[1]
+    for xt in vals[0]:
+        hv = np.tanh(hv @ vals[2] + xt @ vals[3])
+        want.append(hv)
+    np.testing.assert_allclose(f(*vals), np.stack(want), rtol=1e-12)
+
+
+# --- memory -----------------------------------------------------------------------------------------
+
+def test_last_value_of_a_long_loop_costs_the_state_not_the_trace():
+    h0 = T.dvector("h0")
+    n = T.lscalar("n")
+    h, _ = sg.scan(lambda h: h * 0.5 + 1.0, outputs_info=[h0], n_steps=n)
+    f = sg.function([h0, n], h[-1])
+    state = np.zeros(100)  # 800 bytes; the trace of 10**5 steps would be 80 MB
+    assert _peak(f, state, 10 ** 5) < 50 * state.nbytes
+
+
+def test_checkpointed_gradient_keeps_few_states():
+    T_, k, size = 10 ** 4, 100, 128
+    h0, W = T.dvector("h0"), T.dmatrix("W")
+    state_bytes = size * 8
+
+    def gradient(checkpoint):
+        h, _ = sg.scan(lambda h, W: T.tanh(T.dot(h, W)), outputs_info=[h0], non_sequences=[W], n_steps=T_,
+                       checkpoint=checkpoint)
+        return sg.function([h0, W], sg.grad(h[-1].sum(), [W, h0]))
+    rng = np.random.default_rng(0)
+    vals = (rng.normal(size=size), rng.normal(size=(size, size)) / np.sqrt(size))
+    peak = _peak(gradient(k), *vals)
+    assert peak < 8 * (T_ // k + k) * state_bytes + 4 * size * size * 8, peak  # O(T/k + k) states (+ W's gradient)
+    assert peak < _peak(gradient(None), *vals) / 5
+
+
+def test_a_while_loop_that_stops_early_allocates_for_the_steps_run():
+    v, _ = sg.scan(lambda v: (v + 1.0, sg.until(v[0] >= 9.0)), outputs_info=[T.zeros((1000,))], n_steps=10 ** 6)
+    f = sg.function([], v)
+    assert f().shape == (10, 1000)
+    assert _peak(f) < 10 * 32 * 1000 * 8  # traces start at 16 rows: never n_steps x state
+
+
+# --- OpenCL: the loop stays on the device ------------------------------------------------------------
+
+def test_opencl_loop_reads_nothing_back_per_step(backend):
+    if backend != "opencl":
+        pytest.skip("placement exists on OpenCL only")
+    from symgraph.backends.opencl.runtime import TRANSFERS
+    x, h0, W = T.fmatrix("x"), T.fvector("h0"), T.fmatrix("W")
+    h, _ = sg.scan(lambda xt, h: T.tanh(T.dot(h, W) + xt), sequences=[x], outputs_info=[h0])
+    f = sg.function([x, h0, W], h[-1], backend="opencl")
+    counts = []
+    for n in (3, 40):
+        vals = (np.ones((n, 4), "float32"), np.zeros(4, "float32"), np.eye(4, dtype="float32") * 0.5)
+        f(*vals)
+        before = dict(TRANSFERS)
+        f(*vals)
+        counts.append({key: TRANSFERS[key] - before.get(key, 0) for key in ("to_host", "zero_copy_out", "to_device")})
+    assert counts[0] == counts[1], counts  # the same transfers for 3 steps as for 40
+    assert counts[0]["to_host"] + counts[0]["zero_copy_out"] == 1  # the result
