@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
-           "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "scan", "until", "map",
-           "reduce", "foldl", "foldr", "testing",
+           "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "scan", "until",
+           "map", "reduce", "foldl", "foldr", "testing",
            "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
            "MRG_RandomStreams", "shared_randomstreams", "distributed"]

@@ -273,7 +273,7 @@ def test_jacobian_and_hessian_of_dynamic_shape_are_scans():
     f = sg.function([x, W], [J, H])
     wv, x0 = np.array([[1.0, 2.0, -1.0], [0.5, -0.3, 2.0]]), np.array([0.2, -0.4, 0.3])
     got_j, got_h = f(x0, wv)
-    num = np.stack([fd(lambda v: _f(v)[i], [x0])[0] for i in range(2)])
+    num = np.stack([fd(lambda v, i=i: _f(v)[i], [x0])[0] for i in range(2)])
     np.testing.assert_allclose(got_j, num, atol=1e-7)
     assert got_h.shape == (3, 3)
     np.testing.assert_allclose(got_h, got_h.T, atol=1e-12)

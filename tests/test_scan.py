@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from helpers import perform_eval
+from hypothesis import given
+from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.scan import Scan
-from helpers import perform_eval
 
 
 def _scans(f):
@@ -94,11 +95,11 @@ def test_bad_taps_and_types_name_the_user_line():
     with pytest.raises(GraphTypeError, match=r"(?s)float64.*float32.*T\.cast.*test_scan\.py"):
         sg.scan(lambda xt, h: h + xt, sequences=[x], outputs_info=[h0])
     with pytest.raises(GraphTypeError, match=r"(?s)negative.*test_scan\.py"):
-        sg.scan(lambda a: a, outputs_info=[dict(initial=x, taps=[1])], n_steps=3)
+        sg.scan(lambda a: a, outputs_info=[{"initial": x, "taps": [1]}], n_steps=3)
     with pytest.raises(GraphTypeError, match="distinct"):
-        sg.scan(lambda a, b: a, sequences=[dict(input=x, taps=[0, 0])])
+        sg.scan(lambda a, b: a, sequences=[{"input": x, "taps": [0, 0]}])
     with pytest.raises(GraphTypeError, match=r"needs 3 initial values, but"):
-        sg.scan(lambda a, b: a + b, outputs_info=[dict(initial=T.constant(np.zeros((2, 2))), taps=[-3, -1])],
+        sg.scan(lambda a, b: a + b, outputs_info=[{"initial": T.constant(np.zeros((2, 2))), "taps": [-3, -1]}],
                 n_steps=2)
     with pytest.raises(GraphTypeError, match="returns 2 output.*1 entries"):
         sg.scan(lambda xt, h: [h, h], sequences=[x], outputs_info=[T.zeros((2,))])

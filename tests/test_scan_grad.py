@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import fd_grad_check
 
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.testing import verify_grad
-from helpers import fd_grad_check
 
 
 def rnn(x, h0, W, U, b, **kw):
@@ -101,13 +101,13 @@ def test_while_loop_gradient_covers_the_steps_run():
 
 def test_taps_and_sequence_taps_gradients():
     def fib(x0, w):
-        out, _ = sg.scan(lambda a, b, w: T.tanh(a * w + b), outputs_info=[dict(initial=x0, taps=[-2, -1])],
+        out, _ = sg.scan(lambda a, b, w: T.tanh(a * w + b), outputs_info=[{"initial": x0, "taps": [-2, -1]}],
                          non_sequences=[w], n_steps=5)
         return out
     verify_grad(fib, [np.array([0.3, -0.2]), np.array(0.7)])
 
     def smooth(x):
-        out, _ = sg.scan(lambda a, b, c: a * b + c, sequences=[dict(input=x, taps=[-1, 0, 1])])
+        out, _ = sg.scan(lambda a, b, c: a * b + c, sequences=[{"input": x, "taps": [-1, 0, 1]}])
         return out
     verify_grad(smooth, [np.random.default_rng(7).normal(size=6)])
 

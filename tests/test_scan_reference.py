@@ -20,7 +20,7 @@ def _dtype(backend):
 
 
 def _tol(backend):
-    return dict(rtol=2e-5, atol=2e-5) if backend == "opencl" else dict(rtol=1e-12, atol=1e-12)
+    return {"rtol": 2e-5, "atol": 2e-5} if backend == "opencl" else {"rtol": 1e-12, "atol": 1e-12}
 
 
 # --- the loops, written once for sg.scan (the fixture script writes the same ones for JAX) ----------
@@ -92,12 +92,12 @@ def test_vanilla_rnn_and_lstm_match_numpy_loops(backend):
 
 def test_fibonacci_with_taps_and_sequence_taps(backend):
     n, x0 = T.lscalar("n"), T.lvector("x0")
-    fib, _ = sg.scan(lambda a, b: a + b, outputs_info=[dict(initial=x0, taps=[-2, -1])], n_steps=n)
+    fib, _ = sg.scan(lambda a, b: a + b, outputs_info=[{"initial": x0, "taps": [-2, -1]}], n_steps=n)
     f = sg.function([x0, n], fib, backend=backend)
     np.testing.assert_array_equal(f(np.array([0, 1]), 10), [1, 2, 3, 5, 8, 13, 21, 34, 55, 89])
     np.testing.assert_array_equal(f(np.array([0, 1]), 0), np.zeros(0, np.int64))
     x = T.tensor(_dtype(backend), (None,), "x")  # taps of a sequence: x[t-1], x[t], x[t+2]
-    y, _ = sg.scan(lambda a, b, c: a + 10 * b + 100 * c, sequences=[dict(input=x, taps=[-1, 0, 2])])
+    y, _ = sg.scan(lambda a, b, c: a + 10 * b + 100 * c, sequences=[{"input": x, "taps": [-1, 0, 2]}])
     v = np.arange(6, dtype=_dtype(backend))
     np.testing.assert_allclose(sg.function([x], y, backend=backend)(v), v[:3] + 10 * v[1:4] + 100 * v[3:6])
 

@@ -3,7 +3,8 @@ trace row is written by a device copy, and a while loop's trace grows by a devic
 whose values live on the device never copies them to the host."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name
+from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name  # noqa: F401 (DEVICE: backends import it from here)
 from symgraph.compile.loop import LoopEmitter, resize_rows
 from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context

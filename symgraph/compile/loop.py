@@ -64,7 +64,7 @@ def _static(t: Any) -> bool:
 class LoopEmitter:
     """The ``emit_scan`` part of the emitter (mixed into link.Emitter)."""
 
-    def emit_scan(self: "Emitter", node: Apply, ins: list[str], outs: list[str]) -> None:
+    def emit_scan(self: Emitter, node: Apply, ins: list[str], outs: list[str]) -> None:
         """A Python loop running ``node``'s body (see the module doc)."""
         op: Scan = node.op
         k = len(self.lines)
@@ -75,7 +75,8 @@ class LoopEmitter:
         ctx, node_ref = self.ctx, self.ctx.ref(node, "node")
         n = f"_n{tag}"
         self.line_nodes[len(self.lines)] = (node, ins)
-        head = f"{n} = {ctx.ref(check_steps, 'check_steps')}({n_name[1]}, [{', '.join(s for _, s in seqs)}], {node_ref})"
+        seq_names = ", ".join(s for _, s in seqs)
+        head = f"{n} = {ctx.ref(check_steps, 'check_steps')}({n_name[1]}, [{seq_names}], {node_ref})"
         self.emit(f"{head:<60}  # {describe(node)}")
         carries = []
         for j, ((v, _), side) in enumerate(zip(inits, final_sides)):
@@ -131,7 +132,7 @@ class LoopEmitter:
         self.depth -= 1
         self._results(node, tag, n, t, carries, traces, ys, y_vars, y_sides, final_sides, outs)
 
-    def _preconvert(self: "Emitter", fgraph: Any, names: list[str], first: int) -> dict:
+    def _preconvert(self: Emitter, fgraph: Any, names: list[str], first: int) -> dict:
         """Constants the body reads on the other side, converted once before the loop (not per step)."""
         slots = fgraph.inputs[first:]
         index = {v: j for j, v in enumerate(slots)}
@@ -144,7 +145,7 @@ class LoopEmitter:
                     done[(v, side)] = name
         return done
 
-    def _grow(self: "Emitter", cap: str, n: str, t: str, bufs: list[str], sides: list[str]) -> None:
+    def _grow(self: Emitter, cap: str, n: str, t: str, bufs: list[str], sides: list[str]) -> None:
         """A while loop's buffers double when full (never beyond n_steps rows)."""
         self.emit(f"if {t} == {cap}:")
         self.depth += 1
@@ -153,7 +154,7 @@ class LoopEmitter:
             self.emit(f"if {buf} is not None: {buf} = {self.b.loop_resize(buf, cap, side, self.ctx)}")
         self.depth -= 1
 
-    def _checks(self: "Emitter", node: Apply, fgraph: Any, t: str, carries: list[str], nexts: list[str],
+    def _checks(self: Emitter, node: Apply, fgraph: Any, t: str, carries: list[str], nexts: list[str],
                 ys: list[str], y_now: list[str]) -> None:
         """Each step keeps every carry's shape and gives stacked rows of one shape (unless the
         static types already say so)."""
@@ -169,7 +170,7 @@ class LoopEmitter:
                 self.emit(f"if {y} is not None and {now}.shape != {y}.shape[1:]: raise {err}({node_ref}, 'ys', {j}, "
                           f"{t}, {y}.shape[1:], {now}.shape)")
 
-    def _results(self: "Emitter", node: Apply, tag: str, n: str, t: str, carries: list[str], traces: dict,
+    def _results(self: Emitter, node: Apply, tag: str, n: str, t: str, carries: list[str], traces: dict,
                  ys: list[str], y_vars: list[Variable], y_sides: list[str], final_sides: list[str],
                  outs: list[str]) -> None:
         """The node's outputs after the loop: final carries (copied when no step ran: they would be

@@ -11,7 +11,10 @@
   - hoist: work in the body that depends on no sequence and no carry runs once, before the loop
     (except work only a lazy ifelse branch needs);
   - vectorise: products the body computes from sequences and constants alone (``x_t @ U``) run
-    once over all steps before the loop, as one matrix product; the body reads their rows.
+    once over all steps before the loop, as one matrix product; the body reads their rows;
+  - push out sums: a carry that only accumulates (``acc + e_t``, as a gradient's accumulators
+    do) becomes ``acc0 + sum_t e_t`` after the loop, written as one product where it can
+    (``sum_t h_t^T g_t`` is one tensordot over steps and rows).
 """
 from __future__ import annotations
 
@@ -23,13 +26,17 @@ import symgraph.tensor as T
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.inner import InnerGraph
-from symgraph.graph.traversal import ancestors, clone_replace, toposort
+from symgraph.graph.traversal import ancestors, clone_replace
+from symgraph.ifelse import ifelse
+from symgraph.rewrite.branches import sink_into_branches
 from symgraph.rewrite.core import Stats, rule
 from symgraph.rewrite.patterns import fit
 from symgraph.scan.build import loop_invariants
 from symgraph.scan.op import CheckRan, Scan
+from symgraph.scan.types import stacked
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.reduction import CAReduce
 from symgraph.tensor.shape import Shape_i
 from symgraph.tensor.subtensor import Subtensor
 
@@ -206,7 +213,7 @@ def vectorise(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
         stacked = [id(i) in outer for i in inner.inputs]
         if not any(stacked):
             continue
-        args = [outer[id(i)] if id(i) in outer else fixed[id(i)] if id(i) in fixed else i for i in inner.inputs]
+        args = [outer[id(i)] if id(i) in outer else fixed.get(id(i), i) for i in inner.inputs]
         out = _batched(inner, args, stacked)
         if out is None:
             continue
@@ -229,14 +236,124 @@ def vectorise(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
     return _replace(fgraph, node, new, [(k, k) for k in range(len(node.outputs))], stats, "scan_vectorise")
 
 
+# --- sums over steps -----------------------------------------------------------------------------
+
+def _summed(e: Variable, stack: Any) -> Variable | None:
+    """sum over all steps of ``e`` (a body variable) as one outer expression, where ``stack(v)``
+    gives the outer stacked values of a body variable ((n, ...) rows) or None."""
+    node = e.owner
+    if node is not None and isinstance(node.op, (Dot, MatMul)) and all(i.ndim == 2 for i in node.inputs):
+        a, b = node.inputs
+        if a.owner is not None and isinstance(a.owner.op, DimShuffle) and a.owner.op.new_order == (1, 0):
+            sa, sb = stack(a.owner.inputs[0]), stack(b)
+            if sa is not None and sb is not None:  # sum_t a_t^T b_t: one product over (steps x rows)
+                return T.tensordot(sa, sb, axes=[[0, 1], [0, 1]])
+    if node is not None and isinstance(node.op, CAReduce) and node.op.scalar_op == "add" and not node.op.keepdims:
+        sv = stack(node.inputs[0])
+        if sv is not None:
+            return T.sum(sv, axis=(0, *[a + 1 for a in node.op.axis]), dtype=e.dtype)
+    if stack(e, fresh=False) is not None:  # a sequence's rows: summed outside, nothing new to stack
+        return T.sum(stack(e), axis=0, dtype=e.dtype)
+    return None
+
+
+def _accumulators(op: Scan, used_trace: list[bool]) -> dict[int, Variable]:
+    """Carries k whose step is ``acc + e`` with ``acc`` read nowhere else and ``e`` not reading
+    ``acc``, and whose trace nobody reads: {k: e}."""
+    body, nc = op.body, op.n_carries
+    readers: dict[int, int] = {}
+    for inner in body.nodes:
+        for i in inner.inputs:
+            readers[id(i)] = readers.get(id(i), 0) + 1
+    for o in body.outputs:
+        readers[id(o)] = readers.get(id(o), 0) + 1
+    found = {}
+    for k, (slot, new) in enumerate(zip(op.carry_inputs, body.outputs[:nc])):
+        node = new.owner
+        if used_trace[k] or readers.get(id(slot)) != 1 or node is None or not isinstance(node.op, Elemwise) \
+                or node.op.scalar_op.name != "add" or len(node.inputs) != 2 or readers.get(id(new)) != 1:
+            continue
+        e = node.inputs[1] if node.inputs[0] is slot else node.inputs[0] if node.inputs[1] is slot else None
+        if e is not None and e.type.ndim == slot.type.ndim and e.dtype == slot.dtype and \
+                not _reads(e, slot, body):
+            found[k] = e
+    return found
+
+
+def _reads(v: Variable, slot: Variable, body: InnerGraph) -> bool:
+    return any(a is slot for a in ancestors([v], blockers=body.inputs))
+
+
+def push_out_sums(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
+    """A carry that only accumulates (``acc + e`` each step, its trace unread) becomes
+    ``acc0 + sum_t e_t`` after the loop, the sum written as one product where it can
+    (``sum_t h_t^T g_t`` is one tensordot): the body no longer computes ``e``'s product."""
+    op, body = node.op, node.op.body
+    slots = op.output_slots()
+    used_trace = [t >= 0 and bool(fgraph.clients.get(node.outputs[t])) for t in slots["trace"]]
+    accs = _accumulators(op, used_trace)
+    if not accs:
+        return None
+    n, seqs, inits, consts = op.split_inputs(node.inputs)
+    seq_outer = {id(v): s for v, s in zip(body.inputs[:op.n_seqs], seqs)}
+    wanted: list[Variable] = []  # body values to stack as new outputs, and their stand-ins outside
+    standins: list[Variable] = []
+
+    def stack(v: Variable, fresh: bool = True) -> Variable | None:
+        if id(v) in seq_outer:
+            return seq_outer[id(v)][:n]
+        if not fresh or any(v is i for i in body.inputs):
+            return None
+        for w, standin in zip(wanted, standins):
+            if w is v:
+                return standin
+        wanted.append(v)
+        standins.append(stacked(v.type).make_variable())
+        return standins[-1]
+    sums = {}
+    for k, e in accs.items():
+        mark = len(wanted)
+        total = _summed(e, stack)
+        if total is None:
+            del wanted[mark:], standins[mark:]
+            continue
+        sums[k] = total
+    if not sums:
+        return None
+    keep = [k for k in range(op.n_carries) if k not in sums]
+    nc = op.n_carries
+    outputs = [body.outputs[k] for k in keep] + list(body.outputs[nc:nc + op.n_ys]) + wanted + \
+        ([body.outputs[-1]] if op.until else [])
+    ins = list(body.inputs)
+    graph = InnerGraph(ins[:op.n_seqs] + [ins[op.n_seqs + k] for k in keep] + ins[op.n_seqs + nc:], outputs)
+    new_op = op.clone(body=graph, n_carries=len(keep), traced=tuple(op.traced[k] for k in keep))
+    new = new_op.make_node(n, *seqs, *[inits[k] for k in keep], *consts)
+    new.trace = node.trace
+    new_slots = new_op.output_slots()
+    rows = [new.outputs[i] for i in new_slots["ys"][op.n_ys:]]
+    pairs = [(k, new_slots["final"][j]) for j, k in enumerate(keep)]
+    pairs += [(slots["trace"][k], new_slots["trace"][j]) for j, k in enumerate(keep) if new_op.traced[j]]
+    pairs += [(slots["ys"][j], new_slots["ys"][j]) for j in range(op.n_ys)]
+    totals, _ = clone_replace(list(sums.values()), dict(zip(standins, rows)))
+    for k, total in zip(sums, totals):
+        final = node.outputs[k]
+        # no step ran: the stacked rows may have no shape to sum over, and the sum is zero anyway
+        fitted = fit(ifelse(T.gt(n, 0), inits[k] + total, inits[k]), final)
+        if fgraph.clients.get(final) and fitted is not None:
+            stats.new_nodes += fgraph.replace(final, fitted, "scan_push_out_sum")
+    return _replace(fgraph, node, new, pairs, stats, "scan_push_out_sum")
+
+
 def scan_pass(fgraph: FunctionGraph, stats: Stats) -> None:
-    """Prune, hoist and vectorise every loop (see the module doc)."""
+    """Prune, hoist, vectorise and push out sums in every loop (see the module doc)."""
     for node in [n for n in fgraph.toposort() if isinstance(n.op, Scan)]:
-        for step in (prune, hoist, vectorise, prune):
+        for step in (prune, hoist, vectorise, push_out_sums, prune):
             if node not in fgraph.apply_nodes:
                 break
             new = step(fgraph, node, stats)
             node = new if new is not None else node
+    if stats.applied.get("scan_push_out_sum"):  # its sums run only when a step ran: in the ifelse's branch
+        sink_into_branches(fgraph, stats)
 
 
 __all__ = ["trace_last", "scan_pass", "prune", "hoist", "vectorise"]

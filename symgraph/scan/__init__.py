@@ -1,7 +1,7 @@
 """Loops: ``sg.scan`` (Theano's API), ``sg.until`` for while loops, and the helpers ``sg.map``,
 ``sg.reduce``, ``sg.foldl``, ``sg.foldr``. See docs/scan.md."""
-from symgraph.scan.build import Until, scan, until
 from symgraph.scan import grad  # noqa: F401  (registers Scan's gradient)
+from symgraph.scan.build import Until, scan, until
 from symgraph.scan.helpers import foldl, foldr, map, reduce  # noqa: A004 (Theano's names)
 from symgraph.scan.op import Scan
 

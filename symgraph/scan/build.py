@@ -13,8 +13,9 @@ before the loop (loop-invariant), except work only a lazy ``ifelse`` branch need
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

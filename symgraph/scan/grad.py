@@ -20,7 +20,8 @@ too (grad of grad, Rop, Hessian-vector products).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,7 @@ class _Problem:
         """The step's derivative: (its outputs [carry grads, const grads, seq-row grads], the
         placeholders it reads, by kind). ``substitute``: read the forward results (new carries,
         stacked rows) from placeholders instead of recomputing them."""
-        op, body, nc = self.op, self.op.body, self.op.n_carries
+        _op, body, nc = self.op, self.op.body, self.op.n_carries
         ph: dict[str, list[Variable]] = {
             "a": [self.carry_slots[k].type.make_variable(f"g_carry{k}") for k in self.f_carry],
             "acc": [self.const_slots[k].type.make_variable(f"g_const{k}") for k in self.f_const],
@@ -144,7 +145,7 @@ class _Problem:
 
 
 def _reverse(p: _Problem, rows: dict[str, list[Variable]], a0: list[Variable], acc0: list[Variable],
-             consts: list[Variable], n: Variable, name: str | None) -> tuple[list[Variable], list[Variable], list[Variable]]:
+             consts: list[Variable], n: Variable, name: str | None) -> tuple[list, list, list]:
     """The reverse loop over ``n`` steps whose forward rows are ``rows`` (each in forward order,
     ``n`` rows: 'seq', 'prev' carries, 'gtr', 'gy', 'cnext' as listed by the derivative): (the
     carry gradients before the first of these steps, the constants' accumulated gradients, each
@@ -200,7 +201,8 @@ def scan_grad(op: Scan, inputs: list, outputs: list, output_grads: list) -> list
     else:
         m = n_run if op.truncate_gradient < 0 else T.minimum(n_run, op.truncate_gradient)
         start = n_run - m
-        rows = {"seq": [s[start:n_run] for s in p.seqs], "prev": [v[start:n_run] for v in _prev(p.inits, traces, n_run)],
+        prev = _prev(p.inits, traces, n_run)
+        rows = {"seq": [s[start:n_run] for s in p.seqs], "prev": [v[start:n_run] for v in prev],
                 "gtr": [g[start:n_run] for g in gtr], "gy": [g[start:n_run] for g in gy],
                 "next": [tr[start:n_run] for tr in traces]}
         ga, gk, gx = _reverse(p, rows, a0, acc0, list(p.consts), m, op.name)

@@ -15,7 +15,8 @@ unknown: the step that would fix them never ran).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,11 +89,11 @@ class Scan(Op):
         """The inner graphs this op holds, by role (printers, rewrites and compilers walk them)."""
         return {"body": self.body}
 
-    def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> "Scan":
+    def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> Scan:
         """The same loop with its body replaced (e.g. by a rewritten one)."""
         return self.clone(body=graphs["body"])
 
-    def clone(self, **changes: Any) -> "Scan":
+    def clone(self, **changes: Any) -> Scan:
         """This op with some of its parameters changed."""
         props = {p: getattr(self, p) for p in self.__props__}
         props.update(changes)
