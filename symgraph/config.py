@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _FLOAT_DTYPES = ("float32", "float64")
 _BACKENDS = ("numpy", "opencl", "dask")
@@ -75,7 +76,7 @@ class Config:
         self._values[name] = _FLAGS[name][2](value)
 
     @contextlib.contextmanager
-    def change_flags(self, **flags: Any) -> Iterator["Config"]:
+    def change_flags(self, **flags: Any) -> Iterator[Config]:
         """Set flags inside a ``with`` block and restore them after, even on error."""
         old = {name: getattr(self, name) for name in flags}
         try:

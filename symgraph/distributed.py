@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import traceback
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

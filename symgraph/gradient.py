@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from symgraph.rewrite.for_grad import stabilized_cost
 from symgraph.scan import scan
 from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact, tensor_inputs, tensor_outputs
 
 __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad",
            "ZeroGrad", "DisconnectedGrad", "DependsOn"]
@@ -32,11 +33,12 @@ __all__ = ["grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnect
 
 # --- helpers ------------------------------------------------------------------------------------
 
-def _is_float(v: Variable) -> bool:
+def _is_float(v: Variable) -> TypeGuard[TensorVariable]:
+    """A tensor of a float or complex dtype: a variable that carries a gradient."""
     return hasattr(v, "dtype") and is_inexact(v)
 
 
-def _zeros_like(x: Variable, dtype: str | None = None) -> Variable:
+def _zeros_like(x: TensorVariable, dtype: str | None = None) -> TensorVariable:
     return T.zeros_like(x, dtype=dtype or x.dtype)
 
 
@@ -51,7 +53,7 @@ def _give_back(items: list, kind: Any) -> Any:
     return items[0] if kind == "single" else kind(items)
 
 
-def _add_all(terms: list[Variable]) -> Variable:
+def _add_all(terms: list[TensorVariable]) -> TensorVariable:
     total = terms[0]
     for t in terms[1:]:
         total = total + t
@@ -61,7 +63,7 @@ def _add_all(terms: list[Variable]) -> Variable:
 def _check_cost(cost: Any) -> TensorVariable:
     if not isinstance(cost, Variable):
         raise GradientError(f"grad: cost must be a symbolic variable, got {type(cost).__name__} {cost!r}")
-    if getattr(cost.type, "ndim", None) != 0:
+    if not isinstance(cost, TensorVariable) or cost.ndim != 0:
         raise GradientError(f"grad: cost must be a scalar (0-d) tensor, got {cost} of type {cost.type}; "
                             f"reduce it first (e.g. cost.sum() or cost.mean()), or use sg.jacobian / "
                             f"known_grads for non-scalar outputs")
@@ -74,6 +76,8 @@ def _check_cost(cost: Any) -> TensorVariable:
 def _seed(var: Any, g: Any) -> tuple[Variable, Variable]:
     if not isinstance(var, Variable):
         raise GradientError(f"known_grads: keys must be symbolic variables, got {type(var).__name__}")
+    if not isinstance(var, TensorVariable):
+        raise GradientError(f"known_grads: keys must be tensor variables, got {var} of type {var.type}")
     g = as_tensor_variable(g)
     if g.ndim != var.ndim:
         raise GradientError(f"known_grads: the gradient given for {var} ({var.type}) has {g.ndim} "
@@ -87,7 +91,7 @@ def _seed(var: Any, g: Any) -> tuple[Variable, Variable]:
 
 # --- reverse mode ---------------------------------------------------------------------------------
 
-def grad(cost: Variable | None, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
+def grad(cost: TensorVariable | None, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
          disconnected_inputs: str = "raise", known_grads: dict | None = None,
          return_disconnected: str = "zero") -> Any:
     """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list;
@@ -168,7 +172,7 @@ def _backprop(seeds: dict, wrt: list, consider_constant: Sequence) -> tuple[dict
 def _node_grads(node: Apply, out_grads: list) -> list:
     """Call the op's L_op / grad with a gradient for every output, and check what comes back."""
     out_grads = [g if g is not None else _zeros_like(o, o.dtype if _is_float(o) else config.floatX)
-                 for o, g in zip(node.outputs, out_grads)]
+                 for o, g in zip(tensor_outputs(node), out_grads)]
     op = node.op
     try:
         in_grads = _op_grads(node, out_grads)
@@ -179,7 +183,7 @@ def _node_grads(node: Apply, out_grads: list) -> list:
         raise GradientError(f"{op}.grad returned {len(in_grads)} gradients for {len(node.inputs)} inputs "
                             f"(a bug in the op)\n{node_context(node)}")
     checked = []
-    for k, (inp, g) in enumerate(zip(node.inputs, in_grads)):
+    for k, (inp, g) in enumerate(zip(tensor_inputs(node), in_grads)):
         if g is not None and _is_float(inp):
             g = as_tensor_variable(g)
             if g.ndim < inp.ndim:
@@ -204,7 +208,7 @@ def _op_grads(node: Apply, out_grads: list) -> list:
     return grad(None, list(node.inputs), disconnected_inputs="ignore", known_grads=known, return_disconnected="none")
 
 
-def _disconnected(w: Variable, mode: str, give: str) -> Variable | None:
+def _disconnected(w: TensorVariable, mode: str, give: str) -> Variable | None:
     msg = (f"grad: the cost does not depend on {w} ({w.type}), or only through disconnected_grad / "
            f"consider_constant; pass disconnected_inputs='ignore' (or 'warn') to get zeros instead")
     if mode == "raise":
@@ -240,7 +244,8 @@ def _scan_jacobian(expression: Variable, wrt: Any, consider_constant: Any, disco
     return _give_back(out, kind)
 
 
-def _jacobian(expression: Variable, shape: tuple, wrt: Any, consider_constant: Any, disconnected_inputs: str) -> Any:
+def _jacobian(expression: TensorVariable, shape: tuple, wrt: Any, consider_constant: Any,
+              disconnected_inputs: str) -> Any:
     if expression.ndim == 0:
         return grad(expression, wrt, consider_constant, disconnected_inputs)
     wrt_list, kind = _as_list(wrt)
@@ -260,7 +265,7 @@ def _jacobian(expression: Variable, shape: tuple, wrt: Any, consider_constant: A
     return _give_back(out, kind)
 
 
-def hessian(cost: Variable, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
+def hessian(cost: TensorVariable, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
             disconnected_inputs: str = "raise") -> Any:
     """Second derivatives of the scalar ``cost``: for each ``wrt``, the Jacobian of its gradient
     (shape ``wrt.shape + wrt.shape``; a scan over the gradient's elements when wrt's shape is dynamic)."""

@@ -12,7 +12,7 @@ is again an ifelse, so it is lazy too.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class IfElse(Op):
         """The inner graphs this op holds, by role (printers, rewrites and compilers walk them)."""
         return {"then": self.then_graph, "else": self.else_graph}
 
-    def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> "IfElse":
+    def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> IfElse:
         """The same op with its inner graphs replaced (e.g. by rewritten ones)."""
         return IfElse(graphs["then"], graphs["else"], self.name)
 

@@ -35,8 +35,9 @@ backend and the declared types always agree.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import numpy as np
 import scipy.special as sps
@@ -100,13 +101,13 @@ class ScalarOp:
         return self.block_shift is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def dtype_name(dtype: Any) -> str:
     """Canonical dtype name ('float64' for np.float64, 'f8', ...); cached: numpy's is slow."""
     return np.dtype(dtype).name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _out_dtype(op: ScalarOp, dtypes: tuple[str, ...]) -> str:
     if op.out is not None:
         return op.out
@@ -158,6 +159,10 @@ def _relu(x: Any, out: np.ndarray | None = None) -> Any:
 
 def _softplus(x: Any, out: np.ndarray | None = None) -> Any:
     return np.logaddexp(np.zeros((), _float_dtype(x)), x, out=out)
+
+
+def _softsign(x: Any, out: np.ndarray | None = None) -> Any:
+    return np.divide(x, 1 + np.abs(x).astype(_float_dtype(x), copy=False), out=out)
 
 
 def _float_dtype(x: Any) -> np.dtype:
@@ -325,6 +330,8 @@ _ROWS = [
              lambda T, x, z, g: [g * T.sigmoid(x[0])], vector=True),
     ScalarOp("relu", 1, _relu, "max({0}, ({T})0)", lambda T, x, z, g: [_sw(T, z > 0, g)],
              cl_kinds={"f": "({0} < 0 ? ({T})0 : {0})"}, vector=True, domain=_KINKS),
+    ScalarOp("softsign", 1, _softsign, "({0} / (1 + fabs({0})))", lambda T, x, z, g: [g * T.sqr(1 - T.abs(z))],
+             vector=True, domain=_NONZERO),  # its second derivative jumps at 0
     ScalarOp("erf", 1, _erf, "erf({0})", lambda T, x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     ScalarOp("erfc", 1, _erfc, "erfc({0})", lambda T, x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     # selection

@@ -44,8 +44,8 @@ from symgraph.errors import BackendError, SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import graph_inputs, toposort
-from symgraph.safe_text import printable
 from symgraph.random import MRG_RandomStreams, RandomStream, RandomStreams
+from symgraph.safe_text import printable
 from symgraph.tensor.type import TensorConstant, TensorType
 
 FORMAT, VERSION = "symgraph", 1

@@ -13,7 +13,8 @@ and anything else (a symbolic learning rate, say) is cast back.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -39,7 +39,7 @@ REFERENCE = {
     "floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc,
     "round_half_away_from_zero": _round_away,
     "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "softplus": lambda a: np.log1p(np.exp(-np.abs(a))) + np.maximum(a, 0),
-    "relu": lambda a: np.where(a > 0, a, 0), "erf": _erf, "erfc": lambda a: 1 - _erf(a),
+    "relu": lambda a: np.where(a > 0, a, 0), "softsign": lambda a: a / (1 + np.abs(a)), "erf": _erf, "erfc": lambda a: 1 - _erf(a),
     "clip": lambda a, lo, hi: np.minimum(np.maximum(a, lo), hi),
     "switch": lambda c, a, b: np.where(c, a, b), "identity": lambda a: a,
     "second": lambda a, b: np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)),

@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
@@ -237,7 +238,7 @@ def test_jacobian_against_finite_differences():
     y = T.tanh(T.dot(W, x)) * x[0]
     J = sg.function([x], sg.jacobian(y, x))(np.array([0.2, -0.4, 0.3]))
     x0 = np.array([0.2, -0.4, 0.3])
-    num = np.stack([fd(lambda v: _f(v)[i], [x0])[0] for i in range(2)])
+    num = np.stack([fd(lambda v, i=i: _f(v)[i], [x0])[0] for i in range(2)])
     assert J.shape == (2, 3)
     np.testing.assert_allclose(J, num, atol=1e-7)
 
@@ -287,7 +288,7 @@ def test_hessian_against_finite_differences():
     H = sg.function([x], sg.hessian(cost, x))
     x0 = np.array([0.3, -0.5, 0.8])
     grad_f = sg.function([x], sg.grad(cost, x))
-    num = np.stack([fd(lambda v: grad_f(v)[i], [x0])[0] for i in range(3)])
+    num = np.stack([fd(lambda v, i=i: grad_f(v)[i], [x0])[0] for i in range(3)])
     got = H(x0)
     np.testing.assert_allclose(got, num, atol=1e-6)
     np.testing.assert_allclose(got, got.T, atol=1e-12)

@@ -9,26 +9,36 @@ built once per chunk structure and reused, and ``kernels.py`` for how a node's n
 the workers."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.base import get_scheduler
 
+from symgraph.backends.dask import fallback
+from symgraph.backends.dask.graph import (
+    LRU,
+    Step,
+    Template,
+    feed_dask,
+    feed_numpy,
+    known_chunks,
+    lazy,
+    placeholder,
+    run,
+)
+from symgraph.backends.dask.lowering import TABLE, DaskLowerContext, as_dask
+from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
 from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback
 from symgraph.errors import InputError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.reduction import ReducedSize
 from symgraph.tensor.shape import Shape, Shape_i
-from symgraph.backends.numpy.lowering import expression, perform_call
-from symgraph.backends.dask import fallback
-from symgraph.backends.dask.graph import (LRU, Step, Template, feed_dask, feed_numpy, known_chunks, lazy,
-                                          placeholder, run)
-from symgraph.backends.dask.lowering import TABLE, DaskLowerContext, as_dask
 
 OPTIONS = ("chunks", "compute", "scheduler")
 SHAPE_ONLY = (Shape, Shape_i, ReducedSize)  # read only their inputs' shapes: known before computing

@@ -13,14 +13,14 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
+from symgraph.backends.dask.graph import token_of
+from symgraph.backends.dask.kernels import NodeKernel, make_kernel
+from symgraph.backends.dask.lowering import Builder, meta
 from symgraph.compile.function import function
 from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply, Constant, Variable, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import graph_inputs
-from symgraph.backends.dask.graph import token_of
-from symgraph.backends.dask.kernels import NodeKernel, make_kernel
-from symgraph.backends.dask.lowering import Builder, meta
 
 
 def wrap(fgraph: FunctionGraph, node: Apply, reason: str) -> Apply:

@@ -16,7 +16,8 @@ import itertools
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask
 import dask.array as da

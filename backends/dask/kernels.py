@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from symgraph.compile.function import function
 from symgraph.graph.basic import Apply, Op
 from symgraph.serialize import dumps, loads
 from symgraph.tensor.type import TensorType
 
-_CACHE: "OrderedDict[str, Callable]" = OrderedDict()
+_CACHE: OrderedDict[str, Callable] = OrderedDict()
 _CACHE_SIZE = 256
 _LOCK = threading.Lock()
 _COMPILED: list[str] = []  # the content hash of each kernel this process compiled from its bytes

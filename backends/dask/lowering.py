@@ -15,26 +15,28 @@ chunked lowering (the backend then runs its host code on one chunk, with a warni
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from symgraph.backends.dask.kernels import NodeKernel, chunk_type, make_kernel
 from symgraph.compile.lowering import LoweringTable
 from symgraph.graph.basic import Apply, Op
-from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.math import Dot, MatMul, TensorDot
-from symgraph.tensor.nnet import LogSoftmax, Softmax
+from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce
 from symgraph.tensor.shape import Join, Reshape
 from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
-from symgraph.backends.dask.kernels import NodeKernel, chunk_type, make_kernel
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 TABLE = LoweringTable("dask")
 lowers = TABLE.register
@@ -106,7 +108,7 @@ def _elementwise(node: Apply, ctx: DaskLowerContext) -> Builder:
 
 @lowers(DimShuffle)
 def _dimshuffle(node: Apply, ctx: DaskLowerContext) -> Builder:
-    op = node.op
+    op = node.op_as(DimShuffle)
 
     def build(x: Any) -> list:
         x = as_dask(x)
@@ -148,15 +150,15 @@ def _keepdims_reduce(red: CAReduce, out_dtype: str) -> CAReduce:
 
 @lowers(CAReduce, ReduceOf)
 def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
-    op, out = node.op, node.outputs[0]
-    red = op.reduce if isinstance(op, ReduceOf) else op
+    op, out = node.op, tensor_outputs(node)[0]
+    red = op.reduce if isinstance(op, ReduceOf) else node.op_as(CAReduce)
     if not red.axis:
         return _elementwise(node, ctx)
     part = _keepdims_reduce(red, out.dtype)
     chunk_op = ReduceOf(part, op.program) if isinstance(op, ReduceOf) else part
     kernel = make_kernel(chunk_op, [chunk_type(v.type) for v in node.inputs], node.trace, str(op))
     agg = partial(_reduce, red.np_fn.__name__, out.dtype)
-    token, nd = _token(red), node.inputs[0].ndim
+    token, nd = _token(red), tensor_inputs(node)[0].ndim
 
     def build(*values: Any) -> list:
         lazy = [v for v in values if isinstance(v, da.Array)]
@@ -187,18 +189,19 @@ def _aligned(values: tuple, nd: int) -> list:
 
 @lowers(ArgReduce)
 def _argreduce(node: Apply, ctx: DaskLowerContext) -> Builder:
-    op, fn = node.op, getattr(da, node.op.np_fn.__name__)
-    return lambda x: [fn(as_dask(x), axis=op.axis, keepdims=op.keepdims).astype(node.outputs[0].dtype)]
+    op = node.op_as(ArgReduce)
+    fn = getattr(da, op.np_fn.__name__)
+    return lambda x: [fn(as_dask(x), axis=op.axis, keepdims=op.keepdims).astype(tensor_outputs(node)[0].dtype)]
 
 
 @lowers(Epilogue)
 def _epilogue(node: Apply, ctx: DaskLowerContext) -> Builder | None:
-    core, prog = node.op.parts(node.inputs)
+    op = node.op_as(Epilogue)
+    core, prog = op.parts(node.inputs)
     core.trace = prog.trace = node.trace
     core_build, prog_build = ctx.lower(core), _elementwise(prog, ctx)
     if core_build is None:
         return None
-    op = node.op
 
     def build(*values: Any) -> list:
         core_vals, prog_vals = op.split(list(values))
@@ -211,24 +214,26 @@ def _epilogue(node: Apply, ctx: DaskLowerContext) -> Builder | None:
 
 @lowers(Dot)
 def _dot(node: Apply, ctx: DaskLowerContext) -> Builder:
-    return lambda a, b: [da.dot(as_dask(a), as_dask(b)).astype(node.outputs[0].dtype, copy=False)]
+    return lambda a, b: [da.dot(as_dask(a), as_dask(b)).astype(tensor_outputs(node)[0].dtype, copy=False)]
 
 
 @lowers(MatMul)
 def _matmul(node: Apply, ctx: DaskLowerContext) -> Builder:
-    return lambda a, b: [da.matmul(as_dask(a), as_dask(b)).astype(node.outputs[0].dtype, copy=False)]
+    return lambda a, b: [da.matmul(as_dask(a), as_dask(b)).astype(tensor_outputs(node)[0].dtype, copy=False)]
 
 
 @lowers(TensorDot)
 def _tensordot(node: Apply, ctx: DaskLowerContext) -> Builder:
-    axes = (node.op.axes_a, node.op.axes_b)
-    return lambda a, b: [da.tensordot(as_dask(a), as_dask(b), axes=axes).astype(node.outputs[0].dtype, copy=False)]
+    op = node.op_as(TensorDot)
+    axes = (op.axes_a, op.axes_b)
+    dtype = tensor_outputs(node)[0].dtype
+    return lambda a, b: [da.tensordot(as_dask(a), as_dask(b), axes=axes).astype(dtype, copy=False)]
 
 
 @lowers(Softmax, LogSoftmax)
 def _softmax(node: Apply, ctx: DaskLowerContext) -> Builder:
     """The softmax axis must be whole in each block: rechunk it to one chunk, then blockwise."""
-    kernel, axis, token = kernel_for(node), node.op.axis, _token(node.op)
+    kernel, axis, token = kernel_for(node), node.op_as(_AxisSoftmax).axis, _token(node.op)
 
     def build(x: Any) -> list:
         x = as_dask(x)
@@ -242,7 +247,7 @@ def _softmax(node: Apply, ctx: DaskLowerContext) -> Builder:
 def _subtensor(node: Apply, ctx: DaskLowerContext) -> Builder | None:
     """Basic indexing, and one index array (dask indexes with one array at a time; an index array
     computed from the data must be a vector of integers)."""
-    op, parts = node.op, node.inputs[1:]
+    op, parts = node.op_as(Subtensor), node.inputs[1:]
     arrays = [e for e in op.idx_list if e in ("a", "b")]
     lazy = [p for p, eager in zip(parts, ctx.eager[1:]) if not eager]
     if len(arrays) > 1 or len(lazy) > 1 or (lazy and (lazy[0].ndim != 1 or lazy[0].dtype[0] not in "iu")):
@@ -260,7 +265,7 @@ def reshape(x: da.Array, shape: tuple) -> da.Array:
         lead = 0
         while lead < min(x.ndim, len(shape)) and x.shape[lead] == shape[lead]:
             lead += 1
-        return x.rechunk({a: -1 for a in range(lead, x.ndim)}).reshape(shape, merge_chunks=True)
+        return x.rechunk(dict.fromkeys(range(lead, x.ndim), -1)).reshape(shape, merge_chunks=True)
 
 
 @lowers(Reshape)
@@ -272,7 +277,8 @@ def _reshape(node: Apply, ctx: DaskLowerContext) -> Builder | None:
 
 @lowers(Join)
 def _join(node: Apply, ctx: DaskLowerContext) -> Builder:
-    axis = node.op.axis
+    op = node.op_as(Join)
+    axis = op.axis
     return lambda *xs: [da.concatenate([as_dask(x) for x in xs], axis=axis)]
 
 
@@ -280,7 +286,7 @@ def _join(node: Apply, ctx: DaskLowerContext) -> Builder:
 def _alloc(node: Apply, ctx: DaskLowerContext) -> Builder | None:
     if not all(ctx.eager[1:]):
         return None
-    dtype = node.outputs[0].dtype
+    dtype = tensor_outputs(node)[0].dtype
 
     def build(value: Any, *dims: Any) -> list:
         shape = tuple(int(d) for d in dims)
@@ -292,9 +298,10 @@ def _alloc(node: Apply, ctx: DaskLowerContext) -> Builder | None:
 
 @lowers(ARange)
 def _arange(node: Apply, ctx: DaskLowerContext) -> Builder | None:
+    op = node.op_as(ARange)
     if not all(ctx.eager):
         return None
-    dtype = node.op.dtype
+    dtype = op.dtype
     return lambda *args: [da.arange(*(np.asarray(a).item() for a in args), dtype=dtype)]
 
 

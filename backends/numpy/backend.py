@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from symgraph.backends.numpy import (  # noqa: F401
+    lower_collective,
+    lower_composite,
+    lower_fused,
+    lower_ops,
+    lower_random,  # (register lowerings)
+)
+from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Constant
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.backends.numpy.lowering import expression, perform_call
-from symgraph.backends.numpy import (lower_collective, lower_composite, lower_fused, lower_ops,  # noqa: F401
-                                     lower_random)  # (register lowerings)
 from symgraph.tensor.elemwise import Elemwise
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 
 class NumpyBackend(Backend):
@@ -29,7 +35,7 @@ def _inplace_target(node: Apply, em: Emitter) -> str | None:
     """The name of a dead intermediate buffer a unary Elemwise can write into, if any."""
     if not isinstance(node.op, Elemwise) or len(node.inputs) != 1:
         return None
-    s, (x,), out = em.s, node.inputs, node.outputs[0]
+    s, (x,), out = em.s, tensor_inputs(node), tensor_outputs(node)[0]
     if x.owner is None or x.ndim == 0 or x.dtype != out.dtype or x in s.protected or s.last_use.get(x) != em.step:
         return None
     root = s.root(x)

@@ -7,8 +7,8 @@ their own smaller shape. When run-time lengths break the static broadcasting ass
 it falls back to the op's reference ``perform``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 

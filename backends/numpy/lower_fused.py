@@ -15,13 +15,14 @@ def _part(node: Apply, ins: list[str], ctx: LowerContext) -> str:
 
 @lowers(ReduceOf)
 def _reduce_of(node: Apply, ctx: LowerContext) -> str:
-    inner, red = node.op.parts(node.inputs)
+    op = node.op_as(ReduceOf)
+    inner, red = op.parts(node.inputs)
     return _part(red, [_part(inner, ctx.ins, ctx)], ctx)
 
 
 @lowers(Epilogue)
 def _epilogue(node: Apply, ctx: LowerContext) -> str:
-    op = node.op
+    op = node.op_as(Epilogue)
     core, prog = op.parts(node.inputs)
     core_ins, prog_ins = op.split(ctx.ins)
     prog_ins[op.slot] = _part(core, core_ins, ctx)

@@ -7,11 +7,12 @@ from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply
 from symgraph.graph.basic import Constant as _Constant
 from symgraph.tensor import nnet as _nnet
-from symgraph.tensor.alloc import ARange, Alloc
+from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int
 from symgraph.tensor.subtensor import AdvancedSubtensor, Subtensor
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 # --- reductions, dot, nnet ---
 
@@ -22,25 +23,26 @@ def _axis_kw(axis: tuple, keepdims: bool) -> str:
 
 @lowers(CAReduce)
 def _careduce(node: Apply, ctx: LowerContext) -> str:
-    op, (x,), out = node.op, ctx.ins, node.outputs[0]
+    op, (x,), out = node.op_as(CAReduce), ctx.ins, tensor_outputs(node)[0]
     kw = _axis_kw(op.axis, op.keepdims)
-    if op.scalar_op in ("add", "mul") and out.dtype != node.inputs[0].dtype:
+    if op.scalar_op in ("add", "mul") and out.dtype != tensor_inputs(node)[0].dtype:
         kw += f", dtype=np.{out.dtype}"
     return f"np.{op.np_fn.__name__}({x}, {kw})"
 
 
 @lowers(ArgReduce)
 def _argreduce(node: Apply, ctx: LowerContext) -> str:
-    op, (x,) = node.op, ctx.ins
+    op, (x,) = node.op_as(ArgReduce), ctx.ins
     keep = ", keepdims=True" if op.keepdims else ""
     return f"np.{op.np_fn.__name__}({x}, axis={op.axis}{keep})"
 
 
 @lowers(ReducedSize)
 def _reduced_size(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(ReducedSize)
     if len(ctx.ins) > 1:  # the count of a broadcast (a fused elementwise result's)
-        return f"{ctx.ref(node.op.perform, 'reduced_size')}(None, [{', '.join(ctx.ins)}])[0]"
-    dims = " * ".join(f"{ctx.ins[0]}.shape[{a}]" for a in node.op.axis) or "1"
+        return f"{ctx.ref(op.perform, 'reduced_size')}(None, [{', '.join(ctx.ins)}])[0]"
+    dims = " * ".join(f"{ctx.ins[0]}.shape[{a}]" for a in op.axis) or "1"
     return f"np.int64({dims})"
 
 
@@ -61,14 +63,15 @@ def _matmul(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(TensorDot)
 def _tensordot(node: Apply, ctx: LowerContext) -> str:
-    return f"np.tensordot({ctx.ins[0]}, {ctx.ins[1]}, axes=({node.op.axes_a!r}, {node.op.axes_b!r}))"
+    op = node.op_as(TensorDot)
+    return f"np.tensordot({ctx.ins[0]}, {ctx.ins[1]}, axes=({op.axes_a!r}, {op.axes_b!r}))"
 
 
 def _softmax_family(fn):
     def lower(node: Apply, ctx: LowerContext) -> str | None:
-        if node.inputs[0].dtype != node.outputs[0].dtype:  # integer input: perform casts first
+        if tensor_inputs(node)[0].dtype != tensor_outputs(node)[0].dtype:  # integer input: perform casts first
             return None
-        return f"{ctx.ref(fn, fn.__name__)}({ctx.ins[0]}, {node.op.axis})"
+        return f"{ctx.ref(fn, fn.__name__)}({ctx.ins[0]}, {node.op_as(_nnet._AxisSoftmax).axis})"
     return lower
 
 
@@ -97,8 +100,9 @@ def _tuple(items: list[str]) -> str:
 @lowers(Subtensor)
 @lowers(AdvancedSubtensor)
 def _subtensor(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(Subtensor)
     vals, items = iter(zip(node.inputs[1:], ctx.ins[1:])), []
-    for e in node.op.idx_list:
+    for e in op.idx_list:
         if e is None:
             items.append("None")
         elif isinstance(e, tuple):
@@ -106,7 +110,7 @@ def _subtensor(node: Apply, ctx: LowerContext) -> str:
             items.append(":".join(parts) if e[2] else ":".join(parts[:2]))
         else:
             items.append(_int_expr(*next(vals)) if e == "i" else next(vals)[1])
-    if node.outputs[0].ndim == 0 or not items:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
+    if tensor_outputs(node)[0].ndim == 0 or not items:  # x[1, 2, ...] is a 0-d view, x[1, 2] a numpy scalar
         items.append("...")
     return f"{ctx.ins[0]}[{', '.join(items)}]"
 
@@ -126,34 +130,39 @@ def _shape_op(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(Shape_i)
 def _shape_i(node: Apply, ctx: LowerContext) -> str:
-    return f"np.int64({ctx.ins[0]}.shape[{node.op.i}])"
+    op = node.op_as(Shape_i)
+    return f"np.int64({ctx.ins[0]}.shape[{op.i}])"
 
 
 @lowers(MakeVector)
 def _make_vector(node: Apply, ctx: LowerContext) -> str:
-    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins)])}, dtype=np.{node.op.dtype})"
+    op = node.op_as(MakeVector)
+    return f"np.array({_tuple([_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins)])}, dtype=np.{op.dtype})"
 
 
 @lowers(Join)
 def _join(node: Apply, ctx: LowerContext) -> str:
-    return f"np.concatenate({_tuple(ctx.ins)}, axis={node.op.axis})"
+    op = node.op_as(Join)
+    return f"np.concatenate({_tuple(ctx.ins)}, axis={op.axis})"
 
 
 @lowers(Alloc)
 def _alloc(node: Apply, ctx: LowerContext) -> str | None:
-    if node.inputs[0].ndim:  # a tensor value: perform checks its broadcasting
+    if tensor_inputs(node)[0].ndim:  # a tensor value: perform checks its broadcasting
         return None
     dims = _tuple([_int_expr(v, n) for v, n in zip(node.inputs[1:], ctx.ins[1:])]) if ctx.ins[1:] else "()"
-    return f"np.full({dims}, {ctx.ins[0]}, dtype=np.{node.outputs[0].dtype})"
+    return f"np.full({dims}, {ctx.ins[0]}, dtype=np.{tensor_outputs(node)[0].dtype})"
 
 
 @lowers(ARange)
 def _arange(node: Apply, ctx: LowerContext) -> str:
+    op = node.op_as(ARange)
     args = ", ".join(_int_expr(v, n) for v, n in zip(node.inputs, ctx.ins))
-    return f"np.arange({args}, dtype=np.{node.op.dtype})"
+    return f"np.arange({args}, dtype=np.{op.dtype})"
 
 
 @lowers(HostFallback)
 def _host_fallback(node: Apply, ctx: LowerContext) -> str | None:
     """A device backend's host fallback: the wrapped op's own numpy expression (or its perform)."""
-    return ctx.expression(node.op.inner(node), ctx.ins)
+    op = node.op_as(HostFallback)
+    return ctx.expression(op.inner(node), ctx.ins)

@@ -5,8 +5,9 @@ result may be written into (or None), ``ctx.ref(obj, hint)`` names a Python obje
 generated code, and ``ctx.expression(node, ins)`` lowers another node (fused ops nest them)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -54,14 +55,15 @@ def ufunc_name(fn: Callable, ctx: Any) -> str:
 
 @lowers(Elemwise)
 def _elemwise(node: Apply, ctx: LowerContext) -> str:
-    fn = ufunc_name(node.op.scalar_op.np_fn, ctx)
+    op = node.op_as(Elemwise)
+    fn = ufunc_name(op.scalar_op.np_fn, ctx)
     args = ", ".join(ctx.ins)
     return f"{fn}({args}, out={ctx.out})" if ctx.out else f"{fn}({args})"
 
 
 @lowers(DimShuffle)
 def _dimshuffle(node: Apply, ctx: LowerContext) -> str:
-    op, (x,) = node.op, ctx.ins
+    op, (x,) = node.op_as(DimShuffle), ctx.ins
     expr = x
     if op.drop:
         idx = ", ".join("0" if d in op.drop else ":" for d in range(op.input_ndim))

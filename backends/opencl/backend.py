@@ -5,15 +5,11 @@ Shared variables stay in device buffers across calls; updates are committed only
 call succeeded. Nodes the device cannot run become visible ``HostFallback`` nodes."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
-from symgraph.compile.lowering import CodeContext
-from symgraph.compile.placement import HostFallback, wrap_in_fallback
-from symgraph.graph.basic import Apply, Constant, Op, Variable
-from symgraph.graph.fgraph import FunctionGraph
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl import loops
@@ -21,6 +17,11 @@ from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
+from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
+from symgraph.compile.lowering import CodeContext
+from symgraph.compile.placement import HostFallback, wrap_in_fallback
+from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.fgraph import FunctionGraph
 
 
 def _on_device(v: Variable) -> bool:
@@ -38,7 +39,7 @@ def _fallback_source(node: Apply, reason: str) -> str:
     """The ``f.kernels`` entry of a host fallback (a C comment: no device code exists)."""
     ins = ", ".join(str(v.type) for v in node.inputs)
     outs = ", ".join(str(v.type) for v in node.outputs)
-    return (f"/* HOST FALLBACK: {node.op.op} runs on the host with numpy ({reason}).\n"
+    return (f"/* HOST FALLBACK: {node.op_as(HostFallback).op} runs on the host with numpy ({reason}).\n"
             f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
 
 
@@ -87,7 +88,8 @@ class OpenCLBackend(Backend):
                     fgraph.replace(old, new, "opencl: run unfused")
                 return True
             if lowered is None:
-                reason = "no device kernel for this op" if device_ok(node) else "a dtype without a device representation"
+                reason = ("no device kernel for this op" if device_ok(node)
+                          else "a dtype without a device representation")
                 node = wrap_in_fallback(fgraph, node, "opencl", reason)
                 lowered = self._fallback(node, reason)
             self.plan[node] = lowered
@@ -107,7 +109,8 @@ class OpenCLBackend(Backend):
         return lower(node, self.ctx) if lower is not None else None
 
     def _fallback(self, node: Apply, reason: str) -> Lowered:
-        name = "".join(c if c.isalnum() else "_" for c in f"host{len(self.fallbacks) + 1}_{node.op.op}")[:48]
+        label = f"host{len(self.fallbacks) + 1}_{node.op_as(HostFallback).op}"
+        name = "".join(c if c.isalnum() else "_" for c in label)[:48]
         self.kernels[name] = _fallback_source(node, reason)
         self.fallbacks.append(name)
         self.ctx.node_kernels[node] = [name]
@@ -121,7 +124,8 @@ class OpenCLBackend(Backend):
         lowered = self.plan[node]
         if lowered.kind in ("host", "fallback"):
             return [HOST] * len(node.inputs)
-        if lowered.kind == "control":  # the condition (step count) is read on the host; the inner graphs read values as they are
+        if lowered.kind == "control":
+            # the condition (step count) is read on the host; the inner graphs read values as they are
             return [HOST] + [None] * (len(node.inputs) - 1)
         if lowered.kind == "meta":
             return [None] * len(node.inputs)

@@ -7,11 +7,12 @@ from __future__ import annotations
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.graph.basic import Apply
 from symgraph.tensor.collective import AllReduce, AllReduceBucket, allreduce_inplace, allreduce_many
+from symgraph.tensor.type import tensor_outputs
 
 
 @lowers(AllReduce)
 def _allreduce(node: Apply, ctx: LowerContext) -> Lowered:
-    rt, op = ctx.runtime, node.op.op
+    rt, op = ctx.runtime, node.op_as(AllReduce).op
 
     def run(inputs: list) -> list:
         host = allreduce_inplace(inputs[0].to_host(copy=True), op)
@@ -21,7 +22,7 @@ def _allreduce(node: Apply, ctx: LowerContext) -> Lowered:
 
 @lowers(AllReduceBucket)
 def _allreduce_bucket(node: Apply, ctx: LowerContext) -> Lowered:
-    rt, op, dtype = ctx.runtime, node.op.op, node.outputs[0].dtype
+    rt, op, dtype = ctx.runtime, node.op_as(AllReduceBucket).op, tensor_outputs(node)[0].dtype
 
     def run(inputs: list) -> list:
         reduced = allreduce_many([x.to_host() for x in inputs], op, dtype)

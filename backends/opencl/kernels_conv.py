@@ -23,11 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply
-from symgraph.tensor.convolution import Conv
-from symgraph.tensor.conv_numpy import check_shapes
-from symgraph.tensor.window import out_length, runtime_pads
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import contiguous, copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
@@ -35,6 +30,12 @@ from symgraph.backends.opencl.kernels_matmul import MatmulKernel
 from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply
+from symgraph.tensor.conv_numpy import check_shapes
+from symgraph.tensor.convolution import Conv
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
+from symgraph.tensor.window import out_length, runtime_pads
 
 WORKSPACE_BYTES = 64 << 20
 """Bound on the im2col / col2im workspace of one chunk of the batch (at least one batch item)."""
@@ -115,8 +116,8 @@ class ConvKernel:
     """One Conv node: im2col or col2im around the matmul, chunked over the batch."""
 
     def __init__(self, node: Apply, ctx: LowerContext):
-        self.node, self.op, self.rt = node, node.op, ctx.runtime
-        x, out = node.inputs[0], node.outputs[0]
+        self.node, self.op, self.rt = node, node.op_as(Conv), ctx.runtime
+        x, out = tensor_inputs(node)[0], tensor_outputs(node)[0]
         self.dtype, nd = np.dtype(out.dtype), self.op.nspatial
         self.mm = MatmulKernel(_ProductNode(node.op, [out, out], [out], node.trace), ctx, "conv")
         self.col2im = (any(a > 1 for a in self.op.lhs_dilation) and set(self.op.strides) == {1}
@@ -193,9 +194,10 @@ class ConvKernel:
 @lowers(Conv)
 def lower_conv(node: Apply, ctx: LowerContext) -> Lowered | None:
     """Conv as im2col or col2im around the matmul; mixed operand dtypes stay on the host."""
-    x, w = node.inputs[:2]
+    op = node.op_as(Conv)
+    x, w = tensor_inputs(node)[:2]
     if x.dtype != w.dtype:
         return None
-    ctx.runtime.check_dtype(node.outputs[0].dtype, f"the output of {node.op}")
-    hosted = frozenset({2}) if node.op.padding is None else frozenset()
+    ctx.runtime.check_dtype(tensor_outputs(node)[0].dtype, f"the output of {node.op}")
+    hosted = frozenset({2}) if op.padding is None else frozenset()
     return Lowered(ConvKernel(node, ctx), host_inputs=hosted)

@@ -49,7 +49,7 @@ def copy_into(dst: DeviceArray, src: DeviceArray, add: bool = False) -> None:
         return
     pad = dst.ndim - src.ndim
     sstr = [0] * pad + [0 if sn == 1 else st for sn, st in zip(src.shape, src.strides)]
-    for k, (sn, dn) in enumerate(zip((1,) * pad + src.shape, dst.shape)):
+    for sn, dn in zip((1,) * pad + src.shape, dst.shape):
         if sn not in (1, dn):
             raise ValueError(f"cannot broadcast shape {src.shape} to {dst.shape}")
     name, source = copy_kernel_source(dst.dtype, dst.ndim, add)

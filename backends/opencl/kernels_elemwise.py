@@ -18,19 +18,21 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_random as kr
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
-from symgraph.backends.opencl import kernels_random as kr
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray, Runtime
+from symgraph.tensor.type import tensor_outputs
 
 WORK_GROUP = 256
 """Work-items per work-group of the elementwise kernels (explicit, rounded to the device's limit)."""
@@ -309,7 +311,7 @@ class ElementwiseKernel:
 
     def __init__(self, runtime: Runtime, node: Apply, prog: Composite, bound: list[Variable], name: str,
                  scalar_inputs: list[bool], by_value: list[bool]):
-        out_ndim = node.outputs[0].ndim
+        out_ndim = tensor_outputs(node)[0].ndim
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
         self.host_plan = prog.plan(tuple(v.type for v in bound))

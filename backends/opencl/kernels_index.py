@@ -16,14 +16,11 @@ scatter runs serially on one work-item.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from symgraph.graph.basic import Apply
-from symgraph.tensor.nnet import OneHot
-from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, broadcast_strides, content_named
@@ -31,6 +28,10 @@ from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.kernels_shape import _index_view
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
+from symgraph.graph.basic import Apply
+from symgraph.tensor.nnet import OneHot
+from symgraph.tensor.subtensor import AdvancedSubtensor, IncSubtensor, _IndexOp
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 _BAD = ("if (v{k} < 0 || v{k} >= an{k}) {{ if (atomic_cmpxchg((__global int *)(err + 4 * slot), 0, 1) == 0) "
         "{{ err[4 * slot + 1] = (long)idx{k}[q{k}]; err[4 * slot + 2] = ax{k}; err[4 * slot + 3] = an{k}; }} {skip} }}")
@@ -261,7 +262,7 @@ def _host_parts(op) -> frozenset:
 def _static_index_dtypes(node: Apply, parts_at: int) -> tuple:
     """The dtypes of the index arrays the kernel will see (a mask becomes ndim int64 arrays)."""
     out, rank, it = [], 0, iter(node.inputs[parts_at:])
-    for e in node.op.idx_list:
+    for e in node.op_as(_IndexOp).idx_list:
         ps = [next(it) for _ in range(sum(e) if isinstance(e, tuple) else 0 if e is None else 1)]
         if e == "a":
             out.append(ps[0].dtype)
@@ -279,11 +280,11 @@ def _out_of_bounds(bad: int, axis: int, n: int) -> str:
 @lowers(AdvancedSubtensor)
 def lower_advanced_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """x[index] with index arrays: one gather kernel (masks: their positions uploaded once per call)."""
-    op, rt, dtype = node.op, ctx.runtime, node.outputs[0].dtype
+    op, rt, dtype = node.op, ctx.runtime, tensor_outputs(node)[0].dtype
     slot = ctx.checks.slot(node, _out_of_bounds)
-    publish_copy(ctx, dtype, node.outputs[0].ndim)
+    publish_copy(ctx, dtype, tensor_outputs(node)[0].ndim)
     ctx.publish(dict([_source("gather", np.dtype(dtype).name, _static_index_dtypes(node, 1)[0],
-                              node.outputs[0].ndim)]))
+                              tensor_outputs(node)[0].ndim)]))
     host = _host_parts(op)
 
     def run(ins: list) -> list:
@@ -295,8 +296,8 @@ def lower_advanced_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(IncSubtensor)
 def lower_inc_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """set_subtensor / inc_subtensor: a copy of x, then the scatter (or a strided copy for slices)."""
-    op, rt = node.op, ctx.runtime
-    x = node.inputs[0]
+    op, rt = node.op_as(IncSubtensor), ctx.runtime
+    x = tensor_inputs(node)[0]
     slot = ctx.checks.slot(node, _out_of_bounds)
     publish_copy(ctx, x.dtype, x.ndim)
     add = not op.set_instead_of_inc
@@ -336,7 +337,7 @@ def one_hot_source(name: str, idx_dtype, ndim: int) -> str:
 @lowers(OneHot)
 def lower_one_hot(node: Apply, ctx: LowerContext) -> Lowered:
     """one_hot(idx, like): one work-item per output element; like's values are never read."""
-    idx = node.inputs[0]
+    idx = tensor_inputs(node)[0]
     name, src = content_named(f"one_hot_{idx.dtype}_{idx.ndim}d", lambda n: one_hot_source(n, idx.dtype, idx.ndim))
     ctx.publish({name: src})
     rt = ctx.runtime

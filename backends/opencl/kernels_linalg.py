@@ -6,24 +6,25 @@ import math
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import contiguous
+from symgraph.backends.opencl.kernels_elemwise import content_named
+from symgraph.backends.opencl.kernels_matmul import MatmulKernel
+from symgraph.backends.opencl.kernels_reduce import digits
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.math import TensorDot
-from symgraph.tensor.nnet import LogSoftmax, Softmax
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import content_named
-from symgraph.backends.opencl.kernels_reduce import digits
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.kernels_copy import contiguous
-from symgraph.backends.opencl.kernels_matmul import MatmulKernel
-from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
+from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
+from symgraph.tensor.type import tensor_inputs
 
 
 @lowers(TensorDot)
 def lower_tensordot(node: Apply, ctx: LowerContext) -> Lowered:
     """tensordot as one matrix product: a's free axes x contracted axes times b's contracted x
     free axes, merged as views where the strides allow (else one contiguous copy)."""
-    op = node.op
+    op = node.op_as(TensorDot)
     mm = MatmulKernel(node, ctx, "tensordot")
 
     def run(ins: list) -> list:
@@ -50,7 +51,7 @@ def as_matrix(x: DeviceArray, rows: list, cols: list) -> DeviceArray:
         dims = [(x.shape[d], x.strides[d]) for d in group if x.shape[d] != 1]
         if not dims:
             return 1
-        for (n0, s0), (n1, s1) in zip(dims, dims[1:]):
+        for (_, s0), (n1, s1) in zip(dims, dims[1:]):
             if s0 != s1 * n1:
                 return None
         return dims[-1][1]
@@ -87,10 +88,10 @@ def softmax_source(name: str, dtype, ndim: int, log: bool) -> str:
 @lowers(Softmax, LogSoftmax)
 def lower_softmax(node: Apply, ctx: LowerContext) -> Lowered | None:
     """softmax / log_softmax along one axis: a row kernel."""
-    x, log = node.inputs[0], isinstance(node.op, LogSoftmax)
+    x, log = tensor_inputs(node)[0], isinstance(node.op, LogSoftmax)
     if x.dtype not in ("float32", "float64") or x.ndim == 0:
         return None
-    axis = node.op.axis % x.ndim
+    axis = node.op_as(_AxisSoftmax).axis % x.ndim
     name, src = content_named(f"{'log_' if log else ''}softmax_{x.dtype}_{x.ndim}d",
                               lambda n: softmax_source(n, x.dtype, x.ndim, log))
     ctx.publish({name: src})

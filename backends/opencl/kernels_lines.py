@@ -12,6 +12,11 @@ import math
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
+from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.printing.print_op import Print
@@ -19,11 +24,7 @@ from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.extra_ops import CumOp
 from symgraph.tensor.gradient_ops import DependsOn
 from symgraph.tensor.sort import ArgSort, ScatterAddAlongAxis, Sort, TakeAlongAxis
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
-from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray, Runtime
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 
 def _head(*dtypes) -> str:
@@ -69,7 +70,7 @@ def cum_source(name: str, in_dtype, out_dtype, mode: str) -> str:
 @lowers(CumOp)
 def lower_cum(node: Apply, ctx: LowerContext) -> Lowered:
     """cumsum/cumprod: each line accumulated in order by one work-item (numpy's order of additions)."""
-    x_t, out_t, op = node.inputs[0], node.outputs[0], node.op
+    x_t, out_t, op = tensor_inputs(node)[0], tensor_outputs(node)[0], node.op_as(CumOp)
     name, src = content_named(f"cum{op.mode}_{x_t.dtype}_{out_t.dtype}",
                               lambda n: cum_source(n, x_t.dtype, out_t.dtype, op.mode))
     ctx.publish({name: src})
@@ -118,35 +119,35 @@ __kernel void {name}(__global const {T} *x, __global {T} *v0, __global {T} *v1, 
 """
 
 
-def _lower_sort(node: Apply, ctx: LowerContext, want_indices: bool) -> Lowered:
-    x_t, op = node.inputs[0], node.op
+def _lower_sort(node: Apply, ctx: LowerContext, axis: int, want_indices: bool) -> Lowered:
+    x_t = tensor_inputs(node)[0]
     name, src = content_named(f"sort_{x_t.dtype}", lambda n: sort_source(n, x_t.dtype))
     ctx.publish({name: src})
     publish_copy(ctx, x_t.dtype, x_t.ndim)
     rt = ctx.runtime
 
     def run(ins: list) -> list:
-        x = _axis_last(ins[0], op.axis)
-        rows, n = _lines(ins[0], op.axis)
+        x = _axis_last(ins[0], axis)
+        rows, n = _lines(ins[0], axis)
         v0, v1 = rt.empty(x.shape, x_t.dtype, "sorted values"), rt.empty(x.shape, x_t.dtype, "sort scratch")
         i0, i1 = rt.empty(x.shape, "int64", "sort indices"), rt.empty(x.shape, "int64", "sort scratch")
         if x.size:
             _launch(rt, src, name, rows, [x.buffer, v0.buffer, v1.buffer, i0.buffer, i1.buffer, np.int64(rows),
                                           np.int64(n)])
-        return [_axis_back(i0 if want_indices else v0, op.axis)]
+        return [_axis_back(i0 if want_indices else v0, axis)]
     return Lowered(run)
 
 
 @lowers(Sort)
 def lower_sort(node: Apply, ctx: LowerContext) -> Lowered:
     """sort along an axis: a stable merge sort per line (one work-item each)."""
-    return _lower_sort(node, ctx, want_indices=False)
+    return _lower_sort(node, ctx, node.op_as(Sort).axis, want_indices=False)
 
 
 @lowers(ArgSort)
 def lower_argsort(node: Apply, ctx: LowerContext) -> Lowered:
     """argsort along an axis: the indices of the stable merge sort (ties keep their order)."""
-    return _lower_sort(node, ctx, want_indices=True)
+    return _lower_sort(node, ctx, node.op_as(ArgSort).axis, want_indices=True)
 
 
 # ---------------------------------------------------------------- take / scatter-add along an axis
@@ -156,7 +157,8 @@ def along_source(name: str, dtype, idx_dtype, scatter: bool) -> str:
     indices count from the end; others out of range are recorded in the checks buffer."""
     T, IT = ks.ctype(dtype), ks.ctype(idx_dtype)
     check = ("if (q < 0) q += n; if (q < 0 || q >= n) { if (atomic_cmpxchg((__global int *)(err + 4 * slot), 0, 1) "
-             "== 0) { err[4 * slot + 1] = idx[r * m + j]; err[4 * slot + 2] = axis; err[4 * slot + 3] = n; } continue; }")
+             "== 0) { err[4 * slot + 1] = idx[r * m + j]; err[4 * slot + 2] = axis; err[4 * slot + 3] = n; } "
+             "continue; }")
     step = "out[r * n + q] += v[r * m + j];" if scatter else "out[r * m + j] = x[r * n + q];"
     params = (f"__global {T} *out, __global const {T} *x, __global const {IT} *idx, __global const {T} *v, "
               "const long rows, const long n, const long m, __global long *err, const long slot, const long axis")
@@ -165,15 +167,15 @@ def along_source(name: str, dtype, idx_dtype, scatter: bool) -> str:
             f"        {check}\n        {step}\n    }}\n}}\n")
 
 
-def _lower_along(node: Apply, ctx: LowerContext, scatter: bool) -> Lowered:
-    op, out_t = node.op, node.outputs[0]
-    idx_t = node.inputs[1]
+def _lower_along(node: Apply, ctx: LowerContext, axis: int, scatter: bool) -> Lowered:
+    op, out_t = node.op, tensor_outputs(node)[0]
+    idx_t = tensor_inputs(node)[1]
     name, src = content_named(f"{'scatter_add' if scatter else 'take'}_along_{out_t.dtype}_{idx_t.dtype}",
                               lambda n: along_source(n, out_t.dtype, idx_t.dtype, scatter))
     ctx.publish({name: src})
     publish_copy(ctx, out_t.dtype, out_t.ndim)
     publish_copy(ctx, idx_t.dtype, idx_t.ndim)
-    rt, axis = ctx.runtime, op.axis
+    rt = ctx.runtime
     slot = ctx.checks.slot(node, lambda bad, ax, n: f"{op}: index {bad} is out of bounds for axis {ax} with size {n}")
 
     def run(ins: list) -> list:
@@ -202,20 +204,20 @@ def _lower_along(node: Apply, ctx: LowerContext, scatter: bool) -> Lowered:
 @lowers(TakeAlongAxis)
 def lower_take_along(node: Apply, ctx: LowerContext) -> Lowered:
     """take_along_axis: one line per work-item, indices checked."""
-    return _lower_along(node, ctx, scatter=False)
+    return _lower_along(node, ctx, node.op_as(TakeAlongAxis).axis, scatter=False)
 
 
 @lowers(ScatterAddAlongAxis)
 def lower_scatter_add_along(node: Apply, ctx: LowerContext) -> Lowered:
     """scatter_add_along_axis: a copy of the base, then one line per work-item adds its values."""
-    return _lower_along(node, ctx, scatter=True)
+    return _lower_along(node, ctx, node.op_as(ScatterAddAlongAxis).axis, scatter=True)
 
 
 # ---------------------------------------------------------------- identity-like ops
 @lowers(SpecifyShape)
 def lower_specify_shape(node: Apply, ctx: LowerContext) -> Lowered:
     """specify_shape: the input itself, after checking its shape from metadata (no transfer)."""
-    op = node.op
+    op = node.op_as(SpecifyShape)
 
     def run(ins: list) -> list:
         x = ins[0]
@@ -236,7 +238,7 @@ def lower_depends_on(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Print)
 def lower_print(node: Apply, ctx: LowerContext) -> Lowered:
     """Print: copies the value to the host to print it; the device array itself is the output."""
-    op = node.op
+    op = node.op_as(Print)
 
     def run(ins: list) -> list:
         op.global_fn(op, ins[0].to_host(copy=True))

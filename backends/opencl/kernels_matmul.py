@@ -13,18 +13,26 @@ import warnings
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_copy import copy_into
+from symgraph.backends.opencl.kernels_elemwise import (
+    Shaped,
+    broadcast_shapes,
+    broadcast_strides,
+    content_named,
+    preamble,
+    program_dtypes,
+    program_label,
+    program_lines,
+)
+from symgraph.backends.opencl.kernels_reduce import Store, lower_reduce_epilogue
+from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.fused import Epilogue
 from symgraph.tensor.math import Dot, MatMul
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_copy import copy_into
-from symgraph.backends.opencl.kernels_elemwise import (Shaped, broadcast_shapes, broadcast_strides, content_named,
-                                                      preamble, program_dtypes, program_label, program_lines)
-from symgraph.backends.opencl.kernels_reduce import Store, lower_reduce_epilogue
-from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray
 
 TILE, BLOCK, DEPTH = 64, 4, 16
 """Output tile per work-group, accumulator block per work-item, and the K step staged in local memory."""
@@ -249,7 +257,7 @@ def lower_matmul(node: Apply, ctx: LowerContext) -> Lowered:
 def lower_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
     """A product or reduction with the elementwise program that alone reads its result, as one step
     (the product's epilogue reads device arrays only: a host value makes it run unfused)."""
-    op = node.op
+    op = node.op_as(Epilogue)
     if not isinstance(op.core, (Dot, MatMul)):
         return lower_reduce_epilogue(node, ctx)
     others = list(node.inputs[op.n_core:])

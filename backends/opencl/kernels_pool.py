@@ -13,15 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply
-from symgraph.tensor.pooling import MaxPoolGrad, MaxPoolGradGrad, Pool
-from symgraph.tensor.window import out_length, runtime_pads
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import contiguous
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
 from symgraph.backends.opencl.kernels_reduce import digits
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply
+from symgraph.tensor.pooling import MaxPoolGrad, MaxPoolGradGrad, Pool, _Windowed
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
+from symgraph.tensor.window import out_length, runtime_pads
 
 
 def _head(dtype: Any) -> str:
@@ -129,10 +130,10 @@ class PoolKernel:
     SOURCES = {"Pool": pool_source, "MaxPoolGrad": grad_source, "MaxPoolGradGrad": select_source}
 
     def __init__(self, node: Apply, ctx: LowerContext):
-        self.node, self.op, self.rt = node, node.op, ctx.runtime
-        self.kind, self.nd = type(node.op).__name__, len(node.op.window)
-        dtype = node.inputs[0].dtype
-        extra = (node.op.mode,) if self.kind == "Pool" else ()
+        self.node, self.op, self.rt = node, node.op_as(_Windowed), ctx.runtime
+        self.kind, self.nd = type(self.op).__name__, len(self.op.window)
+        dtype = tensor_inputs(node)[0].dtype
+        extra = (node.op_as(Pool).mode,) if self.kind == "Pool" else ()
         self.name, self.source = content_named(f"{self.kind.lower()}_{'_'.join(extra)}_{dtype}_{self.nd}d",
                                                lambda n: self.SOURCES[self.kind](n, dtype, self.nd, *extra))
         ctx.publish({self.name: self.source})
@@ -151,7 +152,7 @@ class PoolKernel:
             raise ShapeError(f"max-pool gradient: the output gradient has shape {data[0].shape}, the pooled input "
                              f"{lead + out_sp}\n{node_context(self.node, ins)}")
         shape = x.shape if self.kind == "MaxPoolGrad" else lead + out_sp
-        out = self.rt.empty(shape, np.dtype(self.node.outputs[0].dtype), f"output of {op}")
+        out = self.rt.empty(shape, np.dtype(tensor_outputs(self.node)[0].dtype), f"output of {op}")
         if out.size == 0:
             return [out]
         geo = []
@@ -169,7 +170,8 @@ class PoolKernel:
 @lowers(Pool, MaxPoolGrad, MaxPoolGradGrad)
 def lower_pool(node: Apply, ctx: LowerContext) -> Lowered | None:
     """The windowed reductions as one gather kernel each (operands of one dtype)."""
-    if len({v.dtype for v in node.inputs[:node.op.n_data]} | {node.outputs[0].dtype}) > 1:
+    op = node.op_as(_Windowed)
+    if len({v.dtype for v in tensor_inputs(node)[:op.n_data]} | {tensor_outputs(node)[0].dtype}) > 1:
         return None
-    hosted = frozenset({node.op.n_data}) if node.op.padding is None else frozenset()
+    hosted = frozenset({op.n_data}) if op.padding is None else frozenset()
     return Lowered(PoolKernel(node, ctx), host_inputs=hosted)

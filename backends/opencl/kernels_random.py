@@ -15,12 +15,12 @@ with numpy, as explicit host steps of ``f.source`` (their results move with a vi
 """
 from __future__ import annotations
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.graph.basic import Apply
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.random_ops import Blank, Choice, KeyFoldIn, KeySplit, Permutation
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 
 CHUNK = 16
 """Elements one work-item runs in a kernel with random steps (a multiple of 8: whole blocks)."""

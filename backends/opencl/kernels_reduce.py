@@ -7,23 +7,29 @@ from __future__ import annotations
 
 import math
 import warnings
-
-import numpy as np
-
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_elemwise import (
+    Shaped,
+    broadcast_shapes,
+    broadcast_strides,
+    content_named,
+    preamble,
+    program_label,
+    program_lines,
+)
+from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.reduction import ArgReduce, CAReduce
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import (Shaped, broadcast_shapes, broadcast_strides, content_named,
-                                                      preamble, program_label, program_lines)
-from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray
 
 GROUP = 128
 """Work-items per work-group in the tree variant."""
@@ -305,13 +311,15 @@ def _reduction(node: Apply, core: Apply) -> Reduction:
     op = core.op
     if isinstance(op, ReduceOf):
         _, red = op.parts(core.inputs)
-        return Reduction(node, red, red.op.scalar_op, tuple(sorted(red.op.axis)), red.op.keepdims, False,
+        red_op = red.op_as(CAReduce)
+        return Reduction(node, red, red_op.scalar_op, tuple(sorted(red_op.axis)), red_op.keepdims, False,
                          op.program, list(core.inputs))
     x = core.inputs[0]
     identity = Composite.identity(x.dtype)
     if isinstance(op, ArgReduce):
         axes = tuple(range(x.ndim)) if op.axis is None else (op.axis,)
         return Reduction(node, core, op.which, axes, op.keepdims, True, identity, [x])
+    op = core.op_as(CAReduce)
     return Reduction(node, core, op.scalar_op, tuple(sorted(op.axis)), op.keepdims, False, identity, [x])
 
 
@@ -325,7 +333,7 @@ def lower_reduction(node: Apply, ctx: LowerContext) -> Lowered:
 def lower_reduce_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
     """An Epilogue of a reduction: the reduction with the elementwise program in its store. Values
     on the host reach the store only as scalars passed by value; anything else runs unfused."""
-    op = node.op
+    op = node.op_as(Epilogue)
     core, _ = op.parts(node.inputs)
     others: list[Variable] = list(node.inputs[op.n_core:])
     if any(v in ctx.host and v.type.ndim > 0 for v in others):

@@ -99,7 +99,8 @@ def helpers(names: set[str]) -> str:
             body = (  # floats: numpy's divmod rule (so -1.0 // inf is -1, not -0)
                     f"if (b == 0) return a / b; {t} m = fmod(a, b); {t} d = (a - m) / b;\n"
                     "    if (m != 0 && ((b < 0) != (m < 0))) d -= 1;\n"
-                    f"    if (d == 0) return copysign(({t})0, a / b); {t} fd = floor(d); return d - fd > 0.5 ? fd + 1 : fd;"
+                    f"    if (d == 0) return copysign(({t})0, a / b); {t} fd = floor(d); "
+                    "return d - fd > 0.5 ? fd + 1 : fd;"
                     if f else "return b == 0 ? 0 : a / b;" if u else
                     "if (b == 0) return 0; if (b == -1) return -a;\n"
                     f"    {t} q = a / b; return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;")

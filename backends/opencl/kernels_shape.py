@@ -6,17 +6,18 @@ import math
 
 import numpy as np
 
-from symgraph.errors import ShapeError, node_context
-from symgraph.graph.basic import Apply
-from symgraph.tensor.alloc import ARange, Alloc
-from symgraph.tensor.reduction import BroadcastLike, ReducedSize
-from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
-from symgraph.tensor.subtensor import Subtensor
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import broadcast_view, contiguous, copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
+from symgraph.errors import ShapeError, node_context
+from symgraph.graph.basic import Apply
+from symgraph.tensor.alloc import Alloc, ARange
+from symgraph.tensor.reduction import BroadcastLike, ReducedSize
+from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
+from symgraph.tensor.subtensor import Subtensor
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 
 @lowers(Shape)
@@ -28,14 +29,16 @@ def lower_shape(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Shape_i)
 def lower_shape_i(node: Apply, ctx: LowerContext) -> Lowered:
     """x.shape[i] from the array's metadata."""
-    i = node.op.i
+    op = node.op_as(Shape_i)
+    i = op.i
     return Lowered(lambda ins: [np.array(ins[0].shape[i], dtype=np.int64)], kind="meta")
 
 
 @lowers(ReducedSize)
 def lower_reduced_size(node: Apply, ctx: LowerContext) -> Lowered:
     """The element count along some axes (mean's divisor) of the broadcast of the inputs, from metadata."""
-    axes = node.op.axis
+    op = node.op_as(ReducedSize)
+    axes = op.axis
 
     def run(ins: list) -> list:
         shape = ins[0].shape if len(ins) == 1 else np.broadcast_shapes(*(x.shape for x in ins))
@@ -54,7 +57,7 @@ def lower_broadcast_like(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Reshape)
 def lower_reshape(node: Apply, ctx: LowerContext) -> Lowered:
     """Reshape: a view of a C-contiguous input (copied to contiguous first when needed)."""
-    publish_copy(ctx, node.inputs[0].dtype, node.inputs[0].ndim)
+    publish_copy(ctx, tensor_inputs(node)[0].dtype, tensor_inputs(node)[0].ndim)
 
     def run(ins: list) -> list:
         x, shp = ins
@@ -93,7 +96,7 @@ def _index_view(x: DeviceArray, index: tuple) -> DeviceArray:
 @lowers(Subtensor)
 def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     """Basic indexing (ints, slices, newaxis): a view."""
-    op = node.op
+    op = node.op_as(Subtensor)
     if op.advanced or type(op) is not Subtensor:
         return None
 
@@ -105,7 +108,8 @@ def lower_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Join)
 def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
     """concatenate: each input copied into its slice of the output."""
-    axis, dtype, ndim = node.op.axis, node.outputs[0].dtype, node.outputs[0].ndim
+    op = node.op_as(Join)
+    axis, dtype, ndim = op.axis, tensor_outputs(node)[0].dtype, tensor_outputs(node)[0].ndim
     publish_copy(ctx, dtype, ndim)
 
     def run(ins: list) -> list:
@@ -129,9 +133,9 @@ def lower_join(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(Alloc)
 def lower_alloc(node: Apply, ctx: LowerContext) -> Lowered:
     """alloc/zeros/ones: the value broadcast into a new contiguous array."""
-    out_t = node.outputs[0]
+    out_t = tensor_outputs(node)[0]
     publish_copy(ctx, out_t.dtype, out_t.ndim)
-    static = node.inputs[0].type.shape
+    static = tensor_inputs(node)[0].type.shape
 
     def run(ins: list) -> list:
         value, shp = ins[0], tuple(int(s) for s in ins[1:])
@@ -149,7 +153,8 @@ def lower_alloc(node: Apply, ctx: LowerContext) -> Lowered:
 def _arange_source(name: str, dtype) -> str:
     """numpy's fill rule: out[i] = start + i * (x1 - start) in the output dtype, no fused multiply-add."""
     T = W = ks.ctype(dtype)
-    head = "#pragma OPENCL FP_CONTRACT OFF\n" + ("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if W == "double" else "")
+    fp64 = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" if W == "double" else ""
+    head = "#pragma OPENCL FP_CONTRACT OFF\n" + fp64
     return (f"{head}__kernel void {name}(__global {T} *out, const {W} start, const {W} step, const long n)\n"
             f"{{\n    const long i = get_global_id(0);\n    if (i < n) out[i] = ({T})(start + ({W})i * step);\n}}\n")
 
@@ -157,7 +162,7 @@ def _arange_source(name: str, dtype) -> str:
 @lowers(ARange)
 def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
     """arange(start, stop, step): one work-item per element."""
-    dtype = np.dtype(node.outputs[0].dtype)
+    dtype = np.dtype(tensor_outputs(node)[0].dtype)
     name, src = content_named(f"arange_{dtype.name}", lambda n: _arange_source(n, dtype))
     ctx.publish({name: src})
 
@@ -176,7 +181,7 @@ def lower_arange(node: Apply, ctx: LowerContext) -> Lowered:
 @lowers(MakeVector)
 def lower_make_vector(node: Apply, ctx: LowerContext) -> Lowered:
     """A vector of 0-d device values: each copied into its entry."""
-    dtype = node.outputs[0].dtype
+    dtype = tensor_outputs(node)[0].dtype
     publish_copy(ctx, dtype, 0)
 
     def run(ins: list) -> list:

@@ -4,16 +4,17 @@ backend then inserts an explicit host fallback and warns; ``EXPAND`` = run the f
 one by one instead)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.runtime import TRANSFERS, Runtime, _cl
 from symgraph.compile.lowering import LoweringTable
 from symgraph.errors import node_context
 from symgraph.graph.basic import Apply
-from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.runtime import TRANSFERS, Runtime, _cl
 
 TABLE = LoweringTable("opencl")
 lowers = TABLE.register

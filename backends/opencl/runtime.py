@@ -9,8 +9,9 @@ import sys
 import threading
 import warnings
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ TRANSFERS: Counter = Counter()
 'checks' counts the small index-check reads (tests read these)."""
 
 
-_RUNTIMES: dict[Any, "Runtime"] = {}
+_RUNTIMES: dict[Any, Runtime] = {}
 KERNEL_CACHE = 1024
 """Built kernels a runtime keeps for reuse by later compiles (least recently used dropped first)."""
 
@@ -145,7 +146,7 @@ def choose_device(spec: str | None = None) -> tuple[DeviceInfo, Any]:
                        f"(platform P, device D); available devices:\n{listing}")
 
 
-def get_runtime(spec: str | None = None) -> "Runtime":
+def get_runtime(spec: str | None = None) -> Runtime:
     """The (cached) runtime of the device that ``spec`` names."""
     info, dev = choose_device(spec)
     key = dev.int_ptr
@@ -217,10 +218,8 @@ class Runtime:
                 while len(self._kernels) > KERNEL_CACHE:
                     self._kernels.popitem(last=False)
         else:
-            try:
+            with contextlib.suppress(KeyError):  # dropped by another thread's build meanwhile: k still works
                 self._kernels.move_to_end(key)
-            except KeyError:  # dropped by another thread's build meanwhile: k still works
-                pass
         return k
 
     def _build(self, source: str, options: list[str]) -> Any:
@@ -284,7 +283,7 @@ class Runtime:
             raise MemoryError(f"OpenCL device {self.info.name} could not allocate {nbytes} bytes for {what} "
                               f"({e}); shared variables are unchanged") from None
 
-    def empty(self, shape: Sequence[int], dtype: Any, what: str = "array") -> "DeviceArray":
+    def empty(self, shape: Sequence[int], dtype: Any, what: str = "array") -> DeviceArray:
         """An uninitialised contiguous device array (in host memory on a zero-copy device)."""
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
@@ -345,7 +344,7 @@ class Runtime:
                 free.append((buf, raw))
             return buf, raw
 
-    def to_device(self, value: np.ndarray, what: str = "array") -> "DeviceArray":
+    def to_device(self, value: np.ndarray, what: str = "array") -> DeviceArray:
         """The host array on the device: wrapped without a copy on a zero-copy device (counted in
         TRANSFERS['zero_copy_in']; the array is borrowed, never written), else copied ('to_device')."""
         cl = _cl()
@@ -419,7 +418,7 @@ class DeviceArray:
         """C-contiguous (length-1 axes may have any stride)."""
         return all(n == 1 or s == c for n, s, c in zip(self.shape, self.strides, _c_strides(self.shape)))
 
-    def view(self, shape: Sequence[int], strides: Sequence[int], offset: int) -> "DeviceArray":
+    def view(self, shape: Sequence[int], strides: Sequence[int], offset: int) -> DeviceArray:
         """Another view of the same buffer."""
         out = DeviceArray(self.runtime, self.buffer, tuple(shape), tuple(strides), offset, self.dtype, self.host,
                           self.borrowed)

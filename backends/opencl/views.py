@@ -1,12 +1,12 @@
 """Ops that only change an array's metadata (shape, strides, offset): no kernel, no copy."""
 from __future__ import annotations
 
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
+from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.graph.basic import Apply
 from symgraph.scan.op import CheckRan
 from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad
-from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
-from symgraph.backends.opencl.runtime import DeviceArray
 
 
 def dimshuffle_view(x: DeviceArray, drop: tuple, new_order: tuple) -> DeviceArray:
@@ -28,7 +28,7 @@ def dimshuffle_view(x: DeviceArray, drop: tuple, new_order: tuple) -> DeviceArra
 @lowers(DimShuffle)
 def lower_dimshuffle(node: Apply, ctx: LowerContext) -> Lowered:
     """DimShuffle: a strided view of its input."""
-    op = node.op
+    op = node.op_as(DimShuffle)
 
     def run(ins: list) -> list:
         return [dimshuffle_view(ins[0], op.drop, op.new_order)]

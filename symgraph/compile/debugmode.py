@@ -20,17 +20,18 @@ and the user line; shared variables keep their values from before the call. Moni
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from symgraph.compile.shape_check import infer_shape_error
 from symgraph.errors import NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.evaluate import evaluate, leaf_value
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import MODE_NAMES, Mode, as_mode
-from symgraph.compile.shape_check import infer_shape_error
 
 
 class DebugModeError(SymgraphError, AssertionError):
@@ -273,7 +274,10 @@ def _same(a: np.ndarray, b: Any) -> bool:
 
 
 def _short(value: Any) -> str:
-    text = np.array2string(np.asarray(value), threshold=20, precision=6) if isinstance(value, np.ndarray) else repr(value)
+    if isinstance(value, np.ndarray):
+        text = np.array2string(np.asarray(value), threshold=20, precision=6)
+    else:
+        text = repr(value)
     return text.replace("\n", "\n           ")
 
 

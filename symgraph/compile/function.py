@@ -3,20 +3,21 @@ and hand it to a backend, which returns the callable that a Function wraps."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from symgraph.backends import get_backend
+from symgraph.compile.debugmode import debug_wrap
+from symgraph.compile.lowering import python_name
+from symgraph.compile.profile import Profile
+from symgraph.compile.shared import Container, SharedVariable
 from symgraph.config import config
 from symgraph.errors import InputError
 from symgraph.graph import hooks
 from symgraph.graph.basic import Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
-from symgraph.compile.lowering import python_name
-from symgraph.compile.debugmode import debug_wrap
-from symgraph.compile.profile import Profile
-from symgraph.compile.shared import Container, SharedVariable
 from symgraph.rewrite import RewriteHistory, RewriteReport, as_mode, rewrite_graph, sink_into_branches
 from symgraph.tensor.type import TensorType, as_tensor_variable
 

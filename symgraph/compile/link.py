@@ -21,16 +21,18 @@ from __future__ import annotations
 import builtins
 import itertools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
-from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name  # noqa: F401 (DEVICE: backends import it from here)
 from symgraph.compile.loop import LoopEmitter, resize_rows
+from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name  # noqa: F401 (DEVICE: backends import it from here)
 from symgraph.compile.schedule import Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.graph.inner import InnerGraphOp
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
@@ -147,7 +149,7 @@ class Backend:
 
     def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
         """A fresh copy of ``node``'s inner graph ``role``, prepared: what the emitter compiles."""
-        fgraph = node.op.inner_graphs[role].fgraph()
+        fgraph = cast(InnerGraphOp, node.op).inner_graphs[role].fgraph()
         self.prepare_inner(fgraph, input_sides)
         return fgraph
 
@@ -155,7 +157,7 @@ class Backend:
         """Where ``v``'s value lives once computed (or read): HOST or DEVICE."""
         return HOST
 
-    def lower(self, node: Apply, ins: list[str], outs: list[str], em: "Emitter") -> list[str]:
+    def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
         """Statements computing ``node``'s outputs (named ``outs``) from ``ins``."""
         raise NotImplementedError
 
@@ -314,13 +316,14 @@ class Emitter(LoopEmitter):
             params.append(pname)
             t = v.type
             if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
-                self.emit(f"{pname} = {self.ctx.ref(t.filter, f'filter_{pname}')}({pname}, False, {spec.allow_downcast})")
+                filt = self.ctx.ref(t.filter, f"filter_{pname}")
+                self.emit(f"{pname} = {filt}({pname}, False, {spec.allow_downcast})")
                 continue
-            cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {self.ctx.ref(t.numpy_dtype, 'dt_' + t.dtype)}",
-                    f"{pname}.ndim != {t.ndim}"]
+            dt = self.ctx.ref(t.numpy_dtype, "dt_" + t.dtype)
+            cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {dt}", f"{pname}.ndim != {t.ndim}"]
             cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
-            filt = self.ctx.ref(self.b.argument_filter(t, spec.allow_downcast, f"argument {k} ({pname}) of {spec.name}"),
-                                f"filter_{pname}")
+            what = f"argument {k} ({pname}) of {spec.name}"
+            filt = self.ctx.ref(self.b.argument_filter(t, spec.allow_downcast, what), f"filter_{pname}")
             self.emit(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
             for line in self._timed_transfer(self.b.read_input(pname, v, self.ctx), pname, f"argument {pname}",
                                              self.b.side(v), v, None):
@@ -378,7 +381,8 @@ class Emitter(LoopEmitter):
             self.emit_inner(fgraph, ins[1:], outs, out_sides)
             self.depth -= 1
 
-    def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str], out_sides: list[str]) -> None:
+    def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
+                   out_sides: list[str]) -> None:
         """An inner graph's statements, its inputs bound to ``in_names``, its results assigned to
         ``out_names`` on ``out_sides`` (copied where they would share an input's or a constant's memory)."""
         schedule = Schedule(fgraph, _InnerSpec(len(fgraph.inputs)))
@@ -443,8 +447,8 @@ class Emitter(LoopEmitter):
                 cont = spec.containers[u.container]
                 self.emit(f"if {cond}: raise {err}({cont.name or 'shared'!r}, "
                           f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
-            staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], f"c_{self.names[s.shared_inputs[u.container]]}"),
-                                        name, side))
+            cname = f"c_{self.names[s.shared_inputs[u.container]]}"
+            staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], cname), name, side))
         if staged:
             self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
         outs = []

@@ -9,7 +9,8 @@ runs the op's ``perform`` (on the host backend) or an explicit, visible host fal
 from __future__ import annotations
 
 import keyword
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -11,7 +11,7 @@ differentiating through the op raises GradientError naming it.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from symgraph.errors import GradientError
 from symgraph.graph.basic import Apply, Op, Type

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from symgraph.graph.basic import Apply, Variable
 
@@ -84,7 +85,7 @@ class Profile:
         self._entered: list[float] = []
 
     # --- called by the generated code -------------------------------------------------------------
-    def __enter__(self) -> "Profile":
+    def __enter__(self) -> Profile:
         if self.timer is not None:
             self.timer.begin()
         self._entered.append(_clock())

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.tensor.type import TensorVariable
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _last_uses(order: list[Apply]) -> dict[Variable, int]:
     return last
 
 
-def _required(value: Variable, target: Variable) -> tuple[tuple[int, int], ...]:
+def _required(value: TensorVariable, target: TensorVariable) -> tuple[tuple[int, int], ...]:
     """The (axis, length) pairs the shared variable's static shape fixes and the update's type
     does not already guarantee: checked at run time before anything is committed."""
     return tuple((d, s) for d, (s, v) in enumerate(zip(target.type.shape, value.type.shape))

@@ -2,7 +2,8 @@
 on every node; ``sg.testing.check_infer_shape`` for op authors)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -92,7 +92,7 @@ class SharedVariable(TensorVariable):
             arr = np.array(arr, copy=True)
         self.container.set(arr)
 
-    def clone(self) -> "SharedVariable":
+    def clone(self) -> SharedVariable:
         """A shared variable is one storage: graphs copied for compilation keep it."""
         return self
 

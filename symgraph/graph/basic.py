@@ -11,7 +11,9 @@ import linecache
 import os
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from symgraph.config import config
 from symgraph.errors import GradientError, MethodNotDefined, node_context
 from symgraph.graph import hooks
 from symgraph.safe_text import printable
+
 
 def _internal_dirs() -> tuple[str, ...]:
     """Folders whose frames are ours (symgraph and symgraph.backends), skipped when blaming a user line."""
@@ -68,7 +71,7 @@ class SourceLine:
 
 def user_source_line() -> SourceLine | None:
     """The innermost stack frame outside symgraph: the line of user code that is building a node."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
@@ -79,7 +82,8 @@ def user_source_line() -> SourceLine | None:
 def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning raised here point at the innermost user frame
     (the first one outside symgraph), for ``warnings.warn(..., stacklevel=user_stacklevel())``."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     return level
@@ -113,7 +117,7 @@ class Scratchpad(dict):
         except KeyError:
             raise AttributeError(f"tag has no {name!r}") from None
 
-    def copy_for(self, owner: "Variable | None", private: bool = True) -> "Scratchpad":
+    def copy_for(self, owner: Variable | None, private: bool = True) -> Scratchpad:
         """A copy for a clone of the owner (keys starting with '_' dropped unless ``private``)."""
         tag = Scratchpad({k: v for k, v in self.items() if private or not k.startswith("_")})
         if owner is not None:
@@ -121,7 +125,7 @@ class Scratchpad(dict):
         return tag
 
 
-def copy_tag(src: "Variable", dst: "Variable", private: bool = True) -> None:
+def copy_tag(src: Variable, dst: Variable, private: bool = True) -> None:
     """Give ``dst`` a copy of ``src``'s tag, if ``src`` has one (most variables never get a tag)."""
     tag = src.__dict__.get("_tag")
     if tag:
@@ -136,7 +140,7 @@ class Type:
     def filter(self, value: Any, strict: bool = False, allow_downcast: bool = False) -> Any:
         raise MethodNotDefined(f"{type(self).__name__} must define filter")
 
-    def __call__(self, name: str | None = None) -> "Variable":
+    def __call__(self, name: str | None = None) -> Variable:
         """A new free variable of this type (Theano's spelling of ``make_variable``)."""
         return self.make_variable(name)
 
@@ -148,23 +152,23 @@ class Type:
         """Whether two values of this type are equal up to rounding (DebugMode compares with this)."""
         return self.values_eq(a, b)
 
-    def filter_test_value(self, value: Any, var: "Variable") -> Any:
+    def filter_test_value(self, value: Any, var: Variable) -> Any:
         """``value`` checked as a test value of ``var`` (an error naming the variable when it does not fit)."""
         try:
             return self.filter(value)
         except Exception as e:
             raise type(e)(f"test value of {var} ({self}): {e}") from None
 
-    def make_variable(self, name: str | None = None) -> "Variable":
+    def make_variable(self, name: str | None = None) -> Variable:
         """A new free variable of this type."""
         return self.variable_class(self, None, None, name)
 
-    def make_constant(self, value: Any, name: str | None = None) -> "Constant":
+    def make_constant(self, value: Any, name: str | None = None) -> Constant:
         """A constant of this type holding ``value`` (converted by ``filter``)."""
         return self.constant_class(self, self.filter(value, allow_downcast=True), name)
 
-    variable_class: type = None  # set below
-    constant_class: type = None
+    variable_class: ClassVar[type[Variable]]  # set below, once Variable and Constant are defined
+    constant_class: ClassVar[type[Constant]]
 
 
 class Variable:
@@ -173,7 +177,7 @@ class Variable:
 
     __array_priority__ = 1000  # so numpy arrays on the left defer to our operators
 
-    def __init__(self, type: Type, owner: "Apply | None" = None, index: int | None = None,
+    def __init__(self, type: Type, owner: Apply | None = None, index: int | None = None,
                  name: str | None = None):
         self.type = type
         self.owner = owner
@@ -195,7 +199,7 @@ class Variable:
         tag._owner = self
         self.__dict__["_tag"] = tag
 
-    def clone(self) -> "Variable":
+    def clone(self) -> Variable:
         """A new free variable of the same type and name (no owner)."""
         v = type(self)(self.type, None, None, self.name)
         copy_tag(self, v)
@@ -235,7 +239,7 @@ class Constant(Variable):
         """Hashable key under which equal constants merge."""
         return (self.type, _data_key(self.data))
 
-    def clone(self) -> "Constant":
+    def clone(self) -> Constant:
         """Constants are values: a copy of the graph shares them."""
         return self
 
@@ -265,13 +269,16 @@ Type.variable_class = Variable
 Type.constant_class = Constant
 
 
+OpT = TypeVar("OpT", bound="Op")
+
+
 class Apply:
     """One application of ``op`` to ``inputs``, producing ``outputs``; remembers the user line
     that built it (``trace``) for error messages."""
 
     __slots__ = ("op", "inputs", "outputs", "trace", "tag")
 
-    def __init__(self, op: "Op", inputs: Sequence[Variable], outputs: Sequence[Variable],
+    def __init__(self, op: Op, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  trace: SourceLine | None = None):
         self.op = op
         self.inputs = list(inputs)
@@ -283,6 +290,14 @@ class Apply:
         self.trace = trace if trace is not None else user_source_line()
         self.tag = Scratchpad()
 
+    def op_as(self, cls: type[OpT]) -> OpT:
+        """``self.op``, checked to be a ``cls`` and typed as one: for code that knows which op class
+        it handles (a lowering keyed by op class, a rewrite that matched the op)."""
+        op = self.op
+        if not isinstance(op, cls):
+            raise TypeError(f"expected a node of {cls.__name__}, got one of {type(op).__name__} ({op})")
+        return op
+
     @property
     def out(self) -> Variable:
         """The single output (error when there are several)."""
@@ -290,7 +305,7 @@ class Apply:
             raise ValueError(f"{self.op} has {len(self.outputs)} outputs; use .outputs")
         return self.outputs[0]
 
-    def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> "Apply":
+    def clone_with_new_inputs(self, inputs: Sequence[Variable]) -> Apply:
         """The same op on new inputs, rebuilt through make_node so types are re-inferred."""
         node = self.op.make_node(*inputs)
         node.trace = self.trace
@@ -363,7 +378,8 @@ class Op:
         if "perform" in cls.__dict__:
             cls.perform = _adapt_perform(cls.__dict__["perform"], bound=True)  # type: ignore[method-assign]
         if "view_map" in cls.__dict__:
-            cls.view_map = _normalize_view_map(cls.__dict__["view_map"])
+            # a class-level dict replaces the view_map property on purpose (Theano's class attribute)
+            cls.view_map = _normalize_view_map(cls.__dict__["view_map"])  # type: ignore[method-assign,assignment]
 
     # Theano's attributes, as properties so that only these names cost anything when set: an
     # instance may be given a name, a view_map in Theano's form, or a perform in Theano's signature
@@ -419,9 +435,9 @@ class Op:
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return False
-        if self._own_methods() or other._own_methods():  # type: ignore[attr-defined]
+        if self._own_methods() or other._own_methods():
             return self is other
-        return self._props() == other._props()  # type: ignore[attr-defined]
+        return self._props() == other._props()
 
     def __hash__(self) -> int:
         if self._own_methods():
@@ -486,7 +502,7 @@ class Op:
         """Symbolic shapes of the outputs (tuples of scalar int variables or ints)."""
         raise MethodNotDefined(f"{type(self).__name__} does not define infer_shape")
 
-    def expand(self, inputs: list[Variable]) -> list[Variable] | None:
+    def expand(self, inputs: list[Variable]) -> Sequence[Variable] | None:
         """For an op that stands for a subgraph of other ops (a fused node): that subgraph built on
         ``inputs``, one variable per output; None for ordinary ops. The gradient of an op without
         its own ``L_op``/``grad`` is the gradient of its expansion."""

@@ -5,7 +5,8 @@ shows every intermediate value, and checks nothing but what the ops check themse
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import toposort

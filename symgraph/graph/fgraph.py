@@ -2,7 +2,7 @@
 clients map, that rewrites edit in place through ``replace``."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from symgraph.errors import RewriteError
 from symgraph.graph.basic import Apply, Constant, Variable

@@ -6,7 +6,8 @@ op). ``symgraph.compile``, ``symgraph.printing`` and ``symgraph.gradient`` regis
 imported; ``import symgraph`` imports all three, so they are always there for users."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _compile: Callable[..., Any] | None = None
 _repr_svg: Callable[[Any], str | None] | None = None

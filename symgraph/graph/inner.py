@@ -5,10 +5,12 @@ constant. Compilers never edit it: ``fgraph()`` gives a fresh FunctionGraph to r
 schedule, and ``evaluate`` is the reference interpreter (each node's ``perform``)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.evaluate import evaluate
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import clone_replace, toposort
 
@@ -36,11 +38,8 @@ class InnerGraph:
 
     def evaluate(self, values: Sequence[Any]) -> list:
         """The outputs for these input values, node by node through each op's ``perform``."""
-        env: dict[Variable, Any] = dict(zip(self.inputs, values))
-        for node in self.nodes:
-            ins = [v.data if isinstance(v, Constant) else env[v] for v in node.inputs]
-            env.update(zip(node.outputs, node.op.perform(node, ins)))
-        return [v.data if isinstance(v, Constant) else env[v] for v in self.outputs]
+        env = evaluate(self.outputs, dict(zip(self.inputs, values)))
+        return [env[v] for v in self.outputs]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InnerGraph) and other._hash == self._hash and other._key == self._key
@@ -73,3 +72,13 @@ def _structure(inputs: tuple, outputs: tuple) -> tuple:
 
 
 __all__ = ["InnerGraph"]
+
+
+class InnerGraphOp(Protocol):
+    """What an op holding inner graphs (``sg.ifelse``'s IfElse) offers the rewriter and the
+    emitter: its graphs by role, and a copy of itself with other graphs."""
+
+    @property
+    def inner_graphs(self) -> dict[str, InnerGraph]: ...
+
+    def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> Op: ...

@@ -4,7 +4,7 @@ All walks are iterative so graphs of any depth work without touching the recursi
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from symgraph.graph.basic import Apply, Constant, Variable, copy_tag
 

@@ -19,8 +19,7 @@ from symgraph.printing.print_op import Print
 
 pp = pprint  # Theano's short name
 
-_LAZY = {name: "render" for name in ("to_dot", "pydotprint", "render", "dot_binary", "GraphvizError",
-                                      "STYLES", "FORMATS")}
+_LAZY = dict.fromkeys(("to_dot", "pydotprint", "render", "dot_binary", "GraphvizError", "STYLES", "FORMATS"), "render")
 _LAZY["to_networkx"] = "nx"
 _LAZY.update(to_html="explore", Explorer="explore")
 

@@ -150,14 +150,6 @@ def op_label(op: Any) -> str:
     return str(op)
 
 
-def var_label(v: Variable) -> str:
-    """A variable's short name: its name, a constant's value, or '' for unnamed intermediates."""
-    if v.name is not None:
-        return v.name
-    if isinstance(v, Constant):
-        return str(v)
-    return ""
-
 
 def limited_nodes(view: GraphView, max_nodes: int | None) -> tuple[list[Apply], int]:
     """At most ``max_nodes`` Apply nodes, those nearest the outputs first (breadth-first from

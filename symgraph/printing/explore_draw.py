@@ -9,11 +9,12 @@ User text (names, constants) reaches the SVG only as Graphviz labels, which ``do
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import graphviz
 
+from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.printing.collect import op_label
 from symgraph.printing.render import render
@@ -62,7 +63,7 @@ def apply_attrs(node: Apply, fused: bool) -> tuple[str, dict]:
     """The label and style of an Apply node: fused kernels (an op with an inner graph) are bold
     boxes, host fallbacks red octagons, the rest ellipses."""
     op = node.op
-    if type(op).__name__ == "HostFallback":
+    if isinstance(op, HostFallback):
         return short(f"HOST {getattr(op, 'op', op)}"), {**FALLBACK, "class": "apply fallback" + " fused" * fused}
     if fused:
         return short(op_label(op)), {**FUSED, "class": "apply fused"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import toposort
 from symgraph.printing.collect import GraphView, collect, inner_graph, op_label
@@ -83,7 +84,7 @@ def node_facts(node: Apply, trace: Any) -> dict:
         params.append([key, short(repr(value) if not isinstance(value, str) else value, MAX_PARAM_CHARS)])
     facts: dict[str, Any] = {"op": op_label(op), "op_class": type(op).__name__, "params": params,
              "inputs": [_var_facts(v) for v in node.inputs], "outputs": [_var_facts(v) for v in node.outputs],
-             "user": None, "code": [], "kernels": [], "inner": None, "fallback": type(op).__name__ == "HostFallback",
+             "user": None, "code": [], "kernels": [], "inner": None, "fallback": isinstance(op, HostFallback),
              "profile": None, "origin": [], "step": None}
     if trace is not None:
         facts["user"] = {"file": str(trace.filename), "line": int(trace.lineno), "function": str(trace.function),
@@ -127,7 +128,8 @@ def function_model(f: Any, timeout: float = 120) -> dict:
         page.data["notes"].append("compile with sg.function(..., history=True) to step through the rewrites")
     state = GraphState([(sid(n), n, tuple(n.inputs)) for n in final], list(f.graph.outputs), list(f.graph.inputs),
                        roles.updates(f.graph.outputs), roles.names(f.graph.outputs))
-    drawing = draw_state("compiled", state, page.vid, roles.role(f.graph.outputs), _opens, _transfers(backend, final, sid))
+    drawing = draw_state("compiled", state, page.vid, roles.role(f.graph.outputs), _opens,
+                         _transfers(backend, final, sid))
     step = {"label": f"compiled ({f.backend})", "svg": page.svg(drawing), "nodes": [s for s, _, _ in state.nodes],
             "new": [], "removed": [], "applied": {}, "fired": [], "links": {}, "final": True}
     steps = page.data["steps"]

@@ -18,7 +18,8 @@ Rules (tested in tests/test_printing_text.py):
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.traversal import ancestors, toposort
@@ -64,7 +65,7 @@ def _top(expr: Expr) -> str:
 def _render(outputs: list[Variable], seed: dict[int, Expr] | None = None) -> dict[int, Expr]:
     """Text of every variable that ``outputs`` need, bottom-up (no recursion)."""
     memo: dict[int, Expr] = dict(seed or {})
-    blockers = [v for v in _seeded(outputs, memo)]
+    blockers = list(_seeded(outputs, memo))
     for node in toposort(outputs, blockers=blockers):
         args = [memo.get(id(i)) or _leaf(i) for i in node.inputs]
         for k, out in enumerate(node.outputs):

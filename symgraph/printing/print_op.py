@@ -9,13 +9,14 @@ through unchanged.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.type import as_tensor_variable
 
 
-def _print_fn(op: "Print", value: Any) -> None:
+def _print_fn(op: Print, value: Any) -> None:
     """Theano's default: ``message attr = value`` for each attribute (called when it is callable)."""
     for attr in op.attrs:
         got = getattr(value, attr)
@@ -31,7 +32,7 @@ class Print(Op):
     no_constant_folding = True  # printing happens at run time, not while compiling
 
     def __init__(self, message: str = "", attrs: Sequence[str] = ("__str__",),
-                 global_fn: Callable[["Print", Any], None] = _print_fn):
+                 global_fn: Callable[[Print, Any], None] = _print_fn):
         self.message = str(message)
         self.attrs = tuple(attrs)
         self.global_fn = global_fn

@@ -17,9 +17,17 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, broadcast_shapes, broadcast_static_shape, cast
 from symgraph.tensor.random_ops import Blank, Choice, Permutation, Words
+from symgraph.tensor.shape import (
+    Shape,
+    Shape_i,
+    constant_int,
+    shape_entries,
+    shape_i,
+    shape_tuple,
+    to_dtype,
+    vector_entry,
+)
 from symgraph.tensor.subtensor import Subtensor
-from symgraph.tensor.shape import (Shape, Shape_i, constant_int, shape_entries, shape_i, shape_tuple, to_dtype,
-                                   vector_entry)
 from symgraph.tensor.type import TensorConstant, as_tensor_variable, constant
 
 FLOATS = ("float32", "float64")

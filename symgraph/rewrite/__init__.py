@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
@@ -43,7 +44,7 @@ THEANO_REWRITES: dict[str, str | None] = {"local_elemwise_fusion": "fusion", "el
                                           "merge1": "merge", "constant_folding": "constant_folding",
                                           "inplace": None, "inplace_opt": None, "gpu": None}
 # mode name -> factory, filled by the modules that define special modes (DebugMode, MonitorMode)
-MODE_NAMES: dict[str, Callable[[], "Mode"]] = {}
+MODE_NAMES: dict[str, Callable[[], Mode]] = {}
 
 
 def rewrite_names() -> list[str]:
@@ -83,17 +84,17 @@ class Mode:
         self.max_operands = int(max_operands)
         self.linker = linker
 
-    def _with(self, include: set, exclude: set) -> "Mode":
+    def _with(self, include: set, exclude: set) -> Mode:
         other = copy.copy(self)  # keeps the class and the settings of special modes (DebugMode, ...)
         other.include, other.exclude = frozenset(include), frozenset(exclude)
         return other
 
-    def including(self, *names: str) -> "Mode":
+    def including(self, *names: str) -> Mode:
         """This mode with the named passes or rules switched on (Theano's names accepted)."""
         names_ = _own_names(names)
         return self._with(self.include | names_, self.exclude - names_)
 
-    def excluding(self, *names: str) -> "Mode":
+    def excluding(self, *names: str) -> Mode:
         """This mode with the named passes or rules switched off (Theano's names accepted)."""
         names_ = _own_names(names)
         return self._with(self.include - names_, self.exclude | names_)

@@ -11,18 +11,20 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.graph.inner import InnerGraph
+from symgraph.graph.inner import InnerGraph, InnerGraphOp
 from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.ifelse import IfElse
 from symgraph.rewrite.core import Stats, rule
 from symgraph.rewrite.patterns import fit
+from symgraph.tensor.type import TensorVariable
 
 
-def _fitted(new: Variable, old: Variable) -> Variable:
+def _fitted(new: TensorVariable, old: TensorVariable) -> Variable:
     """``new`` cast to ``old``'s type where only that differs (else ``new`` as it is)."""
     fitted = fit(new, old)
     return new if fitted is None else fitted
@@ -37,7 +39,8 @@ def _uses(graph: InnerGraph) -> list[bool]:
 def _branch_only(fgraph: FunctionGraph, node: Apply) -> dict[Apply, str]:
     """The nodes whose every result is needed by exactly one branch of the IfElse ``node`` (and
     by nothing else), each mapped to 'then' or 'else'."""
-    uses = {"then": _uses(node.op.then_graph), "else": _uses(node.op.else_graph)}
+    op = node.op_as(IfElse)
+    uses = {"then": _uses(op.then_graph), "else": _uses(op.else_graph)}
     owners = [v.owner for v in ancestors(node.inputs[1:]) if v.owner is not None]
     order = {n: k for k, n in enumerate(fgraph.toposort())}
     branch_of: dict[Apply, str] = {}
@@ -87,7 +90,7 @@ def _rebuild(fgraph: FunctionGraph, node: Apply, branches: dict[str, list[Variab
         values += _frontier(branches[role], inside[role])
     values = list(dict.fromkeys(values))
     graphs = {role: InnerGraph(values, branches[role]) for role in ("then", "else")}
-    new = node.op.with_inner_graphs(graphs).make_node(node.inputs[0], *values)
+    new = node.op_as(IfElse).with_inner_graphs(graphs).make_node(node.inputs[0], *values)
     new.trace = node.trace
     added = []
     for old, out in zip(node.outputs, new.outputs):
@@ -105,8 +108,10 @@ def sink_into_branches(fgraph: FunctionGraph, stats: Stats | None = None) -> Non
             continue
         values = node.inputs[1:]
         known = fgraph.apply_nodes
-        branches = {"then": _outer(node.op.then_graph, values), "else": _outer(node.op.else_graph, values)}
-        inside = {role: (lambda p, r=role: p not in known or branch_of.get(p) == r) for role in branches}
+        op = node.op_as(IfElse)
+        branches = {"then": _outer(op.then_graph, values), "else": _outer(op.else_graph, values)}
+        inside = {role: (lambda p, r=role, known=known, branch_of=branch_of: p not in known or branch_of.get(p) == r)
+                  for role in branches}
         new = _rebuild(fgraph, node, branches, inside)
         if stats is not None:
             stats.new_nodes += new
@@ -125,13 +130,14 @@ def merge_ifelse(fgraph: FunctionGraph, stats: Stats) -> None:
             if any(v.owner is a for v in ancestors(b.inputs)):
                 group.pop(0)
                 continue
-            branches = {role: _outer(a.op.inner_graphs[role], a.inputs[1:]) + _outer(b.op.inner_graphs[role],
-                                                                                       b.inputs[1:])
+            a_op, b_op = a.op_as(IfElse), b.op_as(IfElse)
+            branches = {role: _outer(a_op.inner_graphs[role], a.inputs[1:]) + _outer(b_op.inner_graphs[role],
+                                                                                     b.inputs[1:])
                         for role in ("then", "else")}
-            known = fgraph.apply_nodes
-            values = list(dict.fromkeys(_frontier(branches["then"] + branches["else"], lambda p: p not in known)))
+            outside = _frontier(branches["then"] + branches["else"], lambda p: p not in fgraph.apply_nodes)
+            values = list(dict.fromkeys(outside))
             graphs = {role: InnerGraph(values, branches[role]) for role in ("then", "else")}
-            new = a.op.with_inner_graphs(graphs).make_node(a.inputs[0], *values)
+            new = a_op.with_inner_graphs(graphs).make_node(a.inputs[0], *values)
             new.trace = a.trace
             for old, out in zip(a.outputs + b.outputs, new.outputs):
                 stats.new_nodes += fgraph.replace(old, _fitted(out, old), "merge_ifelse")
@@ -145,7 +151,8 @@ def constant_condition(fgraph: FunctionGraph, node: Apply) -> list | None:
     cond = node.inputs[0]
     if not isinstance(cond, Constant):
         return None
-    graph = node.op.then_graph if bool(cond.data) else node.op.else_graph
+    op = node.op_as(IfElse)
+    graph = op.then_graph if bool(cond.data) else op.else_graph
     return [fit(v, old) for v, old in zip(_outer(graph, node.inputs[1:]), node.outputs)]
 
 
@@ -164,7 +171,7 @@ def rewrite_inner_graphs(fgraph: FunctionGraph, stats: Stats, rewrite: Callable[
             new[role] = InnerGraph(fg.inputs, fg.outputs)
         if new == graphs:
             continue
-        rebuilt = node.op.with_inner_graphs(new).make_node(*node.inputs)
+        rebuilt = cast(InnerGraphOp, node.op).with_inner_graphs(new).make_node(*node.inputs)
         rebuilt.trace = node.trace
         for old, out in zip(node.outputs, rebuilt.outputs):
             stats.new_nodes += fgraph.replace(old, _fitted(out, old), "inner_graphs")

@@ -10,13 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 from symgraph.rewrite.core import rule
-from symgraph.rewrite.patterns import (E, const_value, elem, fit, is_const, is_float, other_operand, scalar_const,
-                                       single_client, zeros_like)
+from symgraph.rewrite.patterns import (
+    E,
+    const_value,
+    elem,
+    fit,
+    is_const,
+    is_float,
+    other_operand,
+    scalar_const,
+    single_client,
+    zeros_like,
+)
+from symgraph.scalar import CAST_DTYPES
 from symgraph.tensor.elemwise import DimShuffle, cast
 from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad
 from symgraph.tensor.reduction import BroadcastLike, CAReduce, ReducedSize, reduced_size
 from symgraph.tensor.shape import Reshape, Shape, Shape_i
-from symgraph.scalar import CAST_DTYPES
 
 C = "canonicalize"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from symgraph.config import config
 from symgraph.errors import RewriteError, node_context
@@ -146,8 +146,7 @@ def run_local(fgraph: FunctionGraph, rules: Iterable[Rule], stats: Stats, order:
                 if n not in queued and n in apply_nodes and node_key(n) in by_key:
                     queued.add(n)
                     work.append(n)
-            if node in apply_nodes:  # a partial replacement: look at the node again later
-                if node not in queued:
-                    queued.add(node)
-                    work.append(node)
+            if node in apply_nodes and node not in queued:  # a partial replacement: look at it again later
+                queued.add(node)
+                work.append(node)
             break

@@ -14,16 +14,17 @@ placeholders are swapped back afterwards.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import clone_replace, graph_inputs, toposort
 from symgraph.rewrite import stabilize  # noqa: F401  (registers the rules)
 from symgraph.rewrite.core import RULES, Rule, Stats, node_key, run_local
+from symgraph.tensor.type import TensorVariable
 
 
-def stabilized_cost(cost: Variable, keep: Sequence[Variable]) -> Variable:
+def stabilized_cost(cost: Variable, keep: Sequence[Variable]) -> TensorVariable:
     """``cost`` with the stabilize rules applied to the graph above ``keep`` (``cost`` itself
     when no rule matches, so plain costs pay only a walk of their graph)."""
     rules = RULES["stabilize"]

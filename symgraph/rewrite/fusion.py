@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 
-
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.core import Stats
@@ -36,6 +35,7 @@ from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import MakeVector, Shape, Shape_i, entry_var, shape_tuple, sprod
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 MAX_OPERANDS = 32
 _WALK_LIMIT = 64  # nodes a convexity check may visit before it gives up (and refuses)
@@ -118,7 +118,7 @@ class _Group:
         shared input to its other readers would otherwise fuse unrelated shapes. Every output a
         Composite exports has the full shape: a smaller value joins only if all its readers are in."""
         readers = [c for o in node.outputs for c, _ in self.fgraph.clients.get(o, ())]
-        full = node.outputs[0].type.shape == self.full
+        full = tensor_outputs(node)[0].type.shape == self.full
         if any(c in self.members for c in readers):
             return full or all(c in self.members for c in readers)
         return full and any(v.owner in self.members and v.type.shape == self.full for v in node.inputs)
@@ -248,7 +248,7 @@ def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply,
     steps = []
     for node in members:
         args = []
-        for v in node.inputs:
+        for v in tensor_inputs(node):
             if v not in refs:
                 if is_inlinable(v):
                     refs[v] = ("c", v.dtype, v.data.item())
@@ -257,7 +257,7 @@ def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply,
                     inputs.append(v)
             args.append(refs[v])
         refs[node.outputs[0]] = ("s", len(steps))
-        steps.append((node.op.scalar_op.name, tuple(args)))
+        steps.append((node.op_as(Elemwise).scalar_op.name, tuple(args)))
     exported = [n.outputs[0] for n in members
                 if any(c == "output" or c not in inside for c, _ in fgraph.clients.get(n.outputs[0], ()))]
     op = Composite([v.dtype for v in inputs], steps, [refs[v] for v in exported])
@@ -334,7 +334,7 @@ def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> Variable | None:
     """The input of the elementwise ``node`` that is the result of a matrix product or reduction
     read by ``node`` alone, where ``node``'s outputs are no larger than it (as far as static shapes
     tell): ``node`` can then run on each result before its one store."""
-    for v in dict.fromkeys(node.inputs):
+    for v in dict.fromkeys(tensor_inputs(node)):
         src = v.owner
         if src is None or not all(c is node for c, _ in fgraph.clients[v]) or not all(
                 o.ndim == v.ndim and all(n != 1 or m == 1 for n, m in zip(v.type.shape, o.type.shape))

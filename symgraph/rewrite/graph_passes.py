@@ -6,8 +6,8 @@ import numpy as np
 
 from symgraph.graph.basic import Constant
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.tensor.elemwise import Elemwise
 from symgraph.rewrite.core import Stats, _fail
+from symgraph.tensor.elemwise import Elemwise
 
 # constant folding keeps a result only up to this many elements, unless an input is as big:
 # folding must not turn a small graph (e.g. ``alloc(0, 10000, 10000)``) into a huge constant

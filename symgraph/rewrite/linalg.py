@@ -128,9 +128,7 @@ def solve_reuses_cholesky(fgraph, node):
 def _lu_base(node):
     """(A, transposed) for the matrix an LU-capable node reads, else None."""
     op = node.op
-    if type(op) is Solve and op.assume_a == "gen":
-        m = node.inputs[0]
-    elif type(op) in (MatrixInverse, SLogDet):
+    if type(op) is Solve and op.assume_a == "gen" or type(op) in (MatrixInverse, SLogDet):
         m = node.inputs[0]
     else:
         return None

@@ -9,7 +9,7 @@ import numpy as np
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, Elemwise
 from symgraph.tensor.reduction import broadcast_like
-from symgraph.tensor.type import TensorConstant, TensorType, is_inexact
+from symgraph.tensor.type import TensorConstant, TensorType, TensorVariable, is_inexact
 
 E = ELEMWISE_OPS
 
@@ -48,7 +48,7 @@ def scalar_const(value: Any, dtype: str) -> TensorConstant:
     return TensorConstant(TensorType(dtype, ()), data)
 
 
-def fit(new: Variable | None, old: Variable) -> Variable | None:
+def fit(new: TensorVariable | None, old: TensorVariable) -> Variable | None:
     """``new`` shaped to replace ``old``: itself when the types agree, a cast when only the
     dtype differs, None (do not rewrite) when the static shapes differ."""
     if new is None:
@@ -72,7 +72,7 @@ def is_float(var: Variable) -> bool:
     return is_inexact(var)
 
 
-def zeros_like(var: Variable) -> Variable:
+def zeros_like(var: TensorVariable) -> Variable:
     """Zeros of ``var``'s type: a constant when the static shape is known, else a broadcast."""
     if None not in var.type.shape:
         data = np.zeros(var.type.shape, var.dtype)

@@ -19,12 +19,12 @@ errors name the rewrite and the user line).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from symgraph.graph.basic import Apply, Op, positional_arity
 from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule
 from symgraph.tensor.elemwise import Elemwise
-
 
 _USER_RULES: set[str] = set()  # names registered through this module (built-in rules cannot be replaced)
 

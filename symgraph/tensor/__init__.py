@@ -9,6 +9,7 @@ loads symgraph.gradient after this package.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 from symgraph.tensor import type as _type_module
 from symgraph.tensor.type import (CONSTRUCTORS, TensorConstant, TensorType, TensorVariable,
@@ -18,6 +19,11 @@ from symgraph.tensor.elemwise import (ELEMWISE_OPS, FUNCTIONS, DimShuffle, Elemw
 
 globals().update(CONSTRUCTORS)
 globals().update({name: fn for name, fn in FUNCTIONS.items() if name not in ("clip", "switch", "round")})
+if TYPE_CHECKING:
+    # The constructors (T.matrix, T.dvector, ...), the elementwise functions (T.exp, T.add, ...) and
+    # T.grad & co. (attached by symgraph/__init__.py) are put here from tables at import time: the
+    # type checker sees them as Any.
+    def __getattr__(name: str) -> Any: ...
 
 from symgraph.tensor.reduction import *  # noqa: E402,F401,F403
 from symgraph.tensor.shape import *  # noqa: E402,F401,F403
@@ -39,8 +45,9 @@ from symgraph.tensor import random_ops  # noqa: E402,F401  (random draws' ops: s
 from symgraph.tensor.collective import allreduce  # noqa: E402,F401
 
 # Theano/PyTensor spellings
-true_divide, floor_divide, divide, power, mul_ = true_div, int_div, true_div, pow, mul  # noqa: F821
-absolute, negative, square, bitwise_and, bitwise_or = abs, neg, sqr, and_, or_  # noqa: F821
-eq_, neq_ = eq, neq  # noqa: F821
+_F = FUNCTIONS  # the elementwise functions put into this namespace above
+true_divide, floor_divide, divide, power, mul_ = _F["true_div"], _F["int_div"], _F["true_div"], _F["pow"], _F["mul"]
+absolute, negative, square, bitwise_and, bitwise_or = _F["abs"], _F["neg"], _F["sqr"], _F["and_"], _F["or_"]
+eq_, neq_ = _F["eq"], _F["neq"]
 
 _type_module.ops = sys.modules[__name__]  # what x + y, x.sum(), x[i] ... call (see tensor/type.py)

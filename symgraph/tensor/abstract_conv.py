@@ -12,13 +12,14 @@ shape of what they compute, since a strided convolution maps several input lengt
 output length."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.convolution import Geometry, conv_with_pads, flip, input_grad, kernel_grad, spatial_lengths
 from symgraph.tensor.shape import ShapeEntry, as_int_entry, sfold, shape_i
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 from symgraph.tensor.window import dilated, int_tuple, out_length, padding_pairs
 
 __all__ = ["conv2d", "conv2d_transpose", "conv2d_grad_wrt_inputs", "conv2d_grad_wrt_weights",
@@ -45,7 +46,7 @@ def border_mode_to_pads(border_mode: Any, k_len: Sequence[ShapeEntry], dilation:
     return list(pads)
 
 
-def _hinted(v: Variable, hint: Sequence | None, what: str, required_from: int | None = None) -> list[ShapeEntry]:
+def _hinted(v: TensorVariable, hint: Sequence | None, what: str, required_from: int | None = None) -> list[ShapeEntry]:
     """Lengths of ``v`` (4 entries): the static shape, else the hint, else ``shape_i``. A hint that
     contradicts the static shape is a ShapeError."""
     if hint is not None and len(hint) != v.ndim:
@@ -60,7 +61,7 @@ def _hinted(v: Variable, hint: Sequence | None, what: str, required_from: int | 
     return out
 
 
-def _check_4d(v: Variable, what: str) -> Variable:
+def _check_4d(v: Variable, what: str) -> TensorVariable:
     v = as_tensor_variable(v)
     if v.ndim != 4:
         raise GraphTypeError(f"{what} must be a 4-d tensor, got {v} ({v.type})")
@@ -77,7 +78,7 @@ def _geometry(in_len: Sequence, k_len: Sequence, out_len: Sequence, border_mode:
 def conv2d(input: Any, filters: Any, input_shape: Sequence | None = None, filter_shape: Sequence | None = None,
            border_mode: Any = "valid", subsample: Any = (1, 1), filter_flip: bool = True,
            image_shape: Sequence | None = None, filter_dilation: Any = (1, 1), num_groups: int = 1,
-           unshared: bool = False, **kwargs: Any) -> Variable:
+           unshared: bool = False, **kwargs: Any) -> TensorVariable:
     """2-d convolution of ``input`` (batch, channels, rows, columns) with ``filters``
     (filters, channels / num_groups, rows, columns), as Theano's ``T.nnet.conv2d``."""
     if unshared:
@@ -96,7 +97,8 @@ def conv2d(input: Any, filters: Any, input_shape: Sequence | None = None, filter
 
 def conv2d_grad_wrt_inputs(output_grad: Any, filters: Any, input_shape: Sequence, filter_shape: Sequence | None = None,
                            border_mode: Any = "valid", subsample: Any = (1, 1), filter_flip: bool = True,
-                           filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> Variable:
+                           filter_dilation: Any = (1, 1), num_groups: int = 1,
+                           unshared: bool = False) -> TensorVariable:
     """The gradient of ``conv2d`` with respect to its input, for an input of ``input_shape``
     (its last two entries are required: ints or int scalars)."""
     if unshared:
@@ -112,7 +114,8 @@ def conv2d_grad_wrt_inputs(output_grad: Any, filters: Any, input_shape: Sequence
 
 def conv2d_grad_wrt_weights(input: Any, output_grad: Any, filter_shape: Sequence, input_shape: Sequence | None = None,
                             border_mode: Any = "valid", subsample: Any = (1, 1), filter_flip: bool = True,
-                            filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> Variable:
+                            filter_dilation: Any = (1, 1), num_groups: int = 1,
+                            unshared: bool = False) -> TensorVariable:
     """The gradient of ``conv2d`` with respect to its filters, for filters of ``filter_shape``
     (its last two entries are required)."""
     if unshared:
@@ -130,7 +133,7 @@ def conv2d_grad_wrt_weights(input: Any, output_grad: Any, filter_shape: Sequence
 
 def conv2d_transpose(input: Any, filters: Any, output_shape: Sequence, filter_shape: Sequence | None = None,
                      border_mode: Any = "valid", input_dilation: Any = (1, 1), filter_flip: bool = True,
-                     filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> Variable:
+                     filter_dilation: Any = (1, 1), num_groups: int = 1, unshared: bool = False) -> TensorVariable:
     """The transpose of ``conv2d`` (a "deconvolution"): ``conv2d_grad_wrt_inputs`` of ``input``
     with ``subsample=input_dilation``, producing ``output_shape``."""
     return conv2d_grad_wrt_inputs(input, filters, output_shape, filter_shape, border_mode, input_dilation,

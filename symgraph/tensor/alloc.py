@@ -7,12 +7,19 @@ import numpy as np
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, ShapeError, node_context
-from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.basic import Apply, Constant, Op
 from symgraph.tensor.elemwise import FUNCTIONS, _fmt, cast
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import as_int_entry, common_dtype, entry_var, shape_entries, shape_i, shape_tuple, to_dtype
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import (
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    is_inexact,
+    tensor_inputs,
+    tensor_outputs,
+)
 
 __all__ = ["alloc", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange", "Alloc", "ARange"]
 
@@ -43,11 +50,11 @@ class Alloc(Op):
         value, shp = inputs[0], tuple(int(s) for s in inputs[1:])
         lead = len(shp) - value.ndim
         for d, vd in enumerate(np.shape(value)):
-            if vd != shp[lead + d] and node.inputs[0].type.shape[d] != 1:
+            if vd != shp[lead + d] and tensor_inputs(node)[0].type.shape[d] != 1:
                 raise ShapeError(f"alloc: value of shape {np.shape(value)} does not fit shape {shp} in "
                                  f"dimension {lead + d} (only static length-1 dims broadcast)\n"
                                  + node_context(node, inputs))
-        out = np.empty(shp, dtype=node.outputs[0].dtype)
+        out = np.empty(shp, dtype=tensor_outputs(node)[0].dtype)
         out[...] = value
         return [out]
 
@@ -56,18 +63,18 @@ class Alloc(Op):
         return [sum_to(output_grads[0], value) if is_inexact(value) else None] + [None] * (len(inputs) - 1)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        static = node.outputs[0].type.shape
+        static = tensor_outputs(node)[0].type.shape
         return [tuple(s if s is not None else i for s, i in zip(static, node.inputs[1:]))]
 
 
-def alloc(value: Any, *shape: Any) -> Variable:
+def alloc(value: Any, *shape: Any) -> TensorVariable:
     """``value`` broadcast into a new array of ``shape`` (Theano's alloc(value, *shape))."""
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = tuple(shape[0])
     return Alloc()(value, *shape)
 
 
-def full(shape: Any, fill_value: Any, dtype: str | None = None) -> Variable:
+def full(shape: Any, fill_value: Any, dtype: str | None = None) -> TensorVariable:
     """A new array of ``shape`` filled with ``fill_value`` (numpy.full)."""
     value = as_tensor_variable(fill_value)
     if dtype is not None:
@@ -75,28 +82,28 @@ def full(shape: Any, fill_value: Any, dtype: str | None = None) -> Variable:
     return Alloc()(value, *shape_entries(shape, "full"))
 
 
-def zeros(shape: Any, dtype: str | None = None) -> Variable:
+def zeros(shape: Any, dtype: str | None = None) -> TensorVariable:
     """A new array of zeros (dtype floatX unless given)."""
     return full(shape, 0, dtype or config.floatX)
 
 
-def ones(shape: Any, dtype: str | None = None) -> Variable:
+def ones(shape: Any, dtype: str | None = None) -> TensorVariable:
     """A new array of ones (dtype floatX unless given)."""
     return full(shape, 1, dtype or config.floatX)
 
 
-def full_like(x: Any, fill_value: Any, dtype: str | None = None) -> Variable:
+def full_like(x: Any, fill_value: Any, dtype: str | None = None) -> TensorVariable:
     """An array shaped like ``x`` filled with ``fill_value`` (dtype of ``x`` unless given)."""
     x = as_tensor_variable(x)
     return Alloc()(to_dtype(as_tensor_variable(fill_value), dtype or x.dtype), *shape_tuple(x))
 
 
-def zeros_like(x: Any, dtype: str | None = None) -> Variable:
+def zeros_like(x: Any, dtype: str | None = None) -> TensorVariable:
     """Zeros shaped like ``x`` (dtype of ``x`` unless given)."""
     return full_like(x, 0, dtype)
 
 
-def ones_like(x: Any, dtype: str | None = None) -> Variable:
+def ones_like(x: Any, dtype: str | None = None) -> TensorVariable:
     """Ones shaped like ``x`` (dtype of ``x`` unless given)."""
     return full_like(x, 1, dtype)
 
@@ -132,12 +139,12 @@ class ARange(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         start, stop, step = (cast(i, "float64") for i in node.inputs)  # numpy computes the length in double
-        static = node.outputs[0].type.shape[0]
+        static = tensor_outputs(node)[0].type.shape[0]
         n = FUNCTIONS["ceil"](FUNCTIONS["true_div"](FUNCTIONS["sub"](stop, start), step))
         return [(static if static is not None else cast(FUNCTIONS["maximum"](n, 0), "int64"),)]
 
 
-def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None) -> Variable:
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None) -> TensorVariable:
     """``numpy.arange``: start/stop/step may be numbers or symbolic scalars."""
     if stop is None:
         start, stop = 0, start

@@ -10,17 +10,17 @@ rewrite ``bucket_allreduce`` makes it).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.type import as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact, tensor_outputs
 
 OPS = ("sum", "mean")
 STATS = {"calls": 0, "bytes": 0}
@@ -156,7 +156,7 @@ def allreduce_many(xs: Sequence[Any], op: str, dtype: str) -> list[np.ndarray]:
     return out
 
 
-def _check_op(op: str, x: Variable) -> None:
+def _check_op(op: str, x: TensorVariable) -> None:
     if op not in OPS:
         raise ValueError(f"allreduce: op must be one of {OPS}, got {op!r}")
     if op == "mean" and not is_inexact(x.dtype):
@@ -183,7 +183,7 @@ class AllReduce(Op):
         return Apply(self, [x], [x.type.make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [allreduce_value(inputs[0], self.op, node.outputs[0].dtype)]
+        return [allreduce_value(inputs[0], self.op, tensor_outputs(node)[0].dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         """Each process's output reads every process's input, with weight 1 (sum) or 1/size
@@ -215,16 +215,16 @@ class AllReduceBucket(Op):
         return Apply(self, xs, [x.type.make_variable() for x in xs])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return allreduce_many(inputs, self.op, node.outputs[0].dtype)
+        return allreduce_many(inputs, self.op, tensor_outputs(node)[0].dtype)
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return list(input_shapes)
 
-    def expand(self, inputs: list[Variable]) -> list[Variable]:
+    def expand(self, inputs: list[Variable]) -> list[TensorVariable]:
         return [AllReduce(self.op)(x) for x in inputs]
 
 
-def allreduce(x: Any, op: str = "mean") -> Variable:
+def allreduce(x: Any, op: str = "mean") -> TensorVariable:
     """``x`` summed (``op='sum'``) or averaged (``op='mean'``, the default) over every process of
     the MPI communicator; every process gets the result. Gradients of a data-parallel step:
     ``[T.allreduce(g) for g in T.grad(loss, params)]``."""

@@ -18,7 +18,8 @@ that index where they run the program's elements (numpy: the whole step at once)
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from symgraph import scalar
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, Elemwise, broadcast_shapes, broadcast_static_shape
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant
+from symgraph.tensor.type import TensorType, as_tensor_variable, constant, tensor_inputs, tensor_outputs
 
 Ref = tuple
 
@@ -57,7 +58,7 @@ class Composite(Op):
 
     # --- building programs ------------------------------------------------------------------
     @staticmethod
-    def of_node(node: Apply) -> tuple["Composite", list[Variable]]:
+    def of_node(node: Apply) -> tuple[Composite, list[Variable]]:
         """The program of an Elemwise or Composite node, and the variables bound to its inputs
         (a lone Elemwise's scalar constants are inlined, so only its other inputs are bound)."""
         if isinstance(node.op, Composite):
@@ -66,7 +67,7 @@ class Composite(Op):
             raise TypeError(f"{node.op} is not elementwise")
         bound: list[Variable] = []
         args = []
-        for v in node.inputs:
+        for v in tensor_inputs(node):
             if is_inlinable(v):
                 args.append(("c", v.dtype, v.data.item()))
                 continue
@@ -76,11 +77,11 @@ class Composite(Op):
         return Composite([v.dtype for v in bound], [(node.op.scalar_op.name, args)], [("s", 0)]), bound
 
     @staticmethod
-    def identity(dtype: str) -> "Composite":
+    def identity(dtype: str) -> Composite:
         """The program that returns its one input unchanged (no steps)."""
         return Composite([dtype], [], [("i", 0)])
 
-    def restrict(self, j: int) -> tuple["Composite", list[int]]:
+    def restrict(self, j: int) -> tuple[Composite, list[int]]:
         """The program computing only output ``j`` (its steps and inputs alone), and the indices of
         the original inputs it keeps, in order."""
         keep_in = sorted(self.output_deps[j])
@@ -107,7 +108,7 @@ class Composite(Op):
         """For each step, the set of input indices it depends on."""
         if self._deps is None:
             deps: list[frozenset] = []
-            for name, args in self.steps:
+            for _, args in self.steps:
                 deps.append(frozenset().union(*(self._ref_deps(a, deps) for a in args)))
             self._deps = tuple(deps)
         return self._deps
@@ -152,7 +153,7 @@ class Composite(Op):
     def perform(self, node: Apply, inputs: list) -> list:
         return self.run(self.plan(tuple(i.type for i in node.inputs)), inputs)
 
-    def run(self, p: "Plan", inputs: list, buffered: bool = True, out: list | None = None) -> list:
+    def run(self, p: Plan, inputs: list, buffered: bool = True, out: list | None = None) -> list:
         """Evaluate the program with schedule ``p`` (unbuffered when the run-time lengths do
         not match the static broadcasting the plan assumes, or when ``buffered`` is False).
         ``out``: arrays to hold the outputs; the steps that compute them write there directly
@@ -180,7 +181,7 @@ class Composite(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         result = []
-        for deps, out in zip(self.output_deps, node.outputs):
+        for deps, out in zip(self.output_deps, tensor_outputs(node)):
             result.append(broadcast_shapes([input_shapes[k] for k in sorted(deps)], out.type.shape))
         return result
 
@@ -242,7 +243,7 @@ class Composite(Op):
     __repr__ = __str__
 
     # --- the buffer schedule ----------------------------------------------------------------
-    def plan(self, input_types: tuple) -> "Plan":
+    def plan(self, input_types: tuple) -> Plan:
         """The schedule for inputs of these types (cached): see :class:`Plan`."""
         p = self._plans.get(input_types)
         if p is None:
@@ -282,9 +283,8 @@ def _step_shapes(steps: tuple, input_shapes: list) -> list[tuple]:
     for name, args in steps:
         arg_shapes = [input_shapes[a[1]] if a[0] == "i" else shapes[a[1]] if a[0] == "s" else () for a in args]
         first = arg_shapes[0]
-        if all(s == first for s in arg_shapes) and 1 not in first:
-            shapes.append(first)
-        elif len(arg_shapes) == 2 and arg_shapes[1] == () and 1 not in first:
+        same = all(s == first for s in arg_shapes) or len(arg_shapes) == 2 and arg_shapes[1] == ()
+        if same and 1 not in first:
             shapes.append(first)
         else:
             shapes.append(broadcast_static_shape(arg_shapes, f"the inputs of fused {name}"))
@@ -333,7 +333,7 @@ class Plan:
         self.guards = [(k, d, d + len(full) - len(s)) for k, s in enumerate(shapes)
                        for d, x in enumerate(s) if x is None and not pattern[d + len(full) - len(s)]]
         step_shapes = _step_shapes(op.steps, shapes)
-        for name, args in op.steps:
+        for _, args in op.steps:
             for a in args:
                 if a[0] == "c" and a not in const_index:
                     const_index[a] = len(consts)

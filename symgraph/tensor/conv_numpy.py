@@ -29,7 +29,7 @@ against 258 ms); the issue's probe on a quiet machine measured shifted GEMMs 37 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

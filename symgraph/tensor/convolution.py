@@ -23,19 +23,30 @@ PyTorch/JAX-style cross-correlation, 1-d, 2-d or 3-d, padding int / pairs / 'sam
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import cast
 from symgraph.tensor.conv_numpy import conv_numpy
-from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.elemwise import DimShuffle, cast
 from symgraph.tensor.shape import ShapeEntry, reshape, sfold, shape_i
-from symgraph.tensor.type import TensorType, as_tensor_variable
-from symgraph.tensor.window import (check_pads_input, dilated, int_tuple, out_length, padding_pairs, pads_of,
-                                    pads_operand, runtime_pads, same_pads, static_out_length, static_pads)
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_outputs
+from symgraph.tensor.window import (
+    check_pads_input,
+    dilated,
+    int_tuple,
+    out_length,
+    padding_pairs,
+    pads_of,
+    pads_operand,
+    runtime_pads,
+    same_pads,
+    static_out_length,
+    static_pads,
+)
 
 __all__ = ["Conv", "conv_general_dilated", "conv"]
 
@@ -116,7 +127,7 @@ class Conv(Op):
         try:
             padding = runtime_pads(self.padding, extra, self.nspatial, str(self))
             return [conv_numpy(x, w, self.strides, padding, self.lhs_dilation, self.rhs_dilation,
-                               self.feature_group_count, self.batch_group_count, node.outputs[0].dtype)]
+                               self.feature_group_count, self.batch_group_count, tensor_outputs(node)[0].dtype)]
         except ShapeError as e:  # symgraph errors carry their node's context themselves
             raise ShapeError(f"{e}\n{node_context(node, inputs)}") from None
 
@@ -150,7 +161,8 @@ class Geometry:
         self.groups, self.batch_groups = groups, batch_groups
 
     @classmethod
-    def of(cls, op: Conv, x: Variable, w: Variable, y: Variable, g: Variable, pads: Variable | None) -> "Geometry":
+    def of(cls, op: Conv, x: TensorVariable, w: TensorVariable, y: TensorVariable, g: TensorVariable,
+           pads: Variable | None) -> Geometry:
         return cls(spatial_lengths(x), spatial_lengths(w), spatial_lengths(y, g),
                    pads_of(op.padding, pads, op.nspatial), op.strides, op.lhs_dilation, op.rhs_dilation,
                    op.feature_group_count, op.batch_group_count)
@@ -161,7 +173,7 @@ class Geometry:
                    self.rhs_dilation)
 
 
-def spatial_lengths(v: Variable, alt: Variable | None = None) -> list[ShapeEntry]:
+def spatial_lengths(v: TensorVariable, alt: Variable | None = None) -> list[ShapeEntry]:
     """Lengths of the spatial axes (2 onwards) of ``v``: static where ``v`` (or ``alt``, a
     same-shaped variable) knows them, else ``shape_i`` of ``alt`` (or ``v``)."""
     src = alt if alt is not None else v
@@ -186,7 +198,7 @@ def conv_with_pads(pads: list, **params: Any):
     return (lambda a, b: op(a, b)) if vec is None else (lambda a, b: op(a, b, vec))
 
 
-def input_grad(g: Variable, w: Variable, geo: Geometry) -> Variable:
+def input_grad(g: Variable, w: Variable, geo: Geometry) -> TensorVariable:
     """d(cost)/d(input) of a convolution, given the output gradient ``g`` and the kernel ``w``:
     the transposed convolution, as a Conv (JAX's ``_conv_general_dilated_transpose_lhs``)."""
     # high side: in + lo - out (dilated); with stride 1 that is extent - 1 - hi, known without the lengths
@@ -200,7 +212,7 @@ def input_grad(g: Variable, w: Variable, geo: Geometry) -> Variable:
     return ungroup_batch(gx, geo.batch_groups) if geo.batch_groups > 1 else gx
 
 
-def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
+def kernel_grad(x: TensorVariable, g: TensorVariable, geo: Geometry) -> TensorVariable:
     """d(cost)/d(kernel) of a convolution, given its input ``x`` and output gradient ``g``: a Conv
     of the batch-and-channel-transposed input with the transposed output gradient as its kernel
     (JAX's ``_conv_general_dilated_transpose_rhs``)."""
@@ -212,21 +224,21 @@ def kernel_grad(x: Variable, g: Variable, geo: Geometry) -> Variable:
     return swap01(conv(swap01(x), swap01(g)))
 
 
-def swap01(v: Variable) -> Variable:
+def swap01(v: TensorVariable) -> TensorVariable:
     """``v`` with its first two axes exchanged (a view)."""
     return DimShuffle(v.ndim, (1, 0) + tuple(range(2, v.ndim)))(v)
 
 
-def flip(v: Variable) -> Variable:
+def flip(v: TensorVariable) -> TensorVariable:
     """``v`` reversed along its spatial axes (2 onwards): a view."""
     return v[(slice(None), slice(None)) + (slice(None, None, -1),) * (v.ndim - 2)]
 
 
-def _entries(v: Variable) -> list[ShapeEntry]:
+def _entries(v: TensorVariable) -> list[ShapeEntry]:
     return [s if s is not None else shape_i(v, d) for d, s in enumerate(v.type.shape)]
 
 
-def swap_io(w: Variable, groups: int) -> Variable:
+def swap_io(w: TensorVariable, groups: int) -> TensorVariable:
     """Kernel (O, I, *k) -> (groups * I, O / groups, *k): output and input channels exchanged
     within each group (the kernel of the input gradient)."""
     if groups == 1:
@@ -238,7 +250,7 @@ def swap_io(w: Variable, groups: int) -> Variable:
     return reshape(moved, [sfold("mul", i, groups), per] + ks)
 
 
-def ungroup_batch(gx: Variable, b: int) -> Variable:
+def ungroup_batch(gx: TensorVariable, b: int) -> TensorVariable:
     """(N / b, b * C, *s) -> (N, C, *s): the input gradient of a batch-grouped convolution."""
     nb, bc, *sp = _entries(gx)
     c = sfold("int_div", bc, b)
@@ -247,14 +259,14 @@ def ungroup_batch(gx: Variable, b: int) -> Variable:
     return reshape(moved, [sfold("mul", nb, b), c] + sp)
 
 
-def _cast_like(g: Variable, x: Variable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> TensorVariable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
 # ------------------------------------------------------------------------------------------ API
 
-def resolve_padding(padding: Any, x: Variable, w: Variable, strides: Sequence[int], lhs_dilation: Sequence[int],
-                    rhs_dilation: Sequence[int], what: str) -> list[tuple]:
+def resolve_padding(padding: Any, x: TensorVariable, w: TensorVariable, strides: Sequence[int],
+                    lhs_dilation: Sequence[int], rhs_dilation: Sequence[int], what: str) -> list[tuple]:
     """Padding given as 'VALID', 'SAME' (extra on the high side, as JAX and TensorFlow),
     'SAME_LOWER', 'FULL' (every window that meets an element: the dilated kernel extent - 1 on
     both sides), an int, or ints / (lo, hi) pairs per axis, as (lo, hi) entries per spatial axis
@@ -276,7 +288,7 @@ def resolve_padding(padding: Any, x: Variable, w: Variable, strides: Sequence[in
 
 def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int] | None = None, padding: Any = "VALID",
                          lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
-                         feature_group_count: int = 1, batch_group_count: int = 1) -> Variable:
+                         feature_group_count: int = 1, batch_group_count: int = 1) -> TensorVariable:
     """JAX's ``lax.conv_general_dilated`` with the default dimension numbers: ``lhs`` (N, C, *s),
     ``rhs`` (O, C / feature_group_count, *k), result (N / batch_group_count, O, *out)."""
     lhs, rhs = as_tensor_variable(lhs), as_tensor_variable(rhs)
@@ -291,7 +303,7 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int] | Non
                       feature_group_count=feature_group_count, batch_group_count=batch_group_count)(lhs, rhs)
 
 
-def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Variable:
+def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> TensorVariable:
     """Cross-correlation of ``x`` (N, C, *spatial) with ``w`` (O, C / groups, *window), 1-d, 2-d
     or 3-d (from ``w.ndim``), as ``torch.nn.functional.conv{1,2,3}d``: ``padding`` is an int,
     ints or (lo, hi) pairs per axis, 'valid', 'same' or 'full' (zero padding; 'same' keeps the

@@ -3,7 +3,8 @@
 ``specify_shape`` (a run-time checked promise about a shape)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,25 +12,25 @@ from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import DimShuffle, _fmt
 from symgraph.tensor.shape import as_int_entry, concatenate, entry_var, stack
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_outputs
 
 __all__ = ["shape_padleft", "shape_padright", "shape_padaxis", "join", "stacklists", "SpecifyShape",
            "specify_shape"]
 
 
-def shape_padleft(t: Any, n_ones: int = 1) -> Variable:
+def shape_padleft(t: Any, n_ones: int = 1) -> TensorVariable:
     """``t`` with ``n_ones`` new length-1 axes in front (a view)."""
     t = as_tensor_variable(t)
     return DimShuffle(t.ndim, ["x"] * n_ones + list(range(t.ndim)))(t)
 
 
-def shape_padright(t: Any, n_ones: int = 1) -> Variable:
+def shape_padright(t: Any, n_ones: int = 1) -> TensorVariable:
     """``t`` with ``n_ones`` new length-1 axes at the end (a view)."""
     t = as_tensor_variable(t)
     return DimShuffle(t.ndim, list(range(t.ndim)) + ["x"] * n_ones)(t)
 
 
-def shape_padaxis(t: Any, axis: int) -> Variable:
+def shape_padaxis(t: Any, axis: int) -> TensorVariable:
     """``t`` with a new length-1 axis at position ``axis`` of the result (negative counts from the end)."""
     t = as_tensor_variable(t)
     if not -t.ndim - 1 <= axis <= t.ndim:
@@ -41,7 +42,7 @@ def shape_padaxis(t: Any, axis: int) -> Variable:
     return DimShuffle(t.ndim, order)(t)
 
 
-def join(axis: Any, *tensors: Any) -> Variable:
+def join(axis: Any, *tensors: Any) -> TensorVariable:
     """Theano's ``join(axis, *tensors)``: ``concatenate(tensors, axis)`` (axis an int or a constant)."""
     if isinstance(axis, Constant):
         axis = int(np.asarray(axis.data))
@@ -52,7 +53,7 @@ def join(axis: Any, *tensors: Any) -> Variable:
     return concatenate(list(tensors), axis=int(axis))
 
 
-def stacklists(arg: Any) -> Variable:
+def stacklists(arg: Any) -> TensorVariable:
     """A tensor from a nested list of tensors (or numbers): ``stacklists([[a, b], [c, d]])`` is 2x2
     when a..d are scalars, and (2, 2, *shape) when they are arrays of equal shape."""
     if isinstance(arg, (list, tuple)):
@@ -98,12 +99,12 @@ class SpecifyShape(Op):
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         out = list(input_shapes[0])
         for d, v in zip(self.axes, node.inputs[1:]):
-            static = node.outputs[0].type.shape[d]
+            static = tensor_outputs(node)[0].type.shape[d]
             out[d] = static if static is not None else v
         return [tuple(out)]
 
 
-def specify_shape(x: Any, shape: Sequence[Any]) -> Variable:
+def specify_shape(x: Any, shape: Sequence[Any]) -> TensorVariable:
     """``x``, promised to have ``shape`` (ints, symbolic scalars, or None for "any length")."""
     x = as_tensor_variable(x)
     if isinstance(shape, Variable):

@@ -3,18 +3,26 @@ add broadcastable axes, drop length-1 axes), plus the T.add/T.exp/... functions 
 elementwise conveniences that take parameters (cast, switch/where, clip)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
-
-from types import SimpleNamespace
 
 from symgraph import scalar
 from symgraph.config import config
 from symgraph.errors import GradientError, GraphTypeError, ShapeError
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
 from symgraph.scalar import ZERO, ScalarOp, dtype_name
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    constant,
+    is_inexact,
+    tensor_outputs,
+)
 
 
 def broadcast_static_shape(shapes: Sequence[tuple], what: str = "operands") -> tuple:
@@ -62,7 +70,7 @@ class Elemwise(Op):
     def perform(self, node: Apply, inputs: list) -> list:
         with np.errstate(all="ignore"):
             out = self.scalar_op.np_fn(*inputs)
-        return [np.asarray(out, dtype=node.outputs[0].dtype)]
+        return [np.asarray(out, dtype=tensor_outputs(node)[0].dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         rule = self.scalar_op.grad
@@ -75,7 +83,7 @@ class Elemwise(Op):
                 for g, x in zip(grads, inputs)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        return [broadcast_shapes(input_shapes, node.outputs[0].type.shape)]
+        return [broadcast_shapes(input_shapes, tensor_outputs(node)[0].type.shape)]
 
 
 def broadcast_shapes(input_shapes: Sequence[tuple], static_out_shape: Sequence[int | None]) -> tuple:
@@ -187,13 +195,13 @@ class DimShuffle(Op):
         return [tuple(1 if o == "x" else s[o] for o in self.new_order)]
 
 
-def dimshuffle(x: Any, pattern: Sequence) -> Variable:
+def dimshuffle(x: Any, pattern: Sequence) -> TensorVariable:
     """``x.dimshuffle(pattern)``: e.g. (1, 0) transposes, ('x', 0) makes a row."""
     x = as_tensor_variable(x)
     return DimShuffle(x.ndim, pattern)(x)
 
 
-def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
+def transpose(x: Any, axes: Sequence[int] | None = None) -> TensorVariable:
     """Reverse the axes (or permute them as ``axes`` says), like numpy.transpose."""
     x = as_tensor_variable(x)
     if axes is None:
@@ -207,10 +215,11 @@ for _name, _op in ELEMWISE_OPS.items():
     _op.__name__ = _op.__qualname__ = _name  # type: ignore[attr-defined]
 # T.add, T.exp, ... are the Elemwise ops themselves, as in Theano and PyTensor: call one to build a
 # node, and compare a node's op with it in a rewrite (``node.op == T.true_div``).
-FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items() if not name.startswith("cast_") and not op.scalar_op.is_random}
+FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMWISE_OPS.items()
+                             if not name.startswith("cast_") and not op.scalar_op.is_random}
 
 
-def cast(x: Any, dtype: str) -> Variable:
+def cast(x: Any, dtype: str) -> TensorVariable:
     """``x`` converted to ``dtype`` (no-op when it already has it); 'floatX' means config.floatX."""
     x = as_tensor_variable(x)
     dtype = config.floatX if dtype == "floatX" else dtype_name(dtype)
@@ -219,7 +228,7 @@ def cast(x: Any, dtype: str) -> Variable:
     return ELEMWISE_OPS[f"cast_{dtype}"](x)
 
 
-def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
+def switch(cond: Any, if_true: Any, if_false: Any) -> TensorVariable:
     """Elementwise ``if_true`` where ``cond`` holds, else ``if_false`` (numpy.where)."""
     cond = as_tensor_variable(cond)
     if cond.dtype != "bool":
@@ -227,12 +236,12 @@ def switch(cond: Any, if_true: Any, if_false: Any) -> Variable:
     return ELEMWISE_OPS["switch"](cond, if_true, if_false)
 
 
-def clip(x: Any, lo: Any, hi: Any) -> Variable:
+def clip(x: Any, lo: Any, hi: Any) -> TensorVariable:
     """Limit ``x`` to [lo, hi] elementwise."""
     return ELEMWISE_OPS["clip"](x, lo, hi)
 
 
-def round(x: Any, mode: str | None = None) -> Variable:
+def round(x: Any, mode: str | None = None) -> TensorVariable:
     """Round elementwise to the nearest integer: ``mode='half_to_even'`` (numpy's rint, the default)
     or ``'half_away_from_zero'`` (C's round, Theano's old default)."""
     if mode in (None, "half_to_even"):

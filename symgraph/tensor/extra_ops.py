@@ -7,7 +7,8 @@ and nonzero are ops of their own.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from symgraph.tensor.alloc import alloc
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.shape import concatenate, flatten, reshape, shape_i, stack
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact, tensor_outputs
 
 __all__ = ["CumOp", "Repeat", "RepeatGrad", "Nonzero", "cumsum", "cumprod", "repeat", "tile", "roll",
            "nonzero", "flatnonzero", "nonzero_values", "where"]
@@ -46,7 +47,7 @@ class CumOp(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         fn = np.cumsum if self.mode == "add" else np.cumprod
-        return [fn(inputs[0], axis=self.axis, dtype=node.outputs[0].dtype)]
+        return [fn(inputs[0], axis=self.axis, dtype=tensor_outputs(node)[0].dtype)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (out,), (g,) = inputs, outputs, output_grads
@@ -61,15 +62,15 @@ class CumOp(Op):
         return [input_shapes[0]]
 
 
-def _flip(x: Variable, axis: int) -> Variable:
+def _flip(x: TensorVariable, axis: int) -> TensorVariable:
     return x[(slice(None),) * axis + (slice(None, None, -1),)]
 
 
-def _reverse_cumsum(g: Variable, axis: int) -> Variable:
+def _reverse_cumsum(g: Variable, axis: int) -> TensorVariable:
     return _flip(CumOp(axis, "add")(_flip(g, axis)), axis)
 
 
-def _cum(x: Any, axis: Any, mode: str) -> Variable:
+def _cum(x: Any, axis: Any, mode: str) -> TensorVariable:
     x = as_tensor_variable(x)
     if axis is None:
         return CumOp(0, mode)(flatten(x))
@@ -77,12 +78,12 @@ def _cum(x: Any, axis: Any, mode: str) -> Variable:
     return CumOp(a, mode)(x)
 
 
-def cumsum(x: Any, axis: Any = None) -> Variable:
+def cumsum(x: Any, axis: Any = None) -> TensorVariable:
     """numpy.cumsum: running sums along ``axis`` (None: over the flattened array)."""
     return _cum(x, axis, "add")
 
 
-def cumprod(x: Any, axis: Any = None) -> Variable:
+def cumprod(x: Any, axis: Any = None) -> TensorVariable:
     """numpy.cumprod: running products along ``axis`` (None: over the flattened array)."""
     return _cum(x, axis, "mul")
 
@@ -149,7 +150,7 @@ class RepeatGrad(Op):
         return [Repeat(self.axis)(gg, r), None]
 
 
-def repeat(x: Any, repeats: Any, axis: Any = None) -> Variable:
+def repeat(x: Any, repeats: Any, axis: Any = None) -> TensorVariable:
     """numpy.repeat: each element ``repeats`` times along ``axis`` (None: of the flattened array).
     A scalar count is a broadcast and reshape; a vector of counts uses the Repeat op."""
     x = as_tensor_variable(x)
@@ -170,7 +171,7 @@ def repeat(x: Any, repeats: Any, axis: Any = None) -> Variable:
     return reshape(spread, lengths[:axis] + [lengths[axis] * repeats] + lengths[axis + 1:])
 
 
-def tile(x: Any, reps: Sequence[Any], ndim: int | None = None) -> Variable:
+def tile(x: Any, reps: Sequence[Any], ndim: int | None = None) -> TensorVariable:
     """numpy.tile: ``x`` repeated ``reps[d]`` times along each axis d (reps padded as numpy does)."""
     x = as_tensor_variable(x)
     if isinstance(reps, Variable):
@@ -188,7 +189,7 @@ def tile(x: Any, reps: Sequence[Any], ndim: int | None = None) -> Variable:
     return reshape(full, [reps[d] * lengths[d] for d in range(nd)])
 
 
-def roll(x: Any, shift: Any, axis: Any = None) -> Variable:
+def roll(x: Any, shift: Any, axis: Any = None) -> TensorVariable:
     """numpy.roll: elements shifted by ``shift`` along ``axis`` (None: the flattened array), wrapping."""
     x = as_tensor_variable(x)
     if axis is None:
@@ -229,12 +230,12 @@ def nonzero(a: Any, return_matrix: bool = False) -> Any:
     return tuple(out)
 
 
-def flatnonzero(a: Any) -> Variable:
+def flatnonzero(a: Any) -> TensorVariable:
     """numpy.flatnonzero: indices of the non-zero elements of the flattened array."""
     return nonzero(flatten(as_tensor_variable(a)))[0]
 
 
-def nonzero_values(a: Any) -> Variable:
+def nonzero_values(a: Any) -> TensorVariable:
     """The non-zero elements of ``a``, flattened (Theano's nonzero_values)."""
     a = as_tensor_variable(a)
     return flatten(a)[flatnonzero(a)]

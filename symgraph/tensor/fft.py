@@ -17,25 +17,24 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import cast
-from symgraph.tensor.elemwise import ELEMWISE_OPS
+from symgraph.tensor.elemwise import ELEMWISE_OPS, cast
 from symgraph.tensor.reduction import prod
 from symgraph.tensor.shape import shape
 from symgraph.tensor.subtensor import set_subtensor
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 __all__ = ["RFFT", "IRFFT", "rfft", "irfft"]
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
 
 
-def _check_sizes(s: Variable, what: str) -> Variable:
+def _check_sizes(s: Variable, what: str) -> TensorVariable:
     s = as_tensor_variable(s)
     if s.ndim != 1 or s.dtype not in _INTS:
         raise GraphTypeError(f"{what}: the transform sizes must be an integer vector, got {s} ({s.type})")
     return s
 
 
-def _two_frequency_bins(g: Variable, s: Variable, factor: float) -> Variable:
+def _two_frequency_bins(g: TensorVariable, s: TensorVariable, factor: float) -> TensorVariable:
     """``g`` (…, bins, 2) with bins 1 .. n//2 + n%2 - 1 (each standing for +f and -f) times ``factor``."""
     n = s[-1]
     idx = (slice(None),) * (g.ndim - 2) + (slice(1, n // 2 + n % 2), slice(None))
@@ -99,7 +98,7 @@ def _norm(norm: Any) -> Any:
     return norm
 
 
-def rfft(inp: Any, norm: str | None = None) -> Variable:
+def rfft(inp: Any, norm: str | None = None) -> TensorVariable:
     """Real FFT of each of the m inputs of ``inp`` (m, ..., n): (m, ..., n//2 + 1, 2)."""
     inp = as_tensor_variable(inp)
     s = shape(inp)[1:]
@@ -109,7 +108,7 @@ def rfft(inp: Any, norm: str | None = None) -> Variable:
     return out
 
 
-def irfft(inp: Any, norm: str | None = None, is_odd: bool = False) -> Variable:
+def irfft(inp: Any, norm: str | None = None, is_odd: bool = False) -> TensorVariable:
     """Inverse of rfft: (m, ..., k, 2) to real (m, ..., n) with n = 2 (k - 1) (+ 1 if ``is_odd``)."""
     if not isinstance(is_odd, (bool, np.bool_)):
         raise ValueError(f"is_odd must be True or False, got {is_odd!r}")

@@ -19,7 +19,8 @@ import numpy as np
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.composite import Composite
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.reduction import CAReduce
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
 
 class ReduceOf(Op):
@@ -27,7 +28,7 @@ class ReduceOf(Op):
 
     __props__ = ("reduce", "program")
 
-    def __init__(self, reduce: Op, program: Composite):
+    def __init__(self, reduce: CAReduce, program: Composite):
         if len(program.outputs) != 1:
             raise GraphTypeError(f"ReduceOf needs a program with one output, got {program}")
         self.reduce, self.program = reduce, program
@@ -53,7 +54,7 @@ class ReduceOf(Op):
         inner, red = self.parts(node.inputs)
         return self.reduce.infer_shape(red, self.program.infer_shape(inner, input_shapes))
 
-    def expand(self, inputs: list[Variable]) -> list[Variable]:
+    def expand(self, inputs: list[Variable]) -> list[TensorVariable]:
         (value,) = self.program.expand(inputs)
         return [self.reduce(value)]
 
@@ -104,7 +105,7 @@ class Epilogue(Op):
         prog_shapes[self.slot] = self.core.infer_shape(core, core_shapes)[0]
         return self.program.infer_shape(prog, prog_shapes)
 
-    def expand(self, inputs: list[Variable]) -> list[Variable]:
+    def expand(self, inputs: list[Variable]) -> list[TensorVariable]:
         core_ins, prog_ins = self.split(inputs)
         result = self.core(*core_ins)
         prog_ins[self.slot] = result

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
 from symgraph.tensor.alloc import zeros_like
-from symgraph.tensor.type import as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact
 
 
 class _IdentityForward(Op):
@@ -61,12 +61,12 @@ class DependsOn(_IdentityForward):
 _zero_grad, _disconnected_grad = ZeroGrad(), DisconnectedGrad()
 
 
-def zero_grad(x: Any) -> Variable:
+def zero_grad(x: Any) -> TensorVariable:
     """``x`` unchanged, but with a zero gradient (``grad`` through it is 0, not an error)."""
     return _zero_grad(x)
 
 
-def disconnected_grad(x: Any) -> Variable:
+def disconnected_grad(x: Any) -> TensorVariable:
     """``x`` unchanged, but gradients stop here (as if ``x`` were a constant)."""
     return _disconnected_grad(x)
 

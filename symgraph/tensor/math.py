@@ -2,8 +2,9 @@
 tensordot and outer. Output dtypes are numpy's; certain shape mismatches fail at build time."""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Sequence
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -12,10 +13,17 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import DimShuffle, _fmt, broadcast_static_shape, cast, dimshuffle
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.shape import reshape, shape_i, sprod
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import (
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    is_inexact,
+    tensor_inputs,
+    tensor_outputs,
+)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _product_dtype(fn_name: str, da: str, db: str) -> str:
     """numpy's result dtype of ``np.<fn_name>`` on these dtypes (GraphTypeError if undefined)."""
     fn = getattr(np, fn_name)
@@ -25,20 +33,20 @@ def _product_dtype(fn_name: str, da: str, db: str) -> str:
         raise GraphTypeError(f"{fn_name} is not defined for dtypes {da} and {db} ({e})") from None
 
 
-def _check_inner(what: str, a: Variable, b: Variable, ka: int | None, kb: int | None) -> None:
+def _check_inner(what: str, a: TensorVariable, b: TensorVariable, ka: int | None, kb: int | None) -> None:
     if ka is not None and kb is not None and ka != kb:
         raise ShapeError(f"{what}: shapes {_fmt(a.type.shape)} and {_fmt(b.type.shape)} are not aligned: "
                          f"inner dimensions {ka} and {kb} differ")
 
 
-def _grad_as(g: Variable, x: Variable) -> Variable | None:
+def _grad_as(g: TensorVariable, x: TensorVariable) -> Variable | None:
     """``g`` cast to ``x``'s dtype, or None when ``x`` is not differentiable (integers)."""
     if not is_inexact(x):
         return None
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
-def _swap_last(x: Variable) -> Variable:
+def _swap_last(x: TensorVariable) -> TensorVariable:
     order = list(range(x.ndim))
     order[-2:] = order[-1], order[-2]
     return DimShuffle(x.ndim, order)(x)
@@ -58,7 +66,7 @@ class Dot(Op):
         return Apply(self, [a, b], [TensorType(_product_dtype("dot", a.dtype, b.dtype), shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np.asarray(np.dot(*inputs), dtype=node.outputs[0].dtype)]
+        return [np.asarray(np.dot(*inputs), dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (a, b), (g,) = inputs, output_grads
@@ -96,7 +104,7 @@ class MatMul(Op):
         return Apply(self, [a, b], [TensorType(dtype, shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np.asarray(np.matmul(*inputs), dtype=node.outputs[0].dtype)]
+        return [np.asarray(np.matmul(*inputs), dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (a, b), (g,) = inputs, output_grads
@@ -116,7 +124,7 @@ class MatMul(Op):
         return [ga, gb]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        (a, b), out = node.inputs, node.outputs[0].type.shape
+        (a, b), out = tensor_inputs(node), tensor_outputs(node)[0].type.shape
         nb = max(a.ndim, b.ndim, 2) - 2
         sa, sb = _padded(a, input_shapes[0], nb, True), _padded(b, input_shapes[1], nb, False)
         # static shapes decide broadcasting: a batch axis comes from the side not known to be 1
@@ -125,7 +133,7 @@ class MatMul(Op):
         return [batch + (sa[-2][0],) * (a.ndim > 1) + (sb[-1][0],) * (b.ndim > 1)]
 
 
-def _padded(x: Variable, shape: Sequence, nb: int, left: bool) -> list:
+def _padded(x: TensorVariable, shape: Sequence, nb: int, left: bool) -> list:
     """(symbolic, static) length pairs of a matmul operand promoted to 2-d and padded to nb batch axes."""
     pairs = list(zip(shape, x.type.shape))
     if x.ndim == 1:
@@ -133,13 +141,14 @@ def _padded(x: Variable, shape: Sequence, nb: int, left: bool) -> list:
     return [(1, 1)] * (nb + 2 - len(pairs)) + pairs
 
 
-def _insert_axis(x: Variable, pos: int) -> Variable:
+def _insert_axis(x: TensorVariable, pos: int) -> TensorVariable:
     order: list = list(range(x.ndim))
     order.insert(pos, "x")
     return DimShuffle(x.ndim, order)(x)
 
 
-def _normalize_tensordot_axes(axes: Any, a: Variable, b: Variable) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _normalize_tensordot_axes(axes: Any, a: TensorVariable,
+                              b: TensorVariable) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if isinstance(axes, (int, np.integer)):
         n = int(axes)
         if not 0 <= n <= min(a.ndim, b.ndim):
@@ -189,7 +198,7 @@ class TensorDot(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         out = np.tensordot(*inputs, axes=(self.axes_a, self.axes_b))
-        return [np.asarray(out, dtype=node.outputs[0].dtype)]
+        return [np.asarray(out, dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
         (a, b), (g,) = inputs, output_grads
@@ -212,7 +221,7 @@ class TensorDot(Op):
         return [self._out_shape(*input_shapes)]
 
 
-def dot(a: Any, b: Any) -> Variable:
+def dot(a: Any, b: Any) -> TensorVariable:
     """numpy.dot: scalars multiply, 1-d/2-d use the matrix product, N-d contract a's last axis
     with b's second-to-last."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
@@ -223,19 +232,19 @@ def dot(a: Any, b: Any) -> Variable:
     return TensorDot((a.ndim - 1,), (max(b.ndim - 2, 0),))(a, b)
 
 
-def matmul(a: Any, b: Any) -> Variable:
+def matmul(a: Any, b: Any) -> TensorVariable:
     """numpy.matmul (the ``@`` operator), batched over leading axes with broadcasting."""
     return MatMul()(a, b)
 
 
-def tensordot(a: Any, b: Any, axes: Any = 2) -> Variable:
+def tensordot(a: Any, b: Any, axes: Any = 2) -> TensorVariable:
     """numpy.tensordot: ``axes`` is an int (last n of a with first n of b) or a pair of axis lists."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
     ax_a, ax_b = _normalize_tensordot_axes(axes, a, b)
     return TensorDot(ax_a, ax_b)(a, b)
 
 
-def outer(a: Any, b: Any) -> Variable:
+def outer(a: Any, b: Any) -> TensorVariable:
     """numpy.outer: the product of every element of (flattened) a with every element of b."""
     a, b = as_tensor_variable(a), as_tensor_variable(b)
     a = a if a.ndim == 1 else (dimshuffle(a, ("x",)) if a.ndim == 0 else a.flatten())
@@ -243,7 +252,7 @@ def outer(a: Any, b: Any) -> Variable:
     return dimshuffle(a, (0, "x")) * dimshuffle(b, ("x", 0))
 
 
-def batched_dot(a: Any, b: Any) -> Variable:
+def batched_dot(a: Any, b: Any) -> TensorVariable:
     """Theano's batched_dot: ``dot(a[i], b[i])`` for every i along the first (batch) axis.
     1-d operands scale the other operand per batch; 2-d and 3-d ones use a batched matmul
     ((B, n) with (B, n) gives (B,)); more dimensions go through batched_tensordot."""
@@ -263,7 +272,7 @@ def batched_dot(a: Any, b: Any) -> Variable:
     return out if keep == [0, 1, 2] else DimShuffle(3, keep)(out)
 
 
-def batched_tensordot(x: Any, y: Any, axes: Any = 2) -> Variable:
+def batched_tensordot(x: Any, y: Any, axes: Any = 2) -> TensorVariable:
     """tensordot of ``x[i]`` with ``y[i]`` for every i along the first (batch) axis. ``axes`` is an int
     (the last n axes of x with axes 1..n of y) or a pair of axis lists (axis 0 is the batch)."""
     x, y = as_tensor_variable(x), as_tensor_variable(y)

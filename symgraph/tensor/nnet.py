@@ -7,16 +7,17 @@ from typing import Any
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
+from symgraph.tensor import abstract_conv  # noqa: F401  (T.nnet.abstract_conv)
+from symgraph.tensor.abstract_conv import conv2d, conv2d_transpose  # noqa: F401  (T.nnet.conv2d, ...)
 from symgraph.tensor.elemwise import ELEMWISE_OPS, FUNCTIONS, cast, switch
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import shape
-from symgraph.tensor.type import TensorType, as_tensor_variable
-from symgraph.tensor import abstract_conv  # noqa: F401  (T.nnet.abstract_conv)
-from symgraph.tensor.abstract_conv import conv2d, conv2d_transpose  # noqa: F401  (T.nnet.conv2d, ...)
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_outputs
 
 sigmoid, relu, softplus, tanh = FUNCTIONS["sigmoid"], FUNCTIONS["relu"], FUNCTIONS["softplus"], FUNCTIONS["tanh"]
+softsign = FUNCTIONS["softsign"]
 _exp, _log = ELEMWISE_OPS["exp"], ELEMWISE_OPS["log"]
 
 
@@ -74,7 +75,7 @@ class Softmax(_AxisSoftmax):
     name = "softmax"
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np_softmax(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)]
+        return [np_softmax(inputs[0].astype(tensor_outputs(node)[0].dtype, copy=False), self.axis)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (sm,), (g,) = inputs, outputs, output_grads
@@ -90,7 +91,7 @@ class LogSoftmax(_AxisSoftmax):
     name = "log_softmax"
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [np_log_softmax(inputs[0].astype(node.outputs[0].dtype, copy=False), self.axis)]
+        return [np_log_softmax(inputs[0].astype(tensor_outputs(node)[0].dtype, copy=False), self.axis)]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         (x,), (ls,), (g,) = inputs, outputs, output_grads
@@ -100,18 +101,18 @@ class LogSoftmax(_AxisSoftmax):
         return [_cast_like(gx, x)]
 
 
-def _cast_like(g: Variable, x: Variable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> TensorVariable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
-def softmax(x: Any, axis: int = -1) -> Variable:
+def softmax(x: Any, axis: int = -1) -> TensorVariable:
     """Softmax along ``axis`` (default the last), numerically stable."""
     x = as_tensor_variable(x)
     (ax,) = normalize_axis(axis, x.ndim, "softmax")
     return Softmax(ax)(x)
 
 
-def log_softmax(x: Any, axis: int = -1) -> Variable:
+def log_softmax(x: Any, axis: int = -1) -> TensorVariable:
     """Log of the softmax along ``axis``, numerically stable (finite where softmax underflows)."""
     x = as_tensor_variable(x)
     (ax,) = normalize_axis(axis, x.ndim, "log_softmax")
@@ -143,12 +144,12 @@ class OneHot(Op):
         return [tuple(input_shapes[0]) + tuple(input_shapes[1])[-1:]]
 
 
-def one_hot(idx: Any, like: Any) -> Variable:
+def one_hot(idx: Any, like: Any) -> TensorVariable:
     """Boolean one-hot rows for integer class indices ``idx``; the class count is ``like.shape[-1]``."""
     return OneHot()(idx, like)
 
 
-def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:
+def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> TensorVariable:
     """-sum(true * log(coding)) over the last axis; ``true_dist`` is a distribution (same shape as
     ``coding_dist``) or integer class indices (one fewer dimension)."""
     coding, true = as_tensor_variable(coding_dist), as_tensor_variable(true_dist)
@@ -162,32 +163,32 @@ def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:
     return -tsum(true * _log(coding), axis=-1)
 
 
-def binary_crossentropy(output: Any, target: Any) -> Variable:
+def binary_crossentropy(output: Any, target: Any) -> TensorVariable:
     """-(target * log(output) + (1 - target) * log(1 - output)), elementwise."""
     output, target = as_tensor_variable(output), as_tensor_variable(target)
     return -(target * _log(output) + (1 - target) * ELEMWISE_OPS["log1p"](-output))
 
 
-def sigmoid_binary_crossentropy(logits: Any, target: Any) -> Variable:
+def sigmoid_binary_crossentropy(logits: Any, target: Any) -> TensorVariable:
     """binary_crossentropy(sigmoid(logits), target), computed stably as softplus(logits) - target * logits."""
     logits = as_tensor_variable(logits)
     return softplus(logits) - target * logits
 
 
-def leaky_relu(x: Any, alpha: float = 0.01) -> Variable:
+def leaky_relu(x: Any, alpha: float = 0.01) -> TensorVariable:
     """x where x > 0, else alpha * x."""
     x = as_tensor_variable(x)
     return switch(x > 0, x, alpha * x)
 
 
-def elu(x: Any, alpha: float = 1.0) -> Variable:
+def elu(x: Any, alpha: float = 1.0) -> TensorVariable:
     """x where x > 0, else alpha * (exp(x) - 1); exp sees min(x, 0) so nothing overflows."""
     x = as_tensor_variable(x)
     neg = ELEMWISE_OPS["expm1"](ELEMWISE_OPS["minimum"](x, 0))
     return switch(x > 0, x, alpha * neg)
 
 
-def dropout(x: Any, p: Any = 0.5, srng: Any = None, rescale: bool = True) -> Variable:
+def dropout(x: Any, p: Any = 0.5, srng: Any = None, rescale: bool = True) -> TensorVariable:
     """Inverted dropout (as Lasagne's): each element of ``x`` is zeroed with probability ``p`` and the
     others are scaled by 1 / (1 - p) (left as they are with ``rescale=False``). The mask is
     ``srng.binomial(x.shape, n=1, p=1 - p, dtype=x.dtype)`` from the random stream ``srng``: one draw,
@@ -213,5 +214,5 @@ def dropout(x: Any, p: Any = 0.5, srng: Any = None, rescale: bool = True) -> Var
 
 
 __all__ = ["Softmax", "LogSoftmax", "OneHot", "softmax", "log_softmax", "one_hot", "categorical_crossentropy",
-           "binary_crossentropy", "sigmoid_binary_crossentropy", "sigmoid", "relu", "softplus", "tanh",
+           "binary_crossentropy", "sigmoid_binary_crossentropy", "sigmoid", "relu", "softplus", "softsign", "tanh",
            "leaky_relu", "elu", "dropout"]

@@ -15,7 +15,7 @@ op instead gives every position equal to the maximum the full gradient (Theano i
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

@@ -16,18 +16,31 @@ op with static or symbolic padding); Theano's ``pool_2d`` lives in ``T.signal.po
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.alloc import ones
-from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select, pool as np_pool
+from symgraph.tensor.pool_numpy import max_pool_grad, max_pool_select
+from symgraph.tensor.pool_numpy import pool as np_pool
 from symgraph.tensor.shape import ShapeEntry, sfold, shape_i
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant
-from symgraph.tensor.window import (check_pads_input, dilated, int_tuple, padding_pairs, pads_of, pads_operand,
-                                    out_length, runtime_pads, same_pads, static_out_length, static_pads)
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, tensor_outputs
+from symgraph.tensor.window import (
+    check_pads_input,
+    dilated,
+    int_tuple,
+    out_length,
+    padding_pairs,
+    pads_of,
+    pads_operand,
+    runtime_pads,
+    same_pads,
+    static_out_length,
+    static_pads,
+)
 
 __all__ = ["Pool", "MaxPoolGrad", "MaxPoolGradGrad", "max_pool", "avg_pool"]
 
@@ -36,7 +49,7 @@ class _Windowed(Op):
     """What the pool ops share: window, strides (default: the window), padding (an int or (lo, hi)
     pairs; None: a padding input follows the data inputs), and checks of the pooled input."""
 
-    __props__ = ("window", "strides", "padding")
+    __props__: tuple[str, ...] = ("window", "strides", "padding")
     n_data = 1  # data inputs before the optional padding input
 
     def __init__(self, window: Sequence[int], strides: Sequence[int] | None = None, padding: Any = 0):
@@ -124,7 +137,7 @@ class Pool(_Windowed):
 
     def compute(self, node: Apply, inputs: list) -> list:
         return [np_pool(inputs[0], self.mode, self.window, self.strides, self._runtime_pads(inputs),
-                        self.lhs_dilation, node.outputs[0].dtype)]
+                        self.lhs_dilation, tensor_outputs(node)[0].dtype)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [self._pooled_symbolic(node, input_shapes[0], self.lhs_dilation)]
@@ -161,7 +174,7 @@ class MaxPoolGrad(_Windowed):
 
     def compute(self, node: Apply, inputs: list) -> list:
         gx = max_pool_grad(inputs[0], inputs[1], self.window, self.strides, self._runtime_pads(inputs))
-        return [gx.astype(node.outputs[0].dtype, copy=False)]
+        return [gx.astype(tensor_outputs(node)[0].dtype, copy=False)]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [tuple(input_shapes[0])]
@@ -198,7 +211,7 @@ class MaxPoolGradGrad(_Windowed):
         return [None, scatter] + [None] * (len(inputs) - 2)
 
 
-def trailing_lengths(v: Variable, nd: int, alt: Variable | None = None) -> list[ShapeEntry]:
+def trailing_lengths(v: TensorVariable, nd: int, alt: Variable | None = None) -> list[ShapeEntry]:
     """Lengths of the last ``nd`` axes of ``v``: static where ``v`` (or the same-shaped ``alt``)
     knows them, else ``shape_i``."""
     src = alt if alt is not None else v
@@ -210,7 +223,7 @@ def trailing_lengths(v: Variable, nd: int, alt: Variable | None = None) -> list[
 
 
 def pool(x: Any, mode: str, window: Sequence[int], strides: Sequence[int] | None, pads: Sequence[tuple],
-         lhs_dilation: Sequence[int] | None = None) -> Variable:
+         lhs_dilation: Sequence[int] | None = None) -> TensorVariable:
     """A Pool node; ``pads`` are (lo, hi) entries per axis, ints or symbolic int scalars."""
     padding, vec = pads_operand(pads)
     op = Pool(mode, window, strides, padding, lhs_dilation)
@@ -237,7 +250,7 @@ def _normalized(x: Any, window: Any, stride: Any, padding: Any, what: str) -> tu
     return x, window, strides, pads
 
 
-def max_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0) -> Variable:
+def max_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0) -> TensorVariable:
     """Maximum over windows of the trailing axes (``len(window)`` of them; an int window pools
     all axes after (N, C)). ``stride`` defaults to the window; ``padding`` is an int, (lo, hi)
     pairs, 'valid' or 'same' (padded positions never win). The gradient goes to each window's
@@ -246,7 +259,8 @@ def max_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0) -> Varia
     return pool(x, "max", window, strides, pads)
 
 
-def avg_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True) -> Variable:
+def avg_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0,
+             count_include_pad: bool = True) -> TensorVariable:
     """Mean over windows of the trailing axes (arguments as ``max_pool``). With
     ``count_include_pad`` every window divides by its full size (PyTorch's and flax's default);
     without it, by the number of input elements it covers."""
@@ -258,7 +272,7 @@ def avg_pool(x: Any, window: Any, stride: Any = None, padding: Any = 0, count_in
 
 
 def window_counts(lengths: Sequence[ShapeEntry], window: Sequence[int], strides: Sequence[int],
-                  pads: Sequence[tuple], dtype: str) -> Variable:
+                  pads: Sequence[tuple], dtype: str) -> TensorVariable:
     """How many of ``lengths`` input positions each window covers (padding not counted): a
     constant when everything is known at build time, else a sum-pool of ones in the graph."""
     flat = list(lengths) + [e for p in pads for e in p]

@@ -18,7 +18,7 @@ from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.rng import draws, philox
 from symgraph.tensor.shape import as_int_entry, entry_var
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 __all__ = ["Words", "Blank", "Permutation", "Choice", "KeySplit", "KeyFoldIn", "counter_values"]
 
@@ -41,7 +41,7 @@ def counter_values(values: list) -> tuple[tuple[int, int], tuple[int, int, int]]
     return (k0, k1), (c1, c2, c3)
 
 
-def _check_words(words: list) -> list[Variable]:
+def _check_words(words: list) -> list[TensorVariable]:
     out = [as_tensor_variable(w) for w in words]
     for w in out:
         if w.ndim != 0 or w.dtype != "uint64":
@@ -135,9 +135,8 @@ class Choice(Op):
         n, p = int(inputs[5]), np.asarray(inputs[6], np.float64)
         size = tuple(int(s) for s in inputs[7:])
         k = math.prod(size)
-        if self.weighted:
-            if p.shape != (n,) or not np.all(p >= 0) or not p.sum() > 0:
-                raise ValueError(f"choice: p must hold {n} non-negative weights with a positive sum, got {p}")
+        if self.weighted and (p.shape != (n,) or not np.all(p >= 0) or not p.sum() > 0):
+            raise ValueError(f"choice: p must hold {n} non-negative weights with a positive sum, got {p}")
         if self.replace:
             cdf = np.cumsum(p)
             u = draws.uniform64(key, counter, 0, k) * cdf[-1]
@@ -201,7 +200,7 @@ class KeyFoldIn(Op):
         return [None, None]
 
 
-def _as_key(key: Any) -> Variable:
+def _as_key(key: Any) -> TensorVariable:
     key = as_tensor_variable(key)
     if key.dtype != "uint64" or key.ndim != 1 or key.type.shape[0] not in (2, None):
         raise GraphTypeError(f"a random key is a uint64 vector of 2 words (sg.random.key(seed)), "

@@ -3,16 +3,17 @@ compositions mean/var/std. Output dtypes follow numpy (small ints sum in int64).
 from __future__ import annotations
 
 import builtins
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant, is_inexact
 from symgraph.tensor import type as _type_module
+from symgraph.tensor.elemwise import ELEMWISE_OPS, DimShuffle, _fmt, broadcast_static_shape, cast, switch
 from symgraph.tensor.shape import reshape, shape_tuple
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, is_inexact, tensor_outputs
 
 # scalar op name -> (numpy reduction, public function name)
 _REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
@@ -82,7 +83,7 @@ class CAReduce(Op):
         return Apply(self, [x], [TensorType(self.out_dtype(x.dtype), shape).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        (x,), dtype = inputs, node.outputs[0].dtype
+        (x,), dtype = inputs, tensor_outputs(node)[0].dtype
         kw = {"dtype": dtype} if self.scalar_op in ("add", "mul") else {}
         out = self.np_fn(x, axis=self.axis, keepdims=self.keepdims, **kw)
         return [np.asarray(out, dtype=dtype)]
@@ -102,7 +103,7 @@ class CAReduce(Op):
             gx = g * first_extreme_mask(x, self.axis, "max" if self.scalar_op == "maximum" else "min")
         return [_cast_like(gx, x)]
 
-    def _keep(self, v: Variable) -> Variable:
+    def _keep(self, v: TensorVariable) -> TensorVariable:
         """``v`` (output-shaped) with the reduced axes put back as length-1 axes."""
         if self.keepdims or not self.axis:
             return v
@@ -114,11 +115,11 @@ class CAReduce(Op):
         return [_reduced_shape(input_shapes[0], self.axis, self.keepdims)]
 
 
-def _cast_like(g: Variable, x: Variable) -> Variable:
+def _cast_like(g: TensorVariable, x: TensorVariable) -> TensorVariable:
     return cast(g, x.dtype) if g.dtype != x.dtype else g
 
 
-def _prod_grad_factor(x: Variable, axis: tuple) -> Variable:
+def _prod_grad_factor(x: Variable, axis: tuple) -> TensorVariable:
     """d prod / d x: prod/x, made exact where x has zeros (one zero: the product of the others; more: 0)."""
     eq, is_zero = ELEMWISE_OPS["eq"], ELEMWISE_OPS["eq"](x, 0)
     nonzero = switch(is_zero, 1, x)
@@ -127,7 +128,7 @@ def _prod_grad_factor(x: Variable, axis: tuple) -> Variable:
     return switch(eq(n_zeros, 0), prod_nz / nonzero, switch(is_zero & eq(n_zeros, 1), prod_nz, 0))
 
 
-def first_extreme_mask(x: Variable, axis: tuple, which: str) -> Variable:
+def first_extreme_mask(x: TensorVariable, axis: tuple, which: str) -> TensorVariable:
     """True at the first position of each reduced slice's largest (``which='max'``) or smallest
     element, in C order over the reduced ``axis`` (a sorted tuple): the position argmax/argmin
     gives, where a NaN counts as extreme, as in numpy. The gradient of max/min: with ties all of
@@ -172,7 +173,7 @@ class BroadcastLike(Op):
         return [tuple(input_shapes[1])]
 
 
-def broadcast_like(g: Any, like: Any) -> Variable:
+def broadcast_like(g: Any, like: Any) -> TensorVariable:
     """``g`` broadcast to ``like``'s shape (no copy); returns ``g`` when its static shape already matches."""
     g, like = as_tensor_variable(g), as_tensor_variable(like)
     if g.ndim == like.ndim and g.type.shape == like.type.shape and None not in g.type.shape:
@@ -207,7 +208,7 @@ class ReducedSize(Op):
         return [()]
 
 
-def reduced_size(x: Variable, axis: tuple) -> Variable:
+def reduced_size(x: TensorVariable, axis: tuple) -> TensorVariable:
     """Count of elements over ``axis``: a Python int when the static shape knows it, else symbolic."""
     dims = [x.type.shape[a] for a in axis]
     if None not in dims:
@@ -256,44 +257,44 @@ class ArgReduce(Op):
         return [_reduced_shape(s, (self.axis,), self.keepdims)]
 
 
-def _reduce(scalar_op: str, x: Any, axis: Any, keepdims: bool, dtype: str | None = None) -> Variable:
+def _reduce(scalar_op: str, x: Any, axis: Any, keepdims: bool, dtype: str | None = None) -> TensorVariable:
     x = as_tensor_variable(x)
     axes = normalize_axis(axis, x.ndim, _REDUCERS[scalar_op][1])
     return CAReduce(scalar_op, axes, keepdims, dtype)(x)
 
 
-def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: str | None = None) -> Variable:
+def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: str | None = None) -> TensorVariable:
     """Sum over ``axis`` (None = all), like numpy.sum (ints accumulate in int64)."""
     return _reduce("add", x, axis, keepdims, dtype)
 
 
-def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype: str | None = None) -> Variable:
+def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype: str | None = None) -> TensorVariable:
     """Product over ``axis``, like numpy.prod; its gradient is exact where x has zeros."""
     return _reduce("mul", x, axis, keepdims, dtype)
 
 
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """Largest element over ``axis``, like numpy.max; the gradient goes to the first maximal
     position (as argmax picks it), so ties never multiply it."""
     return _reduce("maximum", x, axis, keepdims)
 
 
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """Smallest element over ``axis``, like numpy.min; the gradient goes to the first minimal position."""
     return _reduce("minimum", x, axis, keepdims)
 
 
-def all(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def all(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """True where every element over ``axis`` is nonzero (numpy.all)."""
     return _reduce("and", x, axis, keepdims)
 
 
-def any(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def any(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """True where some element over ``axis`` is nonzero (numpy.any)."""
     return _reduce("or", x, axis, keepdims)
 
 
-def _arg(which: str, x: Any, axis: Any, keepdims: bool) -> Variable:
+def _arg(which: str, x: Any, axis: Any, keepdims: bool) -> TensorVariable:
     x = as_tensor_variable(x)
     if isinstance(axis, (tuple, list)):
         if len(axis) != 1:
@@ -304,12 +305,12 @@ def _arg(which: str, x: Any, axis: Any, keepdims: bool) -> Variable:
     return ArgReduce(which, axis, keepdims)(x)
 
 
-def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """Index of the largest element along ``axis`` (None = of the flattened array), int64."""
     return _arg("max", x, axis, keepdims)
 
 
-def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """Index of the smallest element along ``axis`` (None = of the flattened array), int64."""
     return _arg("min", x, axis, keepdims)
 
@@ -318,7 +319,7 @@ def _mean_dtype(dtype: str) -> str:
     return dtype if is_inexact(dtype) else "float64"
 
 
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """Arithmetic mean over ``axis`` (numpy.mean: ints give float64, floats keep their dtype)."""
     x = as_tensor_variable(x)
     axes = normalize_axis(axis, x.ndim, "mean")
@@ -327,7 +328,7 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     return total / _as_count(reduced_size(x, axes), dtype)
 
 
-def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Variable:
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> TensorVariable:
     """Variance over ``axis`` with ``ddof`` delta degrees of freedom (numpy.var)."""
     x = as_tensor_variable(x)
     axes = normalize_axis(axis, x.ndim, "var")
@@ -344,18 +345,18 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Vari
     return CAReduce("add", axes, keepdims, sq.dtype)(sq) / _as_count(count, sq.dtype)
 
 
-def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Variable:
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> TensorVariable:
     """Standard deviation over ``axis`` (numpy.std), the square root of var."""
     return ELEMWISE_OPS["sqrt"](var(x, axis, keepdims, ddof))
 
 
-def _as_count(count: Any, dtype: str) -> Variable:
+def _as_count(count: Any, dtype: str) -> TensorVariable:
     if isinstance(count, (int, np.integer)):
         return constant(np.asarray(count, dtype=dtype))
     return cast(count, dtype)
 
 
-def sum_to(g: Variable, x: Variable) -> Variable:
+def sum_to(g: TensorVariable, x: TensorVariable) -> TensorVariable:
     """Sum a gradient ``g`` (broadcast to an output's shape) back to the shape of input ``x``:
     the leading axes ``x`` lacks, and the axes where ``x`` has static length 1 and ``g`` not."""
     lead = g.ndim - x.ndim

@@ -3,15 +3,25 @@ symbolic-shape helpers infer_shape uses. (alloc/zeros/ones/full/arange live in a
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from functools import reduce
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, _fmt, cast, switch
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    constant,
+    is_inexact,
+    tensor_inputs,
+    tensor_outputs,
+)
 
 __all__ = ["shape", "shape_i", "size", "reshape", "flatten", "squeeze", "expand_dims", "concatenate",
            "stack", "Shape", "Shape_i", "Reshape", "Join", "MakeVector"]
@@ -58,12 +68,12 @@ def as_int_entry(v: Any, what: str) -> ShapeEntry:
     return cast(v, "int64")
 
 
-def entry_var(e: ShapeEntry) -> Variable:
+def entry_var(e: ShapeEntry) -> TensorVariable:
     """A shape entry as an int64 0-d variable (constants for ints)."""
     return constant(np.asarray(e, dtype="int64")) if isinstance(e, int) else e
 
 
-def shape_tuple(x: Variable) -> tuple:
+def shape_tuple(x: TensorVariable) -> tuple:
     """``x``'s shape as a tuple of entries: static ints where known, else shape_i(x, d)."""
     return tuple(s if s is not None else shape_i(x, d) for d, s in enumerate(x.type.shape))
 
@@ -77,7 +87,7 @@ def common_dtype(vars: Sequence[Variable]) -> str:
     return np.result_type(*strong, *[v.data.item() for v, w in zip(vars, weak) if w]).name
 
 
-def to_dtype(v: Variable, dtype: str) -> Variable:
+def to_dtype(v: TensorVariable, dtype: str) -> TensorVariable:
     """``v`` as ``dtype``: constants are converted now, variables through a cast node."""
     if v.dtype == dtype:
         return v
@@ -128,7 +138,7 @@ class Shape_i(Op):
         return [()]
 
 
-def shape(x: Any) -> Variable:
+def shape(x: Any) -> TensorVariable:
     """``x.shape``: an int64 vector (a constant when the static shape is fully known)."""
     x = as_tensor_variable(x)
     if all(s is not None for s in x.type.shape):
@@ -136,7 +146,7 @@ def shape(x: Any) -> Variable:
     return Shape()(x)
 
 
-def shape_i(x: Any, i: int) -> Variable:
+def shape_i(x: Any, i: int) -> TensorVariable:
     """``x.shape[i]`` as an int64 scalar (a constant when that length is static)."""
     x = as_tensor_variable(x)
     if -x.ndim <= i < 0:
@@ -146,7 +156,7 @@ def shape_i(x: Any, i: int) -> Variable:
     return Shape_i(i)(x)
 
 
-def size(x: Any) -> Variable:
+def size(x: Any) -> TensorVariable:
     """``x.size``: the number of elements, an int64 scalar."""
     return entry_var(sprod(shape_tuple(as_tensor_variable(x))))
 
@@ -179,7 +189,7 @@ class MakeVector(Op):
         return [(len(node.inputs),)]
 
 
-def static_entries(vec: Variable) -> list[int | None]:
+def static_entries(vec: TensorVariable) -> list[int | None]:
     """What is known at build time about each entry of an int vector of static length."""
     n = vec.type.shape[0]
     if isinstance(vec, Constant):
@@ -191,7 +201,7 @@ def static_entries(vec: Variable) -> list[int | None]:
     return [None] * (n or 0)
 
 
-def vector_entry(vec: Variable, i: int) -> ShapeEntry:
+def vector_entry(vec: TensorVariable, i: int) -> ShapeEntry:
     """Entry ``i`` of an int vector as a shape entry, without indexing when the graph says it."""
     k = static_entries(vec)[i] if vec.type.shape[0] is not None else None
     if k is not None:
@@ -203,7 +213,7 @@ def vector_entry(vec: Variable, i: int) -> ShapeEntry:
     return to_dtype(vec[i], "int64")
 
 
-def shape_vector(newshape: Any, what: str) -> Variable:
+def shape_vector(newshape: Any, what: str) -> TensorVariable:
     """An int64 vector from an int, a sequence of ints/int scalars, or an int vector."""
     if isinstance(newshape, Variable) and newshape.ndim == 1:
         if newshape.type.numpy_dtype.kind not in "iu":
@@ -228,7 +238,7 @@ def shape_entries(newshape: Any, what: str) -> list[ShapeEntry]:
     return [vector_entry(vec, i) for i in range(vec.type.shape[0])]
 
 
-def stack(*tensors: Any, axis: int = 0) -> Variable:
+def stack(*tensors: Any, axis: int = 0) -> TensorVariable:
     """Join tensors of equal shape along a new axis: ``stack([a, b], axis=0)`` (numpy.stack), or
     Theano's older ``stack(a, b, c)`` (along a new first axis)."""
     if tensors and isinstance(tensors[0], (list, tuple)):
@@ -266,7 +276,7 @@ class Reshape(Op):
         out = self._static_shape(x, known)
         return Apply(self, [x, shp], [TensorType(x.dtype, out).make_variable()])
 
-    def _static_shape(self, x: Variable, known: list) -> tuple:
+    def _static_shape(self, x: TensorVariable, known: list) -> tuple:
         if any(k is not None and k < -1 for k in known) or sum(k == -1 for k in known) > 1:
             raise ShapeError(f"reshape: invalid new shape {_fmt(tuple(known))} (lengths must be >= 0, "
                              f"with at most one -1)")
@@ -289,7 +299,7 @@ class Reshape(Op):
         return [Reshape(x.ndim)(g, shape(x)) if is_inexact(x) else None, None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        vec, static = node.inputs[1], node.outputs[0].type.shape
+        vec, static = tensor_inputs(node)[1], tensor_outputs(node)[0].type.shape
         entries = [vector_entry(vec, i) for i in range(self.ndim)]
         free = None
         out = []
@@ -303,7 +313,7 @@ class Reshape(Op):
         return [tuple(out)]
 
 
-def reshape(x: Any, newshape: Any, ndim: int | None = None) -> Variable:
+def reshape(x: Any, newshape: Any, ndim: int | None = None) -> TensorVariable:
     """``x`` with a new shape (tuple of ints / int scalars, or an int vector); one entry may be -1."""
     x = as_tensor_variable(x)
     vec = shape_vector(newshape, "reshape")
@@ -315,7 +325,7 @@ def reshape(x: Any, newshape: Any, ndim: int | None = None) -> Variable:
     return Reshape(n if n is not None else ndim)(x, vec)
 
 
-def flatten(x: Any, ndim: int = 1) -> Variable:
+def flatten(x: Any, ndim: int = 1) -> TensorVariable:
     """Keep the first ``ndim - 1`` dims and merge the rest into one (Theano's flatten)."""
     x = as_tensor_variable(x)
     if not 1 <= ndim <= max(x.ndim, 1):
@@ -334,7 +344,7 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
     return norm
 
 
-def squeeze(x: Any, axis: Any = None) -> Variable:
+def squeeze(x: Any, axis: Any = None) -> TensorVariable:
     """Drop length-1 dims: all statically length-1 ones, or those in ``axis`` (which must be)."""
     x = as_tensor_variable(x)
     if axis is None:
@@ -347,7 +357,7 @@ def squeeze(x: Any, axis: Any = None) -> Variable:
     return DimShuffle(x.ndim, [d for d in range(x.ndim) if d not in drop])(x)
 
 
-def expand_dims(x: Any, axis: Any) -> Variable:
+def expand_dims(x: Any, axis: Any) -> TensorVariable:
     """Insert length-1 dims at positions ``axis`` of the result (numpy.expand_dims)."""
     x = as_tensor_variable(x)
     out_ndim = x.ndim + (1 if isinstance(axis, (int, np.integer)) else len(axis))
@@ -413,7 +423,7 @@ class Join(Op):
         return [tuple(out)]
 
 
-def concatenate(tensors: Sequence[Any], axis: int = 0) -> Variable:
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> TensorVariable:
     """Join tensors along an existing axis (numpy.concatenate)."""
     xs = [as_tensor_variable(t) for t in tensors]
     if not xs:

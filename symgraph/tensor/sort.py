@@ -13,14 +13,14 @@ from symgraph.tensor.alloc import zeros_like
 from symgraph.tensor.elemwise import cast
 from symgraph.tensor.reduction import normalize_axis
 from symgraph.tensor.shape import flatten
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact
 
 __all__ = ["Sort", "ArgSort", "TakeAlongAxis", "ScatterAddAlongAxis", "sort", "argsort", "take_along_axis",
            "scatter_add_along_axis"]
 KINDS = ("quicksort", "mergesort", "heapsort", "stable")
 
 
-def _axis(x: Variable, axis: Any, what: str) -> int:
+def _axis(x: TensorVariable, axis: Any, what: str) -> int:
     if x.ndim == 0:
         raise GraphTypeError(f"{what} needs at least one dimension, got {x} ({x.type})")
     (a,) = normalize_axis(axis, x.ndim, what)
@@ -83,7 +83,7 @@ class ArgSort(Op):
         return [input_shapes[0]]
 
 
-def _check_index(x: Variable, idx: Variable, axis: int, what: str) -> None:
+def _check_index(x: TensorVariable, idx: TensorVariable, axis: int, what: str) -> None:
     if idx.dtype not in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"):
         raise GraphTypeError(f"{what}: indices must be integers, got {idx} ({idx.type})")
     if idx.ndim != x.ndim or not 0 <= axis < x.ndim:
@@ -168,7 +168,7 @@ def _flat_if_none(x: Variable, axis: Any) -> tuple[Variable, Any]:
     return x, axis
 
 
-def sort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+def sort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> TensorVariable:
     """numpy.sort: ``a`` sorted along ``axis`` (None: the flattened array)."""
     if order is not None:
         raise ValueError("sort: order= (structured arrays) is not supported")
@@ -176,7 +176,7 @@ def sort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> 
     return Sort(_axis(a, axis, "sort"), kind)(a)
 
 
-def argsort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+def argsort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) -> TensorVariable:
     """numpy.argsort: int64 indices that sort ``a`` along ``axis`` (None: the flattened array)."""
     if order is not None:
         raise ValueError("argsort: order= (structured arrays) is not supported")
@@ -184,13 +184,13 @@ def argsort(a: Any, axis: Any = -1, kind: str = "quicksort", order: Any = None) 
     return ArgSort(_axis(a, axis, "argsort"), kind)(a)
 
 
-def take_along_axis(arr: Any, indices: Any, axis: int) -> Variable:
+def take_along_axis(arr: Any, indices: Any, axis: int) -> TensorVariable:
     """numpy.take_along_axis (indices with the same number of dimensions as ``arr``)."""
     arr, indices = as_tensor_variable(arr), as_tensor_variable(indices)
     return TakeAlongAxis(_axis(arr, axis, "take_along_axis"))(arr, indices)
 
 
-def scatter_add_along_axis(base: Any, indices: Any, values: Any, axis: int) -> Variable:
+def scatter_add_along_axis(base: Any, indices: Any, values: Any, axis: int) -> TensorVariable:
     """A copy of ``base`` with ``values`` added at the positions take_along_axis would read."""
     base = as_tensor_variable(base)
     return ScatterAddAlongAxis(_axis(base, axis, "scatter_add_along_axis"))(base, indices, values)

@@ -7,35 +7,33 @@ from typing import Any
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Variable
 from symgraph.tensor.alloc import alloc, arange, zeros
-from symgraph.tensor.elemwise import FUNCTIONS, cast, switch
-from symgraph.tensor.elemwise import DimShuffle
+from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, cast, switch
 from symgraph.tensor.shape import shape_i
 from symgraph.tensor.subtensor import set_subtensor
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
 __all__ = ["eye", "tri", "tril", "triu", "diag", "mgrid", "ogrid"]
 
 
-def _mask(n: Any, m: Any, k: Any, cmp: str) -> Variable:
+def _mask(n: Any, m: Any, k: Any, cmp: str) -> TensorVariable:
     """Boolean (n, m): ``cmp(i + k, j)`` for row i and column j."""
     rows = DimShuffle(1, (0, "x"))(arange(n))
     cols = DimShuffle(1, ("x", 0))(arange(m))
     return FUNCTIONS[cmp](rows + k, cols)
 
 
-def eye(n: Any, m: Any = None, k: Any = 0, dtype: str | None = None) -> Variable:
+def eye(n: Any, m: Any = None, k: Any = 0, dtype: str | None = None) -> TensorVariable:
     """numpy.eye: an (n, m) matrix with ones on the k-th diagonal (k > 0 above the main one)."""
     return cast(_mask(n, n if m is None else m, k, "eq"), dtype or config.floatX)
 
 
-def tri(N: Any, M: Any = None, k: Any = 0, dtype: str | None = None) -> Variable:
+def tri(N: Any, M: Any = None, k: Any = 0, dtype: str | None = None) -> TensorVariable:
     """numpy.tri: an (N, M) matrix with ones at and below the k-th diagonal."""
     return cast(_mask(N, N if M is None else M, k, "ge"), dtype or config.floatX)
 
 
-def _tri_of(x: Variable, k: Any) -> Variable:
+def _tri_of(x: TensorVariable, k: Any) -> TensorVariable:
     """tri's boolean mask for the last two axes of ``x`` (broadcasting over the leading ones)."""
     if x.ndim < 2:
         raise GraphTypeError(f"tril/triu need at least 2 dimensions, got {x} ({x.type})")
@@ -44,19 +42,19 @@ def _tri_of(x: Variable, k: Any) -> Variable:
     return _mask(n, m, k, "ge")
 
 
-def tril(m: Any, k: Any = 0) -> Variable:
+def tril(m: Any, k: Any = 0) -> TensorVariable:
     """numpy.tril: ``m`` with the elements above the k-th diagonal zeroed (last two axes)."""
     m = as_tensor_variable(m)
     return switch(_tri_of(m, k), m, 0)
 
 
-def triu(m: Any, k: Any = 0) -> Variable:
+def triu(m: Any, k: Any = 0) -> TensorVariable:
     """numpy.triu: ``m`` with the elements below the k-th diagonal zeroed (last two axes)."""
     m = as_tensor_variable(m)
     return switch(_tri_of(m, k - 1), 0, m)
 
 
-def diag(v: Any, k: int = 0) -> Variable:
+def diag(v: Any, k: int = 0) -> TensorVariable:
     """numpy.diag: a vector becomes a square matrix with it on the k-th diagonal; a matrix gives
     its k-th diagonal as a vector (k an int)."""
     v = as_tensor_variable(v)
@@ -82,7 +80,7 @@ class _Grid:
     def __init__(self, sparse: bool):
         self.sparse = sparse
 
-    def __getitem__(self, key: Any) -> list[Variable]:
+    def __getitem__(self, key: Any) -> list[TensorVariable]:
         key = key if isinstance(key, tuple) else (key,)
         ranges = []
         for s in key:

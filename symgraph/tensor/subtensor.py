@@ -7,19 +7,27 @@ integer scalar), "a" (an integer array), "b" (a boolean mask) or a slice written
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.tensor.alloc import zeros_like
 from symgraph.tensor.elemwise import FUNCTIONS, _fmt, broadcast_shapes, broadcast_static_shape, cast, switch
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.alloc import zeros_like
-from symgraph.tensor.shape import (MakeVector, Shape, as_int_entry, constant_int, entry_var,
-                                   sfold, shape_i)
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, constant, is_inexact
+from symgraph.tensor.shape import MakeVector, Shape, as_int_entry, constant_int, entry_var, sfold, shape_i
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    constant,
+    is_inexact,
+    tensor_inputs,
+)
 
 __all__ = ["subtensor", "set_subtensor", "inc_subtensor", "Subtensor", "AdvancedSubtensor", "IncSubtensor"]
 
@@ -79,24 +87,27 @@ def _known(p: Variable) -> Any:
     return p if k is None else k
 
 
-def index_shape(idx_list: tuple, xshape: Sequence, parts: Sequence[Variable], slice_len: Callable,
+def index_shape(idx_list: tuple, xshape: Sequence, parts: Sequence[TensorVariable], slice_len: Callable,
                 adv_shape: Callable, bcast: Callable) -> tuple:
     """Output shape of ``x[index]`` under numpy's rules, static or symbolic by the callbacks."""
-    parts = iter(parts)
+    it = iter(parts)
     has_adv = any(e in ("a", "b") for e in idx_list)
-    out, adv, adv_k, first, dim = [], [], [], 0, 0
+    out: list = []
+    adv: list = []
+    adv_k: list[int] = []
+    first, dim = 0, 0
     for k, e in enumerate(idx_list):
         if e is None:
             out.append(1)
         elif isinstance(e, tuple):
-            vals = [_known(next(parts)) if f else None for f in e]
+            vals = [_known(next(it)) if f else None for f in e]
             out.append(slice_len(xshape[dim], *vals))
             dim += 1
         elif e == "i" and not has_adv:
-            next(parts)
+            next(it)
             dim += 1
         else:  # advanced: arrays, masks, and integers mixed with them (numpy treats those as 0-d arrays)
-            p = next(parts)
+            p = next(it)
             if not adv_k:
                 first = len(out)
             adv_k.append(k)
@@ -109,13 +120,13 @@ def index_shape(idx_list: tuple, xshape: Sequence, parts: Sequence[Variable], sl
     return tuple(out)
 
 
-def _static_adv_shape(kind: str, p: Variable) -> tuple:
+def _static_adv_shape(kind: str, p: TensorVariable) -> tuple:
     if kind == "b":
         return (int(np.count_nonzero(p.data)) if isinstance(p, Constant) else None,)
     return p.type.shape
 
 
-def _consumed(idx_list: tuple, parts: Sequence[Variable]) -> int:
+def _consumed(idx_list: tuple, parts: Sequence[TensorVariable]) -> int:
     it = iter(parts)
     n = 0
     for e in idx_list:
@@ -128,7 +139,7 @@ _KIND_NAMES = {"s": "slice bound (0-d integer)", "i": "integer index (0-d intege
                "a": "integer index array", "b": "boolean mask"}
 
 
-def _check_parts(op: Op, x: Variable, parts: list) -> list:
+def _check_parts(op: _IndexOp, x: TensorVariable, parts: Sequence[Any]) -> list[TensorVariable]:
     """Validate the index inputs of an indexing node against its idx_list."""
     parts = [as_tensor_variable(p) for p in parts]
     kinds = [k for e in op.idx_list for k in ((["s"] * sum(e)) if isinstance(e, tuple) else [] if e is None else [e])]
@@ -148,7 +159,7 @@ def _check_parts(op: Op, x: Variable, parts: list) -> list:
 class _IndexOp(Op):
     """Shared parts of the indexing ops: the index structure and its numpy form."""
 
-    __props__ = ("idx_list",)
+    __props__: tuple[str, ...] = ("idx_list",)
 
     def __init__(self, idx_list: Sequence):
         self.idx_list = tuple(tuple(bool(f) for f in e) if isinstance(e, (tuple, list)) else e for e in idx_list)
@@ -159,7 +170,8 @@ class _IndexOp(Op):
 
     def np_index(self, values: Sequence) -> tuple:
         """The numpy index tuple for these index input values."""
-        it, idx = iter(values), []
+        it = iter(values)
+        idx: list[Any] = []
         for e in self.idx_list:
             if isinstance(e, tuple):
                 idx.append(slice(*(int(next(it)) if f else None for f in e)))
@@ -170,12 +182,13 @@ class _IndexOp(Op):
                 idx.append(int(v) if e == "i" else v)
         return tuple(idx)
 
-    def out_static_shape(self, x: Variable, parts: list) -> tuple:
+    def out_static_shape(self, x: TensorVariable, parts: Sequence[TensorVariable]) -> tuple:
         return index_shape(self.idx_list, x.type.shape, parts, _static_slice_length, _static_adv_shape,
                            lambda shapes: broadcast_static_shape(shapes, "index arrays"))
 
     def out_symbolic_shape(self, node: Apply, input_shapes: list, parts_at: int) -> tuple:
-        parts, shapes = node.inputs[parts_at:], dict(zip(map(id, node.inputs[parts_at:]), input_shapes[parts_at:]))
+        parts = tensor_inputs(node)[parts_at:]
+        shapes = dict(zip(map(id, parts), input_shapes[parts_at:]))
 
         def adv_shape(kind, p):
             if kind != "b":
@@ -206,8 +219,8 @@ class Subtensor(_IndexOp):
         x = as_tensor_variable(x)
         if self.advanced:
             raise GraphTypeError(f"{self} holds array indices; use AdvancedSubtensor")
-        parts = _check_parts(self, x, parts)
-        return Apply(self, [x] + parts, [TensorType(x.dtype, self.out_static_shape(x, parts)).make_variable()])
+        checked = _check_parts(self, x, parts)
+        return Apply(self, [x, *checked], [TensorType(x.dtype, self.out_static_shape(x, checked)).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
         return [np.asarray(inputs[0][self.np_index(inputs[1:])])]
@@ -228,8 +241,8 @@ class AdvancedSubtensor(Subtensor):
 
     def make_node(self, x: Any, *parts: Any) -> Apply:
         x = as_tensor_variable(x)
-        parts = _check_parts(self, x, parts)
-        return Apply(self, [x] + parts, [TensorType(x.dtype, self.out_static_shape(x, parts)).make_variable()])
+        checked = _check_parts(self, x, parts)
+        return Apply(self, [x, *checked], [TensorType(x.dtype, self.out_static_shape(x, checked)).make_variable()])
 
 
 class IncSubtensor(_IndexOp):
@@ -246,21 +259,21 @@ class IncSubtensor(_IndexOp):
 
     def make_node(self, x: Any, y: Any, *parts: Any) -> Apply:
         x, y = as_tensor_variable(x), as_tensor_variable(y)
-        parts = _check_parts(self, x, parts)
+        checked = _check_parts(self, x, parts)
         what = "set_subtensor" if self.set_instead_of_inc else "inc_subtensor"
         if y.dtype != x.dtype:
             if not ((isinstance(y, TensorConstant) and y.weak) or np.can_cast(y.dtype, x.dtype, "safe")):
                 raise GraphTypeError(f"{what}: the value {y} ({y.type}) cannot be safely cast to the dtype of "
                                      f"{x} ({x.type}); cast it first")
             y = constant(np.asarray(y.data, dtype=x.dtype)) if isinstance(y, TensorConstant) else cast(y, x.dtype)
-        sub = self.out_static_shape(x, parts)
+        sub = self.out_static_shape(x, checked)
         padded = (None,) * (len(sub) - y.ndim) + y.type.shape
         bad = y.ndim > len(sub) or any(ys not in (None, 1) and ss is not None and ss != ys
                                        for ys, ss in zip(padded, sub))
         if bad:
             raise ShapeError(f"{what}: a value of shape {_fmt(y.type.shape)} cannot be broadcast to the "
                              f"indexed part of {x}, of shape {_fmt(sub)}")
-        return Apply(self, [x, y] + parts, [x.type.make_variable()])
+        return Apply(self, [x, y, *checked], [x.type.make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
         x, y, idx = inputs[0], inputs[1], self.np_index(inputs[2:])
@@ -319,7 +332,7 @@ def _classify(item: Any, what: str) -> tuple:
                      f"masks, got {v} ({v.type})")
 
 
-def _normalize(x: Variable, index: Any) -> tuple[tuple, list]:
+def _normalize(x: TensorVariable, index: Any) -> tuple[tuple, list]:
     """Turn a user index into (idx_list, parts), expanding Ellipsis and checking static bounds."""
     what = f"indexing {x} ({x.type})"
     items = index if isinstance(index, tuple) else (index,)
@@ -340,8 +353,8 @@ def _normalize(x: Variable, index: Any) -> tuple[tuple, list]:
     return tuple(idx_list), parts
 
 
-def _check_static_bounds(x: Variable, e: Any, ps: list, dim: int, what: str) -> None:
-    if e not in ("i", "a", "b") or not isinstance(ps[0], Constant):
+def _check_static_bounds(x: TensorVariable, e: Any, ps: list, dim: int, what: str) -> None:
+    if e not in ("i", "a", "b") or not isinstance(ps[0], TensorConstant):
         return
     if e == "b":
         mshape, xs = ps[0].type.shape, x.type.shape[dim:dim + ps[0].ndim]
@@ -355,17 +368,17 @@ def _check_static_bounds(x: Variable, e: Any, ps: list, dim: int, what: str) -> 
         raise IndexError(f"{what}: index {bad} is out of bounds for axis {dim} with size {n}")
 
 
-def subtensor(x: Any, index: Any) -> Variable:
+def subtensor(x: Any, index: Any) -> TensorVariable:
     """``x[index]`` with numpy semantics (used by TensorVariable.__getitem__)."""
     x = as_tensor_variable(x)
     idx_list, parts = _normalize(x, index)
     if idx_list == ("i",) and isinstance(parts[0], Constant) and x.owner is not None:
-        k = constant_int(parts[0])
-        if isinstance(x.owner.op, Shape):  # x.shape[k] -> shape_i
+        k = constant_int(parts[0])  # (an "i" index is a 0-d integer: known here)
+        if k is not None and isinstance(x.owner.op, Shape):  # x.shape[k] -> shape_i
             return shape_i(x.owner.inputs[0], k)
-        if isinstance(x.owner.op, MakeVector):
-            return x.owner.inputs[k]
-    if isinstance(x, Constant) and x.ndim == 1 and x.dtype == "int64" and idx_list == ("i",) \
+        if k is not None and isinstance(x.owner.op, MakeVector):
+            return tensor_inputs(x.owner)[k]
+    if isinstance(x, TensorConstant) and x.ndim == 1 and x.dtype == "int64" and idx_list == ("i",) \
             and isinstance(parts[0], Constant):  # an entry of a constant shape: fold it now
         return constant(np.asarray(x.data[constant_int(parts[0])]))
     return _index_op(idx_list)(x, *parts)
@@ -379,13 +392,13 @@ def _owner_index(x_sub: Any, what: str) -> tuple[Variable, tuple, list]:
     return node.inputs[0], node.op.idx_list, node.inputs[1:]
 
 
-def set_subtensor(x_sub: Any, y: Any) -> Variable:
+def set_subtensor(x_sub: Any, y: Any) -> TensorVariable:
     """A copy of ``x`` with ``x[idx]`` set to ``y``, called as ``set_subtensor(x[idx], y)``."""
     x, idx_list, parts = _owner_index(x_sub, "set_subtensor")
     return IncSubtensor(idx_list, True)(x, y, *parts)
 
 
-def inc_subtensor(x_sub: Any, y: Any, set_instead_of_inc: bool = False) -> Variable:
+def inc_subtensor(x_sub: Any, y: Any, set_instead_of_inc: bool = False) -> TensorVariable:
     """A copy of ``x`` with ``y`` added to ``x[idx]`` (repeats accumulate), called as ``inc_subtensor(x[idx], y)``."""
     x, idx_list, parts = _owner_index(x_sub, "inc_subtensor")
     return IncSubtensor(idx_list, set_instead_of_inc)(x, y, *parts)

@@ -6,14 +6,15 @@ through ``ops``: the ``symgraph.tensor`` namespace, which ``symgraph/tensor/__in
 once every op module is loaded (dependency inversion: nothing here imports the ops)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, InputError
 from symgraph.graph import hooks
-from symgraph.graph.basic import Constant, Type, Variable
+from symgraph.graph.basic import Apply, Constant, Type, Variable
 from symgraph.scalar import dtype_name
 
 ops: Any = None
@@ -30,7 +31,10 @@ class TensorType(Type):
     Theano's form ``TensorType(dtype, broadcastable=(False, True))`` (a flag per axis: True = length
     1) is accepted too, also positionally. A type is callable: ``T.dmatrix('x')`` is a new variable."""
 
-    def __init__(self, dtype: str, shape: Sequence[int | None] | None = None,
+    variable_class: ClassVar[type[TensorVariable]]  # set below, once the classes are defined
+    constant_class: ClassVar[type[TensorConstant]]
+
+    def __init__(self, dtype: str | np.dtype, shape: Sequence[int | None] | None = None,
                  broadcastable: Sequence[bool] | None = None):
         if shape is not None and broadcastable is None and len(shape) and all(isinstance(s, bool) for s in shape):
             shape, broadcastable = None, shape  # Theano's positional broadcastable pattern
@@ -91,11 +95,15 @@ class TensorType(Type):
     def __reduce__(self) -> tuple:
         return TensorType, (self.dtype, self.shape)
 
-    def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> "TensorType":
+    def make_variable(self, name: str | None = None) -> TensorVariable:
+        """A new free tensor variable of this type."""
+        return self.variable_class(self, None, None, name)
+
+    def clone(self, dtype: str | None = None, shape: Sequence[int | None] | None = None) -> TensorType:
         """This type with another dtype and/or static shape."""
         return TensorType(dtype or self.dtype, self.shape if shape is None else shape)
 
-    def is_super(self, other: "TensorType") -> bool:
+    def is_super(self, other: TensorType) -> bool:
         """True when every value of ``other`` is also a value of this type (Theano's Type.is_super)."""
         return (isinstance(other, TensorType) and other.dtype == self.dtype and other.ndim == self.ndim
                 and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
@@ -155,8 +163,11 @@ class TensorType(Type):
                          f"precision. Cast the data, or pass allow_input_downcast=True to sg.function")
 
 
-class _TensorOperators:
-    """numpy-like operators and methods shared by tensor variables and constants."""
+class TensorVariable(Variable):
+    """A symbolic n-dimensional array, with numpy-like operators and methods (constants are
+    tensor variables too: ``TensorConstant`` below)."""
+
+    type: TensorType
 
     # arithmetic
     def __add__(self, other): return ops.add(self, other)
@@ -256,13 +267,10 @@ class _TensorOperators:
         return hooks.repr_svg(self)
 
 
-class TensorVariable(_TensorOperators, Variable):
-    """A symbolic n-dimensional array."""
-
-
-class TensorConstant(_TensorOperators, Constant):
-    """A constant array in the graph. ``weak`` constants came from Python numbers and take the
-    dtype of what they combine with (NumPy 2's rule for Python scalars)."""
+class TensorConstant(TensorVariable, Constant):
+    """A constant array in the graph: a tensor variable with fixed ``data`` (as in PyTensor).
+    ``weak`` constants came from Python numbers and take the dtype of what they combine with
+    (NumPy 2's rule for Python scalars)."""
 
     def __init__(self, type: TensorType, data: Any, name: str | None = None, weak: bool = False):
         Constant.__init__(self, type, data, name)
@@ -272,7 +280,7 @@ class TensorConstant(_TensorOperators, Constant):
         """Merge key: equal type, value and weakness."""
         return super().signature() + (self.weak,)
 
-    def clone(self) -> "TensorConstant":
+    def clone(self) -> TensorConstant:
         """Constants are values: a copy of the graph shares them."""
         return self
 
@@ -352,7 +360,7 @@ def constant(value: Any, name: str | None = None, dtype: str | None = None) -> T
 def as_tensor_variable(x: Any, name: str | None = None, ndim: int | None = None) -> TensorVariable:
     """``x`` itself if it is a tensor variable, else a constant made from it."""
     if isinstance(x, Variable):
-        if not isinstance(x.type, TensorType):
+        if not isinstance(x, TensorVariable):  # (every variable of a TensorType is one)
             raise GraphTypeError(f"expected a tensor variable, got {x} of type {x.type}")
         v = x
     elif isinstance(x, (list, tuple)) and any(isinstance(e, Variable) for e in x):
@@ -376,3 +384,15 @@ def is_inexact(x: Any) -> bool:
 def is_integer(x: Any) -> bool:
     """True for signed and unsigned integer dtypes (not bool)."""
     return np.dtype(getattr(x, "dtype", x)).kind in "iu"
+
+
+def tensor_inputs(node: Apply) -> list[TensorVariable]:
+    """``node.inputs`` typed as tensor variables, for code that handles a tensor op's node: a tensor
+    op's make_node builds its node from tensor variables (as_tensor_variable), which a type checker
+    cannot follow through ``Apply``. No check and no copy: the node's own list."""
+    return cast("list[TensorVariable]", node.inputs)
+
+
+def tensor_outputs(node: Apply) -> list[TensorVariable]:
+    """``node.outputs`` typed as tensor variables (see ``tensor_inputs``)."""
+    return cast("list[TensorVariable]", node.outputs)

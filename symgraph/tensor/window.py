@@ -10,15 +10,16 @@ read the padded, dilated coordinate ``o * s + t * d``; input element ``i`` sits 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import gcd
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph.basic import Variable
 from symgraph.tensor.shape import ShapeEntry, sfold, shape_vector, static_entries, vector_entry
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
 Padding = tuple  # a tuple of (lo, hi) int pairs, one per spatial axis
 
@@ -137,7 +138,7 @@ def static_pads(padding: Padding | None, pads: Variable | None, n: int) -> list[
     return [(known[2 * i], known[2 * i + 1]) if None not in known[2 * i:2 * i + 2] else None for i in range(n)]
 
 
-def check_pads_input(pads: Any, n: int, what: str) -> Variable:
+def check_pads_input(pads: Any, n: int, what: str) -> TensorVariable:
     """The dynamic-padding input: an integer vector of length ``2 * n``, as int64."""
     pads = as_tensor_variable(pads)
     if pads.ndim != 1 or pads.type.numpy_dtype.kind not in "iu":

@@ -2,18 +2,15 @@
 really produces) and the per-node check DebugMode runs (``infer_shape_error``)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
-
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.compile.shape_check import InferShapeError, infer_shape_error
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.graph.evaluate import evaluate
-from symgraph.graph.traversal import ancestors
-from symgraph.tensor.shape import shape_tuple
-from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
 def check_infer_shape(op: Callable, inputs: Sequence[Variable], values: Sequence[Any],

@@ -15,7 +15,8 @@ strategy of numbers.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st

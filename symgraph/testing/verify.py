@@ -7,7 +7,8 @@ is the compiled output projected in float64).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def verify_grad(fn: Callable[..., Any], point: Sequence[Any], n_tests: int = 2, 
         analytic = [np.asarray(g, dtype=np.float64) for g in f_grad(*point, proj)]
         # the projection is summed in float64 here, so rounding in the sum of a float32 output does
         # not swamp the difference of the one element that changed
-        numeric = numeric_grad(lambda *xs: np.sum(np.asarray(f_out(*xs), np.float64) * proj), point, eps)
+        numeric = numeric_grad(lambda *xs, proj=proj: np.sum(np.asarray(f_out(*xs), np.float64) * proj), point, eps)
         _compare(analytic, numeric, point, abs_tol, rel_tol, eps)
 
 
@@ -121,9 +122,11 @@ def _compare(analytic: list, numeric: list, point: list, abs_tol: float, rel_tol
     k, i, abs_err, rel_err = worst
     with np.printoptions(precision=6, threshold=60, edgeitems=3):
         msg = (f"verify_grad: analytic and numeric gradients differ for input {k} at element {tuple(map(int, i))}:\n"
-               f"  analytic {float(analytic[k][i])!r}, numeric {float(numeric[k][i])!r} (abs err {abs_err:.3g} > {abs_tol:g}, "
+               f"  analytic {float(analytic[k][i])!r}, numeric {float(numeric[k][i])!r} "
+               f"(abs err {abs_err:.3g} > {abs_tol:g}, "
                f"rel err {rel_err:.3g} > {rel_tol:g}, eps {eps:g})\n"
                f"  analytic gradient of input {k}:\n{analytic[k]}\n"
                f"  numeric gradient of input {k}:\n{numeric[k]}\n"
-               f"  point:\n" + "\n".join(f"    input{j} ({p.dtype}{list(p.shape)}): {p!r}" for j, p in enumerate(point)))
+               "  point:\n" + "\n".join(f"    input{j} ({p.dtype}{list(p.shape)}): {p!r}"
+                                         for j, p in enumerate(point)))
     raise GradientCheckError(msg, analytic, numeric, (k, i), point)

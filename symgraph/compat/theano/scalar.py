@@ -13,7 +13,7 @@ float64, float32, float16 = TensorType("float64", ()), TensorType("float32", ())
 int64, int32, int16, int8 = (TensorType(d, ()) for d in ("int64", "int32", "int16", "int8"))
 uint8, bool = TensorType("uint8", ()), TensorType("bool", ())  # noqa: A001
 complex64, complex128 = TensorType("complex64", ()), TensorType("complex128", ())
-globals().update({name: op for name, op in ELEMWISE_OPS.items()})
+globals().update(ELEMWISE_OPS)
 
 
 def as_scalar(x: Any) -> Any:

@@ -49,6 +49,8 @@ class TypedListType(Type):
 class TypedListVariable(Variable):
     """A symbolic list: ``tl[i]`` is its i-th element, ``len`` is ``length(tl)``."""
 
+    type: TypedListType
+
     def __getitem__(self, index: Any) -> Variable:
         return GetItem()(self, index)
 
@@ -59,13 +61,13 @@ class TypedListVariable(Variable):
 TypedListType.variable_class = TypedListVariable
 
 
-def _as_list(x: Any) -> Variable:
-    if not isinstance(x, Variable) or not isinstance(x.type, TypedListType):
+def _as_list(x: Any) -> TypedListVariable:
+    if not isinstance(x, TypedListVariable):  # (every variable of a TypedListType is one)
         raise GraphTypeError(f"expected a typed list variable, got {x!r}")
     return x
 
 
-def _element(tl: Variable, x: Any, what: str) -> Variable:
+def _element(tl: TypedListVariable, x: Any, what: str) -> Variable:
     x = x if isinstance(x, Variable) else tl.type.ttype.make_constant(x)
     if x.type != tl.type.ttype and not (isinstance(x.type, TensorType) and tl.type.ttype.is_super(x.type)):
         raise GraphTypeError(f"{what}: {x} has type {x.type}, the list holds {tl.type.ttype}")

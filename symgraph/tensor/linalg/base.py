@@ -13,16 +13,15 @@ are NaN instead and the other matrices of the batch are unaffected.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, LinAlgError, ShapeError, node_context
 from symgraph.graph.basic import Apply, Op, Variable
-from symgraph.tensor.elemwise import cast
-from symgraph.tensor.elemwise import _fmt, broadcast_static_shape
-from symgraph.tensor.elemwise import broadcast_shapes
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.elemwise import _fmt, broadcast_shapes, broadcast_static_shape, cast
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, tensor_inputs
 
 ON_ERROR = ("raise", "nan")
 
@@ -39,7 +38,7 @@ def linalg_dtype(*dtypes: str) -> str:
     return "float32" if dt == np.float16 else dt.name
 
 
-def as_matrices(*xs: Any) -> list[Variable]:
+def as_matrices(*xs: Any) -> list[TensorVariable]:
     """``xs`` as tensors of one linalg dtype, each with at least two dimensions."""
     xs_t = [as_tensor_variable(x) for x in xs]
     dtype = linalg_dtype(*[x.dtype for x in xs_t])
@@ -49,7 +48,7 @@ def as_matrices(*xs: Any) -> list[Variable]:
     return out
 
 
-def check_matrix(x: Variable, what: str, square: bool = True) -> None:
+def check_matrix(x: TensorVariable, what: str, square: bool = True) -> None:
     """A GraphTypeError unless ``x`` is a float (stack of) matrix; ShapeError when it is certainly not square."""
     if x.ndim < 2:
         raise GraphTypeError(f"{what}: expected a matrix or a stack of matrices (at least 2 dimensions), "
@@ -68,7 +67,7 @@ def check_on_error(on_error: str) -> str:
     return on_error
 
 
-def b_core_ndim(b: Variable, b_ndim: int | None) -> int:
+def b_core_ndim(b: TensorVariable, b_ndim: int | None) -> int:
     """How many trailing axes of a right-hand side are one problem: numpy's rule (a 1-d ``b`` is a
     vector, anything else a stack of matrices) unless ``b_ndim`` says (1 for stacks of vectors)."""
     if b_ndim is None:
@@ -104,11 +103,13 @@ class LinalgOp(Op):
     def out_core_shapes(self, node: Apply, item_shapes: list[tuple]) -> list[tuple]:
         raise NotImplementedError
 
-    def core(self, *arrays: np.ndarray) -> tuple:
+    # (each op's core takes its own arrays: ``core(self, x)``, ``core(self, a, b)`` ...; the gradual
+    # signature lets the subclasses name them)
+    def core(self, *arrays: Any, **kwargs: Any) -> tuple:
         raise NotImplementedError
 
     def perform(self, node: Apply, inputs: list) -> list:
-        dtype = node.inputs[0].dtype
+        dtype = tensor_inputs(node)[0].dtype
         inputs = [np.asarray(x, dtype=dtype) for x in inputs]
         check_runtime_shapes(self, node, inputs)
         try:
@@ -140,7 +141,7 @@ class LinalgOp(Op):
         return outs
 
 
-def linalg_error(op: Op, node: Apply, inputs: list, idx: tuple, why: str) -> LinAlgError:
+def linalg_error(op: LinalgOp, node: Apply, inputs: list, idx: tuple, why: str) -> LinAlgError:
     """The error of a failed matrix: which one of the batch, what LAPACK said, and the node."""
     where = f"matrix {', '.join(map(str, idx))} of the batch" if idx else "the matrix"
     hint = "; pass on_error='nan' to get NaN for such matrices instead" if "on_error" in op.__props__ else ""
@@ -148,7 +149,7 @@ def linalg_error(op: Op, node: Apply, inputs: list, idx: tuple, why: str) -> Lin
                        f"{node_context(node, inputs)}")
 
 
-def check_runtime_shapes(op: "LinalgOp", node: Apply, inputs: list) -> None:
+def check_runtime_shapes(op: LinalgOp, node: Apply, inputs: list) -> None:
     """ShapeError (naming the node) for non-square matrices, right-hand sides whose length differs
     from the matrix's, and batch axes that do not broadcast."""
     nds = op.core_ndims(node)

@@ -8,9 +8,8 @@ import numpy as np
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Variable
-from symgraph.tensor.elemwise import cast
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
-from symgraph.tensor.elemwise import transpose
+from symgraph.tensor.elemwise import cast, transpose
 from symgraph.tensor.linalg.base import as_matrices
 from symgraph.tensor.linalg.orthogonal import pinv, svd
 from symgraph.tensor.linalg.solve import inv
@@ -21,7 +20,7 @@ from symgraph.tensor.reduction import max as tmax
 from symgraph.tensor.reduction import min as tmin
 from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import expand_dims
-from symgraph.tensor.type import as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact
 
 
 def lstsq(a: Any, b: Any, rcond: float | None = None) -> tuple:
@@ -45,7 +44,7 @@ def lstsq(a: Any, b: Any, rcond: float | None = None) -> tuple:
     return x, residuals, rank, s
 
 
-def matrix_power(a: Any, n: int) -> Variable:
+def matrix_power(a: Any, n: int) -> TensorVariable:
     """a to the integer power ``n`` by repeated squaring (numpy.linalg.matrix_power); n < 0 uses inv(a)."""
     (a,) = as_matrices(a)
     if not isinstance(n, (int, np.integer)):
@@ -67,7 +66,7 @@ def matrix_power(a: Any, n: int) -> Variable:
 _MATRIX_ORDS = (None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf)
 
 
-def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Variable:
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> TensorVariable:
     """numpy.linalg.norm: vector norms along one axis, matrix norms ('fro', 'nuc', 1, -1, 2, -2,
     inf, -inf) over a pair of axes, the 2-norm of everything when ``ord`` and ``axis`` are None."""
     x = as_tensor_variable(x)
@@ -100,13 +99,13 @@ def _ordered_axes(axis: Any, ndim: int) -> tuple:
     return tuple(int(a) % ndim for a in items)
 
 
-def _keep(out: Variable, axes: tuple, ndim: int) -> Variable:
+def _keep(out: Variable, axes: tuple, ndim: int) -> TensorVariable:
     for ax in sorted(axes):
         out = expand_dims(out, ax)
     return out
 
 
-def _vector_norm(x: Variable, ord: Any, axis: int) -> Variable:
+def _vector_norm(x: TensorVariable, ord: Any, axis: int) -> TensorVariable:
     abs_ = E["abs"](x)
     if ord is None or ord == 2:
         return E["sqrt"](tsum(E["sqr"](x), axis=axis))
@@ -124,7 +123,7 @@ def _vector_norm(x: Variable, ord: Any, axis: int) -> Variable:
     return E["pow"](tsum(E["pow"](abs_, np.asarray(p, x.dtype)), axis=axis), np.asarray(1 / p, x.dtype))
 
 
-def _matrix_norm(x: Variable, ord: Any, axes: tuple) -> Variable:
+def _matrix_norm(x: TensorVariable, ord: Any, axes: tuple) -> TensorVariable:
     if ord not in _MATRIX_ORDS:
         raise ValueError(f"norm: invalid matrix norm order {ord!r}; choose from {_MATRIX_ORDS}")
     r, c = axes

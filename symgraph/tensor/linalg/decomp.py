@@ -26,17 +26,25 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.tensor.alloc import Alloc
-from symgraph.tensor.elemwise import switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
+from symgraph.tensor.elemwise import switch
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error
 from symgraph.tensor.linalg.solve import solve_triangular
-from symgraph.tensor.linalg.structure import (band_mask, diag_embed, diagonal, dim_len, expand, matrix_transpose,
-                                              sym, tril)
+from symgraph.tensor.linalg.structure import (
+    band_mask,
+    diag_embed,
+    diagonal,
+    dim_len,
+    expand,
+    matrix_transpose,
+    sym,
+    tril,
+)
 from symgraph.tensor.math import matmul
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, TensorVariable
 
 
-def _square_n(x: Variable) -> Any:
+def _square_n(x: TensorVariable) -> Any:
     n, m = x.type.shape[-2:]
     return n if n is not None else m
 
@@ -127,7 +135,7 @@ class Eigh(LinalgOp):
         return [sym(matmul(matmul(v, inner), matrix_transpose(v)))]
 
 
-def pair_factor(w: Variable) -> Variable:
+def pair_factor(w: TensorVariable) -> TensorVariable:
     """F[..., i, j] = 1 / (w_j - w_i) off the diagonal (inf where two values are equal), 0 on it."""
     d = expand(w, -2) - expand(w, -1)
     n = dim_len(w, -1)
@@ -166,7 +174,7 @@ class Eigvalsh(LinalgOp):
         return [matmul(v * expand(gw, -2), matrix_transpose(v))]
 
 
-def cholesky(x: Any, lower: bool = True, on_error: str = "raise") -> Variable:
+def cholesky(x: Any, lower: bool = True, on_error: str = "raise") -> TensorVariable:
     """Cholesky factor of symmetric positive-definite matrices (lower by default, as
     numpy.linalg.cholesky; scipy's default is upper). LinAlgError for a matrix that is not
     positive definite, or NaN for it with ``on_error='nan'``."""
@@ -179,7 +187,7 @@ def eigh(x: Any, UPLO: str = "L", on_error: str = "raise") -> tuple:
     return tuple(Eigh(_uplo(UPLO), on_error)(x))
 
 
-def eigvalsh(x: Any, UPLO: str = "L", on_error: str = "raise") -> Variable:
+def eigvalsh(x: Any, UPLO: str = "L", on_error: str = "raise") -> TensorVariable:
     """Ascending eigenvalues of symmetric matrices (numpy.linalg.eigvalsh)."""
     return Eigvalsh(_uplo(UPLO), on_error)(x)
 

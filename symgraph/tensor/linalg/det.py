@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix
 from symgraph.tensor.linalg.decomp import is_zero_grad
@@ -24,10 +24,10 @@ from symgraph.tensor.linalg.solve import inv
 from symgraph.tensor.linalg.structure import expand, matrix_transpose
 from symgraph.tensor.math import matmul
 from symgraph.tensor.reduction import sum as tsum
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, TensorVariable
 
 
-def _scalar_grad(g: Variable) -> Variable:
+def _scalar_grad(g: TensorVariable) -> TensorVariable:
     """A per-matrix gradient (..., ) as (..., 1, 1), to scale matrices."""
     return expand(expand(g, -1), -1)
 
@@ -36,6 +36,7 @@ class _DetLike(LinalgOp):
     """A function of square matrices with one value per matrix of the batch."""
 
     gufunc = True
+    n_out: int  # outputs per matrix (set by each op class)
 
     def make_node(self, x: Any) -> Apply:
         (x,) = as_matrices(x)
@@ -116,7 +117,7 @@ class Adjugate(LinalgOp):
         return [(inner * adj_t - matmul(matmul(adj_t, g), adj_t)) / _scalar_grad(det(x))]
 
 
-def det(x: Any) -> Variable:
+def det(x: Any) -> TensorVariable:
     """The determinant of (a stack of) square matrices (numpy.linalg.det)."""
     return Det()(x)
 
@@ -126,12 +127,12 @@ def slogdet(x: Any) -> tuple:
     return tuple(SLogDet()(x))
 
 
-def adjugate(x: Any) -> Variable:
+def adjugate(x: Any) -> TensorVariable:
     """The adjugate (classical adjoint) det(A) inv(A), finite for singular matrices too."""
     return Adjugate()(x)
 
 
-def logdet(x: Any) -> Variable:
+def logdet(x: Any) -> TensorVariable:
     """log(det(x)) computed as slogdet: NaN where det < 0, -inf where det = 0."""
     sign, logabs = slogdet(x)
     return E["switch"](E["lt"](sign, 0), np.asarray(np.nan, dtype=logabs.dtype), logabs)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from symgraph.errors import GradientError
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.linalg.base import LinalgOp, as_matrices, check_matrix, check_on_error
 from symgraph.tensor.linalg.decomp import is_zero_grad, pair_factor
@@ -27,7 +27,7 @@ from symgraph.tensor.linalg.solve import solve_triangular
 from symgraph.tensor.linalg.structure import diag_embed, dim_len, expand, matrix_transpose, tril
 from symgraph.tensor.math import matmul
 from symgraph.tensor.shape import concatenate, sfold
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.type import TensorType, TensorVariable
 
 QR_MODES = ("reduced", "complete", "r")
 
@@ -93,7 +93,8 @@ class QR(LinalgOp):
         return [qr_grad(a, q, r, gq, gr, self.on_error)]
 
 
-def qr_grad(a: Variable, q: Variable, r: Variable, gq: Variable | None, gr: Variable, on_error: str) -> Variable:
+def qr_grad(a: TensorVariable, q: TensorVariable, r: TensorVariable, gq: TensorVariable | None, gr: TensorVariable,
+            on_error: str) -> TensorVariable:
     """Abar of the reduced QR: with A = [X | Y], X = Q R1 square or tall, Y = Q R2,
     M = R1 gR1^T - gQ'^T Q and gQ' = gQ + Y gR2^T: gX = (gQ' + Q copyltu(M)) R1^-T, gY = Q gR2."""
     m, n = a.type.shape[-2:]
@@ -178,8 +179,8 @@ class SVD(LinalgOp):
                          square)]
 
 
-def svd_grad(u: Variable, s: Variable, vh: Variable, gu: Variable | None, gs: Variable, gvh: Variable | None,
-             square: bool) -> Variable:
+def svd_grad(u: TensorVariable, s: TensorVariable, vh: TensorVariable, gu: TensorVariable | None,
+             gs: TensorVariable, gvh: TensorVariable | None, square: bool) -> TensorVariable:
     """Townsend (2016), real case: U [(J + J^T) S + diag(gs) + S (K + K^T)] Vh with J = F o U^T gU,
     K = F o V^T gV, F_ij = 1 / (s_j^2 - s_i^2); plus, unless square, the parts of gU and gV
     outside the spans of U and V."""
@@ -260,7 +261,7 @@ def svd(x: Any, full_matrices: bool = True, compute_uv: bool = True, on_error: s
     return tuple(out) if compute_uv else out
 
 
-def pinv(x: Any, rtol: float | None = None, hermitian: bool = False, rcond: float | None = None) -> Variable:
+def pinv(x: Any, rtol: float | None = None, hermitian: bool = False, rcond: float | None = None) -> TensorVariable:
     """numpy.linalg.pinv (``rcond`` is the older name of ``rtol``; ``hermitian`` is accepted and
     gives the same result through the SVD)."""
     return Pinv(rtol if rtol is not None else rcond)(x)

@@ -17,14 +17,21 @@ import numpy as np
 import scipy.linalg as sla
 
 from symgraph.errors import GraphTypeError, ShapeError
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.elemwise import _fmt
-from symgraph.tensor.reduction import sum_to
-from symgraph.tensor.linalg.base import (LinalgOp, as_matrices, b_core_ndim, batch_shape, check_matrix,
-                                         check_on_error, symbolic_batch)
+from symgraph.tensor.linalg.base import (
+    LinalgOp,
+    as_matrices,
+    b_core_ndim,
+    batch_shape,
+    check_matrix,
+    check_on_error,
+    symbolic_batch,
+)
 from symgraph.tensor.linalg.structure import matrix_transpose, outer_last, sym, tril, triu
 from symgraph.tensor.math import matmul
-from symgraph.tensor.type import TensorType
+from symgraph.tensor.reduction import sum_to
+from symgraph.tensor.type import TensorType, TensorVariable, tensor_outputs
 
 ASSUME_A = {"gen": "gen", "general": "gen", "sym": "sym", "symmetric": "sym", "pos": "pos",
             "positive definite": "pos"}
@@ -35,6 +42,7 @@ class _RhsSolve(LinalgOp):
     and a right-hand side ``b`` of ``b_ndim`` core axes; x has b's core shape."""
 
     rhs_input = True
+    b_ndim: int  # core axes of the right-hand side (set by each op's __init__)
 
     def make_node(self, a: Any, b: Any) -> Apply:
         a, b = as_matrices(a, b)
@@ -56,7 +64,7 @@ class _RhsSolve(LinalgOp):
         return [item_shapes[1]]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        out = node.outputs[0].type.shape
+        out = tensor_outputs(node)[0].type.shape
         batch = symbolic_batch(input_shapes, (2, self.b_ndim), out[:len(out) - self.b_ndim])
         core = tuple(input_shapes[1])[len(input_shapes[1]) - self.b_ndim:]
         return [batch + core]
@@ -183,7 +191,7 @@ def _trans(trans: Any) -> int:
 
 
 def solve(a: Any, b: Any, assume_a: str = "gen", lower: bool = False, b_ndim: int | None = None,
-          on_error: str = "raise") -> Variable:
+          on_error: str = "raise") -> TensorVariable:
     """x with a x = b (scipy.linalg.solve, batched like numpy.linalg.solve). ``assume_a``: 'gen',
     'sym' or 'pos'; for 'sym' and 'pos' only the ``lower`` (or upper) triangle of ``a`` is read."""
     a, b = as_matrices(a, b)
@@ -191,13 +199,13 @@ def solve(a: Any, b: Any, assume_a: str = "gen", lower: bool = False, b_ndim: in
 
 
 def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False, unit_diagonal: bool = False,
-                     b_ndim: int | None = None, on_error: str = "raise") -> Variable:
+                     b_ndim: int | None = None, on_error: str = "raise") -> TensorVariable:
     """x with a x = b (``trans``: a^T x = b) for triangular ``a`` (scipy.linalg.solve_triangular, batched)."""
     a, b = as_matrices(a, b)
     return SolveTriangular(lower, trans, unit_diagonal, b_core_ndim(b, b_ndim), on_error)(a, b)
 
 
-def cho_solve(c_and_lower: Any, b: Any, b_ndim: int | None = None, on_error: str = "raise") -> Variable:
+def cho_solve(c_and_lower: Any, b: Any, b_ndim: int | None = None, on_error: str = "raise") -> TensorVariable:
     """x with A x = b given A's Cholesky factor: ``cho_solve((c, lower), b)`` as in scipy."""
     try:
         c, lower = c_and_lower
@@ -208,7 +216,7 @@ def cho_solve(c_and_lower: Any, b: Any, b_ndim: int | None = None, on_error: str
     return CholeskySolve(lower, b_core_ndim(b, b_ndim), on_error)(c, b)
 
 
-def inv(a: Any, on_error: str = "raise") -> Variable:
+def inv(a: Any, on_error: str = "raise") -> TensorVariable:
     """The inverse of (a stack of) square matrices (numpy.linalg.inv)."""
     return MatrixInverse(on_error)(a)
 

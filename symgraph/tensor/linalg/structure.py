@@ -9,32 +9,30 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.config import config
 from symgraph.errors import GraphTypeError, ShapeError, node_context
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
 from symgraph.tensor.alloc import arange
-from symgraph.tensor.elemwise import cast, switch
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
-from symgraph.tensor.elemwise import DimShuffle
-from symgraph.tensor.reduction import sum as tsum
+from symgraph.tensor.elemwise import DimShuffle, switch
 from symgraph.tensor.math import matmul
+from symgraph.tensor.reduction import sum as tsum
 from symgraph.tensor.shape import sfold, shape_i
 from symgraph.tensor.structured import eye, tril, triu  # noqa: F401  (T.linalg.eye, ... are T.eye, ...)
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_inexact
 
 
-def _need_matrix(x: Variable, what: str) -> None:
+def _need_matrix(x: TensorVariable, what: str) -> None:
     if x.ndim < 2:
         raise GraphTypeError(f"{what}: expected a matrix or a stack of matrices, got {x} of type {x.type}")
 
 
-def dim_len(x: Variable, axis: int) -> Any:
+def dim_len(x: TensorVariable, axis: int) -> Any:
     """Length of ``x`` along ``axis``: a Python int when static, else a symbolic scalar."""
     s = x.type.shape[axis]
     return s if s is not None else shape_i(x, axis % x.ndim)
 
 
-def matrix_transpose(x: Any) -> Variable:
+def matrix_transpose(x: Any) -> TensorVariable:
     """Swap the last two axes (numpy.linalg.matrix_transpose): a view."""
     x = as_tensor_variable(x)
     _need_matrix(x, "matrix_transpose")
@@ -43,13 +41,13 @@ def matrix_transpose(x: Any) -> Variable:
     return DimShuffle(x.ndim, order)(x)
 
 
-def band_mask(n: Any, m: Any, k: int, op: str) -> Variable:
+def band_mask(n: Any, m: Any, k: int, op: str) -> TensorVariable:
     """Boolean (n, m) mask of ``j - i <op> k`` (op one of 'le', 'ge', 'eq')."""
     i, j = arange(n, dtype="int64"), arange(m, dtype="int64")
     return E[op](E["sub"](DimShuffle(1, ("x", 0))(j), DimShuffle(1, (0, "x"))(i)), k)
 
 
-def diagonal(x: Any, offset: int = 0) -> Variable:
+def diagonal(x: Any, offset: int = 0) -> TensorVariable:
     """Diagonal ``offset`` of the last two axes (numpy.linalg.diagonal), as the last axis."""
     x = as_tensor_variable(x)
     _need_matrix(x, "diagonal")
@@ -91,7 +89,7 @@ class SquareDiagonal(Op):
         return [tuple(input_shapes[0])[:-1]]
 
 
-def trace(x: Any, offset: int = 0) -> Variable:
+def trace(x: Any, offset: int = 0) -> TensorVariable:
     """Sum of diagonal ``offset`` of the last two axes (numpy.linalg.trace)."""
     x = as_tensor_variable(x)
     _need_matrix(x, "trace")
@@ -99,27 +97,27 @@ def trace(x: Any, offset: int = 0) -> Variable:
     return tsum(switch(mask, x, 0), axis=(-2, -1))
 
 
-def diag_embed(v: Variable) -> Variable:
+def diag_embed(v: TensorVariable) -> TensorVariable:
     """Square matrices with ``v`` (..., n) on their diagonal."""
     n = dim_len(v, -1)
     return switch(band_mask(n, n, 0, "eq"), expand(v, -2), 0)
 
 
-def expand(x: Variable, axis: int) -> Variable:
+def expand(x: TensorVariable, axis: int) -> TensorVariable:
     """``x`` with a new length-1 axis at ``axis`` (-1 appends, -2 inserts before the last)."""
     order: list = list(range(x.ndim))
     order.insert(x.ndim + 1 + axis if axis < 0 else axis, "x")
     return DimShuffle(x.ndim, order)(x)
 
 
-def outer_last(u: Variable, v: Variable, vectors: bool) -> Variable:
+def outer_last(u: TensorVariable, v: TensorVariable, vectors: bool) -> TensorVariable:
     """u v^T per problem: batched outer products of vectors (``vectors``) or u @ v^T of matrices."""
     if vectors:
         return expand(u, -1) * expand(v, -2)
     return matmul(u, matrix_transpose(v))
 
 
-def sym(x: Variable) -> Variable:
+def sym(x: TensorVariable) -> TensorVariable:
     """(x + x^T) / 2 over the last two axes."""
     return (x + matrix_transpose(x)) * np.asarray(0.5, dtype=x.dtype)
 

@@ -9,13 +9,13 @@ padded input) and 'average_exc_pad' (by the number of input elements it covers).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Variable
 from symgraph.tensor.pooling import pool, trailing_lengths, window_counts
 from symgraph.tensor.shape import ShapeEntry, sfold
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 from symgraph.tensor.window import int_tuple
 
 __all__ = ["pool_2d", "pool_3d", "MODES"]
@@ -32,7 +32,8 @@ def _theano_out(r: ShapeEntry, ws: int, st: int, ignore_border: bool) -> ShapeEn
     return sfold("add", sfold("maximum", sfold("int_div", sfold("sub", r, 1 + ws - st), st), 0), 1)
 
 
-def _pool_nd(x: Any, nd: int, ws: Any, ignore_border: bool, stride: Any, pad: Any, mode: str, what: str) -> Variable:
+def _pool_nd(x: Any, nd: int, ws: Any, ignore_border: bool, stride: Any, pad: Any, mode: str,
+             what: str) -> TensorVariable:
     x = as_tensor_variable(x)
     if x.ndim < nd:
         raise GraphTypeError(f"{what}: pools the last {nd} axes, got {x} ({x.type})")
@@ -64,7 +65,7 @@ def _pool_nd(x: Any, nd: int, ws: Any, ignore_border: bool, stride: Any, pad: An
 def pool_2d(input: Any, ws: Sequence[int] | None = None, ignore_border: bool = True,
             stride: Sequence[int] | None = None, pad: Sequence[int] = (0, 0), mode: str = "max",
             ds: Sequence[int] | None = None, st: Sequence[int] | None = None,
-            padding: Sequence[int] | None = None) -> Variable:
+            padding: Sequence[int] | None = None) -> TensorVariable:
     """Pool the last two axes of ``input`` with windows ``ws`` every ``stride`` (default ``ws``)
     after padding ``pad`` on both sides, as Theano's ``pool_2d`` (``ds``, ``st``, ``padding``
     are its old names for ``ws``, ``stride``, ``pad``)."""
@@ -76,6 +77,6 @@ def pool_2d(input: Any, ws: Sequence[int] | None = None, ignore_border: bool = T
 
 
 def pool_3d(input: Any, ws: Sequence[int], ignore_border: bool = True, stride: Sequence[int] | None = None,
-            pad: Sequence[int] = (0, 0, 0), mode: str = "max") -> Variable:
+            pad: Sequence[int] = (0, 0, 0), mode: str = "max") -> TensorVariable:
     """``pool_2d`` over the last three axes."""
     return _pool_nd(input, 3, ws, ignore_border, stride, pad, mode, "pool_3d")

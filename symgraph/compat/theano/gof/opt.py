@@ -9,13 +9,13 @@ are local optimizers from a description. Replacements go through symgraph's chec
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply, Variable, positional_arity
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.core import Rule, Stats, commit
 from symgraph.rewrite.graph_passes import merge
-from symgraph.graph.basic import positional_arity
 from symgraph.rewrite.user import NodeRewriter, node_rewriter
 
 MAX_ROUNDS = 100

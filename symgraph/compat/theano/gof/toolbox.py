@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.basic import Variable
+from symgraph.graph.fgraph import FunctionGraph
 
 
 class Feature:

@@ -11,6 +11,7 @@ from symgraph.rewrite.patterns import const_value
 from symgraph.tensor.alloc import Alloc
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.reduction import BroadcastLike
+from symgraph.tensor.type import tensor_inputs
 
 
 class NotScalarConstantError(ValueError):
@@ -30,5 +31,5 @@ def get_scalar_constant_value(v: Any) -> np.ndarray:
     node = v.owner
     if node is not None and (isinstance(node.op, (Alloc, DimShuffle, BroadcastLike))
                              or isinstance(node.op, Elemwise) and node.op.scalar_op.name.startswith("cast_")):
-        return np.asarray(get_scalar_constant_value(node.inputs[0]), dtype=v.dtype)
+        return np.asarray(get_scalar_constant_value(tensor_inputs(node)[0]), dtype=v.dtype)
     raise NotScalarConstantError(f"{v} is not a constant")

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 import symgraph.tensor as T
+from symgraph.compat.theano.tests.unittest_tools import seed_rng
 from symgraph.graph.traversal import clone_replace
 from symgraph.testing import check_rop_lop
-from symgraph.compat.theano.tests.unittest_tools import seed_rng
 
 
 class RopLop_checker(unittest.TestCase):
