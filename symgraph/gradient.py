@@ -231,7 +231,7 @@ def jacobian(expression: Variable, wrt: Variable | Sequence[Variable], consider_
     return _jacobian(expression, expression.type.shape, wrt, consider_constant, disconnected_inputs)
 
 
-def _scan_jacobian(expression: Variable, wrt: Any, consider_constant: Any, disconnected_inputs: str) -> Any:
+def _scan_jacobian(expression: TensorVariable, wrt: Any, consider_constant: Any, disconnected_inputs: str) -> Any:
     """The Jacobian of an expression of dynamic shape: row i (a scan step) is grad(flat[i], wrt)."""
     wrt_list, kind = _as_list(wrt)
     flat = T.flatten(expression)

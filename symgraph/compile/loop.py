@@ -30,9 +30,11 @@ from symgraph.compile.lowering import HOST, describe
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scan.op import Scan, carry_shape_message, check_steps
+from symgraph.tensor.type import TensorVariable, tensor_outputs
 
 if TYPE_CHECKING:
-    from symgraph.compile.link import Emitter
+    from symgraph.compile.lowering import CodeContext
+    from symgraph.graph.fgraph import FunctionGraph
 
 FIRST_ROWS = 16  # a while loop's buffers start with this many rows and double when full
 
@@ -62,11 +64,25 @@ def _static(t: Any) -> bool:
 
 
 class LoopEmitter:
-    """The ``emit_scan`` part of the emitter (mixed into link.Emitter)."""
+    """The ``emit_scan`` part of the emitter (mixed into link.Emitter, which defines what is
+    declared here for the type checker)."""
 
-    def emit_scan(self: Emitter, node: Apply, ins: list[str], outs: list[str]) -> None:
+    if TYPE_CHECKING:
+        b: Any  # the Backend
+        ctx: CodeContext
+        lines: list[str]
+        line_nodes: dict[int, tuple[Apply, list[str]]]
+        converted: dict[tuple[Variable, str], str]
+        depth: int
+
+        def emit(self, line: str) -> None: ...
+        def arg(self, v: Variable, side: str | None) -> str: ...
+        def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
+                       out_sides: list[str]) -> None: ...
+
+    def emit_scan(self, node: Apply, ins: list[str], outs: list[str]) -> None:
         """A Python loop running ``node``'s body (see the module doc)."""
-        op: Scan = node.op
+        op = node.op_as(Scan)
         k = len(self.lines)
         tag = f"{k}"
         n_name, seqs, inits, consts = op.split_inputs(list(zip(node.inputs, ins)))
@@ -95,10 +111,11 @@ class LoopEmitter:
         for j, (local, side) in enumerate(zip(carries, final_sides)):
             if op.traced[j]:
                 traces[j] = f"_tr{tag}_{j}"
-                dtype = ctx.ref(np.dtype(node.outputs[j].dtype), f"dt_{node.outputs[j].dtype}")
+                dtype_name = tensor_outputs(node)[j].dtype
+                dtype = ctx.ref(np.dtype(dtype_name), f"dt_{dtype_name}")
                 self.emit(f"{traces[j]} = {self.b.loop_rows(f'({cap},) + {local}.shape', dtype, side, ctx)}")
         ys = [f"_y{tag}_{j}" for j in range(op.n_ys)]
-        y_vars = [node.outputs[i] for i in slots["ys"]]
+        y_vars = [tensor_outputs(node)[i] for i in slots["ys"]]
         y_sides = [self.b.side(v) for v in y_vars]
         for name in ys:
             self.emit(f"{name} = None")
@@ -132,7 +149,7 @@ class LoopEmitter:
         self.depth -= 1
         self._results(node, tag, n, t, carries, traces, ys, y_vars, y_sides, final_sides, outs)
 
-    def _preconvert(self: Emitter, fgraph: Any, names: list[str], first: int) -> dict:
+    def _preconvert(self, fgraph: Any, names: list[str], first: int) -> dict:
         """Constants the body reads on the other side, converted once before the loop (not per step)."""
         slots = fgraph.inputs[first:]
         index = {v: j for j, v in enumerate(slots)}
@@ -145,7 +162,7 @@ class LoopEmitter:
                     done[(v, side)] = name
         return done
 
-    def _grow(self: Emitter, cap: str, n: str, t: str, bufs: list[str], sides: list[str]) -> None:
+    def _grow(self, cap: str, n: str, t: str, bufs: list[str], sides: list[str]) -> None:
         """A while loop's buffers double when full (never beyond n_steps rows)."""
         self.emit(f"if {t} == {cap}:")
         self.depth += 1
@@ -154,11 +171,11 @@ class LoopEmitter:
             self.emit(f"if {buf} is not None: {buf} = {self.b.loop_resize(buf, cap, side, self.ctx)}")
         self.depth -= 1
 
-    def _checks(self: Emitter, node: Apply, fgraph: Any, t: str, carries: list[str], nexts: list[str],
+    def _checks(self, node: Apply, fgraph: Any, t: str, carries: list[str], nexts: list[str],
                 ys: list[str], y_now: list[str]) -> None:
         """Each step keeps every carry's shape and gives stacked rows of one shape (unless the
         static types already say so)."""
-        op: Scan = node.op
+        op = node.op_as(Scan)
         err, node_ref = self.ctx.ref(shape_error, "loop_shape_error"), self.ctx.ref(node, "node")
         for j, (c, nxt) in enumerate(zip(carries, nexts)):
             inner_in, inner_out = fgraph.inputs[op.n_seqs + j], fgraph.outputs[j]
@@ -170,12 +187,12 @@ class LoopEmitter:
                 self.emit(f"if {y} is not None and {now}.shape != {y}.shape[1:]: raise {err}({node_ref}, 'ys', {j}, "
                           f"{t}, {y}.shape[1:], {now}.shape)")
 
-    def _results(self: Emitter, node: Apply, tag: str, n: str, t: str, carries: list[str], traces: dict,
-                 ys: list[str], y_vars: list[Variable], y_sides: list[str], final_sides: list[str],
+    def _results(self, node: Apply, tag: str, n: str, t: str, carries: list[str], traces: dict,
+                 ys: list[str], y_vars: list[TensorVariable], y_sides: list[str], final_sides: list[str],
                  outs: list[str]) -> None:
         """The node's outputs after the loop: final carries (copied when no step ran: they would be
         the initial values' memory), traces and stacked outputs cut to the steps run."""
-        op: Scan = node.op
+        op = node.op_as(Scan)
         slots = op.output_slots()
         ctx = self.ctx
         count = n

@@ -18,7 +18,7 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce
 from symgraph.tensor.shape import Shape_i
 from symgraph.tensor.subtensor import Subtensor
+from symgraph.tensor.type import TensorVariable, tensor_inputs, tensor_outputs
 
 
 def _at_least_one(n: Variable) -> bool:
@@ -49,7 +50,7 @@ def _at_least_one(n: Variable) -> bool:
     if node is None:
         return False
     if isinstance(node.op, Shape_i):
-        static = node.inputs[0].type.shape[node.op.i]
+        static = tensor_inputs(node)[0].type.shape[node.op.i]
         return static is not None and static >= 1
     if isinstance(node.op, Elemwise):
         name = node.op.scalar_op.name
@@ -71,12 +72,12 @@ def trace_last(fgraph: FunctionGraph, node: Apply) -> Variable | None:
     scan = trace.owner
     if scan is None or not isinstance(scan.op, Scan) or not isinstance(index, Constant) or int(index.data) != -1:
         return None
-    slots = scan.op.output_slots()
+    slots = scan.op_as(Scan).output_slots()
     if trace.index not in slots["trace"]:
         return None
-    final = scan.outputs[slots["final"][slots["trace"].index(trace.index)]]
+    final = tensor_outputs(scan)[slots["final"][slots["trace"].index(trace.index)]]
     n = scan.inputs[0]
-    return fit(final if _at_least_one(n) else CheckRan()(final, n), node.outputs[0])
+    return fit(final if _at_least_one(n) else CheckRan()(final, n), tensor_outputs(node)[0])
 
 
 # --- the per-loop pass ---------------------------------------------------------------------------
@@ -86,9 +87,9 @@ def _replace(fgraph: FunctionGraph, node: Apply, new: Apply, pairs: list[tuple[i
     """Put ``new``'s outputs in place of ``node``'s (old index -> new index pairs)."""
     new.trace = node.trace
     for old_k, new_k in pairs:
-        old = node.outputs[old_k]
+        old = tensor_outputs(node)[old_k]
         if fgraph.clients.get(old):
-            fitted = fit(new.outputs[new_k], old)
+            fitted = fit(tensor_outputs(new)[new_k], old)
             stats.new_nodes += fgraph.replace(old, new.outputs[new_k] if fitted is None else fitted, name)
     stats.count(name)
     return new
@@ -108,7 +109,8 @@ def _carry_masks(op: Scan) -> list[int]:
 
 def prune(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
     """Drop the outputs nobody reads, the carries no kept output needs, and unread inputs."""
-    op, body = node.op, node.op.body
+    op = node.op_as(Scan)
+    body = op.body
     nc, ny = op.n_carries, op.n_ys
     slots = op.output_slots()
     used = [bool(fgraph.clients.get(o)) for o in node.outputs]
@@ -153,7 +155,8 @@ def prune(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
 
 def hoist(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
     """Move the body's loop-invariant work before the loop (new constant inputs)."""
-    op, body = node.op, node.op.body
+    op = node.op_as(Scan)
+    body = op.body
     variant = list(body.inputs[:op.n_seqs + op.n_carries])
     invariant = [v for v in loop_invariants(list(body.outputs), variant) if v.owner is not None]
     if not invariant:
@@ -172,12 +175,12 @@ def hoist(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
 
 # --- vectorising sequence-only products ------------------------------------------------------------
 
-def _lead(x: Variable) -> Variable:
+def _lead(x: TensorVariable) -> TensorVariable:
     """``x`` with a new leading length-1 axis (to broadcast against stacked operands)."""
     return DimShuffle(x.ndim, ["x", *range(x.ndim)])(x)
 
 
-def _batched(node: Apply, args: list[Variable], stacked: list[bool]) -> Variable | None:
+def _batched(node: Apply, args: list[TensorVariable], stacked: list[bool]) -> Variable | None:
     """``node``'s output for all steps at once, from its inputs (stacked ones have a leading step
     axis), or None when this op is not batched here."""
     op = node.op
@@ -189,7 +192,7 @@ def _batched(node: Apply, args: list[Variable], stacked: list[bool]) -> Variable
     if isinstance(op, (Dot, MatMul)) and stacked == [True, False] and args[1].ndim == 2:
         return T.matmul(args[0], args[1])  # x_t @ U for every t: one product
     if isinstance(op, (Dot, MatMul)) and stacked == [False, True] and args[0].ndim == 2:
-        a = node.inputs[1]
+        a = tensor_inputs(node)[1]
         if a.ndim == 1:  # U @ x_t = (X @ U.T)[t]
             return T.matmul(args[1], args[0].T)
         return T.matmul(args[0], args[1])
@@ -198,13 +201,14 @@ def _batched(node: Apply, args: list[Variable], stacked: list[bool]) -> Variable
 
 def vectorise(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
     """Products of sequence rows and constants, computed for all steps before the loop."""
-    op, body = node.op, node.op.body
+    op = node.op_as(Scan)
+    body = op.body
     if op.until or not op.n_seqs:  # a while loop may stop early: computing every row could be waste
         return None
     n, seqs, inits, consts = op.split_inputs(node.inputs)
     ins = body.inputs
-    outer: dict[int, Variable] = {id(v): s[:n] for v, s in zip(ins[:op.n_seqs], seqs)}
-    fixed: dict[int, Variable] = {id(v): c for v, c in zip(ins[op.n_seqs + op.n_carries:], consts)}
+    outer: dict[int, TensorVariable] = {id(v): s[:n] for v, s in zip(ins[:op.n_seqs], seqs)}
+    fixed: dict[int, TensorVariable] = {id(v): c for v, c in zip(ins[op.n_seqs + op.n_carries:], consts)}
     product: dict[int, bool] = {}
     for inner in body.nodes:
         if len(inner.outputs) != 1 or not all(id(i) in outer or id(i) in fixed or isinstance(i, Constant)
@@ -213,11 +217,11 @@ def vectorise(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
         stacked = [id(i) in outer for i in inner.inputs]
         if not any(stacked):
             continue
-        args = [outer[id(i)] if id(i) in outer else fixed.get(id(i), i) for i in inner.inputs]
+        args = [outer[id(i)] if id(i) in outer else fixed.get(id(i), i) for i in tensor_inputs(inner)]
         out = _batched(inner, args, stacked)
         if out is None:
             continue
-        outer[id(inner.outputs[0])] = out
+        outer[id(inner.outputs[0])] = cast(TensorVariable, out)
         product[id(inner.outputs[0])] = isinstance(inner.op, (Dot, MatMul)) or any(
             product.get(id(i), False) for i in inner.inputs)
     frontier: dict[int, Variable] = {}
@@ -238,11 +242,11 @@ def vectorise(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
 
 # --- sums over steps -----------------------------------------------------------------------------
 
-def _summed(e: Variable, stack: Any) -> Variable | None:
+def _summed(e: TensorVariable, stack: Any) -> Variable | None:
     """sum over all steps of ``e`` (a body variable) as one outer expression, where ``stack(v)``
     gives the outer stacked values of a body variable ((n, ...) rows) or None."""
     node = e.owner
-    if node is not None and isinstance(node.op, (Dot, MatMul)) and all(i.ndim == 2 for i in node.inputs):
+    if node is not None and isinstance(node.op, (Dot, MatMul)) and all(i.ndim == 2 for i in tensor_inputs(node)):
         a, b = node.inputs
         if a.owner is not None and isinstance(a.owner.op, DimShuffle) and a.owner.op.new_order == (1, 0):
             sa, sb = stack(a.owner.inputs[0]), stack(b)
@@ -257,7 +261,7 @@ def _summed(e: Variable, stack: Any) -> Variable | None:
     return None
 
 
-def _accumulators(op: Scan, used_trace: list[bool]) -> dict[int, Variable]:
+def _accumulators(op: Scan, used_trace: list[bool]) -> dict[int, TensorVariable]:
     """Carries k whose step is ``acc + e`` with ``acc`` read nowhere else and ``e`` not reading
     ``acc``, and whose trace nobody reads: {k: e}."""
     body, nc = op.body, op.n_carries
@@ -267,13 +271,14 @@ def _accumulators(op: Scan, used_trace: list[bool]) -> dict[int, Variable]:
             readers[id(i)] = readers.get(id(i), 0) + 1
     for o in body.outputs:
         readers[id(o)] = readers.get(id(o), 0) + 1
-    found = {}
-    for k, (slot, new) in enumerate(zip(op.carry_inputs, body.outputs[:nc])):
+    found: dict[int, TensorVariable] = {}
+    for k, (slot, new) in enumerate(zip(cast("list[TensorVariable]", op.carry_inputs), body.outputs[:nc])):
         node = new.owner
         if used_trace[k] or readers.get(id(slot)) != 1 or node is None or not isinstance(node.op, Elemwise) \
                 or node.op.scalar_op.name != "add" or len(node.inputs) != 2 or readers.get(id(new)) != 1:
             continue
-        e = node.inputs[1] if node.inputs[0] is slot else node.inputs[0] if node.inputs[1] is slot else None
+        a, b = tensor_inputs(node)
+        e = b if a is slot else a if b is slot else None
         if e is not None and e.type.ndim == slot.type.ndim and e.dtype == slot.dtype and \
                 not _reads(e, slot, body):
             found[k] = e
@@ -288,7 +293,8 @@ def push_out_sums(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | N
     """A carry that only accumulates (``acc + e`` each step, its trace unread) becomes
     ``acc0 + sum_t e_t`` after the loop, the sum written as one product where it can
     (``sum_t h_t^T g_t`` is one tensordot): the body no longer computes ``e``'s product."""
-    op, body = node.op, node.op.body
+    op = node.op_as(Scan)
+    body = op.body
     slots = op.output_slots()
     used_trace = [t >= 0 and bool(fgraph.clients.get(node.outputs[t])) for t in slots["trace"]]
     accs = _accumulators(op, used_trace)
@@ -308,7 +314,7 @@ def push_out_sums(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | N
             if w is v:
                 return standin
         wanted.append(v)
-        standins.append(stacked(v.type).make_variable())
+        standins.append(stacked(cast(TensorVariable, v).type).make_variable())
         return standins[-1]
     sums = {}
     for k, e in accs.items():
@@ -336,7 +342,7 @@ def push_out_sums(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | N
     pairs += [(slots["ys"][j], new_slots["ys"][j]) for j in range(op.n_ys)]
     totals, _ = clone_replace(list(sums.values()), dict(zip(standins, rows)))
     for k, total in zip(sums, totals):
-        final = node.outputs[k]
+        final = tensor_outputs(node)[k]
         # no step ran: the stacked rows may have no shape to sum over, and the sum is zero anyway
         fitted = fit(ifelse(T.gt(n, 0), inits[k] + total, inits[k]), final)
         if fgraph.clients.get(final) and fitted is not None:

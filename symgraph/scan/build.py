@@ -13,7 +13,7 @@ before the loop (loop-invariant), except work only a lazy ``ifelse`` branch need
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,14 @@ from symgraph.graph.traversal import toposort
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.scan.types import compatible
-from symgraph.tensor.type import TensorConstant, TensorType, as_tensor_variable, is_integer
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    is_integer,
+    tensor_outputs,
+)
 
 UNBOUNDED = np.iinfo(np.int64).max  # the step bound of a while loop given no n_steps
 
@@ -48,7 +55,7 @@ def until(condition: Any) -> Until:
 @dataclass
 class _Output:
     """One entry of outputs_info: its initial value (None: a stacked output, not fed back), taps."""
-    initial: Variable | None
+    initial: TensorVariable | None
     taps: list[int] = field(default_factory=list)
 
     @property
@@ -73,7 +80,7 @@ def _taps(value: Any, what: str, at: str) -> list[int]:
     return [int(k) for k in taps]
 
 
-def _sequences(sequences: Any, at: str) -> list[tuple[Variable, list[int]]]:
+def _sequences(sequences: Any, at: str) -> list[tuple[TensorVariable, list[int]]]:
     out = []
     for k, s in enumerate(_as_list(sequences)):
         taps = [0]
@@ -129,7 +136,7 @@ def _outputs_info(outputs_info: Any, at: str) -> list[_Output]:
     return out
 
 
-def _row_type(x: Variable) -> TensorType:
+def _row_type(x: TensorVariable) -> TensorType:
     return TensorType(x.dtype, x.type.shape[1:])
 
 
@@ -137,7 +144,7 @@ def _tap_name(base: str | None, k: int) -> str | None:
     return None if base is None else f"{base}[t{k:+d}]" if k else f"{base}[t]"
 
 
-def _n_steps(n_steps: Any, at: str) -> tuple[Variable | None, bool]:
+def _n_steps(n_steps: Any, at: str) -> tuple[TensorVariable | None, bool]:
     """(the step count as a variable or None, whether a negative constant asked for reversal)."""
     if n_steps is None:
         return None, False
@@ -152,7 +159,7 @@ def _n_steps(n_steps: Any, at: str) -> tuple[Variable | None, bool]:
 class _Step:
     """The placeholders ``fn`` is called on, and how they become the loop's inputs."""
 
-    def __init__(self, seqs: list, outs: list[_Output], go_backwards: bool, n: Variable | None, at: str):
+    def __init__(self, seqs: list, outs: list[_Output], go_backwards: bool, n: TensorVariable | None, at: str):
         self.seq_outer, self.seq_slots, self.args = [], [], []
         for x, taps in seqs:
             lo, hi = -min(min(taps), 0), max(max(taps), 0)
@@ -166,7 +173,7 @@ class _Step:
             n = T.shape_i(self.seq_outer[0], 0)
             for s in self.seq_outer[1:]:
                 n = T.minimum(n, T.shape_i(s, 0))
-        self.n: Variable | None = n
+        self.n: TensorVariable | None = n
         self.carry_outer, self.carry_slots = [], []
         for o in outs:
             if o.initial is None:
@@ -184,7 +191,7 @@ class _Step:
             self.carry_slots.append(slot)
 
 
-def _parse(result: Any, at: str) -> tuple[list, Variable | None]:
+def _parse(result: Any, at: str) -> tuple[list, TensorVariable | None]:
     """(the step's outputs, its stop condition) from what ``fn`` returned."""
     items = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(items) in (2, 3) and isinstance(items[0], (list, tuple)) and all(
@@ -217,7 +224,7 @@ def _is_update_list(item: Any) -> bool:
         isinstance(p, (list, tuple)) and len(p) == 2 and getattr(p[0], "is_shared", False) for p in item))
 
 
-def _check_carry(k: int, init: Variable, out: Variable, at: str) -> None:
+def _check_carry(k: int, init: TensorVariable, out: TensorVariable, at: str) -> None:
     if out.dtype != init.dtype:
         raise GraphTypeError(
             f"scan: output {k} of the step has dtype {out.dtype}, but its initial value in outputs_info is "
@@ -229,7 +236,7 @@ def _check_carry(k: int, init: Variable, out: Variable, at: str) -> None:
             f"a carried value keeps its shape from step to step{at}")
 
 
-def loop_invariants(outputs: list[Variable], slots: list[Variable]) -> list[Variable]:
+def loop_invariants(outputs: Sequence[Variable], slots: Sequence[Variable]) -> list[Variable]:
     """What the step reads from outside: the outermost variables that do not depend on a
     placeholder (computed once, before the loop), except that work read only by a lazy ifelse's
     branches stays in the step (the branch computes it only when taken)."""
@@ -282,7 +289,7 @@ def _weak_probe(outs: list[_Output]) -> dict[int, TensorConstant]:
     return weak
 
 
-def _weak_settle(outs: list[_Output], outputs: list[Variable], weak: dict[int, TensorConstant]) -> None:
+def _weak_settle(outs: list[_Output], outputs: list[TensorVariable], weak: dict[int, TensorConstant]) -> None:
     """After the probe: each weak initial value takes the dtype the step gave it, or its own
     (Python's int64 / floatX) when nothing else decided it."""
     for k, init in weak.items():
@@ -315,7 +322,7 @@ def scan(fn: Callable, sequences: Any = None, outputs_info: Any = None, non_sequ
 
 def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: Any, n_steps: Any,
                truncate_gradient: int, go_backwards: bool, name: str | None, strict: bool,
-               checkpoint: int | None) -> tuple[list[Variable], list[Variable]]:
+               checkpoint: int | None) -> tuple[list[TensorVariable], list[TensorVariable]]:
     """The Scan node for ``scan``'s arguments: (the user's outputs, the last value of each: the final
     carry of a fed-back output -- its initial value when no step ran -- or a stacked output's last row)."""
     where = user_source_line()
@@ -338,7 +345,9 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
         if cond is None:
             raise GraphTypeError("scan: give sequences or n_steps: nothing says how many steps to run" + at)
         step.n = T.constant(np.int64(UNBOUNDED))  # a while loop bounded only by its condition
-    new_carries, ys, user = [], [], []
+    new_carries: list[TensorVariable] = []
+    ys: list[TensorVariable] = []
+    user: list[tuple[str, int, int | None]] = []
     for k, (o, y) in enumerate(zip(outs or [_Output(None)] * len(outputs), outputs)):
         if o.initial is None:
             user.append(("ys", len(ys), None))
@@ -368,12 +377,13 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     node = op.make_node(step.n, *step.seq_outer, *step.carry_outer, *free)
     where_out = op.output_slots()
     results, last = [], []
+    outputs = tensor_outputs(node)
     for kind, k, carry in user:
-        results.append(node.outputs[where_out[kind][k]])
+        results.append(outputs[where_out[kind][k]])
         if carry is None:
             last.append(results[-1][-1])
         else:
-            final = node.outputs[where_out["final"][carry]]
+            final = outputs[where_out["final"][carry]]
             last.append(final if kind == "trace" else final[-1])
     for k, r in enumerate(results):
         r.name = f"{name}[{k}]" if name and len(results) > 1 else name

@@ -20,7 +20,7 @@ too (grad of grad, Rop, Hessian-vector products).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,10 +34,10 @@ from symgraph.scan.build import build_scan
 from symgraph.scan.op import Scan, register_grad
 from symgraph.tensor.alloc import Alloc
 from symgraph.tensor.subtensor import IncSubtensor
-from symgraph.tensor.type import is_inexact
+from symgraph.tensor.type import TensorVariable, is_inexact, tensor_inputs
 
 
-def _is_zero(g: Variable | None) -> bool:
+def _is_zero(g: TensorVariable | None) -> bool:
     """``g`` is certainly all zeros (what the gradient gives an unused output)."""
     if g is None:
         return True
@@ -48,20 +48,21 @@ def _is_zero(g: Variable | None) -> bool:
             and not np.any(node.inputs[0].data))
 
 
-def _last_row(g: Variable) -> Variable | None:
+def _last_row(g: TensorVariable) -> TensorVariable | None:
     """The gradient ``g_last`` when ``g`` is ``inc_subtensor(zeros[-1], g_last)`` (what ``trace[-1]``
     gives), else None."""
     node = g.owner
     if node is None or not isinstance(node.op, IncSubtensor) or node.op.set_instead_of_inc:
         return None
-    index = node.inputs[2:]
+    ins = tensor_inputs(node)
+    index = ins[2:]
     if (node.op.idx_list != ("i",) or len(index) != 1 or not isinstance(index[0], Constant)
-            or int(index[0].data) != -1 or not _is_zero(node.inputs[0])):
+            or int(index[0].data) != -1 or not _is_zero(ins[0])):
         return None
-    return node.inputs[1]
+    return ins[1]
 
 
-def _step_fn(graph_inputs: list[Variable], outputs: list[Variable]) -> Callable:
+def _step_fn(graph_inputs: Sequence[Variable], outputs: Sequence[Variable]) -> Callable:
     """A step function for ``build_scan`` computing ``outputs`` from ``graph_inputs`` (given in the
     order scan passes arguments)."""
     def step(*args: Any) -> list[Variable]:
@@ -96,46 +97,48 @@ class _Problem:
         self.f_carry = [k for k, v in enumerate(self.carry_slots) if is_inexact(v)]
         self.f_const = [k for k, v in enumerate(self.const_slots) if is_inexact(v)]
 
-    def derivative(self, substitute: bool) -> tuple[list[Variable], dict[str, list[Variable]]]:
+    def derivative(self, substitute: bool) -> tuple[list[Variable], dict[str, list[Any]]]:
         """The step's derivative: (its outputs [carry grads, const grads, seq-row grads], the
         placeholders it reads, by kind). ``substitute``: read the forward results (new carries,
         stacked rows) from placeholders instead of recomputing them."""
-        _op, body, nc = self.op, self.op.body, self.op.n_carries
-        ph: dict[str, list[Variable]] = {
+        nc = self.op.n_carries
+        outputs = self.op.body_outputs
+        ph: dict[str, list[Any]] = {
             "a": [self.carry_slots[k].type.make_variable(f"g_carry{k}") for k in self.f_carry],
             "acc": [self.const_slots[k].type.make_variable(f"g_const{k}") for k in self.f_const],
             "gtr": [self.carry_slots[k].type.make_variable(f"g_trace{k}") for k, g in enumerate(self.g_trace)
                     if g is not None],
-            "gy": [body.outputs[nc + k].type.make_variable(f"g_ys{k}") for k, g in enumerate(self.g_ys)
+            "gy": [outputs[nc + k].type.make_variable(f"g_ys{k}") for k, g in enumerate(self.g_ys)
                    if g is not None]}
-        known: dict[Variable, Variable] = {}
+        known: dict[TensorVariable, TensorVariable] = {}
 
-        def seed(v: Variable, g: Variable) -> None:
+        def seed(v: TensorVariable, g: TensorVariable) -> None:
             known[v] = known[v] + g if v in known else g
         gtr = iter(ph["gtr"])
         for j, k in enumerate(self.f_carry):
-            seed(body.outputs[k], ph["a"][j])
+            seed(outputs[k], ph["a"][j])
         for k, g in enumerate(self.g_trace):
             if g is not None:
-                seed(body.outputs[k], next(gtr))
+                seed(outputs[k], next(gtr))
         gy = iter(ph["gy"])
         for k, g in enumerate(self.g_ys):
             if g is not None:
-                seed(body.outputs[nc + k], next(gy))
+                seed(outputs[nc + k], next(gy))
         wrt = ([self.carry_slots[k] for k in self.f_carry] + [self.const_slots[k] for k in self.f_const]
                + [self.seq_slots[k] for k in self.f_seq])
         grads = hooks.grad(None, wrt, disconnected_inputs="ignore", known_grads=known) if known else \
             [T.zeros_like(w) for w in wrt]
         acc = iter(ph["acc"])
-        outs = grads[:len(self.f_carry)] + [next(acc) + g for g in grads[len(self.f_carry):len(wrt) - len(self.f_seq)]]
+        consts = grads[len(self.f_carry):len(wrt) - len(self.f_seq)]
+        outs: list[Variable] = grads[:len(self.f_carry)] + [next(acc) + g for g in consts]
         outs += grads[len(wrt) - len(self.f_seq):]
         ph["cnext"], ph["yv"] = [], []
         if substitute:
             used = {id(v) for v in ancestors(outs)}
-            inputs = {id(v) for v in body.inputs}
+            inputs = {id(v) for v in self.op.body.inputs}
             swap = {}
             for k in range(nc):
-                v = body.outputs[k]
+                v = outputs[k]
                 if id(v) in used and v.owner is not None and id(v) not in inputs and v not in swap:
                     swap[v] = v.type.make_variable(f"carry{k}_next")
                     ph["cnext"].append((k, swap[v]))
@@ -144,8 +147,9 @@ class _Problem:
         return outs, ph
 
 
-def _reverse(p: _Problem, rows: dict[str, list[Variable]], a0: list[Variable], acc0: list[Variable],
-             consts: list[Variable], n: Variable, name: str | None) -> tuple[list, list, list]:
+def _reverse(p: _Problem, rows: dict[str, list[TensorVariable]], a0: list[TensorVariable],
+             acc0: list[TensorVariable], consts: list[TensorVariable], n: TensorVariable,
+             name: str | None) -> tuple[list, list, list]:
     """The reverse loop over ``n`` steps whose forward rows are ``rows`` (each in forward order,
     ``n`` rows: 'seq', 'prev' carries, 'gtr', 'gy', 'cnext' as listed by the derivative): (the
     carry gradients before the first of these steps, the constants' accumulated gradients, each
@@ -166,12 +170,13 @@ def _reverse(p: _Problem, rows: dict[str, list[Variable]], a0: list[Variable], a
     return last[:nca], last[nca:nca + ncc], gx
 
 
-def _prev(inits: list[Variable], traces: list[Variable], n: Variable) -> list[Variable]:
+def _prev(inits: list[TensorVariable], traces: list[TensorVariable], n: TensorVariable) -> list[TensorVariable]:
     """For each carry, the value each step started from: the initial carry, then the trace."""
     return [T.concatenate([T.shape_padleft(c0), tr[:n - 1]]) for c0, tr in zip(inits, traces)]
 
 
-def _place(x: Variable, g_rows: Variable, start: Variable, stop: Variable, nonempty: Variable) -> Variable:
+def _place(x: TensorVariable, g_rows: TensorVariable, start: TensorVariable, stop: TensorVariable,
+           nonempty: TensorVariable) -> TensorVariable:
     """A gradient for sequence ``x``: ``g_rows`` at rows [start, stop), zeros elsewhere."""
     placed = T.inc_subtensor(T.zeros_like(x)[start:stop], g_rows)
     if all(s is not None for s in x.type.shape[1:]):
@@ -218,21 +223,22 @@ def scan_grad(op: Scan, inputs: list, outputs: list, output_grads: list) -> list
     return result
 
 
-def checkpointed(p: _Problem, a0: list, acc0: list, gtr: list, gy: list, n: Variable) -> tuple[list, list, list]:
+def checkpointed(p: _Problem, a0: list, acc0: list, gtr: list, gy: list, n: TensorVariable) -> tuple[list, list, list]:
     """Checkpointed BPTT (see the module doc): segments of k steps, their starting carries kept by
     one scan over segments, then a reverse scan over segments that recomputes each segment's
     carries and runs its reverse steps."""
-    op, k, nc = p.op, p.op.checkpoint, p.op.n_carries
+    op, nc = p.op, p.op.n_carries
+    k = int(op.checkpoint or 1)
     forward = _step_fn(p.seq_slots + p.carry_slots + p.const_slots, list(op.body.outputs[:nc]))
     n_seg = (n + (k - 1)) // k
     one, zero = T.constant(np.int64(1)), T.constant(np.int64(0))
 
-    def segment(s: Variable, seqs: Any) -> tuple[Variable, Variable, list]:
+    def segment(s: TensorVariable, seqs: Any) -> tuple[TensorVariable, TensorVariable, list]:
         lo = s * k
         length = T.minimum(k, n - lo)
         return lo, length, [x[lo:lo + length] for x in seqs]
 
-    def keep(s: Variable, *rest: Variable) -> list:
+    def keep(s: TensorVariable, *rest: TensorVariable) -> list:
         carries, outer = rest[:nc], rest[nc:]
         _, length, seg = segment(s, outer[:op.n_seqs])
         _, last = build_scan(forward, seg, list(carries), list(outer[op.n_seqs:]), length, -1, False, None, False, None)
@@ -242,7 +248,7 @@ def checkpointed(p: _Problem, a0: list, acc0: list, gtr: list, gy: list, n: Vari
     starts = _prev(list(p.inits), ends[1:], n_seg)  # the carries each segment starts from
     nca, ncc, ns, nk = len(a0), len(acc0), op.n_seqs, op.n_consts
 
-    def back(*args: Variable) -> list:
+    def back(*args: TensorVariable) -> list:
         firsts, j = args[:nc], args[nc]
         a, acc, outer = args[nc + 1:nc + 1 + nca], args[nc + 1 + nca:nc + 1 + nca + ncc], args[nc + 1 + nca + ncc:]
         seqs, consts = outer[:ns], outer[ns:ns + nk]

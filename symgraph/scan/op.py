@@ -16,7 +16,7 @@ unknown: the step that would fix them never ran).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from symgraph.errors import GraphTypeError, MethodNotDefined, ShapeError, node_c
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.scan.types import compatible, stacked
-from symgraph.tensor.elemwise import cast
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_integer
+from symgraph.tensor import elemwise
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, is_integer
 
 
 class Scan(Op):
@@ -34,7 +34,7 @@ class Scan(Op):
     that computed it. ``truncate_gradient`` and ``checkpoint`` shape the gradient (BPTT)."""
 
     __props__ = ("body", "n_seqs", "n_carries", "traced", "until", "truncate_gradient", "checkpoint", "name")
-    name: str | None = None  # shadows Op.name (a property that would fall back to str(op))
+    name: str | None = None  # type: ignore[assignment]  # shadows Op.name (a property falling back to str(op))
 
     def __init__(self, body: InnerGraph, n_seqs: int, n_carries: int, traced: Sequence[bool] | None = None,
                  until: bool = False, truncate_gradient: int = -1, checkpoint: int | None = None,
@@ -49,11 +49,11 @@ class Scan(Op):
         if self.n_consts < 0 or self.n_ys < 0 or len(self.traced) != self.n_carries:
             raise GraphTypeError(f"Scan: a body of {len(body.inputs)} inputs and {len(body.outputs)} outputs does "
                                  f"not fit {n_seqs} sequences, {n_carries} carries and until={until}")
-        for k, (i, o) in enumerate(zip(self.carry_inputs, self.body.outputs)):
+        for k, (i, o) in enumerate(zip(self.carry_inputs, self.body_outputs)):
             if not compatible(i.type, o.type):
                 raise GraphTypeError(f"Scan: carry {k} enters the step as {i.type} but the step returns {o.type}")
         if self.until:
-            cond = body.outputs[-1].type
+            cond = self.body_outputs[-1].type
             if cond.ndim != 0 or cond.dtype != "bool":
                 raise GraphTypeError(f"Scan: the stop condition must be a 0-d bool, got {cond}")
         if self.checkpoint is not None and self.checkpoint < 1:
@@ -65,8 +65,19 @@ class Scan(Op):
 
     # --- the parts of the body ------------------------------------------------------------------
     @property
-    def carry_inputs(self) -> tuple[Variable, ...]:
-        return self.body.inputs[self.n_seqs:self.n_seqs + self.n_carries]
+    def carry_inputs(self) -> tuple[TensorVariable, ...]:
+        return self.body_inputs[self.n_seqs:self.n_seqs + self.n_carries]
+
+    @property
+    def body_inputs(self) -> tuple[TensorVariable, ...]:
+        """The body's inputs, typed: every value a loop reads or writes is a tensor (make_node and
+        sg.scan check it), which a type checker cannot follow through InnerGraph."""
+        return cast("tuple[TensorVariable, ...]", self.body.inputs)
+
+    @property
+    def body_outputs(self) -> tuple[TensorVariable, ...]:
+        """The body's outputs, typed (see ``body_inputs``)."""
+        return cast("tuple[TensorVariable, ...]", self.body.outputs)
 
     @property
     def inner_inputs(self) -> tuple[Variable, ...]:
@@ -120,12 +131,12 @@ class Scan(Op):
         if n_steps.ndim != 0 or not is_integer(n_steps):
             raise GraphTypeError(f"Scan: n_steps must be an integer scalar, got {n_steps} ({n_steps.type})")
         if n_steps.dtype != "int64":
-            n_steps = cast(n_steps, "int64")
-        inputs = [as_tensor_variable(v) for v in inputs]
-        if len(inputs) != len(self.body.inputs):
-            raise GraphTypeError(f"Scan: {len(inputs)} inputs for a body of {len(self.body.inputs)}")
-        _, seqs, inits, consts = self.split_inputs([n_steps, *inputs])
-        body_in = self.body.inputs
+            n_steps = elemwise.cast(n_steps, "int64")
+        values = [as_tensor_variable(v) for v in inputs]
+        if len(values) != len(self.body.inputs):
+            raise GraphTypeError(f"Scan: {len(values)} inputs for a body of {len(self.body.inputs)}")
+        _, seqs, inits, consts = self.split_inputs([n_steps, *values])
+        body_in = self.body_inputs
         for k, (s, slot) in enumerate(zip(seqs, body_in)):
             if s.ndim != slot.ndim + 1 or not compatible(TensorType(s.dtype, s.type.shape[1:]), slot.type):
                 raise GraphTypeError(f"Scan: sequence {k} ({s.type}) does not give rows of type {slot.type}")
@@ -133,11 +144,11 @@ class Scan(Op):
             if not compatible(v.type, slot.type):
                 what = f"initial carry {k}" if k < self.n_carries else f"constant {k - self.n_carries}"
                 raise GraphTypeError(f"Scan: {what} is {v.type} where the step reads {slot.type}")
-        return Apply(self, [n_steps, *inputs], [t.make_variable() for t in self.output_types()])
+        return Apply(self, [n_steps, *values], [t.make_variable() for t in self.output_types()])
 
     def output_types(self) -> list[TensorType]:
         carries = [v.type for v in self.carry_inputs]
-        ys = self.body.outputs[self.n_carries:self.n_carries + self.n_ys]
+        ys = self.body_outputs[self.n_carries:self.n_carries + self.n_ys]
         return (carries + [stacked(t) for t, traced in zip(carries, self.traced) if traced]
                 + [stacked(y.type) for y in ys])
 
@@ -164,7 +175,7 @@ class Scan(Op):
                 break
         out = [np.array(c) for c in carries]
         out += [_stack(tr, c.shape, c.dtype) for tr, c, traced in zip(traces, carries, self.traced) if traced]
-        ys_types = [o.type for o in node.outputs[len(out):]]
+        ys_types = [o.type for o in cast("list[TensorVariable]", node.outputs)[len(out):]]
         out += [_stack(y, tuple(s or 0 for s in t.shape[1:]), t.dtype) for y, t in zip(ys, ys_types)]
         return out
 
@@ -173,7 +184,7 @@ class Scan(Op):
             raise MethodNotDefined("a while loop's length is known only once it has run")
         n, _, inits, _ = self.split_inputs(list(node.inputs))
         _, _, init_shapes, _ = self.split_inputs(input_shapes)
-        ys = node.outputs[self.n_carries + sum(self.traced):]
+        ys = cast("list[TensorVariable]", node.outputs)[self.n_carries + sum(self.traced):]
         if any(s is None for y in ys for s in y.type.shape[1:]):
             raise MethodNotDefined("the shape of a stacked output is known only once a step has run")
         return ([tuple(s) for s in init_shapes] + [(n, *s) for s, t in zip(init_shapes, self.traced) if t]
