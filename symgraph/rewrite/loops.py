@@ -185,6 +185,8 @@ def _batched(node: Apply, args: list[TensorVariable], stacked: list[bool]) -> Va
     axis), or None when this op is not batched here."""
     op = node.op
     if isinstance(op, Elemwise) and len(node.outputs) == 1:
+        if op.scalar_op.is_random:  # a draw's numbers depend on the element's index in its output
+            return None
         return op(*[a if s else _lead(a) for a, s in zip(args, stacked)])
     if isinstance(op, DimShuffle):
         order = [0] + [o if o == "x" else o + 1 for o in op.new_order]

@@ -23,10 +23,11 @@ import symgraph.tensor as T
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Constant, Variable, user_source_line
 from symgraph.graph.inner import InnerGraph
-from symgraph.graph.traversal import toposort
+from symgraph.graph.traversal import ancestors, toposort
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.scan.types import compatible
+from symgraph.tensor.random_ops import current_loop_step, loop_step
 from symgraph.tensor.type import (
     TensorConstant,
     TensorType,
@@ -300,6 +301,16 @@ def _weak_settle(outs: list[_Output], outputs: list[TensorVariable], weak: dict[
         outs[k].initial = T.constant(np.asarray(init.data, dtype=dtype))
 
 
+def _count_steps(step: _Step, word: TensorVariable, outer: Variable | None, new_carries: list) -> None:
+    """The body draws random numbers: a last carry counts the steps (``word``, counter word c3 of
+    its draws). In a nested loop it starts at the outer step times 2**32, so draws differ across
+    the outer loop's steps too (inner loops below 2**32 steps)."""
+    start = T.constant(np.uint64(0)) if outer is None else T.mul(outer, T.constant(np.uint64(1 << 32)))
+    step.carry_slots.append(word)
+    step.carry_outer.append(start)
+    new_carries.append(T.add(word, T.constant(np.uint64(1))))
+
+
 def scan(fn: Callable, sequences: Any = None, outputs_info: Any = None, non_sequences: Any = None,
          n_steps: Any = None, truncate_gradient: int = -1, go_backwards: bool = False, mode: Any = None,
          name: str | None = None, profile: Any = False, allow_gc: Any = None, strict: bool = False,
@@ -335,9 +346,12 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     consts = [v if isinstance(v, Variable) else as_tensor_variable(v) for v in _as_list(non_sequences)]
     n, flip = _n_steps(n_steps, at)
     weak = _weak_probe(outs)
+    outer_step = current_loop_step()
     for attempt in range(2):
         step = _Step(seqs, outs, go_backwards != flip, n, at)
-        outputs, cond = _trace(fn, step, consts, outs, at)
+        step_word = TensorType("uint64", ()).make_variable("step")
+        with loop_step(step_word):
+            outputs, cond = _trace(fn, step, consts, outs, at)
         if attempt or not weak:
             break
         _weak_settle(outs, outputs, weak)
@@ -362,6 +376,8 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
             user.append(("ys", len(ys), len(new_carries)))
             new_carries.append(T.concatenate([slot[1:], T.shape_padleft(y)]))
             ys.append(y)
+    if any(v is step_word for v in ancestors(new_carries + ys + ([cond] if cond is not None else []))):
+        _count_steps(step, step_word, outer_step, new_carries)
     body_out = new_carries + ys + ([cond] if cond is not None else [])
     slots = step.seq_slots + step.carry_slots
     free = loop_invariants(body_out, slots)
