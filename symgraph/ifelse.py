@@ -45,7 +45,8 @@ class IfElse(Op):
         self.then_graph, self.else_graph, self.name = then_graph, else_graph, name
 
     def __str__(self) -> str:
-        return f"IfElse{{{self.name}}}" if self.name else "IfElse"
+        given = self.__dict__.get("_name")  # Op.name falls back to str(op): read the given name only
+        return f"IfElse{{{given}}}" if given else "IfElse"
 
     @property
     def inner_graphs(self) -> dict[str, InnerGraph]:
@@ -54,7 +55,7 @@ class IfElse(Op):
 
     def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> IfElse:
         """The same op with its inner graphs replaced (e.g. by rewritten ones)."""
-        return IfElse(graphs["then"], graphs["else"], self.name)
+        return IfElse(graphs["then"], graphs["else"], self.__dict__.get("_name"))
 
     def output_types(self) -> list[TensorType]:
         return [_merged(t.type, e.type) for t, e in zip(self.then_graph.outputs, self.else_graph.outputs)]
@@ -87,7 +88,8 @@ class IfElse(Op):
         for graph in (self.then_graph, self.else_graph):
             g = _branch_grad(graph, grads)
             graphs.append(InnerGraph(list(graph.inputs) + grads, [g[k] for k in wanted]))
-        out = IfElse(*graphs, name=f"grad_{self.name}" if self.name else None)(cond, *values, *output_grads)
+        given = self.__dict__.get("_name")
+        out = IfElse(*graphs, name=f"grad_{given}" if given else None)(cond, *values, *output_grads)
         result: list = [None] * len(inputs)
         for k, g in zip(wanted, out if isinstance(out, list) else [out]):
             result[1 + k] = g

@@ -29,7 +29,7 @@ from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
 from symgraph.rewrite.collective import bucket_allreduce
 from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule, Stats, rule, run_local
-from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches
+from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_everywhere, sink_into_branches
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
 from symgraph.rewrite.loops import scan_pass
@@ -243,4 +243,4 @@ from symgraph.rewrite.user import (NodeRewriter, node_rewriter, register_canonic
 
 __all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE", "NodeRewriter",
            "node_rewriter", "register_canonicalize", "register_specialize", "register_stabilize", "register_pass",
-           "unregister", "as_mode", "sink_into_branches", "RewriteHistory"]
+           "unregister", "as_mode", "sink_into_branches", "sink_everywhere", "RewriteHistory"]
