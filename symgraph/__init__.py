@@ -14,7 +14,7 @@ from symgraph import tensor
 from symgraph import gradient
 from symgraph.gradient import Lop, Rop, disconnected_grad, grad, hessian, jacobian, zero_grad
 from symgraph.ifelse import ifelse
-from symgraph.scan import foldl, foldr, map, reduce, scan, until  # noqa: A004 (Theano's names)
+from symgraph.scan import foldl, foldr, map, reduce, scan, scan_updates, until  # noqa: A004 (Theano's names)
 from symgraph.compile import Function, SharedVariable, function, shared
 from symgraph.compile.ops import as_op
 from symgraph import compile, printing, rewrite, updates
@@ -41,6 +41,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
            "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "scan", "until",
-           "map", "reduce", "foldl", "foldr", "testing",
+           "map", "reduce", "foldl", "foldr", "scan_updates", "testing",
            "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
            "MRG_RandomStreams", "shared_randomstreams", "distributed"]
