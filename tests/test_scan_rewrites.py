@@ -11,6 +11,7 @@ import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
+from symgraph.graph.basic import Constant
 from symgraph.graph.inner import InnerGraph
 from symgraph.scan import Scan
 from symgraph.scan.op import CheckRan
@@ -74,6 +75,24 @@ def test_loop_invariant_work_is_hoisted():
     for _ in range(3):
         h = np.tanh(h @ np.exp(wv))
     np.testing.assert_allclose(f(3, np.array([1.0, -1.0]), wv), h)
+
+
+def test_constant_work_in_a_body_is_folded_not_hoisted_into_an_input():
+    """The gradient of (x w - y) ** 2 holds (x w - y) ** (2 - 1): folded in the body (and then
+    simplified), not hoisted as an input that would hide the constant from the body's rewrites."""
+    x, y, n = T.dmatrix("x"), T.dmatrix("y"), T.lscalar("n")
+    out, _ = sg.scan(lambda w: w - 0.1 * sg.grad(T.mean((T.dot(x, w) - y) ** 2), w),
+                     outputs_info=[T.ones((2, 1))], n_steps=n)
+    f = sg.function([x, y, n], out[-1])
+    (node,) = _scans(f)
+    assert not any("**" in str(k.op) or "pow" in str(k.op) for k in node.op.body.nodes)
+    consts = node.inputs[1 + node.op.n_seqs + node.op.n_carries:]  # x, y, x.T: no hoisted constant work
+    assert not any(c.owner is not None and all(isinstance(i, Constant) for i in c.owner.inputs) for c in consts)
+    xv, yv = np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([[1.0], [0.0]])
+    w = np.ones((2, 1))
+    for _ in range(4):
+        w = w - 0.1 * (2 * xv.T @ (xv @ w - yv) / yv.size)
+    np.testing.assert_allclose(f(xv, yv, 4), w, rtol=1e-12)
 
 
 def test_sequence_only_products_run_as_one_product_before_the_loop():

@@ -30,6 +30,7 @@ from symgraph.graph.traversal import ancestors, clone_replace
 from symgraph.ifelse import ifelse
 from symgraph.rewrite.branches import sink_into_branches
 from symgraph.rewrite.core import Stats, rule
+from symgraph.rewrite.graph_passes import constant_fold
 from symgraph.rewrite.patterns import fit
 from symgraph.scan.build import loop_invariants
 from symgraph.scan.op import CheckRan, Scan
@@ -153,14 +154,28 @@ def prune(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
     return _replace(fgraph, node, new, pairs, stats, "scan_prune")
 
 
+def _folded(body: InnerGraph) -> InnerGraph:
+    """``body`` with its work on constants alone folded first: hoisted, ``2 - 1`` would become an
+    input, and the body's own rewrites (which run after this pass) could no longer fold ``x ** 1``."""
+    if not any(n.inputs and all(isinstance(i, Constant) for i in n.inputs) for n in body.nodes):
+        return body
+    fg = body.fgraph()
+    constant_fold(fg, Stats(), lenient=True)
+    return InnerGraph(fg.inputs, fg.outputs)
+
+
 def hoist(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
-    """Move the body's loop-invariant work before the loop (new constant inputs)."""
+    """Move the body's loop-invariant work before the loop (new constant inputs); constant work
+    that folds is folded in the body instead."""
     op = node.op_as(Scan)
-    body = op.body
+    body = _folded(op.body)
     variant = list(body.inputs[:op.n_seqs + op.n_carries])
     invariant = [v for v in loop_invariants(list(body.outputs), variant) if v.owner is not None]
     if not invariant:
-        return None
+        if body is op.body:
+            return None
+        new = op.clone(body=body).make_node(*node.inputs)
+        return _replace(fgraph, node, new, [(k, k) for k in range(len(node.outputs))], stats, "scan_fold")
     n, seqs, inits, consts = op.split_inputs(node.inputs)
     const_slots = list(body.inputs[op.n_seqs + op.n_carries:])
     outer, _ = clone_replace(invariant, dict(zip(const_slots, consts)))

@@ -237,21 +237,28 @@ def _check_carry(k: int, init: TensorVariable, out: TensorVariable, at: str) -> 
             f"a carried value keeps its shape from step to step{at}")
 
 
-def loop_invariants(outputs: Sequence[Variable], slots: Sequence[Variable]) -> list[Variable]:
+def loop_invariants(outputs: Sequence[Variable], slots: Sequence[Variable],
+                    keep_constant_work: bool = False) -> list[Variable]:
     """What the step reads from outside: the outermost variables that do not depend on a
     placeholder (computed once, before the loop), except that work read only by a lazy ifelse's
-    branches stays in the step (the branch computes it only when taken)."""
+    branches stays in the step (the branch computes it only when taken). ``keep_constant_work``:
+    work on constants alone stays in the step too (``sg.scan`` building a body: the body's rewrites
+    then see ``x ** (2 - 1)`` as ``x ** 1`` and fold it, where an input would hide the constant;
+    what the rewrites leave is hoisted later)."""
     slot_ids = {id(v) for v in slots}
     depends: set[int] = set(slot_ids)
+    constant: set[int] = set()
     for node in toposort(outputs, blockers=slots):
         if any(id(i) in depends for i in node.inputs):
             depends.update(id(o) for o in node.outputs)
+        elif keep_constant_work and all(isinstance(i, Constant) or id(i) in constant for i in node.inputs):
+            constant.update(id(o) for o in node.outputs)
     found: dict[int, Variable] = {}
     seen: set[tuple[int, bool]] = set()
     stack = [(o, True) for o in reversed(outputs)]
     while stack:
         v, eager = stack.pop()
-        if id(v) in slot_ids or isinstance(v, Constant) or (id(v), eager) in seen:
+        if id(v) in slot_ids or isinstance(v, Constant) or id(v) in constant or (id(v), eager) in seen:
             continue
         seen.add((id(v), eager))
         if (eager and id(v) not in depends) or v.owner is None:
@@ -380,7 +387,7 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
         _count_steps(step, step_word, outer_step, new_carries)
     body_out = new_carries + ys + ([cond] if cond is not None else [])
     slots = step.seq_slots + step.carry_slots
-    free = loop_invariants(body_out, slots)
+    free = loop_invariants(body_out, slots, keep_constant_work=True)
     if strict:
         extra = [v for v in free if not any(v is c for c in consts)]
         if extra:
