@@ -22,6 +22,8 @@ from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback, wrap_in_fallback
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 
 
 def _on_device(v: Variable) -> bool:
@@ -41,6 +43,10 @@ def _fallback_source(node: Apply, reason: str) -> str:
     outs = ", ".join(str(v.type) for v in node.outputs)
     return (f"/* HOST FALLBACK: {node.op_as(HostFallback).op} runs on the host with numpy ({reason}).\n"
             f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
+
+
+OPTIONS: tuple[str, ...] = ("device",)
+"""The keywords of sg.function this backend takes: ``device`` (an index or name; default sg.config.device)."""
 
 
 class OpenCLBackend(Backend):
@@ -99,7 +105,7 @@ class OpenCLBackend(Backend):
         return False
 
     def _lower(self, node: Apply) -> Lowered | str | None:
-        if getattr(node.op, "inner_graphs", None):  # ifelse, scan: the emitter plans their inner graphs
+        if isinstance(node.op, (IfElse, Scan)):  # the emitter plans their inner graphs
             return Lowered(None, kind="control")
         if _small_host_node(node, self.host):
             return Lowered(None, kind="host")
