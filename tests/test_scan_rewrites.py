@@ -1,7 +1,8 @@
 """Loop rewrites and memory: trace[-1] reads the final carry (IndexError kept when no step may
 run), unread traces/outputs/carries are dropped, loop-invariant work is hoisted, sequence-only
-products are vectorised; peak memory (tracemalloc) of long loops, checkpointed gradients and
-while loops; the OpenCL loop keeps its values on the device."""
+products are vectorised, constant work is folded in the body; peak memory (tracemalloc) of long
+loops, checkpointed gradients and while loops; the OpenCL loop keeps its values on the device and
+reads a while loop's condition every 8 steps, ending exactly where the plain loop would."""
 from __future__ import annotations
 
 import tracemalloc
@@ -183,3 +184,54 @@ def test_opencl_loop_reads_nothing_back_per_step(backend):
         counts.append({key: TRANSFERS[key] - before.get(key, 0) for key in ("to_host", "zero_copy_out", "to_device")})
     assert counts[0] == counts[1], counts  # the same transfers for 3 steps as for 40
     assert counts[0]["to_host"] + counts[0]["zero_copy_out"] == 1  # the result
+
+
+# --- OpenCL while loops: the stop condition read every few steps ------------------------------------
+
+def _doubling():
+    x0, lim = T.fscalar("x0"), T.fscalar("lim")
+    vals, _ = sg.scan(lambda v: (v * 2, sg.until(v * 2 > lim)), outputs_info=[x0], n_steps=T.lscalar("n"))
+    return x0, lim, vals
+
+
+@pytest.mark.parametrize("stop", [0, 1, 6, 7, 8, 9, 15, 16, 23])
+def test_opencl_while_loop_reads_its_condition_every_few_steps_and_ends_where_it_should(stop):
+    """A doubling loop stopping after step ``stop`` (around the windows of 8 pending steps), and
+    with n_steps cutting it first: the same traces and final values as the numpy backend, and
+    the stop flags read about once per 8 steps, not once per step."""
+    from symgraph.backends.opencl.loops import SPECULATE
+    from symgraph.backends.opencl.runtime import TRANSFERS
+    assert SPECULATE >= 8
+    x0, lim, vals = _doubling()
+    n = vals.owner.inputs[0]
+    fs = {b: sg.function([x0, lim, n], [vals, vals[-1]], backend=b) for b in ("numpy", "opencl")}
+    limit = np.float32(1.5 * 2.0 ** stop)  # step t computes 2 ** (t + 1): the first above it is step `stop`
+    for steps in (1000, stop + 1, max(stop, 1), 0):
+        want = fs["numpy"](np.float32(1), limit, steps) if steps else None
+        before = dict(TRANSFERS)
+        if steps == 0:
+            with pytest.raises(IndexError):
+                fs["opencl"](np.float32(1), limit, steps)
+            continue
+        got = fs["opencl"](np.float32(1), limit, steps)
+        reads = TRANSFERS["to_host"] - before.get("to_host", 0)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert len(got[0]) == min(stop + 1, steps)
+        assert reads <= 2 + (len(got[0]) + 7) // 8, reads  # the results, then one flag read per 8 steps
+
+
+def test_a_step_past_the_stop_that_would_fail_is_not_run_as_an_error(backend):
+    """Step i reads data[i]; the loop stops at the last row. Speculative steps past it index out
+    of bounds on OpenCL and are discarded; a failure before the stop is still an error."""
+    data, stop_at = T.fvector("data"), T.lscalar("stop_at")
+
+    def step(i, acc):
+        return [i + 1, acc + data[i]], sg.until(T.ge(i + 1, stop_at))
+    (idx, acc), _ = sg.scan(step, outputs_info=[T.constant(np.int64(0)), T.constant(np.float32(0))],
+                            n_steps=10**6)
+    f = sg.function([data, stop_at], acc[-1], backend=backend)
+    values = np.arange(1, 6, dtype="float32")
+    assert f(values, 5) == 15 and f(values, 2) == 3 and f(values, 1) == 1
+    with pytest.raises(IndexError):
+        f(values, 7)  # the plain loop fails at step 5 too

@@ -240,9 +240,14 @@ class OpenCLBackend(Backend):
             return super().loop_resize(buf, rows, side, ctx)
         return f"{ctx.ref(self._loop_helpers()[1], 'device_resize')}({buf}, {rows})"
 
+    def loop_stop_flags(self, ctx: CodeContext) -> str | None:
+        # a while loop's condition is read every SPECULATE steps: reading it waits for the queue
+        return f"{ctx.ref(self._loop_helpers()[2], 'stop_flags')}()"
+
     def _loop_helpers(self) -> tuple:
         if not hasattr(self, "_loop_fns"):
-            self._loop_fns = (loops.make_rows(self.rt), loops.make_resize(self.rt))
+            self._loop_fns = (loops.make_rows(self.rt), loops.make_resize(self.rt),
+                              loops.make_stop_flags(self.rt, loops.SPECULATE))
         return self._loop_fns
 
 

@@ -309,6 +309,13 @@ class Backend:
         """An expression for ``buf`` with ``rows`` rows: its first rows, or grown with the old rows kept."""
         return f"{ctx.ref(resize_rows, 'resize_rows')}({buf}, {rows})"
 
+    def loop_stop_flags(self, ctx: CodeContext) -> str | None:
+        """None: a while loop tests its condition after every step. Else an expression for an
+        object with ``add(cond) -> bool`` (True: check now) and ``first() -> int`` (the first
+        pending step whose condition held, or -1): the loop then runs a few steps ahead of its
+        condition and ends where the first true condition says (compile/loop.py)."""
+        return None
+
 
 # --- the emitter ----------------------------------------------------------------------------------
 
@@ -458,9 +465,10 @@ class Emitter(LoopEmitter):
             self.depth -= 1
 
     def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
-                   out_sides: list[str]) -> None:
+                   out_sides: list[str | None]) -> None:
         """An inner graph's statements, its inputs bound to ``in_names``, its results assigned to
-        ``out_names`` on ``out_sides`` (copied where they would share an input's or a constant's memory)."""
+        ``out_names`` on ``out_sides`` (None: where each already is; copied where they would share
+        an input's or a constant's memory)."""
         schedule = Schedule(fgraph, _InnerSpec(len(fgraph.inputs)))
         outer_converted, outer_step, outer_node = self.converted, self.step, self.node
         self.converted = dict(outer_converted)  # a conversion made inside a branch exists only there
@@ -468,6 +476,7 @@ class Emitter(LoopEmitter):
             self.names[v] = n
         self.emit_nodes(schedule)
         for k, (v, side) in enumerate(zip(fgraph.outputs, out_sides)):
+            side = side if side is not None else self.b.side(v)  # None: where the value already is
             expr = self.arg(v, side)
             if schedule.copies[k] and (v, side) not in self.converted:
                 expr = self.b.copy(expr, side, self.ctx)

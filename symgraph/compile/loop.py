@@ -18,7 +18,9 @@ never preallocates ``n_steps`` rows: its buffers start at 16 rows and double whe
 are cut to the steps actually run. The statements that read rows, store rows and make buffers
 come from the backend (``loop_row``, ``loop_store``, ``loop_rows``, ``loop_resize``), so a device
 backend keeps sequences, carries and traces on the device: each step launches the body's
-kernels, and nothing is read back except the stop condition of a while loop.
+kernels, and nothing is read back except the stop condition of a while loop, which a backend may
+read every few steps (``loop_stop_flags``: the loop runs ahead and ends at the first step whose
+condition held, with that step's carries).
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ class LoopEmitter:
         def emit(self, line: str) -> None: ...
         def arg(self, v: Variable, side: str | None) -> str: ...
         def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
-                       out_sides: list[str]) -> None: ...
+                       out_sides: list[str | None]) -> None: ...
 
     def emit_scan(self, node: Apply, ins: list[str], outs: list[str]) -> None:
         """A Python loop running ``node``'s body (see the module doc)."""
@@ -120,14 +122,20 @@ class LoopEmitter:
         for name in ys:
             self.emit(f"{name} = None")
         t = f"_t{tag}"
+        flags = self.b.loop_stop_flags(ctx) if op.until else None
+        if flags is not None:
+            self.emit(f"_sf{tag}, _hist{tag} = {flags}, []")
         self.emit(f"for {t} in range({n}):")
         self.depth += 1
+        if flags is not None:  # a failing step past the end is not an error: see _speculated
+            self.emit("try:")
+            self.depth += 1
         for row, (_, sname), side in zip(rows, seqs, seq_sides):
             self.emit(f"{row} = {self.b.loop_row(sname, t, side, ctx)}")
         nexts = [f"{c}_next" for c in carries]
         y_now = [f"{y}_now" for y in ys]
         cond = [f"_stop{tag}"] if op.until else []
-        from_host = [HOST] if op.until else []
+        from_host: list[str | None] = ([HOST] if flags is None else [None]) if op.until else []
         saved = dict(self.converted)
         self.converted.update(pre)
         self.emit_inner(fgraph, rows + carries + [name for _, name in consts], nexts + y_now + cond,
@@ -142,12 +150,44 @@ class LoopEmitter:
             dtype = ctx.ref(np.dtype(var.dtype), f"dt_{var.dtype}")
             self.emit(f"if {y} is None: {y} = {self.b.loop_rows(f'({cap},) + {now}.shape', dtype, side, ctx)}")
             self.emit(self.b.loop_store(y, t, now, side, ctx))
-        if carries:
-            self.emit(f"{', '.join(carries)} = {', '.join(nexts)}")
-        if op.until:
-            self.emit(f"if {cond[0]}: break")
+        if flags is not None:
+            self._speculated(tag, t, n, carries, nexts, cond[0])
+        else:
+            if carries:
+                self.emit(f"{', '.join(carries)} = {', '.join(nexts)}")
+            if op.until:
+                self.emit(f"if {cond[0]}: break")
         self.depth -= 1
         self._results(node, tag, n, t, carries, traces, ys, y_vars, y_sides, final_sides, outs)
+
+    def _speculated(self, tag: str, t: str, n: str, carries: list[str], nexts: list[str], cond: str) -> None:
+        """The end of a step of a while loop that reads its condition every few steps: the step's
+        carries are kept (references: no copies) until the pending conditions are read; when one
+        held, the loop ends at that step with its carries (the later steps' rows are cut off by
+        the final resize). A step that fails is an error only if no earlier pending step stopped
+        the loop (the plain loop would never have run it)."""
+        sf, hist, j = f"_sf{tag}", f"_hist{tag}", f"_j{tag}"
+        restore = f"{', '.join(carries)}, = {hist}[{j}]" if carries else "pass"
+        self.depth -= 1
+        self.emit("except Exception:")
+        self.depth += 1
+        for line in (f"{j} = {sf}.first()", f"if {j} < 0: raise", restore,
+                     f"{t} = {t} - len({hist}) + {j}", "break"):
+            self.emit(line)
+        self.depth -= 1
+        self.emit(f"{hist}.append(({''.join(c + ', ' for c in nexts)}))")
+        if carries:
+            self.emit(f"{', '.join(carries)} = {', '.join(nexts)}")
+        self.emit(f"if {sf}.add({cond}) or {t} + 1 == {n}:")
+        self.depth += 1
+        self.emit(f"{j} = {sf}.first()")
+        self.emit(f"if {j} >= 0:")
+        self.depth += 1
+        for line in (restore, f"{t} = {t} - len({hist}) + 1 + {j}", "break"):
+            self.emit(line)
+        self.depth -= 1
+        self.emit(f"{hist}.clear()")
+        self.depth -= 1
 
     def _preconvert(self, fgraph: Any, names: list[str], first: int) -> dict:
         """Constants the body reads on the other side, converted once before the loop (not per step)."""
