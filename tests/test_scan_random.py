@@ -113,3 +113,14 @@ def test_dropout_in_an_rnn_body_backpropagates_through_the_forward_masks():
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     assert any(m.sum() not in (0, 3) for m in masks)  # the masks really drop some units
+
+
+def test_save_and_load_keep_the_in_loop_stream(tmp_path):
+    """A saved function with draws in a loop body continues the stream where the saved one was."""
+    srng = sg.RandomStream(seed=13)
+    f = sg.function([], _noise_walk(srng))
+    f()
+    sg.save(f, tmp_path / "walk.sg")
+    g = sg.load(tmp_path / "walk.sg")
+    np.testing.assert_array_equal(g(), f())  # both at call 1 now
+    np.testing.assert_array_equal(g(), f())
