@@ -175,3 +175,19 @@ def test_four_implementations_agree(ops, n, backwards, init):
         ins32, out32 = build("float32")
         got = sg.function(ins32, out32, backend="opencl")(xv.astype("float32"), hv.astype("float32"))
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_typed_list_can_be_a_loop_constant(backend):
+    """Theano's typed_list page: a scan over indices reading a typed list given in non_sequences."""
+    from symgraph.compat.theano import typed_list
+    a = typed_list.TypedListType(T.fvector)()
+    s, _ = sg.scan(lambda i, tl: tl[i].sum(), non_sequences=[a],
+                   sequences=[T.arange(typed_list.length(a), dtype="int64")])
+    if backend == "opencl":  # the list's items are read on the host (a visible host fallback)
+        with pytest.warns(RuntimeWarning, match="GetItem.*runs on the host"):
+            f = sg.function([a], s, backend=backend)
+    else:
+        f = sg.function([a], s, backend=backend)
+    np.testing.assert_allclose(f([[1, 2, 3], [4, 5]]), [6, 9])
+    with pytest.raises(GraphTypeError, match="constant 0 is"):
+        Scan(s.owner.op.body, n_seqs=1, n_carries=0)(2, T.arange(2), T.fvector())

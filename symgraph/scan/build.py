@@ -270,6 +270,15 @@ def loop_invariants(outputs: Sequence[Variable], slots: Sequence[Variable],
     return list(found.values())
 
 
+def _from_listed(v: Variable, consts: list) -> bool:
+    """For ``strict``: whether ``v`` is computed from the listed non_sequences (``W.T`` of a listed
+    ``W``), constants and random-stream state alone (keys and call counters, shared variables kept
+    on the host: the stream's business, as Theano's RNG states were)."""
+    listed = {id(c) for c in consts}
+    roots = [a for a in ancestors([v], blockers=consts) if a.owner is None or id(a) in listed]
+    return all(id(a) in listed or isinstance(a, Constant) or getattr(a, "host_resident", False) for a in roots)
+
+
 def _trace(fn: Callable, step: _Step, consts: list, outs: list[_Output], at: str) -> tuple[list, Variable | None]:
     """Call ``fn`` on the placeholders; the step's outputs (as tensors) and its stop condition."""
     result = fn(*step.args, *consts)
@@ -389,7 +398,7 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     slots = step.seq_slots + step.carry_slots
     free = loop_invariants(body_out, slots, keep_constant_work=True)
     if strict:
-        extra = [v for v in free if not any(v is c for c in consts)]
+        extra = [v for v in free if not _from_listed(v, consts)]
         if extra:
             raise GraphTypeError(f"scan(strict=True): the step reads {', '.join(map(str, extra))}, which "
                                  f"non_sequences does not list{at}")

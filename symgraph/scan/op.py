@@ -132,7 +132,9 @@ class Scan(Op):
             raise GraphTypeError(f"Scan: n_steps must be an integer scalar, got {n_steps} ({n_steps.type})")
         if n_steps.dtype != "int64":
             n_steps = elemwise.cast(n_steps, "int64")
-        values = [as_tensor_variable(v) for v in inputs]
+        first_const = self.n_seqs + self.n_carries  # constants may be any variables (typed lists)
+        values = [v if k >= first_const and isinstance(v, Variable) and not isinstance(v.type, TensorType)
+                  else as_tensor_variable(v) for k, v in enumerate(inputs)]
         if len(values) != len(self.body.inputs):
             raise GraphTypeError(f"Scan: {len(values)} inputs for a body of {len(self.body.inputs)}")
         _, seqs, inits, consts = self.split_inputs([n_steps, *values])
@@ -141,7 +143,11 @@ class Scan(Op):
             if s.ndim != slot.ndim + 1 or not compatible(TensorType(s.dtype, s.type.shape[1:]), slot.type):
                 raise GraphTypeError(f"Scan: sequence {k} ({s.type}) does not give rows of type {slot.type}")
         for k, (v, slot) in enumerate(zip(inits + consts, body_in[self.n_seqs:])):
-            if not compatible(v.type, slot.type):
+            if not isinstance(v.type, TensorType) or not isinstance(slot.type, TensorType):
+                if v.type != slot.type:
+                    raise GraphTypeError(f"Scan: constant {k - self.n_carries} is {v.type} where the step reads "
+                                         f"{slot.type}")
+            elif not compatible(v.type, slot.type):
                 what = f"initial carry {k}" if k < self.n_carries else f"constant {k - self.n_carries}"
                 raise GraphTypeError(f"Scan: {what} is {v.type} where the step reads {slot.type}")
         return Apply(self, [n_steps, *values], [t.make_variable() for t in self.output_types()])
