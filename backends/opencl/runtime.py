@@ -402,7 +402,8 @@ class DeviceArray:
                  host: np.ndarray | None = None, borrowed: bool = False):
         self.runtime, self.buffer, self.shape = runtime, buffer, tuple(int(n) for n in shape)
         self.strides = tuple(int(s) for s in strides)
-        self.offset, self.dtype, self._host_ref = int(offset), np.dtype(dtype), None
+        self.offset, self.dtype = int(offset), np.dtype(dtype)
+        self._host_ref: np.ndarray | None = None  # a host array the buffer reads (kept alive with it)
         self.host, self.borrowed = host, borrowed
 
     @property

@@ -3,7 +3,7 @@ compiled Function) into one GraphView: inputs, outputs, updates and the nodes be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import ancestors, toposort
@@ -127,14 +127,14 @@ def inner_graph(node: Apply) -> tuple[list[Variable], list[Variable]] | None:
     for holder in (getattr(op, "fgraph", None), op):
         if holder is None:
             continue
-        for ins, outs in (("inner_inputs", "inner_outputs"), ("inputs", "outputs")):
-            i, o = getattr(holder, ins, None), getattr(holder, outs, None)
+        for ins_attr, outs_attr in (("inner_inputs", "inner_outputs"), ("inputs", "outputs")):
+            i, o = getattr(holder, ins_attr, None), getattr(holder, outs_attr, None)
             if _variables(i) and _variables(o):
                 return list(i), list(o)
     return None
 
 
-def _variables(seq: Any) -> bool:
+def _variables(seq: Any) -> TypeGuard[list[Variable] | tuple[Variable, ...]]:
     return isinstance(seq, (list, tuple)) and len(seq) > 0 and all(isinstance(v, Variable) for v in seq)
 
 
@@ -161,7 +161,7 @@ def limited_nodes(view: GraphView, max_nodes: int | None) -> tuple[list[Apply], 
     keep: set[int] = set()
     frontier = [v.owner for v in view.roots if v.owner is not None and id(v) not in blocked]
     while frontier and len(keep) < max_nodes:
-        nxt = []
+        nxt: list[Apply] = []
         for node in frontier:
             if id(node) in keep or len(keep) >= max_nodes:
                 continue

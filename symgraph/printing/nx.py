@@ -33,7 +33,7 @@ def to_networkx(obj: Any) -> nx.DiGraph:
             var(v)
     for node in view.nodes:
         key = keys[id(node)] = f"a{len(keys)}"
-        attrs = {"kind": "apply", "op": op_label(node.op), "op_class": type(node.op).__name__,
+        attrs: dict[str, Any] = {"kind": "apply", "op": op_label(node.op), "op_class": type(node.op).__name__,
                  "name": None, "type": None, "dtype": None, "shape": None}
         inner = inner_graph(node)
         if inner is not None:
