@@ -114,12 +114,12 @@ def test_sequence_only_products_run_as_one_product_before_the_loop():
     np.testing.assert_allclose(f(*vals), np.stack(want), rtol=1e-12)
 
 
-def test_gradient_accumulators_become_one_product_after_the_loop():
+def test_gradient_accumulators_become_one_product_after_the_loop(backend):
     """The BPTT loop's weight gradients (sum over steps of h_t^T g_t) are summed after the loop."""
     x, h0, W = T.dtensor3("x"), T.dmatrix("h0"), T.dmatrix("W")
     h, _ = sg.scan(lambda xt, h: T.tanh(T.dot(h, W) + xt), sequences=[x], outputs_info=[h0])
     gw, gh = sg.grad((h ** 2).sum(), [W, h0])
-    f = sg.function([x, h0, W], [gw, gh])
+    f = sg.function([x, h0, W], [gw, gh], backend=backend)
     assert "scan_push_out_sum" in f.rewrite_report()["applied"]
     grad_loop = [n for n in _scans(f) if n.op.name == "grad"][0]
     assert grad_loop.op.n_carries == 1  # the state's gradient; W's is a tensordot after the loop
