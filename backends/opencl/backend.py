@@ -245,6 +245,10 @@ class OpenCLBackend(Backend):
             return super().loop_resize(buf, rows, side, ctx)
         return f"{ctx.ref(self._loop_helpers()[1], 'device_resize')}({buf}, {rows})"
 
+    def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
+        # a strided view (W.T in a gradient's loop) read by every step's kernels: one copy before the loop
+        return name if side != DEVICE else f"{ctx.ref(loops.contiguous, 'contiguous')}({name})"
+
     def loop_stop_flags(self, ctx: CodeContext) -> str | None:
         # a while loop's condition is read every SPECULATE steps: reading it waits for the queue
         return f"{ctx.ref(self._loop_helpers()[2], 'stop_flags')}()"

@@ -25,6 +25,16 @@ def store(buf: DeviceArray, t: int, value: DeviceArray) -> None:
     copy_into(row(buf, t), value)
 
 
+def contiguous(x: Any) -> Any:
+    """``x``, or a contiguous device copy of it when it is a strided device view (a loop constant
+    read by every step: the kernels' contiguous paths are much faster than their strided ones)."""
+    if not isinstance(x, DeviceArray) or x.is_contiguous:
+        return x
+    out = x.runtime.empty(x.shape, x.dtype, "loop constant")
+    copy_into(out, x)
+    return out
+
+
 def first_rows(buf: DeviceArray, rows: int) -> DeviceArray:
     """The first ``rows`` rows of ``buf`` (a view)."""
     return buf.view((rows,) + buf.shape[1:], buf.strides, buf.offset)

@@ -170,6 +170,11 @@ class Backend:
         """An expression for ``buf`` with ``rows`` rows: its first rows, or grown with the old rows kept."""
         return f"{ctx.ref(resize_rows, 'resize_rows')}({buf}, {rows})"
 
+    def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
+        """An expression for a value every step of a loop reads (``name`` as it is, by default; a
+        device backend may lay a strided view out contiguously once, before the loop)."""
+        return name
+
     def loop_stop_flags(self, ctx: CodeContext) -> str | None:
         """None: a while loop tests its condition after every step. Else an expression for an
         object with ``add(cond) -> bool`` (True: check now) and ``first() -> int`` (the first

@@ -105,7 +105,14 @@ class LoopEmitter:
         body_sides = seq_sides + final_sides + [self.b.side(v) for v, _ in consts]
         fgraph = self.b.inner_fgraph(node, "body", body_sides)
         rows = [f"_x{tag}_{j}" for j in range(op.n_seqs)]
-        pre = self._preconvert(fgraph, [name for _, name in consts], op.n_seqs + op.n_carries)
+        const_names = []
+        for j, (v, name) in enumerate(consts):  # each step reads them: laid out once, before the loop
+            expr = self.b.loop_constant(name, self.b.side(v), ctx)
+            if expr != name:
+                self.emit(f"_k{tag}_{j} = {expr}")
+                name = f"_k{tag}_{j}"
+            const_names.append(name)
+        pre = self._preconvert(fgraph, const_names, op.n_seqs + op.n_carries)
         cap = n if not op.until else f"_cap{tag}"
         if op.until:
             self.emit(f"{cap} = min({n}, {FIRST_ROWS})")
@@ -138,7 +145,7 @@ class LoopEmitter:
         from_host: list[str | None] = ([HOST] if flags is None else [None]) if op.until else []
         saved = dict(self.converted)
         self.converted.update(pre)
-        self.emit_inner(fgraph, rows + carries + [name for _, name in consts], nexts + y_now + cond,
+        self.emit_inner(fgraph, rows + carries + const_names, nexts + y_now + cond,
                         final_sides + y_sides + from_host)
         self.converted = saved
         if op.until:
