@@ -1,0 +1,421 @@
+"""Size-aware placement on devices that share the host's memory (pocl on the CPU, integrated GPUs).
+
+There, a value lives in host memory whether a kernel or numpy computes it, so a node can run on
+the host at no transfer cost; what differs is the fixed cost of a kernel launch (tens of
+microseconds on pocl) against numpy's per-element speed. Each node goes where it is cheaper, by
+a cost model whose four constants are measured once per device (``calibration``) and cached in
+a JSON file (``cache_path``): the placement of a graph is a function of that file, the node
+sizes and the node kinds, nothing else. On a device with its own memory (a discrete GPU)
+every node stays on the device: moving data over the bus is what costs there.
+
+``sg.config.placement`` (``SYMGRAPH_PLACEMENT``; ``sg.function(..., placement=...)`` for one
+function) forces it: 'device' runs every node the device can run as a kernel (the test suite's
+default, so that it tests the kernels), 'host' runs every node on the host (zero-copy devices
+only), 'auto' (the default) decides by size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import numpy as np
+
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.runtime import Runtime, _cl
+from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
+from symgraph.config import config
+from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import Elemwise
+from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.reduction import CAReduce, ReducedSize
+from symgraph.tensor.shape import Shape, Shape_i
+
+MODES = ("auto", "host", "device")
+CALIBRATION_VERSION = 2
+"""Bumped when the measurement changes: older cache entries are measured again."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One device's cost model, in microseconds: a kernel launch costs ``launch_us`` plus
+    ``device_ns`` per element and program step; a numpy call costs ``call_us`` plus ``host_ns``
+    per element (numpy runs each step of a fused program as its own call)."""
+    device: str
+    launch_us: float
+    device_ns: float
+    call_us: float
+    host_ns: float
+    version: int = CALIBRATION_VERSION
+
+    def host_is_cheaper(self, elements: int, steps: int) -> bool:
+        """True when ``steps`` numpy calls over ``elements`` values cost less than one kernel launch
+        running the same program."""
+        host = steps * (self.call_us + elements * self.host_ns * 1e-3)
+        device = self.launch_us + steps * elements * self.device_ns * 1e-3
+        return host < device
+
+    def crossover(self, steps: int = 1) -> float:
+        """The element count below which a program of ``steps`` steps runs on the host."""
+        gain = steps * (self.host_ns - self.device_ns) * 1e-3
+        room = self.launch_us - steps * self.call_us
+        return float("inf") if gain <= 0 else max(0.0, room / gain)
+
+
+def cache_path() -> str:
+    """The calibration file: ``$SYMGRAPH_CACHE_DIR/placement.json``, else
+    ``$XDG_CACHE_HOME/symgraph/placement.json``, else ``~/.cache/symgraph/placement.json``."""
+    base = os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "symgraph")
+    return os.path.join(base, "placement.json")
+
+
+def device_key(rt: Runtime) -> str:
+    """What identifies a device's speed: its platform, name and driver version."""
+    driver = getattr(rt.device, "driver_version", "?")
+    return f"{rt.info.platform} | {rt.info.name} | {driver} | {rt.info.compute_units} units"
+
+
+_MEMO: dict[str, Calibration] = {}
+
+
+def calibration(rt: Runtime) -> Calibration:
+    """The device's cost model: read from the cache file, else measured (about a second) and
+    written there. Kept for the process once read."""
+    key = device_key(rt)
+    if key in _MEMO:
+        return _MEMO[key]
+    path = cache_path()
+    entries = _read(path)
+    entry = entries.get(key)
+    if isinstance(entry, dict) and entry.get("version") == CALIBRATION_VERSION:
+        try:
+            cal = Calibration(**entry)
+        except TypeError:
+            cal = None
+        if cal is not None:
+            _MEMO[key] = cal
+            return cal
+    cal = measure(rt, key)
+    entries[key] = asdict(cal)
+    _write(path, entries)
+    _MEMO[key] = cal
+    return cal
+
+
+def forget() -> None:
+    """Drop the calibrations this process has read (tests point the cache elsewhere)."""
+    _MEMO.clear()
+
+
+def _read(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(path: str, entries: dict) -> None:
+    """Write the cache atomically (a concurrent reader sees the old file or the new one)."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".placement")
+        with os.fdopen(fd, "w") as f:
+            json.dump(entries, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: the measurement is kept for this process only
+        pass
+
+
+_PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void sg_calibrate(__global const float *restrict x, __global float *restrict out, const long n)
+{
+    const long i = get_global_id(0);  /* 16 elements per work-item, as the elementwise kernels */
+    if ((i + 1) * 16 <= n) { const float16 t = tanh(vload16(i, x)); vstore16(t * 1.5f + 0.5f, i, out); }
+}
+"""
+_STEPS = 3  # tanh, mul, add
+_SMALL, _LARGE = 16, 1 << 20
+
+
+def measure(rt: Runtime, key: str) -> Calibration:
+    """Time the 3-step program tanh(x) * 1.5 + 0.5 as one kernel (float16 vectors, as the
+    elementwise kernels) and as numpy calls, at 16 and at 2^20 elements (medians of several runs;
+    kernels launched back to back, as a schedule does)."""
+    kernel = rt.kernel(_PROGRAM, "sg_calibrate")
+    times = {n: _time_both(rt, kernel, n) for n in (_SMALL, _LARGE)}
+    (d_small, h_small), (d_large, h_large) = times[_SMALL], times[_LARGE]
+    per = 1e9 / (_LARGE - _SMALL)
+    return Calibration(device=key, launch_us=d_small * 1e6,
+                       device_ns=max(0.0, (d_large - d_small) * per / _STEPS),
+                       call_us=h_small * 1e6 / _STEPS, host_ns=max(0.0, (h_large - h_small) * per / _STEPS))
+
+
+def _time_both(rt: Runtime, kernel: Any, n: int) -> tuple[float, float]:
+    """Seconds per run of the calibration program on ``n`` elements: as one kernel, as numpy calls."""
+    cl = _cl()
+    x = np.linspace(-2, 2, n, dtype=np.float32)
+    buf = cl.Buffer(rt.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=x)
+    out = cl.Buffer(rt.context, cl.mem_flags.WRITE_ONLY, x.nbytes)
+    size = (-(-n // (256 * 16)) * 256,)
+    burst = 20 if n == _SMALL else 3
+
+    def device() -> None:
+        for _ in range(burst):
+            kernel(rt.queue, size, (256,), buf, out, np.int64(n))
+        rt.queue.finish()
+
+    def host() -> None:
+        for _ in range(burst):
+            t = np.tanh(x)
+            np.multiply(t, np.float32(1.5), out=t)
+            np.add(t, np.float32(0.5), out=t)
+    device()  # builds for this size, warms caches
+    return _median_time(device) / burst, _median_time(host) / burst
+
+
+def _median_time(fn: Any, rounds: int = 7) -> float:
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def mode_for(rt: Runtime, requested: str | None) -> str:
+    """The placement mode a function compiles under: ``requested`` (the function's option), else
+    ``sg.config.placement``; 'auto' and 'host' need a device sharing host memory, else 'device'."""
+    mode = requested or config.placement
+    if mode not in MODES:
+        raise ValueError(f"placement must be one of {list(MODES)}, got {mode!r}")
+    return mode if rt.zero_copy else "device"
+
+
+# --- what a node costs --------------------------------------------------------------------------
+
+def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int] | None:
+    """(elements, program steps) a node processes, from the concrete shapes known; None when a
+    shape it needs is unknown. Elementwise programs count their steps; reductions the elements
+    they read; anything else the larger of what it reads and writes, as one step."""
+    op = node.op.op if isinstance(node.op, HostPlaced) else node.op
+
+    def sizes(vs: list[Variable]) -> list[int] | None:
+        found = [shapes[v] for v in vs if v in shapes]
+        return None if len(found) < len(vs) else [int(np.prod(s, dtype=np.int64)) for s in found]
+    outs = sizes(list(node.outputs))
+    ins = sizes([v for v in node.inputs if getattr(v.type, "ndim", None) is not None])
+    if isinstance(op, Composite):
+        return None if outs is None else (max(outs, default=0), len(op.steps))
+    if isinstance(op, Elemwise):
+        return None if outs is None else (max(outs, default=0), 1)
+    if isinstance(op, (CAReduce, ReduceOf, Epilogue)):
+        steps = 1 + (len(op.program.steps) if isinstance(op, (ReduceOf, Epilogue)) else 0)
+        return None if ins is None else (max(ins, default=0), steps)
+    if ins is None or outs is None:
+        return None
+    return max(ins + outs, default=0), 1
+
+
+def is_float_product(node: Apply) -> bool:
+    """A float matrix product (with or without its epilogue): numpy's BLAS on a CPU device."""
+    op = node.op.op if isinstance(node.op, HostPlaced) else node.op
+    core = op.core if isinstance(op, Epilogue) else op
+    if not isinstance(core, (Dot, MatMul)):
+        return False
+    return all(np.dtype(getattr(v.type, "dtype", "O")).kind == "f" for v in node.inputs[:2])
+
+
+def known_shapes(fgraph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> dict[Variable, tuple]:
+    """The shapes of ``fgraph``'s inputs known now: ``input_shapes`` (a call's arguments), else a
+    fully static type; a shared variable's current value."""
+    known: dict[Variable, tuple] = {}
+    for v in fgraph.inputs:
+        if v in input_shapes:
+            known[v] = tuple(int(d) for d in input_shapes[v])
+        elif getattr(v, "is_shared", False):
+            c = cast(Any, v).container
+            value = c.value if c.value is not None else c.device
+            if value is not None:
+                known[v] = tuple(int(d) for d in value.shape)
+        elif None not in (static := getattr(v.type, "shape", (None,))):
+            known[v] = tuple(static)
+    return known
+
+
+# --- the decision -----------------------------------------------------------------------------
+
+_METADATA = (Shape, Shape_i, ReducedSize)  # read only shapes: wherever their input is, at no cost
+
+
+def _placeable(node: Apply) -> bool:
+    """Nodes placement decides for: not control flow, not already on the host, not a shape read,
+    and only values the device can hold (the rest become host fallbacks anyway)."""
+    op = node.op
+    if isinstance(op, (HostFallback, IfElse, *_METADATA)):
+        return False
+    return all(hasattr(v.type, "dtype") and ks.supported_dtype(v.type.dtype) for v in node.inputs + node.outputs)
+
+
+def decide(fgraph: FunctionGraph, mode: str, cal: Calibration | None, shapes: dict[Variable, tuple]) -> set[Apply]:
+    """The nodes of ``fgraph`` to run on the host under ``mode`` ('device': none; 'host': every
+    placeable one; 'auto': float matrix products (numpy's BLAS beats any CPU kernel) and the
+    nodes the calibrated model finds cheaper there at the sizes ``shapes`` gives; a node of
+    unknown size stays on the device). Views (ops with a ``view_map``) cost nothing anywhere and
+    follow their readers, so that no value crosses over just to be viewed."""
+    if mode == "device":
+        return set()
+    order = fgraph.toposort()
+    chosen = {n for n in order if isinstance(n.op, HostPlaced)}
+    for node in order:
+        if node in chosen or not _placeable(node) or node.op.view_map:
+            continue
+        if mode == "host" or is_float_product(node):
+            chosen.add(node)
+            continue
+        w = work(node, shapes)
+        if w is not None and cal is not None and cal.host_is_cheaper(*w):
+            chosen.add(node)
+    for node in reversed(order):
+        if node in chosen or not node.op.view_map or not _placeable(node):
+            continue
+        readers = [c for o in node.outputs for c, _ in fgraph.clients.get(o, []) if c != "output"]
+        source = node.inputs[0].owner
+        if mode == "host" or (readers and all(r in chosen for r in readers)) or (not readers and source in chosen):
+            chosen.add(node)
+    return chosen
+
+
+def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibration | None) -> str:
+    """Why ``node`` runs on the host (the comment of its ``f.kernels`` entry)."""
+    if mode == "host":
+        return "placement forced to 'host'"
+    if node.op.view_map:
+        return "a view, read on the host"
+    if is_float_product(node):
+        return "a float matrix product: numpy's BLAS on the shared memory"
+    w = work(node, shapes)
+    if w is None or cal is None:
+        return "placed on the host"
+    return (f"{w[0]} elements x {w[1]} step(s), below the calibrated crossover of "
+            f"{cal.crossover(w[1]):.0f} elements (launch {cal.launch_us:.1f} us; cache {cache_path()})")
+
+
+def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple]) -> bool:
+    """True when 'auto' placement of some node of ``fgraph`` waits on a size ``shapes`` does not
+    fix (an argument's shape): then the placement is made per call, by the arguments' shapes."""
+    return any(_placeable(n) and not n.op.view_map and not is_float_product(n) and work(n, shapes) is None
+               for n in fgraph.toposort())
+
+
+_MAX_SHAPES = 256
+"""Argument shapes a SizePlaced function remembers (then it forgets them all and starts again)."""
+
+
+class SizePlaced:
+    """A function compiled under 'auto' placement whose nodes' sizes depend on its arguments: each
+    call looks up the placement made for its arguments' shapes (a dict lookup on the tuple of
+    shapes); a new placement compiles a new variant, when a call first needs it (kernels already
+    built are reused). Variants differ only in where nodes run, never in the numbers they
+    compute, so a call whose arguments have no ``shape`` (lists, Python numbers) may take any.
+
+    The first variant is compiled on the function's own graph, so ``f.graph`` shows its
+    placement (``OnHost{...}`` nodes) after the first call; ``variants`` maps each placement
+    (the positions, in topological order, of the nodes run on the host) to its compiled
+    function, and ``kernels`` lists every variant's kernels and host placements."""
+
+    def __init__(self, fgraph: FunctionGraph, n_inputs: int, rt: Runtime, cal: Calibration,
+                 build: Callable[[FunctionGraph, dict[Variable, tuple]], Any]):
+        self._pristine = FunctionGraph(fgraph.inputs, fgraph.outputs)  # a copy, before placement changes fgraph
+        self._index = {node: k for k, node in enumerate(self._pristine.toposort())}
+        self._inputs, self._cal, self._build, self._own = fgraph.inputs[:n_inputs], cal, build, fgraph
+        self.fgraph, self.runtime = fgraph, rt
+        self.variants: dict[frozenset, Any] = {}
+        self._by_shape: dict[Any, Callable] = {}
+        self.__call__ = self._caller()
+
+    def signature(self, input_shapes: dict[Variable, tuple]) -> frozenset:
+        """The placement for these argument shapes: the positions of the nodes run on the host."""
+        shapes = concrete_shapes(self._pristine.toposort(), known_shapes(self._pristine, input_shapes))
+        return frozenset(self._index[n] for n in decide(self._pristine, "auto", self._cal, shapes))
+
+    def _caller(self) -> Callable:
+        table, pick = self._by_shape, self._pick
+
+        def call(*args: Any) -> Any:
+            try:
+                key = tuple([a.shape for a in args])
+            except AttributeError:
+                key = None
+            fn = table.get(key)
+            if fn is None:
+                fn = pick(args, key)
+            return fn(*args)
+        return call
+
+    def variant(self, input_shapes: dict[Variable, tuple]) -> Any:
+        """The compiled variant for these argument shapes (compiled now if its placement is new)."""
+        sig = self.signature(input_shapes)
+        if sig not in self.variants:
+            graph = self._own if not self.variants else FunctionGraph(self._pristine.inputs, self._pristine.outputs)
+            self.variants[sig] = self._build(graph, input_shapes)
+        return self.variants[sig]
+
+    def _pick(self, args: tuple, key: Any) -> Callable:
+        """The variant for ``args``, remembered under ``key``; arguments it cannot size (a wrong
+        count, a ragged list) go to a variant placed without their shapes, which reports them."""
+        shapes: dict[Variable, tuple] = {}
+        if len(args) == len(self._inputs):
+            try:
+                shapes = {v: tuple(int(d) for d in np.shape(a)) for v, a in zip(self._inputs, args)}
+            except Exception:  # a value numpy cannot size: the variant's argument checks report it
+                shapes = {}
+            if any(len(s) != getattr(v.type, "ndim", len(s)) for v, s in shapes.items()):
+                shapes = {}
+        fn = self.variant(shapes).__call__
+        if len(self._by_shape) >= _MAX_SHAPES:
+            self._by_shape.clear()
+        self._by_shape[key] = fn
+        return fn
+
+    def _first(self) -> Any:
+        return next(iter(self.variants.values()), None)
+
+    @property
+    def source(self) -> str:
+        """The first variant's schedule ('' before the first call)."""
+        first = self._first()
+        return first.source if first is not None else ""
+
+    @property
+    def backend(self) -> Any:
+        first = self._first()
+        return first.backend if first is not None else None
+
+    @property
+    def _line_nodes(self) -> dict:
+        first = self._first()
+        return first._line_nodes if first is not None else {}
+
+    @property
+    def kernels(self) -> dict[str, str]:
+        """Every variant's kernels and host placements, by name."""
+        merged: dict[str, str] = {}
+        for variant in self.variants.values():
+            merged.update(variant.kernels)
+        return merged
+
+    @property
+    def fallbacks(self) -> list[str]:
+        return list(dict.fromkeys(name for v in self.variants.values() for name in v.fallbacks))
