@@ -63,6 +63,14 @@ def test_small_calls_run_on_the_host_large_ones_as_kernels_with_the_same_numbers
     assert "HostPlaced" in sg.printing.to_dot(f).source  # the compact view shows the decision
 
 
+def test_asked_before_any_call_the_kernels_are_those_placed_without_the_arguments_shapes(calibrated):
+    x = T.fvector("x")
+    f = sg.function([x], T.exp(x) + 1, backend="opencl", placement="auto")
+    assert f.kernels and not [k for k in f.kernels if k.startswith("onhost")] and "call_scope" in f.source
+    np.testing.assert_allclose(f(np.zeros(4, "f")), np.ones(4))
+    assert len(f._impl.variants) == 2 and [k for k in f.kernels if k.startswith("onhost")]
+
+
 def test_a_host_placed_node_makes_no_copy_and_keeps_no_device_scope(calibrated):
     x = T.fvector("x")
     f = sg.function([x], x + 1, backend="opencl", placement="auto")

@@ -331,7 +331,9 @@ class SizePlaced:
     compute, so a call whose arguments have no ``shape`` (lists, Python numbers) may take any.
 
     The first variant is compiled on the function's own graph, so ``f.graph`` shows its
-    placement (``OnHost{...}`` nodes) after the first call; ``variants`` maps each placement
+    placement (``OnHost{...}`` nodes) after the first call (``f.source`` or ``f.kernels`` asked
+    before any call compile the variant placed without the arguments' shapes, and warnings of
+    host fallbacks come with the first variant compiled); ``variants`` maps each placement
     (the positions, in topological order, of the nodes run on the host) to its compiled
     function, and ``kernels`` lists every variant's kernels and host placements."""
 
@@ -390,27 +392,29 @@ class SizePlaced:
         return fn
 
     def _first(self) -> Any:
-        return next(iter(self.variants.values()), None)
+        """The first variant compiled; asked before any call, the variant placed without the
+        arguments' shapes (nodes of unknown size as kernels) is compiled for the asking."""
+        if not self.variants:
+            return self.variant({})
+        return next(iter(self.variants.values()))
 
     @property
     def source(self) -> str:
-        """The first variant's schedule ('' before the first call)."""
-        first = self._first()
-        return first.source if first is not None else ""
+        """The first variant's schedule."""
+        return str(self._first().source)
 
     @property
     def backend(self) -> Any:
-        first = self._first()
-        return first.backend if first is not None else None
+        return self._first().backend
 
     @property
     def _line_nodes(self) -> dict:
-        first = self._first()
-        return first._line_nodes if first is not None else {}
+        return dict(self._first()._line_nodes)
 
     @property
     def kernels(self) -> dict[str, str]:
         """Every variant's kernels and host placements, by name."""
+        self._first()
         merged: dict[str, str] = {}
         for variant in self.variants.values():
             merged.update(variant.kernels)
@@ -418,4 +422,5 @@ class SizePlaced:
 
     @property
     def fallbacks(self) -> list[str]:
+        self._first()
         return list(dict.fromkeys(name for v in self.variants.values() for name in v.fallbacks))
