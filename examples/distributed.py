@@ -45,8 +45,10 @@ def estimate_pi(rows: int, chunk_rows: int, processes: bool, worker_memory: str,
     pi_hat = 4.0 * inside.mean()
     f = sg.function([points], [pi_hat, points.shape[0]], backend="dask", compute=False, name="pi")
     where = {"host": "127.0.0.1"} if processes else {}  # threads in this process talk in-process
+    # a memory limit is per worker process; thread workers would measure (and pause on) this whole process
+    memory_limit = worker_memory if processes else 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None,
-                                  memory_limit=worker_memory, **where) as cluster, \
+                                  memory_limit=memory_limit, **where) as cluster, \
             distributed.Client(cluster) as client:
         start = time.perf_counter()
         xy = da.random.default_rng(0).random((rows, 2), chunks=(chunk_rows, 2))  # made on the workers

@@ -14,7 +14,8 @@ from symgraph import tensor
 from symgraph import gradient
 from symgraph.gradient import Lop, Rop, disconnected_grad, grad, hessian, jacobian, zero_grad
 from symgraph.ifelse import ifelse
-from symgraph.compile import Function, SharedVariable, function, shared
+from symgraph.opfromgraph import OpFromGraph
+from symgraph.compile import Function, In, Out, SharedVariable, function, shared
 from symgraph.compile.ops import as_op
 from symgraph import compile, printing, rewrite, updates
 from symgraph.rewrite import Mode
@@ -38,7 +39,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'symgraph' has no attribute {name!r}")
 
 
-__all__ = ["config", "tensor", "function", "shared", "Function", "SharedVariable", "printing", "gradient",
+__all__ = ["config", "tensor", "function", "In", "Out", "shared", "Function", "SharedVariable", "printing", "gradient",
            "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "testing",
            "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
-           "MRG_RandomStreams", "shared_randomstreams", "distributed"]
+           "MRG_RandomStreams", "shared_randomstreams", "distributed", "OpFromGraph"]

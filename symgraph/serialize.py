@@ -39,6 +39,7 @@ import numpy as np
 from symgraph import scalar
 from symgraph.archive import GRAPH_MEMBER, BadArchive, read_archive
 from symgraph.compile.function import Function, _apply_givens, function
+from symgraph.compile.io import In, Out
 from symgraph.compile.shared import SharedVariable
 from symgraph.errors import BackendError, SymgraphError
 from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
@@ -321,8 +322,11 @@ class _Writer:
         if isinstance(obj, Function):
             return {"function": self.function(obj)}
         if isinstance(obj, RandomStream):
-            return {"random_stream": {"class": type(obj).__name__, "seed": obj.default_seed,
-                                      "key": self.var(obj.key), "counters": [self.var(c) for c in obj.counters]}}
+            stream = {"class": type(obj).__name__, "seed": obj.default_seed,
+                      "key": self.var(obj.key), "counters": [self.var(c) for c in obj.counters]}
+            if isinstance(obj, RandomStreams):  # Theano's port: a key per draw site too
+                stream["site_keys"] = [self.var(k) for k in obj.site_keys]
+            return {"random_stream": stream}
         if isinstance(obj, Variable):
             return {"var": self.var(obj)}
         if isinstance(obj, (list, tuple)):
@@ -333,22 +337,43 @@ class _Writer:
                                  f"and lists/tuples/str-keyed dicts of them; got {type(obj).__name__}")
 
     def function(self, f: Function) -> dict:
-        outs = [] if f.outputs is None else [f.outputs] if isinstance(f.outputs, Variable) else list(f.outputs)
+        outs = [o.variable for o in f.maker.outputs]
         upd = list(f.updates)
+        states = [i.update for i in f.maker.inputs if i.update is not None]
         if f.givens:  # (variable, value) pairs, as sg.function recorded them
-            targets = _apply_givens(outs + [v for _, v in upd], f.givens)
-            outs, upd = targets[:len(outs)], [(s, t) for (s, _), t in zip(upd, targets[len(outs):])]
+            targets = _apply_givens(outs + [v for _, v in upd] + states, f.givens)
+            outs, rest = targets[:len(outs)], targets[len(outs):]
+            upd, states = [(s, t) for (s, _), t in zip(upd, rest)], rest[len(upd):]
         inputs = [self.var(v) for v in f.inputs]
         compiled = set(f.graph.inputs)  # givens the Function did not record show up here
-        for leaf in graph_inputs([*outs, *(t for _, t in upd)]):
+        for leaf in graph_inputs([*outs, *(t for _, t in upd), *states]):
             if not isinstance(leaf, Constant) and leaf not in compiled:
                 raise SerializationError(f"cannot save {f}: it was compiled with givens replacing {leaf}, "
                                          "which this Function does not record; save its graph instead")
-        return {"inputs": inputs, "outputs": [self.var(v) for v in outs],
-                "single": isinstance(f.outputs, Variable), "no_outputs": f.outputs is None,
-                "updates": [[self.var(s), self.var(t)] for s, t in upd],
-                "backend": f.backend, "mode": f.mode, "name": f.spec.name,
-                "allow_input_downcast": f.spec.allow_downcast, "nan_guard": f.spec.nan_guard}
+        d = {"inputs": inputs, "outputs": [self.var(v) for v in outs],
+             "single": f.outputs is not None and not isinstance(f.outputs, (list, tuple)),
+             "no_outputs": f.outputs is None, "updates": [[self.var(s), self.var(t)] for s, t in upd],
+             "backend": f.backend, "mode": f.mode, "name": f.spec.name,
+             "allow_input_downcast": f.spec.allow_downcast, "nan_guard": f.spec.nan_guard}
+        if any(o.borrow for o in f.maker.outputs):
+            d["borrow_outputs"] = [o.borrow for o in f.maker.outputs]
+        options = [self.input_options(f, k, i, states) for k, i in enumerate(f.maker.inputs)]
+        if any(o is not None for o in options):
+            d["input_options"] = options
+        return d
+
+    def input_options(self, f: Function, k: int, i: In, states: list[Variable]) -> dict | None:
+        """sg.In's options of input ``k`` (None: a plain input); its stored value as it is now."""
+        if i.name == i.variable.name and i.value is None and not (i.mutable or i.borrow or i.strict) \
+                and i.allow_downcast is None:
+            return None
+        stored = f.spec.args[k].container
+        update = None
+        if i.update is not None:
+            update = self.var(states[sum(j.update is not None for j in f.maker.inputs[:k])])
+        return {"name": i.name, "value": None if stored is None else _enc(stored.to_host(), self.arrays, "a default"),
+                "update": update, "mutable": i.mutable, "borrow": i.borrow, "strict": i.strict,
+                "allow_downcast": i.allow_downcast}
 
 
 def _checksum(body_json: bytes, arrays: dict[str, np.ndarray]) -> str:
@@ -519,18 +544,49 @@ class _Reader:
         stream.default_seed = int(d["seed"])
         stream.key = self._get(d["key"])
         stream.counters = [self._get(k) for k in d["counters"]]
-        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters]):
-            raise CorruptFileError("a random stream's key and counters must be shared variables")
+        site_keys: list[Any] = []
+        if isinstance(stream, RandomStreams):
+            if not isinstance(d.get("site_keys"), list) or len(d["site_keys"]) != len(stream.counters):
+                raise CorruptFileError("a saved RandomStreams needs one key per draw site (site_keys)")
+            site_keys = [self._get(k) for k in d["site_keys"]]
+        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters, *site_keys]):
+            raise CorruptFileError("a random stream's key, counters and site keys must be shared variables")
+        if isinstance(stream, RandomStreams):
+            stream.site_keys = site_keys
         return stream
 
     def function(self, d: dict) -> Function:
-        outs = [self._get(k) for k in d["outputs"]]
+        outs: list = [self._get(k) for k in d["outputs"]]
+        borrow = d.get("borrow_outputs")
+        if borrow is not None:
+            if not (isinstance(borrow, list) and len(borrow) == len(outs) and all(isinstance(b, bool) for b in borrow)):
+                raise CorruptFileError("a saved function's borrow_outputs must be one true/false per output")
+            outs = [Out(v, borrow=b) for v, b in zip(outs, borrow)]
         outputs = None if d["no_outputs"] else outs[0] if d["single"] else outs
         updates = [(self._get(s), self._get(t)) for s, t in d["updates"]]
-        return function([self._get(k) for k in d["inputs"]], outputs, updates=updates,
+        inputs: list = [self._get(k) for k in d["inputs"]]
+        options = d.get("input_options")
+        if options is not None:
+            if not (isinstance(options, list) and len(options) == len(inputs)):
+                raise CorruptFileError("a saved function's input_options must have one entry per input")
+            inputs = [v if o is None else self.input(v, o) for v, o in zip(inputs, options)]
+        return function(inputs, outputs, updates=updates,
                         backend=self.backend or d["backend"], mode=d["mode"], name=d["name"],
                         on_unused_input="ignore", allow_input_downcast=d["allow_input_downcast"],
                         nan_guard=d["nan_guard"], no_default_updates=True)  # the saved updates list them all
+
+
+    def input(self, v: Variable, o: Any) -> In:
+        """An sg.In from its saved options, each checked (a wrong type is a corrupt file)."""
+        flags = ("mutable", "borrow", "strict")
+        if not (isinstance(o, dict) and set(o) == {"name", "value", "update", "allow_downcast", *flags}
+                and all(isinstance(o[k], bool) for k in flags) and o["allow_downcast"] in (None, True, False)
+                and (o["name"] is None or isinstance(o["name"], str))):
+            raise CorruptFileError(f"unreadable options of a saved function's input: {o!r}"[:200])
+        value = None if o["value"] is None else _dec(o["value"], self.arrays, self.registry)
+        update = None if o["update"] is None else self._get(o["update"])
+        return In(v, name=o["name"], value=value, update=update, mutable=o["mutable"], borrow=o["borrow"],
+                  strict=o["strict"], allow_downcast=o["allow_downcast"])
 
 
 def loads(data: bytes, backend: str | None = None) -> Any:

@@ -50,6 +50,20 @@ def test_theano_paths_are_symgraphs_objects():
     assert sg.function([x, y], [r, T.log(x)])(1.0, 2.0)[0] == 3.0
 
 
+def test_module_paths_of_landed_capabilities(tmp_path):
+    from symgraph.compat.theano.ifelse import ifelse
+    from symgraph.compat.theano.sandbox.rng_mrg import MRG_RandomStreams
+    from symgraph.compat.theano.tensor.shared_randomstreams import RandomStreams
+    assert ifelse is sg.ifelse and MRG_RandomStreams is sg.MRG_RandomStreams
+    assert RandomStreams is sg.shared_randomstreams.RandomStreams
+    assert theano.OpFromGraph is theano.compile.builders.OpFromGraph is sg.OpFromGraph
+    x = TT.dvector("x")
+    f = sg.function([x], T.exp(x).sum())
+    out = tmp_path / "made" / "f.html"  # d3viz makes the folder, as Theano's did
+    theano.d3viz.d3viz(f, out)
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
 class Simplify(gof.Optimizer):
     """The tutorial's global optimizer: (x * y) / y -> x through replace_validate."""
 

@@ -267,7 +267,7 @@ def test_bad_input_is_named():
     with pytest.raises(InputError, match="unknown chunk sizes"):
         v = da.ones(6, chunks=2)
         f(v[v > 0][:, None])
-    with pytest.raises(InputError, match="options"):
+    with pytest.raises(InputError, match="keyword argument .chunk. .did you mean .chunks.?.*dask. also takes chunks"):
         sg.function([x], x.sum(), backend="dask", chunk=2)
     with pytest.raises(InputError, match="chunks="):
         sg.function([x], x.sum(), backend="dask", chunks=((1, 1), (1, 1)))(np.ones((3, 3)))

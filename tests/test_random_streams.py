@@ -235,6 +235,53 @@ def test_theano_ports():
     assert m.default_seed == 234 and sg.MRG_RandomStreams().default_seed == 12345
 
 
+def test_theano_port_gives_each_draw_its_own_rng(backend, tmp_path):
+    """Theano's rv.rng: seeding, get_state/set_state and copying one draw's state (the tutorial)."""
+    srng = sg.shared_randomstreams.RandomStreams(seed=234)
+    rv_u, rv_n = srng.uniform((2, 2)), srng.normal((2, 2))
+    f, g = sg.function([], rv_u, backend=backend), sg.function([], rv_n, backend=backend)
+    twice = sg.function([], rv_u + rv_u - 2 * rv_u, backend=backend)  # one draw read twice: the same numbers
+    first, n0 = f(), g()
+    rng_val = rv_u.rng.get_value(borrow=True)
+    rng_val.seed(89234)
+    rv_u.rng.set_value(rng_val, borrow=True)
+    seeded = f()
+    assert not np.array_equal(seeded, first)
+    rng_val.seed(89234)
+    rv_u.rng.set_value(rng_val)
+    np.testing.assert_array_equal(f(), seeded)  # the same seed repeats the draw
+    state = rv_u.rng.get_value().get_state()
+    np.testing.assert_array_equal(twice(), np.zeros((2, 2)))
+    v1 = f()
+    rng = rv_u.rng.get_value(borrow=True)
+    rng.set_state(state)
+    rv_u.rng.set_value(rng, borrow=True)
+    v2, v3 = f(), f()
+    assert not np.array_equal(v2, v1) and np.array_equal(v3, v1)
+    srng.seed(902340)  # every draw restarts, each from its own seed; rv_n was never touched by rv_u's rng
+    a, b = f(), g()
+    srng.seed(902340)
+    np.testing.assert_array_equal(f(), a)
+    np.testing.assert_array_equal(g(), b)
+    assert not np.array_equal(a, b[:, :2]) and not np.array_equal(n0, b)
+    other = sg.shared_randomstreams.RandomStreams(seed=987)
+    h = sg.function([], other.uniform((2, 2)), backend=backend)
+    for (mine, _), (theirs, update) in zip(srng.state_updates[:1], other.state_updates):  # the tutorial's copy
+        theirs.set_value(mine.get_value())
+        assert update.owner is not None and theirs.counter in update.owner.inputs  # the counter's update
+    np.testing.assert_array_equal(h(), f())
+    sg.save([f, srng], tmp_path / "s.sg")
+    f2, srng2 = sg.load(tmp_path / "s.sg")
+    np.testing.assert_array_equal(f2(), f())
+    srng2.seed(5)
+    srng.seed(5)
+    np.testing.assert_array_equal(f2(), f())
+    with pytest.raises(ValueError, match="set_state takes what get_state returned"):
+        rng.set_state("state")
+    with pytest.raises(TypeError, match="takes the DrawState that get_value returned"):
+        rv_u.rng.set_value(np.zeros(2))
+
+
 def test_choice_and_permutation_of_tensors(backend):
     s = sg.RandomStream(13)
     a = T.dvector("a")

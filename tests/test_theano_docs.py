@@ -27,6 +27,7 @@ def test_the_documented_numbers_are_compared():
     assert compare("0 mul(5.0, x) input(s) value(s): [array(5.0), array(3.0)] output(s) value(s): [array(15.0)]",
                    "0 mul input(s) value(s): [array(5.), array(3.)] output(s) value(s): [array(14.)]") is not None
     assert is_numeric("np.float64(5.0)") is False and compare("5.0", "np.float64(5.0)") is None
+    assert compare("True", "np.True_") is None and compare("True", "np.False_") is not None  # numpy 2's bools
     assert expected_exception("Traceback (most recent call last):\n  ...\nValueError: bad") == "ValueError"
 
 

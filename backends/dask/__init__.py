@@ -8,6 +8,6 @@ try:
 except ImportError as e:  # say what to install instead of a bare "No module named 'dask'"
     raise ImportError(f"backend='dask' needs dask ({e}): pip install 'symgraph[distributed]'") from e
 
-from symgraph.backends.dask.backend import DaskBackend, DaskFunction, compile  # noqa: E402
+from symgraph.backends.dask.backend import OPTIONS, DaskBackend, DaskFunction, compile  # noqa: E402
 
-__all__ = ["DaskBackend", "DaskFunction", "compile"]
+__all__ = ["OPTIONS", "DaskBackend", "DaskFunction", "compile"]

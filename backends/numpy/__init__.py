@@ -6,6 +6,6 @@ ran, so a call that raises leaves shared variables untouched.
 """
 from __future__ import annotations
 
-from symgraph.backends.numpy.backend import NumpyBackend, compile
+from symgraph.backends.numpy.backend import OPTIONS, NumpyBackend, compile
 
-__all__ = ["NumpyBackend", "compile"]
+__all__ = ["OPTIONS", "NumpyBackend", "compile"]

@@ -2,6 +2,7 @@
 per node. Every value lives on the host; a node whose op has no lowering calls its ``perform``."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from symgraph.backends.numpy import (  # noqa: F401
@@ -13,10 +14,13 @@ from symgraph.backends.numpy import (  # noqa: F401
 )
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
-from symgraph.graph.basic import Apply, Constant
+from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.type import tensor_inputs, tensor_outputs
+
+OPTIONS: tuple[str, ...] = ()
+"""The keywords of sg.function this backend takes: none."""
 
 
 class NumpyBackend(Backend):
@@ -24,24 +28,30 @@ class NumpyBackend(Backend):
 
     name = "numpy"
 
+    def __init__(self) -> None:
+        self.lent: set[Variable] = set()  # results written into a mutable argument: the caller's memory
+
     def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
-        expr = expression(node, ins, em.ctx, out=_inplace_target(node, em))
+        expr = expression(node, ins, em.ctx, out=self._inplace_target(node, em))
         if expr is None:
             return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
         return [f"{', '.join(outs)} = {expr}"]
 
-
-def _inplace_target(node: Apply, em: Emitter) -> str | None:
-    """The name of a dead intermediate buffer a unary Elemwise can write into, if any."""
-    if not isinstance(node.op, Elemwise) or len(node.inputs) != 1:
-        return None
-    s, (x,), out = em.s, tensor_inputs(node), tensor_outputs(node)[0]
-    if x.owner is None or x.ndim == 0 or x.dtype != out.dtype or x in s.protected or s.last_use.get(x) != em.step:
-        return None
-    root = s.root(x)
-    if root in s.external or isinstance(root, Constant) or root is not x:
-        return None
-    return em.name(x)
+    def _inplace_target(self, node: Apply, em: Emitter) -> str | None:
+        """The name of an array a unary Elemwise can write its result into, if any: a dead
+        intermediate, or an argument given with ``sg.In(x, mutable=True)`` that nothing reads
+        later. A result written into an argument is the caller's memory: it is never written
+        into again when it (or a view of it) is returned or stored."""
+        if not isinstance(node.op, Elemwise) or len(node.inputs) != 1:
+            return None
+        s, (x,), out = em.s, tensor_inputs(node), tensor_outputs(node)[0]
+        if x.ndim == 0 or x.dtype != out.dtype or not s.may_overwrite(x, em.step):
+            return None
+        if x in s.mutable or x in self.lent:
+            if s.buffer_end.get(out) == math.inf:
+                return None
+            self.lent.add(out)
+        return em.name(x)
 
 
 def compile(fgraph: FunctionGraph, spec: Any) -> LinkedFunction:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from symgraph.backends.opencl import (kernels_collective, kernels_conv, kernels_elemwise, kernels_index,  # noqa: F401
                                       kernels_linalg, kernels_lines, kernels_matmul, kernels_pool, kernels_random,
                                       kernels_reduce, kernels_shape, views)
-from symgraph.backends.opencl.backend import OpenCLBackend, OpenCLFunction, compile
+from symgraph.backends.opencl.backend import OPTIONS, OpenCLBackend, OpenCLFunction, compile
 from symgraph.backends.opencl.runtime import TRANSFERS, DeviceArray, get_runtime, list_devices
 
-__all__ = ["OpenCLBackend", "OpenCLFunction", "compile", "TRANSFERS", "DeviceArray", "get_runtime", "list_devices"]
+__all__ = ["OPTIONS", "OpenCLBackend", "OpenCLFunction", "compile", "TRANSFERS", "DeviceArray", "get_runtime",
+           "list_devices"]

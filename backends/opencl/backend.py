@@ -50,6 +50,10 @@ def _fallback_source(node: Apply, reason: str) -> str:
             f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
 
 
+OPTIONS: tuple[str, ...] = ("device",)
+"""The keywords of sg.function this backend takes: ``device`` (an index or name; default sg.config.device)."""
+
+
 class OpenCLBackend(Backend):
     """Kernels on one OpenCL device (``f.kernels``), scheduled by one generated Python function."""
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from symgraph.compile.link import NOT_GIVEN, bind_arguments
+from symgraph.compile.schedule import ArgSpec
 from symgraph.compile.shape_check import infer_shape_error
 from symgraph.errors import NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Variable
@@ -131,14 +133,21 @@ class _Interpreter:
         self.order = fgraph.toposort()
         self.source = ""
 
-    def env(self, args: tuple) -> dict:
+    def env(self, args: list) -> dict:
+        """The graph inputs' values for a call whose arguments ``bind_arguments`` put in order."""
         spec = self.spec
-        if len(args) != spec.n_inputs:
-            raise TypeError(f"{spec.name}() takes {spec.n_inputs} argument(s) ({', '.join(spec.input_names)}), "
-                            f"got {len(args)}")
-        values = [v.type.filter(a, False, spec.allow_downcast) for v, a in zip(self.fgraph.inputs, args)]
+        values = []
+        for v, a, arg in zip(self.fgraph.inputs, spec.args or [ArgSpec()] * spec.n_inputs, args):
+            arg = a.container.to_host() if arg is NOT_GIVEN else arg
+            values.append(v.type.filter(arg, a.strict, spec.allow_downcast if a.allow_downcast is None
+                                        else a.allow_downcast))
         values += [np.array(c.to_host(), copy=True) for c in spec.containers]
         return dict(zip(self.fgraph.inputs, values))
+
+    def stores(self) -> list[tuple[int, Any]]:
+        """(graph output index, container) of every update: shared variables' and inputs' states."""
+        return ([(o, self.spec.containers[c]) for o, c in self.spec.updates]
+                + [(a.update, a.container) for a in self.spec.args if a.update is not None])
 
     def results(self, values: dict) -> Any:
         outs = [np.array(values[v], copy=True) if isinstance(values[v], np.ndarray) else values[v]
@@ -151,8 +160,8 @@ class _Monitor(_Interpreter):
         super().__init__(fgraph, spec)
         self.mode = mode
 
-    def __call__(self, *args: Any) -> Any:
-        values = self.env(args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        values = self.env(bind_arguments(self.spec, args, kwargs))
         for i, node in enumerate(self.order):
             fn = SimpleNamespace(inputs=[[values[v] if v in values else leaf_value(v)] for v in node.inputs],
                                  outputs=[[None] for _ in node.outputs])
@@ -164,8 +173,8 @@ class _Monitor(_Interpreter):
             values.update(zip(node.outputs, outs))
             if self.mode.post_func is not None:
                 self.mode.post_func(i, node, fn)
-        for out_idx, cont_idx in self.spec.updates:  # all nodes ran: commit the updates together
-            self.spec.containers[cont_idx].set(np.array(_value(values, self.fgraph.outputs[out_idx]), copy=True))
+        for out_idx, container in self.stores():  # all nodes ran: commit the updates together
+            container.set(np.array(_value(values, self.fgraph.outputs[out_idx]), copy=True))
         return self.results(values)
 
 
@@ -182,18 +191,20 @@ class _Debug(_Interpreter):
         self.kernels = getattr(impl, "kernels", {})
         self._single: dict[Apply, Any] = {}
 
-    def __call__(self, *args: Any) -> Any:
-        env = self.env(args)
-        before = [np.array(c.to_host(), copy=True) for c in self.spec.containers]
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        bound = bind_arguments(self.spec, args, kwargs)
+        env = self.env(bound)
+        stores = [c for _, c in self.stores()]
+        before = [np.array(c.to_host(), copy=True) for c in stores]
         values = dict(env)
         for node in self.order:
             self._run_node(node, values)
         self._check_rewrites(env)
-        result = self.impl.__call__(*args)
+        result = self.impl.__call__(*bound)
         try:
             self._check_results(result, values)
         except DebugModeError:
-            for c, old in zip(self.spec.containers, before):
+            for c, old in zip(stores, before):
                 c.set(old)
             raise
         return result
@@ -238,7 +249,8 @@ class _Debug(_Interpreter):
                 alone = node.op.make_node(*ins)
                 fg = FunctionGraph(ins, alone.outputs, clone=False)
                 spec = dataclasses.replace(self.spec, n_inputs=len(ins), input_names=[f"i{k}" for k in range(len(ins))],
-                                           containers=[], updates=[], n_outputs=len(alone.outputs),
+                                           containers=[], updates=[], args=[], borrow_outputs=(),
+                                           n_outputs=len(alone.outputs),
                                            return_list=True, nan_guard=False, name="node")
                 self._single[node] = self.compile_fn(fg, spec)
             except Exception:  # an op the backend cannot run alone: perform is then the only reference
@@ -261,10 +273,10 @@ class _Debug(_Interpreter):
             if not v.type.values_eq_approx(_value(values, v), got):
                 raise DebugModeError(f"output {k} of the compiled function differs from perform's:\n"
                                      f"  backend: {_short(got)}\n  perform: {_short(_value(values, v))}")
-        for out_idx, cont_idx in self.spec.updates:
-            v, c = self.fgraph.outputs[out_idx], self.spec.containers[cont_idx]
+        for out_idx, c in self.stores():
+            v = self.fgraph.outputs[out_idx]
             if not v.type.values_eq_approx(_value(values, v), c.to_host()):
-                raise DebugModeError(f"the update of shared variable {c.name or cont_idx} differs from perform's:\n"
+                raise DebugModeError(f"the update of {c.name or 'a stored value'} differs from perform's:\n"
                                      f"  backend: {_short(c.to_host())}\n  perform: {_short(_value(values, v))}")
 
 

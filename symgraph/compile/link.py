@@ -27,7 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from symgraph.compile.lowering import CodeContext, python_name
-from symgraph.compile.schedule import Schedule
+from symgraph.compile.schedule import ArgSpec, Schedule
 from symgraph.errors import InputError, NanGuardError, SymgraphError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -80,6 +80,63 @@ def bad_update(name: str, node: Apply | None, shape: tuple, required: tuple) -> 
     where = "\n" + node_context(node) if node is not None else ""
     return InputError(f"the update of shared variable {name} gives a value of shape {tuple(shape)}, but {name} "
                       f"is declared with {want}; no shared variable was changed{where}")
+
+
+class _NotGiven:
+    """The default of a generated function's parameter whose value may be left out."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = _NotGiven()
+"""An argument left out of a call: the generated code reads the input's stored value instead."""
+
+
+def missing_input(fname: str, name: str) -> InputError:
+    """The error for a required argument that a call left out."""
+    return InputError(f"{fname}() is missing input {name!r} (it has no default: give it by position or keyword)")
+
+
+def bind_arguments(spec: Any, args: tuple, kwargs: dict) -> list:
+    """The arguments of a call in input order, keywords matched to the inputs' names (``NOT_GIVEN``
+    where an input with a stored value is left out); a clear InputError for a call that does not
+    fit. The generated function binds with Python's own rules; this is the slow path (a keyword
+    that is not a Python name, an error message) and the interpreting modes' binding."""
+    n, names = spec.n_inputs, spec.input_names
+    specs = spec.args or [ArgSpec()] * n
+    shown = ", ".join(_describe_arg(names[k], a) for k, a in enumerate(specs))
+    if len(args) > n:
+        raise InputError(f"{spec.name}() takes {n} argument(s) ({shown}), got {len(args)}")
+    values = list(args) + [NOT_GIVEN] * (n - len(args))
+    given = [True] * len(args) + [False] * (n - len(args))
+    keywords = [a.keyword for a in specs]
+    for key, value in kwargs.items():
+        if keywords.count(key) != 1:
+            named = [kw for kw in keywords if kw is not None]
+            unnamed = len(keywords) - len(named)
+            why = (f"{keywords.count(key)} inputs are named {key!r}: give them by position" if key in keywords
+                   else f"the named inputs are {named}" + (f"; {unnamed} unnamed input(s) can only be given by "
+                                                           "position (name a variable to give it by keyword)"
+                                                           if unnamed else ""))
+            raise InputError(f"{spec.name}() got an unexpected keyword argument {key!r}: {why}")
+        k = keywords.index(key)
+        if given[k]:
+            raise InputError(f"{spec.name}() got input {key!r} twice (by position and by keyword)")
+        values[k], given[k] = value, True
+    missing = [keywords[k] or names[k] for k in range(n) if not given[k] and specs[k].container is None]
+    if missing:
+        raise InputError(f"{spec.name}() is missing input(s) {missing} (inputs: {shown})")
+    return values
+
+
+def _describe_arg(name: str, a: ArgSpec) -> str:
+    """How an error lists an input: its name, with its stored value when it may be left out."""
+    if a.container is None:
+        return a.keyword or name
+    value = a.container.value
+    shown = f"{value.dtype}{list(value.shape)}" if getattr(value, "size", 1) > 4 else repr(value)
+    return f"{a.keyword or name}={shown}" + (" (a state: updated by each call)" if a.update is not None else "")
 
 
 def nan_guard_check(value: np.ndarray, node: Apply, inputs: list) -> None:
@@ -249,6 +306,7 @@ class Emitter:
         self.line_nodes: dict[int, tuple[Apply, list[str]]] = {}
         self.converted: dict[tuple[Variable, str], str] = {}
         self.taken: set[str] = set()
+        self.check_lines: list[int] = []  # indices in ``lines`` of the argument checks (trust_input drops them)
         self.step = -1  # the index in the current schedule's order of the node being lowered
         self.node: Apply | None = None  # the node being lowered
         self.depth = 0  # block nesting (ifelse branches)
@@ -290,23 +348,27 @@ class Emitter:
 
     # sections
     def emit_arguments(self) -> list[str]:
+        """The parameters (``x`` or, for an input that may be left out, ``x=NOT_GIVEN``), then for
+        each argument: its stored value when left out, its check and conversion, its placement;
+        then each shared variable's value."""
         spec, params = self.s.spec, []
-        for k, v in enumerate(self.s.user_inputs):
+        optional = False  # parameters after one that may be left out need a default too
+        for k, (v, a) in enumerate(zip(self.s.user_inputs, self.s.args)):
             pname = spec.input_names[k]
             self.names[v] = pname
             self.taken.add(pname)
-            params.append(pname)
-            t = v.type
-            if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
-                filt = self.ctx.ref(t.filter, f"filter_{pname}")
-                self.emit(f"{pname} = {filt}({pname}, False, {spec.allow_downcast})")
-                continue
-            dt = self.ctx.ref(t.numpy_dtype, "dt_" + t.dtype)
-            cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {dt}", f"{pname}.ndim != {t.ndim}"]
-            cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
-            what = f"argument {k} ({pname}) of {spec.name}"
-            filt = self.ctx.ref(self.b.argument_filter(t, spec.allow_downcast, what), f"filter_{pname}")
-            self.emit(f"if {' or '.join(cond)}: {pname} = {filt}({pname})")
+            optional = optional or a.container is not None
+            params.append(f"{pname}={self.ctx.ref(NOT_GIVEN, 'not_given')}" if optional else pname)
+            if a.container is not None:
+                value = f"{self.ctx.ref(a.container, f'c_{pname}')}.value"
+                mutable_copy = ".copy()" if a.mutable and isinstance(v.type, TensorType) else ""
+                self.emit(f"if {pname} is {self.ctx.ref(NOT_GIVEN, 'not_given')}: {pname} = {value}{mutable_copy}")
+            elif optional:
+                missing = self.ctx.ref(missing_input, "missing_input")
+                self.emit(f"if {pname} is {self.ctx.ref(NOT_GIVEN, 'not_given')}: "
+                          f"raise {missing}({spec.name!r}, {a.keyword or pname!r})")
+            self.check_lines.append(len(self.lines))
+            self.emit(self._argument_check(k, v, a, pname))
             for line in self._timed_transfer(self.b.read_input(pname, v, self.ctx), pname, f"argument {pname}",
                                              self.b.side(v), v, None):
                 self.emit(line)
@@ -316,6 +378,20 @@ class Emitter:
             for line in self.b.read_shared(name, v, self.ctx.ref(spec.containers[k], f"c_{name}"), self.ctx):
                 self.emit(line)
         return params
+
+    def _argument_check(self, k: int, v: Variable, a: ArgSpec, pname: str) -> str:
+        """The line checking and converting argument ``k`` (left out under ``trust_input``): a fast
+        test for an ndarray of the right dtype and shape, else the type's filter."""
+        spec, t = self.s.spec, v.type
+        what = f"argument {k} ({a.keyword or pname}) of {spec.name}"
+        downcast = spec.allow_downcast if a.allow_downcast is None else a.allow_downcast
+        if not isinstance(t, TensorType):  # a user-defined Type (Theano's Double): its own filter converts
+            return f"{pname} = {self.ctx.ref(_type_filter(t, a.strict, downcast, what), f'filter_{pname}')}({pname})"
+        dtype = self.ctx.ref(t.numpy_dtype, "dt_" + t.dtype)
+        cond = [f"{pname}.__class__ is not ndarray", f"{pname}.dtype is not {dtype}", f"{pname}.ndim != {t.ndim}"]
+        cond += [f"{pname}.shape[{d}] != {s}" for d, s in enumerate(t.shape) if s is not None]
+        filt = _make_filter(t, downcast, what, strict=True) if a.strict else self.b.argument_filter(t, downcast, what)
+        return f"if {' or '.join(cond)}: {pname} = {self.ctx.ref(filt, f'filter_{pname}')}({pname})"
 
     def emit_nodes(self, schedule: Schedule) -> None:
         """One statement (or block) per node of ``schedule``, dead arrays dropped after their last use."""
@@ -410,7 +486,7 @@ class Emitter:
         s, spec, fg = self.s, self.s.spec, self.s.fgraph
         for line in self.b.before_commit(self.ctx):
             self.emit(line)
-        results = [fg.outputs[u.output] for u in s.updates] + list(fg.outputs[:spec.n_outputs])
+        results = [fg.outputs[u.output] for u in s.updates + s.input_updates] + list(fg.outputs[:spec.n_outputs])
         pending = {self.arg(v, None): v for v in results if not isinstance(v, Constant)}
         for line in self.b.materialize(list(pending.items()), self.ctx):
             self.emit(line)
@@ -429,6 +505,7 @@ class Emitter:
                           f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
             cname = f"c_{self.names[s.shared_inputs[u.container]]}"
             staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], cname), name, side))
+        staged += self._stage_input_updates()
         if staged:
             self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
         outs = []
@@ -443,10 +520,36 @@ class Emitter:
             outs.append(out)
         return f"[{', '.join(outs)}]" if spec.return_list else outs[0]
 
+    def _stage_input_updates(self) -> list[str]:
+        """Stage the new stored values of the inputs given with ``sg.In(x, update=...)``: kept on
+        the host, each owning its memory, static shapes checked (see emit_results)."""
+        s, staged = self.s, []
+        for u in s.input_updates:
+            v, a = s.fgraph.outputs[u.output], s.args[u.container]
+            pname, name = s.spec.input_names[u.container], f"_state{u.container}"
+            if isinstance(v, Constant):
+                expr = f"{self.ctx.ref(np.array, 'array')}({self.b.constant(v, HOST, self.ctx)})"
+            else:
+                expr = self.arg(v, HOST)
+                if s.copies[u.output] and (v, HOST) not in self.converted:
+                    expr = self.b.copy(expr, HOST, self.ctx)
+            self.emit(f"{name} = {expr}")
+            if u.required:
+                cond = " or ".join(f"{name}.shape[{d}] != {n}" for d, n in u.required)
+                self.emit(f"if {cond}: raise {self.ctx.ref(bad_update, 'bad_update')}({a.keyword or pname!r}, "
+                          f"{self.ctx.ref(v.owner, 'update_node')}, {name}.shape, {u.required!r})")
+            staged.append(self.b.staged(self.ctx.ref(a.container, f"c_{pname}"), name, HOST))
+        return staged
+
+    def locked_containers(self) -> list:
+        """The containers a call stores into: the updated shared variables' and inputs' states."""
+        s = self.s
+        return ([s.spec.containers[u.container] for u in s.updates]
+                + [s.args[u.container].container for u in s.input_updates])
+
     def function_source(self, fname: str, params: list[str], ret: str, filename: str) -> tuple[str, dict]:
         """The whole source (the protocol around the lines), and the line numbers of the nodes."""
-        withs = [self.ctx.ref(lock, f"lock{k}") for k, lock in
-                 enumerate(stripes_of([self.s.spec.containers[u.container] for u in self.s.updates]))]
+        withs = [self.ctx.ref(lock, f"lock{k}") for k, lock in enumerate(stripes_of(self.locked_containers()))]
         withs += self.b.contexts(self.ctx)
         if self.prof is not None:
             withs.append("_profile")
@@ -460,23 +563,49 @@ class Emitter:
         if self.prof is not None:
             self._bind_profile()
         body = "\n".join(f"{pad}    {ln}" for ln in self.lines + [f"return {ret}"])
+        self.body_start = len(head)  # the source line (0-based) of self.lines[0]
         return "\n".join(head) + f"\n{body}\n{pad}except Exception as e:\n{pad}    raise {on_error}(e)\n", line_of
+
+    def trusted_source(self, source: str) -> str:
+        """``source`` with each argument check replaced by a comment (``f.trust_input = True``):
+        the same lines, so the line numbers that name failing nodes still hold."""
+        lines = source.split("\n")
+        for i in self.check_lines:
+            line = lines[self.body_start + i]
+            lines[self.body_start + i] = line[:len(line) - len(line.lstrip())] + "# trust_input: argument not checked"
+        return "\n".join(lines)
 
 
 class _InnerSpec:
     """What a Schedule needs to know of an inner graph: all its inputs are bound, nothing updates."""
 
     def __init__(self, n_inputs: int):
-        self.n_inputs, self.updates, self.nan_guard = n_inputs, [], False
+        self.n_inputs, self.nan_guard = n_inputs, False
+        self.updates: list[Any] = []
 
 
 class LinkedFunction:
     """A compiled function: ``__call__`` is the generated function itself (stored on the
-    instance, so a call costs no extra Python frame), ``source`` its text."""
+    instance, so a call costs no extra Python frame), ``source`` its text, ``trusted_source``
+    the same without the argument checks (``trusted()`` compiles it on first use)."""
 
     def __init__(self, source: str, fn: Callable, line_nodes: dict, backend: Backend, fgraph: FunctionGraph):
         self.source, self.__call__, self._line_nodes = source, fn, line_nodes
         self.backend, self.fgraph = backend, fgraph
+        self.trusted_source = source
+        self._compile_env: tuple[dict, str, str] | None = None  # (globals, function name, file name)
+        self._trusted: Callable | None = None
+
+    def trusted(self) -> Callable:
+        """The generated function without its argument checks (``f.trust_input = True``)."""
+        if self._trusted is None:
+            if self._compile_env is None:
+                return self.__call__
+            globals_, fname, filename = self._compile_env
+            namespace = dict(globals_)
+            exec(builtins.compile(self.trusted_source, filename, "exec"), namespace)
+            self._trusted = namespace[fname]
+        return self._trusted
 
 
 def link(fgraph: FunctionGraph, spec: Any, backend: Backend, cls: type[LinkedFunction] = LinkedFunction) -> Any:
@@ -491,12 +620,27 @@ def link(fgraph: FunctionGraph, spec: Any, backend: Backend, cls: type[LinkedFun
     source, line_of = em.function_source(fname, params, ret, filename)
     namespace = dict(em.ctx.globals)
     exec(builtins.compile(source, filename, "exec"), namespace)
-    return cls(source, namespace[fname], line_of, backend, fgraph)
+    linked = cls(source, namespace[fname], line_of, backend, fgraph)
+    linked.trusted_source = em.trusted_source(source)
+    linked._compile_env = (dict(em.ctx.globals), fname, filename)
+    return linked
 
 
-def _make_filter(t: Any, allow_downcast: bool, what: str) -> Callable:
+def _make_filter(t: Any, allow_downcast: bool, what: str, strict: bool = False) -> Callable:
     def filt(value: Any) -> Any:
-        return t.filter(value, allow_downcast=allow_downcast, what=what)
+        return t.filter(value, strict=strict, allow_downcast=allow_downcast, what=what)
+    return filt
+
+
+def _type_filter(t: Any, strict: bool, allow_downcast: bool, what: str) -> Callable:
+    """A user-defined Type's filter, its refusal naming the argument it refused."""
+    def filt(value: Any) -> Any:
+        try:
+            return t.filter(value, strict, allow_downcast)
+        except Exception as e:
+            text = repr(value)
+            raise InputError(f"{what}: the type {t} refuses {text if len(text) <= 60 else text[:57] + '...'}: "
+                             f"{e}") from e
     return filt
 
 

@@ -11,17 +11,19 @@ import numpy as np
 
 from symgraph.compile.link import new_serial
 from symgraph.config import config
-from symgraph.graph.basic import Variable
+from symgraph.graph.basic import Type, Variable
 from symgraph.tensor.type import TensorType, TensorVariable
 
 
 class Container:
-    """Holds a shared variable's current value: on the host (``value``) and/or on a device."""
+    """Holds a stored value, on the host (``value``) and/or on a device: a shared variable's, or
+    the default or state of a function input (``sg.In(x, value=...)``), which may be of any Type."""
 
     __slots__ = ("value", "device", "type", "name", "serial", "__weakref__")
 
-    def __init__(self, type: TensorType, value: np.ndarray, name: str | None):
-        self.type, self.value, self.device, self.name = type, value, None, name
+    def __init__(self, type: Type, value: Any, name: str | None):
+        self.type, self.value, self.name = type, value, name
+        self.device: Any = None  # a backend's device array holding a newer value, if any
         self.serial = new_serial()  # its place in the global lock order (see compile/link.py)
 
     def to_host(self) -> np.ndarray:

@@ -89,6 +89,18 @@ def user_stacklevel() -> int:
     return level
 
 
+def _with_user_line(e: Exception, what: str) -> Exception:
+    """``e`` (the same kind) with the user line that is running added to its message."""
+    line = user_source_line()
+    if line is None:
+        return e
+    try:
+        return type(e)(f"{e}\n{what} (most recent user line):\n  {line}")
+    except Exception:  # an exception type with an unusual constructor keeps its message
+        e.add_note(f"{what}: {line}")
+        return e
+
+
 class Scratchpad(dict):
     """A variable's or node's ``tag``: a dict whose keys also read and write as attributes
     (``x.tag.test_value = ...``, as in Theano). A variable's ``test_value`` is checked against
@@ -108,7 +120,10 @@ class Scratchpad(dict):
             return
         owner = getattr(self, "_owner", None)
         if name == "test_value" and owner is not None:
-            value = owner.type.filter_test_value(value, owner)
+            try:
+                value = owner.type.filter_test_value(value, owner)
+            except Exception as e:
+                raise _with_user_line(e, "Set at") from None
         self[name] = value
 
     def __delattr__(self, name: str) -> None:

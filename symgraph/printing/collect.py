@@ -87,15 +87,13 @@ def _function_view(f: Any, fgraph: Any, spec: Any) -> GraphView:
     """A compiled function: fgraph.outputs = user outputs then one value per update;
     fgraph.inputs = user inputs then the shared variables (CompileSpec's layout)."""
     outs = list(fgraph.outputs)
-    n_in = spec.n_inputs
-    updates = [(fgraph.inputs[n_in + c], outs[o]) for o, c in spec.updates]
+    updates = spec.update_pairs(fgraph)
     names = ", ".join(spec.input_names)
     title = f"{spec.name}({names}) [{getattr(f, 'backend', '?')}]"
     view = _view(outs[:spec.n_outputs], inputs=list(fgraph.inputs), updates=updates, title=title)
-    user_outputs = f.outputs if isinstance(f.outputs, (list, tuple)) else [f.outputs]
-    for mine, theirs in zip(view.outputs, user_outputs):
-        if getattr(theirs, "name", None) is not None:
-            view.names[id(mine)] = theirs.name
+    for mine, theirs in zip(view.outputs, f.maker.outputs):
+        if theirs.variable.name is not None:
+            view.names[id(mine)] = theirs.variable.name
     return view
 
 

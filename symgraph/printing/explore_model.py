@@ -163,8 +163,7 @@ class _Roles:
         self.f, self.spec = f, f.spec
         self.inputs = list(f.graph.inputs)
         self.input_ids = {id(v) for v in self.inputs}
-        user = f.outputs if isinstance(f.outputs, (list, tuple)) else [f.outputs]
-        self.user_names = [getattr(o, "name", None) for o in user]
+        self.user_names = [o.variable.name for o in f.maker.outputs]
 
     def role(self, outputs: list[Variable]) -> Any:
         out_ids = {id(v) for v in outputs[:self.spec.n_outputs]}
@@ -180,7 +179,10 @@ class _Roles:
         return role_of
 
     def updates(self, outputs: list[Variable]) -> list[tuple[Variable, Variable]]:
-        return [(self.inputs[self.spec.n_inputs + c], outputs[o]) for o, c in self.spec.updates]
+        """(stored variable, new value): the shared variables' updates, then the inputs' (sg.In(x, update=...))."""
+        pairs = [(self.inputs[self.spec.n_inputs + c], outputs[o]) for o, c in self.spec.updates]
+        return pairs + [(self.inputs[k], outputs[a.update])
+                        for k, a in enumerate(self.spec.args) if a.update is not None]
 
     def names(self, outputs: list[Variable]) -> dict:
         """Labels of unnamed output boxes: the user's output names, 'new W' for update values."""

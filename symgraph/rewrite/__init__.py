@@ -24,7 +24,7 @@ from typing import Any
 from collections.abc import Callable, Iterable
 
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.rewrite import canonicalize, linalg, specialize, stabilize  # noqa: F401  (register rules)
+from symgraph.rewrite import canonicalize, inline, linalg, specialize, stabilize  # noqa: F401  (register rules)
 from symgraph.rewrite.collective import bucket_allreduce
 from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule, Stats, rule, run_local
 from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches

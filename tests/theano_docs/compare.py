@@ -19,6 +19,7 @@ import re
 _NUM = r"(?<![\w.])(?:[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?j?|[-+]?nan|[-+]?inf|True|False)(?![\w])"
 _NUM_RE = re.compile(_NUM)
 _DTYPE = re.compile(r",?\s*dtype=['\"]?\w+['\"]?")
+_NP_BOOL = re.compile(r"\bnp\.(True|False)_")  # numpy 2's repr of a numpy bool: True where Theano's numpy printed it
 _FILLER = re.compile(r"array\(|[()\[\],\s]")
 _ONLY_NUMS = re.compile(rf"^(?:\s*(?:{_NUM})\s*)*$")
 RTOL, ATOL = 1e-5, 1e-8
@@ -30,14 +31,19 @@ def _value(token: str) -> complex:
     return complex(token) if token.endswith("j") else float(token)
 
 
+def _plain(text: str) -> str:
+    """``text`` without dtype annotations, numpy 2's ``np.True_`` read as ``True``."""
+    return _NP_BOOL.sub(r"\1", _DTYPE.sub("", text))
+
+
 def numbers(text: str) -> list[complex]:
     """The numeric tokens of ``text`` (dtype annotations removed)."""
-    return [_value(t) for t in _NUM_RE.findall(_DTYPE.sub("", text))]
+    return [_value(t) for t in _NUM_RE.findall(_plain(text))]
 
 
 def is_numeric(text: str) -> bool:
     """``text`` is numeric data only: numbers, arrays, lists and tuples of them, booleans."""
-    stripped = _FILLER.sub(" ", _DTYPE.sub("", text))
+    stripped = _FILLER.sub(" ", _plain(text))
     return bool(stripped.strip()) and bool(_ONLY_NUMS.match(stripped))
 
 
@@ -65,7 +71,7 @@ def _matching(text: str, start: int, open_: str, close: str) -> int:
 def spans(text: str) -> list[list[complex]]:
     """The numeric spans of a text output, in order (see the module docstring)."""
     out, i = [], 0
-    text = _DTYPE.sub("", text)
+    text = _plain(text)
     while i < len(text):
         after_name = i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_}.")  # part of a name, not data
         if text.startswith("array(", i) and not after_name:

@@ -1,12 +1,6 @@
-"""theano.compile.io: ``In`` and ``Out`` are symgraph's (sg.In / sg.Out) once they exist."""
+"""theano.compile.io: ``In`` and ``Out`` are symgraph's own (``sg.In``, ``sg.Out``)."""
 from __future__ import annotations
 
-from typing import Any
+from symgraph.compile.io import In, Out
 
-import symgraph
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("In", "Out", "SymbolicInput", "SymbolicOutput") and hasattr(symgraph, name):
-        return getattr(symgraph, name)
-    raise AttributeError(f"symgraph has no {name} yet (function inputs/outputs with options: issue 20 item 4)")
+__all__ = ["In", "Out"]

@@ -5,7 +5,8 @@ from symgraph.tensor import (Rop, Lop, grad, jacobian, hessian, zero_grad, disco
                              as_tensor_variable, constant, TensorType, TensorVariable, TensorConstant)
 from symgraph.tensor import abs as abs_, true_div, int_div, invert, xor, sign, reciprocal  # noqa: F401
 from symgraph.testing import verify_grad  # noqa: F401
-from symgraph.compat.theano.tensor import basic, elemwise, extra_ops, inplace, nnet, opt, sort, utils  # noqa: F401
+from symgraph.compat.theano.tensor import (basic, elemwise, extra_ops, inplace, nnet, opt,  # noqa: F401
+                                            shared_randomstreams, sort, utils)
 from symgraph.compat.theano.tensor.basic import Flatten  # noqa: F401
 
 truediv, intdiv, bitwise_not, bitwise_xor, sgn, inv = true_div, int_div, invert, xor, sign, reciprocal
