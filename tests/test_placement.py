@@ -53,22 +53,29 @@ def test_small_calls_run_on_the_host_large_ones_as_kernels_with_the_same_numbers
     f = sg.function([x], T.tanh(x) * 2 + 1, backend="opencl", placement="auto")
     small, large = np.linspace(-1, 1, 10, dtype="f"), np.linspace(-1, 1, 200_000, dtype="f")
     np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-6)
-    assert _placed(f) and all(name.startswith("OnHost{") for name in _placed(f))  # f.graph: the first variant
-    assert [k for k in f.kernels if k.startswith("onhost")] and "ON HOST" in next(iter(f.kernels.values()))
+    small_variant = f._impl.variants[f._impl.signature({x: small.shape})]
+    placed = [str(n.op) for n in small_variant.fgraph.apply_nodes if isinstance(n.op, HostPlaced)]
+    assert placed and all(name.startswith("OnHost{") for name in placed) and not _placed(f)  # f.graph: compile time
+    onhost = [k for k in f.kernels if k.startswith("onhost")]
+    assert onhost and "ON HOST" in f.kernels[onhost[0]]
     np.testing.assert_allclose(f(large), np.tanh(large) * 2 + 1, rtol=1e-5, atol=1e-6)
     assert len(f._impl.variants) == 2 and any(not k.startswith("onhost") for k in f.kernels)
     f(small[:5])
     f(large[:100_000])
     assert len(f._impl.variants) == 2  # new shapes, same placements: no new variant
-    assert "HostPlaced" in sg.printing.to_dot(f).source  # the compact view shows the decision
+    assert "HostPlaced" in sg.printing.to_dot(small_variant.fgraph).source  # the compact view shows the decision
 
 
-def test_asked_before_any_call_the_kernels_are_those_placed_without_the_arguments_shapes(calibrated):
+def test_the_variant_compiled_with_the_function_places_by_the_sizes_known_then(calibrated):
     x = T.fvector("x")
     f = sg.function([x], T.exp(x) + 1, backend="opencl", placement="auto")
     assert f.kernels and not [k for k in f.kernels if k.startswith("onhost")] and "call_scope" in f.source
     np.testing.assert_allclose(f(np.zeros(4, "f")), np.full(4, 2.0))
     assert len(f._impl.variants) == 2 and [k for k in f.kernels if k.startswith("onhost")]
+    w = sg.shared(np.ones((4, 4), "f"), "w")  # sizes known at compile time: placed in f.graph itself
+    g = sg.function([], T.exp(w) + 1, backend="opencl", placement="auto")
+    assert _placed(g) and "OnHost{" in sg.printing.to_dot(g).source or "HostPlaced" in sg.printing.to_dot(g).source
+    np.testing.assert_allclose(g(), np.exp(np.ones((4, 4))) + 1, rtol=1e-6)
 
 
 def test_a_host_placed_node_makes_no_copy_and_keeps_no_device_scope(calibrated):
@@ -80,7 +87,14 @@ def test_a_host_placed_node_makes_no_copy_and_keeps_no_device_scope(calibrated):
     out = f(xv)
     assert dict(TRANSFERS) == before  # no copy, and not even a zero-copy wrap
     np.testing.assert_array_equal(out, xv + 1)
-    assert "call_scope" not in f.source and "np.add" in f.source
+    small = f._impl.variants[f._impl.signature({x: xv.shape})]
+    assert "call_scope" not in small.source and "np.add" in small.source
+    f.trust_input = True  # the same variants, without the argument checks
+    np.testing.assert_array_equal(f(xv), xv + 1)
+    np.testing.assert_array_equal(f(x=xv), xv + 1)
+    assert "_filter_x" not in small.trusted_source and "np.add" in small.trusted_source
+    with pytest.raises(sg.errors.InputError, match="takes 1 argument"):
+        f(xv, xv)
 
 
 def test_shared_variables_updated_on_the_host_cross_no_bus(calibrated):

@@ -50,7 +50,7 @@ def _fallback_source(node: Apply, reason: str) -> str:
             f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
 
 
-OPTIONS: tuple[str, ...] = ("device",)
+OPTIONS: tuple[str, ...] = ("device", "placement")
 """The keywords of sg.function this backend takes: ``device`` (an index or name; default sg.config.device)."""
 
 
@@ -310,5 +310,5 @@ def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
     def build(graph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> OpenCLFunction:
         return link(graph, spec, OpenCLBackend(rt, mode, input_shapes), OpenCLFunction)
     if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {})):
-        return pl.SizePlaced(fgraph, spec.n_inputs, rt, pl.calibration(rt), build)  # placed per call, by sizes
+        return pl.SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
     return build(fgraph, {})

@@ -28,6 +28,7 @@ import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.runtime import Runtime, _cl
+from symgraph.compile.link import NOT_GIVEN
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
 from symgraph.config import config
 from symgraph.graph.basic import Apply, Variable
@@ -326,25 +327,30 @@ _MAX_SHAPES = 256
 class SizePlaced:
     """A function compiled under 'auto' placement whose nodes' sizes depend on its arguments: each
     call looks up the placement made for its arguments' shapes (a dict lookup on the tuple of
-    shapes); a new placement compiles a new variant, when a call first needs it (kernels already
-    built are reused). Variants differ only in where nodes run, never in the numbers they
-    compute, so a call whose arguments have no ``shape`` (lists, Python numbers) may take any.
+    shapes); a new placement compiles a new variant, on a copy of the graph, when a call first
+    needs it (kernels already built are reused). Variants differ only in where nodes run, never
+    in the numbers they compute, so a call whose arguments have no ``shape`` (lists, Python
+    numbers) may take any.
 
-    The first variant is compiled on the function's own graph, so ``f.graph`` shows its
-    placement (``OnHost{...}`` nodes) after the first call (``f.source`` or ``f.kernels`` asked
-    before any call compile the variant placed without the arguments' shapes, and warnings of
-    host fallbacks come with the first variant compiled); ``variants`` maps each placement
-    (the positions, in topological order, of the nodes run on the host) to its compiled
-    function, and ``kernels`` lists every variant's kernels and host placements."""
+    The variant placed without the arguments' shapes (the sizes known at compile time decide;
+    nodes of unknown size are kernels) is compiled with the function, on its own graph:
+    ``f.graph``, ``f.source`` and host-fallback warnings are as at compile time. ``variants``
+    maps each placement (the positions, in topological order, of the nodes run on the host) to
+    its compiled function (``.fgraph``, ``.source``); ``kernels`` lists every variant's kernels
+    and host placements (``onhost...`` entries)."""
 
-    def __init__(self, fgraph: FunctionGraph, n_inputs: int, rt: Runtime, cal: Calibration,
+    def __init__(self, fgraph: FunctionGraph, spec: Any, rt: Runtime, cal: Calibration,
                  build: Callable[[FunctionGraph, dict[Variable, tuple]], Any]):
+        n_inputs = spec.n_inputs
+        self._params = list(spec.input_names)  # Python names already (the generated functions' parameters)
+        self._args = list(getattr(spec, "args", None) or [None] * n_inputs)
         self._pristine = FunctionGraph(fgraph.inputs, fgraph.outputs)  # a copy, before placement changes fgraph
         self._index = {node: k for k, node in enumerate(self._pristine.toposort())}
         self._inputs, self._cal, self._build, self._own = fgraph.inputs[:n_inputs], cal, build, fgraph
         self.fgraph, self.runtime = fgraph, rt
         self.variants: dict[frozenset, Any] = {}
-        self._by_shape: dict[Any, Callable] = {}
+        self._trusted: Callable | None = None
+        self.variant({})  # at once, on fgraph itself: f.graph, f.source and fallback warnings as at compile time
         self.__call__ = self._caller()
 
     def signature(self, input_shapes: dict[Variable, tuple]) -> frozenset:
@@ -352,31 +358,54 @@ class SizePlaced:
         shapes = concrete_shapes(self._pristine.toposort(), known_shapes(self._pristine, input_shapes))
         return frozenset(self._index[n] for n in decide(self._pristine, "auto", self._cal, shapes))
 
-    def _caller(self) -> Callable:
-        table, pick = self._by_shape, self._pick
+    def _caller(self, trusted: bool = False) -> Callable:
+        """The call: the variant for the arguments' shapes (``trusted``: its form without argument
+        checks). It takes the parameters the generated functions take (``x``, or ``x=NOT_GIVEN``
+        for an input that may be left out), so Python binds keywords and refuses a wrong count
+        exactly as it does for them."""
+        table: dict[Any, Callable] = {}
 
-        def call(*args: Any) -> Any:
-            try:
-                key = tuple([a.shape for a in args])
-            except AttributeError:
-                key = None
-            fn = table.get(key)
-            if fn is None:
-                fn = pick(args, key)
-            return fn(*args)
-        return call
+        def pick(args: tuple, key: Any) -> Callable:
+            variant = self._variant_for(args)
+            fn = variant.trusted() if trusted else variant.__call__
+            if len(table) >= _MAX_SHAPES:
+                table.clear()
+            table[key] = fn
+            return fn
+        names = self._params
+        params, optional = [], False
+        for name, a in zip(names, self._args):
+            optional = optional or getattr(a, "container", None) is not None
+            params.append(f"{name}=_not_given" if optional else name)
+        args = "".join(f"{n}, " for n in names)
+        source = (f"def call({', '.join(params)}):\n"
+                  f"    try:\n        key = ({''.join(f'{n}.shape, ' for n in names)})\n"
+                  f"    except AttributeError:\n        key = None\n"
+                  f"    fn = _table.get(key)\n"
+                  f"    if fn is None:\n        fn = _pick(({args}), key)\n"
+                  f"    return fn({args})\n")
+        namespace = {"_table": table, "_pick": pick, "_not_given": NOT_GIVEN}
+        exec(compile(source, "<symgraph placement dispatch>", "exec"), namespace)
+        return cast(Callable, namespace["call"])
+
+    def trusted(self) -> Callable:
+        """The call without argument checks (``f.trust_input = True``), variant by variant."""
+        if self._trusted is None:
+            self._trusted = self._caller(trusted=True)
+        return self._trusted
 
     def variant(self, input_shapes: dict[Variable, tuple]) -> Any:
         """The compiled variant for these argument shapes (compiled now if its placement is new)."""
         sig = self.signature(input_shapes)
         if sig not in self.variants:
             graph = self._own if not self.variants else FunctionGraph(self._pristine.inputs, self._pristine.outputs)
+            # (the first variant, at compile time, is placed on the function's own graph)
             self.variants[sig] = self._build(graph, input_shapes)
         return self.variants[sig]
 
-    def _pick(self, args: tuple, key: Any) -> Callable:
-        """The variant for ``args``, remembered under ``key``; arguments it cannot size (a wrong
-        count, a ragged list) go to a variant placed without their shapes, which reports them."""
+    def _variant_for(self, args: tuple) -> Any:
+        """The variant for ``args``; arguments it cannot size (a wrong count, a ragged list) go to
+        a variant placed without their shapes, whose argument checks report what is wrong."""
         shapes: dict[Variable, tuple] = {}
         if len(args) == len(self._inputs):
             try:
@@ -385,23 +414,20 @@ class SizePlaced:
                 shapes = {}
             if any(len(s) != getattr(v.type, "ndim", len(s)) for v, s in shapes.items()):
                 shapes = {}
-        fn = self.variant(shapes).__call__
-        if len(self._by_shape) >= _MAX_SHAPES:
-            self._by_shape.clear()
-        self._by_shape[key] = fn
-        return fn
+        return self.variant(shapes)
 
     def _first(self) -> Any:
-        """The first variant compiled; asked before any call, the variant placed without the
-        arguments' shapes (nodes of unknown size as kernels) is compiled for the asking."""
-        if not self.variants:
-            return self.variant({})
+        """The variant compiled with the function (on its own graph, without the arguments' shapes)."""
         return next(iter(self.variants.values()))
 
     @property
     def source(self) -> str:
         """The first variant's schedule."""
         return str(self._first().source)
+
+    @property
+    def trusted_source(self) -> str:
+        return str(self._first().trusted_source)
 
     @property
     def backend(self) -> Any:
@@ -414,7 +440,6 @@ class SizePlaced:
     @property
     def kernels(self) -> dict[str, str]:
         """Every variant's kernels and host placements, by name."""
-        self._first()
         merged: dict[str, str] = {}
         for variant in self.variants.values():
             merged.update(variant.kernels)
@@ -422,5 +447,4 @@ class SizePlaced:
 
     @property
     def fallbacks(self) -> list[str]:
-        self._first()
         return list(dict.fromkeys(name for v in self.variants.values() for name in v.fallbacks))
