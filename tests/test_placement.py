@@ -52,13 +52,16 @@ def test_small_calls_run_on_the_host_large_ones_as_kernels_with_the_same_numbers
     x = T.fvector("x")
     f = sg.function([x], T.tanh(x) * 2 + 1, backend="opencl", placement="auto")
     small, large = np.linspace(-1, 1, 10, dtype="f"), np.linspace(-1, 1, 200_000, dtype="f")
-    np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-6)
+    np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-5, atol=1e-6)  # the compile-time variant
+    assert len(f._impl.variants) == 1
+    np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-6)  # asked again: compiled
     small_variant = f._impl.variants[f._impl.signature({x: small.shape})]
     placed = [str(n.op) for n in small_variant.fgraph.apply_nodes if isinstance(n.op, HostPlaced)]
     assert placed and all(name.startswith("OnHost{") for name in placed) and not _placed(f)  # f.graph: compile time
     onhost = [k for k in f.kernels if k.startswith("onhost")]
     assert onhost and "ON HOST" in f.kernels[onhost[0]]
-    np.testing.assert_allclose(f(large), np.tanh(large) * 2 + 1, rtol=1e-5, atol=1e-6)
+    for _ in range(2):
+        np.testing.assert_allclose(f(large), np.tanh(large) * 2 + 1, rtol=1e-5, atol=1e-6)
     assert len(f._impl.variants) == 2 and any(not k.startswith("onhost") for k in f.kernels)
     f(small[:5])
     f(large[:100_000])
@@ -70,7 +73,8 @@ def test_the_variant_compiled_with_the_function_places_by_the_sizes_known_then(c
     x = T.fvector("x")
     f = sg.function([x], T.exp(x) + 1, backend="opencl", placement="auto")
     assert f.kernels and not [k for k in f.kernels if k.startswith("onhost")] and "call_scope" in f.source
-    np.testing.assert_allclose(f(np.zeros(4, "f")), np.full(4, 2.0))
+    for _ in range(2):
+        np.testing.assert_allclose(f(np.zeros(4, "f")), np.full(4, 2.0))
     assert len(f._impl.variants) == 2 and [k for k in f.kernels if k.startswith("onhost")]
     w = sg.shared(np.ones((4, 4), "f"), "w")  # sizes known at compile time: placed in f.graph itself
     g = sg.function([], T.exp(w) + 1, backend="opencl", placement="auto")
@@ -82,6 +86,7 @@ def test_a_host_placed_node_makes_no_copy_and_keeps_no_device_scope(calibrated):
     x = T.fvector("x")
     f = sg.function([x], x + 1, backend="opencl", placement="auto")
     xv = np.ones(10, "f")
+    f(xv)
     f(xv)
     before = dict(TRANSFERS)
     out = f(xv)

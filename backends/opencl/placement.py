@@ -327,8 +327,8 @@ _MAX_SHAPES = 256
 class SizePlaced:
     """A function compiled under 'auto' placement whose nodes' sizes depend on its arguments: each
     call looks up the placement made for its arguments' shapes (a dict lookup on the tuple of
-    shapes); a new placement compiles a new variant, on a copy of the graph, when a call first
-    needs it (kernels already built are reused). Variants differ only in where nodes run, never
+    shapes); a new placement compiles a new variant, on a copy of the graph, when a second call
+    asks for it (kernels already built are reused). Variants differ only in where nodes run, never
     in the numbers they compute, so a call whose arguments have no ``shape`` (lists, Python
     numbers) may take any.
 
@@ -350,6 +350,7 @@ class SizePlaced:
         self.fgraph, self.runtime = fgraph, rt
         self.variants: dict[frozenset, Any] = {}
         self._trusted: Callable | None = None
+        self._asked: set[frozenset] = set()  # placements asked for once (compiled when asked again)
         self.variant({})  # at once, on fgraph itself: f.graph, f.source and fallback warnings as at compile time
         self.__call__ = self._caller()
 
@@ -366,11 +367,12 @@ class SizePlaced:
         table: dict[Any, Callable] = {}
 
         def pick(args: tuple, key: Any) -> Callable:
-            variant = self._variant_for(args)
+            variant, settled = self._variant_for(args)
             fn = variant.trusted() if trusted else variant.__call__
-            if len(table) >= _MAX_SHAPES:
-                table.clear()
-            table[key] = fn
+            if settled:
+                if len(table) >= _MAX_SHAPES:
+                    table.clear()
+                table[key] = fn
             return fn
         names = self._params
         params, optional = [], False
@@ -403,9 +405,12 @@ class SizePlaced:
             self.variants[sig] = self._build(graph, input_shapes)
         return self.variants[sig]
 
-    def _variant_for(self, args: tuple) -> Any:
-        """The variant for ``args``; arguments it cannot size (a wrong count, a ragged list) go to
-        a variant placed without their shapes, whose argument checks report what is wrong."""
+    def _variant_for(self, args: tuple) -> tuple[Any, bool]:
+        """The variant for ``args``, and whether it is the one for their shapes for good. A new
+        placement is compiled the second time a call asks for it (the first call runs the variant
+        compiled with the function: a function called once, as a large graph built and run once,
+        is not linked twice). Arguments it cannot size (a wrong count, a ragged list) go to the
+        variant compiled with the function, whose argument checks report what is wrong."""
         shapes: dict[Variable, tuple] = {}
         if len(args) == len(self._inputs):
             try:
@@ -414,7 +419,13 @@ class SizePlaced:
                 shapes = {}
             if any(len(s) != getattr(v.type, "ndim", len(s)) for v, s in shapes.items()):
                 shapes = {}
-        return self.variant(shapes)
+        sig = self.signature(shapes)
+        if sig in self.variants:
+            return self.variants[sig], True
+        if sig not in self._asked:
+            self._asked.add(sig)
+            return self._first(), False
+        return self.variant(shapes), True
 
     def _first(self) -> Any:
         """The variant compiled with the function (on its own graph, without the arguments' shapes)."""
@@ -441,8 +452,9 @@ class SizePlaced:
     def kernels(self) -> dict[str, str]:
         """Every variant's kernels and host placements, by name."""
         merged: dict[str, str] = {}
-        for variant in self.variants.values():
-            merged.update(variant.kernels)
+        for k, variant in enumerate(self.variants.values()):
+            for name, text in variant.kernels.items():
+                merged[name if merged.get(name, text) == text else f"{name}_variant{k}"] = text
         return merged
 
     @property
