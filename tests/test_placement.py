@@ -52,9 +52,8 @@ def test_small_calls_run_on_the_host_large_ones_as_kernels_with_the_same_numbers
     x = T.fvector("x")
     f = sg.function([x], T.tanh(x) * 2 + 1, backend="opencl", placement="auto")
     small, large = np.linspace(-1, 1, 10, dtype="f"), np.linspace(-1, 1, 200_000, dtype="f")
-    np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-5, atol=1e-6)  # the compile-time variant
-    assert len(f._impl.variants) == 1
-    np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-6)  # asked again: compiled
+    np.testing.assert_allclose(f(small), np.tanh(small) * 2 + 1, rtol=1e-6)  # pays back at once: compiled
+    assert len(f._impl.variants) == 2
     small_variant = f._impl.variants[f._impl.signature({x: small.shape})]
     placed = [str(n.op) for n in small_variant.fgraph.apply_nodes if isinstance(n.op, HostPlaced)]
     assert placed and all(name.startswith("OnHost{") for name in placed) and not _placed(f)  # f.graph: compile time
@@ -63,6 +62,7 @@ def test_small_calls_run_on_the_host_large_ones_as_kernels_with_the_same_numbers
     for _ in range(2):
         np.testing.assert_allclose(f(large), np.tanh(large) * 2 + 1, rtol=1e-5, atol=1e-6)
     assert len(f._impl.variants) == 2 and any(not k.startswith("onhost") for k in f.kernels)
+    assert f._impl.signature({x: large.shape}) == frozenset()  # large: the compile-time variant, all kernels
     f(small[:5])
     f(large[:100_000])
     assert len(f._impl.variants) == 2  # new shapes, same placements: no new variant
@@ -80,6 +80,17 @@ def test_the_variant_compiled_with_the_function_places_by_the_sizes_known_then(c
     g = sg.function([], T.exp(w) + 1, backend="opencl", placement="auto")
     assert _placed(g) and "OnHost{" in sg.printing.to_dot(g).source or "HostPlaced" in sg.printing.to_dot(g).source
     np.testing.assert_allclose(g(), np.exp(np.ones((4, 4))) + 1, rtol=1e-6)
+
+
+def test_a_placement_that_does_not_pay_back_soon_is_compiled_when_asked_again(calibrated, monkeypatch):
+    monkeypatch.setattr(pl, "PAYBACK_CALLS", 0)
+    x = T.fvector("x")
+    f = sg.function([x], T.tanh(x) * 2 + 1, backend="opencl", placement="auto")
+    xv = np.linspace(-1, 1, 10, dtype="f")
+    np.testing.assert_allclose(f(xv), np.tanh(xv) * 2 + 1, rtol=1e-5, atol=1e-6)
+    assert len(f._impl.variants) == 1  # the first call ran the compile-time variant
+    np.testing.assert_allclose(f(xv), np.tanh(xv) * 2 + 1, rtol=1e-5, atol=1e-6)
+    assert len(f._impl.variants) == 2
 
 
 def test_a_host_placed_node_makes_no_copy_and_keeps_no_device_scope(calibrated):

@@ -61,9 +61,13 @@ class Calibration:
     def host_is_cheaper(self, elements: int, steps: int) -> bool:
         """True when ``steps`` numpy calls over ``elements`` values cost less than one kernel launch
         running the same program."""
+        return self.saving_us(elements, steps) > 0
+
+    def saving_us(self, elements: int, steps: int) -> float:
+        """Microseconds a call saves by running this node on the host rather than as a kernel."""
         host = steps * (self.call_us + elements * self.host_ns * 1e-3)
         device = self.launch_us + steps * elements * self.device_ns * 1e-3
-        return host < device
+        return device - host
 
     def crossover(self, steps: int = 1) -> float:
         """The element count below which a program of ``steps`` steps runs on the host."""
@@ -320,6 +324,10 @@ def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple]) -> bool:
                for n in fgraph.toposort())
 
 
+PAYBACK_CALLS, LINK_US = 100, 100.0
+"""A new placement is compiled at once when its calibrated saving pays for linking the graph
+again (about LINK_US microseconds per program step, measured on W4's 1000-op chain) within
+PAYBACK_CALLS calls."""
 _MAX_SHAPES = 256
 """Argument shapes a SizePlaced function remembers (then it forgets them all and starts again)."""
 
@@ -327,8 +335,9 @@ _MAX_SHAPES = 256
 class SizePlaced:
     """A function compiled under 'auto' placement whose nodes' sizes depend on its arguments: each
     call looks up the placement made for its arguments' shapes (a dict lookup on the tuple of
-    shapes); a new placement compiles a new variant, on a copy of the graph, when a second call
-    asks for it (kernels already built are reused). Variants differ only in where nodes run, never
+    shapes); a new placement compiles a new variant, on a copy of the graph, at once when its
+    saving pays for the link soon (``_pays_back``), else when a second call asks for it
+    (kernels already built are reused). Variants differ only in where nodes run, never
     in the numbers they compute, so a call whose arguments have no ``shape`` (lists, Python
     numbers) may take any.
 
@@ -422,10 +431,24 @@ class SizePlaced:
         sig = self.signature(shapes)
         if sig in self.variants:
             return self.variants[sig], True
-        if sig not in self._asked:
+        if sig not in self._asked and not self._pays_back(sig, shapes):
             self._asked.add(sig)
             return self._first(), False
         return self.variant(shapes), True
+
+    def _pays_back(self, sig: frozenset, input_shapes: dict[Variable, tuple]) -> bool:
+        """Whether compiling placement ``sig`` now pays back within PAYBACK_CALLS calls: the
+        calibrated saving per call of the nodes it moves to the host, against linking the graph
+        again (LINK_US per program step). Otherwise it is compiled when a second call asks."""
+        order = self._pristine.toposort()
+        shapes = concrete_shapes(order, known_shapes(self._pristine, input_shapes))
+        saving = 0.0
+        for k in sig - next(iter(self.variants)):
+            w = work(order[k], shapes)
+            if w is not None:
+                saving += self._cal.saving_us(*w)
+        steps = sum(len(n.op.steps) if isinstance(n.op, Composite) else 1 for n in order)
+        return saving * PAYBACK_CALLS >= LINK_US * steps
 
     def _first(self) -> Any:
         """The variant compiled with the function (on its own graph, without the arguments' shapes)."""
