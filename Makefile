@@ -1,5 +1,5 @@
 # make demo: set up everything missing, then train the XOR example.
-# make test: set up everything missing, check the code with ruff, then run the whole test suite.
+# make test: set up everything missing, check the code (make lint: ruff, then mypy), then run the whole test suite.
 # make coverage: the whole suite under coverage.py; prints the per-file table and the total.
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev chromium chromium-driver
 
-.PHONY: demo test lint ruff coverage fuzz bench gpu-check gpu-wheels system-deps clean
+.PHONY: demo test lint lint-tools ruff mypy coverage fuzz bench gpu-check gpu-wheels system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -41,16 +41,22 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/python examples/xor.py
 
-# ruff runs first, so a lint error fails the run before the tests start; mypy joins it once the
-# remaining type errors are fixed (`make lint` runs both).
-test: system-deps $(STAMP) ruff
+# The checks run first, so a lint or type error fails the run before the tests start.
+test: system-deps $(STAMP) lint
 	$(BIN)/python -m pytest
 
 # ruff and mypy (configured in pyproject.toml) over the installed package: symgraph/ and backends/.
-ruff: $(STAMP)
+lint: ruff mypy
+
+# Both come with the dev extras; a .venv made before they joined them gets them here.
+lint-tools: $(STAMP)
+	@$(BIN)/python -m ruff --version >/dev/null 2>&1 && $(BIN)/python -m mypy --version >/dev/null 2>&1 || \
+		$(BIN)/python -m pip install -q -e '.[dev]'
+
+ruff: lint-tools
 	$(BIN)/python -m ruff check symgraph backends
 
-lint: ruff
+mypy: lint-tools
 	$(BIN)/python -m mypy
 
 # symgraph/ and backends/ are both measured ([coverage:run] in setup.cfg); htmlcov/ has the detail.

@@ -16,7 +16,7 @@ import re
 import struct
 import zipfile
 import zlib
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -120,10 +120,12 @@ def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
             raise BadArchive(f"{info.filename} declares a {dtype}{list(shape)} array ({nbytes} bytes) in a member of "
                              f"{info.file_size} bytes")
         array = np.empty(shape, dtype)
-        view = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+        view = array.reshape(-1).view(np.uint8).data if array.size else memoryview(b"")
         filled = 0
+        # ZipFile.open gives a ZipExtFile, which reads into a buffer (typeshed types it IO[bytes])
+        stream = cast(zipfile.ZipExtFile, member)
         while filled < nbytes:
-            got = member.readinto(view[filled:filled + _CHUNK])
+            got = stream.readinto(view[filled:filled + _CHUNK])
             if not got:
                 raise BadArchive(f"{info.filename} ends after {filled} of its {nbytes} bytes of data")
             filled += got

@@ -21,7 +21,14 @@ from symgraph.errors import GraphTypeError, ShapeError
 from symgraph.graph import hooks
 from symgraph.graph.basic import Apply, Op, Variable, user_source_line
 from symgraph.graph.inner import InnerGraph
-from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact
+from symgraph.tensor.type import TensorType, as_tensor_variable, is_inexact, tensor_outputs
+
+
+def _tensor_type(v: Variable) -> TensorType:
+    """A branch output's type (the constructor checked that both branches give tensors)."""
+    if not isinstance(v.type, TensorType):
+        raise GraphTypeError(f"IfElse: a branch gives {v} of type {v.type}, not a tensor")
+    return v.type
 
 
 def _merged(a: TensorType, b: TensorType) -> TensorType:
@@ -40,12 +47,17 @@ class IfElse(Op):
         if t_in != e_in or len(then_graph.outputs) != len(else_graph.outputs):
             raise GraphTypeError("IfElse: both branches must read the same inputs and give as many outputs")
         for t, e in zip(then_graph.outputs, else_graph.outputs):
+            if not (isinstance(t.type, TensorType) and isinstance(e.type, TensorType)):
+                raise GraphTypeError(f"IfElse: the branches must give tensors, got {t.type} and {e.type}")
             if t.type.dtype != e.type.dtype or t.type.ndim != e.type.ndim:
                 raise GraphTypeError(f"IfElse: the branches give values of different types: {t.type} and {e.type}")
-        self.then_graph, self.else_graph, self.name = then_graph, else_graph, name
+        self.then_graph, self.else_graph = then_graph, else_graph
+        if name is not None and name != "IfElse":  # "IfElse" is the name of an unnamed one (op.name)
+            self.name = name
 
     def __str__(self) -> str:
-        return f"IfElse{{{self.name}}}" if self.name else "IfElse"
+        # the given name only: ``name`` of an unnamed op is derived from this string
+        return f"IfElse{{{self.given_name}}}" if self.given_name else "IfElse"
 
     @property
     def inner_graphs(self) -> dict[str, InnerGraph]:
@@ -54,16 +66,17 @@ class IfElse(Op):
 
     def with_inner_graphs(self, graphs: dict[str, InnerGraph]) -> IfElse:
         """The same op with its inner graphs replaced (e.g. by rewritten ones)."""
-        return IfElse(graphs["then"], graphs["else"], self.name)
+        return IfElse(graphs["then"], graphs["else"], self.given_name)
 
     def output_types(self) -> list[TensorType]:
-        return [_merged(t.type, e.type) for t, e in zip(self.then_graph.outputs, self.else_graph.outputs)]
+        return [_merged(_tensor_type(t), _tensor_type(e))
+                for t, e in zip(self.then_graph.outputs, self.else_graph.outputs)]
 
-    def make_node(self, cond: Any, *inputs: Any) -> Apply:
+    def make_node(self, cond: Any, *args: Any) -> Apply:
         cond = as_tensor_variable(cond)
         if cond.ndim != 0:
             raise ShapeError(f"IfElse: the condition must be a scalar (0-d), got {cond} of type {cond.type}")
-        inputs = [as_tensor_variable(v) for v in inputs]
+        inputs = [as_tensor_variable(v) for v in args]
         want = [v.type for v in self.then_graph.inputs]
         if [v.type for v in inputs] != want:
             raise GraphTypeError(f"IfElse: inputs of types {[str(v.type) for v in inputs]} where the branches "
@@ -72,7 +85,7 @@ class IfElse(Op):
 
     def perform(self, node: Apply, inputs: list) -> list:
         graph = self.then_graph if bool(inputs[0]) else self.else_graph
-        return [np.asarray(v, dtype=o.dtype) for v, o in zip(graph.evaluate(inputs[1:]), node.outputs)]
+        return [np.asarray(v, dtype=o.dtype) for v, o in zip(graph.evaluate(inputs[1:]), tensor_outputs(node))]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         """Each branch differentiated once (``sg.grad(None, wrt=its inputs, known_grads=...)``), and
@@ -83,11 +96,13 @@ class IfElse(Op):
         if not wanted:
             return [None] * len(inputs)
         grads = [g.type.make_variable() for g in output_grads]
-        graphs = []
+        branches = []
         for graph in (self.then_graph, self.else_graph):
             g = _branch_grad(graph, grads)
-            graphs.append(InnerGraph(list(graph.inputs) + grads, [g[k] for k in wanted]))
-        out = IfElse(*graphs, name=f"grad_{self.name}" if self.name else None)(cond, *values, *output_grads)
+            branches.append(InnerGraph(list(graph.inputs) + grads, [g[k] for k in wanted]))
+        then_g, else_g = branches
+        given = self.given_name
+        out = IfElse(then_g, else_g, name=f"grad_{given}" if given else None)(cond, *values, *output_grads)
         result: list = [None] * len(inputs)
         for k, g in zip(wanted, out if isinstance(out, list) else [out]):
             result[1 + k] = g

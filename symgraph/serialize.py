@@ -24,98 +24,45 @@ but unpickling runs arbitrary code: never unpickle files you do not trust.
 from __future__ import annotations
 
 import copyreg
-import hashlib
-import importlib
 import io
-import json
 import math
 import os
-import tempfile
-import zipfile
 from typing import Any
 
 import numpy as np
 
 from symgraph import scalar
-from symgraph.archive import GRAPH_MEMBER, BadArchive, read_archive
 from symgraph.compile.function import Function, _apply_givens, function
 from symgraph.compile.io import In, Out
 from symgraph.compile.shared import SharedVariable
 from symgraph.errors import BackendError, SymgraphError
-from symgraph.graph.basic import Apply, Constant, Op, SourceLine, Variable
+from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import graph_inputs, toposort
 from symgraph.random import MRG_RandomStreams, RandomStream, RandomStreams
 from symgraph.safe_text import printable
+from symgraph.serialize_format import _REGISTERED as _REGISTERED  # (tests register ops and unregister them)
+from symgraph.serialize_format import FORMAT as FORMAT  # (public here too)
+from symgraph.serialize_format import VERSION as VERSION
+from symgraph.serialize_format import (
+    CorruptFileError,
+    FormatVersionError,
+    SerializationError,
+    UnknownOpError,
+    add_array,
+    array_ref,
+    decode_trace,
+    decode_type,
+    encode_type,
+    op_name,
+    op_registry,
+    pack,
+    read_checked,
+    register_op,
+    source_name,
+    write_atomically,
+)
 from symgraph.tensor.type import TensorConstant, TensorType
-
-FORMAT, VERSION = "symgraph", 1
-_OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite", "symgraph.tensor.fused",
-               "symgraph.ifelse", "symgraph.compile.placement")
-
-
-class SerializationError(SymgraphError, ValueError):
-    """An object cannot be saved, or a file cannot be loaded."""
-
-
-class UnknownOpError(SerializationError):
-    """The file names an op (or scalar op) that this symgraph does not define or register."""
-
-
-class CorruptFileError(SerializationError):
-    """The file is truncated, not a symgraph file, or its contents fail the checksum."""
-
-
-class FormatVersionError(SerializationError):
-    """The file was written in a format version this symgraph cannot read."""
-
-
-# --- the op registry -------------------------------------------------------------------------
-
-_REGISTERED: dict[str, type] = {}
-
-
-def register_op(cls: type) -> type:
-    """Allow ``load`` to rebuild ops of ``cls`` (an Op subclass defined outside symgraph)."""
-    if not (isinstance(cls, type) and issubclass(cls, Op)):
-        raise TypeError(f"register_op expects an Op subclass, got {cls!r}")
-    _REGISTERED[cls.__name__] = cls
-    return cls
-
-
-def op_registry() -> dict[str, type]:
-    """Op classes ``load`` may build, by name: every Op subclass defined in a ``symgraph.``
-    module (qualified by module when two share a name) plus registered ones."""
-    for module in _OP_MODULES:  # a fixed list of our own modules, never one read from a file
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-    found, stack = [], list(Op.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        if cls not in found:
-            found.append(cls)
-            stack.extend(cls.__subclasses__())
-    ours = [c for c in found if c.__module__.startswith("symgraph.")]
-    counts: dict[str, int] = {}
-    for c in ours:
-        counts[c.__name__] = counts.get(c.__name__, 0) + 1
-    registry = {(c.__name__ if counts[c.__name__] == 1 else f"{c.__module__}.{c.__qualname__}"): c for c in ours}
-    registry.update(_REGISTERED)
-    return registry
-
-
-def _op_name(op: Op, registry: dict[str, type]) -> str:
-    cls = type(op)
-    for name, c in registry.items():
-        if c is cls:
-            return name
-    raise SerializationError(f"cannot save op {op}: its class {cls.__module__}.{cls.__qualname__} is not "
-                             f"defined by symgraph; call symgraph.serialize.register_op({cls.__name__}) "
-                             f"before saving and before loading")
-
 
 # --- values inside op props ------------------------------------------------------------------
 
@@ -138,11 +85,11 @@ def _enc(value: Any, arrays: list, where: str) -> Any:
     if isinstance(value, np.dtype):
         return {"dtype": value.str}
     if isinstance(value, np.generic):
-        return {"np_scalar": _add_array(np.asarray(value), arrays)}
+        return {"np_scalar": add_array(np.asarray(value), arrays)}
     if isinstance(value, np.ndarray):
-        return {"array": _add_array(value, arrays)}
+        return {"array": add_array(value, arrays)}
     if isinstance(value, TensorType):
-        return {"tensor_type": _enc_type(value)}
+        return {"tensor_type": encode_type(value)}
     if isinstance(value, Op):
         return {"op": _enc_op(value, arrays, op_registry())}
     if isinstance(value, InnerGraph):
@@ -172,11 +119,11 @@ def _dec(value: Any, arrays: dict, registry: dict) -> Any:
     if tag == "dtype":
         return np.dtype(str(v))
     if tag == "np_scalar":
-        return _array(arrays, v)[()]
+        return array_ref(arrays, v)[()]
     if tag == "array":
-        return _array(arrays, v)
+        return array_ref(arrays, v)
     if tag == "tensor_type":
-        return _dec_type(v)
+        return decode_type(v)
     if tag == "op":
         return _dec_op(v, arrays, registry)
     if tag == "dict" and isinstance(v, dict):
@@ -205,34 +152,8 @@ def _dec_inner(d: dict, arrays: dict) -> InnerGraph:
     return InnerGraph(inputs, [reader._get(k) for k in d.get("outputs", [])])
 
 
-def _add_array(arr: np.ndarray, arrays: list) -> str:
-    if arr.dtype.hasobject:
-        raise SerializationError(f"cannot save an array of dtype {arr.dtype} (object arrays need pickle)")
-    arrays.append(arr if arr.flags.c_contiguous else arr.copy(order="C"))
-    return f"a{len(arrays) - 1}"
-
-
-def _array(arrays: dict, key: Any) -> np.ndarray:
-    if key not in arrays:
-        raise CorruptFileError(f"the file refers to array {key!r}, which it does not contain")
-    return arrays[key]
-
-
-def _enc_type(t: Any) -> dict:
-    if not isinstance(t, TensorType):
-        raise SerializationError(f"cannot save a variable of type {t} ({type(t).__name__}): only tensors")
-    return {"dtype": t.dtype, "shape": list(t.shape)}
-
-
-def _dec_type(d: Any) -> TensorType:
-    try:
-        return TensorType(d["dtype"], tuple(d["shape"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CorruptFileError(f"bad tensor type {d!r} in file ({e})") from None
-
-
 def _enc_op(op: Op, arrays: list, registry: dict) -> dict:
-    name = _op_name(op, registry)
+    name = op_name(op, registry)
     props = {p: _enc(getattr(op, p), arrays, f"prop {p!r} of op {op}") for p in op.__props__}
     return {"class": name, "props": props}
 
@@ -279,20 +200,20 @@ class _Writer:
         return self.ids[v]
 
     def _new(self, v: Variable, record: dict) -> None:
-        record.update(type=_enc_type(v.type), name=v.name)
+        record.update(type=encode_type(v.type), name=v.name)
         self.ids[v] = len(self.variables)
         self.variables.append(record)
 
     def _leaf(self, v: Variable) -> None:
         if isinstance(v, SharedVariable):
-            record = {"kind": "shared", "value": _add_array(v.get_value(borrow=True), self.arrays)}
+            record: dict[str, Any] = {"kind": "shared", "value": add_array(v.get_value(borrow=True), self.arrays)}
             if v.host_resident:
                 record["host"] = True
             self._new(v, record)
             if v.default_update is not None:
                 self.defaults.append(v)
         elif isinstance(v, Constant):
-            self._new(v, {"kind": "constant", "value": _add_array(np.asarray(v.data), self.arrays),
+            self._new(v, {"kind": "constant", "value": add_array(np.asarray(v.data), self.arrays),
                           "weak": bool(getattr(v, "weak", False))})
         elif v.owner is None:
             self._new(v, {"kind": "input"})
@@ -315,7 +236,8 @@ class _Writer:
         default update's graph never interleaves with another's)."""
         while self.defaults:
             v = self.defaults.pop()
-            self.variables[self.ids[v]]["default_update"] = self.var(v.default_update)
+            if v.default_update is not None:
+                self.variables[self.ids[v]]["default_update"] = self.var(v.default_update)
 
     def root(self, obj: Any) -> Any:
         """The tagged description of the saved object."""
@@ -376,90 +298,21 @@ class _Writer:
                 "allow_downcast": i.allow_downcast}
 
 
-def _checksum(body_json: bytes, arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256(body_json)
-    for key in sorted(arrays, key=lambda k: (len(k), k)):
-        a = arrays[key]
-        h.update(f"\n{key} {a.dtype.str} {a.shape}\n".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _canonical(body: Any) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
 def dumps(obj: Any) -> bytes:
     """The bytes ``save`` would write for ``obj``."""
     w = _Writer()
     root = w.root(obj)
     w.finish()
-    body = {"variables": w.variables, "nodes": w.nodes, "root": root}
-    arrays = {f"a{k}": a for k, a in enumerate(w.arrays)}
-    header = {"format": FORMAT, "version": VERSION, "sha256": _checksum(_canonical(body), arrays), "body": body}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(GRAPH_MEMBER, json.dumps(header, indent=1, allow_nan=False))
-        for key, a in arrays.items():
-            with z.open(f"{key}.npy", "w") as member:
-                np.lib.format.write_array(member, a, allow_pickle=False)
-    return buf.getvalue()
+    return pack({"variables": w.variables, "nodes": w.nodes, "root": root}, w.arrays)
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` (a variable, list of outputs, compiled function, shared variable, or a
     list/dict of them) to ``path``; the file is replaced atomically, so a crash never leaves half."""
-    data = dumps(obj)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symgraph-save-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(dumps(obj), path)
 
 
 # --- reading ---------------------------------------------------------------------------------
-
-def _read(source: Any) -> tuple[dict, dict[str, np.ndarray]]:
-    try:
-        header, arrays = read_archive(source)
-    except BadArchive as e:
-        raise CorruptFileError(f"{_where(source)}: {e}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CorruptFileError(f"{_where(source)} is not a symgraph file (format {header.get('format')!r})"
-                               if isinstance(header, dict) else f"{_where(source)} is not a symgraph file")
-    if header.get("version") != VERSION:
-        raise FormatVersionError(f"{_where(source)} has format version {header.get('version')!r}; this symgraph "
-                                 f"reads version {VERSION}")
-    body = header.get("body")
-    if _checksum(_canonical(body), arrays) != header.get("sha256"):
-        raise CorruptFileError(f"{_where(source)} fails its checksum: the file was modified or damaged")
-    if not isinstance(body, dict):
-        raise CorruptFileError(f"{_where(source)} has no graph body")
-    return body, arrays
-
-
-def _where(source: Any) -> str:
-    return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "the data"
-
-
-def _dec_trace(tr: Any) -> SourceLine | None:
-    """A node's recorded user line: shown as the file recorded it, never read from the local disk
-    (version-1 files written before the text was recorded show no text)."""
-    if tr is None:
-        return None
-    if not (isinstance(tr, list) and len(tr) in (3, 4) and type(tr[1]) is int
-            and all(isinstance(tr[k], str) for k in (0, 2, *range(3, len(tr))))):
-        raise CorruptFileError(f"bad trace {str(tr)[:200]} in file: expected [file, line, function, text]")
-    return SourceLine(tr[0], tr[1], tr[2], recorded=tr[3] if len(tr) == 4 else "")
-
 
 class _Reader:
     """Rebuilds variables, nodes and functions from a checked body."""
@@ -476,14 +329,15 @@ class _Reader:
         if any(v is None for v in self.vars):
             raise CorruptFileError("some variables in the file are computed by no node")
         for k, r in enumerate(records):
-            if r["kind"] == "shared" and "default_update" in r:
-                self.vars[k].default_update = self._get(r["default_update"])
+            shared_var = self.vars[k]
+            if isinstance(shared_var, SharedVariable) and "default_update" in r:
+                shared_var.default_update = self._get(r["default_update"])
 
     def _leaf(self, r: dict) -> Variable:
-        t, name = _dec_type(r["type"]), r.get("name")
+        t, name = decode_type(r["type"]), r.get("name")
         if r["kind"] == "input":
             return t.make_variable(name)
-        value = _array(self.arrays, r["value"])
+        value = array_ref(self.arrays, r["value"])
         if value.dtype != t.numpy_dtype or value.ndim != t.ndim or \
                 any(s is not None and s != n for s, n in zip(t.shape, value.shape)):
             raise CorruptFileError(f"value of {name or 'a variable'} is {value.dtype}{list(value.shape)}, "
@@ -508,17 +362,18 @@ class _Reader:
         for o, k in zip(node.outputs, outs):
             if self.vars[k] is not None:
                 raise CorruptFileError(f"variable {k} is computed twice in the file")
-            saved = _dec_type(records[k]["type"])
+            saved = decode_type(records[k]["type"])
             if o.type != saved:
                 raise CorruptFileError(f"op {op} now gives {o.type}, the file says {saved}")
             o.name = records[k].get("name")
             self.vars[k] = o
-        node.trace = _dec_trace(n.get("trace"))
+        node.trace = decode_trace(n.get("trace"))
 
     def _get(self, k: Any) -> Variable:
-        if type(k) is not int or not 0 <= k < len(self.vars) or self.vars[k] is None:
+        v = self.vars[k] if type(k) is int and 0 <= k < len(self.vars) else None
+        if v is None:
             raise CorruptFileError(f"the file refers to variable {k!r} before defining it")
-        return self.vars[k]
+        return v
 
     def root(self, r: Any) -> Any:
         (tag, v), = r.items()
@@ -542,17 +397,18 @@ class _Reader:
             raise CorruptFileError(f"unknown random stream class {d.get('class')!r}")
         stream = object.__new__(classes[d["class"]])
         stream.default_seed = int(d["seed"])
-        stream.key = self._get(d["key"])
-        stream.counters = [self._get(k) for k in d["counters"]]
-        site_keys: list[Any] = []
+        key, counters = self._get(d["key"]), [self._get(k) for k in d["counters"]]
+        site_keys: list[Variable] = []
         if isinstance(stream, RandomStreams):
-            if not isinstance(d.get("site_keys"), list) or len(d["site_keys"]) != len(stream.counters):
+            if not isinstance(d.get("site_keys"), list) or len(d["site_keys"]) != len(counters):
                 raise CorruptFileError("a saved RandomStreams needs one key per draw site (site_keys)")
             site_keys = [self._get(k) for k in d["site_keys"]]
-        if not all(isinstance(v, SharedVariable) for v in [stream.key, *stream.counters, *site_keys]):
+        shared = [v for v in [key, *counters, *site_keys] if isinstance(v, SharedVariable)]
+        if len(shared) != 1 + len(counters) + len(site_keys):
             raise CorruptFileError("a random stream's key, counters and site keys must be shared variables")
+        stream.key, stream.counters = shared[0], shared[1:1 + len(counters)]
         if isinstance(stream, RandomStreams):
-            stream.site_keys = site_keys
+            stream.site_keys = shared[1 + len(counters):]
         return stream
 
     def function(self, d: dict) -> Function:
@@ -600,14 +456,14 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Any:
 
 
 def _load(source: Any, backend: str | None) -> Any:
-    body, arrays = _read(source)
+    body, arrays = read_checked(source)
     try:
         return _Reader(body, arrays, backend).root(body["root"])
     except (SerializationError, BackendError):
         raise  # already says what is wrong; a backend this machine lacks is no fault of the file
     except (SymgraphError, LookupError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
             MemoryError) as e:
-        raise CorruptFileError(f"{_where(source)} has a malformed graph ({type(e).__name__}: "
+        raise CorruptFileError(f"{source_name(source)} has a malformed graph ({type(e).__name__}: "
                                f"{printable(str(e)[:1000])})") from None
 
 

@@ -22,15 +22,16 @@ from symgraph.compile.shared import SharedVariable, shared
 from symgraph.errors import GraphTypeError, InputError
 from symgraph.gradient import grad
 from symgraph.graph.basic import Variable
-from symgraph.tensor import cast, sqrt
 from symgraph.tensor.collective import allreduce
-from symgraph.tensor.type import as_tensor_variable
+from symgraph.tensor.elemwise import FUNCTIONS, cast
+from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
 Updates = OrderedDict[SharedVariable, Variable]
+sqrt = FUNCTIONS["sqrt"]
 
 
 def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable],
-                         data_parallel: bool = False) -> list[Variable]:
+                         data_parallel: bool = False) -> list[TensorVariable]:
     """The gradients of ``params``: the given list itself, or ``sg.grad(loss, params)``. With
     ``data_parallel=True`` each is averaged over the MPI processes (``T.allreduce(g, 'mean')``;
     the ``bucket_allreduce`` rewrite sends them all in one call): each process computes the
@@ -39,7 +40,7 @@ def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable],
     return [allreduce(g, "mean") for g in grads] if data_parallel else grads
 
 
-def _grads(loss_or_grads: Any, params: list[SharedVariable]) -> list[Variable]:
+def _grads(loss_or_grads: Any, params: list[SharedVariable]) -> list[TensorVariable]:
     if isinstance(loss_or_grads, (list, tuple)):
         grads = [as_tensor_variable(g) for g in loss_or_grads]
         if len(grads) != len(params):
@@ -72,7 +73,7 @@ def _zeros_like(p: SharedVariable, what: str) -> SharedVariable:
     return shared(np.zeros(value.shape, dtype=value.dtype), name=f"{p.name}_{what}" if p.name else None)
 
 
-def _keep_dtype(p: SharedVariable, value: Any) -> Variable:
+def _keep_dtype(p: SharedVariable, value: Any) -> TensorVariable:
     return cast(value, p.dtype)
 
 

@@ -212,6 +212,20 @@ def test_printing_shows_the_inner_graphs():
     assert "if " in f.source and "else:" in f.source
 
 
+def test_an_ifelse_shows_the_name_it_was_given_and_keeps_it_through_save_and_load():
+    """str(op) shows only a given name (an unnamed one once printed as IfElse{IfElse{IfElse}}), and
+    a saved op loads back equal and printed the same, named or not."""
+    c, x = T.bscalar("c"), T.dvector("x")
+    unnamed, named = ifelse(c, T.exp(x), T.log(x)), ifelse(c, T.exp(x), T.log(x), name="branch")
+    assert (str(unnamed.owner.op), unnamed.owner.op.name) == ("IfElse", "IfElse")
+    assert (str(named.owner.op), named.owner.op.name) == ("IfElse{branch}", "branch")
+    for out in (unnamed, named):
+        back = sg.serialize.loads(sg.serialize.dumps(out))
+        assert back.owner.op == out.owner.op and str(back.owner.op) == str(out.owner.op)
+    g = T.grad(named.sum(), x)
+    assert "IfElse{grad_branch}" in {str(v.owner.op) for v in sg.graph.ancestors([g]) if v.owner is not None}
+
+
 def test_save_and_load_round_trip(tmp_path):
     c, x = T.bscalar("c"), T.dvector("x")
     f = sg.function([c, x], ifelse(c, T.exp(x).sum(), T.log(x).sum()))

@@ -64,6 +64,8 @@ def test_debugprint_to_file_and_several_outputs(xy):
     assert debugprint([x + y, x - y], file=buf, print_type=False) is buf
     assert buf.getvalue() == "add [id A]\n |x [id B]\n |y [id C]\nsub [id D]\n |x [id B]\n |y [id C]\n"
     assert debugprint((x + y).owner, file="str", print_type=False) == "add [id A]\n |x [id B]\n |y [id C]\n"
+    with pytest.raises(ValueError, match="a stream, None or 'str', got 'out.txt'"):
+        debugprint(x + y, file="out.txt")  # a path is not a stream: said so, nothing written
 
 
 def test_debugprint_prints_to_stdout_by_default(xy, capsys):

@@ -13,7 +13,7 @@ import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph import serialize
+from symgraph import serialize, serialize_format
 from symgraph.serialize import CorruptFileError, SerializationError
 
 
@@ -31,7 +31,7 @@ def forge(data: bytes, edit: Callable[[dict, dict], Any]) -> bytes:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files if k != "graph.json"}
     edit(header["body"], arrays)
-    header["sha256"] = serialize._checksum(serialize._canonical(header["body"]), arrays)
+    header["sha256"] = serialize_format.checksum(serialize_format.canonical(header["body"]), arrays)
     members["graph.json"] = json.dumps(header).encode()
     for key, a in arrays.items():
         buf = io.BytesIO()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph import serialize
+from symgraph import serialize, serialize_format
 from symgraph.serialize import CorruptFileError, SerializationError
 
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
@@ -73,7 +73,7 @@ def _forge(data: bytes, change) -> bytes:
     change(header)
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files if k != "graph.json"}
-    header["sha256"] = serialize._checksum(serialize._canonical(header["body"]), arrays)
+    header["sha256"] = serialize_format.checksum(serialize_format.canonical(header["body"]), arrays)
     members["graph.json"] = json.dumps(header).encode()
     return _zip(members)
 

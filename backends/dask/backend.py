@@ -230,6 +230,8 @@ class DaskFunction(LinkedFunction):
     """A compiled dask function: ``source`` is the Python schedule (one builder step per node and
     one compute call); ``fallbacks`` lists the nodes run as one task on whole arrays."""
 
+    backend: DaskBackend  # link() is given this module's backend
+
     @property
     def fallbacks(self) -> list[str]:
         return [str(n.op) for n in self.backend.builders if isinstance(n.op, HostFallback)]

@@ -21,6 +21,7 @@ from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply, Constant, Variable, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import graph_inputs
+from symgraph.tensor.type import tensor_outputs
 
 
 def wrap(fgraph: FunctionGraph, node: Apply, reason: str) -> Apply:
@@ -38,7 +39,7 @@ def wrap(fgraph: FunctionGraph, node: Apply, reason: str) -> Apply:
 
 def output_shapes(node: Apply, values: tuple) -> list[tuple]:
     """Each output's shape for these input values (NaN where it cannot be known beforehand)."""
-    static = [o.type.shape for o in node.outputs]
+    static = [o.type.shape for o in tensor_outputs(node)]
     if all(s is not None for shape in static for s in shape):
         return [tuple(shape) for shape in static]
     inner = node.op.inner(node) if isinstance(node.op, HostFallback) else node
@@ -83,7 +84,7 @@ def one_task(kernel: NodeKernel, node: Apply, args: list, shapes: list[tuple], p
     base = HighLevelGraph.merge(*[a.__dask_graph__() for a in deps]) if deps else HighLevelGraph({}, {})
     layers, dependencies = dict(base.layers), dict(base.dependencies)
     dep_names = {a.name for a in deps}
-    outs = node.outputs
+    outs = tensor_outputs(node)
     names = [name] if len(outs) == 1 else [f"{name}-out{k}" for k in range(len(outs))]
     if len(outs) == 1:
         layers[name] = MaterializedLayer({(name, *(0,) * outs[0].ndim): (kernel, *refs)})

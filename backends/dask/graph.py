@@ -26,6 +26,7 @@ from dask._task_spec import Alias, DataNode, GraphNode
 from dask.array.optimization import optimize
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
+from dask.typing import Key
 
 from symgraph.errors import InputError
 
@@ -36,7 +37,8 @@ class LRU:
     """A small bounded, thread-safe mapping (the most recent ``size`` entries are kept)."""
 
     def __init__(self, size: int):
-        self.size, self.data, self.lock = size, OrderedDict(), threading.Lock()
+        self.size, self.lock = size, threading.Lock()
+        self.data: OrderedDict[Any, Any] = OrderedDict()
 
     def get(self, key: Any) -> Any:
         with self.lock:
@@ -68,8 +70,7 @@ class Feed:
 def placeholder(prefix: str, chunks: tuple, dtype: np.dtype) -> da.Array:
     """An array of ``chunks`` whose keys hold no data yet (filled by a Feed at each call)."""
     name = f"{prefix}-{tokenize(chunks, dtype.str)}"
-    keys = itertools.product(*(range(len(c)) for c in chunks))
-    layer = {(name, *k): None for k in keys}
+    layer: dict[Key, None] = dict.fromkeys(_block_keys(name, chunks))
     hlg = HighLevelGraph.from_collections(name, layer, dependencies=())
     return da.Array(hlg, name, chunks, meta=np.empty((0,) * len(chunks), dtype))
 
@@ -78,10 +79,15 @@ def feed_numpy(ph: da.Array, value: np.ndarray) -> Feed:
     """Each placeholder key of ``ph`` filled with its block of ``value`` (a view, no copy)."""
     bounds = [np.cumsum((0,) + c) for c in ph.chunks]
     entries = {}
-    for key in ph.__dask_graph__().layers[ph.name]:
+    for key in _block_keys(ph.name, ph.chunks):  # the keys ``placeholder`` made
         idx = tuple(slice(b[i], b[i + 1]) for b, i in zip(bounds, key[1:]))
         entries[key] = DataNode(key, value[idx])
     return Feed(entries)
+
+
+def _block_keys(name: str, chunks: tuple) -> list[tuple[str, *tuple[int, ...]]]:
+    """The keys of the blocks of an array ``name`` of these chunks: (name, i, j, ...)."""
+    return [(name, *k) for k in itertools.product(*(range(len(c)) for c in chunks))]
 
 
 def feed_dask(ph: da.Array, value: da.Array) -> Feed:

@@ -83,7 +83,7 @@ def _token(op: Op) -> str:
 def blockwise(kernel: NodeKernel, node: Apply, values: tuple, token: str) -> list:
     """One task per chunk running ``kernel`` on aligned blocks of ``values`` (broadcasting along
     length-1 axes, 0-d host values passed whole), one dask array per output of ``node``."""
-    nd = max(o.ndim for o in node.outputs)
+    nd = max(o.ndim for o in tensor_outputs(node))
     args: list = []
     for v in values:
         if not isinstance(v, da.Array) and np.ndim(v) == 0:
@@ -91,7 +91,7 @@ def blockwise(kernel: NodeKernel, node: Apply, values: tuple, token: str) -> lis
         else:
             a = as_dask(v)
             args += [a, tuple(range(nd - a.ndim, nd))]
-    outs = node.outputs
+    outs = tensor_outputs(node)
     if len(outs) == 1:
         return [da.blockwise(kernel, tuple(range(nd)), *args, token=token, dtype=outs[0].dtype,
                              meta=meta(nd, outs[0].dtype))]
@@ -156,12 +156,13 @@ def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
         return _elementwise(node, ctx)
     part = _keepdims_reduce(red, out.dtype)
     chunk_op = ReduceOf(part, op.program) if isinstance(op, ReduceOf) else part
-    kernel = make_kernel(chunk_op, [chunk_type(v.type) for v in node.inputs], node.trace, str(op))
+    kernel = make_kernel(chunk_op, [chunk_type(v.type) for v in tensor_inputs(node)], node.trace, str(op))
     agg = partial(_reduce, red.np_fn.__name__, out.dtype)
     token, nd = _token(red), tensor_inputs(node)[0].ndim
 
     def build(*values: Any) -> list:
         lazy = [v for v in values if isinstance(v, da.Array)]
+        chunk: Callable[..., np.ndarray]
         if len(values) == 1 and lazy:
             x, chunk = lazy[0], partial(_chunk, kernel)
         else:  # several inputs: the partial results blockwise, then the same tree of combines
@@ -247,7 +248,7 @@ def _softmax(node: Apply, ctx: DaskLowerContext) -> Builder:
 def _subtensor(node: Apply, ctx: DaskLowerContext) -> Builder | None:
     """Basic indexing, and one index array (dask indexes with one array at a time; an index array
     computed from the data must be a vector of integers)."""
-    op, parts = node.op_as(Subtensor), node.inputs[1:]
+    op, parts = node.op_as(Subtensor), tensor_inputs(node)[1:]
     arrays = [e for e in op.idx_list if e in ("a", "b")]
     lazy = [p for p, eager in zip(parts, ctx.eager[1:]) if not eager]
     if len(arrays) > 1 or len(lazy) > 1 or (lazy and (lazy[0].ndim != 1 or lazy[0].dtype[0] not in "iu")):

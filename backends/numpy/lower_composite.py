@@ -26,7 +26,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     ctx = CodeContext()  # names numpy's own ufuncs np.<name>, other functions as globals
     glb = ctx.globals
     args = [f"i{k}" for k in range(nin)]
-    names = args + [f"k{c}" for c in range(len(p.consts))] + [None] * len(op.steps)
+    names = dict(enumerate(args + [f"k{c}" for c in range(len(p.consts))]))  # value index -> its name
     for c, value in enumerate(p.consts):
         glb[f"k{c}"] = value
     for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
@@ -60,13 +60,13 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     outs = []
-    for idx, dt in zip(p.out_index, p.out_dtypes):
+    for idx, odt in zip(p.out_index, p.out_dtypes):
         name = names[idx]
         if name.startswith("b"):
             outs.append(name)
         else:
-            glb.setdefault(f"odt_{dt}", np.dtype(dt))
-            outs.append(f"np.asarray({name}, odt_{dt})")
+            glb.setdefault(f"odt_{odt}", np.dtype(odt))
+            outs.append(f"np.asarray({name}, odt_{odt})")
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
     return "\n".join(lines) + "\n", glb
 

@@ -26,20 +26,23 @@ from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
+from symgraph.tensor.type import TensorType
 
 _HOST_KINDS = ("host", "placed", "meta")
 """Steps that run on the host and read no device buffer."""
 
 
 def _on_device(v: Variable) -> bool:
-    return hasattr(v.type, "dtype") and ks.supported_dtype(v.type.dtype)
+    dtype = getattr(v.type, "dtype", None)
+    return dtype is not None and ks.supported_dtype(dtype)
 
 
 def _small_host_node(node: Apply, host: set) -> bool:
     """Integer bookkeeping on values already on the host (shapes): computed there, no transfer."""
     ins = [v for v in node.inputs if not isinstance(v, Constant)]
     return (bool(ins) and all(v in host for v in ins)
-            and all(getattr(o.type, "ndim", 9) <= 1 and o.type.dtype[0] in "iub" for o in node.outputs))
+            and all(isinstance(o.type, TensorType) and o.type.ndim <= 1 and o.type.dtype[0] in "iub"
+                    for o in node.outputs))
 
 
 def _fallback_source(node: Apply, reason: str) -> str:
@@ -121,10 +124,12 @@ class OpenCLBackend(Backend):
             lowered = self._lower(node)
             if lowered == EXPAND or (lowered is None and type(node.op).expand is not Op.expand
                                      and not isinstance(node.op, HostFallback)):
-                for old, new in zip(node.outputs, node.op.expand(list(node.inputs))):
-                    fgraph.replace(old, new, "opencl: run unfused")
-                return True
-            if lowered is None:
+                expanded = node.op.expand(list(node.inputs))
+                if expanded is not None:
+                    for old, new in zip(node.outputs, expanded):
+                        fgraph.replace(old, new, "opencl: run unfused")
+                    return True
+            if not isinstance(lowered, Lowered):  # None, or nothing to expand to: the host runs it
                 reason = ("no device kernel for this op" if device_ok(node)
                           else "a dtype without a device representation")
                 node = wrap_in_fallback(fgraph, node, "opencl", reason)
@@ -259,7 +264,7 @@ class OpenCLBackend(Backend):
         """The device's call scope, unless every step runs on the host (no kernel, no upload)."""
         if self.plan and all(lowered.kind in _HOST_KINDS for lowered in self.plan.values()):
             return []
-        return [f"{ctx.ref(self.rt.call_scope, 'call_scope')}()"]
+        return [ctx.ref(self.rt.call_lock, "call_lock"), ctx.ref(self.rt.end_of_call, "end_of_call")]
 
     def before_commit(self, ctx: CodeContext) -> list[str]:
         return [f"{ctx.ref(self.ctx.checks.verify, 'verify_index_checks')}()"] if self.ctx.checks.nodes else []
@@ -287,6 +292,8 @@ def copy_of(x: DeviceArray) -> DeviceArray:
 class OpenCLFunction(LinkedFunction):
     """A compiled OpenCL function: ``kernels`` (name -> OpenCL C source), ``fallbacks`` (the names
     of the host fallbacks among them), ``runtime``, and ``source``, the Python schedule."""
+
+    backend: OpenCLBackend  # link() is given this module's backend
 
     @property
     def kernels(self) -> dict[str, str]:

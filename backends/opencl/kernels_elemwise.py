@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from symgraph.graph.basic import Apply, Variable
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
-from symgraph.tensor.type import tensor_outputs
+from symgraph.tensor.type import TensorVariable, tensor_inputs, tensor_outputs
 
 WORK_GROUP = 256
 """Work-items per work-group of the elementwise kernels (explicit, rounded to the device's limit)."""
@@ -130,7 +130,7 @@ def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
 
 def _params(prog: Composite, ndim: int, strided: bool, by_value: list[bool]) -> list[str]:
     roles = kr.input_roles(prog)
-    params = []
+    params: list[str | None] = []
     for k, dt in enumerate(prog.in_dtypes):
         if roles[k] == "shape":
             continue
@@ -236,9 +236,15 @@ def strided_source(name: str, prog: Composite, ndim: int, by_value: list[bool], 
 
 
 def collapse_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[list[int], list[list[int]]] | None:
+    """``merge_axes``, None when more than ``rank`` axes remain."""
+    dims, merged = merge_axes(shape, strides, rank)
+    return (dims, merged) if len(dims) <= rank else None
+
+
+def merge_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[list[int], list[list[int]]]:
     """``shape`` and each operand's element strides (0 = broadcast) with length-1 axes dropped and
-    neighbours merged where every operand walks them as one axis, padded in front to ``rank`` axes;
-    None when more than ``rank`` axes remain."""
+    neighbours merged where every operand walks them as one axis, padded in front to ``rank`` axes
+    (when fewer remain)."""
     out_shape: list[int] = []
     out_strides: list[list[int]] = [[] for _ in strides]
     for d, n in enumerate(shape):
@@ -252,13 +258,11 @@ def collapse_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[li
             out_shape.append(n)
             for o, st in zip(out_strides, strides):
                 o.append(st[d])
-    if len(out_shape) > rank:
-        return None
-    pad = rank - len(out_shape)
+    pad = max(0, rank - len(out_shape))
     return [1] * pad + out_shape, [[0] * pad + o for o in out_strides]
 
 
-def _grid_local(shape: list[int]) -> tuple[int, int, int]:
+def _grid_local(shape: list[int]) -> tuple[int, ...]:
     """Work-group sizes (innermost axis first) of a 3-D launch over ``shape``: at most WORK_GROUP items."""
     local, room = [], WORK_GROUP
     for n in reversed(shape):
@@ -309,7 +313,7 @@ class ElementwiseKernel:
     ``bound`` are the graph variables bound to the program's inputs (their static types plan the
     rare host evaluation)."""
 
-    def __init__(self, runtime: Runtime, node: Apply, prog: Composite, bound: list[Variable], name: str,
+    def __init__(self, runtime: Runtime, node: Apply, prog: Composite, bound: Sequence[Variable], name: str,
                  scalar_inputs: list[bool], by_value: list[bool]):
         out_ndim = tensor_outputs(node)[0].ndim
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
@@ -391,7 +395,7 @@ class ElementwiseKernel:
         strides = [[0] * self.ndim if v else broadcast_strides(a, self.ndim) for a, v, _, _ in live]
         strides += [kr.index_strides(r) for r in rshapes]
         grid = collapse_axes(shape, strides, 3)
-        dims, strides = grid or collapse_axes(shape, strides, self.ndim)
+        dims, strides = grid or merge_axes(shape, strides, self.ndim)  # (never more than ndim axes)
         args = []
         for (a, v, t, _), st in zip(live, strides):
             args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)] + [np.int64(x) for x in st]
@@ -415,14 +419,14 @@ def program_label(prog: Composite) -> str:
     return "fused_" + "_".join(dict.fromkeys(name for name, _ in prog.steps[:4])) if prog.steps else "copy"
 
 
-def program_and_inputs(node: Apply) -> tuple[Composite, list[Variable]]:
+def program_and_inputs(node: Apply) -> tuple[Composite, list[TensorVariable]]:
     """The program of an Elemwise or Composite node and the variables bound to its inputs (scalar
     constants inlined, unless every input is one: a kernel reads at least one array)."""
     prog, bound = Composite.of_node(node)
     if not bound and isinstance(node.op, Elemwise):
-        prog = Composite([v.dtype for v in node.inputs], [(node.op.scalar_op.name, [("i", k) for k in
-                                                           range(len(node.inputs))])], [("s", 0)])
-        bound = list(node.inputs)
+        bound = list(tensor_inputs(node))
+        prog = Composite([v.dtype for v in bound], [(node.op.scalar_op.name, [("i", k) for k in
+                                                     range(len(bound))])], [("s", 0)])
     return prog, bound
 
 

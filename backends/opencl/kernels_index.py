@@ -141,7 +141,8 @@ def index_plan(op, x: DeviceArray, parts: list, rt: Runtime) -> IndexPlan:
     """Split ``x[op.np_index(parts)]`` into a view (slices, integers, newaxis applied; indexed
     axes kept whole) and index arrays; boolean masks (host values) become their nonzero arrays."""
     it = iter(parts)
-    basic, arrays, axes, x_axes, adv_pos = [], [], [], [], []
+    basic: list[slice | int | None] = []
+    arrays, axes, x_axes, adv_pos = [], [], [], []
     vax = xax = 0
     first = None
     for pos, e in enumerate(op.idx_list):
@@ -250,7 +251,8 @@ def scatter(plan: IndexPlan, y: DeviceArray, add: bool, checks, slot: int) -> No
 
 def _host_parts(op) -> frozenset:
     """Index inputs needed on the host: slice bounds, integers and boolean masks (offset by 1 for x)."""
-    out, k = [], 0
+    out: list[int] = []
+    k = 0
     for e in op.idx_list:
         n = sum(e) if isinstance(e, tuple) else 0 if e is None else 1
         if e != "a":
@@ -261,7 +263,7 @@ def _host_parts(op) -> frozenset:
 
 def _static_index_dtypes(node: Apply, parts_at: int) -> tuple:
     """The dtypes of the index arrays the kernel will see (a mask becomes ndim int64 arrays)."""
-    out, rank, it = [], 0, iter(node.inputs[parts_at:])
+    out, rank, it = [], 0, iter(tensor_inputs(node)[parts_at:])
     for e in node.op_as(_IndexOp).idx_list:
         ps = [next(it) for _ in range(sum(e) if isinstance(e, tuple) else 0 if e is None else 1)]
         if e == "a":
@@ -303,7 +305,7 @@ def lower_inc_subtensor(node: Apply, ctx: LowerContext) -> Lowered:
     add = not op.set_instead_of_inc
     if op.advanced:
         idt, nb = _static_index_dtypes(node, 2)
-        sub_ndim = len(op.out_static_shape(x, node.inputs[2:]))
+        sub_ndim = len(op.out_static_shape(x, tensor_inputs(node)[2:]))
         ctx.publish(dict([_source("scatter", np.dtype(x.dtype).name, idt, sub_ndim - nb, nb, add)]))
     host = _host_parts(op)
 

@@ -33,6 +33,7 @@ from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.fused import Epilogue
 from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 TILE, BLOCK, DEPTH = 64, 4, 16
 """Output tile per work-group, accumulator block per work-item, and the K step staged in local memory."""
@@ -132,16 +133,17 @@ class MatmulKernel:
     def __init__(self, node: Apply, ctx: LowerContext, kind: str, product: Apply | None = None,
                  store: Store | None = None):
         product = product or node  # the product's own node (``node`` is an Epilogue when ``store`` is given)
-        a, b = product.inputs
+        a, b = tensor_inputs(product)
+        (product_out,) = tensor_outputs(product)
         self.node, self.product_node, self.rt, self.kind, self.epilogue = node, product, ctx.runtime, kind, store
-        self.acc_dtype = np.dtype(product.outputs[0].dtype)
+        self.acc_dtype = np.dtype(product_out.dtype)
         self.what = f"output of {node.op}"  # names an allocation that fails
         prog, slot, label = None, 0, ""
         self.others: list = []
         if store is not None:
             prog, slot, self.others = store.prog, store.slot, list(store.others)
             types = [v.type for v in self.others]
-            types.insert(slot, product.outputs[0].type)
+            types.insert(slot, product_out.type)
             self.host_op, self.host_plan = prog, prog.plan(tuple(types))
             self.out_dtypes = [np.dtype(d) for d in prog.out_dtypes]
             label = "_" + program_label(prog)

@@ -9,6 +9,7 @@ Inputs are made C-contiguous and seen as (rows, *spatial): all leading axes are 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -127,7 +128,8 @@ def select_source(name: str, dtype: Any, nd: int) -> str:
 class PoolKernel:
     """One Pool, MaxPoolGrad or MaxPoolGradGrad node."""
 
-    SOURCES = {"Pool": pool_source, "MaxPoolGrad": grad_source, "MaxPoolGradGrad": select_source}
+    SOURCES: dict[str, Callable[..., str]] = {"Pool": pool_source, "MaxPoolGrad": grad_source,
+                                             "MaxPoolGradGrad": select_source}
 
     def __init__(self, node: Apply, ctx: LowerContext):
         self.node, self.op, self.rt = node, node.op_as(_Windowed), ctx.runtime

@@ -25,11 +25,12 @@ from symgraph.backends.opencl.kernels_elemwise import (
 from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import node_context
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.reduction import ArgReduce, CAReduce
+from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 GROUP = 128
 """Work-items per work-group in the tree variant."""
@@ -201,7 +202,7 @@ class ReduceKernel:
     each result before the store."""
 
     def __init__(self, r: Reduction, ctx: LowerContext, store: Store | None = None):
-        x, out = r.red.inputs[0], r.red.outputs[0]
+        x, out = tensor_inputs(r.red)[0], tensor_outputs(r.red)[0]
         self.runtime, self.node, self.op, self.arg, self.r = ctx.runtime, r.node, r.op, r.arg, r
         self.axes, self.keepdims, self.out_dtype, self.ndim = r.axes, r.keepdims, np.dtype(out.dtype), x.ndim
         self.prog, self.inputs, self.store = r.prog, list(r.inputs), store
@@ -314,7 +315,7 @@ def _reduction(node: Apply, core: Apply) -> Reduction:
         red_op = red.op_as(CAReduce)
         return Reduction(node, red, red_op.scalar_op, tuple(sorted(red_op.axis)), red_op.keepdims, False,
                          op.program, list(core.inputs))
-    x = core.inputs[0]
+    x = tensor_inputs(core)[0]
     identity = Composite.identity(x.dtype)
     if isinstance(op, ArgReduce):
         axes = tuple(range(x.ndim)) if op.axis is None else (op.axis,)
@@ -335,7 +336,7 @@ def lower_reduce_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
     on the host reach the store only as scalars passed by value; anything else runs unfused."""
     op = node.op_as(Epilogue)
     core, _ = op.parts(node.inputs)
-    others: list[Variable] = list(node.inputs[op.n_core:])
+    others = list(tensor_inputs(node)[op.n_core:])
     if any(v in ctx.host and v.type.ndim > 0 for v in others):
         return EXPAND
     return ReduceKernel(_reduction(node, core), ctx, Store(op.program, op.slot, others)).lowered()

@@ -49,7 +49,8 @@ class Checks:
     (counted in TRANSFERS['checks'], not as a data copy) and raises as IndexError."""
 
     def __init__(self, runtime: Runtime):
-        self.runtime, self.nodes, self._buf, self._ran = runtime, [], None, False
+        self.runtime, self._buf, self._ran = runtime, None, False
+        self.nodes: list[tuple[Apply, Callable[[int, int, int], str]]] = []
 
     def slot(self, node: Apply, message: Callable[[int, int, int], str]) -> int:
         """Reserve the record of ``node``; ``message(bad, axis, n)`` words its IndexError."""

@@ -21,6 +21,8 @@ class FromFunctionOp(Op):
     """An Op whose perform calls ``fn(*inputs)`` (one output, or a tuple/list of them)."""
 
     __props__ = ("fn", "itypes", "otypes", "infer_shape_fn")
+    itypes: tuple[Type, ...]
+    otypes: tuple[Type, ...]
 
     def __init__(self, fn: Callable, itypes: Sequence[Type], otypes: Sequence[Type],
                  infer_shape_fn: Callable | None = None):

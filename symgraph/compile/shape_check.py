@@ -12,7 +12,7 @@ from symgraph.graph.basic import Apply, Op
 from symgraph.graph.evaluate import evaluate
 from symgraph.graph.traversal import ancestors
 from symgraph.tensor.shape import shape_tuple
-from symgraph.tensor.type import TensorType, as_tensor_variable
+from symgraph.tensor.type import TensorType, as_tensor_variable, tensor_inputs
 
 
 class InferShapeError(AssertionError):
@@ -27,7 +27,7 @@ def infer_shape_error(node: Apply, values: dict, output_values: Sequence[Any]) -
                                                                 for v in node.inputs + node.outputs):
         return None
     try:
-        shapes = node.op.infer_shape(node, [shape_tuple(v) for v in node.inputs])
+        shapes = node.op.infer_shape(node, [shape_tuple(v) for v in tensor_inputs(node)])
     except MethodNotDefined:
         return None
     entries = [as_tensor_variable(e) for shp in shapes for e in shp]

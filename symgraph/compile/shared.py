@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.compile.link import new_serial
+from symgraph.compile.calls import new_serial
 from symgraph.config import config
 from symgraph.graph.basic import Type, Variable
 from symgraph.tensor.type import TensorType, TensorVariable
@@ -24,7 +24,7 @@ class Container:
     def __init__(self, type: Type, value: Any, name: str | None):
         self.type, self.value, self.name = type, value, name
         self.device: Any = None  # a backend's device array holding a newer value, if any
-        self.serial = new_serial()  # its place in the global lock order (see compile/link.py)
+        self.serial = new_serial()  # its place in the global lock order (see compile/calls.py)
 
     def to_host(self) -> np.ndarray:
         """The host value, fetched from the device copy when that is the newer one."""

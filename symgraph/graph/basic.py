@@ -7,86 +7,17 @@ and hashable by its parameters (``__props__``), so equal Ops merge.
 from __future__ import annotations
 
 import inspect
-import linecache
-import os
-import sys
-import warnings
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from symgraph.config import config
-from symgraph.errors import GradientError, MethodNotDefined, node_context
+from symgraph.errors import GradientError, MethodNotDefined
 from symgraph.graph import hooks
-from symgraph.safe_text import printable
-
-
-def _internal_dirs() -> tuple[str, ...]:
-    """Folders whose frames are ours (symgraph and symgraph.backends), skipped when blaming a user line."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../symgraph
-    return (here + os.sep, os.path.join(os.path.dirname(here), "backends") + os.sep)
-
-
-_INTERNAL = _internal_dirs()
-
-
-def _internal(filename: str) -> bool:
-    """Frames of symgraph's own files and of the code it generates (``<symgraph ...>``)."""
-    return filename.startswith(_INTERNAL) or filename.startswith("<symgraph")
-
-
-class SourceLine:
-    """Where the user built a node: file, line number, function and the line's text.
-
-    A line recorded in this process reads its text lazily from the source file. A line
-    loaded from a saved file (``recorded`` given) shows the text the file recorded and never
-    reads the local disk: the file may name any local path. Its fields are shown with control
-    characters escaped."""
-
-    __slots__ = ("filename", "lineno", "function", "recorded")
-
-    def __init__(self, filename: str, lineno: int, function: str, recorded: str | None = None):
-        self.filename, self.lineno, self.function = filename, lineno, function
-        self.recorded = recorded
-
-    @property
-    def text(self) -> str:
-        """The source line itself, stripped (empty when the file cannot be read)."""
-        if self.recorded is not None:
-            return self.recorded
-        return linecache.getline(self.filename, self.lineno).strip()
-
-    def __str__(self) -> str:
-        text = printable(self.text)
-        where = f'File "{printable(self.filename)}", line {self.lineno}, in {printable(self.function)}'
-        if self.recorded is not None:
-            where += " (as recorded in a loaded file)"
-        return f"{where}\n    {text}" if text else where
-
-    def __repr__(self) -> str:
-        return f"SourceLine({self.filename!r}, {self.lineno})"
-
-
-def user_source_line() -> SourceLine | None:
-    """The innermost stack frame outside symgraph: the line of user code that is building a node."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and _internal(frame.f_code.co_filename):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    return SourceLine(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
-
-
-def user_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning raised here point at the innermost user frame
-    (the first one outside symgraph), for ``warnings.warn(..., stacklevel=user_stacklevel())``."""
-    level = 1
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and _internal(frame.f_code.co_filename):
-        frame, level = frame.f_back, level + 1
-    return level
+from symgraph.graph.source_line import SourceLine, user_source_line
+from symgraph.graph.source_line import user_stacklevel as user_stacklevel  # (public here too)
+from symgraph.graph.testvalues import NoTestValue, compute_test_values
 
 
 def _with_user_line(e: Exception, what: str) -> Exception:
@@ -242,6 +173,14 @@ class Variable:
             cache[keys] = hooks.compile_function(list(keys), self)
         return cache[keys](*[inputs_to_values[k] for k in keys])
 
+    def default_test_value(self) -> Any:
+        """The test value of a variable whose tag sets none: a shared variable's current value,
+        else none (NoTestValue; ``config.compute_test_value`` says what that means)."""
+        get_value = getattr(self, "get_value", None)
+        if get_value is None:
+            raise NoTestValue(self)
+        return get_value(borrow=True)
+
 
 class Constant(Variable):
     """A Variable with a fixed value (``data``), never an input of a compiled function."""
@@ -257,6 +196,10 @@ class Constant(Variable):
     def clone(self) -> Constant:
         """Constants are values: a copy of the graph shares them."""
         return self
+
+    def default_test_value(self) -> Any:
+        """A constant's test value is its data."""
+        return self.data
 
     def __str__(self) -> str:
         if self.name is not None:
@@ -418,6 +361,11 @@ class Op:
         self.__dict__["_name"] = value
 
     @property
+    def given_name(self) -> str | None:
+        """The name this op was given, None when it has none (``name`` then derives one from str)."""
+        return self.__dict__.get("_name")
+
+    @property
     def view_map(self) -> dict:
         """Output index -> the input index it may be a view of (Theano's ``{out: [in]}`` accepted)."""
         return self.__dict__.get("_view_map", {})
@@ -522,51 +470,6 @@ class Op:
         ``inputs``, one variable per output; None for ordinary ops. The gradient of an op without
         its own ``L_op``/``grad`` is the gradient of its expansion."""
         return None
-
-
-# --- test values (Theano's build-time debugging) ----------------------------------------------
-
-class _NoTestValue(Exception):
-    pass
-
-
-def _test_value(v: Variable) -> Any:
-    tag = v.__dict__.get("_tag")
-    if tag and "test_value" in tag:
-        return tag["test_value"]
-    if isinstance(v, Constant):
-        return v.data
-    if hasattr(v, "get_value"):  # shared variables: their current value
-        return v.get_value(borrow=True)
-    raise _NoTestValue(v)
-
-
-def compute_test_values(node: Apply, mode: str) -> None:
-    """Run ``node`` on its inputs' test values (``config.compute_test_value``) and store the
-    results as its outputs' test values. An input without one is skipped ('ignore'), warned
-    about ('warn') or an error ('raise'); an op that fails on the test values raises here, at
-    the user line that built the node, naming the op and the input shapes."""
-    try:
-        values = [_test_value(v) for v in node.inputs]
-    except _NoTestValue as missing:
-        msg = (f"{node.op}: input {missing.args[0]} has no test value (set x.tag.test_value, or "
-               f"config.compute_test_value = 'off')")
-        if mode == "raise":
-            raise ValueError(f"{msg}\n{node_context(node)}") from None
-        if mode == "warn":
-            warnings.warn(msg, stacklevel=4)
-        return
-    try:
-        outputs = node.op.perform(node, values)
-    except Exception as e:
-        context = node_context(node, values)
-        try:
-            err = type(e)(f"{e}\n(computing test values)\n{context}")
-        except Exception:
-            raise e from None
-        raise err from None
-    for out, value in zip(node.outputs, outputs):
-        out.tag["test_value"] = value
 
 
 def _prop_str(p: Any) -> str:

@@ -30,7 +30,9 @@ def debugprint(obj: Any, file: TextIO | str | None = None, ids: bool = True,
     """
     view = collect(obj)
     text = "\n".join(_lines(view, ids, print_type, depth)) + "\n"
-    if file == "str":
+    if isinstance(file, str):
+        if file != "str":
+            raise ValueError(f"debugprint: file must be a stream, None or 'str', got {file!r}")
         return text
     if file is None:
         sys.stdout.write(text)
@@ -106,16 +108,16 @@ class _TreePrinter:
         while stack:
             v, depth = stack.pop()
             prefix = " |" * depth
-            leaf = v.owner is None or id(v) in self.inputs
-            if not leaf and id(v.owner) in self.expanded:
+            owner = None if id(v) in self.inputs else v.owner  # None: a leaf
+            if owner is not None and id(owner) in self.expanded:
                 out.append(prefix + self.label(v) + (self.id_of(v) if self.ids else " ..."))
                 continue
             out.append(prefix + self.line(v))
-            if not leaf and (self.depth < 0 or depth + 1 < self.depth):
-                self.expanded.add(id(v.owner))
-                if getattr(v.owner.op, "inner_graphs", None):
-                    self.with_inner.append(v.owner)
-                stack.extend((i, depth + 1) for i in reversed(v.owner.inputs))
+            if owner is not None and (self.depth < 0 or depth + 1 < self.depth):
+                self.expanded.add(id(owner))
+                if getattr(owner.op, "inner_graphs", None):
+                    self.with_inner.append(owner)
+                stack.extend((i, depth + 1) for i in reversed(owner.inputs))
         return out
 
     def inner_sections(self) -> list[str]:

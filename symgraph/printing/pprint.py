@@ -18,7 +18,7 @@ Rules (tested in tests/test_printing_text.py):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable
@@ -145,7 +145,7 @@ def _wrap(expr: Expr, need: int) -> str:
     return text if prec >= need else f"({text})"
 
 
-def _call(name: str, args: list[Expr], kwargs: list[str] = ()) -> Expr:
+def _call(name: str, args: list[Expr], kwargs: Sequence[str] = ()) -> Expr:
     return f"{name}({', '.join([a[0] for a in args] + list(kwargs))})", ATOM
 
 

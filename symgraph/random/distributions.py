@@ -14,7 +14,6 @@ import numpy as np
 
 from symgraph.config import config
 from symgraph.errors import GraphTypeError, ShapeError
-from symgraph.graph.basic import Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, broadcast_shapes, broadcast_static_shape, cast
 from symgraph.tensor.random_ops import Blank, Choice, Permutation, Words
 from symgraph.tensor.shape import (
@@ -28,30 +27,30 @@ from symgraph.tensor.shape import (
     vector_entry,
 )
 from symgraph.tensor.subtensor import Subtensor
-from symgraph.tensor.type import TensorConstant, as_tensor_variable, constant
+from symgraph.tensor.type import TensorConstant, TensorVariable, as_tensor_variable, constant, tensor_inputs
 
 FLOATS = ("float32", "float64")
 
 
-def _axis_of(e: Any) -> tuple[Variable, int] | None:
+def _axis_of(e: Any) -> tuple[TensorVariable, int] | None:
     """(x, d) when the size entry ``e`` is x.shape[d] (shape_i(x, d) or an index of x.shape)."""
-    node = e.owner if isinstance(e, Variable) else None
+    node = e.owner if isinstance(e, TensorVariable) else None
     if node is not None and isinstance(node.op, Shape_i):
-        return node.inputs[0], node.op.i
+        return tensor_inputs(node)[0], node.op.i
     if node is not None and isinstance(node.op, Subtensor) and node.op.idx_list == ("i",) \
             and node.inputs[0].owner is not None and isinstance(node.inputs[0].owner.op, Shape):
         d = constant_int(node.inputs[1])
-        return (node.inputs[0].owner.inputs[0], d) if d is not None and d >= 0 else None
+        return (tensor_inputs(node.inputs[0].owner)[0], d) if d is not None and d >= 0 else None
     return None
 
 
-def _shape_of(size: Any) -> Variable | None:
+def _shape_of(size: Any) -> TensorVariable | None:
     """The tensor x when ``size`` is ``x.shape`` (a Shape node, or x.shape[0], ..., x.shape[ndim-1])."""
-    if isinstance(size, Variable) and size.owner is not None and isinstance(size.owner.op, Shape):
-        return size.owner.inputs[0]
+    if isinstance(size, TensorVariable) and size.owner is not None and isinstance(size.owner.op, Shape):
+        return tensor_inputs(size.owner)[0]
     if isinstance(size, (tuple, list)) and size:
-        axes = [_axis_of(e) for e in size]
-        if all(a is not None for a in axes):
+        axes = [a for a in (_axis_of(e) for e in size) if a is not None]
+        if len(axes) == len(size):
             xs = {a[0] for a in axes}
             x = xs.pop()
             if not xs and [a[1] for a in axes] == list(range(x.ndim)):
@@ -59,7 +58,7 @@ def _shape_of(size: Any) -> Variable | None:
     return None
 
 
-def like_for(size: Any, params: list, ndim: int | None, what: str) -> Variable:
+def like_for(size: Any, params: list, ndim: int | None, what: str) -> TensorVariable:
     """The variable whose shape a draw takes: ``x`` itself when ``size`` is ``x.shape`` (its values are
     never read; the draw then fuses with the work that computes x), else a Blank of ``size``; with
     ``size`` None, the parameter that gives the broadcast shape alone, else a Blank of that shape.
@@ -74,7 +73,7 @@ def like_for(size: Any, params: list, ndim: int | None, what: str) -> Variable:
         if len(top) == 1 and all(v is top[0] or all(s == 1 for s in v.type.shape) for v in vs):
             return top[0]
         entries = list(broadcast_shapes([shape_tuple(v) for v in vs], static))
-    elif isinstance(size, Variable) and size.ndim == 1 and size.type.shape[0] is None:
+    elif isinstance(size, TensorVariable) and size.ndim == 1 and size.type.shape[0] is None:
         if ndim is None:
             raise ShapeError(f"{what}: size {size} has a length unknown at build time; give ndim (its length)")
         entries = [vector_entry(to_dtype(size, "int64"), i) for i in range(ndim)]
@@ -85,12 +84,12 @@ def like_for(size: Any, params: list, ndim: int | None, what: str) -> Variable:
     return Blank()(*entries)
 
 
-def draw(row: str, like: Variable, words: Words, *params: Variable) -> Variable:
+def draw(row: str, like: TensorVariable, words: Words, *params: TensorVariable) -> TensorVariable:
     """One elementwise draw of the scalar table's ``row``."""
     return ELEMWISE_OPS[row](like, *words, *params)
 
 
-def param(v: Any, dtype: str) -> Variable:
+def param(v: Any, dtype: str) -> TensorVariable:
     """A draw parameter of ``dtype`` (a Python number becomes a constant of that dtype, not a weak one)."""
     v = as_tensor_variable(v)
     if isinstance(v, TensorConstant) and v.weak:
@@ -105,7 +104,8 @@ def float_dtype(dtype: str | None, *params: Any) -> str:
         if dtype not in FLOATS:
             raise GraphTypeError(f"random floats are float32 or float64, got dtype {dtype}")
         return dtype
-    tensors = [p.dtype for p in params if isinstance(p, Variable) and not (isinstance(p, TensorConstant) and p.weak)]
+    tensors = [p.dtype for p in params
+               if isinstance(p, TensorVariable) and not (isinstance(p, TensorConstant) and p.weak)]
     floats = [d for d in tensors if d in FLOATS]
     return np.result_type(*floats).name if floats else config.floatX
 
@@ -117,7 +117,7 @@ def _is_number(v: Any, value: float) -> bool:
 
 
 def uniform(words: Words, size: Any = None, low: Any = 0.0, high: Any = 1.0, dtype: str | None = None,
-            ndim: int | None = None) -> Variable:
+            ndim: int | None = None) -> TensorVariable:
     """Uniform in [low, high): ``low + (high - low) * u`` with u in [0, 1)."""
     dtype = float_dtype(dtype, low, high)
     like = like_for(size, [low, high], ndim, "uniform")
@@ -129,7 +129,7 @@ def uniform(words: Words, size: Any = None, low: Any = 0.0, high: Any = 1.0, dty
 
 
 def normal(words: Words, size: Any = None, avg: Any = 0.0, std: Any = 1.0, dtype: str | None = None,
-           ndim: int | None = None) -> Variable:
+           ndim: int | None = None) -> TensorVariable:
     """Normal: ``avg + std * z`` with z standard normal (Box-Muller), so gradients reach avg and std."""
     dtype = float_dtype(dtype, avg, std)
     like = like_for(size, [avg, std], ndim, "normal")
@@ -141,7 +141,7 @@ def normal(words: Words, size: Any = None, avg: Any = 0.0, std: Any = 1.0, dtype
 
 
 def binomial(words: Words, size: Any = None, n: Any = 1, p: Any = 0.5, dtype: str = "int64",
-             ndim: int | None = None) -> Variable:
+             ndim: int | None = None) -> TensorVariable:
     """Binomial(n, p) counts of ``dtype``; n = 1 is one comparison of a uniform with p (in the
     precision of p, or of a float32 ``dtype``)."""
     dtype = config.floatX if dtype == "floatX" else np.dtype(dtype).name
@@ -159,13 +159,13 @@ def binomial(words: Words, size: Any = None, n: Any = 1, p: Any = 0.5, dtype: st
     return cast(draw("random_binomial", like, words, n, p), dtype)
 
 
-def _check_constant(v: Variable, ok: Any, message: str) -> None:
+def _check_constant(v: TensorVariable, ok: Any, message: str) -> None:
     if isinstance(v, TensorConstant) and not ok(v.data):
         raise ValueError(f"{message}, got {v.data}")
 
 
 def integers(words: Words, low: Any, high: Any = None, size: Any = None, dtype: str = "int64",
-             ndim: int | None = None) -> Variable:
+             ndim: int | None = None) -> TensorVariable:
     """Integers in [low, high) (high exclusive, as numpy's), without modulo bias; ``integers(n)`` is [0, n)."""
     if high is None:
         low, high = 0, low
@@ -176,7 +176,7 @@ def integers(words: Words, low: Any, high: Any = None, size: Any = None, dtype: 
     return cast(draw("random_integers", like, words, lo, hi), np.dtype(dtype).name)
 
 
-def bits(words: Words, size: Any = (), dtype: str = "uint32") -> Variable:
+def bits(words: Words, size: Any = (), dtype: str = "uint32") -> TensorVariable:
     """Raw random bits: uint32 or uint64 words."""
     dtype = np.dtype(dtype).name
     if dtype not in ("uint32", "uint64"):
@@ -184,9 +184,9 @@ def bits(words: Words, size: Any = (), dtype: str = "uint32") -> Variable:
     return draw("random_bits32" if dtype == "uint32" else "random_bits64", like_for(size, [], None, "bits"), words)
 
 
-def _pool(a: Any) -> tuple[Any, Variable | None]:
+def _pool(a: Any) -> tuple[Any, TensorVariable | None]:
     """(n, the array to index or None) of a choice's ``a``: an int n, or a tensor to pick rows of."""
-    if isinstance(a, (int, np.integer)) or (isinstance(a, Variable) and a.ndim == 0):
+    if isinstance(a, (int, np.integer)) or (isinstance(a, TensorVariable) and a.ndim == 0):
         return a, None
     arr = as_tensor_variable(a)
     if arr.ndim == 0:
@@ -199,7 +199,7 @@ def _size_entries(size: Any, what: str) -> list:
 
 
 def choice(words: Words, a: Any, size: Any = None, replace: bool = True, p: Any = None,
-           dtype: str = "int64") -> Variable:
+           dtype: str = "int64") -> TensorVariable:
     """Samples of ``a`` (an int n: of range(n); a tensor: of its rows), of shape ``size``, with or
     without replacement, uniformly or with weights ``p``."""
     n, pool = _pool(a)
@@ -213,7 +213,7 @@ def choice(words: Words, a: Any, size: Any = None, replace: bool = True, p: Any 
     return pool[idx] if pool is not None else cast(idx, np.dtype(dtype).name)
 
 
-def permutation(words: Words, x: Any, size: Any = None, dtype: str = "int64") -> Variable:
+def permutation(words: Words, x: Any, size: Any = None, dtype: str = "int64") -> TensorVariable:
     """A random permutation of range(x) (x an int), or of the rows of tensor x; with ``size``, one
     permutation per entry along a last axis (Theano's ``permutation(size, n)``)."""
     n, pool = _pool(x)

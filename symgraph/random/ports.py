@@ -161,6 +161,7 @@ class MRG_RandomStreams(RandomStream):
                dtype: str | None = None, nstreams: Any = None) -> Variable:
         return super().normal(size, avg, std, ndim, dtype)
 
+    # Theano's rng_mrg signature: p second (n, when given, by keyword), unlike RandomStream's (size, n, p)
     def binomial(self, size: Any = None, p: Any = 1, ndim: int | None = None,  # type: ignore[override]
                  dtype: str = "int64", nstreams: Any = None, n: Any = 1) -> Variable:
         return super().binomial(size, n, p, ndim, dtype)

@@ -29,7 +29,7 @@ from symgraph.tensor.type import constant
 MAX_SITES = 1 << SUB_SHIFT
 
 
-def state_variable(value: np.ndarray, name: str) -> SharedVariable:
+def state_variable(value: np.ndarray | np.integer, name: str) -> SharedVariable:
     """A shared variable holding random state: uint64, static shape, kept on the host by device
     backends (kernels take it by value)."""
     v = shared(np.asarray(value, np.uint64), name=name, shape=np.shape(value))
@@ -75,7 +75,7 @@ class RandomStream:
 
     def updates(self) -> list[tuple[SharedVariable, Variable]]:
         """The default updates of the stream's call counters (Theano's ``srng.updates()``)."""
-        return [(c, c.default_update) for c in self.counters]
+        return [(c, c.default_update) for c in self.counters if c.default_update is not None]
 
     @property
     def state_updates(self) -> list[tuple[SharedVariable, Variable]]:

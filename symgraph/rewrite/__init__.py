@@ -52,8 +52,8 @@ def rewrite_names() -> list[str]:
 def _own_names(names: Iterable[str]) -> set[str]:
     """Names checked against the known rewrites, Theano's spellings translated."""
     known, out = set(rewrite_names()), set()
-    for name in names:
-        name = THEANO_REWRITES.get(name, name) if name not in known else name
+    for given in names:
+        name = THEANO_REWRITES.get(given, given) if given not in known else given
         if name is None:
             continue
         if name not in known:
@@ -81,7 +81,7 @@ class Mode:
         self.max_operands = int(max_operands)
         self.linker = linker
 
-    def _with(self, include: set, exclude: set) -> Mode:
+    def _with(self, include: Iterable[str], exclude: Iterable[str]) -> Mode:
         other = copy.copy(self)  # keeps the class and the settings of special modes (DebugMode, ...)
         other.include, other.exclude = frozenset(include), frozenset(exclude)
         return other

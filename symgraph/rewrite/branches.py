@@ -24,10 +24,22 @@ from symgraph.rewrite.patterns import fit
 from symgraph.tensor.type import TensorVariable
 
 
-def _fitted(new: TensorVariable, old: TensorVariable) -> Variable:
+def _fit_any(new: Variable, old: Variable) -> Variable | None:
+    """``fit`` for tensors; a value of another type replaces ``old`` only with an equal type."""
+    if isinstance(new, TensorVariable) and isinstance(old, TensorVariable):
+        return fit(new, old)
+    return new if new.type == old.type else None
+
+
+def _fitted(new: Variable, old: Variable) -> Variable:
     """``new`` cast to ``old``'s type where only that differs (else ``new`` as it is)."""
-    fitted = fit(new, old)
+    fitted = _fit_any(new, old)
     return new if fitted is None else fitted
+
+
+def _in_branch(role: str, known: set[Apply], branch_of: dict[Apply, str]) -> Callable[[Apply], bool]:
+    """Does node ``p`` belong inside branch ``role``: new (not yet in the graph) or needed by it alone."""
+    return lambda p: p not in known or branch_of.get(p) == role
 
 
 def _uses(graph: InnerGraph) -> list[bool]:
@@ -110,8 +122,7 @@ def sink_into_branches(fgraph: FunctionGraph, stats: Stats | None = None) -> Non
         known = fgraph.apply_nodes
         op = node.op_as(IfElse)
         branches = {"then": _outer(op.then_graph, values), "else": _outer(op.else_graph, values)}
-        inside = {role: (lambda p, r=role, known=known, branch_of=branch_of: p not in known or branch_of.get(p) == r)
-                  for role in branches}
+        inside = {role: _in_branch(role, known, branch_of) for role in branches}
         new = _rebuild(fgraph, node, branches, inside)
         if stats is not None:
             stats.new_nodes += new
@@ -153,7 +164,7 @@ def constant_condition(fgraph: FunctionGraph, node: Apply) -> list | None:
         return None
     op = node.op_as(IfElse)
     graph = op.then_graph if bool(cond.data) else op.else_graph
-    return [fit(v, old) for v, old in zip(_outer(graph, node.inputs[1:]), node.outputs)]
+    return [_fit_any(v, old) for v, old in zip(_outer(graph, node.inputs[1:]), node.outputs)]
 
 
 def rewrite_inner_graphs(fgraph: FunctionGraph, stats: Stats, rewrite: Callable[[FunctionGraph], Any]) -> None:

@@ -15,6 +15,7 @@ placeholders are swapped back afterwards.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -24,7 +25,7 @@ from symgraph.rewrite.core import RULES, Rule, Stats, node_key, run_local
 from symgraph.tensor.type import TensorVariable
 
 
-def stabilized_cost(cost: Variable, keep: Sequence[Variable]) -> TensorVariable:
+def stabilized_cost(cost: TensorVariable, keep: Sequence[Variable]) -> TensorVariable:
     """``cost`` with the stabilize rules applied to the graph above ``keep`` (``cost`` itself
     when no rule matches, so plain costs pay only a walk of their graph)."""
     rules = RULES["stabilize"]
@@ -37,7 +38,7 @@ def stabilized_cost(cost: Variable, keep: Sequence[Variable]) -> TensorVariable:
     out = fgraph.outputs[0]
     if placeholders:
         (out,), _ = clone_replace([out], {p: v for v, p in placeholders.items()})
-    return out
+    return cast(TensorVariable, out)  # a rewrite keeps each output's type (FunctionGraph.replace checks it)
 
 
 def _some_rule_matches(nodes: list[Apply], rules: list[Rule]) -> bool:

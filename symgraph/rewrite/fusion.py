@@ -25,6 +25,7 @@ product: those loops do not compute the element index a draw reads.
 from __future__ import annotations
 
 import heapq
+from typing import TypeGuard
 
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -35,7 +36,7 @@ from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import MakeVector, Shape, Shape_i, entry_var, shape_tuple, sprod
-from symgraph.tensor.type import tensor_inputs, tensor_outputs
+from symgraph.tensor.type import TensorVariable, tensor_inputs, tensor_outputs
 
 MAX_OPERANDS = 32
 _WALK_LIMIT = 64  # nodes a convexity check may visit before it gives up (and refuses)
@@ -47,7 +48,7 @@ class _Group:
     def __init__(self, seed: Apply, fgraph: FunctionGraph, pos: dict):
         self.fgraph, self.pos = fgraph, pos
         self.members = {seed}
-        self.full = seed.outputs[0].type.shape  # the shape every exported value broadcasts to
+        self.full = tensor_outputs(seed)[0].type.shape  # the shape every exported value broadcasts to
         self.lo = self.hi = pos[seed]
         self.reaches: set = set()     # outside nodes known to reach the group
         self.reached: set = set()     # outside nodes known to be reached from the group
@@ -121,9 +122,9 @@ class _Group:
         full = tensor_outputs(node)[0].type.shape == self.full
         if any(c in self.members for c in readers):
             return full or all(c in self.members for c in readers)
-        return full and any(v.owner in self.members and v.type.shape == self.full for v in node.inputs)
+        return full and any(v.owner in self.members and v.type.shape == self.full for v in tensor_inputs(node))
 
-    def can_add(self, node: Apply, max_operands: int) -> bool:
+    def can_add(self, node: Apply, max_operands: float) -> bool:
         """Adding ``node`` keeps the group convex, of one shape, and within the operand cap."""
         if not self.shape_fits(node):
             return False
@@ -210,14 +211,14 @@ def _without_cycles(order: list[Apply], groups: list[list[Apply]]) -> list[list[
     of the contracted graph finds such cycles; the last group grown on one is dropped (its
     nodes stay unfused) until none is left. Usually one linear check, and no cycle."""
     while groups:
-        unit = {n: n for n in order}
+        unit: dict[Apply, Apply | int] = {n: n for n in order}
         for k, members in enumerate(groups):
             unit.update((n, k) for n in members)
         succ: dict = {u: set() for u in unit.values()}
         indeg = dict.fromkeys(succ, 0)
         for n in order:
             for v in n.inputs:
-                a, b = unit.get(v.owner), unit[n]
+                a, b = unit.get(v.owner) if v.owner is not None else None, unit[n]
                 if a is not None and a != b and b not in succ[a]:
                     succ[a].add(b)
                     indeg[b] += 1
@@ -244,8 +245,8 @@ def build_composite(fgraph: FunctionGraph, members: list[Apply]) -> tuple[Apply,
     """One Composite node computing ``members``; returns it and the member outputs it exports."""
     inside = set(members)
     refs: dict[Variable, tuple] = {}
-    inputs: list[Variable] = []
-    steps = []
+    inputs: list[TensorVariable] = []
+    steps: list[tuple[str, tuple]] = []
     for node in members:
         args = []
         for v in tensor_inputs(node):
@@ -281,7 +282,7 @@ def fuse(fgraph: FunctionGraph, stats: Stats, max_operands: int = MAX_OPERANDS,
 _SHAPE_READERS = (Shape, Shape_i, ReducedSize)
 
 
-def _elementwise(node: Apply | None) -> bool:
+def _elementwise(node: Apply | None) -> TypeGuard[Apply]:
     return node is not None and type(node.op) in (Composite, Elemwise)
 
 
@@ -299,7 +300,7 @@ def _shapes_from_inputs(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Non
     shapes = None
     deps = Composite.of_node(node)[0].output_deps if isinstance(node.op, Composite) else \
         [frozenset(range(len(node.inputs)))]
-    for out, dep in zip(node.outputs, deps):
+    for k, (out, dep) in enumerate(zip(node.outputs, deps)):
         for reader, _ in list(fgraph.clients[out]):
             if reader == "output" or type(reader.op) not in _SHAPE_READERS:
                 continue
@@ -307,8 +308,8 @@ def _shapes_from_inputs(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Non
             if isinstance(op, ReducedSize) and dep:
                 new = op(*[node.inputs[k] for k in sorted(dep)])
             else:
-                shapes = shapes or node.op.infer_shape(node, [shape_tuple(v) for v in node.inputs])
-                entries = shapes[out.index]
+                shapes = shapes or node.op.infer_shape(node, [shape_tuple(v) for v in tensor_inputs(node)])
+                entries = shapes[k]
                 new = entry_var(entries[op.i]) if isinstance(op, Shape_i) else \
                     entry_var(sprod([entries[a] for a in op.axis])) if isinstance(op, ReducedSize) else \
                     MakeVector("int64")(*[entry_var(e) for e in entries])
@@ -324,38 +325,39 @@ def fuse_reductions(fgraph: FunctionGraph, stats: Stats) -> None:
             continue
         _shapes_from_inputs(fgraph, src, stats)
         whole, bound = Composite.of_node(src)
-        program, keep = whole.restrict(node.inputs[0].index)
-        new = ReduceOf(node.op, program)(*[bound[k] for k in keep])
+        program, keep = whole.restrict(src.outputs.index(node.inputs[0]))
+        new = ReduceOf(node.op_as(CAReduce), program)(*[bound[k] for k in keep])
         stats.new_nodes += fgraph.replace(node.outputs[0], new, "fusion")
         stats.count("fused_reductions")
 
 
-def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> Variable | None:
+def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> tuple[TensorVariable, Apply] | None:
     """The input of the elementwise ``node`` that is the result of a matrix product or reduction
     read by ``node`` alone, where ``node``'s outputs are no larger than it (as far as static shapes
-    tell): ``node`` can then run on each result before its one store."""
+    tell): ``node`` can then run on each result before its one store. Returns it and its node."""
     for v in dict.fromkeys(tensor_inputs(node)):
         src = v.owner
         if src is None or not all(c is node for c, _ in fgraph.clients[v]) or not all(
                 o.ndim == v.ndim and all(n != 1 or m == 1 for n, m in zip(v.type.shape, o.type.shape))
-                for o in node.outputs):
+                for o in tensor_outputs(node)):
             continue
         if type(src.op) in (CAReduce, ReduceOf) or (type(src.op) in (Dot, MatMul) and v.ndim in (2, 3)
-                                                    and all(x.ndim >= 2 for x in src.inputs)):
-            return v
+                                                    and all(x.ndim >= 2 for x in tensor_inputs(src))):
+            return v, src
     return None
 
 
 def fuse_epilogues(fgraph: FunctionGraph, stats: Stats) -> None:
     """Each elementwise node that alone reads a product or reduction becomes its Epilogue."""
     for node in [n for n in fgraph.apply_nodes if _elementwise(n)]:
-        v = _epilogue_source(fgraph, node) if node in fgraph.apply_nodes else None
-        if v is None:
+        found = _epilogue_source(fgraph, node) if node in fgraph.apply_nodes else None
+        if found is None:
             continue
+        v, src = found
         program, bound = Composite.of_node(node)
         if program.reads_index:
             continue
-        slot, src = bound.index(v), v.owner
+        slot = bound.index(v)
         others = [b for b in bound if b is not v]
         new = Epilogue(src.op, program, slot, len(src.inputs))(*src.inputs, *others)
         for old, out in zip(node.outputs, new if isinstance(new, list) else [new]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.graph.basic import Constant
+from symgraph.graph.basic import Apply, Constant
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite.core import Stats, _fail
 from symgraph.tensor.elemwise import Elemwise
@@ -45,9 +45,12 @@ def merge(fgraph: FunctionGraph, stats: Stats, order: list | None = None) -> Non
         stats.count("merge_node")
 
 
-def _foldable(node) -> bool:
-    return bool(node.inputs) and all(isinstance(i, Constant) for i in node.inputs) and \
-        not getattr(node.op, "no_constant_folding", False)
+def _folding_inputs(node: Apply) -> list[Constant] | None:
+    """The inputs of ``node`` when it may be folded (all constant, and the op allows it), else None."""
+    consts = [i for i in node.inputs if isinstance(i, Constant)]
+    if not consts or len(consts) != len(node.inputs) or getattr(node.op, "no_constant_folding", False):
+        return None
+    return consts
 
 
 def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None, lenient: bool = False) -> None:
@@ -56,11 +59,12 @@ def constant_fold(fgraph: FunctionGraph, stats: Stats, order: list | None = None
     ``perform`` raises is a rewrite error, unless ``lenient`` (inside a branch, which may never
     run): it is then left unfolded, to raise if and when it runs."""
     for node in fgraph.toposort() if order is None else order:
-        if node not in fgraph.apply_nodes or not _foldable(node):
+        inputs = _folding_inputs(node) if node in fgraph.apply_nodes else None
+        if inputs is None:
             continue
         try:
-            values = node.op.perform(node, [i.data for i in node.inputs])
-            biggest = max((np.size(i.data) for i in node.inputs), default=1)
+            values = node.op.perform(node, [i.data for i in inputs])
+            biggest = max((np.size(i.data) for i in inputs), default=1)
             if any(np.size(v) > max(FOLD_MAX_SIZE, biggest) for v in values):
                 continue
             consts = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgraph.graph.basic import Apply
 from symgraph.rewrite.core import rule
 from symgraph.rewrite.patterns import E, elem, fit, single_client
 from symgraph.tensor.elemwise import DimShuffle
@@ -138,7 +139,7 @@ def _lu_base(node):
 
 def _lu_readers(fgraph, a) -> tuple[int, list]:
     """How many nodes would read A's LU factors (existing LUFactor nodes of A included), and those."""
-    count, factors = 0, []
+    count, factors = 0, list[Apply]()
     views = [a] + [c.outputs[0] for c, _ in fgraph.clients.get(a, ())
                    if c != "output" and _is_matrix_transpose(c.outputs[0])]
     for v in views:

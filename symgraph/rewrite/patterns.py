@@ -74,8 +74,9 @@ def is_float(var: Variable) -> bool:
 
 def zeros_like(var: TensorVariable) -> Variable:
     """Zeros of ``var``'s type: a constant when the static shape is known, else a broadcast."""
-    if None not in var.type.shape:
-        data = np.zeros(var.type.shape, var.dtype)
+    shape = tuple(s for s in var.type.shape if s is not None)
+    if len(shape) == var.ndim:
+        data = np.zeros(shape, var.dtype)
         data.setflags(write=False)
         return TensorConstant(var.type, data)
     return broadcast_like(scalar_const(0, var.dtype), var)

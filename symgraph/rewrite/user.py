@@ -34,7 +34,7 @@ class NodeRewriter:
 
     def __init__(self, fn: Callable, tracks: Sequence[Any] | None, name: str | None = None):
         self.fn, self.tracks = fn, list(tracks) if tracks is not None else None
-        self.name = name or getattr(fn, "__name__", type(self).__name__)
+        self.name: str = name or str(getattr(fn, "__name__", type(self).__name__))
         self.__doc__ = fn.__doc__
         self._takes_fgraph = positional_arity(fn) >= 2
 
@@ -43,7 +43,7 @@ class NodeRewriter:
         if self.tracks is None:
             raise ValueError(f"rewrite {self.name}: tracks=None (every node) cannot be registered in a pass; "
                              "list the ops it rewrites")
-        keys = []
+        keys: list[str | type[Op]] = []
         for t in self.tracks:
             if isinstance(t, Elemwise):
                 keys.append(t.scalar_op.name)

@@ -56,13 +56,19 @@ def words(key: Key, counter: Counter, start: int, count: int, shift: int) -> np.
 def bits32(key: Key, counter: Counter, start: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
     """Raw 32-bit lanes."""
     w = words(key, counter, start, count, 3)
-    return w.copy() if out is None else np.copyto(out, w) or out
+    if out is None:
+        return w.copy()
+    np.copyto(out, w)
+    return out
 
 
 def bits64(key: Key, counter: Counter, start: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
     """Raw 64-bit lanes."""
     w = words(key, counter, start, count, 2)
-    return w.copy() if out is None else np.copyto(out, w) or out
+    if out is None:
+        return w.copy()
+    np.copyto(out, w)
+    return out
 
 
 def uniform32(key: Key, counter: Counter, start: int, count: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -49,6 +49,7 @@ def border_mode_to_pads(border_mode: Any, k_len: Sequence[ShapeEntry], dilation:
 def _hinted(v: TensorVariable, hint: Sequence | None, what: str, required_from: int | None = None) -> list[ShapeEntry]:
     """Lengths of ``v`` (4 entries): the static shape, else the hint, else ``shape_i``. A hint that
     contradicts the static shape is a ShapeError."""
+    hint = None if hint is None else tuple(hint)
     if hint is not None and len(hint) != v.ndim:
         raise ShapeError(f"{what} must have {v.ndim} entries, got {hint!r}")
     out = []
@@ -56,7 +57,7 @@ def _hinted(v: TensorVariable, hint: Sequence | None, what: str, required_from: 
         known, h = v.type.shape[d], None if hint is None else hint[d]
         h = None if h is None else as_int_entry(h, what)
         if isinstance(h, int) and known is not None and h != known:
-            raise ShapeError(f"{what}={tuple(hint)!r} disagrees with {v} of static shape {v.type.shape} in axis {d}")
+            raise ShapeError(f"{what}={hint!r} disagrees with {v} of static shape {v.type.shape} in axis {d}")
         out.append(known if known is not None else h if h is not None else shape_i(v, d))
     return out
 

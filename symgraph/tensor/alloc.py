@@ -123,10 +123,11 @@ class ARange(Op):
             if a.ndim != 0 or a.dtype == "bool" or a.type.numpy_dtype.kind not in "iuf":
                 raise GraphTypeError(f"arange takes real 0-d start/stop/step, got {a} ({a.type})")
         length = None
-        if all(isinstance(a, Constant) for a in args):
-            if args[2].data == 0:
+        consts = [a for a in args if isinstance(a, Constant)]
+        if len(consts) == len(args):
+            if consts[2].data == 0:
                 raise ValueError("arange: step must not be 0")
-            length = len(np.arange(*(a.data for a in args), dtype=self.dtype))
+            length = len(np.arange(*(a.data for a in consts), dtype=self.dtype))
         return Apply(self, args, [TensorType(self.dtype, (length,)).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:

@@ -206,8 +206,8 @@ class AllReduceBucket(Op):
     def __str__(self) -> str:
         return f"allreduce_bucket{{{self.op}, {self.n}}}"
 
-    def make_node(self, *xs: Any) -> Apply:
-        xs = [as_tensor_variable(x) for x in xs]
+    def make_node(self, *args: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in args]
         if len(xs) != self.n or len({x.dtype for x in xs}) != 1:
             raise GraphTypeError(f"{self} takes {self.n} inputs of one dtype, got {[x.type for x in xs]}")
         for x in xs:

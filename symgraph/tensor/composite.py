@@ -19,15 +19,23 @@ that index where they run the program's elements (numpy: the whole step at once)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
 from symgraph import scalar
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS, Elemwise, broadcast_shapes, broadcast_static_shape
-from symgraph.tensor.type import TensorType, as_tensor_variable, constant, tensor_inputs, tensor_outputs
+from symgraph.tensor.type import (
+    TensorConstant,
+    TensorType,
+    TensorVariable,
+    as_tensor_variable,
+    constant,
+    tensor_inputs,
+    tensor_outputs,
+)
 
 Ref = tuple
 
@@ -58,15 +66,15 @@ class Composite(Op):
 
     # --- building programs ------------------------------------------------------------------
     @staticmethod
-    def of_node(node: Apply) -> tuple[Composite, list[Variable]]:
+    def of_node(node: Apply) -> tuple[Composite, list[TensorVariable]]:
         """The program of an Elemwise or Composite node, and the variables bound to its inputs
         (a lone Elemwise's scalar constants are inlined, so only its other inputs are bound)."""
         if isinstance(node.op, Composite):
-            return node.op, list(node.inputs)
+            return node.op, list(tensor_inputs(node))
         if not isinstance(node.op, Elemwise):
             raise TypeError(f"{node.op} is not elementwise")
-        bound: list[Variable] = []
-        args = []
+        bound: list[TensorVariable] = []
+        args: list[Ref] = []
         for v in tensor_inputs(node):
             if is_inlinable(v):
                 args.append(("c", v.dtype, v.data.item()))
@@ -137,8 +145,8 @@ class Composite(Op):
         return frozenset((ref[1],)) if ref[0] == "i" else deps[ref[1]] if ref[0] == "s" else frozenset()
 
     # --- the Op interface ---------------------------------------------------------------
-    def make_node(self, *inputs: Any) -> Apply:
-        inputs = [as_tensor_variable(i) for i in inputs]
+    def make_node(self, *args: Any) -> Apply:
+        inputs = [as_tensor_variable(i) for i in args]
         if len(inputs) != self.nin:
             raise GraphTypeError(f"{self} takes {self.nin} inputs, got {len(inputs)}")
         for k, (v, dt) in enumerate(zip(inputs, self.in_dtypes)):
@@ -162,14 +170,14 @@ class Composite(Op):
             shape = np.broadcast_shapes(*(np.shape(x) for x in inputs)) if inputs else ()
             fits = buffered and all(inputs[k].shape[d] == shape[fd] for k, d, fd in p.guards)
             bufs = [np.empty(shape, dt) for dt in p.slot_dtypes] if fits else None
-            if fits and out is not None:
+            if bufs is not None and out is not None:
                 slot_of = {dest: slot for _, _, slot, dest in p.instrs if slot is not None}
                 for o, idx in zip(out, p.out_index):
                     if idx in slot_of and o.shape == shape and o.dtype == p.slot_dtypes[slot_of[idx]]:
                         bufs[slot_of[idx]] = o
             vals = list(inputs) + list(p.consts) + [None] * len(self.steps)
             for fn, args, slot, dest in p.instrs:
-                if slot is not None and fits:
+                if slot is not None and bufs is not None:
                     vals[dest] = fn(*[vals[a] for a in args], out=bufs[slot])
                 else:
                     vals[dest] = fn(*[vals[a] for a in args])
@@ -305,9 +313,9 @@ def _balanced(s: str) -> bool:
     return depth == 0
 
 
-def is_inlinable(v: Variable) -> bool:
+def is_inlinable(v: Variable) -> TypeGuard[TensorConstant]:
     """A 0-d constant, written into a program as a literal instead of being one of its inputs."""
-    return isinstance(v, Constant) and getattr(v.type, "ndim", None) == 0 and isinstance(v.data, np.ndarray)
+    return isinstance(v, TensorConstant) and v.ndim == 0 and isinstance(v.data, np.ndarray)
 
 
 class Plan:

@@ -219,15 +219,6 @@ def by_output(xp: np.ndarray, w: np.ndarray, strides: Sequence[int], rhs_dilatio
     return np.ascontiguousarray(np.moveaxis(y.reshape(out_sp + (n, o)), (-2, -1), (0, 1)))
 
 
-def _slices(progs: list, first: bool) -> tuple:
-    """The strided slices of one side (inputs if ``first``, else outputs) of per-axis progressions."""
-    out = []
-    for u0, du, v0, dv, cnt in progs:
-        start, step = (u0, du) if first else (v0, dv)
-        out.append(slice(start, start + step * (cnt - 1) + 1, step))
-    return tuple(out)
-
-
 def by_tap_sparse(x: np.ndarray, w: np.ndarray, strides: Sequence[int], padding: Sequence[tuple],
                   lhs_dilation: Sequence[int], rhs_dilation: Sequence[int], groups: int,
                   out_sp: tuple) -> np.ndarray:

@@ -173,7 +173,7 @@ class Geometry:
                    self.rhs_dilation)
 
 
-def spatial_lengths(v: TensorVariable, alt: Variable | None = None) -> list[ShapeEntry]:
+def spatial_lengths(v: TensorVariable, alt: TensorVariable | None = None) -> list[ShapeEntry]:
     """Lengths of the spatial axes (2 onwards) of ``v``: static where ``v`` (or ``alt``, a
     same-shaped variable) knows them, else ``shape_i`` of ``alt`` (or ``v``)."""
     src = alt if alt is not None else v
@@ -198,7 +198,7 @@ def conv_with_pads(pads: list, **params: Any):
     return (lambda a, b: op(a, b)) if vec is None else (lambda a, b: op(a, b, vec))
 
 
-def input_grad(g: Variable, w: Variable, geo: Geometry) -> TensorVariable:
+def input_grad(g: TensorVariable, w: TensorVariable, geo: Geometry) -> TensorVariable:
     """d(cost)/d(input) of a convolution, given the output gradient ``g`` and the kernel ``w``:
     the transposed convolution, as a Conv (JAX's ``_conv_general_dilated_transpose_lhs``)."""
     # high side: in + lo - out (dilated); with stride 1 that is extent - 1 - hi, known without the lengths

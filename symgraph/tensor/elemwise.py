@@ -55,11 +55,11 @@ class Elemwise(Op):
     def __str__(self) -> str:
         return self.scalar_op.name
 
-    def make_node(self, *inputs: Any) -> Apply:
+    def make_node(self, *args: Any) -> Apply:
         sop = self.scalar_op
-        if len(inputs) != sop.nin:
-            raise GraphTypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
-        inputs = _unify_weak([as_tensor_variable(i) for i in inputs], sop)
+        if len(args) != sop.nin:
+            raise GraphTypeError(f"{sop.name} takes {sop.nin} inputs, got {len(args)}")
+        inputs = _unify_weak([as_tensor_variable(i) for i in args], sop)
         try:
             dtype = sop.out_dtype(*(i.dtype for i in inputs))
         except TypeError as e:

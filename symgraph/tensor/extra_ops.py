@@ -66,7 +66,7 @@ def _flip(x: TensorVariable, axis: int) -> TensorVariable:
     return x[(slice(None),) * axis + (slice(None, None, -1),)]
 
 
-def _reverse_cumsum(g: Variable, axis: int) -> TensorVariable:
+def _reverse_cumsum(g: TensorVariable, axis: int) -> TensorVariable:
     return _flip(CumOp(axis, "add")(_flip(g, axis)), axis)
 
 

@@ -21,7 +21,7 @@ from symgraph.tensor.elemwise import ELEMWISE_OPS, cast
 from symgraph.tensor.reduction import prod
 from symgraph.tensor.shape import shape
 from symgraph.tensor.subtensor import set_subtensor
-from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
+from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, tensor_inputs
 
 __all__ = ["RFFT", "IRFFT", "rfft", "irfft"]
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
@@ -61,7 +61,7 @@ class RFFT(Op):
         return [IRFFT()(_two_frequency_bins(g, s, 0.5), s), None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        a_shape, s = input_shapes[0], node.inputs[1]
+        a_shape, s = input_shapes[0], tensor_inputs(node)[1]
         nd = len(a_shape)
         return [(a_shape[0],) + tuple(s[d] for d in range(nd - 2)) + (s[nd - 2] // 2 + 1, 2)]
 
@@ -88,7 +88,7 @@ class IRFFT(Op):
         return [_two_frequency_bins(RFFT()(g, s), s, 2.0), None]
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
-        a_shape, s = input_shapes[0], node.inputs[1]
+        a_shape, s = input_shapes[0], tensor_inputs(node)[1]
         return [(a_shape[0],) + tuple(s[d] for d in range(len(a_shape) - 2))]
 
 

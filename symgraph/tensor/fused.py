@@ -12,6 +12,7 @@ and backends that cannot run the fused form).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,13 +37,13 @@ class ReduceOf(Op):
     def __str__(self) -> str:
         return f"{self.reduce}·{self.program}"
 
-    def parts(self, inputs: list[Variable]) -> tuple[Apply, Apply]:
+    def parts(self, inputs: Sequence[Variable]) -> tuple[Apply, Apply]:
         """The program node on ``inputs`` and the reduction node reading it (fresh, unattached)."""
         inner = self.program.make_node(*inputs)
         return inner, self.reduce.make_node(inner.outputs[0])
 
-    def make_node(self, *inputs: Any) -> Apply:
-        inputs = [as_tensor_variable(i) for i in inputs]
+    def make_node(self, *args: Any) -> Apply:
+        inputs = [as_tensor_variable(i) for i in args]
         _, red = self.parts(inputs)
         return Apply(self, inputs, [red.outputs[0].type.make_variable()])
 
@@ -74,20 +75,20 @@ class Epilogue(Op):
     def __str__(self) -> str:
         return f"{self.core}→{self.program}"
 
-    def split(self, inputs: list) -> tuple[list, list]:
+    def split(self, inputs: Sequence[Variable]) -> tuple[list, list]:
         """(core's inputs, the program's inputs with None at ``slot``)."""
         core_ins, others = list(inputs[:self.n_core]), list(inputs[self.n_core:])
         return core_ins, others[:self.slot] + [None] + others[self.slot:]
 
-    def parts(self, inputs: list[Variable]) -> tuple[Apply, Apply]:
+    def parts(self, inputs: Sequence[Variable]) -> tuple[Apply, Apply]:
         """The core node and the program node reading it (fresh, unattached)."""
         core_ins, prog_ins = self.split(inputs)
         core = self.core.make_node(*core_ins)
         prog_ins[self.slot] = core.outputs[0]
         return core, self.program.make_node(*prog_ins)
 
-    def make_node(self, *inputs: Any) -> Apply:
-        inputs = [as_tensor_variable(i) for i in inputs]
+    def make_node(self, *args: Any) -> Apply:
+        inputs = [as_tensor_variable(i) for i in args]
         if len(inputs) != self.n_core + self.program.nin - 1:
             raise GraphTypeError(f"{self} takes {self.n_core + self.program.nin - 1} inputs, got {len(inputs)}")
         _, prog = self.parts(inputs)

@@ -197,7 +197,8 @@ class TensorDot(Op):
                 + tuple(s for d, s in enumerate(sb) if d not in self.axes_b))
 
     def perform(self, node: Apply, inputs: list) -> list:
-        out = np.tensordot(*inputs, axes=(self.axes_a, self.axes_b))
+        a, b = inputs
+        out = np.tensordot(a, b, axes=(self.axes_a, self.axes_b))
         return [np.asarray(out, dtype=tensor_outputs(node)[0].dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
@@ -280,7 +281,7 @@ def batched_tensordot(x: Any, y: Any, axes: Any = 2) -> TensorVariable:
         n = int(axes)
         ax_x, ax_y = list(range(x.ndim - n, x.ndim)), list(range(1, n + 1))
     else:
-        ax_x, ax_y = ([a] if isinstance(a, (int, np.integer)) else list(a) for a in axes)
+        ax_x, ax_y = ([int(a)] if isinstance(a, (int, np.integer)) else [int(k) for k in a] for a in axes)
         ax_x, ax_y = [a % x.ndim for a in ax_x], [a % y.ndim for a in ax_y]
     if len(ax_x) != len(ax_y) or 0 in ax_x or 0 in ax_y:
         raise ShapeError(f"batched_tensordot: axes {axes} must pair the same number of non-batch axes")

@@ -55,6 +55,7 @@ def pool(x: np.ndarray, mode: str, window: Sequence[int], strides: Sequence[int]
     x = np.asarray(x, dtype=dtype)
     shape = pooled_shape(x.shape, window, strides, padding, lhs_dilation)
     nd = len(window)
+    combine: np.ufunc
     if mode == "max":
         out = np.full(shape, lowest(x.dtype), x.dtype)
         combine = np.maximum

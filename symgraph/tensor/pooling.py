@@ -211,7 +211,7 @@ class MaxPoolGradGrad(_Windowed):
         return [None, scatter] + [None] * (len(inputs) - 2)
 
 
-def trailing_lengths(v: TensorVariable, nd: int, alt: Variable | None = None) -> list[ShapeEntry]:
+def trailing_lengths(v: TensorVariable, nd: int, alt: TensorVariable | None = None) -> list[ShapeEntry]:
     """Lengths of the last ``nd`` axes of ``v``: static where ``v`` (or the same-shaped ``alt``)
     knows them, else ``shape_i``."""
     src = alt if alt is not None else v

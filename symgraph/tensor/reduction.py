@@ -3,7 +3,7 @@ compositions mean/var/std. Output dtypes follow numpy (small ints sum in int64).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,8 +16,9 @@ from symgraph.tensor.shape import reshape, shape_tuple
 from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable, constant, is_inexact, tensor_outputs
 
 # scalar op name -> (numpy reduction, public function name)
-_REDUCERS = {"add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
-             "minimum": (np.min, "min"), "and": (np.all, "all"), "or": (np.any, "any")}
+_REDUCERS: dict[str, tuple[Callable[..., Any], str]] = {
+    "add": (np.sum, "sum"), "mul": (np.prod, "prod"), "maximum": (np.max, "max"),
+    "minimum": (np.min, "min"), "and": (np.all, "all"), "or": (np.any, "any")}
 
 
 def normalize_axis(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
@@ -190,8 +191,8 @@ class ReducedSize(Op):
     def __init__(self, axis: Sequence[int]):
         self.axis = tuple(int(a) for a in axis)
 
-    def make_node(self, *xs: Any) -> Apply:
-        xs = [as_tensor_variable(x) for x in xs]
+    def make_node(self, *args: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in args]
         ndim = builtins.max((x.ndim for x in xs), default=0)
         if not xs or builtins.any(a >= ndim for a in self.axis):
             raise ShapeError(f"ReducedSize: axis {self.axis} is out of bounds for {[str(x.type) for x in xs]}")
@@ -208,7 +209,7 @@ class ReducedSize(Op):
         return [()]
 
 
-def reduced_size(x: TensorVariable, axis: tuple) -> TensorVariable:
+def reduced_size(x: TensorVariable, axis: tuple) -> int | TensorVariable:
     """Count of elements over ``axis``: a Python int when the static shape knows it, else symbolic."""
     dims = [x.type.shape[a] for a in axis]
     if None not in dims:

@@ -3,14 +3,14 @@ symbolic-shape helpers infer_shape uses. (alloc/zeros/ones/full/arange live in a
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import reduce
 from typing import Any
 
 import numpy as np
 
 from symgraph.errors import GraphTypeError, ShapeError
-from symgraph.graph.basic import Apply, Constant, Op, Variable
+from symgraph.graph.basic import Apply, Constant, Op
 from symgraph.tensor.elemwise import FUNCTIONS, DimShuffle, _fmt, cast, switch
 from symgraph.tensor.type import (
     TensorConstant,
@@ -29,8 +29,9 @@ __all__ = ["shape", "shape_i", "size", "reshape", "flatten", "squeeze", "expand_
 ShapeEntry = Any  # a Python int or an int64 0-d variable
 
 # ---------------------------------------------------------------- symbolic integer helpers
-_PY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "int_div": operator.floordiv,
-       "maximum": max, "minimum": min, "neg": operator.neg}
+_PY: dict[str, Callable[..., int]] = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "int_div": operator.floordiv,
+    "maximum": max, "minimum": min, "neg": operator.neg}
 
 
 def sfold(name: str, *args: ShapeEntry) -> ShapeEntry:
@@ -49,7 +50,7 @@ def constant_int(v: Any) -> int | None:
     """The value of ``v`` when it is a known integer (Python int or 0-d integer constant), else None."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
         return int(v)
-    if isinstance(v, Constant) and getattr(v.type, "ndim", None) == 0 and v.type.numpy_dtype.kind in "iu":
+    if isinstance(v, TensorConstant) and v.ndim == 0 and v.type.numpy_dtype.kind in "iu":
         return int(v.data)
     return None
 
@@ -78,13 +79,13 @@ def shape_tuple(x: TensorVariable) -> tuple:
     return tuple(s if s is not None else shape_i(x, d) for d, s in enumerate(x.type.shape))
 
 
-def common_dtype(vars: Sequence[Variable]) -> str:
+def common_dtype(vars: Sequence[TensorVariable]) -> str:
     """numpy's result dtype of several tensors, Python-number constants taking the others' dtype."""
-    weak = [isinstance(v, TensorConstant) and v.weak for v in vars]
-    strong = [v.dtype for v, w in zip(vars, weak) if not w]
+    weak = [v for v in vars if isinstance(v, TensorConstant) and v.weak]
+    strong = [v.dtype for v in vars if not (isinstance(v, TensorConstant) and v.weak)]
     if not strong:
         return np.result_type(*[v.dtype for v in vars]).name
-    return np.result_type(*strong, *[v.data.item() for v, w in zip(vars, weak) if w]).name
+    return np.result_type(*strong, *[v.data.item() for v in weak]).name
 
 
 def to_dtype(v: TensorVariable, dtype: str) -> TensorVariable:
@@ -170,8 +171,8 @@ class MakeVector(Op):
     def __init__(self, dtype: str = "int64"):
         self.dtype = np.dtype(dtype).name
 
-    def make_node(self, *xs: Any) -> Apply:
-        xs = [as_tensor_variable(x) for x in xs]
+    def make_node(self, *args: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in args]
         bad = [x for x in xs if x.ndim != 0]
         if bad:
             raise GraphTypeError(f"{self} takes 0-d tensors, got {bad[0]} ({bad[0].type})")
@@ -197,7 +198,7 @@ def static_entries(vec: TensorVariable) -> list[int | None]:
     if vec.owner is not None and isinstance(vec.owner.op, MakeVector):
         return [constant_int(i) for i in vec.owner.inputs]
     if vec.owner is not None and isinstance(vec.owner.op, Shape):
-        return list(vec.owner.inputs[0].type.shape)
+        return list(tensor_inputs(vec.owner)[0].type.shape)
     return [None] * (n or 0)
 
 
@@ -207,7 +208,7 @@ def vector_entry(vec: TensorVariable, i: int) -> ShapeEntry:
     if k is not None:
         return k
     if vec.owner is not None and isinstance(vec.owner.op, MakeVector):
-        return to_dtype(vec.owner.inputs[i], "int64")
+        return to_dtype(tensor_inputs(vec.owner)[i], "int64")
     if vec.owner is not None and isinstance(vec.owner.op, Shape):
         return shape_i(vec.owner.inputs[0], i)
     return to_dtype(vec[i], "int64")
@@ -215,7 +216,7 @@ def vector_entry(vec: TensorVariable, i: int) -> ShapeEntry:
 
 def shape_vector(newshape: Any, what: str) -> TensorVariable:
     """An int64 vector from an int, a sequence of ints/int scalars, or an int vector."""
-    if isinstance(newshape, Variable) and newshape.ndim == 1:
+    if isinstance(newshape, TensorVariable) and newshape.ndim == 1:
         if newshape.type.numpy_dtype.kind not in "iu":
             raise GraphTypeError(f"{what}: a shape vector must hold integers, got {newshape} ({newshape.type})")
         return to_dtype(newshape, "int64")
@@ -241,11 +242,12 @@ def shape_entries(newshape: Any, what: str) -> list[ShapeEntry]:
 def stack(*tensors: Any, axis: int = 0) -> TensorVariable:
     """Join tensors of equal shape along a new axis: ``stack([a, b], axis=0)`` (numpy.stack), or
     Theano's older ``stack(a, b, c)`` (along a new first axis)."""
+    items: Sequence[Any] = tensors
     if tensors and isinstance(tensors[0], (list, tuple)):
         if len(tensors) > 2:
             raise TypeError("stack(tensors, axis): give the tensors as one list")
-        tensors, axis = tensors[0], (tensors[1] if len(tensors) == 2 else axis)
-    xs = [as_tensor_variable(t) for t in tensors]
+        items, axis = tensors[0], (tensors[1] if len(tensors) == 2 else axis)
+    xs = [as_tensor_variable(t) for t in items]
     if not xs:
         raise ValueError("stack needs at least one tensor")
     if len({x.ndim for x in xs}) > 1:
@@ -318,11 +320,12 @@ def reshape(x: Any, newshape: Any, ndim: int | None = None) -> TensorVariable:
     x = as_tensor_variable(x)
     vec = shape_vector(newshape, "reshape")
     n = vec.type.shape[0]
-    if n is None and ndim is None:
-        raise ShapeError(f"reshape: the length of the shape vector {vec} is unknown; pass ndim=")
     if n is not None and ndim is not None and n != ndim:
         raise ShapeError(f"reshape: ndim={ndim} but the new shape has {n} entries")
-    return Reshape(n if n is not None else ndim)(x, vec)
+    out_ndim = n if n is not None else ndim
+    if out_ndim is None:
+        raise ShapeError(f"reshape: the length of the shape vector {vec} is unknown; pass ndim=")
+    return Reshape(out_ndim)(x, vec)
 
 
 def flatten(x: Any, ndim: int = 1) -> TensorVariable:
@@ -347,6 +350,7 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...]:
 def squeeze(x: Any, axis: Any = None) -> TensorVariable:
     """Drop length-1 dims: all statically length-1 ones, or those in ``axis`` (which must be)."""
     x = as_tensor_variable(x)
+    drop: Sequence[int]
     if axis is None:
         drop = [d for d, s in enumerate(x.type.shape) if s == 1]
     else:
@@ -375,8 +379,8 @@ class Join(Op):
     def __init__(self, axis: int):
         self.axis = int(axis)
 
-    def make_node(self, *xs: Any) -> Apply:
-        xs = [as_tensor_variable(x) for x in xs]
+    def make_node(self, *args: Any) -> Apply:
+        xs = [as_tensor_variable(x) for x in args]
         if not xs:
             raise ValueError("concatenate needs at least one tensor")
         ndims = {x.ndim for x in xs}
@@ -392,7 +396,8 @@ class Join(Op):
         for d in range(ndim):
             dims = [x.type.shape[d] for x in xs]
             if d == self.axis:
-                out.append(None if None in dims else sum(dims))
+                known_dims = [k for k in dims if k is not None]
+                out.append(sum(known_dims) if len(known_dims) == len(dims) else None)
                 continue
             known = {k for k in dims if k is not None}
             if len(known) > 1:

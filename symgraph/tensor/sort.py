@@ -3,7 +3,7 @@
 gradient goes back to where each element came from)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -17,7 +17,16 @@ from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable,
 
 __all__ = ["Sort", "ArgSort", "TakeAlongAxis", "ScatterAddAlongAxis", "sort", "argsort", "take_along_axis",
            "scatter_add_along_axis"]
-KINDS = ("quicksort", "mergesort", "heapsort", "stable")
+SortKind = Literal["quicksort", "mergesort", "heapsort", "stable"]
+KINDS: tuple[SortKind, ...] = get_args(SortKind)
+
+
+def _kind(kind: str, what: str) -> SortKind:
+    """``kind`` checked against numpy's sort algorithms."""
+    for k in KINDS:
+        if kind == k:
+            return k
+    raise ValueError(f"{what}: kind must be one of {KINDS}, got {kind!r}")
 
 
 def _axis(x: TensorVariable, axis: Any, what: str) -> int:
@@ -33,9 +42,7 @@ class Sort(Op):
     __props__ = ("axis", "kind")
 
     def __init__(self, axis: int, kind: str = "quicksort"):
-        if kind not in KINDS:
-            raise ValueError(f"sort: kind must be one of {KINDS}, got {kind!r}")
-        self.axis, self.kind = int(axis), kind
+        self.axis, self.kind = int(axis), _kind(kind, "sort")
 
     def make_node(self, x: Any) -> Apply:
         x = as_tensor_variable(x)
@@ -63,9 +70,7 @@ class ArgSort(Op):
     __props__ = ("axis", "kind")
 
     def __init__(self, axis: int, kind: str = "quicksort"):
-        if kind not in KINDS:
-            raise ValueError(f"argsort: kind must be one of {KINDS}, got {kind!r}")
-        self.axis, self.kind = int(axis), kind
+        self.axis, self.kind = int(axis), _kind(kind, "argsort")
 
     def make_node(self, x: Any) -> Apply:
         x = as_tensor_variable(x)

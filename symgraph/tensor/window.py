@@ -123,10 +123,18 @@ def pads_operand(pads: Sequence[tuple]) -> tuple[Padding | None, Variable | None
     return None, shape_vector(flat, "padding")
 
 
+def _pads_vector(pads: Variable | None) -> TensorVariable:
+    """The ``pads`` input of an op whose padding is not static: an int vector (2 entries per axis)."""
+    if not isinstance(pads, TensorVariable):
+        raise GraphTypeError(f"an op without static padding needs a pads vector input, got {pads}")
+    return pads
+
+
 def pads_of(padding: Padding | None, pads: Variable | None, n: int) -> list[tuple]:
     """The (lo, hi) entries of an op's padding: its static pairs, or entries of its ``pads`` input."""
     if padding is not None:
         return [tuple(p) for p in padding]
+    pads = _pads_vector(pads)
     return [(vector_entry(pads, 2 * i), vector_entry(pads, 2 * i + 1)) for i in range(n)]
 
 
@@ -134,7 +142,7 @@ def static_pads(padding: Padding | None, pads: Variable | None, n: int) -> list[
     """Per axis, the (lo, hi) pair when it is known at build time, else None."""
     if padding is not None:
         return [tuple(p) for p in padding]
-    known = static_entries(pads)
+    known = static_entries(_pads_vector(pads))
     return [(known[2 * i], known[2 * i + 1]) if None not in known[2 * i:2 * i + 2] else None for i in range(n)]
 
 

@@ -132,7 +132,7 @@ def broadcastable_shapes(draw: Any, n: int, min_dims: int = 0, max_dims: int = 3
     statics = []
     for shape in drawn.input_shapes:
         lead = len(result) - len(shape)
-        dims = []
+        dims: list[int | None] = []
         for d, s in enumerate(shape):
             if s == 1 and result[lead + d] != 1:
                 dims.append(1)  # must be declared: static shapes decide broadcasting

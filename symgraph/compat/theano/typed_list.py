@@ -69,8 +69,10 @@ def _as_list(x: Any) -> TypedListVariable:
 
 def _element(tl: TypedListVariable, x: Any, what: str) -> Variable:
     x = x if isinstance(x, Variable) else tl.type.ttype.make_constant(x)
-    if x.type != tl.type.ttype and not (isinstance(x.type, TensorType) and tl.type.ttype.is_super(x.type)):
-        raise GraphTypeError(f"{what}: {x} has type {x.type}, the list holds {tl.type.ttype}")
+    held = tl.type.ttype
+    if x.type != held and not (isinstance(x.type, TensorType) and isinstance(held, TensorType)
+                               and held.is_super(x.type)):
+        raise GraphTypeError(f"{what}: {x} has type {x.type}, the list holds {held}")
     return x
 
 

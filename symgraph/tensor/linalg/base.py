@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from symgraph.errors import GraphTypeError, LinAlgError, ShapeError, node_context
-from symgraph.graph.basic import Apply, Op, Variable
+from symgraph.graph.basic import Apply, Op
 from symgraph.tensor.elemwise import _fmt, broadcast_shapes, broadcast_static_shape, cast
-from symgraph.tensor.type import TensorVariable, as_tensor_variable, tensor_inputs
+from symgraph.tensor.type import TensorVariable, as_tensor_variable, tensor_inputs, tensor_outputs
 
 ON_ERROR = ("raise", "nan")
 
@@ -116,7 +116,7 @@ class LinalgOp(Op):
             outs = self.core(*inputs) if self.gufunc else self._each(node, inputs, catch=False)
         except np.linalg.LinAlgError:
             outs = self._each(node, inputs, catch=True)
-        return [np.asarray(o, dtype=v.dtype) for o, v in zip(outs, node.outputs)]
+        return [np.asarray(o, dtype=v.dtype) for o, v in zip(outs, tensor_outputs(node))]
 
     def _each(self, node: Apply, inputs: list, catch: bool) -> list:
         """Call ``core`` once per matrix of the batch; with ``catch``, a failing matrix raises
@@ -125,7 +125,7 @@ class LinalgOp(Op):
         batch = np.broadcast_shapes(*(x.shape[:x.ndim - k] for x, k in zip(inputs, nds)))
         items = [np.broadcast_to(x, batch + x.shape[x.ndim - k:]) for x, k in zip(inputs, nds)]
         shapes = self.out_core_shapes(node, [x.shape[x.ndim - k:] for x, k in zip(inputs, nds)])
-        outs = [np.empty(batch + tuple(s), dtype=v.dtype) for s, v in zip(shapes, node.outputs)]
+        outs = [np.empty(batch + tuple(s), dtype=v.dtype) for s, v in zip(shapes, tensor_outputs(node))]
         for idx in np.ndindex(*batch):
             try:
                 res = self.core(*(x[idx] for x in items))
@@ -170,7 +170,7 @@ def check_runtime_shapes(op: LinalgOp, node: Apply, inputs: list) -> None:
                              f"{node_context(node, inputs)}")
 
 
-def batch_shape(xs: Sequence[Variable], nds: Sequence[int], what: str) -> tuple:
+def batch_shape(xs: Sequence[TensorVariable], nds: Sequence[int], what: str) -> tuple:
     """The static broadcast of the inputs' batch axes (ShapeError when they certainly disagree)."""
     return broadcast_static_shape([x.type.shape[:x.ndim - k] for x, k in zip(xs, nds)],
                                   f"the batch axes of {what}")

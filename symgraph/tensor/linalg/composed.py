@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from symgraph.errors import GraphTypeError
-from symgraph.graph.basic import Variable
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.elemwise import cast, transpose
 from symgraph.tensor.linalg.base import as_matrices
@@ -52,14 +51,15 @@ def matrix_power(a: Any, n: int) -> TensorVariable:
     n = int(n)
     if n == 0:
         return broadcast_like(eye(dim_len(a, -1), dtype=a.dtype), a)
-    base = inv(a) if n < 0 else a
-    result, n = None, abs(n)
+    base, n = (inv(a) if n < 0 else a), abs(n)
+    while not n & 1:  # the lowest set bit of n starts the product
+        base, n = matmul(base, base), n >> 1
+    result, n = base, n >> 1
     while n:
+        base = matmul(base, base)
         if n & 1:
-            result = base if result is None else matmul(result, base)
+            result = matmul(result, base)
         n >>= 1
-        if n:
-            base = matmul(base, base)
     return result
 
 
@@ -99,7 +99,7 @@ def _ordered_axes(axis: Any, ndim: int) -> tuple:
     return tuple(int(a) % ndim for a in items)
 
 
-def _keep(out: Variable, axes: tuple, ndim: int) -> TensorVariable:
+def _keep(out: TensorVariable, axes: tuple, ndim: int) -> TensorVariable:
     for ax in sorted(axes):
         out = expand_dims(out, ax)
     return out

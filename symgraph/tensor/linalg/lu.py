@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply
 from symgraph.tensor.alloc import arange
 from symgraph.tensor.elemwise import ELEMWISE_OPS as E
 from symgraph.tensor.elemwise import cast
@@ -67,7 +67,7 @@ class LUSolve(LinalgOp):
     def __init__(self, trans: int = 0, b_ndim: int = 2, on_error: str = "raise"):
         self.trans, self.b_ndim, self.on_error = int(trans), int(b_ndim), check_on_error(on_error)
 
-    def make_node(self, lu: TensorVariable, piv: Variable, b: TensorVariable) -> Apply:
+    def make_node(self, lu: TensorVariable, piv: TensorVariable, b: TensorVariable) -> Apply:
         batch = batch_shape([lu, piv, b], (2, 1, self.b_ndim), str(self))
         core = lu.type.shape[-1:] + b.type.shape[b.ndim + 1 - self.b_ndim:]
         return Apply(self, [lu, piv, b], [TensorType(lu.dtype, batch + core).make_variable()])
@@ -97,7 +97,7 @@ class LUInverse(LinalgOp):
     def __init__(self, on_error: str = "raise"):
         self.on_error = check_on_error(on_error)
 
-    def make_node(self, lu: TensorVariable, piv: Variable) -> Apply:
+    def make_node(self, lu: TensorVariable, piv: TensorVariable) -> Apply:
         return Apply(self, [lu, piv], [TensorType(lu.dtype, lu.type.shape).make_variable()])
 
     def core_ndims(self, node: Apply) -> tuple[int, ...]:
@@ -119,7 +119,7 @@ class LUInverse(LinalgOp):
         return [tuple(input_shapes[0])]
 
 
-def slogdet_from_lu(lu: TensorVariable, piv: Variable) -> tuple:
+def slogdet_from_lu(lu: TensorVariable, piv: TensorVariable) -> tuple:
     """(sign, log|det|) from LU factors: the diagonal's product, one sign flip per row swap."""
     d = diagonal(lu)
     swaps = tsum(E["neq"](piv, arange(dim_len(lu, -1), dtype="int32")), axis=-1)

@@ -14,7 +14,7 @@ written in linalg ops.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -29,7 +29,16 @@ from symgraph.tensor.math import matmul
 from symgraph.tensor.shape import concatenate, sfold
 from symgraph.tensor.type import TensorType, TensorVariable
 
-QR_MODES = ("reduced", "complete", "r")
+QRMode = Literal["reduced", "complete", "r"]
+QR_MODES: tuple[QRMode, ...] = get_args(QRMode)
+
+
+def _qr_mode(mode: str) -> QRMode:
+    """``mode`` checked against numpy.linalg.qr's modes (its 'raw' has no gradient here)."""
+    for m in QR_MODES:
+        if mode == m:
+            return m
+    raise ValueError(f"qr mode must be one of {QR_MODES}, got {mode!r}")
 
 
 def _static_min(m: Any, n: Any) -> Any:
@@ -48,9 +57,7 @@ class QR(LinalgOp):
     square_inputs = ()
 
     def __init__(self, mode: str = "reduced", on_error: str = "raise"):
-        if mode not in QR_MODES:
-            raise ValueError(f"qr mode must be one of {QR_MODES}, got {mode!r}")
-        self.mode, self.on_error = mode, check_on_error(on_error)
+        self.mode, self.on_error = _qr_mode(mode), check_on_error(on_error)
 
     def make_node(self, x: Any) -> Apply:
         (x,) = as_matrices(x)

@@ -9,7 +9,7 @@ are local optimizers from a description. Replacements go through symgraph's chec
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from symgraph.graph.basic import Apply, Variable, positional_arity
@@ -48,7 +48,7 @@ class LocalOptimizer:
         raise NotImplementedError(f"{type(self).__name__} must define transform(node)")
 
     def apply_to(self, fgraph: FunctionGraph, node: Apply) -> Any:
-        fn = self.transform
+        fn: Callable[..., Any] = self.transform  # Theano's transform(node), or the newer transform(fgraph, node)
         result = fn(fgraph, node) if positional_arity(fn) >= 2 else fn(node)
         return [result.get(o) for o in node.outputs] if isinstance(result, dict) else result
 
@@ -187,9 +187,10 @@ def _match(pattern: Any, var: Variable, bound: dict) -> dict | None:
     if node is None or node.op != pattern[0] or len(node.inputs) != len(pattern) - 1:
         return None
     for sub, inp in zip(pattern[1:], node.inputs):
-        bound = _match(sub, inp, bound)
-        if bound is None:
+        matched = _match(sub, inp, bound)
+        if matched is None:
             return None
+        bound = matched
     return bound
 
 

@@ -11,7 +11,7 @@ from symgraph.rewrite.patterns import const_value
 from symgraph.tensor.alloc import Alloc
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.reduction import BroadcastLike
-from symgraph.tensor.type import tensor_inputs
+from symgraph.tensor.type import TensorVariable, tensor_inputs
 
 
 class NotScalarConstantError(ValueError):
@@ -29,7 +29,7 @@ def get_scalar_constant_value(v: Any) -> np.ndarray:
             raise NotScalarConstantError(f"{v} is a constant with different elements")
         return np.asarray(value)
     node = v.owner
-    if node is not None and (isinstance(node.op, (Alloc, DimShuffle, BroadcastLike))
+    if isinstance(v, TensorVariable) and node is not None and (isinstance(node.op, (Alloc, DimShuffle, BroadcastLike))
                              or isinstance(node.op, Elemwise) and node.op.scalar_op.name.startswith("cast_")):
         return np.asarray(get_scalar_constant_value(tensor_inputs(node)[0]), dtype=v.dtype)
     raise NotScalarConstantError(f"{v} is not a constant")

@@ -25,36 +25,38 @@ def makeTester(name: str, op: Callable, expected: Callable, checks: dict | None 
                mode: Any = None, grad_rtol: float | None = None, eps: float = 1e-10, skip: bool = False,
                **kwargs: Any) -> type:
     """A unittest.TestCase subclass called ``name`` testing ``op`` on the given example inputs."""
-    checks, good, bad_build = checks or {}, good or {}, bad_build or {}
-    bad_runtime, grad = bad_runtime or {}, grad or {}
+    # (new names: the methods below close over them, where a narrowed parameter would not stay narrowed)
+    check_fns: dict = checks or {}
+    good_cases: dict = good or {}
+    bad_build_cases: dict = bad_build or {}
+    bad_runtime_cases: dict = bad_runtime or {}
+    grad_cases: dict = grad or {}
 
     class Tester(unittest.TestCase):
         def test_good(self) -> None:
-            for case, values in good.items():
+            for case, values in good_cases.items():
                 xs = _inputs(values)
                 out = sg.function(xs, op(*xs), mode=mode or "default")(*values)
                 np.testing.assert_allclose(out, expected(*values), rtol=1e-5, atol=1e-8, err_msg=case)
-                for check_name, check in checks.items():
+                for check_name, check in check_fns.items():
                     self.assertTrue(check(values, [out]), f"{case}: check {check_name} failed")
 
         def test_bad_build(self) -> None:
-            for case, values in bad_build.items():
+            for case, values in bad_build_cases.items():
                 # Theano's contract: a bad input fails with any error, whichever the op raises
                 with self.assertRaises(Exception, msg=case):  # noqa: B017
                     op(*_inputs(values))
 
         def test_bad_runtime(self) -> None:
-            for case, values in bad_runtime.items():
+            for case, values in bad_runtime_cases.items():
                 xs = _inputs(values)
                 f = sg.function(xs, op(*xs), mode=mode or "default")
                 with self.assertRaises(Exception, msg=case):  # noqa: B017  (any error, as above)
                     f(*values)
 
         def test_grad(self) -> None:
-            for values in grad.values():
+            for values in grad_cases.values():
                 verify_grad(op, list(values), rel_tol=grad_rtol)
 
     Tester.__name__ = Tester.__qualname__ = name
-    if skip:
-        Tester = unittest.skip(str(skip))(Tester)
-    return Tester
+    return unittest.skip(str(skip))(Tester) if skip else Tester
