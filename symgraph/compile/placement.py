@@ -83,17 +83,6 @@ def place_on_host(fgraph: FunctionGraph, node: Apply, backend: str) -> Apply:
     return new
 
 
-def unplace(fgraph: FunctionGraph) -> None:
-    """Undo every ``place_on_host`` in ``fgraph`` (the graph is placed again for other sizes)."""
-    for node in fgraph.toposort():
-        if type(node.op) is HostPlaced:
-            inner = node.op.op.make_node(*node.inputs)
-            inner.trace = node.trace
-            for old, out in zip(node.outputs, inner.outputs):
-                out.name = old.name
-                fgraph.replace(old, out, reason="placement undone")
-
-
 def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> dict[Variable, tuple]:
     """The shape of every variable that ``known`` (shapes of graph inputs and constants) fixes,
     found by each op's ``infer_shape`` on integer shapes, in the node order ``order``. An op
