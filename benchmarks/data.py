@@ -20,6 +20,9 @@ ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}
 W3_SIZES, W3_BATCH, W3_LR = (784, 512, 512, 10), 256, 0.01
 # W4: chain of N elementwise ops
 W4_SIZES, W4_QUICK_SIZES = (200, 1000, 3000), (200,)
+# W4 cold (issue 21): the same, in a process whose kernel caches start empty (a fresh POCL_CACHE_DIR and
+# SYMGRAPH_CACHE_DIR): what the first use costs on a new machine, a new user or CI
+W4_COLD_SIZES, W4_QUICK_COLD_SIZES = (1000, 3000), ()
 # W5: f(x) = x + 1 on 10 floats
 W5_CALLS, W5_QUICK_CALLS = 10_000, 2_000
 # W6: XOR, 3-4-1 sigmoid net, 1500 steps of size 1
@@ -238,3 +241,13 @@ def w7_bptt(x: np.ndarray, h0: np.ndarray, g: np.ndarray, u: np.ndarray, w: np.n
     grads = [np.tensordot(x, da, axes=([0, 1], [0, 1])), np.tensordot(prev, da, axes=([0, 1], [0, 1])),
              da.sum((0, 1))]
     return float(np.sum(hs * g)), grads
+
+
+def w4_n(variant: str) -> int:
+    """N from a W4 variant name: 'N=1000' or 'N=1000 cold'."""
+    return int(variant.split("=")[1].split()[0])
+
+
+def is_cold(variant: str) -> bool:
+    """A variant measured with empty kernel caches ('N=1000 cold')."""
+    return variant.endswith(" cold")

@@ -95,7 +95,7 @@ def w3(variant: str, quick: bool) -> dict:
 
 def w4(variant: str, quick: bool) -> dict:
     jax, jnp = _jax()
-    n = int(variant.split("=")[1])
+    n = D.w4_n(variant)
     xv = np.linspace(-1, 1, 1000, dtype=np.float32)
     start = time.perf_counter()
 

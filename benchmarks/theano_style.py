@@ -123,7 +123,7 @@ def w3(lib, variant: str, quick: bool) -> dict:
 
 
 def w4(lib, variant: str, quick: bool) -> dict:
-    n = int(variant.split("=")[1])
+    n = D.w4_n(variant)
     start = time.perf_counter()
     x = lib.T.fvector("x")
     h = x

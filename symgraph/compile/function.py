@@ -94,7 +94,7 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     ``sg.config.profile``); ``history=True`` records the graph after each rewrite pass
     (``f.history``, the explorer's slider; default ``sg.config.rewrite_history``);
     ``trust_input=True`` skips the argument checks (``f.trust_input``). Other keywords are the
-    backend's own options (OpenCL: ``device``; dask: ``chunks``, ``compute``, ``scheduler``)."""
+    backend's own options (OpenCL: ``device``, ``placement``; dask: ``chunks``, ``compute``, ``scheduler``)."""
     backend = backend or config.backend
     _check_options(options, backend)
     ins = _check_inputs(inputs)
