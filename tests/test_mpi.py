@@ -4,6 +4,7 @@ here in one process (a communicator of one)."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -99,3 +100,23 @@ def test_data_parallel_updates_and_save_load(tmp_path):
     assert any(isinstance(n.op, AllReduce) for n in g.graph.toposort())
     sg.distributed.broadcast_parameters([w])  # a communicator of one: unchanged
     assert w.get_value().shape == (3,)
+
+
+@needs_mpi
+def test_random_streams_fold_the_rank_in_and_repeat_across_runs():
+    """Issue 19: each rank draws its own dropout masks (the script checks that they differ), the
+    same ones as a single-process stream with that rank folded in (so every run repeats them), and
+    a run of one process draws the plain stream's."""
+    sys.path.insert(0, os.path.join(HERE, "mpi"))
+    try:
+        from random_ranks import SEED, masks_digest
+    finally:
+        sys.path.pop(0)
+    script = os.path.join(HERE, "mpi", "random_ranks.py")
+    two = mpirun([script], timeout=120)
+    assert two.returncode == 0, two.stdout + two.stderr
+    for r in (0, 1):
+        assert f"rank {r} of 2: {masks_digest(sg.RandomStream(SEED, rank=r))}" in two.stdout, two.stdout
+    one = mpirun([script], timeout=120, np_=1)
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert f"rank 0 of 1: {masks_digest(sg.RandomStream(SEED))}" in one.stdout, one.stdout
