@@ -198,4 +198,22 @@ def w10(variant: str, quick: bool) -> dict:
     return {"ms": 1e3 * D.median_time(f, number, rounds)}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10}
+def w11(variant: str, quick: bool) -> dict:
+    """W11 by hand: a Python ``if`` around the numpy code (the untaken case returns x itself)."""
+    if variant == "call":
+        xv = np.ones(10, np.float32)
+
+        def f(c, x):
+            return x + 1 if c else x - 1
+        number = D.W11_QUICK_CALLS if quick else D.W11_CALLS
+        return D.paired_overhead(lambda: f(D.W11_TRUE, xv), lambda: xv + 1, number)
+    xv = D.w11_data(variant)
+
+    def g(c, x):
+        return D.w11_expensive_by_hand(x) if c else x
+    taken_us = 1e6 * D.median_time(lambda: g(D.W11_TRUE, xv), 3 if quick else 10)
+    us = 1e6 * D.median_time(lambda: g(D.W11_FALSE, xv), 50 if quick else 500)
+    return {"us": us, "taken_us": taken_us, "vs_taken": us / taken_us}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10, "W11": w11}

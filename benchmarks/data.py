@@ -33,6 +33,30 @@ W8_QUICK_SIZES = {"N=8": (8, 32, 16, 16)}
 # W10: random streams (issue 16): float32 uniforms; dropout (keep 0.8) fused into relu(x * 2 + 1)
 W10_SIZES, W10_QUICK_SIZES = {"1e7": 10_000_000}, {"1e6": 1_000_000}
 W10_CASES, W10_KEEP, W10_SEED = ("uniform", "dropout"), 0.8, 1234
+# W11: ifelse (issue 14). 'branch n=N': ifelse(c, expensive(x), x) on an N x N float32 matrix,
+# expensive = three rounds of tanh(y @ x / N); 'call': ifelse(c, x + 1, x - 1) on 10 floats
+W11_SIZES, W11_QUICK_SIZES, W11_ROUNDS = (400,), (100,), 3
+W11_CALLS, W11_QUICK_CALLS = 10_000, 2_000  # a twentieth of these on OpenCL (~0.5 ms a call)
+# the condition as a 0-d int32 array, as numpy code holds one: a Python int goes through the
+# input filter's slow path (about 20 µs on the numpy backend, with or without an ifelse)
+W11_TRUE, W11_FALSE = np.array(1, np.int32), np.array(0, np.int32)
+
+
+def w11_variants(quick: bool) -> list[str]:
+    return [f"branch n={n}" for n in (W11_QUICK_SIZES if quick else W11_SIZES)] + ["call"]
+
+
+def w11_data(variant: str) -> np.ndarray:
+    """The W11 'branch' input: an N x N float32 matrix of standard normals."""
+    n = int(variant.split("n=")[1])
+    return np.random.default_rng(11).standard_normal((n, n)).astype(np.float32)
+
+
+def w11_expensive_by_hand(x: np.ndarray) -> np.ndarray:
+    y = x
+    for _ in range(W11_ROUNDS):
+        y = np.tanh(y @ x / np.float32(x.shape[0]))
+    return y
 
 
 def w10_split(variant: str) -> tuple[str, int]:
@@ -158,6 +182,16 @@ def w9_check(case: str, a: np.ndarray, b: np.ndarray, w: np.ndarray, got: list) 
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert np.allclose(np.asarray(g), e, rtol=1e-8, atol=1e-10), case
+
+
+def paired_overhead(fn: Callable[[], object], base: Callable[[], object], number: int,
+                    rounds: int = 11) -> dict:
+    """µs per call of ``fn`` and of ``base``, each timed in alternation within every round, and the
+    median over rounds of their difference: what ``fn`` adds, robust to the machine's load
+    drifting between two separate timings."""
+    pairs = [(median_time(fn, number, 1), median_time(base, number, 1)) for _ in range(rounds)]
+    us, base_us = (1e6 * float(np.median(col)) for col in zip(*pairs))
+    return {"us": us, "plain_us": base_us, "overhead_us": 1e6 * float(np.median([a - b for a, b in pairs]))}
 
 
 def median_time(fn: Callable[[], object], number: int, rounds: int = 5) -> float:

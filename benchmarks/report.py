@@ -90,7 +90,8 @@ def _over(a: float | None, b: float | None) -> float | None:
 
 
 def goals(results: list[dict]) -> str:
-    """Each goal of issue 9 (and issue 5's W3 goal, issue 17's W8 and issue 18's W9 goals) with the figure measured and
+    """Each goal of issue 9 (and issue 5's W3 goal, issue 17's W8, issue 18's W9, issue 16's W10 and issue 14's W11
+    goals) with the figure measured and
     whether the goal or the minimum is met."""
     def metric(w, v, b, key=None):
         e = _get(results, w, v, b)
@@ -130,7 +131,12 @@ def goals(results: list[dict]) -> str:
         ("W10 OpenCL uniforms within 1.2× of a write-only kernel (issue 16)",
          metric("W10", "uniform 1e7", "opencl", "vs_write_only"), "×", 1.2, None),
         ("W10 OpenCL dropout fused: ≤ 1.2× the kernel without it (issue 16)",
-         metric("W10", "dropout 1e7", "opencl", "vs_no_dropout"), "×", 1.2, None)]
+         metric("W10", "dropout 1e7", "opencl", "vs_no_dropout"), "×", 1.2, None)] + [
+        (f"W11 {name}: ifelse(c, expensive(x), x) with c false ≤ 5% of the taken case (issue 14)",
+         metric("W11", "branch n=400", b, "vs_taken"), "×", 0.05, None)
+        for b, name in (("numpy", "numpy"), ("opencl", "OpenCL"))] + [
+        ("W11 a compiled ifelse adds ≤ 1 µs per call on the numpy backend (issue 14)",
+         metric("W11", "call", "numpy", "overhead_us"), "µs", 1.0, None)]
     lines = ["| goal | measured | verdict |", "|---|---|---|"]
     for label, value, unit, goal, least in rows:
         if value is None:

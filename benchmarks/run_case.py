@@ -12,7 +12,7 @@ import traceback
 
 from benchmarks import data as D
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W8", "W9", "W10")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W8", "W9", "W10", "W11")
 # name: (what runs it, module needed to run it)
 BACKENDS = {
     "numpy": ("symgraph, numpy backend", "symgraph"),
@@ -23,7 +23,8 @@ BACKENDS = {
     "jax": ("JAX (jit, CPU)", "jax"),
 }
 PRIMARY = {"W1": ("ms", "ms"), "W2": ("s", "s"), "W3": ("ms", "ms"), "W4": ("s", "s"), "W5": ("us", "µs"),
-           "W6": ("s", "s"), "W8": ("ms", "ms"), "W9": ("ms", "ms"), "W10": ("ms", "ms")}
+           "W6": ("s", "s"), "W8": ("ms", "ms"), "W9": ("ms", "ms"), "W10": ("ms", "ms"),
+           "W11": ("us", "µs")}
 
 
 def variants(workload: str, quick: bool) -> list[str]:
@@ -34,7 +35,8 @@ def variants(workload: str, quick: bool) -> list[str]:
             "W5": ["call"], "W6": [f"{D.W6_STEPS} steps"],
             "W9": [f"{c} n={D.W9_QUICK_N if quick else D.W9_N}" for c in D.W9_CASES],
             "W8": list(D.W8_QUICK_SIZES if quick else D.W8_SIZES),
-            "W10": [f"{c} {s}" for c in D.W10_CASES for s in (D.W10_QUICK_SIZES if quick else D.W10_SIZES)]}[workload]
+            "W10": [f"{c} {s}" for c in D.W10_CASES for s in (D.W10_QUICK_SIZES if quick else D.W10_SIZES)],
+            "W11": D.w11_variants(quick)}[workload]
 
 
 def implementation(workload: str, backend: str):

@@ -27,7 +27,8 @@ def symgraph_lib(backend: str) -> SimpleNamespace:
                            log_softmax=T.nnet.log_softmax, sigmoid=T.sigmoid, relu=T.relu,
                            slogdet=T.linalg.slogdet, solve=T.linalg.solve, backend=backend,
                            uniform=lambda srng, n: srng.uniform((n,), dtype="float32"),
-                           stream=sg.RandomStream, dropout=lambda x, p, srng: T.nnet.dropout(x, p, srng))
+                           stream=sg.RandomStream, dropout=lambda x, p, srng: T.nnet.dropout(x, p, srng),
+                           ifelse=sg.ifelse)
 
 
 def pytensor_lib(mode: str) -> SimpleNamespace:
@@ -54,7 +55,8 @@ def pytensor_lib(mode: str) -> SimpleNamespace:
         return updates
 
     T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, dvector=pt.dvector, dmatrix=pt.dmatrix, dot=pt.dot,
-                        sum=pt.sum, mean=pt.mean, maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin)
+                        sum=pt.sum, mean=pt.mean, maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin, iscalar=pt.iscalar)
+    from pytensor.ifelse import ifelse
     from pytensor.tensor import nlinalg, slinalg
     from pytensor.tensor.random.utils import RandomStream
 
@@ -64,7 +66,8 @@ def pytensor_lib(mode: str) -> SimpleNamespace:
                            log_softmax=lambda z: pt.special.log_softmax(z, axis=-1),
                            sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0),  # gradient 0 at 0, as the others
                            slogdet=nlinalg.slogdet, solve=slinalg.solve, backend="pytensor", stream=RandomStream,
-                           uniform=lambda srng, n: srng.uniform(0.0, 1.0, size=(n,), dtype="float32"), dropout=dropout)
+                           uniform=lambda srng, n: srng.uniform(0.0, 1.0, size=(n,), dtype="float32"), dropout=dropout,
+                           ifelse=ifelse)
 
 
 def _mlp(lib, x, params, relu_layers: int):
@@ -225,10 +228,40 @@ def _w10_resident(lib, case: str, xv: np.ndarray, number: int, rounds: int) -> d
     return {"device_ms": runs["device"], f"{name}_ms": runs[name], f"vs_{name}": runs["device"] / runs[name]}
 
 
+def w11(lib, variant: str, quick: bool) -> dict:
+    """ifelse (issue 14). 'branch': ``ifelse(c, expensive(x), x)``; ``us`` is a call with c false
+    (only the copy of x runs), ``taken_us`` one with c true, ``vs_taken`` their ratio (the goal:
+    at most 0.05). 'call': ``ifelse(c, x + 1, x - 1)`` on 10 floats; ``plain_us`` is ``x + 1``
+    compiled alone (W5) and ``overhead_us`` what the ifelse adds to a call (the goal: at most 1 µs
+    on the numpy backend)."""
+    T = lib.T
+    c = T.iscalar("c")
+    if variant == "call":
+        x = T.fvector("x")
+        f, plain = lib.function([c, x], lib.ifelse(c, x + 1, x - 1)), lib.function([x], x + 1)
+        xv, on = np.ones(10, np.float32), D.W11_TRUE
+        assert np.array_equal(f(on, xv), xv + 1) and np.array_equal(f(D.W11_FALSE, xv), xv - 1)
+        number = (D.W11_QUICK_CALLS if quick else D.W11_CALLS) // (20 if lib.backend == "opencl" else 1)
+        return D.paired_overhead(lambda: f(on, xv), lambda: plain(xv), number)
+    xv = D.w11_data(variant)
+    x = T.fmatrix("x")
+    y = x
+    for _ in range(D.W11_ROUNDS):
+        y = T.tanh(T.dot(y, x) / np.float32(xv.shape[0]))
+    f = lib.function([c, x], lib.ifelse(c, y, x))
+    on, off = D.W11_TRUE, D.W11_FALSE
+    np.testing.assert_allclose(f(on, xv), D.w11_expensive_by_hand(xv), rtol=1e-4, atol=1e-5)
+    assert np.array_equal(f(off, xv), xv)
+    taken_us = 1e6 * D.median_time(lambda: f(on, xv), 3 if quick else 10)
+    us = 1e6 * D.median_time(lambda: f(off, xv), 50 if quick else 500)
+    return {"us": us, "taken_us": taken_us, "vs_taken": us / taken_us}
+
+
 def _finisher(f):
     """Waits for a compiled function's queued device work (nothing to wait for on the numpy backend)."""
     runtime = getattr(getattr(f, "_impl", None), "runtime", None)
     return runtime.queue.finish if runtime is not None else (lambda: None)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10,
+             "W11": w11}

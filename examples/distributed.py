@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--mpi", action="store_true", help="(b): data-parallel training (run under mpirun)")
     p.add_argument("--rows", type=float, default=1e8)
     p.add_argument("--chunk-rows", type=float, default=5e6)
-    p.add_argument("--worker-memory", default="1GB")
+    p.add_argument("--worker-memory", default="1GB",
+                   help="(a): each worker process's memory limit (--quick's threads get none)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)

@@ -206,7 +206,7 @@ class OpenCLBackend(Backend):
         return f"{expr}.to_host(copy=True)" if copy else f"{expr}.to_host()"
 
     def contexts(self, ctx: CodeContext) -> list[str]:
-        return [f"{ctx.ref(self.rt.call_scope, 'call_scope')}()"]
+        return [ctx.ref(self.rt.call_lock, "call_lock"), ctx.ref(self.rt.end_of_call, "end_of_call")]
 
     def before_commit(self, ctx: CodeContext) -> list[str]:
         return [f"{ctx.ref(self.ctx.checks.verify, 'verify_index_checks')}()"] if self.ctx.checks.nodes else []

@@ -171,8 +171,13 @@ class Runtime:
         self._host_pool: dict[int, list] = {}
         self._host_pool_lock = threading.Lock()
         self._build_lock = threading.Lock()
-        self._calls = threading.local()  # per thread: host arrays that enqueued commands may still read
-        self._call_lock = threading.RLock()
+        self.call_lock = threading.RLock()
+        """Held by every compiled-function call on this device (they share the queue, the cached
+        kernels' arguments and the host-buffer pool): calls run one at a time. Re-entrant, so an
+        op may call another compiled function. The generated code takes it with a ``with``
+        statement on the lock itself (a C-level ``__enter__``), so no interrupt can leave it held."""
+        self.end_of_call = _EndOfCall(self)
+        self._kept: list = []  # host arrays that commands enqueued by the call under way may still read
         self._kernels: OrderedDict[tuple, Any] = OrderedDict()  # least recently used first
         self.zero_copy = self.is_cpu and self._host_memory_is_shared()
         """On a CPU device whose buffers can alias host memory (pocl's do): device arrays live in
@@ -293,28 +298,20 @@ class Runtime:
         buf, raw = self._host_buffer(max(size, 1) * dtype.itemsize, what)
         return DeviceArray(self, buf, shape, _c_strides(shape), 0, dtype, host=raw[:size * dtype.itemsize].view(dtype))
 
-    @contextlib.contextmanager
-    def call_scope(self):
-        """One compiled-function call: calls on this device run one at a time (they share the
-        queue, the cached kernels' arguments and the host-buffer pool), and host arrays handed to
-        non-blocking commands (zero-copy inputs, uploads) stay alive until the queue has finished,
-        at the end of the call. Python would otherwise free a temporary (say, the 0-d array made
-        from an np.int64 argument) while a kernel that reads it is still queued."""
-        with self._call_lock:  # one call on this device at a time (re-entrant: ops may call functions)
-            outer = getattr(self._calls, "keep", None)
-            self._calls.keep = keep = [] if outer is None else outer
-            try:
-                yield
-            finally:
-                if outer is None:
-                    if keep:
-                        self.queue.finish()
-                    self._calls.keep = None
+    def end_call(self) -> None:
+        """The end of a compiled-function call (the call lock still held): host arrays handed to
+        non-blocking commands (zero-copy inputs, uploads) were kept alive until the queue has
+        finished, now. Python would otherwise free a temporary (say, the 0-d array made from an
+        np.int64 argument) while a kernel that reads it is still queued. A nested call finishes
+        the queue too (it then also frees the outer call's arrays: their commands are done). An
+        interrupt before the list is emptied only keeps those arrays alive until a later call."""
+        if self._kept:
+            self.queue.finish()
+            self._kept.clear()
 
     def _keep_alive(self, *objs: Any) -> None:
-        keep = getattr(self._calls, "keep", None)
-        if keep is not None:
-            keep.extend(objs)
+        if self.call_lock._is_owned():  # type: ignore[attr-defined]  # inside a call on this thread
+            self._kept.extend(objs)
         else:  # outside a call (e.g. set-up code): wait, so nothing is read after it is freed
             self.queue.finish()
 
@@ -461,3 +458,19 @@ class DeviceArray:
     def __repr__(self) -> str:
         return f"DeviceArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset})"
 
+
+class _EndOfCall:
+    """The context manager after a device's call lock in the generated ``with`` (see
+    ``Runtime.end_call``). Its ``__enter__`` does nothing, so an interrupt landing in it or right
+    after it changes no state; its ``__exit__`` ends the call."""
+
+    __slots__ = ("rt",)
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.rt.end_call()

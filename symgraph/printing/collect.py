@@ -17,6 +17,9 @@ class Group:
 
     label: str
     nodes: list[Apply]
+    kernel: bool = False
+    """The box is one kernel: its fused members' inner ops are drawn straight in it, with no
+    cluster of their own (what runs is the kernel, not the graph's Composite nodes)."""
 
 
 @dataclass
@@ -94,7 +97,28 @@ def _function_view(f: Any, fgraph: Any, spec: Any) -> GraphView:
     for mine, theirs in zip(view.outputs, f.maker.outputs):
         if theirs.variable.name is not None:
             view.names[id(mine)] = theirs.variable.name
+    view.groups = kernel_groups(f, view.nodes)
     return view
+
+
+def kernel_groups(f: Any, nodes: list[Apply]) -> list[Group]:
+    """What runs, for a compiled function whose backend generates kernels (OpenCL): one group per
+    kernel of ``f.kernels``, holding the outer nodes that run it (a matmul with its fused
+    epilogue is one node, one kernel). A node with several variants of its kernel (contiguous and
+    strided, a reduction's row, column and tree kernels), one of which is picked at run time,
+    is one group labelled with all of them. Nodes without a kernel of their own (views, host
+    fallbacks, transfers) belong to no group. Empty for other backends."""
+    backend = getattr(getattr(f, "_impl", None), "backend", None)
+    names_of = getattr(backend, "kernel_names", None)
+    kernels = getattr(f, "kernels", None) or {}
+    if names_of is None or not kernels:
+        return []
+    by_kernels: dict[tuple[str, ...], list[Apply]] = {}
+    for node in nodes:
+        names = tuple(n for n in names_of(node) if n in kernels)
+        if names:
+            by_kernels.setdefault(names, []).append(node)
+    return [Group("\n".join(names), members, kernel=True) for names, members in by_kernels.items()]
 
 
 def role(v: Variable, view: GraphView) -> str:
@@ -132,6 +156,17 @@ def inner_graph(node: Apply) -> tuple[list[Variable], list[Variable]] | None:
             if _variables(i) and _variables(o):
                 return list(i), list(o)
     return None
+
+
+def inner_graphs(node: Apply) -> dict[str, tuple[list[Variable], list[Variable]]]:
+    """The inner graphs of an op that holds them by role (``op.inner_graphs``: an ifelse's
+    'then' and 'else' branches), each as (inputs, outputs); empty for other ops. The inner
+    graphs read the node's last inputs, in order (the ones before, an ifelse's condition, the
+    node reads itself), as the emitter binds them."""
+    graphs = getattr(node.op, "inner_graphs", None)
+    if not isinstance(graphs, dict):
+        return {}
+    return {role: (list(g.inputs), list(g.outputs)) for role, g in graphs.items()}
 
 
 def _variables(seq: Any) -> TypeGuard[list[Variable] | tuple[Variable, ...]]:

@@ -5,8 +5,11 @@ and named intermediates are boxes labelled with name and type (coloured by role)
 intermediates are plain edges. Edges carry the input position when an op has several inputs
 (and the output index, at the tail, when it has several outputs). Updates are dashed red edges
 from the new value to the shared variable. A fused Composite (any op with an inner graph) is a
-cluster holding its inner ops; host<->device transfers are red octagons. The groups of
-``GraphView.groups`` (the nodes one kernel runs, say) are dashed blue boxes around their nodes.
+cluster holding its inner ops; an op holding inner graphs by role (an ifelse) is drawn with each
+inner graph as a cluster beside it ("IfElse: then", "IfElse: else"), nested ones inside;
+host<->device transfers are red octagons. The groups of
+``GraphView.groups`` are dashed blue boxes around their nodes: on OpenCL, one per kernel of
+``f.kernels``, labelled with its name, its fused nodes' inner ops drawn straight in it.
 Node names follow the drawing order only, so the same graph always gives the same dot source.
 """
 from __future__ import annotations
@@ -17,13 +20,14 @@ import graphviz
 
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import toposort
-from symgraph.printing.collect import GraphView, inner_graph, is_transfer, limited_nodes, op_label, role
+from symgraph.printing.collect import GraphView, inner_graph, inner_graphs, is_transfer, limited_nodes, op_label, role
 
 ROLE_COLORS = {"input": "palegreen", "shared": "gold", "constant": "lightgrey",
                "output": "lightskyblue", "intermediate": "white"}
 APPLY = {"shape": "ellipse"}
 TRANSFER = {"shape": "doubleoctagon", "style": "filled,bold", "fillcolor": "tomato", "penwidth": "2"}
 CLUSTER = {"style": "rounded,filled", "fillcolor": "lightyellow", "color": "orange"}
+BRANCH = {"style": "rounded,filled", "fillcolor": "aliceblue", "color": "steelblue"}
 GROUP = {"style": "rounded,dashed", "color": "royalblue", "fontcolor": "royalblue"}
 INNER = {"shape": "ellipse", "fontsize": "10", "height": "0.3"}
 INNER_LEAF = {"shape": "box", "style": "filled", "fillcolor": "lightgrey", "fontsize": "10", "height": "0.2"}
@@ -94,6 +98,7 @@ class _Compact:
         self.alias: dict[int, tuple[str, str]] = {}  # var -> (dot node, tail label) set by clusters
         self.boxed: set[int] = set()
         self.more_drawn = False
+        self.kernel_boxes: set[int] = set()
         self.box_of, boxes = self._group_boxes()
         for node in self.nodes:
             self._apply(node, self.box_of.get(id(node), g))
@@ -116,6 +121,8 @@ class _Compact:
                 continue
             box = graphviz.Digraph(name=f"cluster_g{k}", graph_attr={"label": group.label, **GROUP})
             boxes.append(box)
+            if group.kernel:
+                self.kernel_boxes.add(id(box))
             box_of.update((id(n), box) for n in members)
         return box_of, boxes
 
@@ -170,41 +177,75 @@ class _Compact:
         """Draw ``node`` into ``box`` (the top graph or a group's cluster)."""
         sources = [self.endpoint(i) for i in node.inputs]
         nid = self.names(node, "a")
-        inner = inner_graph(node)
-        if inner is not None:
-            self._cluster(node, nid, box, sources, *inner)
-            return
-        attrs = TRANSFER if is_transfer(node.op) else APPLY
         tooltip = str(node.trace) if node.trace is not None else str(node.op)
-        box.node(nid, op_label(node.op), tooltip=tooltip, **attrs)
-        self._edges_into(node, nid, sources)
+        attrs = {**(TRANSFER if is_transfer(node.op) else APPLY), "tooltip": tooltip}
+        fused = inner_graph(node)
+        if fused is not None and id(box) in self.kernel_boxes:  # the kernel's box is the cluster
+            ends = self._inner(box, _Names(f"{box.name}_{nid}_"), *fused, sources)
+        else:
+            ends = self._draw(node, nid, box, sources, attrs)
+        if fused is not None:  # a fused node: its outputs start inside its cluster
+            for out, end in zip(node.outputs, ends):
+                self.alias[id(out)] = end
+
+    def _draw(self, node: Apply, nid: str, box: graphviz.Digraph, sources: list[tuple[str, str]],
+              attrs: dict) -> list[tuple[str, str]]:
+        """Draw ``node`` as ``nid`` into ``box``, its inputs coming from ``sources``; returns where
+        edges carrying its outputs start. A fused op is a cluster of its inner ops; an op holding
+        inner graphs by role (an ifelse) is its own node, each inner graph a cluster beside it
+        (``cluster_<nid>_<role>``) wired from the inputs it reads into the node."""
+        fused = inner_graph(node)
+        if fused is not None:
+            return self._cluster(node, nid, box, sources, *fused)
+        box.node(nid, op_label(node.op), **attrs)
+        graphs = inner_graphs(node)
+        if not graphs:
+            self._edges_into(node, nid, sources)
+            return [(nid, self._tail(o)) for o in node.outputs]
+        n_read = len(next(iter(graphs.values()))[0])
+        free = len(node.inputs) - n_read  # inputs the node reads itself (an ifelse's condition)
+        for i, (src, tail) in enumerate(sources[:free]):
+            self.graph.edge(src, nid, label=str(i) if len(node.inputs) > 1 else None, taillabel=tail or None)
+        for part, (ins, outs) in graphs.items():
+            c = graphviz.Digraph(name=f"cluster_{nid}_{part}",
+                                 graph_attr={"label": f"{op_label(node.op)}: {part}", **BRANCH})
+            ends = self._inner(c, _Names(f"{nid}_{part}_"), ins, outs, sources[free:])
+            box.subgraph(c)
+            for k, (src, tail) in enumerate(ends):
+                self.graph.edge(src, nid, label=f"{part} {k}" if len(ends) > 1 else part,
+                                taillabel=tail or None, style="dashed")
+        return [(nid, self._tail(o)) for o in node.outputs]
 
     def _cluster(self, node: Apply, nid: str, box: graphviz.Digraph, outer: list[tuple[str, str]],
-                 ins: list[Variable], outs: list[Variable]) -> None:
+                 ins: list[Variable], outs: list[Variable]) -> list[tuple[str, str]]:
         """A fused op ``nid``: its inner ops in a cluster inside ``box``, wired straight to the
-        outer inputs; the node's outputs then start at the inner ops that compute them. Inner
-        names are ``cluster_<nid>_n0``, ``..._c0`` (constants) in the inner graph's own order."""
-        names = _Names(f"cluster_{nid}_")  # holds the inner graph for as long as it is drawn
-        local: dict[int, tuple[str, str]] = {id(v): e for v, e in zip(ins, outer)}
+        outer inputs; the node's outputs then start at the inner ops that compute them (returned).
+        Inner names are ``cluster_<nid>_n0``, ``..._c0`` (constants) in the inner graph's own order."""
         c = graphviz.Digraph(name=f"cluster_{nid}",
                              graph_attr={"label": f"{type(node.op).__name__} (fused)", **CLUSTER})
+        ends = self._inner(c, _Names(f"cluster_{nid}_"), ins, outs, outer)
+        box.subgraph(c)
+        return ends
+
+    def _inner(self, c: graphviz.Digraph, names: _Names, ins: list[Variable], outs: list[Variable],
+               outer: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The nodes of the inner graph ``ins -> outs`` drawn into cluster ``c`` (nested clusters
+        for its own fused or inner-graph nodes), ``ins`` wired to the ``outer`` endpoints; returns
+        where its outputs start. ``names`` holds the inner graph for as long as it is drawn."""
+        local: dict[int, tuple[str, str]] = {id(v): e for v, e in zip(ins, outer)}
         for inner_node in toposort(outs, blockers=ins):
-            inid = names(inner_node, "n")
-            c.node(inid, op_label(inner_node.op), **INNER)
             sources = []
             for v in inner_node.inputs:
                 if id(v) not in local:
                     local[id(v)] = (self._inner_leaf(c, names, v), "")
                 sources.append(local[id(v)])
-            self._edges_into(inner_node, inid, sources)
-            for o in inner_node.outputs:
-                local[id(o)] = (inid, self._tail(o))
+            ends = self._draw(inner_node, names(inner_node, "n"), c, sources, INNER)
+            for o, end in zip(inner_node.outputs, ends):
+                local[id(o)] = end
         for out in outs:
             if id(out) not in local:  # an output that is an inner input or constant: show it
                 local[id(out)] = (self._inner_leaf(c, names, out), "")
-        box.subgraph(c)
-        for k, out in enumerate(node.outputs):
-            self.alias[id(out)] = local[id(outs[k])]
+        return [local[id(o)] for o in outs]
 
     @staticmethod
     def _inner_leaf(c: graphviz.Digraph, names: _Names, v: Variable) -> str:

@@ -7,12 +7,14 @@ from typing import Any
 import networkx as nx
 
 from symgraph.graph.traversal import toposort
-from symgraph.printing.collect import collect, inner_graph, op_label, role
+from symgraph.printing.collect import collect, inner_graph, inner_graphs, op_label, role
 
 
 def to_networkx(obj: Any) -> nx.DiGraph:
     """A DiGraph with one node per Variable (``kind='variable'``: name, type, dtype, shape, role)
-    and per Apply (``kind='apply'``: op, op_class, and ``inner_ops`` for fused ops); edges run
+    and per Apply (``kind='apply'``: op, op_class, ``inner_ops`` for fused ops, and for ops holding
+    inner graphs by role, an ifelse, ``inner_graphs``: role -> the op labels of that graph's
+    nodes in topological order); edges run
     in data-flow direction: input variable -> apply (``position`` = first input index, ``positions`` = all) and
     apply -> output variable (``position`` = output index). ``G.graph`` holds 'inputs',
     'outputs' and 'updates' (pairs of shared variable node, new value node) by node key."""
@@ -38,6 +40,10 @@ def to_networkx(obj: Any) -> nx.DiGraph:
         inner = inner_graph(node)
         if inner is not None:
             attrs["inner_ops"] = [op_label(n.op) for n in toposort(inner[1], blockers=inner[0])]
+        graphs = inner_graphs(node)
+        if graphs:
+            attrs["inner_graphs"] = {r: [op_label(n.op) for n in toposort(outs, blockers=ins)]
+                                     for r, (ins, outs) in graphs.items()}
         g.add_node(key, **attrs)
         for i, inp in enumerate(node.inputs):
             src = var(inp)
