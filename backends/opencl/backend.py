@@ -12,6 +12,7 @@ import numpy as np
 
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl import loops
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
@@ -22,6 +23,7 @@ from symgraph.compile.placement import HostFallback, wrap_in_fallback
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
 
 
@@ -108,7 +110,7 @@ class OpenCLBackend(Backend):
         return False
 
     def _lower(self, node: Apply) -> Lowered | str | None:
-        if isinstance(node.op, IfElse):  # its branches are planned when the emitter compiles them
+        if isinstance(node.op, (IfElse, Scan)):  # the emitter plans their inner graphs
             return Lowered(None, kind="control")
         if _small_host_node(node, self.host):
             return Lowered(None, kind="host")
@@ -133,7 +135,8 @@ class OpenCLBackend(Backend):
         lowered = self.plan[node]
         if lowered.kind in ("host", "fallback"):
             return [HOST] * len(node.inputs)
-        if lowered.kind == "control":  # the condition is read on the host; the branches read values as they are
+        if lowered.kind == "control":
+            # the condition (step count) is read on the host; the inner graphs read values as they are
             return [HOST] + [None] * (len(node.inputs) - 1)
         if lowered.kind == "meta":
             return [None] * len(node.inputs)
@@ -222,6 +225,39 @@ class OpenCLBackend(Backend):
 
     def kernel_names(self, node: Apply) -> list[str]:
         return list(self.ctx.node_kernels.get(node, ()))
+
+    # loops: rows of device arrays are views, stores and growth are device copies (backends/opencl/loops.py)
+    def loop_row(self, buf: str, t: str, side: str, ctx: CodeContext) -> str:
+        return super().loop_row(buf, t, side, ctx) if side == HOST else f"{ctx.ref(loops.row, 'row')}({buf}, {t})"
+
+    def loop_store(self, buf: str, t: str, value: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_store(buf, t, value, side, ctx)
+        return f"{ctx.ref(loops.store, 'store_row')}({buf}, {t}, {value})"
+
+    def loop_rows(self, shape: str, dtype: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_rows(shape, dtype, side, ctx)
+        return f"{ctx.ref(self._loop_helpers()[0], 'device_rows')}({shape}, {dtype})"
+
+    def loop_resize(self, buf: str, rows: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_resize(buf, rows, side, ctx)
+        return f"{ctx.ref(self._loop_helpers()[1], 'device_resize')}({buf}, {rows})"
+
+    def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
+        # a strided view (W.T in a gradient's loop) read by every step's kernels: one copy before the loop
+        return name if side != DEVICE else f"{ctx.ref(loops.contiguous, 'contiguous')}({name})"
+
+    def loop_stop_flags(self, ctx: CodeContext) -> str | None:
+        # a while loop's condition is read every SPECULATE steps: reading it waits for the queue
+        return f"{ctx.ref(self._loop_helpers()[2], 'stop_flags')}()"
+
+    def _loop_helpers(self) -> tuple:
+        if not hasattr(self, "_loop_fns"):
+            self._loop_fns = (loops.make_rows(self.rt), loops.make_resize(self.rt),
+                              loops.make_stop_flags(self.rt, loops.SPECULATE))
+        return self._loop_fns
 
 
 def copy_of(x: DeviceArray) -> DeviceArray:

@@ -27,7 +27,7 @@ from symgraph.compile.shared import SharedVariable, shared
 from symgraph.graph.basic import Variable
 from symgraph.random import distributions as D
 from symgraph.rng.philox import FOLD_WORD, SUB_SHIFT, derive_keys, key_from_seed
-from symgraph.tensor.random_ops import Words
+from symgraph.tensor.random_ops import Words, current_loop_step
 from symgraph.tensor.type import constant
 
 MAX_SITES = 1 << SUB_SHIFT
@@ -82,14 +82,17 @@ class RandomStream:
 
     # --- state -------------------------------------------------------------------------------------
     def next_words(self) -> Words:
-        """The key and counter words of a new draw site (its own call counter, updated by default)."""
+        """The key and counter words of a new draw site (its own call counter, updated by default;
+        inside a scan body, the loop step as counter word c3, so every step draws fresh numbers)."""
         site = len(self.counters)
         if site >= MAX_SITES:
             raise ValueError(f"a random stream has at most {MAX_SITES} draw sites")
         ctr = state_variable(np.uint64(0), f"rng_call{site}")
         ctr.default_update = ctr + constant(np.uint64(1))
         self.counters.append(ctr)
-        return Words(self.key[0], self.key[1], ctr, constant(np.uint64(site)), constant(np.uint64(0)))
+        step = current_loop_step()
+        return Words(self.key[0], self.key[1], ctr, constant(np.uint64(site)),
+                     constant(np.uint64(0)) if step is None else step)
 
     def seed(self, seed: int | None = None) -> None:
         """Restart the stream from ``seed`` (default: the stream's own seed): sets the key and
