@@ -40,11 +40,18 @@ def _on_device(v: Variable) -> bool:
 
 
 def _small_host_node(node: Apply, host: set) -> bool:
-    """Integer bookkeeping on values already on the host (shapes): computed there, no transfer."""
+    """Bookkeeping on values already on the host (shapes, scalar arguments, the conditions of
+    branches built from them): computed there, with no transfer and no launch."""
     ins = [v for v in node.inputs if not isinstance(v, Constant)]
     return (bool(ins) and all(v in host for v in ins)
-            and all(isinstance(o.type, TensorType) and o.type.ndim <= 1 and o.type.dtype[0] in "iub"
-                    for o in node.outputs))
+            and all(isinstance(o.type, TensorType)
+                    and (o.type.ndim == 0 or o.type.ndim == 1 and o.type.dtype[0] in "iub") for o in node.outputs))
+
+
+def _starts_on_host(v: Variable) -> bool:
+    """An argument that stays where the caller gave it: one without a device dtype, or a scalar (a
+    branch condition or a step count reads it there; a kernel that wants it gets it uploaded)."""
+    return not _on_device(v) or getattr(v, "host_resident", False) or getattr(v.type, "ndim", None) == 0
 
 
 def _fallback_source(node: Apply, reason: str) -> str:
@@ -92,7 +99,7 @@ class OpenCLBackend(Backend):
         self.kernels.clear()
         self.fallbacks.clear()
         self.placed.clear()
-        self.plan, self.host = {}, {v for v in fgraph.inputs if not _on_device(v) or getattr(v, "host_resident", False)}
+        self.plan, self.host = {}, {v for v in fgraph.inputs if _starts_on_host(v)}
         self._decide(fgraph)
         self.ctx = LowerContext(self.rt, self.kernels, self.host)
         return self._plan_nodes(fgraph)
