@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev chromium chromium-driver
 
-.PHONY: demo test lint lint-tools ruff mypy coverage fuzz bench system-deps clean
+.PHONY: demo test lint lint-tools ruff mypy coverage fuzz bench gpu-check gpu-wheels system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -70,6 +70,25 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	-$(BIN)/python -m pip install -q -e '.[bench]' || echo "benchmark peers (pytensor, jax) not installed: measuring symgraph and numpy only"
 	$(BIN)/python -m benchmarks
+
+# The GPU check (issue 21): on a fresh machine with a GPU, in under five minutes, installs what is
+# missing (pyopencl and graphviz from .whl/ when it is there, else from the package index; this
+# checkout, editable), lists the OpenCL devices, measures W1 at 1e8, float32 GEMM 4096^3, W3 and W8
+# on the GPU, runs the OpenCL tests there, prints a table and writes benchmarks/results/gpu.json.
+# Exit status 3 when there is no GPU (GPU_CHECK_FLAGS=--allow-cpu checks the script on a CPU device).
+# It runs on the machine's own Python (no .venv is made there: that machine may have no network).
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+GPU_CHECK_FLAGS ?=
+gpu-check:
+	$(GPU_PYTHON) -m benchmarks.gpu_check $(GPU_CHECK_FLAGS)
+
+# Wheels for a GPU machine without network (bring .whl/ along): CPython $(GPU_WHEEL_PYTHON), x86-64 Linux.
+GPU_WHEEL_PYTHON ?= 3.12
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_WHEEL_PYTHON) \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		pyopencl pytools platformdirs siphash24 typing_extensions graphviz
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis examples/out .coverage htmlcov

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from benchmarks import data as D
+from benchmarks import loops
 
 
 def w1(variant: str, quick: bool) -> dict:
@@ -216,4 +217,5 @@ def w11(variant: str, quick: bool) -> dict:
     return {"us": us, "taken_us": taken_us, "vs_taken": us / taken_us}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10, "W11": w11}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6, "W7": loops.w7_by_hand, "W9": w9, "W8": w8,
+             "W10": w10, "W11": w11}

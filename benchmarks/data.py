@@ -12,13 +12,17 @@ F32 = np.float32
 # W1: sigmoid(x*y + 0.5) * tanh(x) - maximum(y, 0)
 W1_SIZES = {"1e7": 10_000_000, "1e6": 1_000_000}
 W1_QUICK_SIZES = {"1e6": 1_000_000}
-# W2: 1-60-1 ReLU MLP on the noisy sine, Adam, full batch
+# W2: 1-60-1 ReLU MLP on the noisy sine, Adam, full batch (also as one call: every step in one loop)
 W2_STEPS, W2_QUICK_STEPS = 5000, 500
+W2_ONE_CALL = ", one call"
 ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}
 # W3: 784-512-512-10 ReLU MLP, softmax crossentropy, SGD
 W3_SIZES, W3_BATCH, W3_LR = (784, 512, 512, 10), 256, 0.01
 # W4: chain of N elementwise ops
 W4_SIZES, W4_QUICK_SIZES = (200, 1000, 3000), (200,)
+# W4 cold (issue 21): the same, in a process whose kernel caches start empty (a fresh POCL_CACHE_DIR and
+# SYMGRAPH_CACHE_DIR): what the first use costs on a new machine, a new user or CI
+W4_COLD_SIZES, W4_QUICK_COLD_SIZES = (1000, 3000), ()
 # W5: f(x) = x + 1 on 10 floats
 W5_CALLS, W5_QUICK_CALLS = 10_000, 2_000
 # W6: XOR, 3-4-1 sigmoid net, 1500 steps of size 1
@@ -30,6 +34,8 @@ W9_CASES = ("slogdet", "slogdet+grad", "solve", "solve+grad")
 # W8: 3x3 'same' convolution, float32, forward and backward (input and kernel gradients)
 W8_SIZES = {"N=32": (32, 64, 32, 32)}  # N, C = K, H, W
 W8_QUICK_SIZES = {"N=8": (8, 32, 16, 16)}
+# W7: vanilla RNN (issue 15), forward + backward through time: T steps, batch 32, hidden 128, float32
+W7_T, W7_QUICK_T, W7_BATCH, W7_HIDDEN, W7_IN = 100, 20, 32, 128, 128
 # W10: random streams (issue 16): float32 uniforms; dropout (keep 0.8) fused into relu(x * 2 + 1)
 W10_SIZES, W10_QUICK_SIZES = {"1e7": 10_000_000}, {"1e6": 1_000_000}
 W10_CASES, W10_KEEP, W10_SEED = ("uniform", "dropout"), 0.8, 1234
@@ -203,3 +209,45 @@ def median_time(fn: Callable[[], object], number: int, rounds: int = 5) -> float
             fn()
         times.append((time.perf_counter() - start) / number)
     return float(np.median(times))
+
+
+def w7_data(steps: int) -> tuple[np.ndarray, ...]:
+    """W7: inputs x (T, B, IN), initial state h0 (B, H), the cost's projection G (T, B, H), and the
+    weights U (IN, H), W (H, H) (scaled so the state neither dies nor saturates), b (H,), float32."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((steps, W7_BATCH, W7_IN), dtype=F32)
+    h0 = np.zeros((W7_BATCH, W7_HIDDEN), F32)
+    g = rng.standard_normal((steps, W7_BATCH, W7_HIDDEN), dtype=F32)
+    u = (rng.standard_normal((W7_IN, W7_HIDDEN)) / np.sqrt(W7_IN)).astype(F32)
+    w = (rng.standard_normal((W7_HIDDEN, W7_HIDDEN)) * 0.9 / np.sqrt(W7_HIDDEN)).astype(F32)
+    return x, h0, g, u, w, np.zeros(W7_HIDDEN, F32)
+
+
+def w7_bptt(x: np.ndarray, h0: np.ndarray, g: np.ndarray, u: np.ndarray, w: np.ndarray, b: np.ndarray,
+            dtype: type = F32) -> tuple[float, list[np.ndarray]]:
+    """W7 by hand: the forward loop, then backpropagation through time (the weight gradients as one
+    product over all steps after the reverse loop). ``dtype=np.float64`` gives the reference."""
+    x, h0, g, u, w, b = (a.astype(dtype) for a in (x, h0, g, u, w, b))
+    hs = np.empty(g.shape, dtype)
+    h = h0
+    for t in range(len(x)):
+        h = hs[t] = np.tanh(x[t] @ u + h @ w + b)
+    da = np.empty_like(hs)
+    carry = np.zeros_like(h0)
+    for t in range(len(x) - 1, -1, -1):
+        da[t] = (g[t] + carry) * (1 - hs[t] * hs[t])
+        carry = da[t] @ w.T
+    prev = np.concatenate([h0[None], hs[:-1]])
+    grads = [np.tensordot(x, da, axes=([0, 1], [0, 1])), np.tensordot(prev, da, axes=([0, 1], [0, 1])),
+             da.sum((0, 1))]
+    return float(np.sum(hs * g)), grads
+
+
+def w4_n(variant: str) -> int:
+    """N from a W4 variant name: 'N=1000' or 'N=1000 cold'."""
+    return int(variant.split("=")[1].split()[0])
+
+
+def is_cold(variant: str) -> bool:
+    """A variant measured with empty kernel caches ('N=1000 cold')."""
+    return variant.endswith(" cold")

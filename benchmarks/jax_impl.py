@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from benchmarks import data as D
+from benchmarks import loops
 
 
 def _jax():
@@ -42,8 +43,7 @@ def w2(variant: str, quick: bool) -> dict:
     def loss_fn(params, x, y):
         return jnp.mean((_mlp(jax, params, x) - y) ** 2)
 
-    @jax.jit
-    def step(params, m, v, t, x, y):
+    def adam_step(params, m, v, t, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         t = t + 1
         m = [b1 * mk + (1 - b1) * g for mk, g in zip(m, grads)]
@@ -52,13 +52,16 @@ def w2(variant: str, quick: bool) -> dict:
                   for p, mk, vk in zip(params, m, v)]
         return params, m, v, t, loss
 
+    steps = D.W2_QUICK_STEPS if quick else D.W2_STEPS
+    if variant.endswith(D.W2_ONE_CALL):
+        return loops.w2_one_call_jax(steps, adam_step)
+    step = jax.jit(adam_step)
     params = [jnp.asarray(p) for p in D.mlp_params((1, 60, 1))]
     m, v, t = [jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params], jnp.float32(0)
     x, y = jax.device_put(xv), jax.device_put(yv)
     start = time.perf_counter()
     step.lower(params, m, v, t, x, y).compile()
     compile_s = time.perf_counter() - start
-    steps = D.W2_QUICK_STEPS if quick else D.W2_STEPS
     start = time.perf_counter()
     for _ in range(steps):
         params, m, v, t, loss = step(params, m, v, t, x, y)
@@ -92,7 +95,7 @@ def w3(variant: str, quick: bool) -> dict:
 
 def w4(variant: str, quick: bool) -> dict:
     jax, jnp = _jax()
-    n = int(variant.split("=")[1])
+    n = D.w4_n(variant)
     xv = np.linspace(-1, 1, 1000, dtype=np.float32)
     start = time.perf_counter()
 
@@ -208,4 +211,5 @@ def w10(variant: str, quick: bool) -> dict:
     return {"ms": 1e3 * D.median_time(call, number, rounds)}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": loops.w7_jax, "W9": w9, "W8": w8,
+             "W10": w10}

@@ -85,6 +85,10 @@ def _get(results, w, v, b):
     return next((e for e in results if (e["workload"], e["variant"], e["backend"]) == (w, v, b)), None)
 
 
+def _or_none(x: float | None) -> float | None:
+    return x if x else None
+
+
 def _over(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
@@ -116,6 +120,15 @@ def goals(results: list[dict]) -> str:
         ("W4 N=1000 ≤ 0.3 s; at least < 1 s", metric("W4", "N=1000", "numpy"), "s", 0.3, 1.0),
         ("W4 N=3000 ≤ 1 s", metric("W4", "N=3000", "numpy"), "s", 1.0, None),
         ("W5 ≤ 1.5 µs per call; at least ≤ 2 µs", metric("W5", "call", "numpy"), "µs", 1.5, 2.0),
+        ("W4 OpenCL N=1000 with empty kernel caches ≤ 1.5 s (issue 21)", metric("W4", "N=1000 cold", "opencl"),
+         "s", 1.5, _or_none(metric("W4", "N=1000 cold", "jax"))),
+        ("W4 OpenCL N=3000 with empty kernel caches ≤ 4 s (issue 21)", metric("W4", "N=3000 cold", "opencl"),
+         "s", 4.0, None),
+        ("W5 OpenCL ≤ 5 µs per call (issue 21)", metric("W5", "call", "opencl"), "µs", 5.0, None),
+        ("W6 OpenCL ≤ 0.05 s total (issue 21)", metric("W6", "1500 steps", "opencl"), "s", 0.05, None)] + [
+        (f"{w} OpenCL within 1.2× of the numpy backend (issue 21)",
+         _over(metric(w, v, "opencl"), metric(w, v, "numpy")), "×", 1.2, None)
+        for w, v in (("W2", "5000 steps"), ("W3", "step"), ("W5", "call"), ("W6", "1500 steps"))] + [
         ("W6 ≤ 0.03 s total; at least ≤ 0.05 s", metric("W6", "1500 steps", "numpy"), "s", 0.03, 0.05),
     ] + [(f"W9 {case} (n=500) within 1.2× of scipy by hand (issue 18)", ratio("W9", f"{case} n=500", "numpy"), "×",
           1.2, 1.2) for case in ("slogdet", "slogdet+grad", "solve", "solve+grad")] + [
@@ -126,6 +139,12 @@ def goals(results: list[dict]) -> str:
          _over(metric("W8", "N=32", "numpy"), metric("W8", "N=32", "jax")), "×", 1.5, None),
         ("W8 OpenCL forward+backward within 1.5× of JAX on a CPU device",
          _over(metric("W8", "N=32", "opencl"), metric("W8", "N=32", "jax")), "×", 1.5, None),
+        ("W7 RNN fwd+bwd (T=100): numpy backend within 1.5× of JAX (issue 15)",
+         _over(metric("W7", "T=100", "numpy"), metric("W7", "T=100", "jax")), "×", 1.5, None),
+        ("W7 RNN fwd+bwd (T=100): OpenCL within 1.5× of the numpy backend (issue 15)",
+         _over(metric("W7", "T=100", "opencl"), metric("W7", "T=100", "numpy")), "×", 1.5, None),
+        ("W2 in one call (sg.scan_updates) ≤ 0.12 s; at least faster than step by step (issue 15)",
+         metric("W2", "5000 steps, one call", "numpy"), "s", 0.12, metric("W2", "5000 steps", "numpy")),
         ("W10 10^7 float32 uniforms on the numpy backend ≤ 100 ms (issue 16)", metric("W10", "uniform 1e7", "numpy"),
          "ms", 100.0, None),
         ("W10 OpenCL uniforms within 1.2× of a write-only kernel (issue 16)",

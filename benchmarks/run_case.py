@@ -8,11 +8,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import traceback
 
 from benchmarks import data as D
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W8", "W9", "W10", "W11")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11")
 # name: (what runs it, module needed to run it)
 BACKENDS = {
     "numpy": ("symgraph, numpy backend", "symgraph"),
@@ -23,15 +24,17 @@ BACKENDS = {
     "jax": ("JAX (jit, CPU)", "jax"),
 }
 PRIMARY = {"W1": ("ms", "ms"), "W2": ("s", "s"), "W3": ("ms", "ms"), "W4": ("s", "s"), "W5": ("us", "µs"),
-           "W6": ("s", "s"), "W8": ("ms", "ms"), "W9": ("ms", "ms"), "W10": ("ms", "ms"),
+           "W6": ("s", "s"), "W7": ("ms", "ms"), "W8": ("ms", "ms"), "W9": ("ms", "ms"), "W10": ("ms", "ms"),
            "W11": ("us", "µs")}
 
 
 def variants(workload: str, quick: bool) -> list[str]:
     """The sizes a workload is measured at."""
     return {"W1": list(D.W1_QUICK_SIZES if quick else D.W1_SIZES),
-            "W2": [f"{D.W2_QUICK_STEPS if quick else D.W2_STEPS} steps"], "W3": ["step"],
-            "W4": [f"N={n}" for n in (D.W4_QUICK_SIZES if quick else D.W4_SIZES)],
+            "W2": [f"{D.W2_QUICK_STEPS if quick else D.W2_STEPS} steps{one}" for one in ("", D.W2_ONE_CALL)],
+            "W3": ["step"], "W7": [f"T={D.W7_QUICK_T if quick else D.W7_T}"],
+            "W4": [f"N={n}" for n in (D.W4_QUICK_SIZES if quick else D.W4_SIZES)]
+            + [f"N={n} cold" for n in (D.W4_QUICK_COLD_SIZES if quick else D.W4_COLD_SIZES)],
             "W5": ["call"], "W6": [f"{D.W6_STEPS} steps"],
             "W9": [f"{c} n={D.W9_QUICK_N if quick else D.W9_N}" for c in D.W9_CASES],
             "W8": list(D.W8_QUICK_SIZES if quick else D.W8_SIZES),
@@ -65,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("backend", choices=list(BACKENDS))
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
+    if D.is_cold(args.variant):  # empty kernel caches: pocl's and symgraph's (before either is imported)
+        os.environ["POCL_CACHE_DIR"] = tempfile.mkdtemp(prefix="sg-cold-pocl-")
+        os.environ["SYMGRAPH_CACHE_DIR"] = tempfile.mkdtemp(prefix="sg-cold-")
     fn = implementation(args.workload, args.backend)
     if fn is None:
         result = {"skipped": f"{args.workload} has no {args.backend} version"}

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from benchmarks import data as D
+from benchmarks import loops
 
 
 def symgraph_lib(backend: str) -> SimpleNamespace:
@@ -22,7 +23,7 @@ def symgraph_lib(backend: str) -> SimpleNamespace:
         return sg.updates.adam(loss, params, learning_rate=D.ADAM["lr"], beta1=D.ADAM["beta1"],
                                beta2=D.ADAM["beta2"], epsilon=D.ADAM["epsilon"])
 
-    return SimpleNamespace(function=function, shared=sg.shared, grad=sg.grad, T=T, adam=adam,
+    return SimpleNamespace(function=function, shared=sg.shared, grad=sg.grad, T=T, adam=adam, scan=sg.scan,
                            sgd=lambda loss, params, lr: sg.updates.sgd(loss, params, learning_rate=lr),
                            log_softmax=T.nnet.log_softmax, sigmoid=T.sigmoid, relu=T.relu,
                            slogdet=T.linalg.slogdet, solve=T.linalg.solve, backend=backend,
@@ -54,8 +55,9 @@ def pytensor_lib(mode: str) -> SimpleNamespace:
             updates += [(m, m_new), (v, v_new), (p, p - lr * m_hat / (pt.sqrt(v_hat) + eps))]
         return updates
 
-    T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, dvector=pt.dvector, dmatrix=pt.dmatrix, dot=pt.dot,
-                        sum=pt.sum, mean=pt.mean, maximum=pt.maximum, tanh=pt.tanh, sin=pt.sin, iscalar=pt.iscalar)
+    T = SimpleNamespace(fvector=pt.fvector, fmatrix=pt.fmatrix, ftensor3=pt.ftensor3, dvector=pt.dvector,
+                        dmatrix=pt.dmatrix, dot=pt.dot, sum=pt.sum, mean=pt.mean, maximum=pt.maximum,
+                        tanh=pt.tanh, sin=pt.sin, iscalar=pt.iscalar)
     from pytensor.ifelse import ifelse
     from pytensor.tensor import nlinalg, slinalg
     from pytensor.tensor.random.utils import RandomStream
@@ -63,6 +65,7 @@ def pytensor_lib(mode: str) -> SimpleNamespace:
     def dropout(x, p, srng):
         return x * srng.binomial(1, 1 - p, size=x.shape).astype("float32") * np.float32(1 / (1 - p))
     return SimpleNamespace(function=function, shared=pytensor.shared, grad=pytensor.grad, T=T, adam=adam, sgd=sgd,
+                           scan=pytensor.scan,
                            log_softmax=lambda z: pt.special.log_softmax(z, axis=-1),
                            sigmoid=pt.sigmoid, relu=lambda z: pt.switch(z > 0, z, 0),  # gradient 0 at 0, as the others
                            slogdet=nlinalg.slogdet, solve=slinalg.solve, backend="pytensor", stream=RandomStream,
@@ -89,6 +92,10 @@ def w1(lib, variant: str, quick: bool) -> dict:
 
 
 def w2(lib, variant: str, quick: bool) -> dict:
+    if variant.endswith(D.W2_ONE_CALL):
+        if lib.backend == "pytensor":
+            raise NotImplementedError("W2 in one call is written for symgraph (sg.scan_updates) and JAX only")
+        return loops.w2_one_call_symgraph(lib, D.W2_QUICK_STEPS if quick else D.W2_STEPS)
     xv, yv = D.sine_data()
     params = [lib.shared(p) for p in D.mlp_params((1, 60, 1))]
     x, y = lib.T.fmatrix("x"), lib.T.fmatrix("y")
@@ -116,7 +123,7 @@ def w3(lib, variant: str, quick: bool) -> dict:
 
 
 def w4(lib, variant: str, quick: bool) -> dict:
-    n = int(variant.split("=")[1])
+    n = D.w4_n(variant)
     start = time.perf_counter()
     x = lib.T.fvector("x")
     h = x
@@ -263,5 +270,5 @@ def _finisher(f):
     return runtime.queue.finish if runtime is not None else (lambda: None)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W9": w9, "W8": w8, "W10": w10,
-             "W11": w11}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": loops.w7_lib, "W9": w9, "W8": w8,
+             "W10": w10, "W11": w11}

@@ -14,6 +14,7 @@ from symgraph import tensor
 from symgraph import gradient
 from symgraph.gradient import Lop, Rop, disconnected_grad, grad, hessian, jacobian, zero_grad
 from symgraph.ifelse import ifelse
+from symgraph.scan import foldl, foldr, map, reduce, scan, scan_updates, until  # noqa: A004 (Theano's names)
 from symgraph.opfromgraph import OpFromGraph
 from symgraph.compile import Function, In, Out, SharedVariable, function, shared
 from symgraph.compile.ops import as_op
@@ -40,6 +41,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["config", "tensor", "function", "In", "Out", "shared", "Function", "SharedVariable", "printing", "gradient",
-           "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "testing",
+           "grad", "jacobian", "hessian", "Lop", "Rop", "zero_grad", "disconnected_grad", "ifelse", "scan", "until",
+           "map", "reduce", "foldl", "foldr", "scan_updates", "testing",
            "updates", "rewrite", "save", "load", "compile", "as_op", "Mode", "random", "RandomStream",
            "MRG_RandomStreams", "shared_randomstreams", "distributed", "OpFromGraph"]

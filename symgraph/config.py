@@ -48,6 +48,9 @@ _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     "print_test_value": (False, "SYMGRAPH_PRINT_TEST_VALUE", _bool),
     "profile": (False, "SYMGRAPH_PROFILE", _bool),
     "rewrite_history": (False, "SYMGRAPH_REWRITE_HISTORY", _bool),
+    # where a device backend runs each node on a device sharing host memory (backends/opencl/placement.py):
+    # 'auto' by size (calibrated), 'host' every node it can, 'device' every node it can as a kernel
+    "placement": ("auto", "SYMGRAPH_PLACEMENT", _choice("placement", ("auto", "host", "device"))),
 }
 
 

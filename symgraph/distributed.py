@@ -6,6 +6,7 @@ before every process applies the same update, so the parameters stay equal every
     sg.distributed.broadcast_parameters(params)                  # rank 0's initial values everywhere
     updates = sg.updates.adam(loss, params, data_parallel=True)  # all-reduced (mean) gradients
     step = sg.function([x, y], loss, updates=updates)            # one MPI call per step (bucketed)
+    srng = sg.distributed.random_stream(seed)                    # each rank its own dropout masks
 
 Run with ``mpirun -np N python train.py``; without mpirun (or without mpi4py) the communicator
 has one process and everything runs as usual. ``T.allreduce(x, op='sum'|'mean')`` is the op.
@@ -22,6 +23,7 @@ import numpy as np
 
 from symgraph.compile.shared import SharedVariable
 from symgraph.errors import InputError
+from symgraph.random import RandomStream
 from symgraph.tensor.collective import STATS, SelfComm, allreduce, communicator, set_communicator
 from symgraph.updates import get_or_compute_grads
 
@@ -64,6 +66,16 @@ def data_parallel_grads(loss_or_grads: Any, params: Sequence[SharedVariable], op
     return [allreduce(g, op) for g in get_or_compute_grads(loss_or_grads, params)]
 
 
+def random_stream(seed: int | None = None, cls: type[RandomStream] = RandomStream) -> RandomStream:
+    """A random stream (``cls``: ``sg.RandomStream`` or a Theano port) with this process's rank
+    folded into its key when the communicator has more than one process: each rank draws its own
+    numbers (its own dropout masks, not copies of rank 0's) and the same seed on the same rank
+    gives the same numbers on every run. In a run of one process it is the plain stream
+    ``cls(seed)``. Pass the same explicit seed on every rank (``seed=None`` gives each rank an
+    unrelated seed from the operating system, so the run cannot be repeated)."""
+    return cls(seed, rank=rank() if size() > 1 else None)
+
+
 @contextlib.contextmanager
 def abort_on_error(code: int = 1) -> Iterator[None]:
     """Run a block so that an exception on one rank ends every rank: the traceback is printed and
@@ -81,5 +93,5 @@ def abort_on_error(code: int = 1) -> Iterator[None]:
         raise
 
 
-__all__ = ["rank", "size", "allreduce", "broadcast_parameters", "data_parallel_grads", "abort_on_error",
-           "set_communicator", "communicator", "SelfComm", "STATS"]
+__all__ = ["rank", "size", "allreduce", "broadcast_parameters", "data_parallel_grads", "random_stream",
+           "abort_on_error", "set_communicator", "communicator", "SelfComm", "STATS"]

@@ -22,6 +22,7 @@ from symgraph.graph import hooks
 from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.graph.traversal import ancestors, clone_replace, toposort
 from symgraph.rewrite.for_grad import stabilized_cost
+from symgraph.scan import scan
 from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact, tensor_inputs, tensor_outputs
@@ -219,22 +220,28 @@ def _disconnected(w: TensorVariable, mode: str, give: str) -> Variable | None:
 
 # --- Jacobians, Hessians, Lop and Rop ---------------------------------------------------------------
 
-def _static_shape(v: TensorVariable, what: str) -> tuple[int, ...]:
-    shape = tuple(s for s in v.type.shape if s is not None)
-    if len(shape) != v.ndim:
-        raise GradientError(f"{what} needs a static shape to unroll over its elements, but {v} has type "
-                            f"{v.type}; declare it, e.g. T.tensor('float64', shape=(3,)), or use sg.Lop / "
-                            f"sg.Rop for Jacobian-vector products")
-    return shape
-
-
 def jacobian(expression: Variable, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
              disconnected_inputs: str = "raise") -> Any:
     """d expression / d wrt, of shape ``expression.shape + wrt.shape``: one reverse sweep per element
-    of ``expression``, whose shape must be static (a 0-d expression gives ``grad``)."""
+    of ``expression`` -- unrolled when its shape is static (a 0-d expression gives ``grad``), else
+    a scan over the flattened expression (as Theano builds it)."""
     expression = as_tensor_variable(expression)
-    shape = _static_shape(expression, "jacobian: the expression")
-    return _jacobian(expression, shape, wrt, consider_constant, disconnected_inputs)
+    if expression.ndim and any(s is None for s in expression.type.shape):
+        return _scan_jacobian(expression, wrt, consider_constant, disconnected_inputs)
+    return _jacobian(expression, expression.type.shape, wrt, consider_constant, disconnected_inputs)
+
+
+def _scan_jacobian(expression: TensorVariable, wrt: Any, consider_constant: Any, disconnected_inputs: str) -> Any:
+    """The Jacobian of an expression of dynamic shape: row i (a scan step) is grad(flat[i], wrt)."""
+    wrt_list, kind = _as_list(wrt)
+    flat = T.flatten(expression)
+
+    def row(i: Variable) -> list:
+        return grad(flat[i], wrt_list, consider_constant, disconnected_inputs)
+    rows, _ = scan(row, sequences=[T.arange(T.shape_i(flat, 0))], return_list=True)
+    shape = [T.shape_i(expression, d) for d in range(expression.ndim)]
+    out = [T.reshape(r, shape + [T.shape_i(w, d) for d in range(w.ndim)]) for r, w in zip(rows, wrt_list)]
+    return _give_back(out, kind)
 
 
 def _jacobian(expression: TensorVariable, shape: tuple, wrt: Any, consider_constant: Any,
@@ -261,13 +268,12 @@ def _jacobian(expression: TensorVariable, shape: tuple, wrt: Any, consider_const
 def hessian(cost: TensorVariable, wrt: Variable | Sequence[Variable], consider_constant: Sequence | None = None,
             disconnected_inputs: str = "raise") -> Any:
     """Second derivatives of the scalar ``cost``: for each ``wrt``, the Jacobian of its gradient
-    (shape ``wrt.shape + wrt.shape``; wrt needs a static shape)."""
+    (shape ``wrt.shape + wrt.shape``; a scan over the gradient's elements when wrt's shape is dynamic)."""
     wrt_list, kind = _as_list(wrt)
     out = []
     for w in wrt_list:
         g = grad(cost, w, consider_constant, disconnected_inputs)
-        shape = _static_shape(w, "hessian: wrt")
-        out.append(_jacobian(g, shape, w, consider_constant, disconnected_inputs="ignore"))
+        out.append(jacobian(g, w, consider_constant, disconnected_inputs="ignore"))
     return _give_back(out, kind)
 
 

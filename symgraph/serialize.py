@@ -244,7 +244,7 @@ class _Writer:
         if isinstance(obj, Function):
             return {"function": self.function(obj)}
         if isinstance(obj, RandomStream):
-            stream = {"class": type(obj).__name__, "seed": obj.default_seed,
+            stream = {"class": type(obj).__name__, "seed": obj.default_seed, "rank": obj.rank,
                       "key": self.var(obj.key), "counters": [self.var(c) for c in obj.counters]}
             if isinstance(obj, RandomStreams):  # Theano's port: a key per draw site too
                 stream["site_keys"] = [self.var(k) for k in obj.site_keys]
@@ -397,6 +397,10 @@ class _Reader:
             raise CorruptFileError(f"unknown random stream class {d.get('class')!r}")
         stream = object.__new__(classes[d["class"]])
         stream.default_seed = int(d["seed"])
+        rank = d.get("rank")  # files from before ranks were folded in have none
+        if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 0):
+            raise CorruptFileError(f"a saved random stream's rank must be an integer >= 0 or null, got {rank!r}")
+        stream.rank = rank
         key, counters = self._get(d["key"]), [self._get(k) for k in d["counters"]]
         site_keys: list[Variable] = []
         if isinstance(stream, RandomStreams):

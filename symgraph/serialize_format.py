@@ -21,7 +21,7 @@ from symgraph.tensor.type import TensorType
 
 FORMAT, VERSION = "symgraph", 1
 _OP_MODULES = ("symgraph.tensor", "symgraph.gradient", "symgraph.tensor.composite", "symgraph.tensor.fused",
-               "symgraph.ifelse", "symgraph.compile.placement")
+               "symgraph.ifelse", "symgraph.scan", "symgraph.compile.placement")
 
 
 class SerializationError(SymgraphError, ValueError):

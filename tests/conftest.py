@@ -6,6 +6,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+import symgraph
+
 # CI draws the same examples on every run (derandomize), so a red build always reproduces and
 # never comes from one unlucky draw; `make fuzz` (profile "fuzz") explores new random examples.
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, print_blob=True,
@@ -15,6 +17,13 @@ settings.register_profile("dev", max_examples=10, deadline=None, print_blob=True
 settings.register_profile("fuzz", max_examples=1000, deadline=None,
                           suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The suite tests the OpenCL kernels: every node the device can run runs there, whatever its size
+# (sg.config.placement 'device'), unless SYMGRAPH_PLACEMENT says otherwise. Size-aware placement
+# ('auto', the default) and 'host' are tested where a test asks for them (tests/test_placement.py,
+# the fuzzer).
+if not os.environ.get("SYMGRAPH_PLACEMENT"):
+    symgraph.config.placement = "device"
 
 
 def _why_no_opencl() -> str | None:

@@ -209,8 +209,11 @@ MODES = ["fast_run", "fast_compile", None]
 
 
 def _targets():
-    """Every backend in every mode (without rewrites, constant-only nodes reach the kernels)."""
-    return [(b, m) for b in ("numpy", "opencl") if b in BACKENDS for m in MODES]
+    """Every backend in every mode (without rewrites, constant-only nodes reach the kernels), and
+    OpenCL with its placement forced each way (every node a kernel: the suite's default; every
+    node on the host) and decided by size ('auto'): placement never changes a number."""
+    targets = [(b, m, None) for b in ("numpy", "opencl") if b in BACKENDS for m in MODES]
+    return targets + [("opencl", "fast_run", p) for p in ("host", "auto") if "opencl" in BACKENDS]
 
 
 def differential(case: Case) -> None:
@@ -219,16 +222,18 @@ def differential(case: Case) -> None:
     ref = _run(lambda: math_reference.evaluate(case.inputs, case.outputs, case.values))
     try:
         check_agree(case, ref, "op.perform interpreter", _run(lambda: reference(case)))
-        for backend, mode in _targets():
+        for backend, mode, placement in _targets():
+            where = {} if placement is None else {"placement": placement}
             compiled = _run(lambda: sg.function(case.inputs, case.outputs, backend=backend, mode=mode,
-                                                on_unused_input="ignore"))
+                                                on_unused_input="ignore", **where))
             if compiled[0] == "error":
                 STATS["crashes"] += 1
                 raise AssertionError(f"{backend}/{mode} failed to compile: {compiled[1]!r}\n{case}")
+            name = f"{backend}/mode={mode}" + (f"/placement={placement}" if placement else "")
             got = _run(lambda: compiled[1](*case.values))
-            check_agree(case, ref, f"{backend}/mode={mode}", got)
+            check_agree(case, ref, name, got)
             if got[0] == "ok":
-                check_agree(case, ref, f"{backend}/mode={mode} (second call)", _run(lambda: compiled[1](*case.values)))
+                check_agree(case, ref, f"{name} (second call)", _run(lambda: compiled[1](*case.values)))
     except AssertionError:
         STATS["mismatches"] += 1
         raise
@@ -282,7 +287,7 @@ def _fuzz_report(request):
     """Print the totals at the end of the module (most useful under ``make fuzz``)."""
     yield
     line = (f"fuzz: {STATS['graphs']} graphs tried, {STATS['mismatches']} mismatches, "
-            f"{STATS['crashes']} crashes (implementations: {', '.join(f'{b}/{m}' for b, m in _targets())})")
+            f"{STATS['crashes']} crashes (implementations: {', '.join(f'{b}/{m}/{p}' for b, m, p in _targets())})")
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print("\n" + line)

@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
@@ -237,7 +238,7 @@ def test_jacobian_against_finite_differences():
     y = T.tanh(T.dot(W, x)) * x[0]
     J = sg.function([x], sg.jacobian(y, x))(np.array([0.2, -0.4, 0.3]))
     x0 = np.array([0.2, -0.4, 0.3])
-    num = np.stack([fd(lambda v: _f(v)[i], [x0])[0] for i in range(2)])
+    num = np.stack([fd(lambda v, i=i: _f(v)[i], [x0])[0] for i in range(2)])
     assert J.shape == (2, 3)
     np.testing.assert_allclose(J, num, atol=1e-7)
 
@@ -265,10 +266,20 @@ def test_jacobian_of_an_empty_expression_is_empty():
     assert J.shape == (0, 3)
 
 
-def test_jacobian_needs_a_static_shape():
-    x = T.dvector("x")
-    with pytest.raises(GradientError, match="static shape"):
-        sg.jacobian(T.exp(x), x)
+def test_jacobian_and_hessian_of_dynamic_shape_are_scans():
+    """Without a static shape the Jacobian is a scan over the flattened expression (as in Theano)."""
+    x, W = T.dvector("x"), T.dmatrix("W")
+    J = sg.jacobian(T.tanh(T.dot(W, x)) * x[0], x)
+    H = sg.hessian((T.exp(x[0] * x[1]) + T.sin(x) * x[2]).sum(), x)
+    f = sg.function([x, W], [J, H])
+    wv, x0 = np.array([[1.0, 2.0, -1.0], [0.5, -0.3, 2.0]]), np.array([0.2, -0.4, 0.3])
+    got_j, got_h = f(x0, wv)
+    num = np.stack([fd(lambda v, i=i: _f(v)[i], [x0])[0] for i in range(2)])
+    np.testing.assert_allclose(got_j, num, atol=1e-7)
+    assert got_h.shape == (3, 3)
+    np.testing.assert_allclose(got_h, got_h.T, atol=1e-12)
+    empty = sg.function([x, W], sg.jacobian(T.dot(W, x), x))(np.zeros(0), np.zeros((2, 0)))
+    assert empty.shape == (2, 0)
 
 
 def test_hessian_against_finite_differences():
@@ -277,7 +288,7 @@ def test_hessian_against_finite_differences():
     H = sg.function([x], sg.hessian(cost, x))
     x0 = np.array([0.3, -0.5, 0.8])
     grad_f = sg.function([x], sg.grad(cost, x))
-    num = np.stack([fd(lambda v: grad_f(v)[i], [x0])[0] for i in range(3)])
+    num = np.stack([fd(lambda v, i=i: grad_f(v)[i], [x0])[0] for i in range(3)])
     got = H(x0)
     np.testing.assert_allclose(got, num, atol=1e-6)
     np.testing.assert_allclose(got, got.T, atol=1e-12)

@@ -238,18 +238,22 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_opencl_condition_reads_only_the_flag(backend):
-    """A condition computed on the device costs one tiny read; a host condition none."""
+    """A condition computed on the device costs one tiny read; a host condition (a scalar argument,
+    or work on scalar arguments) none: neither the scalar nor the flag moves."""
     if backend != "opencl":
         pytest.skip("placement exists on OpenCL only")
     from symgraph.backends.opencl.runtime import TRANSFERS
     c, x = T.fscalar("c"), T.fvector("x")
-    f = sg.function([c, x], ifelse(c > 0, x * 2, x * 3), backend="opencl")
     v = np.ones(4, "float32")
-    f(np.float32(1), v)
-    before = dict(TRANSFERS)
-    f(np.float32(1), v)
-    reads = sum(TRANSFERS[k] - before.get(k, 0) for k in ("to_host", "zero_copy_out"))
-    assert reads == 2  # the flag and the output
+    for cond, flag_reads in ((c > 0, 0), (T.gt(c * 2 - 1, 0), 0), (x.sum() > 0, 1)):
+        f = sg.function([c, x], ifelse(cond, x * 2, x * 3), backend="opencl", on_unused_input="ignore")
+        for cv in (1, -1):
+            np.testing.assert_array_equal(f(np.float32(cv), v), v * 2 if cv > 0 or flag_reads else v * 3)
+        before = dict(TRANSFERS)
+        f(np.float32(1), v)
+        moved = {k: TRANSFERS[k] - before.get(k, 0) for k in TRANSFERS}
+        assert moved.get("to_host", 0) + moved.get("zero_copy_out", 0) == flag_reads + 1  # (+ the output)
+        assert moved.get("to_device", 0) + moved.get("zero_copy_in", 0) == 1  # x only: c stays on the host
 
 
 _BRANCH_OPS = [T.exp, T.tanh, lambda v: v * 2, lambda v: v.sum() + v, T.sin, lambda v: T.maximum(v, 0.5)]

@@ -4,7 +4,9 @@ here in one process (a communicator of one)."""
 from __future__ import annotations
 
 import os
+import sys
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -99,3 +101,42 @@ def test_data_parallel_updates_and_save_load(tmp_path):
     assert any(isinstance(n.op, AllReduce) for n in g.graph.toposort())
     sg.distributed.broadcast_parameters([w])  # a communicator of one: unchanged
     assert w.get_value().shape == (3,)
+
+
+@needs_mpi
+def test_random_streams_fold_the_rank_in_and_repeat_across_runs():
+    """Issue 19: each rank draws its own dropout masks (the script checks that they differ), the
+    same ones as a single-process stream with that rank folded in (so every run repeats them), and
+    a run of one process draws the plain stream's."""
+    sys.path.insert(0, os.path.join(HERE, "mpi"))
+    try:
+        from random_ranks import SEED, masks_digest
+    finally:
+        sys.path.pop(0)
+    script = os.path.join(HERE, "mpi", "random_ranks.py")
+    two = mpirun([script], timeout=120)
+    assert two.returncode == 0, two.stdout + two.stderr
+    for r in (0, 1):
+        assert f"rank {r} of 2: {masks_digest(sg.RandomStream(SEED, rank=r))}" in two.stdout, two.stdout
+    one = mpirun([script], timeout=120, np_=1)
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert f"rank 0 of 1: {masks_digest(sg.RandomStream(SEED))}" in one.stdout, one.stdout
+
+
+def test_allreduce_results_held_are_never_overwritten_and_dropped_buffers_are_reused():
+    """Each compiled all-reduce reuses its result buffers (MPI is slow on fresh pages) but only
+    those nobody holds: results the caller keeps stay as they were."""
+    x, y = T.dmatrix("x"), T.dvector("y")
+    f = sg.function([x, y], [T.allreduce(x, "sum"), T.allreduce(y, "sum")])
+    held = [f(np.full((2, 3), float(k)), np.full(4, -float(k))) for k in range(6)]
+    for k, (a, b) in enumerate(held):
+        np.testing.assert_array_equal(a, np.full((2, 3), float(k)))
+        np.testing.assert_array_equal(b, np.full(4, -float(k)))
+    one = sg.function([y], T.allreduce(y, "sum"))
+    dropped = weakref.ref(one(np.ones(3)))
+    assert dropped() is not None  # the buffer is kept
+    again = one(np.full(3, 2.0))
+    assert np.shares_memory(again, dropped()) and again[0] == 2.0  # and handed out again
+    kept = one(np.arange(3.0))
+    np.testing.assert_array_equal(one(np.ones(3)), np.ones(3))
+    np.testing.assert_array_equal(kept, np.arange(3.0))

@@ -318,3 +318,48 @@ def test_dropout_fuses_into_one_kernel_on_opencl():
     xv, bv = np.ones((64, 48), np.float32), np.zeros(48, np.float32)
     out = f(xv, bv)
     assert set(np.unique(out)) <= {0.0, 2.5}
+
+
+def _mask(stream, n=64):
+    return sg.function([], T.nnet.dropout(T.ones((n,), "float64"), 0.5, stream))
+
+
+def test_a_rank_folds_into_the_key(tmp_path):
+    """Data-parallel streams (issue 19): rank r's key is fold_in(key(seed), r); ranks differ, the
+    same seed and rank repeat, seed() keeps the rank, and sg.save/sg.load keep it."""
+    for r in (0, 1, 5):
+        want = sg.function([], sg.random.fold_in(sg.random.key(11), np.uint64(r)))()
+        np.testing.assert_array_equal(sg.RandomStream(11, rank=r).key.get_value(), want)
+    plain, r0, r1 = (_mask(sg.RandomStream(11, rank=r)) for r in (None, 0, 1))
+    m = [f() for f in (plain, r0, r1)]
+    assert not np.array_equal(m[0], m[1]) and not np.array_equal(m[1], m[2]) and not np.array_equal(m[0], m[2])
+    np.testing.assert_array_equal(_mask(sg.RandomStream(11, rank=1))(), m[2])  # reproducible
+    assert sg.distributed.size() == 1  # one process: the helper's stream is the plain one
+    np.testing.assert_array_equal(_mask(sg.distributed.random_stream(11))(), m[0])
+    s = sg.RandomStream(11, rank=1)
+    f = _mask(s)
+    first = f()
+    s.seed(11)
+    np.testing.assert_array_equal(f(), first)
+    sg.save(s, tmp_path / "s.sg")
+    assert sg.load(tmp_path / "s.sg").rank == 1 and "rank=1" in repr(s)
+    for bad in (-1, 1.5, True, "0"):
+        with pytest.raises(ValueError, match="rank must be an integer"):
+            sg.RandomStream(1, rank=bad)
+
+
+def _reseeded(rank, seed=9):
+    u = sg.random.RandomStreams(0, rank=rank).uniform((8,))
+    state = u.rng.get_value()
+    state.seed(seed)
+    u.rng.set_value(state)
+    return sg.function([], u)()
+
+
+def test_theano_ports_fold_the_rank_into_every_draw():
+    a, b = sg.random.RandomStreams(3, rank=0), sg.random.RandomStreams(3, rank=1)
+    assert not np.array_equal(sg.function([], a.uniform((8,)))(), sg.function([], b.uniform((8,)))())
+    np.testing.assert_array_equal(_reseeded(1), _reseeded(1))  # reseeding one draw keeps the rank
+    assert not np.array_equal(_reseeded(1), _reseeded(None))
+    m0, m1 = sg.random.MRG_RandomStreams(rank=0), sg.random.MRG_RandomStreams(rank=1)
+    assert not np.array_equal(sg.function([], m0.uniform((8,)))(), sg.function([], m1.uniform((8,)))())

@@ -2,27 +2,36 @@
 a kernel launch, a view, a shape read, or a small host computation -- with values placed on the
 device or the host and every move between them an explicit, counted line of ``f.source``.
 Shared variables stay in device buffers across calls; updates are committed only after the whole
-call succeeded. Nodes the device cannot run become visible ``HostFallback`` nodes."""
+call succeeded. Nodes the device cannot run become visible ``HostFallback`` nodes; on a device
+that shares host memory, nodes cheaper on the host become visible ``HostPlaced`` nodes, run as
+the numpy backend's lowering in the same generated function (backends/opencl/placement.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from symgraph.backends.numpy import backend as _numpy_backend  # noqa: F401  (registers the numpy lowerings)
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl import loops
+from symgraph.backends.opencl import placement as pl
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
 from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
 from symgraph.compile.lowering import CodeContext
-from symgraph.compile.placement import HostFallback, wrap_in_fallback
+from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes, place_on_host, wrap_in_fallback
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
+
+_HOST_KINDS = ("host", "placed", "meta")
+"""Steps that run on the host and read no device buffer."""
 
 
 def _on_device(v: Variable) -> bool:
@@ -31,11 +40,18 @@ def _on_device(v: Variable) -> bool:
 
 
 def _small_host_node(node: Apply, host: set) -> bool:
-    """Integer bookkeeping on values already on the host (shapes): computed there, no transfer."""
+    """Bookkeeping on values already on the host (shapes, scalar arguments, the conditions of
+    branches built from them): computed there, with no transfer and no launch."""
     ins = [v for v in node.inputs if not isinstance(v, Constant)]
     return (bool(ins) and all(v in host for v in ins)
-            and all(isinstance(o.type, TensorType) and o.type.ndim <= 1 and o.type.dtype[0] in "iub"
-                    for o in node.outputs))
+            and all(isinstance(o.type, TensorType)
+                    and (o.type.ndim == 0 or o.type.ndim == 1 and o.type.dtype[0] in "iub") for o in node.outputs))
+
+
+def _starts_on_host(v: Variable) -> bool:
+    """An argument that stays where the caller gave it: one without a device dtype, or a scalar (a
+    branch condition or a step count reads it there; a kernel that wants it gets it uploaded)."""
+    return not _on_device(v) or getattr(v, "host_resident", False) or getattr(v.type, "ndim", None) == 0
 
 
 def _fallback_source(node: Apply, reason: str) -> str:
@@ -46,7 +62,7 @@ def _fallback_source(node: Apply, reason: str) -> str:
             f"   inputs copied device->host: {ins}\n   outputs copied host->device: {outs} */\n")
 
 
-OPTIONS: tuple[str, ...] = ("device",)
+OPTIONS: tuple[str, ...] = ("device", "placement")
 """The keywords of sg.function this backend takes: ``device`` (an index or name; default sg.config.device)."""
 
 
@@ -55,13 +71,21 @@ class OpenCLBackend(Backend):
 
     name = "opencl"
 
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, placement: str = "device", input_shapes: dict | None = None):
         self.rt = runtime
         self.kernels: dict[str, str] = {}
         self.fallbacks: list[str] = []
+        self.placed: list[str] = []
         self.plan: dict[Apply, Lowered] = {}
         self.host: set[Variable] = set()
         self._device_constants: dict[int, DeviceArray] = {}
+        self.mode = placement  # 'device', 'host' or 'auto' (see placement.mode_for)
+        self.input_shapes = dict(input_shapes or {})  # the user inputs' shapes this variant is placed for
+        self.cal = pl.calibration(runtime) if placement == "auto" else None
+        self.shapes: dict[Variable, tuple] = {}
+        self.to_host: set[Apply] = set()
+        self._host_outputs: set[Variable] = set()
+        self._reasons: dict[Apply, str] = {}
 
     # --- planning: which node runs how, and where each value lives -------------------------------
     def prepare(self, fgraph: FunctionGraph, spec: Any) -> None:
@@ -74,9 +98,22 @@ class OpenCLBackend(Backend):
     def _plan(self, fgraph: FunctionGraph) -> bool:
         self.kernels.clear()
         self.fallbacks.clear()
-        self.plan, self.host = {}, {v for v in fgraph.inputs if not _on_device(v) or getattr(v, "host_resident", False)}
+        self.placed.clear()
+        self.plan, self.host = {}, {v for v in fgraph.inputs if _starts_on_host(v)}
+        self._decide(fgraph)
         self.ctx = LowerContext(self.rt, self.kernels, self.host)
         return self._plan_nodes(fgraph)
+
+    def _decide(self, fgraph: FunctionGraph) -> None:
+        """Which nodes run on the host by placement, at the sizes known (the static shapes, the
+        shared variables' values, and the user inputs' shapes this variant is placed for); the
+        graph inputs those nodes read stay on the host side (device readers wrap them, zero-copy)."""
+        if self.mode == "device":
+            self.to_host = set()
+            return
+        self.shapes = concrete_shapes(fgraph.toposort(), pl.known_shapes(fgraph, self.input_shapes))
+        self.to_host = pl.decide(fgraph, self.mode, self.cal, self.shapes)
+        self.host.update(v for node in self.to_host for v in node.inputs if v in fgraph.inputs)
 
     def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
         self.host.update(v for v, side in zip(fgraph.inputs, input_sides) if side == HOST)
@@ -88,6 +125,11 @@ class OpenCLBackend(Backend):
         unit and say so (True: plan again)."""
         for node in fgraph.toposort():
             self.ctx.node = node
+            if node in self.to_host and not isinstance(node.op, HostPlaced) and not _small_host_node(node, self.host):
+                why = pl.describe(node, self.shapes, self.mode, self.cal)
+                node = place_on_host(fgraph, node, "opencl")
+                self._reasons[node] = why
+                self.ctx.node = node
             lowered = self._lower(node)
             if lowered == EXPAND or (lowered is None and type(node.op).expand is not Op.expand
                                      and not isinstance(node.op, HostFallback)):
@@ -102,14 +144,16 @@ class OpenCLBackend(Backend):
                 node = wrap_in_fallback(fgraph, node, "opencl", reason)
                 lowered = self._fallback(node, reason)
             self.plan[node] = lowered
-            if lowered.kind in ("host", "meta", "fallback") or lowered.host_outputs:
+            if lowered.kind in ("host", "meta", "fallback", "placed") or lowered.host_outputs:
                 self.host.update(node.outputs)
             self.host.update(o for o in node.outputs if not _on_device(o))
         return False
 
     def _lower(self, node: Apply) -> Lowered | str | None:
-        if isinstance(node.op, IfElse):  # its branches are planned when the emitter compiles them
+        if isinstance(node.op, (IfElse, Scan)):  # the emitter plans their inner graphs
             return Lowered(None, kind="control")
+        if isinstance(node.op, HostPlaced):
+            return self._placed(node)
         if _small_host_node(node, self.host):
             return Lowered(None, kind="host")
         if isinstance(node.op, HostFallback):
@@ -125,15 +169,29 @@ class OpenCLBackend(Backend):
         self.ctx.node_kernels[node] = [name]
         return Lowered(None, kind="fallback")
 
+    def _placed(self, node: Apply) -> Lowered:
+        """A node placement runs on the host: listed in ``f.kernels`` with the reason."""
+        op = cast(HostPlaced, node.op).op
+        name = "".join(c if c.isalnum() else "_" for c in f"onhost{len(self.placed) + 1}_{op}")[:48]
+        why = self._reasons.get(node) or pl.describe(node, self.shapes, self.mode, self.cal)
+        zero = "they share memory with the device: no copies" if self.rt.zero_copy else "copied between host and device"
+        self.kernels[name] = (f"/* ON HOST: {op} runs on the host with numpy ({why}).\n"
+                              f"   inputs and outputs: {zero} */\n")
+        self.placed.append(name)
+        self.ctx.node_kernels[node] = [name]
+        self._host_outputs.update(node.outputs)
+        return Lowered(None, kind="placed")
+
     def side(self, v: Variable) -> str:
         """Constants live on the host (uploaded once, at compile time, where a kernel reads them)."""
         return HOST if v in self.host or isinstance(v, Constant) or not _on_device(v) else DEVICE
 
     def wanted_sides(self, node: Apply) -> list[str | None]:
         lowered = self.plan[node]
-        if lowered.kind in ("host", "fallback"):
+        if lowered.kind in ("host", "fallback", "placed"):
             return [HOST] * len(node.inputs)
-        if lowered.kind == "control":  # the condition is read on the host; the branches read values as they are
+        if lowered.kind == "control":
+            # the condition (step count) is read on the host; the inner graphs read values as they are
             return [HOST] + [None] * (len(node.inputs) - 1)
         if lowered.kind == "meta":
             return [None] * len(node.inputs)
@@ -146,6 +204,11 @@ class OpenCLBackend(Backend):
     # --- code ---------------------------------------------------------------------------------
     def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
         lowered = self.plan[node]
+        if lowered.kind == "placed":  # the numpy backend's lowering of the op itself
+            expr = expression(cast(HostPlaced, node.op).inner(node), ins, em.ctx)
+            if expr is None:
+                return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
+            return [f"{', '.join(outs)} = {expr}"]
         if lowered.kind in ("host", "fallback"):
             expr = expression(node, ins, em.ctx)
             if expr is None:
@@ -201,11 +264,16 @@ class OpenCLBackend(Backend):
         return f"{ctx.ref(copy_of, 'copy_of')}({expr})" if side == DEVICE else f"np.array({expr})"
 
     def output(self, expr: str, v: Variable, side: str, copy: bool, ctx: CodeContext) -> str:
+        if side == HOST and v in self._host_outputs:  # numpy's result: copied only where the schedule says
+            return Backend.output(self, expr, v, side, copy, ctx)
         if side == HOST:
             return f"np.array({expr})"
         return f"{expr}.to_host(copy=True)" if copy else f"{expr}.to_host()"
 
     def contexts(self, ctx: CodeContext) -> list[str]:
+        """The device's call scope, unless every step runs on the host (no kernel, no upload)."""
+        if self.plan and all(lowered.kind in _HOST_KINDS for lowered in self.plan.values()):
+            return []
         return [ctx.ref(self.rt.call_lock, "call_lock"), ctx.ref(self.rt.end_of_call, "end_of_call")]
 
     def before_commit(self, ctx: CodeContext) -> list[str]:
@@ -222,6 +290,39 @@ class OpenCLBackend(Backend):
 
     def kernel_names(self, node: Apply) -> list[str]:
         return list(self.ctx.node_kernels.get(node, ()))
+
+    # loops: rows of device arrays are views, stores and growth are device copies (backends/opencl/loops.py)
+    def loop_row(self, buf: str, t: str, side: str, ctx: CodeContext) -> str:
+        return super().loop_row(buf, t, side, ctx) if side == HOST else f"{ctx.ref(loops.row, 'row')}({buf}, {t})"
+
+    def loop_store(self, buf: str, t: str, value: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_store(buf, t, value, side, ctx)
+        return f"{ctx.ref(loops.store, 'store_row')}({buf}, {t}, {value})"
+
+    def loop_rows(self, shape: str, dtype: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_rows(shape, dtype, side, ctx)
+        return f"{ctx.ref(self._loop_helpers()[0], 'device_rows')}({shape}, {dtype})"
+
+    def loop_resize(self, buf: str, rows: str, side: str, ctx: CodeContext) -> str:
+        if side == HOST:
+            return super().loop_resize(buf, rows, side, ctx)
+        return f"{ctx.ref(self._loop_helpers()[1], 'device_resize')}({buf}, {rows})"
+
+    def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
+        # a strided view (W.T in a gradient's loop) read by every step's kernels: one copy before the loop
+        return name if side != DEVICE else f"{ctx.ref(loops.contiguous, 'contiguous')}({name})"
+
+    def loop_stop_flags(self, ctx: CodeContext) -> str | None:
+        # a while loop's condition is read every SPECULATE steps: reading it waits for the queue
+        return f"{ctx.ref(self._loop_helpers()[2], 'stop_flags')}()"
+
+    def _loop_helpers(self) -> tuple:
+        if not hasattr(self, "_loop_fns"):
+            self._loop_fns = (loops.make_rows(self.rt), loops.make_resize(self.rt),
+                              loops.make_stop_flags(self.rt, loops.SPECULATE))
+        return self._loop_fns
 
 
 def copy_of(x: DeviceArray) -> DeviceArray:
@@ -253,4 +354,11 @@ class OpenCLFunction(LinkedFunction):
 def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
     """Lower ``fgraph`` to OpenCL kernels on the configured device (spec.options['device'] or
     sg.config.device) and return the callable."""
-    return link(fgraph, spec, OpenCLBackend(get_runtime(spec.options.get("device"))), OpenCLFunction)
+    rt = get_runtime(spec.options.get("device"))
+    mode = pl.mode_for(rt, spec.options.get("placement"))
+
+    def build(graph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> OpenCLFunction:
+        return link(graph, spec, OpenCLBackend(rt, mode, input_shapes), OpenCLFunction)
+    if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {})):
+        return pl.SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
+    return build(fgraph, {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.graph.basic import Apply
-from symgraph.tensor.collective import AllReduce, AllReduceBucket, allreduce_inplace, allreduce_many
+from symgraph.tensor.collective import AllReduce, AllReduceBucket, Buffers, allreduce_inplace, allreduce_many
 from symgraph.tensor.type import tensor_outputs
 
 
@@ -22,9 +22,10 @@ def _allreduce(node: Apply, ctx: LowerContext) -> Lowered:
 
 @lowers(AllReduceBucket)
 def _allreduce_bucket(node: Apply, ctx: LowerContext) -> Lowered:
-    rt, op, dtype = ctx.runtime, node.op_as(AllReduceBucket).op, tensor_outputs(node)[0].dtype
+    rt, op = ctx.runtime, node.op_as(AllReduceBucket).op
+    buffers = Buffers(tensor_outputs(node)[0].dtype)
 
     def run(inputs: list) -> list:
-        reduced = allreduce_many([x.to_host() for x in inputs], op, dtype)
+        reduced = allreduce_many([x.to_host() for x in inputs], op, buffers)
         return [rt.to_device(r, "all-reduced bucket") for r in reduced]
     return Lowered(run, label=f"allreduce_bucket_{op}")

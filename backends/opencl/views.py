@@ -4,6 +4,7 @@ from __future__ import annotations
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.graph.basic import Apply
+from symgraph.scan.op import CheckRan
 from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.gradient_ops import DisconnectedGrad, ZeroGrad
 
@@ -39,3 +40,12 @@ def lower_gradient_cut(node: Apply, ctx: LowerContext) -> Lowered:
     """zero_grad / disconnected_grad: the identity in the forward pass (they only change the
     gradient graph; rewrites drop them, but mode=None keeps them)."""
     return Lowered(lambda ins: [ins[0]], kind="view")
+
+
+@lowers(CheckRan)
+def lower_check_ran(node: Apply, ctx: LowerContext) -> Lowered:
+    """A loop's final carry where ``trace[-1]`` was read: the value itself, after a host check of the
+    step count."""
+    def run(ins: list) -> list:
+        return node.op.perform(node, ins)
+    return Lowered(run, kind="view", host_inputs=frozenset({1}))

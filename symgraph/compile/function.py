@@ -21,7 +21,7 @@ from symgraph.errors import InputError
 from symgraph.graph.basic import Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.traversal import ancestors, clone_replace
-from symgraph.rewrite import RewriteHistory, as_mode, rewrite_graph, sink_into_branches
+from symgraph.rewrite import RewriteHistory, as_mode, rewrite_graph, sink_everywhere
 from symgraph.tensor.type import TensorType, as_tensor_variable
 
 
@@ -94,7 +94,7 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     ``sg.config.profile``); ``history=True`` records the graph after each rewrite pass
     (``f.history``, the explorer's slider; default ``sg.config.rewrite_history``);
     ``trust_input=True`` skips the argument checks (``f.trust_input``). Other keywords are the
-    backend's own options (OpenCL: ``device``; dask: ``chunks``, ``compute``, ``scheduler``)."""
+    backend's own options (OpenCL: ``device``, ``placement``; dask: ``chunks``, ``compute``, ``scheduler``)."""
     backend = backend or config.backend
     _check_options(options, backend)
     ins = _check_inputs(inputs)
@@ -113,7 +113,7 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     record = RewriteHistory() if (config.rewrite_history if history is None else history) else None
     if record is not None:
         record.attach(fgraph)
-    sink_into_branches(fgraph)  # laziness is not an optimization: every mode moves branch-only code into branches
+    sink_everywhere(fgraph)  # laziness is not an optimization: every mode moves branch-only code into branches
     report = rewrite_graph(fgraph, mode, history=record)
     index = {v: k for k, v in enumerate(shared_vars)}
     spec = CompileSpec(

@@ -39,16 +39,16 @@ from symgraph.compile.calls import bind_arguments as bind_arguments
 from symgraph.compile.calls import missing_input as missing_input
 from symgraph.compile.calls import new_serial as new_serial
 from symgraph.compile.calls import rewrap as rewrap
-from symgraph.compile.lowering import CodeContext, python_name
+from symgraph.compile.loop import LoopEmitter, resize_rows
+from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name  # noqa: F401 (DEVICE: backends import it from here)
 from symgraph.compile.schedule import ArgSpec, Schedule
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.graph.inner import InnerGraphOp
 from symgraph.ifelse import IfElse
-from symgraph.safe_text import code_comment
+from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
 
-HOST, DEVICE = "host", "device"
 FILENAME_PREFIX = "<symgraph "
 
 # --- the backend seam -----------------------------------------------------------------------------
@@ -153,11 +153,41 @@ class Backend:
         """The names (keys of ``f.kernels``) of the device code ``node`` runs; none on the host."""
         return []
 
+    # loops (symgraph/compile/loop.py): rows of sequences and of traces, on the side they live on
+    def loop_row(self, buf: str, t: str, side: str, ctx: CodeContext) -> str:
+        """An expression for row ``t`` of ``buf`` (a view)."""
+        return f"{buf}[{t}]"
+
+    def loop_store(self, buf: str, t: str, value: str, side: str, ctx: CodeContext) -> str:
+        """A statement writing ``value`` into row ``t`` of ``buf``."""
+        return f"{buf}[{t}] = {value}"
+
+    def loop_rows(self, shape: str, dtype: str, side: str, ctx: CodeContext) -> str:
+        """An expression for a new, uninitialised buffer of ``shape`` and ``dtype`` (a global's name)."""
+        return f"np.empty({shape}, {dtype})"
+
+    def loop_resize(self, buf: str, rows: str, side: str, ctx: CodeContext) -> str:
+        """An expression for ``buf`` with ``rows`` rows: its first rows, or grown with the old rows kept."""
+        return f"{ctx.ref(resize_rows, 'resize_rows')}({buf}, {rows})"
+
+    def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
+        """An expression for a value every step of a loop reads (``name`` as it is, by default; a
+        device backend may lay a strided view out contiguously once, before the loop)."""
+        return name
+
+    def loop_stop_flags(self, ctx: CodeContext) -> str | None:
+        """None: a while loop tests its condition after every step. Else an expression for an
+        object with ``add(cond) -> bool`` (True: check now) and ``first() -> int`` (the first
+        pending step whose condition held, or -1): the loop then runs a few steps ahead of its
+        condition and ends where the first true condition says (compile/loop.py)."""
+        return None
+
 
 # --- the emitter ----------------------------------------------------------------------------------
 
-class Emitter:
-    """Writes the generated function for one schedule on one backend."""
+class Emitter(LoopEmitter):
+    """Writes the generated function for one schedule on one backend (loops: ``emit_scan``,
+    symgraph/compile/loop.py)."""
 
     def __init__(self, schedule: Schedule, backend: Backend):
         self.s, self.b = schedule, backend
@@ -263,6 +293,8 @@ class Emitter:
             outs = [self.name(o) for o in node.outputs]
             if isinstance(node.op, IfElse):
                 self.emit_ifelse(node, ins, outs)
+            elif isinstance(node.op, Scan):
+                self.emit_scan(node, ins, outs)
             else:
                 self.emit_node(node, ins, outs)
             freed = schedule.frees(step, node)
@@ -299,9 +331,10 @@ class Emitter:
             self.depth -= 1
 
     def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
-                   out_sides: list[str]) -> None:
+                   out_sides: list[str | None]) -> None:
         """An inner graph's statements, its inputs bound to ``in_names``, its results assigned to
-        ``out_names`` on ``out_sides`` (copied where they would share an input's or a constant's memory)."""
+        ``out_names`` on ``out_sides`` (None: where each already is; copied where they would share
+        an input's or a constant's memory)."""
         schedule = Schedule(fgraph, _InnerSpec(len(fgraph.inputs)))
         outer_converted, outer_step, outer_node = self.converted, self.step, self.node
         self.converted = dict(outer_converted)  # a conversion made inside a branch exists only there
@@ -309,6 +342,7 @@ class Emitter:
             self.names[v] = n
         self.emit_nodes(schedule)
         for k, (v, side) in enumerate(zip(fgraph.outputs, out_sides)):
+            side = side if side is not None else self.b.side(v)  # None: where the value already is
             expr = self.arg(v, side)
             if schedule.copies[k] and (v, side) not in self.converted:
                 expr = self.b.copy(expr, side, self.ctx)
@@ -487,11 +521,3 @@ def link(fgraph: FunctionGraph, spec: Any, backend: Backend, cls: type[LinkedFun
     return linked
 
 
-def describe(node: Apply) -> str:
-    """The comment after a node's line: its op and where the user built it (file name and line
-    number), made inert by ``code_comment``: nothing from a trace or a loaded file can end the
-    comment and become code."""
-    where = ""
-    if node.trace is not None:
-        where = f"  ({node.trace.filename.rsplit('/', 1)[-1]}:{int(node.trace.lineno)})"
-    return code_comment(f"{node.op}{where}")

@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from symgraph.safe_text import code_comment
+
+HOST, DEVICE = "host", "device"  # where a value lives in generated code (see symgraph/compile/link.py)
+
 
 class LoweringTable:
     """Op class -> lowering function, with lookup along the op class's MRO (cached)."""
@@ -90,3 +94,13 @@ def python_name(name: str | None, default: str, taken: set[str]) -> str:
         result = f"{default}_{k}"
     taken.add(result)
     return result
+
+
+def describe(node: Any) -> str:
+    """The comment after a node's line: its op and where the user built it (file name and line
+    number), made inert by ``code_comment``: nothing from a trace or a loaded file can end the
+    comment and become code."""
+    where = ""
+    if node.trace is not None:
+        where = f"  ({node.trace.filename.rsplit('/', 1)[-1]}:{int(node.trace.lineno)})"
+    return code_comment(f"{node.op}{where}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import graphviz
 
-from symgraph.compile.placement import HostFallback
+from symgraph.compile.placement import HostFallback, HostPlaced
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.printing.collect import op_label
 from symgraph.printing.render import render
@@ -63,7 +63,7 @@ def apply_attrs(node: Apply, fused: bool) -> tuple[str, dict]:
     """The label and style of an Apply node: fused kernels (an op with an inner graph) are bold
     boxes, host fallbacks red octagons, the rest ellipses."""
     op = node.op
-    if isinstance(op, HostFallback):
+    if isinstance(op, HostFallback) and not isinstance(op, HostPlaced):  # placed by choice: drawn as its op
         return short(f"HOST {getattr(op, 'op', op)}"), {**FALLBACK, "class": "apply fallback" + " fused" * fused}
     if fused:
         return short(op_label(op)), {**FUSED, "class": "apply fused"}

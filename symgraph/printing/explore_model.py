@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from symgraph.compile.placement import HostFallback
+from symgraph.compile.placement import HostFallback, HostPlaced
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import toposort
 from symgraph.printing.collect import GraphView, collect, inner_graph, op_label
@@ -84,7 +84,7 @@ def node_facts(node: Apply, trace: Any) -> dict:
         params.append([key, short(repr(value) if not isinstance(value, str) else value, MAX_PARAM_CHARS)])
     facts: dict[str, Any] = {"op": op_label(op), "op_class": type(op).__name__, "params": params,
              "inputs": [_var_facts(v) for v in node.inputs], "outputs": [_var_facts(v) for v in node.outputs],
-             "user": None, "code": [], "kernels": [], "inner": None, "fallback": isinstance(op, HostFallback),
+             "user": None, "code": [], "kernels": [], "inner": None, "fallback": _is_fallback(op),
              "profile": None, "origin": [], "step": None}
     if trace is not None:
         facts["user"] = {"file": str(trace.filename), "line": int(trace.lineno), "function": str(trace.function),
@@ -301,3 +301,8 @@ def view_model(obj: Any, timeout: float = 120) -> dict:
     for s, n, _ in state.nodes:
         page.describe(s, n)
     return page.data
+
+
+def _is_fallback(op: Any) -> bool:
+    """A node the device could not run (a HostFallback), not one placed on the host by choice."""
+    return isinstance(op, HostFallback) and not isinstance(op, HostPlaced)

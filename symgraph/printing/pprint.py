@@ -103,11 +103,11 @@ def _number(data: Any) -> str:
 
 def _apply(node: Apply, k: int, args: list[Expr]) -> Expr:
     op = node.op
-    inner = inner_graph(node)
+    printer = PRINTERS.get(type(op).__name__)
+    inner = inner_graph(node) if printer is None else None
     if inner is not None:
         ins, outs = inner
         return _render([outs[k]], {id(v): a for v, a in zip(ins, args)})[id(outs[k])]
-    printer = PRINTERS.get(type(op).__name__)
     if printer is not None:
         expr = printer(op, args)
     else:
@@ -221,4 +221,5 @@ def _dimshuffle(op: Any, args: list[Expr]) -> Expr:
 PRINTERS["DimShuffle"] = _dimshuffle
 PRINTERS["MatMul"] = lambda op, args: _scalar_infix("@", args)
 PRINTERS["Shape"] = lambda op, args: (_wrap(args[0], ATOM) + ".shape", ATOM)
+PRINTERS["Scan"] = lambda op, args: _call("scan", args)  # a loop, not its body's expression
 PRINTERS["Shape_i"] = lambda op, args: (f"{_wrap(args[0], ATOM)}.shape[{op.i}]", ATOM)

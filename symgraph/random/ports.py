@@ -16,8 +16,7 @@ import numpy as np
 from symgraph.compile.shared import SharedVariable
 from symgraph.graph.basic import Variable
 from symgraph.random import distributions as D
-from symgraph.random.streams import RandomStream, fresh_seed, state_variable
-from symgraph.rng.philox import key_from_seed
+from symgraph.random.streams import RandomStream, fresh_seed, state_variable, stream_key
 from symgraph.tensor.elemwise import cast
 from symgraph.tensor.random_ops import Words
 from symgraph.tensor.type import TensorVariable
@@ -32,14 +31,15 @@ def site_seed(seed: int, site: int) -> int:
 
 class DrawState:
     """The state of one draw site (Theano's RandomState in ``rv.rng``): its key and call counter.
-    ``seed(n)`` restarts the draw from seed ``n``; ``get_state()``/``set_state()`` copy it."""
+    ``seed(n)`` restarts the draw from seed ``n`` (the stream's rank folded in);
+    ``get_state()``/``set_state()`` copy it."""
 
-    def __init__(self, key: np.ndarray, counter: Any):
-        self.key, self.counter = np.array(key, np.uint64), np.uint64(counter)
+    def __init__(self, key: np.ndarray, counter: Any, rank: int | None = None):
+        self.key, self.counter, self.rank = np.array(key, np.uint64), np.uint64(counter), rank
 
     def seed(self, seed: int | None = None) -> None:
         """Restart this draw from ``seed`` (None: a seed from the operating system)."""
-        self.key, self.counter = key_from_seed(fresh_seed() if seed is None else seed), np.uint64(0)
+        self.key, self.counter = stream_key(fresh_seed() if seed is None else seed, self.rank), np.uint64(0)
 
     def get_state(self) -> tuple[str, np.ndarray, np.uint64]:
         return ("philox", self.key.copy(), self.counter)
@@ -56,11 +56,11 @@ class DrawRNG:
     """``rv.rng``: the state of one draw, read and written like Theano's shared RandomState.
     ``get_value()`` is a copy of the state; changes take effect through ``set_value``."""
 
-    def __init__(self, key: SharedVariable, counter: SharedVariable):
-        self.key, self.counter, self.name = key, counter, key.name
+    def __init__(self, key: SharedVariable, counter: SharedVariable, rank: int | None = None):
+        self.key, self.counter, self.name, self.rank = key, counter, key.name, rank
 
     def get_value(self, borrow: bool = False, return_internal_type: bool = False) -> DrawState:
-        return DrawState(self.key.get_value(), self.counter.get_value())
+        return DrawState(self.key.get_value(), self.counter.get_value(), self.rank)
 
     def set_value(self, value: DrawState, borrow: bool = False) -> None:
         if not isinstance(value, DrawState):
@@ -77,33 +77,33 @@ class RandomStreams(RandomStream):
     ``random_integers`` with an inclusive high, ``choice(size, a)`` and ``permutation(size, n)``;
     each draw has its own key and ``rv.rng`` (see the module docstring)."""
 
-    def __init__(self, seed: int | None = None):
-        super().__init__(seed)
+    def __init__(self, seed: int | None = None, rank: int | None = None):
+        super().__init__(seed, rank)
         self.site_keys: list[SharedVariable] = []
 
     def next_words(self) -> Words:
         """The words of a new draw site: its own key, its call counter."""
         words = super().next_words()
         site = len(self.counters) - 1
-        key = state_variable(key_from_seed(site_seed(self.default_seed, site)), f"rng_key{site}")
+        key = state_variable(stream_key(site_seed(self.default_seed, site), self.rank), f"rng_key{site}")
         self.site_keys.append(key)
         return words._replace(k0=key[0], k1=key[1])
 
     def _with_rng(self, v: Variable) -> Variable:
-        v.rng = DrawRNG(self.site_keys[-1], self.counters[-1])  # type: ignore[attr-defined]
+        v.rng = DrawRNG(self.site_keys[-1], self.counters[-1], self.rank)  # type: ignore[attr-defined]
         return v
 
     def seed(self, seed: int | None = None) -> None:
         """Reseed every draw, each with its own seed derived from ``seed`` (Theano's), counters zeroed."""
         super().seed(seed)
         for site, key in enumerate(self.site_keys):
-            key.set_value(key_from_seed(site_seed(self.default_seed, site)))
+            key.set_value(stream_key(site_seed(self.default_seed, site), self.rank))
 
     @property
     def state_updates(self) -> list[tuple[Any, Variable]]:
         """(``rv.rng``, its update) per draw, as Theano listed them: copying ``rng.get_value()``
         from one stream's list to another's copies the whole state of each draw."""
-        return [(DrawRNG(k, c), u) for k, (c, u) in zip(self.site_keys, self.updates())]
+        return [(DrawRNG(k, c, self.rank), u) for k, (c, u) in zip(self.site_keys, self.updates())]
 
     def get_state(self) -> dict[str, np.ndarray]:
         state = super().get_state()
@@ -150,8 +150,8 @@ class MRG_RandomStreams(RandomStream):
     """``theano.sandbox.rng_mrg.MRG_RandomStreams`` (default seed 12345). ``nstreams`` is accepted
     for compatibility and has no effect: these streams do not depend on it."""
 
-    def __init__(self, seed: int = 12345):
-        super().__init__(seed)
+    def __init__(self, seed: int = 12345, rank: int | None = None):
+        super().__init__(seed, rank)
 
     def uniform(self, size: Any = None, low: Any = 0.0, high: Any = 1.0, ndim: int | None = None,
                 dtype: str | None = None, nstreams: Any = None) -> Variable:

@@ -10,7 +10,11 @@ counter (block of i, c, s, loop step) alone (symgraph/rng/philox.py), so:
   advances nothing, because the counters are shared variables committed with the call's updates;
 - ``srng.seed(s)`` sets the key and zeroes the counters in place: functions already compiled read
   them at each call, on every backend (no state is copied at compile time);
-- keys and counters are shared variables, so sg.save/sg.load keep them with a function.
+- keys and counters are shared variables, so sg.save/sg.load keep them with a function;
+- ``rank=r`` folds a process rank into the key (data-parallel training: each MPI rank draws its
+  own numbers, e.g. its own dropout masks, and the same seed and rank give the same numbers on
+  any run): the key is ``fold_in(key(seed), r)``, the key derivation of ``sg.random.fold_in``.
+  ``sg.distributed.random_stream(seed)`` passes the MPI rank when there is more than one process.
 """
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ import numpy as np
 from symgraph.compile.shared import SharedVariable, shared
 from symgraph.graph.basic import Variable
 from symgraph.random import distributions as D
-from symgraph.rng.philox import SUB_SHIFT, key_from_seed
-from symgraph.tensor.random_ops import Words
+from symgraph.rng.philox import FOLD_WORD, SUB_SHIFT, derive_keys, key_from_seed
+from symgraph.tensor.random_ops import Words, current_loop_step
 from symgraph.tensor.type import constant
 
 MAX_SITES = 1 << SUB_SHIFT
@@ -37,6 +41,24 @@ def state_variable(value: np.ndarray | np.integer, name: str) -> SharedVariable:
     return v
 
 
+def stream_key(seed: int, rank: int | None = None) -> np.ndarray:
+    """The key of a stream seeded ``seed``, with ``rank`` folded in (None: no fold, the plain
+    stream): ``fold_in(key(seed), rank)``, so ranks draw unrelated numbers from one seed."""
+    key = key_from_seed(seed)
+    if rank is None:
+        return key
+    return derive_keys((int(key[0]), int(key[1])), FOLD_WORD, np.array([rank], np.uint64))[0]
+
+
+def check_rank(rank: int | None) -> int | None:
+    """``rank`` as an int (None stays None); a negative or non-integer rank is a ValueError."""
+    if rank is None:
+        return None
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 0:
+        raise ValueError(f"a random stream's rank must be an integer >= 0 or None, got {rank!r}")
+    return int(rank)
+
+
 def fresh_seed() -> int:
     """A seed from the operating system's entropy (for ``RandomStream(seed=None)``)."""
     return secrets.randbits(63)
@@ -44,32 +66,40 @@ def fresh_seed() -> int:
 
 class RandomStream:
     """A stream of random draws for graphs (PyTensor's ``RandomStream``, Theano's ``RandomStreams``
-    with a counter-based generator). ``seed=None`` takes a seed from the operating system."""
+    with a counter-based generator). ``seed=None`` takes a seed from the operating system.
+    ``rank`` (a process rank, e.g. ``sg.distributed.rank()``) is folded into the key: streams of
+    one seed and different ranks draw different numbers; None (the default) folds nothing."""
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, rank: int | None = None):
         self.default_seed = fresh_seed() if seed is None else int(seed)
-        self.key = state_variable(key_from_seed(self.default_seed), "rng_key")
+        self.rank = check_rank(rank)
+        self.key = state_variable(stream_key(self.default_seed, self.rank), "rng_key")
         self.counters: list[SharedVariable] = []
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} seed={self.default_seed} with {len(self.counters)} draw site(s)>"
+        rank = "" if self.rank is None else f" rank={self.rank}"
+        return f"<{type(self).__name__} seed={self.default_seed}{rank} with {len(self.counters)} draw site(s)>"
 
     # --- state -------------------------------------------------------------------------------------
     def next_words(self) -> Words:
-        """The key and counter words of a new draw site (its own call counter, updated by default)."""
+        """The key and counter words of a new draw site (its own call counter, updated by default;
+        inside a scan body, the loop step as counter word c3, so every step draws fresh numbers)."""
         site = len(self.counters)
         if site >= MAX_SITES:
             raise ValueError(f"a random stream has at most {MAX_SITES} draw sites")
         ctr = state_variable(np.uint64(0), f"rng_call{site}")
         ctr.default_update = ctr + constant(np.uint64(1))
         self.counters.append(ctr)
-        return Words(self.key[0], self.key[1], ctr, constant(np.uint64(site)), constant(np.uint64(0)))
+        step = current_loop_step()
+        return Words(self.key[0], self.key[1], ctr, constant(np.uint64(site)),
+                     constant(np.uint64(0)) if step is None else step)
 
     def seed(self, seed: int | None = None) -> None:
         """Restart the stream from ``seed`` (default: the stream's own seed): sets the key and
-        zeroes every call counter, in place, so functions already compiled see it at their next call."""
+        zeroes every call counter, in place, so functions already compiled see it at their next call
+        (the stream's rank stays folded in)."""
         self.default_seed = self.default_seed if seed is None else int(seed)
-        self.key.set_value(key_from_seed(self.default_seed))
+        self.key.set_value(stream_key(self.default_seed, self.rank))
         for c in self.counters:
             c.set_value(np.uint64(0))
 

@@ -1,9 +1,11 @@
 """Graph rewriting: the ordered pipeline that sg.function runs on every FunctionGraph.
 
 Passes, in order: ``merge``, ``constant_folding``, ``canonicalize``, ``stabilize``,
-``specialize``, ``merge`` again (when rules added nodes), ``merge_ifelse``, ``bucket_allreduce``
+``specialize``, ``scan`` (loops: prune unread traces, hoist loop-invariant work, vectorise
+sequence-only products; symgraph/rewrite/loops.py), ``merge`` again (when rules added nodes),
+``merge_ifelse``, ``bucket_allreduce``
 (independent MPI all-reduces become one call on one buffer), ``fusion``, ``dead_code``,
-``inner_graphs`` (the same pipeline inside every inner graph: ifelse branches).
+``inner_graphs`` (the same pipeline inside every inner graph: ifelse branches, loop bodies).
 ``mode`` chooses what runs:
 
 - ``'fast_run'``: everything; ``'fast_compile'``: merge and constant folding; ``None`` or
@@ -27,9 +29,10 @@ from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, inline, linalg, specialize, stabilize  # noqa: F401  (register rules)
 from symgraph.rewrite.collective import bucket_allreduce
 from symgraph.rewrite.core import PIPELINE, RULES, USER_PASSES, Rule, Stats, rule, run_local
-from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_into_branches
+from symgraph.rewrite.branches import merge_ifelse, rewrite_inner_graphs, sink_everywhere, sink_into_branches
 from symgraph.rewrite.fusion import MAX_OPERANDS, fuse
 from symgraph.rewrite.graph_passes import constant_fold, dead_code, merge
+from symgraph.rewrite.loops import scan_pass
 from symgraph.rewrite.history import RewriteHistory
 
 _BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding", "inner_graphs"}, "none": set()}
@@ -159,6 +162,8 @@ def _run_pass(name: str, fgraph: FunctionGraph, mode: Mode, stats: Stats, order:
         constant_fold(fgraph, stats, order, lenient=inner)
     elif name == "merge_ifelse":
         merge_ifelse(fgraph, stats)
+    elif name == "scan":
+        scan_pass(fgraph, stats)
     elif name == "inner_graphs":
         rewrite_inner_graphs(fgraph, stats, lambda fg: rewrite_graph(fg, mode, inner=True))
     elif name == "fusion":
@@ -205,7 +210,7 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any, inner: bool = False,
     for name in _schedule():
         if not m.runs(name) or (name == "merge" and merged and exact):  # nothing new to merge
             continue
-        if name in ("merge_ifelse", "inner_graphs") and not inner_graphs:  # passes for ops with inner graphs
+        if name in ("merge_ifelse", "scan", "inner_graphs") and not inner_graphs:  # passes for ops with inner graphs
             continue
         merged = merged or name == "merge"
         stats, before, t0 = Stats(), len(fgraph), time.perf_counter()
@@ -238,4 +243,4 @@ from symgraph.rewrite.user import (NodeRewriter, node_rewriter, register_canonic
 
 __all__ = ["Mode", "RewriteReport", "rewrite_graph", "rewrite_names", "rule", "PIPELINE", "NodeRewriter",
            "node_rewriter", "register_canonicalize", "register_specialize", "register_stabilize", "register_pass",
-           "unregister", "as_mode", "sink_into_branches", "RewriteHistory"]
+           "unregister", "as_mode", "sink_into_branches", "sink_everywhere", "RewriteHistory"]

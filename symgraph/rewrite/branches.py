@@ -167,6 +167,13 @@ def constant_condition(fgraph: FunctionGraph, node: Apply) -> list | None:
     return [_fit_any(v, old) for v, old in zip(_outer(graph, node.inputs[1:]), node.outputs)]
 
 
+def sink_everywhere(fgraph: FunctionGraph) -> None:
+    """``sink_into_branches`` in ``fgraph`` and inside every inner graph (loop bodies, branches),
+    innermost first: laziness is not an optimization, so every mode gets it, also in a body."""
+    sink_into_branches(fgraph)
+    rewrite_inner_graphs(fgraph, Stats(), sink_everywhere)
+
+
 def rewrite_inner_graphs(fgraph: FunctionGraph, stats: Stats, rewrite: Callable[[FunctionGraph], Any]) -> None:
     """Run ``rewrite`` (the pipeline, with the outer mode) inside every inner graph, innermost first
     (the pipeline recurses), and put the rewritten graphs in place."""

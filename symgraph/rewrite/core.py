@@ -36,7 +36,7 @@ class Rule:
 
 
 # the passes, in order; local passes (lists of rules) and whole-graph passes
-PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "merge", "merge_ifelse",
+PIPELINE = ("merge", "constant_folding", "canonicalize", "stabilize", "specialize", "scan", "merge", "merge_ifelse",
             "bucket_allreduce", "fusion", "dead_code", "inner_graphs")
 # pass name -> rules, in the order they are tried
 RULES: dict[str, list[Rule]] = {"canonicalize": [], "stabilize": [], "specialize": []}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,12 +51,12 @@ class SelfComm:
         raise SystemExit(code)
 
 
-_STATE: dict[str, Any] = {"comm": None}
+_STATE: dict[str, Any] = {"comm": None, "mpi": None}
 
 
 def set_communicator(comm: Any) -> None:
     """All-reduces from now on use ``comm`` (an mpi4py communicator; None: COMM_WORLD again)."""
-    _STATE["comm"] = comm
+    _STATE["comm"], _STATE["mpi"] = comm, None
 
 
 def communicator() -> Any:
@@ -73,86 +72,113 @@ def communicator() -> Any:
     return comm
 
 
-def _mpi_sum(comm: Any) -> Any:
-    if isinstance(comm, SelfComm):
-        return None
-    from mpi4py import MPI  # optional: loaded on first use
-    return MPI.SUM
-
-
-def _in_place() -> Any:
-    comm = communicator()
-    if isinstance(comm, SelfComm):
-        return None
-    from mpi4py import MPI  # optional: loaded on first use
-    return MPI.IN_PLACE
+def _mpi() -> tuple[Any, Any, Any, int]:
+    """The communicator, MPI.IN_PLACE, MPI.SUM and the communicator's size, looked up once (until
+    ``set_communicator``): an all-reduce of a few KB costs a few microseconds, so per-call imports
+    and attribute look-ups would be a visible share of it."""
+    mpi = _STATE["mpi"]
+    if mpi is None:
+        comm = communicator()
+        size = int(comm.Get_size())
+        if isinstance(comm, SelfComm) or size == 1:
+            mpi = (comm, None, None, size)
+        else:
+            from mpi4py import MPI  # optional: loaded on first use
+            mpi = (comm, MPI.IN_PLACE, MPI.SUM, size)
+        _STATE["mpi"] = mpi
+    return mpi
 
 
 def allreduce_inplace(buf: np.ndarray, op: str) -> np.ndarray:
     """All-reduce ``buf`` (C-contiguous, owned by the caller) in place and return it."""
-    comm = communicator()
-    if comm.Get_size() > 1:
-        comm.Allreduce(_in_place(), buf, op=_mpi_sum(comm))
+    comm, in_place, sum_op, size = _STATE["mpi"] or _mpi()
+    if size > 1:
+        comm.Allreduce(in_place, buf, op=sum_op)
         if op == "mean":
-            buf /= comm.Get_size()
+            buf /= size
     STATS["calls"] += 1
     STATS["bytes"] += buf.nbytes
     return buf
 
 
-class BufferPool:
-    """Reused host buffers for all-reduce results. MPI is several times slower on freshly
-    allocated memory (new pages for every call) than on memory it has seen, so a result buffer is
-    taken from here; a buffer is handed out again only once nothing else refers to it (its
-    reference count says so: the result, or a view of it, was dropped), so a value returned to
-    the user or kept in a shared variable is never overwritten. A few buffers per size are kept."""
+class Buffers:
+    """Reused host buffers of one dtype for all-reduce results. MPI is several times slower on
+    freshly allocated memory (new pages for every call) than on memory it has seen, so a result
+    buffer is taken from here; a buffer is handed out again only once nothing else refers to it
+    (its reference count says so: the result, or a view of it, was dropped), so a value returned
+    to the user or kept in a shared variable is never overwritten. Each compiled all-reduce has
+    its own (a few buffers: one per result still held); ``POOL`` serves ``perform``."""
 
-    def __init__(self, per_size: int = 4, sizes: int = 16):
-        self.per_size, self.sizes = per_size, sizes
-        self.free: OrderedDict = OrderedDict()
+    def __init__(self, dtype: Any, keep: int = 4):
+        self.dtype, self.keep = np.dtype(dtype), keep
+        self.bufs: list[np.ndarray] = []
         self.lock = threading.Lock()
 
-    def take(self, n: int, dtype: str) -> np.ndarray:
-        """A C-contiguous 1-d buffer of ``n`` elements of ``dtype`` that nobody else refers to."""
-        key = (n, np.dtype(dtype).str)
+    def take(self, n: int) -> np.ndarray:
+        """A C-contiguous 1-d buffer of ``n`` elements that nobody else refers to."""
         with self.lock:
-            bufs = self.free.setdefault(key, [])
-            self.free.move_to_end(key)
-            for b in bufs:
-                if sys.getrefcount(b) <= 3:  # the list, the loop variable, getrefcount's argument
+            for b in self.bufs:
+                if b.size == n and sys.getrefcount(b) <= 3:  # the list, ``b``, getrefcount's argument
                     return b
-            b = np.empty(n, dtype)
-            if len(bufs) < self.per_size:
-                bufs.append(b)
-            while len(self.free) > self.sizes:
-                self.free.popitem(last=False)
+            b = np.empty(n, self.dtype)
+            free = [k for k, old in enumerate(self.bufs) if sys.getrefcount(old) <= 3]
+            if len(self.bufs) < self.keep:
+                self.bufs.append(b)
+            elif free:  # a buffer of another size nobody holds: replaced by this size
+                self.bufs[free[0]] = b
             return b
+
+
+class BufferPool:
+    """``Buffers`` per dtype, for ``perform`` (a compiled function keeps its own per node)."""
+
+    def __init__(self) -> None:
+        self.by_dtype: dict[np.dtype, Buffers] = {}
+
+    def of(self, dtype: Any) -> Buffers:
+        """The buffers of ``dtype``."""
+        dt = np.dtype(dtype)
+        bufs = self.by_dtype.get(dt)
+        return self.by_dtype.setdefault(dt, Buffers(dt)) if bufs is None else bufs
 
 
 POOL = BufferPool()
 
 
-def allreduce_value(x: Any, op: str, dtype: str) -> np.ndarray:
-    """``x`` all-reduced over the communicator, in a buffer of its own (from ``POOL``)."""
-    x = np.asarray(x)
-    buf = POOL.take(x.size, dtype)
-    np.copyto(buf.reshape(x.shape), x, casting="unsafe")
-    return allreduce_inplace(buf, op).reshape(x.shape)
+def _arrays(xs: Sequence[Any]) -> list[np.ndarray]:
+    return [x if x.__class__ is np.ndarray else np.asarray(x) for x in xs]
 
 
-def allreduce_many(xs: Sequence[Any], op: str, dtype: str) -> list[np.ndarray]:
-    """Several values all-reduced with one call on one flat buffer, then split back (views)."""
-    sizes = [int(np.size(x)) for x in xs]
-    flat = POOL.take(sum(sizes), dtype)
-    at = 0
-    for x, n in zip(xs, sizes):
-        flat[at:at + n] = np.ravel(x)
-        at += n
-    allreduce_inplace(flat, op)
+def allreduce_value(x: Any, op: str, buffers: Buffers) -> np.ndarray:
+    """``x`` all-reduced over the communicator, in a buffer of its own (from ``buffers``): one
+    copy in (assignment casts to the buffer's dtype), one ``Allreduce(IN_PLACE)``."""
+    if x.__class__ is not np.ndarray:
+        x = np.asarray(x)
+    buf = buffers.take(x.size)
+    if x.ndim != 1:
+        buf = buf.reshape(x.shape)
+    buf[...] = x
+    allreduce_inplace(buf, op)
+    return buf
+
+
+def allreduce_many(xs: Sequence[Any], op: str, buffers: Buffers) -> list[np.ndarray]:
+    """Several values all-reduced with one call on one flat buffer (from ``buffers``): each
+    copied into its span, one ``Allreduce(IN_PLACE)``, the results views of the spans."""
+    xs = _arrays(xs)
+    n = 0
+    for x in xs:
+        n += x.size
+    flat = buffers.take(n)
     out, at = [], 0
-    for x, n in zip(xs, sizes):
-        out.append(flat[at:at + n].reshape(np.shape(x)))
-        at += n
+    for x in xs:
+        part = flat[at:at + x.size]
+        at += x.size
+        if x.ndim != 1:
+            part = part.reshape(x.shape)
+        part[...] = x
+        out.append(part)
+    allreduce_inplace(flat, op)
     return out
 
 
@@ -183,7 +209,7 @@ class AllReduce(Op):
         return Apply(self, [x], [x.type.make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return [allreduce_value(inputs[0], self.op, tensor_outputs(node)[0].dtype)]
+        return [allreduce_value(inputs[0], self.op, POOL.of(tensor_outputs(node)[0].dtype))]
 
     def L_op(self, inputs: list, outputs: list, output_grads: list) -> list:
         """Each process's output reads every process's input, with weight 1 (sum) or 1/size
@@ -215,7 +241,7 @@ class AllReduceBucket(Op):
         return Apply(self, xs, [x.type.make_variable() for x in xs])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        return allreduce_many(inputs, self.op, tensor_outputs(node)[0].dtype)
+        return allreduce_many(inputs, self.op, POOL.of(tensor_outputs(node)[0].dtype))
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return list(input_shapes)
@@ -231,4 +257,4 @@ def allreduce(x: Any, op: str = "mean") -> TensorVariable:
     return AllReduce(op)(x)
 
 
-__all__ = ["allreduce", "AllReduce", "AllReduceBucket", "set_communicator", "communicator", "SelfComm"]
+__all__ = ["allreduce", "AllReduce", "AllReduceBucket", "Buffers", "set_communicator", "communicator", "SelfComm"]

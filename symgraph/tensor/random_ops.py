@@ -10,6 +10,9 @@ computes any element anywhere (symgraph/rng/draws.py). A draw with an explicit s
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,7 +23,8 @@ from symgraph.rng import draws, philox
 from symgraph.tensor.shape import as_int_entry, entry_var
 from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
-__all__ = ["Words", "Blank", "Permutation", "Choice", "KeySplit", "KeyFoldIn", "counter_values"]
+__all__ = ["Words", "Blank", "Permutation", "Choice", "KeySplit", "KeyFoldIn", "counter_values", "loop_step",
+           "current_loop_step"]
 
 KEY_TYPE = TensorType("uint64", (2,))
 
@@ -33,6 +37,27 @@ class Words(NamedTuple):
     c1: Variable
     c2: Variable
     c3: Variable
+
+
+_LOOP = threading.local()
+
+
+@contextmanager
+def loop_step(step: Variable) -> Iterator[None]:
+    """While ``sg.scan`` traces a loop body: ``step`` (a 0-d uint64 body input holding the step
+    index) is the counter word c3 of every stream draw built meanwhile, so each step draws fresh
+    numbers with no RNG state threaded through the loop (docs/random.md, "Draws in loops")."""
+    outer = getattr(_LOOP, "step", None)
+    _LOOP.step = step
+    try:
+        yield
+    finally:
+        _LOOP.step = outer
+
+
+def current_loop_step() -> Variable | None:
+    """The step word of the loop body being traced (see ``loop_step``), or None outside loops."""
+    return getattr(_LOOP, "step", None)
 
 
 def counter_values(values: list) -> tuple[tuple[int, int], tuple[int, int, int]]:

@@ -6,7 +6,7 @@ page's ``default`` group). A group passes when every example in it runs, raises 
 exception where the docs show a traceback, and prints the documented numbers (compare.py).
 
 Groups are left out of the count, each with its reason, when they are GPU-only or depend on
-a capability that has not landed (scan, sparse); ifelse, random streams, convolution, linear
+a capability that has not landed (sparse); scan, ifelse, random streams, convolution, linear
 algebra, profiling, d3viz and OpFromGraph have landed and count. Python ``code-block`` examples that are
 not complete programs (invalid syntax, or names no earlier code of the page defines) are
 fragments: they are listed, not run. Everything else counts.
@@ -38,12 +38,10 @@ GROUP_TIMEOUT_S = 300
 EXCLUDED_PAGES = {
     "tutorial/using_gpu": "GPU-only", "tutorial/using_multi_gpu": "GPU-only",
     "extending/extending_theano_gpu": "GPU-only", "library/gpuarray/": "GPU-only",
-    "tutorial/loop": "scan (issue 15)", "library/scan": "scan (issue 15)", "extending/scan": "scan (issue 15)",
     "tutorial/sparse": "sparse", "library/sparse/": "sparse",
 }
 # code pattern -> why a group using it is left out
 EXCLUDED_CODE = [
-    (r"\bscan\(|theano\.scan\b", "scan (issue 15)"),
     (r"\bsparse\b", "sparse"),
     (r"gpuarray|\bcuda\b|\.transfer\(|pycuda|pygpu", "GPU-only"),
 ]
