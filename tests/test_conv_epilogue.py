@@ -116,3 +116,15 @@ def test_training_step_keeps_the_relu_mask_as_a_second_output(backend):
     vals = rng.normal(size=(2, 3, 5, 4)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=(1, 4, 1, 1))
     for u, v in zip(f(*vals), g(*vals)):
         np.testing.assert_allclose(u, v, **TOL["float64"])
+
+
+def test_scalar_argument_in_the_epilogue(backend):
+    """A scalar argument (kept on the host by the OpenCL backend) joins the epilogue by value."""
+    x, w, b, s = T.tensor4("x"), T.tensor4("w"), T.tensor("float64", (1, None, 1, 1), "b"), T.dscalar("s")
+    out = T.tanh(T.conv(x, w, padding=1) + b) * s
+    f = sg.function([x, w, b, s], out, backend=backend)
+    assert len(conv_epilogues(f)) == 1
+    rng = np.random.default_rng(13)
+    xv, wv, bv = rng.normal(size=(2, 3, 5, 6)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=(1, 4, 1, 1))
+    ref = np.tanh(ref_conv(xv, wv, (1, 1), [(1, 1)] * 2, (1, 1), 1) + bv) * 0.5
+    np.testing.assert_allclose(f(xv, wv, bv, 0.5), ref, **TOL["float64"])

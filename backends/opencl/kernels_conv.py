@@ -210,9 +210,10 @@ def lower_conv(node: Apply, ctx: LowerContext) -> Lowered | None:
 
 class ConvEpilogueKernel:
     """An Epilogue of a Conv: the convolution (``ConvKernel`` on the core node), then the program
-    on its result and the other inputs as one elementwise kernel."""
+    on its result and the other inputs as one elementwise kernel; ``by_value`` marks the other
+    inputs that are host scalars, passed to the kernel by value."""
 
-    def __init__(self, node: Apply, ctx: LowerContext):
+    def __init__(self, node: Apply, ctx: LowerContext, by_value: list[bool]):
         op = node.op_as(Epilogue)
         core, prog_node = op.parts(node.inputs)
         core.trace = prog_node.trace = node.trace
@@ -220,8 +221,10 @@ class ConvEpilogueKernel:
         self.conv = ConvKernel(core, ctx)
         bound = list(tensor_inputs(prog_node))
         scalar = [all(n == 1 for n in v.type.shape) for v in bound]
+        flags = list(by_value)
+        flags.insert(op.slot, False)
         name = ctx.kernel_name(node, "conv_" + program_label(op.program))
-        self.program = ElementwiseKernel(ctx.runtime, prog_node, op.program, bound, name, scalar, [False] * len(bound))
+        self.program = ElementwiseKernel(ctx.runtime, prog_node, op.program, bound, name, scalar, flags)
         ctx.publish(self.program.sources)
 
     def __call__(self, ins: list) -> list:
@@ -232,14 +235,18 @@ class ConvEpilogueKernel:
 
 
 def lower_conv_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
-    """An Epilogue of a Conv as one step (kernels_epilogue dispatches here); mixed operand dtypes
-    or host values among the program's inputs run it unfused."""
+    """An Epilogue of a Conv as one step (kernels_epilogue dispatches here). Host scalars among
+    the program's inputs are passed by value; mixed operand dtypes or other host values run it
+    unfused."""
     op = node.op_as(Epilogue)
     x, w = tensor_inputs(node)[:2]
-    if x.dtype != w.dtype or any(v in ctx.host for v in node.inputs[op.n_core:]):
+    others = tensor_inputs(node)[op.n_core:]
+    by_value = [v in ctx.host and v.type.ndim == 0 for v in others]
+    if x.dtype != w.dtype or any(v in ctx.host and not b for v, b in zip(others, by_value)):
         return EXPAND
     core, _ = op.parts(node.inputs)
     ctx.runtime.check_dtype(tensor_outputs(core)[0].dtype, f"the output of {op.core}")
-    hosted = frozenset({2}) if core.op_as(Conv).padding is None else frozenset()
-    kernel = ConvEpilogueKernel(node, ctx)
-    return Lowered(kernel, host_inputs=hosted, label=kernel.program.name)
+    hosted = {2} if core.op_as(Conv).padding is None else set()
+    hosted |= {op.n_core + k for k, b in enumerate(by_value) if b}
+    kernel = ConvEpilogueKernel(node, ctx, by_value)
+    return Lowered(kernel, host_inputs=frozenset(hosted), label=kernel.program.name)
