@@ -88,17 +88,24 @@ def test_bias_and_activation_run_in_the_products_store(path, m, k, n, seed):
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_sgd_update_fused_into_the_gradient_product(path):
+@pytest.mark.parametrize("rate", ["constant", "argument", "shared"])
+def test_sgd_update_fused_into_the_gradient_product(path, rate):
+    """The learning rate as a constant, a scalar argument (kept on the host, uploaded for the
+    kernel) or a shared scalar: the update runs in the product's store either way."""
     rng = np.random.default_rng(3)
     w0 = rng.normal(size=(70, 20)).astype("float32")
     w = sg.shared(w0.copy(), "w")
-    a, g = T.fmatrix("a"), T.fmatrix("g")
-    f = sg.function([a, g], [], updates=[(w, w - 0.01 * T.dot(a.T, g))], backend="opencl")
-    assert len(_fused_kernels(f)) == 1
+    a, g, lr = T.fmatrix("a"), T.fmatrix("g"), T.fscalar("lr")
+    step = {"constant": 0.01, "argument": lr, "shared": sg.shared(np.float32(0.01), "lr")}[rate]
+    inputs = [a, g, lr] if rate == "argument" else [a, g]
+    f = sg.function(inputs, [], updates=[(w, w - step * T.dot(a.T, g))], backend="opencl")
+    assert len(_fused_kernels(f)) == 1 and "_fused_" in _fused_kernels(f)[0]
+    assert len(f.kernels) == 1  # no separate elementwise kernel
     va, vg = rng.normal(size=(33, 70)).astype("float32"), rng.normal(size=(33, 20)).astype("float32")
+    args = [va, vg, np.float32(0.01)] if rate == "argument" else [va, vg]
     with matmul_path(path):
-        f(va, vg)
-        f(va, vg)
+        f(*args)
+        f(*args)
     np.testing.assert_allclose(w.get_value(), w0 - 0.02 * (va.T @ vg), rtol=1e-4, atol=1e-5)
 
 

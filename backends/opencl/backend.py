@@ -24,6 +24,7 @@ from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
 from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
 from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes, place_on_host, wrap_in_fallback
+from symgraph.compile.shared import SharedVariable
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
@@ -49,9 +50,12 @@ def _small_host_node(node: Apply, host: set) -> bool:
 
 
 def _starts_on_host(v: Variable) -> bool:
-    """An argument that stays where the caller gave it: one without a device dtype, or a scalar (a
-    branch condition or a step count reads it there; a kernel that wants it gets it uploaded)."""
-    return not _on_device(v) or getattr(v, "host_resident", False) or getattr(v.type, "ndim", None) == 0
+    """An input that stays on the host: one without a device dtype, or a scalar argument (a branch
+    condition or a step count reads it there; a kernel that wants it gets it uploaded, as every
+    argument was). Shared scalars keep their device copy, which no call has to upload."""
+    if not _on_device(v) or getattr(v, "host_resident", False):
+        return True
+    return getattr(v.type, "ndim", None) == 0 and not isinstance(v, SharedVariable)
 
 
 def _fallback_source(node: Apply, reason: str) -> str:

@@ -16,15 +16,15 @@ from symgraph.tensor.math import Dot, MatMul
 @lowers(Epilogue)
 def lower_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
     """A product, convolution or reduction with the elementwise program that alone reads its
-    result, as one step (the product's epilogue reads device arrays only: a host value makes it
-    run unfused)."""
+    result, as one step (the product's epilogue reads device arrays: a host scalar is uploaded for
+    it, any larger host value makes it run unfused)."""
     op = node.op_as(Epilogue)
     if isinstance(op.core, Conv):
         return lower_conv_epilogue(node, ctx)
     if not isinstance(op.core, (Dot, MatMul)):
         return lower_reduce_epilogue(node, ctx)
     others = list(node.inputs[op.n_core:])
-    if any(v in ctx.host for v in others):
+    if any(v in ctx.host and getattr(v.type, "ndim", None) != 0 for v in others):
         return EXPAND
     product, _ = op.parts(node.inputs)
     kind = "dot" if isinstance(op.core, Dot) else "matmul"
