@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from symgraph.backends.opencl import build_cost as bc
 from symgraph.backends.opencl import kernels_random as kr
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
@@ -154,10 +155,12 @@ def _kernel_head(name: str, prog: Composite, needed: set[str], params: list[str]
             + ",\n        ".join(params) + ")\n{\n")
 
 
-def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_value: list[bool]) -> str:
+def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_value: list[bool],
+                      work_group: int = WORK_GROUP) -> str:
     """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``; host values passed
     ``by_value``) and outputs; each work-item handles ``vector_width(prog)`` consecutive elements
-    (``kernels_random.CHUNK`` when the program has random steps and no vector form)."""
+    (``kernels_random.CHUNK`` when the program has random steps and no vector form), in
+    work-groups of ``work_group`` items."""
     width = vector_width(prog)
     roles = kr.input_roles(prog)
 
@@ -169,9 +172,11 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
             out.append(None if roles[k] == "shape" else f"{vec}(in{k})" if v else f"{vec}(in{k}[off{k}])" if s else
                        (f"vload{ww}({idx}, in{k} + off{k})" if ww > 1 else f"in{k}[off{k} + {idx}]"))
         return out
+    attr = f"__attribute__((reqd_work_group_size({work_group}, 1, 1)))\n"
+    if width > 1 and not kr.random_steps(prog):
+        return _padded_vector_source(name, prog, loads(width, "i"), by_value, width, attr)
     elem = "i" if width == 1 else "j"
     lines, outs, needed = program_lines(prog, loads(1, elem), index=lambda j: elem)
-    attr = f"__attribute__((reqd_work_group_size({WORK_GROUP}, 1, 1)))\n"
     cache = "".join(f"    {ln}\n" for ln in kr.cache_lines(prog))
     if width == 1:
         inner = "\n".join("        " + ln for ln in lines + [f"out{k}[i] = {o};" for k, o in enumerate(outs)])
@@ -189,6 +194,35 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
             f"    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
             f"        for (long j = i * {width}; j < n; j++) {{  /* the last partial vector */\n{tail}\n"
             f"        }}\n    }}\n}}\n")
+
+
+def _padded_vector_source(name: str, prog: Composite, vloads: list[str | None], by_value: list[bool],
+                          width: int, attr: str) -> str:
+    """The vector kernel whose last, partial vector goes through the same one copy of the program:
+    its elements are gathered into a private array padded with zeros, and only the real ones
+    stored. The program text appears once, not twice (a vector body and a scalar tail): for a
+    long program that halves what pocl compiles on the first launch, the cost that dominates a
+    cold call. (Padding lanes compute values nobody stores; OpenCL math never traps.)"""
+    gathered = [k for k, ld in enumerate(vloads) if ld is not None and ld.startswith("vload")]
+    load: list[str | None] = list(vloads)
+    for k in gathered:
+        load[k] = f"(full ? {vloads[k]} : vload{width}(0, p{k}))"
+    lines, outs, needed = program_lines(prog, load, width, index=lambda j: f"i * {width}")
+    head = _kernel_head(name, prog, needed, _params(prog, 0, False, by_value), attr)
+    body = [f"const long i = get_global_id(0), first = i * {width};",
+            f"const int full = first + {width} <= n;",
+            "if (!full && first >= n) return;"]
+    for k in gathered:
+        ct = ks.ctype(prog.in_dtypes[k])
+        body += [f"{ct} p{k}[{width}];", f"if (!full) for (int e = 0; e < {width}; e++)",
+                 f"    p{k}[e] = first + e < n ? in{k}[off{k} + first + e] : 0;"]
+    body += lines
+    for k, o in enumerate(outs):
+        ct = ks.ctype(prog.out_dtypes[k])
+        body += [f"if (full) vstore{width}({o}, i, out{k});",
+                 f"else {{ {ct} q{k}[{width}]; vstore{width}({o}, 0, q{k});",
+                 f"       for (int e = 0; e < {width} && first + e < n; e++) out{k}[first + e] = q{k}[e]; }}"]
+    return head + "".join(f"    {ln}\n" for ln in body) + "}\n"
 
 
 def strided_source(name: str, prog: Composite, ndim: int, by_value: list[bool], grid: bool = False) -> str:
@@ -321,8 +355,9 @@ class ElementwiseKernel:
         self.host_plan = prog.plan(tuple(v.type for v in bound))
         self.what = f"output of {node.op}"  # names an allocation that fails
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.in_dtypes]
+        self.local = bc.work_group(prog, vector_width(prog), WORK_GROUP)  # of the contiguous kernel
         self.variants = {  # kind -> (kernel name, source); each built on first use
-            "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value)),
+            "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value, self.local)),
             "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))}
         if out_ndim > 3:  # shapes that do not collapse to three axes
             self.variants["strided"] = content_named(
@@ -357,7 +392,7 @@ class ElementwiseKernel:
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:
             name, source = self.variants[kind]
-            self._built[kind] = self.runtime.kernel(source, name)
+            self._built[kind] = self.runtime.kernel(source, name, bc.build_options(self.prog) if kind == "fast" else ())
         return self._built[kind]
 
     def _random_shapes(self, ins: list) -> list[tuple]:
@@ -383,8 +418,8 @@ class ElementwiseKernel:
                 args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
             items = -(-size // (self.width if self.width > 1 else self.chunk))
-            gsize = -(-items // WORK_GROUP) * WORK_GROUP
-            self._kernel("fast")(self.runtime.queue, (gsize,), (WORK_GROUP,), *args)
+            gsize = -(-items // self.local) * self.local
+            self._kernel("fast")(self.runtime.queue, (gsize,), (self.local,), *args)
             return outs
         self._strided(live, rshapes, outs, shape, size)
         return outs
