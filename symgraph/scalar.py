@@ -344,7 +344,7 @@ _ROWS = [
              lambda T, x, z, g: [None, _sw(T, x[0], g), T.switch(x[0], 0, g)], inplace=False, work="select",
              domain=("bool", "any", "any")),
     ScalarOp("identity", 1, np.positive, "{0}", lambda T, x, z, g: [g], vector=True),
-    ScalarOp("second", 2, _second, "{1}", lambda T, x, z, g: [None, g]),
+    ScalarOp("second", 2, _second, "{1}", lambda T, x, z, g: [None, g], vector=True),
     ScalarOp("round_half_away_from_zero", 1, _round_half_away, "round({0})", ZERO, cl_kinds=_ROUNDING, vector=True,
              domain=_KINKS),
 ]
