@@ -392,7 +392,8 @@ class ElementwiseKernel:
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:
             name, source = self.variants[kind]
-            self._built[kind] = self.runtime.kernel(source, name, bc.build_options(self.prog, self.width) if kind == "fast" else ())
+            options = bc.build_options(self.prog, self.width) if kind == "fast" else ()
+            self._built[kind] = self.runtime.kernel(source, name, options)
         return self._built[kind]
 
     def _random_shapes(self, ins: list) -> list[tuple]:
