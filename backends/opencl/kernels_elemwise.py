@@ -99,9 +99,6 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
     for k, expr in enumerate(load):
         if expr is not None:
             lines.append(f"const {vt(prog.in_dtypes[k], k)} x{k} = {expr};")
-    slots = bc.reuse_slots(prog) if bc.is_long(prog) and not kr.random_steps(prog) else None
-    if slots is not None:  # a long program: temporaries share variables (see build_cost.reuse_slots)
-        return _slot_lines(prog, lines, slots, vt, arg, width)
     for j, ((name, refs), out_dtype) in enumerate(zip(prog.steps, prog.step_dtypes)):
         args = [arg(r) for r in refs]
         if SCALAR_OPS[name].is_random:
@@ -116,23 +113,6 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
         needed |= helpers
         lines.append(f"const {vt(out_dtype)} t{j} = {expr};  /* {name} */")
     return lines, [arg(ref)[0] for ref in prog.outputs], needed
-
-
-def _slot_lines(prog: Composite, lines: list[str], slots: list[int], vt: Callable, arg: Callable,
-                width: int) -> tuple[list[str], list[str], set[str]]:
-    """``program_lines`` for a long program without random steps: step j writes variable
-    ``r<slots[j]>`` (declared at its first write), which later steps reuse once it is dead."""
-    needed: set[str] = set()
-    declared: set[int] = set()
-    for j, ((name, refs), out_dtype) in enumerate(zip(prog.steps, prog.step_dtypes)):
-        args = [(f"r{slots[r[1]]}", prog.step_dtypes[r[1]]) if r[0] == "s" else arg(r) for r in refs]
-        expr, helpers = ks.expression(SCALAR_OPS[name], [a for a, _ in args], [d for _, d in args], out_dtype, width)
-        needed |= helpers
-        decl = "" if slots[j] in declared else f"{vt(out_dtype)} "
-        declared.add(slots[j])
-        lines.append(f"{decl}r{slots[j]} = {expr};  /* {name} */")
-    outs = [f"r{slots[r[1]]}" if r[0] == "s" else arg(r)[0] for r in prog.outputs]
-    return lines, outs, needed
 
 
 def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
