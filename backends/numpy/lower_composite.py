@@ -1,7 +1,8 @@
 """numpy lowering of fused Composite nodes: one helper function per program, printed from the
 Composite's buffer plan. It allocates each full-size buffer once (``np.empty`` with the
 broadcast shape and each step's dtype), runs every step as one numpy call with ``out=``
-(warning on overflow exactly as the unfused numpy calls would),
+(warning on overflow exactly as the unfused numpy calls would; the first output goes into
+``out`` when one of its shape and dtype is given: a dead input or a shared variable's spare buffer),
 reuses buffers whose values are dead, and computes steps over broadcast inputs only at
 their own smaller shape. When run-time lengths break the static broadcasting assumptions,
 it falls back to the op's reference ``perform``."""
@@ -32,7 +33,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
         glb[f"dt{d}"] = dt
     dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
-    lines = [f"def {fname}({', '.join(args)}):"]
+    lines = [f"def {fname}({', '.join(args)}, out=None):"]
     if p.slot_dtypes:
         # An input whose static shape is the full broadcast shape gives it for free (the guards
         # below check the other inputs against it); else numpy computes it (slower, in Python).
@@ -47,6 +48,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
             lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
     allocated: set[int] = set()
     base = nin + len(p.consts)
+    out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
     for fn, arg_idx, slot, dest in p.instrs:
         call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
         if slot is None:
@@ -56,7 +58,9 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         buf = f"b{slot}"
         if slot not in allocated:
             allocated.add(slot)
-            lines.append(f"    {buf} = np.empty(shape, {dt_name[p.slot_dtypes[slot]]})")
+            dt = dt_name[p.slot_dtypes[slot]]
+            lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dt} else "
+                         f"np.empty(shape, {dt})" if slot == out_slot else f"    {buf} = np.empty(shape, {dt})")
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     outs = []
@@ -106,4 +110,5 @@ def compile_helper(op: Composite, input_types: tuple) -> Callable:
 @lowers(Composite)
 def _composite(node: Apply, ctx: LowerContext) -> str:
     fn = compile_helper(node.op, tuple(i.type for i in node.inputs))
-    return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)})"
+    out = f", out={ctx.spare}" if ctx.spare else ""
+    return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)}{out})"
