@@ -58,9 +58,9 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         buf = f"b{slot}"
         if slot not in allocated:
             allocated.add(slot)
-            dt = dt_name[p.slot_dtypes[slot]]
-            lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dt} else "
-                         f"np.empty(shape, {dt})" if slot == out_slot else f"    {buf} = np.empty(shape, {dt})")
+            dtn = dt_name[p.slot_dtypes[slot]]
+            lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dtn} else "
+                         f"np.empty(shape, {dtn})" if slot == out_slot else f"    {buf} = np.empty(shape, {dtn})")
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     outs = []

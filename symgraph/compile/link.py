@@ -29,11 +29,11 @@ from symgraph.compile.calls import STRIPES as STRIPES
 from symgraph.compile.calls import (
     bad_update,
     commit,
-    take_spare,
     error_handler,
     make_filter,
     nan_guard_check,
     stripes_of,
+    take_spare,
     type_filter,
 )
 from symgraph.compile.calls import bind_arguments as bind_arguments
@@ -420,7 +420,8 @@ class Emitter(LoopEmitter):
         if staged:
             spares = "".join(f"{self.ctx.ref(spec.containers[k], f'c_{self.names[s.shared_inputs[k]]}')}, "
                              for k in self.spared)
-            self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},)" + (f", ({spares})" if spares else "") + ")")
+            keep = f", ({spares})" if spares else ""
+            self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},){keep})")
         outs = []
         for k, v in enumerate(fg.outputs[:spec.n_outputs]):
             expr = self.arg(v, None)
