@@ -5,7 +5,8 @@ broadcast shape and each step's dtype), runs every step as one numpy call with `
 ``out`` when one of its shape and dtype is given: a dead input or a shared variable's spare buffer),
 reuses buffers whose values are dead, and computes steps over broadcast inputs only at
 their own smaller shape. When run-time lengths break the static broadcasting assumptions,
-it falls back to the op's reference ``perform``."""
+it falls back to the op's reference ``perform``. Buffers holding only intermediate values are
+kept for the next call of the same helper (``take_scratch``/``give_back``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -49,6 +50,8 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     allocated: set[int] = set()
     base = nin + len(p.consts)
     out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
+    out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
+    scratch: list[int] = []  # slots holding only intermediate values: pooled across calls
     for fn, arg_idx, slot, dest in p.instrs:
         call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
         if slot is None:
@@ -59,8 +62,15 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         if slot not in allocated:
             allocated.add(slot)
             dtn = dt_name[p.slot_dtypes[slot]]
-            lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dtn} else "
-                         f"np.empty(shape, {dtn})" if slot == out_slot else f"    {buf} = np.empty(shape, {dtn})")
+            if slot == out_slot:
+                lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dtn} "
+                             f"else np.empty(shape, {dtn})")
+            elif slot in out_slots:
+                lines.append(f"    {buf} = np.empty(shape, {dtn})")
+            else:
+                scratch.append(slot)
+                glb[f"_pool{slot}"], glb["_take_scratch"] = [], take_scratch
+                lines.append(f"    {buf} = _take_scratch(_pool{slot}, shape, {dtn})")
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     outs = []
@@ -71,8 +81,34 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         else:
             glb.setdefault(f"odt_{odt}", np.dtype(odt))
             outs.append(f"np.asarray({name}, odt_{odt})")
+    if scratch:
+        glb["_give_back"] = give_back
+        lines += [f"    _give_back(_pool{slot}, b{slot})" for slot in scratch]
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
     return "\n".join(lines) + "\n", glb
+
+
+SCRATCH_MAX_BYTES = 1 << 26
+"""Intermediate buffers up to this size are kept for the next call of the same program; larger
+ones are freed as soon as the call ends."""
+
+
+def take_scratch(pool: list, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A buffer for a program's intermediate values: one that an earlier call of the same helper
+    gave back (fresh memory costs page faults on every call), else a new one. ``pop`` is atomic,
+    so two threads running the helper never share one; no value outside the helper ever refers
+    to these buffers (they hold no output)."""
+    try:
+        buf = pool.pop()
+    except IndexError:
+        return np.empty(shape, dtype)
+    return buf if buf.shape == shape and buf.dtype == dtype else np.empty(shape, dtype)
+
+
+def give_back(pool: list, buf: np.ndarray) -> None:
+    """Keep an intermediate buffer for the next call (at most two per slot, each bounded in size)."""
+    if len(pool) < 2 and buf.nbytes <= SCRATCH_MAX_BYTES:
+        pool.append(buf)
 
 
 def _guard_terms(guards: list, input_types: tuple) -> list[str]:
