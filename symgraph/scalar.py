@@ -135,13 +135,15 @@ def _where(cond: Any, a: Any, b: Any, out: np.ndarray | None = None) -> Any:
         np.copyto(out, b, casting="unsafe")
         np.copyto(out, a, casting="unsafe", where=np.asarray(cond, dtype=bool))
         return out
+    bits = out.view(itype)
+    b_bits = np.asarray(b, out.dtype).view(itype)
+    if not b_bits.ndim and b_bits == 0:  # b == +0.0 (or integer 0): a's bits times 0 or 1, no mask array
+        np.multiply(np.asarray(a, out.dtype).view(itype), np.asarray(cond, dtype=bool), out=bits)
+        return out
     mask = np.asarray(cond, dtype=bool).astype(itype)
     np.negative(mask, out=mask)  # all bits set where cond holds
-    bits = out.view(itype)
     np.bitwise_and(np.asarray(a, out.dtype).view(itype), mask, out=bits)
-    b_bits = np.asarray(b, out.dtype).view(itype)
-    if b_bits.ndim or b_bits != 0:  # b == +0.0 (or integer 0) adds no bits
-        np.bitwise_or(bits, np.bitwise_and(b_bits, np.invert(mask)), out=bits)
+    np.bitwise_or(bits, np.bitwise_and(b_bits, np.invert(mask)), out=bits)
     return out
 
 

@@ -13,6 +13,7 @@ dask touches one file.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -184,8 +185,9 @@ def _map_keys(keys: Any, subs: dict) -> Any:
 
 def is_distributed(get: Callable) -> bool:
     """Whether ``get`` is a dask.distributed client's (results are kept by key across calls)."""
+    distributed = sys.modules.get("distributed")  # not loaded: ``get`` cannot be a Client's
     owner = getattr(get, "__self__", None)
-    return owner is not None and type(owner).__name__ == "Client"
+    return distributed is not None and isinstance(owner, distributed.Client)
 
 
 def run(template: Template, feeds: list[Feed], get: Callable) -> list:

@@ -16,7 +16,9 @@ from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
+from symgraph.tensor.fused import Epilogue
 from symgraph.tensor.type import tensor_inputs, tensor_outputs
 
 OPTIONS: tuple[str, ...] = ()
@@ -32,10 +34,17 @@ class NumpyBackend(Backend):
         self.lent: set[Variable] = set()  # results written into a mutable argument: the caller's memory
 
     def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
-        expr = expression(node, ins, em.ctx, out=self._inplace_target(node, em))
+        expr = expression(node, ins, em.ctx, out=self._inplace_target(node, em), spare=self._spare(node, em))
         if expr is None:
             return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
         return [f"{', '.join(outs)} = {expr}"]
+
+    def _spare(self, node: Apply, em: Emitter) -> str | None:
+        """The spare buffer a fused program computing a shared variable's new value writes it
+        into (double buffering, ``Emitter.spare_for``); other ops allocate as before."""
+        if not isinstance(node.op, (Composite, Epilogue)):
+            return None
+        return em.spare_for(node.outputs[0])
 
     def _inplace_target(self, node: Apply, em: Emitter) -> str | None:
         """The name of an array a unary Elemwise can write its result into, if any: a dead

@@ -1,10 +1,12 @@
 """numpy lowering of fused Composite nodes: one helper function per program, printed from the
 Composite's buffer plan. It allocates each full-size buffer once (``np.empty`` with the
 broadcast shape and each step's dtype), runs every step as one numpy call with ``out=``
-(warning on overflow exactly as the unfused numpy calls would),
+(warning on overflow exactly as the unfused numpy calls would; the first output goes into
+``out`` when one of its shape and dtype is given: a dead input or a shared variable's spare buffer),
 reuses buffers whose values are dead, and computes steps over broadcast inputs only at
 their own smaller shape. When run-time lengths break the static broadcasting assumptions,
-it falls back to the op's reference ``perform``."""
+it falls back to the op's reference ``perform``. Buffers holding only intermediate values are
+kept for the next call of the same helper (``take_scratch``/``give_back``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,7 +34,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
         glb[f"dt{d}"] = dt
     dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
-    lines = [f"def {fname}({', '.join(args)}):"]
+    lines = [f"def {fname}({', '.join(args)}, out=None):"]
     if p.slot_dtypes:
         # An input whose static shape is the full broadcast shape gives it for free (the guards
         # below check the other inputs against it); else numpy computes it (slower, in Python).
@@ -47,6 +49,9 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
             lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
     allocated: set[int] = set()
     base = nin + len(p.consts)
+    out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
+    out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
+    scratch: list[int] = []  # slots holding only intermediate values: pooled across calls
     for fn, arg_idx, slot, dest in p.instrs:
         call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
         if slot is None:
@@ -56,7 +61,16 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         buf = f"b{slot}"
         if slot not in allocated:
             allocated.add(slot)
-            lines.append(f"    {buf} = np.empty(shape, {dt_name[p.slot_dtypes[slot]]})")
+            dtn = dt_name[p.slot_dtypes[slot]]
+            if slot == out_slot:
+                lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dtn} "
+                             f"else np.empty(shape, {dtn})")
+            elif slot in out_slots:
+                lines.append(f"    {buf} = np.empty(shape, {dtn})")
+            else:
+                scratch.append(slot)
+                glb[f"_pool{slot}"], glb["_take_scratch"] = [], take_scratch
+                lines.append(f"    {buf} = _take_scratch(_pool{slot}, shape, {dtn})")
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     outs = []
@@ -67,8 +81,34 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         else:
             glb.setdefault(f"odt_{odt}", np.dtype(odt))
             outs.append(f"np.asarray({name}, odt_{odt})")
+    if scratch:
+        glb["_give_back"] = give_back
+        lines += [f"    _give_back(_pool{slot}, b{slot})" for slot in scratch]
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
     return "\n".join(lines) + "\n", glb
+
+
+SCRATCH_MAX_BYTES = 1 << 26
+"""Intermediate buffers up to this size are kept for the next call of the same program; larger
+ones are freed as soon as the call ends."""
+
+
+def take_scratch(pool: list, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A buffer for a program's intermediate values: one that an earlier call of the same helper
+    gave back (fresh memory costs page faults on every call), else a new one. ``pop`` is atomic,
+    so two threads running the helper never share one; no value outside the helper ever refers
+    to these buffers (they hold no output)."""
+    try:
+        buf = pool.pop()
+    except IndexError:
+        return np.empty(shape, dtype)
+    return buf if buf.shape == shape and buf.dtype == dtype else np.empty(shape, dtype)
+
+
+def give_back(pool: list, buf: np.ndarray) -> None:
+    """Keep an intermediate buffer for the next call (at most two per slot, each bounded in size)."""
+    if len(pool) < 2 and buf.nbytes <= SCRATCH_MAX_BYTES:
+        pool.append(buf)
 
 
 def _guard_terms(guards: list, input_types: tuple) -> list[str]:
@@ -106,4 +146,5 @@ def compile_helper(op: Composite, input_types: tuple) -> Callable:
 @lowers(Composite)
 def _composite(node: Apply, ctx: LowerContext) -> str:
     fn = compile_helper(node.op, tuple(i.type for i in node.inputs))
-    return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)})"
+    out = f", out={ctx.spare}" if ctx.spare else ""
+    return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)}{out})"

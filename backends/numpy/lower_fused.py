@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.backends.numpy.lowering import LowerContext, lowers, perform_call
+from symgraph.backends.numpy.lower_composite import compile_helper
+from symgraph.backends.numpy.lowering import LowerContext, expression, lowers, perform_call
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite, Plan
 from symgraph.tensor.convolution import Conv
 from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.math import Dot
 
 
 def _part(node: Apply, ins: list[str], ctx: LowerContext) -> str:
@@ -54,6 +56,32 @@ def conv_epilogue(prog: Composite, plan: Plan, slot: int, in_place: bool, y: np.
     return results[0] if len(results) == 1 else tuple(results)
 
 
+def dot_epilogue(fn: object, slot: int, in_place: bool, a: np.ndarray, b: np.ndarray, others: list,
+                 spare: np.ndarray | None) -> object:
+    """The compiled program ``fn`` on the matrix product of ``a`` and ``b`` (its input ``slot``)
+    and ``others``. With ``in_place`` (the program may write over that input) the product is
+    computed into ``spare`` where it fits, else into a fresh array, and the program's first
+    output is written over it: no array beyond the one the result needs. Otherwise the program
+    writes its first output into ``spare`` (it checks the fit)."""
+    if in_place:
+        y = _dot_into(a, b, spare)
+        out = y if y.__class__ is np.ndarray else None
+    else:
+        y, out = np.dot(a, b), spare
+    values = list(others)
+    values.insert(slot, y)
+    return fn(*values, out=out)  # type: ignore[operator]
+
+
+def _dot_into(a: np.ndarray, b: np.ndarray, spare: np.ndarray | None) -> np.ndarray:
+    """``np.dot(a, b)``, written into ``spare`` when that has exactly the product's shape, dtype and
+    layout (matrices of one dtype)."""
+    if (spare is not None and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == spare.dtype
+            and a.shape[1] == b.shape[0] and spare.shape == (a.shape[0], b.shape[1]) and spare.flags.c_contiguous):
+        return np.dot(a, b, out=spare)
+    return np.dot(a, b)
+
+
 @lowers(Epilogue)
 def _epilogue(node: Apply, ctx: LowerContext) -> str:
     op = node.op_as(Epilogue)
@@ -66,7 +94,13 @@ def _epilogue(node: Apply, ctx: LowerContext) -> str:
         others = [e for k, e in enumerate(prog_ins) if k != op.slot]
         return (f"{fn}({ctx.ref(op.program, 'program')}, {ctx.ref(plan, 'plan')}, {op.slot}, "
                 f"{in_place_safe(plan, op.slot)}, {prog_ins[op.slot]}, [{', '.join(others)}])")
-    if len(prog.outputs) == 1:
-        return _part(prog, prog_ins, ctx)
-    expr = ctx.expression(prog, prog_ins)
-    return expr if expr is not None else perform_call(prog, prog_ins, ctx.code)
+    if isinstance(op.core, Dot) and isinstance(op.program, Composite):
+        plan = op.program.plan(tuple(v.type for v in prog.inputs))
+        fn = compile_helper(op.program, tuple(v.type for v in prog.inputs))
+        others = [e for k, e in enumerate(prog_ins) if k != op.slot]
+        return (f"{ctx.ref(dot_epilogue, 'dot_epilogue')}({ctx.ref(fn, 'composite')}, {op.slot}, "
+                f"{in_place_safe(plan, op.slot)}, {', '.join(core_ins)}, [{', '.join(others)}], {ctx.spare})")
+    expr = expression(prog, prog_ins, ctx.code, spare=ctx.spare)
+    if expr is None:
+        return perform_call(prog, prog_ins, ctx.code) + ("[0]" if len(prog.outputs) == 1 else "")
+    return expr

@@ -1,7 +1,9 @@
 """How each op becomes a numpy expression: ``TABLE`` maps Op classes to ``lower(node, ctx)``,
 which returns one Python expression (a string) for the node's outputs, or None to fall back to
 calling ``op.perform``. ``ctx.ins`` are the input expressions, ``ctx.out`` a dead buffer the
-result may be written into (or None), ``ctx.ref(obj, hint)`` names a Python object in the
+result may be written into (or None), ``ctx.spare`` an expression for a shared variable's spare
+buffer (an array or None at run time) the first output may be computed into where its shape and
+dtype fit (fused programs check that at run time), ``ctx.ref(obj, hint)`` names a Python object in the
 generated code, and ``ctx.expression(node, ins)`` lowers another node (fused ops nest them)."""
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class LowerContext:
     ins: list[str]
     code: CodeContext
     out: str | None = None
+    spare: str | None = None
 
     def ref(self, obj: Any, hint: str) -> str:
         return self.code.ref(obj, hint)
@@ -34,10 +37,11 @@ class LowerContext:
         return expression(node, ins, self.code)
 
 
-def expression(node: Apply, ins: list[str], code: CodeContext, out: str | None = None) -> str | None:
+def expression(node: Apply, ins: list[str], code: CodeContext, out: str | None = None,
+               spare: str | None = None) -> str | None:
     """The numpy expression computing ``node`` from ``ins``, or None when its op has no lowering."""
     lower = TABLE.lookup(node.op)
-    return None if lower is None else lower(node, LowerContext(ins, code, out))
+    return None if lower is None else lower(node, LowerContext(ins, code, out, spare))
 
 
 def perform_call(node: Apply, ins: list[str], code: CodeContext) -> str:

@@ -405,7 +405,7 @@ class ElementwiseKernel:
         shape = broadcast_shapes(self.node, ins, self.ndim)
         if self.partial and self._shapes_differ(ins, shape):
             return self._on_host(ins)
-        outs = [self.runtime.empty(shape, dt, self.what) for dt in self.out_dtypes]
+        outs = [self.runtime.empty(shape, dt, self.what, kernel_output=True) for dt in self.out_dtypes]
         size = math.prod(shape)
         if size == 0:
             return outs

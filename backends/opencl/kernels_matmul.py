@@ -211,7 +211,7 @@ class MatmulKernel:
 
     def _on_host_memory(self, a2, b2, batch, M, N, others, outs) -> None:
         """numpy's BLAS on the zero-copy memory, then the epilogue in numpy into the outputs."""
-        self.rt.queue.finish()  # the operands' producers are done; numpy writes in place
+        self.rt.wait("host_blas")  # the operands' producers are done; numpy writes in place
         product = outs[0] if self.epilogue is None else self.rt.empty(outs[0].shape, self.acc_dtype, self.what)
         np.matmul(a2.host_view(), b2.host_view(), out=product.host_view().reshape(batch + (M, N)))
         if self.epilogue is not None:

@@ -274,7 +274,7 @@ class ReduceKernel:
             full = [a for a, v in zip(others, self.by_value[len(ins):]) if not v]
             if broadcast_shapes(self.node, full + [Shaped(shape)], len(shape)) != shape:
                 return self._on_host(ins, others)
-        outs = [self.runtime.empty(shape, dt, self.what) for dt in self.out_dtypes]
+        outs = [self.runtime.empty(shape, dt, self.what, kernel_output=True) for dt in self.out_dtypes]
         if m == 0:
             return outs
         self._launch(ins, others, outs, xshape, kept, m, n, shape)

@@ -23,6 +23,11 @@ TRANSFERS: Counter = Counter()
 'zero_copy_in' / 'zero_copy_out' count arrays shared with the host without a copy (CPU devices);
 'checks' counts the small index-check reads (tests read these)."""
 
+WAITS: Counter = Counter()
+"""Host waits for the queue (``Runtime.wait``), by reason: 'read' (a value read on the host),
+'end_call' (host arrays kept alive for queued commands), 'reuse' (a pooled host buffer handed
+to a host-side writer), 'setup' (outside a call), 'host_blas' (numpy's BLAS on device memory).
+A call waits only to read what the host needs (tests read these)."""
 
 _RUNTIMES: dict[Any, Runtime] = {}
 KERNEL_CACHE = 1024
@@ -288,15 +293,22 @@ class Runtime:
             raise MemoryError(f"OpenCL device {self.info.name} could not allocate {nbytes} bytes for {what} "
                               f"({e}); shared variables are unchanged") from None
 
-    def empty(self, shape: Sequence[int], dtype: Any, what: str = "array") -> DeviceArray:
-        """An uninitialised contiguous device array (in host memory on a zero-copy device)."""
+    def empty(self, shape: Sequence[int], dtype: Any, what: str = "array", kernel_output: bool = False) -> DeviceArray:
+        """An uninitialised contiguous device array (in host memory on a zero-copy device).
+        ``kernel_output``: only a kernel enqueued next writes it (no host-side writer), so a
+        pooled buffer is reused without waiting for the queue (see ``_host_buffer``)."""
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
         size = math.prod(shape)
         if not self.zero_copy:
             return DeviceArray(self, self.alloc(size * dtype.itemsize, what), shape, _c_strides(shape), 0, dtype)
-        buf, raw = self._host_buffer(max(size, 1) * dtype.itemsize, what)
+        buf, raw = self._host_buffer(max(size, 1) * dtype.itemsize, what, wait=not kernel_output)
         return DeviceArray(self, buf, shape, _c_strides(shape), 0, dtype, host=raw[:size * dtype.itemsize].view(dtype))
+
+    def wait(self, reason: str) -> None:
+        """Wait until every queued command has finished (counted in WAITS[reason])."""
+        WAITS[reason] += 1
+        self.queue.finish()
 
     def end_call(self) -> None:
         """The end of a compiled-function call (the call lock still held): host arrays handed to
@@ -306,27 +318,30 @@ class Runtime:
         the queue too (it then also frees the outer call's arrays: their commands are done). An
         interrupt before the list is emptied only keeps those arrays alive until a later call."""
         if self._kept:
-            self.queue.finish()
+            self.wait("end_call")
             self._kept.clear()
 
     def _keep_alive(self, *objs: Any) -> None:
         if self.call_lock._is_owned():  # type: ignore[attr-defined]  # inside a call on this thread
             self._kept.extend(objs)
         else:  # outside a call (e.g. set-up code): wait, so nothing is read after it is freed
-            self.queue.finish()
+            self.wait("setup")
 
-    def _host_buffer(self, nbytes: int, what: str) -> tuple[Any, np.ndarray]:
+    def _host_buffer(self, nbytes: int, what: str, wait: bool = True) -> tuple[Any, np.ndarray]:
         """A buffer in mapped host memory (ALLOC_HOST_PTR) and its bytes, reused from earlier calls
         once nothing refers to its memory (every DeviceArray and result view holds ``raw``): fresh
         memory would cost page faults on every call. A reused buffer is handed out only after the
         queue has finished: kernels enqueued earlier may still read it, and host-side writers
         (shape vectors, host scalars, copies) do not go through the in-order queue. (Skipping the
-        wait gained nothing measurable on the W3 step, and the wait fixed a flaky reshape.)"""
+        wait gained nothing measurable on the W3 step, and the wait fixed a flaky reshape.) Without
+        ``wait`` (a buffer only a kernel will write) there is none: the queue is in order, so that
+        kernel runs after every earlier command reading the buffer's old contents."""
         with self._host_pool_lock:  # threads running other functions share the pool
             free = self._host_pool.setdefault(nbytes, [])
             for buf, raw in free:
                 if sys.getrefcount(raw) == 3:  # the pool's tuple, ``raw`` and getrefcount's argument
-                    self.queue.finish()
+                    if wait:
+                        self.wait("reuse")
                     return buf, raw  # a new tuple: raw is claimed before another thread can look
         cl = _cl()
         try:  # host memory owned by the buffer (freed by OpenCL once no pending kernel uses it), mapped once
@@ -436,7 +451,7 @@ class DeviceArray:
         if self.size == 0:
             return np.empty(self.shape, self.dtype)
         if self.host is not None:
-            self.runtime.queue.finish()
+            self.runtime.wait("read")
             view = self.host_view()
             if copy or self.borrowed or any(s == 0 and n > 1 for n, s in zip(self.shape, self.strides)):
                 TRANSFERS["to_host"] += 1

@@ -5,6 +5,7 @@ and re-raising an error with the node and user line."""
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,9 +38,11 @@ def stripes_of(containers: list) -> list[threading.RLock]:
 
 # --- run-time helpers the generated code calls ----------------------------------------------------
 
-def commit(staged: tuple) -> None:
+def commit(staged: tuple, spares: tuple = ()) -> None:
     """Store every update, all or nothing: ``staged`` holds (container, host value, device value)
-    triples prepared before any is stored; an interrupt half-way restores the old values."""
+    triples prepared before any is stored; an interrupt half-way restores the old values. Each
+    container in ``spares`` keeps the host value it held as its spare (double buffering: the
+    next call may compute the new value into it, see ``take_spare``)."""
     old = [(c, c.value, c.device) for c, _, _ in staged]
     try:
         for c, value, device in staged:
@@ -48,6 +51,37 @@ def commit(staged: tuple) -> None:
         for c, value, device in old:
             c.value, c.device = value, device
         raise
+    if spares:
+        before = {id(c): value for c, value, _ in old}
+        for c in spares:
+            c.spare = before[id(c)]
+
+
+def _unshared_refs() -> int:
+    """What ``sys.getrefcount`` says of an array only one local variable refers to (measured, as
+    it differs between Python versions)."""
+    s = np.empty(0)
+    return sys.getrefcount(s)
+
+
+_UNSHARED = _unshared_refs()
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()  # free-threaded builds: no exact refcounts
+
+
+def take_spare(c: Any) -> np.ndarray | None:
+    """The spare buffer of container ``c`` (its value before the last commit that kept one), to
+    compute its next value into; None unless nothing else can see that memory: no variable,
+    container, output the caller holds, ``get_value(borrow=True)`` result or view refers to it
+    (its reference count says so, as numpy's own temporary elision trusts), and it owns its
+    writeable memory. Taken, so one call never hands it out twice; a failed call drops it."""
+    s = c.spare
+    if s is None:
+        return None
+    c.spare = None
+    if (_GIL and s.__class__ is np.ndarray and sys.getrefcount(s) <= _UNSHARED and s.base is None
+            and s.flags.writeable):
+        return s
+    return None
 
 
 def bad_update(name: str, node: Apply | None, shape: tuple, required: tuple) -> InputError:

@@ -33,6 +33,7 @@ from symgraph.compile.calls import (
     make_filter,
     nan_guard_check,
     stripes_of,
+    take_spare,
     type_filter,
 )
 from symgraph.compile.calls import bind_arguments as bind_arguments
@@ -202,6 +203,7 @@ class Emitter(LoopEmitter):
         self.node: Apply | None = None  # the node being lowered
         self.depth = 0  # block nesting (ifelse branches)
         self.nan_guard = bool(schedule.spec.nan_guard)
+        self.spared: list[int] = []  # updates (container indices) computed into their spare buffer
         self.prof = getattr(schedule.spec, "profile", None)  # a Profile: timing lines (else none at all)
         if self.prof is not None:
             self.prof.backend, self.prof.timer = backend.name, backend.profile_timer()
@@ -236,6 +238,20 @@ class Emitter(LoopEmitter):
                                               f"{name} for {reader.op if reader else '?'}", side, v, reader):
                 self.emit(timed)
         return self.converted[key]
+
+    def spare_for(self, v: Variable) -> str | None:
+        """An expression for the spare buffer (or None at run time) that ``v`` may be computed
+        into, when ``v`` is stored uncopied as the new value of a shared variable (double
+        buffering: the commit keeps the replaced value as the next call's spare; ``take_spare``
+        hands out only memory nothing else refers to). None when ``v`` is no such value."""
+        s = self.s
+        for u in s.updates:
+            if s.fgraph.outputs[u.output] is v and not s.copies[u.output] and getattr(v.type, "ndim", 0) > 0:
+                if u.container not in self.spared:
+                    self.spared.append(u.container)
+                cont = self.ctx.ref(s.spec.containers[u.container], f"c_{self.names[s.shared_inputs[u.container]]}")
+                return f"{self.ctx.ref(take_spare, 'take_spare')}({cont})"
+        return None
 
     # sections
     def emit_arguments(self) -> list[str]:
@@ -402,7 +418,10 @@ class Emitter(LoopEmitter):
             staged.append(self.b.staged(self.ctx.ref(spec.containers[u.container], cname), name, side))
         staged += self._stage_input_updates()
         if staged:
-            self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},))")
+            spares = "".join(f"{self.ctx.ref(spec.containers[k], f'c_{self.names[s.shared_inputs[k]]}')}, "
+                             for k in self.spared)
+            keep = f", ({spares})" if spares else ""
+            self.emit(f"{self.ctx.ref(commit, 'commit')}(({', '.join(staged)},){keep})")
         outs = []
         for k, v in enumerate(fg.outputs[:spec.n_outputs]):
             expr = self.arg(v, None)

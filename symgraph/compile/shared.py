@@ -19,12 +19,13 @@ class Container:
     """Holds a stored value, on the host (``value``) and/or on a device: a shared variable's, or
     the default or state of a function input (``sg.In(x, value=...)``), which may be of any Type."""
 
-    __slots__ = ("value", "device", "type", "name", "serial", "__weakref__")
+    __slots__ = ("value", "device", "type", "name", "serial", "spare", "__weakref__")
 
     def __init__(self, type: Type, value: Any, name: str | None):
         self.type, self.value, self.name = type, value, name
         self.device: Any = None  # a backend's device array holding a newer value, if any
         self.serial = new_serial()  # its place in the global lock order (see compile/calls.py)
+        self.spare: Any = None  # a former host value a call may compute the next one into (calls.take_spare)
 
     def to_host(self) -> np.ndarray:
         """The host value, fetched from the device copy when that is the newer one."""
@@ -36,8 +37,8 @@ class Container:
         return Container, (self.type, self.to_host(), self.name)  # device buffers do not pickle
 
     def set(self, value: np.ndarray) -> None:
-        """Make ``value`` current on the host and forget any device copy."""
-        self.value, self.device = value, None
+        """Make ``value`` current on the host and forget any device copy (and the spare buffer)."""
+        self.value, self.device, self.spare = value, None, None
 
 
 def _is_device_array(value: Any) -> bool:
