@@ -7,6 +7,11 @@ temporary, so long fused chains never nest. Two variants are generated: a contig
 broadcasting and transposed views via strides). Reductions and matrix products print the same
 program into their loops and stores (``program_lines``).
 
+The vector kernel runs its last, partial vector through the same one copy of the program (padded
+with zeros, only real elements stored), and a long program's vector kernel is built without
+LLVM's optimiser in small work-groups: what a cold first call compiles stays near-linear in the
+program's length (backends/opencl/build_cost.py, issue 21).
+
 Programs with random steps (the scalar table's random rows) read each element's flat index in the
 step's output: ``i`` in the contiguous kernel, index strides (``is<step>_<axis>``, 0 on broadcast
 axes) in the strided ones. Their work-items run 16 consecutive elements, so one Philox block
