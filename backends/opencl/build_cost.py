@@ -11,7 +11,9 @@ measured (100 steps: 0.26 s against 0.84 s; 800 steps: 1.5 s): its steps call po
 vector math instead of inlining and re-vectorising it. A width-1 (scalar) kernel unoptimised,
 though, ran about 15 times slower than optimised (pocl's work-item vectoriser is then off), so
 only vector kernels of ``LONG_PROGRAM`` steps or more are built unoptimised; short programs
-(memory-bound, where the optimiser's code matters) keep the default.
+(memory-bound, where the optimiser's code matters) keep the default. All of this was measured on
+pocl: GPU drivers compile differently and run work-groups by warps, so on a GPU every program keeps
+the default build and work-group size (``on_cpu=False``).
 
 Unoptimised code keeps every temporary in memory, and pocl holds a work-group's private values
 together on a worker's stack (800 float16 steps at 256 work-items crashed; 3000 at 16 ran), so
@@ -33,21 +35,22 @@ STACK_BUDGET = 1 << 21
 are several MiB; this leaves room for the math functions' own frames)."""
 
 
-def unoptimised(prog: Composite, width: int) -> bool:
-    """Whether ``prog``'s contiguous kernel (``width`` elements a work-item) is built without the optimiser."""
-    return width > 1 and len(prog.steps) >= LONG_PROGRAM
+def unoptimised(prog: Composite, width: int, on_cpu: bool = True) -> bool:
+    """Whether ``prog``'s contiguous kernel (``width`` elements a work-item) is built without the
+    optimiser: long vector programs on a CPU device."""
+    return on_cpu and width > 1 and len(prog.steps) >= LONG_PROGRAM
 
 
-def build_options(prog: Composite, width: int) -> tuple[str, ...]:
+def build_options(prog: Composite, width: int, on_cpu: bool = True) -> tuple[str, ...]:
     """The OpenCL build options of ``prog``'s contiguous kernel."""
-    return ("-cl-opt-disable",) if unoptimised(prog, width) else ()
+    return ("-cl-opt-disable",) if unoptimised(prog, width, on_cpu) else ()
 
 
-def work_group(prog: Composite, width: int, default: int) -> int:
+def work_group(prog: Composite, width: int, default: int, on_cpu: bool = True) -> int:
     """Work-items per work-group of ``prog``'s contiguous kernel: the ``default`` for optimised
     kernels, else the largest power of two up to ``LONG_WORK_GROUP`` whose temporaries fit
     ``STACK_BUDGET``."""
-    if not unoptimised(prog, width):
+    if not unoptimised(prog, width, on_cpu):
         return default
     widest = max(np.dtype(d).itemsize for d in prog.step_dtypes + prog.in_dtypes)
     per_item = (len(prog.steps) + prog.nin) * widest * width

@@ -360,7 +360,7 @@ class ElementwiseKernel:
         self.host_plan = prog.plan(tuple(v.type for v in bound))
         self.what = f"output of {node.op}"  # names an allocation that fails
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.in_dtypes]
-        self.local = bc.work_group(prog, vector_width(prog), WORK_GROUP)  # of the contiguous kernel
+        self.local = bc.work_group(prog, vector_width(prog), WORK_GROUP, runtime.is_cpu)  # of the contiguous kernel
         self.variants = {  # kind -> (kernel name, source); each built on first use
             "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value, self.local)),
             "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))}
@@ -397,7 +397,7 @@ class ElementwiseKernel:
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:
             name, source = self.variants[kind]
-            options = bc.build_options(self.prog, self.width) if kind == "fast" else ()
+            options = bc.build_options(self.prog, self.width, self.runtime.is_cpu) if kind == "fast" else ()
             self._built[kind] = self.runtime.kernel(source, name, options)
         return self._built[kind]
 
