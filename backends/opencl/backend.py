@@ -331,7 +331,7 @@ class OpenCLBackend(Backend):
 
 def copy_of(x: DeviceArray) -> DeviceArray:
     """A new contiguous device array with ``x``'s values (a device-side copy)."""
-    out = x.runtime.empty(x.shape, x.dtype, "copy")
+    out = x.runtime.empty(x.shape, x.dtype, "copy", kernel_output=True)  # only the copy kernel writes it
     copy_into(out, x)
     return out
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named
-from symgraph.backends.opencl.runtime import DeviceArray
+from symgraph.backends.opencl.runtime import DeviceArray, _cl
 
 
 def copy_source(name: str, dtype, ndim: int, add: bool) -> str:
@@ -47,6 +47,12 @@ def copy_into(dst: DeviceArray, src: DeviceArray, add: bool = False) -> None:
     n = dst.size
     if n == 0:
         return
+    if (not add and src.buffer is not dst.buffer and src.dtype == dst.dtype and src.shape == dst.shape
+            and src.is_contiguous and dst.is_contiguous):  # one buffer copy (a memcpy on CPU devices)
+        item = dst.dtype.itemsize
+        _cl().enqueue_copy(rt.queue, dst.buffer, src.buffer, byte_count=n * item,
+                           src_offset=src.offset * item, dst_offset=dst.offset * item)
+        return
     pad = dst.ndim - src.ndim
     sstr = [0] * pad + [0 if sn == 1 else st for sn, st in zip(src.shape, src.strides)]
     for sn, dn in zip((1,) * pad + src.shape, dst.shape):
@@ -63,7 +69,7 @@ def contiguous(x: DeviceArray) -> DeviceArray:
     """``x`` itself when C-contiguous, else a contiguous copy made on the device."""
     if x.is_contiguous:
         return x
-    out = x.runtime.empty(x.shape, x.dtype, "contiguous copy")
+    out = x.runtime.empty(x.shape, x.dtype, "contiguous copy", kernel_output=True)
     copy_into(out, x)
     return out
 
