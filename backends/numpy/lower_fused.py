@@ -94,7 +94,9 @@ def _epilogue(node: Apply, ctx: LowerContext) -> str:
         others = [e for k, e in enumerate(prog_ins) if k != op.slot]
         return (f"{fn}({ctx.ref(op.program, 'program')}, {ctx.ref(plan, 'plan')}, {op.slot}, "
                 f"{in_place_safe(plan, op.slot)}, {prog_ins[op.slot]}, [{', '.join(others)}])")
-    if isinstance(op.core, Dot) and isinstance(op.program, Composite):
+    if isinstance(op.core, Dot) and isinstance(op.program, Composite) and ctx.spare is not None:
+        # an update's product goes into the shared variable's spare buffer; elsewhere the plain
+        # expression below (a helper call per product costs more than it saves on small arrays)
         plan = op.program.plan(tuple(v.type for v in prog.inputs))
         fn = compile_helper(op.program, tuple(v.type for v in prog.inputs))
         others = [e for k, e in enumerate(prog_ins) if k != op.slot]
