@@ -84,13 +84,7 @@ def blockwise(kernel: NodeKernel, node: Apply, values: tuple, token: str) -> lis
     """One task per chunk running ``kernel`` on aligned blocks of ``values`` (broadcasting along
     length-1 axes, 0-d host values passed whole), one dask array per output of ``node``."""
     nd = max(o.ndim for o in tensor_outputs(node))
-    args: list = []
-    for v in values:
-        if not isinstance(v, da.Array) and np.ndim(v) == 0:
-            args += [np.asarray(v), None]
-        else:
-            a = as_dask(v)
-            args += [a, tuple(range(nd - a.ndim, nd))]
+    args = _aligned(values, nd)
     outs = tensor_outputs(node)
     if len(outs) == 1:
         return [da.blockwise(kernel, tuple(range(nd)), *args, token=token, dtype=outs[0].dtype,
@@ -178,6 +172,8 @@ def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
 
 
 def _aligned(values: tuple, nd: int) -> list:
+    """``da.blockwise``'s (array, index) argument pairs for ``values`` aligned to ``nd`` output axes
+    (trailing axes match; 0-d host values are passed whole, with no index)."""
     args: list = []
     for v in values:
         if not isinstance(v, da.Array) and np.ndim(v) == 0:
