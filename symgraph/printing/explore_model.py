@@ -156,6 +156,17 @@ def _counter(index: dict) -> Any:
     return sid
 
 
+def variable_role(v: Variable, input_ids: set, out_ids: set) -> str:
+    """How the page colours a variable: shared, constant, input, output or intermediate."""
+    if getattr(v, "is_shared", False):
+        return "shared"
+    if isinstance(v, Constant):
+        return "constant"
+    if v.owner is None or id(v) in input_ids:
+        return "input"
+    return "output" if id(v) in out_ids else "intermediate"
+
+
 class _Roles:
     """Roles, update pairs and user output names of a compiled function's graph at any step."""
 
@@ -167,16 +178,7 @@ class _Roles:
 
     def role(self, outputs: list[Variable]) -> Any:
         out_ids = {id(v) for v in outputs[:self.spec.n_outputs]}
-
-        def role_of(v: Variable) -> str:
-            if getattr(v, "is_shared", False):
-                return "shared"
-            if isinstance(v, Constant):
-                return "constant"
-            if v.owner is None or id(v) in self.input_ids:
-                return "input"
-            return "output" if id(v) in out_ids else "intermediate"
-        return role_of
+        return lambda v: variable_role(v, self.input_ids, out_ids)
 
     def updates(self, outputs: list[Variable]) -> list[tuple[Variable, Variable]]:
         """(stored variable, new value): the shared variables' updates, then the inputs' (sg.In(x, update=...))."""
@@ -288,13 +290,7 @@ def view_model(obj: Any, timeout: float = 120) -> dict:
     out_ids = view.output_ids
 
     def role(v: Variable) -> str:
-        if getattr(v, "is_shared", False):
-            return "shared"
-        if isinstance(v, Constant):
-            return "constant"
-        if v.owner is None or id(v) in view.input_ids:
-            return "input"
-        return "output" if id(v) in out_ids else "intermediate"
+        return variable_role(v, view.input_ids, out_ids)
     svg = page.svg(draw_state("graph", state, page.vid, role, _opens))
     page.data["steps"].append({"label": "graph", "svg": svg, "nodes": [s for s, _, _ in state.nodes], "new": [],
                                "removed": [], "applied": {}, "fired": [], "links": {}, "final": True})
