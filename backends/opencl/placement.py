@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from symgraph.backends.opencl import heavy_cost as hc
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.runtime import Runtime, _cl
 from symgraph.compile.link import NOT_GIVEN
@@ -42,7 +43,7 @@ from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import Shape, Shape_i
 
 MODES = ("auto", "host", "device")
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 """Bumped when the measurement changes: older cache entries are measured again."""
 
 
@@ -50,12 +51,23 @@ CALIBRATION_VERSION = 2
 class Calibration:
     """One device's cost model, in microseconds: a kernel launch costs ``launch_us`` plus
     ``device_ns`` per element and program step; a numpy call costs ``call_us`` plus ``host_ns``
-    per element (numpy runs each step of a fused program as its own call)."""
+    per element (numpy runs each step of a fused program as its own call). Products and
+    convolutions cost a fixed time plus their flops at a rate, on each side (``heavy_cost``):
+    numpy's BLAS (``blas_*``) against the matmul kernel (``gemm_*``), ``conv_numpy``
+    (``conv_host_*``) against the OpenCL convolution (``conv_device_*``)."""
     device: str
     launch_us: float
     device_ns: float
     call_us: float
     host_ns: float
+    blas_us: float
+    blas_gflops: float
+    gemm_us: float
+    gemm_gflops: float
+    conv_host_us: float
+    conv_host_gflops: float
+    conv_device_us: float
+    conv_device_gflops: float
     version: int = CALIBRATION_VERSION
 
     def host_is_cheaper(self, elements: int, steps: int) -> bool:
@@ -157,14 +169,16 @@ _SMALL, _LARGE = 16, 1 << 20
 def measure(rt: Runtime, key: str) -> Calibration:
     """Time the 3-step program tanh(x) * 1.5 + 0.5 as one kernel (float16 vectors, as the
     elementwise kernels) and as numpy calls, at 16 and at 2^20 elements (medians of several runs;
-    kernels launched back to back, as a schedule does)."""
+    kernels launched back to back, as a schedule does); then products and convolutions on each
+    side at two sizes (``heavy_cost.measure_rates``)."""
     kernel = rt.kernel(_PROGRAM, "sg_calibrate")
     times = {n: _time_both(rt, kernel, n) for n in (_SMALL, _LARGE)}
     (d_small, h_small), (d_large, h_large) = times[_SMALL], times[_LARGE]
     per = 1e9 / (_LARGE - _SMALL)
     return Calibration(device=key, launch_us=d_small * 1e6,
                        device_ns=max(0.0, (d_large - d_small) * per / _STEPS),
-                       call_us=h_small * 1e6 / _STEPS, host_ns=max(0.0, (h_large - h_small) * per / _STEPS))
+                       call_us=h_small * 1e6 / _STEPS, host_ns=max(0.0, (h_large - h_small) * per / _STEPS),
+                       **hc.measure_rates(rt))
 
 
 def _time_both(rt: Runtime, kernel: Any, n: int) -> tuple[float, float]:
@@ -275,10 +289,11 @@ def _placeable(node: Apply) -> bool:
 
 def decide(fgraph: FunctionGraph, mode: str, cal: Calibration | None, shapes: dict[Variable, tuple]) -> set[Apply]:
     """The nodes of ``fgraph`` to run on the host under ``mode`` ('device': none; 'host': every
-    placeable one; 'auto': float matrix products (numpy's BLAS beats any CPU kernel) and the
-    nodes the calibrated model finds cheaper there at the sizes ``shapes`` gives; a node of
-    unknown size stays on the device). Views (ops with a ``view_map``) cost nothing anywhere and
-    follow their readers, so that no value crosses over just to be viewed."""
+    placeable one; 'auto': the nodes the calibrated model finds cheaper there at the sizes
+    ``shapes`` gives (``host_side``); a node of unknown size stays on the device, but for
+    products and convolutions, which go where the calibrated rate is higher). Views (ops with a
+    ``view_map``) cost nothing anywhere and follow their readers, so that no value crosses over
+    just to be viewed."""
     if mode == "device":
         return set()
     order = fgraph.toposort()
@@ -286,11 +301,7 @@ def decide(fgraph: FunctionGraph, mode: str, cal: Calibration | None, shapes: di
     for node in order:
         if node in chosen or not _placeable(node) or node.op.view_map:
             continue
-        if mode == "host" or is_float_product(node):
-            chosen.add(node)
-            continue
-        w = work(node, shapes)
-        if w is not None and cal is not None and cal.host_is_cheaper(*w):
+        if mode == "host" or host_side(node, shapes, cal):
             chosen.add(node)
     for node in reversed(order):
         if node in chosen or not node.op.view_map or not _placeable(node):
@@ -302,12 +313,38 @@ def decide(fgraph: FunctionGraph, mode: str, cal: Calibration | None, shapes: di
     return chosen
 
 
+def host_side(node: Apply, shapes: dict[Variable, tuple], cal: Calibration | None) -> bool:
+    """The per-node decision of 'auto' placement: True when ``node`` is cheaper on the host at the
+    sizes ``shapes`` gives. Products, convolutions and poolings by ``heavy_cost`` (products and
+    convolutions of unknown size by the calibrated rates), other nodes by the elementwise model
+    (unknown size: the device); without a calibration, float products on the host."""
+    if cal is None:
+        return is_float_product(node)
+    heavy = hc.on_host(node, shapes, cal)
+    if heavy is not None:
+        return heavy
+    w = work(node, shapes)
+    return w is not None and cal.host_is_cheaper(*w)
+
+
+def saving_us(node: Apply, shapes: dict[Variable, tuple], cal: Calibration) -> float:
+    """Microseconds a call saves by running ``node`` on the host (0 where its size is unknown)."""
+    heavy = hc.host_saving_us(node, shapes, cal)
+    if heavy is not None:
+        return heavy
+    w = work(node, shapes) if hc.kind(node) is None else None
+    return cal.saving_us(*w) if w is not None else 0.0
+
+
 def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibration | None) -> str:
     """Why ``node`` runs on the host (the comment of its ``f.kernels`` entry)."""
     if mode == "host":
         return "placement forced to 'host'"
     if node.op.view_map:
         return "a view, read on the host"
+    heavy = hc.describe(node, shapes, cal) if cal is not None else None
+    if heavy is not None:
+        return heavy
     if is_float_product(node):
         return "a float matrix product: numpy's BLAS on the shared memory"
     w = work(node, shapes)
@@ -320,8 +357,8 @@ def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibra
 def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple]) -> bool:
     """True when 'auto' placement of some node of ``fgraph`` waits on a size ``shapes`` does not
     fix (an argument's shape): then the placement is made per call, by the arguments' shapes."""
-    return any(_placeable(n) and not n.op.view_map and not is_float_product(n) and work(n, shapes) is None
-               for n in fgraph.toposort())
+    return any(_placeable(n) and not n.op.view_map and hc.kind(n) not in ("product", "conv")
+               and work(n, shapes) is None for n in fgraph.toposort())
 
 
 PAYBACK_CALLS, LINK_US = 100, 100.0
@@ -444,9 +481,7 @@ class SizePlaced:
         shapes = concrete_shapes(order, known_shapes(self._pristine, input_shapes))
         saving = 0.0
         for k in sig - next(iter(self.variants)):
-            w = work(order[k], shapes)
-            if w is not None:
-                saving += self._cal.saving_us(*w)
+            saving += saving_us(order[k], shapes, self._cal)
         steps = sum(len(n.op.steps) if isinstance(n.op, Composite) else 1 for n in order)
         return saving * PAYBACK_CALLS >= LINK_US * steps
 
