@@ -20,10 +20,17 @@ The model, per side, in microseconds:
   numpy making a few calls per window tap over the pooled elements (``POOL_CALLS_PER_TAP``),
   the kernel one launch looping over the taps.
 
-Measured on the 2-core pocl machine (float32, loaded): the tiled kernel 1.1-1.4 GFLOP/s against
-BLAS 23-108 at W7's (32x128x128, 3200x128x128) and W8's (32768x576x64) products; W8's
-convolution 3.1 GFLOP/s as kernels against 24.5 on the host. So on that device every product
-and convolution runs on the host, at every size.
+Measured on the 2-core pocl machine (float32, loaded, one BLAS thread): the tiled kernel
+1.1-1.4 GFLOP/s against BLAS 23-108 at W7's (32x128x128, 3200x128x128) and W8's (32768x576x64)
+products; W8's convolution 3.1 GFLOP/s as kernels (mostly the im2col gather) against 24.5 on
+the host. So on that device every product and convolution runs on the host, at every size: W8
+on OpenCL went from 5.3x the numpy backend to 0.94x (same run, medians).
+
+Not modelled: BLAS's and pocl's worker threads spin for milliseconds after their work (about
+25 ms of CPU in the 200 ms after a pocl kernel, 50 ms after a two-thread BLAS call), so on a
+2-core machine a BLAS call right after a kernel can take 100x longer than alone (measured:
+0.25 ms alone, 48 ms right after a 5 ms kernel; with OPENBLAS_NUM_THREADS=1, 0.3 ms either
+way). The calibration times each side in a block of its own for that reason.
 """
 from __future__ import annotations
 
@@ -191,7 +198,7 @@ def describe(node: Apply, shapes: dict[Variable, tuple], cal: Rates) -> str | No
     if both is not None:
         return f"a {kind(node)}: {both[0]:.0f} us on the host against {both[1]:.0f} us as kernels (calibrated)"
     if rate_side(node, cal) == "host":
-        return f"a {kind(node)} of size unknown at compile time: the host's calibrated rate is higher"
+        return f"a {kind(node)} of a size placement cannot see: the host's calibrated rate is higher"
     return None
 
 
