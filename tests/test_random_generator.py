@@ -148,7 +148,7 @@ def test_opencl_groups_equal_numpy():
     from symgraph.backends.opencl import kernels_random as kr
     from symgraph.backends.opencl.runtime import get_runtime
     rt = get_runtime()
-    src = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" + kr.helper_source({"sg_normal32_x16"}) + kr.PHILOX_X8 + r"""
+    src = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n" + kr.helper_source({"sg_uniform32_x64"}) + r"""
 __kernel void groups(ulong k0, ulong k1, ulong c1, ulong c2, ulong c3, ulong start,
                      __global float *u, __global double *d) {
     const ulong g = get_global_id(0);

@@ -200,7 +200,8 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
     tail = "\n".join("            " + ln for ln in lines + [f"out{k}[j] = {o};" for k, o in enumerate(outs)])
     return (head + f"    const long i = get_global_id(0);\n{cache}"
             f"    if ((i + 1) * {kr.GROUP} <= n) {{\n{groups}"
-            f"        for (int s = 0; s < {kr.SUBVECTORS}; s++) {{\n            const long v = i * {kr.SUBVECTORS} + s;\n"
+            f"        for (int s = 0; s < {kr.SUBVECTORS}; s++) {{\n"
+            f"            const long v = i * {kr.SUBVECTORS} + s;\n"
             f"{vinner}\n        }}\n    }} else {{\n"
             f"        for (long j = i * {kr.GROUP}; j < n; j++) {{  /* the last partial group */\n{tail}\n"
             f"        }}\n    }}\n}}\n")
