@@ -63,10 +63,18 @@ PHILOX_X8 = r"""#define SG_INLINE inline __attribute__((always_inline))  /* pocl
 #define SG_ROUND8 { ulong8 h0, l0, h1, l1; \
     SG_MULHILO8(x0, 0xD2E7470EE14C6C93UL, h0, l0) SG_MULHILO8(x2, 0xCA5A826395121157UL, h1, l1) \
     x0 = h1 ^ x1 ^ k0; x1 = l1; x2 = h0 ^ x3 ^ k1; x3 = l0; }
-/* the Philox blocks b .. b+7, one per lane; w[q] is word q of each */
+/* the Philox blocks b .. b+7, one per lane; w[q] is word q of each. Only word 0 differs between
+   the lanes at first: the products of the words equal in every lane (round 1's of c2, round 2's
+   of the new word 0) are scalars, so 18 products of 20 are vectors. */
 SG_INLINE void sg_philox_x8(ulong b, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3, ulong8 *w) {
-    ulong8 x0 = (ulong8)(b) + (ulong8)(0, 1, 2, 3, 4, 5, 6, 7), x1 = (ulong8)(c1), x2 = (ulong8)(c2), x3 = (ulong8)(c3);
-    SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP
+    ulong8 x0, x1, x2, x3, h, l;
+    SG_MULHILO8((ulong8)(b) + (ulong8)(0, 1, 2, 3, 4, 5, 6, 7), 0xD2E7470EE14C6C93UL, h, l)
+    const ulong s0 = mul_hi(0xCA5A826395121157UL, c2) ^ c1 ^ k0, s1 = 0xCA5A826395121157UL * c2;
+    x2 = h ^ c3 ^ k1; x3 = l;
+    SG_BUMP
+    SG_MULHILO8(x2, 0xCA5A826395121157UL, h, l)
+    x0 = h ^ s1 ^ k0; x1 = l; x2 = mul_hi(0xD2E7470EE14C6C93UL, s0) ^ x3 ^ k1; x3 = (ulong8)(0xD2E7470EE14C6C93UL * s0);
+    SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP
     SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8 SG_BUMP SG_ROUND8
     w[0] = x0; w[1] = x1; w[2] = x2; w[3] = x3;
 }
