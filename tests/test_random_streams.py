@@ -328,7 +328,10 @@ def test_groups_and_partial_groups_match_numpy(backend, n):
     def build(s, x, p):
         return [s.uniform((n,), dtype="float32"), s.uniform((n,), dtype="float64") * 2,
                 s.binomial((n,), p=0.3, dtype="float32") * x, s.binomial((n,), p=0.6, dtype="float64") + 1,
-                s.binomial((n,), p=p, dtype="float32") + x]
+                s.binomial((n,), p=p, dtype="float32") + x,
+                # several draws in one kernel: two grouped ones and a normal (16 elements at a time)
+                s.uniform(x.shape, dtype="float32") * x + s.normal(x.shape, dtype="float32")
+                + s.binomial(x.shape, p=0.5, dtype="float32")]
     x, p = T.fvector("x"), T.fvector("p")
     rng = np.random.default_rng(n)
     xv, pv = rng.standard_normal(n).astype(np.float32), rng.uniform(size=n).astype(np.float32)
