@@ -6,11 +6,11 @@ round as numpy's do).
 A random step in a kernel needs the element's flat index in the step's output (``ix``):
 
 - in the vector path a work-item runs ``GROUP`` (64) aligned elements as four 16-wide
-  sub-vectors. Uniforms and Bernoulli draws are computed once per group by ``sg_<row>_x64``:
-  eight (32-bit draws) or sixteen (64-bit draws) Philox blocks at once in ``ulong8`` lanes, the
-  64x64->128 products decomposed into 32x32->64 ones (``vpmuludq``: pocl neither vectorises the
-  scalar Philox across work-items nor has a vector ``mul_hi(ulong)``), then converted and
-  transposed into the elements' order; normals call ``sg_<row>_x16`` for each sub-vector;
+  sub-vectors. Each draw (uniform, normal, Bernoulli) is computed once per group by
+  ``sg_<row>_x64``: eight (32-bit draws) or sixteen (64-bit draws) Philox blocks at once in
+  ``ulong8`` lanes, the 64x64->128 products decomposed into 32x32->64 ones (``vpmuludq``: pocl
+  neither vectorises the scalar Philox across work-items nor has a vector ``mul_hi(ulong)``),
+  then mapped to the distribution on whole vectors and transposed into the elements' order;
 - elsewhere each work-item runs 16 consecutive elements and keeps the last block of each random
   step (``blk``/``bid``): a block is computed once for the 8 (or 4) elements it serves.
 
@@ -86,34 +86,63 @@ SG_INLINE void sg_blocks_to_elements(const ulong8 *a, ulong8 *o) {
     const ulong16 hi = shuffle2(p, t, (ulong16)(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31));
     o[0] = lo.lo; o[1] = lo.hi; o[2] = hi.lo; o[3] = hi.hi;
 }
-/* the 64 float32 uniforms from element ix (a multiple of 64): r[s] holds elements ix + 16 s .. */
-SG_INLINE void sg_uniform32_x64(ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3, float16 *r) {
-    ulong8 w[4], f[4], o[4];
+"""
+_GROUP_HEAD = "SG_INLINE void {name}(ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3, {t}16 *r) {{\n"
+GROUP_HELPERS = {  # helper -> body: the 64 values from element ix (a multiple of 64); r[s]: elements ix + 16 s ..
+    "sg_uniform32_x64": """    ulong8 w[4], f[4], o[4];
     sg_philox_x8(ix >> 3, k0, k1, c1, c2, c3, w);
     for (int q = 0; q < 4; q++) f[q] = as_ulong8(convert_float16(as_uint16(w[q]) >> 8) * 0x1p-24f);
     sg_blocks_to_elements(f, o);
-    for (int q = 0; q < 4; q++) r[q] = as_float16(o[q]);
-}
-/* the 64 float64 uniforms from element ix (a multiple of 64) */
-SG_INLINE void sg_uniform64_x64(ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3, double16 *r) {
-    for (int h = 0; h < 2; h++) {
+    for (int q = 0; q < 4; q++) r[q] = as_float16(o[q]);""",
+    "sg_uniform64_x64": """    for (int h = 0; h < 2; h++) {
         ulong8 w[4], f[4], o[4];
         sg_philox_x8((ix >> 2) + 8 * h, k0, k1, c1, c2, c3, w);
         for (int q = 0; q < 4; q++) f[q] = as_ulong8(convert_double8(w[q] >> 11) * 0x1p-53);
         sg_blocks_to_elements(f, o);
         r[2 * h] = (double16)(as_double8(o[0]), as_double8(o[1]));
         r[2 * h + 1] = (double16)(as_double8(o[2]), as_double8(o[3]));
+    }""",
+    # a word's low half gives u1, its high half u2: the word's two elements are r cos t, r sin t
+    "sg_normal32_x64": """    ulong8 w[4], f[4], o[4];
+    sg_philox_x8(ix >> 3, k0, k1, c1, c2, c3, w);
+    for (int q = 0; q < 4; q++) {
+        const double8 u1 = (convert_double8(convert_uint8(w[q] & 0xFFFFFFFFUL) >> 8) + 1.0) * 0x1p-24;
+        const double8 u2 = convert_double8(convert_uint8(w[q] >> 32) >> 8) * 0x1p-24;
+        const double8 rr = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+        float16 z;
+        z.even = convert_float8(rr * cos(t));
+        z.odd = convert_float8(rr * sin(t));
+        f[q] = as_ulong8(z);
     }
+    sg_blocks_to_elements(f, o);
+    for (int q = 0; q < 4; q++) r[q] = as_float16(o[q]);""",
+    # words 0, 1 of a block give its elements 0 (cos) and 1 (sin); words 2, 3 its elements 2 and 3
+    "sg_normal64_x64": """    for (int h = 0; h < 2; h++) {
+        ulong8 w[4], f[4], o[4];
+        sg_philox_x8((ix >> 2) + 8 * h, k0, k1, c1, c2, c3, w);
+        for (int q = 0; q < 4; q += 2) {
+            const double8 u1 = (convert_double8(w[q] >> 11) + 1.0) * 0x1p-53;
+            const double8 u2 = convert_double8(w[q + 1] >> 11) * 0x1p-53;
+            const double8 rr = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+            f[q] = as_ulong8(rr * cos(t));
+            f[q + 1] = as_ulong8(rr * sin(t));
+        }
+        sg_blocks_to_elements(f, o);
+        r[2 * h] = (double16)(as_double8(o[0]), as_double8(o[1]));
+        r[2 * h + 1] = (double16)(as_double8(o[2]), as_double8(o[3]));
+    }""",
 }
-"""
 GROUP = 64
 """Elements a work-item of the vector path runs (four 16-wide sub-vectors; whole blocks of 8 or 4)."""
 SUBVECTORS = 4
 GROUPED = {"sg_uniform32": ("sg_uniform32_x64", "float", "r{j}[s]"),
            "sg_bernoulli32": ("sg_uniform32_x64", "float", "select((float16)(0.0f), (float16)(1.0f), r{j}[s] < {p})"),
            "sg_uniform64": ("sg_uniform64_x64", "double", "r{j}[s]"),
-           "sg_bernoulli64": ("sg_uniform64_x64", "double", "select((double16)(0.0), (double16)(1.0), r{j}[s] < {p})")}
-"""Rows computed once per group: row stem -> (group helper, element C type, a sub-vector's value)."""
+           "sg_bernoulli64": ("sg_uniform64_x64", "double", "select((double16)(0.0), (double16)(1.0), r{j}[s] < {p})"),
+           "sg_normal32": ("sg_normal32_x64", "float", "r{j}[s]"),
+           "sg_normal64": ("sg_normal64_x64", "double", "r{j}[s]")}
+"""Rows of the vector path, each computed once per group: row stem -> (group helper, element C type,
+a sub-vector's value)."""
 _ARGS = "ulong4 blk, ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3"
 _VARGS = "ulong ix, ulong k0, ulong k1, ulong c1, ulong c2, ulong c3"
 _KEYS = "k0, k1, c1, c2, c3"
@@ -142,28 +171,6 @@ SCALAR = {  # row stem -> (C return type, parameter declarations, body) of the o
     }}
     return (long)((ulong)lo + mul_hi(w, r));"""),
 }
-
-VECTOR = {  # row stem -> (C return type, parameter declarations, body) of the 16-element helper (normals)
-    "sg_normal32": ("float16", "", """const ulong b = ix >> 3;
-    const ulong8 w = (ulong8)(sg_philox(b, k0, k1, c1, c2, c3), sg_philox(b + 1, k0, k1, c1, c2, c3));
-    const double8 u1 = (convert_double8(convert_uint8(w & 0xFFFFFFFFUL) >> 8) + 1.0) * 0x1p-24;
-    const double8 u2 = convert_double8(convert_uint8(w >> 32) >> 8) * 0x1p-24;
-    const double8 r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
-    float16 z;
-    z.even = convert_float8(r * cos(t));
-    z.odd = convert_float8(r * sin(t));
-    return z;"""),
-    "sg_normal64": ("double16", "", """const ulong b = ix >> 2;
-    const ulong16 w = (ulong16)(sg_philox(b, k0, k1, c1, c2, c3), sg_philox(b + 1, k0, k1, c1, c2, c3),
-                                sg_philox(b + 2, k0, k1, c1, c2, c3), sg_philox(b + 3, k0, k1, c1, c2, c3));
-    const double8 u1 = (convert_double8(w.even >> 11) + 1.0) * 0x1p-53, u2 = convert_double8(w.odd >> 11) * 0x1p-53;
-    const double8 r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
-    double16 z;
-    z.even = r * cos(t);
-    z.odd = r * sin(t);
-    return z;"""),
-}
-
 
 def _binomial_source() -> str:
     """The binomial helper: inversion for n p' < 10, else BTRS (symgraph/rng/binomial.py)."""
@@ -220,11 +227,12 @@ def helper_source(names: set[str]) -> str:
         parts.append(f"inline {ret} {stem}({_ARGS}{params}) {{\n    {body}\n}}")
     if "sg_binomial" in names:
         parts.append(_binomial_source())
-    if any(n.endswith("_x64") for n in names):
+    groups = sorted(n for n in names if n in GROUP_HELPERS)
+    if groups:
         parts.append(PHILOX_X8)
-    for stem in sorted(n[:-4] for n in names if n.endswith("_x16")):
-        ret, params, body = VECTOR[stem]
-        parts.append(f"inline {ret} {stem}_x16({_VARGS}{params}) {{\n    {body}\n}}")
+    for name in groups:
+        t = "float" if "32" in name else "double"
+        parts.append(_GROUP_HEAD.format(name=name, t=t) + GROUP_HELPERS[name] + "\n}")
     return "\n".join(parts) + "\n"
 
 
@@ -273,15 +281,12 @@ def step_lines(j: int, name: str, args: list[str], arg_dtypes: list, out_dtype: 
     words = [a if str(d) == "uint64" else f"(ulong){a}" for a, d in zip(args[1:6], arg_dtypes[1:6])]
     params = args[6:]
     ctype = ks.ctype(out_dtype)
-    if width > 1 and sop.cl in GROUPED:
+    if width > 1:
         helper, _, value = GROUPED[sop.cl]
         first = f"(ulong)({index}) - {width} * s"
         return [f"if (s == 0) {helper}({first}, {', '.join(words)}, r{j});",
                 f"const {ctype}{width} t{j} = {value.format(j=j, p=params[0] if params else '')};  /* {name} */"], \
             {helper}
-    if width > 1:
-        call = f"{sop.cl}_x16((ulong)({index}), {', '.join(words + params)})"
-        return [f"const {ctype}{width} t{j} = {call};  /* {name} */"], {sop.cl + "_x16"}
     shift = sop.block_shift
     return [f"const ulong ix{j} = (ulong)({index});",
             f"if ((ix{j} >> {shift}) != bid{j}) {{ bid{j} = ix{j} >> {shift}; "
