@@ -15,7 +15,7 @@ program's length (backends/opencl/build_cost.py, issue 21).
 Programs with random steps (the scalar table's random rows) read each element's flat index in the
 step's output: ``i`` in the contiguous kernel, index strides (``is<step>_<axis>``, 0 on broadcast
 axes) in the strided ones. Their work-items run 16 consecutive elements (64 in the contiguous vector
-kernel, whose uniforms and Bernoulli draws come eight Philox blocks at a time), so one Philox block
+kernel, whose draws come eight Philox blocks at a time), so one Philox block
 serves all the elements it covers (backends/opencl/kernels_random.py). An input that random steps
 read only for its shape (a draw's size) is never loaded; key and counter words stay scalars.
 """
