@@ -265,8 +265,8 @@ def cache_lines(prog: Composite) -> list[str]:
 
 
 def group_lines(prog: Composite) -> list[str]:
-    """Declarations of the per-group values of the random steps computed once per group (before
-    the vector path's sub-vector loop)."""
+    """Declarations of each random step's group of values (``r<j>``: four 16-wide sub-vectors),
+    before the vector path's sub-vector loop."""
     return [f"{GROUPED[SCALAR_OPS[name].cl][1]}16 r{j}[{SUBVECTORS}];"
             for j, (name, _) in enumerate(prog.steps) if SCALAR_OPS[name].cl in GROUPED]
 
@@ -276,7 +276,7 @@ def step_lines(j: int, name: str, args: list[str], arg_dtypes: list, out_dtype: 
     """Statements computing random step ``j`` (row ``name``) at element index ``index`` (C expression),
     and the helpers they need. With ``width`` 16 (the vector path), ``index`` is the first element
     of sub-vector ``s`` (0 .. 3, a C variable of the kernel) of a group of ``GROUP`` aligned
-    elements: a grouped row computes the whole group at ``s == 0`` into ``r<j>`` (``group_lines``)."""
+    elements: the step computes the whole group at ``s == 0`` into ``r<j>`` (``group_lines``)."""
     sop = SCALAR_OPS[name]
     words = [a if str(d) == "uint64" else f"(ulong){a}" for a, d in zip(args[1:6], arg_dtypes[1:6])]
     params = args[6:]
