@@ -363,6 +363,6 @@ def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
 
     def build(graph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> OpenCLFunction:
         return link(graph, spec, OpenCLBackend(rt, mode, input_shapes), OpenCLFunction)
-    if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {})):
+    if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {}), pl.calibration(rt)):
         return pl.SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
     return build(fgraph, {})

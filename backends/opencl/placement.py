@@ -15,10 +15,8 @@ only), 'auto' (the default) decides by size.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,11 +25,12 @@ from typing import Any, cast
 import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.devices import cache_dir, read_json, write_json
 from symgraph.backends.opencl.runtime import Runtime, _cl
 from symgraph.compile.link import NOT_GIVEN
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
 from symgraph.config import config
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
 from symgraph.tensor.composite import Composite
@@ -77,17 +76,14 @@ class Calibration:
 
 
 def cache_path() -> str:
-    """The calibration file: ``$SYMGRAPH_CACHE_DIR/placement.json``, else
-    ``$XDG_CACHE_HOME/symgraph/placement.json``, else ``~/.cache/symgraph/placement.json``."""
-    base = os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "symgraph")
-    return os.path.join(base, "placement.json")
+    """The calibration file: ``placement.json`` in ``devices.cache_dir()`` (``$SYMGRAPH_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/symgraph``, else ``~/.cache/symgraph``)."""
+    return os.path.join(cache_dir(), "placement.json")
 
 
 def device_key(rt: Runtime) -> str:
     """What identifies a device's speed: its platform, name and driver version."""
-    driver = getattr(rt.device, "driver_version", "?")
-    return f"{rt.info.platform} | {rt.info.name} | {driver} | {rt.info.compute_units} units"
+    return f"{rt.info.platform} | {rt.info.name} | {rt.info.driver} | {rt.info.compute_units} units"
 
 
 _MEMO: dict[str, Calibration] = {}
@@ -100,7 +96,7 @@ def calibration(rt: Runtime) -> Calibration:
     if key in _MEMO:
         return _MEMO[key]
     path = cache_path()
-    entries = _read(path)
+    entries = read_json(path)
     entry = entries.get(key)
     if isinstance(entry, dict) and entry.get("version") == CALIBRATION_VERSION:
         try:
@@ -112,7 +108,7 @@ def calibration(rt: Runtime) -> Calibration:
             return cal
     cal = measure(rt, key)
     entries[key] = asdict(cal)
-    _write(path, entries)
+    write_json(path, entries)
     _MEMO[key] = cal
     return cal
 
@@ -120,27 +116,6 @@ def calibration(rt: Runtime) -> Calibration:
 def forget() -> None:
     """Drop the calibrations this process has read (tests point the cache elsewhere)."""
     _MEMO.clear()
-
-
-def _read(path: str) -> dict:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _write(path: str, entries: dict) -> None:
-    """Write the cache atomically (a concurrent reader sees the old file or the new one)."""
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".placement")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:  # a read-only home: the measurement is kept for this process only
-        pass
 
 
 _PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
@@ -290,7 +265,7 @@ def decide(fgraph: FunctionGraph, mode: str, cal: Calibration | None, shapes: di
             chosen.add(node)
             continue
         w = work(node, shapes)
-        if w is not None and cal is not None and cal.host_is_cheaper(*w):
+        if w is not None and cal is not None and cal.host_is_cheaper(*w) or w is None and _scalar_of_host(node, chosen):
             chosen.add(node)
     for node in reversed(order):
         if node in chosen or not node.op.view_map or not _placeable(node):
@@ -317,11 +292,22 @@ def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibra
             f"{cal.crossover(w[1]):.0f} elements (launch {cal.launch_us:.1f} us; cache {cache_path()})")
 
 
-def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple]) -> bool:
+def _scalar_of_host(node: Apply, chosen: set[Apply]) -> bool:
+    """A node of unknown size that reads only results computed on the host and returns 0-d values
+    (a loss summed from a host product): whatever the size, a kernel would only add its launch."""
+    ins = [v for v in node.inputs if v.owner is not None or not isinstance(v, Constant)]
+    return (bool(ins) and all(v.owner in chosen for v in ins)
+            and all(getattr(o.type, "ndim", None) == 0 for o in node.outputs))
+
+
+def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple], cal: Calibration | None = None) -> bool:
     """True when 'auto' placement of some node of ``fgraph`` waits on a size ``shapes`` does not
     fix (an argument's shape): then the placement is made per call, by the arguments' shapes."""
+    order = fgraph.toposort()
+    shapes = concrete_shapes(order, shapes)
+    chosen = decide(fgraph, "auto", cal, shapes)
     return any(_placeable(n) and not n.op.view_map and not is_float_product(n) and work(n, shapes) is None
-               for n in fgraph.toposort())
+               and n not in chosen for n in order)
 
 
 PAYBACK_CALLS, LINK_US = 100, 100.0
