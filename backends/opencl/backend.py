@@ -21,6 +21,7 @@ from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
+from symgraph.backends.opencl.size_placed import SizePlaced
 from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
 from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes, place_on_host, wrap_in_fallback
@@ -88,6 +89,9 @@ class OpenCLBackend(Backend):
         self.cal = pl.calibration(runtime) if placement == "auto" else None
         self.shapes: dict[Variable, tuple] = {}
         self.to_host: set[Apply] = set()
+        self.host_control: set[Apply] = set()  # branches and loops run wholly on the host (pl.all_on_host)
+        self._inner_known: dict[Variable, tuple] = {}  # the shapes of the inner graph being planned
+        self._inner_on_host = False
         self._host_outputs: set[Variable] = set()
         self._reasons: dict[Apply, str] = {}
 
@@ -112,15 +116,36 @@ class OpenCLBackend(Backend):
         """Which nodes run on the host by placement, at the sizes known (the static shapes, the
         shared variables' values, and the user inputs' shapes this variant is placed for); the
         graph inputs those nodes read stay on the host side (device readers wrap them, zero-copy)."""
+        self.to_host, self.host_control = set(), set()
         if self.mode == "device":
-            self.to_host = set()
             return
-        self.shapes = concrete_shapes(fgraph.toposort(), pl.known_shapes(fgraph, self.input_shapes))
-        self.to_host = pl.decide(fgraph, self.mode, self.cal, self.shapes)
-        self.host.update(v for node in self.to_host for v in node.inputs if v in fgraph.inputs)
+        on_host = self._place(fgraph, pl.known_shapes(fgraph, self.input_shapes), False)
+        self.host.update(v for node in on_host for v in node.inputs if v in fgraph.inputs)
+
+    def _place(self, fgraph: FunctionGraph, known: dict[Variable, tuple], everything: bool) -> set[Apply]:
+        """Place the nodes of ``fgraph`` (the outer graph, a branch, a loop body) by size, or every
+        one on the host (``everything``: a branch or loop run wholly there); note the branches and
+        loops in it that run wholly on the host. The nodes run on the host, and those control nodes."""
+        order = fgraph.toposort()
+        shapes = concrete_shapes(order, known)
+        self.shapes.update(shapes)
+        chosen = pl.decide(fgraph, "host" if everything else self.mode, self.cal, shapes)
+        control = {n for n in order
+                   if isinstance(n.op, (IfElse, Scan)) and pl.all_on_host(n, self.mode, self.cal, shapes)}
+        self.to_host |= chosen
+        self.host_control |= control
+        return chosen | control
+
+    def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
+        """The inner graph of a branch or loop, placed by the sizes its inputs have here."""
+        self._inner_known = pl.inner_input_shapes(node, self.shapes).get(role, {}) if self.mode != "device" else {}
+        self._inner_on_host = node in self.host_control
+        return super().inner_fgraph(node, role, input_sides)
 
     def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
         self.host.update(v for v, side in zip(fgraph.inputs, input_sides) if side == HOST)
+        if self.mode != "device":
+            self._place(fgraph, self._inner_known, self._inner_on_host)
         while self._plan_nodes(fgraph):
             pass
 
@@ -145,11 +170,15 @@ class OpenCLBackend(Backend):
             if not isinstance(lowered, Lowered):  # None, or nothing to expand to: the host runs it
                 reason = ("no device kernel for this op" if device_ok(node)
                           else "a dtype without a device representation")
-                node = wrap_in_fallback(fgraph, node, "opencl", reason)
+                # a variant placed for a call's shapes (SizePlaced) was warned about at compile time
+                node = wrap_in_fallback(fgraph, node, "opencl", reason, warn=not self.input_shapes)
                 lowered = self._fallback(node, reason)
             self.plan[node] = lowered
-            if lowered.kind in ("host", "meta", "fallback", "placed") or lowered.host_outputs:
+            if (lowered.kind in ("host", "meta", "fallback", "placed") or lowered.host_outputs
+                    or node in self.host_control):
                 self.host.update(node.outputs)
+            if node in self.host_control:  # numpy's results, as a host-placed node's
+                self._host_outputs.update(node.outputs)
             self.host.update(o for o in node.outputs if not _on_device(o))
         return False
 
@@ -276,7 +305,8 @@ class OpenCLBackend(Backend):
 
     def contexts(self, ctx: CodeContext) -> list[str]:
         """The device's call scope, unless every step runs on the host (no kernel, no upload)."""
-        if self.plan and all(lowered.kind in _HOST_KINDS for lowered in self.plan.values()):
+        if self.plan and all(lowered.kind in _HOST_KINDS or node in self.host_control
+                             for node, lowered in self.plan.items()):
             return []
         return [ctx.ref(self.rt.call_lock, "call_lock"), ctx.ref(self.rt.end_of_call, "end_of_call")]
 
@@ -364,5 +394,5 @@ def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
     def build(graph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> OpenCLFunction:
         return link(graph, spec, OpenCLBackend(rt, mode, input_shapes), OpenCLFunction)
     if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {}), pl.calibration(rt)):
-        return pl.SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
+        return SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
     return build(fgraph, {})
