@@ -28,6 +28,7 @@ from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
 from symgraph.compile.shared import SharedVariable
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.graph.inner import InnerGraph, InnerGraphOp
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
@@ -122,19 +123,51 @@ class OpenCLBackend(Backend):
         on_host = self._place(fgraph, pl.known_shapes(fgraph, self.input_shapes), False)
         self.host.update(v for node in on_host for v in node.inputs if v in fgraph.inputs)
 
-    def _place(self, fgraph: FunctionGraph, known: dict[Variable, tuple], everything: bool) -> set[Apply]:
+    def _place(self, fgraph: FunctionGraph, known: dict[Variable, tuple], everything: bool,
+               nest: bool = True) -> set[Apply]:
         """Place the nodes of ``fgraph`` (the outer graph, a branch, a loop body) by size, or every
-        one on the host (``everything``: a branch or loop run wholly there); note the branches and
-        loops in it that run wholly on the host. The nodes run on the host, and those control nodes."""
+        one on the host (``everything``: a branch or loop run wholly there), and note the branches
+        and loops in it that run wholly on the host (``host_control``). With ``nest``, the inner
+        graphs of its branches and loops are placed too (``_place_inner``). Returns the nodes run
+        on the host, those branches and loops included."""
         order = fgraph.toposort()
         shapes = concrete_shapes(order, known)
         self.shapes.update(shapes)
         chosen = pl.decide(fgraph, "host" if everything else self.mode, self.cal, shapes)
-        control = {n for n in order
-                   if isinstance(n.op, (IfElse, Scan)) and pl.all_on_host(n, self.mode, self.cal, shapes)}
         self.to_host |= chosen
-        self.host_control |= control
-        return chosen | control
+        on_host = set(chosen)
+        for node in order:
+            if isinstance(node.op, (IfElse, Scan)):
+                whole = everything or pl.all_on_host(node, self.mode, self.cal, shapes)
+                if nest:
+                    node = self._place_inner(fgraph, node, shapes, whole)
+                if whole:
+                    self.host_control.add(node)
+                    on_host.add(node)
+        return on_host
+
+    def _place_inner(self, fgraph: FunctionGraph, node: Apply, shapes: dict[Variable, tuple], whole: bool) -> Apply:
+        """The branch or loop ``node`` with the nodes of its inner graphs that run on the host
+        wrapped as ``OnHost{...}`` nodes there (``f.graph`` and debugprint's inner graphs show
+        them), by the sizes its inputs have in ``shapes``: a new node in ``fgraph`` holding the
+        placed graphs, or ``node`` itself when nothing moved."""
+        op = cast(InnerGraphOp, node.op)
+        known = pl.inner_input_shapes(node, shapes)
+        graphs, changed = {}, False
+        for role, graph in op.inner_graphs.items():
+            inner = graph.fgraph()
+            for n in self._place(inner, known.get(role, {}), whole):
+                if not isinstance(n.op, (HostPlaced, IfElse, Scan)) and n in inner.apply_nodes:
+                    place_on_host(inner, n, "opencl")
+            changed = changed or [n.op for n in inner.toposort()] != [n.op for n in graph.nodes]
+            graphs[role] = InnerGraph(inner.inputs, inner.outputs)
+        if not changed:
+            return node
+        new = Apply(op.with_inner_graphs(graphs), list(node.inputs),
+                    [o.type.make_variable(o.name) for o in node.outputs], trace=node.trace)
+        for old, out in zip(node.outputs, new.outputs):
+            fgraph.replace(old, out, reason="opencl placement: a branch's or loop body's small nodes on the host")
+        return new
 
     def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
         """The inner graph of a branch or loop, placed by the sizes its inputs have here."""
@@ -145,7 +178,7 @@ class OpenCLBackend(Backend):
     def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
         self.host.update(v for v, side in zip(fgraph.inputs, input_sides) if side == HOST)
         if self.mode != "device":
-            self._place(fgraph, self._inner_known, self._inner_on_host)
+            self._place(fgraph, self._inner_known, self._inner_on_host, nest=False)  # placed in prepare()
         while self._plan_nodes(fgraph):
             pass
 

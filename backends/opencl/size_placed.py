@@ -82,13 +82,15 @@ class SizePlaced:
             optional = optional or getattr(a, "container", None) is not None
             params.append(f"{name}=_not_given" if optional else name)
         args = "".join(f"{n}, " for n in names)
+        # one argument: its shape is the key (no tuple to build: this runs on every call)
+        key = f"{names[0]}.shape" if len(names) == 1 else f"({''.join(f'{n}.shape, ' for n in names)})"
         source = (f"def call({', '.join(params)}):\n"
-                  f"    try:\n        key = ({''.join(f'{n}.shape, ' for n in names)})\n"
+                  f"    try:\n        key = {key}\n"
                   f"    except AttributeError:\n        key = None\n"
-                  f"    fn = _table.get(key)\n"
+                  f"    fn = _get(key)\n"
                   f"    if fn is None:\n        fn = _pick(({args}), key)\n"
                   f"    return fn({args})\n")
-        namespace = {"_table": table, "_pick": pick, "_not_given": NOT_GIVEN}
+        namespace = {"_get": table.get, "_pick": pick, "_not_given": NOT_GIVEN}
         exec(compile(source, "<symgraph placement dispatch>", "exec"), namespace)
         return cast(Callable, namespace["call"])
 
