@@ -60,6 +60,14 @@ def _starts_on_host(v: Variable) -> bool:
     return getattr(v.type, "ndim", None) == 0 and not isinstance(v, SharedVariable)
 
 
+def _unwrapped(node: Apply) -> Apply:
+    """A host-placed node's own op on its inputs and output types, for the numpy lowering: a fresh
+    unattached node like ``HostPlaced.inner``, without running the op's ``make_node`` again (a
+    fused node's rebuilds every part: most of a small training step's link time)."""
+    op = cast(HostPlaced, node.op).op
+    return Apply(op, list(node.inputs), [o.type.make_variable(o.name) for o in node.outputs], trace=node.trace)
+
+
 def _fallback_source(node: Apply, reason: str) -> str:
     """The ``f.kernels`` entry of a host fallback (a C comment: no device code exists)."""
     ins = ", ".join(str(v.type) for v in node.inputs)
@@ -271,7 +279,7 @@ class OpenCLBackend(Backend):
     def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
         lowered = self.plan[node]
         if lowered.kind == "placed":  # the numpy backend's lowering of the op itself
-            expr = expression(cast(HostPlaced, node.op).inner(node), ins, em.ctx)
+            expr = expression(_unwrapped(node), ins, em.ctx)
             if expr is None:
                 return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
             return [f"{', '.join(outs)} = {expr}"]
