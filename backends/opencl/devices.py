@@ -163,12 +163,25 @@ def _library_dirs() -> list[str]:
                    os.path.join(sys.prefix, "lib")]
 
 
+_FILES: dict[tuple, list[str]] = {}
+"""The installation files' part of the fingerprint, per environment: read once per process (the
+drivers a process loaded do not change when their files do)."""
+
+
 def fingerprint() -> str:
     """A hash of what decides which OpenCL devices exist and how they behave: the environment
     variables drivers read, each ICD vendor file (name, contents) with the size and date of the
-    driver library it names, and pyopencl's own files. A few stat calls: microseconds."""
-    parts = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(_ENV_PREFIXES)]
-    vendor_dirs = [d for d in os.environ.get("OCL_ICD_VENDORS", "").split(os.pathsep) if d]
+    driver library it names, and pyopencl's own files."""
+    env = tuple(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(_ENV_PREFIXES))
+    if env not in _FILES:
+        _FILES[env] = _installation(dict(os.environ))
+    return hashlib.sha256("\n".join(env + tuple(_FILES[env])).encode()).hexdigest()[:20]
+
+
+def _installation(environ: dict[str, str]) -> list[str]:
+    """The ICD vendor files, the drivers they name and pyopencl's files, as text (a few stat calls)."""
+    parts = []
+    vendor_dirs = [d for d in environ.get("OCL_ICD_VENDORS", "").split(os.pathsep) if d]
     vendor_dirs += ["/etc/OpenCL/vendors", "/usr/local/etc/OpenCL/vendors",
                     os.path.join(sys.prefix, "etc", "OpenCL", "vendors")]
     for folder in vendor_dirs:
@@ -189,7 +202,7 @@ def fingerprint() -> str:
     if spec is not None and spec.origin:
         folder = os.path.dirname(spec.origin)
         parts.append(f"pyopencl:{folder}:{_stat(spec.origin)}:{_stat(folder)}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    return parts
 
 
 def _key(spec: str) -> str:
