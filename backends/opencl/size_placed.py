@@ -35,9 +35,9 @@ class SizePlaced:
     The variant placed without the arguments' shapes (the sizes known at compile time decide;
     nodes of unknown size are kernels) is compiled with the function, on its own graph:
     ``f.graph``, ``f.source`` and host-fallback warnings are as at compile time. ``variants``
-    maps each placement (the positions, in topological order, of the nodes run on the host) to
-    its compiled function (``.fgraph``, ``.source``); ``kernels`` lists every variant's kernels
-    and host placements (``onhost...`` entries)."""
+    maps each placement (the positions of the nodes run on the host, those of branches and loop
+    bodies included: see ``placement.walk``) to its compiled function (``.fgraph``, ``.source``);
+    ``kernels`` lists every variant's kernels and host placements (``onhost...`` entries)."""
 
     def __init__(self, fgraph: FunctionGraph, spec: Any, rt: Runtime, cal: Calibration,
                  build: Callable[[FunctionGraph, dict[Variable, tuple]], Any]):
