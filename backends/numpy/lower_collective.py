@@ -3,7 +3,7 @@
 An all-reduce is one ``Allreduce`` into a reused buffer the call owns (its input is MPI's send
 buffer: no copy of ours). A bucket is one ``Allreduce(IN_PLACE)`` on one flat buffer whose
 spans its inputs were computed into: ``BucketSpans`` gives each input's producer (a fused
-program, a matrix product, a sum) the expression of its span as the memory to write its result
+program, an elementwise op, a matrix product, a sum) the expression of its span as the memory to write its result
 into, and opens the bucket's spans (``Bucket.open``) in the line before the first of them, so
 the reduced gradients are views of the buffer the gradients were computed in and nothing is
 packed. An input no producer wrote into its span is copied in at run time."""
@@ -12,8 +12,9 @@ from __future__ import annotations
 from symgraph.backends.numpy.lowering import LowerContext, lowers
 from symgraph.compile.link import Emitter
 from symgraph.graph.basic import Apply
-from symgraph.tensor.collective import AllReduce, AllReduceBucket, Bucket, Buffers, allreduce_spans, allreduce_value
+from symgraph.tensor.collective import AllReduce, AllReduceBucket, Bucket, allreduce_spans, allreducer
 from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.fused import Epilogue
 from symgraph.tensor.math import Dot
 from symgraph.tensor.reduction import CAReduce
@@ -22,10 +23,8 @@ from symgraph.tensor.type import tensor_outputs
 
 @lowers(AllReduce)
 def _allreduce(node: Apply, ctx: LowerContext) -> str:
-    op = node.op_as(AllReduce)
-    fn = ctx.ref(allreduce_value, "allreduce")
-    bufs = ctx.ref(Buffers(tensor_outputs(node)[0].dtype), "allreduce_buffers")
-    return f"{fn}({ctx.ins[0]}, {op.op!r}, {bufs})"
+    fn = ctx.ref(allreducer(tensor_outputs(node)[0].dtype, node.op_as(AllReduce).op), "allreduce")
+    return f"{fn}({ctx.ins[0]})"
 
 
 @lowers(AllReduceBucket)
@@ -43,7 +42,7 @@ def writes_into_given_memory(node: Apply) -> bool:
     op = node.op
     if isinstance(op, CAReduce):
         return op.scalar_op == "add"
-    return isinstance(op, (Composite, Epilogue, Dot))
+    return isinstance(op, (Elemwise, Composite, Epilogue, Dot))
 
 
 class BucketSpans:

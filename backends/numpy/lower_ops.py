@@ -78,10 +78,16 @@ def _dot(node: Apply, ctx: LowerContext) -> str:
 
 def dot_into(a: np.ndarray, b: np.ndarray, spare: np.ndarray | None) -> np.ndarray:
     """``np.dot(a, b)``, written into ``spare`` when that has exactly the product's shape, dtype and
-    layout (matrices of one dtype)."""
-    if (spare is not None and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == spare.dtype
-            and a.shape[1] == b.shape[0] and spare.shape == (a.shape[0], b.shape[1]) and spare.flags.c_contiguous):
-        return np.dot(a, b, out=spare)
+    layout (a matrix times a matrix or a vector, or a vector times a matrix, of one dtype)."""
+    if spare is not None and a.dtype == b.dtype == spare.dtype and spare.flags.c_contiguous:
+        if a.ndim == 2 and b.ndim == 2:
+            fits = a.shape[1] == b.shape[0] and spare.shape == (a.shape[0], b.shape[1])
+        elif a.ndim + b.ndim == 3:
+            fits = a.shape[-1] == b.shape[0] and spare.shape == (a.shape[0] if a.ndim == 2 else b.shape[1],)
+        else:
+            fits = False
+        if fits:
+            return np.dot(a, b, out=spare)
     return np.dot(a, b)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -179,6 +179,29 @@ def allreduce_value(x: Any, op: str, buffers: Buffers) -> np.ndarray:
     return allreduce_inplace(buf, op)
 
 
+def allreducer(dtype: Any, op: str) -> Callable[[Any], np.ndarray]:
+    """The run-time function of one compiled all-reduce (its own ``Buffers``): ``allreduce_value``
+    with what does not change between calls bound once. A call of a few KB costs a few
+    microseconds in MPI, so the per-call Python work (argument passing, look-ups) is kept to the
+    checks that decide whether MPI can read the input as it is."""
+    buffers = Buffers(dtype)
+    dt, mean = buffers.dtype, op == "mean"
+
+    def allreduce(x: Any) -> np.ndarray:
+        if x.__class__ is np.ndarray and x.dtype is dt and x.flags.c_contiguous:
+            comm, _, sum_op, size = _STATE["mpi"] or _mpi()
+            if size > 1:
+                buf = buffers.take(x.shape)
+                comm.Allreduce(x, buf, sum_op)
+                if mean:
+                    buf /= size
+                STATS["calls"] += 1
+                STATS["bytes"] += buf.nbytes
+                return buf
+        return allreduce_value(x, op, buffers)
+    return allreduce
+
+
 def allreduce_many(xs: Sequence[Any], op: str, buffers: Buffers) -> list[np.ndarray]:
     """Several values all-reduced with one call on one flat buffer (from ``buffers``): each
     copied into its span, one ``Allreduce(IN_PLACE)``, the results views of the spans."""
@@ -231,15 +254,20 @@ class Bucket:
         self.lock = threading.Lock()
 
     def open(self) -> Spans:
-        """This call's spans: kept ones nothing refers to, else new ones of the last layout."""
-        with self.lock:
+        """This call's spans: kept ones nothing refers to, else new ones of the last layout. The
+        search takes no lock: the loop variable holds the spans while their counts are read, so
+        two threads looking at the same spans both see the other's reference (neither takes
+        them), and one that takes them holds them from then on."""
+        if _GIL:
             for s in self.kept:
-                if _GIL and _refcounts(s) == s.counts:
+                if _refcounts(s) == s.counts:
                     return s
+        with self.lock:
             return self._new(self.shapes)
 
     def _new(self, shapes: tuple | None) -> Spans:
-        """New spans for ``shapes`` (None: no layout yet), kept when there is room (the lock is held)."""
+        """New spans for ``shapes`` (None: no layout yet), kept when there is room (the lock is
+        held); their reference counts are read here as ``open`` reads them (a local, the list)."""
         if shapes is None:
             return Spans(self, None, (None,) * self.n)
         s = Spans(self, *_layout(shapes, lambda shape: np.empty(shape, self.dtype)))
@@ -260,8 +288,7 @@ class Bucket:
 def _refcounts(s: Spans) -> tuple:
     """The reference counts of ``s``, its flat buffer and its views (compared with those it had
     when only the bucket held it)."""
-    return (sys.getrefcount(s), sys.getrefcount(s.flat), sys.getrefcount(s.views),
-            *[sys.getrefcount(v) for v in s.views])
+    return (sys.getrefcount(s), sys.getrefcount(s.flat), sys.getrefcount(s.views), *map(sys.getrefcount, s.views))
 
 
 def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
@@ -272,7 +299,7 @@ def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
     for k, x in enumerate(xs):
         v = views[k]
         if x is not v:
-            if v is None or np.shape(x) != v.shape:
+            if v is None or x.__class__ is not np.ndarray or x.shape != v.shape:
                 return _relaid(spans.bucket, xs, op)
             v[...] = x
             STATS["packed"] += v.nbytes
