@@ -159,46 +159,39 @@ def _arrays(xs: Sequence[Any]) -> list[np.ndarray]:
 
 
 def allreduce_value(x: Any, op: str, buffers: Buffers) -> np.ndarray:
-    """``x`` all-reduced over the communicator, in a buffer of its own (from ``buffers``). A
-    C-contiguous array of the buffers' dtype goes straight to MPI as the send buffer (one
-    ``Allreduce(x, buf)``: MPI reads ``x`` while it reduces, no copy of ours, and ``x`` is not
-    written); anything else is copied in first (the assignment casts), then reduced in place."""
+    """``x`` all-reduced over the communicator, in a buffer of its own (from ``buffers``)."""
     if x.__class__ is not np.ndarray:
         x = np.asarray(x)
-    buf = buffers.take(x.shape)
-    comm, in_place, sum_op, size = _STATE["mpi"] or _mpi()
-    if size > 1 and x.dtype is buffers.dtype and x.flags.c_contiguous:
-        comm.Allreduce(x, buf, sum_op)
+    return allreduce_to(x, buffers.take(x.shape), op)
+
+
+def allreduce_to(x: np.ndarray, out: np.ndarray, op: str) -> np.ndarray:
+    """``x`` all-reduced into ``out`` (C-contiguous, of ``x``'s shape). A C-contiguous ``x`` of
+    ``out``'s dtype goes straight to MPI as the send buffer (one ``Allreduce(x, out)``: MPI reads
+    ``x`` while it reduces, no copy of ours, and ``x`` is not written); anything else is copied
+    in first (the assignment casts; counted in STATS['packed']), then reduced in place."""
+    comm, _, sum_op, size = _STATE["mpi"] or _mpi()
+    if size > 1 and x.dtype is out.dtype and x.flags.c_contiguous:
+        comm.Allreduce(x, out, sum_op)
         if op == "mean":
-            buf /= size
+            out /= size
         STATS["calls"] += 1
-        STATS["bytes"] += buf.nbytes
-        return buf
-    buf[...] = x
-    STATS["packed"] += buf.nbytes
-    return allreduce_inplace(buf, op)
+        STATS["bytes"] += out.nbytes
+        return out
+    out[...] = x
+    STATS["packed"] += out.nbytes
+    return allreduce_inplace(out, op)
 
 
 def allreducer(dtype: Any, op: str) -> Callable[[Any], np.ndarray]:
-    """The run-time function of one compiled all-reduce (its own ``Buffers``): ``allreduce_value``
-    with what does not change between calls bound once. A call of a few KB costs a few
-    microseconds in MPI, so the per-call Python work (argument passing, look-ups) is kept to the
-    checks that decide whether MPI can read the input as it is."""
+    """The run-time function of one compiled all-reduce: ``allreduce_value`` with its own
+    ``Buffers`` and its operation bound once (the generated code passes only the value)."""
     buffers = Buffers(dtype)
-    dt, mean = buffers.dtype, op == "mean"
 
     def allreduce(x: Any) -> np.ndarray:
-        if x.__class__ is np.ndarray and x.dtype is dt and x.flags.c_contiguous:
-            comm, _, sum_op, size = _STATE["mpi"] or _mpi()
-            if size > 1:
-                buf = buffers.take(x.shape)
-                comm.Allreduce(x, buf, sum_op)
-                if mean:
-                    buf /= size
-                STATS["calls"] += 1
-                STATS["bytes"] += buf.nbytes
-                return buf
-        return allreduce_value(x, op, buffers)
+        if x.__class__ is not np.ndarray:
+            x = np.asarray(x)
+        return allreduce_to(x, buffers.take(x.shape), op)
     return allreduce
 
 
