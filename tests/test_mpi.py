@@ -254,3 +254,17 @@ def test_opencl_bucket_results_held_by_the_caller_stay(two_ranks):
     for k, (ra, rb) in enumerate(held):
         np.testing.assert_array_equal(ra, np.full(3, 6.0 * k))
         np.testing.assert_array_equal(rb, np.full((2, 2), 2.0 * (k - 1)))
+
+
+def test_a_call_failing_after_the_bucket_leaves_shared_variables_as_they_were(two_ranks):
+    a, i = T.dvector("a"), T.lscalar("i")
+    w = sg.shared(np.zeros(3), "w")
+    ga, gb = T.allreduce(a * 2.0, "sum"), T.allreduce(a * 3.0, "sum")
+    f = sg.function([a, i], (ga + gb)[i], updates=[(w, w + ga)])
+    assert "_bucket_spans.views[1]" in f.source
+    assert f(np.ones(3), 1) == 10.0
+    with pytest.raises(IndexError):
+        f(np.ones(3), 7)  # fails after the bucket reduced into its spans
+    np.testing.assert_array_equal(w.get_value(), np.full(3, 4.0))
+    assert f(np.full(3, 2.0), 0) == 20.0
+    np.testing.assert_array_equal(w.get_value(), np.full(3, 12.0))
