@@ -9,6 +9,8 @@ the reduced gradients are views of the buffer the gradients were computed in and
 packed. An input no producer wrote into its span is copied in at run time."""
 from __future__ import annotations
 
+import numpy as np
+
 from symgraph.backends.numpy.lowering import LowerContext, lowers
 from symgraph.compile.link import Emitter
 from symgraph.graph.basic import Apply
@@ -42,7 +44,10 @@ def writes_into_given_memory(node: Apply) -> bool:
     op = node.op
     if isinstance(op, CAReduce):
         return op.scalar_op == "add"
-    return isinstance(op, (Elemwise, Composite, Epilogue, Dot))
+    if isinstance(op, (Composite, Epilogue, Dot)):
+        return True
+    fn = getattr(getattr(op, "scalar_op", None), "np_fn", None)  # a numpy ufunc takes out=
+    return isinstance(op, Elemwise) and isinstance(fn, np.ufunc) and fn.nout == 1
 
 
 class BucketSpans:
