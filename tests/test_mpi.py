@@ -268,3 +268,27 @@ def test_a_call_failing_after_the_bucket_leaves_shared_variables_as_they_were(tw
     np.testing.assert_array_equal(w.get_value(), np.full(3, 4.0))
     assert f(np.full(3, 2.0), 0) == 20.0
     np.testing.assert_array_equal(w.get_value(), np.full(3, 12.0))
+
+
+@pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
+def test_opencl_allreduce_on_a_device_with_its_own_memory(two_ranks, monkeypatch):
+    """The discrete-GPU path, forced on pocl (tests/test_opencl_device_memory.py does the same):
+    a download into a reused host buffer, the all-reduce, one upload per result; a bucket's
+    results are views of one uploaded array."""
+    from symgraph.backends.opencl import TRANSFERS
+    from symgraph.backends.opencl import runtime as rtmod
+    info, dev = rtmod.choose_device()
+    rt = rtmod.Runtime(info, dev)
+    rt.zero_copy = rt.host_blas = False
+    monkeypatch.setitem(rtmod._RUNTIMES, dev.int_ptr, rt)
+    a, b = T.dvector("a"), T.dmatrix("b")
+    one = sg.function([a], T.allreduce(a[::2], "mean"), backend="opencl")  # a strided device view
+    pair = sg.function([a, b], [T.allreduce(a * 3.0, "sum"), T.allreduce(b - 1.0, "sum")], backend="opencl")
+    held = [(one(np.arange(5.0) + k), pair(np.full(3, float(k)), np.full((2, 2), float(k)))) for k in range(3)]
+    for k, (m, (ra, rb)) in enumerate(held):
+        np.testing.assert_array_equal(m, np.arange(5.0)[::2] + k)
+        np.testing.assert_array_equal(ra, np.full(3, 6.0 * k))
+        np.testing.assert_array_equal(rb, np.full((2, 2), 2.0 * (k - 1)))
+    before = dict(TRANSFERS)
+    pair(np.ones(3), np.ones((2, 2)))
+    assert TRANSFERS["to_device"] - before["to_device"] == 3  # two arguments, one bucket
