@@ -220,6 +220,15 @@ def test_bucket_spans_held_by_the_caller_are_never_reused_and_shapes_may_change(
         assert (ra.base is flat()) == (packed == 0) if flat else True  # the dropped buffer serves the same layout
         flat = weakref.ref(ra.base)
         del ra, rb
+    c = T.dscalar("c")
+    scalar = sg.function([a, c], [T.allreduce(a.sum(), "sum"), T.allreduce(c * 2.0, "sum")])  # 0-d values
+    flat = None
+    for k in range(3):
+        r = scalar(np.ones(2), float(k))
+        np.testing.assert_array_equal(r, [4.0, 4.0 * k])
+        assert flat is None or r[0].base is flat()  # copied into the same buffer, not laid out anew
+        flat = weakref.ref(r[0].base)
+        del r
     args = sg.function([a, b], [T.allreduce(a, "sum"), T.allreduce(b, "sum")])  # arguments: copied in
     x = np.arange(3.0)
     before = STATS["packed"]

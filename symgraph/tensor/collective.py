@@ -4,9 +4,11 @@ sums (or averages) ``x`` over every process of the communicator and gives each t
 The communicator is MPI's COMM_WORLD through mpi4py (an optional library, imported on first use)
 unless ``set_communicator`` chose another; without mpi4py, or in a run of one process, it is a
 communicator of one and the all-reduce gives its input back. Every all-reduce is one host
-``Allreduce(IN_PLACE)`` on a buffer the op owns; ``STATS`` counts calls and bytes.
-``AllReduceBucket`` does several all-reduces of one dtype as one call on one flat buffer (the
-rewrite ``bucket_allreduce`` makes it).
+``Allreduce`` into a reused buffer the op owns, its input MPI's send buffer (``allreduce_to``);
+``STATS`` counts calls, bytes and the bytes copied in first. ``AllReduceBucket`` does several
+all-reduces of one dtype as one in-place call on one flat buffer (the rewrite
+``bucket_allreduce`` makes it); a compiled bucket's ``Bucket`` hands out that buffer's spans for
+its inputs to be computed into, so nothing is packed.
 """
 from __future__ import annotations
 
@@ -303,7 +305,7 @@ def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
     for k, x in enumerate(xs):
         v = views[k]
         if x is not v:
-            if v is None or x.__class__ is not np.ndarray or x.shape != v.shape:
+            if v is None or (x.shape if x.__class__ is np.ndarray else np.shape(x)) != v.shape:
                 return _relaid(spans.bucket, xs, op)
             v[...] = x
             STATS["packed"] += v.nbytes
