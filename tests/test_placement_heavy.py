@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph.compile.placement import HostPlaced
+from symgraph.compile.placement import HostPlaced, concrete_shapes
 from symgraph.graph.fgraph import FunctionGraph
 from tests.conftest import NO_OPENCL
 from tests.test_placement import FIXED
@@ -153,3 +153,18 @@ def test_the_rates_are_measured_without_counting_transfers():
     assert set(rates) == set(hc.RATE_FIELDS)
     assert all(math.isfinite(v) and v >= 0 for v in rates.values())
     assert all(rates[k] > 0 for k in hc.RATE_FIELDS if k.endswith("gflops"))
+
+
+def test_sizes_computed_from_known_shapes_are_known_to_placement():
+    """A slice with computed bounds and an Alloc of computed lengths (what a scan's gradient
+    loop reads) have concrete sizes once the inputs' shapes are known; a length read from a
+    value stays unknown."""
+    x, k = T.fmatrix("x"), T.lscalar("k")
+    n = x.shape[0] - 1
+    rev = x[:n][::-(n // n)]  # a step computed from lengths
+    zeros = T.zeros((x.shape[1], n), "float32")
+    taken = x[:k]
+    graph = FunctionGraph([x, k], [rev, zeros, taken])
+    shapes = concrete_shapes(graph.toposort(), {x: (5, 3), k: ()})
+    assert shapes[graph.outputs[0]] == (4, 3) and shapes[graph.outputs[1]] == (3, 4)
+    assert graph.outputs[2] not in shapes

@@ -15,6 +15,7 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.tensor.shape import Shape, Shape_i
 
 
 class HostFallback(Op):
@@ -88,10 +89,13 @@ def place_on_host(fgraph: FunctionGraph, node: Apply, backend: str) -> Apply:
 
 def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> dict[Variable, tuple]:
     """The shape of every variable that ``known`` (shapes of graph inputs and constants) fixes,
-    found by each op's ``infer_shape`` on integer shapes, in the node order ``order``. An op
-    whose shape depends on values (a reshape to a computed shape) or that cannot say leaves its
-    outputs out, and so everything computed from them."""
+    found by each op's ``infer_shape`` on integer shapes, in the node order ``order``; a shape
+    entry that is a small integer computed from known shapes (a slice's bounds, an Alloc's
+    lengths) is evaluated (``_value``). An op whose shape depends on other values (a reshape to
+    a computed shape) or that cannot say leaves its outputs out, and so everything computed
+    from them."""
     shapes = dict(known)
+    memo: dict[Variable, Any] = {}
     for node in order:
         for v in node.inputs:
             if v not in shapes and isinstance(v, Constant):
@@ -104,16 +108,45 @@ def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> dict[Va
         except Exception:  # an op without infer_shape, or one that needs values: unknown
             continue
         for o, s in zip(node.outputs, outs):
-            ints = tuple(_as_int(d) for d in s)
+            ints = tuple(_as_int(d, shapes, memo) for d in s)
             if None not in ints and len(ints) == getattr(o.type, "ndim", -1):
                 shapes[o] = ints
     return shapes
 
 
-def _as_int(d: Any) -> int | None:
-    """A shape entry as an int, or None when it is symbolic."""
+def _as_int(d: Any, shapes: dict[Variable, tuple], memo: dict[Variable, Any]) -> int | None:
+    """A shape entry as an int, or None when it depends on a value no known shape gives."""
     if isinstance(d, (int, np.integer)):
         return int(d)
-    if isinstance(d, Constant) and np.ndim(d.data) == 0:
-        return int(d.data)
-    return None
+    value = _value(d, shapes, memo) if isinstance(d, Variable) else None
+    return int(value) if value is not None and np.ndim(value) == 0 else None
+
+
+_DEPTH = 32
+
+
+def _value(v: Variable, shapes: dict[Variable, tuple], memo: dict[Variable, Any], depth: int = 0) -> Any:
+    """The value of a small integer variable (0-d or 1-d) from the shapes known: a constant, a
+    Shape or Shape_i of a variable of known shape, or its op's ``perform`` on such values
+    (arithmetic on lengths); None when it needs another value."""
+    if v in memo:
+        return memo[v]
+    result = None
+    if isinstance(v, Constant):
+        result = np.asarray(v.data)
+    elif (v.owner is not None and depth < _DEPTH and getattr(v.type, "ndim", 2) <= 1
+          and np.dtype(getattr(v.type, "dtype", "O")).kind in "iub"):
+        node, source = v.owner, v.owner.inputs[0] if v.owner.inputs else None
+        if isinstance(node.op, Shape_i) and source in shapes:
+            result = np.asarray(shapes[source][node.op.i])
+        elif isinstance(node.op, Shape) and source in shapes:
+            result = np.asarray(shapes[source], dtype=np.int64)
+        elif node.inputs:
+            ins = [_value(i, shapes, memo, depth + 1) for i in node.inputs]
+            if all(i is not None for i in ins):
+                try:
+                    result = np.asarray(node.op.perform(node, ins)[node.outputs.index(v)])
+                except Exception:  # an op that cannot run on these values: unknown
+                    result = None
+    memo[v] = result
+    return result
