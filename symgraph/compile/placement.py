@@ -126,9 +126,10 @@ _DEPTH = 32
 
 
 def _value(v: Variable, shapes: dict[Variable, tuple], memo: dict[Variable, Any], depth: int = 0) -> Any:
-    """The value of a small integer variable (0-d or 1-d) from the shapes known: a constant, a
-    Shape or Shape_i of a variable of known shape, or its op's ``perform`` on such values
-    (arithmetic on lengths); None when it needs another value."""
+    """The value of a small integer variable from the shapes known: a constant, a Shape or
+    Shape_i of a variable of known shape, or a 0-d result of its op's ``perform`` on such values
+    (arithmetic on lengths; never an array computed at compile time); None when it needs
+    another value."""
     if v in memo:
         return memo[v]
     result = None
@@ -141,7 +142,7 @@ def _value(v: Variable, shapes: dict[Variable, tuple], memo: dict[Variable, Any]
             result = np.asarray(shapes[source][node.op.i])
         elif isinstance(node.op, Shape) and source in shapes:
             result = np.asarray(shapes[source], dtype=np.int64)
-        elif node.inputs:
+        elif node.inputs and getattr(v.type, "ndim", None) == 0:
             ins = [_value(i, shapes, memo, depth + 1) for i in node.inputs]
             if all(i is not None for i in ins):
                 try:
