@@ -311,12 +311,17 @@ def _grid_local(shape: list[int]) -> tuple[int, ...]:
     return tuple(local)
 
 
+_NAME_SLOT = "SG_KERNEL_NAME_SLOT"
+"""What a kernel source is generated with in place of its name, replaced once its hash is known."""
+
+
 def content_named(base: str, make) -> tuple[str, str]:
     """A kernel name ``base_<hash of the source>`` and the source: identical kernels share a name,
-    so the build cache compiles each distinct kernel once per process."""
-    digest = hashlib.sha1(make("KERNEL").encode()).hexdigest()[:6]
-    name = f"{base}_{digest}"
-    return name, make(name)
+    so the build cache compiles each distinct kernel once per process. The source is generated
+    once (with a placeholder name, hashed, then named): a long program's source takes tens of ms."""
+    text = make(_NAME_SLOT)
+    name = f"{base}_{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    return name, text.replace(_NAME_SLOT, name)
 
 
 def broadcast_strides(a: DeviceArray, ndim: int) -> list[int]:
