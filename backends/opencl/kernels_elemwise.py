@@ -362,7 +362,7 @@ class ElementwiseKernel:
         out_ndim = tensor_outputs(node)[0].ndim
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
-        self.host_plan = prog.plan(tuple(v.type for v in bound))
+        self._bound_types = tuple(v.type for v in bound)  # plans the rare host evaluation (_on_host)
         self.what = f"output of {node.op}"  # names an allocation that fails
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.in_dtypes]
         self.local = bc.work_group(prog, vector_width(prog), WORK_GROUP, runtime.is_cpu)  # of the contiguous kernel
@@ -397,7 +397,8 @@ class ElementwiseKernel:
                       stacklevel=2)
         host = [a.to_host() if isinstance(a, DeviceArray) else np.asarray(a) for a in ins]
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), self.what)
-                for o, dt in zip(self.prog.run(self.host_plan, host, buffered=False), self.out_dtypes)]
+                for o, dt in zip(self.prog.run(self.prog.plan(self._bound_types), host, buffered=False),
+                                 self.out_dtypes)]
 
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:
