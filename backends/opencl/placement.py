@@ -27,6 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.loop_plan import unsupported
 from symgraph.backends.opencl.runtime import Runtime, _cl
 from symgraph.compile.link import NOT_GIVEN
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
@@ -34,6 +35,7 @@ from symgraph.config import config
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
@@ -270,6 +272,8 @@ def _placeable(node: Apply) -> bool:
     op = node.op
     if isinstance(op, (HostFallback, IfElse, *_METADATA)):
         return False
+    if isinstance(op, Scan) and unsupported(op, fp64=True) is None:
+        return False  # its one-kernel loop runs every step in one launch (backends/opencl/loop_kernel.py)
     return all(hasattr(v.type, "dtype") and ks.supported_dtype(v.type.dtype) for v in node.inputs + node.outputs)
 
 
