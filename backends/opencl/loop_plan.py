@@ -3,7 +3,7 @@
 kernel and which steps compute them (``LoopPlan``; backends/opencl/loop_source.py prints it).
 
 Every body value gets a ``Slot``: a C pointer expression with static shape and element strides
-(a sequence's row ``r<k>``, a carry's current buffer ``cur<j>``, a constant ``k<j>``, a region of
+(a sequence's row ``row<k>``, a carry's current buffer ``cur<j>``, a constant ``cst<j>``, a region of
 a scratch buffer ``s_<ctype>``, or a destination: the carry's next buffer ``nxt<j>``, a trace row
 ``trr<j>``, a stacked output's row ``yr<k>``), or a literal (shape arithmetic, 0-d constants).
 Views (DimShuffle) are slots over their input's memory with other strides; shape reads
@@ -171,9 +171,9 @@ class LoopPlan:
     # --- inputs and destinations ------------------------------------------------------------------
     def _bind_inputs(self) -> None:
         inputs = self.op.body.inputs
-        named = [(f"r{k}", s) for k, s in enumerate(self.seq_rows)]
+        named = [(f"row{k}", s) for k, s in enumerate(self.seq_rows)]
         named += [(f"cur{j}", s) for j, s in enumerate(self.carry_shapes)]
-        named += [(f"k{j}", s) for j, s in enumerate(self.const_shapes)]
+        named += [(f"cst{j}", s) for j, s in enumerate(self.const_shapes)]
         for v, (ptr, shape), dt in zip(inputs, named, self.dtypes):
             want = _tt(v).shape
             if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape)):

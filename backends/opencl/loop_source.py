@@ -134,8 +134,14 @@ class Source:
 
     def steps(self) -> list[str]:
         """Every step's loop, with a barrier before a step that reads, or overwrites, memory that
-        an earlier step since the last barrier wrote or read."""
-        out: list[str] = []
+        an earlier step since the last barrier wrote or read, and one first (the previous step's
+        writes: its next carries are this step's current ones). That one stands at the top of the
+        loop's body, not at its end: pocl 3.1's compiler aborts on some loops whose last statement
+        is a barrier. A work-group of one item needs no barrier at all."""
+        if self.local == 1:
+            return [ln for step in self.plan.steps for ln in (
+                loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self))]
+        out: list[str] = [BARRIER]
         written: set[str] = set()
         read: set[str] = set()
         for step in self.plan.steps:
@@ -143,13 +149,10 @@ class Source:
             if reads & written or writes & (written | read):
                 out.append(BARRIER)
                 written, read = set(), set()
-            if self.local == 1:  # one work-item: loop nests the compiler vectorises
-                out += loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
-            else:
-                out += self.elemwise(step) if step.kind == "elemwise" else self.reduce(step)
+            out += self.elemwise(step) if step.kind == "elemwise" else self.reduce(step)
             written |= writes
             read |= reads
-        return out + [BARRIER]
+        return out
 
     # --- the kernel around the steps ------------------------------------------------------------
     def params(self) -> list[str]:
@@ -174,7 +177,7 @@ class Source:
         plan, op = self.plan, self.plan.op
         ns, nc = op.n_seqs, op.n_carries
         ct = [ks.ctype(d) for d in plan.dtypes]
-        lines = [f"__global const {ct[k]} *r{k} = sq{k} + sq{k}_off + t * {int(np.prod(row, dtype=np.int64))};"
+        lines = [f"__global const {ct[k]} *row{k} = sq{k} + sq{k}_off + t * {int(np.prod(row, dtype=np.int64))};"
                  for k, row in enumerate(plan.seq_rows)]
         for j, shape in enumerate(plan.carry_shapes):
             c = ct[ns + j]
@@ -191,7 +194,7 @@ class Source:
     def kernel(self, name: str) -> str:
         steps = self.steps()
         consts = [f"__global const {ks.ctype(self.plan.dtypes[self.plan.op.n_seqs + self.plan.op.n_carries + k])} "
-                  f"*k{k} = kp{k} + kp{k}_off;" for k in range(len(self.plan.const_shapes))]
+                  f"*cst{k} = kp{k} + kp{k}_off;" for k in range(len(self.plan.const_shapes))]
         body = ["const long lid = get_local_id(0);"] + consts + ["for (long t = 0; t < n; t++) {"]
         body += ["    " + ln for ln in self.rows() + steps] + ["}"]
         attr = f"__attribute__((reqd_work_group_size({self.local}, 1, 1)))\n"
