@@ -152,7 +152,7 @@ def test_taps_fall_back_to_the_step_loop():
     """Taps [-2, -1] build a window carry (its body shifts a buffer): no one-kernel form; the
     step-by-step loop runs and agrees."""
     x0 = T.fvector("x0")
-    fib, _ = sg.scan(lambda a, b: a + b, outputs_info=[dict(initial=x0, taps=[-2, -1])], n_steps=8)
+    fib, _ = sg.scan(lambda a, b: a + b, outputs_info=[{"initial": x0, "taps": [-2, -1]}], n_steps=8)
     f, got, want = _both([x0], fib, [np.array([1, 1], np.float32)])
     np.testing.assert_allclose(got, [2, 3, 5, 8, 13, 21, 34, 55])
     np.testing.assert_allclose(got, want)
