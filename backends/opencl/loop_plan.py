@@ -353,6 +353,12 @@ class LoopPlan:
         """Element operations of one step."""
         return sum(s.work() for s in self.steps)
 
+    def arguments(self) -> int:
+        """The kernel's arguments (loop_source.Source.params)."""
+        op = self.op
+        return (1 + 2 * op.n_seqs + 4 * op.n_carries + 2 * op.n_consts + len(self.body_constants) + sum(op.traced)
+                + op.n_ys + len(self.scratch))
+
     def state_bytes(self) -> int:
         """Bytes one step touches: carries (twice), rows, constants, scratch."""
         def nbytes(shapes: list, dtypes: list) -> int:
