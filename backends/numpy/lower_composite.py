@@ -17,36 +17,65 @@ import numpy as np
 from symgraph.backends.numpy.lowering import LowerContext, lowers, ufunc_name
 from symgraph.compile.lowering import CodeContext
 from symgraph.graph.basic import Apply
-from symgraph.tensor.composite import Composite
+from symgraph.tensor.composite import Composite, Plan
 from symgraph.tensor.elemwise import broadcast_static_shape
 
 
 def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -> tuple[str, dict]:
     """Python source of the helper computing ``op``'s outputs, and the globals it needs."""
     p = op.plan(input_types)
-    nin = op.nin
     ctx = CodeContext()  # names numpy's own ufuncs np.<name>, other functions as globals
     glb = ctx.globals
-    args = [f"i{k}" for k in range(nin)]
+    args = [f"i{k}" for k in range(op.nin)]
     names = dict(enumerate(args + [f"k{c}" for c in range(len(p.consts))]))  # value index -> its name
     for c, value in enumerate(p.consts):
         glb[f"k{c}"] = value
-    for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
-        glb[f"dt{d}"] = dt
-    dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
     lines = [f"def {fname}({', '.join(args)}, out=None):"]
     if p.slot_dtypes:
-        # An input whose static shape is the full broadcast shape gives it for free (the guards
-        # below check the other inputs against it); else numpy computes it (slower, in Python).
-        full = broadcast_static_shape([t.shape for t in input_types])
-        exact = [k for k, t in enumerate(input_types) if t.shape == full]
-        lines.append(f"    shape = i{exact[0]}.shape" if exact else
-                     f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
-        guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
-        if guards:
-            cond = " or ".join(_guard_terms(guards, input_types))
-            glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
-            lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
+        lines += _shape_lines(op, p, input_types, args, glb)
+    steps, scratch = _step_lines(p, op.nin, names, ctx)
+    lines += steps
+    outs = []
+    for idx, odt in zip(p.out_index, p.out_dtypes):
+        name = names[idx]
+        if name.startswith("b"):
+            outs.append(name)
+        else:
+            glb.setdefault(f"odt_{odt}", np.dtype(odt))
+            outs.append(f"np.asarray({name}, odt_{odt})")
+    if scratch:
+        glb["_give_back"] = give_back
+        lines += [f"    _give_back(_pool{slot}, b{slot})" for slot in scratch]
+    lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
+    return "\n".join(lines) + "\n", glb
+
+
+def _shape_lines(op: Composite, p: Plan, input_types: tuple, args: list[str], glb: dict) -> list[str]:
+    """The helper's first lines: the broadcast ``shape``, and the run-time length checks that send
+    unexpected shapes to the reference evaluation. An input whose static shape is the full
+    broadcast shape gives it for free (the guards check the other inputs against it); else numpy
+    computes it (slower, in Python)."""
+    full = broadcast_static_shape([t.shape for t in input_types])
+    exact = [k for k, t in enumerate(input_types) if t.shape == full]
+    lines = [f"    shape = i{exact[0]}.shape" if exact else
+             f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})"]
+    guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
+    if guards:
+        cond = " or ".join(_guard_terms(guards, input_types))
+        glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
+        lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
+    return lines
+
+
+def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext) -> tuple[list[str], list[int]]:
+    """One numpy call per step of plan ``p``, each into its slot's buffer (allocated at its first
+    use: the first output into ``out`` when it fits, other outputs fresh, intermediate buffers from
+    the helper's pools), or as a small value when the step has no slot. Fills ``names`` (value index
+    -> its local name); returns the lines and the pooled (scratch) slots."""
+    glb, lines = ctx.globals, []
+    dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
+    for dt, dtn in dt_name.items():
+        glb[dtn] = dt
     allocated: set[int] = set()
     base = nin + len(p.consts)
     out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
@@ -73,19 +102,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
                 lines.append(f"    {buf} = _take_scratch(_pool{slot}, shape, {dtn})")
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
-    outs = []
-    for idx, odt in zip(p.out_index, p.out_dtypes):
-        name = names[idx]
-        if name.startswith("b"):
-            outs.append(name)
-        else:
-            glb.setdefault(f"odt_{odt}", np.dtype(odt))
-            outs.append(f"np.asarray({name}, odt_{odt})")
-    if scratch:
-        glb["_give_back"] = give_back
-        lines += [f"    _give_back(_pool{slot}, b{slot})" for slot in scratch]
-    lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
-    return "\n".join(lines) + "\n", glb
+    return lines, scratch
 
 
 SCRATCH_MAX_BYTES = 1 << 26
