@@ -192,3 +192,31 @@ def test_kernel_names_sanitise_the_scan_name():
     for name, src in _loop_sources(f).items():
         assert name.replace("_", "").isalnum()
         assert "#define" not in src and "evil" not in src.split("__kernel")[0]
+
+
+@pytest.mark.parametrize("local", LOCALS)
+def test_integer_bool_and_float64_values(local):
+    """An int64 counter, integer floor division and modulo (Python's semantics), a bool mask
+    and a float64 carry in one body."""
+    x = T.lvector("x")
+    d = T.dvector("d")
+
+    def step(xt, k, acc, m):
+        mask = T.eq(xt % 3, 0)
+        return [k + 1, acc + T.switch(mask, T.cast(xt // -2, "float64"), d), T.cast(mask, "int64") + m]
+    (ks, accs, ms), _ = sg.scan(step, sequences=[x], outputs_info=[T.constant(np.int64(0)), T.zeros_like(d),
+                                                                  T.zeros_like(x[:2])])
+    xv, dv = np.arange(-5, 6, dtype=np.int64), np.array([0.5, -1.25])
+    f, got, want = _both([x, d], [ks, accs, ms], [xv, dv], local=local)
+    acc, m, ref_acc, ref_m = np.zeros(2), np.zeros(2, np.int64), [], []
+    for v in xv:
+        acc = acc + np.where(v % 3 == 0, float(v // -2), dv)
+        m = m + int(v % 3 == 0)
+        ref_acc.append(acc)
+        ref_m.append(m)
+    np.testing.assert_array_equal(got[0], np.arange(1, len(xv) + 1))
+    np.testing.assert_allclose(got[1], ref_acc)
+    np.testing.assert_array_equal(got[2], ref_m)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert len(_loop_sources(f)) == 1
