@@ -3,18 +3,19 @@ printed as one kernel that runs every step of a loop in one work-group::
 
     for (long t = 0; t < n; t++) {
         <row t of each sequence, the current and next buffer of each carry, trace and output rows>
+        barrier(...);                       /* the last step is done: its next carries are current */
         for (long e = <this work-item's share>) { <step 1: an elementwise program, per element> }
         barrier(...);                       /* only where a step reads what an earlier one wrote */
         for (long o = ...) { <step 2: a reduction or product per output element, its epilogue> }
         ...
-        barrier(...);                       /* the step is done: its next carries become current */
     }
 
 Carries are double-buffered: step t reads ``cur`` (the initial values at t = 0) and writes ``nxt``,
 which the next step reads. Elementwise code is the Composite program printed by
 ``kernels_elemwise.program_lines`` (the one program format), as every other kernel prints it.
-Work-items take contiguous chunks of each step's elements on CPU devices (so the compiler
-vectorises the loop) and interleaved elements on GPUs (coalesced loads).
+Work-items take contiguous chunks of each step's elements on CPU devices and interleaved
+elements on GPUs (coalesced loads); a work-group of one item (CPU devices by default) runs the
+loop nests of loop_nest.py instead, with no barrier.
 """
 from __future__ import annotations
 
