@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.backends.opencl import loop_kernel
+from symgraph.compile.placement import HostPlaced
 
 pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=NO_OPENCL or "")
+if NO_OPENCL is None:
+    from tests.test_placement import calibrated  # noqa: F401  (the fixture: a fixed calibration)
 LOCALS = [1, 4]
 
 
@@ -220,3 +223,24 @@ def test_integer_bool_and_float64_values(local):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert len(_loop_sources(f)) == 1
+
+
+def test_auto_placement_keeps_a_long_loop_on_the_device(calibrated):  # noqa: F811
+    """Under 'auto' placement a loop of many steps runs as one kernel (nothing in its body is
+    placed on the host), while a loop of a few steps keeps its body's small nodes on the host:
+    one launch pays only over enough steps (the calibrated launch against numpy calls)."""
+    x = T.fvector("x")
+    long_loop, _ = sg.scan(lambda c: T.tanh(c * 0.5 + 1), outputs_info=[x], n_steps=500)
+    short_loop, _ = sg.scan(lambda c: T.tanh(c * 0.5 + 1), outputs_info=[x], n_steps=2)
+    xv = np.linspace(-1, 1, 5, dtype=np.float32)
+    for out, steps, one_kernel in ((long_loop, 500, True), (short_loop, 2, False)):
+        f = sg.function([x], out[-1], backend="opencl", placement="auto")
+        want = xv
+        for _ in range(steps):
+            want = np.tanh(want * 0.5 + 1)
+        np.testing.assert_allclose(f(xv), want, rtol=1e-5)
+        graph = f._impl.variants[f._impl.signature({x: (5,)})].fgraph if hasattr(f._impl, "variants") else f.graph
+        placed = [n for node in graph.apply_nodes for g in getattr(node.op, "inner_graphs", {}).values()
+                  for n in g.nodes if isinstance(n.op, HostPlaced)]
+        assert bool(_loop_sources(f)) == one_kernel
+        assert bool(placed) != one_kernel

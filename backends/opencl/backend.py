@@ -146,6 +146,8 @@ class OpenCLBackend(Backend):
         self.to_host |= chosen
         on_host = set(chosen)
         for node in order:
+            if self.mode == "auto" and not everything and pl.one_kernel_loop(node, shapes, self.cal):
+                continue  # its one kernel runs every step on the device (loop_kernel.py): no body node moves
             if isinstance(node.op, (IfElse, Scan)):
                 whole = everything or pl.all_on_host(node, self.mode, self.cal, shapes)
                 if nest:
