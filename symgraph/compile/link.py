@@ -180,7 +180,7 @@ class Emitter(LoopEmitter):
             if isinstance(node.op, IfElse):
                 self.emit_ifelse(node, ins, outs)
             elif isinstance(node.op, Scan):
-                self.emit_scan(node, ins, outs)
+                self.emit_loop(node, ins, outs)
             else:
                 self.emit_node(node, ins, outs)
             freed = schedule.frees(step, node)

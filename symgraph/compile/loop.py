@@ -82,6 +82,23 @@ class LoopEmitter:
         def emit_inner(self, fgraph: FunctionGraph, in_names: list[str], out_names: list[str],
                        out_sides: list[str | None]) -> None: ...
 
+    def emit_loop(self, node: Apply, ins: list[str], outs: list[str]) -> None:
+        """A Scan node: the backend's one call running every step when it offers one
+        (``Backend.loop_kernel``), with the step-by-step loop (``emit_scan``) for the calls it declines."""
+        whole = self.b.loop_kernel(node, ins, self) if outs else None
+        if whole is None:
+            return self.emit_scan(node, ins, outs)
+        result = f"_w{len(self.lines)}"
+        self.line_nodes[len(self.lines)] = (node, ins)
+        self.emit(f"{result} = {whole:<50}  # {describe(node)}: one kernel for every step")
+        self.emit(f"if {result} is not None:")
+        self.emit(f"    {', '.join(outs)}, = {result}")
+        self.emit("else:")
+        saved, self.depth = dict(self.converted), self.depth + 1
+        self.emit_scan(node, ins, outs)
+        self.converted, self.depth = saved, self.depth - 1
+        return None
+
     def emit_scan(self, node: Apply, ins: list[str], outs: list[str]) -> None:
         """A Python loop running ``node``'s body (see the module doc)."""
         op = node.op_as(Scan)
