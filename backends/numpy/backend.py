@@ -41,10 +41,11 @@ class NumpyBackend(Backend):
 
     def _spare(self, node: Apply, em: Emitter) -> str | None:
         """The spare buffer a fused program computing a shared variable's new value writes it
-        into (double buffering, ``Emitter.spare_for``); other ops allocate as before."""
+        into (double buffering, ``Emitter.spare_for``) when it holds ``POOL_MIN_SIZE`` elements
+        or more; smaller values and other ops allocate (cheaper than the bookkeeping there)."""
         if not isinstance(node.op, (Composite, Epilogue)):
             return None
-        return em.spare_for(node.outputs[0])
+        return em.spare_for(node.outputs[0], min_size=lower_composite.POOL_MIN_SIZE)
 
     def _inplace_target(self, node: Apply, em: Emitter) -> str | None:
         """The name of an array a unary Elemwise can write its result into, if any: a dead

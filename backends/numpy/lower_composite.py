@@ -6,9 +6,11 @@ broadcast shape and each step's dtype), runs every step as one numpy call with `
 reuses buffers whose values are dead, and computes steps over broadcast inputs only at
 their own smaller shape. When run-time lengths break the static broadcasting assumptions,
 it falls back to the op's reference ``perform``. Buffers holding only intermediate values are
-kept for the next call of the same helper (``take_scratch``/``give_back``)."""
+kept for the next call of the same helper (``take_scratch``/``give_back``) when they hold at least
+``POOL_MIN_SIZE`` elements; smaller ones are plain ``np.empty`` (cheaper than the bookkeeping)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -21,8 +23,10 @@ from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import broadcast_static_shape
 
 
-def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -> tuple[str, dict]:
-    """Python source of the helper computing ``op``'s outputs, and the globals it needs."""
+def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
+                  pool_min: int = 0) -> tuple[str, dict]:
+    """Python source of the helper computing ``op``'s outputs, and the globals it needs; its
+    intermediate-only buffers are pooled across calls when they hold ``pool_min`` elements or more."""
     p = op.plan(input_types)
     nin = op.nin
     ctx = CodeContext()  # names numpy's own ufuncs np.<name>, other functions as globals
@@ -34,23 +38,13 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
         glb[f"dt{d}"] = dt
     dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
-    lines = [f"def {fname}({', '.join(args)}, out=None):"]
-    if p.slot_dtypes:
-        # An input whose static shape is the full broadcast shape gives it for free (the guards
-        # below check the other inputs against it); else numpy computes it (slower, in Python).
-        full = broadcast_static_shape([t.shape for t in input_types])
-        exact = [k for k, t in enumerate(input_types) if t.shape == full]
-        lines.append(f"    shape = i{exact[0]}.shape" if exact else
-                     f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
-        guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
-        if guards:
-            cond = " or ".join(_guard_terms(guards, input_types))
-            glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
-            lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
-    allocated: set[int] = set()
-    base = nin + len(p.consts)
     out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
     out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
+    has_scratch = any(slot is not None and slot not in out_slots for _, _, slot, _ in p.instrs)
+    lines = [f"def {fname}({', '.join(args)}, out=None):"]
+    pooled = _shape_lines(op, p, input_types, pool_min if has_scratch else 0, lines, glb) if p.slot_dtypes else "True"
+    allocated: set[int] = set()
+    base = nin + len(p.consts)
     scratch: list[int] = []  # slots holding only intermediate values: pooled across calls
     for fn, arg_idx, slot, dest in p.instrs:
         call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
@@ -62,15 +56,17 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
         if slot not in allocated:
             allocated.add(slot)
             dtn = dt_name[p.slot_dtypes[slot]]
+            fresh = f"np.empty(shape, {dtn})"
             if slot == out_slot:
                 lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dtn} "
-                             f"else np.empty(shape, {dtn})")
-            elif slot in out_slots:
-                lines.append(f"    {buf} = np.empty(shape, {dtn})")
+                             f"else {fresh}")
+            elif slot in out_slots or pooled == "False":
+                lines.append(f"    {buf} = {fresh}")
             else:
                 scratch.append(slot)
                 glb[f"_pool{slot}"], glb["_take_scratch"] = [], take_scratch
-                lines.append(f"    {buf} = _take_scratch(_pool{slot}, shape, {dtn})")
+                take = f"_take_scratch(_pool{slot}, shape, {dtn})"
+                lines.append(f"    {buf} = {take}" + ("" if pooled == "True" else f" if pooled else {fresh}"))
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     outs = []
@@ -83,10 +79,43 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
             outs.append(f"np.asarray({name}, odt_{odt})")
     if scratch:
         glb["_give_back"] = give_back
-        lines += [f"    _give_back(_pool{slot}, b{slot})" for slot in scratch]
+        indent = "    " if pooled == "True" else "        "
+        lines += [] if pooled == "True" else ["    if pooled:"]
+        lines += [f"{indent}_give_back(_pool{slot}, b{slot})" for slot in scratch]
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
     return "\n".join(lines) + "\n", glb
 
+
+def _shape_lines(op: Composite, p, input_types: tuple, pool_min: int, lines: list[str], glb: dict) -> str:
+    """The helper's first lines: the broadcast shape, the run-time length guards (a call they
+    fail runs the reference), and whether the intermediate buffers are pooled: "True" or "False"
+    when the static shape (or a zero threshold) decides, else "pooled", a local set here."""
+    # An input whose static shape is the full broadcast shape gives it for free (the guards
+    # below check the other inputs against it); else numpy computes it (slower, in Python).
+    args = [f"i{k}" for k in range(op.nin)]
+    full = broadcast_static_shape([t.shape for t in input_types])
+    exact = [k for k, t in enumerate(input_types) if t.shape == full]
+    lines.append(f"    shape = i{exact[0]}.shape" if exact else
+                 f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
+    guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
+    if guards:
+        cond = " or ".join(_guard_terms(guards, input_types))
+        glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
+        lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
+    if pool_min <= 0:
+        return "True"
+    if all(d is not None for d in full):
+        return str(math.prod(full) >= pool_min)
+    glb["_prod"] = math.prod
+    lines.append(f"    pooled = {f'i{exact[0]}.size' if exact else '_prod(shape)'} >= {pool_min}")
+    return "pooled"
+
+
+POOL_MIN_SIZE = 1 << 15
+"""Arrays with fewer elements are allocated plainly: a pooled intermediate buffer or a shared
+variable's spare (double buffering) pays off only where fresh memory costs page faults (glibc
+serves blocks under 128 KiB from its heap without any); below, the bookkeeping costs more than
+the ``np.empty`` it saves (measured: XOR's step, W6, 25 -> 20 us; W3's large updates keep both)."""
 
 SCRATCH_MAX_BYTES = 1 << 26
 """Intermediate buffers up to this size are kept for the next call of the same program; larger
@@ -132,11 +161,17 @@ def _reference(op: Composite, p, inputs: tuple):
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-@lru_cache(maxsize=512)
 def compile_helper(op: Composite, input_types: tuple) -> Callable:
-    """The helper function for ``op`` on inputs of ``input_types`` (the most recent 512 are kept:
-    equal programs in many functions share one helper, and memory stays bounded)."""
-    src, glb = helper_source(op, input_types)
+    """The helper function for ``op`` on inputs of ``input_types``, pooling its intermediate
+    buffers from ``POOL_MIN_SIZE`` elements on (read now: a test may lower it)."""
+    return _compiled_helper(op, input_types, POOL_MIN_SIZE)
+
+
+@lru_cache(maxsize=512)
+def _compiled_helper(op: Composite, input_types: tuple, pool_min: int) -> Callable:
+    """The helper (the most recent 512 are kept: equal programs in many functions share one
+    helper, and memory stays bounded)."""
+    src, glb = helper_source(op, input_types, pool_min=pool_min)
     exec(compile(src, f"<symgraph composite {len(op.steps)} steps>", "exec"), glb)
     fn = glb["composite"]
     fn.source = src
@@ -145,6 +180,6 @@ def compile_helper(op: Composite, input_types: tuple) -> Callable:
 
 @lowers(Composite)
 def _composite(node: Apply, ctx: LowerContext) -> str:
-    fn = compile_helper(node.op, tuple(i.type for i in node.inputs))
+    fn = compile_helper(node.op_as(Composite), tuple(i.type for i in node.inputs))
     out = f", out={ctx.spare}" if ctx.spare else ""
     return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)}{out})"
