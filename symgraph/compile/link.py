@@ -205,6 +205,8 @@ class Emitter(LoopEmitter):
         self.depth = 0  # block nesting (ifelse branches)
         self.nan_guard = bool(schedule.spec.nan_guard)
         self.spared: list[int] = []  # updates (container indices) computed into their spare buffer
+        self.loop_spares: dict[Variable, tuple[str, float]] = {}  # a loop body's next carries (loop.py)
+        self.loop_spared: set[Variable] = set()  # those computed into their spare
         self.prof = getattr(schedule.spec, "profile", None)  # a Profile: timing lines (else none at all)
         if self.prof is not None:
             self.prof.backend, self.prof.timer = backend.name, backend.profile_timer()
@@ -246,7 +248,14 @@ class Emitter(LoopEmitter):
         buffering: the commit keeps the replaced value as the next call's spare; ``take_spare``
         hands out only memory nothing else refers to). None when ``v`` is no such value, or
         when that variable holds fewer than ``min_size`` elements (its static shape, else the
-        value it holds now: a backend's threshold below which bookkeeping costs more)."""
+        value it holds now: a backend's threshold below which bookkeeping costs more). In a loop's
+        body, a next carry's spare is the carry of two steps before (``LoopEmitter``)."""
+        if v in self.loop_spares:
+            holder, size = self.loop_spares[v]
+            if size < max(min_size, 1):
+                return None
+            self.loop_spared.add(v)
+            return f"{self.ctx.ref(take_spare, 'take_spare')}({holder})"
         s = self.s
         for u in s.updates:
             if s.fgraph.outputs[u.output] is v and not s.copies[u.output] and getattr(v.type, "ndim", 0) > 0:

@@ -24,12 +24,14 @@ condition held, with that step's carries).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from symgraph.compile.lowering import HOST, describe
+from symgraph.compile.shared import held_size
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scan.op import Scan, carry_shape_message, check_steps
@@ -37,6 +39,7 @@ from symgraph.tensor.type import tensor_outputs
 
 if TYPE_CHECKING:
     from symgraph.compile.lowering import CodeContext
+    from symgraph.compile.schedule import Schedule
     from symgraph.graph.fgraph import FunctionGraph
 
 FIRST_ROWS = 16  # a while loop's buffers start with this many rows and double when full
@@ -69,6 +72,17 @@ def carries_error(node: Apply, carries: list[int], t: int, want: tuple, got: tup
     return shape_error(node, "carry", carries[k], t, want[k], got[k])
 
 
+class LoopSpare:
+    """The spare buffer of a loop's carry, for ``take_spare``: the carry of two steps before,
+    which the body computes the next carry into when nothing else refers to it any more (never
+    the initial value, a shared variable's memory: the variable refers to it)."""
+
+    __slots__ = ("spare",)
+
+    def __init__(self) -> None:
+        self.spare: Any = None
+
+
 def _static(t: Any) -> bool:
     return all(s is not None for s in t.shape)
 
@@ -88,6 +102,7 @@ class _Loop:
     cap: str = field(init=False)
     carries: list[str] = field(default_factory=list)
     traces: dict[int, str] = field(default_factory=dict)
+    spared: dict[int, str] = field(default_factory=dict)  # carry -> its LoopSpare, where the body used it
     flags: str | None = None  # the backend's stop-flag reader of a while loop, if it has one
 
     def __post_init__(self) -> None:
@@ -115,7 +130,10 @@ class LoopEmitter:
     if TYPE_CHECKING:
         b: Any  # the Backend
         ctx: CodeContext
+        s: Schedule
         lines: list[str]
+        loop_spares: dict[Variable, tuple[str, float]]
+        loop_spared: set[Variable]
         line_nodes: dict[int, tuple[Apply, list[str]]]
         converted: dict[tuple[Variable, str], str]
         depth: int
@@ -138,6 +156,7 @@ class LoopEmitter:
         const_names = self._loop_constants(lp.tag, consts)
         pre = self._preconvert(fgraph, const_names, op.n_seqs + op.n_carries)
         self._buffers(lp)
+        spares = self._carry_spares(lp, fgraph, inits)
         checks = self._checks(lp, fgraph)
         self.emit(f"for {lp.t} in range({lp.n}):")
         self.depth += 1
@@ -147,12 +166,15 @@ class LoopEmitter:
         rows = [f"_x{lp.tag}_{j}" for j in range(op.n_seqs)]
         for row, (_, sname), side in zip(rows, seqs, seq_sides):
             self.emit(f"{row} = {self.b.loop_row(sname, lp.t, side, self.ctx)}")
-        saved = dict(self.converted)
+        saved = dict(self.converted), self.loop_spares, self.loop_spared
         self.converted.update(pre)
+        self.loop_spares, self.loop_spared = spares, set()
         from_host: list[str | None] = ([HOST] if lp.flags is None else [None]) if op.until else []
         self.emit_inner(fgraph, rows + lp.carries + const_names, lp.nexts + [f"{y}_now" for y in lp.ys] + lp.cond,
                         lp.final_sides + lp.y_sides + from_host)
-        self.converted = saved
+        lp.spared = {j: spares[v][0] for j, v in enumerate(fgraph.outputs[:op.n_carries])
+                     if v in self.loop_spared and spares[v][0] == f"_sp{lp.tag}_{j}"}
+        self.converted, self.loop_spares, self.loop_spared = saved
         self._step_end(lp, checks)
         self.depth -= 1
         self._results(lp, outs)
@@ -194,6 +216,32 @@ class LoopEmitter:
         if lp.flags is not None:
             self.emit(f"_sf{lp.tag}, _hist{lp.tag} = {lp.flags}, []")
 
+    def _carry_spares(self, lp: _Loop, fgraph: Any, inits: list) -> dict[Variable, tuple[str, float]]:
+        """Double buffering of the carries whose size the compiler knows (a static shape, or the
+        shared variable that is the initial value): a LoopSpare for each, made before the loop
+        (the body's ``spare_for`` may compute the next carry into it; ``_step_end`` hands it the
+        carry being replaced). Not in a loop that keeps past steps' carries (``_speculated``)."""
+        spares: dict[Variable, tuple[str, float]] = {}
+        if lp.flags is not None:
+            return spares
+        for j, (v, _) in enumerate(inits):
+            size, out = self._held(v), fgraph.outputs[j]
+            if size and getattr(out.type, "ndim", 0) > 0 and out not in spares:
+                spares[out] = (f"_sp{lp.tag}_{j}", size)
+                self.emit(f"_sp{lp.tag}_{j} = {self.ctx.ref(LoopSpare, 'LoopSpare')}()")
+        return spares
+
+    def _held(self, v: Variable) -> float:
+        """How many elements ``v`` holds, where the compiler can tell (its static shape, or the
+        shared variable it is: the value held now); 0 where it cannot."""
+        shape = getattr(v.type, "shape", None)
+        if shape is not None and all(d is not None for d in shape):
+            return math.prod(shape)
+        for k, shared in enumerate(self.s.shared_inputs):
+            if shared is v:
+                return held_size(self.s.spec.containers[k])
+        return 0
+
     def _dtype(self, name: str) -> str:
         return self.ctx.ref(np.dtype(name), f"dt_{name}")
 
@@ -213,6 +261,8 @@ class LoopEmitter:
         if lp.flags is not None:
             self._speculated(lp)
             return
+        for j, holder in lp.spared.items():  # the carry being replaced: the next step's spare
+            self.emit(f"{holder}.spare = {lp.carries[j]}")
         if lp.carries:
             self.emit(f"{', '.join(lp.carries)} = {', '.join(lp.nexts)}")
         if lp.op.until:
@@ -316,4 +366,4 @@ class LoopEmitter:
             self.emit(f"{outs[slots['ys'][j]]} = {empty} if {y} is None else {expr}")
 
 
-__all__ = ["LoopEmitter", "resize_rows", "shape_error", "carries_error"]
+__all__ = ["LoopEmitter", "LoopSpare", "resize_rows", "shape_error", "carries_error"]
