@@ -217,16 +217,16 @@ class LoopEmitter:
             self.emit(f"_sf{lp.tag}, _hist{lp.tag} = {lp.flags}, []")
 
     def _carry_spares(self, lp: _Loop, fgraph: Any, inits: list) -> dict[Variable, tuple[str, float]]:
-        """Double buffering of the carries whose size the compiler knows (a static shape, or the
-        shared variable that is the initial value): a LoopSpare for each, made before the loop
+        """Double buffering of the host carries whose size the compiler knows (a static shape, or
+        the shared variable that is the initial value): a LoopSpare for each, made before the loop
         (the body's ``spare_for`` may compute the next carry into it; ``_step_end`` hands it the
         carry being replaced). Not in a loop that keeps past steps' carries (``_speculated``)."""
         spares: dict[Variable, tuple[str, float]] = {}
         if lp.flags is not None:
             return spares
-        for j, (v, _) in enumerate(inits):
+        for j, ((v, _), side) in enumerate(zip(inits, lp.final_sides)):
             size, out = self._held(v), fgraph.outputs[j]
-            if size and getattr(out.type, "ndim", 0) > 0 and out not in spares:
+            if size and side == HOST and getattr(out.type, "ndim", 0) > 0 and out not in spares:
                 spares[out] = (f"_sp{lp.tag}_{j}", size)
                 self.emit(f"_sp{lp.tag}_{j} = {self.ctx.ref(LoopSpare, 'LoopSpare')}()")
         return spares
