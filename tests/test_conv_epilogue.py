@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.backends.numpy.lower_fused import in_place_safe
+from symgraph.backends.opencl.runtime import TRANSFERS
 from symgraph.rewrite import Mode
 from symgraph.tensor.convolution import Conv
 from symgraph.tensor.fused import Epilogue
@@ -119,12 +120,16 @@ def test_training_step_keeps_the_relu_mask_as_a_second_output(backend):
 
 
 def test_scalar_argument_in_the_epilogue(backend):
-    """A scalar argument (kept on the host by the OpenCL backend) joins the epilogue by value."""
+    """A scalar argument (kept on the host by the OpenCL backend) joins the epilogue by value:
+    no upload, no transfer line (as in a matrix product's store, tests/test_opencl_matmul.py)."""
     x, w, b, s = T.tensor4("x"), T.tensor4("w"), T.tensor("float64", (1, None, 1, 1), "b"), T.dscalar("s")
     out = T.tanh(T.conv(x, w, padding=1) + b) * s
     f = sg.function([x, w, b, s], out, backend=backend)
-    assert len(conv_epilogues(f)) == 1
+    assert len(conv_epilogues(f)) == 1 and "# transfer" not in f.source
     rng = np.random.default_rng(13)
     xv, wv, bv = rng.normal(size=(2, 3, 5, 6)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=(1, 4, 1, 1))
     ref = np.tanh(ref_conv(xv, wv, (1, 1), [(1, 1)] * 2, (1, 1), 1) + bv) * 0.5
+    before = dict(TRANSFERS)
     np.testing.assert_allclose(f(xv, wv, bv, 0.5), ref, **TOL["float64"])
+    if backend == "opencl":
+        assert sum(TRANSFERS[k] - before.get(k, 0) for k in ("to_device", "zero_copy_in")) == 3  # x, w, b; never s

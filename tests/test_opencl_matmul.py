@@ -20,6 +20,7 @@ if NO_OPENCL:
 import symgraph as sg  # noqa: E402
 import symgraph.tensor as T  # noqa: E402
 from symgraph.backends.opencl import get_runtime  # noqa: E402
+from symgraph.backends.opencl.runtime import TRANSFERS  # noqa: E402
 
 PATHS = ["kernel", "host_blas"]
 
@@ -90,8 +91,8 @@ def test_bias_and_activation_run_in_the_products_store(path, m, k, n, seed):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("rate", ["constant", "argument", "shared"])
 def test_sgd_update_fused_into_the_gradient_product(path, rate):
-    """The learning rate as a constant, a scalar argument (kept on the host, uploaded for the
-    kernel) or a shared scalar: the update runs in the product's store either way."""
+    """The learning rate as a constant, a scalar argument (kept on the host, passed to the kernel
+    by value) or a shared scalar: the update runs in the product's store either way."""
     rng = np.random.default_rng(3)
     w0 = rng.normal(size=(70, 20)).astype("float32")
     w = sg.shared(w0.copy(), "w")
@@ -171,3 +172,44 @@ def test_product_read_elsewhere_is_not_fused():
     got = f(vx, vw)
     np.testing.assert_array_equal(got[0], vx @ vw)
     np.testing.assert_array_equal(got[1], np.zeros((3, 4)))
+
+
+def _uploads(f, *args):
+    """The call's result and how many host arrays it moved to the device (copied or wrapped)."""
+    before = dict(TRANSFERS)
+    got = f(*args)
+    return got, sum(TRANSFERS[k] - before.get(k, 0) for k in ("to_device", "zero_copy_in"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_host_scalar_joins_the_products_store_by_value(path, dtype):
+    """``relu(x @ W + b) * s`` with ``s`` a 0-d argument: one kernel, ``s`` passed to it by value
+    (no upload, no transfer line), on the kernel and host-BLAS paths, for an empty inner
+    dimension too; values as on the numpy backend."""
+    x, w, b, s = (T.tensor(dtype, (None,) * nd, name) for nd, name in [(2, "x"), (2, "w"), (1, "b"), (0, "s")])
+    out = T.relu(T.dot(x, w) + b) * s
+    f = sg.function([x, w, b, s], out, backend="opencl")
+    ref = sg.function([x, w, b, s], out, backend="numpy")
+    assert len(_fused_kernels(f)) == 1 and len(f.kernels) == 1
+    assert "# transfer" not in f.source
+    rng = np.random.default_rng(6)
+    for m, k, n in [(37, 20, 70), (3, 0, 4)]:
+        vals = [rng.normal(size=sh).astype(dtype) for sh in [(m, k), (k, n), (n,)]] + [np.asarray(-1.5, dtype)]
+        with matmul_path(path):
+            got, uploads = _uploads(f, *vals)
+        if k:  # (an empty inner dimension uploads the product's zeros)
+            assert uploads == 3  # x, W and b; never s
+        np.testing.assert_allclose(got, ref(*vals), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_host_scalar_in_a_store_broadcast_larger_at_run_time(path):
+    """The by-value scalar reaches the host evaluation of a product broadcast at run time too."""
+    x, w, u, s = T.fmatrix("x"), T.fmatrix("w"), T.fmatrix("u"), T.fscalar("s")
+    f = sg.function([x, w, u, s], (T.dot(x, w) + u) * s, backend="opencl")
+    rng = np.random.default_rng(7)
+    vx, vw, vu = (rng.normal(size=sh).astype("float32") for sh in [(1, 3), (3, 4), (5, 4)])
+    with matmul_path(path), pytest.warns(RuntimeWarning, match="ran on the host"):
+        got = f(vx, vw, vu, np.float32(3))
+    np.testing.assert_allclose(got, (vx @ vw + vu) * 3, rtol=1e-5)

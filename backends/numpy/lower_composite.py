@@ -19,7 +19,7 @@ import numpy as np
 from symgraph.backends.numpy.lowering import LowerContext, lowers, ufunc_name
 from symgraph.compile.lowering import CodeContext
 from symgraph.graph.basic import Apply
-from symgraph.tensor.composite import Composite
+from symgraph.tensor.composite import Composite, Plan
 from symgraph.tensor.elemwise import broadcast_static_shape
 
 
@@ -28,23 +28,84 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
     """Python source of the helper computing ``op``'s outputs, and the globals it needs; its
     intermediate-only buffers are pooled across calls when they hold ``pool_min`` elements or more."""
     p = op.plan(input_types)
-    nin = op.nin
     ctx = CodeContext()  # names numpy's own ufuncs np.<name>, other functions as globals
     glb = ctx.globals
-    args = [f"i{k}" for k in range(nin)]
+    args = [f"i{k}" for k in range(op.nin)]
     names = dict(enumerate(args + [f"k{c}" for c in range(len(p.consts))]))  # value index -> its name
     for c, value in enumerate(p.consts):
         glb[f"k{c}"] = value
-    for d, dt in enumerate(dict.fromkeys(p.slot_dtypes)):
-        glb[f"dt{d}"] = dt
-    dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
-    out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
-    out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
-    has_scratch = any(slot is not None and slot not in out_slots for _, _, slot, _ in p.instrs)
     lines = [f"def {fname}({', '.join(args)}, out=None):"]
-    pooled = _shape_lines(op, p, input_types, pool_min if has_scratch else 0, lines, glb) if p.slot_dtypes else "True"
+    pooled = "True"
+    if p.slot_dtypes:
+        lines += _shape_lines(op, p, input_types, args, glb)
+        pooled = _pooled(p, input_types, pool_min, lines, glb)
+    steps, scratch = _step_lines(p, op.nin, names, ctx, pooled)
+    lines += steps
+    outs = []
+    for idx, odt in zip(p.out_index, p.out_dtypes):
+        name = names[idx]
+        if name.startswith("b"):
+            outs.append(name)
+        else:
+            glb.setdefault(f"odt_{odt}", np.dtype(odt))
+            outs.append(f"np.asarray({name}, odt_{odt})")
+    if scratch:
+        glb["_give_back"] = give_back
+        indent = "    " if pooled == "True" else "        "
+        lines += [] if pooled == "True" else ["    if pooled:"]
+        lines += [f"{indent}_give_back(_pool{slot}, b{slot})" for slot in scratch]
+    lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
+    return "\n".join(lines) + "\n", glb
+
+
+def _shape_lines(op: Composite, p: Plan, input_types: tuple, args: list[str], glb: dict) -> list[str]:
+    """The helper's first lines: the broadcast ``shape``, and the run-time length checks that send
+    unexpected shapes to the reference evaluation. An input whose static shape is the full
+    broadcast shape gives it for free (the guards check the other inputs against it); else numpy
+    computes it (slower, in Python)."""
+    full = broadcast_static_shape([t.shape for t in input_types])
+    exact = [k for k, t in enumerate(input_types) if t.shape == full]
+    lines = [f"    shape = i{exact[0]}.shape" if exact else
+             f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})"]
+    guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
+    if guards:
+        cond = " or ".join(_guard_terms(guards, input_types))
+        glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
+        lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
+    return lines
+
+
+def _pooled(p: Plan, input_types: tuple, pool_min: int, lines: list[str], glb: dict) -> str:
+    """Whether the helper's intermediate buffers come from its pools: "True" or "False" where the
+    static shape (or a zero threshold, or no intermediate buffer) decides, else "pooled", a local
+    that a line appended to ``lines`` sets from the element count."""
+    out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
+    if pool_min <= 0 or all(slot is None or slot in out_slots for _, _, slot, _ in p.instrs):
+        return "True"
+    full = broadcast_static_shape([t.shape for t in input_types])
+    if all(d is not None for d in full):
+        return str(math.prod(full) >= pool_min)
+    exact = [k for k, t in enumerate(input_types) if t.shape == full]
+    glb["_prod"] = math.prod
+    lines.append(f"    pooled = {f'i{exact[0]}.size' if exact else '_prod(shape)'} >= {pool_min}")
+    return "pooled"
+
+
+def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext,
+                pooled: str = "True") -> tuple[list[str], list[int]]:
+    """One numpy call per step of plan ``p``, each into its slot's buffer (allocated at its first
+    use: the first output into ``out`` when it fits, other outputs fresh, intermediate buffers from
+    the helper's pools where ``pooled`` says so, see ``_pooled``), or as a small value when the step
+    has no slot. Fills ``names`` (value index -> its local name); returns the lines and the pooled
+    (scratch) slots."""
+    glb, lines = ctx.globals, []
+    dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
+    for dt, dtn in dt_name.items():
+        glb[dtn] = dt
     allocated: set[int] = set()
     base = nin + len(p.consts)
+    out_slot = next((slot for _, _, slot, dest in p.instrs if dest == p.out_index[0]), None) if p.out_index else None
+    out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
     scratch: list[int] = []  # slots holding only intermediate values: pooled across calls
     for fn, arg_idx, slot, dest in p.instrs:
         call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
@@ -69,53 +130,14 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
                 lines.append(f"    {buf} = {take}" + ("" if pooled == "True" else f" if pooled else {fresh}"))
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
-    outs = []
-    for idx, odt in zip(p.out_index, p.out_dtypes):
-        name = names[idx]
-        if name.startswith("b"):
-            outs.append(name)
-        else:
-            glb.setdefault(f"odt_{odt}", np.dtype(odt))
-            outs.append(f"np.asarray({name}, odt_{odt})")
-    if scratch:
-        glb["_give_back"] = give_back
-        indent = "    " if pooled == "True" else "        "
-        lines += [] if pooled == "True" else ["    if pooled:"]
-        lines += [f"{indent}_give_back(_pool{slot}, b{slot})" for slot in scratch]
-    lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
-    return "\n".join(lines) + "\n", glb
-
-
-def _shape_lines(op: Composite, p, input_types: tuple, pool_min: int, lines: list[str], glb: dict) -> str:
-    """The helper's first lines: the broadcast shape, the run-time length guards (a call they
-    fail runs the reference), and whether the intermediate buffers are pooled: "True" or "False"
-    when the static shape (or a zero threshold) decides, else "pooled", a local set here."""
-    # An input whose static shape is the full broadcast shape gives it for free (the guards
-    # below check the other inputs against it); else numpy computes it (slower, in Python).
-    args = [f"i{k}" for k in range(op.nin)]
-    full = broadcast_static_shape([t.shape for t in input_types])
-    exact = [k for k, t in enumerate(input_types) if t.shape == full]
-    lines.append(f"    shape = i{exact[0]}.shape" if exact else
-                 f"    shape = np.broadcast_shapes({', '.join(a + '.shape' for a in args)})")
-    guards = [(k, d, fd) for k, d, fd in p.guards if not exact or k != exact[0]]
-    if guards:
-        cond = " or ".join(_guard_terms(guards, input_types))
-        glb["_op"], glb["_plan"], glb["_reference"] = op, p, _reference
-        lines.append(f"    if {cond}: return _reference(_op, _plan, ({', '.join(args)},))")
-    if pool_min <= 0:
-        return "True"
-    if all(d is not None for d in full):
-        return str(math.prod(full) >= pool_min)
-    glb["_prod"] = math.prod
-    lines.append(f"    pooled = {f'i{exact[0]}.size' if exact else '_prod(shape)'} >= {pool_min}")
-    return "pooled"
+    return lines, scratch
 
 
 POOL_MIN_SIZE = 1 << 15
 """Arrays with fewer elements are allocated plainly: a pooled intermediate buffer or a shared
 variable's spare (double buffering) pays off only where fresh memory costs page faults (glibc
 serves blocks under 128 KiB from its heap without any); below, the bookkeeping costs more than
-the ``np.empty`` it saves (measured: XOR's step, W6, 25 -> 20 us; W3's large updates keep both)."""
+the ``np.empty`` it saves (measured: XOR's step, W6, 0.76-0.80x; W3's large updates keep both)."""
 
 SCRATCH_MAX_BYTES = 1 << 26
 """Intermediate buffers up to this size are kept for the next call of the same program; larger

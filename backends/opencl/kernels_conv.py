@@ -31,7 +31,7 @@ from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_copy import contiguous, copy_into, publish_copy
 from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, ElementwiseKernel, content_named, program_label
 from symgraph.backends.opencl.kernels_matmul import MatmulKernel
-from symgraph.backends.opencl.kernels_reduce import digits
+from symgraph.backends.opencl.kernels_reduce import Store, digits
 from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import ShapeError, node_context
@@ -210,21 +210,19 @@ def lower_conv(node: Apply, ctx: LowerContext) -> Lowered | None:
 
 class ConvEpilogueKernel:
     """An Epilogue of a Conv: the convolution (``ConvKernel`` on the core node), then the program
-    on its result and the other inputs as one elementwise kernel; ``by_value`` marks the other
-    inputs that are host scalars, passed to the kernel by value."""
+    on its result and the other inputs as one elementwise kernel; the store's host scalars are
+    passed to that kernel by value."""
 
-    def __init__(self, node: Apply, ctx: LowerContext, by_value: list[bool]):
+    def __init__(self, node: Apply, ctx: LowerContext, store: Store):
         op = node.op_as(Epilogue)
         core, prog_node = op.parts(node.inputs)
         core.trace = prog_node.trace = node.trace
-        self.n_core, self.slot = op.n_core, op.slot
+        self.n_core, self.slot = op.n_core, store.slot
         self.conv = ConvKernel(core, ctx)
         bound = list(tensor_inputs(prog_node))
         scalar = [all(n == 1 for n in v.type.shape) for v in bound]
-        flags = list(by_value)
-        flags.insert(op.slot, False)
-        name = ctx.kernel_name(node, "conv_" + program_label(op.program))
-        self.program = ElementwiseKernel(ctx.runtime, prog_node, op.program, bound, name, scalar, flags)
+        name = ctx.kernel_name(node, "conv_" + program_label(store.prog))
+        self.program = ElementwiseKernel(ctx.runtime, prog_node, store.prog, bound, name, scalar, store.flags())
         ctx.publish(self.program.sources)
 
     def __call__(self, ins: list) -> list:
@@ -234,19 +232,15 @@ class ConvEpilogueKernel:
         return self.program(values)
 
 
-def lower_conv_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
-    """An Epilogue of a Conv as one step (kernels_epilogue dispatches here). Host scalars among
-    the program's inputs are passed by value; mixed operand dtypes or other host values run it
-    unfused."""
+def lower_conv_epilogue(node: Apply, ctx: LowerContext, store: Store) -> Lowered | str:
+    """An Epilogue of a Conv as one step (kernels_epilogue dispatches here, with the epilogue's
+    ``store``); mixed operand dtypes run it unfused."""
     op = node.op_as(Epilogue)
     x, w = tensor_inputs(node)[:2]
-    others = tensor_inputs(node)[op.n_core:]
-    by_value = [v in ctx.host and v.type.ndim == 0 for v in others]
-    if x.dtype != w.dtype or any(v in ctx.host and not b for v, b in zip(others, by_value)):
+    if x.dtype != w.dtype:
         return EXPAND
     core, _ = op.parts(node.inputs)
     ctx.runtime.check_dtype(tensor_outputs(core)[0].dtype, f"the output of {op.core}")
-    hosted = {2} if core.op_as(Conv).padding is None else set()
-    hosted |= {op.n_core + k for k, b in enumerate(by_value) if b}
-    kernel = ConvEpilogueKernel(node, ctx, by_value)
-    return Lowered(kernel, host_inputs=frozenset(hosted), label=kernel.program.name)
+    hosted = frozenset({2}) if core.op_as(Conv).padding is None else frozenset()
+    kernel = ConvEpilogueKernel(node, ctx, store)
+    return Lowered(kernel, host_inputs=hosted | store.host_inputs(op.n_core), label=kernel.program.name)

@@ -94,21 +94,25 @@ void {name}(
 """The tiled kernel; ``{store}`` is the epilogue (or the plain store) run on each accumulator."""
 
 
-def matmul_source(name: str, a_dtype, b_dtype, acc_dtype, prog: Composite | None = None, product: int = 0) -> str:
+def matmul_source(name: str, a_dtype, b_dtype, acc_dtype, prog: Composite | None = None, product: int = 0,
+                  by_value: list[bool] | None = None) -> str:
     """out[t] = epilogue(A[t] @ B[t]) for each batch index t: A, B strided, outputs contiguous
     (t, M, N). ``prog`` is the epilogue's program and ``product`` the input of it that reads the
-    product; its other inputs are strided over (t, M, N). Without a program the product is stored."""
+    product; its other inputs are strided over (t, M, N), or scalars passed by value where
+    ``by_value`` (one flag per input of ``prog``) says so. Without a program the product is stored."""
     A, B, C = ks.ctype(a_dtype), ks.ctype(b_dtype), ks.ctype(acc_dtype)
     prog = prog or Composite.identity(np.dtype(acc_dtype).name)
+    by_value = by_value or [False] * prog.nin
     fma = ("acc[r][c] |= ar[r] & br[c];" if np.dtype(acc_dtype).kind == "b"  # bool: any(a & b)
            else "acc[r][c] += ar[r] * br[c];")
-    loads = ["acc[r][c]" if k == product else f"in{k}[off{k} + bt * st{k}_0 + i * st{k}_1 + j * st{k}_2]"
-             for k in range(prog.nin)]
+    loads = ["acc[r][c]" if k == product else f"in{k}" if by_value[k] else
+             f"in{k}[off{k} + bt * st{k}_0 + i * st{k}_1 + j * st{k}_2]" for k in range(prog.nin)]
     lines, outs, needed = program_lines(prog, loads)
     store = lines + [f"out{q}[ooff + o] = {v};" for q, v in enumerate(outs)]
     params = [f"__global const {A} *restrict a, const long aoff, const long sat, const long sai, const long sak",
               f"__global const {B} *restrict b, const long boff, const long sbt, const long sbk, const long sbj"]
-    params += [f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}, "
+    params += [f"const {ks.ctype(dt)} in{k}" if by_value[k] else
+               f"__global const {ks.ctype(dt)} *restrict in{k}, const long off{k}, "
                f"const long st{k}_0, const long st{k}_1, const long st{k}_2"
                for k, dt in enumerate(prog.in_dtypes) if k != product]
     params += [f"__global {ks.ctype(dt)} *restrict out{q}" for q, dt in enumerate(prog.out_dtypes)]
@@ -137,10 +141,15 @@ class MatmulKernel:
         self.node, self.product_node, self.rt, self.kind, self.epilogue = node, product, ctx.runtime, kind, store
         self.acc_dtype = np.dtype(product_out.dtype)
         self.what = f"output of {node.op}"  # names an allocation that fails
-        prog, slot, label = None, 0, ""
+        prog, slot, label, flags = None, 0, "", None
         self.others: list = []
+        self.by_value: list[bool] = []  # per other input: a host scalar passed by value (see Store)
+        self.value_types: list[np.dtype] = []  # the numpy type each is passed as
+        self.hosted: frozenset[int] = frozenset()  # their positions among the step's inputs
         if store is not None:
-            prog, slot, self.others = store.prog, store.slot, list(store.others)
+            prog, slot, self.others, flags = store.prog, store.slot, list(store.others), store.flags()
+            self.by_value, self.value_types = store.by_value, store.value_types()
+            self.hosted = store.host_inputs(len(product.inputs))
             types = [v.type for v in self.others]
             types.insert(slot, product_out.type)
             self.host_op, self.host_plan = prog, prog.plan(tuple(types))
@@ -148,12 +157,18 @@ class MatmulKernel:
             label = "_" + program_label(prog)
         self.product = slot
         self.name, self.source = content_named(f"matmul_{a.dtype}_{b.dtype}{label}", lambda n: matmul_source(
-            n, a.dtype, b.dtype, self.acc_dtype, prog, slot))
+            n, a.dtype, b.dtype, self.acc_dtype, prog, slot, flags))
         ctx.publish({self.name: self.source})
 
     def lowered(self) -> Lowered:
-        """The step: inputs are the two operands, then the epilogue's other inputs."""
-        return Lowered(self, inputs=list(self.product_node.inputs) + self.others, label=self.name)
+        """The step: inputs are the two operands, then the epilogue's other inputs (host scalars
+        among them arrive as numpy values, passed to the kernel by value)."""
+        return Lowered(self, inputs=list(self.product_node.inputs) + self.others, host_inputs=self.hosted,
+                       label=self.name)
+
+    def _host_others(self, others: list, view: bool = False) -> list[np.ndarray]:
+        """The epilogue's other inputs as host arrays (views of zero-copy memory with ``view``)."""
+        return [np.asarray(x) if v else x.host_view() if view else x.to_host() for x, v in zip(others, self.by_value)]
 
     def _operands(self, a: DeviceArray, b: DeviceArray) -> tuple:
         """Both operands as (batch..., rows, columns) views, the batch shape, M, K, N and the output shape."""
@@ -179,7 +194,8 @@ class MatmulKernel:
         outs = [self.rt.empty(shape, dt, self.what) for dt in dtypes]
         if outs[0].size == 0:
             return outs
-        host = self.rt.host_blas and self.acc_dtype.kind == "f" and all(x.host is not None for x in ins)
+        host = (self.rt.host_blas and self.acc_dtype.kind == "f"
+                and all(x.host is not None for k, x in enumerate(ins) if k not in self.hosted))
         if host:
             self._on_host_memory(a2, b2, batch, M, N, others, outs)
         elif K == 0:
@@ -193,9 +209,12 @@ class MatmulKernel:
         ab = broadcast_strides(a2.view(a2.shape[:-2], a2.strides[:-2], 0), nb) if nb else []
         bb = broadcast_strides(b2.view(b2.shape[:-2], b2.strides[:-2], 0), nb) if nb else []
         args: list = []
-        for x in others:  # strided over (t, M, N); only one batch axis is fused (see fused_into)
-            st = ([0, 0, 0] + broadcast_strides(x, len(outs[0].shape)))[-3:]
-            args += [x.buffer, np.int64(x.offset)] + [np.int64(s) for s in st]
+        for x, v, t in zip(others, self.by_value, self.value_types):
+            if v:  # a host scalar: by value
+                args.append(t.type(x))
+                continue
+            st = ([0, 0, 0] + broadcast_strides(x, len(outs[0].shape)))[-3:]  # strided over (t, M, N)
+            args += [x.buffer, np.int64(x.offset)] + [np.int64(s) for s in st]  # one batch axis fused (fused_into)
         k = self.rt.kernel(self.source, self.name)
         t_count = batch[-1] if nb else 1
         for idx in (list(np.ndindex(*batch[:-1])) if nb > 1 else [()]):  # batch axes beyond the last: a launch each
@@ -215,7 +234,7 @@ class MatmulKernel:
         product = outs[0] if self.epilogue is None else self.rt.empty(outs[0].shape, self.acc_dtype, self.what)
         np.matmul(a2.host_view(), b2.host_view(), out=product.host_view().reshape(batch + (M, N)))
         if self.epilogue is not None:
-            self._epilogue_on_host(product.host_view(), [x.host_view() for x in others],
+            self._epilogue_on_host(product.host_view(), self._host_others(others, view=True),
                                    [o.host_view() for o in outs])
 
     def _epilogue_on_host(self, product: np.ndarray, others: list, outs: list) -> list:
@@ -229,8 +248,8 @@ class MatmulKernel:
         if self.epilogue is None:
             results = [zeros]
         else:
-            results = self._epilogue_on_host(zeros, [x.to_host() for x in others], [np.empty(o.shape, o.dtype)
-                                                                                    for o in outs])
+            results = self._epilogue_on_host(zeros, self._host_others(others), [np.empty(o.shape, o.dtype)
+                                                                               for o in outs])
         for o, r in zip(outs, results):
             copy_into(o, self.rt.to_device(np.ascontiguousarray(r)))
 
@@ -241,7 +260,7 @@ class MatmulKernel:
         warnings.warn(f"opencl backend: {self.node.op} ran on the host for a call "
                       f"whose inputs broadcast the product at run time\n{node_context(self.node, others)}",
                       RuntimeWarning, stacklevel=2)
-        values = [x.to_host() for x in others]
+        values = self._host_others(others)
         values.insert(self.product, self.product_node.op.perform(self.product_node, [a.to_host(), b.to_host()])[0])
         results = self.host_op.run(self.host_plan, values)
         return [self.rt.to_device(np.ascontiguousarray(r, dtype=dt), self.what)

@@ -22,7 +22,7 @@ from symgraph.backends.opencl.kernels_elemwise import (
     program_label,
     program_lines,
 )
-from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
+from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.backends.opencl.runtime import DeviceArray
 from symgraph.errors import node_context
 from symgraph.graph.basic import Apply
@@ -189,11 +189,39 @@ class Reduction:
 
 @dataclass
 class Store:
-    """The elementwise program run on each result before the store: input ``slot`` reads the
-    result, ``others`` (graph variables) feed the other inputs, in order."""
+    """The elementwise program run on each result before the store (an Epilogue's): input ``slot``
+    reads the result, ``others`` (graph variables) feed the other inputs, in order. Those marked
+    in ``by_value`` are host scalars, passed to the kernel by value: no upload, no transfer."""
     prog: Composite
     slot: int
     others: list
+    by_value: list[bool]
+
+    def flags(self) -> list[bool]:
+        """``by_value`` for every input of the program (the result's slot included: never)."""
+        flags = list(self.by_value)
+        flags.insert(self.slot, False)
+        return flags
+
+    def host_inputs(self, first: int) -> frozenset[int]:
+        """The positions of the by-value inputs among a step's inputs, ``others`` starting at ``first``."""
+        return frozenset(first + k for k, b in enumerate(self.by_value) if b)
+
+    def value_types(self) -> list[np.dtype]:
+        """The numpy type each by-value input is passed as (a bool as uint8), for ``others`` in order."""
+        return [np.dtype("uint8" if d == "bool" else d) for k, d in enumerate(self.prog.in_dtypes) if k != self.slot]
+
+
+def epilogue_store(node: Apply, ctx: LowerContext) -> Store | None:
+    """The Store of an Epilogue node ``node``, whatever its core (a product, a convolution, a
+    reduction): host scalars among its other inputs are passed by value; None when another of
+    them lives on the host (the epilogue then runs unfused, ``EXPAND``)."""
+    op = node.op_as(Epilogue)
+    others = list(tensor_inputs(node)[op.n_core:])
+    by_value = [v in ctx.host and v.type.ndim == 0 for v in others]
+    if any(v in ctx.host and not b for v, b in zip(others, by_value)):
+        return None
+    return Store(op.program, op.slot, others, by_value)
 
 
 class ReduceKernel:
@@ -213,12 +241,9 @@ class ReduceKernel:
         label = program_label(r.prog) if r.prog.steps else str(x.dtype)
         if store is not None:
             self.others = list(store.others)
-            epi_by_value = [v in ctx.host and v.type.ndim == 0 for v in store.others]
-            epi_by_value.insert(store.slot, False)
-            epi = (store.prog, store.slot, epi_by_value)
-            self.by_value += [b for k, b in enumerate(epi_by_value) if k != store.slot]
-            self.value_types += [np.dtype("uint8" if d == "bool" else d)
-                                 for k, d in enumerate(store.prog.in_dtypes) if k != store.slot]
+            epi = (store.prog, store.slot, store.flags())
+            self.by_value += store.by_value
+            self.value_types += store.value_types()
             self.out_dtypes = [np.dtype(d) for d in store.prog.out_dtypes]
             label += "_" + program_label(store.prog)
         n_red, n_kept = len(r.axes), x.ndim - len(r.axes)
@@ -331,12 +356,8 @@ def lower_reduction(node: Apply, ctx: LowerContext) -> Lowered:
     return ReduceKernel(_reduction(node, node), ctx).lowered()
 
 
-def lower_reduce_epilogue(node: Apply, ctx: LowerContext) -> Lowered | str:
-    """An Epilogue of a reduction: the reduction with the elementwise program in its store. Values
-    on the host reach the store only as scalars passed by value; anything else runs unfused."""
-    op = node.op_as(Epilogue)
-    core, _ = op.parts(node.inputs)
-    others = list(tensor_inputs(node)[op.n_core:])
-    if any(v in ctx.host and v.type.ndim > 0 for v in others):
-        return EXPAND
-    return ReduceKernel(_reduction(node, core), ctx, Store(op.program, op.slot, others)).lowered()
+def lower_reduce_epilogue(node: Apply, ctx: LowerContext, store: Store) -> Lowered:
+    """An Epilogue of a reduction: the reduction with the elementwise program in its store
+    (kernels_epilogue dispatches here)."""
+    core, _ = node.op_as(Epilogue).parts(node.inputs)
+    return ReduceKernel(_reduction(node, core), ctx, store).lowered()

@@ -1,5 +1,5 @@
 """Compilation: sg.function, Function and shared variables; the call protocol (link.py) and the
-lowering seam (lowering.py) every backend implements; as_op and the checking modes."""
+seams every backend implements (backend.py, lowering.py); as_op and the checking modes."""
 from symgraph.compile.compiled import CompileSpec, Function, FunctionMaker
 from symgraph.compile.function import function
 from symgraph.compile.io import In, Out

@@ -352,8 +352,7 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
                checkpoint: int | None) -> tuple[list[TensorVariable], list[TensorVariable]]:
     """The Scan node for ``scan``'s arguments: (the user's outputs, the last value of each: the final
     carry of a fed-back output -- its initial value when no step ran -- or a stacked output's last row)."""
-    where = user_source_line()
-    at = _at(where)
+    at = _at(user_source_line())
     if checkpoint is not None and truncate_gradient >= 0:
         raise GraphTypeError("scan: give truncate_gradient or checkpoint, not both (a truncated gradient already "
                              f"keeps only the last {truncate_gradient} steps){at}")
@@ -361,10 +360,30 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     outs = _outputs_info(outputs_info, at)
     consts = [v if isinstance(v, Variable) else as_tensor_variable(v) for v in _as_list(non_sequences)]
     n, flip = _n_steps(n_steps, at)
-    weak = _weak_probe(outs)
     outer_step = current_loop_step()
+    step, step_word, outputs, cond = _traced_step(fn, seqs, outs, consts, n, go_backwards != flip, at)
+    new_carries, ys, user = _body_outputs(outs, outputs, step, at)
+    stop = [cond] if cond is not None else []
+    if any(v is step_word for v in ancestors(new_carries + ys + stop)):
+        _count_steps(step, step_word, outer_step, new_carries)
+    body_out = new_carries + ys + stop
+    slots = step.seq_slots + step.carry_slots
+    free = _loop_inputs(body_out, slots, consts, strict, at)
+    op = Scan(InnerGraph(slots + free, body_out), len(step.seq_slots), len(new_carries), until=cond is not None,
+              truncate_gradient=truncate_gradient, checkpoint=checkpoint, name=name)
+    node = op.make_node(step.n, *step.seq_outer, *step.carry_outer, *free)
+    return _user_outputs(tensor_outputs(node), op, user, name)
+
+
+def _traced_step(fn: Callable, seqs: list, outs: list[_Output], consts: list, n: TensorVariable | None,
+                 backwards: bool, at: str) -> tuple[_Step, TensorVariable, list[TensorVariable], Variable | None]:
+    """Trace ``fn`` on the step's placeholders, inside ``loop_step`` (its draws read the step-counter
+    word): (the step, that word, the step's outputs, its stop condition). Traced twice when an
+    initial value is a weak constant (``_weak_probe``). A while loop given neither sequences nor
+    n_steps runs up to UNBOUNDED steps."""
+    weak = _weak_probe(outs)
     for attempt in range(2):
-        step = _Step(seqs, outs, go_backwards != flip, n, at)
+        step = _Step(seqs, outs, backwards, n, at)
         step_word = TensorType("uint64", ()).make_variable("step")
         with loop_step(step_word):
             outputs, cond = _trace(fn, step, consts, outs, at)
@@ -375,6 +394,14 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
         if cond is None:
             raise GraphTypeError("scan: give sequences or n_steps: nothing says how many steps to run" + at)
         step.n = T.constant(np.int64(UNBOUNDED))  # a while loop bounded only by its condition
+    return step, step_word, outputs, cond
+
+
+def _body_outputs(outs: list[_Output], outputs: list[TensorVariable], step: _Step,
+                  at: str) -> tuple[list[TensorVariable], list[TensorVariable], list[tuple[str, int, int | None]]]:
+    """The body's new carries and stacked outputs from the step's outputs (a carry with several
+    taps is a window: its new value shifts in the step's output, which is also stacked), and for
+    each user output where it is: ('trace' or 'ys', its index there, its carry's index or None)."""
     new_carries: list[TensorVariable] = []
     ys: list[TensorVariable] = []
     user: list[tuple[str, int, int | None]] = []
@@ -392,10 +419,12 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
             user.append(("ys", len(ys), len(new_carries)))
             new_carries.append(T.concatenate([slot[1:], T.shape_padleft(y)]))
             ys.append(y)
-    if any(v is step_word for v in ancestors(new_carries + ys + ([cond] if cond is not None else []))):
-        _count_steps(step, step_word, outer_step, new_carries)
-    body_out = new_carries + ys + ([cond] if cond is not None else [])
-    slots = step.seq_slots + step.carry_slots
+    return new_carries, ys, user
+
+
+def _loop_inputs(body_out: list, slots: list, consts: list, strict: bool, at: str) -> list[Variable]:
+    """What the body reads from outside its slots (the loop's constant inputs), the listed
+    non_sequences first; with ``strict`` every one must be listed."""
     free = loop_invariants(body_out, slots, keep_constant_work=True)
     if strict:
         extra = [v for v in free if not _from_listed(v, consts)]
@@ -403,13 +432,14 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
             raise GraphTypeError(f"scan(strict=True): the step reads {', '.join(map(str, extra))}, which "
                                  f"non_sequences does not list{at}")
     given = [c for c in consts if any(c is v for v in free)]
-    free = given + [v for v in free if not any(v is c for c in given)]
-    op = Scan(InnerGraph(slots + free, body_out), len(step.seq_slots), len(new_carries), until=cond is not None,
-              truncate_gradient=truncate_gradient, checkpoint=checkpoint, name=name)
-    node = op.make_node(step.n, *step.seq_outer, *step.carry_outer, *free)
+    return given + [v for v in free if not any(v is c for c in given)]
+
+
+def _user_outputs(outputs: list[TensorVariable], op: Scan, user: list[tuple[str, int, int | None]],
+                  name: str | None) -> tuple[list[TensorVariable], list[TensorVariable]]:
+    """The Scan node's ``outputs`` the user asked for (named after ``name``), and the last value of each."""
     where_out = op.output_slots()
     results, last = [], []
-    outputs = tensor_outputs(node)
     for kind, k, carry in user:
         results.append(outputs[where_out[kind][k]])
         if carry is None:
