@@ -2,6 +2,7 @@
 and the small timing helpers they share."""
 from __future__ import annotations
 
+import gc
 import time
 from typing import Callable
 
@@ -198,6 +199,15 @@ def paired_overhead(fn: Callable[[], object], base: Callable[[], object], number
     pairs = [(median_time(fn, number, 1), median_time(base, number, 1)) for _ in range(rounds)]
     us, base_us = (1e6 * float(np.median(col)) for col in zip(*pairs))
     return {"us": us, "plain_us": base_us, "overhead_us": 1e6 * float(np.median([a - b for a, b in pairs]))}
+
+
+def collect_import_garbage() -> None:
+    """A full garbage collection, right after a library is imported and before a workload's clock
+    starts. Importing numpy, scipy, symgraph, JAX or PyTensor leaves hundreds of thousands of new
+    objects, and the full collection they make due lands in whatever runs next: measured on W6,
+    30-100 ms (on the 2-core machine under load) inside one implementation's 'total including
+    compile' and not another's, by the chance of which crossed the collector's threshold first."""
+    gc.collect()
 
 
 def median_time(fn: Callable[[], object], number: int, rounds: int = 5) -> float:

@@ -13,6 +13,7 @@ from benchmarks import loops
 def _jax():
     import jax
     jax.config.update("jax_platforms", "cpu")
+    D.collect_import_garbage()
     return jax, jax.numpy
 
 

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         result = {"skipped": f"{args.workload} has no {args.backend} version"}
     else:
         try:
+            D.collect_import_garbage()
             result = {"metrics": fn(args.variant, args.quick)}
         except RecursionError as e:
             result = {"error": f"RecursionError: {e}"}

@@ -318,7 +318,7 @@ def test_saving_over_a_folder_fails_cleanly(tmp_path):
 def test_no_opencl_device(monkeypatch):
     pytest.importorskip("pyopencl")
     from symgraph.backends.opencl import runtime
-    monkeypatch.setattr(runtime, "_devices", lambda: [])
+    monkeypatch.setattr(runtime.devices, "_devices", lambda: [])
     with pytest.raises(BackendError, match="the opencl backend found no OpenCL device. Install an OpenCL driver"):
         runtime.choose_device("opencl")
 

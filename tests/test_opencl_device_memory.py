@@ -33,8 +33,8 @@ def gpu_like() -> rtmod.Runtime:
 @pytest.fixture
 def on_gpu_like(gpu_like, monkeypatch) -> rtmod.Runtime:
     """sg.function(..., backend='opencl') compiles for ``gpu_like`` while the test runs."""
-    _, dev = rtmod.choose_device()
-    monkeypatch.setitem(rtmod._RUNTIMES, dev.int_ptr, gpu_like)
+    info, _ = rtmod.choose_device()
+    monkeypatch.setitem(rtmod._RUNTIMES, (info.platform_index, info.device_index), gpu_like)
     return gpu_like
 
 

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
 
 if NO_OPENCL is None:
     from symgraph.backends.opencl import placement as pl
+    from symgraph.backends.opencl import size_placed
     from symgraph.backends.opencl.runtime import TRANSFERS, get_runtime
 
 # launch 20 us, numpy 1 us a call: below ~20,000 elements a one-step node runs on the host
@@ -84,7 +85,7 @@ def test_the_variant_compiled_with_the_function_places_by_the_sizes_known_then(c
 
 
 def test_a_placement_that_does_not_pay_back_soon_is_compiled_when_asked_again(calibrated, monkeypatch):
-    monkeypatch.setattr(pl, "PAYBACK_CALLS", 0)
+    monkeypatch.setattr(size_placed, "PAYBACK_CALLS", 0)
     x = T.fvector("x")
     f = sg.function([x], T.tanh(x) * 2 + 1, backend="opencl", placement="auto")
     xv = np.linspace(-1, 1, 10, dtype="f")

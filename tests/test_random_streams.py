@@ -320,6 +320,29 @@ def test_dropout_fuses_into_one_kernel_on_opencl():
     assert set(np.unique(out)) <= {0.0, 2.5}
 
 
+@pytest.mark.parametrize("n", [64, 200, 1000])
+def test_groups_and_partial_groups_match_numpy(backend, n):
+    """Sizes around the OpenCL vector path's 64-element groups (whole groups, a partial last group),
+    float32 and float64 uniforms, normals and Bernoulli draws with a scalar or an elementwise p,
+    fused with arithmetic: the same numbers as the numpy backend."""
+    def build(s, x, p):
+        return [s.uniform((n,), dtype="float32"), s.uniform((n,), dtype="float64") * 2,
+                s.binomial((n,), p=0.3, dtype="float32") * x, s.binomial((n,), p=0.6, dtype="float64") + 1,
+                s.binomial((n,), p=p, dtype="float32") + x,
+                # several draws in one kernel: two grouped ones and a normal (16 elements at a time)
+                s.uniform(x.shape, dtype="float32") * x + s.normal(x.shape, dtype="float32")
+                + s.binomial(x.shape, p=0.5, dtype="float32"),
+                s.normal((n,), dtype="float64") * 2]  # last: float64 normals, within 2 ulp
+    x, p = T.fvector("x"), T.fvector("p")
+    rng = np.random.default_rng(n)
+    xv, pv = rng.standard_normal(n).astype(np.float32), rng.uniform(size=n).astype(np.float32)
+    want = sg.function([x, p], build(sg.RandomStream(5), x, p), backend="numpy")(xv, pv)
+    got = sg.function([x, p], build(sg.RandomStream(5), x, p), backend=backend)(xv, pv)
+    for k, (a, b) in enumerate(zip(want[:-1], got[:-1])):
+        assert a.dtype == b.dtype and np.array_equal(a, b), k
+    assert _same(want[-1], got[-1])
+
+
 def _mask(stream, n=64):
     return sg.function([], T.nnet.dropout(T.ones((n,), "float64"), 0.5, stream))
 

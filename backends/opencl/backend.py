@@ -21,12 +21,14 @@ from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime, get_runtime
+from symgraph.backends.opencl.size_placed import SizePlaced
 from symgraph.compile.link import DEVICE, HOST, Backend, Emitter, LinkedFunction, link
 from symgraph.compile.lowering import CodeContext
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes, place_on_host, wrap_in_fallback
 from symgraph.compile.shared import SharedVariable
 from symgraph.graph.basic import Apply, Constant, Op, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.graph.inner import InnerGraph, InnerGraphOp
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.tensor.type import TensorType
@@ -56,6 +58,14 @@ def _starts_on_host(v: Variable) -> bool:
     if not _on_device(v) or getattr(v, "host_resident", False):
         return True
     return getattr(v.type, "ndim", None) == 0 and not isinstance(v, SharedVariable)
+
+
+def _unwrapped(node: Apply) -> Apply:
+    """A host-placed node's own op on its inputs and output types, for the numpy lowering: a fresh
+    unattached node like ``HostPlaced.inner``, without running the op's ``make_node`` again (a
+    fused node's rebuilds every part: most of a small training step's link time)."""
+    op = cast(HostPlaced, node.op).op
+    return Apply(op, list(node.inputs), [o.type.make_variable(o.name) for o in node.outputs], trace=node.trace)
 
 
 def _fallback_source(node: Apply, reason: str) -> str:
@@ -88,6 +98,9 @@ class OpenCLBackend(Backend):
         self.cal = pl.calibration(runtime) if placement == "auto" else None
         self.shapes: dict[Variable, tuple] = {}
         self.to_host: set[Apply] = set()
+        self.host_control: set[Apply] = set()  # branches and loops run wholly on the host (pl.all_on_host)
+        self._inner_known: dict[Variable, tuple] = {}  # the shapes of the inner graph being planned
+        self._inner_on_host = False
         self._host_outputs: set[Variable] = set()
         self._reasons: dict[Apply, str] = {}
 
@@ -112,15 +125,68 @@ class OpenCLBackend(Backend):
         """Which nodes run on the host by placement, at the sizes known (the static shapes, the
         shared variables' values, and the user inputs' shapes this variant is placed for); the
         graph inputs those nodes read stay on the host side (device readers wrap them, zero-copy)."""
+        self.to_host, self.host_control = set(), set()
         if self.mode == "device":
-            self.to_host = set()
             return
-        self.shapes = concrete_shapes(fgraph.toposort(), pl.known_shapes(fgraph, self.input_shapes))
-        self.to_host = pl.decide(fgraph, self.mode, self.cal, self.shapes)
-        self.host.update(v for node in self.to_host for v in node.inputs if v in fgraph.inputs)
+        on_host = self._place(fgraph, pl.known_shapes(fgraph, self.input_shapes), False)
+        self.host.update(v for node in on_host for v in node.inputs if v in fgraph.inputs)
+
+    def _place(self, fgraph: FunctionGraph, known: dict[Variable, tuple], everything: bool,
+               nest: bool = True) -> set[Apply]:
+        """Place the nodes of ``fgraph`` (the outer graph, a branch, a loop body) by size, or every
+        one on the host (``everything``: a branch or loop run wholly there), and note the branches
+        and loops in it that run wholly on the host (``host_control``). With ``nest``, the inner
+        graphs of its branches and loops are placed too (``_place_inner``). Returns the nodes run
+        on the host, those branches and loops included."""
+        order = fgraph.toposort()
+        shapes = concrete_shapes(order, known)
+        self.shapes.update(shapes)
+        chosen = pl.decide(fgraph, "host" if everything else self.mode, self.cal, shapes)
+        self.to_host |= chosen
+        on_host = set(chosen)
+        for node in order:
+            if isinstance(node.op, (IfElse, Scan)):
+                whole = everything or pl.all_on_host(node, self.mode, self.cal, shapes)
+                if nest:
+                    node = self._place_inner(fgraph, node, shapes, whole)
+                if whole:
+                    self.host_control.add(node)
+                    on_host.add(node)
+        return on_host
+
+    def _place_inner(self, fgraph: FunctionGraph, node: Apply, shapes: dict[Variable, tuple], whole: bool) -> Apply:
+        """The branch or loop ``node`` with the nodes of its inner graphs that run on the host
+        wrapped as ``OnHost{...}`` nodes there (``f.graph`` and debugprint's inner graphs show
+        them), by the sizes its inputs have in ``shapes``: a new node in ``fgraph`` holding the
+        placed graphs, or ``node`` itself when nothing moved."""
+        op = cast(InnerGraphOp, node.op)
+        known = pl.inner_input_shapes(node, shapes)
+        graphs, changed = {}, False
+        for role, graph in op.inner_graphs.items():
+            inner = graph.fgraph()
+            for n in self._place(inner, known.get(role, {}), whole):
+                if not isinstance(n.op, (HostPlaced, IfElse, Scan)) and n in inner.apply_nodes:
+                    place_on_host(inner, n, "opencl")
+            changed = changed or [n.op for n in inner.toposort()] != [n.op for n in graph.nodes]
+            graphs[role] = InnerGraph(inner.inputs, inner.outputs)
+        if not changed:
+            return node
+        new = Apply(op.with_inner_graphs(graphs), list(node.inputs),
+                    [o.type.make_variable(o.name) for o in node.outputs], trace=node.trace)
+        for old, out in zip(node.outputs, new.outputs):
+            fgraph.replace(old, out, reason="opencl placement: a branch's or loop body's small nodes on the host")
+        return new
+
+    def inner_fgraph(self, node: Apply, role: str, input_sides: list[str]) -> FunctionGraph:
+        """The inner graph of a branch or loop, placed by the sizes its inputs have here."""
+        self._inner_known = pl.inner_input_shapes(node, self.shapes).get(role, {}) if self.mode != "device" else {}
+        self._inner_on_host = node in self.host_control
+        return super().inner_fgraph(node, role, input_sides)
 
     def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
         self.host.update(v for v, side in zip(fgraph.inputs, input_sides) if side == HOST)
+        if self.mode != "device":
+            self._place(fgraph, self._inner_known, self._inner_on_host, nest=False)  # placed in prepare()
         while self._plan_nodes(fgraph):
             pass
 
@@ -145,11 +211,15 @@ class OpenCLBackend(Backend):
             if not isinstance(lowered, Lowered):  # None, or nothing to expand to: the host runs it
                 reason = ("no device kernel for this op" if device_ok(node)
                           else "a dtype without a device representation")
-                node = wrap_in_fallback(fgraph, node, "opencl", reason)
+                # a variant placed for a call's shapes (SizePlaced) was warned about at compile time
+                node = wrap_in_fallback(fgraph, node, "opencl", reason, warn=not self.input_shapes)
                 lowered = self._fallback(node, reason)
             self.plan[node] = lowered
-            if lowered.kind in ("host", "meta", "fallback", "placed") or lowered.host_outputs:
+            if (lowered.kind in ("host", "meta", "fallback", "placed") or lowered.host_outputs
+                    or node in self.host_control):
                 self.host.update(node.outputs)
+            if node in self.host_control:  # numpy's results, as a host-placed node's
+                self._host_outputs.update(node.outputs)
             self.host.update(o for o in node.outputs if not _on_device(o))
         return False
 
@@ -209,7 +279,7 @@ class OpenCLBackend(Backend):
     def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
         lowered = self.plan[node]
         if lowered.kind == "placed":  # the numpy backend's lowering of the op itself
-            expr = expression(cast(HostPlaced, node.op).inner(node), ins, em.ctx)
+            expr = expression(_unwrapped(node), ins, em.ctx)
             if expr is None:
                 return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
             return [f"{', '.join(outs)} = {expr}"]
@@ -276,7 +346,8 @@ class OpenCLBackend(Backend):
 
     def contexts(self, ctx: CodeContext) -> list[str]:
         """The device's call scope, unless every step runs on the host (no kernel, no upload)."""
-        if self.plan and all(lowered.kind in _HOST_KINDS for lowered in self.plan.values()):
+        if self.plan and all(lowered.kind in _HOST_KINDS or node in self.host_control
+                             for node, lowered in self.plan.items()):
             return []
         return [ctx.ref(self.rt.call_lock, "call_lock"), ctx.ref(self.rt.end_of_call, "end_of_call")]
 
@@ -363,6 +434,6 @@ def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
 
     def build(graph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> OpenCLFunction:
         return link(graph, spec, OpenCLBackend(rt, mode, input_shapes), OpenCLFunction)
-    if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {})):
-        return pl.SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
+    if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {}), pl.calibration(rt)):
+        return SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
     return build(fgraph, {})

@@ -14,7 +14,8 @@ program's length (backends/opencl/build_cost.py, issue 21).
 
 Programs with random steps (the scalar table's random rows) read each element's flat index in the
 step's output: ``i`` in the contiguous kernel, index strides (``is<step>_<axis>``, 0 on broadcast
-axes) in the strided ones. Their work-items run 16 consecutive elements, so one Philox block
+axes) in the strided ones. Their work-items run 16 consecutive elements (64 in the contiguous vector
+kernel, whose draws come eight Philox blocks at a time), so one Philox block
 serves all the elements it covers (backends/opencl/kernels_random.py). An input that random steps
 read only for its shape (a draw's size) is never loaded; key and counter words stay scalars.
 """
@@ -164,8 +165,8 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
                       work_group: int = WORK_GROUP) -> str:
     """Kernel over C-contiguous inputs (or single values, ``scalar_inputs[k]``; host values passed
     ``by_value``) and outputs; each work-item handles ``vector_width(prog)`` consecutive elements
-    (``kernels_random.CHUNK`` when the program has random steps and no vector form), in
-    work-groups of ``work_group`` items."""
+    (with random steps: ``kernels_random.GROUP`` as 16-wide sub-vectors, or ``kernels_random.CHUNK``
+    when the program has no vector form), in work-groups of ``work_group`` items."""
     width = vector_width(prog)
     roles = kr.input_roles(prog)
 
@@ -190,14 +191,19 @@ def contiguous_source(name: str, prog: Composite, scalar_inputs: list[bool], by_
             return head + f"    const long i = get_global_id(0);\n    if (i < n) {{\n{inner}\n    }}\n}}\n"
         return (head + f"    const long g = get_global_id(0);\n{cache}"
                 f"    for (long i = g * {kr.CHUNK}, e = min(n, i + {kr.CHUNK}); i < e; i++) {{\n{inner}\n    }}\n}}\n")
-    vlines, vouts, vneeded = program_lines(prog, loads(width, "i"), width, index=lambda j: f"i * {width}")
+    # a work-item runs a group of kr.GROUP elements: kr.SUBVECTORS sub-vectors v, grouped draws made at s == 0
+    vlines, vouts, vneeded = program_lines(prog, loads(width, "v"), width, index=lambda j: f"v * {width}")
     head = _kernel_head(name, prog, needed | vneeded, _params(prog, 0, False, by_value), attr)
-    vinner = "\n".join("        " + ln for ln in vlines + [f"vstore{width}({o}, i, out{k});"
-                                                          for k, o in enumerate(vouts)])
+    vinner = "\n".join("            " + ln for ln in vlines + [f"vstore{width}({o}, v, out{k});"
+                                                              for k, o in enumerate(vouts)])
+    groups = "".join(f"        {ln}\n" for ln in kr.group_lines(prog))
     tail = "\n".join("            " + ln for ln in lines + [f"out{k}[j] = {o};" for k, o in enumerate(outs)])
     return (head + f"    const long i = get_global_id(0);\n{cache}"
-            f"    if ((i + 1) * {width} <= n) {{\n{vinner}\n    }} else {{\n"
-            f"        for (long j = i * {width}; j < n; j++) {{  /* the last partial vector */\n{tail}\n"
+            f"    if ((i + 1) * {kr.GROUP} <= n) {{\n{groups}"
+            f"        for (int s = 0; s < {kr.SUBVECTORS}; s++) {{\n"
+            f"            const long v = i * {kr.SUBVECTORS} + s;\n"
+            f"{vinner}\n        }}\n    }} else {{\n"
+            f"        for (long j = i * {kr.GROUP}; j < n; j++) {{  /* the last partial group */\n{tail}\n"
             f"        }}\n    }}\n}}\n")
 
 
@@ -374,6 +380,7 @@ class ElementwiseKernel:
         self.roles = kr.input_roles(prog)
         self.random = kr.random_steps(prog)
         self.chunk = kr.CHUNK if self.random else 1  # elements per work-item of the width-1 kernels
+        self.per_item = (kr.GROUP if self.random else self.width) if self.width > 1 else self.chunk  # fast kernel
         deps = prog.output_deps
         # Outputs that read only some inputs: their own shape can be smaller than the kernel's when
         # a length-1 axis of an input broadcasts at run time against a None axis of another.
@@ -423,7 +430,7 @@ class ElementwiseKernel:
             for a, v, t, _ in live:
                 args += [t.type(a)] if v else [a.buffer, np.int64(a.offset)]
             args += [o.buffer for o in outs] + [np.int64(size)]
-            items = -(-size // (self.width if self.width > 1 else self.chunk))
+            items = -(-size // self.per_item)
             gsize = -(-items // self.local) * self.local
             self._kernel("fast")(self.runtime.queue, (gsize,), (self.local,), *args)
             return outs

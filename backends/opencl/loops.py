@@ -67,13 +67,15 @@ class StopFlags:
     pending steps, so the loop ends exactly where it would have (symgraph/compile/loop.py)."""
 
     def __init__(self, rt: Runtime, k: int):
-        self.k, self.n = k, 0
-        self.dev = rt.empty((k,), "bool", "loop stop flags")
+        self.k, self.n, self.rt = k, 0, rt
+        self.dev: DeviceArray | None = None  # made when a condition is computed on the device
         self.host: list[bool | None] = [None] * k
 
     def add(self, cond: Any) -> bool:
         """Note the condition of the next pending step; True when ``k`` steps are pending."""
         if isinstance(cond, DeviceArray):
+            if self.dev is None:
+                self.dev = self.rt.empty((self.k,), "bool", "loop stop flags")
             copy_into(row(self.dev, self.n), cond)
             self.host[self.n] = None
         else:
@@ -87,7 +89,8 @@ class StopFlags:
         pending, self.n = self.n, 0
         if pending == 0:
             return -1
-        device = first_rows(self.dev, pending).to_host() if any(h is None for h in self.host[:pending]) else None
+        device = (first_rows(self.dev, pending).to_host()
+                  if self.dev is not None and any(h is None for h in self.host[:pending]) else None)
         for j in range(pending):
             flag = self.host[j] if self.host[j] is not None else bool(device[j])  # type: ignore[index]
             if flag:

@@ -15,25 +15,25 @@ only), 'auto' (the default) decides by size.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.devices import cache_dir, read_json, write_json
 from symgraph.backends.opencl.runtime import Runtime, _cl
-from symgraph.compile.link import NOT_GIVEN
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
 from symgraph.config import config
-from symgraph.graph.basic import Apply, Variable
+from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.graph.inner import InnerGraphOp
 from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
@@ -77,17 +77,14 @@ class Calibration:
 
 
 def cache_path() -> str:
-    """The calibration file: ``$SYMGRAPH_CACHE_DIR/placement.json``, else
-    ``$XDG_CACHE_HOME/symgraph/placement.json``, else ``~/.cache/symgraph/placement.json``."""
-    base = os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "symgraph")
-    return os.path.join(base, "placement.json")
+    """The calibration file: ``placement.json`` in ``devices.cache_dir()`` (``$SYMGRAPH_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/symgraph``, else ``~/.cache/symgraph``)."""
+    return os.path.join(cache_dir(), "placement.json")
 
 
 def device_key(rt: Runtime) -> str:
     """What identifies a device's speed: its platform, name and driver version."""
-    driver = getattr(rt.device, "driver_version", "?")
-    return f"{rt.info.platform} | {rt.info.name} | {driver} | {rt.info.compute_units} units"
+    return f"{rt.info.platform} | {rt.info.name} | {rt.info.driver} | {rt.info.compute_units} units"
 
 
 _MEMO: dict[str, Calibration] = {}
@@ -100,7 +97,7 @@ def calibration(rt: Runtime) -> Calibration:
     if key in _MEMO:
         return _MEMO[key]
     path = cache_path()
-    entries = _read(path)
+    entries = read_json(path)
     entry = entries.get(key)
     if isinstance(entry, dict) and entry.get("version") == CALIBRATION_VERSION:
         try:
@@ -112,7 +109,7 @@ def calibration(rt: Runtime) -> Calibration:
             return cal
     cal = measure(rt, key)
     entries[key] = asdict(cal)
-    _write(path, entries)
+    write_json(path, entries)
     _MEMO[key] = cal
     return cal
 
@@ -120,27 +117,6 @@ def calibration(rt: Runtime) -> Calibration:
 def forget() -> None:
     """Drop the calibrations this process has read (tests point the cache elsewhere)."""
     _MEMO.clear()
-
-
-def _read(path: str) -> dict:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _write(path: str, entries: dict) -> None:
-    """Write the cache atomically (a concurrent reader sees the old file or the new one)."""
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".placement")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:  # a read-only home: the measurement is kept for this process only
-        pass
 
 
 _PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
@@ -268,7 +244,7 @@ def _placeable(node: Apply) -> bool:
     """Nodes placement decides for: not control flow, not already on the host, not a shape read,
     and only values the device can hold (the rest become host fallbacks anyway)."""
     op = node.op
-    if isinstance(op, (HostFallback, IfElse, *_METADATA)):
+    if isinstance(op, (HostFallback, IfElse, Scan, *_METADATA)):
         return False
     return all(hasattr(v.type, "dtype") and ks.supported_dtype(v.type.dtype) for v in node.inputs + node.outputs)
 
@@ -290,7 +266,7 @@ def decide(fgraph: FunctionGraph, mode: str, cal: Calibration | None, shapes: di
             chosen.add(node)
             continue
         w = work(node, shapes)
-        if w is not None and cal is not None and cal.host_is_cheaper(*w):
+        if w is not None and cal is not None and cal.host_is_cheaper(*w) or w is None and _scalar_of_host(node, chosen):
             chosen.add(node)
     for node in reversed(order):
         if node in chosen or not node.op.view_map or not _placeable(node):
@@ -317,169 +293,81 @@ def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibra
             f"{cal.crossover(w[1]):.0f} elements (launch {cal.launch_us:.1f} us; cache {cache_path()})")
 
 
-def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple]) -> bool:
-    """True when 'auto' placement of some node of ``fgraph`` waits on a size ``shapes`` does not
-    fix (an argument's shape): then the placement is made per call, by the arguments' shapes."""
-    return any(_placeable(n) and not n.op.view_map and not is_float_product(n) and work(n, shapes) is None
-               for n in fgraph.toposort())
+def _scalar_of_host(node: Apply, chosen: set[Apply]) -> bool:
+    """A node of unknown size that reads only results computed on the host and returns 0-d values
+    (a loss summed from a host product): whatever the size, a kernel would only add its launch."""
+    ins = [v for v in node.inputs if v.owner is not None or not isinstance(v, Constant)]
+    return (bool(ins) and all(v.owner in chosen for v in ins)
+            and all(getattr(o.type, "ndim", None) == 0 for o in node.outputs))
 
 
-PAYBACK_CALLS, LINK_US = 100, 100.0
-"""A new placement is compiled at once when its calibrated saving pays for linking the graph
-again (about LINK_US microseconds per program step, measured on W4's 1000-op chain) within
-PAYBACK_CALLS calls."""
-_MAX_SHAPES = 256
-"""Argument shapes a SizePlaced function remembers (then it forgets them all and starts again)."""
+def _control(node: Apply) -> bool:
+    return isinstance(node.op, (IfElse, Scan))
 
 
-class SizePlaced:
-    """A function compiled under 'auto' placement whose nodes' sizes depend on its arguments: each
-    call looks up the placement made for its arguments' shapes (a dict lookup on the tuple of
-    shapes); a new placement compiles a new variant, on a copy of the graph, at once when its
-    saving pays for the link soon (``_pays_back``), else when a second call asks for it
-    (kernels already built are reused). Variants differ only in where nodes run, never
-    in the numbers they compute, so a call whose arguments have no ``shape`` (lists, Python
-    numbers) may take any.
+def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, dict[Variable, tuple]]:
+    """For an IfElse or Scan ``node``: the shapes of each inner graph's inputs that the outer
+    ``shapes`` fix (a branch reads the node's values; a loop body a sequence's row, the carries'
+    first values and the constants), by role."""
+    op = node.op
+    if isinstance(op, IfElse):
+        outer = [shapes.get(v) for v in node.inputs[1:]]
+    elif isinstance(op, Scan):
+        _, seqs, inits, consts = op.split_inputs(list(node.inputs))
+        outer = [shapes[v][1:] if v in shapes else None for v in seqs] + [shapes.get(v) for v in inits + consts]
+    else:
+        return {}
+    return {role: {v: s for v, s in zip(g.inputs, outer) if s is not None} for role, g in op.inner_graphs.items()}
 
-    The variant placed without the arguments' shapes (the sizes known at compile time decide;
-    nodes of unknown size are kernels) is compiled with the function, on its own graph:
-    ``f.graph``, ``f.source`` and host-fallback warnings are as at compile time. ``variants``
-    maps each placement (the positions, in topological order, of the nodes run on the host) to
-    its compiled function (``.fgraph``, ``.source``); ``kernels`` lists every variant's kernels
-    and host placements (``onhost...`` entries)."""
 
-    def __init__(self, fgraph: FunctionGraph, spec: Any, rt: Runtime, cal: Calibration,
-                 build: Callable[[FunctionGraph, dict[Variable, tuple]], Any]):
-        n_inputs = spec.n_inputs
-        self._params = list(spec.input_names)  # Python names already (the generated functions' parameters)
-        self._args = list(getattr(spec, "args", None) or [None] * n_inputs)
-        self._pristine = FunctionGraph(fgraph.inputs, fgraph.outputs)  # a copy, before placement changes fgraph
-        self._index = {node: k for k, node in enumerate(self._pristine.toposort())}
-        self._inputs, self._cal, self._build, self._own = fgraph.inputs[:n_inputs], cal, build, fgraph
-        self.fgraph, self.runtime = fgraph, rt
-        self.variants: dict[frozenset, Any] = {}
-        self._trusted: Callable | None = None
-        self._asked: set[frozenset] = set()  # placements asked for once (compiled when asked again)
-        self.variant({})  # at once, on fgraph itself: f.graph, f.source and fallback warnings as at compile time
-        self.__call__ = self._caller()
+def walk(fgraph: FunctionGraph, mode: str, cal: Calibration | None, known: dict[Variable, tuple],
+         path: tuple = ()) -> Iterator[tuple[tuple, Apply, dict[Variable, tuple], set[Apply]]]:
+    """(path, node, shapes, chosen) for every node of ``fgraph`` and, recursively, of the inner
+    graphs of its branches and loops (fresh copies, their inputs' shapes mapped from the outer
+    ones): ``path`` is the node's position (its topological index, after the control node's
+    index and the inner graph's role), ``chosen`` the nodes of its graph placed on the host."""
+    order = fgraph.toposort()
+    shapes = concrete_shapes(order, known)
+    chosen = decide(fgraph, mode, cal, shapes)
+    for k, node in enumerate(order):
+        yield path + (k,), node, shapes, chosen
+        if _control(node):
+            for role, inner_known in inner_input_shapes(node, shapes).items():
+                inner = cast(InnerGraphOp, node.op).inner_graphs[role].fgraph()
+                yield from walk(inner, mode, cal, inner_known, path + (k, role))
 
-    def signature(self, input_shapes: dict[Variable, tuple]) -> frozenset:
-        """The placement for these argument shapes: the positions of the nodes run on the host."""
-        shapes = concrete_shapes(self._pristine.toposort(), known_shapes(self._pristine, input_shapes))
-        return frozenset(self._index[n] for n in decide(self._pristine, "auto", self._cal, shapes))
 
-    def _caller(self, trusted: bool = False) -> Callable:
-        """The call: the variant for the arguments' shapes (``trusted``: its form without argument
-        checks). It takes the parameters the generated functions take (``x``, or ``x=NOT_GIVEN``
-        for an input that may be left out), so Python binds keywords and refuses a wrong count
-        exactly as it does for them."""
-        table: dict[Any, Callable] = {}
+def _open(node: Apply, shapes: dict[Variable, tuple], chosen: set[Apply]) -> bool:
+    """A node whose 'auto' placement waits on a size ``shapes`` does not fix."""
+    return (_placeable(node) and not node.op.view_map and not is_float_product(node) and node not in chosen
+            and work(node, shapes) is None)
 
-        def pick(args: tuple, key: Any) -> Callable:
-            variant, settled = self._variant_for(args)
-            fn = variant.trusted() if trusted else variant.__call__
-            if settled:
-                if len(table) >= _MAX_SHAPES:
-                    table.clear()
-                table[key] = fn
-            return fn
-        names = self._params
-        params, optional = [], False
-        for name, a in zip(names, self._args):
-            optional = optional or getattr(a, "container", None) is not None
-            params.append(f"{name}=_not_given" if optional else name)
-        args = "".join(f"{n}, " for n in names)
-        source = (f"def call({', '.join(params)}):\n"
-                  f"    try:\n        key = ({''.join(f'{n}.shape, ' for n in names)})\n"
-                  f"    except AttributeError:\n        key = None\n"
-                  f"    fn = _table.get(key)\n"
-                  f"    if fn is None:\n        fn = _pick(({args}), key)\n"
-                  f"    return fn({args})\n")
-        namespace = {"_table": table, "_pick": pick, "_not_given": NOT_GIVEN}
-        exec(compile(source, "<symgraph placement dispatch>", "exec"), namespace)
-        return cast(Callable, namespace["call"])
 
-    def trusted(self) -> Callable:
-        """The call without argument checks (``f.trust_input = True``), variant by variant."""
-        if self._trusted is None:
-            self._trusted = self._caller(trusted=True)
-        return self._trusted
+def undecided(fgraph: FunctionGraph, shapes: dict[Variable, tuple], cal: Calibration | None = None) -> bool:
+    """True when 'auto' placement of some node of ``fgraph`` (or of its branches and loop bodies)
+    waits on a size ``shapes`` does not fix (an argument's shape): then the placement is made per
+    call, by the arguments' shapes."""
+    return any(_open(node, sh, chosen) for _, node, sh, chosen in walk(fgraph, "auto", cal, shapes))
 
-    def variant(self, input_shapes: dict[Variable, tuple]) -> Any:
-        """The compiled variant for these argument shapes (compiled now if its placement is new)."""
-        sig = self.signature(input_shapes)
-        if sig not in self.variants:
-            graph = self._own if not self.variants else FunctionGraph(self._pristine.inputs, self._pristine.outputs)
-            # (the first variant, at compile time, is placed on the function's own graph)
-            self.variants[sig] = self._build(graph, input_shapes)
-        return self.variants[sig]
 
-    def _variant_for(self, args: tuple) -> tuple[Any, bool]:
-        """The variant for ``args``, and whether it is the one for their shapes for good. A new
-        placement is compiled the second time a call asks for it (the first call runs the variant
-        compiled with the function: a function called once, as a large graph built and run once,
-        is not linked twice). Arguments it cannot size (a wrong count, a ragged list) go to the
-        variant compiled with the function, whose argument checks report what is wrong."""
-        shapes: dict[Variable, tuple] = {}
-        if len(args) == len(self._inputs):
-            try:
-                shapes = {v: tuple(int(d) for d in np.shape(a)) for v, a in zip(self._inputs, args)}
-            except Exception:  # a value numpy cannot size: the variant's argument checks report it
-                shapes = {}
-            if any(len(s) != getattr(v.type, "ndim", len(s)) for v, s in shapes.items()):
-                shapes = {}
-        sig = self.signature(shapes)
-        if sig in self.variants:
-            return self.variants[sig], True
-        if sig not in self._asked and not self._pays_back(sig, shapes):
-            self._asked.add(sig)
-            return self._first(), False
-        return self.variant(shapes), True
+def host_positions(fgraph: FunctionGraph, cal: Calibration | None, known: dict[Variable, tuple]) -> dict[tuple, float]:
+    """The nodes 'auto' placement runs on the host, by position (see ``walk``), each with the
+    microseconds a call saves by it (0 where its size is unknown)."""
+    found = {}
+    for path, node, shapes, chosen in walk(fgraph, "auto", cal, known):
+        if node in chosen:
+            w = work(node, shapes)
+            found[path] = cal.saving_us(*w) if w is not None and cal is not None else 0.0
+    return found
 
-    def _pays_back(self, sig: frozenset, input_shapes: dict[Variable, tuple]) -> bool:
-        """Whether compiling placement ``sig`` now pays back within PAYBACK_CALLS calls: the
-        calibrated saving per call of the nodes it moves to the host, against linking the graph
-        again (LINK_US per program step). Otherwise it is compiled when a second call asks."""
-        order = self._pristine.toposort()
-        shapes = concrete_shapes(order, known_shapes(self._pristine, input_shapes))
-        saving = 0.0
-        for k in sig - next(iter(self.variants)):
-            w = work(order[k], shapes)
-            if w is not None:
-                saving += self._cal.saving_us(*w)
-        steps = sum(len(n.op.steps) if isinstance(n.op, Composite) else 1 for n in order)
-        return saving * PAYBACK_CALLS >= LINK_US * steps
 
-    def _first(self) -> Any:
-        """The variant compiled with the function (on its own graph, without the arguments' shapes)."""
-        return next(iter(self.variants.values()))
-
-    @property
-    def source(self) -> str:
-        """The first variant's schedule."""
-        return str(self._first().source)
-
-    @property
-    def trusted_source(self) -> str:
-        return str(self._first().trusted_source)
-
-    @property
-    def backend(self) -> Any:
-        return self._first().backend
-
-    @property
-    def _line_nodes(self) -> dict:
-        return dict(self._first()._line_nodes)
-
-    @property
-    def kernels(self) -> dict[str, str]:
-        """Every variant's kernels and host placements, by name."""
-        merged: dict[str, str] = {}
-        for k, variant in enumerate(self.variants.values()):
-            for name, text in variant.kernels.items():
-                merged[name if merged.get(name, text) == text else f"{name}_variant{k}"] = text
-        return merged
-
-    @property
-    def fallbacks(self) -> list[str]:
-        return list(dict.fromkeys(name for v in self.variants.values() for name in v.fallbacks))
+def all_on_host(node: Apply, mode: str, cal: Calibration | None, shapes: dict[Variable, tuple]) -> bool:
+    """True when every node of ``node``'s inner graphs (a branch, a loop body; recursively) runs
+    on the host under ``mode`` at the sizes ``shapes`` fixes: then the branch or loop runs wholly
+    on the host, its inputs and results there too (no transfer, no device scope). Views follow."""
+    for role, known in inner_input_shapes(node, shapes).items():
+        inner = cast(InnerGraphOp, node.op).inner_graphs[role].fgraph()
+        for _, n, _, chosen in walk(inner, mode, cal, known):
+            if not (n in chosen or n.op.view_map or not _placeable(n)):
+                return False
+    return mode != "device" and bool(inner_input_shapes(node, shapes))

@@ -10,11 +10,13 @@ import threading
 import warnings
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from symgraph.backends.opencl import devices
+from symgraph.backends.opencl.devices import DeviceInfo, _cl, choose_device, list_devices  # noqa: F401 (re-exported)
 from symgraph.config import config
 from symgraph.errors import BackendError
 
@@ -29,7 +31,13 @@ WAITS: Counter = Counter()
 to a host-side writer), 'setup' (outside a call), 'host_blas' (numpy's BLAS on device memory).
 A call waits only to read what the host needs (tests read these)."""
 
-_RUNTIMES: dict[Any, Runtime] = {}
+OPENS: Counter = Counter()
+"""Device start-up work: 'runtimes' (a device's context, queue and pool created) and 'programs'
+(OpenCL programs built, kernels and the zero-copy probe). A function whose every node runs on the
+host adds to neither (tests read these)."""
+
+_RUNTIMES: dict[tuple[int, int], Runtime] = {}
+"""Runtimes by (platform index, device index)."""
 KERNEL_CACHE = 1024
 """Built kernels a runtime keeps for reuse by later compiles (least recently used dropped first)."""
 
@@ -67,112 +75,50 @@ def worth_reading(log: str, source: str = "") -> list[str]:
 _RUNTIMES_LOCK = threading.Lock()
 
 
-def _cl():
-    """pyopencl, imported on first use: it is optional, and ``python -m symgraph devices`` reports its absence."""
-    import pyopencl as cl
-    return cl
-
-
-@dataclass
-class DeviceInfo:
-    """One OpenCL device as ``python -m symgraph devices`` shows it."""
-    platform_index: int
-    device_index: int
-    platform: str
-    name: str
-    type: str
-    compute_units: int
-    global_mem: int
-    max_work_group_size: int
-    fp64: bool
-
-    @property
-    def spec(self) -> str:
-        return f"opencl:{self.platform_index}:{self.device_index}"
-
-    def describe(self) -> str:
-        return (f"{self.spec}  {self.name} [{self.type}] on {self.platform}: {self.compute_units} compute units, "
-                f"{self.global_mem / 2**30:.1f} GiB global memory, max work-group {self.max_work_group_size}, "
-                f"fp64 {'yes' if self.fp64 else 'no'}")
-
-
-def _devices() -> list[tuple[DeviceInfo, Any]]:
-    cl = _cl()
-    found = []
-    try:
-        platforms = cl.get_platforms()
-    except cl.Error:
-        platforms = []
-    for p, plat in enumerate(platforms):
-        try:
-            devices = plat.get_devices()
-        except cl.Error:
-            continue
-        for d, dev in enumerate(devices):
-            kind = cl.device_type.to_string(dev.type).replace("ALL | ", "")
-            info = DeviceInfo(p, d, plat.name.strip(), dev.name.strip(), kind,
-                              dev.max_compute_units, dev.global_mem_size, dev.max_work_group_size,
-                              bool(dev.double_fp_config))
-            found.append((info, dev))
-    return found
-
-
-def list_devices() -> list[DeviceInfo]:
-    """Every OpenCL device on every platform."""
-    return [info for info, _ in _devices()]
-
-
-def _rank(info: DeviceInfo) -> tuple:
-    """Best first: GPUs before accelerators before CPUs, then more compute units and memory."""
-    kind = 2 if "GPU" in info.type else 1 if "ACCELERATOR" in info.type else 0
-    return (kind, info.compute_units, info.global_mem)
-
-
-def choose_device(spec: str | None = None) -> tuple[DeviceInfo, Any]:
-    """The device for ``spec`` ('opencl' or None = best, preferring a GPU; 'opencl:P:D' = platform P,
-    device D); default from sg.config.device / SYMGRAPH_DEVICE."""
-    if spec is None:
-        spec = config.device
-    devices = _devices()
-    listing = "\n".join("  " + info.describe() for info, _ in devices) or "  (none: no OpenCL platform found)"
-    if not devices:
-        raise BackendError("the opencl backend found no OpenCL device. Install an OpenCL driver "
-                           "(e.g. Debian's pocl-opencl-icd for the CPU) or use backend='numpy'.")
-    if spec in (None, "", "cpu", "opencl"):
-        return max(devices, key=lambda item: _rank(item[0]))
-    parts = str(spec).split(":")
-    if len(parts) == 3 and parts[0] == "opencl" and parts[1].isdigit() and parts[2].isdigit():
-        p, d = int(parts[1]), int(parts[2])
-        for info, dev in devices:
-            if (info.platform_index, info.device_index) == (p, d):
-                return info, dev
-        raise BackendError(f"no OpenCL device {spec!r} (platform {p}, device {d}); available devices:\n{listing}")
-    raise BackendError(f"bad device string {spec!r}: use 'opencl' (best device) or 'opencl:P:D' "
-                       f"(platform P, device D); available devices:\n{listing}")
-
-
 def get_runtime(spec: str | None = None) -> Runtime:
-    """The (cached) runtime of the device that ``spec`` names."""
+    """The (cached) runtime of the device that ``spec`` names. Where this installation has opened
+    that device before (``device_cache``), the runtime is made from the stored facts without
+    touching OpenCL, and opens the device on first use; else the device is chosen and opened now."""
+    name = str((config.device if spec is None else spec) or "opencl")
+    known = devices.lookup(name)
+    if known is not None:
+        try:
+            info = DeviceInfo(**known["info"])
+        except TypeError:
+            info = None
+        if info is not None:
+            with _RUNTIMES_LOCK:  # functions compiled in two threads at once share one runtime
+                key = (info.platform_index, info.device_index)
+                if key not in _RUNTIMES:
+                    _RUNTIMES[key] = Runtime(info, None, zero_copy=bool(known.get("zero_copy")))
+                return _RUNTIMES[key]
     info, dev = choose_device(spec)
-    key = dev.int_ptr
-    with _RUNTIMES_LOCK:  # functions compiled in two threads at once share one runtime
+    with _RUNTIMES_LOCK:
+        key = (info.platform_index, info.device_index)
         if key not in _RUNTIMES:
             _RUNTIMES[key] = Runtime(info, dev)
-        return _RUNTIMES[key]
+        rt = _RUNTIMES[key]
+    devices.store(name, asdict(rt.info), rt.zero_copy)
+    return rt
 
 
 class Runtime:
-    """One device: its context, in-order queue, memory pool and built kernels."""
+    """One device: its context, in-order queue, memory pool and built kernels. Made without a
+    ``device`` (from ``device_cache``'s facts), it opens the device -- pyopencl, context, queue,
+    pool -- the first time one of ``context``, ``queue``, ``pool`` or ``device`` is read
+    (``__getattr__``: once they exist, reading them costs what any attribute costs)."""
 
-    def __init__(self, info: DeviceInfo, device: Any):
-        cl = _cl()
-        import pyopencl.tools as cltools
-        self.info, self.device = info, device
-        self.context = cl.Context([device])
-        self.queue = cl.CommandQueue(self.context)
-        self.pool = cltools.MemoryPool(cltools.ImmediateAllocator(self.queue))
+    _LAZY = frozenset({"context", "queue", "pool", "device"})
+    context: Any
+    queue: Any
+    pool: Any
+    device: Any
+
+    def __init__(self, info: DeviceInfo, device: Any = None, zero_copy: bool | None = None):
+        self.info = info
         self.fp64 = info.fp64
         self.is_cpu = "CPU" in info.type
+        self._open_lock = threading.Lock()
         self._host_pool: dict[int, list] = {}
         self._host_pool_lock = threading.Lock()
         self._build_lock = threading.Lock()
@@ -184,12 +130,45 @@ class Runtime:
         self.end_of_call = _EndOfCall(self)
         self._kept: list = []  # host arrays that commands enqueued by the call under way may still read
         self._kernels: OrderedDict[tuple, Any] = OrderedDict()  # least recently used first
-        self.zero_copy = self.is_cpu and self._host_memory_is_shared()
+        self.zero_copy = bool(zero_copy)
         """On a CPU device whose buffers can alias host memory (pocl's do): device arrays live in
         host memory, inputs are wrapped without a copy and outputs returned without one."""
+        if device is not None:
+            self._open(device)
         self.host_blas = self.zero_copy
         """Float matrix products on a zero-copy CPU device run in numpy's BLAS on the shared memory
         instead of the tiled kernel (see kernels_matmul.MatmulKernel for the measurement)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Runtime._LAZY and "_open_lock" in self.__dict__:
+            self._open(None)
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _open(self, device: Any) -> None:
+        """Create the context, queue and pool (once; threads wait for the first). Without
+        ``device``, the device the stored facts name is found again; if it is not the one they
+        describe (an installation the fingerprint missed), its facts are measured afresh and stored."""
+        with self._open_lock:
+            if "context" in self.__dict__:
+                return
+            cl = _cl()
+            import pyopencl.tools as cltools
+            probe = device is not None
+            if device is None:
+                info, device = choose_device(self.info.spec)
+                if info != self.info:
+                    warnings.warn(f"opencl backend: the device cache ({devices.path()}) described "
+                                  f"{self.info.describe()}, found {info.describe()}; measuring it again", stacklevel=3)
+                    self.info, self.fp64, probe = info, info.fp64, True
+            context = cl.Context([device])
+            queue = cl.CommandQueue(context)
+            self.pool = cltools.MemoryPool(cltools.ImmediateAllocator(queue))
+            self.device, self.queue, self.context = device, queue, context
+            OPENS["runtimes"] += 1
+            if probe:
+                self.zero_copy = self.host_blas = self.is_cpu and self._host_memory_is_shared()
+                devices.store(self.info.spec, asdict(self.info), self.zero_copy)
 
     def _host_memory_is_shared(self) -> bool:
         """Probe: a kernel's write into a mapped ALLOC_HOST_PTR buffer and into a USE_HOST_PTR
@@ -203,6 +182,7 @@ class Runtime:
             host[:] = 0
             buf = cl.Buffer(self.context, cl.mem_flags.READ_WRITE | cl.mem_flags.USE_HOST_PTR, hostbuf=user)
             prg = cl.Program(self.context, "__kernel void probe(__global int *x) { x[get_global_id(0)] = 7; }")
+            OPENS["programs"] += 1
             probe = cl.Kernel(prg.build(), "probe")
             probe(self.queue, (4,), None, buf)
             probe(self.queue, (4,), None, own)
@@ -248,6 +228,7 @@ class Runtime:
         with _BUILD_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                OPENS["programs"] += 1
                 program = cl.Program(self.context, source).build(options=options)
             except cl.Error as e:
                 numbered = "\n".join(f"{k + 1:4d}  {line}" for k, line in enumerate(source.splitlines()))

@@ -51,12 +51,15 @@ class HostFallback(Op):
         return out if isinstance(out, list) else [out]
 
 
-def wrap_in_fallback(fgraph: FunctionGraph, node: Apply, backend: str, reason: str) -> Apply:
-    """Replace ``node`` in ``fgraph`` by a HostFallback node (same inputs and output types), warning."""
+def wrap_in_fallback(fgraph: FunctionGraph, node: Apply, backend: str, reason: str, warn: bool = True) -> Apply:
+    """Replace ``node`` in ``fgraph`` by a HostFallback node (same inputs and output types), warning
+    (unless ``warn`` is False: a variant of a function compiled earlier, whose compile warned)."""
     new = Apply(HostFallback(node.op), list(node.inputs), [o.type.make_variable(o.name) for o in node.outputs],
                 trace=node.trace)
     for old, out in zip(node.outputs, new.outputs):
         fgraph.replace(old, out, reason=f"{backend} host fallback")
+    if not warn:
+        return new
     where = f" (built at {node.trace.filename}:{node.trace.lineno})" if node.trace is not None else ""
     warnings.warn(f"{backend} backend: {node.op}{where} runs on the host: {reason}; its inputs and outputs "
                   "are copied between host and device on every call", RuntimeWarning,
