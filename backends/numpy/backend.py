@@ -12,6 +12,7 @@ from symgraph.backends.numpy import (  # noqa: F401
     lower_ops,
     lower_random,  # (register lowerings)
 )
+from symgraph.backends.numpy.lower_collective import BucketSpans
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Variable
@@ -32,20 +33,26 @@ class NumpyBackend(Backend):
 
     def __init__(self) -> None:
         self.lent: set[Variable] = set()  # results written into a mutable argument: the caller's memory
+        self.spans = BucketSpans()  # gradients computed into the flat buffer of their all-reduce bucket
 
     def lower(self, node: Apply, ins: list[str], outs: list[str], em: Emitter) -> list[str]:
-        expr = expression(node, ins, em.ctx, out=self._inplace_target(node, em), spare=self._spare(node, em))
+        lines, spare = self._spare(node, em)
+        expr = expression(node, ins, em.ctx, out=self._inplace_target(node, em), spare=spare)
         if expr is None:
-            return [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
-        return [f"{', '.join(outs)} = {expr}"]
+            return lines + [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
+        return lines + [f"{', '.join(outs)} = {expr}"]
 
-    def _spare(self, node: Apply, em: Emitter) -> str | None:
-        """The spare buffer a fused program computing a shared variable's new value writes it
-        into (double buffering, ``Emitter.spare_for``) when it holds ``POOL_MIN_SIZE`` elements
-        or more; smaller values and other ops allocate (cheaper than the bookkeeping there)."""
-        if not isinstance(node.op, (Composite, Epilogue)):
-            return None
-        return em.spare_for(node.outputs[0], min_size=lower_composite.POOL_MIN_SIZE)
+    def _spare(self, node: Apply, em: Emitter) -> tuple[list[str], str | None]:
+        """The memory the node's first output may be computed into, and lines to emit first: a
+        shared variable's spare buffer for a fused program computing its new value (double
+        buffering, ``Emitter.spare_for``) when it holds ``POOL_MIN_SIZE`` elements or more (below,
+        allocating is cheaper than the bookkeeping), else the span of an all-reduce bucket the
+        value is reduced in (``BucketSpans``, backends/numpy/lower_collective.py); other ops allocate."""
+        if isinstance(node.op, (Composite, Epilogue)):
+            spare = em.spare_for(node.outputs[0], min_size=lower_composite.POOL_MIN_SIZE)
+            if spare is not None:
+                return [], spare
+        return self.spans.destination(node, em)
 
     def _inplace_target(self, node: Apply, em: Emitter) -> str | None:
         """The name of an array a unary Elemwise can write its result into, if any: a dead

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from symgraph.backends.numpy.lower_composite import compile_helper
+from symgraph.backends.numpy.lower_ops import dot_into
 from symgraph.backends.numpy.lowering import LowerContext, expression, lowers, perform_call
 from symgraph.graph.basic import Apply
 from symgraph.tensor.composite import Composite, Plan
@@ -64,22 +65,13 @@ def dot_epilogue(fn: object, slot: int, in_place: bool, a: np.ndarray, b: np.nda
     output is written over it: no array beyond the one the result needs. Otherwise the program
     writes its first output into ``spare`` (it checks the fit)."""
     if in_place:
-        y = _dot_into(a, b, spare)
+        y = dot_into(a, b, spare)
         out = y if y.__class__ is np.ndarray else None
     else:
         y, out = np.dot(a, b), spare
     values = list(others)
     values.insert(slot, y)
     return fn(*values, out=out)  # type: ignore[operator]
-
-
-def _dot_into(a: np.ndarray, b: np.ndarray, spare: np.ndarray | None) -> np.ndarray:
-    """``np.dot(a, b)``, written into ``spare`` when that has exactly the product's shape, dtype and
-    layout (matrices of one dtype)."""
-    if (spare is not None and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == spare.dtype
-            and a.shape[1] == b.shape[0] and spare.shape == (a.shape[0], b.shape[1]) and spare.flags.c_contiguous):
-        return np.dot(a, b, out=spare)
-    return np.dot(a, b)
 
 
 @lowers(Epilogue)

@@ -2,6 +2,10 @@
 numpy expression in the generated function (``backends/numpy/lowering.py`` explains the seam)."""
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from symgraph.backends.numpy.lowering import LowerContext, lowers
 from symgraph.compile.placement import HostFallback
 from symgraph.graph.basic import Apply
@@ -27,12 +31,26 @@ def _careduce(node: Apply, ctx: LowerContext) -> str:
     kw = _axis_kw(op.axis, op.keepdims)
     if op.scalar_op in ("add", "mul") and out.dtype != tensor_inputs(node)[0].dtype:
         kw += f", dtype=np.{out.dtype}"
+    if ctx.spare and op.scalar_op == "add":  # into given memory (a bucket's span) where it fits
+        ndim = tensor_inputs(node)[0].ndim
+        dims = [("1" if op.keepdims else None) if d in op.axis else f"{x}.shape[{d}]" for d in range(ndim)]
+        kept = [d for d in dims if d is not None]
+        want = "(" + ", ".join(kept) + ("," if len(kept) == 1 else "") + ")"
+        return f"{ctx.ref(sum_into, 'sum_into')}({x}, {want}, {ctx.spare}, {kw})"
     if op.scalar_op in _UFUNC_REDUCE:  # what np.sum & co. call, without their Python wrapper (1-4 us)
         return f"np.{_UFUNC_REDUCE[op.scalar_op]}.reduce({x}, {kw})"
     return f"np.{op.np_fn.__name__}({x}, {kw})"
 
 
 _UFUNC_REDUCE = {"add": "add", "mul": "multiply", "maximum": "maximum", "minimum": "minimum"}
+
+
+def sum_into(x: np.ndarray, want: tuple, dest: np.ndarray | None, **kw: Any) -> np.ndarray:
+    """``np.sum(x, **kw)`` (``want``: its shape), written into ``dest`` when that has exactly
+    that shape (its dtype is the result's), else into a fresh array."""
+    if dest is not None and dest.shape == want and x.__class__ is np.ndarray:
+        return np.sum(x, out=dest, **kw)
+    return np.sum(x, **kw)
 
 
 @lowers(ArgReduce)
@@ -58,7 +76,24 @@ def _broadcast_like(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(Dot)
 def _dot(node: Apply, ctx: LowerContext) -> str:
+    if ctx.spare:  # into given memory (a bucket's span) where it fits
+        return f"{ctx.ref(dot_into, 'dot_into')}({ctx.ins[0]}, {ctx.ins[1]}, {ctx.spare})"
     return f"np.dot({ctx.ins[0]}, {ctx.ins[1]})"
+
+
+def dot_into(a: np.ndarray, b: np.ndarray, spare: np.ndarray | None) -> np.ndarray:
+    """``np.dot(a, b)``, written into ``spare`` when that has exactly the product's shape, dtype and
+    layout (a matrix times a matrix or a vector, or a vector times a matrix, of one dtype)."""
+    if spare is not None and a.dtype == b.dtype == spare.dtype and spare.flags.c_contiguous:
+        if a.ndim == 2 and b.ndim == 2:
+            fits = a.shape[1] == b.shape[0] and spare.shape == (a.shape[0], b.shape[1])
+        elif a.ndim + b.ndim == 3:
+            fits = a.shape[-1] == b.shape[0] and spare.shape == (a.shape[0] if a.ndim == 2 else b.shape[1],)
+        else:
+            fits = False
+        if fits:
+            return np.dot(a, b, out=spare)
+    return np.dot(a, b)
 
 
 @lowers(MatMul)

@@ -62,7 +62,24 @@ def _elemwise(node: Apply, ctx: LowerContext) -> str:
     op = node.op_as(Elemwise)
     fn = ufunc_name(op.scalar_op.np_fn, ctx)
     args = ", ".join(ctx.ins)
+    if ctx.spare:  # into given memory (a bucket's span) where it fits
+        return f"{ctx.ref(ufunc_into, 'ufunc_into')}({fn}, {ctx.spare}, {args})"
     return f"{fn}({args}, out={ctx.out})" if ctx.out else f"{fn}({args})"
+
+
+def ufunc_into(fn: Callable, dest: np.ndarray | None, *args: Any) -> Any:
+    """``fn(*args)``, written into ``dest`` when the result has exactly its shape: an argument
+    has that shape and numpy broadcasts the others to it (else numpy refuses, and the result
+    gets a fresh array, or the error the plain call raises)."""
+    if dest is not None:
+        shape = dest.shape
+        for a in args:
+            if a.__class__ is np.ndarray and a.shape == shape:
+                try:
+                    return fn(*args, out=dest)
+                except ValueError:
+                    break
+    return fn(*args)
 
 
 @lowers(DimShuffle)

@@ -4,15 +4,18 @@ sums (or averages) ``x`` over every process of the communicator and gives each t
 The communicator is MPI's COMM_WORLD through mpi4py (an optional library, imported on first use)
 unless ``set_communicator`` chose another; without mpi4py, or in a run of one process, it is a
 communicator of one and the all-reduce gives its input back. Every all-reduce is one host
-``Allreduce(IN_PLACE)`` on a buffer the op owns; ``STATS`` counts calls and bytes.
-``AllReduceBucket`` does several all-reduces of one dtype as one call on one flat buffer (the
-rewrite ``bucket_allreduce`` makes it).
+``Allreduce`` into a reused buffer the op owns, its input MPI's send buffer (``allreduce_to``);
+``STATS`` counts calls, bytes and the bytes copied in first. ``AllReduceBucket`` does several
+all-reduces of one dtype as one in-place call on one flat buffer (the rewrite
+``bucket_allreduce`` makes it); a compiled bucket's ``Bucket`` hands out that buffer's spans for
+its inputs to be computed into, so nothing is packed.
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +25,10 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, is_inexact, tensor_outputs
 
 OPS = ("sum", "mean")
-STATS = {"calls": 0, "bytes": 0}
-"""All-reduce calls made by this process and the bytes they reduced (tests and benchmarks read it)."""
+STATS = {"calls": 0, "bytes": 0, "packed": 0}
+"""All-reduce calls made by this process, the bytes they reduced, and the bytes copied into
+all-reduce buffers first ('packed': a bucket's inputs that were not computed into their spans,
+values MPI cannot read as they are); tests and benchmarks read it."""
 
 
 class SelfComm:
@@ -93,12 +98,15 @@ def allreduce_inplace(buf: np.ndarray, op: str) -> np.ndarray:
     """All-reduce ``buf`` (C-contiguous, owned by the caller) in place and return it."""
     comm, in_place, sum_op, size = _STATE["mpi"] or _mpi()
     if size > 1:
-        comm.Allreduce(in_place, buf, op=sum_op)
+        comm.Allreduce(in_place, buf, sum_op)
         if op == "mean":
             buf /= size
     STATS["calls"] += 1
     STATS["bytes"] += buf.nbytes
     return buf
+
+
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()  # free-threaded builds: reference counts are not exact
 
 
 class Buffers:
@@ -114,17 +122,20 @@ class Buffers:
         self.bufs: list[np.ndarray] = []
         self.lock = threading.Lock()
 
-    def take(self, n: int) -> np.ndarray:
-        """A C-contiguous 1-d buffer of ``n`` elements that nobody else refers to."""
-        with self.lock:
+    def take(self, shape: tuple) -> np.ndarray:
+        """A C-contiguous buffer of ``shape`` that nobody else refers to. The search takes no
+        lock: the loop variable holds the buffer while its count is read, so two threads looking
+        at one buffer at once both see the other's reference and neither takes it."""
+        if _GIL:
             for b in self.bufs:
-                if b.size == n and sys.getrefcount(b) <= 3:  # the list, ``b``, getrefcount's argument
+                if b.shape == shape and sys.getrefcount(b) <= 3:  # the list, ``b``, getrefcount's argument
                     return b
-            b = np.empty(n, self.dtype)
-            free = [k for k, old in enumerate(self.bufs) if sys.getrefcount(old) <= 3]
+        with self.lock:
+            b = np.empty(shape, self.dtype)
+            free = [k for k, old in enumerate(self.bufs) if _GIL and sys.getrefcount(old) <= 3]
             if len(self.bufs) < self.keep:
                 self.bufs.append(b)
-            elif free:  # a buffer of another size nobody holds: replaced by this size
+            elif free:  # a buffer of another shape nobody holds: replaced by this one
                 self.bufs[free[0]] = b
             return b
 
@@ -150,36 +161,167 @@ def _arrays(xs: Sequence[Any]) -> list[np.ndarray]:
 
 
 def allreduce_value(x: Any, op: str, buffers: Buffers) -> np.ndarray:
-    """``x`` all-reduced over the communicator, in a buffer of its own (from ``buffers``): one
-    copy in (assignment casts to the buffer's dtype), one ``Allreduce(IN_PLACE)``."""
+    """``x`` all-reduced over the communicator, in a buffer of its own (from ``buffers``)."""
     if x.__class__ is not np.ndarray:
         x = np.asarray(x)
-    buf = buffers.take(x.size)
-    if x.ndim != 1:
-        buf = buf.reshape(x.shape)
-    buf[...] = x
-    allreduce_inplace(buf, op)
-    return buf
+    return allreduce_to(x, buffers.take(x.shape), op)
+
+
+def allreduce_to(x: np.ndarray, out: np.ndarray, op: str) -> np.ndarray:
+    """``x`` all-reduced into ``out`` (C-contiguous, of ``x``'s shape). A C-contiguous ``x`` of
+    ``out``'s dtype goes straight to MPI as the send buffer (one ``Allreduce(x, out)``: MPI reads
+    ``x`` while it reduces, no copy of ours, and ``x`` is not written); anything else is copied
+    in first (the assignment casts; counted in STATS['packed']), then reduced in place."""
+    comm, _, sum_op, size = _STATE["mpi"] or _mpi()
+    if size > 1 and x.dtype is out.dtype and x.flags.c_contiguous:
+        comm.Allreduce(x, out, sum_op)
+        if op == "mean":
+            out /= size
+        STATS["calls"] += 1
+        STATS["bytes"] += out.nbytes
+        return out
+    out[...] = x
+    STATS["packed"] += out.nbytes
+    return allreduce_inplace(out, op)
+
+
+def allreducer(dtype: Any, op: str) -> Callable[[Any], np.ndarray]:
+    """The run-time function of one compiled all-reduce: ``allreduce_value`` with its own
+    ``Buffers`` and its operation bound once, and ``allreduce_to``'s common case inline (the
+    generated code passes only the value; at a few KB, MPI takes a few microseconds, so each
+    Python call and look-up per all-reduce is a visible share of the time)."""
+    buffers = Buffers(dtype)
+    take, dt, mean = buffers.take, buffers.dtype, op == "mean"
+
+    def allreduce(x: Any) -> np.ndarray:
+        if x.__class__ is np.ndarray and x.dtype is dt and x.flags.c_contiguous:
+            comm, _, sum_op, size = _STATE["mpi"] or _mpi()
+            if size > 1:
+                out = take(x.shape)
+                comm.Allreduce(x, out, sum_op)
+                if mean:
+                    out /= size
+                STATS["calls"] += 1
+                STATS["bytes"] += out.nbytes
+                return out
+        return allreduce_value(x, op, buffers)
+    return allreduce
 
 
 def allreduce_many(xs: Sequence[Any], op: str, buffers: Buffers) -> list[np.ndarray]:
     """Several values all-reduced with one call on one flat buffer (from ``buffers``): each
     copied into its span, one ``Allreduce(IN_PLACE)``, the results views of the spans."""
     xs = _arrays(xs)
-    n = 0
-    for x in xs:
-        n += x.size
-    flat = buffers.take(n)
-    out, at = [], 0
-    for x in xs:
-        part = flat[at:at + x.size]
-        at += x.size
-        if x.ndim != 1:
-            part = part.reshape(x.shape)
+    flat, views = _layout([x.shape for x in xs], buffers.take)
+    for x, part in zip(xs, views):
         part[...] = x
-        out.append(part)
+        STATS["packed"] += part.nbytes
     allreduce_inplace(flat, op)
-    return out
+    return list(views)
+
+
+def _layout(shapes: Sequence[tuple], alloc: Any) -> tuple[np.ndarray, tuple]:
+    """A flat buffer of the sizes of ``shapes`` together (``alloc((n,))``) and one C-contiguous
+    view of it per shape, laid end to end."""
+    sizes = [math.prod(s) for s in shapes]
+    flat = alloc((sum(sizes),))
+    views, at = [], 0
+    for shape, size in zip(shapes, sizes):
+        views.append(flat[at:at + size].reshape(shape))
+        at += size
+    return flat, tuple(views)
+
+
+class Spans:
+    """One call's flat buffer of a ``Bucket`` and its views (``views[k]``: where input ``k`` goes;
+    None before the bucket knows its layout). The generated code holds it for the whole call."""
+
+    __slots__ = ("bucket", "flat", "views", "counts")
+
+    def __init__(self, bucket: Bucket, flat: np.ndarray | None, views: tuple):
+        self.bucket, self.flat, self.views = bucket, flat, views
+        self.counts: tuple = ()  # its reference counts while only its bucket held it
+
+
+class Bucket:
+    """The flat buffers of one compiled ``AllReduceBucket`` node, laid out as its inputs were in
+    the last call. ``open()`` hands a call the spans its inputs are computed into (``out=``), so
+    the all-reduce finds them in place and packs nothing; an input that was not computed into its
+    span (an argument, an op that cannot write into given memory, a changed shape) is copied in
+    (counted in ``STATS['packed']``), and a changed shape lays the buffer out anew for the next
+    call. A ``Spans`` is handed out again only when nothing refers to it, its flat buffer or any
+    of its views (reference counts: a result the caller or a shared variable still holds keeps
+    its memory from being written); a few are kept."""
+
+    def __init__(self, dtype: Any, n: int, keep: int = 4):
+        self.dtype, self.n, self.keep = np.dtype(dtype), int(n), keep
+        self.shapes: tuple | None = None  # the inputs' shapes in the last call
+        self.kept: list[Spans] = []
+        self.lock = threading.Lock()
+
+    def open(self) -> Spans:
+        """This call's spans: kept ones nothing refers to, else new ones of the last layout. The
+        search takes no lock: the loop variable holds the spans while their counts are read, so
+        two threads looking at the same spans both see the other's reference (neither takes
+        them), and one that takes them holds them from then on."""
+        if _GIL:
+            for s in self.kept:
+                if _refcounts(s) == s.counts:
+                    return s
+        with self.lock:
+            return self._new(self.shapes)
+
+    def _new(self, shapes: tuple | None) -> Spans:
+        """New spans for ``shapes`` (None: no layout yet), kept when there is room (the lock is
+        held); their reference counts are read here as ``open`` reads them (a local, the list)."""
+        if shapes is None:
+            return Spans(self, None, (None,) * self.n)
+        s = Spans(self, *_layout(shapes, lambda shape: np.empty(shape, self.dtype)))
+        if len(self.kept) < self.keep:
+            self.kept.append(s)
+            s.counts = _refcounts(s)
+        return s
+
+    def relayout(self, shapes: tuple) -> Spans:
+        """New spans for inputs of ``shapes``, the layout of every later call (kept spans of the
+        old layout are dropped)."""
+        with self.lock:
+            if shapes != self.shapes:
+                self.shapes, self.kept = shapes, []
+            return self._new(shapes)
+
+
+def _refcounts(s: Spans) -> tuple:
+    """The reference counts of ``s``, its flat buffer and its views (compared with those it had
+    when only the bucket held it)."""
+    return (sys.getrefcount(s), sys.getrefcount(s.flat), sys.getrefcount(s.views), *map(sys.getrefcount, s.views))
+
+
+def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
+    """The bucket's inputs ``xs`` all-reduced in one ``Allreduce(IN_PLACE)`` on the flat buffer of
+    ``spans`` (from ``Bucket.open``): an input already in its span (computed there) is not
+    copied; the results are the views."""
+    views = spans.views
+    for k, x in enumerate(xs):
+        v = views[k]
+        if x is not v:
+            if v is None or (x.shape if x.__class__ is np.ndarray else np.shape(x)) != v.shape:
+                return _relaid(spans.bucket, xs, op)
+            v[...] = x
+            STATS["packed"] += v.nbytes
+    allreduce_inplace(spans.flat, op)  # type: ignore[arg-type]  # views exist, so flat does
+    return views
+
+
+def _relaid(bucket: Bucket, xs: list, op: str) -> tuple:
+    """The first call, or shapes that changed: every input copied into new spans of their shapes."""
+    xs = _arrays(xs)
+    spans = bucket.relayout(tuple(x.shape for x in xs))
+    for x, v in zip(xs, spans.views):
+        v[...] = x
+        STATS["packed"] += v.nbytes
+    allreduce_inplace(spans.flat, op)  # type: ignore[arg-type]
+    return spans.views
 
 
 def _check_op(op: str, x: TensorVariable) -> None:

@@ -18,13 +18,13 @@ def model(seed: int):
             sg.shared(rng.normal(size=(H, K)) * 0.5, "w2"), sg.shared(np.zeros(K), "b2")]
 
 
-def train_step(params, data_parallel: bool):
+def train_step(params, data_parallel: bool, **kwargs):
     w1, b1, w2, b2 = params
     x, y = T.dmatrix("x"), T.lvector("y")
     p = T.nnet.softmax(T.dot(T.tanh(T.dot(x, w1) + b1), w2) + b2)
     loss = T.nnet.categorical_crossentropy(p, y).mean()
     updates = sg.updates.momentum(loss, params, 0.1, data_parallel=data_parallel)
-    return sg.function([x, y], loss, updates=updates)
+    return sg.function([x, y], loss, updates=updates, **kwargs)
 
 
 def main() -> None:
@@ -43,6 +43,13 @@ def main() -> None:
     theirs = d.communicator().allgather(mine)
     assert all(np.array_equal(mine, t) for t in theirs), "broadcast_parameters left the ranks different"
 
+    single = sg.function([v], T.allreduce(v, "sum"))  # MPI reads the argument, never writes it
+    mine = np.full(3, rank + 1.0)
+    first = single(mine)
+    second = single(mine * 2)
+    assert np.all(mine == rank + 1.0) and np.all(first == 3.0) and np.all(second == 6.0), (mine, first, second)
+    check_bucket_in_place(rank)
+
     step = train_step(params, data_parallel=True)
     buckets = [n for n in step.graph.toposort() if isinstance(n.op, AllReduceBucket)]
     assert len(buckets) == 1 and buckets[0].op.n == 4, [str(n.op) for n in buckets]
@@ -59,6 +66,26 @@ def main() -> None:
     for p, q in zip(params, reference):
         np.testing.assert_allclose(p.get_value(), q.get_value(), rtol=1e-12, atol=1e-14)
     print(f"rank {rank}: OK", flush=True)
+
+
+def check_bucket_in_place(rank: int) -> None:
+    """The gradients are computed into the bucket's flat buffer (nothing packed after the first
+    call), and the parameters are bitwise those of the same step with one all-reduce per gradient."""
+    bucketed, plain = model(seed=3), model(seed=3)
+    step = train_step(bucketed, data_parallel=True)
+    reference = train_step(plain, data_parallel=True, mode=sg.rewrite.Mode().excluding("bucket_allreduce"))
+    assert not any(isinstance(n.op, AllReduceBucket) for n in reference.graph.toposort())
+    rng = np.random.default_rng(11 + rank)
+    packed = None
+    for t in range(5):
+        xs, ys = rng.normal(size=(B // 2, D)), rng.integers(0, K, B // 2)
+        step(xs, ys)
+        reference(xs, ys)
+        if t == 0:
+            packed = sg.distributed.STATS["packed"]
+    assert sg.distributed.STATS["packed"] == packed, "a gradient was copied into the bucket"
+    for p, q in zip(bucketed, plain):
+        assert np.array_equal(p.get_value(), q.get_value()), p.name
 
 
 if __name__ == "__main__":
