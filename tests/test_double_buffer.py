@@ -3,7 +3,8 @@ new value into the spare buffer the previous commit kept (its value before that 
 commit swaps. Checked here: the values equal the single-buffered path's and a numpy reference,
 the spare is really reused, a failed call leaves every shared variable as it was, and no array
 the user holds (a borrowed value, a view of one, a borrowed output, a borrowed set_value array)
-is ever written into."""
+is ever written into. The spare path is taken here on small arrays (the size threshold set to 0:
+tests/test_pool_threshold.py checks the threshold itself)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,11 +14,18 @@ from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
+from symgraph.backends.numpy import lower_composite
 from symgraph.compile.calls import take_spare
 from symgraph.compile.shared import Container
 from symgraph.errors import InputError
 
 LR = 0.05
+
+
+@pytest.fixture(autouse=True)
+def _double_buffer_every_size(monkeypatch):
+    """Small arrays take the double-buffered path too (the default threshold skips them)."""
+    monkeypatch.setattr(lower_composite, "POOL_MIN_SIZE", 0)
 
 
 def _mlp(backend: str, n_in: int, n_hid: int, seed: int):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
+from symgraph.backends.numpy import lower_composite
 from symgraph.backends.numpy.lower_composite import give_back, take_scratch
 from symgraph.scalar import _where
 
@@ -51,7 +52,8 @@ def test_where_into_a_buffer_matches_numpy_for_every_dtype_and_fill():
         assert got.tobytes() == np.broadcast_to(np.where(c[0], a[0], dt(0)), (4, 6)).astype(dt).tobytes()
 
 
-def test_scratch_buffers_follow_changing_shapes_and_threads():
+def test_scratch_buffers_follow_changing_shapes_and_threads(monkeypatch):
+    monkeypatch.setattr(lower_composite, "POOL_MIN_SIZE", 0)  # pooled at every size here
     x, y = T.dmatrix("x"), T.dmatrix("y")
     expr = T.switch(x > 0, T.tanh(x * y) + y, x - y) * 2  # several intermediates per call
     f = sg.function([x, y], expr)

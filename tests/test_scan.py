@@ -120,6 +120,17 @@ def test_a_carry_changing_shape_at_run_time_is_a_shape_error(backend):
         f(np.ones((2, 2), dt), np.zeros(3, dt))
 
 
+def test_the_carry_that_changed_shape_is_named_among_several(backend):
+    """Several carries are checked in one comparison; the error still names the one that changed."""
+    dt = "float32" if backend == "opencl" else "float64"
+    x, a0, b0 = T.tensor(dt, (None, None), "x"), T.tensor(dt, (None,), "a0"), T.tensor(dt, (None,), "b0")
+    (a, b), _ = sg.scan(lambda xt, a, b: [a + 1, xt * b[0]], sequences=[x], outputs_info=[a0, b0])
+    f = sg.function([x, a0, b0], [a[-1], b[-1]], backend=backend)
+    np.testing.assert_array_equal(f(np.ones((2, 3), dt), np.zeros(4, dt), np.ones(3, dt))[0], np.full(4, 2.0, dt))
+    with pytest.raises(ShapeError, match=r"step 0 returned carry 1 of shape \(2,\), but the carry has shape \(3,\)"):
+        f(np.ones((2, 2), dt), np.zeros(4, dt), np.ones(3, dt))
+
+
 def test_printing_saving_and_the_generated_loop(tmp_path):
     x = T.dvector("x")
     h, _ = sg.scan(lambda v, acc: acc + T.exp(v), sequences=[x], outputs_info=[T.constant(0.0)], name="cumexp")

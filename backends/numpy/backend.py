@@ -45,10 +45,11 @@ class NumpyBackend(Backend):
     def _spare(self, node: Apply, em: Emitter) -> tuple[list[str], str | None]:
         """The memory the node's first output may be computed into, and lines to emit first: a
         shared variable's spare buffer for a fused program computing its new value (double
-        buffering, ``Emitter.spare_for``), else the span of an all-reduce bucket the value is
-        reduced in (``BucketSpans``, backends/numpy/lower_collective.py); other ops allocate."""
+        buffering, ``Emitter.spare_for``) when it holds ``POOL_MIN_SIZE`` elements or more (below,
+        allocating is cheaper than the bookkeeping), else the span of an all-reduce bucket the
+        value is reduced in (``BucketSpans``, backends/numpy/lower_collective.py); other ops allocate."""
         if isinstance(node.op, (Composite, Epilogue)):
-            spare = em.spare_for(node.outputs[0])
+            spare = em.spare_for(node.outputs[0], min_size=lower_composite.POOL_MIN_SIZE)
             if spare is not None:
                 return [], spare
         return self.spans.destination(node, em)

@@ -6,9 +6,11 @@ broadcast shape and each step's dtype), runs every step as one numpy call with `
 reuses buffers whose values are dead, and computes steps over broadcast inputs only at
 their own smaller shape. When run-time lengths break the static broadcasting assumptions,
 it falls back to the op's reference ``perform``. Buffers holding only intermediate values are
-kept for the next call of the same helper (``take_scratch``/``give_back``)."""
+kept for the next call of the same helper (``take_scratch``/``give_back``) when they hold at least
+``POOL_MIN_SIZE`` elements; smaller ones are plain ``np.empty`` (cheaper than the bookkeeping)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -21,8 +23,10 @@ from symgraph.tensor.composite import Composite, Plan
 from symgraph.tensor.elemwise import broadcast_static_shape
 
 
-def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -> tuple[str, dict]:
-    """Python source of the helper computing ``op``'s outputs, and the globals it needs."""
+def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
+                  pool_min: int = 0) -> tuple[str, dict]:
+    """Python source of the helper computing ``op``'s outputs, and the globals it needs; its
+    intermediate-only buffers are pooled across calls when they hold ``pool_min`` elements or more."""
     p = op.plan(input_types)
     ctx = CodeContext()  # names numpy's own ufuncs np.<name>, other functions as globals
     glb = ctx.globals
@@ -31,9 +35,11 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
     for c, value in enumerate(p.consts):
         glb[f"k{c}"] = value
     lines = [f"def {fname}({', '.join(args)}, out=None):"]
+    pooled = "True"
     if p.slot_dtypes:
         lines += _shape_lines(op, p, input_types, args, glb)
-    steps, scratch = _step_lines(p, op.nin, names, ctx)
+        pooled = _pooled(p, input_types, pool_min, lines, glb)
+    steps, scratch = _step_lines(p, op.nin, names, ctx, pooled)
     lines += steps
     outs = []
     for idx, odt in zip(p.out_index, p.out_dtypes):
@@ -45,7 +51,9 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite") -
             outs.append(f"np.asarray({name}, odt_{odt})")
     if scratch:
         glb["_give_back"] = give_back
-        lines += [f"    _give_back(_pool{slot}, b{slot})" for slot in scratch]
+        indent = "    " if pooled == "True" else "        "
+        lines += [] if pooled == "True" else ["    if pooled:"]
+        lines += [f"{indent}_give_back(_pool{slot}, b{slot})" for slot in scratch]
     lines.append(f"    return {', '.join(outs)}" + ("," if len(outs) > 1 else ""))
     return "\n".join(lines) + "\n", glb
 
@@ -67,11 +75,29 @@ def _shape_lines(op: Composite, p: Plan, input_types: tuple, args: list[str], gl
     return lines
 
 
-def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext) -> tuple[list[str], list[int]]:
+def _pooled(p: Plan, input_types: tuple, pool_min: int, lines: list[str], glb: dict) -> str:
+    """Whether the helper's intermediate buffers come from its pools: "True" or "False" where the
+    static shape (or a zero threshold, or no intermediate buffer) decides, else "pooled", a local
+    that a line appended to ``lines`` sets from the element count."""
+    out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
+    if pool_min <= 0 or all(slot is None or slot in out_slots for _, _, slot, _ in p.instrs):
+        return "True"
+    full = broadcast_static_shape([t.shape for t in input_types])
+    if all(d is not None for d in full):
+        return str(math.prod(full) >= pool_min)
+    exact = [k for k, t in enumerate(input_types) if t.shape == full]
+    glb["_prod"] = math.prod
+    lines.append(f"    pooled = {f'i{exact[0]}.size' if exact else '_prod(shape)'} >= {pool_min}")
+    return "pooled"
+
+
+def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext,
+                pooled: str = "True") -> tuple[list[str], list[int]]:
     """One numpy call per step of plan ``p``, each into its slot's buffer (allocated at its first
     use: the first output into ``out`` when it fits, other outputs fresh, intermediate buffers from
-    the helper's pools), or as a small value when the step has no slot. Fills ``names`` (value index
-    -> its local name); returns the lines and the pooled (scratch) slots."""
+    the helper's pools where ``pooled`` says so, see ``_pooled``), or as a small value when the step
+    has no slot. Fills ``names`` (value index -> its local name); returns the lines and the pooled
+    (scratch) slots."""
     glb, lines = ctx.globals, []
     dt_name = {dt: f"dt{d}" for d, dt in enumerate(dict.fromkeys(p.slot_dtypes))}
     for dt, dtn in dt_name.items():
@@ -91,19 +117,27 @@ def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext) -> t
         if slot not in allocated:
             allocated.add(slot)
             dtn = dt_name[p.slot_dtypes[slot]]
+            fresh = f"np.empty(shape, {dtn})"
             if slot == out_slot:
                 lines.append(f"    {buf} = out if out is not None and out.shape == shape and out.dtype is {dtn} "
-                             f"else np.empty(shape, {dtn})")
-            elif slot in out_slots:
-                lines.append(f"    {buf} = np.empty(shape, {dtn})")
+                             f"else {fresh}")
+            elif slot in out_slots or pooled == "False":
+                lines.append(f"    {buf} = {fresh}")
             else:
                 scratch.append(slot)
                 glb[f"_pool{slot}"], glb["_take_scratch"] = [], take_scratch
-                lines.append(f"    {buf} = _take_scratch(_pool{slot}, shape, {dtn})")
+                take = f"_take_scratch(_pool{slot}, shape, {dtn})"
+                lines.append(f"    {buf} = {take}" + ("" if pooled == "True" else f" if pooled else {fresh}"))
         names[dest] = buf
         lines.append(f"    {call}, out={buf})")
     return lines, scratch
 
+
+POOL_MIN_SIZE = 1 << 15
+"""Arrays with fewer elements are allocated plainly: a pooled intermediate buffer or a shared
+variable's spare (double buffering) pays off only where fresh memory costs page faults (glibc
+serves blocks under 128 KiB from its heap without any); below, the bookkeeping costs more than
+the ``np.empty`` it saves (measured: XOR's step, W6, 0.76-0.80x; W3's large updates keep both)."""
 
 SCRATCH_MAX_BYTES = 1 << 26
 """Intermediate buffers up to this size are kept for the next call of the same program; larger
@@ -149,11 +183,17 @@ def _reference(op: Composite, p, inputs: tuple):
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-@lru_cache(maxsize=512)
 def compile_helper(op: Composite, input_types: tuple) -> Callable:
-    """The helper function for ``op`` on inputs of ``input_types`` (the most recent 512 are kept:
-    equal programs in many functions share one helper, and memory stays bounded)."""
-    src, glb = helper_source(op, input_types)
+    """The helper function for ``op`` on inputs of ``input_types``, pooling its intermediate
+    buffers from ``POOL_MIN_SIZE`` elements on (read now: a test may lower it)."""
+    return _compiled_helper(op, input_types, POOL_MIN_SIZE)
+
+
+@lru_cache(maxsize=512)
+def _compiled_helper(op: Composite, input_types: tuple, pool_min: int) -> Callable:
+    """The helper (the most recent 512 are kept: equal programs in many functions share one
+    helper, and memory stays bounded)."""
+    src, glb = helper_source(op, input_types, pool_min=pool_min)
     exec(compile(src, f"<symgraph composite {len(op.steps)} steps>", "exec"), glb)
     fn = glb["composite"]
     fn.source = src
@@ -162,6 +202,6 @@ def compile_helper(op: Composite, input_types: tuple) -> Callable:
 
 @lowers(Composite)
 def _composite(node: Apply, ctx: LowerContext) -> str:
-    fn = compile_helper(node.op, tuple(i.type for i in node.inputs))
+    fn = compile_helper(node.op_as(Composite), tuple(i.type for i in node.inputs))
     out = f", out={ctx.spare}" if ctx.spare else ""
     return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)}{out})"

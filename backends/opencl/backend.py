@@ -15,7 +15,7 @@ import numpy as np
 from symgraph.backends.numpy import backend as _numpy_backend  # noqa: F401  (registers the numpy lowerings)
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl import loops
+from symgraph.backends.opencl import loop_kernel, loops
 from symgraph.backends.opencl import placement as pl
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
@@ -103,6 +103,7 @@ class OpenCLBackend(Backend):
         self._inner_on_host = False
         self._host_outputs: set[Variable] = set()
         self._reasons: dict[Apply, str] = {}
+        self.loop_kernels: list[loop_kernel.LoopKernel] = []
 
     # --- planning: which node runs how, and where each value lives -------------------------------
     def prepare(self, fgraph: FunctionGraph, spec: Any) -> None:
@@ -145,6 +146,8 @@ class OpenCLBackend(Backend):
         self.to_host |= chosen
         on_host = set(chosen)
         for node in order:
+            if self.mode == "auto" and not everything and pl.one_kernel_loop(node, shapes, self.cal):
+                continue  # its one kernel runs every step on the device (loop_kernel.py): no body node moves
             if isinstance(node.op, (IfElse, Scan)):
                 whole = everything or pl.all_on_host(node, self.mode, self.cal, shapes)
                 if nest:
@@ -388,6 +391,17 @@ class OpenCLBackend(Backend):
     def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
         # a strided view (W.T in a gradient's loop) read by every step's kernels: one copy before the loop
         return name if side != DEVICE else f"{ctx.ref(loops.contiguous, 'contiguous')}({name})"
+
+    def loop_kernel(self, node: Apply, ins: list[str], em: Emitter) -> str | None:
+        # every step in one kernel launch when the body allows (backends/opencl/loop_kernel.py)
+        if em.nan_guard or em.prof is not None:  # those watch each body node
+            return None
+        runner = loop_kernel.for_node(self.rt, node, self.kernels, len(self.loop_kernels))
+        if runner is None:
+            return None
+        self.loop_kernels.append(runner)
+        self.ctx.node_kernels.setdefault(node, []).append(runner.name)
+        return f"{em.ctx.ref(runner, 'loop_kernel')}([{', '.join(ins)}])"
 
     def loop_stop_flags(self, ctx: CodeContext) -> str | None:
         # a while loop's condition is read every SPECULATE steps: reading it waits for the queue

@@ -15,24 +15,23 @@ only vector kernels of ``LONG_PROGRAM`` steps or more are built unoptimised; sho
 pocl: GPU drivers compile differently and run work-groups by warps, so on a GPU every program keeps
 the default build and work-group size (``on_cpu=False``).
 
-Unoptimised code keeps every temporary in memory, and pocl holds a work-group's private values
-together on a worker's stack (800 float16 steps at 256 work-items crashed; 3000 at 16 ran), so
-such kernels run in work-groups of at most ``LONG_WORK_GROUP`` items, fewer where
-``steps * bytes per value * items`` would pass ``STACK_BUDGET``.
+Unoptimised code keeps every temporary in memory, and pocl's first launch of a kernel wraps its
+body in a loop over the work-group's items, giving each private value one slot per item: with
+``reqd_work_group_size(1)`` that loop and those slots disappear, and the first launch of a long
+program costs about half as much (W4's 2,275-step kernel, N=1000: 0.74 s of CPU at 8 items, 0.27 s
+at 1; 2,000 float16 steps: 0.55-0.70 s at 8, 0.24-0.35 s at 1) for the same run time (16k and 4M
+elements, within noise). So such kernels run in work-groups of ``LONG_WORK_GROUP`` = 1 item, each
+holding only its own temporaries on pocl's worker stack (800 float16 steps at 256 items crashed).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from symgraph.tensor.composite import Composite
 
 LONG_PROGRAM = 64
 """Steps from which a vector program's contiguous kernel is built with -cl-opt-disable."""
-LONG_WORK_GROUP = 16
-"""Work-items per work-group of an unoptimised kernel (16 compiled and ran faster than 128)."""
-STACK_BUDGET = 1 << 21
-"""Bytes of step temporaries a work-group of an unoptimised kernel may hold (pocl's worker stacks
-are several MiB; this leaves room for the math functions' own frames)."""
+LONG_WORK_GROUP = 1
+"""Work-items per work-group of an unoptimised kernel (1 compiles in half the time of 8 or 16 and
+runs as fast; 16 compiled and ran faster than 128)."""
 
 
 def unoptimised(prog: Composite, width: int, on_cpu: bool = True) -> bool:
@@ -48,13 +47,5 @@ def build_options(prog: Composite, width: int, on_cpu: bool = True) -> tuple[str
 
 def work_group(prog: Composite, width: int, default: int, on_cpu: bool = True) -> int:
     """Work-items per work-group of ``prog``'s contiguous kernel: the ``default`` for optimised
-    kernels, else the largest power of two up to ``LONG_WORK_GROUP`` whose temporaries fit
-    ``STACK_BUDGET``."""
-    if not unoptimised(prog, width, on_cpu):
-        return default
-    widest = max(np.dtype(d).itemsize for d in prog.step_dtypes + prog.in_dtypes)
-    per_item = (len(prog.steps) + prog.nin) * widest * width
-    wg = min(LONG_WORK_GROUP, default)
-    while wg > 1 and wg * per_item > STACK_BUDGET:
-        wg //= 2
-    return wg
+    kernels, else ``LONG_WORK_GROUP``."""
+    return min(LONG_WORK_GROUP, default) if unoptimised(prog, width, on_cpu) else default

@@ -317,12 +317,17 @@ def _grid_local(shape: list[int]) -> tuple[int, ...]:
     return tuple(local)
 
 
+_NAME_SLOT = "SG_KERNEL_NAME_SLOT"
+"""What a kernel source is generated with in place of its name, replaced once its hash is known."""
+
+
 def content_named(base: str, make) -> tuple[str, str]:
     """A kernel name ``base_<hash of the source>`` and the source: identical kernels share a name,
-    so the build cache compiles each distinct kernel once per process."""
-    digest = hashlib.sha1(make("KERNEL").encode()).hexdigest()[:6]
-    name = f"{base}_{digest}"
-    return name, make(name)
+    so the build cache compiles each distinct kernel once per process. The source is generated
+    once (with a placeholder name, hashed, then named): a long program's source takes tens of ms."""
+    text = make(_NAME_SLOT)
+    name = f"{base}_{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    return name, text.replace(_NAME_SLOT, name)
 
 
 def broadcast_strides(a: DeviceArray, ndim: int) -> list[int]:
@@ -363,7 +368,7 @@ class ElementwiseKernel:
         out_ndim = tensor_outputs(node)[0].ndim
         self.runtime, self.node, self.prog, self.name = runtime, node, prog, name
         self.ndim, self.scalar_inputs, self.by_value = out_ndim, scalar_inputs, by_value
-        self.host_plan = prog.plan(tuple(v.type for v in bound))
+        self._bound_types = tuple(v.type for v in bound)  # plans the rare host evaluation (_on_host)
         self.what = f"output of {node.op}"  # names an allocation that fails
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.in_dtypes]
         self.local = bc.work_group(prog, vector_width(prog), WORK_GROUP, runtime.is_cpu)  # of the contiguous kernel
@@ -399,7 +404,8 @@ class ElementwiseKernel:
                       stacklevel=2)
         host = [a.to_host() if isinstance(a, DeviceArray) else np.asarray(a) for a in ins]
         return [self.runtime.to_device(np.ascontiguousarray(o, dtype=dt), self.what)
-                for o, dt in zip(self.prog.run(self.host_plan, host, buffered=False), self.out_dtypes)]
+                for o, dt in zip(self.prog.run(self.prog.plan(self._bound_types), host, buffered=False),
+                                 self.out_dtypes)]
 
     def _kernel(self, kind: str) -> Any:
         if kind not in self._built:

@@ -32,9 +32,15 @@ def _head(*dtypes) -> str:
 
 
 def _axis_last(x: DeviceArray, axis: int) -> DeviceArray:
-    """``x`` with ``axis`` moved last, as a contiguous array (rows, n) in memory."""
+    """``x`` with ``axis`` moved last, as a contiguous array (rows, n) in memory from its buffer's
+    start (the line kernels take no offset: a view of a later row, as a loop's row, is copied)."""
     perm = [d for d in range(x.ndim) if d != axis] + [axis]
-    return contiguous(x.view([x.shape[d] for d in perm], [x.strides[d] for d in perm], x.offset))
+    v = x.view([x.shape[d] for d in perm], [x.strides[d] for d in perm], x.offset)
+    if v.offset == 0:
+        return contiguous(v)
+    out = x.runtime.empty(v.shape, v.dtype, "contiguous copy", kernel_output=True)
+    copy_into(out, v)
+    return out
 
 
 def _axis_back(out: DeviceArray, axis: int) -> DeviceArray:

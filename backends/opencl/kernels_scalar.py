@@ -16,13 +16,25 @@ C_TYPES = {"bool": "uchar", "int8": "char", "uint8": "uchar", "int16": "short", 
            "float32": "float", "float64": "double"}
 
 
+_CTYPE: dict = {}
+"""``ctype`` by the dtype (or dtype name) it was asked for: a long program's source asks tens of
+thousands of times, and numpy's dtype-name lookup is slow."""
+
+
 def ctype(dtype) -> str:
     """The OpenCL C type storing ``dtype`` (bool is stored as uchar 0/1)."""
+    try:
+        return _CTYPE[dtype]
+    except (KeyError, TypeError):  # (TypeError: an unhashable dtype-like)
+        pass
     name = np.dtype(dtype).name
     try:
-        return C_TYPES[name]
+        t = C_TYPES[name]
     except KeyError:
         raise BackendError(f"the opencl backend has no device type for dtype {name}") from None
+    if len(_CTYPE) < 256:
+        _CTYPE[dtype] = t
+    return t
 
 
 def supported_dtype(dtype) -> bool:
@@ -67,25 +79,46 @@ def _work_dtype(sop: ScalarOp, arg_dtypes: list, out_dtype: np.dtype) -> np.dtyp
     return out_dtype
 
 
+_EXPRESSIONS: dict = {}
+"""``expression``'s parts by (op, argument dtypes, output dtype, width): the C text with each
+argument's place, each argument's conversion, the helpers (a long program repeats a few ops)."""
+
+
 def expression(sop: ScalarOp, args: list[str], arg_dtypes: list, out_dtype, width: int = 1) -> tuple[str, set[str]]:
     """The C expression computing ``sop`` on ``args`` (C names of the given dtypes), and the names
     of the helper functions it needs (see ``helpers``). ``width`` > 1: the values are vectors.
     Arguments are converted to the working type first (bool: ``!= 0``); the row's C text for that
     type's kind does the rest (a cast row's text is the conversion alone)."""
+    try:
+        key = (sop.name, tuple(arg_dtypes), out_dtype, width)
+        parts = _EXPRESSIONS.get(key)
+    except TypeError:  # an unhashable dtype-like
+        key, parts = None, None
+    if parts is None:
+        parts = _expression_parts(sop, arg_dtypes, out_dtype, width)
+        if key is not None and len(_EXPRESSIONS) < 4096:
+            _EXPRESSIONS[key] = parts
+    text, conversions, needed = parts
+    return text.format(*(c.format(a) for c, a in zip(conversions, args))), set(needed)
+
+
+def _expression_parts(sop: ScalarOp, arg_dtypes: list, out_dtype, width: int) -> tuple[str, tuple, frozenset]:
+    """``expression`` for any argument names: the row's C text (``{k}`` for argument k), each
+    argument's conversion to the working type (``{}`` for its name), and the helpers."""
     out_dtype = np.dtype(out_dtype)
     T = ctype(out_dtype) + (str(width) if width > 1 else "")
     work = _work_dtype(sop, arg_dtypes, out_dtype)
     conv = []
-    for k, (a, dt) in enumerate(zip(args, arg_dtypes)):
+    for k, dt in enumerate(arg_dtypes):
         if (sop.work == "select" and k == 0) or np.dtype(dt) == work:
-            conv.append(a)
+            conv.append("{}")
         else:
-            conv.append(f"({ctype(work)}){a}" if work.kind != "b" else f"({a} != 0)")
+            conv.append(f"({ctype(work)}){{}}" if work.kind != "b" else "({} != 0)")
     template = sop.cl_template(work.kind)
     suffix = _helper_suffix(work)
-    needed = {name.format(S=suffix) for name in ("floor_div_{S}", "py_mod_{S}", "int_pow_{S}")
-              if name.split("_{S}")[0] in template}
-    return template.replace("{T}", T).replace("{S}", suffix).format(*conv), needed
+    needed = frozenset(name.format(S=suffix) for name in ("floor_div_{S}", "py_mod_{S}", "int_pow_{S}")
+                       if name.split("_{S}")[0] in template)
+    return template.replace("{T}", T).replace("{S}", suffix), tuple(conv), needed
 
 
 def helpers(names: set[str]) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from symgraph.backends.opencl import heavy_cost as hc
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.devices import cache_dir, read_json, write_json
+from symgraph.backends.opencl.loop_plan import unsupported
 from symgraph.backends.opencl.runtime import Runtime, _cl
 from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
 from symgraph.config import config
@@ -139,12 +140,14 @@ void sg_calibrate(__global const float *restrict x, __global float *restrict out
 }
 """
 _STEPS = 3  # tanh, mul, add
-_SMALL, _LARGE = 16, 1 << 20
+# 2^20 - 4096 elements: 65,280 work-items, under pocl's 65,536-item limit for its small-grid kernel
+# variant, so both sizes run one compiled kernel (2^20 compiled it a second time: ~0.15 s cold)
+_SMALL, _LARGE = 16, (1 << 20) - 4096
 
 
 def measure(rt: Runtime, key: str) -> Calibration:
     """Time the 3-step program tanh(x) * 1.5 + 0.5 as one kernel (float16 vectors, as the
-    elementwise kernels) and as numpy calls, at 16 and at 2^20 elements (medians of several runs;
+    elementwise kernels) and as numpy calls, at 16 and at about 2^20 elements (medians of several runs;
     kernels launched back to back, as a schedule does); then products and convolutions on each
     side at two sizes (``heavy_cost.measure_rates``)."""
     kernel = rt.kernel(_PROGRAM, "sg_calibrate")
@@ -343,6 +346,23 @@ def _control(node: Apply) -> bool:
     return isinstance(node.op, (IfElse, Scan))
 
 
+def one_kernel_loop(node: Apply, shapes: dict[Variable, tuple], cal: Calibration | None) -> bool:
+    """Under 'auto' placement: a loop that one kernel runs, every step on the device
+    (backends/opencl/loop_kernel.py), so nothing in its body is placed: its body can run that way,
+    and its step count, known here (a constant, or its sequences' lengths), makes one launch
+    cheaper than that many steps of the body's numpy calls on the host (the calibrated costs)."""
+    op = node.op
+    if not isinstance(op, Scan) or cal is None or unsupported(op, fp64=True) is not None:
+        return False
+    n, seqs, _, _ = op.split_inputs(list(node.inputs))
+    lengths = [shapes[v][0] for v in seqs if v in shapes and len(shapes[v])]
+    if isinstance(n, Constant):
+        lengths.append(int(np.asarray(n.data)))
+    if not lengths:
+        return False  # unknown until called: placed like any loop
+    return min(lengths) * len(op.body.nodes) * cal.call_us >= cal.launch_us
+
+
 def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, dict[Variable, tuple]]:
     """For an IfElse or Scan ``node``: the shapes of each inner graph's inputs that the outer
     ``shapes`` fix (a branch reads the node's values; a loop body a sequence's row, the carries'
@@ -369,7 +389,7 @@ def walk(fgraph: FunctionGraph, mode: str, cal: Calibration | None, known: dict[
     chosen = decide(fgraph, mode, cal, shapes)
     for k, node in enumerate(order):
         yield path + (k,), node, shapes, chosen
-        if _control(node):
+        if _control(node) and not (mode == "auto" and one_kernel_loop(node, shapes, cal)):
             for role, inner_known in inner_input_shapes(node, shapes).items():
                 inner = cast(InnerGraphOp, node.op).inner_graphs[role].fgraph()
                 yield from walk(inner, mode, cal, inner_known, path + (k, role))

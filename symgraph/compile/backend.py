@@ -144,6 +144,12 @@ class Backend:
         device backend may lay a strided view out contiguously once, before the loop)."""
         return name
 
+    def loop_kernel(self, node: Apply, ins: list[str], em: Emitter) -> str | None:
+        """None, or an expression running every step of Scan ``node`` at once (a device backend's
+        one-kernel loop) that gives the node's outputs, or None for a call it declines (which then
+        runs the step-by-step loop; compile/loop.py ``emit_loop``)."""
+        return None
+
     def loop_stop_flags(self, ctx: CodeContext) -> str | None:
         """None: a while loop tests its condition after every step. Else an expression for an
         object with ``add(cond) -> bool`` (True: check now) and ``first() -> int`` (the first

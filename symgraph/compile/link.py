@@ -46,6 +46,7 @@ from symgraph.compile.calls import rewrap as rewrap
 from symgraph.compile.loop import LoopEmitter
 from symgraph.compile.lowering import DEVICE, HOST, CodeContext, describe, python_name  # noqa: F401 (DEVICE: backends import it from here)
 from symgraph.compile.schedule import ArgSpec, Schedule
+from symgraph.compile.shared import held_size
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.ifelse import IfElse
@@ -74,6 +75,8 @@ class Emitter(LoopEmitter):
         self.depth = 0  # block nesting (ifelse branches)
         self.nan_guard = bool(schedule.spec.nan_guard)
         self.spared: list[int] = []  # updates (container indices) computed into their spare buffer
+        self.loop_spares: dict[Variable, tuple[str, float]] = {}  # a loop body's next carries (loop.py)
+        self.loop_spared: set[Variable] = set()  # those computed into their spare
         self.prof = getattr(schedule.spec, "profile", None)  # a Profile: timing lines (else none at all)
         if self.prof is not None:
             self.prof.backend, self.prof.timer = backend.name, backend.profile_timer()
@@ -109,14 +112,25 @@ class Emitter(LoopEmitter):
                 self.emit(timed)
         return self.converted[key]
 
-    def spare_for(self, v: Variable) -> str | None:
+    def spare_for(self, v: Variable, min_size: int = 0) -> str | None:
         """An expression for the spare buffer (or None at run time) that ``v`` may be computed
         into, when ``v`` is stored uncopied as the new value of a shared variable (double
         buffering: the commit keeps the replaced value as the next call's spare; ``take_spare``
-        hands out only memory nothing else refers to). None when ``v`` is no such value."""
+        hands out only memory nothing else refers to). None when ``v`` is no such value, or
+        when that variable holds fewer than ``min_size`` elements (its static shape, else the
+        value it holds now: a backend's threshold below which bookkeeping costs more). In a loop's
+        body, a next carry's spare is the carry of two steps before (``LoopEmitter``)."""
+        if v in self.loop_spares:
+            holder, size = self.loop_spares[v]
+            if size < max(min_size, 1):
+                return None
+            self.loop_spared.add(v)
+            return f"{self.ctx.ref(take_spare, 'take_spare')}({holder})"
         s = self.s
         for u in s.updates:
             if s.fgraph.outputs[u.output] is v and not s.copies[u.output] and getattr(v.type, "ndim", 0) > 0:
+                if min_size and held_size(s.spec.containers[u.container]) < min_size:
+                    return None
                 if u.container not in self.spared:
                     self.spared.append(u.container)
                 cont = self.ctx.ref(s.spec.containers[u.container], f"c_{self.names[s.shared_inputs[u.container]]}")
@@ -180,7 +194,7 @@ class Emitter(LoopEmitter):
             if isinstance(node.op, IfElse):
                 self.emit_ifelse(node, ins, outs)
             elif isinstance(node.op, Scan):
-                self.emit_scan(node, ins, outs)
+                self.emit_loop(node, ins, outs)
             else:
                 self.emit_node(node, ins, outs)
             freed = schedule.frees(step, node)

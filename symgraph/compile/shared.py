@@ -5,6 +5,7 @@ The value lives in a Container. A backend may keep a newer copy on its device
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,16 @@ class Container:
     def set(self, value: np.ndarray) -> None:
         """Make ``value`` current on the host and forget any device copy (and the spare buffer)."""
         self.value, self.device, self.spare = value, None, None
+
+
+def held_size(container: Container) -> float:
+    """How many elements a container holds: its static shape's count, else its current host
+    value's (inf when neither tells); a backend sizes its per-variable bookkeeping by it."""
+    shape = getattr(container.type, "shape", None)
+    if shape is not None and all(d is not None for d in shape):
+        return math.prod(shape)
+    size = getattr(container.value, "size", None)
+    return math.inf if size is None else size
 
 
 def _is_device_array(value: Any) -> bool:

@@ -1,0 +1,397 @@
+"""The one-kernel loop's plan (issue 15, build item 6): which loop bodies one OpenCL kernel can run
+(``unsupported``), and, for the shapes of one call, where every body value lives inside that
+kernel and which steps compute them (``LoopPlan``; backends/opencl/loop_source.py prints it).
+
+Every body value gets a ``Slot``: a C pointer expression with static shape and element strides
+(a sequence's row ``row<k>``, a carry's current buffer ``cur<j>``, a constant ``cst<j>``, a region of
+a scratch buffer ``s_<ctype>``, or a destination: the carry's next buffer ``nxt<j>``, a trace row
+``trr<j>``, a stacked output's row ``yr<k>``), or a literal (shape arithmetic, 0-d constants).
+Views (DimShuffle) are slots over their input's memory with other strides; shape reads
+(ReducedSize, Shape_i) are literals. A value that is a carry's new value, a trace row or a stacked
+row is stored straight there by the step computing it; values that no step computes (inputs,
+views, literals) are copied there at the end of the step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
+from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.scan.op import Scan
+from symgraph.tensor.composite import Composite
+from symgraph.tensor.elemwise import DimShuffle, Elemwise
+from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.reduction import CAReduce, ReducedSize
+from symgraph.tensor.shape import Shape_i
+from symgraph.tensor.type import TensorType
+
+REDUCERS = ("add", "mul", "maximum", "minimum", "and", "or")
+
+
+class Decline(Exception):
+    """These shapes (or this node) do not fit the one-kernel loop: the call runs step by step."""
+
+
+def c_strides(shape: tuple) -> tuple:
+    """C-contiguous element strides of ``shape``."""
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(acc)
+        acc *= max(int(n), 1)
+    return tuple(reversed(out))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a body value lives in the kernel: ``ptr`` (a C pointer expression) with element
+    ``strides`` (0 on broadcast axes), or ``literal`` (a C constant) when ``ptr`` is empty;
+    ``key`` names the memory (views share their input's), for the barriers."""
+    ptr: str
+    shape: tuple
+    strides: tuple
+    dtype: np.dtype
+    key: str
+    literal: str = ""
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def contiguous(self) -> bool:
+        return all(n == 1 or s == c for n, s, c in zip(self.shape, self.strides, c_strides(self.shape)))
+
+
+@dataclass
+class Step:
+    """One unit of a step's work, run by the whole work-group: ``kind`` is 'elemwise' (``prog``
+    over ``ins`` broadcast to ``shape``), 'reduce' (``prog``'s value reduced with ``op`` over
+    ``axes`` of ``xshape``; a matrix product is the sum of a product program over the inner axis);
+    a reduction's result goes through ``epi`` (its input ``epi_slot`` reads it, the others are
+    ``others``) before the stores: program output q is stored into each slot of ``outs[q]``."""
+    kind: str
+    label: str
+    shape: tuple
+    ins: list[Slot]
+    outs: list[list[Slot]]
+    prog: Composite | None = None
+    op: str = ""
+    axes: tuple = ()
+    keepdims: bool = False
+    xshape: tuple = ()
+    epi: Composite | None = None
+    epi_slot: int = 0
+    others: list[Slot] = field(default_factory=list)
+    acc: np.dtype | None = None
+    acc_slot: Slot | None = None  # a reduction's accumulators (the output's shape), where a form needs them
+
+    def reads(self) -> set[str]:
+        return {s.key for s in self.ins + self.others if s.ptr}
+
+    def writes(self) -> set[str]:
+        return {s.key for dests in self.outs for s in dests} | ({self.acc_slot.key} if self.acc_slot else set())
+
+    def work(self) -> int:
+        """Element operations per step (the size rule of loop_kernel.py)."""
+        inner = math.prod(self.xshape[a] for a in self.axes) if self.kind == "reduce" else 1
+        return max(1, math.prod(self.shape)) * max(1, inner)
+
+
+def _core_kind(op: Any, inputs: list) -> str | None:
+    if isinstance(op, CAReduce):
+        return "reduce" if op.scalar_op in REDUCERS else None
+    if isinstance(op, ReduceOf):
+        return "reduce" if op.reduce.scalar_op in REDUCERS and not op.program.reads_index else None
+    if isinstance(op, (Dot, MatMul)):
+        ok = all(v.type.ndim in (1, 2) and _tt(v).dtype != "bool" for v in inputs)
+        return "dot" if ok else None
+    return None
+
+
+def node_kind(node: Apply) -> str | None:
+    """How the one-kernel loop runs ``node`` ('elemwise', 'reduce', 'dot', 'epilogue', 'view',
+    'meta'), or None when it cannot."""
+    op = node.op
+    if isinstance(op, (Elemwise, Composite)):
+        prog, _ = program_and_inputs(node)
+        return None if prog.reads_index else "elemwise"
+    if isinstance(op, Epilogue):
+        core = op.core.make_node(*node.inputs[:op.n_core])
+        return "epilogue" if _core_kind(op.core, core.inputs) and not op.program.reads_index else None
+    if isinstance(op, DimShuffle):
+        return "view"
+    if isinstance(op, (ReducedSize, Shape_i)):
+        return "meta"
+    return _core_kind(op, node.inputs)
+
+
+def unsupported(op: Scan, fp64: bool) -> str | None:
+    """Why ``op``'s body cannot run as one kernel (None: it can, when its shapes are small enough)."""
+    if op.until:
+        return "a while loop (until) reads its condition on the host"
+    body = op.body
+    for v in list(body.inputs) + [v for n in body.nodes for v in n.inputs + n.outputs]:
+        dtype = getattr(v.type, "dtype", None)
+        if dtype is None or not ks.supported_dtype(dtype) or (dtype == "float64" and not fp64):
+            return f"a value of type {v.type}"
+    for node in body.nodes:
+        if node_kind(node) is None:
+            return f"{node.op} has no one-kernel form"
+    return None
+
+
+class LoopPlan:
+    """The steps and slots of ``op``'s body for inputs (sequences, initial carries, constants)
+    of these shapes; Decline when they do not fit (the call then runs step by step)."""
+
+    def __init__(self, op: Scan, shapes: list[tuple]):
+        self.op = op
+        ns, nc = op.n_seqs, op.n_carries
+        self.seq_rows = [tuple(s[1:]) for s in shapes[:ns]]
+        self.carry_shapes = [tuple(s) for s in shapes[ns:ns + nc]]
+        self.const_shapes = [tuple(s) for s in shapes[ns + nc:]]
+        self.dtypes = [np.dtype(_tt(v).dtype) for v in op.body.inputs]
+        self.scratch: dict[str, int] = {}  # C type -> elements
+        self.body_constants: list[np.ndarray] = []
+        self.steps: list[Step] = []
+        self.y_rows: list[tuple] = []
+        self.slots: dict[Variable, Slot] = {}
+        self._bind_inputs()
+        self._dests = self._destinations()
+        self._made: dict[Variable, list[Slot]] = {}
+        for node in op.body.nodes:
+            self._node(node)
+        self._copies()
+
+    # --- inputs and destinations ------------------------------------------------------------------
+    def _bind_inputs(self) -> None:
+        inputs = self.op.body.inputs
+        named = [(f"row{k}", s) for k, s in enumerate(self.seq_rows)]
+        named += [(f"cur{j}", s) for j, s in enumerate(self.carry_shapes)]
+        named += [(f"cst{j}", s) for j, s in enumerate(self.const_shapes)]
+        for v, (ptr, shape), dt in zip(inputs, named, self.dtypes):
+            want = _tt(v).shape
+            if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape)):
+                raise Decline(f"input {v} has shape {shape}, its type says {v.type}")
+            self.slots[v] = Slot(ptr, shape, c_strides(shape), dt, ptr)
+
+    def _destinations(self) -> dict[Variable, list[tuple[str, int]]]:
+        """For each body output variable: where its value goes ('nxt', j), ('trr', j), ('yr', k)."""
+        op, outs = self.op, self.op.body.outputs
+        dests: dict[Variable, list[tuple[str, int]]] = {}
+        for j in range(op.n_carries):
+            dests.setdefault(outs[j], []).append(("nxt", j))
+            if op.traced[j]:
+                dests[outs[j]].append(("trr", j))
+        for k in range(op.n_ys):
+            dests.setdefault(outs[op.n_carries + k], []).append(("yr", k))
+        self.y_rows = [()] * op.n_ys
+        return dests
+
+    def _dest_slots(self, v: Variable, shape: tuple) -> list[Slot]:
+        dt = np.dtype(_tt(v).dtype)
+        slots = []
+        for kind, j in self._dests.get(v, ()):
+            if kind == "yr":
+                self.y_rows[j] = shape
+            elif shape != self.carry_shapes[j] or dt != self.dtypes[self.op.n_seqs + j]:
+                raise Decline(f"carry {j} changes from {self.carry_shapes[j]} to {shape}")
+            slots.append(Slot(f"{kind}{j}", shape, c_strides(shape), dt, f"{kind}{j}"))
+        return slots
+
+    def _output(self, v: Variable, shape: tuple) -> list[Slot]:
+        """Where a computed value is stored: its destinations, else a scratch region."""
+        want = _tt(v).shape
+        if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape)):
+            raise Decline(f"{v} would have shape {shape}, its type says {v.type}")
+        slots = self._dest_slots(v, shape) or [self._scratch(np.dtype(_tt(v).dtype), shape)]
+        self.slots[v] = slots[0]
+        self._made[v] = slots
+        return slots
+
+    def _scratch(self, dtype: np.dtype, shape: tuple) -> Slot:
+        """A new contiguous region of the scratch buffer of ``dtype``'s C type."""
+        ct = ks.ctype(dtype)
+        off = self.scratch.get(ct, 0)
+        self.scratch[ct] = off + max(1, math.prod(shape))
+        ptr = f"(s_{ct.replace(' ', '_')} + {off})"
+        return Slot(ptr, shape, c_strides(shape), np.dtype(dtype), ptr)
+
+    def slot(self, v: Variable) -> Slot:
+        """The slot of a value read by a step (a 0-d constant becomes a literal)."""
+        if v in self.slots:
+            return self.slots[v]
+        if isinstance(v, Constant):
+            data = np.asarray(v.data)
+            dt = np.dtype(_tt(v).dtype)
+            if data.ndim == 0:
+                s = Slot("", (), (), dt, "", ks.literal(data.item(), dt))
+            else:
+                m = len(self.body_constants)
+                self.body_constants.append(np.ascontiguousarray(data, dtype=dt))
+                s = Slot(f"bc{m}", data.shape, c_strides(data.shape), dt, f"bc{m}")
+            self.slots[v] = s
+            return s
+        raise Decline(f"{v} is read before it is computed")
+
+    # --- body nodes ----------------------------------------------------------------------------
+    def _node(self, node: Apply) -> None:
+        kind = node_kind(node)
+        label = comment(str(node.op))
+        if kind == "elemwise":
+            prog, bound = program_and_inputs(node)
+            self._elemwise(prog, [self.slot(v) for v in bound], node.outputs, label)
+        elif kind == "view":
+            self._view(node)
+        elif kind == "meta":
+            self._meta(node)
+        elif kind == "epilogue":
+            op = node.op
+            assert isinstance(op, Epilogue)
+            core, _ = op.parts(node.inputs)
+            others = [self.slot(v) for v in node.inputs[op.n_core:]]
+            self._core(core, label, node.outputs, (op.program, op.slot, others))
+        elif kind in ("reduce", "dot"):
+            out = node.outputs[0]
+            self._core(node, label, [out], (Composite.identity(_tt(out).dtype), 0, []))
+        else:
+            raise Decline(f"{node.op} has no one-kernel form")
+
+    def _elemwise(self, prog: Composite, ins: list[Slot], outputs: list, label: str) -> None:
+        """An elementwise program over its inputs broadcast together; an output that reads only
+        some inputs has their broadcast shape (stored once per element of it)."""
+        shape = _broadcast([s.shape for s in ins], label)
+        outs = [self._output(v, _broadcast([ins[k].shape for k in sorted(deps)], label))
+                for v, deps in zip(outputs, prog.output_deps)]
+        self.steps.append(Step("elemwise", label, shape, ins, outs, prog=prog))
+
+    def _view(self, node: Apply) -> None:
+        op = node.op
+        assert isinstance(op, DimShuffle)
+        src = self.slot(node.inputs[0])
+        shape, strides = [], []
+        for o in op.new_order:
+            shape.append(1 if o == "x" else src.shape[o])
+            strides.append(0 if o == "x" else src.strides[o])
+        self.slots[node.outputs[0]] = Slot(src.ptr, tuple(shape), tuple(strides), src.dtype, src.key, src.literal)
+
+    def _meta(self, node: Apply) -> None:
+        shapes = [self.slot(v).shape for v in node.inputs]
+        op = node.op
+        if isinstance(op, Shape_i):
+            value = shapes[0][op.i]
+        else:
+            assert isinstance(op, ReducedSize)
+            full = np.broadcast_shapes(*shapes)
+            value = math.prod(full[a] for a in op.axis)
+        dt = np.dtype(_tt(node.outputs[0]).dtype)
+        self.slots[node.outputs[0]] = Slot("", (), (), dt, "", ks.literal(value, dt))
+
+    def _core(self, core: Apply, label: str, outputs: list, epi: tuple) -> None:
+        """A reduction or product with its elementwise program ``epi`` = (program, slot, others)."""
+        prog, epi_slot, others = epi
+        result = core.outputs[0]
+        acc = np.dtype(_tt(result).dtype)
+        if isinstance(core.op, (Dot, MatMul)):
+            step = self._product(core, label, acc)
+        else:
+            if isinstance(core.op, ReduceOf):
+                value, red = core.op.program, core.op.reduce
+                ins = [self.slot(v) for v in core.inputs]
+            else:
+                red = core.op_as(CAReduce)
+                value, ins = Composite.identity(_tt(core.inputs[0]).dtype), [self.slot(core.inputs[0])]
+            xshape = _broadcast([s.shape for s in ins], label)
+            axes = tuple(sorted(red.axis))
+            if red.scalar_op in ("maximum", "minimum") and any(xshape[a] == 0 for a in axes):
+                raise Decline("a maximum or minimum over no elements")
+            step = Step("reduce", label, _reduced(xshape, axes, red.keepdims), ins, [], prog=value,
+                        op=red.scalar_op, axes=axes, keepdims=red.keepdims, xshape=xshape, acc=acc)
+        shape = step.shape
+        step.acc_slot = self._scratch(acc, shape)
+        for s in others:
+            if _broadcast([s.shape, shape], label) != shape:
+                raise Decline(f"{label}: an epilogue input of shape {s.shape} broadcasts the result {shape}")
+        step.epi, step.epi_slot, step.others = prog, epi_slot, others
+        step.outs = [self._output(v, shape) for v in outputs]
+        self.steps.append(step)
+
+    def _product(self, core: Apply, label: str, acc: np.dtype) -> Step:
+        """``a @ b`` as the sum over k of ``a[.., k] * b[k, ..]``: a reduction over the middle axis
+        of the space (a's leading axes, k, b's trailing axes), a and b viewed there."""
+        a, b = (self.slot(v) for v in core.inputs)
+        if a.shape[-1] != b.shape[0]:
+            raise Decline(f"{label}: shapes {a.shape} and {b.shape} are not aligned")
+        lead, trail = a.shape[:-1], b.shape[1:]
+        xshape = lead + (a.shape[-1],) + trail
+        av = Slot(a.ptr, a.shape + (1,) * len(trail), a.strides + (0,) * len(trail), a.dtype, a.key, a.literal)
+        bv = Slot(b.ptr, (1,) * len(lead) + b.shape, (0,) * len(lead) + b.strides, b.dtype, b.key, b.literal)
+        mul = Composite([a.dtype.name, b.dtype.name], [("mul", (("i", 0), ("i", 1)))], [("s", 0)])
+        return Step("reduce", label, lead + trail, [av, bv], [], prog=mul, op="add", axes=(len(lead),),
+                    xshape=xshape, acc=acc)
+
+    def _copies(self) -> None:
+        """Body outputs that no step stored where they go (inputs, views, literals, constants):
+        copied there, after everything else."""
+        for v in dict.fromkeys(self.op.body.outputs):
+            if v in self._made:
+                continue
+            src = self.slot(v)
+            dests = self._dest_slots(v, src.shape)
+            if src.dtype != np.dtype(_tt(v).dtype):
+                raise Decline(f"{v} changes dtype")
+            self.steps.append(Step("elemwise", "copy", src.shape, [src], [dests],
+                                   prog=Composite.identity(src.dtype.name)))
+
+    # --- sizes ---------------------------------------------------------------------------------
+    def work(self) -> int:
+        """Element operations of one step."""
+        return sum(s.work() for s in self.steps)
+
+    def arguments(self) -> int:
+        """The kernel's arguments (loop_source.Source.params)."""
+        op = self.op
+        return (1 + 2 * op.n_seqs + 4 * op.n_carries + 2 * op.n_consts + len(self.body_constants) + sum(op.traced)
+                + op.n_ys + len(self.scratch))
+
+    def state_bytes(self) -> int:
+        """Bytes one step touches: carries (twice), rows, constants, scratch."""
+        def nbytes(shapes: list, dtypes: list) -> int:
+            return sum(math.prod(s) * d.itemsize for s, d in zip(shapes, dtypes))
+        ns, nc = self.op.n_seqs, self.op.n_carries
+        total = nbytes(self.seq_rows, self.dtypes[:ns]) + 2 * nbytes(self.carry_shapes, self.dtypes[ns:ns + nc])
+        total += nbytes(self.const_shapes, self.dtypes[ns + nc:])
+        return total + sum(n * 8 for n in self.scratch.values())
+
+
+def _broadcast(shapes: list[tuple], label: str) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+    except ValueError:
+        raise Decline(f"{label}: shapes {shapes} do not broadcast") from None
+
+
+def _tt(v: Variable) -> TensorType:
+    """A body value's tensor type (sg.scan checks that every value a loop reads or writes is a tensor)."""
+    return cast(TensorType, v.type)
+
+
+def comment(text: str) -> str:
+    """``text`` fit for a C comment: printable ASCII, no comment delimiters, at most 100 characters."""
+    text = text.replace("\u2192", "->")
+    text = "".join(c if " " <= c <= "~" else "?" for c in text).replace("*/", "* /").replace("/*", "/ *")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _reduced(xshape: tuple, axes: tuple, keepdims: bool) -> tuple:
+    if keepdims:
+        return tuple(1 if d in axes else n for d, n in enumerate(xshape))
+    return tuple(n for d, n in enumerate(xshape) if d not in axes)
+
+
+__all__ = ["Decline", "LoopPlan", "Slot", "Step", "node_kind", "unsupported"]

@@ -1,0 +1,216 @@
+"""OpenCL C for the one-kernel loop (issue 15, build item 6): a LoopPlan (backends/opencl/loop_plan.py)
+printed as one kernel that runs every step of a loop in one work-group::
+
+    for (long t = 0; t < n; t++) {
+        <row t of each sequence, the current and next buffer of each carry, trace and output rows>
+        barrier(...);                       /* the last step is done: its next carries are current */
+        for (long e = <this work-item's share>) { <step 1: an elementwise program, per element> }
+        barrier(...);                       /* only where a step reads what an earlier one wrote */
+        for (long o = ...) { <step 2: a reduction or product per output element, its epilogue> }
+        ...
+    }
+
+Carries are double-buffered: step t reads ``cur`` (the initial values at t = 0) and writes ``nxt``,
+which the next step reads. Elementwise code is the Composite program printed by
+``kernels_elemwise.program_lines`` (the one program format), as every other kernel prints it.
+Work-items take contiguous chunks of each step's elements on CPU devices and interleaved
+elements on GPUs (coalesced loads); a work-group of one item (CPU devices by default) runs the
+loop nests of loop_nest.py instead, with no barrier.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl import loop_nest
+from symgraph.backends.opencl.kernels_elemwise import preamble, program_dtypes, program_lines
+from symgraph.backends.opencl.kernels_reduce import _OPS, _combine
+from symgraph.backends.opencl.loop_plan import LoopPlan, Slot, Step
+from symgraph.tensor.composite import Composite
+
+BARRIER = "barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);"
+
+
+def _spread(var: str, n: int, local: int, chunked: bool) -> str:
+    """The loop header giving this work-item its share of ``n`` elements."""
+    if local == 1:
+        return f"for (long {var} = 0; {var} < {n}; {var}++)"
+    if chunked:
+        c = -(-n // local)
+        return f"for (long {var} = lid * {c}, {var}_end = min((long){n}, (lid + 1) * {c}); {var} < {var}_end; {var}++)"
+    return f"for (long {var} = lid; {var} < {n}; {var} += {local})"
+
+
+def _digits(var: str, prefix: str, shape: tuple) -> list[str]:
+    """Per-axis indices ``{prefix}{d}`` of flat index ``var`` over ``shape`` (C order)."""
+    lines = []
+    for d, n in enumerate(shape):
+        inner = int(np.prod(shape[d + 1:], dtype=np.int64))
+        q = var if inner == 1 else f"({var} / {inner})"
+        lines.append(f"const long {prefix}{d} = {q if d == 0 else f'{q} % {n}'};")
+    return lines
+
+
+def _at(slot: Slot, shape: tuple, idx: list[str], flat: str | None) -> str:
+    """``slot``'s element at index ``idx`` of a space of ``shape`` (slot right-aligned, broadcast)."""
+    if not slot.ptr:
+        return slot.literal
+    if flat is not None and slot.shape == shape and slot.contiguous():
+        return f"{slot.ptr}[{flat}]"
+    pad = len(shape) - len(slot.shape)
+    terms = [idx[pad + d] if st == 1 else f"{idx[pad + d]} * {st}"
+             for d, (n, st) in enumerate(zip(slot.shape, slot.strides)) if n != 1 and st != 0]
+    return f"{slot.ptr}[{' + '.join(terms) or '0'}]"
+
+
+def _used(lines: list[str], body: list[str]) -> list[str]:
+    """The index lines whose names ``body`` uses."""
+    text = "\n".join(body)
+    return [ln for ln in lines if re.search(r"\b" + ln.split()[2] + r"\b", text)]
+
+
+class Source:
+    """Prints one LoopPlan; ``needed`` collects the helper functions the programs call."""
+
+    def __init__(self, plan: LoopPlan, local: int, chunked: bool):
+        self.plan, self.local, self.chunked = plan, local, chunked
+        self.needed: set[str] = set()
+        self.dtypes: set[np.dtype] = set(plan.dtypes)
+
+    def program(self, prog: Composite, loads: list[str]) -> tuple[list[str], list[str]]:
+        lines, outs, needed = program_lines(prog, list(loads))
+        self.needed |= needed
+        self.dtypes |= program_dtypes(prog)
+        return lines, outs
+
+    def _stores(self, step: Step, outs: list[str], shape: tuple, idx: list[str], flat: str) -> list[str]:
+        return [f"{_at(d, shape, idx, flat)} = {o};" for q, o in enumerate(outs) for d in step.outs[q]]
+
+    def elemwise(self, step: Step) -> list[str]:
+        shape = step.shape
+        idx = [f"i{d}" for d in range(len(shape))]
+        assert step.prog is not None
+        lines, outs = self.program(step.prog, [_at(s, shape, idx, "e") for s in step.ins])
+        body = lines + self._stores(step, outs, shape, idx, "e")
+        body = _used(_digits("e", "i", shape), body) + body
+        head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
+        return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in body] + ["}"]
+
+    def _epilogue(self, step: Step, result: str) -> list[str]:
+        """The epilogue program on ``result`` at output element ``o`` (indices ``q*``), then the stores."""
+        shape = step.shape
+        q = [f"q{d}" for d in range(len(shape))]
+        assert step.epi is not None
+        loads = [_at(s, shape, q, "o") for s in step.others]
+        loads.insert(step.epi_slot, result)
+        lines, outs = self.program(step.epi, loads)
+        return lines + self._stores(step, outs, shape, q, "o")
+
+    def reduce(self, step: Step) -> list[str]:
+        xshape, axes, acc = step.xshape, step.axes, np.dtype(step.acc)
+        kept = [d for d in range(len(xshape)) if d not in axes]
+        out_axis = {d: (d if step.keepdims else kept.index(d)) for d in kept}
+        idx = [f"r{axes.index(d)}" if d in axes else f"q{out_axis[d]}" for d in range(len(xshape))]
+        assert step.prog is not None
+        lines, (value,) = self.program(step.prog, [_at(s, xshape, idx, None) for s in step.ins])
+        in_dt = np.dtype(step.prog.out_dtypes[0])
+        serial, _, ident, final, helpers = _combine(_OPS[step.op], False, acc, acc)
+        self.needed |= helpers
+        A = ks.ctype(acc)
+        conv = "(xv != 0)" if acc.kind == "b" and in_dt.kind != "b" else f"(({A})xv)" if acc != in_dt else "xv"
+        n_red = int(np.prod([xshape[d] for d in axes], dtype=np.int64))
+        inner = _digits("j", "r", tuple(xshape[d] for d in axes)) + lines
+        inner += [f"const {ks.ctype(in_dt)} xv = {value};", f"const {A} v = {conv};"] + serial
+        tail = self._epilogue(step, final)
+        head = [f"{A} a = {ident};", f"for (long j = 0; j < {n_red}; j++) {{"] + ["    " + ln for ln in inner] + ["}"]
+        body = _used(_digits("o", "q", step.shape), head + tail) + head + tail
+        return self._outer(step, body)
+
+    def _outer(self, step: Step, body: list[str]) -> list[str]:
+        n = int(np.prod(step.shape, dtype=np.int64))
+        return [f"{_spread('o', n, self.local, self.chunked)} {{  /* {step.label} */"] + \
+            ["    " + ln for ln in body] + ["}"]
+
+    def steps(self) -> list[str]:
+        """Every step's loop, with a barrier before a step that reads, or overwrites, memory that
+        an earlier step since the last barrier wrote or read, and one first (the previous step's
+        writes: its next carries are this step's current ones). That one stands at the top of the
+        loop's body, not at its end: pocl 3.1's compiler aborts on some loops whose last statement
+        is a barrier. A work-group of one item needs no barrier at all."""
+        if self.local == 1:
+            return [ln for step in self.plan.steps for ln in (
+                loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self))]
+        out: list[str] = [BARRIER]
+        written: set[str] = set()
+        read: set[str] = set()
+        for step in self.plan.steps:
+            reads, writes = step.reads(), step.writes()
+            if reads & written or writes & (written | read):
+                out.append(BARRIER)
+                written, read = set(), set()
+            out += self.elemwise(step) if step.kind == "elemwise" else self.reduce(step)
+            written |= writes
+            read |= reads
+        return out
+
+    # --- the kernel around the steps ------------------------------------------------------------
+    def params(self) -> list[str]:
+        plan, op = self.plan, self.plan.op
+        ns, nc = op.n_seqs, op.n_carries
+        ct = [ks.ctype(d) for d in plan.dtypes]
+        ps = ["const long n"]
+        ps += [f"__global const {ct[k]} *sq{k}, const long sq{k}_off" for k in range(ns)]
+        ps += [f"__global const {ct[ns + j]} *in{j}, const long in{j}_off, __global {ct[ns + j]} *ca{j}, "
+               f"__global {ct[ns + j]} *cb{j}" for j in range(nc)]
+        ps += [f"__global const {ct[k]} *kp{k - ns - nc}, const long kp{k - ns - nc}_off"
+               for k in range(ns + nc, len(ct))]
+        ps += [f"__global const {ks.ctype(c.dtype)} *bc{m}" for m, c in enumerate(plan.body_constants)]
+        ps += [f"__global {ct[ns + j]} *tr{j}" for j in range(nc) if op.traced[j]]
+        ys = op.body.outputs[nc:nc + op.n_ys]
+        ps += [f"__global {ks.ctype(v.type.dtype)} *y{k}" for k, v in enumerate(ys)]
+        ps += [f"__global {c} *s_{c.replace(' ', '_')}" for c in plan.scratch]
+        return ps
+
+    def rows(self) -> list[str]:
+        """The pointers of step t: sequence rows, carries' current and next buffers, trace and output rows."""
+        plan, op = self.plan, self.plan.op
+        ns, nc = op.n_seqs, op.n_carries
+        ct = [ks.ctype(d) for d in plan.dtypes]
+        lines = [f"__global const {ct[k]} *row{k} = sq{k} + sq{k}_off + t * {int(np.prod(row, dtype=np.int64))};"
+                 for k, row in enumerate(plan.seq_rows)]
+        for j, shape in enumerate(plan.carry_shapes):
+            c = ct[ns + j]
+            lines.append(f"__global const {c} *cur{j} = t == 0 ? in{j} + in{j}_off : "
+                         f"(t & 1) ? (__global const {c} *)cb{j} : (__global const {c} *)ca{j};")
+            lines.append(f"__global {c} *nxt{j} = (t & 1) ? ca{j} : cb{j};")
+            if op.traced[j]:
+                lines.append(f"__global {c} *trr{j} = tr{j} + t * {int(np.prod(shape, dtype=np.int64))};")
+        ys = op.body.outputs[nc:nc + op.n_ys]
+        for k, (v, row) in enumerate(zip(ys, plan.y_rows)):
+            lines.append(f"__global {ks.ctype(v.type.dtype)} *yr{k} = y{k} + t * {int(np.prod(row, dtype=np.int64))};")
+        return lines
+
+    def kernel(self, name: str) -> str:
+        steps = self.steps()
+        consts = [f"__global const {ks.ctype(self.plan.dtypes[self.plan.op.n_seqs + self.plan.op.n_carries + k])} "
+                  f"*cst{k} = kp{k} + kp{k}_off;" for k in range(len(self.plan.const_shapes))]
+        body = ["const long lid = get_local_id(0);"] + consts + ["for (long t = 0; t < n; t++) {"]
+        body += ["    " + ln for ln in self.rows() + steps] + ["}"]
+        attr = f"__attribute__((reqd_work_group_size({self.local}, 1, 1)))\n"
+        head = preamble(self.dtypes | {np.dtype(d) for d in _step_dtypes(self.plan)}, self.needed)
+        return (f"{head}__kernel {attr}void {name}(\n        " + ",\n        ".join(self.params())
+                + ")\n{\n" + "".join(f"    {ln}\n" for ln in body) + "}\n")
+
+
+def _step_dtypes(plan: LoopPlan) -> set:
+    return {s.dtype for step in plan.steps for s in step.ins + step.others + [d for ds in step.outs for d in ds]}
+
+
+def kernel_source(name: str, plan: LoopPlan, local: int, chunked: bool) -> str:
+    """The one kernel running every step of ``plan``'s loop in a work-group of ``local`` items."""
+    return Source(plan, local, chunked).kernel(name)
+
+
+__all__ = ["kernel_source", "BARRIER"]
