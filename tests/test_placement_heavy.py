@@ -168,3 +168,26 @@ def test_sizes_computed_from_known_shapes_are_known_to_placement():
     shapes = concrete_shapes(graph.toposort(), {x: (5, 3), k: ()})
     assert shapes[graph.outputs[0]] == (4, 3) and shapes[graph.outputs[1]] == (3, 4)
     assert graph.outputs[2] not in shapes
+
+
+def _dense_body(w):
+    return lambda c: T.tanh(T.dot(c, w) + 1)
+
+
+def test_a_loop_whose_products_blas_does_faster_is_not_one_kernel(calibrate):
+    """Under 'auto' a long loop runs as one kernel when its launch pays (the step count against
+    numpy calls), unless the products in its body cost more as kernel work than in BLAS (the
+    calibrated rates, at the sizes known): then its body is placed by cost, the products on the
+    host."""
+    calibrate(FIXED)
+    for size, one_kernel in ((64, False), (2, True)):
+        xv = np.linspace(-1, 1, 4 * size, dtype="f").reshape(4, size)
+        x, w = sg.shared(xv, "x"), sg.shared(np.full((size, size), 0.01, "f"), "w")
+        out, _ = sg.scan(_dense_body(w), outputs_info=[x], n_steps=200)
+        f = sg.function([], out[-1], backend="opencl", placement="auto")
+        want = xv
+        for _ in range(200):
+            want = np.tanh(want @ w.get_value() + 1)
+        np.testing.assert_allclose(f(), want, rtol=1e-4, atol=1e-5)
+        loops = [k for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = 0; t < n; t++)" in v]
+        assert bool(loops) == one_kernel, (size, list(f.kernels))

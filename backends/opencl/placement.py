@@ -360,7 +360,26 @@ def one_kernel_loop(node: Apply, shapes: dict[Variable, tuple], cal: Calibration
         lengths.append(int(np.asarray(n.data)))
     if not lengths:
         return False  # unknown until called: placed like any loop
-    return min(lengths) * len(op.body.nodes) * cal.call_us >= cal.launch_us
+    pays = min(lengths) * len(op.body.nodes) * cal.call_us >= cal.launch_us
+    return pays and not _products_want_host(node, shapes, cal)
+
+
+def _products_want_host(node: Apply, shapes: dict[Variable, tuple], cal: Calibration) -> bool:
+    """True when the products and convolutions of a loop's body cost more per step as the
+    kernel computes them (their flops at the kernel's calibrated rate, with no launch) than on
+    the host (BLAS or numpy's convolution, each call included): then the loop is not worth one
+    kernel (W7's 32x128x128 products: about 8 us each in BLAS, 240 as kernel work)."""
+    body = cast(Scan, node.op).body.fgraph()
+    known = inner_input_shapes(node, shapes).get("body", {})
+    inner = concrete_shapes(body.toposort(), known)
+    host = device = 0.0
+    for n in body.toposort():
+        both, flops = hc.costs(n, inner, cal), hc.flops(n, inner) if hc.kind(n) in ("product", "conv") else None
+        if both is None or flops is None:
+            continue
+        rate = cal.gemm_gflops if hc.kind(n) == "product" else cal.conv_device_gflops
+        host, device = host + both[0], device + flops / max(rate, 1e-9) * 1e-3
+    return host < device
 
 
 def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, dict[Variable, tuple]]:
