@@ -365,20 +365,27 @@ def one_kernel_loop(node: Apply, shapes: dict[Variable, tuple], cal: Calibration
 
 
 def _products_want_host(node: Apply, shapes: dict[Variable, tuple], cal: Calibration) -> bool:
-    """True when the products and convolutions of a loop's body cost more per step as the
-    kernel computes them (their flops at the kernel's calibrated rate, with no launch) than on
-    the host (BLAS or numpy's convolution, each call included): then the loop is not worth one
-    kernel (W7's 32x128x128 products: about 8 us each in BLAS, 240 as kernel work)."""
+    """True when a loop's body, at the sizes known, costs less per step as numpy calls on the
+    host than as one kernel's work: its products and convolutions at BLAS's or numpy's rate
+    (each call included) against the kernel's calibrated rate, its other nodes as numpy calls
+    against the per-element device cost, launches left out (one launch runs every step). W7's
+    body (32x128x128 products): about 70 us on the host, 730 as kernel work; W2's (200x1x60
+    products among 40 small elementwise nodes): about 55 against 31."""
     body = cast(Scan, node.op).body.fgraph()
     known = inner_input_shapes(node, shapes).get("body", {})
     inner = concrete_shapes(body.toposort(), known)
     host = device = 0.0
     for n in body.toposort():
-        both, flops = hc.costs(n, inner, cal), hc.flops(n, inner) if hc.kind(n) in ("product", "conv") else None
-        if both is None or flops is None:
+        both = hc.costs(n, inner, cal)
+        flops = hc.flops(n, inner) if hc.kind(n) in ("product", "conv") else None
+        if both is not None and flops is not None:
+            rate = cal.gemm_gflops if hc.kind(n) == "product" else cal.conv_device_gflops
+            host, device = host + both[0], device + flops / max(rate, 1e-9) * 1e-3
             continue
-        rate = cal.gemm_gflops if hc.kind(n) == "product" else cal.conv_device_gflops
-        host, device = host + both[0], device + flops / max(rate, 1e-9) * 1e-3
+        w = None if n.op.view_map or isinstance(n.op, _METADATA) else work(n, inner)
+        if w is not None:
+            host += w[1] * (cal.call_us + w[0] * cal.host_ns * 1e-3)
+            device += w[1] * w[0] * cal.device_ns * 1e-3
     return host < device
 
 
