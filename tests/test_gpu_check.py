@@ -30,8 +30,8 @@ def test_pick_device_prefers_the_largest_gpu_and_takes_a_cpu_only_when_allowed()
 
 
 def test_without_a_gpu_the_check_says_so_writes_the_listing_and_exits_3(monkeypatch, tmp_path, capsys):
-    from symgraph.backends.opencl import runtime
-    monkeypatch.setattr(runtime, "_devices", lambda: [(_info("CPU", 2), None)])
+    from symgraph.backends.opencl import devices
+    monkeypatch.setattr(devices, "_devices", lambda: [(_info("CPU", 2), None)])
     out = tmp_path / "gpu.json"
     assert gc.main(["--no-install", "--json", str(out)]) == gc.NO_GPU == 3
     said = capsys.readouterr().out
