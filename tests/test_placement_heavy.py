@@ -191,3 +191,23 @@ def test_a_loop_whose_products_blas_does_faster_is_not_one_kernel(calibrate):
         np.testing.assert_allclose(f(), want, rtol=1e-4, atol=1e-5)
         loops = [k for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = 0; t < n; t++)" in v]
         assert bool(loops) == one_kernel, (size, list(f.kernels))
+
+
+def test_the_rates_are_measured_only_for_graphs_with_products(calibrate, monkeypatch):
+    """A first OpenCL function without products or convolutions measures no rates (about 2 s of
+    kernel builds and timing on pocl); the first with a product measures them once, into the cache."""
+    elementwise_only = {k: v for k, v in FIXED.items() if k not in hc.RATE_FIELDS}
+    calibrate(elementwise_only)
+    measured = []
+    monkeypatch.setattr(hc, "measure_rates", lambda rt: measured.append(1) or {k: FIXED[k] for k in hc.RATE_FIELDS})
+    x = T.fmatrix("x")
+    sg.function([x], T.tanh(x) * 2, backend="opencl", placement="auto")
+    assert measured == [] and not pl.calibration(get_runtime()).has_rates
+    w = T.fmatrix("w")
+    sg.function([x, w], T.dot(x, w) + 1, backend="opencl", placement="auto")
+    sg.function([x, w], T.dot(w, x), backend="opencl", placement="auto")
+    assert measured == [1] and pl.calibration(get_runtime()).has_rates
+    pl.forget()
+    assert pl.calibration(get_runtime()).has_rates  # read back from the cache file
+    with pytest.raises(RuntimeError, match="rates"):
+        hc.rate_side(T.dot(x, w).owner, pl.Calibration(device="d", **elementwise_only))

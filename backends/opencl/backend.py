@@ -448,6 +448,8 @@ def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:
 
     def build(graph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> OpenCLFunction:
         return link(graph, spec, OpenCLBackend(rt, mode, input_shapes), OpenCLFunction)
-    if mode == "auto" and pl.undecided(fgraph, pl.known_shapes(fgraph, {}), pl.calibration(rt)):
-        return SizePlaced(fgraph, spec, rt, pl.calibration(rt), build)  # placed per call, by sizes
+    if mode == "auto":  # measured once per device; the rates only for graphs with products or convolutions
+        cal = pl.calibration(rt, rates=pl.needs_rates(fgraph))
+        if pl.undecided(fgraph, pl.known_shapes(fgraph, {}), cal):
+            return SizePlaced(fgraph, spec, rt, cal, build)  # placed per call, by sizes
     return build(fgraph, {})

@@ -149,6 +149,7 @@ def costs(node: Apply, shapes: dict[Variable, tuple], cal: Rates) -> tuple[float
     f = flops(node, shapes)
     if f is None:
         return None
+    _check_rates(cal)
     if what == "product":
         host, device = _line(cal.blas_us, cal.blas_gflops, f), _line(cal.gemm_us, cal.gemm_gflops, f)
     else:
@@ -160,6 +161,14 @@ def costs(node: Apply, shapes: dict[Variable, tuple], cal: Rates) -> tuple[float
         if what == "conv":  # one more kernel; a product's epilogue runs in its store
             device += cal.launch_us + steps * n * cal.device_ns * 1e-3
     return host, device
+
+
+def _check_rates(cal: Rates) -> None:
+    """Refuse a calibration whose rates were not measured (nan): every comparison with them would
+    be False, silently placing products and convolutions on the device."""
+    if math.isnan(cal.blas_gflops) or math.isnan(cal.conv_host_gflops):
+        raise RuntimeError("placing a product or convolution needs the calibration's rates: "
+                           "placement.calibration(rt, rates=True) measures them")
 
 
 def host_saving_us(node: Apply, shapes: dict[Variable, tuple], cal: Rates) -> float | None:
@@ -174,6 +183,8 @@ def rate_side(node: Apply, cal: Rates) -> str | None:
     'device'), which is the cheaper one for large work, the reason such nodes exist; None for
     other nodes (a pooling of unknown size waits for its size, as elementwise nodes do)."""
     what = kind(node)
+    if what in ("product", "conv"):
+        _check_rates(cal)
     if what == "product":
         return "host" if cal.blas_gflops >= cal.gemm_gflops else "device"
     if what == "conv":

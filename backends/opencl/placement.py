@@ -15,11 +15,12 @@ only), 'auto' (the default) decides by size.
 """
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -61,15 +62,20 @@ class Calibration:
     device_ns: float
     call_us: float
     host_ns: float
-    blas_us: float
-    blas_gflops: float
-    gemm_us: float
-    gemm_gflops: float
-    conv_host_us: float
-    conv_host_gflops: float
-    conv_device_us: float
-    conv_device_gflops: float
+    blas_us: float = math.nan  # nan: the rates are not measured yet (see ``calibration``)
+    blas_gflops: float = math.nan
+    gemm_us: float = math.nan
+    gemm_gflops: float = math.nan
+    conv_host_us: float = math.nan
+    conv_host_gflops: float = math.nan
+    conv_device_us: float = math.nan
+    conv_device_gflops: float = math.nan
     version: int = CALIBRATION_VERSION
+
+    @property
+    def has_rates(self) -> bool:
+        """True when the products' and convolutions' rates are measured."""
+        return not any(math.isnan(getattr(self, f)) for f in hc.RATE_FIELDS)
 
     def host_is_cheaper(self, elements: int, steps: int) -> bool:
         """True when ``steps`` numpy calls over ``elements`` values cost less than one kernel launch
@@ -103,28 +109,47 @@ def device_key(rt: Runtime) -> str:
 _MEMO: dict[str, Calibration] = {}
 
 
-def calibration(rt: Runtime) -> Calibration:
-    """The device's cost model: read from the cache file, else measured (about a second) and
-    written there. Kept for the process once read."""
+def calibration(rt: Runtime, rates: bool = False) -> Calibration:
+    """The device's cost model: read from the cache file, else measured (about 0.3 s) and written
+    there; kept for the process once read. The products' and convolutions' rates (about 2 s more,
+    kernels to build) are measured only when ``rates`` asks for them (``needs_rates``: a graph
+    that has such a node), once, and added to the cached entry."""
     key = device_key(rt)
-    if key in _MEMO:
-        return _MEMO[key]
-    path = cache_path()
-    entries = read_json(path)
-    entry = entries.get(key)
-    if isinstance(entry, dict) and entry.get("version") == CALIBRATION_VERSION:
-        try:
-            cal = Calibration(**entry)
-        except TypeError:
-            cal = None
-        if cal is not None:
-            _MEMO[key] = cal
-            return cal
-    cal = measure(rt, key)
-    entries[key] = asdict(cal)
-    write_json(path, entries)
+    cal = _MEMO.get(key) or _cached(key)
+    fresh = cal is None
+    if cal is None:
+        cal = measure(rt, key)
+    if rates and not cal.has_rates:
+        cal, fresh = replace(cal, **hc.measure_rates(rt)), True
+    if fresh:
+        entries = read_json(cache_path())
+        entries[key] = asdict(cal)
+        write_json(cache_path(), entries)
     _MEMO[key] = cal
     return cal
+
+
+def _cached(key: str) -> Calibration | None:
+    """The cache file's calibration for ``key`` (None: none, or one of an older measurement)."""
+    entry = read_json(cache_path()).get(key)
+    if not isinstance(entry, dict) or entry.get("version") != CALIBRATION_VERSION:
+        return None
+    try:
+        return Calibration(**entry)
+    except TypeError:
+        return None
+
+
+def needs_rates(fgraph: FunctionGraph) -> bool:
+    """True when ``fgraph`` or an inner graph of its branches and loops has a product or a
+    convolution: its placement reads the calibration's rates."""
+    for node in fgraph.toposort():
+        if hc.kind(node) in ("product", "conv"):
+            return True
+        if _control(node) and any(needs_rates(g.fgraph())
+                                  for g in cast(InnerGraphOp, node.op).inner_graphs.values()):
+            return True
+    return False
 
 
 def forget() -> None:
@@ -148,16 +173,15 @@ _SMALL, _LARGE = 16, (1 << 20) - 4096
 def measure(rt: Runtime, key: str) -> Calibration:
     """Time the 3-step program tanh(x) * 1.5 + 0.5 as one kernel (float16 vectors, as the
     elementwise kernels) and as numpy calls, at 16 and at about 2^20 elements (medians of several runs;
-    kernels launched back to back, as a schedule does); then products and convolutions on each
-    side at two sizes (``heavy_cost.measure_rates``)."""
+    kernels launched back to back, as a schedule does). The products' and convolutions' rates
+    are measured apart, when a graph needs them (``calibration``)."""
     kernel = rt.kernel(_PROGRAM, "sg_calibrate")
     times = {n: _time_both(rt, kernel, n) for n in (_SMALL, _LARGE)}
     (d_small, h_small), (d_large, h_large) = times[_SMALL], times[_LARGE]
     per = 1e9 / (_LARGE - _SMALL)
     return Calibration(device=key, launch_us=d_small * 1e6,
                        device_ns=max(0.0, (d_large - d_small) * per / _STEPS),
-                       call_us=h_small * 1e6 / _STEPS, host_ns=max(0.0, (h_large - h_small) * per / _STEPS),
-                       **hc.measure_rates(rt))
+                       call_us=h_small * 1e6 / _STEPS, host_ns=max(0.0, (h_large - h_small) * per / _STEPS))
 
 
 def _time_both(rt: Runtime, kernel: Any, n: int) -> tuple[float, float]:
