@@ -212,5 +212,34 @@ def w10(variant: str, quick: bool) -> dict:
     return {"ms": 1e3 * D.median_time(call, number, rounds)}
 
 
+def w11(variant: str, quick: bool) -> dict:
+    """ifelse as ``lax.cond`` under jit (the symgraph case's twin, benchmarks/theano_style.w11)."""
+    jax, jnp = _jax()
+    on, off = D.W11_TRUE, D.W11_FALSE
+    if variant == "call":
+        f = jax.jit(lambda c, x: jax.lax.cond(c != 0, lambda v: v + 1, lambda v: v - 1, x))
+        plain = jax.jit(lambda x: x + 1)
+        xv = jax.device_put(np.ones(10, np.float32))
+        assert np.array_equal(np.asarray(f(on, xv)), np.full(10, 2, np.float32))
+        plain(xv).block_until_ready()
+        number = D.W11_QUICK_CALLS if quick else D.W11_CALLS
+        return D.paired_overhead(lambda: f(on, xv).block_until_ready(), lambda: plain(xv).block_until_ready(), number)
+    xv = D.w11_data(variant)
+    scale = np.float32(xv.shape[0])
+
+    def expensive(x):
+        y = x
+        for _ in range(D.W11_ROUNDS):
+            y = jnp.tanh(y @ x / scale)
+        return y
+    f = jax.jit(lambda c, x: jax.lax.cond(c != 0, expensive, lambda v: v, x))
+    x = jax.device_put(xv)
+    np.testing.assert_allclose(np.asarray(f(on, x)), D.w11_expensive_by_hand(xv), rtol=1e-4, atol=1e-5)
+    assert np.array_equal(np.asarray(f(off, x)), xv)
+    taken_us = 1e6 * D.median_time(lambda: f(on, x).block_until_ready(), 3 if quick else 10)
+    us = 1e6 * D.median_time(lambda: f(off, x).block_until_ready(), 50 if quick else 500)
+    return {"us": us, "taken_us": taken_us, "vs_taken": us / taken_us}
+
+
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": loops.w7_jax, "W9": w9, "W8": w8,
-             "W10": w10}
+             "W10": w10, "W11": w11}
