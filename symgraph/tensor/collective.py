@@ -99,11 +99,16 @@ def allreduce_inplace(buf: np.ndarray, op: str) -> np.ndarray:
     comm, in_place, sum_op, size = _STATE["mpi"] or _mpi()
     if size > 1:
         comm.Allreduce(in_place, buf, sum_op)
-        if op == "mean":
-            buf /= size
+    return _finished(buf, op, size)
+
+
+def _finished(out: np.ndarray, op: str, size: int) -> np.ndarray:
+    """``out`` after MPI summed into it: divided by the ranks for 'mean', counted."""
+    if op == "mean" and size > 1:
+        out /= size
     STATS["calls"] += 1
-    STATS["bytes"] += buf.nbytes
-    return buf
+    STATS["bytes"] += out.nbytes
+    return out
 
 
 _GIL = getattr(sys, "_is_gil_enabled", lambda: True)()  # free-threaded builds: reference counts are not exact
@@ -175,11 +180,7 @@ def allreduce_to(x: np.ndarray, out: np.ndarray, op: str) -> np.ndarray:
     comm, _, sum_op, size = _STATE["mpi"] or _mpi()
     if size > 1 and x.dtype is out.dtype and x.flags.c_contiguous:
         comm.Allreduce(x, out, sum_op)
-        if op == "mean":
-            out /= size
-        STATS["calls"] += 1
-        STATS["bytes"] += out.nbytes
-        return out
+        return _finished(out, op, size)
     out[...] = x
     STATS["packed"] += out.nbytes
     return allreduce_inplace(out, op)
