@@ -3,7 +3,9 @@ and the small timing helpers they share."""
 from __future__ import annotations
 
 import gc
+import sys
 import time
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -200,6 +202,14 @@ def paired_overhead(fn: Callable[[], object], base: Callable[[], object], number
     pairs = [(median_time(fn, number, 1), median_time(base, number, 1)) for _ in range(rounds)]
     us, base_us = (1e6 * float(np.median(col)) for col in zip(*pairs))
     return {"us": us, "plain_us": base_us, "overhead_us": 1e6 * float(np.median([a - b for a, b in pairs]))}
+
+
+def failed(e: BaseException, limit: int) -> dict:
+    """A failed case as a result to report (not a crash of the runner): its traceback on stderr,
+    and ``{"error": "Type: first line"}`` cut to ``limit`` characters."""
+    traceback.print_exc(file=sys.stderr)
+    first = (str(e).strip().splitlines() or [""])[0]
+    return {"error": f"{type(e).__name__}: {first}"[:limit]}
 
 
 def collect_import_garbage() -> None:

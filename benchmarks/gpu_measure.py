@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -102,9 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result: dict[str, Any] = {"metrics": MEASUREMENTS[args.name](int(args.size))}
     except Exception as e:  # a failing measurement is a result to report, not a crash of the check
-        traceback.print_exc(file=sys.stderr)
-        first = (str(e).strip().splitlines() or [""])[0]
-        result = {"error": f"{type(e).__name__}: {first}"[:300]}
+        result = D.failed(e, 300)
     print(json.dumps(result))
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
-import traceback
 
 from benchmarks import data as D
 
@@ -81,9 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         except RecursionError as e:
             result = {"error": f"RecursionError: {e}"}
         except Exception as e:  # a failing case is a result to report, not a crash of the runner
-            traceback.print_exc(file=sys.stderr)
-            first = (str(e).strip().splitlines() or [""])[0]
-            result = {"error": f"{type(e).__name__}: {first}"[:200]}
+            result = D.failed(e, 200)
     print(json.dumps(result))
 
 
