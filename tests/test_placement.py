@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
 if NO_OPENCL is None:
     from symgraph.backends.opencl import placement as pl
     from symgraph.backends.opencl import size_placed
-    from symgraph.backends.opencl.runtime import TRANSFERS, get_runtime
+    from symgraph.backends.opencl.runtime import OPENS, TRANSFERS, get_runtime
 
 # launch 20 us, numpy 1 us a call: below ~20,000 elements a one-step node runs on the host;
 # BLAS and numpy's convolution faster than the kernels at every size (as measured on pocl)
@@ -89,6 +89,7 @@ def test_the_variant_compiled_with_the_function_places_by_the_sizes_known_then(c
 
 def test_a_placement_that_does_not_pay_back_soon_is_compiled_when_asked_again(calibrated, monkeypatch):
     monkeypatch.setattr(size_placed, "PAYBACK_CALLS", 0)
+    monkeypatch.setattr(size_placed, "BUILD_US", 0.0)
     x = T.fvector("x")
     f = sg.function([x], T.tanh(x) * 2 + 1, backend="opencl", placement="auto")
     xv = np.linspace(-1, 1, 10, dtype="f")
@@ -96,6 +97,25 @@ def test_a_placement_that_does_not_pay_back_soon_is_compiled_when_asked_again(ca
     assert len(f._impl.variants) == 1  # the first call ran the compile-time variant
     np.testing.assert_allclose(f(xv), np.tanh(xv) * 2 + 1, rtol=1e-5, atol=1e-6)
     assert len(f._impl.variants) == 2
+
+
+def test_a_first_call_that_would_build_a_kernel_is_placed_for_its_sizes_at_once(calibrated, monkeypatch):
+    """Before the compile-time variant has run, its kernels are not built: a placement that moves a
+    node to the host also saves that build (W4 cold: the sum of a 1000-element chain), so the first
+    call compiles it at once, and no kernel is built for the node it moves."""
+    monkeypatch.setattr(size_placed, "PAYBACK_CALLS", 0)
+    x = T.fvector("x")
+    f = sg.function([x], T.sum(T.tanh(x) * 2 + 1), backend="opencl", placement="auto")
+    builds = OPENS["programs"]
+    xv = np.linspace(-1, 1, 10, dtype="f")
+    np.testing.assert_allclose(f(xv), np.sum(np.tanh(xv) * 2 + 1), rtol=1e-5)
+    assert len(f._impl.variants) == 2 and OPENS["programs"] == builds  # placed on the host: nothing built
+    big = np.linspace(-1, 1, 1 << 20, dtype="f")
+    g = sg.function([x], T.sum(T.tanh(x) * 2 + 1), backend="opencl", placement="auto")
+    np.testing.assert_allclose(g(big), np.sum(np.tanh(big.astype("d")) * 2 + 1), rtol=1e-4)
+    g(big)  # a compile-time variant that ran has built its kernels: a later placement must pay back by calls
+    np.testing.assert_allclose(g(xv), np.sum(np.tanh(xv) * 2 + 1), rtol=1e-5)
+    assert len(g._impl.variants) == 1
 
 
 def test_a_host_placed_node_makes_no_copy_and_keeps_no_device_scope(calibrated):

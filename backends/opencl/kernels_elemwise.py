@@ -21,9 +21,12 @@ read only for its shape (a draw's size) is never loaded; key and counter words s
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,9 +75,10 @@ def value_dtypes(prog: Composite) -> set[np.dtype]:
     return dts
 
 
+@functools.lru_cache(maxsize=256)
 def vector_width(prog: Composite) -> int:
     """Elements per work-item for the contiguous kernel: a float vector width when every value is
-    the same float type and every op's C text is valid on vectors, else 1."""
+    the same float type and every op's C text is valid on vectors, else 1 (once per program)."""
     dts = value_dtypes(prog)
     if len(dts) != 1 or dts.pop() not in (np.float32, np.float64):
         return 1
@@ -358,6 +362,33 @@ def broadcast_shapes(node: Apply, arrays: list[DeviceArray], out_ndim: int) -> t
     return tuple(out)
 
 
+_SOURCES: OrderedDict[tuple, dict[str, tuple[str, str]]] = OrderedDict()
+_SOURCES_KEPT = 64
+
+
+def _variant_sources(name: str, prog: Composite, scalar_inputs: tuple, by_value: tuple, local: int,
+                     out_ndim: int) -> dict[str, tuple[str, str]]:
+    """Each kernel variant of a program (kind -> (kernel name, source)), generated once per process
+    while among the _SOURCES_KEPT most recent: a function placed again for other sizes (a
+    ``SizePlaced`` variant) links its programs without regenerating sources that take tens of ms."""
+    key = (name, prog, scalar_inputs, by_value, local, out_ndim)
+    found = _SOURCES.get(key)
+    if found is not None:
+        with contextlib.suppress(KeyError):  # dropped by another thread meanwhile: found still holds
+            _SOURCES.move_to_end(key)
+        return dict(found)
+    variants = {
+        "fast": content_named(name, lambda n: contiguous_source(n, prog, list(scalar_inputs), list(by_value), local)),
+        "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, list(by_value), grid=True))}
+    if out_ndim > 3:  # shapes that do not collapse to three axes
+        variants["strided"] = content_named(
+            name + "_strided_flat", lambda n: strided_source(n, prog, out_ndim, list(by_value)))
+    _SOURCES[key] = variants
+    while len(_SOURCES) > _SOURCES_KEPT:
+        _SOURCES.popitem(last=False)
+    return dict(variants)
+
+
 class ElementwiseKernel:
     """Runs a Composite program on device arrays: picks the contiguous or strided kernel per call.
     ``bound`` are the graph variables bound to the program's inputs (their static types plan the
@@ -372,12 +403,7 @@ class ElementwiseKernel:
         self.what = f"output of {node.op}"  # names an allocation that fails
         self.value_types = [np.dtype("uint8" if d == "bool" else d) for d in prog.in_dtypes]
         self.local = bc.work_group(prog, vector_width(prog), WORK_GROUP, runtime.is_cpu)  # of the contiguous kernel
-        self.variants = {  # kind -> (kernel name, source); each built on first use
-            "fast": content_named(name, lambda n: contiguous_source(n, prog, scalar_inputs, by_value, self.local)),
-            "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, by_value, grid=True))}
-        if out_ndim > 3:  # shapes that do not collapse to three axes
-            self.variants["strided"] = content_named(
-                name + "_strided_flat", lambda n: strided_source(n, prog, out_ndim, by_value))
+        self.variants = _variant_sources(name, prog, tuple(scalar_inputs), tuple(by_value), self.local, out_ndim)
         self.sources = dict(self.variants.values())
         self._built: dict[str, Any] = {}
         self.out_dtypes = [np.dtype(d) for d in prog.out_dtypes]

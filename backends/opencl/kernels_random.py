@@ -19,6 +19,8 @@ with numpy, as explicit host steps of ``f.source`` (their results move with a vi
 """
 from __future__ import annotations
 
+import functools
+
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.lowering import LowerContext, Lowered, lowers
 from symgraph.graph.basic import Apply
@@ -242,6 +244,13 @@ def input_roles(prog: Composite) -> list[str]:
     """For each input of ``prog``: 'shape' (read only as argument 0 of random steps: the kernel needs
     only its shape), 'word' (read only as a key/counter argument of random steps: a scalar, even in
     the vector path) or 'value'."""
+    return list(_input_roles(prog))
+
+
+@functools.lru_cache(maxsize=256)
+def _input_roles(prog: Composite) -> tuple[str, ...]:
+    """``input_roles``, once per program (a long program's walk takes milliseconds; lowering asks
+    several times)."""
     uses: list[set[str]] = [set() for _ in prog.in_dtypes]
     for name, args in prog.steps:
         rnd = SCALAR_OPS[name].is_random
@@ -251,7 +260,7 @@ def input_roles(prog: Composite) -> list[str]:
     for r in prog.outputs:
         if r[0] == "i":
             uses[r[1]].add("value")
-    return [u.pop() if len(u) == 1 else "value" for u in uses]
+    return tuple(u.pop() if len(u) == 1 else "value" for u in uses)
 
 
 def random_steps(prog: Composite) -> list[int]:

@@ -15,10 +15,13 @@ from symgraph.graph.basic import Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.tensor.composite import Composite
 
-PAYBACK_CALLS, LINK_US = 100, 100.0
+PAYBACK_CALLS, LINK_US, BUILD_US = 100, 5.0, 20_000.0
 """A new placement is compiled at once when its calibrated saving pays for linking the graph
-again (about LINK_US microseconds per program step, measured on W4's 1000-op chain) within
-PAYBACK_CALLS calls."""
+again (about LINK_US microseconds per program step: 2.3 measured on W4's 1000-op chain, whose
+kernel sources are generated once per process) within PAYBACK_CALLS calls. Before the variant
+compiled with the function has run, its kernels are not built yet: each node the new placement
+moves to the host also saves a kernel build (BUILD_US: a small kernel's first build and launch
+in a process, from pocl's binary cache, is 20-60 ms; with the cache empty, 0.2-0.6 s)."""
 _MAX_SHAPES = 256
 """Argument shapes a SizePlaced function remembers (then it forgets them all and starts again)."""
 
@@ -50,6 +53,7 @@ class SizePlaced:
         self.variants: dict[frozenset, Any] = {}
         self._trusted: Callable | None = None
         self._asked: set[frozenset] = set()  # placements asked for once (compiled when asked again)
+        self._first_ran = False  # has a call run the variant compiled with the function (built its kernels)?
         self.variant({})  # at once, on fgraph itself: f.graph, f.source and fallback warnings as at compile time
         self.__call__ = self._caller()
 
@@ -125,20 +129,27 @@ class SizePlaced:
                 shapes = {}
         sig = self.signature(shapes)
         if sig in self.variants:
-            return self.variants[sig], True
+            variant = self.variants[sig]
+            self._first_ran = self._first_ran or variant is self._first()
+            return variant, True
         if sig not in self._asked and not self._pays_back(sig, shapes):
             self._asked.add(sig)
+            self._first_ran = True
             return self._first(), False
         return self.variant(shapes), True
 
     def _pays_back(self, sig: frozenset, input_shapes: dict[Variable, tuple]) -> bool:
         """Whether compiling placement ``sig`` now pays back within PAYBACK_CALLS calls: the
-        calibrated saving per call of the nodes it moves to the host, against linking the graph
-        again (LINK_US per program step). Otherwise it is compiled when a second call asks."""
+        calibrated saving per call of the nodes it moves to the host (and, before the first
+        variant has run, the kernel builds they no longer need), against linking the graph again
+        (LINK_US per program step). Otherwise it is compiled when a second call asks."""
         savings = self._host(input_shapes)
-        saving = sum(savings.get(k, 0.0) for k in sig - next(iter(self.variants)))
+        moved = sig - next(iter(self.variants))
+        saving = sum(savings.get(k, 0.0) for k in moved) * PAYBACK_CALLS
+        if not self._first_ran:
+            saving += BUILD_US * len(moved)
         steps = sum(len(n.op.steps) if isinstance(n.op, Composite) else 1 for n in self._pristine.toposort())
-        return saving * PAYBACK_CALLS >= LINK_US * steps
+        return saving >= LINK_US * steps
 
     def _first(self) -> Any:
         """The variant compiled with the function (on its own graph, without the arguments' shapes)."""
