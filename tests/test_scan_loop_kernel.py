@@ -6,6 +6,8 @@ kernel runs in a work-group of one item on CPU devices (loop nests); ``local`` 4
 work-group form (steps spread over work-items, barriers between them) that GPUs use."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import NO_OPENCL
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 import symgraph as sg
 import symgraph.tensor as T
-from symgraph.backends.opencl import loop_kernel
+from symgraph.backends.opencl import loop_kernel, loop_nest
 from symgraph.compile.placement import HostPlaced
 
 pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=NO_OPENCL or "")
@@ -92,6 +94,42 @@ def test_reductions_in_the_body(local, rows, cols, steps):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
     assert len(_loop_sources(f)) == 1
+
+
+@settings(deadline=None, max_examples=6)
+@given(rows=st.integers(1, 24), cols=st.integers(1, 20), steps=st.integers(1, 4))
+def test_products_and_broadcasts_in_loops_marked_for_the_vectoriser(rows, cols, steps):
+    """On CPU devices the loop nests mark the loops whose iterations touch disjoint memory
+    (loop_nest.INDEPENDENT: elementwise work, products' and column sums' outputs innermost):
+    products in both forms, a column sum and broadcasting elementwise work, with length-1 axes
+    and odd sizes, agree with numpy, and the build says nothing (no warning reaches the user)."""
+    x, w = T.ftensor3("x"), T.fmatrix("w")
+
+    def step(xt, c, w):
+        h = T.relu(T.dot(xt, w) + c)
+        g = (h > 0) * xt
+        return [c + 0.1 * g.sum(axis=0), T.dot(h.T, g), T.dot(xt, c)]
+    (cs, prod, mv), _ = sg.scan(step, sequences=[x], outputs_info=[T.zeros((cols,), "float32"), None, None],
+                                non_sequences=[w])
+    rng = np.random.default_rng(rows * 100 + cols)
+    xv = rng.normal(size=(steps, rows, cols)).astype(np.float32)
+    wv = rng.normal(size=(cols, cols)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f, got, want = _both([x, w], [cs, prod, mv], [xv, wv])
+    c, refs = np.zeros(cols, np.float32), ([], [], [])
+    for xt in xv:
+        h = np.maximum(xt @ wv + c, 0)
+        g = (h > 0) * xt
+        refs[1].append(h.T @ g)
+        refs[2].append(xt @ c)
+        c = c + 0.1 * g.sum(axis=0)
+        refs[0].append(c)
+    for g_, w_, r in zip(got, want, refs):
+        np.testing.assert_allclose(g_, np.stack(r), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(g_, w_, rtol=1e-4, atol=1e-4)
+    (src,) = _loop_sources(f).values()
+    assert (loop_nest.INDEPENDENT in src) == (rows * cols > 1)
 
 
 def _adam_problem(seed: int = 0):

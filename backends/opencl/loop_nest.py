@@ -45,13 +45,24 @@ def offset(strides: list[int], idx: list[str], dims: list[int] | tuple) -> str:
     return " + ".join(terms) or "0"
 
 
-def nest(axes: list[tuple[str, int]], body: list[str]) -> list[str]:
-    """``body`` inside one ``for`` per (index name, length), outermost first (length-1 axes: none)."""
+INDEPENDENT = "#pragma clang loop vectorize(assume_safety)"
+"""Put before a loop whose iterations touch disjoint memory: without it, the compiler sees the
+scratch regions, carries and constants as possibly overlapping pointers and keeps the loop
+scalar (W2 in one call: 0.13 s a call; with it, 0.06-0.09 s). Only on CPU devices (loop nests
+are theirs); clang-based compilers read it. A marked loop the optimiser still keeps scalar (one
+calling pocl's sqrt) is no news: the kernel turns clang's "-Wpass-failed" warning off."""
+
+
+def nest(axes: list[tuple[str, int]], body: list[str], independent: bool = False) -> list[str]:
+    """``body`` inside one ``for`` per (index name, length), outermost first (length-1 axes: none);
+    ``independent``: the innermost loop's iterations touch disjoint memory (see INDEPENDENT)."""
     loops = [(name, n) for name, n in axes if n != 1]
     if not loops:  # a block of its own all the same: each step's names are its own
         return ["{"] + ["    " + ln for ln in body] + ["}"]
     lines = []
     for k, (name, n) in enumerate(loops):
+        if independent and k == len(loops) - 1:
+            lines.append("    " * k + INDEPENDENT)
         lines.append("    " * k + f"for (long {name} = 0; {name} < {n}; {name}++) {{")
     lines += ["    " * len(loops) + ln for ln in body]
     return lines + ["    " * k + "}" for k in reversed(range(len(loops)))]
@@ -68,7 +79,10 @@ def elemwise(step: Step, printer: Printer) -> list[str]:
         return s.literal if not s.ptr else f"{s.ptr}[{offset(merged[operands.index(s)], idx, dims)}]"
     lines, outs = printer.program(step.prog, [at(s) for s in step.ins])
     stores = [f"{at(d)} = {o};" for q, o in enumerate(outs) for d in step.outs[q]]
-    return [f"/* {step.label} */"] + nest(list(zip(idx, dims)), lines + stores)
+    # each iteration writes its own elements (no output broadcasts along the innermost loop)
+    inner = max((d for d, n in enumerate(dims) if n != 1), default=None)
+    disjoint = inner is not None and all(merged[operands.index(d)][inner] != 0 for ds in step.outs for d in ds)
+    return [f"/* {step.label} */"] + nest(list(zip(idx, dims)), lines + stores, disjoint)
 
 
 def reduce(step: Step, printer: Printer) -> list[str]:
@@ -129,7 +143,9 @@ def _rows(step: Step, printer: Printer, kept: list[int]) -> list[str]:
     loads.insert(step.epi_slot, "a")
     epi, outs = printer.program(step.epi, loads)
     stores = [f"{at(d)} = {o};" for q, o in enumerate(outs) for d in step.outs[q]]
-    return [f"/* {step.label} */"] + nest([(idx[d], step.xshape[d]) for d in kept], inner + epi + stores)
+    inline = not any(ln.lstrip().startswith("for") for ln in inner)  # no reduction loop inside: outputs innermost
+    return [f"/* {step.label} */"] + nest([(idx[d], step.xshape[d]) for d in kept], inner + epi + stores,
+                                          independent=inline)
 
 
 def _accumulate(step: Step, printer: Printer, idx: list[str]) -> tuple[list[str], str]:
@@ -172,7 +188,8 @@ def _columns(step: Step, printer: Printer, kept: list[int]) -> list[str]:
     n = int(np.prod(acc.shape, dtype=np.int64))
     out = [f"/* {step.label}: accumulators */", f"for (long o = 0; o < {n}; o++) {acc.ptr}[o] = {ident};"]
     order = [(idx[d], step.xshape[d]) for d in list(step.axes) + kept]
-    out += nest(order, ["{"] + ["    " + ln for ln in body] + ["}"])
+    outputs_innermost = any(step.xshape[d] != 1 for d in kept)  # each iteration: its own accumulator
+    out += nest(order, ["{"] + ["    " + ln for ln in body] + ["}"], independent=outputs_innermost)
     epi_ins = list(step.others)
     epi_ins.insert(step.epi_slot, acc)
     return out + elemwise(Step("elemwise", f"{step.label}: epilogue", step.shape, epi_ins, step.outs, prog=step.epi),
