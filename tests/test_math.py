@@ -89,6 +89,27 @@ def test_tensordot_matches_numpy(backend, values, static, axes):
     _check(backend, T.tensordot, np.tensordot, [a, b], static, axes=axes)
 
 
+@settings(deadline=None, max_examples=25)
+@given(lead=st.lists(st.integers(0, 5), min_size=1, max_size=2), rest_a=st.lists(st.integers(0, 4), max_size=2),
+       rest_b=st.lists(st.integers(0, 4), max_size=2), reverse=st.booleans(),
+       dtype=st.sampled_from(["float32", "float64", "int64"]))
+def test_tensordot_over_leading_axes_matches_numpy(lead, rest_a, rest_b, reverse, dtype):
+    """The numpy backend's one-matmul form of a contraction over both operands' leading axes
+    (BPTT's sum over steps of x_t^T dz_t), on time-reversed views, empty axes and integers."""
+    rng = np.random.default_rng(len(lead) * 100 + len(rest_a) * 10 + len(rest_b))
+    a = (rng.normal(size=lead + rest_a) * 4).astype(dtype)
+    b = (rng.normal(size=lead + rest_b) * 4).astype(dtype)
+    n = len(lead)
+    x, y = T.tensor(dtype, (None,) * a.ndim, "x"), T.tensor(dtype, (None,) * b.ndim, "y")
+    out = T.tensordot(x[::-1] if reverse else x, y, axes=(list(range(n)), list(range(n))))
+    f = sg.function([x, y], out, backend="numpy")
+    assert "contract_leading" in f.source
+    want = np.tensordot(a[::-1] if reverse else a, b, axes=(list(range(n)), list(range(n))))
+    got = f(a, b)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
 @fixture_ok
 @given(values=st.tuples(st.integers(0, 2), st.integers(0, 2)).flatmap(
     lambda nd: st.builds(lambda a, b: [a, b], *(st.lists(side, min_size=n, max_size=n).map(

@@ -2,6 +2,7 @@
 numpy expression in the generated function (``backends/numpy/lowering.py`` explains the seam)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,25 @@ def _matmul(node: Apply, ctx: LowerContext) -> str:
 @lowers(TensorDot)
 def _tensordot(node: Apply, ctx: LowerContext) -> str:
     op = node.op_as(TensorDot)
+    n = len(op.axes_a)
+    if n and tuple(op.axes_a) == tuple(op.axes_b) == tuple(range(n)):  # a sum over leading axes (BPTT's gradients)
+        return f"{ctx.ref(contract_leading, 'contract_leading')}({ctx.ins[0]}, {ctx.ins[1]}, {n})"
     return f"np.tensordot({ctx.ins[0]}, {ctx.ins[1]}, axes=({op.axes_a!r}, {op.axes_b!r}))"
+
+
+def contract_leading(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """``np.tensordot(a, b, axes=(range(n), range(n)))`` as one ``a2.T @ b2`` on the operands viewed
+    as (leading elements, the rest). np.tensordot moves the contracted axes of ``a`` last, and
+    an ``a`` that is not C-ordered there (a time-reversed sequence: BPTT's sum over steps of
+    x_t^T dz_t) is then gathered with a transposition (0.75 ms for 100 x 32 x 128 floats); here
+    such an ``a`` is at most copied row by row (0.12 ms), and BLAS reads ``a2.T`` in place."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape[:n] != b.shape[:n]:
+        return np.tensordot(a, b, axes=(tuple(range(n)), tuple(range(n))))  # its error names the mismatch
+    k = math.prod(a.shape[:n])
+    rest_a, rest_b = a.shape[n:], b.shape[n:]
+    out = np.matmul(a.reshape(k, math.prod(rest_a)).T, b.reshape(k, math.prod(rest_b)))
+    return out.reshape(rest_a + rest_b)
 
 
 def _softmax_family(fn):
