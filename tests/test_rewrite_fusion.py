@@ -304,3 +304,35 @@ def test_reduction_of_a_lone_elementwise_op_is_fused_too():
     f = sg.function([x, y], (x * y).sum(axis=1))
     (red,) = f.graph.apply_nodes
     assert type(red.op) is ReduceOf and red.op.program.steps == (("mul", (("i", 0), ("i", 1))),)
+
+
+def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """``g`` summed over the axes numpy broadcast ``shape`` along (a gradient's reduction)."""
+    g = g.sum(axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    return g.sum(axis=tuple(d for d, n in enumerate(shape) if n == 1 and g.shape[d] != 1), keepdims=True) \
+        if any(n == 1 for n in shape) else g
+
+
+@given(dims=st.lists(st.integers(0, 4), min_size=1, max_size=3), ones=st.lists(st.booleans(), min_size=3, max_size=3),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_a_fill_read_only_by_full_size_steps_is_not_materialised(dims, ones, dtype):
+    """The gradient of sum(x * y) is second(x * y, 1) * y in the fused program: its fill is read
+    only by a full-size step, which broadcasts the 1 itself (no array of ones is written); with
+    broadcast axes and empty axes, the numbers hold."""
+    yshape = tuple(1 if o else n for n, o in zip(dims, ones))
+    x = T.tensor(dtype, (None,) * len(dims), "x")
+    y = T.tensor(dtype, tuple(1 if n == 1 else None for n in yshape), "y")  # broadcast axes declared, as in Theano
+    cost = T.sum(x * y)
+    f = sg.function([x, y], [cost, *sg.grad(cost, [x, y])], backend="numpy")
+    (node,) = [n for n in f.graph.apply_nodes if isinstance(n.op, Composite)]
+    assert "second" in str(node.op)
+    from symgraph.backends.numpy.lower_composite import helper_source
+    assert "_second" not in helper_source(node.op, tuple(v.type for v in node.inputs))[0]
+    rng = np.random.default_rng(len(dims))
+    xv = rng.normal(size=dims).astype(dtype)
+    yv = rng.normal(size=yshape).astype(dtype)
+    c, gx, gy = f(xv, yv)
+    full = np.broadcast_shapes(xv.shape, yv.shape)
+    np.testing.assert_allclose(c, np.sum(xv * yv), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gx, _unbroadcast(np.broadcast_to(yv, full), xv.shape), rtol=1e-5)
+    np.testing.assert_allclose(gy, _unbroadcast(np.broadcast_to(xv, full), yv.shape), rtol=1e-4, atol=1e-4)

@@ -19,8 +19,11 @@ import numpy as np
 from symgraph.backends.numpy.lowering import LowerContext, lowers, ufunc_name
 from symgraph.compile.lowering import CodeContext
 from symgraph.graph.basic import Apply
+from symgraph.scalar import SCALAR_OPS
 from symgraph.tensor.composite import Composite, Plan
 from symgraph.tensor.elemwise import broadcast_static_shape
+
+_fill = SCALAR_OPS["second"].np_fn
 
 
 def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
@@ -39,7 +42,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
     if p.slot_dtypes:
         lines += _shape_lines(op, p, input_types, args, glb)
         pooled = _pooled(p, input_types, pool_min, lines, glb)
-    steps, scratch = _step_lines(p, op.nin, names, ctx, pooled)
+    steps, scratch = _step_lines(p, op.nin, names, ctx, pooled, _elided_fills(p, op.nin, input_types))
     lines += steps
     outs = []
     for idx, odt in zip(p.out_index, p.out_dtypes):
@@ -91,8 +94,34 @@ def _pooled(p: Plan, input_types: tuple, pool_min: int, lines: list[str], glb: d
     return "pooled"
 
 
+def _elided_fills(p: Plan, nin: int, input_types: tuple) -> dict[int, int]:
+    """Full-size ``second(like, value)`` steps (Theano's fill: the gradient of a sum) that need not
+    be materialised: every step reading one writes a full-size buffer with ``out=``, which
+    broadcasts ``value`` exactly as the filled array would, and it is no output. Maps each such
+    step's value index to its ``value``'s (of the step's own dtype, so no promotion changes)."""
+    base = nin + len(p.consts)
+    readers: dict[int, list] = {}
+    for ins in p.instrs:
+        for a in ins[1]:
+            readers.setdefault(a, []).append(ins)
+
+    def dtype(idx: int) -> np.dtype | None:
+        if idx < nin:
+            return np.dtype(input_types[idx].dtype)
+        if idx < base:
+            return np.asarray(p.consts[idx - nin]).dtype
+        slot = p.instrs[idx - base][2]
+        return None if slot is None else p.slot_dtypes[slot]
+    elided: dict[int, int] = {}
+    for fn, args, slot, dest in p.instrs:
+        if (fn is _fill and slot is not None and dest not in p.out_index and readers.get(dest)
+                and all(r[2] is not None for r in readers[dest]) and dtype(args[1]) == p.slot_dtypes[slot]):
+            elided[dest] = elided.get(args[1], args[1])
+    return elided
+
+
 def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext,
-                pooled: str = "True") -> tuple[list[str], list[int]]:
+                pooled: str = "True", elided: dict[int, int] | None = None) -> tuple[list[str], list[int]]:
     """One numpy call per step of plan ``p``, each into its slot's buffer (allocated at its first
     use: the first output into ``out`` when it fits, other outputs fresh, intermediate buffers from
     the helper's pools where ``pooled`` says so, see ``_pooled``), or as a small value when the step
@@ -108,6 +137,9 @@ def _step_lines(p: Plan, nin: int, names: dict[int, str], ctx: CodeContext,
     out_slots = {slot for _, _, slot, dest in p.instrs if dest in p.out_index}
     scratch: list[int] = []  # slots holding only intermediate values: pooled across calls
     for fn, arg_idx, slot, dest in p.instrs:
+        if elided and dest in elided:  # readers broadcast the fill's value themselves
+            names[dest] = names[elided[dest]]
+            continue
         call = f"{ufunc_name(fn, ctx)}({', '.join(names[a] for a in arg_idx)}"
         if slot is None:
             names[dest] = f"s{dest - base}"
