@@ -6,7 +6,7 @@ where there is one, else the CPU through pocl); shared variables stay in device 
 """
 from __future__ import annotations
 
-from symgraph.backends.opencl import (kernels_collective, kernels_conv, kernels_elemwise,  # noqa: F401
+from symgraph.backends.opencl import (elemwise_kernel, kernels_collective, kernels_conv, kernels_elemwise,  # noqa: F401
                                       kernels_epilogue, kernels_index,
                                       kernels_linalg, kernels_lines, kernels_matmul, kernels_pool, kernels_random,
                                       kernels_reduce, kernels_shape, views)

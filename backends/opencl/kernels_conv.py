@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
+from symgraph.backends.opencl.elemwise_kernel import ElementwiseKernel
 from symgraph.backends.opencl.kernels_copy import contiguous, copy_into, publish_copy
-from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, ElementwiseKernel, content_named, program_label
+from symgraph.backends.opencl.kernels_elemwise import WORK_GROUP, content_named, program_label
 from symgraph.backends.opencl.kernels_matmul import MatmulKernel
 from symgraph.backends.opencl.kernels_reduce import Store, digits
 from symgraph.backends.opencl.lowering import EXPAND, LowerContext, Lowered, lowers
