@@ -23,7 +23,15 @@ from symgraph.graph.basic import Apply, Op, Variable
 from symgraph.graph.traversal import ancestors, clone_replace, toposort
 from symgraph.rewrite.for_grad import stabilized_cost
 from symgraph.scan import scan
-from symgraph.tensor.gradient_ops import DependsOn, DisconnectedGrad, ZeroGrad, disconnected_grad, zero_grad
+from symgraph.tensor.gradient_ops import (
+    BroadcastCheck,
+    DependsOn,
+    DisconnectedGrad,
+    ZeroGrad,
+    broadcast_checks,
+    disconnected_grad,
+    zero_grad,
+)
 from symgraph.tensor.reduction import sum_to
 from symgraph.tensor.type import TensorVariable, as_tensor_variable, constant, is_inexact, tensor_inputs, tensor_outputs
 
@@ -173,6 +181,7 @@ def _node_grads(node: Apply, out_grads: list) -> list:
     """Call the op's L_op / grad with a gradient for every output, and check what comes back."""
     out_grads = [g if g is not None else _zeros_like(o, o.dtype if _is_float(o) else config.floatX)
                  for o, g in zip(tensor_outputs(node), out_grads)]
+    out_grads = _checked_broadcast(node, out_grads)
     op = node.op
     try:
         in_grads = _op_grads(node, out_grads)
@@ -194,6 +203,22 @@ def _node_grads(node: Apply, out_grads: list) -> list:
                 g = T.cast(g, inp.dtype)
         checked.append(g)
     return checked
+
+
+def _checked_broadcast(node: Apply, out_grads: list) -> list:
+    """An elementwise node whose inputs may broadcast at run time along axes their types leave of
+    unknown length: its output gradient times a ``BroadcastCheck`` of its inputs (1, or the call
+    raises: the sums back to each input's shape cover only axes declared broadcastable)."""
+    if not isinstance(node.op, T.Elemwise) or len(node.inputs) < 2 or not _is_float(node.outputs[0]):
+        return out_grads
+    checks = broadcast_checks(node)
+    if not checks:
+        return out_grads
+    g = out_grads[0]
+    where = f"{node.op}" + ("\nBuilt at (most recent user line):\n  " + str(node.trace).replace("\n", "\n  ")
+                            if node.trace is not None else "")
+    shapes = [T.shape(v) for v in node.inputs]  # shapes only: the check never keeps a value from fusing
+    return [g * BroadcastCheck(checks, g.dtype, where)(*shapes)] + list(out_grads[1:])
 
 
 def _op_grads(node: Apply, out_grads: list) -> list:

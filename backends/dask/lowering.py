@@ -31,6 +31,7 @@ from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce
@@ -300,6 +301,16 @@ def _arange(node: Apply, ctx: DaskLowerContext) -> Builder | None:
         return None
     dtype = op.dtype
     return lambda *args: [da.arange(*(np.asarray(a).item() for a in args), dtype=dtype)]
+
+
+@lowers(BroadcastCheck)
+def _broadcast_check(node: Apply, ctx: DaskLowerContext) -> Builder:
+    op = node.op_as(BroadcastCheck)
+
+    def build(*xs: Any) -> list:
+        check_broadcast(op, [tuple(int(n) for n in np.asarray(x)) for x in xs])
+        return [np.ones((), op.dtype)]
+    return build
 
 
 @lowers(BroadcastLike)

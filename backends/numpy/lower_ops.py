@@ -2,6 +2,7 @@
 numpy expression in the generated function (``backends/numpy/lowering.py`` explains the seam)."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -13,6 +14,7 @@ from symgraph.graph.basic import Apply
 from symgraph.graph.basic import Constant as _Constant
 from symgraph.tensor import nnet as _nnet
 from symgraph.tensor.alloc import Alloc, ARange
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int
@@ -100,6 +102,21 @@ def dot_into(a: np.ndarray, b: np.ndarray, spare: np.ndarray | None) -> np.ndarr
 @lowers(MatMul)
 def _matmul(node: Apply, ctx: LowerContext) -> str:
     return f"np.matmul({ctx.ins[0]}, {ctx.ins[1]})"
+
+
+@lowers(BroadcastCheck)
+def _broadcast_check(node: Apply, ctx: LowerContext) -> str:
+    """sg.grad's run-time broadcast check (symgraph/tensor/gradient_ops.py): the shapes' tuple
+    compared with the one that needs no look (all the same), else the full check."""
+    fn = ctx.ref(functools.partial(_checked_one, node.op_as(BroadcastCheck)), "broadcast_check")
+    return f"{fn}({', '.join(ctx.ins)})"
+
+
+def _checked_one(op: BroadcastCheck, *shapes: Any) -> np.ndarray:
+    first = tuple(shapes[0])
+    if any(tuple(s) != first for s in shapes[1:]):
+        check_broadcast(op, [tuple(int(n) for n in s) for s in shapes])
+    return np.ones((), op.dtype)
 
 
 @lowers(TensorDot)

@@ -14,6 +14,7 @@ from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.alloc import Alloc, ARange
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.reduction import BroadcastLike, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
 from symgraph.tensor.subtensor import Subtensor
@@ -43,6 +44,18 @@ def lower_reduced_size(node: Apply, ctx: LowerContext) -> Lowered:
     def run(ins: list) -> list:
         shape = ins[0].shape if len(ins) == 1 else np.broadcast_shapes(*(x.shape for x in ins))
         return [np.array(math.prod([shape[a] for a in axes]), dtype=np.int64)]
+    return Lowered(run, kind="meta")
+
+
+@lowers(BroadcastCheck)
+def lower_broadcast_check(node: Apply, ctx: LowerContext) -> Lowered:
+    """sg.grad's run-time broadcast check: reads only its inputs' shapes, gives a host 1."""
+    op = node.op_as(BroadcastCheck)
+    one = np.ones((), op.dtype)
+
+    def run(ins: list) -> list:
+        check_broadcast(op, [tuple(int(n) for n in (x.to_host() if isinstance(x, DeviceArray) else x)) for x in ins])
+        return [one]
     return Lowered(run, kind="meta")
 
 

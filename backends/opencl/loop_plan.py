@@ -21,14 +21,16 @@ import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
+from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.scan.op import Scan
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce, ReducedSize
-from symgraph.tensor.shape import Shape_i
+from symgraph.tensor.shape import MakeVector, Shape, Shape_i
 from symgraph.tensor.type import TensorType
 
 REDUCERS = ("add", "mul", "maximum", "minimum", "and", "or")
@@ -125,7 +127,7 @@ def node_kind(node: Apply) -> str | None:
         return "epilogue" if _core_kind(op.core, core.inputs) and not op.program.reads_index else None
     if isinstance(op, DimShuffle):
         return "view"
-    if isinstance(op, (ReducedSize, Shape_i)):
+    if isinstance(op, (ReducedSize, Shape_i, Shape, MakeVector, BroadcastCheck)):
         return "meta"
     return _core_kind(op, node.inputs)
 
@@ -161,6 +163,8 @@ class LoopPlan:
         self.steps: list[Step] = []
         self.y_rows: list[tuple] = []
         self.slots: dict[Variable, Slot] = {}
+        self.known: dict[Variable, Any] = {}  # shape arithmetic's values for this call's shapes
+        self.host_checks: list[tuple[BroadcastCheck, list]] = []  # checks run before each launch
         self._bind_inputs()
         self._dests = self._destinations()
         self._made: dict[Variable, list[Slot]] = {}
@@ -281,16 +285,50 @@ class LoopPlan:
         self.slots[node.outputs[0]] = Slot(src.ptr, tuple(shape), tuple(strides), src.dtype, src.key, src.literal)
 
     def _meta(self, node: Apply) -> None:
-        shapes = [self.slot(v).shape for v in node.inputs]
-        op = node.op
-        if isinstance(op, Shape_i):
-            value = shapes[0][op.i]
+        """Shape arithmetic, decided by this call's shapes: a 0-d result becomes a literal; a
+        shape vector (Shape, MakeVector) is kept as a tuple for the BroadcastCheck reading it."""
+        op, out = node.op, node.outputs[0]
+        if isinstance(op, Shape):
+            self.known[out] = self.slot(node.inputs[0]).shape
+            return
+        if isinstance(op, MakeVector):
+            if any(v not in self.known for v in node.inputs):
+                raise Decline(f"{op} reads a value, not a shape this plan computes")
+            self.known[out] = tuple(int(self.known[v]) for v in node.inputs)
+            return
+        if isinstance(op, BroadcastCheck):
+            self._broadcast_check(op, node.inputs)
+            value = 1
+        elif isinstance(op, Shape_i):
+            value = self.slot(node.inputs[0]).shape[op.i]
         else:
             assert isinstance(op, ReducedSize)
-            full = np.broadcast_shapes(*shapes)
+            full = np.broadcast_shapes(*[self.slot(v).shape for v in node.inputs])
             value = math.prod(full[a] for a in op.axis)
-        dt = np.dtype(_tt(node.outputs[0]).dtype)
-        self.slots[node.outputs[0]] = Slot("", (), (), dt, "", ks.literal(value, dt))
+        dt = np.dtype(_tt(out).dtype)
+        self.known[out] = value
+        self.slots[out] = Slot("", (), (), dt, "", ks.literal(value, dt))
+
+    def _broadcast_check(self, op: BroadcastCheck, inputs: list) -> None:
+        """sg.grad's broadcast check: decided now from the shapes this plan knows, or, where it
+        reads a shape vector passed in as a constant (hoisted out of the body), at each call
+        before the launch (``host_checks``: ('known', shape) or ('const', index) per input)."""
+        ns_nc = self.op.n_seqs + self.op.n_carries
+        sources: list[tuple[str, Any]] = []
+        for v in inputs:
+            if v in self.known:
+                sources.append(("known", tuple(self.known[v])))
+            elif v in self.op.body.inputs[ns_nc:]:
+                sources.append(("const", self.op.body.inputs.index(v) - ns_nc))
+            else:
+                raise Decline(f"{op} reads {v}, not a shape this plan computes")
+        if any(kind == "const" for kind, _ in sources):
+            self.host_checks.append((op, sources))
+            return
+        try:
+            check_broadcast(op, [shape for _, shape in sources])
+        except ShapeError as e:  # the step-by-step loop raises it, with the call's context
+            raise Decline(str(e)) from None
 
     def _core(self, core: Apply, label: str, outputs: list, epi: tuple) -> None:
         """A reduction or product with its elementwise program ``epi`` = (program, slot, others)."""

@@ -40,9 +40,10 @@ from symgraph.scan.op import Scan
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
+from symgraph.tensor.gradient_ops import BroadcastCheck
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce, ReducedSize
-from symgraph.tensor.shape import Shape, Shape_i
+from symgraph.tensor.shape import MakeVector, Shape, Shape_i
 
 MODES = ("auto", "host", "device")
 CALIBRATION_VERSION = 3
@@ -278,7 +279,7 @@ def known_shapes(fgraph: FunctionGraph, input_shapes: dict[Variable, tuple]) -> 
 
 # --- the decision -----------------------------------------------------------------------------
 
-_METADATA = (Shape, Shape_i, ReducedSize)  # read only shapes: wherever their input is, at no cost
+_METADATA = (Shape, Shape_i, ReducedSize, MakeVector, BroadcastCheck)  # shapes only: wherever they are, at no cost
 
 
 def _placeable(node: Apply) -> bool:

@@ -307,7 +307,7 @@ def _shapes_from_inputs(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Non
             if reader == "output" or type(reader.op) not in _SHAPE_READERS:
                 continue
             op = reader.op
-            if isinstance(op, ReducedSize) and dep:
+            if isinstance(op, ReducedSize) and dep and _elementwise(node):
                 new = op(*[node.inputs[k] for k in sorted(dep)])
             else:
                 shapes = shapes or node.op.infer_shape(node, [shape_tuple(v) for v in tensor_inputs(node)])
@@ -335,11 +335,13 @@ def fuse_reductions(fgraph: FunctionGraph, stats: Stats) -> None:
 
 def _epilogue_source(fgraph: FunctionGraph, node: Apply) -> tuple[TensorVariable, Apply] | None:
     """The input of the elementwise ``node`` that is the result of a matrix product, convolution
-    or reduction read by ``node`` alone, where ``node``'s outputs are no larger than it (as far as static shapes
-    tell): ``node`` can then run on each result before its one store. Returns it and its node."""
+    or reduction read by ``node`` alone (and shape readers, pointed at its inputs when it fuses),
+    where ``node``'s outputs are no larger than it (as far as static shapes tell): ``node`` can then
+    run on each result before its one store. Returns it and its node."""
     for v in dict.fromkeys(tensor_inputs(node)):
         src = v.owner
-        if src is None or not all(c is node for c, _ in fgraph.clients[v]) or not all(
+        if src is None or not all(c is node or (c != "output" and type(c.op) in _SHAPE_READERS)
+                                  for c, _ in fgraph.clients[v]) or not all(
                 o.ndim == v.ndim and all(n != 1 or m == 1 for n, m in zip(v.type.shape, o.type.shape))
                 for o in tensor_outputs(node)):
             continue
@@ -359,6 +361,7 @@ def fuse_epilogues(fgraph: FunctionGraph, stats: Stats) -> None:
         program, bound = Composite.of_node(node)
         if program.reads_index:
             continue
+        _shapes_from_inputs(fgraph, src, stats)
         slot = bound.index(v)
         others = [b for b in bound if b is not v]
         new = Epilogue(src.op, program, slot, len(src.inputs))(*src.inputs, *others)
