@@ -18,7 +18,6 @@ from symgraph.backends.opencl import build_cost as bc
 from symgraph.backends.opencl import kernels_random as kr
 from symgraph.backends.opencl.kernels_elemwise import (
     WORK_GROUP,
-    _grid_local,
     broadcast_shapes,
     broadcast_strides,
     collapse_axes,
@@ -37,6 +36,17 @@ from symgraph.graph.basic import Apply, Variable
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.type import tensor_outputs
+
+
+def _grid_local(shape: list[int]) -> tuple[int, ...]:
+    """Work-group sizes (innermost axis first) of a 3-D launch over ``shape``: at most WORK_GROUP items."""
+    local, room = [], WORK_GROUP
+    for n in reversed(shape):
+        size = min(room, 1 << max(0, int(n - 1).bit_length()))
+        local.append(size)
+        room //= size
+    return tuple(local)
+
 
 _SOURCES: OrderedDict[tuple, dict[str, tuple[str, str]]] = OrderedDict()
 _SOURCES_KEPT = 64

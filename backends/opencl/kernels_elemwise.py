@@ -306,16 +306,6 @@ def merge_axes(shape: tuple, strides: list[list[int]], rank: int) -> tuple[list[
     return [1] * pad + out_shape, [[0] * pad + o for o in out_strides]
 
 
-def _grid_local(shape: list[int]) -> tuple[int, ...]:
-    """Work-group sizes (innermost axis first) of a 3-D launch over ``shape``: at most WORK_GROUP items."""
-    local, room = [], WORK_GROUP
-    for n in reversed(shape):
-        size = min(room, 1 << max(0, int(n - 1).bit_length()))
-        local.append(size)
-        room //= size
-    return tuple(local)
-
-
 _NAME_SLOT = "SG_KERNEL_NAME_SLOT"
 """What a kernel source is generated with in place of its name, replaced once its hash is known."""
 
