@@ -108,15 +108,17 @@ def _matmul(node: Apply, ctx: LowerContext) -> str:
 def _broadcast_check(node: Apply, ctx: LowerContext) -> str:
     """sg.grad's run-time broadcast check (symgraph/tensor/gradient_ops.py): the shapes' tuple
     compared with the one that needs no look (all the same), else the full check."""
-    fn = ctx.ref(functools.partial(_checked_one, node.op_as(BroadcastCheck)), "broadcast_check")
+    op = node.op_as(BroadcastCheck)
+    fn = ctx.ref(functools.partial(_checked_one, op, np.ones((), op.dtype)), "broadcast_check")
     return f"{fn}({', '.join(ctx.ins)})"
 
 
-def _checked_one(op: BroadcastCheck, *shapes: Any) -> np.ndarray:
-    first = tuple(shapes[0])
-    if any(tuple(s) != first for s in shapes[1:]):
-        check_broadcast(op, [tuple(int(n) for n in s) for s in shapes])
-    return np.ones((), op.dtype)
+def _checked_one(op: BroadcastCheck, one: np.ndarray, *shapes: Any) -> np.ndarray:
+    """1 (a fresh 0-d array: a reader may write into it), once the shape vectors show no broadcast."""
+    lists = [s.tolist() if s.__class__ is np.ndarray else list(s) for s in shapes]
+    if any(s != lists[0] for s in lists[1:]):
+        check_broadcast(op, [tuple(s) for s in lists])
+    return one.copy()
 
 
 @lowers(TensorDot)

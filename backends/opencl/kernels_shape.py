@@ -54,7 +54,7 @@ def lower_broadcast_check(node: Apply, ctx: LowerContext) -> Lowered:
     one = np.ones((), op.dtype)
 
     def run(ins: list) -> list:
-        check_broadcast(op, [tuple(int(n) for n in (x.to_host() if isinstance(x, DeviceArray) else x)) for x in ins])
+        check_broadcast(op, [tuple(np.asarray(x.to_host() if isinstance(x, DeviceArray) else x).tolist()) for x in ins])
         return [one]
     return Lowered(run, kind="meta")
 

@@ -102,6 +102,8 @@ class BroadcastCheck(Op):
 
 def check_broadcast(op: BroadcastCheck, shapes: list[tuple]) -> None:
     """Raise ShapeError when one of ``op.checks`` broadcast in inputs of these ``shapes``."""
+    if all(s == shapes[0] for s in shapes[1:]):  # the common case: nothing broadcast
+        return
     ndim = max((len(s) for s in shapes), default=0)
     for k, d in op.checks:
         lengths = [s[d - ndim + len(s)] for s in shapes if d - ndim + len(s) >= 0]
