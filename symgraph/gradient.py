@@ -24,6 +24,7 @@ from symgraph.graph.traversal import ancestors, clone_replace, toposort
 from symgraph.rewrite.for_grad import stabilized_cost
 from symgraph.scan import scan
 from symgraph.tensor.gradient_ops import (
+    BROADCAST_CHECKS,
     BroadcastCheck,
     DependsOn,
     DisconnectedGrad,
@@ -209,7 +210,8 @@ def _checked_broadcast(node: Apply, out_grads: list) -> list:
     """An elementwise node whose inputs may broadcast at run time along axes their types leave of
     unknown length: its output gradient times a ``BroadcastCheck`` of its inputs (1, or the call
     raises: the sums back to each input's shape cover only axes declared broadcastable)."""
-    if not isinstance(node.op, T.Elemwise) or len(node.inputs) < 2 or not _is_float(node.outputs[0]):
+    if not isinstance(node.op, T.Elemwise) or len(node.inputs) < 2 or not _is_float(node.outputs[0]) \
+            or not BROADCAST_CHECKS.get():
         return out_grads
     checks = broadcast_checks(node)
     if not checks:

@@ -105,3 +105,20 @@ def test_the_one_kernel_loop_checks_a_hoisted_shape_before_it_launches():
     out = f(np.ones((1, 3), "f"))
     assert out.shape == (5,) and out[-1] < out[0]
     assert any(k.startswith("loop") and "for (long t = 0" in v for k, v in f.kernels.items())
+
+
+def test_a_loop_bodys_gradient_is_built_without_checks():
+    """Inside a scan body a check would read the shapes of forward intermediates, which the reverse
+    loop would then recompute (W7: two products of the whole sequence more per call); the body's
+    gradient has none (its carries' shapes are checked every step instead)."""
+    from symgraph.scan.op import Scan
+    x, h0 = T.ftensor3("x"), T.fmatrix("h0")
+    U, W = sg.shared(np.ones((4, 5), "f")), sg.shared(np.ones((5, 5), "f"))
+    b = sg.shared(np.zeros(5, "f"))
+    hs, _ = sg.scan(lambda x_t, h: T.tanh(T.dot(x_t, U) + T.dot(h, W) + b), sequences=[x], outputs_info=[h0])
+    f = sg.function([x, h0], sg.grad(T.sum(hs), [U, W, b]))
+    scans = [n for n in f.graph.apply_nodes if isinstance(n.op, Scan)]
+    assert len(scans) == 2
+    for n in scans:
+        assert not [m for m in n.op.body.nodes if type(m.op).__name__ == "BroadcastCheck"]
+    assert len([n for n in f.graph.apply_nodes if type(n.op).__name__ == "MatMul"]) == 1  # x @ U, once

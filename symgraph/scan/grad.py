@@ -33,6 +33,7 @@ from symgraph.ifelse import ifelse
 from symgraph.scan.build import build_scan
 from symgraph.scan.op import Scan, register_grad
 from symgraph.tensor.alloc import Alloc
+from symgraph.tensor.gradient_ops import no_broadcast_checks
 from symgraph.tensor.subtensor import IncSubtensor
 from symgraph.tensor.type import TensorVariable, is_inexact, tensor_inputs
 
@@ -126,8 +127,9 @@ class _Problem:
                 seed(outputs[nc + k], next(gy))
         wrt = ([self.carry_slots[k] for k in self.f_carry] + [self.const_slots[k] for k in self.f_const]
                + [self.seq_slots[k] for k in self.f_seq])
-        grads = hooks.grad(None, wrt, disconnected_inputs="ignore", known_grads=known) if known else \
-            [T.zeros_like(w) for w in wrt]
+        with no_broadcast_checks():  # (see gradient_ops.BROADCAST_CHECKS)
+            grads = hooks.grad(None, wrt, disconnected_inputs="ignore", known_grads=known) if known else \
+                [T.zeros_like(w) for w in wrt]
         acc = iter(ph["acc"])
         consts = grads[len(self.f_carry):len(wrt) - len(self.f_seq)]
         outs: list[Variable] = grads[:len(self.f_carry)] + [next(acc) + g for g in consts]

@@ -4,6 +4,9 @@
 its type does not declare broadcastable."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -98,6 +101,23 @@ class BroadcastCheck(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
         return [()]
+
+
+BROADCAST_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("broadcast_checks", default=True)
+"""Whether ``sg.grad`` adds BroadcastChecks. A loop body's gradient is built without them: there a
+check would read the shapes of forward intermediates, and the reverse loop would recompute them
+(W7: two 100 x 32 x 128 products more per call); a loop's carries keep their shapes, checked
+every step, so an oversized carry gradient raises there instead."""
+
+
+@contextlib.contextmanager
+def no_broadcast_checks() -> Iterator[None]:
+    """Build gradients without BroadcastChecks (a loop body's, see BROADCAST_CHECKS)."""
+    token = BROADCAST_CHECKS.set(False)
+    try:
+        yield
+    finally:
+        BROADCAST_CHECKS.reset(token)
 
 
 def check_broadcast(op: BroadcastCheck, shapes: list[tuple]) -> None:
