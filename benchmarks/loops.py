@@ -7,8 +7,9 @@
   loop with hand-written BPTT (``data.w7_bptt``, also the float64 reference every answer is
   checked against).
 - W2 in one call: W2's 5000 Adam steps run by one call -- ``sg.scan_updates`` (the optimizer's
-  updates inside one ``sg.scan``), JAX's ``lax.fori_loop`` under ``jit`` -- timed from the first
-  call, as W2 is.
+  updates inside one ``sg.scan``), JAX's ``lax.fori_loop`` under ``jit`` -- a call after JAX's
+  ahead-of-time compile, and for symgraph the median of three calls after the first (whose time,
+  which includes building what is specialised on the call's shapes, is ``first_call_s``).
 """
 from __future__ import annotations
 
