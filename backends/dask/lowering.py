@@ -31,7 +31,7 @@ from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
-from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_shape_vectors
 from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.nnet import LogSoftmax, Softmax, _AxisSoftmax
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce
@@ -308,7 +308,7 @@ def _broadcast_check(node: Apply, ctx: DaskLowerContext) -> Builder:
     op = node.op_as(BroadcastCheck)
 
     def build(*xs: Any) -> list:
-        check_broadcast(op, [tuple(int(n) for n in np.asarray(x)) for x in xs])
+        check_shape_vectors(op, xs)
         return [np.ones((), op.dtype)]
     return build
 

@@ -14,7 +14,7 @@ from symgraph.graph.basic import Apply
 from symgraph.graph.basic import Constant as _Constant
 from symgraph.tensor import nnet as _nnet
 from symgraph.tensor.alloc import Alloc, ARange
-from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_shape_vectors
 from symgraph.tensor.math import Dot, MatMul, TensorDot
 from symgraph.tensor.reduction import ArgReduce, BroadcastLike, CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i, constant_int
@@ -106,8 +106,7 @@ def _matmul(node: Apply, ctx: LowerContext) -> str:
 
 @lowers(BroadcastCheck)
 def _broadcast_check(node: Apply, ctx: LowerContext) -> str:
-    """sg.grad's run-time broadcast check (symgraph/tensor/gradient_ops.py): the shapes' tuple
-    compared with the one that needs no look (all the same), else the full check."""
+    """sg.grad's run-time broadcast check (symgraph/tensor/gradient_ops.py) on its shape vectors."""
     op = node.op_as(BroadcastCheck)
     fn = ctx.ref(functools.partial(_checked_one, op, np.ones((), op.dtype)), "broadcast_check")
     return f"{fn}({', '.join(ctx.ins)})"
@@ -115,9 +114,7 @@ def _broadcast_check(node: Apply, ctx: LowerContext) -> str:
 
 def _checked_one(op: BroadcastCheck, one: np.ndarray, *shapes: Any) -> np.ndarray:
     """1 (a fresh 0-d array: a reader may write into it), once the shape vectors show no broadcast."""
-    lists = [s.tolist() if s.__class__ is np.ndarray else list(s) for s in shapes]
-    if any(s != lists[0] for s in lists[1:]):
-        check_broadcast(op, [tuple(s) for s in lists])
+    check_shape_vectors(op, shapes)
     return one.copy()
 
 

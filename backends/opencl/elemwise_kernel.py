@@ -5,10 +5,9 @@ once per process per program (``_variant_sources``), so a function relinked for 
 ``SizePlaced`` variant) reuses them."""
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,31 +47,25 @@ def _grid_local(shape: list[int]) -> tuple[int, ...]:
     return tuple(local)
 
 
-_SOURCES: OrderedDict[tuple, dict[str, tuple[str, str]]] = OrderedDict()
-_SOURCES_KEPT = 64
-
-
 def _variant_sources(name: str, prog: Composite, scalar_inputs: tuple, by_value: tuple, local: int,
                      out_ndim: int) -> dict[str, tuple[str, str]]:
-    """Each kernel variant of a program (kind -> (kernel name, source)), generated once per process
-    while among the _SOURCES_KEPT most recent: a function placed again for other sizes (a
-    ``SizePlaced`` variant) links its programs without regenerating sources that take tens of ms."""
-    key = (name, prog, scalar_inputs, by_value, local, out_ndim)
-    found = _SOURCES.get(key)
-    if found is not None:
-        with contextlib.suppress(KeyError):  # dropped by another thread meanwhile: found still holds
-            _SOURCES.move_to_end(key)
-        return dict(found)
+    """Each kernel variant of a program (kind -> (kernel name, source))."""
+    return dict(_generated(name, prog, scalar_inputs, by_value, local, out_ndim))
+
+
+@functools.lru_cache(maxsize=64)
+def _generated(name: str, prog: Composite, scalar_inputs: tuple, by_value: tuple, local: int,
+               out_ndim: int) -> tuple[tuple[str, tuple[str, str]], ...]:
+    """``_variant_sources``, generated once per process while among the 64 most recent: a function
+    placed again for other sizes (a ``SizePlaced`` variant) links its programs without regenerating
+    sources that take tens of ms."""
     variants = {
         "fast": content_named(name, lambda n: contiguous_source(n, prog, list(scalar_inputs), list(by_value), local)),
         "grid": content_named(name + "_strided", lambda n: strided_source(n, prog, 3, list(by_value), grid=True))}
     if out_ndim > 3:  # shapes that do not collapse to three axes
         variants["strided"] = content_named(
             name + "_strided_flat", lambda n: strided_source(n, prog, out_ndim, list(by_value)))
-    _SOURCES[key] = variants
-    while len(_SOURCES) > _SOURCES_KEPT:
-        _SOURCES.popitem(last=False)
-    return dict(variants)
+    return tuple(variants.items())
 
 
 class ElementwiseKernel:

@@ -14,7 +14,7 @@ from symgraph.backends.opencl.runtime import DeviceArray, _c_strides
 from symgraph.errors import ShapeError, node_context
 from symgraph.graph.basic import Apply
 from symgraph.tensor.alloc import Alloc, ARange
-from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
+from symgraph.tensor.gradient_ops import BroadcastCheck, check_shape_vectors
 from symgraph.tensor.reduction import BroadcastLike, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Reshape, Shape, Shape_i
 from symgraph.tensor.subtensor import Subtensor
@@ -54,7 +54,7 @@ def lower_broadcast_check(node: Apply, ctx: LowerContext) -> Lowered:
     one = np.ones((), op.dtype)
 
     def run(ins: list) -> list:
-        check_broadcast(op, [tuple(np.asarray(x.to_host() if isinstance(x, DeviceArray) else x).tolist()) for x in ins])
+        check_shape_vectors(op, [x.to_host() if isinstance(x, DeviceArray) else x for x in ins])
         return [one]
     return Lowered(run, kind="meta")
 

@@ -36,7 +36,7 @@ from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import BackendError
 from symgraph.graph.basic import Apply
 from symgraph.scan.op import Scan, check_steps
-from symgraph.tensor.gradient_ops import check_broadcast
+from symgraph.tensor.gradient_ops import check_shape_vectors
 
 MAX_WORK = 1 << 20
 """The most element operations per step (``LoopPlan.work``) a one-kernel loop takes on a CPU
@@ -145,8 +145,7 @@ class _Spec:
         rt, plan, op = self.rt, self.plan, self.plan.op
         nc = op.n_carries
         for check, sources in plan.host_checks:  # sg.grad's broadcast checks on shapes passed in
-            check_broadcast(check, [src if kind == "known" else tuple(int(d) for d in consts[src].to_host())
-                                    for kind, src in sources])
+            check_shape_vectors(check, [src if kind == "known" else consts[src].to_host() for kind, src in sources])
         if n == 0:
             return self._empty(inits)
         ab = [(rt.empty(a.shape, a.dtype, "loop carry", kernel_output=True),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,7 @@ class BroadcastCheck(Op):
         return Apply(self, xs, [TensorType(self.dtype, ()).make_variable()])
 
     def perform(self, node: Apply, inputs: list) -> list:
-        check_broadcast(self, [tuple(int(n) for n in s) for s in inputs])
+        check_shape_vectors(self, inputs)
         return [np.ones((), self.dtype)]
 
     def grad(self, inputs: list, output_grads: list) -> list:
@@ -120,10 +120,15 @@ def no_broadcast_checks() -> Iterator[None]:
         BROADCAST_CHECKS.reset(token)
 
 
+def check_shape_vectors(op: BroadcastCheck, vectors: Sequence[Any]) -> None:
+    """``check_broadcast`` on the check's inputs as a backend holds them (int arrays, tuples)."""
+    shapes = [tuple(v.tolist() if v.__class__ is np.ndarray else np.asarray(v).tolist()) for v in vectors]
+    if shapes.count(shapes[0]) != len(shapes):  # all equal, the common case: nothing broadcast
+        check_broadcast(op, shapes)
+
+
 def check_broadcast(op: BroadcastCheck, shapes: list[tuple]) -> None:
     """Raise ShapeError when one of ``op.checks`` broadcast in inputs of these ``shapes``."""
-    if all(s == shapes[0] for s in shapes[1:]):  # the common case: nothing broadcast
-        return
     ndim = max((len(s) for s in shapes), default=0)
     for k, d in op.checks:
         lengths = [s[d - ndim + len(s)] for s in shapes if d - ndim + len(s) >= 0]
