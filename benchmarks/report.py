@@ -210,6 +210,9 @@ def markdown(doc: dict, table_md: str, goals_md: str, note: str) -> str:
 Measured {doc['date']} with `python -m benchmarks --repeat {doc['repeat']}` (`make bench`): every case runs
 in a fresh process, {doc['repeat']} times; the figures are those of the median run, and (×) is the ratio to numpy by hand
 measured in the same run (lower is faster). Workloads are defined in issue 9 and `benchmarks/data.py`.
+Every case's process asks glibc's malloc to keep freed memory for reuse as symgraph's functions do
+(`symgraph/compile/host_memory.py`), so the peers that allocate with numpy (by hand, PyTensor) pay
+no more page faults than symgraph does.
 
 **Machine:** {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; {m['os']}; Python {m['python']}; {versions}.
 {note}

@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     if D.is_cold(args.variant):  # empty kernel caches: pocl's and symgraph's (before either is imported)
         os.environ["POCL_CACHE_DIR"] = tempfile.mkdtemp(prefix="sg-cold-pocl-")
         os.environ["SYMGRAPH_CACHE_DIR"] = tempfile.mkdtemp(prefix="sg-cold-")
+    from symgraph.compile.host_memory import keep_freed_memory
+    from symgraph.config import config
+    keep_freed_memory(config.host_memory_pad)  # the same allocator for every peer (as sg.function does)
     fn = implementation(args.workload, args.backend)
     if fn is None:
         result = {"skipped": f"{args.workload} has no {args.backend} version"}

@@ -34,6 +34,13 @@ def _bool(value: Any) -> bool:
     return bool(value)
 
 
+def _bytes(value: Any) -> int:
+    n = int(value)
+    if n < 0:
+        raise ValueError(f"config.host_memory_pad must be a number of bytes >= 0, got {value!r}")
+    return n
+
+
 # name: (default, environment variable, check)
 _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     "floatX": ("float64", "SYMGRAPH_FLOATX", _choice("floatX", _FLOAT_DTYPES)),
@@ -51,6 +58,9 @@ _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     # where a device backend runs each node on a device sharing host memory (backends/opencl/placement.py):
     # 'auto' by size (calibrated), 'host' every node it can, 'device' every node it can as a kernel
     "placement": ("auto", "SYMGRAPH_PLACEMENT", _choice("placement", ("auto", "host", "device"))),
+    # freed host memory malloc keeps for the next call instead of handing it back to the kernel
+    # (symgraph/compile/host_memory.py); 0 leaves the C allocator's settings alone
+    "host_memory_pad": (32 * 2**20, "SYMGRAPH_HOST_MEMORY_PAD", _bytes),
 }
 
 

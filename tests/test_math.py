@@ -126,6 +126,17 @@ def test_lowering_calls_numpy_directly():
     assert not [ln for ln in f.source.splitlines() if ".perform(" in ln]
 
 
+def test_a_stack_times_a_matrix_is_one_product():
+    """The numpy backend multiplies a C-ordered stack by a matrix as one product of the stack's
+    rows (backends/numpy/lower_ops.matmul_stacked); a strided stack takes numpy's matmul."""
+    c, a = T.dtensor3("c"), T.dmatrix("a")
+    f = sg.function([c, a], [c @ a, c.dimshuffle(1, 0, 2) @ a], backend="numpy")
+    assert "matmul_stacked(c, a)" in f.source
+    cv, av = np.random.default_rng(0).normal(size=(4, 3, 5)), np.random.default_rng(1).normal(size=(5, 2))
+    for got, want in zip(f(cv, av), [cv @ av, cv.transpose(1, 0, 2) @ av]):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_build_time_shape_errors_name_both_shapes():
     with pytest.raises(ShapeError, match=r"\(2, 3\) and \(4, 5\)"):
         T.dot(T.tensor("float64", (2, 3)), T.tensor("float64", (4, 5)))

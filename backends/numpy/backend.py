@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from symgraph.backends.numpy import (  # noqa: F401
     lower_collective,
     lower_composite,
@@ -14,6 +16,7 @@ from symgraph.backends.numpy import (  # noqa: F401
 )
 from symgraph.backends.numpy.lower_collective import BucketSpans
 from symgraph.backends.numpy.lowering import expression, perform_call
+from symgraph.compile.lowering import CodeContext
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -42,6 +45,11 @@ class NumpyBackend(Backend):
             return lines + [f"{', '.join(outs)}, = {perform_call(node, ins, em.ctx)}"]
         return lines + [f"{', '.join(outs)} = {expr}"]
 
+    def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
+        # a strided matrix (W.T in a gradient's loop) read by every step: one C-ordered copy before
+        # the loop (OpenBLAS multiplies by a transposed 128 x 128 operand in 25 us against 15)
+        return f"{ctx.ref(c_ordered, 'c_ordered')}({name})"
+
     def _spare(self, node: Apply, em: Emitter) -> tuple[list[str], str | None]:
         """The memory the node's first output may be computed into, and lines to emit first: a
         shared variable's spare buffer for a fused program computing its new value (double
@@ -69,6 +77,13 @@ class NumpyBackend(Backend):
                 return None
             self.lent.add(out)
         return em.name(x)
+
+
+def c_ordered(x: Any) -> Any:
+    """``x``, or a C-ordered copy of it when it is a strided array of two or more dimensions."""
+    if isinstance(x, np.ndarray) and x.ndim >= 2 and not x.flags.c_contiguous:
+        return np.ascontiguousarray(x)
+    return x
 
 
 def compile(fgraph: FunctionGraph, spec: Any) -> LinkedFunction:

@@ -101,7 +101,19 @@ def dot_into(a: np.ndarray, b: np.ndarray, spare: np.ndarray | None) -> np.ndarr
 
 @lowers(MatMul)
 def _matmul(node: Apply, ctx: LowerContext) -> str:
+    a, b = tensor_inputs(node)
+    if a.ndim >= 3 and b.ndim == 2:  # a stack of matrices times one matrix (x_t U for every step)
+        return f"{ctx.ref(matmul_stacked, 'matmul_stacked')}({ctx.ins[0]}, {ctx.ins[1]})"
     return f"np.matmul({ctx.ins[0]}, {ctx.ins[1]})"
+
+
+def matmul_stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b)`` for a C-ordered stack ``a`` times a matrix ``b`` as one BLAS product of
+    ``a``'s rows viewed as one matrix: np.matmul runs one product per matrix of the stack (100
+    32x128 times 128x128 floats: 1.5 ms against 0.7)."""
+    if a.flags.c_contiguous and a.dtype == b.dtype and a.shape[-1] == b.shape[0]:
+        return np.matmul(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
+    return np.matmul(a, b)
 
 
 @lowers(BroadcastCheck)

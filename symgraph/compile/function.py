@@ -11,6 +11,7 @@ from typing import Any
 from symgraph.backends import get_backend
 from symgraph.compile.compiled import CompileSpec, Function
 from symgraph.compile.debugmode import debug_wrap
+from symgraph.compile.host_memory import keep_freed_memory
 from symgraph.compile.io import In, Out, as_input, as_output
 from symgraph.compile.lowering import python_name
 from symgraph.compile.profile import Profile
@@ -97,6 +98,7 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     backend's own options (OpenCL: ``device``, ``placement``; dask: ``chunks``, ``compute``, ``scheduler``)."""
     backend = backend or config.backend
     _check_options(options, backend)
+    keep_freed_memory(config.host_memory_pad)
     ins = _check_inputs(inputs)
     outs, return_list = _check_outputs(outputs)
     upd = _check_updates(updates)

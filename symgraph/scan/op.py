@@ -255,13 +255,17 @@ def carry_shape_message(k: int, t: int, want: tuple, got: tuple) -> str:
 def check_steps(n: Any, seqs: list, node: Apply | None) -> int:
     """``n`` as a Python int, checked: not negative, and every sequence at least that long."""
     n = int(n)
-    where = "\n" + node_context(node) if node is not None else ""
     if n < 0:
-        raise ValueError(f"scan: n_steps is {n}; it must not be negative{where}")
+        raise ValueError(f"scan: n_steps is {n}; it must not be negative{_where(node)}")
     for k, s in enumerate(seqs):
         if s.shape[0] < n:
-            raise ValueError(f"scan: sequence {k} has {s.shape[0]} rows, fewer than the {n} steps to run{where}")
+            raise ValueError(f"scan: sequence {k} has {s.shape[0]} rows, fewer than the {n} steps to run{_where(node)}")
     return n
+
+
+def _where(node: Apply | None) -> str:
+    """The line that built ``node``, for an error message (written only when one is raised)."""
+    return "\n" + node_context(node) if node is not None else ""
 
 
 __all__ = ["Scan", "CheckRan", "check_steps", "register_grad"]
