@@ -1,8 +1,9 @@
 """Reduction kernels (sum, prod, max, min, all, any; argmax, argmin) along any axes of a strided
-input, or of a fused Composite's elementwise program evaluated inside the reduction loop. Three
-variants (see ``reduce_source``): a work-item per output element (many short reductions), the
-same in lockstep for column-wise reductions on CPU devices, and a work-group per output element
-with a local-memory tree (few long reductions)."""
+input, or of a fused Composite's elementwise program evaluated inside the reduction loop. Four
+variants (see ``reduce_source``, chosen per call by ``choose_variant``): a work-item per output
+element (many short reductions), the same in lockstep for column-wise reductions on CPU devices,
+and a work-group per output element with a local-memory tree (few long reductions), whose
+work-items stride through the elements on GPUs and take contiguous chunks of them on CPUs."""
 from __future__ import annotations
 
 import math
@@ -36,7 +37,10 @@ GROUP = 128
 """Work-items per work-group in the tree variant."""
 COLUMN_GROUP = 64
 """Work-items per work-group in the row and column variants."""
-VARIANTS = ("rows", "columns", "tree")
+COLUMN_MIN = 16
+"""Outputs from which a column-wise reduction runs in lockstep even when it is long."""
+VARIANTS = ("rows", "columns", "tree", "chunks")
+CPU_VARIANTS, GPU_VARIANTS = ("rows", "columns", "chunks"), ("rows", "tree")
 
 _OPS = {"add": "add", "mul": "mul", "maximum": "maximum", "minimum": "minimum", "and": "and_", "or": "or_"}
 
@@ -51,14 +55,23 @@ def _identity(op: str, dtype: np.dtype) -> str:
     return ks.literal(small if op == "maximum" else big, dtype)
 
 
-def digits(var: str, prefix: str, dims: int) -> list[str]:
+def digits(var: str, prefix: str, dims: int, const: str = "const ") -> list[str]:
     """Statements splitting flat index ``var`` into per-axis indices ``{prefix}0..`` over sizes ``{prefix}n*``."""
     if not dims:
         return []
     lines = [f"long {prefix}r = {var};"]
     for d in reversed(range(1, dims)):
-        lines.append(f"const long {prefix}{d} = {prefix}r % {prefix}n{d}; {prefix}r /= {prefix}n{d};")
-    return lines + [f"const long {prefix}0 = {prefix}r;"]
+        lines.append(f"{const}long {prefix}{d} = {prefix}r % {prefix}n{d}; {prefix}r /= {prefix}n{d};")
+    return lines + [f"{const}long {prefix}0 = {prefix}r;"]
+
+
+def odometer(prefix: str, dims: int) -> str:
+    """A statement stepping per-axis indices ``{prefix}0..`` to the next element in C order (a
+    loop walking its elements one by one divides once, at its start, instead of at every element)."""
+    step = f"++{prefix}0;"
+    for d in range(1, dims):
+        step = f"if (++{prefix}{d} == {prefix}n{d}) {{ {prefix}{d} = 0; {step} }}"
+    return step if dims else ""
 
 
 def _offset(k: int, prefix: str, dims: int, strides: str = "") -> str:
@@ -127,7 +140,8 @@ def reduce_source(name: str, op: str, prog: Composite, by_value: list[bool], out
     CAReduce op name, or 'max'/'min' with ``arg`` (writes the flat index). ``variant``: 'rows', a
     work-item per output looping on its own; 'columns', the same in lockstep, a barrier per step,
     so pocl runs a group's work-items side by side over neighbouring outputs (a column sum reads
-    rows of memory instead of striding down each column); 'tree', a work-group per output.
+    rows of memory instead of striding down each column); 'tree' and 'chunks', a work-group per
+    output (``_reduced_loop`` says how their work-items share the elements).
     ``epilogue`` is (program, reduced input, by_value) of the elementwise program that alone reads
     the result: it runs on each result before the store (its other inputs strided over the kept axes)."""
     in_dtype, out_dtype = np.dtype(prog.out_dtypes[0]), np.dtype(out_dtype)
@@ -147,14 +161,14 @@ def reduce_source(name: str, op: str, prog: Composite, by_value: list[bool], out
         lines, outs, epi_needed = program_lines(program, ins)
         needed.update(epi_needed)
         return lines + [f"out{q}[o] = {v};" for q, v in enumerate(outs)]
-    start, stride = ("lid", GROUP) if variant == "tree" else ("0", 1)
     body = digits("o", "k", n_kept) + [f"const long base{k} = off{k} + {_offset(k, 'k', n_kept)};"
                                        for k in range(len(by_value)) if not by_value[k]]
-    body += [f"{A} a = {ident};", "long ai = 0;" if arg else "", f"for (long j = {start}; j < len; j += {stride}) {{"]
-    body += ["    " + ln for ln in digits("j", "r", n_red) + value_lines]
+    body += [f"{A} a = {ident};", "long ai = 0;" if arg else ""] + _reduced_loop(variant, n_red)
+    body += ["    " + ln for ln in value_lines]
     body += [f"    const {X} xv = {value};", f"    const {A} v = {load};"] + ["    " + ln for ln in serial]
+    body += [f"    {odometer('r', n_red)}"] if variant != "tree" else []
     body += ["    barrier(CLK_LOCAL_MEM_FENCE);", "}"] if variant == "columns" else ["}"]
-    if variant == "tree":
+    if variant in ("tree", "chunks"):
         tree_final = "si[0]" if arg else "sa[0]" if acc_dtype == out_dtype else f"({ks.ctype(out_dtype)})sa[0]"
         body += _tree_tail(A, arg, tree_step, store(tree_final))
         pre, attr = ["const long o = get_group_id(0);", "const long lid = get_local_id(0);"], \
@@ -170,6 +184,33 @@ def reduce_source(name: str, op: str, prog: Composite, by_value: list[bool], out
     dts = {np.dtype(d) for p in (prog, epi[0]) for d in p.in_dtypes + p.step_dtypes} | {in_dtype, out_dtype}
     return (f"{preamble(dts, helpers | needed)}__kernel {attr}void {name}(\n        "
             + ",\n        ".join(params) + f")\n{{\n{code}\n}}\n")
+
+
+def _reduced_loop(variant: str, n_red: int) -> list[str]:
+    """The head of the loop over the reduced elements ``j`` (per-axis indices ``r*``): 'tree'
+    strides by the work-group (neighbouring work-items read neighbouring elements: a GPU's
+    coalesced loads); 'chunks' gives each work-item of the group a contiguous run (a CPU thread
+    streams through memory, where the tree's stride had it fetch every line once per work-item);
+    the others walk every element. The walking loops step their indices with ``odometer``."""
+    if variant == "tree":
+        return ["for (long j = lid; j < len; j += " + f"{GROUP}) {{"] + ["    " + ln for ln in digits("j", "r", n_red)]
+    start, end = ("lid * chunk", "min(len, start + chunk)") if variant == "chunks" else ("0", "len")
+    head = [f"const long chunk = (len + {GROUP - 1}) / {GROUP};"] if variant == "chunks" else []
+    return head + [f"const long start = {start}, end = {end};"] + digits("start", "r", n_red, const="") + \
+        ["for (long j = start; j < end; j++) {"]
+
+
+def choose_variant(is_cpu: bool, m: int, n: int, fastest_kept: int, fastest_reduced: int) -> str:
+    """Which kernel reduces ``n`` elements for each of ``m`` outputs: a work-group per output for
+    few long reductions ('chunks' on CPUs, 'tree' on GPUs), except, on CPUs, column-wise ones (a
+    kept axis is the faster in memory) over at least ``COLUMN_MIN`` outputs, which run in lockstep
+    ('columns'); else a work-item per output ('rows')."""
+    column_wise = is_cpu and fastest_kept < fastest_reduced
+    if column_wise and m >= COLUMN_MIN:
+        return "columns"
+    if n > 256 and m < 4096:
+        return "chunks" if is_cpu else "tree"
+    return "columns" if column_wise else "rows"
 
 
 @dataclass
@@ -249,7 +290,7 @@ class ReduceKernel:
         n_red, n_kept = len(r.axes), x.ndim - len(r.axes)
         stem = ctx.kernel_name(r.node, f"{'arg' if r.arg else ''}{r.op}_{label}")
         self.names, self.sources = {}, {}
-        for variant in VARIANTS if self.runtime.is_cpu else ("rows", "tree"):
+        for variant in CPU_VARIANTS if self.runtime.is_cpu else GPU_VARIANTS:
             name, src = content_named(f"{stem}_{variant}", lambda n, v=variant: reduce_source(
                 n, r.op, r.prog, self.by_value[:len(self.inputs)], out.dtype, n_kept, n_red, v, r.arg, epi))
             self.names[variant], self.sources[name] = name, src
@@ -323,10 +364,9 @@ class ReduceKernel:
                 np.int64(strides[d]) for d in (kept if self.keepdims else range(len(shape)))]
         args += [o.buffer for o in outs] + [np.int64(m), np.int64(n)]
         args += [np.int64(xshape[d]) for d in kept + list(self.axes)]
-        variant = ("tree" if n > 256 and m < 4096 else
-                   "columns" if self.runtime.is_cpu and fastest_kept < fastest_reduced else "rows")
+        variant = choose_variant(self.runtime.is_cpu, m, n, fastest_kept, fastest_reduced)
         k = self.runtime.kernel(self._src[variant], self.names[variant])
-        if variant == "tree":
+        if variant in ("tree", "chunks"):
             k(self.runtime.queue, (m * GROUP,), (GROUP,), *args)
         else:
             k(self.runtime.queue, (-(-m // COLUMN_GROUP) * COLUMN_GROUP,), (COLUMN_GROUP,), *args)
