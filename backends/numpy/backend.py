@@ -16,8 +16,8 @@ from symgraph.backends.numpy import (  # noqa: F401
 )
 from symgraph.backends.numpy.lower_collective import BucketSpans
 from symgraph.backends.numpy.lowering import expression, perform_call
-from symgraph.compile.lowering import CodeContext
 from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
+from symgraph.compile.lowering import CodeContext
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.tensor.composite import Composite
