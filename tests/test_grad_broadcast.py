@@ -122,3 +122,37 @@ def test_a_loop_bodys_gradient_is_built_without_checks():
     for n in scans:
         assert not [m for m in n.op.body.nodes if type(m.op).__name__ == "BroadcastCheck"]
     assert len([n for n in f.graph.apply_nodes if type(n.op).__name__ == "MatMul"]) == 1  # x @ U, once
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "dask"])  # dask runs a scan as one host task
+@pytest.mark.parametrize("checkpoint", [None, 2])
+def test_a_loop_body_broadcasting_a_non_sequence_says_how_to_declare_it(backend, checkpoint):
+    """A scan body that broadcasts a (1, 3) shared bias (type (None, None)) over a batch of 4: the
+    reverse loop's accumulator for it would grow, and the error says why and what to declare, and
+    leaves the bias untouched; declared (1, None), its gradient is the sum over steps and batch."""
+    x = T.dtensor3("x")
+    xv = np.random.default_rng(0).normal(size=(5, 4, 3))
+
+    def loss_of(b):
+        hs, _ = sg.scan(lambda xt, h: T.tanh(xt + h + b), sequences=[x], outputs_info=[T.zeros((4, 3))],
+                        checkpoint=checkpoint)
+        return T.sum(hs ** 2)
+    b = sg.shared(np.full((1, 3), 0.1), "b")
+    f = sg.function([x], loss_of(b), updates=[(b, b - 0.1 * sg.grad(loss_of(b), b))], backend=backend)
+    with pytest.raises(ShapeError, match=r"gradient's reverse loop.*declare the axis broadcastable"):
+        f(xv)
+    np.testing.assert_array_equal(b.get_value(), np.full((1, 3), 0.1))
+    row = sg.shared(np.full((1, 3), 0.1), "row", shape=(1, None))
+    g = sg.function([x], sg.grad(loss_of(row), row), backend=backend)(xv)
+    eps, base = 1e-6, np.full((1, 3), 0.1)
+    num = []
+    for j in range(3):
+        bumped = base.copy()
+        bumped[0, j] += eps
+        row.set_value(bumped)
+        up = sg.function([x], loss_of(row), backend="numpy")(xv)
+        bumped[0, j] -= 2 * eps
+        row.set_value(bumped)
+        num.append((up - sg.function([x], loss_of(row), backend="numpy")(xv)) / (2 * eps))
+    assert g.shape == (1, 3)
+    np.testing.assert_allclose(g[0], num, rtol=1e-5)

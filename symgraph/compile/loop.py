@@ -58,7 +58,7 @@ def resize_rows(buf: np.ndarray, rows: int) -> np.ndarray:
 def shape_error(node: Apply, what: str, k: int, t: int, want: tuple, got: tuple) -> ShapeError:
     """The error for a step whose carry or stacked output changed shape."""
     if what == "carry":
-        text = carry_shape_message(k, t, want, got)
+        text = carry_shape_message(k, t, want, got, node.op)
     else:
         text = (f"scan: step {t} returned stacked output {k} of shape {tuple(got)}, but earlier steps gave shape "
                 f"{tuple(want)}: the rows of a stacked output all have one shape")

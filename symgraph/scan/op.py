@@ -171,7 +171,7 @@ class Scan(Op):
             new = [np.asarray(v, dtype=c.dtype) for v, c in zip(outs, carries)]
             for k, (a, b) in enumerate(zip(new, carries)):
                 if a.shape != b.shape:
-                    raise ShapeError(carry_shape_message(k, t, b.shape, a.shape) + "\n" + node_context(node))
+                    raise ShapeError(carry_shape_message(k, t, b.shape, a.shape, self) + "\n" + node_context(node))
             carries = new
             for k, v in enumerate(new):
                 traces[k].append(v)
@@ -246,10 +246,18 @@ def _stack(rows: list, shape: tuple, dtype: Any) -> np.ndarray:
     return np.stack(rows) if rows else np.empty((0,) + tuple(shape), dtype)
 
 
-def carry_shape_message(k: int, t: int, want: tuple, got: tuple) -> str:
-    """The error for a step that changed the shape of a carry."""
-    return (f"scan: step {t} returned carry {k} of shape {tuple(got)}, but the carry has shape {tuple(want)}: "
-            "a carry keeps its shape from step to step (compare the initial value in outputs_info)")
+def carry_shape_message(k: int, t: int, want: tuple, got: tuple, op: Any = None) -> str:
+    """The error for a step that changed the shape of a carry (``op``: the loop's Scan, whose
+    name says whether it is a gradient's reverse loop, where the cause lies in the forward body)."""
+    head = f"scan: step {t} returned carry {k} of shape {tuple(got)}, but the carry has shape {tuple(want)}: "
+    name = str(getattr(op, "name", None) or "")
+    if name in ("grad", "checkpointed_grad") or name.startswith("grad_"):  # scan/grad.py's reverse loops
+        return head + (
+            "this is a gradient's reverse loop, whose carries are the gradients of the forward loop's carries "
+            "and non-sequences, each the shape of its value. One growing means the forward step broadcast that "
+            "value along an axis its type leaves unknown (a length-1 axis of a shared variable or input): declare "
+            "the axis broadcastable (e.g. sg.shared(v, shape=(1, None)), T.row) so that its gradient is summed")
+    return head + "a carry keeps its shape from step to step (compare the initial value in outputs_info)"
 
 
 def check_steps(n: Any, seqs: list, node: Apply | None) -> int:
