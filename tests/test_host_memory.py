@@ -41,6 +41,16 @@ def test_a_pad_asks_for_the_three_settings_once(recorder):
     assert host_memory.applied_pad() == 8 * 2**20
 
 
+@pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "65536"}, {"GLIBC_TUNABLES": "glibc.malloc.top_pad=0"}])
+def test_a_launchers_malloc_settings_are_left_alone(recorder, monkeypatch, env):
+    """dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, so that the worker's memory
+    limit sees freed memory: a worker keeping it stayed paused and never spilled."""
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert not host_memory.keep_freed_memory(8 * 2**20)
+    assert recorder.calls == []
+
+
 def test_zero_leaves_the_allocator_alone(recorder):
     assert not host_memory.keep_freed_memory(0)
     assert recorder.calls == [] and host_memory.applied_pad() is None

@@ -15,12 +15,17 @@ allocators; numpy arrays come from ``malloc``, so we ask it to keep the memory i
 The cost is resident memory: a process keeps about its peak heap use (plus at most the pad)
 rather than shrinking between calls. The settings are per process and applied once, at the first
 ``sg.function`` after the flag is set; ``host_memory_pad = 0`` (``SYMGRAPH_HOST_MEMORY_PAD=0``)
-leaves the allocator as it was. On a C library without ``mallopt`` (macOS, musl) nothing changes.
+leaves the allocator as it was. So does a process whose environment already sets malloc's
+thresholds (``MALLOC_TRIM_THRESHOLD_`` and friends, or ``glibc.malloc`` tunables): its launcher
+chose them. dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536`` so that freed
+memory goes back at once and the worker's memory limit sees it (a worker keeping it paused under
+its limit and never spilled). On a C library without ``mallopt`` (macOS, musl) nothing changes.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from typing import Any
 
@@ -52,13 +57,21 @@ def keep_freed_memory(pad: int) -> bool:
     if _state["applied"] == pad:
         return True
     mallopt = _mallopt()
-    if mallopt is None:
+    if mallopt is None or launcher_chose():
         return False
     pad = min(pad, 2**29)  # mallopt takes a C int; the trim threshold is twice the pad
     ok = all(mallopt(option, value) == 1 for option, value in
              ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TOP_PAD, pad), (M_TRIM_THRESHOLD, 2 * pad)))
     _state["applied"] = pad if ok else None
     return ok
+
+
+_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_")
+
+
+def launcher_chose() -> bool:
+    """True when the environment sets malloc's thresholds itself (see the module doc)."""
+    return any(k in os.environ for k in _MALLOC_ENV) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
 
 
 def applied_pad() -> int | None:
