@@ -25,8 +25,16 @@ class _Recorder:
         return 1
 
 
+def _without_malloc_settings(env: dict) -> dict:
+    """``env`` without malloc's thresholds (a dask cluster started by an earlier test leaves
+    MALLOC_TRIM_THRESHOLD_ in this process's environment, which would keep the settings off)."""
+    return {k: v for k, v in env.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+
+
 @pytest.fixture
 def recorder(monkeypatch):
+    for k in set(os.environ) - set(_without_malloc_settings(dict(os.environ))):
+        monkeypatch.delenv(k)
     rec = _Recorder()
     monkeypatch.setattr(host_memory, "_state", {"applied": None, "libc": rec})
     return rec
@@ -88,7 +96,7 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) /
 
 
 def _faults_per_call(pad: str) -> float:
-    env = dict(os.environ, SYMGRAPH_HOST_MEMORY_PAD=pad)
+    env = dict(_without_malloc_settings(dict(os.environ)), SYMGRAPH_HOST_MEMORY_PAD=pad)
     out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
