@@ -24,6 +24,7 @@ pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
 
 if NO_OPENCL is None:
     from symgraph.backends.opencl import heavy_cost as hc
+    from symgraph.backends.opencl import calibration as calibration_module
     from symgraph.backends.opencl import placement as pl
     from symgraph.backends.opencl.runtime import TRANSFERS, get_runtime
 
@@ -38,7 +39,8 @@ def calibrate(tmp_path, monkeypatch):
     if not rt.zero_copy:
         pytest.skip("placement by cost needs a device that shares host memory")
     monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(pl, "measure", lambda rt, key: pytest.fail("measured instead of reading the cache"))
+    monkeypatch.setattr(calibration_module, "measure",
+                        lambda rt, key: pytest.fail("measured instead of reading the cache"))
 
     def write(fields: dict) -> None:
         key = pl.device_key(rt)

@@ -115,3 +115,48 @@ def test_a_loop_with_a_branch_inside_placed_on_the_host(calibrated):  # noqa: F8
             for g, w in zip(got, want):
                 np.testing.assert_allclose(g, w, rtol=1e-6)
         assert len(got[0]) == 8
+
+
+def test_a_device_sequence_a_host_body_reads_moves_once_before_the_loop(calibrated):  # noqa: F811
+    """A scan whose body runs on the host (small work and a product) over the rows of a large
+    value computed on the device: the sequence moves to the host once, before the loop (one
+    transfer, not a row per step), and the transposed constant the product reads is laid out
+    C-ordered there; the same numbers as the numpy backend, placed each way."""
+    x, w = T.fmatrix("x"), T.fmatrix("w")
+    out, _ = sg.scan(lambda row, acc, wt: T.dot(acc * 0.5 + row[:4], wt), sequences=[T.tanh(x) * 2],
+                     outputs_info=[T.zeros((4,), "float32")], non_sequences=[w.T])
+    xv = np.random.default_rng(0).normal(size=(6, 40000)).astype("f")
+    wv = np.random.default_rng(1).normal(size=(4, 4)).astype("f")
+    want = sg.function([x, w], out, backend="numpy")(xv, wv)
+    for placement in ("auto", "device", "host"):
+        f = sg.function([x, w], out, backend="opencl", placement=placement)
+        np.testing.assert_allclose(f(xv, wv), want, rtol=1e-4, atol=1e-4)
+    f = sg.function([x, w], out, backend="opencl", placement="auto")
+    f(xv, wv)
+    source = _variant(f, {x: xv.shape, w: wv.shape}).source
+    head, loop = source.split("for _t")
+    assert head.count("to_host()  # transfer (once)") == 2 and "_c_ordered(" in head  # the sequence, w.T
+    assert "to_host()" not in loop.split("return")[0]
+
+
+def test_branch_and_loop_bodies_see_the_outer_lengths_and_the_loops_stacked_shapes():
+    """concrete_shapes: a for-loop whose stacked output has no static row shape (a gradient's
+    reverse loop) gets its shape from the body; a branch slicing by an outer length (x[:n], n a
+    Shape_i outside) knows the slice's size: both are placed by size, not left to the device."""
+    from symgraph.backends.opencl import placement as pl
+    from symgraph.compile.placement import concrete_shapes
+    from symgraph.scan.op import Scan
+    x, h0 = T.ftensor3("x"), T.fmatrix("h0")
+    W = sg.shared(np.eye(5, dtype="f"))
+    hs, _ = sg.scan(lambda x_t, h: T.tanh(T.dot(x_t, W) + h), sequences=[x], outputs_info=[h0])
+    g = sg.grad(T.sum(hs), W)
+    fg = sg.function([x, h0], g, backend="numpy").graph
+    known = concrete_shapes([], {fg.inputs[0]: (7, 3, 5), fg.inputs[1]: (3, 5), fg.inputs[2]: (5, 5)})
+    scans = [(node, sh) for _, node, sh, _ in pl.walk(fg, "auto", None, known) if isinstance(node.op, Scan)]
+    assert len(scans) == 2 and all(all(o in sh for o in node.outputs) for node, sh in scans)
+    n = x.shape[0]
+    c = T.iscalar("c")
+    f = sg.function([c, x], sg.ifelse(c, T.sum(x[:n - 1] * 2), T.sum(x)), backend="numpy").graph
+    known = pl.known_shapes(f, {f.inputs[0]: (), f.inputs[1]: (7, 3, 5)})
+    inner = [(node, sh) for path, node, sh, _ in pl.walk(f, "auto", None, known) if len(path) > 1]
+    assert inner and all(pl.work(node, sh) is not None for node, sh in inner if not node.op.view_map)

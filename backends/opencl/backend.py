@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from symgraph.backends.numpy import backend as _numpy_backend  # noqa: F401  (registers the numpy lowerings)
+from symgraph.backends.numpy import backend as _numpy_backend  # (also registers the numpy lowerings)
 from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl import loop_kernel, loops
@@ -188,6 +188,7 @@ class OpenCLBackend(Backend):
 
     def prepare_inner(self, fgraph: FunctionGraph, input_sides: list[str]) -> None:
         self.host.update(v for v, side in zip(fgraph.inputs, input_sides) if side == HOST)
+        self.host.difference_update(v for v, side in zip(fgraph.inputs, input_sides) if side != HOST)  # planned again
         if self.mode != "device":
             self._place(fgraph, self._inner_known, self._inner_on_host, nest=False)  # placed in prepare()
         while self._plan_nodes(fgraph):
@@ -389,8 +390,11 @@ class OpenCLBackend(Backend):
         return f"{ctx.ref(self._loop_helpers()[1], 'device_resize')}({buf}, {rows})"
 
     def loop_constant(self, name: str, side: str, ctx: CodeContext) -> str:
-        # a strided view (W.T in a gradient's loop) read by every step's kernels: one copy before the loop
-        return name if side != DEVICE else f"{ctx.ref(loops.contiguous, 'contiguous')}({name})"
+        # a strided view (W.T in a gradient's loop) read by every step: one copy before the loop, for
+        # the kernels' contiguous paths on the device, for BLAS on the host (as the numpy backend)
+        if side != DEVICE:
+            return f"{ctx.ref(_numpy_backend.c_ordered, 'c_ordered')}({name})"
+        return f"{ctx.ref(loops.contiguous, 'contiguous')}({name})"
 
     def loop_kernel(self, node: Apply, ins: list[str], em: Emitter) -> str | None:
         # every step in one kernel launch when the body allows (backends/opencl/loop_kernel.py)

@@ -5,7 +5,7 @@ the host at no transfer cost; what differs is the fixed cost of a kernel launch 
 microseconds on pocl) against numpy's per-element speed. Each node goes where it is cheaper, by
 a cost model whose four constants are measured once per device (``calibration``) and cached in
 a JSON file (``cache_path``): the placement of a graph is a function of that file, the node
-sizes and the node kinds, nothing else. On a device with its own memory (a discrete GPU)
+sizes and the node kinds, nothing else (``calibration.py``). On a device with its own memory (a discrete GPU)
 every node stays on the device: moving data over the bus is what costs there.
 
 ``sg.config.placement`` (``SYMGRAPH_PLACEMENT``; ``sg.function(..., placement=...)`` for one
@@ -15,22 +15,26 @@ only), 'auto' (the default) decides by size.
 """
 from __future__ import annotations
 
-import math
-import os
-import statistics
-import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import numpy as np
 
 from symgraph.backends.opencl import heavy_cost as hc
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.devices import cache_dir, read_json, write_json
+from symgraph.backends.opencl.calibration import (  # noqa: F401  (the cost model's names, as placement's)
+    CALIBRATION_VERSION,
+    Calibration,
+    cache_path,
+    calibration,
+    device_key,
+    forget,
+    is_heavy,
+    measure,
+)
 from symgraph.backends.opencl.loop_plan import unsupported
-from symgraph.backends.opencl.runtime import Runtime, _cl
-from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes
+from symgraph.backends.opencl.runtime import Runtime
+from symgraph.compile.placement import HostFallback, HostPlaced, KnownShapes, concrete_shapes, inner_values
 from symgraph.config import config
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -46,101 +50,6 @@ from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import MakeVector, Shape, Shape_i
 
 MODES = ("auto", "host", "device")
-CALIBRATION_VERSION = 3
-"""Bumped when the measurement changes: older cache entries are measured again."""
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """One device's cost model, in microseconds: a kernel launch costs ``launch_us`` plus
-    ``device_ns`` per element and program step; a numpy call costs ``call_us`` plus ``host_ns``
-    per element (numpy runs each step of a fused program as its own call). Products and
-    convolutions cost a fixed time plus their flops at a rate, on each side (``heavy_cost``):
-    numpy's BLAS (``blas_*``) against the matmul kernel (``gemm_*``), ``conv_numpy``
-    (``conv_host_*``) against the OpenCL convolution (``conv_device_*``)."""
-    device: str
-    launch_us: float
-    device_ns: float
-    call_us: float
-    host_ns: float
-    blas_us: float = math.nan  # nan: the rates are not measured yet (see ``calibration``)
-    blas_gflops: float = math.nan
-    gemm_us: float = math.nan
-    gemm_gflops: float = math.nan
-    conv_host_us: float = math.nan
-    conv_host_gflops: float = math.nan
-    conv_device_us: float = math.nan
-    conv_device_gflops: float = math.nan
-    version: int = CALIBRATION_VERSION
-
-    @property
-    def has_rates(self) -> bool:
-        """True when the products' and convolutions' rates are measured."""
-        return not any(math.isnan(getattr(self, f)) for f in hc.RATE_FIELDS)
-
-    def host_is_cheaper(self, elements: int, steps: int) -> bool:
-        """True when ``steps`` numpy calls over ``elements`` values cost less than one kernel launch
-        running the same program."""
-        return self.saving_us(elements, steps) > 0
-
-    def saving_us(self, elements: int, steps: int) -> float:
-        """Microseconds a call saves by running this node on the host rather than as a kernel."""
-        host = steps * (self.call_us + elements * self.host_ns * 1e-3)
-        device = self.launch_us + steps * elements * self.device_ns * 1e-3
-        return device - host
-
-    def crossover(self, steps: int = 1) -> float:
-        """The element count below which a program of ``steps`` steps runs on the host."""
-        gain = steps * (self.host_ns - self.device_ns) * 1e-3
-        room = self.launch_us - steps * self.call_us
-        return float("inf") if gain <= 0 else max(0.0, room / gain)
-
-
-def cache_path() -> str:
-    """The calibration file: ``placement.json`` in ``devices.cache_dir()`` (``$SYMGRAPH_CACHE_DIR``,
-    else ``$XDG_CACHE_HOME/symgraph``, else ``~/.cache/symgraph``)."""
-    return os.path.join(cache_dir(), "placement.json")
-
-
-def device_key(rt: Runtime) -> str:
-    """What identifies a device's speed: its platform, name and driver version."""
-    return f"{rt.info.platform} | {rt.info.name} | {rt.info.driver} | {rt.info.compute_units} units"
-
-
-_MEMO: dict[str, Calibration] = {}
-
-
-def calibration(rt: Runtime, rates: bool = False) -> Calibration:
-    """The device's cost model: read from the cache file, else measured (about 0.3 s) and written
-    there; kept for the process once read. The products' and convolutions' rates (about 2 s more,
-    kernels to build) are measured only when ``rates`` asks for them (``needs_rates``: a graph
-    that has such a node), once, and added to the cached entry."""
-    key = device_key(rt)
-    cal = _MEMO.get(key) or _cached(key)
-    fresh = cal is None
-    if cal is None:
-        cal = measure(rt, key)
-    if rates and not cal.has_rates:
-        cal, fresh = replace(cal, **hc.measure_rates(rt)), True
-    if fresh:
-        entries = read_json(cache_path())
-        entries[key] = asdict(cal)
-        write_json(cache_path(), entries)
-    _MEMO[key] = cal
-    return cal
-
-
-def _cached(key: str) -> Calibration | None:
-    """The cache file's calibration for ``key`` (None: none, or one of an older measurement)."""
-    entry = read_json(cache_path()).get(key)
-    if not isinstance(entry, dict) or entry.get("version") != CALIBRATION_VERSION:
-        return None
-    try:
-        return Calibration(**entry)
-    except TypeError:
-        return None
-
-
 def needs_rates(fgraph: FunctionGraph) -> bool:
     """True when ``fgraph`` or an inner graph of its branches and loops has a product or a
     convolution: its placement reads the calibration's rates."""
@@ -151,70 +60,6 @@ def needs_rates(fgraph: FunctionGraph) -> bool:
                                   for g in cast(InnerGraphOp, node.op).inner_graphs.values()):
             return True
     return False
-
-
-def forget() -> None:
-    """Drop the calibrations this process has read (tests point the cache elsewhere)."""
-    _MEMO.clear()
-
-
-_PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void sg_calibrate(__global const float *restrict x, __global float *restrict out, const long n)
-{
-    const long i = get_global_id(0);  /* 16 elements per work-item, as the elementwise kernels */
-    if ((i + 1) * 16 <= n) { const float16 t = tanh(vload16(i, x)); vstore16(t * 1.5f + 0.5f, i, out); }
-}
-"""
-_STEPS = 3  # tanh, mul, add
-# 2^20 - 4096 elements: 65,280 work-items, under pocl's 65,536-item limit for its small-grid kernel
-# variant, so both sizes run one compiled kernel (2^20 compiled it a second time: ~0.15 s cold)
-_SMALL, _LARGE = 16, (1 << 20) - 4096
-
-
-def measure(rt: Runtime, key: str) -> Calibration:
-    """Time the 3-step program tanh(x) * 1.5 + 0.5 as one kernel (float16 vectors, as the
-    elementwise kernels) and as numpy calls, at 16 and at about 2^20 elements (medians of several runs;
-    kernels launched back to back, as a schedule does). The products' and convolutions' rates
-    are measured apart, when a graph needs them (``calibration``)."""
-    kernel = rt.kernel(_PROGRAM, "sg_calibrate")
-    times = {n: _time_both(rt, kernel, n) for n in (_SMALL, _LARGE)}
-    (d_small, h_small), (d_large, h_large) = times[_SMALL], times[_LARGE]
-    per = 1e9 / (_LARGE - _SMALL)
-    return Calibration(device=key, launch_us=d_small * 1e6,
-                       device_ns=max(0.0, (d_large - d_small) * per / _STEPS),
-                       call_us=h_small * 1e6 / _STEPS, host_ns=max(0.0, (h_large - h_small) * per / _STEPS))
-
-
-def _time_both(rt: Runtime, kernel: Any, n: int) -> tuple[float, float]:
-    """Seconds per run of the calibration program on ``n`` elements: as one kernel, as numpy calls."""
-    cl = _cl()
-    x = np.linspace(-2, 2, n, dtype=np.float32)
-    buf = cl.Buffer(rt.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=x)
-    out = cl.Buffer(rt.context, cl.mem_flags.WRITE_ONLY, x.nbytes)
-    size = (-(-n // (256 * 16)) * 256,)
-    burst = 20 if n == _SMALL else 3
-
-    def device() -> None:
-        for _ in range(burst):
-            kernel(rt.queue, size, (256,), buf, out, np.int64(n))
-        rt.queue.finish()
-
-    def host() -> None:
-        for _ in range(burst):
-            t = np.tanh(x)
-            np.multiply(t, np.float32(1.5), out=t)
-            np.add(t, np.float32(0.5), out=t)
-    device()  # builds for this size, warms caches
-    return _median_time(device) / burst, _median_time(host) / burst
-
-
-def _median_time(fn: Any, rounds: int = 7) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def mode_for(rt: Runtime, requested: str | None) -> str:
@@ -228,10 +73,11 @@ def mode_for(rt: Runtime, requested: str | None) -> str:
 
 # --- what a node costs --------------------------------------------------------------------------
 
-def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int] | None:
-    """(elements, program steps) a node processes, from the concrete shapes known; None when a
-    shape it needs is unknown. Elementwise programs count their steps; reductions the elements
-    they read; anything else the larger of what it reads and writes, as one step."""
+def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int, int, bool] | None:
+    """(elements, program steps, heavy steps among them, whether the last is a reduction) a node
+    processes, from the concrete shapes known; None when a shape it needs is unknown. Elementwise
+    programs count their steps (``is_heavy`` says which are heavy); reductions the elements they
+    read; anything else the larger of what it reads and writes, as one light step."""
     op = node.op.op if isinstance(node.op, HostPlaced) else node.op
 
     def sizes(vs: list[Variable]) -> list[int] | None:
@@ -240,15 +86,21 @@ def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int] | None:
     outs = sizes(list(node.outputs))
     ins = sizes([v for v in node.inputs if getattr(v.type, "ndim", None) is not None])
     if isinstance(op, Composite):
-        return None if outs is None else (max(outs, default=0), len(op.steps))
+        return None if outs is None else (max(outs, default=0), len(op.steps), _heavy_steps(op), False)
     if isinstance(op, Elemwise):
-        return None if outs is None else (max(outs, default=0), 1)
+        return None if outs is None else (max(outs, default=0), 1, int(is_heavy(op.scalar_op.name)), False)
     if isinstance(op, (CAReduce, ReduceOf, Epilogue)):
-        steps = 1 + (len(op.program.steps) if isinstance(op, (ReduceOf, Epilogue)) else 0)
-        return None if ins is None else (max(ins, default=0), steps)
+        program = op.program if isinstance(op, (ReduceOf, Epilogue)) else None
+        steps = 1 + (len(program.steps) if program is not None else 0)
+        reduces = not isinstance(op, Epilogue) or isinstance(op.core, (CAReduce, ReduceOf))
+        return None if ins is None else (max(ins, default=0), steps, _heavy_steps(program), reduces)
     if ins is None or outs is None:
         return None
-    return max(ins + outs, default=0), 1
+    return max(ins + outs, default=0), 1, 0, False
+
+
+def _heavy_steps(program: Composite | None) -> int:
+    return 0 if program is None else sum(is_heavy(name) for name, _ in program.steps)
 
 
 def is_float_product(node: Apply) -> bool:
@@ -355,8 +207,9 @@ def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibra
     w = work(node, shapes)
     if w is None or cal is None:
         return "placed on the host"
-    return (f"{w[0]} elements x {w[1]} step(s), below the calibrated crossover of "
-            f"{cal.crossover(w[1]):.0f} elements (launch {cal.launch_us:.1f} us; cache {cache_path()})")
+    return (f"{w[0]} elements x {w[1]} step(s) ({w[2]} heavy{', a reduction' if w[3] else ''}), below the "
+            f"calibrated crossover of {cal.crossover(*w[1:]):.0f} elements (launch {cal.launch_us:.1f} us; "
+            f"cache {cache_path()})")
 
 
 def _scalar_of_host(node: Apply, chosen: set[Apply]) -> bool:
@@ -409,8 +262,8 @@ def _products_want_host(node: Apply, shapes: dict[Variable, tuple], cal: Calibra
             continue
         w = None if n.op.view_map or isinstance(n.op, _METADATA) else work(n, inner)
         if w is not None:
-            host += w[1] * (cal.call_us + w[0] * cal.host_ns * 1e-3)
-            device += w[1] * w[0] * cal.device_ns * 1e-3
+            host += cal.host_us(*w)
+            device += cal.device_us(*w) - cal.launch_us
     return host < device
 
 
@@ -421,12 +274,16 @@ def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, 
     op = node.op
     if isinstance(op, IfElse):
         outer = [shapes.get(v) for v in node.inputs[1:]]
+        valued = list(node.inputs[1:])  # a branch reads the values themselves
     elif isinstance(op, Scan):
         _, seqs, inits, consts = op.split_inputs(list(node.inputs))
         outer = [shapes[v][1:] if v in shapes else None for v in seqs] + [shapes.get(v) for v in inits + consts]
+        valued = [None] * (len(seqs) + len(inits)) + list(consts)  # a carry's value changes; a constant's not
     else:
         return {}
-    return {role: {v: s for v, s in zip(g.inputs, outer) if s is not None} for role, g in op.inner_graphs.items()}
+    return {role: KnownShapes({v: s for v, s in zip(g.inputs, outer) if s is not None},
+                              inner_values([(v, o) for v, o in zip(g.inputs, valued) if o is not None], shapes))
+            for role, g in op.inner_graphs.items()}
 
 
 def walk(fgraph: FunctionGraph, mode: str, cal: Calibration | None, known: dict[Variable, tuple],

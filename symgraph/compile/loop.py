@@ -168,10 +168,16 @@ class LoopEmitter:
                    y_vars, [self.b.side(v) for v in y_vars])
         n_steps, seqs, inits, consts = op.split_inputs(list(zip(node.inputs, ins)))
         self._head(lp, ins, n_steps[1], seqs, inits)
-        seq_sides = [self.b.side(v) for v, _ in seqs]
-        fgraph = self.b.inner_fgraph(node, "body", seq_sides + lp.final_sides + [self.b.side(v) for v, _ in consts])
-        const_names = self._loop_constants(lp.tag, consts)
-        pre = self._preconvert(fgraph, const_names, op.n_seqs + op.n_carries)
+        seq_sides, const_sides = [self.b.side(v) for v, _ in seqs], [self.b.side(v) for v, _ in consts]
+        fgraph = self.b.inner_fgraph(node, "body", seq_sides + lp.final_sides + const_sides)
+        to = self._moves(fgraph, seq_sides, 0) + self._moves(fgraph, const_sides, op.n_seqs + op.n_carries)
+        if any(to):  # moved once, before the loop: the body is planned again with them there
+            seqs, consts = self._move(seqs, to[:op.n_seqs]), self._move(consts, to[op.n_seqs:])
+            seq_sides = [t or s for t, s in zip(to, seq_sides)]
+            const_sides = [t or s for t, s in zip(to[op.n_seqs:], const_sides)]
+            fgraph = self.b.inner_fgraph(node, "body", seq_sides + lp.final_sides + const_sides)
+        const_names = self._loop_constants(lp.tag, consts, const_sides)
+        pre = self._preconvert(fgraph, const_names, const_sides, op.n_seqs + op.n_carries)
         self._buffers(lp)
         spares = self._carry_spares(lp, fgraph, inits)
         checks = self._checks(lp, fgraph)
@@ -206,11 +212,36 @@ class LoopEmitter:
             lp.carries.append(f"_c{lp.tag}_{j}")
             self.emit(f"{lp.carries[-1]} = {self.arg(v, side)}")
 
-    def _loop_constants(self, tag: str, consts: list) -> list[str]:
+    def _moves(self, fgraph: Any, sides: list[str], first: int) -> list[str | None]:
+        """For each of the body's inputs from ``first`` on (sequences or constants, now on
+        ``sides``): the other side when every body node reading it reads it there (a device
+        sequence whose rows a host-placed body reads: moved once, before the loop, instead of a
+        row per step), else None."""
+        slots = fgraph.inputs[first:first + len(sides)]
+        wanted: dict = {v: set() for v in slots}
+        for inner in fgraph.toposort():
+            for v, side in zip(inner.inputs, self.b.wanted_sides(inner)):
+                if v in wanted:
+                    wanted[v].add(side)
+        return [next(iter(wanted[v])) if len(wanted[v]) == 1 and None not in wanted[v] and side not in wanted[v]
+                and v not in fgraph.outputs else None for v, side in zip(slots, sides)]
+
+    def _move(self, values: list, to: list[str | None]) -> list:
+        """``values`` ((variable, name) pairs), those with a side in ``to`` moved there (one transfer each)."""
+        moved = []
+        for (v, name), side in zip(values, to):
+            if side is not None:
+                new = f"{name}_{side[0]}{len(self.lines)}"
+                self.emit(f"{new} = {self.b.convert(name, side, self.ctx)}  # transfer (once)")
+                name = new
+            moved.append((v, name))
+        return moved
+
+    def _loop_constants(self, tag: str, consts: list, sides: list[str]) -> list[str]:
         """What every step reads, laid out once before the loop as the backend wants it."""
         names = []
-        for j, (v, name) in enumerate(consts):
-            expr = self.b.loop_constant(name, self.b.side(v), self.ctx)
+        for j, ((_, name), side) in enumerate(zip(consts, sides)):
+            expr = self.b.loop_constant(name, side, self.ctx)
             if expr != name:
                 self.emit(f"_k{tag}_{j} = {expr}")
                 name = f"_k{tag}_{j}"
@@ -314,14 +345,14 @@ class LoopEmitter:
         self.emit(f"{hist}.clear()")
         self.depth -= 1
 
-    def _preconvert(self, fgraph: Any, names: list[str], first: int) -> dict:
-        """Constants the body reads on the other side, converted once before the loop (not per step)."""
+    def _preconvert(self, fgraph: Any, names: list[str], sides: list[str], first: int) -> dict:
+        """Constants some body nodes read on the other side, converted once before the loop (not per step)."""
         slots = fgraph.inputs[first:]
         index = {v: j for j, v in enumerate(slots)}
         done: dict = {}
         for inner in fgraph.toposort():
             for v, side in zip(inner.inputs, self.b.wanted_sides(inner)):
-                if v in index and side is not None and side != self.b.side(v) and (v, side) not in done:
+                if v in index and side is not None and side != sides[index[v]] and (v, side) not in done:
                     name = f"{names[index[v]]}_{side[0]}{len(self.lines)}"
                     self.emit(f"{name} = {self.b.convert(names[index[v]], side, self.ctx)}  # transfer (once)")
                     done[(v, side)] = name

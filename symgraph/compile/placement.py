@@ -15,6 +15,7 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.scan.op import Scan
 from symgraph.tensor.shape import Shape, Shape_i
 
 
@@ -87,15 +88,38 @@ def place_on_host(fgraph: FunctionGraph, node: Apply, backend: str) -> Apply:
     return new
 
 
-def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> dict[Variable, tuple]:
+class KnownShapes(dict):
+    """Variable -> concrete shape, and ``scalars``: the small integer variables whose values those
+    shapes fix (a slice's bounds, a loop's step count), so that a branch or a loop body handed
+    its inputs' values too (``inner_values``) can size what it slices by them."""
+
+    def __init__(self, shapes: Any = (), scalars: dict[Variable, Any] | None = None):
+        super().__init__(shapes)
+        self.scalars: dict[Variable, Any] = dict(scalars or {})
+
+
+def inner_values(pairs: list[tuple[Variable, Variable]], shapes: dict[Variable, tuple]) -> dict[Variable, Any]:
+    """For (inner input, outer value) ``pairs``: the inner inputs whose outer value is a small
+    integer the outer ``shapes`` fix, with that value."""
+    memo = getattr(shapes, "scalars", {})
+    found = {}
+    for inner, outer in pairs:
+        if getattr(outer.type, "ndim", None) == 0:
+            value = _value(outer, shapes, memo)
+            if value is not None:
+                found[inner] = value
+    return found
+
+
+def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> KnownShapes:
     """The shape of every variable that ``known`` (shapes of graph inputs and constants) fixes,
     found by each op's ``infer_shape`` on integer shapes, in the node order ``order``; a shape
     entry that is a small integer computed from known shapes (a slice's bounds, an Alloc's
     lengths) is evaluated (``_value``). An op whose shape depends on other values (a reshape to
     a computed shape) or that cannot say leaves its outputs out, and so everything computed
     from them."""
-    shapes = dict(known)
-    memo: dict[Variable, Any] = {}
+    shapes = KnownShapes(known, getattr(known, "scalars", None))
+    memo = shapes.scalars
     for node in order:
         for v in node.inputs:
             if v not in shapes and isinstance(v, Constant):
@@ -103,15 +127,38 @@ def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> dict[Va
         if any(v not in shapes for v in node.inputs):
             continue
         ins = [shapes[v] for v in node.inputs]
+        outs: list | None
         try:
             outs = node.op.infer_shape(node, ins)
         except Exception:  # an op without infer_shape, or one that needs values: unknown
+            outs = _loop_shapes(node, ins, shapes, memo)
+        if outs is None:
             continue
         for o, s in zip(node.outputs, outs):
             ints = tuple(_as_int(d, shapes, memo) for d in s)
             if None not in ints and len(ints) == getattr(o.type, "ndim", -1):
                 shapes[o] = ints
     return shapes
+
+
+def _loop_shapes(node: Apply, ins: list[tuple], shapes: dict[Variable, tuple], memo: dict) -> list | None:
+    """A for-loop's output shapes when its stacked outputs' rows have no static shape (they come
+    from the body, whose shapes the known ones fix: a gradient's reverse loop), else None."""
+    op = node.op
+    if not isinstance(op, Scan) or op.until:
+        return None
+    n = _as_int(node.inputs[0], shapes, memo)
+    first = 1 + op.n_seqs
+    inner = [s[1:] for s in ins[1:first]] + list(ins[first:])
+    consts = first - 1 + op.n_carries
+    values = inner_values(list(zip(op.body.inputs[consts:], node.inputs[first + op.n_carries:])), shapes)
+    body = concrete_shapes(op.body.nodes, KnownShapes(zip(op.body.inputs, inner), values))
+    rows = [body.get(y) for y in op.body.outputs[op.n_carries:op.n_carries + op.n_ys]]
+    if n is None or None in rows:
+        return None
+    inits = ins[first:first + op.n_carries]
+    return (list(inits) + [(n, *s) for s, t in zip(inits, op.traced) if t]
+            + [(n, *r) for r in rows if r is not None])
 
 
 def _as_int(d: Any, shapes: dict[Variable, tuple], memo: dict[Variable, Any]) -> int | None:

@@ -1,0 +1,263 @@
+"""The cost model of size-aware placement (``placement.py``): per device, the fixed and
+per-element costs of a kernel launch and of numpy calls, measured once (``measure``, about 0.3 s)
+and cached in a JSON file (``cache_path``), so that the placement of a graph is a function of that
+file, the node sizes and the node kinds, nothing else."""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from symgraph.backends.opencl import heavy_cost as hc
+from symgraph.backends.opencl.devices import cache_dir, read_json, write_json
+from symgraph.backends.opencl.runtime import Runtime, _cl
+from symgraph.scalar import SCALAR_OPS
+
+LIGHT_OPS = frozenset({"abs", "add", "and_", "ceil", "clip", "eq", "floor", "ge", "gt", "identity", "invert",
+                       "isfinite", "isinf", "isnan", "le", "lt", "maximum", "minimum", "mul", "neg", "neq", "or_",
+                       "reciprocal", "relu", "round", "second", "sign", "sqr", "sqrt", "sub", "switch",
+                       "true_div", "trunc", "xor"})
+"""Elementwise rows that cost about a memory pass anywhere; the others (exponentials, logarithms,
+trigonometry, erf, powers, integer division, random draws) are heavy steps."""
+
+
+def is_heavy(name: str) -> bool:
+    """True for a heavy elementwise step (see ``LIGHT_OPS``); casts are light."""
+    return name in SCALAR_OPS and name not in LIGHT_OPS and not name.startswith("cast_")
+
+
+CALIBRATION_VERSION = 4
+"""Bumped when the measurement changes: older cache entries are measured again."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One device's cost model, in microseconds: a kernel launch costs ``launch_us`` plus
+    ``device_ns`` per element and light program step (arithmetic, comparisons, selects, copies)
+    and ``heavy_device_ns`` per element and heavy step (``is_heavy``: exponentials, logarithms,
+    trigonometry, random draws); a numpy call costs ``call_us`` plus ``host_ns`` or
+    ``heavy_host_ns`` per element (numpy runs each step of a fused program as its own call). The
+    kinds differ: on pocl a fused light program streams memory once where numpy makes a pass per
+    step, but numpy's vectorised tanh matches the kernel's. A reduction costs ``reduce_device_ns``
+    or ``reduce_host_ns`` per element read (a sum on pocl: several times numpy's, one core adding
+    in sequence) plus its program's steps. Products and
+    convolutions cost a fixed time plus their flops at a rate, on each side (``heavy_cost``):
+    numpy's BLAS (``blas_*``) against the matmul kernel (``gemm_*``), ``conv_numpy``
+    (``conv_host_*``) against the OpenCL convolution (``conv_device_*``)."""
+    device: str
+    launch_us: float
+    device_ns: float
+    call_us: float
+    host_ns: float
+    heavy_device_ns: float = math.nan  # nan (an entry without them): as the light steps
+    heavy_host_ns: float = math.nan
+    reduce_device_ns: float = math.nan  # a sum, per element read (nan: as a light step)
+    reduce_host_ns: float = math.nan
+    blas_us: float = math.nan  # nan: the rates are not measured yet (see ``calibration``)
+    blas_gflops: float = math.nan
+    gemm_us: float = math.nan
+    gemm_gflops: float = math.nan
+    conv_host_us: float = math.nan
+    conv_host_gflops: float = math.nan
+    conv_device_us: float = math.nan
+    conv_device_gflops: float = math.nan
+    version: int = CALIBRATION_VERSION
+
+    @property
+    def has_rates(self) -> bool:
+        """True when the products' and convolutions' rates are measured."""
+        return not any(math.isnan(getattr(self, f)) for f in hc.RATE_FIELDS)
+
+    def host_is_cheaper(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> bool:
+        """True when ``steps`` numpy calls over ``elements`` values (``heavy`` of them heavy steps,
+        the last a reduction when ``reduce``) cost less than one kernel launch running the same program."""
+        return self.saving_us(elements, steps, heavy, reduce) > 0
+
+    def saving_us(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> float:
+        """Microseconds a call saves by running this node on the host rather than as a kernel."""
+        return self.device_us(elements, steps, heavy, reduce) - self.host_us(elements, steps, heavy, reduce)
+
+    def host_us(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> float:
+        """The program's numpy calls: one per step."""
+        light = steps - heavy - reduce
+        per = light * self.host_ns + heavy * _or(self.heavy_host_ns, self.host_ns) \
+            + reduce * _or(self.reduce_host_ns, self.host_ns)
+        return steps * self.call_us + elements * per * 1e-3
+
+    def device_us(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> float:
+        """The program as one kernel launch."""
+        light = steps - heavy - reduce
+        per = light * self.device_ns + heavy * _or(self.heavy_device_ns, self.device_ns) \
+            + reduce * _or(self.reduce_device_ns, self.device_ns)
+        return self.launch_us + elements * per * 1e-3
+
+    def crossover(self, steps: int = 1, heavy: int = 0, reduce: bool = False) -> float:
+        """The element count below which a program of ``steps`` steps runs on the host."""
+        w = (steps, heavy, reduce)
+        gain = (self.host_us(1000, *w) - self.host_us(0, *w)) - (self.device_us(1000, *w) - self.device_us(0, *w))
+        room = self.device_us(0, *w) - self.host_us(0, *w)
+        return float("inf") if gain <= 0 else max(0.0, room / gain * 1000)
+
+
+def _or(value: float, fallback: float) -> float:
+    return fallback if math.isnan(value) else value
+
+
+def cache_path() -> str:
+    """The calibration file: ``placement.json`` in ``devices.cache_dir()`` (``$SYMGRAPH_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/symgraph``, else ``~/.cache/symgraph``)."""
+    return os.path.join(cache_dir(), "placement.json")
+
+
+def device_key(rt: Runtime) -> str:
+    """What identifies a device's speed: its platform, name and driver version."""
+    return f"{rt.info.platform} | {rt.info.name} | {rt.info.driver} | {rt.info.compute_units} units"
+
+
+_MEMO: dict[str, Calibration] = {}
+
+
+def calibration(rt: Runtime, rates: bool = False) -> Calibration:
+    """The device's cost model: read from the cache file, else measured (about 0.3 s) and written
+    there; kept for the process once read. The products' and convolutions' rates (about 2 s more,
+    kernels to build) are measured only when ``rates`` asks for them (``needs_rates``: a graph
+    that has such a node), once, and added to the cached entry."""
+    key = device_key(rt)
+    cal = _MEMO.get(key) or _cached(key)
+    fresh = cal is None
+    if cal is None:
+        cal = measure(rt, key)
+    if rates and not cal.has_rates:
+        cal, fresh = replace(cal, **hc.measure_rates(rt)), True
+    if fresh:
+        entries = read_json(cache_path())
+        entries[key] = asdict(cal)
+        write_json(cache_path(), entries)
+    _MEMO[key] = cal
+    return cal
+
+
+def _cached(key: str) -> Calibration | None:
+    """The cache file's calibration for ``key`` (None: none, or one of an older measurement)."""
+    entry = read_json(cache_path()).get(key)
+    if not isinstance(entry, dict) or entry.get("version") != CALIBRATION_VERSION:
+        return None
+    try:
+        return Calibration(**entry)
+    except TypeError:
+        return None
+
+
+
+def forget() -> None:
+    """Drop the calibrations this process has read (tests point the cache elsewhere)."""
+    _MEMO.clear()
+
+
+_PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void sg_light(__global const float *restrict x, __global float *restrict out, const long n)
+{
+    const long i = get_global_id(0);  /* 16 elements per work-item, as the elementwise kernels */
+    if ((i + 1) * 16 <= n) vstore16(vload16(i, x) * 1.5f + 0.5f, i, out);
+}
+__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
+void sg_heavy(__global const float *restrict x, __global float *restrict out, const long n)
+{
+    const long i = get_global_id(0);
+    if ((i + 1) * 16 <= n) vstore16(tanh(vload16(i, x)), i, out);
+}
+__kernel __attribute__((reqd_work_group_size(128, 1, 1)))
+void sg_sum(__global const float *restrict x, __global float *restrict out, const long n)
+{   /* as the reduction kernels' work-group of few long sums: each item a chunk (SG_CHUNKS, CPUs) or a
+       stride, then a local tree */
+    const long lid = get_local_id(0);
+#ifdef SG_CHUNKS
+    const long chunk = (n + 127) / 128, start = lid * chunk, end = min(n, start + chunk), step = 1;
+#else
+    const long start = lid, end = n, step = 128;
+#endif
+    float a = 0.0f;
+    for (long j = start; j < end; j += step) a = a + x[j];
+    __local float sa[128];
+    sa[lid] = a;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 64; s > 0; s >>= 1) { if (lid < s) sa[lid] = sa[lid] + sa[lid + s]; barrier(CLK_LOCAL_MEM_FENCE); }
+    if (lid == 0) out[0] = sa[0];
+}
+"""
+# 2^20 - 4096 elements: 65,280 work-items, under pocl's 65,536-item limit for its small-grid kernel
+# variant, so both sizes run one compiled kernel (2^20 compiled it a second time: ~0.15 s cold)
+_SMALL, _LARGE = 16, (1 << 20) - 4096
+
+
+def _light_numpy(x: np.ndarray, t: np.ndarray) -> None:
+    np.multiply(x, np.float32(1.5), out=t)
+    np.add(t, np.float32(0.5), out=t)
+
+
+def _heavy_numpy(x: np.ndarray, t: np.ndarray) -> None:
+    np.tanh(x, out=t)
+
+
+def measure(rt: Runtime, key: str) -> Calibration:
+    """Time three programs as one kernel each (float16 vectors, as the elementwise kernels) and as
+    numpy calls: the light x * 1.5 + 0.5 (two steps) at 16 and at about 2^20 elements (the launch,
+    the call, the light step's per-element cost), the heavy tanh(x) and a sum at the larger size (medians
+    of several runs; kernels launched back to back, as a schedule does). The products' and
+    convolutions' rates are measured apart, when a graph needs them (``calibration``)."""
+    program = ("#define SG_CHUNKS\n" if rt.is_cpu else "") + _PROGRAM
+    light, heavy, total = (rt.kernel(program, name) for name in ("sg_light", "sg_heavy", "sg_sum"))
+    d_small, h_small = _time_both(rt, light, _light_numpy, _SMALL)
+    d_large, h_large = _time_both(rt, light, _light_numpy, _LARGE)
+    d_heavy, h_heavy = _time_both(rt, heavy, _heavy_numpy, _LARGE)
+    d_sum, h_sum = _time_both(rt, total, _sum_numpy, _LARGE, (128,))
+    per = 1e9 / (_LARGE - _SMALL)
+    call = h_small / 2
+    return Calibration(device=key, launch_us=d_small * 1e6, device_ns=max(0.0, (d_large - d_small) * per / 2),
+                       call_us=call * 1e6, host_ns=max(0.0, (h_large - h_small) * per / 2),
+                       heavy_device_ns=max(0.0, (d_heavy - d_small) * per),
+                       heavy_host_ns=max(0.0, (h_heavy - call) * per),
+                       reduce_device_ns=max(0.0, (d_sum - d_small) * per),
+                       reduce_host_ns=max(0.0, (h_sum - call) * per))
+
+
+def _sum_numpy(x: np.ndarray, t: np.ndarray) -> None:
+    np.add.reduce(x)
+
+
+def _time_both(rt: Runtime, kernel: Any, numpy_fn: Callable, n: int, grid: tuple | None = None) -> tuple[float, float]:
+    """Seconds per run of a calibration program on ``n`` elements: as one kernel (one item per 16
+    elements, or ``grid`` items), as numpy calls."""
+    cl = _cl()
+    x = np.linspace(-2, 2, n, dtype=np.float32)
+    buf = cl.Buffer(rt.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=x)
+    out = cl.Buffer(rt.context, cl.mem_flags.WRITE_ONLY, x.nbytes)
+    size = grid or (-(-n // (256 * 16)) * 256,)
+    burst = 20 if n == _SMALL else 3
+    t = np.empty_like(x)
+
+    def device() -> None:
+        for _ in range(burst):
+            kernel(rt.queue, size, (min(size[0], 256),), buf, out, np.int64(n))
+        rt.queue.finish()
+
+    def host() -> None:
+        for _ in range(burst):
+            numpy_fn(x, t)
+    device()  # builds for this size, warms caches
+    return _median_time(device) / burst, _median_time(host) / burst
+
+
+def _median_time(fn: Any, rounds: int = 7) -> float:
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
