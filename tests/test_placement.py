@@ -26,11 +26,11 @@ if NO_OPENCL is None:
     from symgraph.backends.opencl import size_placed
     from symgraph.backends.opencl.runtime import OPENS, TRANSFERS, get_runtime
 
-# launch 20 us, numpy 1 us a call: below ~20,000 elements a one-step node runs on the host (light
-# and heavy steps alike, so that these tests place by size alone; test_light_and_heavy_steps has
-# its own); BLAS and numpy's convolution faster than the kernels at every size (as measured on pocl)
+# launch 20 us, numpy 1 us a call: below ~20,000 elements a one-step node runs on the host (a
+# reduction alike, so that these tests place by size alone; test_reductions_have_their_own_costs
+# has its own); BLAS and numpy's convolution faster than the kernels at every size (as measured on pocl)
 FIXED = {"launch_us": 20.0, "device_ns": 0.1, "call_us": 1.0, "host_ns": 1.0,
-         "heavy_device_ns": 0.1, "heavy_host_ns": 1.0, "reduce_device_ns": 0.1, "reduce_host_ns": 1.0,
+         "reduce_device_ns": 0.1, "reduce_host_ns": 1.0,
          "blas_us": 2.0, "blas_gflops": 50.0, "gemm_us": 150.0, "gemm_gflops": 2.0,
          "conv_host_us": 60.0, "conv_host_gflops": 40.0, "conv_device_us": 500.0, "conv_device_gflops": 2.0}
 
@@ -206,34 +206,25 @@ def test_the_calibration_is_cached_and_the_placement_a_function_of_it(tmp_path, 
     pl.forget()
 
 
-def test_light_and_heavy_steps():
-    """pocl streams a light step (a multiply) slower than numpy but runs tanh on every core in
-    vector form: a large light program goes to the host, the same size of tanh to the device."""
-    from symgraph.backends.opencl.calibration import LIGHT_OPS, is_heavy
-    from symgraph.scalar import SCALAR_OPS
-    assert LIGHT_OPS <= set(SCALAR_OPS)
-    assert {n for n in ("tanh", "exp", "log1p", "pow", "random_uniform32", "int_div") if is_heavy(n)} == \
-        {"tanh", "exp", "log1p", "pow", "random_uniform32", "int_div"}
-    assert not any(is_heavy(n) for n in ("add", "mul", "switch", "cast_float32", "relu", "second"))
-    cal = pl.Calibration(device="d", **{**FIXED, "device_ns": 0.7, "host_ns": 0.3,
-                                        "heavy_device_ns": 0.5, "heavy_host_ns": 2.0})
+def test_reductions_have_their_own_costs():
+    """On pocl a sum of many elements into few costs the kernel several times numpy's: with such
+    a calibration a large sum goes to the host while an elementwise program of the same size
+    stays a kernel; a cache entry without the reduction's costs prices it as an elementwise step."""
+    cal = pl.Calibration(device="d", **{**FIXED, "reduce_device_ns": 2.5, "reduce_host_ns": 0.3})
     x = T.TensorType("float32", (409600,))("x")
-    light, heavy = (sg.function([x], e, backend="numpy", mode="fast_run").graph.outputs[0].owner
-                    for e in (x * 1.5 + 0.5, T.tanh(x) * 1.5))
-    known = {v: (409600,) for n in (light, heavy) for v in n.inputs + n.outputs if v.type.ndim == 1}
-    assert pl.work(light, known) == (409600, 2, 0, False) and pl.work(heavy, known) == (409600, 2, 1, False)
-    assert pl.host_side(light, known, cal) and not pl.host_side(heavy, known, cal)
-    assert cal.crossover(2, 0) == float("inf") and cal.crossover(1, 1) < 10**5
-    assert pl.Calibration(device="d", **{k: v for k, v in FIXED.items() if not k.startswith("heavy")}) \
-        .saving_us(1000, 2, 1) == pl.Calibration(device="d", **FIXED).saving_us(1000, 2, 1)  # older entry: as light
+    prog, total = (sg.function([x], e, backend="numpy").graph.outputs[0].owner for e in (T.tanh(x) * 1.5, x.sum()))
+    known = {v: v.type.shape for n in (prog, total) for v in n.inputs + n.outputs if None not in v.type.shape}
+    assert pl.work(prog, known) == (409600, 2, False) and pl.work(total, known) == (409600, 1, True)
+    assert pl.host_side(total, known, cal) and not pl.host_side(prog, known, cal)
+    assert cal.crossover(1, True) == float("inf") and cal.crossover(2) < 10**5
+    old = pl.Calibration(device="d", **{k: v for k, v in FIXED.items() if not k.startswith("reduce")})
+    assert old.saving_us(1000, 2, True) == pl.Calibration(device="d", **FIXED).saving_us(1000, 2, True)
 
 
-def test_the_measured_calibration_tells_light_from_heavy_steps():
+def test_the_measured_calibration_has_every_cost():
     cal = pl.measure(get_runtime(), "this device")
-    fields = ("launch_us", "device_ns", "call_us", "host_ns", "heavy_device_ns", "heavy_host_ns",
-              "reduce_device_ns", "reduce_host_ns")
+    fields = ("launch_us", "device_ns", "call_us", "host_ns", "reduce_device_ns", "reduce_host_ns")
     assert all(np.isfinite(getattr(cal, f)) and getattr(cal, f) >= 0 for f in fields)
-    assert cal.heavy_host_ns > cal.host_ns  # numpy's tanh against a multiply: several times over
 
 
 def test_the_cost_model_and_the_modes():

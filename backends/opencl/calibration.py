@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -17,20 +16,6 @@ import numpy as np
 from symgraph.backends.opencl import heavy_cost as hc
 from symgraph.backends.opencl.devices import cache_dir, read_json, write_json
 from symgraph.backends.opencl.runtime import Runtime, _cl
-from symgraph.scalar import SCALAR_OPS
-
-LIGHT_OPS = frozenset({"abs", "add", "and_", "ceil", "clip", "eq", "floor", "ge", "gt", "identity", "invert",
-                       "isfinite", "isinf", "isnan", "le", "lt", "maximum", "minimum", "mul", "neg", "neq", "or_",
-                       "reciprocal", "relu", "round", "second", "sign", "sqr", "sqrt", "sub", "switch",
-                       "true_div", "trunc", "xor"})
-"""Elementwise rows that cost about a memory pass anywhere; the others (exponentials, logarithms,
-trigonometry, erf, powers, integer division, random draws) are heavy steps."""
-
-
-def is_heavy(name: str) -> bool:
-    """True for a heavy elementwise step (see ``LIGHT_OPS``); casts are light."""
-    return name in SCALAR_OPS and name not in LIGHT_OPS and not name.startswith("cast_")
-
 
 CALIBRATION_VERSION = 4
 """Bumped when the measurement changes: older cache entries are measured again."""
@@ -39,25 +24,20 @@ CALIBRATION_VERSION = 4
 @dataclass(frozen=True)
 class Calibration:
     """One device's cost model, in microseconds: a kernel launch costs ``launch_us`` plus
-    ``device_ns`` per element and light program step (arithmetic, comparisons, selects, copies)
-    and ``heavy_device_ns`` per element and heavy step (``is_heavy``: exponentials, logarithms,
-    trigonometry, random draws); a numpy call costs ``call_us`` plus ``host_ns`` or
-    ``heavy_host_ns`` per element (numpy runs each step of a fused program as its own call). The
-    kinds differ: on pocl a fused light program streams memory once where numpy makes a pass per
-    step, but numpy's vectorised tanh matches the kernel's. A reduction costs ``reduce_device_ns``
-    or ``reduce_host_ns`` per element read (a sum on pocl: several times numpy's, one core adding
-    in sequence) plus its program's steps. Products and
-    convolutions cost a fixed time plus their flops at a rate, on each side (``heavy_cost``):
-    numpy's BLAS (``blas_*``) against the matmul kernel (``gemm_*``), ``conv_numpy``
-    (``conv_host_*``) against the OpenCL convolution (``conv_device_*``)."""
+    ``device_ns`` per element and program step; a numpy call costs ``call_us`` plus ``host_ns``
+    per element (numpy runs each step of a fused program as its own call). A reduction step
+    costs ``reduce_device_ns`` or ``reduce_host_ns`` per element read instead: on pocl a sum
+    costs the kernel several times numpy's (one core adding in sequence for few outputs), where
+    elementwise steps favour the kernel. Products and convolutions cost a fixed time plus their
+    flops at a rate, on each side (``heavy_cost``): numpy's BLAS (``blas_*``) against the matmul
+    kernel (``gemm_*``), ``conv_numpy`` (``conv_host_*``) against the OpenCL convolution
+    (``conv_device_*``)."""
     device: str
     launch_us: float
     device_ns: float
     call_us: float
     host_ns: float
-    heavy_device_ns: float = math.nan  # nan (an entry without them): as the light steps
-    heavy_host_ns: float = math.nan
-    reduce_device_ns: float = math.nan  # a sum, per element read (nan: as a light step)
+    reduce_device_ns: float = math.nan  # a sum, per element read (nan: as an elementwise step)
     reduce_host_ns: float = math.nan
     blas_us: float = math.nan  # nan: the rates are not measured yet (see ``calibration``)
     blas_gflops: float = math.nan
@@ -74,34 +54,30 @@ class Calibration:
         """True when the products' and convolutions' rates are measured."""
         return not any(math.isnan(getattr(self, f)) for f in hc.RATE_FIELDS)
 
-    def host_is_cheaper(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> bool:
-        """True when ``steps`` numpy calls over ``elements`` values (``heavy`` of them heavy steps,
-        the last a reduction when ``reduce``) cost less than one kernel launch running the same program."""
-        return self.saving_us(elements, steps, heavy, reduce) > 0
+    def host_is_cheaper(self, elements: int, steps: int, reduce: bool = False) -> bool:
+        """True when ``steps`` numpy calls over ``elements`` values (the last a reduction when
+        ``reduce``) cost less than one kernel launch running the same program."""
+        return self.saving_us(elements, steps, reduce) > 0
 
-    def saving_us(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> float:
+    def saving_us(self, elements: int, steps: int, reduce: bool = False) -> float:
         """Microseconds a call saves by running this node on the host rather than as a kernel."""
-        return self.device_us(elements, steps, heavy, reduce) - self.host_us(elements, steps, heavy, reduce)
+        return self.device_us(elements, steps, reduce) - self.host_us(elements, steps, reduce)
 
-    def host_us(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> float:
+    def host_us(self, elements: int, steps: int, reduce: bool = False) -> float:
         """The program's numpy calls: one per step."""
-        light = steps - heavy - reduce
-        per = light * self.host_ns + heavy * _or(self.heavy_host_ns, self.host_ns) \
-            + reduce * _or(self.reduce_host_ns, self.host_ns)
+        per = (steps - reduce) * self.host_ns + reduce * _or(self.reduce_host_ns, self.host_ns)
         return steps * self.call_us + elements * per * 1e-3
 
-    def device_us(self, elements: int, steps: int, heavy: int = 0, reduce: bool = False) -> float:
+    def device_us(self, elements: int, steps: int, reduce: bool = False) -> float:
         """The program as one kernel launch."""
-        light = steps - heavy - reduce
-        per = light * self.device_ns + heavy * _or(self.heavy_device_ns, self.device_ns) \
-            + reduce * _or(self.reduce_device_ns, self.device_ns)
+        per = (steps - reduce) * self.device_ns + reduce * _or(self.reduce_device_ns, self.device_ns)
         return self.launch_us + elements * per * 1e-3
 
-    def crossover(self, steps: int = 1, heavy: int = 0, reduce: bool = False) -> float:
+    def crossover(self, steps: int = 1, reduce: bool = False) -> float:
         """The element count below which a program of ``steps`` steps runs on the host."""
-        w = (steps, heavy, reduce)
-        gain = (self.host_us(1000, *w) - self.host_us(0, *w)) - (self.device_us(1000, *w) - self.device_us(0, *w))
-        room = self.device_us(0, *w) - self.host_us(0, *w)
+        gain = (self.host_us(1000, steps, reduce) - self.host_us(0, steps, reduce)) \
+            - (self.device_us(1000, steps, reduce) - self.device_us(0, steps, reduce))
+        room = self.device_us(0, steps, reduce) - self.host_us(0, steps, reduce)
         return float("inf") if gain <= 0 else max(0.0, room / gain * 1000)
 
 
@@ -154,23 +130,16 @@ def _cached(key: str) -> Calibration | None:
         return None
 
 
-
 def forget() -> None:
     """Drop the calibrations this process has read (tests point the cache elsewhere)."""
     _MEMO.clear()
 
 
 _PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void sg_light(__global const float *restrict x, __global float *restrict out, const long n)
+void sg_calibrate(__global const float *restrict x, __global float *restrict out, const long n)
 {
     const long i = get_global_id(0);  /* 16 elements per work-item, as the elementwise kernels */
-    if ((i + 1) * 16 <= n) vstore16(vload16(i, x) * 1.5f + 0.5f, i, out);
-}
-__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void sg_heavy(__global const float *restrict x, __global float *restrict out, const long n)
-{
-    const long i = get_global_id(0);
-    if ((i + 1) * 16 <= n) vstore16(tanh(vload16(i, x)), i, out);
+    if ((i + 1) * 16 <= n) { const float16 t = tanh(vload16(i, x)); vstore16(t * 1.5f + 0.5f, i, out); }
 }
 __kernel __attribute__((reqd_work_group_size(128, 1, 1)))
 void sg_sum(__global const float *restrict x, __global float *restrict out, const long n)
@@ -194,35 +163,31 @@ void sg_sum(__global const float *restrict x, __global float *restrict out, cons
 # 2^20 - 4096 elements: 65,280 work-items, under pocl's 65,536-item limit for its small-grid kernel
 # variant, so both sizes run one compiled kernel (2^20 compiled it a second time: ~0.15 s cold)
 _SMALL, _LARGE = 16, (1 << 20) - 4096
+_STEPS = 3  # tanh, mul, add
 
 
-def _light_numpy(x: np.ndarray, t: np.ndarray) -> None:
-    np.multiply(x, np.float32(1.5), out=t)
+def _program_numpy(x: np.ndarray, t: np.ndarray) -> None:
+    np.tanh(x, out=t)
+    np.multiply(t, np.float32(1.5), out=t)
     np.add(t, np.float32(0.5), out=t)
 
 
-def _heavy_numpy(x: np.ndarray, t: np.ndarray) -> None:
-    np.tanh(x, out=t)
-
-
 def measure(rt: Runtime, key: str) -> Calibration:
-    """Time three programs as one kernel each (float16 vectors, as the elementwise kernels) and as
-    numpy calls: the light x * 1.5 + 0.5 (two steps) at 16 and at about 2^20 elements (the launch,
-    the call, the light step's per-element cost), the heavy tanh(x) and a sum at the larger size (medians
-    of several runs; kernels launched back to back, as a schedule does). The products' and
-    convolutions' rates are measured apart, when a graph needs them (``calibration``)."""
+    """Time the 3-step program tanh(x) * 1.5 + 0.5 as one kernel (float16 vectors, as the
+    elementwise kernels) and as numpy calls, at 16 and at about 2^20 elements, and a sum of the
+    larger size as a work-group's reduction and as ``np.add.reduce`` (the fastest of several runs;
+    kernels launched back to back, as a schedule does). The products' and convolutions' rates
+    are measured apart, when a graph needs them (``calibration``)."""
     program = ("#define SG_CHUNKS\n" if rt.is_cpu else "") + _PROGRAM
-    light, heavy, total = (rt.kernel(program, name) for name in ("sg_light", "sg_heavy", "sg_sum"))
-    d_small, h_small = _time_both(rt, light, _light_numpy, _SMALL)
-    d_large, h_large = _time_both(rt, light, _light_numpy, _LARGE)
-    d_heavy, h_heavy = _time_both(rt, heavy, _heavy_numpy, _LARGE)
+    kernel, total = rt.kernel(program, "sg_calibrate"), rt.kernel(program, "sg_sum")
+    d_small, h_small = _time_both(rt, kernel, _program_numpy, _SMALL)
+    d_large, h_large = _time_both(rt, kernel, _program_numpy, _LARGE)
     d_sum, h_sum = _time_both(rt, total, _sum_numpy, _LARGE, (128,))
     per = 1e9 / (_LARGE - _SMALL)
-    call = h_small / 2
-    return Calibration(device=key, launch_us=d_small * 1e6, device_ns=max(0.0, (d_large - d_small) * per / 2),
-                       call_us=call * 1e6, host_ns=max(0.0, (h_large - h_small) * per / 2),
-                       heavy_device_ns=max(0.0, (d_heavy - d_small) * per),
-                       heavy_host_ns=max(0.0, (h_heavy - call) * per),
+    call = h_small / _STEPS
+    return Calibration(device=key, launch_us=d_small * 1e6,
+                       device_ns=max(0.0, (d_large - d_small) * per / _STEPS),
+                       call_us=call * 1e6, host_ns=max(0.0, (h_large - h_small) * per / _STEPS),
                        reduce_device_ns=max(0.0, (d_sum - d_small) * per),
                        reduce_host_ns=max(0.0, (h_sum - call) * per))
 
@@ -251,13 +216,15 @@ def _time_both(rt: Runtime, kernel: Any, numpy_fn: Callable, n: int, grid: tuple
         for _ in range(burst):
             numpy_fn(x, t)
     device()  # builds for this size, warms caches
-    return _median_time(device) / burst, _median_time(host) / burst
+    return _best_time(device) / burst, _best_time(host) / burst
 
 
-def _median_time(fn: Any, rounds: int = 7) -> float:
+def _best_time(fn: Any, rounds: int = 7) -> float:
+    """The fastest of ``rounds`` runs: on a shared machine a busy moment slows the two-thread
+    kernel more than the one-thread numpy call, so a median tilted placement by the moment."""
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return min(times)

@@ -29,7 +29,6 @@ from symgraph.backends.opencl.calibration import (  # noqa: F401  (the cost mode
     calibration,
     device_key,
     forget,
-    is_heavy,
     measure,
 )
 from symgraph.backends.opencl.loop_plan import unsupported
@@ -73,11 +72,11 @@ def mode_for(rt: Runtime, requested: str | None) -> str:
 
 # --- what a node costs --------------------------------------------------------------------------
 
-def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int, int, bool] | None:
-    """(elements, program steps, heavy steps among them, whether the last is a reduction) a node
-    processes, from the concrete shapes known; None when a shape it needs is unknown. Elementwise
-    programs count their steps (``is_heavy`` says which are heavy); reductions the elements they
-    read; anything else the larger of what it reads and writes, as one light step."""
+def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int, bool] | None:
+    """(elements, program steps, whether the last is a reduction) a node processes, from the
+    concrete shapes known; None when a shape it needs is unknown. Elementwise programs count
+    their steps; reductions the elements they read; anything else the larger of what it reads
+    and writes, as one step."""
     op = node.op.op if isinstance(node.op, HostPlaced) else node.op
 
     def sizes(vs: list[Variable]) -> list[int] | None:
@@ -86,21 +85,16 @@ def work(node: Apply, shapes: dict[Variable, tuple]) -> tuple[int, int, int, boo
     outs = sizes(list(node.outputs))
     ins = sizes([v for v in node.inputs if getattr(v.type, "ndim", None) is not None])
     if isinstance(op, Composite):
-        return None if outs is None else (max(outs, default=0), len(op.steps), _heavy_steps(op), False)
+        return None if outs is None else (max(outs, default=0), len(op.steps), False)
     if isinstance(op, Elemwise):
-        return None if outs is None else (max(outs, default=0), 1, int(is_heavy(op.scalar_op.name)), False)
+        return None if outs is None else (max(outs, default=0), 1, False)
     if isinstance(op, (CAReduce, ReduceOf, Epilogue)):
-        program = op.program if isinstance(op, (ReduceOf, Epilogue)) else None
-        steps = 1 + (len(program.steps) if program is not None else 0)
+        steps = 1 + (len(op.program.steps) if isinstance(op, (ReduceOf, Epilogue)) else 0)
         reduces = not isinstance(op, Epilogue) or isinstance(op.core, (CAReduce, ReduceOf))
-        return None if ins is None else (max(ins, default=0), steps, _heavy_steps(program), reduces)
+        return None if ins is None else (max(ins, default=0), steps, reduces)
     if ins is None or outs is None:
         return None
-    return max(ins + outs, default=0), 1, 0, False
-
-
-def _heavy_steps(program: Composite | None) -> int:
-    return 0 if program is None else sum(is_heavy(name) for name, _ in program.steps)
+    return max(ins + outs, default=0), 1, False
 
 
 def is_float_product(node: Apply) -> bool:
@@ -207,7 +201,7 @@ def describe(node: Apply, shapes: dict[Variable, tuple], mode: str, cal: Calibra
     w = work(node, shapes)
     if w is None or cal is None:
         return "placed on the host"
-    return (f"{w[0]} elements x {w[1]} step(s) ({w[2]} heavy{', a reduction' if w[3] else ''}), below the "
+    return (f"{w[0]} elements x {w[1]} step(s){' (a reduction)' if w[2] else ''}, below the "
             f"calibrated crossover of {cal.crossover(*w[1:]):.0f} elements (launch {cal.launch_us:.1f} us; "
             f"cache {cache_path()})")
 
