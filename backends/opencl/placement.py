@@ -3,7 +3,7 @@
 There, a value lives in host memory whether a kernel or numpy computes it, so a node can run on
 the host at no transfer cost; what differs is the fixed cost of a kernel launch (tens of
 microseconds on pocl) against numpy's per-element speed. Each node goes where it is cheaper, by
-a cost model whose four constants are measured once per device (``calibration``) and cached in
+a cost model whose constants are measured once per device (``calibration``) and cached in
 a JSON file (``cache_path``): the placement of a graph is a function of that file, the node
 sizes and the node kinds, nothing else (``calibration.py``). On a device with its own memory (a discrete GPU)
 every node stays on the device: moving data over the bus is what costs there.
