@@ -33,7 +33,7 @@ from symgraph.backends.opencl.calibration import (  # noqa: F401  (the cost mode
 )
 from symgraph.backends.opencl.loop_plan import unsupported
 from symgraph.backends.opencl.runtime import Runtime
-from symgraph.compile.placement import HostFallback, HostPlaced, KnownShapes, concrete_shapes, inner_values
+from symgraph.compile.placement import HostFallback, HostPlaced, concrete_shapes, inner_input_shapes
 from symgraph.config import config
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
@@ -244,7 +244,7 @@ def _products_want_host(node: Apply, shapes: dict[Variable, tuple], cal: Calibra
     body (32x128x128 products): about 70 us on the host, 730 as kernel work; W2's (200x1x60
     products among 40 small elementwise nodes): about 55 against 31."""
     body = cast(Scan, node.op).body.fgraph()
-    known = inner_input_shapes(node, shapes).get("body", {})
+    known = inner_input_shapes(node, shapes)["body"]
     inner = concrete_shapes(body.toposort(), known)
     host = device = 0.0
     for n in body.toposort():
@@ -259,25 +259,6 @@ def _products_want_host(node: Apply, shapes: dict[Variable, tuple], cal: Calibra
             host += cal.host_us(*w)
             device += cal.device_us(*w) - cal.launch_us
     return host < device
-
-
-def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, dict[Variable, tuple]]:
-    """For an IfElse or Scan ``node``: the shapes of each inner graph's inputs that the outer
-    ``shapes`` fix (a branch reads the node's values; a loop body a sequence's row, the carries'
-    first values and the constants), by role."""
-    op = node.op
-    if isinstance(op, IfElse):
-        outer = [shapes.get(v) for v in node.inputs[1:]]
-        valued = list(node.inputs[1:])  # a branch reads the values themselves
-    elif isinstance(op, Scan):
-        _, seqs, inits, consts = op.split_inputs(list(node.inputs))
-        outer = [shapes[v][1:] if v in shapes else None for v in seqs] + [shapes.get(v) for v in inits + consts]
-        valued = [None] * (len(seqs) + len(inits)) + list(consts)  # a carry's value changes; a constant's not
-    else:
-        return {}
-    return {role: KnownShapes({v: s for v, s in zip(g.inputs, outer) if s is not None},
-                              inner_values([(v, o) for v, o in zip(g.inputs, valued) if o is not None], shapes))
-            for role, g in op.inner_graphs.items()}
 
 
 def walk(fgraph: FunctionGraph, mode: str, cal: Calibration | None, known: dict[Variable, tuple],

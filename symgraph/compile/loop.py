@@ -218,13 +218,19 @@ class LoopEmitter:
         sequence whose rows a host-placed body reads: moved once, before the loop, instead of a
         row per step), else None."""
         slots = fgraph.inputs[first:first + len(sides)]
-        wanted: dict = {v: set() for v in slots}
+        wanted = self._read_sides(fgraph, slots)
+        return [next(iter(wanted[v])) if len(wanted[v]) == 1 and None not in wanted[v] and side not in wanted[v]
+                and v not in fgraph.outputs else None for v, side in zip(slots, sides)]
+
+    def _read_sides(self, fgraph: Any, slots: list) -> dict:
+        """For each of ``slots`` (inputs of the body): the sides its readers read it on, in the
+        order they first do (None: either)."""
+        wanted: dict = {v: {} for v in slots}
         for inner in fgraph.toposort():
             for v, side in zip(inner.inputs, self.b.wanted_sides(inner)):
                 if v in wanted:
-                    wanted[v].add(side)
-        return [next(iter(wanted[v])) if len(wanted[v]) == 1 and None not in wanted[v] and side not in wanted[v]
-                and v not in fgraph.outputs else None for v, side in zip(slots, sides)]
+                    wanted[v][side] = None
+        return wanted
 
     def _move(self, values: list, to: list[str | None]) -> list:
         """``values`` ((variable, name) pairs), those with a side in ``to`` moved there (one transfer each)."""
@@ -348,14 +354,12 @@ class LoopEmitter:
     def _preconvert(self, fgraph: Any, names: list[str], sides: list[str], first: int) -> dict:
         """Constants some body nodes read on the other side, converted once before the loop (not per step)."""
         slots = fgraph.inputs[first:]
-        index = {v: j for j, v in enumerate(slots)}
         done: dict = {}
-        for inner in fgraph.toposort():
-            for v, side in zip(inner.inputs, self.b.wanted_sides(inner)):
-                if v in index and side is not None and side != sides[index[v]] and (v, side) not in done:
-                    name = f"{names[index[v]]}_{side[0]}{len(self.lines)}"
-                    self.emit(f"{name} = {self.b.convert(names[index[v]], side, self.ctx)}  # transfer (once)")
-                    done[(v, side)] = name
+        for (v, wanted), name, side_now in zip(self._read_sides(fgraph, slots).items(), names, sides):
+            for side in wanted:
+                if side is not None and side != side_now:
+                    done[(v, side)] = f"{name}_{side[0]}{len(self.lines)}"
+                    self.emit(f"{done[(v, side)]} = {self.b.convert(name, side, self.ctx)}  # transfer (once)")
         return done
 
     def _grow(self, lp: _Loop) -> None:

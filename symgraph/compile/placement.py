@@ -15,6 +15,7 @@ import numpy as np
 
 from symgraph.graph.basic import Apply, Constant, Op, Variable, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.tensor.shape import Shape, Shape_i
 
@@ -141,24 +142,39 @@ def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> KnownSh
     return shapes
 
 
-def _loop_shapes(node: Apply, ins: list[tuple], shapes: dict[Variable, tuple], memo: dict) -> list | None:
+def _loop_shapes(node: Apply, ins: list[tuple], shapes: KnownShapes, memo: dict) -> list | None:
     """A for-loop's output shapes when its stacked outputs' rows have no static shape (they come
     from the body, whose shapes the known ones fix: a gradient's reverse loop), else None."""
     op = node.op
     if not isinstance(op, Scan) or op.until:
         return None
     n = _as_int(node.inputs[0], shapes, memo)
-    first = 1 + op.n_seqs
-    inner = [s[1:] for s in ins[1:first]] + list(ins[first:])
-    consts = first - 1 + op.n_carries
-    values = inner_values(list(zip(op.body.inputs[consts:], node.inputs[first + op.n_carries:])), shapes)
-    body = concrete_shapes(op.body.nodes, KnownShapes(zip(op.body.inputs, inner), values))
+    body = concrete_shapes(op.body.nodes, inner_input_shapes(node, shapes)["body"])
     rows = [body.get(y) for y in op.body.outputs[op.n_carries:op.n_carries + op.n_ys]]
     if n is None or None in rows:
         return None
-    inits = ins[first:first + op.n_carries]
+    inits = ins[1 + op.n_seqs:1 + op.n_seqs + op.n_carries]
     return (list(inits) + [(n, *s) for s, t in zip(inits, op.traced) if t]
             + [(n, *r) for r in rows if r is not None])
+
+
+def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, KnownShapes]:
+    """For an IfElse or Scan ``node``: the shapes of each inner graph's inputs that the outer
+    ``shapes`` fix (a branch reads the node's values; a loop body a sequence's row, the carries'
+    first values and the constants), by role."""
+    op = node.op
+    if isinstance(op, IfElse):
+        outer = [shapes.get(v) for v in node.inputs[1:]]
+        valued = list(node.inputs[1:])  # a branch reads the values themselves
+    elif isinstance(op, Scan):
+        _, seqs, inits, consts = op.split_inputs(list(node.inputs))
+        outer = [shapes[v][1:] if v in shapes else None for v in seqs] + [shapes.get(v) for v in inits + consts]
+        valued = [None] * (len(seqs) + len(inits)) + list(consts)  # a carry's value changes; a constant's not
+    else:
+        return {}
+    return {role: KnownShapes({v: s for v, s in zip(g.inputs, outer) if s is not None},
+                              inner_values([(v, o) for v, o in zip(g.inputs, valued) if o is not None], shapes))
+            for role, g in op.inner_graphs.items()}
 
 
 def _as_int(d: Any, shapes: dict[Variable, tuple], memo: dict[Variable, Any]) -> int | None:
