@@ -1,5 +1,6 @@
-"""The one-kernel loop (issue 15, build item 6): a ``sg.scan`` whose body is small elementwise,
-reduction and product work runs every step in ONE OpenCL kernel launch, instead of launching
+"""The one-kernel loop (issue 15, build item 6): a ``sg.scan`` whose body is small elementwise
+(random draws included: dropout, noise), reduction and product work runs every step in ONE
+OpenCL kernel launch, instead of launching
 each body kernel at each step (on pocl a launch costs 15-85 us: W2's 5000 Adam steps launched
 14 kernels a step).
 

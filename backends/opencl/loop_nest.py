@@ -13,10 +13,12 @@ accumulator.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_random as kr
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import merge_axes
 from symgraph.backends.opencl.kernels_reduce import _OPS, _combine
@@ -31,7 +33,8 @@ class Printer(Protocol):
     """What prints programs: their statements on given loads and the helper functions they need."""
     needed: set[str]
 
-    def program(self, prog: Composite, loads: list[str]) -> tuple[list[str], list[str]]: ...
+    def program(self, prog: Composite, loads: Sequence[str | None],
+                index: Callable[[int], str] | None = None) -> tuple[list[str], list[str]]: ...
 
 
 def space_strides(slot: Slot, shape: tuple) -> list[int]:
@@ -69,20 +72,45 @@ def nest(axes: list[tuple[str, int]], body: list[str], independent: bool = False
 
 
 def elemwise(step: Step, printer: Printer) -> list[str]:
-    """An elementwise step as a loop nest over its shape, axes merged where every operand allows."""
+    """An elementwise step as a loop nest over its shape, axes merged where every operand allows;
+    a random step's flat index in its own shape rides along as one more operand of the merging."""
     assert step.prog is not None
     operands = [s for s in step.ins if s.ptr] + [d for dests in step.outs for d in dests]
-    dims, merged = merge_axes(step.shape, [space_strides(s, step.shape) for s in operands], 1)
+    draws = sorted(step.draws)
+    pad = {j: len(step.shape) - len(step.draws[j]) for j in draws}
+    index_strides = [[0] * pad[j] + kr.index_strides(step.draws[j]) for j in draws]
+    dims, merged = merge_axes(step.shape, [space_strides(s, step.shape) for s in operands] + index_strides, 1)
     idx = [f"i{d}" for d in range(len(dims))]
 
     def at(s: Slot) -> str:
         return s.literal if not s.ptr else f"{s.ptr}[{offset(merged[operands.index(s)], idx, dims)}]"
-    lines, outs = printer.program(step.prog, [at(s) for s in step.ins])
+    lines, outs = printer.program(step.prog, loads(step, at),
+                                  lambda j: offset(merged[len(operands) + draws.index(j)], idx, dims))
     stores = [f"{at(d)} = {o};" for q, o in enumerate(outs) for d in step.outs[q]]
-    # each iteration writes its own elements (no output broadcasts along the innermost loop)
+    # each iteration writes its own elements (no output broadcasts along the innermost loop) and
+    # carries nothing to the next (a random step's block cache does)
     inner = max((d for d, n in enumerate(dims) if n != 1), default=None)
-    disjoint = inner is not None and all(merged[operands.index(d)][inner] != 0 for ds in step.outs for d in ds)
-    return [f"/* {step.label} */"] + nest(list(zip(idx, dims)), lines + stores, disjoint)
+    disjoint = inner is not None and not draws and \
+        all(merged[operands.index(d)][inner] != 0 for ds in step.outs for d in ds)
+    return block_caches(step, [f"/* {step.label} */"] + nest(list(zip(idx, dims)), lines + stores, disjoint))
+
+
+def loads(step: Step, at: Callable[[Slot], str]) -> list[str | None]:
+    """An elementwise step's input expressions (``at``); None for an input that random steps read
+    only for its shape (never loaded, as in every elementwise kernel)."""
+    assert step.prog is not None
+    roles = kr.input_roles(step.prog)
+    return [None if role == "shape" else at(s) for s, role in zip(step.ins, roles)]
+
+
+def block_caches(step: Step, loop: list[str]) -> list[str]:
+    """``loop`` after the declarations of its random steps' Philox block caches, in a block of its
+    own: a block serves the elements it covers, within this step of the loop (the counter word
+    changes between steps)."""
+    if not step.draws:
+        return loop
+    assert step.prog is not None
+    return ["{"] + ["    " + ln for ln in kr.cache_lines(step.prog) + loop] + ["}"]
 
 
 def reduce(step: Step, printer: Printer) -> list[str]:
@@ -196,4 +224,4 @@ def _columns(step: Step, printer: Printer, kept: list[int]) -> list[str]:
                           printer)
 
 
-__all__ = ["Printer", "elemwise", "reduce", "nest", "offset", "space_strides"]
+__all__ = ["Printer", "block_caches", "elemwise", "loads", "reduce", "nest", "offset", "space_strides"]

@@ -20,7 +20,8 @@ from typing import Any, cast
 import numpy as np
 
 from symgraph.backends.opencl import kernels_scalar as ks
-from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
+from symgraph.backends.opencl.kernels_elemwise import program_and_inputs, program_dtypes
+from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.scan.op import Scan
@@ -91,6 +92,7 @@ class Step:
     others: list[Slot] = field(default_factory=list)
     acc: np.dtype | None = None
     acc_slot: Slot | None = None  # a reduction's accumulators (the output's shape), where a form needs them
+    draws: dict[int, tuple] = field(default_factory=dict)  # an elementwise program's random step -> its shape
 
     def reads(self) -> set[str]:
         return {s.key for s in self.ins + self.others if s.ptr}
@@ -120,8 +122,7 @@ def node_kind(node: Apply) -> str | None:
     'meta'), or None when it cannot."""
     op = node.op
     if isinstance(op, (Elemwise, Composite)):
-        prog, _ = program_and_inputs(node)
-        return None if prog.reads_index else "elemwise"
+        return "elemwise"  # random steps too: their element index is the step's (Step.draws)
     if isinstance(op, Epilogue):
         core = op.core.make_node(*node.inputs[:op.n_core])
         return "epilogue" if _core_kind(op.core, core.inputs) and not op.program.reads_index else None
@@ -144,6 +145,9 @@ def unsupported(op: Scan, fp64: bool) -> str | None:
     for node in body.nodes:
         if node_kind(node) is None:
             return f"{node.op} has no one-kernel form"
+        if not fp64 and isinstance(node.op, (Elemwise, Composite)) \
+                and np.dtype(np.float64) in program_dtypes(program_and_inputs(node)[0]):
+            return f"{node.op} computes in float64, which the device lacks"
     return None
 
 
@@ -272,7 +276,9 @@ class LoopPlan:
         shape = _broadcast([s.shape for s in ins], label)
         outs = [self._output(v, _broadcast([ins[k].shape for k in sorted(deps)], label))
                 for v, deps in zip(outputs, prog.output_deps)]
-        self.steps.append(Step("elemwise", label, shape, ins, outs, prog=prog))
+        draws = {j: _broadcast([ins[k].shape for k in sorted(prog.step_deps[j])], label)
+                 for j in random_steps(prog)}  # a draw's element index is its flat index in its own shape
+        self.steps.append(Step("elemwise", label, shape, ins, outs, prog=prog, draws=draws))
 
     def _view(self, node: Apply) -> None:
         op = node.op

@@ -20,9 +20,11 @@ loop nests of loop_nest.py instead, with no barrier.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from symgraph.backends.opencl import kernels_random as kr
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl import loop_nest
 from symgraph.backends.opencl.kernels_elemwise import preamble, program_dtypes, program_lines
@@ -65,6 +67,17 @@ def _at(slot: Slot, shape: tuple, idx: list[str], flat: str | None) -> str:
     return f"{slot.ptr}[{' + '.join(terms) or '0'}]"
 
 
+def draw_index(draw: tuple, shape: tuple, idx: list[str], flat: str) -> str:
+    """The flat index, in a random step's own shape ``draw``, of the element at ``idx`` (``flat``)
+    of the step's space ``shape``: the same numbers as the step drawn anywhere else."""
+    if draw == shape:
+        return flat
+    pad = len(shape) - len(draw)
+    terms = [idx[pad + d] if st == 1 else f"{idx[pad + d]} * {st}"
+             for d, st in enumerate(kr.index_strides(draw)) if st]
+    return " + ".join(terms) or "0"
+
+
 def _used(lines: list[str], body: list[str]) -> list[str]:
     """The index lines whose names ``body`` uses."""
     text = "\n".join(body)
@@ -79,8 +92,9 @@ class Source:
         self.needed: set[str] = set()
         self.dtypes: set[np.dtype] = set(plan.dtypes)
 
-    def program(self, prog: Composite, loads: list[str]) -> tuple[list[str], list[str]]:
-        lines, outs, needed = program_lines(prog, list(loads))
+    def program(self, prog: Composite, loads: Sequence[str | None],
+                index: Callable[[int], str] | None = None) -> tuple[list[str], list[str]]:
+        lines, outs, needed = program_lines(prog, list(loads), index=index)
         self.needed |= needed
         self.dtypes |= program_dtypes(prog)
         return lines, outs
@@ -92,11 +106,13 @@ class Source:
         shape = step.shape
         idx = [f"i{d}" for d in range(len(shape))]
         assert step.prog is not None
-        lines, outs = self.program(step.prog, [_at(s, shape, idx, "e") for s in step.ins])
+        lines, outs = self.program(step.prog, loop_nest.loads(step, lambda s: _at(s, shape, idx, "e")),
+                                   lambda j: draw_index(step.draws[j], shape, idx, "e"))
         body = lines + self._stores(step, outs, shape, idx, "e")
         body = _used(_digits("e", "i", shape), body) + body
         head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
-        return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in body] + ["}"]
+        loop = [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in body] + ["}"]
+        return loop_nest.block_caches(step, loop)
 
     def _epilogue(self, step: Step, result: str) -> list[str]:
         """The epilogue program on ``result`` at output element ``o`` (indices ``q*``), then the stores."""
