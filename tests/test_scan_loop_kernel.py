@@ -27,7 +27,7 @@ LOCALS = [1, 4]
 
 def _loop_sources(f) -> dict[str, str]:
     """The specialised loop kernels of ``f`` (built at calls: ``loop<k>_<name>_<hash>``)."""
-    return {k: v for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = 0; t < n; t++)" in v}
+    return {k: v for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = start; " in v}
 
 
 def _both(inputs, outputs, args, updates=None, local=1):

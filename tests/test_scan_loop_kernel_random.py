@@ -23,7 +23,7 @@ FORMS = [(1, True), (4, True), (4, False)]  # (work-items, contiguous chunks per
 
 
 def _loop_sources(f) -> dict[str, str]:
-    return {k: v for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = 0; t < n; t++)" in v}
+    return {k: v for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = start; " in v}
 
 
 def _compile(inputs, outputs, backend, form=(1, True), updates=None):

@@ -194,14 +194,19 @@ def _doubling():
     return x0, lim, vals
 
 
-@pytest.mark.parametrize("stop", [0, 1, 6, 7, 8, 9, 15, 16, 23])
-def test_opencl_while_loop_reads_its_condition_every_few_steps_and_ends_where_it_should(stop):
-    """A doubling loop stopping after step ``stop`` (around the windows of 8 pending steps), and
-    with n_steps cutting it first: the same traces and final values as the numpy backend, and
-    the stop flags read about once per 8 steps, not once per step."""
+@pytest.mark.parametrize("one_kernel", [False, True])
+@pytest.mark.parametrize("stop", [0, 1, 6, 7, 8, 9, 15, 16, 23, 47, 48])
+def test_opencl_while_loop_reads_its_condition_every_few_steps_and_ends_where_it_should(stop, one_kernel, monkeypatch):
+    """A doubling loop stopping after step ``stop`` (around the windows of 8 pending steps, and the
+    one-kernel loop's launches of 16, 32, ... steps), and with n_steps cutting it first: the same
+    traces and final values as the numpy backend. Step by step, the stop flags are read about
+    once per 8 steps; in one kernel, once per launch."""
+    from symgraph.backends.opencl import loop_kernel
     from symgraph.backends.opencl.loops import SPECULATE
     from symgraph.backends.opencl.runtime import TRANSFERS
-    assert SPECULATE >= 8
+    assert SPECULATE >= 8 and loop_kernel.FIRST_CHUNK == 16
+    if not one_kernel:
+        monkeypatch.setattr(loop_kernel, "MAX_WORK", 0)  # every call declined: step by step
     x0, lim, vals = _doubling()
     n = vals.owner.inputs[0]
     fs = {b: sg.function([x0, lim, n], [vals, vals[-1]], backend=b) for b in ("numpy", "opencl")}
@@ -217,8 +222,12 @@ def test_opencl_while_loop_reads_its_condition_every_few_steps_and_ends_where_it
         reads = TRANSFERS["to_host"] - before.get("to_host", 0)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
-        assert len(got[0]) == min(stop + 1, steps)
-        assert reads <= 2 + (len(got[0]) + 7) // 8, reads  # the results, then one flag read per 8 steps
+        ran = len(got[0])
+        assert ran == min(stop + 1, steps)
+        launches = next(k for k in range(1, 20) if 16 * (2 ** k - 1) >= ran)  # 16, 32, 64, ... steps
+        assert reads <= 2 + (launches if one_kernel else (ran + 7) // 8), reads  # the results, then the flags
+    built = any("for (long t = start; t < end; t++)" in v for k, v in fs["opencl"].kernels.items())
+    assert built == one_kernel
 
 
 def test_a_step_past_the_stop_that_would_fail_is_not_run_as_an_error(backend):

@@ -55,6 +55,8 @@ CPU_LOCAL = 1
 core; its work-items as a loop: one item whose loops the compiler vectorises is measured fastest)."""
 GPU_LOCAL = 256
 """Work-items of its work-group on other devices."""
+FIRST_CHUNK = 16
+"""Steps of a while loop's first launch; each later launch runs twice as many as the one before."""
 
 
 class LoopKernel:
@@ -143,30 +145,64 @@ class _Spec:
         self.body_constants = [rt.to_device(c, "loop body constant") for c in plan.body_constants]
 
     def run(self, n: int, seqs: list, inits: list, consts: list) -> list:
-        rt, plan, op = self.rt, self.plan, self.plan.op
-        nc = op.n_carries
+        rt, plan = self.rt, self.plan
         for check, sources in plan.host_checks:  # sg.grad's broadcast checks on shapes passed in
             check_shape_vectors(check, [src if kind == "known" else consts[src].to_host() for kind, src in sources])
         if n == 0:
             return self._empty(inits)
         ab = [(rt.empty(a.shape, a.dtype, "loop carry", kernel_output=True),
                rt.empty(a.shape, a.dtype, "loop carry", kernel_output=True)) for a in inits]
-        traces = [rt.empty((n,) + a.shape, a.dtype, "loop trace", kernel_output=True)
-                  for j, a in enumerate(inits) if op.traced[j]]
-        ys = [rt.empty((n,) + row, v.type.dtype, "loop output", kernel_output=True)
-              for v, row in zip(op.body.outputs[nc:nc + op.n_ys], plan.y_rows)]
-        scratch = [rt.alloc(max(count, 1) * 8, "loop scratch") for count in plan.scratch.values()]
-        args: list = [np.int64(n)]
+        fixed: list = []
         for a in seqs:
-            args += [a.buffer, np.int64(a.offset)]
+            fixed += [a.buffer, np.int64(a.offset)]
         for a, (ca, cb) in zip(inits, ab):
-            args += [a.buffer, np.int64(a.offset), ca.buffer, cb.buffer]
+            fixed += [a.buffer, np.int64(a.offset), ca.buffer, cb.buffer]
         for a in consts:
-            args += [a.buffer, np.int64(a.offset)]
-        args += [c.buffer for c in self.body_constants] + [t.buffer for t in traces] + [y.buffer for y in ys]
-        self.kernel(rt.queue, (self.local,), (self.local,), *(args + scratch))
-        finals = [b if (n - 1) % 2 == 0 else a for a, b in ab]  # step t writes b when t is even
-        return finals + traces + ys
+            fixed += [a.buffer, np.int64(a.offset)]
+        fixed += [c.buffer for c in self.body_constants]
+        scratch = [rt.alloc(max(count, 1) * 8, "loop scratch") for count in plan.scratch.values()]
+        ran, rows = self._until(n, fixed, scratch) if plan.op.until else self._for(n, fixed, scratch)
+        finals = [b if (ran - 1) % 2 == 0 else a for a, b in ab]  # step t writes b when t is even
+        return finals + rows
+
+    def _rows(self, n: int) -> list[DeviceArray]:
+        """Buffers of ``n`` rows for the traces and the stacked outputs."""
+        op, rt = self.plan.op, self.rt
+        shapes = [(tuple(self.plan.carry_shapes[j]), v.type.dtype) for j, v in enumerate(op.carry_inputs)
+                  if op.traced[j]]
+        shapes += [(row, v.type.dtype) for v, row in
+                   zip(op.body.outputs[op.n_carries:op.n_carries + op.n_ys], self.plan.y_rows)]
+        return [rt.empty((n,) + row, dt, "loop trace", kernel_output=True) for row, dt in shapes]
+
+    def _launch(self, t0: int, end: int, fixed: list, rows: list, tail: list) -> None:
+        """Steps ``t0`` .. ``end`` - 1 in one launch."""
+        args = [np.int64(t0), np.int64(end)] + fixed + [r.buffer for r in rows] + tail
+        self.kernel(self.rt.queue, (self.local,), (self.local,), *args)
+
+    def _for(self, n: int, fixed: list, scratch: list) -> tuple[int, list]:
+        rows = self._rows(n)
+        self._launch(0, n, fixed, rows, scratch)
+        return n, rows
+
+    def _until(self, n: int, fixed: list, scratch: list) -> tuple[int, list]:
+        """A while loop: launches of FIRST_CHUNK, then twice as many steps, each followed by one
+        read of ``done`` (the steps run, and whether the last one's condition held). Trace rows
+        grow with the launches, never to ``n``: a loop of 10**6 allowed steps that stops at 10
+        allocates 16 rows."""
+        rt = self.rt
+        flags = [rt.empty((1,), "bool", "loop stop flag", kernel_output=True),
+                 rt.empty((2,), "int64", "loop steps run", kernel_output=True)]
+        t0, chunk = 0, FIRST_CHUNK
+        rows = self._rows(min(n, chunk))
+        while True:
+            end = min(n, t0 + chunk)
+            if rows and rows[0].shape[0] < end:  # room for this launch's rows, kept doubling
+                rows = [loops.grown(r, max(end, 2 * r.shape[0]), t0) for r in rows]
+            self._launch(t0, end, fixed, rows, scratch + [f.buffer for f in flags])
+            ran, stopped = (int(v) for v in flags[1].to_host())
+            if stopped or end == n:
+                return ran, [loops.first_rows(r, ran) for r in rows]
+            t0, chunk = end, 2 * chunk
 
     def _empty(self, inits: list) -> list:
         """No step runs: copies of the initial carries, empty traces and stacked outputs."""

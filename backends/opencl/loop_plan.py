@@ -5,7 +5,8 @@ kernel and which steps compute them (``LoopPlan``; backends/opencl/loop_source.p
 Every body value gets a ``Slot``: a C pointer expression with static shape and element strides
 (a sequence's row ``row<k>``, a carry's current buffer ``cur<j>``, a constant ``cst<j>``, a region of
 a scratch buffer ``s_<ctype>``, or a destination: the carry's next buffer ``nxt<j>``, a trace row
-``trr<j>``, a stacked output's row ``yr<k>``), or a literal (shape arithmetic, 0-d constants).
+``trr<j>``, a stacked output's row ``yr<k>``, a while loop's stop condition ``cnd``), or a literal
+(shape arithmetic, 0-d constants).
 Views (DimShuffle) are slots over their input's memory with other strides; shape reads
 (ReducedSize, Shape_i) are literals. A value that is a carry's new value, a trace row or a stacked
 row is stored straight there by the step computing it; values that no step computes (inputs,
@@ -135,8 +136,6 @@ def node_kind(node: Apply) -> str | None:
 
 def unsupported(op: Scan, fp64: bool) -> str | None:
     """Why ``op``'s body cannot run as one kernel (None: it can, when its shapes are small enough)."""
-    if op.until:
-        return "a while loop (until) reads its condition on the host"
     body = op.body
     for v in list(body.inputs) + [v for n in body.nodes for v in n.inputs + n.outputs]:
         dtype = getattr(v.type, "dtype", None)
@@ -198,6 +197,8 @@ class LoopPlan:
                 dests[outs[j]].append(("trr", j))
         for k in range(op.n_ys):
             dests.setdefault(outs[op.n_carries + k], []).append(("yr", k))
+        if op.until:  # the stop condition: read by the kernel after the step (loop_source.py)
+            dests.setdefault(outs[-1], []).append(("cnd", 0))
         self.y_rows = [()] * op.n_ys
         return dests
 
@@ -207,6 +208,9 @@ class LoopPlan:
         for kind, j in self._dests.get(v, ()):
             if kind == "yr":
                 self.y_rows[j] = shape
+            elif kind == "cnd":
+                slots.append(Slot("cnd", (), (), np.dtype(bool), "cnd"))
+                continue
             elif shape != self.carry_shapes[j] or dt != self.dtypes[self.op.n_seqs + j]:
                 raise Decline(f"carry {j} changes from {self.carry_shapes[j]} to {shape}")
             slots.append(Slot(f"{kind}{j}", shape, c_strides(shape), dt, f"{kind}{j}"))
@@ -400,8 +404,8 @@ class LoopPlan:
     def arguments(self) -> int:
         """The kernel's arguments (loop_source.Source.params)."""
         op = self.op
-        return (1 + 2 * op.n_seqs + 4 * op.n_carries + 2 * op.n_consts + len(self.body_constants) + sum(op.traced)
-                + op.n_ys + len(self.scratch))
+        return (2 + 2 * op.until + 2 * op.n_seqs + 4 * op.n_carries + 2 * op.n_consts + len(self.body_constants)
+                + sum(op.traced) + op.n_ys + len(self.scratch))
 
     def state_bytes(self) -> int:
         """Bytes one step touches: carries (twice), rows, constants, scratch."""

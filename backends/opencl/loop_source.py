@@ -1,21 +1,23 @@
 """OpenCL C for the one-kernel loop (issue 15, build item 6): a LoopPlan (backends/opencl/loop_plan.py)
 printed as one kernel that runs every step of a loop in one work-group::
 
-    for (long t = 0; t < n; t++) {
+    for (long t = start; t < n; t++) {
         <row t of each sequence, the current and next buffer of each carry, trace and output rows>
         barrier(...);                       /* the last step is done: its next carries are current */
         for (long e = <this work-item's share>) { <step 1: an elementwise program, per element> }
         barrier(...);                       /* only where a step reads what an earlier one wrote */
         for (long o = ...) { <step 2: a reduction or product per output element, its epilogue> }
         ...
+        if (cnd[0]) end = t + 1;                /* a while loop: its condition held */
     }
 
-Carries are double-buffered: step t reads ``cur`` (the initial values at t = 0) and writes ``nxt``,
-which the next step reads. Elementwise code is the Composite program printed by
-``kernels_elemwise.program_lines`` (the one program format), as every other kernel prints it.
-Work-items take contiguous chunks of each step's elements on CPU devices and interleaved
-elements on GPUs (coalesced loads); a work-group of one item (CPU devices by default) runs the
-loop nests of loop_nest.py instead, with no barrier.
+A launch runs steps start .. n-1: a for loop in one launch, a while loop in launches of doubling
+length (loop_kernel.py reads ``done`` after each). Carries are double-buffered: step t reads
+``cur`` (the initial values at t = 0) and writes ``nxt``, which the next step reads. Elementwise
+code is the Composite program printed by ``kernels_elemwise.program_lines`` (the one program
+format), as every other kernel prints it. Work-items take contiguous chunks of each step's
+elements on CPU devices and interleaved elements on GPUs (coalesced loads); a work-group of one
+item (CPU devices by default) runs the loop nests of loop_nest.py instead, with no barrier.
 """
 from __future__ import annotations
 
@@ -171,12 +173,22 @@ class Source:
             read |= reads
         return out
 
+    def stop(self) -> list[str]:
+        """A while loop's end of step: when the step's condition holds, this step is the last
+        (after a barrier, every work-item reads the same flag). The loop's condition is its only
+        exit: with an early ``return`` after that barrier, pocl 3.1 ran a work-group of 4 items
+        through every allowed step (it runs the items as loops around the code between barriers)."""
+        if not self.plan.op.until:
+            return []
+        wait = [] if self.local == 1 else [BARRIER]
+        return wait + ["if (cnd[0]) end = t + 1;  /* the condition held: this step is the last */"]
+
     # --- the kernel around the steps ------------------------------------------------------------
     def params(self) -> list[str]:
         plan, op = self.plan, self.plan.op
         ns, nc = op.n_seqs, op.n_carries
         ct = [ks.ctype(d) for d in plan.dtypes]
-        ps = ["const long n"]
+        ps = ["const long start", "const long n"]  # steps start .. n-1 (a while loop runs in chunks)
         ps += [f"__global const {ct[k]} *sq{k}, const long sq{k}_off" for k in range(ns)]
         ps += [f"__global const {ct[ns + j]} *in{j}, const long in{j}_off, __global {ct[ns + j]} *ca{j}, "
                f"__global {ct[ns + j]} *cb{j}" for j in range(nc)]
@@ -187,7 +199,7 @@ class Source:
         ys = op.body.outputs[nc:nc + op.n_ys]
         ps += [f"__global {ks.ctype(v.type.dtype)} *y{k}" for k, v in enumerate(ys)]
         ps += [f"__global {c} *s_{c.replace(' ', '_')}" for c in plan.scratch]
-        return ps
+        return ps + (["__global uchar *cnd", "__global long *done"] if op.until else [])
 
     def rows(self) -> list[str]:
         """The pointers of step t: sequence rows, carries' current and next buffers, trace and output rows."""
@@ -212,8 +224,13 @@ class Source:
         steps = self.steps()
         consts = [f"__global const {ks.ctype(self.plan.dtypes[self.plan.op.n_seqs + self.plan.op.n_carries + k])} "
                   f"*cst{k} = kp{k} + kp{k}_off;" for k in range(len(self.plan.const_shapes))]
-        body = ["const long lid = get_local_id(0);"] + consts + ["for (long t = 0; t < n; t++) {"]
-        body += ["    " + ln for ln in self.rows() + steps] + ["}"]
+        until = self.plan.op.until
+        body = ["const long lid = get_local_id(0);"] + consts
+        body += ["long end = n;", "for (long t = start; t < end; t++) {"] if until else \
+            ["for (long t = start; t < n; t++) {"]
+        body += ["    " + ln for ln in self.rows() + steps + self.stop()] + ["}"]
+        if until:
+            body.append("if (lid == 0) { done[0] = end; done[1] = cnd[0]; }  /* the steps run; whether one stopped */")
         attr = f"__attribute__((reqd_work_group_size({self.local}, 1, 1)))\n"
         head = preamble(self.dtypes | {np.dtype(d) for d in _step_dtypes(self.plan)}, self.needed)
         if any(ln.strip() == loop_nest.INDEPENDENT for ln in steps):  # a marked loop left scalar is no news

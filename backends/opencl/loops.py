@@ -47,15 +47,18 @@ def make_rows(rt: Runtime) -> Callable[..., DeviceArray]:
     return empty
 
 
+def grown(buf: DeviceArray, rows: int, keep: int) -> DeviceArray:
+    """A new buffer of ``rows`` rows whose first ``keep`` rows are ``buf``'s (a device copy)."""
+    out = buf.runtime.empty((rows,) + buf.shape[1:], buf.dtype, "loop trace")
+    if keep:
+        copy_into(first_rows(out, keep), first_rows(buf, keep))
+    return out
+
+
 def make_resize(rt: Runtime) -> Callable[[DeviceArray, int], DeviceArray]:
     """``resize(buf, rows)``: the first rows of ``buf``, or a bigger buffer with ``buf``'s rows first."""
     def resize(buf: DeviceArray, rows: int) -> DeviceArray:
-        if rows <= buf.shape[0]:
-            return first_rows(buf, rows)
-        out = rt.empty((rows,) + buf.shape[1:], buf.dtype, "loop trace")
-        if buf.shape[0]:
-            copy_into(first_rows(out, buf.shape[0]), buf)
-        return out
+        return first_rows(buf, rows) if rows <= buf.shape[0] else grown(buf, rows, buf.shape[0])
     return resize
 
 
