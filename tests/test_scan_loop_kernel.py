@@ -191,15 +191,15 @@ def test_passthrough_carry_and_constant_output():
     assert len(_loop_sources(f)) == 1
 
 
-def test_taps_fall_back_to_the_step_loop():
-    """Taps [-2, -1] build a window carry (its body shifts a buffer): no one-kernel form; the
-    step-by-step loop runs and agrees."""
+def test_fibonacci_with_taps_runs_in_one_kernel():
+    """Taps [-2, -1] build a window carry (its body slices it and concatenates the next window):
+    views and a concatenation in the one kernel (tests/test_scan_loop_kernel_views.py)."""
     x0 = T.fvector("x0")
     fib, _ = sg.scan(lambda a, b: a + b, outputs_info=[{"initial": x0, "taps": [-2, -1]}], n_steps=8)
     f, got, want = _both([x0], fib, [np.array([1, 1], np.float32)])
     np.testing.assert_allclose(got, [2, 3, 5, 8, 13, 21, 34, 55])
     np.testing.assert_allclose(got, want)
-    assert not _loop_sources(f)
+    assert _loop_sources(f)
 
 
 def test_unsupported_op_falls_back():

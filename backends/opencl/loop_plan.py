@@ -2,15 +2,16 @@
 (``unsupported``), and, for the shapes of one call, where every body value lives inside that
 kernel and which steps compute them (``LoopPlan``; backends/opencl/loop_source.py prints it).
 
-Every body value gets a ``Slot``: a C pointer expression with static shape and element strides
-(a sequence's row ``row<k>``, a carry's current buffer ``cur<j>``, a constant ``cst<j>``, a region of
-a scratch buffer ``s_<ctype>``, or a destination: the carry's next buffer ``nxt<j>``, a trace row
-``trr<j>``, a stacked output's row ``yr<k>``, a while loop's stop condition ``cnd``), or a literal
-(shape arithmetic, 0-d constants).
-Views (DimShuffle) are slots over their input's memory with other strides; shape reads
-(ReducedSize, Shape_i) are literals. A value that is a carry's new value, a trace row or a stacked
-row is stored straight there by the step computing it; values that no step computes (inputs,
-views, literals) are copied there at the end of the step.
+Every body value gets a ``Slot`` (backends/opencl/loop_slots.py): a C pointer expression with
+static shape and element strides (a sequence's row ``row<k>``, a carry's current buffer ``cur<j>``,
+a constant ``cst<j>``, a region of a scratch buffer ``s_<ctype>``, or a destination: the carry's
+next buffer ``nxt<j>``, a trace row ``trr<j>``, a stacked output's row ``yr<k>``, a while loop's
+stop condition ``cnd``), or a literal (shape arithmetic, 0-d constants). Views (DimShuffle, and
+basic indexing whose indices the plan knows: a tap's window ``c[1:]``) are slots over their input's
+memory with other strides and an offset; a concatenation (Join: a tap's next window) copies each
+input into its region of the output; shape reads (ReducedSize, Shape_i) are literals. A value that
+is a carry's new value, a trace row or a stacked row is stored straight there by the step computing
+it; values that no step computes (inputs, views, literals) are copied there at the end of the step.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs, program_dtypes
 from symgraph.backends.opencl.kernels_random import random_steps
+from symgraph.backends.opencl.loop_slots import Decline, Slot, c_strides, index_view
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.scan.op import Scan
@@ -32,43 +34,11 @@ from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce, ReducedSize
-from symgraph.tensor.shape import MakeVector, Shape, Shape_i
+from symgraph.tensor.shape import Join, MakeVector, Shape, Shape_i
+from symgraph.tensor.subtensor import Subtensor
 from symgraph.tensor.type import TensorType
 
 REDUCERS = ("add", "mul", "maximum", "minimum", "and", "or")
-
-
-class Decline(Exception):
-    """These shapes (or this node) do not fit the one-kernel loop: the call runs step by step."""
-
-
-def c_strides(shape: tuple) -> tuple:
-    """C-contiguous element strides of ``shape``."""
-    out, acc = [], 1
-    for n in reversed(shape):
-        out.append(acc)
-        acc *= max(int(n), 1)
-    return tuple(reversed(out))
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where a body value lives in the kernel: ``ptr`` (a C pointer expression) with element
-    ``strides`` (0 on broadcast axes), or ``literal`` (a C constant) when ``ptr`` is empty;
-    ``key`` names the memory (views share their input's), for the barriers."""
-    ptr: str
-    shape: tuple
-    strides: tuple
-    dtype: np.dtype
-    key: str
-    literal: str = ""
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    def contiguous(self) -> bool:
-        return all(n == 1 or s == c for n, s, c in zip(self.shape, self.strides, c_strides(self.shape)))
 
 
 @dataclass
@@ -129,9 +99,18 @@ def node_kind(node: Apply) -> str | None:
         return "epilogue" if _core_kind(op.core, core.inputs) and not op.program.reads_index else None
     if isinstance(op, DimShuffle):
         return "view"
+    if isinstance(op, Subtensor) and not op.advanced:  # a view where every index is known per call
+        return "index" if all(_known_int(p) for p in node.inputs[1:]) else None
+    if isinstance(op, Join):
+        return "join"
     if isinstance(op, (ReducedSize, Shape_i, Shape, MakeVector, BroadcastCheck)):
         return "meta"
     return _core_kind(op, node.inputs)
+
+
+def _known_int(v: Variable) -> bool:
+    """An index a plan knows: a constant, or shape arithmetic of this call's shapes."""
+    return isinstance(v, Constant) or (v.owner is not None and node_kind(v.owner) == "meta")
 
 
 def unsupported(op: Scan, fp64: bool) -> str | None:
@@ -260,6 +239,11 @@ class LoopPlan:
             self._elemwise(prog, [self.slot(v) for v in bound], node.outputs, label)
         elif kind == "view":
             self._view(node)
+        elif kind == "index":
+            values = [self._int(v) for v in node.inputs[1:]]
+            self.slots[node.outputs[0]] = index_view(self.slot(node.inputs[0]), node.op_as(Subtensor).np_index(values))
+        elif kind == "join":
+            self._join(node, label)
         elif kind == "meta":
             self._meta(node)
         elif kind == "epilogue":
@@ -293,6 +277,27 @@ class LoopPlan:
             shape.append(1 if o == "x" else src.shape[o])
             strides.append(0 if o == "x" else src.strides[o])
         self.slots[node.outputs[0]] = Slot(src.ptr, tuple(shape), tuple(strides), src.dtype, src.key, src.literal)
+
+    def _int(self, v: Variable) -> int:
+        if isinstance(v, Constant):
+            return int(np.asarray(v.data))
+        if v in self.known:
+            return int(self.known[v])
+        raise Decline(f"an index reads {v}, not a value this plan knows")
+
+    def _join(self, node: Apply, label: str) -> None:
+        """Concatenation: each input copied into its region of the output (a view along the axis)."""
+        axis = node.op_as(Join).axis
+        srcs = [self.slot(v) for v in node.inputs]
+        if len({s.shape[:axis] + s.shape[axis + 1:] for s in srcs}) != 1:
+            raise Decline(f"{label}: shapes {[s.shape for s in srcs]} do not concatenate")
+        shape = srcs[0].shape[:axis] + (sum(s.shape[axis] for s in srcs),) + srcs[0].shape[axis + 1:]
+        dests, start = self._output(node.outputs[0], shape), 0
+        for s in srcs:
+            part = (slice(None),) * axis + (slice(start, start + s.shape[axis]),)
+            self.steps.append(Step("elemwise", label, s.shape, [s], [[index_view(d, part) for d in dests]],
+                                   prog=Composite.identity(s.dtype.name)))
+            start += s.shape[axis]
 
     def _meta(self, node: Apply) -> None:
         """Shape arithmetic, decided by this call's shapes: a 0-d result becomes a literal; a
