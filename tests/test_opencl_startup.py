@@ -119,3 +119,16 @@ def test_stale_device_facts_are_measured_again_when_the_device_opens(tmp_path, m
     x = T.fvector("x")
     f = sg.function([x], x * 2, backend="opencl", device=real.spec)
     np.testing.assert_array_equal(f(np.arange(3, dtype="f")), [0, 2, 4])
+
+
+def test_the_kernels_of_one_program_share_one_build():
+    """The calibration program holds two kernels: its source is built once for both (a cold
+    build costs hundreds of milliseconds on pocl), and again only with other options."""
+    rt = rtmod.get_runtime()
+    source = ("__kernel void sg_a(__global float *x) { x[get_global_id(0)] += 1.0f; }\n"
+              f"__kernel void sg_b(__global float *x) {{ x[get_global_id(0)] *= {np.random.randint(2, 10**6)}.0f; }}\n")
+    builds = rtmod.OPENS["programs"]
+    a, b = rt.kernel(source, "sg_a"), rt.kernel(source, "sg_b")
+    assert rtmod.OPENS["programs"] == builds + 1 and a is not b
+    rt.kernel(source, "sg_a", ("-cl-opt-disable",))
+    assert rtmod.OPENS["programs"] == builds + 2
