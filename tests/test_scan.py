@@ -120,6 +120,16 @@ def test_a_carry_changing_shape_at_run_time_is_a_shape_error(backend):
         f(np.ones((2, 2), dt), np.zeros(3, dt))
 
 
+def test_too_short_a_sequence_names_the_user_line_once(backend):
+    x, n = T.dmatrix("x"), T.lscalar("n")
+    out, _ = sg.scan(lambda xt, c: c + xt, sequences=[x], outputs_info=[T.zeros((3,))], n_steps=n)
+    f = sg.function([x, n], out, backend=backend)
+    with pytest.raises(ValueError, match="sequence 0 has 4 rows, fewer than the 9 steps") as info:
+        f(np.ones((4, 3)), 9)
+    message = str(info.value)
+    assert message.count("Built at") == 1 and message.count("test_scan.py") == 1, message
+
+
 def test_the_carry_that_changed_shape_is_named_among_several(backend):
     """Several carries are checked in one comparison; the error still names the one that changed."""
     dt = "float32" if backend == "opencl" else "float64"
