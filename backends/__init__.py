@@ -10,7 +10,8 @@ BACKENDS = ("numpy", "opencl", "dask")
 
 
 def get_backend(name: str):
-    """The backend module called ``name`` (it has ``compile(fgraph, spec)``)."""
+    """The backend module called ``name`` (it has ``compile(fgraph, spec)``, and may have
+    ``prepare(options)``, which ``sg.function`` calls before it rewrites the graph)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
     return importlib.import_module(f"symgraph.backends.{name}")

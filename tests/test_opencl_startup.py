@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -22,7 +23,7 @@ from tests.xor_step import XOR, train, xor_step
 pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
 
 if NO_OPENCL is None:
-    from symgraph.backends.opencl import devices
+    from symgraph.backends.opencl import calibration, devices
     from symgraph.backends.opencl import runtime as rtmod
     from tests.test_placement import calibrated  # noqa: F401  (the fixture: a fixed calibration)
 
@@ -132,3 +133,28 @@ def test_the_kernels_of_one_program_share_one_build():
     assert rtmod.OPENS["programs"] == builds + 1 and a is not b
     rt.kernel(source, "sg_a", ("-cl-opt-disable",))
     assert rtmod.OPENS["programs"] == builds + 2
+
+
+def test_an_uncalibrated_device_starts_its_compiler_while_the_graph_is_rewritten(tmp_path, monkeypatch):
+    """Under 'auto' placement on a device with no calibration, ``sg.function`` starts the device's
+    compiler (a trivial build) in a background thread before it rewrites the graph, with no
+    warning; the measurement then builds its own program. A calibrated device starts nothing."""
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))  # no calibration in this folder
+    if not rtmod.get_runtime().zero_copy:
+        pytest.skip("placement by size needs a device that shares host memory")
+    builds, started = rtmod.OPENS["programs"], []
+    real = calibration._warm_quietly
+    monkeypatch.setattr(calibration, "_warm_quietly",
+                        lambda rt: started.append(threading.current_thread().name) or real(rt))
+    calibration.forget()
+    x = T.fvector("x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the trivial build's empty log raises nothing
+        f = sg.function([x], T.exp(x) + 1, backend="opencl", placement="auto")
+    assert started == ["symgraph compiler start"]
+    assert rtmod.OPENS["programs"] >= builds + 1  # the trivial build (the measurement's is cached per process)
+    np.testing.assert_allclose(f(np.zeros(3, "f")), 2.0)
+    calibration.forget()  # read back from the file now
+    sg.function([x], T.exp(x) + 2, backend="opencl", placement="auto")
+    assert started == ["symgraph compiler start"]
+    calibration.forget()

@@ -2,7 +2,8 @@
 where there is one, else the CPU through pocl); shared variables stay in device buffers.
 
 ``compile(fgraph, spec)`` returns a callable with ``kernels`` (name -> OpenCL C source) and
-``source`` (the generated Python that schedules them).
+``source`` (the generated Python that schedules them); ``prepare(options)`` starts, before the
+graph is rewritten, what that compile can get ready in the background.
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from symgraph.backends.opencl import (elemwise_kernel, kernels_collective, kerne
                                       kernels_epilogue, kernels_index,
                                       kernels_linalg, kernels_lines, kernels_matmul, kernels_pool, kernels_random,
                                       kernels_reduce, kernels_shape, views)
-from symgraph.backends.opencl.backend import OPTIONS, OpenCLBackend, OpenCLFunction, compile
+from symgraph.backends.opencl.backend import OPTIONS, OpenCLBackend, OpenCLFunction, compile, prepare
 from symgraph.backends.opencl.runtime import TRANSFERS, DeviceArray, get_runtime, list_devices
 
-__all__ = ["OPTIONS", "OpenCLBackend", "OpenCLFunction", "compile", "TRANSFERS", "DeviceArray", "get_runtime",
-           "list_devices"]
+__all__ = ["OPTIONS", "OpenCLBackend", "OpenCLFunction", "compile", "prepare", "TRANSFERS", "DeviceArray",
+           "get_runtime", "list_devices"]

@@ -17,6 +17,7 @@ from symgraph.backends.numpy.lowering import expression, perform_call
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl import loop_kernel, loops
 from symgraph.backends.opencl import placement as pl
+from symgraph.backends.opencl.calibration import prepare as prepare_calibration
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.lowering import EXPAND, TABLE, LowerContext, Lowered, device_ok
 from symgraph.backends.opencl.profiling import QueueTimer
@@ -442,6 +443,19 @@ class OpenCLFunction(LinkedFunction):
     @property
     def runtime(self) -> Runtime:
         return self.backend.rt
+
+
+def prepare(options: dict) -> None:
+    """Start, in the background, what a compile with ``options`` will need while ``sg.function``
+    rewrites the graph: the calibration's kernel build, on a device not calibrated yet under
+    'auto' placement. Errors are left to the compile, which reports them."""
+    try:
+        rt = get_runtime(options.get("device"))
+        auto = pl.mode_for(rt, options.get("placement")) == "auto"
+    except Exception:
+        return
+    if auto:
+        prepare_calibration(rt)
 
 
 def compile(fgraph: FunctionGraph, spec: Any) -> OpenCLFunction:

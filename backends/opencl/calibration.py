@@ -4,8 +4,10 @@ and cached in a JSON file (``cache_path``), so that the placement of a graph is 
 file, the node sizes and the node kinds, nothing else."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -99,6 +101,27 @@ def device_key(rt: Runtime) -> str:
 _MEMO: dict[str, Calibration] = {}
 
 
+_WARMING: dict[str, threading.Thread] = {}  # device key -> the background start of its compiler
+
+
+def prepare(rt: Runtime) -> None:
+    """On a device with no calibration yet (the compile will measure it, building kernels), start
+    the device's compiler in a background thread (``Runtime.warm_compiler``: pocl's first build
+    takes 0.6 s loading it) while ``sg.function`` rewrites the graph. A calibrated device is left
+    alone, unopened: its calls may never need it."""
+    key = device_key(rt)
+    if key in _MEMO or key in _WARMING or _cached(key) is not None:
+        return
+    thread = threading.Thread(target=_warm_quietly, args=(rt,), name="symgraph compiler start", daemon=True)
+    _WARMING[key] = thread
+    thread.start()
+
+
+def _warm_quietly(rt: Runtime) -> None:
+    with contextlib.suppress(Exception):  # the compile opens the device again and reports what failed
+        rt.warm_compiler()
+
+
 def calibration(rt: Runtime, rates: bool = False) -> Calibration:
     """The device's cost model: read from the cache file, else measured (about 0.3 s) and written
     there; kept for the process once read. The products' and convolutions' rates (about 2 s more,
@@ -108,6 +131,9 @@ def calibration(rt: Runtime, rates: bool = False) -> Calibration:
     cal = _MEMO.get(key) or _cached(key)
     fresh = cal is None
     if cal is None:
+        warming = _WARMING.pop(key, None)
+        if warming is not None:  # done before the timing starts (nothing else runs then)
+            warming.join()
         cal = measure(rt, key)
     if rates and not cal.has_rates:
         cal, fresh = replace(cal, **hc.measure_rates(rt)), True
@@ -133,6 +159,9 @@ def _cached(key: str) -> Calibration | None:
 def forget() -> None:
     """Drop the calibrations this process has read (tests point the cache elsewhere)."""
     _MEMO.clear()
+    for warming in _WARMING.values():
+        warming.join()
+    _WARMING.clear()
 
 
 _PROGRAM = """__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
@@ -178,8 +207,7 @@ def measure(rt: Runtime, key: str) -> Calibration:
     larger size as a work-group's reduction and as ``np.add.reduce`` (the fastest of several runs;
     kernels launched back to back, as a schedule does). The products' and convolutions' rates
     are measured apart, when a graph needs them (``calibration``)."""
-    program = ("#define SG_CHUNKS\n" if rt.is_cpu else "") + _PROGRAM
-    kernel, total = rt.kernel(program, "sg_calibrate"), rt.kernel(program, "sg_sum")
+    kernel, total = _kernels(rt)
     d_small, h_small = _time_both(rt, kernel, _program_numpy, _SMALL)
     d_large, h_large = _time_both(rt, kernel, _program_numpy, _LARGE)
     d_sum, h_sum = _time_both(rt, total, _sum_numpy, _LARGE, (128,))
@@ -190,6 +218,12 @@ def measure(rt: Runtime, key: str) -> Calibration:
                        call_us=call * 1e6, host_ns=max(0.0, (h_large - h_small) * per / _STEPS),
                        reduce_device_ns=max(0.0, (d_sum - d_small) * per),
                        reduce_host_ns=max(0.0, (h_sum - call) * per))
+
+
+def _kernels(rt: Runtime) -> tuple[Any, Any]:
+    """The measurement's elementwise and sum kernels (one program)."""
+    program = ("#define SG_CHUNKS\n" if rt.is_cpu else "") + _PROGRAM
+    return rt.kernel(program, "sg_calibrate"), rt.kernel(program, "sg_sum")
 
 
 def _sum_numpy(x: np.ndarray, t: np.ndarray) -> None:

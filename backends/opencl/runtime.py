@@ -230,6 +230,15 @@ class Runtime:
             self._programs.move_to_end(key)
         return program
 
+    def warm_compiler(self) -> None:
+        """Build a trivial program once: pocl's first build of a process loads its compiler (about
+        0.6 s; later builds of small programs take about 0.15 s). Its build log is empty, so it
+        touches no warnings state, and it may run in a background thread (``calibration.prepare``)."""
+        cl = _cl()
+        with _BUILD_LOCK:
+            OPENS["programs"] += 1
+            cl.Program(self.context, "__kernel void sg_warm(__global int *x) { x[0] = 0; }").build()
+
     def _build(self, source: str, options: list[str]) -> Any:
         """Build ``source``; a failure shows the compiler log and the numbered source.
 

@@ -115,6 +115,9 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     record = RewriteHistory() if (config.rewrite_history if history is None else history) else None
     if record is not None:
         record.attach(fgraph)
+    prepare = getattr(get_backend(backend), "prepare", None)
+    if prepare is not None:  # the backend's own start, in the background while the graph is rewritten
+        prepare(options)
     sink_everywhere(fgraph)  # laziness is not an optimization: every mode moves branch-only code into branches
     report = rewrite_graph(fgraph, mode, history=record)
     index = {v: k for k, v in enumerate(shared_vars)}
