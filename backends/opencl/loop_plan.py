@@ -16,7 +16,6 @@ it; values that no step computes (inputs, views, literals) are copied there at t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -24,57 +23,24 @@ import numpy as np
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs, program_dtypes
 from symgraph.backends.opencl.kernels_random import random_steps
-from symgraph.backends.opencl.loop_slots import Decline, Slot, c_strides, index_view
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, index_view
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
+from symgraph.graph.inner import InnerGraph
+from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.random_ops import Blank
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Shape, Shape_i
 from symgraph.tensor.subtensor import Subtensor
 from symgraph.tensor.type import TensorType
 
 REDUCERS = ("add", "mul", "maximum", "minimum", "and", "or")
-
-
-@dataclass
-class Step:
-    """One unit of a step's work, run by the whole work-group: ``kind`` is 'elemwise' (``prog``
-    over ``ins`` broadcast to ``shape``), 'reduce' (``prog``'s value reduced with ``op`` over
-    ``axes`` of ``xshape``; a matrix product is the sum of a product program over the inner axis);
-    a reduction's result goes through ``epi`` (its input ``epi_slot`` reads it, the others are
-    ``others``) before the stores: program output q is stored into each slot of ``outs[q]``."""
-    kind: str
-    label: str
-    shape: tuple
-    ins: list[Slot]
-    outs: list[list[Slot]]
-    prog: Composite | None = None
-    op: str = ""
-    axes: tuple = ()
-    keepdims: bool = False
-    xshape: tuple = ()
-    epi: Composite | None = None
-    epi_slot: int = 0
-    others: list[Slot] = field(default_factory=list)
-    acc: np.dtype | None = None
-    acc_slot: Slot | None = None  # a reduction's accumulators (the output's shape), where a form needs them
-    draws: dict[int, tuple] = field(default_factory=dict)  # an elementwise program's random step -> its shape
-
-    def reads(self) -> set[str]:
-        return {s.key for s in self.ins + self.others if s.ptr}
-
-    def writes(self) -> set[str]:
-        return {s.key for dests in self.outs for s in dests} | ({self.acc_slot.key} if self.acc_slot else set())
-
-    def work(self) -> int:
-        """Element operations per step (the size rule of loop_kernel.py)."""
-        inner = math.prod(self.xshape[a] for a in self.axes) if self.kind == "reduce" else 1
-        return max(1, math.prod(self.shape)) * max(1, inner)
 
 
 def _core_kind(op: Any, inputs: list) -> str | None:
@@ -103,6 +69,10 @@ def node_kind(node: Apply) -> str | None:
         return "index" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, Join):
         return "join"
+    if isinstance(op, Blank):  # a random draw's size: a shape, no memory
+        return "blank" if all(_known_int(p) for p in node.inputs) else None
+    if isinstance(op, IfElse):  # both sides' nodes run in the kernel too
+        return "branch" if all(node_kind(n) for g in op.inner_graphs.values() for n in g.nodes) else None
     if isinstance(op, (ReducedSize, Shape_i, Shape, MakeVector, BroadcastCheck)):
         return "meta"
     return _core_kind(op, node.inputs)
@@ -113,14 +83,23 @@ def _known_int(v: Variable) -> bool:
     return isinstance(v, Constant) or (v.owner is not None and node_kind(v.owner) == "meta")
 
 
+def _values(graph: InnerGraph) -> list[Variable]:
+    """Every value of ``graph``, those of its branches' sides included."""
+    out = list(graph.inputs)
+    for n in graph.nodes:
+        out += n.inputs + n.outputs
+        if isinstance(n.op, IfElse):
+            out += [v for g in n.op.inner_graphs.values() for v in _values(g)]
+    return out
+
+
 def unsupported(op: Scan, fp64: bool) -> str | None:
     """Why ``op``'s body cannot run as one kernel (None: it can, when its shapes are small enough)."""
-    body = op.body
-    for v in list(body.inputs) + [v for n in body.nodes for v in n.inputs + n.outputs]:
+    for v in _values(op.body):
         dtype = getattr(v.type, "dtype", None)
         if dtype is None or not ks.supported_dtype(dtype) or (dtype == "float64" and not fp64):
             return f"a value of type {v.type}"
-    for node in body.nodes:
+    for node in op.body.nodes:
         if node_kind(node) is None:
             return f"{node.op} has no one-kernel form"
         if not fp64 and isinstance(node.op, (Elemwise, Composite)) \
@@ -244,6 +223,12 @@ class LoopPlan:
             self.slots[node.outputs[0]] = index_view(self.slot(node.inputs[0]), node.op_as(Subtensor).np_index(values))
         elif kind == "join":
             self._join(node, label)
+        elif kind == "branch":
+            self._branch(node, label)
+        elif kind == "blank":  # its values (all false) are never read: a literal of its shape
+            shape = tuple(self._int(v) for v in node.inputs)
+            self.slots[node.outputs[0]] = Slot("", shape, (0,) * len(shape), np.dtype(bool), "",
+                                               ks.literal(False, np.dtype(bool)))
         elif kind == "meta":
             self._meta(node)
         elif kind == "epilogue":
@@ -277,6 +262,29 @@ class LoopPlan:
             shape.append(1 if o == "x" else src.shape[o])
             strides.append(0 if o == "x" else src.strides[o])
         self.slots[node.outputs[0]] = Slot(src.ptr, tuple(shape), tuple(strides), src.dtype, src.key, src.literal)
+
+    def _branch(self, node: Apply, label: str) -> None:
+        """An ``sg.ifelse``: each side's nodes planned as steps of their own, their outputs copied
+        into the node's outputs (the same slots on both sides); the kernel runs one side."""
+        op, outer = node.op_as(IfElse), self.steps
+        sides: list[tuple[list[Step], list[Slot]]] = []
+        for graph in (op.then_graph, op.else_graph):
+            self.steps = []
+            for v, src in zip(graph.inputs, node.inputs[1:]):
+                self.slots[v] = self.slot(src)
+            for inner in graph.nodes:
+                self._node(inner)
+            sides.append((self.steps, [self.slot(v) for v in graph.outputs]))
+        self.steps = outer
+        for a, b in zip(sides[0][1], sides[1][1]):
+            if a.shape != b.shape:
+                raise Decline(f"{label}: the sides give shapes {a.shape} and {b.shape}")
+        dests = [self._output(v, s.shape) for v, s in zip(node.outputs, sides[0][1])]
+        for steps, results in sides:
+            steps += [Step("elemwise", "copy", s.shape, [s], [d], prog=Composite.identity(s.dtype.name))
+                      for s, d in zip(results, dests)]
+        cond = self.slot(node.inputs[0])
+        self.steps.append(Step("branch", label, (), [cond], [], branches=(sides[0][0], sides[1][0])))
 
     def _int(self, v: Variable) -> int:
         if isinstance(v, Constant):

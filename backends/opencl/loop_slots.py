@@ -1,12 +1,15 @@
-"""Where the one-kernel loop's values live (backends/opencl/loop_plan.py places them): a ``Slot``
-is a C pointer expression with static shape and element strides, or a literal; views of a slot
-(DimShuffle, basic indexing, a region of a concatenation) are slots over the same memory."""
+"""The one-kernel loop's vocabulary (backends/opencl/loop_plan.py plans with it, loop_source.py and
+loop_nest.py print it): a ``Slot`` is where a value lives, a C pointer expression with static
+shape and element strides, or a literal; views of a slot (DimShuffle, basic indexing, a region
+of a concatenation) are slots over the same memory. A ``Step`` is a unit of one loop step's work."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from symgraph.tensor.composite import Composite
 
 
 class Decline(Exception):
@@ -42,6 +45,52 @@ class Slot:
         return all(n == 1 or s == c for n, s, c in zip(self.shape, self.strides, c_strides(self.shape)))
 
 
+@dataclass
+class Step:
+    """One unit of a step's work, run by the whole work-group: ``kind`` is 'elemwise' (``prog``
+    over ``ins`` broadcast to ``shape``), 'reduce' (``prog``'s value reduced with ``op`` over
+    ``axes`` of ``xshape``; a matrix product is the sum of a product program over the inner axis)
+    or 'branch' (an ``sg.ifelse``: the steps of one of ``branches`` by the condition ``ins[0]``);
+    a reduction's result goes through ``epi`` (its input ``epi_slot`` reads it, the others are
+    ``others``) before the stores: program output q is stored into each slot of ``outs[q]``."""
+    kind: str
+    label: str
+    shape: tuple
+    ins: list[Slot]
+    outs: list[list[Slot]]
+    prog: Composite | None = None
+    op: str = ""
+    axes: tuple = ()
+    keepdims: bool = False
+    xshape: tuple = ()
+    epi: Composite | None = None
+    epi_slot: int = 0
+    others: list[Slot] = field(default_factory=list)
+    acc: np.dtype | None = None
+    acc_slot: Slot | None = None  # a reduction's accumulators (the output's shape), where a form needs them
+    draws: dict[int, tuple] = field(default_factory=dict)  # an elementwise program's random step -> its shape
+    branches: tuple[list[Step], list[Step]] = field(default_factory=lambda: ([], []))  # 'branch': if ins[0], else
+
+    def inner(self) -> list[Step]:
+        """The steps of a branch's two sides."""
+        return self.branches[0] + self.branches[1]
+
+    def reads(self) -> set[str]:
+        own = {s.key for s in self.ins + self.others if s.ptr}
+        return own.union(*(s.reads() for s in self.inner()))
+
+    def writes(self) -> set[str]:
+        own = {s.key for dests in self.outs for s in dests} | ({self.acc_slot.key} if self.acc_slot else set())
+        return own.union(*(s.writes() for s in self.inner()))
+
+    def work(self) -> int:
+        """Element operations per step (the size rule of loop_kernel.py; a branch: both sides)."""
+        if self.kind == "branch":
+            return sum(s.work() for s in self.inner())
+        inner = math.prod(self.xshape[a] for a in self.axes) if self.kind == "reduce" else 1
+        return max(1, math.prod(self.shape)) * max(1, inner)
+
+
 def index_view(src: Slot, index: tuple) -> Slot:
     """``src[index]`` (integers, slices, newaxis) as a slot over ``src``'s memory: numpy computes
     the view's shape, element strides and offset on a stand-in array with ``src``'s strides."""
@@ -61,4 +110,4 @@ def index_view(src: Slot, index: tuple) -> Slot:
     return Slot(ptr, tuple(view.shape), tuple(view.strides), src.dtype, src.key)
 
 
-__all__ = ["Decline", "Slot", "c_strides", "index_view"]
+__all__ = ["Decline", "Slot", "Step", "c_strides", "index_view"]

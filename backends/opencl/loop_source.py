@@ -22,7 +22,7 @@ item (CPU devices by default) runs the loop nests of loop_nest.py instead, with 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -158,20 +158,59 @@ class Source:
         loop's body, not at its end: pocl 3.1's compiler aborts on some loops whose last statement
         is a barrier. A work-group of one item needs no barrier at all."""
         if self.local == 1:
-            return [ln for step in self.plan.steps for ln in (
-                loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self))]
-        out: list[str] = [BARRIER]
+            return self._alone(self.plan.steps)
+        return [BARRIER] + self._shared(self.plan.steps)
+
+    def _alone(self, steps: list[Step]) -> list[str]:
+        """``steps`` as one work-item's loop nests."""
+        out: list[str] = []
+        for step in steps:
+            out += self._branch(step) if step.kind == "branch" else \
+                loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
+        return out
+
+    def _shared(self, steps: list[Step]) -> list[str]:
+        """``steps`` spread over the work-group, barriers where they depend on each other. Barriers
+        stay out of conditional code: each step of a branch's sides runs under its guard
+        (``if (cond) {...}``, ``if (!cond) {...}``, the condition read from memory each time)
+        between barriers. pocl 3.1 gave wrong numbers for a branch with a barrier inside, and
+        for guards reading a private flag set before the barriers, when some of a work-group's
+        items had no elements (a body of 2 elements, 4 items)."""
+        out: list[str] = []
         written: set[str] = set()
         read: set[str] = set()
-        for step in self.plan.steps:
-            reads, writes = step.reads(), step.writes()
+        for step, guard, keys in self._flat(steps, "", frozenset()):
+            if step.kind == "branch":
+                out.append(f"/* {step.label}: each side's steps below run under its guard */")
+                continue
+            reads, writes = step.reads() | keys, step.writes()
             if reads & written or writes & (written | read):
                 out.append(BARRIER)
                 written, read = set(), set()
-            out += self.elemwise(step) if step.kind == "elemwise" else self.reduce(step)
+            lines = self.elemwise(step) if step.kind == "elemwise" else self.reduce(step)
+            out += [f"if ({guard}) {{"] + ["    " + ln for ln in lines] + ["}"] if guard else lines
             written |= writes
             read |= reads
         return out
+
+    def _flat(self, steps: list[Step], guard: str, keys: frozenset) -> Iterator[tuple[Step, str, frozenset]]:
+        """(step, the guard it runs under, the memory its guard reads) for every step, a branch
+        followed by its sides' steps: a side's guard reads its condition where the step before
+        the branch stored it (no side writes it)."""
+        for step in steps:
+            yield step, guard, keys
+            if step.kind != "branch":
+                continue
+            cond = step.ins[0]
+            c, inner = _at(cond, (), [], None), keys | ({cond.key} if cond.ptr else set())
+            both = f"{guard} && " if guard else ""
+            yield from self._flat(step.branches[0], f"{both}{c}", inner)
+            yield from self._flat(step.branches[1], f"{both}!{c}", inner)
+
+    def _branch(self, step: Step) -> list[str]:
+        """One work-item's ``if (condition) { one side } else { the other }``."""
+        then, other = (["    " + ln for ln in self._alone(side)] for side in step.branches)
+        return [f"if ({_at(step.ins[0], (), [], None)}) {{  /* {step.label} */"] + then + ["} else {"] + other + ["}"]
 
     def stop(self) -> list[str]:
         """A while loop's end of step: when the step's condition holds, this step is the last
@@ -240,7 +279,10 @@ class Source:
 
 
 def _step_dtypes(plan: LoopPlan) -> set:
-    return {s.dtype for step in plan.steps for s in step.ins + step.others + [d for ds in step.outs for d in ds]}
+    def of(steps: list[Step]) -> set:
+        own = {s.dtype for step in steps for s in step.ins + step.others + [d for ds in step.outs for d in ds]}
+        return own.union(*(of(step.inner()) for step in steps))
+    return of(plan.steps)
 
 
 def kernel_source(name: str, plan: LoopPlan, local: int, chunked: bool) -> str:
