@@ -30,6 +30,7 @@ from symgraph.graph.inner import InnerGraph
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
 from symgraph.tensor.composite import Composite
+from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
@@ -69,6 +70,8 @@ def node_kind(node: Apply) -> str | None:
         return "index" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, Join):
         return "join"
+    if isinstance(op, SpecifyShape):  # its input, once its lengths are checked for the call's shapes
+        return "specify" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, Blank):  # a random draw's size: a shape, no memory
         return "blank" if all(_known_int(p) for p in node.inputs) else None
     if isinstance(op, IfElse):  # both sides' nodes run in the kernel too
@@ -225,6 +228,11 @@ class LoopPlan:
             self._join(node, label)
         elif kind == "branch":
             self._branch(node, label)
+        elif kind == "specify":
+            src, lengths = self.slot(node.inputs[0]), [self._int(v) for v in node.inputs[1:]]
+            if any(src.shape[d] != n for d, n in zip(node.op_as(SpecifyShape).axes, lengths)):
+                raise Decline(f"{node.op}: shape {src.shape}")  # the step-by-step loop raises the error
+            self.slots[node.outputs[0]] = src
         elif kind == "blank":  # its values (all false) are never read: a literal of its shape
             shape = tuple(self._int(v) for v in node.inputs)
             self.slots[node.outputs[0]] = Slot("", shape, (0,) * len(shape), np.dtype(bool), "",
