@@ -209,7 +209,9 @@ def test_unsupported_op_falls_back():
     f, got, want = _both([x], out, [xv])
     np.testing.assert_allclose(got, want, rtol=1e-6)
     np.testing.assert_allclose(got, np.cumsum(np.sort(xv, axis=1), axis=0), rtol=1e-5)
-    assert not any(k.startswith("loop") for k in f.kernels)
+    assert not _loop_sources(f)
+    (summary,) = [v for k, v in f.kernels.items() if k.startswith("loop")]  # f.kernels says why
+    assert summary.startswith("/* ONE-KERNEL LOOP: Scan{for} runs step by step: Sort") and "no one-kernel form" in summary
 
 
 def test_too_big_declines_and_runs_step_by_step(monkeypatch):

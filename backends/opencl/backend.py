@@ -401,7 +401,7 @@ class OpenCLBackend(Backend):
         # every step in one kernel launch when the body allows (backends/opencl/loop_kernel.py)
         if em.nan_guard or em.prof is not None:  # those watch each body node
             return None
-        runner = loop_kernel.for_node(self.rt, node, self.kernels, len(self.loop_kernels))
+        runner = loop_kernel.for_node(self.rt, node, self.kernels, sum(k.startswith("loop") for k in self.kernels))
         if runner is None:
             return None
         self.loop_kernels.append(runner)

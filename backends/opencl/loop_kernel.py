@@ -31,7 +31,7 @@ import numpy as np
 
 from symgraph.backends.opencl import loops
 from symgraph.backends.opencl.kernels_copy import copy_into
-from symgraph.backends.opencl.loop_plan import Decline, LoopPlan, unsupported
+from symgraph.backends.opencl.loop_plan import Decline, LoopPlan, comment, unsupported
 from symgraph.backends.opencl.loop_source import kernel_source
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import BackendError
@@ -219,11 +219,15 @@ class _Spec:
 
 
 def for_node(rt: Runtime, node: Apply, kernels: dict[str, str], index: int) -> LoopKernel | None:
-    """The LoopKernel of a Scan node, or None when its body cannot run as one kernel."""
+    """The LoopKernel of a Scan node, or None when its body cannot run as one kernel (then
+    ``kernels['loop<index>_<name>']`` says why: every call of that loop runs step by step)."""
     op = node.op_as(Scan)
-    if unsupported(op, rt.fp64) is not None:
-        return None
     label = "".join(c if c.isalnum() else "_" for c in (op.name or "scan"))[:24].strip("_") or "scan"
+    why = unsupported(op, rt.fp64)
+    if why is not None:
+        what = comment(f"{op} runs step by step: {why}")
+        kernels[f"loop{index}_{label}"] = f"/* ONE-KERNEL LOOP: {what} */\n"
+        return None
     return LoopKernel(rt, node, f"loop{index}_{label}", kernels)
 
 
