@@ -31,7 +31,7 @@ import numpy as np
 
 from symgraph.backends.opencl import loops
 from symgraph.backends.opencl.kernels_copy import copy_into
-from symgraph.backends.opencl.loop_plan import Decline, LoopPlan, comment, unsupported
+from symgraph.backends.opencl.loop_plan import Decline, LoopPlan, Step, comment, unsupported
 from symgraph.backends.opencl.loop_source import kernel_source
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import BackendError
@@ -103,6 +103,9 @@ class LoopKernel:
         try:
             plan = LoopPlan(self.op, [tuple(s) for s in key])
             why = fits(plan, self.rt.is_cpu, self.rt.device.max_parameter_size)
+            if not why and self.local > 1 and _draws_in_loops(plan.steps, False):
+                why = ("random draws inside a nested loop, in a work-group of several items (pocl 3.1 gave "
+                       "other numbers run to run; one item does not)")
         except Decline as e:
             why = str(e)
         if why:
@@ -121,6 +124,11 @@ class LoopKernel:
             return None
         self.kernels[stem] = source
         return _Spec(self.rt, plan, kernel, self.local)
+
+
+def _draws_in_loops(steps: list[Step], inside: bool) -> bool:
+    """Whether a step with random draws runs inside a nested loop."""
+    return any((inside and bool(s.draws)) or _draws_in_loops(s.inner(), inside or s.kind == "loop") for s in steps)
 
 
 def fits(plan: LoopPlan, cpu: bool = True, max_arguments: int = 1024) -> str:

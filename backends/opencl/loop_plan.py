@@ -16,6 +16,7 @@ it; values that no step computes (inputs, views, literals) are copied there at t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -23,12 +24,13 @@ import numpy as np
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs, program_dtypes
 from symgraph.backends.opencl.kernels_random import random_steps
+from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
 from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, index_view
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.ifelse import IfElse
-from symgraph.scan.op import Scan
+from symgraph.scan.op import CheckRan, Scan
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
@@ -72,8 +74,12 @@ def node_kind(node: Apply) -> str | None:
         return "join"
     if isinstance(op, SpecifyShape):  # its input, once its lengths are checked for the call's shapes
         return "specify" if all(_known_int(p) for p in node.inputs[1:]) else None
+    if isinstance(op, CheckRan):  # a nested loop's final carry, once its count is checked (h[-1])
+        return "specify" if _known_int(node.inputs[1]) else None
     if isinstance(op, Blank):  # a random draw's size: a shape, no memory
         return "blank" if all(_known_int(p) for p in node.inputs) else None
+    if isinstance(op, Scan):  # a nested loop: its steps run in a for loop inside the step (loop_nested.py)
+        return "loop" if not op.until and all(node_kind(n) for n in op.body.nodes) else None
     if isinstance(op, IfElse):  # both sides' nodes run in the kernel too
         return "branch" if all(node_kind(n) for g in op.inner_graphs.values() for n in g.nodes) else None
     if isinstance(op, (ReducedSize, Shape_i, Shape, MakeVector, BroadcastCheck)):
@@ -91,7 +97,7 @@ def _values(graph: InnerGraph) -> list[Variable]:
     out = list(graph.inputs)
     for n in graph.nodes:
         out += n.inputs + n.outputs
-        if isinstance(n.op, IfElse):
+        if isinstance(n.op, (IfElse, Scan)):
             out += [v for g in n.op.inner_graphs.values() for v in _values(g)]
     return out
 
@@ -129,12 +135,13 @@ class LoopPlan:
         self.slots: dict[Variable, Slot] = {}
         self.known: dict[Variable, Any] = {}  # shape arithmetic's values for this call's shapes
         self.host_checks: list[tuple[BroadcastCheck, list]] = []  # checks run before each launch
+        self._frame: InnerLoop | None = None  # the nested loop whose body is being planned
         self._bind_inputs()
         self._dests = self._destinations()
         self._made: dict[Variable, list[Slot]] = {}
         for node in op.body.nodes:
             self._node(node)
-        self._copies()
+        self._copies(op.body.outputs)
 
     # --- inputs and destinations ------------------------------------------------------------------
     def _bind_inputs(self) -> None:
@@ -165,6 +172,8 @@ class LoopPlan:
 
     def _dest_slots(self, v: Variable, shape: tuple) -> list[Slot]:
         dt = np.dtype(_tt(v).dtype)
+        if self._frame is not None:  # a nested loop's body
+            return [self._frame.dest_slot(kind, j, shape, dt) for kind, j in self._frame.dests.get(v, ())]
         slots = []
         for kind, j in self._dests.get(v, ()):
             if kind == "yr":
@@ -182,12 +191,12 @@ class LoopPlan:
         want = _tt(v).shape
         if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape)):
             raise Decline(f"{v} would have shape {shape}, its type says {v.type}")
-        slots = self._dest_slots(v, shape) or [self._scratch(np.dtype(_tt(v).dtype), shape)]
+        slots = self._dest_slots(v, shape) or [self.scratch_slot(np.dtype(_tt(v).dtype), shape)]
         self.slots[v] = slots[0]
         self._made[v] = slots
         return slots
 
-    def _scratch(self, dtype: np.dtype, shape: tuple) -> Slot:
+    def scratch_slot(self, dtype: np.dtype, shape: tuple) -> Slot:
         """A new contiguous region of the scratch buffer of ``dtype``'s C type."""
         ct = ks.ctype(dtype)
         off = self.scratch.get(ct, 0)
@@ -222,19 +231,23 @@ class LoopPlan:
         elif kind == "view":
             self._view(node)
         elif kind == "index":
-            values = [self._int(v) for v in node.inputs[1:]]
+            values = [self.int_value(v) for v in node.inputs[1:]]
             self.slots[node.outputs[0]] = index_view(self.slot(node.inputs[0]), node.op_as(Subtensor).np_index(values))
         elif kind == "join":
             self._join(node, label)
         elif kind == "branch":
             self._branch(node, label)
+        elif kind == "loop":
+            self._loop(node, label)
         elif kind == "specify":
-            src, lengths = self.slot(node.inputs[0]), [self._int(v) for v in node.inputs[1:]]
-            if any(src.shape[d] != n for d, n in zip(node.op_as(SpecifyShape).axes, lengths)):
+            src, lengths = self.slot(node.inputs[0]), [self.int_value(v) for v in node.inputs[1:]]
+            axes = node.op.axes if isinstance(node.op, SpecifyShape) else ()
+            if any(src.shape[d] != n for d, n in zip(axes, lengths)) or (isinstance(node.op, CheckRan) and
+                                                                       lengths[0] < 1):
                 raise Decline(f"{node.op}: shape {src.shape}")  # the step-by-step loop raises the error
             self.slots[node.outputs[0]] = src
         elif kind == "blank":  # its values (all false) are never read: a literal of its shape
-            shape = tuple(self._int(v) for v in node.inputs)
+            shape = tuple(self.int_value(v) for v in node.inputs)
             self.slots[node.outputs[0]] = Slot("", shape, (0,) * len(shape), np.dtype(bool), "",
                                                ks.literal(False, np.dtype(bool)))
         elif kind == "meta":
@@ -294,7 +307,23 @@ class LoopPlan:
         cond = self.slot(node.inputs[0])
         self.steps.append(Step("branch", label, (), [cond], [], branches=(sides[0][0], sides[1][0])))
 
-    def _int(self, v: Variable) -> int:
+    def _loop(self, node: Apply, label: str) -> None:
+        """A nested scan: its body planned as steps of their own, run ``n`` times in the step."""
+        outer_frame, outer_steps = self._frame, self.steps
+        depth = 0 if outer_frame is None else int(outer_frame.var[1:]) + 1
+        frame = InnerLoop(self, node, depth)
+        self._frame, self.steps = frame, []
+        for inner in frame.op.body.nodes:
+            self._node(inner)
+        self._copies(frame.op.body.outputs)
+        inner_steps = self.steps
+        self._frame, self.steps = outer_frame, outer_steps
+        self.steps += frame.before() + [loop_step(frame, inner_steps, label)]
+        for v, s in zip(node.outputs, frame.outputs()):
+            self.slots[v] = s
+
+    def int_value(self, v: Variable) -> int:
+        """A value the plan knows for this call: a constant or shape arithmetic."""
         if isinstance(v, Constant):
             return int(np.asarray(v.data))
         if v in self.known:
@@ -382,7 +411,7 @@ class LoopPlan:
             step = Step("reduce", label, _reduced(xshape, axes, red.keepdims), ins, [], prog=value,
                         op=red.scalar_op, axes=axes, keepdims=red.keepdims, xshape=xshape, acc=acc)
         shape = step.shape
-        step.acc_slot = self._scratch(acc, shape)
+        step.acc_slot = self.scratch_slot(acc, shape)
         for s in others:
             if _broadcast([s.shape, shape], label) != shape:
                 raise Decline(f"{label}: an epilogue input of shape {s.shape} broadcasts the result {shape}")
@@ -404,10 +433,10 @@ class LoopPlan:
         return Step("reduce", label, lead + trail, [av, bv], [], prog=mul, op="add", axes=(len(lead),),
                     xshape=xshape, acc=acc)
 
-    def _copies(self) -> None:
+    def _copies(self, outputs: Sequence[Variable]) -> None:
         """Body outputs that no step stored where they go (inputs, views, literals, constants):
         copied there, after everything else."""
-        for v in dict.fromkeys(self.op.body.outputs):
+        for v in dict.fromkeys(outputs):
             if v in self._made:
                 continue
             src = self.slot(v)

@@ -50,7 +50,8 @@ class Step:
     """One unit of a step's work, run by the whole work-group: ``kind`` is 'elemwise' (``prog``
     over ``ins`` broadcast to ``shape``), 'reduce' (``prog``'s value reduced with ``op`` over
     ``axes`` of ``xshape``; a matrix product is the sum of a product program over the inner axis)
-    or 'branch' (an ``sg.ifelse``: the steps of one of ``branches`` by the condition ``ins[0]``);
+    'branch' (an ``sg.ifelse``: the steps of one of ``branches`` by the condition ``ins[0]``) or
+    'loop' (a nested scan: the steps ``branches[0]``, ``count`` times);
     a reduction's result goes through ``epi`` (its input ``epi_slot`` reads it, the others are
     ``others``) before the stores: program output q is stored into each slot of ``outs[q]``."""
     kind: str
@@ -70,6 +71,8 @@ class Step:
     acc_slot: Slot | None = None  # a reduction's accumulators (the output's shape), where a form needs them
     draws: dict[int, tuple] = field(default_factory=dict)  # an elementwise program's random step -> its shape
     branches: tuple[list[Step], list[Step]] = field(default_factory=lambda: ([], []))  # 'branch': if ins[0], else
+    var: str = ""  # a 'loop' (a nested scan): its steps branches[0] run ``count`` times, ``var`` counting
+    count: int = 0
 
     def inner(self) -> list[Step]:
         """The steps of a branch's two sides."""
@@ -84,7 +87,10 @@ class Step:
         return own.union(*(s.writes() for s in self.inner()))
 
     def work(self) -> int:
-        """Element operations per step (the size rule of loop_kernel.py; a branch: both sides)."""
+        """Element operations per step (the size rule of loop_kernel.py; a branch: both sides; a
+        loop: its steps times its count)."""
+        if self.kind == "loop":
+            return max(1, self.count) * sum(s.work() for s in self.inner())
         if self.kind == "branch":
             return sum(s.work() for s in self.inner())
         inner = math.prod(self.xshape[a] for a in self.axes) if self.kind == "reduce" else 1

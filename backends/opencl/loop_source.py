@@ -165,23 +165,31 @@ class Source:
         """``steps`` as one work-item's loop nests."""
         out: list[str] = []
         for step in steps:
-            out += self._branch(step) if step.kind == "branch" else \
-                loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
+            if step.kind == "loop":
+                out += _for(step, self._alone(step.branches[0]))
+            else:
+                out += self._branch(step) if step.kind == "branch" else \
+                    loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
         return out
 
-    def _shared(self, steps: list[Step]) -> list[str]:
+    def _shared(self, steps: list[Step], outer: str = "", outer_keys: frozenset = frozenset()) -> list[str]:
         """``steps`` spread over the work-group, barriers where they depend on each other. Barriers
         stay out of conditional code: each step of a branch's sides runs under its guard
         (``if (cond) {...}``, ``if (!cond) {...}``, the condition read from memory each time)
         between barriers. pocl 3.1 gave wrong numbers for a branch with a barrier inside, and
         for guards reading a private flag set before the barriers, when some of a work-group's
-        items had no elements (a body of 2 elements, 4 items)."""
+        items had no elements (a body of 2 elements, 4 items). A nested loop runs for every item
+        (its count is the plan's), a barrier first in each of its steps, its steps under the guard."""
         out: list[str] = []
         written: set[str] = set()
         read: set[str] = set()
-        for step, guard, keys in self._flat(steps, "", frozenset()):
+        for step, guard, keys in self._flat(steps, outer, outer_keys):
             if step.kind == "branch":
                 out.append(f"/* {step.label}: each side's steps below run under its guard */")
+                continue
+            if step.kind == "loop":
+                out += [BARRIER] + _for(step, [BARRIER] + self._shared(step.branches[0], guard, keys)) + [BARRIER]
+                written, read = set(), set()
                 continue
             reads, writes = step.reads() | keys, step.writes()
             if reads & written or writes & (written | read):
@@ -276,6 +284,13 @@ class Source:
             head = f'#pragma clang diagnostic ignored "-Wpass-failed"\n{head}'
         return (f"{head}__kernel {attr}void {name}(\n        " + ",\n        ".join(self.params())
                 + ")\n{\n" + "".join(f"    {ln}\n" for ln in body) + "}\n")
+
+
+def _for(step: Step, body: list[str]) -> list[str]:
+    """A nested loop's ``for`` around its steps' lines."""
+    v = step.var
+    head = f"for (long {v} = 0; {v} < {step.count}; {v}++) {{  /* {step.label} */"
+    return [head] + ["    " + ln for ln in body] + ["}"]
 
 
 def _step_dtypes(plan: LoopPlan) -> set:
