@@ -297,3 +297,9 @@ def test_runtime_index_errors_name_the_node(backend):
     g = sg.function([x, n], x[n:][[0, 4]], backend=backend)
     with pytest.raises(IndexError, match="out of bounds"):
         g(np.zeros(3), np.int64(0))
+
+
+def test_set_and_inc_subtensor_print_their_kind_once():
+    x = T.dmatrix("x")
+    assert str(T.inc_subtensor(x[:, 1], 1.0).owner.op) == "IncSubtensor{:, ?}"
+    assert str(T.set_subtensor(x[1:], 0.0).owner.op) == "SetSubtensor{?:}"

@@ -254,8 +254,9 @@ class IncSubtensor(_IndexOp):
         super().__init__(idx_list)
         self.set_instead_of_inc = bool(set_instead_of_inc)
 
-    def __str__(self) -> str:
-        return ("Set" if self.set_instead_of_inc else "Inc") + super().__str__()
+    def __str__(self) -> str:  # SetSubtensor{...} or IncSubtensor{...}, as PyTensor prints them
+        entries = super().__str__()[len(type(self).__name__):]
+        return ("Set" if self.set_instead_of_inc else "Inc") + "Subtensor" + entries
 
     def make_node(self, x: Any, y: Any, *parts: Any) -> Apply:
         x, y = as_tensor_variable(x), as_tensor_variable(y)
