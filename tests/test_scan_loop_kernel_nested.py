@@ -73,3 +73,50 @@ def test_an_inner_while_loop_runs_step_by_step():
     np.testing.assert_allclose(f(1.0), sg.function([start], out, backend="numpy")(1.0))
     summaries = [v for k, v in f.kernels.items() if k.startswith("loop")]
     assert any("Scan{for} runs step by step: Scan{while} has no one-kernel form" in v for v in summaries), summaries
+
+
+def _rnn_training(backend: str, form: tuple):
+    """A 2-4-1 tanh RNN fitting a sine over one 12-step sequence: 30 Adam steps in one call
+    (``sg.scan_updates``), each step a forward scan and its gradient's reverse scan."""
+    rng = np.random.default_rng(0)
+    params = [sg.shared(rng.normal(0, 0.3, shape)) for shape in ((4, 4), (2, 4), (4, 1))]
+    W, U, V = params
+    x, y = T.dmatrix("x"), T.dvector("y")
+    h, _ = sg.scan(lambda xt, h: T.tanh(T.dot(xt, U) + T.dot(h, W)), sequences=[x], outputs_info=[T.zeros((4,))])
+    loss = T.mean((T.dot(h, V)[:, 0] - y) ** 2)
+    losses, final = sg.scan_updates(sg.updates.adam(loss, params, learning_rate=0.01), n_steps=30, outputs=[loss])
+    return _compile([x, y], losses[0], backend, form, updates=final), params
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_whole_bptt_training_loop_runs_in_one_kernel(form):
+    """The training loop's body holds the forward scan, the reverse scan of its gradient (which
+    slices its traces by lengths the loop passes in, and builds its gradient with set_subtensor
+    and zeros), and Adam: all of it in one launch, with the numpy backend's numbers."""
+    xv, yv = np.random.default_rng(1).normal(size=(12, 2)), np.sin(np.arange(12.0))
+    (f, got), (g, want) = _rnn_training("opencl", form), _rnn_training("numpy", form)
+    for _ in range(2):
+        np.testing.assert_allclose(f(xv, yv), g(xv, yv), rtol=1e-10, atol=1e-13)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-10, atol=1e-13)
+    outer = [v for v in _loop_sources(f).values() if "for (long u0" in v]
+    assert len(outer) == 1 and outer[0].count("for (long u0") == 2  # the forward and the reverse loop
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_set_and_inc_subtensor_zeros_and_index_arithmetic_of_loop_constants(form):
+    """A body writing into parts of its state, with lengths and indices computed from an integer the
+    call passes in (a loop constant: the kernel is specialised on its value)."""
+    c0, k = T.dvector("c0"), T.lscalar("k")
+
+    def step(c, k):
+        head = T.set_subtensor(c[:k], c[k:2 * k] * 0.5)
+        grown = T.inc_subtensor(head[1:k + 1], T.zeros((k,)) + c[k - 1])
+        return grown * 0.9
+    out, _ = sg.scan(step, outputs_info=[c0], non_sequences=[k], n_steps=6)
+    f = _compile([c0, k], out, "opencl", form)
+    g = sg.function([c0, k], out, backend="numpy")
+    cv = np.random.default_rng(4).normal(size=7)
+    for kv in (2, 3, 2):
+        np.testing.assert_allclose(f(cv, kv), g(cv, kv), rtol=1e-12, atol=1e-14)
+    assert len(_loop_sources(f)) == 2  # one specialisation per value of k

@@ -33,6 +33,7 @@ from symgraph.backends.opencl import loops
 from symgraph.backends.opencl.kernels_copy import copy_into
 from symgraph.backends.opencl.loop_plan import Decline, LoopPlan, Step, comment, unsupported
 from symgraph.backends.opencl.loop_source import kernel_source
+from symgraph.backends.opencl.loop_support import index_inputs
 from symgraph.backends.opencl.runtime import DeviceArray, Runtime
 from symgraph.errors import BackendError
 from symgraph.graph.basic import Apply
@@ -71,12 +72,15 @@ class LoopKernel:
         self.specs: dict[tuple, _Spec | None] = {}
         self.declined: dict[tuple, str] = {}
         self.dtypes = [np.dtype(v.dtype) for v in self.op.body_inputs]
+        first_const = self.op.n_seqs + self.op.n_carries  # loop constants only: a carry's value changes
+        self.index_inputs = sorted(j for j in index_inputs(self.op.body) if j >= first_const)
         kernels[name] = self._summary()
 
     def _summary(self) -> str:
         lines = [f"/* ONE-KERNEL LOOP: {self.op} runs every step in one launch of a kernel specialised on the",
                  "   shapes of each call (listed below as they are built); calls it declines run step by step."]
-        lines += [f"   declined for input shapes {list(k)}: {why}" for k, why in self.declined.items()]
+        lines += [f"   declined for input shapes {list(shapes)}{_with(values)}: {why}"
+                  for (shapes, values), why in self.declined.items()]
         return "\n".join(lines) + " */\n"
 
     def __call__(self, ins: list) -> list | None:
@@ -84,7 +88,8 @@ class LoopKernel:
         ns, nc = op.n_seqs, op.n_carries
         arrays = [self._device(x, dt) for x, dt in zip(ins[1:], self.dtypes)]
         n = check_steps(ins[0], arrays[:ns], self.node)
-        key = tuple(a.shape for a in arrays)
+        values = tuple((j, int(ins[1 + j])) for j in self.index_inputs if not isinstance(ins[1 + j], DeviceArray))
+        key = (tuple(a.shape for a in arrays), values)
         if key not in self.specs:
             self.specs[key] = self._specialise(key)
         spec = self.specs[key]
@@ -101,7 +106,7 @@ class LoopKernel:
 
     def _specialise(self, key: tuple) -> _Spec | None:
         try:
-            plan = LoopPlan(self.op, [tuple(s) for s in key])
+            plan = LoopPlan(self.op, [tuple(s) for s in key[0]], dict(key[1]))
             why = fits(plan, self.rt.is_cpu, self.rt.device.max_parameter_size)
             if not why and self.local > 1 and _draws_in_loops(plan.steps, False):
                 why = ("random draws inside a nested loop, in a work-group of several items (pocl 3.1 gave "
@@ -124,6 +129,10 @@ class LoopKernel:
             return None
         self.kernels[stem] = source
         return _Spec(self.rt, plan, kernel, self.local)
+
+
+def _with(values: tuple) -> str:
+    return f" and index values {dict(values)}" if values else ""
 
 
 def _draws_in_loops(steps: list[Step], inside: bool) -> bool:

@@ -27,7 +27,7 @@ from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
 from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
 from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, index_view
-from symgraph.backends.opencl.loop_support import node_kind, unsupported
+from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.ifelse import IfElse
@@ -40,7 +40,7 @@ from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Shape, Shape_i
-from symgraph.tensor.subtensor import Subtensor
+from symgraph.tensor.subtensor import IncSubtensor, Subtensor
 from symgraph.tensor.type import TensorType
 
 
@@ -48,8 +48,8 @@ class LoopPlan:
     """The steps and slots of ``op``'s body for inputs (sequences, initial carries, constants)
     of these shapes; Decline when they do not fit (the call then runs step by step)."""
 
-    def __init__(self, op: Scan, shapes: list[tuple]):
-        self.op = op
+    def __init__(self, op: Scan, shapes: list[tuple], values: dict[int, int] | None = None):
+        self.op, self.values = op, dict(values or {})  # values: body input position -> integer (from the host)
         ns, nc = op.n_seqs, op.n_carries
         self.seq_rows = [tuple(s[1:]) for s in shapes[:ns]]
         self.carry_shapes = [tuple(s) for s in shapes[ns:ns + nc]]
@@ -81,6 +81,8 @@ class LoopPlan:
             if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape)):
                 raise Decline(f"input {v} has shape {shape}, its type says {v.type}")
             self.slots[v] = Slot(ptr, shape, c_strides(shape), dt, ptr)
+        for k, value in self.values.items():
+            self.known[inputs[k]] = value
 
     def _destinations(self) -> dict[Variable, list[tuple[str, int]]]:
         """For each body output variable: where its value goes ('nxt', j), ('trr', j), ('yr', k)."""
@@ -152,7 +154,9 @@ class LoopPlan:
     def _node(self, node: Apply) -> None:
         kind = node_kind(node)
         label = comment(str(node.op))
-        if kind == "elemwise":
+        if kind == "elemwise" and is_int_arithmetic(node) and all(self._knows(v) for v in node.inputs):
+            self._fold(node)
+        elif kind == "elemwise":
             prog, bound = program_and_inputs(node)
             self._elemwise(prog, [self.slot(v) for v in bound], node.outputs, label)
         elif kind == "view":
@@ -173,6 +177,10 @@ class LoopPlan:
                                                                        lengths[0] < 1):
                 raise Decline(f"{node.op}: shape {src.shape}")  # the step-by-step loop raises the error
             self.slots[node.outputs[0]] = src
+        elif kind == "alloc":
+            self._alloc(node, label)
+        elif kind == "incsub":
+            self._incsub(node, label)
         elif kind == "blank":  # its values (all false) are never read: a literal of its shape
             shape = tuple(self.int_value(v) for v in node.inputs)
             self.slots[node.outputs[0]] = Slot("", shape, (0,) * len(shape), np.dtype(bool), "",
@@ -248,6 +256,42 @@ class LoopPlan:
         self.steps += frame.before() + [loop_step(frame, inner_steps, label)]
         for v, s in zip(node.outputs, frame.outputs()):
             self.slots[v] = s
+
+    def _knows(self, v: Variable) -> bool:
+        return v in self.known or (isinstance(v, Constant) and np.ndim(v.data) == 0)
+
+    def _fold(self, node: Apply) -> None:
+        """Integer arithmetic of values the plan knows, computed now: literals, no step."""
+        values = [np.asarray(self.known[v]) if v in self.known else np.asarray(cast(Constant, v).data)
+                  for v in node.inputs]
+        for v, value in zip(node.outputs, node.op.perform(node, values)):
+            dt = np.dtype(_tt(v).dtype)
+            self.known[v] = int(value)
+            self.slots[v] = Slot("", (), (), dt, "", ks.literal(int(value), dt))
+
+    def _alloc(self, node: Apply, label: str) -> None:
+        """A value broadcast into a new array of a known shape."""
+        value, shape = self.slot(node.inputs[0]), tuple(self.int_value(v) for v in node.inputs[1:])
+        if _broadcast([value.shape, shape], label) != shape:
+            raise Decline(f"{label}: a value of shape {value.shape} does not fill {shape}")
+        dests = self._output(node.outputs[0], shape)
+        self.steps.append(Step("elemwise", label, shape, [value], [dests], prog=Composite.identity(value.dtype.name)))
+
+    def _incsub(self, node: Apply, label: str) -> None:
+        """``x`` copied, then its indexed part (a view) set to, or increased by, ``y``."""
+        op = node.op_as(IncSubtensor)
+        x, y = self.slot(node.inputs[0]), self.slot(node.inputs[1])
+        index = op.np_index([self.int_value(v) for v in node.inputs[2:]])
+        dests = self._output(node.outputs[0], x.shape)
+        self.steps.append(Step("elemwise", "copy", x.shape, [x], [dests], prog=Composite.identity(x.dtype.name)))
+        parts = [index_view(d, index) for d in dests]
+        if _broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
+            raise Decline(f"{label}: a value of shape {y.shape} for a part of shape {parts[0].shape}")
+        dt = x.dtype.name
+        prog = Composite.identity(dt) if op.set_instead_of_inc else \
+            Composite([dt, dt], [("add", (("i", 0), ("i", 1)))], [("s", 0)])
+        ins = [y] if op.set_instead_of_inc else [parts[0], y]
+        self.steps.append(Step("elemwise", label, parts[0].shape, ins, [parts], prog=prog))
 
     def int_value(self, v: Variable) -> int:
         """A value the plan knows for this call: a constant or shape arithmetic."""

@@ -14,6 +14,7 @@ from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import CheckRan, Scan
+from symgraph.tensor.alloc import Alloc
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
@@ -23,7 +24,8 @@ from symgraph.tensor.math import Dot, MatMul
 from symgraph.tensor.random_ops import Blank
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Shape, Shape_i
-from symgraph.tensor.subtensor import Subtensor
+from symgraph.tensor.subtensor import IncSubtensor, Subtensor
+from symgraph.tensor.type import TensorType
 
 REDUCERS = ("add", "mul", "maximum", "minimum", "and", "or")
 
@@ -54,6 +56,10 @@ def node_kind(node: Apply) -> str | None:
         return "index" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, Join):
         return "join"
+    if isinstance(op, Alloc):  # a value broadcast into a new array of a known shape
+        return "alloc" if all(_known_int(p) for p in node.inputs[1:]) else None
+    if isinstance(op, IncSubtensor) and not op.advanced:  # a copy, then its indexed part set or increased
+        return "incsub" if all(_known_int(p) for p in node.inputs[2:]) else None
     if isinstance(op, SpecifyShape):  # its input, once its lengths are checked for the call's shapes
         return "specify" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, CheckRan):  # a nested loop's final carry, once its count is checked (h[-1])
@@ -70,8 +76,47 @@ def node_kind(node: Apply) -> str | None:
 
 
 def _known_int(v: Variable) -> bool:
-    """An index a plan knows: a constant, or shape arithmetic of this call's shapes."""
-    return isinstance(v, Constant) or (v.owner is not None and node_kind(v.owner) == "meta")
+    """An integer a plan may know: a constant, shape arithmetic of the call's shapes, a body input
+    (known when the call passes it from the host: a loop constant such as a length), or integer
+    arithmetic of those (the plan computes it, ``LoopPlan.fold``)."""
+    if isinstance(v, Constant) or v.owner is None:
+        return True
+    return node_kind(v.owner) == "meta" or (is_int_arithmetic(v.owner) and all(map(_known_int, v.owner.inputs)))
+
+
+def is_int_arithmetic(node: Apply) -> bool:
+    """An elementwise node whose outputs are integer scalars (the plan may compute it itself)."""
+    if not isinstance(node.op, (Elemwise, Composite)) or program_and_inputs(node)[0].reads_index:
+        return False
+    return all(isinstance(o.type, TensorType) and o.type.ndim == 0 and np.dtype(o.type.dtype).kind in "iu"
+               for o in node.outputs)
+
+
+_INDEX_FROM = ((Subtensor, 1), (IncSubtensor, 2), (SpecifyShape, 1), (Alloc, 1), (Blank, 0), (CheckRan, 1))
+"""Ops that read integers as indices, lengths or counts, and the input where those begin."""
+
+
+def _integer_reads(node: Apply) -> list[Variable]:
+    if isinstance(node.op, Scan):
+        return node.inputs[:1]
+    return next((node.inputs[k:] for t, k in _INDEX_FROM if isinstance(node.op, t)), [])
+
+
+def index_inputs(graph: InnerGraph) -> set[int]:
+    """The positions of ``graph``'s integer scalar inputs that feed indices, lengths or step counts
+    (the one-kernel loop specialises on their values when a call passes them from the host)."""
+    reads = [v for n in graph.nodes for v in _integer_reads(n)]
+    found, seen = set(), set()
+    while reads:
+        v = reads.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v.owner is None and v in graph.inputs and getattr(v.type, "ndim", -1) == 0:
+            found.add(graph.inputs.index(v))
+        elif v.owner is not None and is_int_arithmetic(v.owner):
+            reads += v.owner.inputs
+    return found
 
 
 def _values(graph: InnerGraph) -> list[Variable]:
@@ -99,4 +144,4 @@ def unsupported(op: Scan, fp64: bool) -> str | None:
     return None
 
 
-__all__ = ["REDUCERS", "node_kind", "unsupported"]
+__all__ = ["REDUCERS", "index_inputs", "is_int_arithmetic", "node_kind", "unsupported"]
