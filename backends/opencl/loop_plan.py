@@ -294,7 +294,8 @@ class LoopPlan:
         self.steps.append(Step("elemwise", label, parts[0].shape, ins, [parts], prog=prog))
 
     def int_value(self, v: Variable) -> int:
-        """A value the plan knows for this call: a constant or shape arithmetic."""
+        """An integer the plan knows for this call: a constant, shape arithmetic, or a value the call
+        passed from the host (``values``), or integer arithmetic of those."""
         if isinstance(v, Constant):
             return int(np.asarray(v.data))
         if v in self.known:
