@@ -120,3 +120,13 @@ def test_set_and_inc_subtensor_zeros_and_index_arithmetic_of_loop_constants(form
     for kv in (2, 3, 2):
         np.testing.assert_allclose(f(cv, kv), g(cv, kv), rtol=1e-12, atol=1e-14)
     assert len(_loop_sources(f)) == 2  # one specialisation per value of k
+
+
+def test_only_integer_loop_constants_specialise_the_kernel():
+    """The values a kernel is specialised on are integer inputs that feed indices (through integer
+    arithmetic too), never a float that a cast turns into an index (its value would be truncated)."""
+    from symgraph.backends.opencl.loop_support import index_inputs
+    from symgraph.graph.inner import InnerGraph
+    c, f, k, m = T.dvector("c"), T.dscalar("f"), T.lscalar("k"), T.lscalar("m")
+    body = InnerGraph([c, f, k, m], [c[T.cast(f, "int64")] + c[k + 1] + T.cast(m, "float64")])
+    assert index_inputs(body) == {2}  # k: an index through k + 1; f a float; m read as a value

@@ -88,8 +88,11 @@ def is_int_arithmetic(node: Apply) -> bool:
     """An elementwise node whose outputs are integer scalars (the plan may compute it itself)."""
     if not isinstance(node.op, (Elemwise, Composite)) or program_and_inputs(node)[0].reads_index:
         return False
-    return all(isinstance(o.type, TensorType) and o.type.ndim == 0 and np.dtype(o.type.dtype).kind in "iu"
-               for o in node.outputs)
+    return all(map(_integer_scalar, node.outputs))
+
+
+def _integer_scalar(v: Variable) -> bool:
+    return isinstance(v.type, TensorType) and v.type.ndim == 0 and np.dtype(v.type.dtype).kind in "iu"
 
 
 _INDEX_FROM = ((Subtensor, 1), (IncSubtensor, 2), (SpecifyShape, 1), (Alloc, 1), (Blank, 0), (CheckRan, 1))
@@ -112,7 +115,7 @@ def index_inputs(graph: InnerGraph) -> set[int]:
         if v in seen:
             continue
         seen.add(v)
-        if v.owner is None and v in graph.inputs and getattr(v.type, "ndim", -1) == 0:
+        if v.owner is None and v in graph.inputs and _integer_scalar(v):
             found.add(graph.inputs.index(v))
         elif v.owner is not None and is_int_arithmetic(v.owner):
             reads += v.owner.inputs
