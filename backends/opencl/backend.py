@@ -447,8 +447,8 @@ class OpenCLFunction(LinkedFunction):
 
 def prepare(options: dict) -> None:
     """Start, in the background, what a compile with ``options`` will need while ``sg.function``
-    rewrites the graph: the calibration's kernel build, on a device not calibrated yet under
-    'auto' placement. Errors are left to the compile, which reports them."""
+    rewrites the graph: on a device not calibrated yet under 'auto' placement, the device's
+    compiler (``calibration.prepare``). Errors are left to the compile, which reports them."""
     try:
         rt = get_runtime(options.get("device"))
         auto = pl.mode_for(rt, options.get("placement")) == "auto"

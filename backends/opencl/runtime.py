@@ -218,8 +218,8 @@ class Runtime:
 
     def _program(self, source: str, options: Sequence[str]) -> Any:
         """The built program of ``source``, once for all the kernels taken from it (the calibration
-        program holds two: built twice, it cost a cold first call 0.4 s more), while it is among
-        the PROGRAM_CACHE most recently used."""
+        program holds two: built twice, it cost a cold first call about 0.15 s more), while it is
+        among the PROGRAM_CACHE most recently used."""
         key = (source, tuple(options))
         program = self._programs.get(key)
         if program is None:
