@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.backends.opencl.loop_slots import Decline, Slot, Step
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, copy_step
 from symgraph.graph.basic import Apply, Variable
 from symgraph.scan.op import Scan
-from symgraph.tensor.composite import Composite
 
 
 def _rows_of(region: Slot, var: str) -> Slot:
@@ -87,8 +86,7 @@ class InnerLoop:
 
     def before(self) -> list[Step]:
         """The initial carries copied into their first regions."""
-        return [Step("elemwise", "loop carry", s.shape, [s], [[a]], prog=Composite.identity(s.dtype.name))
-                for s, (a, _) in zip(self.inits, self.pairs)]
+        return [copy_step(s, [a], "loop carry") for s, (a, _) in zip(self.inits, self.pairs)]
 
     def outputs(self) -> list[Slot]:
         """The node's outputs: final carries (the region the last step wrote), traces, stacked outputs."""

@@ -26,7 +26,7 @@ from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
 from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
-from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, index_view
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
 from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -237,8 +237,7 @@ class LoopPlan:
                 raise Decline(f"{label}: the sides give shapes {a.shape} and {b.shape}")
         dests = [self._output(v, s.shape) for v, s in zip(node.outputs, sides[0][1])]
         for steps, results in sides:
-            steps += [Step("elemwise", "copy", s.shape, [s], [d], prog=Composite.identity(s.dtype.name))
-                      for s, d in zip(results, dests)]
+            steps += [copy_step(s, d) for s, d in zip(results, dests)]
         cond = self.slot(node.inputs[0])
         self.steps.append(Step("branch", label, (), [cond], [], branches=(sides[0][0], sides[1][0])))
 
@@ -275,7 +274,7 @@ class LoopPlan:
         if _broadcast([value.shape, shape], label) != shape:
             raise Decline(f"{label}: a value of shape {value.shape} does not fill {shape}")
         dests = self._output(node.outputs[0], shape)
-        self.steps.append(Step("elemwise", label, shape, [value], [dests], prog=Composite.identity(value.dtype.name)))
+        self.steps.append(copy_step(value, dests, label, shape))
 
     def _incsub(self, node: Apply, label: str) -> None:
         """``x`` copied, then its indexed part (a view) set to, or increased by, ``y``."""
@@ -283,7 +282,7 @@ class LoopPlan:
         x, y = self.slot(node.inputs[0]), self.slot(node.inputs[1])
         index = op.np_index([self.int_value(v) for v in node.inputs[2:]])
         dests = self._output(node.outputs[0], x.shape)
-        self.steps.append(Step("elemwise", "copy", x.shape, [x], [dests], prog=Composite.identity(x.dtype.name)))
+        self.steps.append(copy_step(x, dests))
         parts = [index_view(d, index) for d in dests]
         if _broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
             raise Decline(f"{label}: a value of shape {y.shape} for a part of shape {parts[0].shape}")
@@ -312,8 +311,7 @@ class LoopPlan:
         dests, start = self._output(node.outputs[0], shape), 0
         for s in srcs:
             part = (slice(None),) * axis + (slice(start, start + s.shape[axis]),)
-            self.steps.append(Step("elemwise", label, s.shape, [s], [[index_view(d, part) for d in dests]],
-                                   prog=Composite.identity(s.dtype.name)))
+            self.steps.append(copy_step(s, [index_view(d, part) for d in dests], label))
             start += s.shape[axis]
 
     def _meta(self, node: Apply) -> None:
@@ -415,8 +413,7 @@ class LoopPlan:
             dests = self._dest_slots(v, src.shape)
             if src.dtype != np.dtype(_tt(v).dtype):
                 raise Decline(f"{v} changes dtype")
-            self.steps.append(Step("elemwise", "copy", src.shape, [src], [dests],
-                                   prog=Composite.identity(src.dtype.name)))
+            self.steps.append(copy_step(src, dests))
 
     # --- sizes ---------------------------------------------------------------------------------
     def work(self) -> int:

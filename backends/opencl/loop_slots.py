@@ -97,6 +97,12 @@ class Step:
         return max(1, math.prod(self.shape)) * max(1, inner)
 
 
+def copy_step(src: Slot, dests: list[Slot], label: str = "copy", shape: tuple | None = None) -> Step:
+    """A step storing ``src`` into each of ``dests`` (broadcast to ``shape``; by default its own)."""
+    return Step("elemwise", label, src.shape if shape is None else shape, [src], [dests],
+                prog=Composite.identity(src.dtype.name))
+
+
 def index_view(src: Slot, index: tuple) -> Slot:
     """``src[index]`` (integers, slices, newaxis) as a slot over ``src``'s memory: numpy computes
     the view's shape, element strides and offset on a stand-in array with ``src``'s strides."""
@@ -116,4 +122,4 @@ def index_view(src: Slot, index: tuple) -> Slot:
     return Slot(ptr, tuple(view.shape), tuple(view.strides), src.dtype, src.key)
 
 
-__all__ = ["Decline", "Slot", "Step", "c_strides", "index_view"]
+__all__ = ["Decline", "Slot", "Step", "c_strides", "copy_step", "index_view"]
