@@ -168,10 +168,7 @@ def nan_guard_check(value: np.ndarray, node: Apply, inputs: list) -> None:
 
 
 def rewrap(e: Exception, node: Apply, values: list) -> Exception:
-    """The same kind of exception, its message extended with the node and the user's line
-    (unchanged when its message already names them: a run-time check that wrote its own)."""
-    if f"Op: {node.op}\n" in str(e):
-        return e
+    """The same kind of exception, its message extended with the node and the user's line."""
     context = node_context(node, values)
     try:
         return type(e)(f"{e}\n{context}")

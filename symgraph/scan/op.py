@@ -261,13 +261,14 @@ def carry_shape_message(k: int, t: int, want: tuple, got: tuple, op: Any = None)
 
 
 def check_steps(n: Any, seqs: list, node: Apply | None) -> int:
-    """``n`` as a Python int, checked: not negative, and every sequence at least that long."""
+    """``n`` as a Python int, checked: not negative, and every sequence at least that long (a
+    ShapeError, a ValueError, naming the node and its user line)."""
     n = int(n)
     if n < 0:
-        raise ValueError(f"scan: n_steps is {n}; it must not be negative{_where(node)}")
+        raise ShapeError(f"scan: n_steps is {n}; it must not be negative{_where(node)}")
     for k, s in enumerate(seqs):
         if s.shape[0] < n:
-            raise ValueError(f"scan: sequence {k} has {s.shape[0]} rows, fewer than the {n} steps to run{_where(node)}")
+            raise ShapeError(f"scan: sequence {k} has {s.shape[0]} rows, fewer than the {n} steps to run{_where(node)}")
     return n
 
 
