@@ -104,7 +104,7 @@ class OpenCLBackend(Backend):
         self._inner_on_host = False
         self._host_outputs: set[Variable] = set()
         self._reasons: dict[Apply, str] = {}
-        self.loop_kernels: list[loop_kernel.LoopKernel] = []
+        self.loops = 0  # the Scan nodes asked about one kernel so far (each gets f.kernels['loop<k>_...'])
 
     # --- planning: which node runs how, and where each value lives -------------------------------
     def prepare(self, fgraph: FunctionGraph, spec: Any) -> None:
@@ -401,10 +401,10 @@ class OpenCLBackend(Backend):
         # every step in one kernel launch when the body allows (backends/opencl/loop_kernel.py)
         if em.nan_guard or em.prof is not None:  # those watch each body node
             return None
-        runner = loop_kernel.for_node(self.rt, node, self.kernels, sum(k.startswith("loop") for k in self.kernels))
+        runner = loop_kernel.for_node(self.rt, node, self.kernels, self.loops)
+        self.loops += 1
         if runner is None:
             return None
-        self.loop_kernels.append(runner)
         self.ctx.node_kernels.setdefault(node, []).append(runner.name)
         return f"{em.ctx.ref(runner, 'loop_kernel')}([{', '.join(ins)}])"
 
