@@ -4,9 +4,13 @@ same bytes, in the same run, on 2 MPI processes (issue 19's goal: within 1.2x).
     python -m benchmarks.mpi_allreduce [--np 2] [--calls 200]   (starts mpirun itself)
 
 Cases, for float64 buffers of 8 KB to 80 MB: one tensor (a compiled function returning
-``T.allreduce(x, 'sum')``: a copy of its input, then one in-place all-reduce), and a gradient
-bucket (four tensors of a quarter of the bytes each, which the bucket_allreduce rewrite sends as
-one call on one flat buffer) against one raw call on a buffer of all the bytes. Each figure is
+``T.allreduce(x, 'sum')`` of its argument: MPI reads the argument as its send buffer and writes
+a result buffer the function owns, ``Allreduce(x, buf)``; compared with the raw in-place call and
+with the raw call of that same form), one computed tensor (``T.allreduce(2 * x)``: the product is
+all-reduced in place, as the same by hand: ``np.multiply(x, 2, out=buf)`` and
+``Allreduce(IN_PLACE, buf)``), and a gradient bucket (four tensors of a quarter of the bytes
+each, which the bucket_allreduce rewrite sends as one call on one flat buffer) against one raw
+call on a buffer of all the bytes. Each figure is
 the median over calls of the slower rank's time; a barrier precedes every call; the variants
 take turns (rounds of a few calls each), so a busy moment of a shared machine hits all alike.
 
@@ -55,7 +59,7 @@ def _median_calls(comm, fns: dict, calls: int, per_round: int = 5) -> dict:
     return out
 
 
-def _case(comm, one, bucket, grads, n: int, reps: int) -> dict:
+def _case(comm, one, double, bucket, grads, n: int, reps: int) -> dict:
     """One row: raw, raw after the copies the ops make, one T.allreduce, a bucket of four
     arguments, a bucket of four gradients computed in the function."""
     from mpi4py import MPI
@@ -70,6 +74,13 @@ def _case(comm, one, bucket, grads, n: int, reps: int) -> dict:
         raw_buf[:] = value
         comm.Allreduce(MPI.IN_PLACE, raw_buf, op=MPI.SUM)
 
+    def raw_send() -> None:  # what T.allreduce of an argument does: MPI reads it as the send buffer
+        comm.Allreduce(value, raw_buf, op=MPI.SUM)
+
+    def raw_double() -> None:
+        np.multiply(value, 2.0, out=raw_buf)
+        comm.Allreduce(MPI.IN_PLACE, raw_buf, op=MPI.SUM)
+
     def raw_copies() -> None:
         for k, q in enumerate(quarters):
             raw_buf[k * (n // 4):(k + 1) * (n // 4)] = q
@@ -80,15 +91,18 @@ def _case(comm, one, bucket, grads, n: int, reps: int) -> dict:
             np.multiply(q, 2.0, out=span)
         comm.Allreduce(MPI.IN_PLACE, raw_buf, op=MPI.SUM)
 
-    t = _median_calls(comm, {"raw": raw, "raw + copy": raw_copy, "raw + 4 copies": raw_copies,
+    t = _median_calls(comm, {"raw": raw, "raw + copy": raw_copy, "raw send": raw_send, "raw double": raw_double,
+                             "double": lambda: double(value), "raw + 4 copies": raw_copies,
                              "raw gradients": raw_grads, "ours": lambda: one(value),
                              "bucket": lambda: bucket(*quarters), "gradients": lambda: grads(*quarters)}, reps)
     return {"elements": n, "bytes": 8 * n, "calls": reps, "raw mpi4py s": t["raw"],
-            "raw + copy s": t["raw + copy"], "raw + 4 copies s": t["raw + 4 copies"],
+            "raw + copy s": t["raw + copy"], "raw send s": t["raw send"], "raw double s": t["raw double"],
+            "computed s": t["double"], "computed ratio": t["double"] / t["raw double"],
+            "raw + 4 copies s": t["raw + 4 copies"],
             "raw gradients s": t["raw gradients"],
             "T.allreduce s": t["ours"], "bucket of 4 s": t["bucket"], "gradient bucket s": t["gradients"],
             "ratio": t["ours"] / t["raw"], "bucket ratio": t["bucket"] / t["raw"],
-            "ratio to raw + copy": t["ours"] / t["raw + copy"],
+            "ratio to raw + copy": t["ours"] / t["raw + copy"], "ratio to raw send": t["ours"] / t["raw send"],
             "bucket ratio to raw + copies": t["bucket"] / t["raw + 4 copies"],
             "gradient bucket ratio": t["gradients"] / t["raw gradients"]}
 
@@ -102,29 +116,36 @@ def measure(calls: int) -> list[dict]:
     comm = MPI.COMM_WORLD
     x = T.dvector("x")
     one = sg.function([x], T.allreduce(x, "sum"))
+    double = sg.function([x], T.allreduce(x * 2.0, "sum"))
     parts = [T.dvector(f"g{k}") for k in range(4)]
     bucket = sg.function(parts, [T.allreduce(p, "sum") for p in parts])
     grads = sg.function(parts, [T.allreduce(p * 2.0, "sum") for p in parts])
     rows = []
     for n in SIZES:
         reps = max(15, min(calls, int(calls * 1e5 / n)))
-        rows.append(_case(comm, one, bucket, grads, n, reps))
+        rows.append(_case(comm, one, double, bucket, grads, n, reps))
     return rows
 
 
 def report(rows: list[dict], size: int) -> str:
     lines = [f"all-reduce (sum) of float64 buffers on {size} MPI processes, median over calls of the slower rank:",
-             f"{'bytes':>8} {'raw mpi4py':>11} {'T.allreduce':>11} {'ratio':>6} "
+             f"{'bytes':>8} {'raw mpi4py':>11} {'T.allreduce':>11} {'ratio':>6} {'(to send)':>9} "
+             f"{'raw 2x':>11} {'computed':>11} {'ratio':>6} "
              f"{'bucket of 4':>11} {'ratio':>6} {'(to raw+copies)':>15} "
              f"{'raw grads':>11} {'grad bucket':>11} {'ratio':>6}"]
     for r in rows:
         lines.append(f"{r['bytes']:>8.0e} {r['raw mpi4py s'] * 1e6:>8.1f} µs {r['T.allreduce s'] * 1e6:>8.1f} µs "
-                     f"{r['ratio']:>5.2f}x "
+                     f"{r['ratio']:>5.2f}x {r['ratio to raw send']:>8.2f}x "
+                     f"{r['raw double s'] * 1e6:>8.1f} µs {r['computed s'] * 1e6:>8.1f} µs "
+                     f"{r['computed ratio']:>5.2f}x "
                      f"{r['bucket of 4 s'] * 1e6:>8.1f} µs {r['bucket ratio']:>5.2f}x "
                      f"{r['bucket ratio to raw + copies']:>14.2f}x "
                      f"{r['raw gradients s'] * 1e6:>8.1f} µs {r['gradient bucket s'] * 1e6:>8.1f} µs "
                      f"{r['gradient bucket ratio']:>5.2f}x")
-    lines.append("goal: within 1.2x of raw mpi4py. bucket of 4: four arguments (copied into one buffer; "
+    lines.append("goal: within 1.2x of raw mpi4py (in place). (to send): against the raw call that reads the "
+                 "argument as its send buffer, Allreduce(x, buf), as T.allreduce of an argument must. "
+                 "computed: T.allreduce(2 * x) against the product and an in-place call by hand. "
+                 "bucket of 4: four arguments (copied into one buffer; "
                  "(to raw+copies): against the raw call after those copies); grad bucket: four gradients "
                  "computed into one buffer, against the same by hand (raw grads)")
     return "\n".join(lines)

@@ -253,6 +253,35 @@ def test_one_allreduce_sends_its_argument_and_never_writes_it(two_ranks, backend
     np.testing.assert_array_equal(strided, 2 * v[::2])
 
 
+def test_an_allreduce_of_memory_nothing_reads_later_runs_in_place(two_ranks):
+    """A dead intermediate, or an argument given with sg.In(x, mutable=True) whose result is not
+    returned, is all-reduced in place (MPI's IN_PLACE: no result buffer, no copy); a value read
+    again later, a view, a strided or F-ordered value, or an argument the caller did not lend go
+    the usual way, and every result is right."""
+    x, m = T.dvector("x"), T.dmatrix("m")
+    dead = sg.function([x], T.allreduce(x * 3.0, "mean"))
+    assert "_allreduce_in_place(" in dead.source, dead.source
+    np.testing.assert_array_equal(dead(np.arange(3.0)), 3 * np.arange(3.0))
+    lent = sg.function([sg.In(x, mutable=True)], T.allreduce(x, "sum") + 1.0)
+    v = np.arange(3.0)
+    assert "_allreduce_in_place(x)" in lent.source
+    np.testing.assert_array_equal(lent(v), 2 * np.arange(3.0) + 1)
+    np.testing.assert_array_equal(v, 2 * np.arange(3.0))  # the caller lent its memory
+    returned = sg.function([sg.In(x, mutable=True)], T.allreduce(x, "sum"))  # never return the caller's memory
+    read_again = sg.function([x], T.allreduce(x * 3.0, "sum") + x * 3.0)
+    strided = sg.function([x], T.allreduce((x * 3.0)[::2], "sum"))
+    f_ordered = sg.function([m], T.allreduce(m.T * 3.0, "sum"))
+    for f in (returned, read_again, strided):
+        assert "_allreduce_in_place(" not in f.source, f.source
+    v = np.arange(4.0)
+    np.testing.assert_array_equal(returned(v), 2 * np.arange(4.0))
+    np.testing.assert_array_equal(v, np.arange(4.0))
+    np.testing.assert_array_equal(read_again(v), 9 * v)
+    np.testing.assert_array_equal(strided(v), 6 * v[::2])
+    w = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(f_ordered(w), 6 * w.T)
+
+
 @pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
 def test_opencl_bucket_results_held_by_the_caller_stay(two_ranks):
     """The bucket's outputs are views of one device array (one upload), taken from the pool only

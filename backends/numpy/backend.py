@@ -20,6 +20,7 @@ from symgraph.compile.link import Backend, Emitter, LinkedFunction, link
 from symgraph.compile.lowering import CodeContext
 from symgraph.graph.basic import Apply, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.tensor.collective import AllReduce
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import Elemwise
 from symgraph.tensor.fused import Epilogue
@@ -63,11 +64,11 @@ class NumpyBackend(Backend):
         return self.spans.destination(node, em)
 
     def _inplace_target(self, node: Apply, em: Emitter) -> str | None:
-        """The name of an array a unary Elemwise can write its result into, if any: a dead
-        intermediate, or an argument given with ``sg.In(x, mutable=True)`` that nothing reads
-        later. A result written into an argument is the caller's memory: it is never written
-        into again when it (or a view of it) is returned or stored."""
-        if not isinstance(node.op, Elemwise) or len(node.inputs) != 1:
+        """The name of an array a unary Elemwise or an all-reduce can write its result into, if
+        any: a dead intermediate, or an argument given with ``sg.In(x, mutable=True)`` that
+        nothing reads later. A result written into an argument is the caller's memory: it is
+        never written into again when it (or a view of it) is returned or stored."""
+        if not (isinstance(node.op, Elemwise) and len(node.inputs) == 1 or isinstance(node.op, AllReduce)):
             return None
         s, (x,), out = em.s, tensor_inputs(node), tensor_outputs(node)[0]
         if x.ndim == 0 or x.dtype != out.dtype or not s.may_overwrite(x, em.step):

@@ -25,8 +25,11 @@ from symgraph.tensor.type import tensor_outputs
 
 @lowers(AllReduce)
 def _allreduce(node: Apply, ctx: LowerContext) -> str:
-    fn = ctx.ref(allreducer(tensor_outputs(node)[0].dtype, node.op_as(AllReduce).op), "allreduce")
-    return f"{fn}({ctx.ins[0]})"
+    """One ``Allreduce`` into a reused buffer; in place when the input's memory may be
+    overwritten (``ctx.out``: a dead intermediate, a mutable argument nothing reads later)."""
+    in_place = ctx.out is not None
+    fn = allreducer(tensor_outputs(node)[0].dtype, node.op_as(AllReduce).op, in_place)
+    return f"{ctx.ref(fn, 'allreduce_in_place' if in_place else 'allreduce')}({ctx.ins[0]})"
 
 
 @lowers(AllReduceBucket)

@@ -186,19 +186,31 @@ def allreduce_to(x: np.ndarray, out: np.ndarray, op: str) -> np.ndarray:
     return allreduce_inplace(out, op)
 
 
-def allreducer(dtype: Any, op: str) -> Callable[[Any], np.ndarray]:
+def allreducer(dtype: Any, op: str, in_place: bool = False) -> Callable[[Any], np.ndarray]:
     """The run-time function of one compiled all-reduce: ``allreduce_value`` with its own
     ``Buffers`` and its operation bound once, and ``allreduce_to``'s common case inline (the
     generated code passes only the value; at a few KB, MPI takes a few microseconds, so each
-    Python call and look-up per all-reduce is a visible share of the time)."""
+    Python call and look-up per all-reduce is a visible share of the time). ``in_place``: the
+    value's memory may be overwritten (a dead intermediate, a mutable argument): a C-contiguous
+    array of the dtype is reduced in place, ``Allreduce(IN_PLACE)``, with no result buffer and
+    no copy of MPI's (anything else goes the usual way)."""
     buffers = Buffers(dtype)
-    take, dt, mean = buffers.take, buffers.dtype, op == "mean"
+    take, bufs, dt, mean, refcount = buffers.take, buffers.bufs, buffers.dtype, op == "mean", sys.getrefcount
 
     def allreduce(x: Any) -> np.ndarray:
         if x.__class__ is np.ndarray and x.dtype is dt and x.flags.c_contiguous:
-            comm, _, sum_op, size = _STATE["mpi"] or _mpi()
+            comm, ip, sum_op, size = _STATE["mpi"] or _mpi()
+            if in_place:
+                if size > 1:
+                    comm.Allreduce(ip, x, sum_op)
+                return _finished(x, op, size)
             if size > 1:
-                out = take(x.shape)
+                shape = x.shape
+                for out in bufs:  # Buffers.take's search, inline (a method call is 0.1-0.2 us)
+                    if out.shape == shape and _GIL and refcount(out) <= 3:
+                        break
+                else:
+                    out = take(shape)
                 comm.Allreduce(x, out, sum_op)
                 if mean:
                     out /= size
@@ -237,11 +249,12 @@ class Spans:
     """One call's flat buffer of a ``Bucket`` and its views (``views[k]``: where input ``k`` goes;
     None before the bucket knows its layout). The generated code holds it for the whole call."""
 
-    __slots__ = ("bucket", "flat", "views", "counts")
+    __slots__ = ("bucket", "flat", "views", "held", "count")
 
     def __init__(self, bucket: Bucket, flat: np.ndarray | None, views: tuple):
         self.bucket, self.flat, self.views = bucket, flat, views
-        self.counts: tuple = ()  # its reference counts while only its bucket held it
+        self.held = (flat, views, *views)  # what a caller may still refer to, besides the spans
+        self.count = -1  # the reference counts of the spans and of ``held`` while only the bucket held them
 
 
 class Bucket:
@@ -261,13 +274,15 @@ class Bucket:
         self.lock = threading.Lock()
 
     def open(self) -> Spans:
-        """This call's spans: kept ones nothing refers to, else new ones of the last layout. The
-        search takes no lock: the loop variable holds the spans while their counts are read, so
+        """This call's spans: kept ones nothing refers to, else new ones of the last layout. One
+        sum of reference counts tells (each count only grows above what it was while the bucket
+        alone held them, so the sum is that total exactly when no count grew). The search takes
+        no lock: the loop variable holds the spans while their counts are read, so
         two threads looking at the same spans both see the other's reference (neither takes
         them), and one that takes them holds them from then on."""
         if _GIL:
             for s in self.kept:
-                if _refcounts(s) == s.counts:
+                if sys.getrefcount(s) + sum(map(sys.getrefcount, s.held)) == s.count:
                     return s
         with self.lock:
             return self._new(self.shapes)
@@ -280,7 +295,7 @@ class Bucket:
         s = Spans(self, *_layout(shapes, lambda shape: np.empty(shape, self.dtype)))
         if len(self.kept) < self.keep:
             self.kept.append(s)
-            s.counts = _refcounts(s)
+            s.count = sys.getrefcount(s) + sum(map(sys.getrefcount, s.held))
         return s
 
     def relayout(self, shapes: tuple) -> Spans:
@@ -290,12 +305,6 @@ class Bucket:
             if shapes != self.shapes:
                 self.shapes, self.kept = shapes, []
             return self._new(shapes)
-
-
-def _refcounts(s: Spans) -> tuple:
-    """The reference counts of ``s``, its flat buffer and its views (compared with those it had
-    when only the bucket held it)."""
-    return (sys.getrefcount(s), sys.getrefcount(s.flat), sys.getrefcount(s.views), *map(sys.getrefcount, s.views))
 
 
 def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
