@@ -129,11 +129,14 @@ def check_shape_vectors(op: BroadcastCheck, vectors: Sequence[Any]) -> None:
 
 def check_broadcast(op: BroadcastCheck, shapes: list[tuple]) -> None:
     """Raise ShapeError when one of ``op.checks`` broadcast in inputs of these ``shapes``."""
-    ndim = max((len(s) for s in shapes), default=0)
+    ndim = max(map(len, shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]  # numpy's alignment: missing axes are 1
     for k, d in op.checks:
-        lengths = [s[d - ndim + len(s)] for s in shapes if d - ndim + len(s) >= 0]
-        full = 0 if 0 in lengths else max(lengths, default=1)
-        if shapes[k][d - ndim + len(shapes[k])] == 1 and full != 1:
+        if padded[k][d] != 1:  # the common case, decided without the other inputs
+            continue
+        lengths = [p[d] for p in padded]
+        full = 0 if 0 in lengths else max(lengths)
+        if full != 1:
             axis = d - ndim + len(shapes[k])
             name, _, built = op.where.partition("\n")
             raise ShapeError(
