@@ -2,7 +2,7 @@
 the plan knows is a view (a pointer offset and strides) and a concatenation copies each part into
 its region, so Theano's taps (``dict(initial=x0, taps=[-2, -1])``, a window carry shifted by a
 Join) and bodies slicing their state run in one kernel, with the numpy backend's numbers, in each
-form of the kernel. An index read from a value, or out of range, runs step by step."""
+form of the kernel. A known index out of range runs step by step."""
 from __future__ import annotations
 
 import numpy as np
@@ -65,13 +65,8 @@ def test_slices_reversals_integer_and_new_axes_of_a_carry(form):
     assert _loop_sources(f)
 
 
-def test_an_index_read_from_a_value_or_out_of_range_runs_step_by_step():
-    data, c0 = T.dvector("data"), T.dvector("c0")
-    i0 = T.constant(np.int64(0))
-    (idx, acc), _ = sg.scan(lambda i, a: [i + 1, a + data[i]], outputs_info=[i0, c0[0]], n_steps=4)
-    f = _compile([data, c0], acc, "opencl")
-    np.testing.assert_allclose(f(np.arange(1.0, 6.0), np.zeros(2)), [1, 3, 6, 10])
-    assert not _loop_sources(f)  # data[i]: i is a carry
+def test_a_known_index_out_of_range_runs_step_by_step():
+    """(Indices the loop computes: tests/test_scan_loop_kernel_index.py.)"""
     x = T.dvector("x")
     out, _ = sg.scan(lambda c: c * 0.5 + c[4], outputs_info=[x], n_steps=2)
     g = _compile([x], out, "opencl")

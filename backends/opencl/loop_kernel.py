@@ -161,7 +161,9 @@ class _Spec:
         self.rt, self.plan, self.kernel, self.local = rt, plan, kernel, local
         self.body_constants = [rt.to_device(c, "loop body constant") for c in plan.body_constants]
 
-    def run(self, n: int, seqs: list, inits: list, consts: list) -> list:
+    def run(self, n: int, seqs: list, inits: list, consts: list) -> list | None:
+        """The loop's outputs, or None when an index the kernel read was out of range (the call
+        then runs step by step, which raises numpy's IndexError with the node's context)."""
         rt, plan = self.rt, self.plan
         for check, sources in plan.host_checks:  # sg.grad's broadcast checks on shapes passed in
             check_shape_vectors(check, [src if kind == "known" else consts[src].to_host() for kind, src in sources])
@@ -178,7 +180,11 @@ class _Spec:
             fixed += [a.buffer, np.int64(a.offset)]
         fixed += [c.buffer for c in self.body_constants]
         scratch = [rt.alloc(max(count, 1) * 8, "loop scratch") for count in plan.scratch.values()]
-        ran, rows = self._until(n, fixed, scratch) if plan.op.until else self._for(n, fixed, scratch)
+        bad = rt.to_device(np.zeros(1, np.int32), "loop index flag") if plan.checks_indices else None
+        tail = [bad.buffer] if bad is not None else []
+        ran, rows = self._until(n, fixed, scratch, tail) if plan.op.until else self._for(n, fixed, scratch + tail)
+        if bad is not None and bad.to_host()[0]:  # an index out of range: numpy's error, from the step-by-step loop
+            return None
         finals = [b if (ran - 1) % 2 == 0 else a for a, b in ab]  # step t writes b when t is even
         return finals + rows
 
@@ -201,7 +207,7 @@ class _Spec:
         self._launch(0, n, fixed, rows, scratch)
         return n, rows
 
-    def _until(self, n: int, fixed: list, scratch: list) -> tuple[int, list]:
+    def _until(self, n: int, fixed: list, scratch: list, tail: list) -> tuple[int, list]:
         """A while loop: launches of FIRST_CHUNK, then twice as many steps, each followed by one
         read of ``done`` (the steps run, and whether the last one's condition held). Trace rows
         grow with the launches, never to ``n``: a loop of 10**6 allowed steps that stops at 10
@@ -215,7 +221,7 @@ class _Spec:
             end = min(n, t0 + chunk)
             if rows and rows[0].shape[0] < end:  # room for this launch's rows, kept doubling
                 rows = [loops.grown(r, max(end, 2 * r.shape[0]), t0) for r in rows]
-            self._launch(t0, end, fixed, rows, scratch + [f.buffer for f in flags])
+            self._launch(t0, end, fixed, rows, scratch + [f.buffer for f in flags] + tail)
             ran, stopped = (int(v) for v in flags[1].to_host())
             if stopped or end == n:
                 return ran, [loops.first_rows(r, ran) for r in rows]

@@ -23,7 +23,7 @@ def _rows_of(region: Slot, var: str) -> Slot:
     """Row ``var`` of ``region`` (a view: its offset moves with the loop variable)."""
     step = region.strides[0] if region.shape else 0
     ptr = f"({region.ptr} + {var} * {step})" if step else region.ptr
-    return Slot(ptr, region.shape[1:], region.strides[1:], region.dtype, region.key)
+    return Slot(ptr, region.shape[1:], region.strides[1:], region.dtype, region.key, deps=region.deps)
 
 
 class InnerLoop:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -26,7 +27,7 @@ from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
 from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
-from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_at_run_time, index_view
 from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -62,6 +63,7 @@ class LoopPlan:
         self.slots: dict[Variable, Slot] = {}
         self.known: dict[Variable, Any] = {}  # shape arithmetic's values for this call's shapes
         self.host_checks: list[tuple[BroadcastCheck, list]] = []  # checks run before each launch
+        self.checks_indices = False  # an index read at run time: the kernel flags one out of range
         self._frame: InnerLoop | None = None  # the nested loop whose body is being planned
         self._bind_inputs()
         self._dests = self._destinations()
@@ -162,8 +164,8 @@ class LoopPlan:
         elif kind == "view":
             self._view(node)
         elif kind == "index":
-            values = [self.int_value(v) for v in node.inputs[1:]]
-            self.slots[node.outputs[0]] = index_view(self.slot(node.inputs[0]), node.op_as(Subtensor).np_index(values))
+            self.slots[node.outputs[0]] = self._indexed(self.slot(node.inputs[0]), node.op_as(Subtensor),
+                                                        node.inputs[1:])
         elif kind == "join":
             self._join(node, label)
         elif kind == "branch":
@@ -217,7 +219,7 @@ class LoopPlan:
         for o in op.new_order:
             shape.append(1 if o == "x" else src.shape[o])
             strides.append(0 if o == "x" else src.strides[o])
-        self.slots[node.outputs[0]] = Slot(src.ptr, tuple(shape), tuple(strides), src.dtype, src.key, src.literal)
+        self.slots[node.outputs[0]] = replace(src, shape=tuple(shape), strides=tuple(strides))
 
     def _branch(self, node: Apply, label: str) -> None:
         """An ``sg.ifelse``: each side's nodes planned as steps of their own, their outputs copied
@@ -280,10 +282,9 @@ class LoopPlan:
         """``x`` copied, then its indexed part (a view) set to, or increased by, ``y``."""
         op = node.op_as(IncSubtensor)
         x, y = self.slot(node.inputs[0]), self.slot(node.inputs[1])
-        index = op.np_index([self.int_value(v) for v in node.inputs[2:]])
         dests = self._output(node.outputs[0], x.shape)
         self.steps.append(copy_step(x, dests))
-        parts = [index_view(d, index) for d in dests]
+        parts = [self._indexed(d, op, node.inputs[2:]) for d in dests]
         if _broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
             raise Decline(f"{label}: a value of shape {y.shape} for a part of shape {parts[0].shape}")
         dt = x.dtype.name
@@ -291,6 +292,30 @@ class LoopPlan:
             Composite([dt, dt], [("add", (("i", 0), ("i", 1)))], [("s", 0)])
         ins = [y] if op.set_instead_of_inc else [parts[0], y]
         self.steps.append(Step("elemwise", label, parts[0].shape, ins, [parts], prog=prog))
+
+    def _indexed(self, src: Slot, op: Subtensor | IncSubtensor, inputs: Sequence[Variable]) -> Slot:
+        """``src`` indexed by ``op`` (basic indexing: a view). An integer index the plan does not
+        know (a carry, a sequence's element, a value the step computes) is read by the kernel:
+        the view is planned at index 0, then moved along that axis at run time."""
+        values, moves, axis, it = [], [], 0, iter(inputs)
+        for e in op.idx_list:
+            if e is None:
+                continue
+            if isinstance(e, tuple):
+                values += [self.int_value(next(it)) for f in e if f]
+            else:
+                v = next(it)
+                if e == "i" and not self._knows(v) and axis < len(src.shape):
+                    moves.append((src.strides[axis], src.shape[axis], self.slot(v)))
+                    values.append(0)
+                else:
+                    values.append(self.int_value(v))
+            axis += 1
+        view = index_view(src, op.np_index(values))
+        for stride, length, index in moves:
+            view = index_at_run_time(view, stride, length, index)
+            self.checks_indices = True
+        return view
 
     def int_value(self, v: Variable) -> int:
         """An integer the plan knows for this call: a constant, shape arithmetic, or a value the call
@@ -397,8 +422,8 @@ class LoopPlan:
             raise Decline(f"{label}: shapes {a.shape} and {b.shape} are not aligned")
         lead, trail = a.shape[:-1], b.shape[1:]
         xshape = lead + (a.shape[-1],) + trail
-        av = Slot(a.ptr, a.shape + (1,) * len(trail), a.strides + (0,) * len(trail), a.dtype, a.key, a.literal)
-        bv = Slot(b.ptr, (1,) * len(lead) + b.shape, (0,) * len(lead) + b.strides, b.dtype, b.key, b.literal)
+        av = replace(a, shape=a.shape + (1,) * len(trail), strides=a.strides + (0,) * len(trail))
+        bv = replace(b, shape=(1,) * len(lead) + b.shape, strides=(0,) * len(lead) + b.strides)
         mul = Composite([a.dtype.name, b.dtype.name], [("mul", (("i", 0), ("i", 1)))], [("s", 0)])
         return Step("reduce", label, lead + trail, [av, bv], [], prog=mul, op="add", axes=(len(lead),),
                     xshape=xshape, acc=acc)
@@ -423,8 +448,8 @@ class LoopPlan:
     def arguments(self) -> int:
         """The kernel's arguments (loop_source.Source.params)."""
         op = self.op
-        return (2 + 2 * op.until + 2 * op.n_seqs + 4 * op.n_carries + 2 * op.n_consts + len(self.body_constants)
-                + sum(op.traced) + op.n_ys + len(self.scratch))
+        return (2 + 2 * op.until + self.checks_indices + 2 * op.n_seqs + 4 * op.n_carries + 2 * op.n_consts
+                + len(self.body_constants) + sum(op.traced) + op.n_ys + len(self.scratch))
 
     def state_bytes(self) -> int:
         """Bytes one step touches: carries (twice), rows, constants, scratch."""

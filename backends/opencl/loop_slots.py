@@ -5,7 +5,7 @@ of a concatenation) are slots over the same memory. A ``Step`` is a unit of one 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class Slot:
     dtype: np.dtype
     key: str
     literal: str = ""
+    deps: tuple[str, ...] = ()  # memory read to find the slot (a run-time index: ``index_at_run_time``)
 
     @property
     def size(self) -> int:
@@ -80,6 +81,7 @@ class Step:
 
     def reads(self) -> set[str]:
         own = {s.key for s in self.ins + self.others if s.ptr}
+        own |= {k for s in self.ins + self.others + [d for ds in self.outs for d in ds] for k in s.deps}
         return own.union(*(s.reads() for s in self.inner()))
 
     def writes(self) -> set[str]:
@@ -119,7 +121,27 @@ def index_view(src: Slot, index: tuple) -> Slot:
         raise Decline(str(e)) from None
     off = view.__array_interface__["data"][0] - stand_in.__array_interface__["data"][0]
     ptr = f"({src.ptr} + {off})" if off else src.ptr
-    return Slot(ptr, tuple(view.shape), tuple(view.strides), src.dtype, src.key)
+    return Slot(ptr, tuple(view.shape), tuple(view.strides), src.dtype, src.key, deps=src.deps)
 
 
-__all__ = ["Decline", "Slot", "Step", "c_strides", "copy_step", "index_view"]
+INDEX_CHECK = """long sg_index(const long v, const long n, __global int *bad)
+{   /* a run-time index into an axis of length n: numpy's wrap of negative values; out of range,
+       the flag for the host (which runs the call step by step, raising numpy's IndexError) */
+    if (v < -n || v >= n) { bad[0] = 1; return 0; }
+    return v < 0 ? v + n : v;
+}
+"""
+"""The kernel's helper for ``index_at_run_time`` (its flag is the kernel argument ``bad``)."""
+
+
+def index_at_run_time(view: Slot, stride: int, length: int, index: Slot) -> Slot:
+    """``view`` (the indexed slot at index 0 along an axis of ``length`` elements and element
+    ``stride``) moved to the index the loop computes, read from the 0-d slot ``index`` when an
+    element is reached (checked: ``INDEX_CHECK``)."""
+    if index.shape != () or not index.ptr or index.dtype.kind not in "iu":
+        raise Decline(f"an index reads {index.dtype}{list(index.shape)}, not one integer")
+    at = f"sg_index({index.ptr}[0], {length}, bad)"
+    return replace(view, ptr=f"({view.ptr} + {stride} * {at})", deps=view.deps + index.deps + (index.key,))
+
+
+__all__ = ["Decline", "Slot", "Step", "c_strides", "copy_step", "index_view", "index_at_run_time", "INDEX_CHECK"]

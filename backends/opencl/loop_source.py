@@ -32,6 +32,7 @@ from symgraph.backends.opencl import loop_nest
 from symgraph.backends.opencl.kernels_elemwise import preamble, program_dtypes, program_lines
 from symgraph.backends.opencl.kernels_reduce import _OPS, _combine
 from symgraph.backends.opencl.loop_plan import LoopPlan, Slot, Step
+from symgraph.backends.opencl.loop_slots import INDEX_CHECK
 from symgraph.tensor.composite import Composite
 
 BARRIER = "barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);"
@@ -246,7 +247,8 @@ class Source:
         ys = op.body.outputs[nc:nc + op.n_ys]
         ps += [f"__global {ks.ctype(v.type.dtype)} *y{k}" for k, v in enumerate(ys)]
         ps += [f"__global {c} *s_{c.replace(' ', '_')}" for c in plan.scratch]
-        return ps + (["__global uchar *cnd", "__global long *done"] if op.until else [])
+        ps += ["__global uchar *cnd", "__global long *done"] if op.until else []
+        return ps + (["__global int *bad"] if plan.checks_indices else [])  # an index out of range (INDEX_CHECK)
 
     def rows(self) -> list[str]:
         """The pointers of step t: sequence rows, carries' current and next buffers, trace and output rows."""
@@ -280,6 +282,7 @@ class Source:
             body.append("if (lid == 0) { done[0] = end; done[1] = cnd[0]; }  /* the steps run; whether one stopped */")
         attr = f"__attribute__((reqd_work_group_size({self.local}, 1, 1)))\n"
         head = preamble(self.dtypes | {np.dtype(d) for d in _step_dtypes(self.plan)}, self.needed)
+        head += INDEX_CHECK if self.plan.checks_indices else ""
         if any(ln.strip() == loop_nest.INDEPENDENT for ln in steps):  # a marked loop left scalar is no news
             head = f'#pragma clang diagnostic ignored "-Wpass-failed"\n{head}'
         return (f"{head}__kernel {attr}void {name}(\n        " + ",\n        ".join(self.params())
