@@ -69,8 +69,9 @@ def test_an_index_out_of_range_raises_numpys_error_and_loses_nothing(form):
     assert len(_loop_sources(f)) == 3  # each length built a kernel; the one out of range fell back
 
 
-def test_a_non_integer_or_vector_index_value_still_runs_step_by_step():
-    """Advanced indexing by a vector the loop computes is not a view: that body runs step by step."""
+def test_a_vector_index_or_a_window_of_moving_length_still_runs_step_by_step():
+    """Advanced indexing by a vector the loop computes is not a view, and a window d[i:2 * i]
+    has a length only the run knows: those bodies run step by step, with numpy's numbers."""
     data, c0 = T.dvector("data"), T.dvector("c0")
     out, _ = sg.scan(lambda c, d: c + d[T.cast(c > 0, "int64")], outputs_info=[c0], non_sequences=[data],
                      n_steps=3)
@@ -78,3 +79,85 @@ def test_a_non_integer_or_vector_index_value_still_runs_step_by_step():
     args = (np.array([1.0, 2.0]), np.array([-1.0, 0.5, 2.0]))
     np.testing.assert_allclose(f(*args), sg.function([data, c0], out, backend="numpy")(*args))
     assert not _loop_sources(f)
+    moving, _ = sg.scan(lambda i, d: d[i:2 * i].sum(), sequences=[T.arange(1, 5)], non_sequences=[data])
+    g = _compile([data], moving, "opencl")
+    np.testing.assert_allclose(g(np.arange(9.0)), [1.0, 5.0, 12.0, 22.0])
+    (summary,) = [v for k, v in g.kernels.items() if k.startswith("loop")]
+    assert "whose length the plan does not know" in summary
+
+
+def _windows(width: int, step: int):
+    """A carry ``w`` updated from a window ``d[a:a + width:step]`` whose start moves with the step
+    (``a = t * shift - back``, from a sequence element), written back with set_subtensor into a
+    window of the carry's history matrix at a row the carry's index picks."""
+    data, w0, h0, shift, back = T.dmatrix("data"), T.dvector("w0"), T.dmatrix("h0"), T.lscalar("shift"), T.lscalar("back")
+
+    def body(t, w, h, i, d, s, b):
+        a = t * s - b
+        win = d[a:a + width:step]
+        w2 = w * 0.5 + win.sum(axis=0) * 0.1
+        h2 = T.set_subtensor(h[i:i + 1], w2[None, :])
+        return [w2, h2, (i + 1) % h.shape[0]]
+    (ws, hs, _), _ = sg.scan(body, sequences=[T.arange(5)], outputs_info=[w0, h0, T.constant(np.int64(0))],
+                             non_sequences=[data, shift, back])
+    return [data, w0, h0, shift, back], [ws, hs[-1]]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@settings(deadline=None, max_examples=4)
+@given(width=st.integers(1, 4), step=st.integers(1, 3), shift=st.integers(0, 3), back=st.integers(-1, 2),
+       seed=st.integers(0, 2**31))
+def test_windows_that_move_with_the_loop_run_in_one_kernel(form, width, step, shift, back, seed):
+    """In range, the window is a view of known shape whose start the kernel reads; a window that
+    numpy would shorten (past the end) or wrap (a negative start) sends the call step by step,
+    with numpy's numbers either way."""
+    inputs, outs = _windows(width, step)
+    rng = np.random.default_rng(seed)
+    args = [rng.normal(size=(12, 3)), rng.normal(size=3), np.zeros((3, 3)), shift, back]
+    f = _compile(inputs, outs, "opencl", form)
+    got, want = f(*args), sg.function(inputs, outs, backend="numpy")(*args)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    (source,) = _loop_sources(f).values()
+    assert "sg_start(" in source
+
+
+@pytest.mark.parametrize("form", FORMS[:2])
+def test_a_minibatch_training_loop_runs_in_one_kernel(form):
+    """Theano's minibatch loop, in one call: each step takes rows i*B:(i+1)*B of the data (i from
+    T.arange) for one gradient step of a logistic regression; the parameters equal the numpy
+    backend's."""
+    X, y = T.dmatrix("X"), T.dvector("y")
+    w0, b0 = T.dvector("w0"), T.dscalar("b0")
+    B = 8
+
+    def step(i, w, b, X, y):
+        xb, yb = X[i * B:(i + 1) * B], y[i * B:(i + 1) * B]
+        p = T.nnet.sigmoid(T.dot(xb, w) + b)
+        loss = -T.mean(yb * T.log(p) + (1 - yb) * T.log(1 - p))
+        gw, gb = sg.grad(loss, [w, b])
+        return [w - 0.5 * gw, b - 0.5 * gb]
+    (ws, bs), _ = sg.scan(step, sequences=[T.arange(X.shape[0] // B)], outputs_info=[w0, b0], non_sequences=[X, y])
+    rng = np.random.default_rng(0)
+    xv = rng.normal(size=(64, 5))
+    yv = (xv @ np.arange(5.0) > 0).astype(float)
+    args = [xv, yv, np.zeros(5), 0.0]
+    f = _compile([X, y, w0, b0], [ws[-1], bs[-1]], "opencl", form)
+    want = sg.function([X, y, w0, b0], [ws[-1], bs[-1]], backend="numpy")(*args)
+    for g, w in zip(f(*args), want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    assert _loop_sources(f)
+
+
+@pytest.mark.parametrize("shift, back, in_range", [(2, 0, True), (3, 0, False), (1, 2, False), (1, -1, True)])
+def test_a_window_numpy_would_shorten_or_wrap_runs_step_by_step(shift, back, in_range, monkeypatch):
+    from symgraph.backends.opencl import loop_kernel
+    results = []
+    run = loop_kernel._Spec.run
+    monkeypatch.setattr(loop_kernel._Spec, "run", lambda self, *a: results.append(run(self, *a)) or results[-1])
+    inputs, outs = _windows(4, 1)
+    args = [np.arange(36.0).reshape(12, 3), np.ones(3), np.zeros((3, 3)), shift, back]
+    got = _compile(inputs, outs, "opencl")(*args)
+    for g, w in zip(got, sg.function(inputs, outs, backend="numpy")(*args)):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    assert [r is not None for r in results] == [in_range]

@@ -26,8 +26,9 @@ import numpy as np
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
 from symgraph.backends.opencl.kernels_random import random_steps
+from symgraph.backends.opencl.loop_index import Affine, affine_of, indexed, program_forms
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
-from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_at_run_time, index_view
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
 from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -64,6 +65,7 @@ class LoopPlan:
         self.known: dict[Variable, Any] = {}  # shape arithmetic's values for this call's shapes
         self.host_checks: list[tuple[BroadcastCheck, list]] = []  # checks run before each launch
         self.checks_indices = False  # an index read at run time: the kernel flags one out of range
+        self.affine: dict[Variable, Affine] = {}  # integers the kernel computes, as affine forms (slice lengths)
         self._frame: InnerLoop | None = None  # the nested loop whose body is being planned
         self._bind_inputs()
         self._dests = self._destinations()
@@ -156,16 +158,19 @@ class LoopPlan:
     def _node(self, node: Apply) -> None:
         kind = node_kind(node)
         label = comment(str(node.op))
-        if kind == "elemwise" and is_int_arithmetic(node) and all(self._knows(v) for v in node.inputs):
+        if kind == "elemwise" and is_int_arithmetic(node) and all(self.knows(v) for v in node.inputs):
             self._fold(node)
         elif kind == "elemwise":
             prog, bound = program_and_inputs(node)
             self._elemwise(prog, [self.slot(v) for v in bound], node.outputs, label)
+            if is_int_arithmetic(node):  # an index the kernel computes: its affine form, for slice lengths
+                forms = program_forms(prog, [affine_of(self, v) for v in bound])
+                self.affine.update((v, a) for v, a in zip(node.outputs, forms) if a is not None)
         elif kind == "view":
             self._view(node)
         elif kind == "index":
-            self.slots[node.outputs[0]] = self._indexed(self.slot(node.inputs[0]), node.op_as(Subtensor),
-                                                        node.inputs[1:])
+            self.slots[node.outputs[0]] = indexed(self, self.slot(node.inputs[0]), node.op_as(Subtensor),
+                                                  node.inputs[1:])
         elif kind == "join":
             self._join(node, label)
         elif kind == "branch":
@@ -258,7 +263,8 @@ class LoopPlan:
         for v, s in zip(node.outputs, frame.outputs()):
             self.slots[v] = s
 
-    def _knows(self, v: Variable) -> bool:
+    def knows(self, v: Variable) -> bool:
+        """Whether the plan knows ``v``'s integer value (a 0-d constant, shape arithmetic, a host value)."""
         return v in self.known or (isinstance(v, Constant) and np.ndim(v.data) == 0)
 
     def _fold(self, node: Apply) -> None:
@@ -284,7 +290,7 @@ class LoopPlan:
         x, y = self.slot(node.inputs[0]), self.slot(node.inputs[1])
         dests = self._output(node.outputs[0], x.shape)
         self.steps.append(copy_step(x, dests))
-        parts = [self._indexed(d, op, node.inputs[2:]) for d in dests]
+        parts = [indexed(self, d, op, node.inputs[2:]) for d in dests]
         if _broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
             raise Decline(f"{label}: a value of shape {y.shape} for a part of shape {parts[0].shape}")
         dt = x.dtype.name
@@ -292,30 +298,6 @@ class LoopPlan:
             Composite([dt, dt], [("add", (("i", 0), ("i", 1)))], [("s", 0)])
         ins = [y] if op.set_instead_of_inc else [parts[0], y]
         self.steps.append(Step("elemwise", label, parts[0].shape, ins, [parts], prog=prog))
-
-    def _indexed(self, src: Slot, op: Subtensor | IncSubtensor, inputs: Sequence[Variable]) -> Slot:
-        """``src`` indexed by ``op`` (basic indexing: a view). An integer index the plan does not
-        know (a carry, a sequence's element, a value the step computes) is read by the kernel:
-        the view is planned at index 0, then moved along that axis at run time."""
-        values, moves, axis, it = [], [], 0, iter(inputs)
-        for e in op.idx_list:
-            if e is None:
-                continue
-            if isinstance(e, tuple):
-                values += [self.int_value(next(it)) for f in e if f]
-            else:
-                v = next(it)
-                if e == "i" and not self._knows(v) and axis < len(src.shape):
-                    moves.append((src.strides[axis], src.shape[axis], self.slot(v)))
-                    values.append(0)
-                else:
-                    values.append(self.int_value(v))
-            axis += 1
-        view = index_view(src, op.np_index(values))
-        for stride, length, index in moves:
-            view = index_at_run_time(view, stride, length, index)
-            self.checks_indices = True
-        return view
 
     def int_value(self, v: Variable) -> int:
         """An integer the plan knows for this call: a constant, shape arithmetic, or a value the call

@@ -5,7 +5,7 @@ of a concatenation) are slots over the same memory. A ``Step`` is a unit of one 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,24 +124,4 @@ def index_view(src: Slot, index: tuple) -> Slot:
     return Slot(ptr, tuple(view.shape), tuple(view.strides), src.dtype, src.key, deps=src.deps)
 
 
-INDEX_CHECK = """long sg_index(const long v, const long n, __global int *bad)
-{   /* a run-time index into an axis of length n: numpy's wrap of negative values; out of range,
-       the flag for the host (which runs the call step by step, raising numpy's IndexError) */
-    if (v < -n || v >= n) { bad[0] = 1; return 0; }
-    return v < 0 ? v + n : v;
-}
-"""
-"""The kernel's helper for ``index_at_run_time`` (its flag is the kernel argument ``bad``)."""
-
-
-def index_at_run_time(view: Slot, stride: int, length: int, index: Slot) -> Slot:
-    """``view`` (the indexed slot at index 0 along an axis of ``length`` elements and element
-    ``stride``) moved to the index the loop computes, read from the 0-d slot ``index`` when an
-    element is reached (checked: ``INDEX_CHECK``)."""
-    if index.shape != () or not index.ptr or index.dtype.kind not in "iu":
-        raise Decline(f"an index reads {index.dtype}{list(index.shape)}, not one integer")
-    at = f"sg_index({index.ptr}[0], {length}, bad)"
-    return replace(view, ptr=f"({view.ptr} + {stride} * {at})", deps=view.deps + index.deps + (index.key,))
-
-
-__all__ = ["Decline", "Slot", "Step", "c_strides", "copy_step", "index_view", "index_at_run_time", "INDEX_CHECK"]
+__all__ = ["Decline", "Slot", "Step", "c_strides", "copy_step", "index_view"]

@@ -31,8 +31,8 @@ from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl import loop_nest
 from symgraph.backends.opencl.kernels_elemwise import preamble, program_dtypes, program_lines
 from symgraph.backends.opencl.kernels_reduce import _OPS, _combine
+from symgraph.backends.opencl.loop_index import INDEX_CHECK
 from symgraph.backends.opencl.loop_plan import LoopPlan, Slot, Step
-from symgraph.backends.opencl.loop_slots import INDEX_CHECK
 from symgraph.tensor.composite import Composite
 
 BARRIER = "barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);"
