@@ -166,10 +166,12 @@ def test_sizes_computed_from_known_shapes_are_known_to_placement():
     rev = x[:n][::-(n // n)]  # a step computed from lengths
     zeros = T.zeros((x.shape[1], n), "float32")
     taken = x[:k]
-    graph = FunctionGraph([x, k], [rev, zeros, taken])
+    batches = T.arange(x.shape[0] // 2)  # a minibatch loop's sequence: its length divides in floats
+    graph = FunctionGraph([x, k], [rev, zeros, taken, batches])
     shapes = concrete_shapes(graph.toposort(), {x: (5, 3), k: ()})
     assert shapes[graph.outputs[0]] == (4, 3) and shapes[graph.outputs[1]] == (3, 4)
     assert graph.outputs[2] not in shapes
+    assert shapes[graph.outputs[3]] == (2,)
 
 
 def _dense_body(w):
@@ -193,6 +195,20 @@ def test_a_loop_whose_products_blas_does_faster_is_not_one_kernel(calibrate):
         np.testing.assert_allclose(f(), want, rtol=1e-4, atol=1e-5)
         loops = [k for k, v in f.kernels.items() if k.startswith("loop") and "for (long t = start; " in v]
         assert bool(loops) == one_kernel, (size, list(f.kernels))
+
+
+def test_a_minibatch_loop_over_arange_runs_as_one_kernel_under_auto(calibrate):
+    """The step count of a loop over T.arange(X.shape[0] // B) is known to placement once X's shape
+    is (a length computed through floats), so the loop runs as one kernel, every minibatch window
+    read by the kernel, where it ran step by step with its body on the host."""
+    calibrate(FIXED)
+    X, w0 = T.dmatrix("X"), T.dvector("w0")
+    out, _ = sg.scan(lambda i, w, X: w * 0.9 + X[i * 4:(i + 1) * 4].sum(axis=0) * 0.01,
+                     sequences=[T.arange(X.shape[0] // 4)], outputs_info=[w0], non_sequences=[X])
+    f = sg.function([X, w0], out[-1], backend="opencl", placement="auto")
+    xv = np.arange(600.0).reshape(200, 3)
+    np.testing.assert_allclose(f(xv, np.zeros(3)), sg.function([X, w0], out[-1], backend="numpy")(xv, np.zeros(3)))
+    assert [k for k, v in f.kernels.items() if k.startswith("loop") and "sg_start(" in v], list(f.kernels)
 
 
 def test_the_rates_are_measured_only_for_graphs_with_products(calibrate, monkeypatch):

@@ -191,15 +191,16 @@ _DEPTH = 32
 def _value(v: Variable, shapes: dict[Variable, tuple], memo: dict[Variable, Any], depth: int = 0) -> Any:
     """The value of a small integer variable from the shapes known: a constant, a Shape or
     Shape_i of a variable of known shape, or a 0-d result of its op's ``perform`` on such values
-    (arithmetic on lengths; never an array computed at compile time); None when it needs
-    another value."""
+    (arithmetic on lengths, through 0-d floats where it divides: an arange's length is
+    ``ceil((stop - start) / step)``; never an array computed at compile time); None when it
+    needs another value."""
     if v in memo:
         return memo[v]
     result = None
     if isinstance(v, Constant):
         result = np.asarray(v.data)
     elif (v.owner is not None and depth < _DEPTH and getattr(v.type, "ndim", 2) <= 1
-          and np.dtype(getattr(v.type, "dtype", "O")).kind in "iub"):
+          and np.dtype(getattr(v.type, "dtype", "O")).kind in ("iubf" if getattr(v.type, "ndim", 1) == 0 else "iub")):
         node, source = v.owner, v.owner.inputs[0] if v.owner.inputs else None
         if isinstance(node.op, Shape_i) and source in shapes:
             result = np.asarray(shapes[source][node.op.i])
