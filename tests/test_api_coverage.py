@@ -52,3 +52,20 @@ def test_every_public_tensor_function_is_tested():
 def test_aliases_are_the_same_functions():
     for alias, name in ALIASES.items():
         assert getattr(T, alias) is getattr(T, name), alias
+
+
+def test_every_package_is_installed():
+    """setup.cfg lists its packages by name (backends/ is mapped to symgraph.backends): a package
+    missing there works in an editable checkout and is absent from an installed wheel, as
+    symgraph.compat.theano.sandbox (MRG_RandomStreams, imported by the Deep Learning Tutorials) was."""
+    import configparser
+
+    root = TESTS.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "symgraph").rglob("__init__.py")}
+    found |= {"symgraph.backends." + ".".join(p.parent.relative_to(root / "backends").parts)
+              for p in (root / "backends").rglob("__init__.py")}
+    found = {name.rstrip(".") for name in found}
+    assert found - listed == set(), "packages missing from setup.cfg's [options] packages"
