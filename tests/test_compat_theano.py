@@ -64,6 +64,22 @@ def test_module_paths_of_landed_capabilities(tmp_path):
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_module_paths_of_the_deep_learning_tutorials():
+    """LeNet's imports (tests/dlt/code/convolutional_mlp.py): Theano's pooling module and conv2d
+    under theano.tensor.nnet, the same functions as symgraph's, with Theano's arguments."""
+    from symgraph.compat.theano.tensor.nnet import conv2d
+    from symgraph.compat.theano.tensor.signal import pool
+    from symgraph.tensor.signal import pool as sg_pool
+    assert conv2d is T.nnet.conv2d and pool.pool_2d is sg_pool.pool_2d and theano.tensor.signal.pool is pool
+    x, w = TT.tensor4("x"), TT.tensor4("w")
+    out = pool.pool_2d(input=conv2d(input=x, filters=w, filter_shape=(2, 1, 3, 3), input_shape=(1, 1, 6, 6)),
+                       ds=(2, 2), ignore_border=True)
+    xv, wv = np.arange(36.0).reshape(1, 1, 6, 6), np.ones((2, 1, 3, 3))
+    got = sg.function([x, w], out)(xv, wv)
+    sums = np.array([[xv[0, 0, i:i + 3, j:j + 3].sum() for j in range(4)] for i in range(4)])
+    np.testing.assert_array_equal(got, np.broadcast_to(sums.reshape(2, 2, 2, 2).max(axis=(1, 3)), (1, 2, 2, 2)))
+
+
 class Simplify(gof.Optimizer):
     """The tutorial's global optimizer: (x * y) / y -> x through replace_validate."""
 
