@@ -219,3 +219,21 @@ def test_equality_on_variables_is_identity():
     np.testing.assert_array_equal(f(np.array([1.0, 2.0]), np.array([1.0, 3.0])), [True, False])
     with pytest.raises(TypeError, match="truth value"):
         bool(x < y)
+
+
+def test_variables_are_true_and_truth_values_refuse_as_in_theano():
+    """Theano's rule: a variable is true, so ``if not W:`` tells a given weight from None (the Deep
+    Learning Tutorials' dA and RBM layers do, tests/test_dlt.py); a truth value (a comparison,
+    T.eq, a logical op) refuses, since its answer is unknown until the graph runs."""
+    x, y = T.dvectors("xy")
+    W = sg.shared(np.zeros((2, 2)), name="W")
+    assert bool(x) and bool(W) and bool(x + 1) and bool(T.iscalar()) and (W or None) is W
+    given = W
+    if not given:  # the tutorials' idiom: never taken for a variable
+        given = None
+    assert given is W
+    for truth in (x < y, x >= 1, T.eq(x, y), T.and_(x < 1, y < 1), T.isnan(x)):
+        with pytest.raises(TypeError, match="truth value"):
+            bool(truth)
+    with pytest.raises(TypeError, match="truth value"):
+        x < y < 1  # noqa: B015 -- (x < y) and (y < 1): refused, not silently the last comparison

@@ -206,8 +206,13 @@ class TensorVariable(Variable):
     def __invert__(self): return ops.invert(self)
 
     def __bool__(self):
-        raise TypeError(f"the truth value of symbolic variable {self} is unknown until it is computed; "
-                        "use T.switch / T.where for conditions, and 'is None' for identity checks")
+        # Theano's rule: a variable is true (so `if not W:` tells a given W from None, as the Deep
+        # Learning Tutorials' dA and RBM do), except a truth value (`x > 0`, `T.eq(x, y)`), whose
+        # answer is unknown until the graph runs: `if x > 0:` and `a < b < c` raise
+        if self.type.dtype == "bool":
+            raise TypeError(f"the truth value of symbolic variable {self} is unknown until it is computed; "
+                            "use T.switch / T.where for conditions, and 'is None' for identity checks")
+        return True
 
     def __iter__(self):
         if self.type.ndim == 0 or self.type.shape[0] is None:
@@ -235,8 +240,8 @@ class TensorVariable(Variable):
 
     # methods mirroring numpy
     def sum(self, axis=None, keepdims=False, dtype=None): return ops.sum(self, axis, keepdims, dtype)
-    def prod(self, axis=None, keepdims=False): return ops.prod(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
+    def prod(self, axis=None, keepdims=False, dtype=None): return ops.prod(self, axis, keepdims, dtype)
+    def mean(self, axis=None, keepdims=False, dtype=None): return ops.mean(self, axis, keepdims, dtype)
     def var(self, axis=None, keepdims=False, ddof=0): return ops.var(self, axis, keepdims, ddof)
     def std(self, axis=None, keepdims=False, ddof=0): return ops.std(self, axis, keepdims, ddof)
     def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
