@@ -150,6 +150,20 @@ def test_mean_var_std_match_numpy(backend, name, case, keepdims, static, ddof):
     np.testing.assert_allclose(got, expected, **tol)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_mean_and_prod_take_a_dtype_as_numpy_and_theano(backend, dtype):
+    """``x.mean(dtype=)``, ``T.mean(x, dtype=)`` and ``x.prod(dtype=)`` compute and return in that
+    dtype, as numpy (an integer mean truncates) and Theano (the Deep Learning Tutorials' HMC sampler
+    averages its bool acceptance vector with ``accept.mean(dtype=...)``, tests/test_dlt.py)."""
+    b, x = T.bvector("b"), T.imatrix("x")
+    outs = [T.lt(b, 1).mean(dtype=dtype), T.mean(x, axis=0, dtype=dtype), x.prod(axis=1, dtype=dtype)]
+    bv, xv = np.array([0, 3, -1, 2], dtype="int8"), np.array([[1, 2, 4], [2, 7, 5]], dtype="int32")
+    refs = [np.mean(bv < 1, dtype=dtype), np.mean(xv, axis=0, dtype=dtype), np.prod(xv, axis=1, dtype=dtype)]
+    for got, ref in zip(sg.function([b, x], outs, backend=backend)(bv, xv), refs):
+        assert got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
 def test_methods_on_variables():
     x = T.dmatrix()
     v = np.arange(6.0).reshape(2, 3)

@@ -320,13 +320,16 @@ def _mean_dtype(dtype: str) -> str:
     return dtype if is_inexact(dtype) else "float64"
 
 
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> TensorVariable:
-    """Arithmetic mean over ``axis`` (numpy.mean: ints give float64, floats keep their dtype)."""
+def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: str | None = None) -> TensorVariable:
+    """Arithmetic mean over ``axis`` (numpy.mean: ints give float64, floats keep their dtype);
+    ``dtype`` sums and returns in that dtype, as numpy's and Theano's ``mean(dtype=)`` (the Deep
+    Learning Tutorials' HMC sampler averages a bool acceptance vector so)."""
     x = as_tensor_variable(x)
     axes = normalize_axis(axis, x.ndim, "mean")
-    dtype = _mean_dtype(x.dtype)
+    dtype = _mean_dtype(x.dtype) if dtype is None else np.dtype(dtype).name
     total = CAReduce("add", axes, keepdims, dtype)(x)
-    return total / _as_count(reduced_size(x, axes), dtype)
+    out = total / _as_count(reduced_size(x, axes), dtype)
+    return out if out.dtype == dtype else cast(out, dtype)  # an integer dtype: numpy truncates
 
 
 def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> TensorVariable:
