@@ -160,6 +160,31 @@ def test_training_step_gradients_and_updates():
         np.testing.assert_allclose(b, a, rtol=1e-10)
 
 
+def test_minibatches_sliced_from_a_shared_dataset_by_an_index():
+    """Theano's minibatch idiom (the Deep Learning Tutorials' ``givens={x: data[i * n:(i + 1) * n]}``,
+    tests/test_dlt.py): the index is a 0-d argument, a host value, so the slice has known chunks
+    (a lazy index left every later shape unknown and the product raised); a 0-d shared learning
+    rate and a 0-d dask array as the index work too."""
+    rng = np.random.default_rng(1)
+    data, labels = rng.normal(size=(12, 4)), rng.integers(0, 3, 12)
+    results = {}
+    for backend in ("numpy", "dask"):
+        xs, ys = sg.shared(data, "xs"), sg.shared(labels, "ys")
+        w, lr = sg.shared(np.zeros((4, 3)), "w"), sg.shared(np.float64(0.5), "lr")
+        i, x, y = T.lscalar("i"), T.dmatrix("x"), T.lvector("y")
+        loss = -T.log(T.nnet.softmax(T.dot(x, w))[T.arange(y.shape[0]), y]).mean()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the label lookup runs on one chunk
+            step = sg.function([i], loss, updates=[(w, w - lr * T.grad(loss, w))], backend=backend,
+                               givens={x: xs[i * 4:(i + 1) * 4], y: ys[i * 4:(i + 1) * 4]})
+            losses = [step(k) for k in (0, 1, 2, 1)]
+            if backend == "dask":
+                losses.append(step(da.from_array(np.int64(2))))
+        results[backend] = (losses,)
+    np.testing.assert_allclose(results["dask"][0][:4], results["numpy"][0], rtol=1e-12)
+    assert np.isfinite(results["dask"][0][4])
+
+
 def test_an_op_without_chunked_lowering_warns_and_runs_on_one_chunk():
     x = T.dmatrix("x")
     with pytest.warns(RuntimeWarning, match=r"dask backend: .*Cholesky.*no chunked lowering"):

@@ -3,10 +3,10 @@ node, making dask arrays; ``materialize`` then computes every output and update 
 scheduler call, and only after it succeeded are the updates committed.
 
 Values are either lazy (dask arrays: arguments, shared variables and everything computed from
-their data) or host values known before the computation (constants, shapes and the small integer
-arithmetic on them, run with the numpy backend's lowerings). See ``graph.py`` for how the graph is
-built once per chunk structure and reused, and ``kernels.py`` for how a node's numpy code reaches
-the workers."""
+their data) or host values known before the computation (constants, shapes, 0-d arguments and
+shared variables, and the small arithmetic on them, run with the numpy backend's lowerings). See
+``graph.py`` for how the graph is built once per chunk structure and reused, and ``kernels.py``
+for how a node's numpy code reaches the workers."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -109,6 +109,10 @@ class DaskBackend(Backend):
             raise InputError("compute=False returns lazy outputs, but this function has updates, which are "
                              "committed only after the computation succeeded; compile it with compute=True")
         self.spec, self.fgraph = spec, fgraph
+        # 0-d arguments and shared variables are host values, known before the computation: a slice
+        # of a dataset by a minibatch index (Theano's `givens={x: data[i * n:(i + 1) * n]}`) then
+        # has known chunks, where a lazy index made every later node's shape unknown
+        self.eager.update(v for v in fgraph.inputs if getattr(v.type, "ndim", None) == 0)
         for node in list(fgraph.toposort()):
             if self._is_eager(node):
                 self.eager.update(node.outputs)
@@ -161,6 +165,8 @@ class DaskBackend(Backend):
         return -1 if shared else _chunk_spec(spec)
 
     def read_input(self, name: str, v: Variable, ctx: CodeContext) -> list[str]:
+        if v in self.eager:  # a 0-d argument: a host value (a 0-d dask array is computed here)
+            return [f"{name} = np.asarray({name})"]
         what = f"argument {name} of {self.spec.name}"
         entry = Entry(f"sg-{self.spec.name}-{name}", self._chunks_for(v.name or name, False), what)
         feed = f"_feed_{name}"
@@ -168,6 +174,8 @@ class DaskBackend(Backend):
         return [f"{name}, {feed} = {ctx.ref(entry, f'enter_{name}')}({name})"]
 
     def read_shared(self, name: str, v: Variable, cont: str, ctx: CodeContext) -> list[str]:
+        if v in self.eager:  # a 0-d shared variable: its host value
+            return super().read_shared(name, v, cont, ctx)
         entry = Entry(f"sg-{self.spec.name}-{name}", self._chunks_for(v.name, True), f"shared variable {name}")
         feed = f"_feed_{name}"
         self.feeds.append(feed)
