@@ -25,6 +25,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 if not os.environ.get("SYMGRAPH_PLACEMENT"):
     symgraph.config.placement = "device"
 
+# Theano's Deep Learning Tutorials, vendored verbatim (their own test_hmc.py included), are run by
+# tests/test_dlt.py through the import change, never collected as they are
+collect_ignore_glob = ["dlt/code/*"]
+
 
 def _why_no_opencl() -> str | None:
     """None when an OpenCL device is usable, else why not (shown as the skip reason)."""
