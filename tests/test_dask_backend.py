@@ -196,6 +196,29 @@ def test_an_op_without_chunked_lowering_warns_and_runs_on_one_chunk():
     np.testing.assert_allclose(f(a), want, rtol=RTOL)
 
 
+def test_what_reads_a_fallbacks_result_of_unknown_length_runs_and_lengths_come_from_shapes():
+    """A loop runs as one task (a fallback) whose trace's length dask cannot know beforehand:
+    chunked work reading it runs as one task too, where dask refused unknown chunks; a pool after
+    a convolution has its output length from placement's shape arithmetic on the input's shape and
+    its padding vector (a computed input: its own inputs are no one's to give), so the product
+    after it stays chunked."""
+    x, w = T.dmatrix("x"), T.tensor4("w")
+    h, _ = sg.scan(lambda r, a: a * 0.5 + r, sequences=[x], outputs_info=[T.zeros_like(x[0])])
+    img = T.tensor4("img")
+    pooled = T.signal.pool.pool_2d(T.nnet.conv2d(img, w), ws=(2, 2), ignore_border=True)
+    outs = [T.tanh(h[-1] + 1), (h * 2).sum(axis=0), T.dot(pooled.flatten(2), T.ones((8, 3)))]
+    rng = np.random.default_rng(2)
+    args = [rng.normal(size=(5, 4)), rng.normal(size=(2, 2, 3, 3)), rng.normal(size=(3, 2, 6, 6))]
+    want = sg.function([x, w, img], outs, backend="numpy")(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the loop, the convolution and the pool: one task each
+        f = sg.function([x, w, img], outs, backend="dask", chunks=2)
+        for got, ref in zip(f(*args), want):
+            np.testing.assert_allclose(got, ref, rtol=RTOL)
+        g = sg.function([w, img], outs[2], backend="dask", chunks=2, compute=False)
+        assert not np.isnan(g(*args[1:]).shape).any()  # the pool's output length was known
+
+
 def test_task_count_is_chunks_times_fused_stages():
     x = T.dmatrix("x")
     out = (T.exp(x) * 2 + T.sin(x) - x ** 2).sum(axis=1) * 3 + T.tanh(x).sum(axis=1)

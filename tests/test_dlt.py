@@ -101,11 +101,14 @@ def test_logistic_sgd_equals_numpy_sgd(workdir, backend, floatX):
     np.testing.assert_array_equal(predicted, (test[0][:10].astype(floatX) @ ref_W + ref_b).argmax(axis=1))
 
 
-@pytest.mark.parametrize("backend", ["numpy", OPENCL])
+@pytest.mark.parametrize("backend", ["numpy", OPENCL, pytest.param("dask", marks=NO_DASK)])
 def test_mlp_equals_numpy_sgd(workdir, backend):
     """The MLP's validation error after each epoch is that of the same SGD written in numpy."""
     module, function, kwargs = SETTINGS["mlp"]
-    r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    with warnings.catch_warnings():
+        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
+            warnings.simplefilter("ignore", RuntimeWarning)
+        r = run(workdir, module, function, {"backend": backend}, **kwargs)
     train, valid, _ = data.mnist_like()
     errors = reference.mlp(train, valid, kwargs["n_epochs"], kwargs["batch_size"], kwargs["n_hidden"],
                            kwargs["learning_rate"])
@@ -151,12 +154,16 @@ def _lenet_reference() -> tuple[float, ...]:
     return tuple(reference.lenet(train, valid, kwargs["n_epochs"], kwargs["batch_size"], kwargs["nkerns"]))
 
 
-@pytest.mark.parametrize("backend", ["numpy", OPENCL])
+@pytest.mark.parametrize("backend", ["numpy", OPENCL, pytest.param("dask", marks=NO_DASK)])
 def test_lenet_equals_numpy_sgd(workdir, backend):
     """LeNet (conv2d with its flipped filters, max pool_2d, tanh, the MLP on top) trains as the same
-    network written in numpy does: the same validation error after each epoch, well below chance."""
+    network written in numpy does: the same validation error after each epoch, well below chance.
+    (On dask the convolution and the pool run as one task each, with a warning.)"""
     module, function, kwargs = SETTINGS["lenet"]
-    r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    with warnings.catch_warnings():
+        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
+            warnings.simplefilter("ignore", RuntimeWarning)
+        r = run(workdir, module, function, {"backend": backend}, **kwargs)
     errors = _lenet_reference()
     np.testing.assert_allclose(r.numbers(VALIDATION), errors, atol=1e-6)
     assert errors[-1] < 50 and errors[-1] < errors[0] - 10, errors
@@ -177,11 +184,14 @@ def test_dA_equals_numpy_and_draws_its_filters(tmp_path_factory):
         assert Image.open(os.path.join(r.directory, "dA_plots", name)).size == (289, 289)
 
 
-@pytest.mark.parametrize("backend", [OPENCL])
-def test_dA_same_on_opencl(workdir, backend, tmp_path_factory):
-    """The same costs on OpenCL, the corrupted run's random draws included."""
+@pytest.mark.parametrize("backend", [OPENCL, pytest.param("dask", marks=NO_DASK)])
+def test_dA_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
+    """The same costs on OpenCL and dask, the corrupted run's random draws included."""
     module, function, kwargs = SETTINGS["dA"]
-    r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    with warnings.catch_warnings():
+        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
+            warnings.simplefilter("ignore", RuntimeWarning)
+        r = run(workdir, module, function, {"backend": backend}, **kwargs)
     np.testing.assert_allclose(r.numbers(EPOCH_COST), numpy_run("dA", tmp_path_factory).numbers(EPOCH_COST),
                                rtol=1e-9)
 
@@ -199,11 +209,15 @@ def test_rbm_trains_and_samples(tmp_path_factory):
     assert {"filters_at_epoch_0.png", "filters_at_epoch_1.png", "samples.png"} <= pictures
 
 
-@pytest.mark.parametrize("backend", [OPENCL])
-def test_rbm_same_on_opencl(workdir, backend, tmp_path_factory):
-    """The same costs on OpenCL: the Gibbs chain draws the same numbers on both backends."""
+@pytest.mark.parametrize("backend", [OPENCL, pytest.param("dask", marks=NO_DASK)])
+def test_rbm_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
+    """The same costs on OpenCL and dask: the Gibbs chain draws the same numbers on every backend.
+    (On dask the chain's scan runs as one task, with a warning, and what reads its trace too.)"""
     module, function, kwargs = SETTINGS["rbm"]
-    r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    with warnings.catch_warnings():
+        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
+            warnings.simplefilter("ignore", RuntimeWarning)
+        r = run(workdir, module, function, {"backend": backend}, **kwargs)
     np.testing.assert_allclose(r.numbers(EPOCH_COST), numpy_run("rbm", tmp_path_factory).numbers(EPOCH_COST),
                                rtol=1e-9)
 
@@ -251,10 +265,14 @@ def test_lstm_learns_the_sentiment(tmp_path_factory):
     assert {"Wemb", "lstm_W", "lstm_U", "U", "b"} <= set(saved.files)
 
 
-@pytest.mark.parametrize("backend", [OPENCL_LONG])
-def test_lstm_same_on_opencl(workdir, backend, tmp_path_factory):
-    """Two epochs on OpenCL cost what they cost on numpy, update by update (dropout's draws included)."""
+@pytest.mark.parametrize("backend", [OPENCL_LONG, pytest.param("dask", marks=NO_DASK)])
+def test_lstm_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
+    """Two epochs on OpenCL or dask cost what they cost on numpy, update by update (dropout's draws
+    included)."""
     module, function, kwargs = SETTINGS["lstm"]
-    r = run(workdir, module, function, {"backend": backend}, **{**kwargs, "max_epochs": 2})
+    with warnings.catch_warnings():
+        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
+            warnings.simplefilter("ignore", RuntimeWarning)
+        r = run(workdir, module, function, {"backend": backend}, **{**kwargs, "max_epochs": 2})
     want = numpy_run("lstm", tmp_path_factory, max_epochs=2)
     np.testing.assert_allclose(r.numbers(r"Cost\s+(\S+)"), want.numbers(r"Cost\s+(\S+)"), rtol=1e-9)

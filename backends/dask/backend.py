@@ -124,6 +124,8 @@ class DaskBackend(Backend):
                 if not isinstance(node.op, HostFallback):
                     node = fallback.wrap(fgraph, node, "no dask lowering for this op or these inputs")
                 build = fallback.host_fallback(node)
+            else:
+                build = fallback.unless_lengths_unknown(build, node)
             self.builders[node] = build
 
     def _is_eager(self, node: Apply) -> bool:

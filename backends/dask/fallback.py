@@ -1,9 +1,11 @@
 """Ops without a chunked lowering: the node becomes a visible ``HostFallback`` node (with a
 warning, never silently); at run time its array inputs are rechunked to one chunk and one task
 runs the numpy backend's code for the op on the whole arrays. Its output shapes come from the
-op's ``infer_shape`` evaluated on the input shapes (unknown lengths become NaN chunks)."""
+op's ``infer_shape`` evaluated on the input shapes (unknown lengths become NaN chunks, and a
+chunked node reading one runs as one task too: ``unless_lengths_unknown``)."""
 from __future__ import annotations
 
+import math
 import operator
 import warnings
 from typing import Any
@@ -16,11 +18,9 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from symgraph.backends.dask.graph import token_of
 from symgraph.backends.dask.kernels import NodeKernel, make_kernel
 from symgraph.backends.dask.lowering import Builder, meta
-from symgraph.compile.function import function
-from symgraph.compile.placement import HostFallback
-from symgraph.graph.basic import Apply, Constant, Variable, user_stacklevel
+from symgraph.compile.placement import HostFallback, KnownShapes, concrete_shapes
+from symgraph.graph.basic import Apply, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
-from symgraph.graph.traversal import graph_inputs
 from symgraph.tensor.type import tensor_outputs
 
 
@@ -38,30 +38,20 @@ def wrap(fgraph: FunctionGraph, node: Apply, reason: str) -> Apply:
 
 
 def output_shapes(node: Apply, values: tuple) -> list[tuple]:
-    """Each output's shape for these input values (NaN where it cannot be known beforehand)."""
-    static = [o.type.shape for o in tensor_outputs(node)]
+    """Each output's shape for these input values (NaN where it cannot be known beforehand), by
+    placement's ``concrete_shapes``: the op's ``infer_shape`` on the dask inputs' shapes and the
+    host inputs' values, never the arrays' data (a pool's output reads its padding vector; a
+    loop's trace, its step count and its body's shapes)."""
+    outs = tensor_outputs(node)
+    static = [o.type.shape for o in outs]
     if all(s is not None for shape in static for s in shape):
         return [tuple(shape) for shape in static]
     inner = node.op.inner(node) if isinstance(node.op, HostFallback) else node
-    try:
-        shapes = inner.op.infer_shape(inner, [tuple(int(n) for n in np.shape(v)) for v in values])
-        return [tuple(_evaluate(shape, node, values)) for shape in shapes]
-    except Exception:  # no infer_shape, or a shape that depends on the data
-        return [tuple(np.nan if s is None else s for s in shape) for shape in static]
-
-
-def _evaluate(shape: tuple, node: Apply, values: tuple) -> list[int]:
-    """The lengths in ``shape`` (ints or symbolic scalars of the node's host inputs)."""
-    symbolic = [s for s in shape if isinstance(s, Variable)]
-    if not symbolic:
-        return [int(s) for s in shape]
-    free = [v for v in graph_inputs(symbolic) if not isinstance(v, Constant)]
-    given = dict(zip(node.inputs, values))
-    if any(isinstance(given.get(v), da.Array) or v not in given for v in free):
-        raise ValueError("the shape depends on array data")
-    fn = function(free, symbolic, backend="numpy", on_unused_input="ignore")
-    lengths = iter(fn(*[np.asarray(given[v]) for v in free]))
-    return [int(next(lengths)) if isinstance(s, Variable) else int(s) for s in shape]
+    known = KnownShapes({v: tuple(int(n) for n in np.shape(x)) for v, x in zip(inner.inputs, values)
+                         if not any(math.isnan(n) for n in np.shape(x))},
+                        {v: np.asarray(x) for v, x in zip(inner.inputs, values) if not isinstance(x, da.Array)})
+    found = concrete_shapes([inner], known)
+    return [found.get(o) or tuple(np.nan if s is None else s for s in shape) for o, shape in zip(inner.outputs, static)]
 
 
 def host_fallback(node: Apply) -> Builder:
@@ -71,9 +61,30 @@ def host_fallback(node: Apply) -> Builder:
     label = "".join(c if c.isalnum() else "-" for c in type(op).__name__.lower())
 
     def build(*values: Any) -> list:
-        args = [v.rechunk(-1) if isinstance(v, da.Array) else np.asarray(v) for v in values]
+        args = [_whole(v) if isinstance(v, da.Array) else np.asarray(v) for v in values]
         return one_task(kernel, node, args, output_shapes(node, values), f"sg-host-{label}")
     return build
+
+
+def unless_lengths_unknown(build: Builder, node: Apply) -> Builder:
+    """``build`` (a chunked lowering), except when a dask input's length is unknown until it runs
+    (a host fallback's result whose shape its op cannot say beforehand: a loop's trace): dask's
+    chunked operations need known lengths, so then the node runs as one task on whole arrays too
+    (the fallback that made the unknown length has warned)."""
+    whole: list[Builder] = []
+
+    def either(*values: Any) -> list:
+        if any(isinstance(v, da.Array) and any(math.isnan(n) for n in v.shape) for v in values):
+            whole[:] = whole or [host_fallback(node)]
+            return whole[0](*values)
+        return build(*values)
+    return either
+
+
+def _whole(a: da.Array) -> da.Array:
+    """``a`` as one chunk: as it is when it already is one (another fallback's result, whose
+    length may be unknown until it runs: dask cannot rechunk unknown lengths), else rechunked."""
+    return a if all(len(c) == 1 for c in a.chunks) else a.rechunk(-1)
 
 
 def one_task(kernel: NodeKernel, node: Apply, args: list, shapes: list[tuple], prefix: str) -> list:

@@ -136,7 +136,7 @@ def concrete_shapes(order: list[Apply], known: dict[Variable, tuple]) -> KnownSh
         if outs is None:
             continue
         for o, s in zip(node.outputs, outs):
-            ints = tuple(_as_int(d, shapes, memo) for d in s)
+            ints = tuple(known_length(d, shapes, memo) for d in s)
             if None not in ints and len(ints) == getattr(o.type, "ndim", -1):
                 shapes[o] = ints
     return shapes
@@ -148,7 +148,7 @@ def _loop_shapes(node: Apply, ins: list[tuple], shapes: KnownShapes, memo: dict)
     op = node.op
     if not isinstance(op, Scan) or op.until:
         return None
-    n = _as_int(node.inputs[0], shapes, memo)
+    n = known_length(node.inputs[0], shapes, memo)
     body = concrete_shapes(op.body.nodes, inner_input_shapes(node, shapes)["body"])
     rows = [body.get(y) for y in op.body.outputs[op.n_carries:op.n_carries + op.n_ys]]
     if n is None or None in rows:
@@ -177,8 +177,10 @@ def inner_input_shapes(node: Apply, shapes: dict[Variable, tuple]) -> dict[str, 
             for role, g in op.inner_graphs.items()}
 
 
-def _as_int(d: Any, shapes: dict[Variable, tuple], memo: dict[Variable, Any]) -> int | None:
-    """A shape entry as an int, or None when it depends on a value no known shape gives."""
+def known_length(d: Any, shapes: dict[Variable, tuple], memo: dict[Variable, Any]) -> int | None:
+    """A shape entry (an int, or a symbolic scalar from ``infer_shape``) as an int, from the shapes
+    known and the values in ``memo`` (variable -> value: also where values are given); None when
+    it depends on a value neither gives."""
     if isinstance(d, (int, np.integer)):
         return int(d)
     value = _value(d, shapes, memo) if isinstance(d, Variable) else None
