@@ -164,6 +164,36 @@ def test_adam_training_loop_matches_numpy(monkeypatch, local):
     assert "sqrt" in src  # Adam's update runs inside the kernel
 
 
+@pytest.mark.parametrize("local", LOCALS)
+@settings(deadline=None, max_examples=4)
+@given(rows=st.integers(1, 6), classes=st.integers(1, 7), axis=st.sampled_from([0, 1]), seed=st.integers(0, 2**31))
+def test_softmax_and_a_classifiers_training_loop(local, rows, classes, axis, seed):
+    """softmax and log-softmax along either axis (as the op computes them: the maximum subtracted)
+    in a carry's update, and a softmax classifier trained by SGD on minibatches of one-hot targets
+    (log_softmax and its gradient), every step in the kernel, with numpy's numbers. Large logits
+    check that the maximum is subtracted (exp(800) overflows)."""
+    c0 = T.dmatrix("c0")
+    out, _ = sg.scan(lambda c: T.nnet.softmax(c * 3.0, axis=axis) + T.nnet.log_softmax(c, axis=1 - axis) * 0.1,
+                     outputs_info=[c0], n_steps=4)
+    init = np.random.default_rng(seed).normal(size=(rows, classes)) * 300
+    f, got, want = _both([c0], out, [init], local=local)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isfinite(got).all() and _loop_sources(f)
+    X, Y, w0 = T.dmatrix("X"), T.dmatrix("Y"), T.dmatrix("w0")
+
+    def step(i, w, X, Y):
+        xb, yb = X[i * 2:(i + 1) * 2], Y[i * 2:(i + 1) * 2]
+        loss = -T.mean(T.sum(yb * T.nnet.log_softmax(T.dot(xb, w)), axis=1))
+        return w - 0.5 * sg.grad(loss, w)
+    ws, _ = sg.scan(step, sequences=[T.arange(X.shape[0] // 2)], outputs_info=[w0], non_sequences=[X, Y])
+    rng = np.random.default_rng(seed)
+    xv, labels = rng.normal(size=(4 * rows, 3)), rng.integers(0, classes, 4 * rows)
+    args = [xv, np.eye(classes)[labels], np.zeros((3, classes))]
+    f, got, want = _both([X, Y, w0], ws[-1], args, local=local)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    assert _loop_sources(f)
+
+
 @pytest.mark.parametrize("n", [0, 1])
 def test_zero_and_one_step(n):
     x, h = T.fmatrix("x"), T.fvector("h")

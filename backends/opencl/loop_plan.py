@@ -29,6 +29,7 @@ from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.backends.opencl.loop_index import Affine, affine_of, indexed, program_forms
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
 from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
+from symgraph.backends.opencl.loop_softmax import softmax_steps
 from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -40,6 +41,7 @@ from symgraph.tensor.elemwise import DimShuffle
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.gradient_ops import BroadcastCheck, check_broadcast
 from symgraph.tensor.math import Dot, MatMul
+from symgraph.tensor.nnet import LogSoftmax, _AxisSoftmax
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Shape, Shape_i
 from symgraph.tensor.subtensor import IncSubtensor, Subtensor
@@ -200,6 +202,10 @@ class LoopPlan:
             core, _ = op.parts(node.inputs)
             others = [self.slot(v) for v in node.inputs[op.n_core:]]
             self._core(core, label, node.outputs, (op.program, op.slot, others))
+        elif kind == "softmax":
+            x, op = self.slot(node.inputs[0]), node.op_as(_AxisSoftmax)
+            dests = self._output(node.outputs[0], x.shape)
+            self.steps += softmax_steps(x, op.axis, isinstance(op, LogSoftmax), dests, self.scratch_slot, label)
         elif kind in ("reduce", "dot"):
             out = node.outputs[0]
             self._core(node, label, [out], (Composite.identity(_tt(out).dtype), 0, []))
