@@ -194,6 +194,38 @@ def test_softmax_and_a_classifiers_training_loop(local, rows, classes, axis, see
     assert _loop_sources(f)
 
 
+@pytest.mark.parametrize("local", LOCALS)
+def test_a_classifier_with_integer_labels_trains_in_one_kernel(local):
+    """categorical_crossentropy(softmax(.), labels) with integer labels (their one-hot rows: a range
+    check, then a comparison with the classes) in a minibatch SGD loop runs every step in the kernel
+    with numpy's numbers; a label out of range sends the call step by step, where OneHot raises,
+    and the shared weights keep their value."""
+    X, labels = T.dmatrix("X"), T.lvector("labels")
+    w = sg.shared(np.zeros((3, 4)), "w")
+
+    def step(i, w_, X, labels):
+        xb, yb = X[i * 2:(i + 1) * 2], labels[i * 2:(i + 1) * 2]
+        loss = T.mean(T.nnet.categorical_crossentropy(T.nnet.softmax(T.dot(xb, w_)), yb))
+        return w_ - 0.5 * sg.grad(loss, w_)
+    ws, _ = sg.scan(step, sequences=[T.arange(X.shape[0] // 2)], outputs_info=[w], non_sequences=[X, labels])
+    rng = np.random.default_rng(5)
+    xv, yv = rng.normal(size=(12, 3)), rng.integers(0, 4, 12)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop_kernel, "CPU_LOCAL", local)
+        f = sg.function([X, labels], ws[-1], backend="opencl", updates=[(w, ws[-1])])
+    g = sg.function([X, labels], ws[-1], backend="numpy")
+    want = g(xv, yv)
+    np.testing.assert_allclose(f(xv, yv), want, rtol=1e-12, atol=1e-14)
+    (source,) = _loop_sources(f).values()
+    assert "labels in range" in source
+    np.testing.assert_allclose(w.get_value(), want, rtol=1e-12, atol=1e-14)
+    bad = yv.copy()
+    bad[7] = 4
+    with pytest.raises(IndexError, match="class index 4 is out of range for 4 classes"):
+        f(xv, bad)
+    np.testing.assert_allclose(w.get_value(), want, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("n", [0, 1])
 def test_zero_and_one_step(n):
     x, h = T.fmatrix("x"), T.fvector("h")

@@ -27,9 +27,9 @@ from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
 from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.backends.opencl.loop_index import Affine, affine_of, indexed, program_forms
+from symgraph.backends.opencl.loop_loss import one_hot_steps, softmax_steps
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
 from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
-from symgraph.backends.opencl.loop_softmax import softmax_steps
 from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -146,15 +146,17 @@ class LoopPlan:
         if isinstance(v, Constant):
             data = np.asarray(v.data)
             dt = np.dtype(_tt(v).dtype)
-            if data.ndim == 0:
-                s = Slot("", (), (), dt, "", ks.literal(data.item(), dt))
-            else:
-                m = len(self.body_constants)
-                self.body_constants.append(np.ascontiguousarray(data, dtype=dt))
-                s = Slot(f"bc{m}", data.shape, c_strides(data.shape), dt, f"bc{m}")
+            s = Slot("", (), (), dt, "", ks.literal(data.item(), dt)) if data.ndim == 0 else \
+                self.constant_slot(np.asarray(data, dtype=dt))
             self.slots[v] = s
             return s
         raise Decline(f"{v} is read before it is computed")
+
+    def constant_slot(self, data: np.ndarray) -> Slot:
+        """A constant array the kernel reads (a kernel argument ``bc<m>``)."""
+        m = len(self.body_constants)
+        self.body_constants.append(np.ascontiguousarray(data))
+        return Slot(f"bc{m}", data.shape, c_strides(data.shape), data.dtype, f"bc{m}")
 
     # --- body nodes ----------------------------------------------------------------------------
     def _node(self, node: Apply) -> None:
@@ -206,6 +208,12 @@ class LoopPlan:
             x, op = self.slot(node.inputs[0]), node.op_as(_AxisSoftmax)
             dests = self._output(node.outputs[0], x.shape)
             self.steps += softmax_steps(x, op.axis, isinstance(op, LogSoftmax), dests, self.scratch_slot, label)
+        elif kind == "onehot":
+            labels, like = self.slot(node.inputs[0]), self.slot(node.inputs[1])
+            classes = self.constant_slot(np.arange(like.shape[-1], dtype=np.int64))
+            dests = self._output(node.outputs[0], labels.shape + classes.shape)
+            self.steps += one_hot_steps(labels, classes, dests, label)
+            self.checks_indices = True
         elif kind in ("reduce", "dot"):
             out = node.outputs[0]
             self._core(node, label, [out], (Composite.identity(_tt(out).dtype), 0, []))
@@ -361,6 +369,8 @@ class LoopPlan:
         for v in inputs:
             if v in self.known:
                 sources.append(("known", tuple(self.known[v])))
+            elif isinstance(v, Constant):  # a shape folded at compile time (a scalar's: [])
+                sources.append(("known", tuple(int(n) for n in np.asarray(v.data).reshape(-1))))
             elif v in self.op.body.inputs[ns_nc:]:
                 sources.append(("const", self.op.body.inputs.index(v) - ns_nc))
             else:

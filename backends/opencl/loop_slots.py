@@ -51,8 +51,9 @@ class Step:
     """One unit of a step's work, run by the whole work-group: ``kind`` is 'elemwise' (``prog``
     over ``ins`` broadcast to ``shape``), 'reduce' (``prog``'s value reduced with ``op`` over
     ``axes`` of ``xshape``; a matrix product is the sum of a product program over the inner axis)
-    'branch' (an ``sg.ifelse``: the steps of one of ``branches`` by the condition ``ins[0]``) or
-    'loop' (a nested scan: the steps ``branches[0]``, ``count`` times);
+    'branch' (an ``sg.ifelse``: the steps of one of ``branches`` by the condition ``ins[0]``),
+    'loop' (a nested scan: the steps ``branches[0]``, ``count`` times) or 'check' (every element
+    of ``ins[0]``, of ``shape``, in 0 .. ``count`` - 1, else the host's flag: class labels);
     a reduction's result goes through ``epi`` (its input ``epi_slot`` reads it, the others are
     ``others``) before the stores: program output q is stored into each slot of ``outs[q]``."""
     kind: str

@@ -117,6 +117,16 @@ class Source:
         loop = [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in body] + ["}"]
         return loop_nest.block_caches(step, loop)
 
+    def check(self, step: Step) -> list[str]:
+        """A range check (``Step`` kind 'check'): each element of ``ins[0]`` in 0 .. count - 1, else
+        the host's flag (``bad``: the call then runs step by step, where the op raises)."""
+        shape, idx = step.shape, [f"i{d}" for d in range(len(step.shape))]
+        v = _at(step.ins[0], shape, idx, "e")
+        body = [f"if ({v} < 0 || {v} >= {step.count}) bad[0] = 1;"]
+        head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
+        lines = _used(_digits("e", "i", shape), body) + body
+        return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in lines] + ["}"]
+
     def _epilogue(self, step: Step, result: str) -> list[str]:
         """The epilogue program on ``result`` at output element ``o`` (indices ``q*``), then the stores."""
         shape = step.shape
@@ -169,8 +179,8 @@ class Source:
             if step.kind == "loop":
                 out += _for(step, self._alone(step.branches[0]))
             else:
-                out += self._branch(step) if step.kind == "branch" else \
-                    loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
+                out += self._branch(step) if step.kind == "branch" else self.check(step) if step.kind == "check" \
+                    else loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
         return out
 
     def _shared(self, steps: list[Step], outer: str = "", outer_keys: frozenset = frozenset()) -> list[str]:
@@ -196,7 +206,8 @@ class Source:
             if reads & written or writes & (written | read):
                 out.append(BARRIER)
                 written, read = set(), set()
-            lines = self.elemwise(step) if step.kind == "elemwise" else self.reduce(step)
+            lines = self.elemwise(step) if step.kind == "elemwise" else self.check(step) if step.kind == "check" \
+                else self.reduce(step)
             out += [f"if ({guard}) {{"] + ["    " + ln for ln in lines] + ["}"] if guard else lines
             written |= writes
             read |= reads

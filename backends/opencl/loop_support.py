@@ -21,7 +21,7 @@ from symgraph.tensor.elemwise import DimShuffle, Elemwise
 from symgraph.tensor.fused import Epilogue, ReduceOf
 from symgraph.tensor.gradient_ops import BroadcastCheck
 from symgraph.tensor.math import Dot, MatMul
-from symgraph.tensor.nnet import LogSoftmax, Softmax
+from symgraph.tensor.nnet import LogSoftmax, OneHot, Softmax
 from symgraph.tensor.random_ops import Blank
 from symgraph.tensor.reduction import CAReduce, ReducedSize
 from symgraph.tensor.shape import Join, MakeVector, Shape, Shape_i
@@ -73,8 +73,10 @@ def node_kind(node: Apply) -> str | None:
         return "branch" if all(node_kind(n) for g in op.inner_graphs.values() for n in g.nodes) else None
     if isinstance(op, (ReducedSize, Shape_i, Shape, MakeVector, BroadcastCheck)):
         return "meta"
-    if type(op) in (Softmax, LogSoftmax):  # a classifier's loss: three steps (loop_softmax.py)
+    if type(op) in (Softmax, LogSoftmax):  # a classifier's loss: three steps (loop_loss.py)
         return "softmax"
+    if isinstance(op, OneHot):  # class labels' one-hot rows: a range check and a comparison
+        return "onehot"
     return _core_kind(op, node.inputs)
 
 

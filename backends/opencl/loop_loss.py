@@ -1,8 +1,9 @@
-"""The softmax family in the one-kernel loop (backends/opencl/loop_plan.py plans the rest): a
-classifier's loss inside a training loop (``categorical_crossentropy(softmax(.))`` becomes a
-log-softmax) as three steps of the loop's own kinds, each as the op computes it (no exp overflow):
-the maximum along the axis, the sum of ``exp(x - max)`` along it, then elementwise
-``exp(x - max) / sum`` (softmax) or ``(x - max) - log(sum)`` (log-softmax)."""
+"""A classifier's loss in the one-kernel loop (backends/opencl/loop_plan.py plans the rest), as
+steps of the loop's own kinds: the softmax family (``categorical_crossentropy(softmax(.))``
+becomes a log-softmax), each as the op computes it (no exp overflow): the maximum along the axis,
+the sum of ``exp(x - max)`` along it, then elementwise ``exp(x - max) / sum`` (softmax) or
+``(x - max) - log(sum)`` (log-softmax); and integer class labels' one-hot rows (``OneHot``: a
+range check, then ``label == k`` against the classes 0 .. k - 1)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,4 +44,16 @@ def softmax_steps(x: Slot, axis: int, log: bool, dests: list[Slot], scratch: Cal
     return steps
 
 
-__all__ = ["softmax_steps"]
+def one_hot_steps(labels: Slot, classes: Slot, dests: list[Slot], label: str) -> list[Step]:
+    """The steps computing ``labels[..., None] == classes`` (``classes``: 0 .. k - 1, a constant
+    vector) into ``dests``, after checking every label is a class (else the host's flag: the call
+    runs step by step, where OneHot raises its IndexError)."""
+    k = classes.shape[0]
+    column = Slot(labels.ptr, labels.shape + (1,), labels.strides + (0,), labels.dtype, labels.key,
+                  labels.literal, labels.deps)
+    equal = Composite([labels.dtype.name, classes.dtype.name], [("eq", (("i", 0), ("i", 1)))], [("s", 0)])
+    return [Step("check", f"{label}: labels in range", labels.shape, [labels], [], count=k),
+            Step("elemwise", label, labels.shape + (k,), [column, classes], [dests], prog=equal)]
+
+
+__all__ = ["softmax_steps", "one_hot_steps"]
