@@ -5,9 +5,12 @@ mini-batches, and scored on the held-out 25%. With --compare, the same training 
 backend usable here, and the table shows each one's time per epoch. With --dropout P, training
 zeroes each hidden unit with probability P (T.nnet.dropout with an sg.RandomStream; prediction
 uses the whole network): the masks are the same numbers on every backend, and each step's mask
-is drawn inside the kernel that applies it.
+is drawn inside the kernel that applies it. With --epoch-per-call, each epoch's minibatch steps
+run inside one call (``sg.scan_updates`` over the batch index, each step slicing its rows of the
+epoch's shuffled data: on OpenCL, the whole epoch is one kernel launch); the last partial batch of
+an epoch is left out then.
 
-    python examples/mlp_digits.py [--backend numpy|opencl] [--compare] [--dropout 0.2] [--quick]
+    python examples/mlp_digits.py [--backend numpy|opencl] [--compare] [--dropout 0.2 | --epoch-per-call] [--quick]
 """
 from __future__ import annotations
 
@@ -35,36 +38,46 @@ def load() -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(x, digits.target.astype(np.int64), test_size=0.25, random_state=0))
 
 
-def build(backend: str, hidden: int, lr: float, dropout: float = 0.0, seed: int = 0):
+def build(backend: str, hidden: int, lr: float, dropout: float = 0.0, seed: int = 0, epoch_batch: int = 0):
     """The network and its compiled training step (with dropout on the hidden layer when
-    ``dropout`` > 0) and predictor."""
+    ``dropout`` > 0) and predictor. ``epoch_batch`` > 0: the step is a whole epoch, one call taking
+    the epoch's shuffled images and labels and running an Adam step on each of their minibatches
+    of that size in turn (returning each step's loss)."""
     rng = np.random.default_rng(0)
     w1 = sg.shared(rng.normal(0, np.sqrt(2 / 64), (64, hidden)).astype(np.float32), name="W1")
     b1 = sg.shared(np.zeros(hidden, np.float32), name="b1")
     w2 = sg.shared(rng.normal(0, np.sqrt(1 / hidden), (hidden, 10)).astype(np.float32), name="W2")
     b2 = sg.shared(np.zeros(10, np.float32), name="b2")
     x, labels = T.fmatrix("x"), T.lvector("labels")
+    probs = T.nnet.softmax(T.dot(T.relu(T.dot(x, w1) + b1), w2) + b2)
+    predict = sg.function([x], T.argmax(probs, axis=1), backend=backend, name="predict")
+    if epoch_batch:  # the step's inputs are the i-th minibatch of the epoch's data; i runs over them in the loop
+        i, xs, ys = T.lscalar("i"), x, labels
+        x, labels = xs[i * epoch_batch:(i + 1) * epoch_batch], ys[i * epoch_batch:(i + 1) * epoch_batch]
     hid = T.relu(T.dot(x, w1) + b1)
-    probs = T.nnet.softmax(T.dot(hid, w2) + b2)
     if dropout:
         hid = T.nnet.dropout(hid, dropout, sg.RandomStream(seed))
     loss = T.mean(T.nnet.categorical_crossentropy(T.nnet.softmax(T.dot(hid, w2) + b2), labels))
-    step = sg.function([x, labels], loss, updates=sg.updates.adam(loss, [w1, b1, w2, b2], learning_rate=lr),
-                       backend=backend, name="step")
-    predict = sg.function([x], T.argmax(probs, axis=1), backend=backend, name="predict")
-    return step, predict
+    updates = sg.updates.adam(loss, [w1, b1, w2, b2], learning_rate=lr)
+    if epoch_batch:
+        losses, final = sg.scan_updates(updates, sequences={i: T.arange(xs.shape[0] // epoch_batch)}, outputs=[loss])
+        return sg.function([xs, ys], losses[0], updates=final, backend=backend, name="epoch"), predict
+    return sg.function([x, labels], loss, updates=updates, backend=backend, name="step"), predict
 
 
 def train(backend: str, data: tuple, args) -> dict:
     """Train for ``args.epochs`` epochs; return losses, accuracies and seconds per epoch."""
     x_tr, x_te, y_tr, y_te = data
-    step, predict = build(backend, args.hidden, args.lr, args.dropout, args.seed)
+    step, predict = build(backend, args.hidden, args.lr, args.dropout, args.seed,
+                          args.batch_size if args.epoch_per_call else 0)
     rng = np.random.default_rng(1)
     losses, accuracy, epoch_seconds = [], [], []
     for _ in kit.progress(range(args.epochs), desc=backend, enabled=not args.quick):
         start = time.perf_counter()
         order, total = rng.permutation(len(x_tr)), 0.0
-        for s in range(0, len(x_tr), args.batch_size):
+        if args.epoch_per_call:  # one call: every minibatch's step (the last partial batch left out)
+            total = float(np.mean(step(x_tr[order], y_tr[order]))) * len(x_tr)
+        for s in range(0, len(x_tr) if not args.epoch_per_call else 0, args.batch_size):
             idx = order[s:s + args.batch_size]
             total += float(step(x_tr[idx], y_tr[idx])) * len(idx)
         epoch_seconds.append(time.perf_counter() - start)
@@ -101,7 +114,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=0.003)
     p.add_argument("--dropout", type=float, default=0.0, help="probability of zeroing a hidden unit in training")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks' random stream")
+    p.add_argument("--epoch-per-call", action="store_true",
+                   help="run each epoch's minibatch steps inside one call (on OpenCL: one kernel launch)")
     args = kit.parse(p, argv)
+    if args.epoch_per_call and args.dropout:  # draws built outside a loop body repeat every step
+        p.error("--epoch-per-call and --dropout: the masks would repeat at every step of the epoch's loop")
     if args.quick:
         args.epochs = min(args.epochs, 4)
     plt = kit.pyplot()
@@ -119,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     print(f"skipping {e}")
     results = {b: train(b, data, args) for b in backends}
     print(f"8x8 digits, 64-{args.hidden}-10 MLP, Adam lr {args.lr}, {args.epochs} epochs, "
-          f"{len(data[0])} train / {len(data[1])} test images" + (f", dropout {args.dropout}" if args.dropout else ""))
+          f"{len(data[0])} train / {len(data[1])} test images" + (f", dropout {args.dropout}" if args.dropout else "")
+          + (", each epoch in one call" if args.epoch_per_call else ""))
     print(kit.table(["backend", "first loss", "last loss", "test accuracy", "ms per epoch (median)"],
                     [(b, r["losses"][0], r["losses"][-1], r["accuracy"][-1], 1e3 * float(np.median(r["epoch_seconds"])))
                      for b, r in results.items()]))

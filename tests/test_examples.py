@@ -87,6 +87,26 @@ def test_mlp_digits_learns_with_dropout(backend, tmp_path, capsys):
     assert same["losses"] == result["losses"]  # the same seed draws the same masks
 
 
+def test_mlp_digits_with_each_epoch_in_one_call(backend, tmp_path, capsys):
+    """--epoch-per-call trains as well, each epoch one call (on OpenCL one kernel for the loop), and
+    gives the numbers of the same minibatch steps taken one call each (the last partial batch left
+    out)."""
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    result = run("mlp_digits", backend, tmp_path, "--epoch-per-call")[backend]
+    assert result["accuracy"][-1] > 0.85 and result["losses"][-1] < result["losses"][0]
+    assert "each epoch in one call" in capsys.readouterr().out
+    import mlp_digits
+    x_tr, _, y_tr, _ = mlp_digits.load()
+    epoch, _ = mlp_digits.build(backend, 64, 0.003, epoch_batch=64)
+    step, _ = mlp_digits.build(backend, 64, 0.003)
+    order = np.random.default_rng(1).permutation(len(x_tr))
+    losses = epoch(x_tr[order], y_tr[order])
+    steps = [float(step(x_tr[order[s:s + 64]], y_tr[order[s:s + 64]])) for s in range(0, len(x_tr) - 63, 64)]
+    np.testing.assert_allclose(losses, steps, rtol=2e-5)
+    if backend == "opencl":
+        assert any(k.startswith("loop") and "for (long t = start; " in v for k, v in epoch.kernels.items())
+
+
 def _gp_optimum(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """The GP's minimal negative log marginal likelihood and its (l, s, n), by scipy's BFGS on an
     independent numpy/scipy implementation."""
