@@ -215,6 +215,24 @@ def shape_of_elemwise(fgraph, node):
     return fit(node.op.make_node(*node.inputs[:-1], src).outputs[0], node.out)
 
 
+@rule(C, ReducedSize, Shape_i)
+def shape_of_reduction(fgraph, node):
+    """An element count (mean's divisor) or a length of a reduction's result, read from the
+    reduction's input instead, so the reduction need not run for it: when other rewrites have
+    replaced a reduction's value (a cross-entropy's picked probabilities by its log-softmax form),
+    the count alone kept it, with the softmax it summed, computed at every call."""
+    red = node.inputs[0].owner
+    if len(node.inputs) != 1 or red is None or type(red.op) is not CAReduce:
+        return None
+    x, op = red.inputs[0], red.op
+    kept = list(range(x.ndim)) if op.keepdims else [d for d in range(x.ndim) if d not in op.axis]
+    if isinstance(node.op, Shape_i):
+        d = kept[node.op.i]
+        return None if op.keepdims and d in op.axis else fit(Shape_i(d)(x), node.out)
+    axes = tuple(kept[a] for a in node.op.axis if not (op.keepdims and kept[a] in op.axis))
+    return fit(ReducedSize(axes)(x) if axes else np.int64(1), node.out)
+
+
 @rule(C, BroadcastLike)
 def broadcast_like_as_fill(fgraph, node):
     """broadcast_like(g, x) -> second(x, g): the same values as an elementwise op, so the
