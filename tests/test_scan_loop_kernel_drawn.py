@@ -1,7 +1,8 @@
 """Drawn loop bodies in the one-kernel loop: a body made of a drawn sequence of the forms the
 kernel runs (elementwise work, reductions, a product, a reversal, a rotation by slicing and
-concatenation, an ``sg.ifelse``, a random draw, a promised shape), optionally a while loop, gives the numpy
-backend's numbers in each form of the kernel."""
+concatenation, an ``sg.ifelse``, a random draw, indices and a window the step computes, softmax, a
+promised shape), optionally a while loop, gives the numpy backend's numbers in each form of the
+kernel."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,15 @@ _PARTS = [
     lambda c, x, w, r: c + T.max(x) * 0.1,
     lambda c, x, w, r: c + r.uniform(size=c.shape, low=-0.1, high=0.1, dtype="float64"),
     lambda c, x, w, r: T.tanh(T.dot(w, c)),
+    lambda c, x, w, r: c + c[_index(c)] * 0.1 - c[_index(x) - c.shape[0]] * 0.2,  # indices the step computes
+    lambda c, x, w, r: c * 0.8 + T.sum(c[_index(c):_index(c) + 1]) * 0.2,  # a window that moves
+    lambda c, x, w, r: T.nnet.softmax(c[None, :] * 2.0)[0] + T.nnet.log_softmax(c) * 0.1,
 ]
+
+
+def _index(v):
+    """An index into ``v`` computed from its values (in range: 0 .. len - 1)."""
+    return T.cast(T.floor(T.abs(v[0]) * 3.0), "int64") % v.shape[0]
 
 
 def _body(parts: list[int], width: int, until: bool):

@@ -69,9 +69,17 @@ _RULES: dict[str, Callable[..., Affine | None]] = {
 """Scalar ops whose result is affine in affine arguments (others: no form)."""
 
 
-def program_forms(prog: Composite, inputs: Sequence[Affine | None]) -> list[Affine | None]:
+def _dtype(prog: Composite, ref: tuple) -> np.dtype:
+    """The dtype of a program's operand (an input, a step, a constant)."""
+    return np.dtype(prog.in_dtypes[ref[1]] if ref[0] == "i" else prog.step_dtypes[ref[1]] if ref[0] == "s" else ref[1])
+
+
+def program_forms(prog: Composite, inputs: Sequence[Affine | None], key: int) -> list[Affine | None]:
     """The affine form of each output of an integer program ``prog`` whose inputs have the forms
-    ``inputs`` (None where an input, or a step it needs, has none)."""
+    ``inputs``. A step of integer values that is not affine in its arguments (a modulo, a cast
+    from a float) is an atom of its own (``key``: the node's, with the step's number), so that
+    the outputs computed from it keep their differences: ``k`` and ``k + 1`` differ by 1 whatever
+    ``k`` is. Steps of other values have no form (None)."""
     steps: list[Affine | None] = []
 
     def ref(r: tuple) -> Affine | None:
@@ -82,9 +90,12 @@ def program_forms(prog: Composite, inputs: Sequence[Affine | None]) -> list[Affi
         value = r[2]
         return Affine(int(value)) if float(value).is_integer() else None
 
-    for name, args in prog.steps:
+    for j, (name, args) in enumerate(prog.steps):
         rule, values = _RULES.get(name), [ref(a) for a in args]
-        steps.append(rule(*values) if rule is not None and all(v is not None for v in values) else None)
+        integer = np.dtype(prog.step_dtypes[j]).kind in "iu"
+        cast_of_float = name.startswith("cast_") and _dtype(prog, args[0]).kind not in "iu"
+        form = rule(*values) if rule is not None and not cast_of_float and all(v is not None for v in values) else None
+        steps.append(form if form is not None or not integer else Affine.atom(hash((key, j))))
     return [ref(r) for r in prog.outputs]
 
 

@@ -168,7 +168,7 @@ class LoopPlan:
             prog, bound = program_and_inputs(node)
             self._elemwise(prog, [self.slot(v) for v in bound], node.outputs, label)
             if is_int_arithmetic(node):  # an index the kernel computes: its affine form, for slice lengths
-                forms = program_forms(prog, [affine_of(self, v) for v in bound])
+                forms = program_forms(prog, [affine_of(self, v) for v in bound], id(node))
                 self.affine.update((v, a) for v, a in zip(node.outputs, forms) if a is not None)
         elif kind == "view":
             self._view(node)

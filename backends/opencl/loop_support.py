@@ -53,14 +53,14 @@ def node_kind(node: Apply) -> str | None:
         return "epilogue" if _core_kind(op.core, core.inputs) and not op.program.reads_index else None
     if isinstance(op, DimShuffle):
         return "view"
-    if isinstance(op, Subtensor) and not op.advanced:  # a view where every index is known per call
-        return "index" if all(_known_int(p) for p in node.inputs[1:]) else None
+    if isinstance(op, Subtensor) and not op.advanced:  # a view: its indices known per call, or read at run time
+        return "index" if all(map(_index_value, node.inputs[1:])) else None
     if isinstance(op, Join):
         return "join"
     if isinstance(op, Alloc):  # a value broadcast into a new array of a known shape
         return "alloc" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, IncSubtensor) and not op.advanced:  # a copy, then its indexed part set or increased
-        return "incsub" if all(_known_int(p) for p in node.inputs[2:]) else None
+        return "incsub" if all(map(_index_value, node.inputs[2:])) else None
     if isinstance(op, SpecifyShape):  # its input, once its lengths are checked for the call's shapes
         return "specify" if all(_known_int(p) for p in node.inputs[1:]) else None
     if isinstance(op, CheckRan):  # a nested loop's final carry, once its count is checked (h[-1])
@@ -78,6 +78,13 @@ def node_kind(node: Apply) -> str | None:
     if isinstance(op, OneHot):  # class labels' one-hot rows: a range check and a comparison
         return "onehot"
     return _core_kind(op, node.inputs)
+
+
+def _index_value(v: Variable) -> bool:
+    """An index a view may take: an integer the plan may know, or any integer scalar the loop
+    computes (the kernel reads it: loop_index.py; a slice's bounds must then differ by a length
+    the plan knows, else the call runs step by step)."""
+    return _known_int(v) or _integer_scalar(v)
 
 
 def _known_int(v: Variable) -> bool:
