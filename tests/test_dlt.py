@@ -51,6 +51,17 @@ def workdir(tmp_path) -> str:
     return str(tmp_path)
 
 
+def _run_on(directory: str, name: str, backend: str, **overrides) -> Run:
+    """The tutorial ``name`` with its settings (and ``overrides``) on ``backend``; on dask, the
+    warnings of its fallbacks (one task for an op without a chunked lowering, tested in
+    test_dask_backend.py) are expected."""
+    module, function, kwargs = SETTINGS[name]
+    with warnings.catch_warnings():
+        if backend == "dask":
+            warnings.simplefilter("ignore", RuntimeWarning)
+        return run(directory, module, function, {"backend": backend}, **{**kwargs, **overrides})
+
+
 _numpy_runs: dict[str, Run] = {}
 
 
@@ -104,11 +115,8 @@ def test_logistic_sgd_equals_numpy_sgd(workdir, backend, floatX):
 @pytest.mark.parametrize("backend", ["numpy", OPENCL, pytest.param("dask", marks=NO_DASK)])
 def test_mlp_equals_numpy_sgd(workdir, backend):
     """The MLP's validation error after each epoch is that of the same SGD written in numpy."""
-    module, function, kwargs = SETTINGS["mlp"]
-    with warnings.catch_warnings():
-        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
-            warnings.simplefilter("ignore", RuntimeWarning)
-        r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    kwargs = SETTINGS["mlp"][2]
+    r = _run_on(workdir, "mlp", backend)
     train, valid, _ = data.mnist_like()
     errors = reference.mlp(train, valid, kwargs["n_epochs"], kwargs["batch_size"], kwargs["n_hidden"],
                            kwargs["learning_rate"])
@@ -159,11 +167,7 @@ def test_lenet_equals_numpy_sgd(workdir, backend):
     """LeNet (conv2d with its flipped filters, max pool_2d, tanh, the MLP on top) trains as the same
     network written in numpy does: the same validation error after each epoch, well below chance.
     (On dask the convolution and the pool run as one task each, with a warning.)"""
-    module, function, kwargs = SETTINGS["lenet"]
-    with warnings.catch_warnings():
-        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
-            warnings.simplefilter("ignore", RuntimeWarning)
-        r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    r = _run_on(workdir, "lenet", backend)
     errors = _lenet_reference()
     np.testing.assert_allclose(r.numbers(VALIDATION), errors, atol=1e-6)
     assert errors[-1] < 50 and errors[-1] < errors[0] - 10, errors
@@ -187,11 +191,7 @@ def test_dA_equals_numpy_and_draws_its_filters(tmp_path_factory):
 @pytest.mark.parametrize("backend", [OPENCL, pytest.param("dask", marks=NO_DASK)])
 def test_dA_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
     """The same costs on OpenCL and dask, the corrupted run's random draws included."""
-    module, function, kwargs = SETTINGS["dA"]
-    with warnings.catch_warnings():
-        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
-            warnings.simplefilter("ignore", RuntimeWarning)
-        r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    r = _run_on(workdir, "dA", backend)
     np.testing.assert_allclose(r.numbers(EPOCH_COST), numpy_run("dA", tmp_path_factory).numbers(EPOCH_COST),
                                rtol=1e-9)
 
@@ -213,11 +213,7 @@ def test_rbm_trains_and_samples(tmp_path_factory):
 def test_rbm_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
     """The same costs on OpenCL and dask: the Gibbs chain draws the same numbers on every backend.
     (On dask the chain's scan runs as one task, with a warning, and what reads its trace too.)"""
-    module, function, kwargs = SETTINGS["rbm"]
-    with warnings.catch_warnings():
-        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
-            warnings.simplefilter("ignore", RuntimeWarning)
-        r = run(workdir, module, function, {"backend": backend}, **kwargs)
+    r = _run_on(workdir, "rbm", backend)
     np.testing.assert_allclose(r.numbers(EPOCH_COST), numpy_run("rbm", tmp_path_factory).numbers(EPOCH_COST),
                                rtol=1e-9)
 
@@ -269,10 +265,6 @@ def test_lstm_learns_the_sentiment(tmp_path_factory):
 def test_lstm_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
     """Two epochs on OpenCL or dask cost what they cost on numpy, update by update (dropout's draws
     included)."""
-    module, function, kwargs = SETTINGS["lstm"]
-    with warnings.catch_warnings():
-        if backend == "dask":  # the fallbacks' warnings (tested in test_dask_backend.py)
-            warnings.simplefilter("ignore", RuntimeWarning)
-        r = run(workdir, module, function, {"backend": backend}, **{**kwargs, "max_epochs": 2})
+    r = _run_on(workdir, "lstm", backend, max_epochs=2)
     want = numpy_run("lstm", tmp_path_factory, max_epochs=2)
     np.testing.assert_allclose(r.numbers(r"Cost\s+(\S+)"), want.numbers(r"Cost\s+(\S+)"), rtol=1e-9)

@@ -27,12 +27,13 @@ _LIMIT = 1 << 62  # beyond it int64 arithmetic may wrap where Python's does not:
 
 @dataclass(frozen=True)
 class Affine:
-    """``const + sum(coeff * atom)``: atoms are values read at run time (by ``id``)."""
+    """``const + sum(coeff * atom)``: atoms are values read at run time, by key (a variable's
+    ``('v', id)``, or a program step's ``('s', node id, step)``)."""
     const: int
-    terms: tuple[tuple[int, int], ...] = ()
+    terms: tuple[tuple[tuple, int], ...] = ()
 
     @staticmethod
-    def atom(key: int) -> Affine:
+    def atom(key: tuple) -> Affine:
         return Affine(0, ((key, 1),))
 
     def plus(self, other: Affine, sign: int = 1) -> Affine | None:
@@ -45,7 +46,7 @@ class Affine:
         return _checked(self.const * k, {key: c * k for key, c in self.terms})
 
 
-def _checked(const: int, coeffs: dict[int, int]) -> Affine | None:
+def _checked(const: int, coeffs: dict[tuple, int]) -> Affine | None:
     terms = tuple(sorted((key, c) for key, c in coeffs.items() if c))
     if abs(const) >= _LIMIT or any(abs(c) >= _LIMIT for _, c in terms):
         return None
@@ -95,7 +96,7 @@ def program_forms(prog: Composite, inputs: Sequence[Affine | None], key: int) ->
         integer = np.dtype(prog.step_dtypes[j]).kind in "iu"
         cast_of_float = name.startswith("cast_") and _dtype(prog, args[0]).kind not in "iu"
         form = rule(*values) if rule is not None and not cast_of_float and all(v is not None for v in values) else None
-        steps.append(form if form is not None or not integer else Affine.atom(hash((key, j))))
+        steps.append(form if form is not None or not integer else Affine.atom(("s", key, j)))
     return [ref(r) for r in prog.outputs]
 
 
@@ -178,7 +179,7 @@ def affine_of(plan: LoopPlan, v: Variable) -> Affine | None:
     if v in plan.affine:
         return plan.affine[v]
     tt: Any = v.type
-    return Affine.atom(id(v)) if getattr(tt, "ndim", None) == 0 and np.dtype(tt.dtype).kind in "iu" else None
+    return Affine.atom(("v", id(v))) if getattr(tt, "ndim", None) == 0 and np.dtype(tt.dtype).kind in "iu" else None
 
 
 __all__ = ["Affine", "program_forms", "indexed", "affine_of", "index_at_run_time", "INDEX_CHECK"]

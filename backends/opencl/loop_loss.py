@@ -7,6 +7,7 @@ range check, then ``label == k`` against the classes 0 .. k - 1)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -49,8 +50,7 @@ def one_hot_steps(labels: Slot, classes: Slot, dests: list[Slot], label: str) ->
     vector) into ``dests``, after checking every label is a class (else the host's flag: the call
     runs step by step, where OneHot raises its IndexError)."""
     k = classes.shape[0]
-    column = Slot(labels.ptr, labels.shape + (1,), labels.strides + (0,), labels.dtype, labels.key,
-                  labels.literal, labels.deps)
+    column = replace(labels, shape=labels.shape + (1,), strides=labels.strides + (0,))  # broadcast over classes
     equal = Composite([labels.dtype.name, classes.dtype.name], [("eq", (("i", 0), ("i", 1)))], [("s", 0)])
     return [Step("check", f"{label}: labels in range", labels.shape, [labels], [], count=k),
             Step("elemwise", label, labels.shape + (k,), [column, classes], [dests], prog=equal)]
