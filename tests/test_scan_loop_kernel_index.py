@@ -161,3 +161,22 @@ def test_a_window_numpy_would_shorten_or_wrap_runs_step_by_step(shift, back, in_
     for g, w in zip(got, sg.function(inputs, outs, backend="numpy")(*args)):
         np.testing.assert_allclose(g, w, rtol=1e-12)
     assert [r is not None for r in results] == [in_range]
+
+
+@pytest.mark.parametrize("form", FORMS[:2])
+def test_a_while_loop_reading_past_the_end_raises_numpys_error(form):
+    """In a while loop (launches of 16, 32, ... steps) an index the loop computes that runs past
+    the data sends the call step by step too, which raises numpy's IndexError; in range, it stops
+    where its condition says, with numpy's numbers."""
+    data = T.dvector("data")
+
+    def step(i, acc, d):
+        nxt = acc + d[i]
+        return [i + 1, nxt], sg.until(nxt > 10.0)
+    (_, acc), _ = sg.scan(step, outputs_info=[T.constant(np.int64(0)), T.constant(0.0)], non_sequences=[data],
+                          n_steps=50)
+    f = _compile([data], acc, "opencl", form)
+    np.testing.assert_allclose(f(np.ones(30)), np.arange(1.0, 12.0))
+    assert _loop_sources(f)
+    with pytest.raises(IndexError, match="index 20 is out of bounds for axis 0 with size 20"):
+        f(np.full(20, 0.1))  # the sum never passes 10 before i reaches 20
