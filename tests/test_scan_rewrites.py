@@ -263,3 +263,21 @@ def test_opencl_lays_out_a_strided_loop_constant_once(backend):
     if backend == "opencl":
         loop = f.source.index("for _t")
         assert "_contiguous(" in f.source[:f.source.index("for _t", loop + 1)]
+
+
+def test_vectorised_elementwise_work_aligns_a_per_step_scalar_with_the_step_axis():
+    """A product of sequence-only elementwise work computed before the loop: a per-step scalar t
+    (a sequence of shape (n,)) times a vector of the step's own shape must pair each step with its
+    whole row, as (n, 1) * (1, k). Right-aligned as it stood, (n,) * (1, k) failed to compile, or,
+    with lengths only the run knows and n == k, paired steps with elements: wrong numbers."""
+    c0, ts, w = T.dvector("c0"), T.dvector("ts"), T.dmatrix("w")
+    static, _ = sg.scan(lambda t, c, w: c + T.dot(T.arange(5) * t, w), sequences=[T.arange(1, 7)],
+                        outputs_info=[c0], non_sequences=[w])
+    dynamic, _ = sg.scan(lambda t, c, w: c + T.dot(T.arange(w.shape[0]) * t, w), sequences=[ts],
+                         outputs_info=[c0], non_sequences=[w])
+    f = sg.function([c0, ts, w], [static[-1], dynamic[-1]])
+    assert f.rewrite_report()["applied"].get("scan_vectorise", 0) == 2, f.rewrite_report()["applied"]
+    wv = np.random.default_rng(0).normal(size=(5, 5))
+    got_static, got_dynamic = f(np.zeros(5), np.arange(1.0, 6.0), wv)
+    np.testing.assert_allclose(got_static, 21 * np.arange(5.0) @ wv)
+    np.testing.assert_allclose(got_dynamic, 15 * np.arange(5.0) @ wv)  # 5 steps, 5 elements

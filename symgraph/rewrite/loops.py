@@ -190,9 +190,15 @@ def hoist(fgraph: FunctionGraph, node: Apply, stats: Stats) -> Apply | None:
 
 # --- vectorising sequence-only products ------------------------------------------------------------
 
-def _lead(x: TensorVariable) -> TensorVariable:
-    """``x`` with a new leading length-1 axis (to broadcast against stacked operands)."""
-    return DimShuffle(x.ndim, ["x", *range(x.ndim)])(x)
+def _aligned(x: TensorVariable, stacked: bool, ndim: int) -> TensorVariable:
+    """``x`` as an operand of an elementwise op batched over steps whose per-step result has
+    ``ndim`` axes: a stacked operand keeps its leading step axis and gets length-1 axes after it
+    (a per-step scalar ``t`` of shape (n,) becomes (n, 1): right-aligned against (5,) it would
+    pair steps with elements), the others a leading length-1 axis."""
+    lead = [0] if stacked else ["x"]
+    own = list(range(1, x.ndim)) if stacked else list(range(x.ndim))
+    pad = ndim - len(own)
+    return DimShuffle(x.ndim, [*lead, *(["x"] * pad), *own])(x) if pad or not stacked else x
 
 
 def _batched(node: Apply, args: list[TensorVariable], stacked: list[bool]) -> Variable | None:
@@ -202,7 +208,8 @@ def _batched(node: Apply, args: list[TensorVariable], stacked: list[bool]) -> Va
     if isinstance(op, Elemwise) and len(node.outputs) == 1:
         if op.scalar_op.is_random:  # a draw's numbers depend on the element's index in its output
             return None
-        return op(*[a if s else _lead(a) for a, s in zip(args, stacked)])
+        ndim = tensor_outputs(node)[0].ndim
+        return op(*[_aligned(a, s, ndim) for a, s in zip(args, stacked)])
     if isinstance(op, DimShuffle):
         order = [0] + [o if o == "x" else o + 1 for o in op.new_order]
         return DimShuffle(op.input_ndim + 1, order)(args[0])
