@@ -69,16 +69,16 @@ def test_an_index_out_of_range_raises_numpys_error_and_loses_nothing(form):
     assert len(_loop_sources(f)) == 3  # each length built a kernel; the one out of range fell back
 
 
-def test_a_vector_index_or_a_window_of_moving_length_still_runs_step_by_step():
-    """Advanced indexing by a vector the loop computes is not a view, and a window d[i:2 * i]
-    has a length only the run knows: those bodies run step by step, with numpy's numbers."""
+def test_a_window_of_moving_length_still_runs_step_by_step():
+    """A window d[i:2 * i] has a length only the run knows (a vector index the loop computes, by
+    contrast, is a gather: in one kernel), so that body runs step by step, with numpy's numbers."""
     data, c0 = T.dvector("data"), T.dvector("c0")
     out, _ = sg.scan(lambda c, d: c + d[T.cast(c > 0, "int64")], outputs_info=[c0], non_sequences=[data],
                      n_steps=3)
     f = _compile([data, c0], out, "opencl")
     args = (np.array([1.0, 2.0]), np.array([-1.0, 0.5, 2.0]))
     np.testing.assert_allclose(f(*args), sg.function([data, c0], out, backend="numpy")(*args))
-    assert not _loop_sources(f)
+    assert _loop_sources(f)
     moving, _ = sg.scan(lambda i, d: d[i:2 * i].sum(), sequences=[T.arange(1, 5)], non_sequences=[data])
     g = _compile([data], moving, "opencl")
     np.testing.assert_allclose(g(np.arange(9.0)), [1.0, 5.0, 12.0, 22.0])
@@ -180,3 +180,38 @@ def test_a_while_loop_reading_past_the_end_raises_numpys_error(form):
     assert _loop_sources(f)
     with pytest.raises(IndexError, match="index 20 is out of bounds for axis 0 with size 20"):
         f(np.full(20, 0.1))  # the sum never passes 10 before i reaches 20
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_gathers_and_scatters_by_index_arrays_run_in_one_kernel(form):
+    """Theano's negative log-likelihood, -mean(log(p)[T.arange(n), y]) (a gather by two index
+    arrays; its gradient an inc_subtensor: a scatter), trains a softmax classifier on minibatches
+    in one kernel with numpy's numbers; a carry updated by set_subtensor and inc_subtensor at
+    index arrays the step computes (repeated indices accumulate, negative ones wrap) too; a label
+    out of range sends the call step by step, where numpy raises."""
+    X, y, w0 = T.dmatrix("X"), T.lvector("y"), T.dmatrix("w0")
+
+    def step(i, w, X, y):
+        xb, yb = X[i * 4:(i + 1) * 4], y[i * 4:(i + 1) * 4]
+        p = T.nnet.softmax(T.dot(xb, w))
+        return w - 0.5 * sg.grad(-T.mean(T.log(p)[T.arange(yb.shape[0]), yb]), w)
+    ws, _ = sg.scan(step, sequences=[T.arange(X.shape[0] // 4)], outputs_info=[w0], non_sequences=[X, y])
+    rng = np.random.default_rng(4)
+    args = [rng.normal(size=(16, 3)), rng.integers(0, 4, 16), np.zeros((3, 4))]
+    f = _compile([X, y, w0], ws[-1], "opencl", form)
+    np.testing.assert_allclose(f(*args), sg.function([X, y, w0], ws[-1], backend="numpy")(*args), rtol=1e-12)
+    assert _loop_sources(f)
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(args[0], np.where(np.arange(16) == 9, 4, args[1]), args[2])
+    c0 = T.dmatrix("c0")
+
+    def body(t, c):
+        rows = (T.arange(5) * t) % c.shape[0] - 1  # repeated rows, and -1: the last
+        cols = T.arange(5) % c.shape[1]
+        c = T.inc_subtensor(c[rows, cols], T.tanh(c[rows, cols[::-1]]) * 0.5)
+        return T.set_subtensor(c[rows[:2], cols[:2]], c[0, 0] * 0.25)
+    out, _ = sg.scan(body, sequences=[T.arange(1, 7)], outputs_info=[c0])
+    init = rng.normal(size=(3, 4))
+    g = _compile([c0], out, "opencl", form)
+    np.testing.assert_allclose(g(init), sg.function([c0], out, backend="numpy")(init), rtol=1e-12)
+    assert _loop_sources(g)

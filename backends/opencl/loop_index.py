@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from symgraph.backends.opencl.loop_slots import Decline, Slot, index_view
-from symgraph.graph.basic import Variable
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, copy_step, index_view
+from symgraph.graph.basic import Apply, Variable
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.subtensor import IncSubtensor, Subtensor
 
@@ -182,4 +182,36 @@ def affine_of(plan: LoopPlan, v: Variable) -> Affine | None:
     return Affine.atom(("v", id(v))) if getattr(tt, "ndim", None) == 0 and np.dtype(tt.dtype).kind in "iu" else None
 
 
-__all__ = ["Affine", "program_forms", "indexed", "affine_of", "index_at_run_time", "INDEX_CHECK"]
+def gather_or_scatter(plan: LoopPlan, node: Apply, label: str) -> None:
+    """``x[i0, .., ik]`` with an integer array for every axis (``log(p)[T.arange(n), y]``) as a
+    'gather' step, or ``inc_subtensor`` / ``set_subtensor`` of it (its gradient) as a copy of
+    ``x`` and a 'scatter' step; each index checked and wrapped as numpy does (``sg_index``: out of
+    range, the call runs step by step, where numpy raises). The index arrays broadcast together;
+    a scatter runs on one work-item in order, so repeated indices accumulate (set: the last wins)."""
+    scatter = isinstance(node.op, IncSubtensor)
+    x = plan.slot(node.inputs[0])
+    if not x.ptr or (scatter and x.dtype.kind == "b"):
+        raise Decline(f"{label}: indexing {x.dtype.name} {'a literal' if not x.ptr else 'flags'}")
+    value = plan.slot(node.inputs[1]) if scatter else None
+    idx = [plan.slot(v) for v in node.inputs[2 if scatter else 1:]]
+    shape = _broadcast_or_decline([s.shape for s in idx], label)
+    if value is not None and _broadcast_or_decline([value.shape, shape], label) != shape:
+        raise Decline(f"{label}: a value of shape {value.shape} for {shape} indexed elements")
+    dests = plan.output(node.outputs[0], x.shape if scatter else shape)
+    if scatter:
+        plan.steps.append(copy_step(x, dests))
+        op = "set" if node.op_as(IncSubtensor).set_instead_of_inc else "add"
+        plan.steps.append(Step("scatter", label, shape, [value, *idx], [dests], op=op, xshape=x.shape))
+    else:
+        plan.steps.append(Step("gather", label, shape, [x, *idx], [dests], xshape=x.shape))
+    plan.checks_indices = True
+
+
+def _broadcast_or_decline(shapes: list[tuple], label: str) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise Decline(f"{label}: shapes {shapes} do not broadcast") from None
+
+
+__all__ = ["Affine", "program_forms", "indexed", "affine_of", "index_at_run_time", "INDEX_CHECK", "gather_or_scatter"]

@@ -26,7 +26,7 @@ import numpy as np
 from symgraph.backends.opencl import kernels_scalar as ks
 from symgraph.backends.opencl.kernels_elemwise import program_and_inputs
 from symgraph.backends.opencl.kernels_random import random_steps
-from symgraph.backends.opencl.loop_index import Affine, affine_of, indexed, program_forms
+from symgraph.backends.opencl.loop_index import Affine, affine_of, gather_or_scatter, indexed, program_forms
 from symgraph.backends.opencl.loop_loss import one_hot_steps, softmax_steps
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
 from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
@@ -121,7 +121,7 @@ class LoopPlan:
             slots.append(Slot(f"{kind}{j}", shape, c_strides(shape), dt, f"{kind}{j}"))
         return slots
 
-    def _output(self, v: Variable, shape: tuple) -> list[Slot]:
+    def output(self, v: Variable, shape: tuple) -> list[Slot]:
         """Where a computed value is stored: its destinations, else a scratch region."""
         want = _tt(v).shape
         if len(shape) != len(want) or any(w is not None and w != n for w, n in zip(want, shape)):
@@ -206,12 +206,17 @@ class LoopPlan:
             self._core(core, label, node.outputs, (op.program, op.slot, others))
         elif kind == "softmax":
             x, op = self.slot(node.inputs[0]), node.op_as(_AxisSoftmax)
-            dests = self._output(node.outputs[0], x.shape)
+            dests = self.output(node.outputs[0], x.shape)
             self.steps += softmax_steps(x, op.axis, isinstance(op, LogSoftmax), dests, self.scratch_slot, label)
+        elif kind in ("gather", "scatter"):
+            gather_or_scatter(self, node, label)
+        elif kind == "arange":
+            values = [self.int_value(v) for v in node.inputs]
+            self.slots[node.outputs[0]] = self.constant_slot(np.arange(*values, dtype=_tt(node.outputs[0]).dtype))
         elif kind == "onehot":
             labels, like = self.slot(node.inputs[0]), self.slot(node.inputs[1])
             classes = self.constant_slot(np.arange(like.shape[-1], dtype=np.int64))
-            dests = self._output(node.outputs[0], labels.shape + classes.shape)
+            dests = self.output(node.outputs[0], labels.shape + classes.shape)
             self.steps += one_hot_steps(labels, classes, dests, label)
             self.checks_indices = True
         elif kind in ("reduce", "dot"):
@@ -224,7 +229,7 @@ class LoopPlan:
         """An elementwise program over its inputs broadcast together; an output that reads only
         some inputs has their broadcast shape (stored once per element of it)."""
         shape = _broadcast([s.shape for s in ins], label)
-        outs = [self._output(v, _broadcast([ins[k].shape for k in sorted(deps)], label))
+        outs = [self.output(v, _broadcast([ins[k].shape for k in sorted(deps)], label))
                 for v, deps in zip(outputs, prog.output_deps)]
         draws = {j: _broadcast([ins[k].shape for k in sorted(prog.step_deps[j])], label)
                  for j in random_steps(prog)}  # a draw's element index is its flat index in its own shape
@@ -256,7 +261,7 @@ class LoopPlan:
         for a, b in zip(sides[0][1], sides[1][1]):
             if a.shape != b.shape:
                 raise Decline(f"{label}: the sides give shapes {a.shape} and {b.shape}")
-        dests = [self._output(v, s.shape) for v, s in zip(node.outputs, sides[0][1])]
+        dests = [self.output(v, s.shape) for v, s in zip(node.outputs, sides[0][1])]
         for steps, results in sides:
             steps += [copy_step(s, d) for s, d in zip(results, dests)]
         cond = self.slot(node.inputs[0])
@@ -295,14 +300,14 @@ class LoopPlan:
         value, shape = self.slot(node.inputs[0]), tuple(self.int_value(v) for v in node.inputs[1:])
         if _broadcast([value.shape, shape], label) != shape:
             raise Decline(f"{label}: a value of shape {value.shape} does not fill {shape}")
-        dests = self._output(node.outputs[0], shape)
+        dests = self.output(node.outputs[0], shape)
         self.steps.append(copy_step(value, dests, label, shape))
 
     def _incsub(self, node: Apply, label: str) -> None:
         """``x`` copied, then its indexed part (a view) set to, or increased by, ``y``."""
         op = node.op_as(IncSubtensor)
         x, y = self.slot(node.inputs[0]), self.slot(node.inputs[1])
-        dests = self._output(node.outputs[0], x.shape)
+        dests = self.output(node.outputs[0], x.shape)
         self.steps.append(copy_step(x, dests))
         parts = [indexed(self, d, op, node.inputs[2:]) for d in dests]
         if _broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
@@ -329,7 +334,7 @@ class LoopPlan:
         if len({s.shape[:axis] + s.shape[axis + 1:] for s in srcs}) != 1:
             raise Decline(f"{label}: shapes {[s.shape for s in srcs]} do not concatenate")
         shape = srcs[0].shape[:axis] + (sum(s.shape[axis] for s in srcs),) + srcs[0].shape[axis + 1:]
-        dests, start = self._output(node.outputs[0], shape), 0
+        dests, start = self.output(node.outputs[0], shape), 0
         for s in srcs:
             part = (slice(None),) * axis + (slice(start, start + s.shape[axis]),)
             self.steps.append(copy_step(s, [index_view(d, part) for d in dests], label))
@@ -409,7 +414,7 @@ class LoopPlan:
             if _broadcast([s.shape, shape], label) != shape:
                 raise Decline(f"{label}: an epilogue input of shape {s.shape} broadcasts the result {shape}")
         step.epi, step.epi_slot, step.others = prog, epi_slot, others
-        step.outs = [self._output(v, shape) for v in outputs]
+        step.outs = [self.output(v, shape) for v in outputs]
         self.steps.append(step)
 
     def _product(self, core: Apply, label: str, acc: np.dtype) -> Step:

@@ -36,6 +36,7 @@ from symgraph.backends.opencl.loop_plan import LoopPlan, Slot, Step
 from symgraph.tensor.composite import Composite
 
 BARRIER = "barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);"
+SPECIAL = ("check", "gather", "scatter")  # steps printed as one plain loop in every form
 
 
 def _spread(var: str, n: int, local: int, chunked: bool) -> str:
@@ -117,6 +118,10 @@ class Source:
         loop = [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in body] + ["}"]
         return loop_nest.block_caches(step, loop)
 
+    def _special(self, step: Step) -> list[str]:
+        """A step of a kind one loop prints in every form of the kernel (``SPECIAL``)."""
+        return {"check": self.check, "gather": self.gather, "scatter": self.scatter}[step.kind](step)
+
     def check(self, step: Step) -> list[str]:
         """A range check (``Step`` kind 'check'): each element of ``ins[0]`` in 0 .. count - 1, else
         the host's flag (``bad``: the call then runs step by step, where the op raises)."""
@@ -126,6 +131,36 @@ class Source:
         head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
         lines = _used(_digits("e", "i", shape), body) + body
         return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in lines] + ["}"]
+
+    def gather(self, step: Step) -> list[str]:
+        """``x[i0[e], .., ik[e]]`` for each element ``e`` of the index arrays' broadcast (``Step``
+        kind 'gather'), each index checked and wrapped (``sg_index``)."""
+        shape, idx = step.shape, [f"i{d}" for d in range(len(step.shape))]
+        x, arrays = step.ins[0], step.ins[1:]
+        at = self._indexed(x, arrays, shape, idx)
+        body = [f"const {ks.ctype(x.dtype)} v = {at};"] + [f"{_at(d, shape, idx, 'e')} = v;" for d in step.outs[0]]
+        head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
+        lines = _used(_digits("e", "i", shape), body) + body
+        return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in lines] + ["}"]
+
+    def scatter(self, step: Step) -> list[str]:
+        """``out[i0[e], .., ik[e]] = v[e]`` (or ``+=``) for each element, in order on one work-item
+        (``Step`` kind 'scatter': repeated indices accumulate, as inc_subtensor's do)."""
+        shape, idx = step.shape, [f"i{d}" for d in range(len(step.shape))]
+        value, arrays = step.ins[0], step.ins[1:]
+        sign = "=" if step.op == "set" else "+="
+        body = [f"{self._indexed(d, arrays, shape, idx)} {sign} {_at(value, shape, idx, 'e')};" for d in step.outs[0]]
+        lines = _used(_digits("e", "i", shape), body) + body
+        loop = [f"for (long e = 0; e < {int(np.prod(shape, dtype=np.int64))}; e++) {{  /* {step.label} */"]
+        loop += ["    " + ln for ln in lines] + ["}"]
+        return loop if self.local == 1 else ["if (lid == 0) {"] + ["    " + ln for ln in loop] + ["}"]
+
+    @staticmethod
+    def _indexed(x: Slot, arrays: list[Slot], shape: tuple, idx: list[str]) -> str:
+        """The element of ``x`` the index arrays point at, for element ``e`` of their broadcast."""
+        terms = [f"{st} * sg_index({_at(a, shape, idx, 'e')}, {n}, bad)"
+                 for a, n, st in zip(arrays, x.shape, x.strides)]
+        return f"{x.ptr}[{' + '.join(terms) or '0'}]"
 
     def _epilogue(self, step: Step, result: str) -> list[str]:
         """The epilogue program on ``result`` at output element ``o`` (indices ``q*``), then the stores."""
@@ -179,7 +214,7 @@ class Source:
             if step.kind == "loop":
                 out += _for(step, self._alone(step.branches[0]))
             else:
-                out += self._branch(step) if step.kind == "branch" else self.check(step) if step.kind == "check" \
+                out += self._branch(step) if step.kind == "branch" else self._special(step) if step.kind in SPECIAL \
                     else loop_nest.elemwise(step, self) if step.kind == "elemwise" else loop_nest.reduce(step, self)
         return out
 
@@ -206,7 +241,7 @@ class Source:
             if reads & written or writes & (written | read):
                 out.append(BARRIER)
                 written, read = set(), set()
-            lines = self.elemwise(step) if step.kind == "elemwise" else self.check(step) if step.kind == "check" \
+            lines = self.elemwise(step) if step.kind == "elemwise" else self._special(step) if step.kind in SPECIAL \
                 else self.reduce(step)
             out += [f"if ({guard}) {{"] + ["    " + ln for ln in lines] + ["}"] if guard else lines
             written |= writes

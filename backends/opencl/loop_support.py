@@ -14,7 +14,7 @@ from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.inner import InnerGraph
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import CheckRan, Scan
-from symgraph.tensor.alloc import Alloc
+from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.dims import SpecifyShape
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
@@ -55,6 +55,10 @@ def node_kind(node: Apply) -> str | None:
         return "view"
     if isinstance(op, Subtensor) and not op.advanced:  # a view: its indices known per call, or read at run time
         return "index" if all(map(_index_value, node.inputs[1:])) else None
+    if isinstance(op, (Subtensor, IncSubtensor)) and _every_axis_by_array(op, node):  # x[rows, labels]
+        return "gather" if isinstance(op, Subtensor) else "scatter"
+    if isinstance(op, ARange):  # a constant vector once its bounds are known (T.arange(n) in a gather)
+        return "arange" if all(map(_known_int, node.inputs)) else None
     if isinstance(op, Join):
         return "join"
     if isinstance(op, Alloc):  # a value broadcast into a new array of a known shape
@@ -78,6 +82,16 @@ def node_kind(node: Apply) -> str | None:
     if isinstance(op, OneHot):  # class labels' one-hot rows: a range check and a comparison
         return "onehot"
     return _core_kind(op, node.inputs)
+
+
+def _every_axis_by_array(op: Any, node: Apply) -> bool:
+    """Advanced indexing of every axis by an integer array (``lp[T.arange(n), y]``, and the
+    inc_subtensor of its gradient): a gather, or a scatter, in the one-kernel loop."""
+    return bool(op.idx_list) and all(e == "a" for e in op.idx_list) and len(op.idx_list) == _ndim(node.inputs[0])
+
+
+def _ndim(v: Variable) -> int:
+    return getattr(v.type, "ndim", -1)
 
 
 def _index_value(v: Variable) -> bool:
