@@ -1,8 +1,8 @@
 """Drawn loop bodies in the one-kernel loop: a body made of a drawn sequence of the forms the
 kernel runs (elementwise work, reductions, a product, a reversal, a rotation by slicing and
 concatenation, an ``sg.ifelse``, a random draw, indices and a window the step computes, softmax, a
-promised shape), optionally a while loop, gives the numpy backend's numbers in each form of the
-kernel."""
+gather and a scatter by index vectors, a promised shape), optionally a while loop, gives the numpy
+backend's numbers in each form of the kernel."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +30,8 @@ _PARTS = [
     lambda c, x, w, r: c + c[_index(c)] * 0.1 - c[_index(x) - c.shape[0]] * 0.2,  # indices the step computes
     lambda c, x, w, r: c * 0.8 + T.sum(c[_index(c):_index(c) + 1]) * 0.2,  # a window that moves
     lambda c, x, w, r: T.nnet.softmax(c[None, :] * 2.0)[0] + T.nnet.log_softmax(c) * 0.1,
+    lambda c, x, w, r: T.inc_subtensor(c[(T.arange(c.shape[0]) * 2 - 1) % c.shape[0]], c[::-1] * 0.1),  # a scatter
+    lambda c, x, w, r: c * 0.5 + c[(T.arange(c.shape[0]) + _index(x)) % c.shape[0]] * 0.3,  # a gather
 ]
 
 
