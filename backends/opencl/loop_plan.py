@@ -204,26 +204,32 @@ class LoopPlan:
             core, _ = op.parts(node.inputs)
             others = [self.slot(v) for v in node.inputs[op.n_core:]]
             self._core(core, label, node.outputs, (op.program, op.slot, others))
-        elif kind == "softmax":
+        elif kind in ("softmax", "onehot", "gather", "scatter", "arange"):
+            self._classifier(node, kind, label)
+        elif kind in ("reduce", "dot"):
+            out = node.outputs[0]
+            self._core(node, label, [out], (Composite.identity(_tt(out).dtype), 0, []))
+        else:
+            raise Decline(f"{node.op} has no one-kernel form")
+
+    def _classifier(self, node: Apply, kind: str, label: str) -> None:
+        """A classifier's loss and its gradient (loop_loss.py, loop_index.py): softmax, one-hot
+        labels, gathers and scatters by index arrays, ``T.arange`` of known bounds."""
+        if kind == "softmax":
             x, op = self.slot(node.inputs[0]), node.op_as(_AxisSoftmax)
             dests = self.output(node.outputs[0], x.shape)
             self.steps += softmax_steps(x, op.axis, isinstance(op, LogSoftmax), dests, self.scratch_slot, label)
-        elif kind in ("gather", "scatter"):
-            gather_or_scatter(self, node, label)
-        elif kind == "arange":
-            values = [self.int_value(v) for v in node.inputs]
-            self.slots[node.outputs[0]] = self.constant_slot(np.arange(*values, dtype=_tt(node.outputs[0]).dtype))
         elif kind == "onehot":
             labels, like = self.slot(node.inputs[0]), self.slot(node.inputs[1])
             classes = self.constant_slot(np.arange(like.shape[-1], dtype=np.int64))
             dests = self.output(node.outputs[0], labels.shape + classes.shape)
             self.steps += one_hot_steps(labels, classes, dests, label)
             self.checks_indices = True
-        elif kind in ("reduce", "dot"):
-            out = node.outputs[0]
-            self._core(node, label, [out], (Composite.identity(_tt(out).dtype), 0, []))
+        elif kind == "arange":
+            values = [self.int_value(v) for v in node.inputs]
+            self.slots[node.outputs[0]] = self.constant_slot(np.arange(*values, dtype=_tt(node.outputs[0]).dtype))
         else:
-            raise Decline(f"{node.op} has no one-kernel form")
+            gather_or_scatter(self, node, label)
 
     def _elemwise(self, prog: Composite, ins: list[Slot], outputs: list, label: str) -> None:
         """An elementwise program over its inputs broadcast together; an output that reads only
