@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, copy_step, index_view
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, broadcast, copy_step, index_view
 from symgraph.graph.basic import Apply, Variable
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.subtensor import IncSubtensor, Subtensor
@@ -194,8 +194,8 @@ def gather_or_scatter(plan: LoopPlan, node: Apply, label: str) -> None:
         raise Decline(f"{label}: indexing {x.dtype.name} {'a literal' if not x.ptr else 'flags'}")
     value = plan.slot(node.inputs[1]) if scatter else None
     idx = [plan.slot(v) for v in node.inputs[2 if scatter else 1:]]
-    shape = _broadcast_or_decline([s.shape for s in idx], label)
-    if value is not None and _broadcast_or_decline([value.shape, shape], label) != shape:
+    shape = broadcast([s.shape for s in idx], label)
+    if value is not None and broadcast([value.shape, shape], label) != shape:
         raise Decline(f"{label}: a value of shape {value.shape} for {shape} indexed elements")
     dests = plan.output(node.outputs[0], x.shape if scatter else shape)
     if scatter:
@@ -205,13 +205,6 @@ def gather_or_scatter(plan: LoopPlan, node: Apply, label: str) -> None:
     else:
         plan.steps.append(Step("gather", label, shape, [x, *idx], [dests], xshape=x.shape))
     plan.checks_indices = True
-
-
-def _broadcast_or_decline(shapes: list[tuple], label: str) -> tuple:
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise Decline(f"{label}: shapes {shapes} do not broadcast") from None
 
 
 __all__ = ["Affine", "program_forms", "indexed", "affine_of", "index_at_run_time", "INDEX_CHECK", "gather_or_scatter"]

@@ -29,7 +29,7 @@ from symgraph.backends.opencl.kernels_random import random_steps
 from symgraph.backends.opencl.loop_index import Affine, affine_of, gather_or_scatter, indexed, program_forms
 from symgraph.backends.opencl.loop_loss import one_hot_steps, softmax_steps
 from symgraph.backends.opencl.loop_nested import InnerLoop, loop_step
-from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, c_strides, copy_step, index_view
+from symgraph.backends.opencl.loop_slots import Decline, Slot, Step, broadcast, c_strides, copy_step, index_view
 from symgraph.backends.opencl.loop_support import is_int_arithmetic, node_kind, unsupported
 from symgraph.errors import ShapeError
 from symgraph.graph.basic import Apply, Constant, Variable
@@ -234,10 +234,10 @@ class LoopPlan:
     def _elemwise(self, prog: Composite, ins: list[Slot], outputs: list, label: str) -> None:
         """An elementwise program over its inputs broadcast together; an output that reads only
         some inputs has their broadcast shape (stored once per element of it)."""
-        shape = _broadcast([s.shape for s in ins], label)
-        outs = [self.output(v, _broadcast([ins[k].shape for k in sorted(deps)], label))
+        shape = broadcast([s.shape for s in ins], label)
+        outs = [self.output(v, broadcast([ins[k].shape for k in sorted(deps)], label))
                 for v, deps in zip(outputs, prog.output_deps)]
-        draws = {j: _broadcast([ins[k].shape for k in sorted(prog.step_deps[j])], label)
+        draws = {j: broadcast([ins[k].shape for k in sorted(prog.step_deps[j])], label)
                  for j in random_steps(prog)}  # a draw's element index is its flat index in its own shape
         self.steps.append(Step("elemwise", label, shape, ins, outs, prog=prog, draws=draws))
 
@@ -304,7 +304,7 @@ class LoopPlan:
     def _alloc(self, node: Apply, label: str) -> None:
         """A value broadcast into a new array of a known shape."""
         value, shape = self.slot(node.inputs[0]), tuple(self.int_value(v) for v in node.inputs[1:])
-        if _broadcast([value.shape, shape], label) != shape:
+        if broadcast([value.shape, shape], label) != shape:
             raise Decline(f"{label}: a value of shape {value.shape} does not fill {shape}")
         dests = self.output(node.outputs[0], shape)
         self.steps.append(copy_step(value, dests, label, shape))
@@ -316,7 +316,7 @@ class LoopPlan:
         dests = self.output(node.outputs[0], x.shape)
         self.steps.append(copy_step(x, dests))
         parts = [indexed(self, d, op, node.inputs[2:]) for d in dests]
-        if _broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
+        if broadcast([y.shape, parts[0].shape], label) != parts[0].shape:
             raise Decline(f"{label}: a value of shape {y.shape} for a part of shape {parts[0].shape}")
         dt = x.dtype.name
         prog = Composite.identity(dt) if op.set_instead_of_inc else \
@@ -408,7 +408,7 @@ class LoopPlan:
             else:
                 red = core.op_as(CAReduce)
                 value, ins = Composite.identity(_tt(core.inputs[0]).dtype), [self.slot(core.inputs[0])]
-            xshape = _broadcast([s.shape for s in ins], label)
+            xshape = broadcast([s.shape for s in ins], label)
             axes = tuple(sorted(red.axis))
             if red.scalar_op in ("maximum", "minimum") and any(xshape[a] == 0 for a in axes):
                 raise Decline("a maximum or minimum over no elements")
@@ -417,7 +417,7 @@ class LoopPlan:
         shape = step.shape
         step.acc_slot = self.scratch_slot(acc, shape)
         for s in others:
-            if _broadcast([s.shape, shape], label) != shape:
+            if broadcast([s.shape, shape], label) != shape:
                 raise Decline(f"{label}: an epilogue input of shape {s.shape} broadcasts the result {shape}")
         step.epi, step.epi_slot, step.others = prog, epi_slot, others
         step.outs = [self.output(v, shape) for v in outputs]
@@ -468,13 +468,6 @@ class LoopPlan:
         total = nbytes(self.seq_rows, self.dtypes[:ns]) + 2 * nbytes(self.carry_shapes, self.dtypes[ns:ns + nc])
         total += nbytes(self.const_shapes, self.dtypes[ns + nc:])
         return total + sum(n * 8 for n in self.scratch.values())
-
-
-def _broadcast(shapes: list[tuple], label: str) -> tuple:
-    try:
-        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
-    except ValueError:
-        raise Decline(f"{label}: shapes {shapes} do not broadcast") from None
 
 
 def _tt(v: Variable) -> TensorType:

@@ -16,6 +16,14 @@ class Decline(Exception):
     """These shapes (or this node) do not fit the one-kernel loop: the call runs step by step."""
 
 
+def broadcast(shapes: list[tuple], label: str) -> tuple:
+    """numpy's broadcast of ``shapes``, or Decline (naming the node ``label``) when they do not."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+    except ValueError:
+        raise Decline(f"{label}: shapes {shapes} do not broadcast") from None
+
+
 def c_strides(shape: tuple) -> tuple:
     """C-contiguous element strides of ``shape``."""
     out, acc = [], 1
@@ -125,4 +133,4 @@ def index_view(src: Slot, index: tuple) -> Slot:
     return Slot(ptr, tuple(view.shape), tuple(view.strides), src.dtype, src.key, deps=src.deps)
 
 
-__all__ = ["Decline", "Slot", "Step", "c_strides", "copy_step", "index_view"]
+__all__ = ["Decline", "Slot", "Step", "broadcast", "c_strides", "copy_step", "index_view"]
