@@ -60,8 +60,10 @@ class Step:
     over ``ins`` broadcast to ``shape``), 'reduce' (``prog``'s value reduced with ``op`` over
     ``axes`` of ``xshape``; a matrix product is the sum of a product program over the inner axis)
     'branch' (an ``sg.ifelse``: the steps of one of ``branches`` by the condition ``ins[0]``),
-    'loop' (a nested scan: the steps ``branches[0]``, ``count`` times) or 'check' (every element
-    of ``ins[0]``, of ``shape``, in 0 .. ``count`` - 1, else the host's flag: class labels);
+    'loop' (a nested scan: the steps ``branches[0]``, ``count`` times), 'check' (every element
+    of ``ins[0]``, of ``shape``, in 0 .. ``count`` - 1, else the host's flag: class labels),
+    'gather' (``ins[0]`` at the index arrays ``ins[1:]``) or 'scatter' (``ins[0]`` set into, or
+    added to, ``outs`` at the index arrays ``ins[1:]``, in order; ``op`` 'set' or 'add');
     a reduction's result goes through ``epi`` (its input ``epi_slot`` reads it, the others are
     ``others``) before the stores: program output q is stored into each slot of ``outs[q]``."""
     kind: str

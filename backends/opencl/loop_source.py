@@ -107,16 +107,11 @@ class Source:
         return [f"{_at(d, shape, idx, flat)} = {o};" for q, o in enumerate(outs) for d in step.outs[q]]
 
     def elemwise(self, step: Step) -> list[str]:
-        shape = step.shape
-        idx = [f"i{d}" for d in range(len(shape))]
+        shape, idx = step.shape, _names(step)
         assert step.prog is not None
         lines, outs = self.program(step.prog, loop_nest.loads(step, lambda s: _at(s, shape, idx, "e")),
                                    lambda j: draw_index(step.draws[j], shape, idx, "e"))
-        body = lines + self._stores(step, outs, shape, idx, "e")
-        body = _used(_digits("e", "i", shape), body) + body
-        head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
-        loop = [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in body] + ["}"]
-        return loop_nest.block_caches(step, loop)
+        return loop_nest.block_caches(step, self._each(step, lines + self._stores(step, outs, shape, idx, "e")))
 
     def _special(self, step: Step) -> list[str]:
         """A step of a kind one loop prints in every form of the kernel (``SPECIAL``)."""
@@ -125,35 +120,33 @@ class Source:
     def check(self, step: Step) -> list[str]:
         """A range check (``Step`` kind 'check'): each element of ``ins[0]`` in 0 .. count - 1, else
         the host's flag (``bad``: the call then runs step by step, where the op raises)."""
-        shape, idx = step.shape, [f"i{d}" for d in range(len(step.shape))]
-        v = _at(step.ins[0], shape, idx, "e")
-        body = [f"if ({v} < 0 || {v} >= {step.count}) bad[0] = 1;"]
-        head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
-        lines = _used(_digits("e", "i", shape), body) + body
-        return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in lines] + ["}"]
+        v = _at(step.ins[0], step.shape, _names(step), "e")
+        return self._each(step, [f"if ({v} < 0 || {v} >= {step.count}) bad[0] = 1;"])
 
     def gather(self, step: Step) -> list[str]:
         """``x[i0[e], .., ik[e]]`` for each element ``e`` of the index arrays' broadcast (``Step``
         kind 'gather'), each index checked and wrapped (``sg_index``)."""
-        shape, idx = step.shape, [f"i{d}" for d in range(len(step.shape))]
-        x, arrays = step.ins[0], step.ins[1:]
-        at = self._indexed(x, arrays, shape, idx)
-        body = [f"const {ks.ctype(x.dtype)} v = {at};"] + [f"{_at(d, shape, idx, 'e')} = v;" for d in step.outs[0]]
-        head = _spread("e", int(np.prod(shape, dtype=np.int64)), self.local, self.chunked)
-        lines = _used(_digits("e", "i", shape), body) + body
-        return [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in lines] + ["}"]
+        x, arrays, idx = step.ins[0], step.ins[1:], _names(step)
+        at = self._indexed(x, arrays, step.shape, idx)
+        return self._each(step, [f"const {ks.ctype(x.dtype)} v = {at};"]
+                          + [f"{_at(d, step.shape, idx, 'e')} = v;" for d in step.outs[0]])
 
     def scatter(self, step: Step) -> list[str]:
         """``out[i0[e], .., ik[e]] = v[e]`` (or ``+=``) for each element, in order on one work-item
         (``Step`` kind 'scatter': repeated indices accumulate, as inc_subtensor's do)."""
-        shape, idx = step.shape, [f"i{d}" for d in range(len(step.shape))]
-        value, arrays = step.ins[0], step.ins[1:]
-        sign = "=" if step.op == "set" else "+="
-        body = [f"{self._indexed(d, arrays, shape, idx)} {sign} {_at(value, shape, idx, 'e')};" for d in step.outs[0]]
-        lines = _used(_digits("e", "i", shape), body) + body
-        loop = [f"for (long e = 0; e < {int(np.prod(shape, dtype=np.int64))}; e++) {{  /* {step.label} */"]
-        loop += ["    " + ln for ln in lines] + ["}"]
-        return loop if self.local == 1 else ["if (lid == 0) {"] + ["    " + ln for ln in loop] + ["}"]
+        value, arrays, idx = step.ins[0], step.ins[1:], _names(step)
+        sign, v = "=" if step.op == "set" else "+=", _at(value, step.shape, idx, "e")
+        return self._each(step, [f"{self._indexed(d, arrays, step.shape, idx)} {sign} {v};" for d in step.outs[0]],
+                          in_order=True)
+
+    def _each(self, step: Step, body: list[str], in_order: bool = False) -> list[str]:
+        """``body`` (lines for element ``e`` of ``step.shape``, its indices ``i<d>``) for every
+        element: spread over the work-group, or in order on one work-item (``in_order``)."""
+        n = int(np.prod(step.shape, dtype=np.int64))
+        head = _spread("e", n, 1 if in_order else self.local, self.chunked)
+        lines = _used(_digits("e", "i", step.shape), body) + body
+        loop = [f"{head} {{  /* {step.label} */"] + ["    " + ln for ln in lines] + ["}"]
+        return ["if (lid == 0) {"] + ["    " + ln for ln in loop] + ["}"] if in_order and self.local > 1 else loop
 
     @staticmethod
     def _indexed(x: Slot, arrays: list[Slot], shape: tuple, idx: list[str]) -> str:
@@ -333,6 +326,11 @@ class Source:
             head = f'#pragma clang diagnostic ignored "-Wpass-failed"\n{head}'
         return (f"{head}__kernel {attr}void {name}(\n        " + ",\n        ".join(self.params())
                 + ")\n{\n" + "".join(f"    {ln}\n" for ln in body) + "}\n")
+
+
+def _names(step: Step) -> list[str]:
+    """The per-axis index names ``i<d>`` of a step's elements."""
+    return [f"i{d}" for d in range(len(step.shape))]
 
 
 def _for(step: Step, body: list[str]) -> list[str]:
