@@ -282,7 +282,7 @@ class Bucket:
         them), and one that takes them holds them from then on."""
         if _GIL:
             for s in self.kept:
-                if sys.getrefcount(s) + sum(map(sys.getrefcount, s.held)) == s.count:
+                if _references(s) == s.count:
                     return s
         with self.lock:
             return self._new(self.shapes)
@@ -295,7 +295,7 @@ class Bucket:
         s = Spans(self, *_layout(shapes, lambda shape: np.empty(shape, self.dtype)))
         if len(self.kept) < self.keep:
             self.kept.append(s)
-            s.count = sys.getrefcount(s) + sum(map(sys.getrefcount, s.held))
+            s.count = _references(s)
         return s
 
     def relayout(self, shapes: tuple) -> Spans:
@@ -305,6 +305,12 @@ class Bucket:
             if shapes != self.shapes:
                 self.shapes, self.kept = shapes, []
             return self._new(shapes)
+
+
+def _references(s: Spans) -> int:
+    """The reference counts of ``s`` and of what a caller may hold of it, summed (``Bucket.open``
+    compares the sum with the one taken while only the bucket held them)."""
+    return sys.getrefcount(s) + sum(map(sys.getrefcount, s.held))
 
 
 def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
