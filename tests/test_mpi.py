@@ -13,6 +13,7 @@ import pytest
 
 import symgraph as sg
 import symgraph.tensor as T
+from symgraph.backends.numpy.lowering import ufunc_into
 from symgraph.errors import GraphTypeError
 from symgraph.tensor.collective import STATS, AllReduce, AllReduceBucket, set_communicator
 from conftest import NO_OPENCL
@@ -330,3 +331,27 @@ def test_opencl_allreduce_on_a_device_with_its_own_memory(two_ranks, monkeypatch
     before = dict(TRANSFERS)
     pair(np.ones(3), np.ones((2, 2)))
     assert TRANSFERS["to_device"] - before.get("to_device", 0) == 3  # two arguments, one bucket
+
+
+def test_ufunc_into_writes_only_a_result_of_the_destinations_shape():
+    """A bucket producer's helper: written into the destination when the result has its shape,
+    a fresh array when the other argument broadcasts the result beyond it (numpy refuses the
+    destination) or no argument has its shape; unary ufuncs too."""
+    dest = np.zeros(1)
+    assert ufunc_into(np.add, dest, np.ones(1), 2.0) is dest and dest[0] == 3.0
+    wider = ufunc_into(np.add, dest, np.ones(1), np.arange(4.0))  # numpy refuses: a fresh array
+    np.testing.assert_array_equal(wider, [1.0, 2.0, 3.0, 4.0])
+    assert dest[0] == 3.0
+    assert ufunc_into(np.negative, dest, np.ones(1)) is dest and dest[0] == -1.0
+    assert ufunc_into(np.negative, None, np.ones(2)).shape == (2,)
+    np.testing.assert_array_equal(ufunc_into(np.multiply, np.zeros(3), 2.0, np.ones(2)), [2.0, 2.0])
+
+
+def test_a_bucket_producer_whose_result_outgrows_its_span_is_laid_out_anew(two_ranks):
+    a, c = T.dvector("a"), T.dvector("c")
+    f = sg.function([a, c], [T.allreduce(a + c, "sum"), T.allreduce(a * 2.0, "sum")])
+    assert "_bucket_spans.views[0]" in f.source
+    for a_len, c_len in [(1, 1), (1, 4), (1, 4), (1, 1)]:
+        r0, r1 = f(np.ones(a_len), np.arange(float(c_len)))
+        np.testing.assert_array_equal(r0, 2 * (1.0 + np.arange(float(c_len))))
+        np.testing.assert_array_equal(r1, np.full(a_len, 4.0))

@@ -49,8 +49,8 @@ def writes_into_given_memory(node: Apply) -> bool:
         return op.scalar_op == "add"
     if isinstance(op, (Composite, Epilogue, Dot)):
         return True
-    fn = getattr(getattr(op, "scalar_op", None), "np_fn", None)  # a numpy ufunc takes out=
-    return isinstance(op, Elemwise) and isinstance(fn, np.ufunc) and fn.nout == 1
+    fn = getattr(getattr(op, "scalar_op", None), "np_fn", None)  # a numpy ufunc takes out= (ufunc_into)
+    return isinstance(op, Elemwise) and isinstance(fn, np.ufunc) and fn.nout == 1 and fn.nin <= 2
 
 
 class BucketSpans:

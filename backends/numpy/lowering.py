@@ -49,6 +49,9 @@ def perform_call(node: Apply, ins: list[str], code: CodeContext) -> str:
     return f"{code.ref(node.op, f'op_{node.op}')}.perform({code.ref(node, 'node')}, [{', '.join(ins)}])"
 
 
+_UNARY = object()  # ufunc_into's second argument when the ufunc has one input
+
+
 def ufunc_name(fn: Callable, ctx: Any) -> str:
     """``np.add`` for numpy's own ufuncs (readable source), a named global otherwise."""
     name = getattr(fn, "__name__", None)
@@ -67,19 +70,20 @@ def _elemwise(node: Apply, ctx: LowerContext) -> str:
     return f"{fn}({args}, out={ctx.out})" if ctx.out else f"{fn}({args})"
 
 
-def ufunc_into(fn: Callable, dest: np.ndarray | None, *args: Any) -> Any:
-    """``fn(*args)``, written into ``dest`` when the result has exactly its shape: an argument
-    has that shape and numpy broadcasts the others to it (else numpy refuses, and the result
-    gets a fresh array, or the error the plain call raises)."""
+def ufunc_into(fn: Callable, dest: np.ndarray | None, a: Any, b: Any = _UNARY) -> Any:
+    """``fn(a)`` or ``fn(a, b)`` (a numpy ufunc of one or two inputs), written into ``dest`` when
+    the result has exactly its shape: an argument has that shape and numpy broadcasts the other
+    to it (else numpy refuses, and the result gets a fresh array, or the error the plain call
+    raises). Two named arguments, not ``*args``: a gradient bucket's small producers call it
+    every step, and packing, looping and a keyword call cost more than the check."""
     if dest is not None:
         shape = dest.shape
-        for a in args:
-            if a.__class__ is np.ndarray and a.shape == shape:
-                try:
-                    return fn(*args, out=dest)
-                except ValueError:
-                    break
-    return fn(*args)
+        if (a.__class__ is np.ndarray and a.shape == shape) or (b.__class__ is np.ndarray and b.shape == shape):
+            try:
+                return fn(a, dest) if b is _UNARY else fn(a, b, dest)
+            except ValueError:
+                pass
+    return fn(a) if b is _UNARY else fn(a, b)
 
 
 @lowers(DimShuffle)

@@ -16,6 +16,7 @@ import math
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -318,13 +319,13 @@ def allreduce_spans(spans: Spans, xs: list, op: str) -> tuple:
     ``spans`` (from ``Bucket.open``): an input already in its span (computed there) is not
     copied; the results are the views."""
     views = spans.views
-    for k, x in enumerate(xs):
-        v = views[k]
-        if x is not v:
-            if v is None or (x.shape if x.__class__ is np.ndarray else np.shape(x)) != v.shape:
-                return _relaid(spans.bucket, xs, op)
-            v[...] = x
-            STATS["packed"] += v.nbytes
+    if not all(map(is_, xs, views)):  # some input was not computed in its span
+        for x, v in zip(xs, views):
+            if x is not v:
+                if v is None or (x.shape if x.__class__ is np.ndarray else np.shape(x)) != v.shape:
+                    return _relaid(spans.bucket, xs, op)
+                v[...] = x
+                STATS["packed"] += v.nbytes
     allreduce_inplace(spans.flat, op)  # type: ignore[arg-type]  # views exist, so flat does
     return views
 
