@@ -25,6 +25,11 @@ class InputError(SymgraphError, TypeError):
     """A compiled function was called or built with bad inputs."""
 
 
+class MissingInputError(SymgraphError, ValueError):
+    """A graph's outputs depend on a variable that is neither one of its inputs, a constant nor
+    a shared variable (Theano's ``MissingInputError``)."""
+
+
 class GradientError(SymgraphError, TypeError):
     """The gradient asked for does not exist or is undefined."""
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph import scalar, serialize
-from symgraph.errors import BackendError, GradientError, GraphTypeError, InputError, MethodNotDefined, RewriteError, ShapeError
+from symgraph.errors import BackendError, GradientError, GraphTypeError, InputError, MethodNotDefined, MissingInputError, RewriteError, ShapeError
 from symgraph.graph.basic import Apply, Op, Type, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.printing import to_dot
@@ -164,8 +164,9 @@ CASES: dict[str, tuple[Callable[[], Any], type, str]] = {
     "op without perform": (lambda: Bare().perform(None, [1]), MethodNotDefined, "Bare has no perform"),
     "op without infer_shape": (lambda: Bare().infer_shape(None, [()]), MethodNotDefined,
                                "Bare does not define infer_shape"),
-    "fgraph with a free variable": (lambda: FunctionGraph([x], [x + y]), ValueError,
-                                    "the outputs depend on variables that are not inputs"),
+    "fgraph with a free variable": (lambda: FunctionGraph([x], [x + y]), MissingInputError,
+                                    r"(?s)the outputs depend on variables that are not inputs: \[y\].*"
+                                    r"The first node reading one:.*Op: add.*test_error_messages.py"),
     "replacement brings a free variable": (lambda: FunctionGraph([x], [x * 2]).replace(
         FunctionGraph([x], [x * 2]).outputs[0], y * 2), RewriteError, "brings in the free variable y"),
     "unknown scalar op": (lambda: scalar.get("expp"), KeyError, "no elementwise op 'expp'; known:"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from symgraph.errors import RewriteError
+from symgraph.errors import MissingInputError, RewriteError, node_context
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.traversal import clone, toposort
 
@@ -40,7 +40,14 @@ class FunctionGraph:
                    if v.owner is None and v not in input_set and not isinstance(v, Constant)
                    and not getattr(v, "is_shared", False)]
         if missing:
-            raise ValueError(f"the outputs depend on variables that are not inputs: {missing}")
+            raise MissingInputError(self._missing_message(missing))
+
+    def _missing_message(self, missing: list[Variable]) -> str:
+        """Which variables are missing, and the first node reading one (with its user line)."""
+        reader = next((n for v in missing for n, _ in self.clients[v] if isinstance(n, Apply)), None)
+        where = f"\n{node_context(reader)}" if reader is not None else ""
+        return (f"the outputs depend on variables that are not inputs: {missing}; give each as an input (or "
+                f"a value for it in givens). " + (f"The first node reading one:{where}" if where else ""))
 
     def _input_set(self) -> set:
         return set(self.inputs)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import symgraph.tensor as T
-from symgraph.errors import GraphTypeError
+from symgraph.errors import GraphTypeError, MissingInputError
 from symgraph.graph.basic import Constant, Variable, user_source_line
 from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import ancestors, toposort
@@ -429,8 +429,8 @@ def _loop_inputs(body_out: list, slots: list, consts: list, strict: bool, at: st
     if strict:
         extra = [v for v in free if not _from_listed(v, consts)]
         if extra:
-            raise GraphTypeError(f"scan(strict=True): the step reads {', '.join(map(str, extra))}, which "
-                                 f"non_sequences does not list{at}")
+            raise MissingInputError(f"scan(strict=True): the step reads {', '.join(map(str, extra))}, which "
+                                    f"non_sequences does not list{at}")
     given = [c for c in consts if any(c is v for v in free)]
     return given + [v for v in free if not any(v is c for c in given)]
 
