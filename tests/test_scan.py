@@ -83,13 +83,6 @@ def test_shared_variables_are_read_and_a_failing_step_changes_none():
     np.testing.assert_allclose(w.get_value(), [3, 6])
 
 
-def test_a_body_updating_a_shared_variable_is_pointed_to_outputs_info():
-    w = sg.shared(np.zeros(2), "w")
-    x = T.dmatrix("x")
-    with pytest.raises(GraphTypeError, match=r"(?s)shared variable.*w.*outputs_info.*test_scan\.py"):
-        sg.scan(lambda xt: (xt.sum(), {w: w + xt}), sequences=[x])
-
-
 def test_bad_taps_and_types_name_the_user_line():
     x, h0 = T.dmatrix("x"), T.fvector("h0")
     with pytest.raises(GraphTypeError, match=r"(?s)float64.*float32.*T\.cast.*test_scan\.py"):

@@ -26,6 +26,7 @@ from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import ancestors, toposort
 from symgraph.ifelse import IfElse
 from symgraph.scan.op import Scan
+from symgraph.scan.shared_updates import carry_updates, checked_updates
 from symgraph.scan.types import compatible
 from symgraph.tensor.random_ops import current_loop_step, loop_step
 from symgraph.tensor.type import (
@@ -192,32 +193,30 @@ class _Step:
             self.carry_slots.append(slot)
 
 
-def _parse(result: Any, at: str) -> tuple[list, TensorVariable | None]:
-    """(the step's outputs, its stop condition) from what ``fn`` returned."""
+def _parse(result: Any, at: str) -> tuple[list, TensorVariable | None, list]:
+    """(the step's outputs, its stop condition, the (shared variable, new value) pairs it returned)."""
     items = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(items) in (2, 3) and isinstance(items[0], (list, tuple)) and all(
             isinstance(i, (Until, dict)) or _is_update_list(i) for i in items[1:]):
         items = list(items[0]) + list(items[1:])
-    outputs, cond = [], None
+    outputs: list[Any] = []
+    pairs: list[Any] = []
+    cond = None
     for item in items:
         if isinstance(item, Until):
             cond = item.condition
         elif isinstance(item, dict) or _is_update_list(item):
-            pairs = list(item.items()) if isinstance(item, dict) else list(item)
-            if pairs:
-                names = ", ".join(str(v) for v, _ in pairs)
-                raise GraphTypeError(
-                    f"scan: the step function returns updates of shared variable(s) {names}; a loop body cannot "
-                    f"update shared variables. Carry the value through the loop instead: put the shared variable "
-                    f"in outputs_info (as its initial value), return its new value from the step, and update it "
-                    f"after the loop: sg.function(..., updates={{{names.split(', ')[0]}: result[-1]}}){at}")
+            pairs += list(item.items()) if isinstance(item, dict) else [tuple(p) for p in item]
         else:
             outputs.append(item)
     if cond is not None:
         if cond.ndim != 0:
             raise GraphTypeError(f"scan: the condition of until must be a scalar, got {cond} ({cond.type}){at}")
         cond = cond if cond.dtype == "bool" else T.neq(cond, 0)
-    return outputs, cond
+    # a stream's call counter given its own default update (Theano's srng.updates()): the
+    # function applies it anyway, and the draws of every step differ by the step's number
+    pairs = [(v, u) for v, u in pairs if u is not getattr(v, "default_update", None)]
+    return outputs, cond, checked_updates(pairs, at)
 
 
 def _is_update_list(item: Any) -> bool:
@@ -279,15 +278,16 @@ def _from_listed(v: Variable, consts: list) -> bool:
     return all(id(a) in listed or isinstance(a, Constant) or getattr(a, "host_resident", False) for a in roots)
 
 
-def _trace(fn: Callable, step: _Step, consts: list, outs: list[_Output], at: str) -> tuple[list, Variable | None]:
-    """Call ``fn`` on the placeholders; the step's outputs (as tensors) and its stop condition."""
+def _trace(fn: Callable, step: _Step, consts: list, outs: list[_Output], at: str) -> tuple[list, Variable | None, list]:
+    """Call ``fn`` on the placeholders; the step's outputs (as tensors), its stop condition and
+    the shared variables it updates (with their new values)."""
     result = fn(*step.args, *consts)
-    outputs, cond = _parse(result, at)
+    outputs, cond, pairs = _parse(result, at)
     outputs = [as_tensor_variable(o) for o in outputs]
     if outs and len(outputs) != len(outs):
         raise GraphTypeError(f"scan: the step returns {len(outputs)} output(s), but outputs_info has {len(outs)} "
                              f"entries (use None in outputs_info for an output that is not fed back){at}")
-    return outputs, cond
+    return outputs, cond, pairs
 
 
 _PROBE = {"i": "int8", "u": "int8", "f": "float16"}
@@ -333,25 +333,32 @@ def scan(fn: Callable, sequences: Any = None, outputs_info: Any = None, non_sequ
          return_list: bool = False, checkpoint: int | None = None, return_updates: bool = True) -> Any:
     """Loop ``fn`` over ``sequences`` (Theano's scan; see the module doc and docs/scan.md).
 
-    Returns ``(outputs, updates)`` -- ``updates`` is always an empty dict, kept so that
-    ``out, upd = theano.scan(...)`` ports -- or only the outputs with ``return_updates=False``.
+    Returns ``(outputs, updates)`` -- ``updates`` maps each shared variable the step updates
+    (returning ``{var: new value}`` or ``(outputs, updates)``, as in Theano) to its value after the
+    last step (each step reads the value the previous one left): give them to
+    ``sg.function(..., updates=...)`` -- or only the outputs with ``return_updates=False``.
     The outputs are one per entry of ``outputs_info`` (all of the step's outputs when it is not
     given): for a fed-back output its value after every step (not the initial value), for a
     ``None`` entry the stacked step outputs. ``truncate_gradient=k`` backpropagates through the
     last k steps only; ``checkpoint=k`` keeps every k-th carry for the gradient and recomputes
     the steps in between. ``mode``, ``profile`` and ``allow_gc`` are accepted for Theano code and
     change nothing (the function compiling the loop decides those)."""
-    results, _ = build_scan(fn, sequences, outputs_info, non_sequences, n_steps, truncate_gradient,
-                            go_backwards, name, strict, checkpoint)
+    results, _, updates = build_scan(fn, sequences, outputs_info, non_sequences, n_steps, truncate_gradient,
+                                     go_backwards, name, strict, checkpoint)
     out = results[0] if len(results) == 1 and not return_list else results
-    return (out, OrderedDict()) if return_updates else out
+    if updates and not return_updates:
+        raise GraphTypeError("scan(return_updates=False): the step updates the shared variable(s) "
+                             f"{', '.join(map(str, updates))}; take the updates (return_updates=True) and give them "
+                             f"to sg.function(..., updates=...){_at(user_source_line())}")
+    return (out, updates) if return_updates else out
 
 
 def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: Any, n_steps: Any,
                truncate_gradient: int, go_backwards: bool, name: str | None, strict: bool,
-               checkpoint: int | None) -> tuple[list[TensorVariable], list[TensorVariable]]:
+               checkpoint: int | None) -> tuple[list[TensorVariable], list[TensorVariable], OrderedDict]:
     """The Scan node for ``scan``'s arguments: (the user's outputs, the last value of each: the final
-    carry of a fed-back output -- its initial value when no step ran -- or a stacked output's last row)."""
+    carry of a fed-back output -- its initial value when no step ran -- or a stacked output's last
+    row, the updates of the shared variables the step updates: each one's value after the last step)."""
     at = _at(user_source_line())
     if checkpoint is not None and truncate_gradient >= 0:
         raise GraphTypeError("scan: give truncate_gradient or checkpoint, not both (a truncated gradient already "
@@ -361,9 +368,12 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     consts = [v if isinstance(v, Variable) else as_tensor_variable(v) for v in _as_list(non_sequences)]
     n, flip = _n_steps(n_steps, at)
     outer_step = current_loop_step()
-    step, step_word, outputs, cond = _traced_step(fn, seqs, outs, consts, n, go_backwards != flip, at)
+    step, step_word, outputs, cond, pairs = _traced_step(fn, seqs, outs, consts, n, go_backwards != flip, at)
     new_carries, ys, user = _body_outputs(outs, outputs, step, at)
     stop = [cond] if cond is not None else []
+    first_update = len(new_carries)
+    updated = carry_updates(pairs, step.carry_slots, step.carry_outer, [new_carries, ys, stop]) if pairs else []
+    cond = stop[0] if stop else None
     if any(v is step_word for v in ancestors(new_carries + ys + stop)):
         _count_steps(step, step_word, outer_step, new_carries)
     body_out = new_carries + ys + stop
@@ -372,13 +382,15 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     op = Scan(InnerGraph(slots + free, body_out), len(step.seq_slots), len(new_carries), until=cond is not None,
               truncate_gradient=truncate_gradient, checkpoint=checkpoint, name=name)
     node = op.make_node(step.n, *step.seq_outer, *step.carry_outer, *free)
-    return _user_outputs(tensor_outputs(node), op, user, name)
+    finals = [tensor_outputs(node)[k] for k in op.output_slots()["final"]]
+    updates = OrderedDict((var, finals[first_update + k]) for k, var in enumerate(updated))
+    return (*_user_outputs(tensor_outputs(node), op, user, name), updates)
 
 
 def _traced_step(fn: Callable, seqs: list, outs: list[_Output], consts: list, n: TensorVariable | None,
-                 backwards: bool, at: str) -> tuple[_Step, TensorVariable, list[TensorVariable], Variable | None]:
+                 backwards: bool, at: str) -> tuple[_Step, TensorVariable, list[TensorVariable], Variable | None, list]:
     """Trace ``fn`` on the step's placeholders, inside ``loop_step`` (its draws read the step-counter
-    word): (the step, that word, the step's outputs, its stop condition). Traced twice when an
+    word): (the step, that word, the step's outputs, its stop condition, its updates). Traced twice when an
     initial value is a weak constant (``_weak_probe``). A while loop given neither sequences nor
     n_steps runs up to UNBOUNDED steps."""
     weak = _weak_probe(outs)
@@ -386,7 +398,7 @@ def _traced_step(fn: Callable, seqs: list, outs: list[_Output], consts: list, n:
         step = _Step(seqs, outs, backwards, n, at)
         step_word = TensorType("uint64", ()).make_variable("step")
         with loop_step(step_word):
-            outputs, cond = _trace(fn, step, consts, outs, at)
+            outputs, cond, pairs = _trace(fn, step, consts, outs, at)
         if attempt or not weak:
             break
         _weak_settle(outs, outputs, weak)
@@ -394,7 +406,7 @@ def _traced_step(fn: Callable, seqs: list, outs: list[_Output], consts: list, n:
         if cond is None:
             raise GraphTypeError("scan: give sequences or n_steps: nothing says how many steps to run" + at)
         step.n = T.constant(np.int64(UNBOUNDED))  # a while loop bounded only by its condition
-    return step, step_word, outputs, cond
+    return step, step_word, outputs, cond, pairs
 
 
 def _body_outputs(outs: list[_Output], outputs: list[TensorVariable], step: _Step,

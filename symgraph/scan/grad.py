@@ -165,7 +165,7 @@ def _reverse(p: _Problem, rows: dict[str, list[TensorVariable]], a0: list[Tensor
     info = list(a0) + list(acc0) + [None] * len(p.f_seq)
     if not (p.f_carry or p.f_const or p.f_seq):
         return [], [], []
-    results, last = build_scan(_step_fn(graph_inputs, outs), rev, info, consts, n, -1, False,
+    results, last, _ = build_scan(_step_fn(graph_inputs, outs), rev, info, consts, n, -1, False,
                                f"grad_{name}" if name else "grad", False, None)
     nca, ncc = len(p.f_carry), len(p.f_const)
     gx = [r[::-1] for r in results[nca + ncc:]]
@@ -243,9 +243,10 @@ def checkpointed(p: _Problem, a0: list, acc0: list, gtr: list, gy: list, n: Tens
     def keep(s: TensorVariable, *rest: TensorVariable) -> list:
         carries, outer = rest[:nc], rest[nc:]
         _, length, seg = segment(s, outer[:op.n_seqs])
-        _, last = build_scan(forward, seg, list(carries), list(outer[op.n_seqs:]), length, -1, False, None, False, None)
+        _, last, _ = build_scan(forward, seg, list(carries), list(outer[op.n_seqs:]), length, -1, False, None, False,
+                                None)
         return [s + one] + last
-    ends, _ = build_scan(keep, [], [zero] + list(p.inits), list(p.seqs) + list(p.consts), n_seg, -1, False,
+    ends, _, _ = build_scan(keep, [], [zero] + list(p.inits), list(p.seqs) + list(p.consts), n_seg, -1, False,
                          "checkpoints", False, None)
     starts = _prev(list(p.inits), ends[1:], n_seg)  # the carries each segment starts from
     nca, ncc, ns, nk = len(a0), len(acc0), op.n_seqs, op.n_consts
@@ -256,7 +257,7 @@ def checkpointed(p: _Problem, a0: list, acc0: list, gtr: list, gy: list, n: Tens
         seqs, consts = outer[:ns], outer[ns:ns + nk]
         g_tr, g_y = outer[ns + nk:ns + nk + len(gtr)], outer[ns + nk + len(gtr):]
         lo, length, seg = segment(n_seg - one - j, seqs)
-        traces, _ = build_scan(forward, seg, list(firsts), list(consts), length, -1, False, None, False, None)
+        traces, _, _ = build_scan(forward, seg, list(firsts), list(consts), length, -1, False, None, False, None)
         rows = {"seq": seg, "prev": _prev(list(firsts), traces, length), "gtr": [g[lo:lo + length] for g in g_tr],
                 "gy": [g[lo:lo + length] for g in g_y], "next": traces}
         ga, gk, gx = _reverse(p, rows, list(a), list(acc), list(consts), length, op.name)
@@ -264,7 +265,7 @@ def checkpointed(p: _Problem, a0: list, acc0: list, gtr: list, gy: list, n: Tens
                                           *[T.shape_i(g, d) for d in range(1, g.ndim)])]) for g in gx]
         return [j + one] + ga + gk + pads
     outer_consts = list(p.seqs) + list(p.consts) + gtr + gy
-    results, last = build_scan(back, [s[::-1] for s in starts], [zero] + a0 + acc0 + [None] * len(p.f_seq),
+    results, last, _ = build_scan(back, [s[::-1] for s in starts], [zero] + a0 + acc0 + [None] * len(p.f_seq),
                                outer_consts, n_seg, -1, False, "checkpointed_grad", False, None)
     gx = []
     for j, kx in enumerate(p.f_seq):

@@ -24,8 +24,9 @@ def reduce(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: Any =
            go_backwards: bool = False, mode: Any = None, name: str | None = None) -> Any:
     """The last value of each output of the loop: ``(outputs, updates)``. A fed-back output that
     no step updated (empty sequences) gives its initial value; the loop keeps no trace."""
-    _, last = build_scan(fn, sequences, outputs_info, non_sequences, None, -1, go_backwards, name, False, None)
-    return (last[0] if len(last) == 1 else last), OrderedDict()
+    _, last, updates = build_scan(fn, sequences, outputs_info, non_sequences, None, -1, go_backwards, name, False,
+                                  None)
+    return (last[0] if len(last) == 1 else last), updates
 
 
 def foldl(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: Any = None, mode: Any = None,
@@ -66,5 +67,5 @@ def scan_updates(updates: Any, n_steps: Any = None, sequences: Any = None, outpu
         new, _ = clone_replace(kept + news, replace)
         return list(new)
     info: list[Any] = [None] * len(kept) + carried
-    results, last = build_scan(step, [s for _, s in seq_items], info, None, n_steps, -1, False, name, False, None)
+    results, last, _ = build_scan(step, [s for _, s in seq_items], info, None, n_steps, -1, False, name, False, None)
     return results[:len(kept)], OrderedDict(zip(carried, last[len(kept):]))
