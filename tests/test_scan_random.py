@@ -124,3 +124,45 @@ def test_save_and_load_keep_the_in_loop_stream(tmp_path):
     g = sg.load(tmp_path / "walk.sg")
     np.testing.assert_array_equal(g(), f())  # both at call 1 now
     np.testing.assert_array_equal(g(), f())
+
+
+def test_a_draw_built_before_the_loop_is_drawn_anew_each_step_unless_passed_as_a_non_sequence(backend):
+    """Theano's rule (its loop tutorial's dropout mask): a draw the step closes over is redrawn
+    at every step (step t: the site's numbers with c3 = t); one passed in non_sequences is
+    computed once, the same numbers in every step (a mask shared by the steps)."""
+    srng = sg.RandomStream(seed=11)
+    closed, shared = srng.uniform(size=(4,), dtype="float64"), srng.uniform(size=(4,), dtype="float64")
+    x = T.dmatrix("x")
+    per_step, _ = sg.scan(lambda xt: xt + closed, sequences=[x])
+    once, _ = sg.scan(lambda xt, m: xt + m, sequences=[x], non_sequences=[shared])
+    f = sg.function([x], [per_step, once, closed, shared], backend=backend)
+    for call in range(2):
+        a, b, closed_value, shared_value = f(np.zeros((3, 4)))
+        np.testing.assert_allclose(a, [_site_draw(srng, 0, call, t, (4,)) for t in range(3)], rtol=0, atol=1e-14)
+        np.testing.assert_array_equal(a[0], closed_value)  # step 0 reads c3 = 0, as the draw outside does
+        np.testing.assert_array_equal(b, np.tile(shared_value, (3, 1)))
+        assert len({tuple(r) for r in a}) == 3
+
+
+def test_the_gradient_reuses_each_steps_redrawn_mask():
+    srng = sg.RandomStream(seed=5)
+    mask = srng.binomial(size=(3,), p=0.5, dtype="float64")
+    w = sg.shared(np.array([0.5, -1.0, 2.0]), "w")
+    x = T.dmatrix("x")
+    ys, _ = sg.scan(lambda xt, h: T.tanh(h * w * mask + xt), sequences=[x], outputs_info=[T.zeros((3,))])
+    masks, _ = sg.scan(lambda xt: mask + 0 * xt, sequences=[x])
+    f = sg.function([x], [ys.sum(), sg.grad(ys.sum(), w), masks])
+    xs = np.random.default_rng(1).normal(size=(5, 3))
+    total, grad, m = f(xs)
+
+    def by_hand(wv):
+        h, out = np.zeros(3), 0.0
+        for xt, mt in zip(xs, m):
+            h = np.tanh(h * wv * mt + xt)
+            out += h.sum()
+        return out
+
+    assert len({tuple(r) for r in m}) > 1
+    assert total == pytest.approx(by_hand(w.get_value()), rel=1e-12)
+    numeric = [(by_hand(w.get_value() + 1e-6 * e) - by_hand(w.get_value() - 1e-6 * e)) / 2e-6 for e in np.eye(3)]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)

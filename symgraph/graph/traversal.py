@@ -88,6 +88,16 @@ def clone_replace(outputs: Sequence[Variable], replace: dict | None = None,
     return [memo[v] for v in outputs], memo
 
 
+def clone_replace_parts(parts: Sequence[list], replace: dict) -> None:
+    """``clone_replace`` over several lists of outputs at once (one copy of what they share),
+    each list rebuilt in place."""
+    replaced, _ = clone_replace([v for part in parts for v in part], replace)
+    at = 0
+    for part in parts:
+        part[:] = replaced[at:at + len(part)]
+        at += len(part)
+
+
 def clone(outputs: Sequence[Variable]) -> tuple[list[Variable], dict]:
     """A fresh copy of every node of the graph (inputs kept), for passes that mutate it."""
     memo: dict[Variable, Variable] = {}

@@ -27,7 +27,7 @@ from symgraph.compile.shared import SharedVariable, shared
 from symgraph.graph.basic import Variable
 from symgraph.random import distributions as D
 from symgraph.rng.philox import FOLD_WORD, SUB_SHIFT, derive_keys, key_from_seed
-from symgraph.tensor.random_ops import Words, current_loop_step
+from symgraph.tensor.random_ops import Words, step_word
 from symgraph.tensor.type import constant
 
 MAX_SITES = 1 << SUB_SHIFT
@@ -90,9 +90,7 @@ class RandomStream:
         ctr = state_variable(np.uint64(0), f"rng_call{site}")
         ctr.default_update = ctr + constant(np.uint64(1))
         self.counters.append(ctr)
-        step = current_loop_step()
-        return Words(self.key[0], self.key[1], ctr, constant(np.uint64(site)),
-                     constant(np.uint64(0)) if step is None else step)
+        return Words(self.key[0], self.key[1], ctr, constant(np.uint64(site)), step_word())
 
     def seed(self, seed: int | None = None) -> None:
         """Restart the stream from ``seed`` (default: the stream's own seed): sets the key and

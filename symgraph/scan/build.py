@@ -25,6 +25,7 @@ from symgraph.graph.basic import Constant, Variable, user_source_line
 from symgraph.graph.inner import InnerGraph
 from symgraph.graph.traversal import ancestors, toposort
 from symgraph.ifelse import IfElse
+from symgraph.scan.draws import redraw_per_step
 from symgraph.scan.op import Scan
 from symgraph.scan.shared_updates import carry_updates, checked_updates
 from symgraph.scan.types import compatible
@@ -373,6 +374,7 @@ def build_scan(fn: Callable, sequences: Any, outputs_info: Any, non_sequences: A
     stop = [cond] if cond is not None else []
     first_update = len(new_carries)
     updated = carry_updates(pairs, step.carry_slots, step.carry_outer, [new_carries, ys, stop]) if pairs else []
+    redraw_per_step([new_carries, ys, stop], step.seq_slots + step.carry_slots + consts, step_word)
     cond = stop[0] if stop else None
     if any(v is step_word for v in ancestors(new_carries + ys + stop)):
         _count_steps(step, step_word, outer_step, new_carries)

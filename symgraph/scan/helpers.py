@@ -50,8 +50,8 @@ def scan_updates(updates: Any, n_steps: Any = None, sequences: Any = None, outpu
     to keep (the loss). Returns ``(the outputs stacked over steps, the updates that store each
     shared variable's value after the last step)``: compile them with ``sg.function(...,
     updates=...)`` and one call runs the whole loop. Shared variables the step reads but does not
-    update are loop constants; random draws built before the loop repeat their numbers each step
-    (draw inside an ``sg.scan`` body for fresh numbers per step)."""
+    update are loop constants; the step's stream draws (a dropout mask) are drawn anew at every
+    step, as a scan step's closed-over draws are (symgraph/scan/draws.py)."""
     pairs = list(updates.items()) if hasattr(updates, "items") else [tuple(p) for p in updates]
     if not pairs:
         raise ValueError("scan_updates: no updates to repeat")

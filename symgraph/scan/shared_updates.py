@@ -9,7 +9,7 @@ from typing import Any
 
 from symgraph.errors import GraphTypeError
 from symgraph.graph.basic import Variable
-from symgraph.graph.traversal import clone_replace
+from symgraph.graph.traversal import clone_replace_parts
 from symgraph.scan.types import compatible
 from symgraph.tensor.type import TensorVariable, as_tensor_variable
 
@@ -41,13 +41,9 @@ def carry_updates(pairs: list[tuple[Variable, TensorVariable]], carry_slots: lis
     the new carries). Returns the variables, in the order of their carries."""
     shared = [var for var, _ in pairs]
     slots = [var.type.make_variable(None if var.name is None else f"{var.name}[t-1]") for var in shared]
-    flat = [v for part in body for v in part] + [value for _, value in pairs]
-    replaced, _ = clone_replace(flat, dict(zip(shared, slots)))
-    at = 0
-    for part in body:
-        part[:] = replaced[at:at + len(part)]
-        at += len(part)
-    body[0].extend(replaced[at:])
+    values = [value for _, value in pairs]
+    clone_replace_parts([*body, values], dict(zip(shared, slots)))
+    body[0].extend(values)
     carry_slots.extend(slots)
     carry_outer.extend(shared)
     return shared

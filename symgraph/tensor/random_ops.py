@@ -24,7 +24,7 @@ from symgraph.tensor.shape import as_int_entry, entry_var
 from symgraph.tensor.type import TensorType, TensorVariable, as_tensor_variable
 
 __all__ = ["Words", "Blank", "Permutation", "Choice", "KeySplit", "KeyFoldIn", "counter_values", "loop_step",
-           "current_loop_step"]
+           "current_loop_step", "step_word"]
 
 KEY_TYPE = TensorType("uint64", (2,))
 
@@ -58,6 +58,18 @@ def loop_step(step: Variable) -> Iterator[None]:
 def current_loop_step() -> Variable | None:
     """The step word of the loop body being traced (see ``loop_step``), or None outside loops."""
     return getattr(_LOOP, "step", None)
+
+
+def step_word() -> Variable:
+    """Counter word c3 of a stream draw built now: the loop's step inside a body being traced,
+    else 0, marked ``outside_loop`` (a scan whose step reads such a draw draws it anew at every
+    step, as Theano did: ``symgraph.scan.draws``)."""
+    step = current_loop_step()
+    if step is not None:
+        return step
+    zero = as_tensor_variable(np.uint64(0))
+    zero.tag.outside_loop = True
+    return zero
 
 
 def counter_values(values: list) -> tuple[tuple[int, int], tuple[int, int, int]]:
