@@ -239,3 +239,32 @@ def test_elemwise_infer_shape():
     (shape,) = out.owner.op.infer_shape(out.owner, [tuple(a.shape[i] for i in range(2)), (1, b.shape[1])])
     f = sg.function([a, b], list(shape), on_unused_input="ignore")
     assert [int(s) for s in f(np.zeros((3, 4)), np.zeros((1, 4)))] == [3, 4]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_of_large_arrays_agrees_with_the_reference_within_2_ulp(dtype):
+    """Arrays of SIGMOID_PASSES_MIN elements or more take numpy passes instead of scipy's expit:
+    against the per-element reference, within 2 ulp where the result is a normal number and
+    within the smallest normal of it in the far tail, -inf, inf and NaN exact, no warning;
+    alone, fused with other work, and written in place."""
+    import warnings
+
+    import math_reference as mr
+
+    from symgraph.scalar import SIGMOID_PASSES_MIN
+    rng = np.random.default_rng(3)
+    xv = (rng.standard_normal(SIGMOID_PASSES_MIN + 10) * 40).astype(dtype)
+    xv[:5] = [-np.inf, np.inf, np.nan, 0.0, -1000.0]
+    want = np.array([mr.SCALAR["sigmoid"](v) for v in xv.tolist()])
+    x = T.tensor(dtype, (None,), "x")
+    fs = [sg.function([x], T.nnet.sigmoid(x)), sg.function([x], T.nnet.sigmoid(x * 1.0) + 0.0),
+          sg.function([sg.In(x, mutable=True)], T.nnet.sigmoid(-(-x)))]
+    tiny, eps = np.finfo(dtype).tiny, np.finfo(dtype).eps
+    for f in fs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = f(xv.copy()).astype(np.float64)
+        normal = want > tiny
+        assert np.all(np.abs(got - want)[normal] <= 2 * eps * want[normal])
+        assert np.all(np.abs(got - want)[~normal & ~np.isnan(want)] <= tiny)
+        assert np.array_equal(got[:4], [0.0, 1.0, np.nan, 0.5], equal_nan=True)
