@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,24 @@ def _choice(name: str, choices: tuple) -> Callable[[Any], Any]:
             raise ValueError(f"config.{name} must be one of {list(choices)}, got {value!r}")
         return value
     return check
+
+
+THEANO_MODE_NAMES = {"FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile", "NONE": "none"}
+
+
+def _mode(value: Any) -> Any:
+    """A mode name: symgraph's, Theano's spelling of one ('FAST_RUN'), or a registered special
+    mode ('DebugMode', 'NanGuardMode', ...: every function is compiled in it). A name read from
+    the environment while symgraph is still importing (before its modes are registered) is
+    checked when a function compiles."""
+    value = THEANO_MODE_NAMES.get(value, value)
+    if value in ("fast_run", "fast_compile", "none"):
+        return value
+    special = getattr(sys.modules.get("symgraph.rewrite"), "MODE_NAMES", None)
+    if special is None or value in special:
+        return value
+    raise ValueError(f"config.mode must be one of {['fast_run', 'fast_compile', 'none', *sorted(special)]} "
+                     f"(or Theano's FAST_RUN, FAST_COMPILE), got {value!r}")
 
 
 def _device(value: Any) -> Any:
@@ -46,7 +65,8 @@ _FLAGS: dict[str, tuple[Any, str, Callable[[Any], Any]]] = {
     "floatX": ("float64", "SYMGRAPH_FLOATX", _choice("floatX", _FLOAT_DTYPES)),
     "backend": ("numpy", "SYMGRAPH_BACKEND", _choice("backend", _BACKENDS)),
     "device": (None, "SYMGRAPH_DEVICE", _device),
-    "mode": ("fast_run", "SYMGRAPH_MODE", _choice("mode", ("fast_run", "fast_compile", "none"))),
+    "mode": ("fast_run", "SYMGRAPH_MODE", _mode),
+    "on_unused_input": ("raise", "SYMGRAPH_ON_UNUSED_INPUT", _choice("on_unused_input", ("raise", "warn", "ignore"))),
     "rewrite_errors": ("raise", "SYMGRAPH_REWRITE_ERRORS", _choice("rewrite_errors", ("raise", "warn"))),
     "nan_guard": (False, "SYMGRAPH_NAN_GUARD", _bool),
     # Theano's build-time debugging: evaluate each node on its inputs' tag.test_value as it is built

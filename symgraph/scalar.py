@@ -167,6 +167,22 @@ def _softsign(x: Any, out: np.ndarray | None = None) -> Any:
     return np.divide(x, 1 + np.abs(x).astype(_float_dtype(x), copy=False), out=out)
 
 
+def _xlogy0(x: Any, y: Any, out: np.ndarray | None = None) -> Any:
+    """``x * log(y)``, 0 where ``x`` is 0 (its limit for y > 0; Theano's ``xlogy0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.multiply(x, np.log(y))
+    r = np.where(np.equal(x, 0), np.zeros((), r.dtype), r)
+    if out is None:
+        return r
+    np.copyto(out, r, casting="unsafe")
+    return out
+
+
+def _xlogx(x: Any, out: np.ndarray | None = None) -> Any:
+    """``x * log(x)``, 0 at 0 (its limit; Theano's ``xlogx``)."""
+    return _xlogy0(x, x, out=out)
+
+
 def _float_dtype(x: Any) -> np.dtype:
     dt = np.asarray(x).dtype
     return dt if dt.kind in "fc" else np.result_type(dt, np.float16)
@@ -353,6 +369,10 @@ _ROWS = [
              cl_kinds={"f": "({0} < 0 ? ({T})0 : {0})"}, vector=True, domain=_KINKS),
     ScalarOp("softsign", 1, _softsign, "({0} / (1 + fabs({0})))", lambda T, x, z, g: [g * T.sqr(1 - T.abs(z))],
              vector=True, domain=_NONZERO),  # its second derivative jumps at 0
+    ScalarOp("xlogx", 1, _xlogx, "({0} == 0 ? ({T})0 : {0} * log({0}))",
+             lambda T, x, z, g: [g * (1 + T.log(x[0]))], domain=_POS),
+    ScalarOp("xlogy0", 2, _xlogy0, "({0} == 0 ? ({T})0 : {0} * log({1}))",
+             lambda T, x, z, g: [g * T.log(x[1]), g * x[0] / x[1]], domain=("any", "positive")),
     ScalarOp("erf", 1, _erf, "erf({0})", lambda T, x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     ScalarOp("erfc", 1, _erfc, "erfc({0})", lambda T, x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     # selection

@@ -247,3 +247,50 @@ def test_shared_borrow_semantics(backend):
     np.testing.assert_array_equal(s_copy.get_value(), [9.0, 9.0])
     with pytest.raises(TypeError, match="expected dtype float64"):
         s_copy.set_value(np.ones(2, dtype="complex128"))
+
+
+def test_theano_config_flags():
+    """Theano's flags: symgraph's own are sg.config's, optimizer and mode translate, the flags of
+    machinery symgraph lacks read Theano's defaults and take any value, nested flags work in both
+    spellings, the rewrite selectors and unknown names raise."""
+    cfg = theano.config
+    with theano.change_flags(floatX="float32", compute_test_value="warn"):
+        assert sg.config.floatX == "float32" and cfg.floatX == "float32" and sg.config.compute_test_value == "warn"
+    assert sg.config.floatX == "float64" and sg.config.compute_test_value == "off"
+    with cfg.change_flags(optimizer="None"):
+        assert sg.config.mode == "none" and cfg.optimizer == "None"
+    with cfg.change_flags(mode="FAST_COMPILE"):
+        assert sg.config.mode == "fast_compile" and cfg.mode == "FAST_COMPILE"
+    with cfg.change_flags(mode="DebugMode"):
+        x = TT.dvector("x")
+        assert type(theano.function([x], x * 2)._impl).__name__ == "_Debug"  # every function is a DebugMode one
+    assert cfg.mode == "FAST_RUN" and cfg.device == "cpu" and cfg.cxx == "" and cfg.exception_verbosity == "low"
+    assert cfg.warn.subtensor_merge_bug is False and cfg.warn__round is False and cfg.dnn.conv.algo_fwd == "small"
+    with cfg.change_flags(warn__round=True, exception_verbosity="high"):
+        assert cfg.warn.round is True and cfg.exception_verbosity == "high"
+    cfg.warn.subtensor_merge_bug = False  # rnnrbm.py's first line
+    with cfg.change_flags(on_unused_input="ignore"):
+        x, y = TT.dvector("x"), TT.dvector("y")
+        assert theano.function([x, y], x * 2)(np.ones(1), np.ones(1)) == 2.0
+    with pytest.raises(ValueError, match="Mode\\(\\)\\.excluding"):
+        cfg.optimizer_excluding = "fusion"
+    with pytest.raises(AttributeError, match="no flag 'nosuchflag'"):
+        cfg.nosuchflag = 1
+    with pytest.raises(AttributeError, match="group of flags"):
+        cfg.warn = False
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        cfg.optimizer = "o7"
+
+
+def test_sg_config_mode_takes_theanos_names_and_special_modes():
+    with sg.config.change_flags(mode="FAST_COMPILE"):
+        assert sg.config.mode == "fast_compile"
+    with pytest.raises(ValueError, match="NanGuardMode"):
+        sg.config.mode = "nosuchmode"
+
+
+def test_theano_tensor_xlogx_is_the_module():
+    assert TT.xlogx.xlogx is T.xlogx and TT.xlogx.xlogy0 is T.xlogy0
+    from symgraph.compat.theano.tensor.xlogx import xlogy0
+    x = TT.dvector("x")
+    np.testing.assert_allclose(theano.function([x], xlogy0(x, x + 1))(np.array([0.0, 2.0])), [0.0, 2 * np.log(3)])

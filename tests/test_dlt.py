@@ -12,6 +12,8 @@ import functools
 import importlib.util
 import os
 import pickle
+import re
+import sys
 import warnings
 
 import numpy as np
@@ -38,6 +40,7 @@ SETTINGS = {
     "logistic_cg": ("logistic_cg", "cg_optimization_mnist", {"n_epochs": 5}),
     "SdA": ("SdA", "test_SdA", {"pretraining_epochs": 2, "training_epochs": 1, "batch_size": 20}),
     "DBN": ("DBN", "test_DBN", {"pretraining_epochs": 2, "training_epochs": 1, "batch_size": 20}),
+    "cA": ("cA", "test_cA", {"training_epochs": 2, "batch_size": 20}),
     "lstm": ("lstm", "train_lstm", {"dim_proj": 16, "n_words": 50, "batch_size": 10, "valid_batch_size": 20,
                                     "dispFreq": 1, "validFreq": 10 ** 6, "saveFreq": 10 ** 6}),
 }
@@ -268,3 +271,69 @@ def test_lstm_same_on_opencl_and_dask(workdir, backend, tmp_path_factory):
     r = _run_on(workdir, "lstm", backend, max_epochs=2)
     want = numpy_run("lstm", tmp_path_factory, max_epochs=2)
     np.testing.assert_allclose(r.numbers(r"Cost\s+(\S+)"), want.numbers(r"Cost\s+(\S+)"), rtol=1e-9)
+
+
+CA_PRINTED = r"Training epoch \d+, reconstruction cost\s+(\S+)\s+jacobian norm\s+(\S+)"
+
+
+@pytest.mark.parametrize("backend", ["numpy", OPENCL, pytest.param("dask", marks=NO_DASK)])
+def test_cA_equals_numpy_sgd(workdir, backend):
+    """The contractive autoencoder prints what the same training in numpy gives, epoch by epoch
+    (its contraction term is a floor division of floats, ``//``, so it has no gradient: the
+    tutorial trains the reconstruction alone; and it prints the first minibatches' numbers, as
+    reference.cA_printed explains), and draws its filters."""
+    r = _run_on(workdir, "cA", backend)
+    printed = [tuple(map(float, pair)) for pair in re.findall(CA_PRINTED, r.out)]
+    kw = SETTINGS["cA"][2]
+    want = reference.cA_printed(data.mnist_like()[0][0], kw["training_epochs"], kw["batch_size"])
+    np.testing.assert_allclose(printed, want, rtol=1e-9)
+    from PIL import Image
+    assert Image.open(os.path.join(r.directory, "cA_plots", "cae_filters.png")).size == (289, 289)
+
+
+def _rnnrbm(directory: str, backend: str, epochs: int = 3):
+    """rnnrbm.RnnRbm, small (20 pitches, 20 hidden units, 15 recurrent ones), trained on two
+    synthetic tunes, then one generated sequence: (its run, the generated piano roll)."""
+    paths = data.write_midi(directory)
+
+    def train_and_generate(module):
+        model = module.RnnRbm(n_hidden=20, n_hidden_recurrent=15, r=(21, 41), lr=0.01)
+        model.train(paths, batch_size=20, num_epochs=epochs)
+        model.generate(os.path.join(directory, "sample.mid"), show=False)
+        with open(os.path.join(directory, "sample.mid"), "rb") as f:
+            return np.load(f)
+    with warnings.catch_warnings():
+        if backend == "dask":  # the scans run as one task each, with a warning (_run_on)
+            warnings.simplefilter("ignore", RuntimeWarning)
+        return run(directory, "rnnrbm", None, {"backend": backend}, inspect=train_and_generate)
+
+
+@pytest.fixture
+def midi(monkeypatch):
+    """The stand-in ``midi`` package (tests/dlt/data.py) the RNN-RBM imports."""
+    module = data.midi_module()
+    monkeypatch.setitem(sys.modules, "midi", module)
+    monkeypatch.setitem(sys.modules, "midi.utils", module.utils)
+
+
+def test_rnnrbm_learns_and_generates(tmp_path, midi):
+    """The RNN-RBM (a scan computing each step's RBM biases; CD-15 through a Gibbs-chain scan
+    with draws; generation: a scan whose step runs a 25-step Gibbs chain, nested, returning the
+    inner scan's updates) improves its pseudo-likelihood and generates a 0/1 roll of 200 steps."""
+    r = _rnnrbm(str(tmp_path), "numpy", epochs=6)
+    monitor = [float(v) for v in re.findall(r"Epoch \d+/\d+\n(\S+)", r.out)]
+    assert len(monitor) == 6 and np.isfinite(monitor).all()
+    assert monitor[-1] > monitor[0] + 0.5, monitor
+    roll = r.inspected
+    assert roll.shape == (200, 20) and set(np.unique(roll)) <= {0.0, 1.0} and 0 < roll.mean() < 1
+
+
+@pytest.mark.parametrize("backend", [OPENCL, pytest.param("dask", marks=NO_DASK)])
+def test_rnnrbm_same_on_opencl_and_dask(tmp_path, midi, backend):
+    """The same pseudo-likelihoods and the same generated roll on OpenCL and dask (the same draws)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    mine, want = _rnnrbm(str(tmp_path / "a"), backend, 2), _rnnrbm(str(tmp_path / "b"), "numpy", 2)
+    np.testing.assert_allclose(mine.numbers(r"Epoch \d+/\d+\n(\S+)"), want.numbers(r"Epoch \d+/\d+\n(\S+)"),
+                               rtol=1e-9)
+    np.testing.assert_array_equal(mine.inspected, want.inspected)

@@ -40,6 +40,8 @@ REFERENCE = {
     "round_half_away_from_zero": _round_away,
     "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "softplus": lambda a: np.log1p(np.exp(-np.abs(a))) + np.maximum(a, 0),
     "relu": lambda a: np.where(a > 0, a, 0), "softsign": lambda a: a / (1 + np.abs(a)), "erf": _erf, "erfc": lambda a: 1 - _erf(a),
+    "xlogx": lambda a: np.where(a == 0, 0.0, a * np.log(np.where(a == 0, 1.0, a))),
+    "xlogy0": lambda a, b: np.where(a == 0, 0.0, a * np.log(np.where(a == 0, 1.0, b))),
     "clip": lambda a, lo, hi: np.minimum(np.maximum(a, lo), hi),
     "switch": lambda c, a, b: np.where(c, a, b), "identity": lambda a: a,
     "second": lambda a, b: np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)),

@@ -82,7 +82,7 @@ def _check_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
 
 def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any = None, givens: Any = None,
              backend: str | None = None, mode: Any = "default", name: str | None = None,
-             on_unused_input: str = "raise", allow_input_downcast: bool = False,
+             on_unused_input: str | None = None, allow_input_downcast: bool = False,
              nan_guard: bool | None = None, no_default_updates: Any = False, profile: bool | None = None,
              history: bool | None = None, trust_input: bool = False, **options: Any) -> Function:
     """Compile a callable from symbolic ``inputs`` (variables or ``sg.In``: defaults, states,
@@ -91,9 +91,11 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     every shared variable the function reads that ``updates`` leaves out (random streams' call
     counters), unless ``no_default_updates`` is True (or lists the shared variables to leave alone).
 
-    ``profile=True`` times every node and transfer of every call (``f.profile``; default
-    ``sg.config.profile``); ``history=True`` records the graph after each rewrite pass
-    (``f.history``, the explorer's slider; default ``sg.config.rewrite_history``);
+    ``on_unused_input`` ('raise', 'warn' or 'ignore'; default ``sg.config.on_unused_input``)
+    says what an input nothing reads gets. ``profile=True`` times every node and transfer of
+    every call (``f.profile``; default ``sg.config.profile``); ``history=True`` records the graph
+    after each rewrite pass (``f.history``, the explorer's slider; default
+    ``sg.config.rewrite_history``);
     ``trust_input=True`` skips the argument checks (``f.trust_input``). Other keywords are the
     backend's own options (OpenCL: ``device``, ``placement``; dask: ``chunks``, ``compute``, ``scheduler``)."""
     backend = backend or config.backend
@@ -102,6 +104,7 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     ins = _check_inputs(inputs)
     outs, return_list = _check_outputs(outputs)
     upd = _check_updates(updates)
+    on_unused_input = config.on_unused_input if on_unused_input is None else on_unused_input
     if on_unused_input not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
     targets, upd = _targets(ins, outs, upd, _as_pairs(givens, "givens"), no_default_updates)

@@ -25,6 +25,7 @@ import time
 from typing import Any
 from collections.abc import Callable, Iterable
 
+from symgraph.config import THEANO_MODE_NAMES
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import canonicalize, inline, linalg, specialize, stabilize  # noqa: F401  (register rules)
 from symgraph.rewrite.collective import bucket_allreduce
@@ -38,8 +39,7 @@ from symgraph.rewrite.history import RewriteHistory
 _BASES = {"fast_run": set(PIPELINE), "fast_compile": {"merge", "constant_folding", "inner_graphs"}, "none": set()}
 # Theano/PyTensor spellings: mode names, and rewrite names with a symgraph equivalent (None: names
 # of in-place rewrites, which symgraph does not have: excluding them changes nothing)
-THEANO_MODES = {"FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile", "NONE": "none", "o1": "fast_run",
-                "default": "fast_run"}
+THEANO_MODES = {**THEANO_MODE_NAMES, "o1": "fast_run", "default": "fast_run"}
 THEANO_REWRITES: dict[str, str | None] = {"local_elemwise_fusion": "fusion", "elemwise_fusion": "fusion",
                                           "merge1": "merge", "constant_folding": "constant_folding",
                                           "inplace": None, "inplace_opt": None, "gpu": None}

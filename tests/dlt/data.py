@@ -6,6 +6,11 @@
 pattern of bright pixels, and each row is its class's pattern with a fraction of pixels flipped,
 so a linear model learns it in a few steps and an RBM has structure to model.
 
+``*.mid`` piano rolls for the RNN-RBM (rnnrbm.py reads MIDI files through the ``midi`` package
+the tutorial's page has users download): ``midi_module()`` is a stand-in ``midi.utils`` whose
+``midiread`` loads the roll ``write_midi`` saved (a .npy file under the .mid name; notes that
+climb in steps of 1, 2 and 3 pitches, wrapping around) and whose ``midiwrite`` saves one.
+
 ``imdb.pkl`` is what ``imdb.load_data`` reads: two pickles in one file, the train set then the
 test set, each ``(list of word-index lists, list of 0/1 labels)``. A review's label is whether
 its words come mostly from the "positive" half of the vocabulary.
@@ -16,6 +21,7 @@ import functools
 import gzip
 import os
 import pickle
+import types
 
 import numpy as np
 
@@ -81,3 +87,46 @@ def write_imdb(directory: str, **kw: int) -> str:
         pickle.dump(train, f, protocol=2)
         pickle.dump(test, f, protocol=2)
     return path
+
+
+def piano_roll(steps: int, pitches: int, phase: int) -> np.ndarray:
+    """A (steps, pitches) 0/1 roll: three voices climbing 1, 2 and 3 pitches a step, wrapping."""
+    roll = np.zeros((steps, pitches))
+    t = np.arange(steps)
+    for k in (1, 2, 3):
+        roll[t, (phase + k * t) % pitches] = 1.0
+    return roll
+
+
+def write_midi(directory: str, n_files: int = 2, steps: int = 40, pitches: int = 20) -> list[str]:
+    """``n_files`` piano rolls saved under .mid names (read back by ``midi_module().utils.midiread``)."""
+    paths = []
+    for k in range(n_files):
+        path = os.path.join(directory, f"tune{k}.mid")
+        with open(path, "wb") as f:
+            np.save(f, piano_roll(steps, pitches, phase=3 * k))
+        paths.append(path)
+    return paths
+
+
+def midi_module() -> types.ModuleType:
+    """A stand-in for the ``midi`` package (``midi.utils.midiread``/``midiwrite``) over ``write_midi``'s files."""
+    class Read:
+        def __init__(self, roll: np.ndarray):
+            self.piano_roll = roll
+
+    def midiread(filename: str, r: tuple = (21, 109), dt: float = 0.2) -> Read:
+        with open(filename, "rb") as f:
+            roll = np.load(f)
+        if roll.shape[1] != r[1] - r[0]:
+            raise ValueError(f"{filename} has {roll.shape[1]} pitches, the range {r} asks for {r[1] - r[0]}")
+        return Read(roll)
+
+    def midiwrite(filename: str, roll: np.ndarray, r: tuple = (21, 109), dt: float = 0.2) -> None:
+        with open(filename, "wb") as f:
+            np.save(f, np.asarray(roll))
+
+    midi, utils = types.ModuleType("midi"), types.ModuleType("midi.utils")
+    utils.midiread, utils.midiwrite = midiread, midiwrite  # type: ignore[attr-defined]
+    midi.utils = utils  # type: ignore[attr-defined]
+    return midi

@@ -66,30 +66,53 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def dA_without_corruption(train_x: np.ndarray, epochs: int, batch_size: int, lr: float = 0.1,
-                          n_hidden: int = 500) -> list[float]:
-    """dA.test_dA's first model (corruption 0, tied weights): the mean cost of each epoch."""
-    x_all = train_x.astype(np.float64)
-    n_visible = x_all.shape[1]
-    rng = np.random.RandomState(123)
-    rng.randint(2 ** 30)  # test_dA seeds its RandomStreams from the same rng first
-    bound = 4 * np.sqrt(6.0 / (n_hidden + n_visible))
-    W = rng.uniform(-bound, bound, size=(n_visible, n_hidden))
-    b, b_prime = np.zeros(n_hidden), np.zeros(n_visible)
-    costs = []
+def _tied_autoencoder(x_all: np.ndarray, W: np.ndarray, epochs: int, batch_size: int, lr: float) -> list:
+    """SGD on the reconstruction cross-entropy of a sigmoid autoencoder with tied weights (dA
+    without corruption; cA, whose contraction term ``T.sum(J ** 2) // batch_size`` is a floor
+    division, with no gradient): per epoch, per minibatch (its mean reconstruction cost, that
+    floor of the hidden layer's squared Jacobian), both before its step."""
+    b, b_prime = np.zeros(W.shape[1]), np.zeros(W.shape[0])
+    epochs_out = []
     for _ in range(epochs):
-        c = []
+        rows = []
         for i in range(len(x_all) // batch_size):
             x = x_all[i * batch_size:(i + 1) * batch_size]
             y = _sigmoid(x @ W + b)
             z = _sigmoid(y @ W.T + b_prime)
-            c.append(np.mean(-np.sum(x * np.log(z) + (1 - x) * np.log(1 - z), axis=1)))
+            jacobian = np.floor(((y * (1 - y)) ** 2).sum(axis=0) @ (W ** 2).sum(axis=0) / batch_size)
+            rows.append((np.mean(-np.sum(x * np.log(z) + (1 - x) * np.log(1 - z), axis=1)), jacobian))
             dz = (z - x) / len(x)  # d cost / d (pre-sigmoid of z)
             dy = (dz @ W) * y * (1 - y)
             gW = x.T @ dy + dz.T @ y
             W, b, b_prime = W - lr * gW, b - lr * dy.sum(axis=0), b_prime - lr * dz.sum(axis=0)
-        costs.append(float(np.mean(c)))
-    return costs
+        epochs_out.append(rows)
+    return epochs_out
+
+
+def _tied_weights(rng: np.random.RandomState, n_visible: int, n_hidden: int) -> np.ndarray:
+    bound = 4 * np.sqrt(6.0 / (n_hidden + n_visible))
+    return rng.uniform(-bound, bound, size=(n_visible, n_hidden))
+
+
+def dA_without_corruption(train_x: np.ndarray, epochs: int, batch_size: int, lr: float = 0.1,
+                          n_hidden: int = 500) -> list[float]:
+    """dA.test_dA's first model (corruption 0, tied weights): the mean cost of each epoch."""
+    rng = np.random.RandomState(123)
+    rng.randint(2 ** 30)  # test_dA seeds its RandomStreams from the same rng first
+    W = _tied_weights(rng, train_x.shape[1], n_hidden)
+    epochs_out = _tied_autoencoder(train_x.astype(np.float64), W, epochs, batch_size, lr)
+    return [float(np.mean([rec for rec, _ in rows])) for rows in epochs_out]
+
+
+def cA_printed(train_x: np.ndarray, epochs: int, batch_size: int, lr: float = 0.01,
+               n_hidden: int = 500) -> list[tuple[float, float]]:
+    """cA.test_cA's two printed numbers of each epoch. It prints ``mean(c_array[0])`` and
+    ``mean(sqrt(c_array[1]))`` where ``c_array`` stacks each minibatch's (reconstruction cost,
+    contraction term): so the mean of the first minibatch's pair, and that of the square roots
+    of the second's (the tutorial's indexing, kept as it is)."""
+    W = _tied_weights(np.random.RandomState(123), train_x.shape[1], n_hidden)
+    epochs_out = _tied_autoencoder(train_x.astype(np.float64), W, epochs, batch_size, lr)
+    return [(float(np.mean(rows[0])), float(np.mean(np.sqrt(rows[1])))) for rows in epochs_out]
 
 
 def logistic_cg(train: tuple, valid: tuple, epochs: int, batch_size: int = 600) -> list[float]:

@@ -15,19 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 import symgraph
-from symgraph import config, function, shared
+from symgraph import function, shared
 from symgraph.compile.ops import as_op
 from symgraph.gradient import Lop, Rop, grad, hessian, jacobian
 from symgraph.graph.basic import Apply, Constant, Op, Type, Variable
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.rewrite import Mode
 from symgraph.tensor import dot
-from symgraph.compat.theano import compile, d3viz, gof, gradient, ifelse, printing, sandbox, scalar, scan_module, tensor  # noqa: F401,E501
+from symgraph.compat.theano import compile, configparser, d3viz, gof, gradient, ifelse, printing, sandbox, scalar, scan_module, tensor  # noqa: F401,E501
+from symgraph.compat.theano.configparser import change_flags, config
 from symgraph.compat.theano.printing import pp
 
-__all__ = ["config", "function", "shared", "as_op", "grad", "Lop", "Rop", "jacobian", "hessian", "Apply",
-           "Constant", "Op", "Type", "Variable", "FunctionGraph", "Mode", "compile", "gof", "gradient",
-           "printing", "scalar", "tensor", "pp", "dot", "scan_module"]
+__all__ = ["config", "change_flags", "configparser", "function", "shared", "as_op", "grad", "Lop", "Rop", "jacobian",
+           "hessian", "Apply", "Constant", "Op", "Type", "Variable", "FunctionGraph", "Mode", "compile", "gof",
+           "gradient", "printing", "scalar", "tensor", "pp", "dot", "scan_module"]
 
 
 def __getattr__(name: str) -> Any:
