@@ -243,6 +243,13 @@ def _never_zero(v: Any) -> bool:
     return isinstance(v, Constant) and bool(np.all(np.asarray(v.data) != 0))
 
 
+def _nonzero_at_origin(T: Any, x: Any, y: Any) -> Any:
+    """``y``, but 1 where x and y are both 0: ``x / y`` is then 0 there (xlogy0's slope in y at
+    the origin, where the function is 0 on the line x = 0), and stays x / y elsewhere, its own
+    derivatives included."""
+    return T.switch(T.and_(T.eq(x, 0), T.eq(y, 0)), 1, y)
+
+
 def _pow_grad(T: Any, x: list, z: Any, g: Any) -> list:
     """d(b**e)/db = e * b**(e-1), but 0 where e == 0 and b**(e-1) overflows (b**0 is 1
     everywhere; at b = 0 the formula would be 0 * inf). d/de = b**e * log(b), but 0 at b = 0:
@@ -372,7 +379,8 @@ _ROWS = [
     ScalarOp("xlogx", 1, _xlogx, "({0} == 0 ? ({T})0 : {0} * log({0}))",
              lambda T, x, z, g: [g * (1 + T.log(x[0]))], domain=_POS),
     ScalarOp("xlogy0", 2, _xlogy0, "({0} == 0 ? ({T})0 : {0} * log({1}))",
-             lambda T, x, z, g: [g * T.log(x[1]), g * x[0] / x[1]], domain=("any", "positive")),
+             lambda T, x, z, g: [g * T.log(x[1]), g * x[0] / _nonzero_at_origin(T, x[0], x[1])],
+             domain=("any", "positive")),
     ScalarOp("erf", 1, _erf, "erf({0})", lambda T, x, z, g: [g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     ScalarOp("erfc", 1, _erfc, "erfc({0})", lambda T, x, z, g: [-g * _2_SQRTPI * T.exp(-x[0] * x[0])], vector=True),
     # selection

@@ -49,6 +49,8 @@ def _singular(name: str, point: tuple, which: int) -> bool:
         return point[0] == 0 and point[1] == 0
     if name == "pow" and which == 1:  # b**e for b < 0 is real only at whole e: no slope in e
         return point[0] < 0
+    if name == "xlogy0" and which == 0:  # x log y for y < 0 is NaN beside x = 0, where it is 0
+        return point[1] < 0
     return False
 
 
