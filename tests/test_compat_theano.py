@@ -294,3 +294,20 @@ def test_theano_tensor_xlogx_is_the_module():
     from symgraph.compat.theano.tensor.xlogx import xlogy0
     x = TT.dvector("x")
     np.testing.assert_allclose(theano.function([x], xlogy0(x, x + 1))(np.array([0.0, 2.0])), [0.0, 2 * np.log(3)])
+
+
+def test_theano_softmax_of_a_vector_is_one_row():
+    """Theano's Softmax/LogSoftmax took matrices and padded a vector to one row; symgraph's own
+    softmax keeps the shape. TT.nnet is the compat module whatever was imported first."""
+    import symgraph.tensor.nnet as sg_nnet
+    assert TT.nnet.softmax is not sg_nnet.softmax and TT.nnet.sigmoid is sg_nnet.sigmoid
+    v, m = TT.dvector("v"), TT.dmatrix("m")
+    f = theano.function([v, m], [TT.nnet.softmax(v), TT.nnet.logsoftmax(v), TT.nnet.softmax(m), T.nnet.softmax(v)])
+    vv, mv = np.array([1.0, 2.0, 3.0]), np.arange(6.0).reshape(2, 3)
+    row, log_row, rows, plain = f(vv, mv)
+    e = np.exp(vv - 3)
+    np.testing.assert_allclose(row, [e / e.sum()], rtol=1e-12)
+    np.testing.assert_allclose(log_row, np.log([e / e.sum()]), rtol=1e-12)
+    assert rows.shape == (2, 3) and plain.shape == (3,)
+    with pytest.raises(ValueError, match="vector or a matrix"):
+        TT.nnet.softmax(TT.tensor3("t"))

@@ -337,3 +337,55 @@ def test_rnnrbm_same_on_opencl_and_dask(tmp_path, midi, backend):
     np.testing.assert_allclose(mine.numbers(r"Epoch \d+/\d+\n(\S+)"), want.numbers(r"Epoch \d+/\d+\n(\S+)"),
                                rtol=1e-9)
     np.testing.assert_array_equal(mine.inspected, want.inspected)
+
+
+def _rnnslu_check(module, epochs: int = 12) -> dict:
+    """rnnslu.RNNSLU, small (8 hidden units, 5 classes, 30 words of 6 dimensions, windows of 3):
+    its gradient read from one SGD update (lr = 1: g = p_before - p_after) against central
+    differences of the loss ``sentence_train`` returns (lr = 0: no update), then training; its
+    parameters are restored between the two."""
+    np.random.seed(0)
+    model = module.RNNSLU(nh=8, nc=5, ne=30, de=6, cs=3)
+    sentences, labels = data.slu_like()
+    words = [list(np.asarray(module.contextwin(x, 3)).astype("int32")) for x in sentences]
+    start = [p.get_value().copy() for p in model.params]
+    model.sentence_train(words[0], labels[0], 1.0)
+    analytic = [a - p.get_value() for a, p in zip(start, model.params)]
+    for p, a in zip(model.params, start):
+        p.set_value(a)
+    worst = 0.0
+    for p, a, g in zip(model.params, start, analytic):
+        for flat in np.random.RandomState(2).choice(a.size, size=min(4, a.size), replace=False):
+            loss = []
+            for step in (1e-6, -1e-6):
+                v = a.copy()
+                v.flat[flat] += step
+                p.set_value(v)
+                loss.append(float(model.sentence_train(words[0], labels[0], 0.0)))
+            worst = max(worst, abs((loss[0] - loss[1]) / 2e-6 - g.flat[flat]))
+        p.set_value(a)
+    accuracy = []
+    for _ in range(epochs):
+        for w, y in zip(words, labels):
+            model.sentence_train(w, y, 0.5)
+            model.normalize()
+        accuracy.append(np.mean([np.mean(model.classify(w) == y) for w, y in zip(words, labels)]))
+    return {"gradient error": worst, "accuracy": accuracy, "emb norms": np.linalg.norm(model.emb.get_value(), axis=1)}
+
+
+@pytest.mark.parametrize("backend", ["numpy", OPENCL])
+def test_rnnslu_gradient_and_learning(tmp_path, backend):
+    """The Elman network of the slot-filling tutorial (a scan of softmax rows read as
+    ``s[:, 0, :]``, Theano's vector softmax being one row; embeddings gathered by an int32 matrix
+    holding -1 for the padding word; its nll gradient and the embedding normalisation as updates):
+    its gradient matches central differences of its own loss, and it learns the labels. (Its
+    ``main`` downloads ATIS and scores with a Perl script; the class is what it trains.)"""
+    limit = sys.getrecursionlimit()  # the tutorial sets it when imported
+    try:
+        r = run(str(tmp_path), "rnnslu", None, {"backend": backend}, inspect=_rnnslu_check)
+    finally:
+        sys.setrecursionlimit(limit)
+    got = r.inspected
+    assert got["gradient error"] < 1e-7, got["gradient error"]
+    assert got["accuracy"][-1] > 0.9 > got["accuracy"][0], got["accuracy"]
+    np.testing.assert_allclose(got["emb norms"], 1.0, rtol=1e-12)

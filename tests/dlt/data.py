@@ -130,3 +130,11 @@ def midi_module() -> types.ModuleType:
     utils.midiread, utils.midiwrite = midiread, midiwrite  # type: ignore[attr-defined]
     midi.utils = utils  # type: ignore[attr-defined]
     return midi
+
+
+def slu_like(n: int = 40, vocabulary: int = 30, classes: int = 5, seed: int = 1) -> tuple[list, list]:
+    """Sentences of 3 to 8 word indices (int32) for rnnslu's Elman network, and their labels: each
+    word's index modulo ``classes`` (the word at the centre of its context window decides it)."""
+    rng = np.random.RandomState(seed)
+    sentences = [rng.randint(0, vocabulary, size=rng.randint(3, 9)).astype("int32") for _ in range(n)]
+    return sentences, [(s % classes).astype("int32") for s in sentences]

@@ -7,12 +7,14 @@ from symgraph.tensor import (Rop, Lop, grad, jacobian, hessian, zero_grad, disco
                              as_tensor_variable, constant, TensorType, TensorVariable, TensorConstant)
 from symgraph.tensor import abs as abs_, true_div, int_div, invert, xor, sign, reciprocal  # noqa: F401
 from symgraph.testing import verify_grad  # noqa: F401
-# (``nnet`` and ``sort`` come from the star import: the nnet module and the sort function, as in Theano;
-# the submodules theano.tensor.nnet and theano.tensor.sort load when imported by their full names)
+# (``sort`` comes from the star import: the sort function, as in Theano; the submodule
+# theano.tensor.sort loads when imported by its full name)
 from symgraph.compat.theano.tensor import (basic, elemwise, extra_ops, inplace, opt,  # noqa: F401
                                             shared_randomstreams, utils)
 from symgraph.compat.theano.tensor.basic import Flatten  # noqa: F401
 
-xlogx = importlib.import_module(__name__ + ".xlogx")  # the module (T.xlogx.xlogy0), as in Theano
+# modules, as in Theano (T.xlogx.xlogy0; T.nnet.softmax with Theano's shapes), not the star import's
+xlogx = importlib.import_module(__name__ + ".xlogx")
+nnet = importlib.import_module(__name__ + ".nnet")
 
 truediv, intdiv, bitwise_not, bitwise_xor, sgn, inv = true_div, int_div, invert, xor, sign, reciprocal
