@@ -20,7 +20,7 @@ def _rows(c: Any) -> TensorVariable:
     return shape_padleft(c) if c.ndim == 1 else c
 
 
-def softmax(c: Any) -> TensorVariable:
+def softmax(c: Any) -> TensorVariable:  # type: ignore[no-redef]  # Theano's, over the star import
     """Theano's ``softmax``: along the rows of a matrix; a vector is one row, (1, n)."""
     return _nnet.softmax(_rows(c))
 
@@ -30,4 +30,4 @@ def logsoftmax(c: Any) -> TensorVariable:
     return _nnet.log_softmax(_rows(c))
 
 
-log_softmax = logsoftmax
+log_softmax = logsoftmax  # type: ignore[assignment]  # Theano's one-argument form
