@@ -311,3 +311,26 @@ def test_theano_softmax_of_a_vector_is_one_row():
     assert rows.shape == (2, 3) and plain.shape == (3,)
     with pytest.raises(ValueError, match="vector or a matrix"):
         TT.nnet.softmax(TT.tensor3("t"))
+
+
+def test_theano_07_conv_downsample_and_flatten_outdim():
+    """The classic tutorials' older API (Newmu's Theano-Tutorials' convnet): nnet.conv.conv2d with
+    border_mode 'full' and ConvOp's tuning arguments, downsample.max_pool_2d pooling a partial
+    border window (that version's ignore_border=False), flatten(outdim=...)."""
+    from symgraph.compat.theano.tensor.nnet.conv import conv2d as old_conv2d
+    from symgraph.compat.theano.tensor.signal.downsample import max_pool_2d
+    rng = np.random.default_rng(0)
+    x, w = TT.dtensor4("x"), TT.dtensor4("w")
+    xv, wv = rng.normal(size=(2, 1, 13, 13)), rng.normal(size=(3, 1, 3, 3))
+    old = old_conv2d(x, w, border_mode="full", image_shape=(2, 1, 13, 13), unroll_batch=2, openmp=False)
+    f = theano.function([x, w], [old, TT.nnet.conv2d(x, w, border_mode="full"), max_pool_2d(x, (2, 2)),
+                                 max_pool_2d(x, (2, 2), ignore_border=True), TT.flatten(x, outdim=2)])
+    a, b, pooled, cut, flat = f(xv, wv)
+    assert a.shape == (2, 3, 15, 15) and np.array_equal(a, b)
+    assert pooled.shape == (2, 1, 7, 7) and cut.shape == (2, 1, 6, 6)
+    assert pooled[0, 0, 6, 6] == xv[0, 0, 12, 12]  # the partial window at the corner
+    assert flat.shape == (2, 169) and x.flatten(outdim=3).ndim == 3
+    with pytest.raises(ValueError, match="'valid' or 'full'"):
+        old_conv2d(x, w, border_mode="half")
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        old_conv2d(x, w, bogus=1)

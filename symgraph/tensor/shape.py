@@ -328,8 +328,10 @@ def reshape(x: Any, newshape: Any, ndim: int | None = None) -> TensorVariable:
     return Reshape(out_ndim)(x, vec)
 
 
-def flatten(x: Any, ndim: int = 1) -> TensorVariable:
-    """Keep the first ``ndim - 1`` dims and merge the rest into one (Theano's flatten)."""
+def flatten(x: Any, ndim: int = 1, outdim: int | None = None) -> TensorVariable:
+    """Keep the first ``ndim - 1`` dims and merge the rest into one (Theano's flatten;
+    ``outdim`` is its name for ``ndim`` before Theano 0.9)."""
+    ndim = ndim if outdim is None else outdim
     x = as_tensor_variable(x)
     if not 1 <= ndim <= max(x.ndim, 1):
         raise ShapeError(f"flatten: ndim={ndim} must be between 1 and {x.ndim} for {x} ({x.type})")

@@ -252,7 +252,7 @@ class TensorVariable(Variable):
     def any(self, axis=None, keepdims=False): return ops.any(self, axis, keepdims)
     def reshape(self, *shape, ndim=None):
         return ops.reshape(self, shape[0] if len(shape) == 1 else shape, ndim=ndim)
-    def flatten(self, ndim=1): return ops.flatten(self, ndim)
+    def flatten(self, ndim=1, outdim=None): return ops.flatten(self, ndim, outdim)
     def dimshuffle(self, *pattern):
         return ops.dimshuffle(self, pattern[0] if len(pattern) == 1 and isinstance(pattern[0], (list, tuple))
                              else pattern)
