@@ -18,6 +18,7 @@ from symgraph.printing import Explorer, to_html
 from symgraph.printing.collect import inner_graph
 from symgraph.printing.explore import CSP, json_for_script
 
+from conftest import NO_OPENCL
 from explore_cases import HIDDEN_LINE, batch, hidden_node, mlp_step, page_data
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
@@ -113,6 +114,30 @@ def test_profile_and_steps_in_the_data(pages, backend):
     fusion = next(s for s in data["steps"] if s["label"] == "fusion")
     assert fusion["applied"]["fusion"] >= 4 and fusion["fired"] and fusion["links"]
     assert data["source"] == f.source and data["backend"] == backend
+
+
+@pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
+def test_profile_of_an_opencl_function_with_a_placement_variant():
+    """Theano's d3viz page of a profiled function: on OpenCL a call of other shapes runs a variant
+    placed for them, whose nodes the profile times too; the page draws the compiled graph's and
+    says the others are in the profile's text (it raised KeyError)."""
+    rng = np.random.default_rng(0)
+    x = T.dmatrix("x")
+    wh, wy = sg.shared(rng.normal(size=(100, 50)), "wh"), sg.shared(rng.normal(size=(50, 10)), "wy")
+    bh, by = sg.shared(np.zeros(50), "bh"), sg.shared(np.zeros(10), "by")
+    y = T.nnet.softmax(T.dot(T.nnet.sigmoid(T.dot(x, wh) + bh), wy) + by)  # the d3viz page's MLP
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with sg.config.change_flags(placement="auto"):  # the default: placed by size (tests use 'device')
+            f = sg.function([x], y, backend="opencl", profile=True)
+            f(rng.normal(size=(1000, 100)))
+    data = page_data(to_html(f))
+    assert data["profile"]["calls"] == 1
+    timed = [n for n in data["nodes"].values() if n.get("profile")]
+    assert timed and len(timed) <= len(f.profile.nodes)
+    if len(f.profile.nodes) <= len(f.graph.apply_nodes):  # placement is calibrated on each machine
+        pytest.skip("size-aware placement made no variant for these shapes on this machine")
+    assert any("variant compiled for the calls' shapes" in note for note in data["notes"])
 
 
 def test_hostile_names_stay_text():

@@ -343,7 +343,8 @@ class OpenCLBackend(Backend):
         return f"{ctx.ref(copy_of, 'copy_of')}({expr})" if side == DEVICE else f"np.array({expr})"
 
     def output(self, expr: str, v: Variable, side: str, copy: bool, ctx: CodeContext) -> str:
-        if side == HOST and v in self._host_outputs:  # numpy's result: copied only where the schedule says
+        if side == HOST and (v in self._host_outputs or getattr(v.type, "ndim", None) is None):
+            # numpy's result, or no array at all (a typed list): copied only where the schedule says
             return Backend.output(self, expr, v, side, copy, ctx)
         if side == HOST:
             return f"np.array({expr})"

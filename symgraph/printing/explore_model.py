@@ -265,14 +265,20 @@ def _profile(page: PageModel, prof: Any, sid: Any) -> None:
     """Per node: seconds, calls, device seconds, share of the node time and last shapes."""
     if prof is None:
         return
-    total = prof.node_seconds
+    total, elsewhere = prof.node_seconds, 0
     for k, node in enumerate(prof.nodes):
-        facts = page.data["nodes"].get(sid(node))
+        try:
+            facts = page.data["nodes"].get(sid(node))
+        except KeyError:  # a node of the variant a backend compiled for a call's shapes (OpenCL placement)
+            facts, elsewhere = None, elsewhere + 1
         if facts is None:
             continue
         facts["profile"] = {"seconds": prof.seconds[k], "calls": prof.calls[k], "device": prof.device[k],
                             "share": prof.seconds[k] / total if total > 0 else 0.0,
                             "shapes": [list(s) for s in prof.shapes[k]] if prof.shapes[k] is not None else None}
+    if elsewhere:
+        page.data["notes"].append(f"the profile also times {elsewhere} node(s) of a variant compiled for the calls' "
+                                  "shapes (OpenCL placement), not drawn here: see the profile's text")
     page.data["profile"] = {"calls": prof.n_calls, "seconds": prof.call_seconds, "node_seconds": total,
                             "text": str(prof),
                             "transfers": [[t.label, t.to, t.calls, t.bytes, t.seconds] for t in prof.transfers]}
