@@ -80,6 +80,14 @@ def _check_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
     return pairs
 
 
+def _unused_input_policy(given: str | None) -> str:
+    """``on_unused_input``: the one given, else ``sg.config.on_unused_input`` (Theano's default)."""
+    policy = config.on_unused_input if given is None else given
+    if policy not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {policy!r}")
+    return policy
+
+
 def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any = None, givens: Any = None,
              backend: str | None = None, mode: Any = "default", name: str | None = None,
              on_unused_input: str | None = None, allow_input_downcast: bool = False,
@@ -104,9 +112,7 @@ def function(inputs: Sequence[Variable | In], outputs: Any = None, updates: Any 
     ins = _check_inputs(inputs)
     outs, return_list = _check_outputs(outputs)
     upd = _check_updates(updates)
-    on_unused_input = config.on_unused_input if on_unused_input is None else on_unused_input
-    if on_unused_input not in ("raise", "warn", "ignore"):
-        raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
+    on_unused_input = _unused_input_policy(on_unused_input)
     targets, upd = _targets(ins, outs, upd, _as_pairs(givens, "givens"), no_default_updates)
     variables = [i.variable for i in ins]
     shared_vars = _shared_variables(variables, targets, upd, on_unused_input)
