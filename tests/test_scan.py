@@ -36,6 +36,25 @@ def test_zero_steps_give_the_initial_carry_and_empty_traces(backend):
         sg.function([x, h0], h[-1], backend=backend)(np.zeros((0, 2), dt), hv)
 
 
+def test_zero_steps_give_stacked_rows_the_shape_the_body_would(backend):
+    """An empty sequence of rows whose length the graph does not fix: the stacked outputs' rows
+    have the shape the body computes from its inputs' shapes and integer values (as JAX's tracing
+    gives), on every backend and in the perform interpreter; a length that depends on data stays 0."""
+    dt = "float32" if backend == "opencl" else "float64"
+    x, h0, k = T.tensor(dt, (None, None), "x"), T.tensor(dt, (None,), "h0"), T.lscalar("k")
+    doubled, _ = sg.map(lambda r: r * 2, sequences=[x])
+    (hs, outer), _ = sg.scan(lambda r, h: [h + r, T.outer(r, h)], sequences=[x], outputs_info=[h0, None])
+    padded, _ = sg.map(lambda r, n: T.concatenate([r, T.zeros((n,), dt)]), sequences=[x], non_sequences=[k])
+    data_sized, _ = sg.map(lambda r: r[:T.cast(r[0], "int64")], sequences=[x])
+    outs = [doubled, hs, outer, padded, data_sized]
+    f = sg.function([x, h0, k], outs, backend=backend)
+    empty, h0v = np.zeros((0, 3), dt), np.ones(3, dt)
+    want = [(0, 3), (0, 3), (0, 3, 3), (0, 5), (0, 0)]
+    assert [a.shape for a in f(empty, h0v, 2)] == want
+    assert [perform_eval([x, h0, k], o, [empty, h0v, np.int64(2)]).shape for o in outs] == want
+    assert [a.shape[1:] for a in f(np.ones((2, 3), dt), h0v, 2)][:4] == [w[1:] for w in want[:4]]
+
+
 def test_until_stops_early_and_traces_only_the_steps_run(backend):
     dt = "float32" if backend == "opencl" else "float64"
     limit = T.tensor(dt, (), "limit")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symgraph.compile.loop_rows import zero_step_rows
 from symgraph.compile.lowering import HOST, describe
 from symgraph.compile.shared import held_size
 from symgraph.errors import ShapeError, node_context
@@ -104,6 +105,7 @@ class _Loop:
     traces: dict[int, str] = field(default_factory=dict)
     spared: dict[int, str] = field(default_factory=dict)  # carry -> its LoopSpare, where the body used it
     flags: str | None = None  # the backend's stop-flag reader of a while loop, if it has one
+    ins: str = ""  # the node's input values, as the generated code names them
 
     def __post_init__(self) -> None:
         self.op = self.node.op_as(Scan)
@@ -204,6 +206,7 @@ class LoopEmitter:
 
     def _head(self, lp: _Loop, ins: list[str], n_steps: str, seqs: list, inits: list) -> None:
         """The step count (checked once) and each carry's initial value, on its side."""
+        lp.ins = ", ".join(ins)
         head = f"{lp.n} = {self.ctx.ref(check_steps, 'check_steps')}({n_steps}, [{', '.join(s for _, s in seqs)}], " \
                f"{self.ctx.ref(lp.node, 'node')})"
         self.line_nodes[len(self.lines)] = (lp.node, ins)
@@ -412,8 +415,9 @@ class LoopEmitter:
             expr = self.b.loop_resize(name, count, lp.final_sides[j], ctx) if op.until else name
             self.emit(f"{outs[slots['trace'][j]]} = {expr}")
         for j, (y, var, side) in enumerate(zip(lp.ys, lp.y_vars, lp.y_sides)):
-            empty = self.b.loop_rows(repr((0,) + tuple(s or 0 for s in var.type.shape[1:])), self._dtype(var.dtype),
-                                     side, ctx)
+            rows = repr((0,) + tuple(var.type.shape[1:])) if None not in var.type.shape[1:] else \
+                f"(0, *{ctx.ref(zero_step_rows, 'zero_step_rows')}({ctx.ref(lp.node, 'node')}, ({lp.ins},))[{j}])"
+            empty = self.b.loop_rows(rows, self._dtype(var.dtype), side, ctx)
             expr = self.b.loop_resize(y, count, side, ctx) if op.until else y
             self.emit(f"{outs[slots['ys'][j]]} = {empty} if {y} is None else {expr}")
 

@@ -182,7 +182,10 @@ class Scan(Op):
         out = [np.array(c) for c in carries]
         out += [_stack(tr, c.shape, c.dtype) for tr, c, traced in zip(traces, carries, self.traced) if traced]
         ys_types = [o.type for o in cast("list[TensorVariable]", node.outputs)[len(out):]]
-        out += [_stack(y, tuple(s or 0 for s in t.shape[1:]), t.dtype) for y, t in zip(ys, ys_types)]
+        rows = [tuple(s or 0 for s in t.shape[1:]) for t in ys_types]
+        if ys and not ys[0] and _ROW_SHAPES:  # no step ran: rows of the shapes the body would give
+            rows = _ROW_SHAPES[0](node, inputs)
+        out += [_stack(y, row, t.dtype) for y, row, t in zip(ys, rows, ys_types)]
         return out
 
     def infer_shape(self, node: Apply, input_shapes: list) -> list:
@@ -226,6 +229,13 @@ class CheckRan(Op):
 
 
 _GRADIENT: list[Callable] = []
+_ROW_SHAPES: list[Callable] = []
+
+
+def register_row_shapes(fn: Callable) -> None:
+    """Install ``fn(node, values) -> row shapes`` giving a loop of no step the row shapes of its
+    stacked outputs (symgraph/compile/loop_rows.py infers them from the body, above this module)."""
+    _ROW_SHAPES[:] = [fn]
 
 
 def register_grad(fn: Callable) -> None:
