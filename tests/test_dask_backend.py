@@ -319,3 +319,24 @@ def test_bad_input_is_named():
         sg.function([x], x.sum(), backend="dask", chunk=2)
     with pytest.raises(InputError, match="chunks="):
         sg.function([x], x.sum(), backend="dask", chunks=((1, 1), (1, 1)))(np.ones((3, 3)))
+
+
+def test_loops_and_branches_over_host_values_only():
+    """A scan whose carries are 0-d (host values on dask) and a function with no lazy input at all
+    (Theano's scan pages: a counter updated by the step, a while loop doubling a constant): run as
+    fallback tasks, the numbers numpy gives (the loop's body was planned for lazy values and
+    raised, and a call with nothing to feed built invalid code)."""
+    a = sg.shared(np.int64(1), "a")
+    _, updates = sg.scan(lambda: {a: a + 1}, n_steps=10)
+    k = T.lscalar("k")
+    r, _ = sg.scan(lambda v: (v * 2, sg.until(v * 2 > 100)), outputs_info=[T.constant(1.0)], n_steps=1000)
+    last, _ = sg.scan(lambda c: c + k, outputs_info=[k], n_steps=5)
+    branch = sg.ifelse(k > 2, T.cast(k, "float64") * 2.0, r[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the loops and the branch run as one task each
+        f = sg.function([k], [updates[a] + 1, r, last[-1], branch], updates=updates, backend="dask")
+    got = f(3)
+    assert int(got[0]) == 12 and a.get_value() == 11
+    np.testing.assert_array_equal(got[1], [2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
+    assert int(got[2]) == 18 and float(got[3]) == 6.0
+    assert float(f(1)[3]) == 128.0 and a.get_value() == 21

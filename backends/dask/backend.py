@@ -36,6 +36,8 @@ from symgraph.compile.placement import HostFallback
 from symgraph.errors import InputError
 from symgraph.graph.basic import Apply, Constant, Variable
 from symgraph.graph.fgraph import FunctionGraph
+from symgraph.ifelse import IfElse
+from symgraph.scan.op import Scan
 from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.reduction import ReducedSize
 from symgraph.tensor.shape import Shape, Shape_i
@@ -43,6 +45,9 @@ from symgraph.tensor.shape import Shape, Shape_i
 OPTIONS = ("chunks", "compute", "scheduler")
 SHAPE_ONLY = (Shape, Shape_i, ReducedSize)  # read only their inputs' shapes: known before computing
 CREATES = (Alloc, ARange)  # make arrays from host values: lazy, chunked
+# run their inner graphs through the generated code of a fallback task, even on host values
+# (a loop over 0-d carries: the emitter would plan its body for lazy values)
+INNER = (IfElse, Scan)
 
 
 class Entry:
@@ -131,7 +136,7 @@ class DaskBackend(Backend):
     def _is_eager(self, node: Apply) -> bool:
         if isinstance(node.op, SHAPE_ONLY):
             return True
-        if isinstance(node.op, CREATES):
+        if isinstance(node.op, CREATES + INNER):
             return False
         return all(isinstance(v, Constant) or v in self.eager for v in node.inputs)
 
@@ -201,8 +206,8 @@ class DaskBackend(Backend):
             return []
         fn = self._runner() if self.compute else self._lazy_runner()
         target = f"{', '.join(names)}," if names else "_"
-        return [f"{target} = {ctx.ref(fn, 'compute' if self.compute else 'lazy')}(({', '.join(names)},), "
-                f"({', '.join(self.feeds)},))"]
+        feeds = f"({', '.join(self.feeds)},)" if self.feeds else "()"  # no feed: every input a host value
+        return [f"{target} = {ctx.ref(fn, 'compute' if self.compute else 'lazy')}(({', '.join(names)},), {feeds})"]
 
     def _template(self, arrays: tuple, feeds: tuple) -> Template:
         key = tuple(a.name for a in arrays)
