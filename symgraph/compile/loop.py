@@ -167,7 +167,7 @@ class LoopEmitter:
         op = node.op_as(Scan)
         y_vars = [tensor_outputs(node)[i] for i in op.output_slots()["ys"]]
         lp = _Loop(node, f"{len(self.lines)}", [self.b.side(o) for o in node.outputs[:op.n_carries]],
-                   y_vars, [self.b.side(v) for v in y_vars])
+                   y_vars, [self.b.side(v) for v in y_vars], ins=", ".join(ins))
         n_steps, seqs, inits, consts = op.split_inputs(list(zip(node.inputs, ins)))
         self._head(lp, ins, n_steps[1], seqs, inits)
         seq_sides, const_sides = [self.b.side(v) for v, _ in seqs], [self.b.side(v) for v, _ in consts]
@@ -206,7 +206,6 @@ class LoopEmitter:
 
     def _head(self, lp: _Loop, ins: list[str], n_steps: str, seqs: list, inits: list) -> None:
         """The step count (checked once) and each carry's initial value, on its side."""
-        lp.ins = ", ".join(ins)
         head = f"{lp.n} = {self.ctx.ref(check_steps, 'check_steps')}({n_steps}, [{', '.join(s for _, s in seqs)}], " \
                f"{self.ctx.ref(lp.node, 'node')})"
         self.line_nodes[len(self.lines)] = (lp.node, ins)

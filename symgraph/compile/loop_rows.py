@@ -27,8 +27,7 @@ def zero_step_rows(node: Apply, values: list | tuple) -> list[tuple[int, ...]]:
     ys = [cast(TensorVariable, y) for y in op.body.outputs[op.n_carries:op.n_carries + op.n_ys]]
     if all(None not in y.type.shape for y in ys):
         return [tuple(cast(int, s) for s in y.type.shape) for y in ys]
-    shapes = {v: tuple(np.shape(x)) if not hasattr(x, "to_host") else tuple(x.shape)
-              for v, x in zip(node.inputs, values)}
+    shapes = {v: tuple(x.shape) if hasattr(x, "shape") else np.shape(x) for v, x in zip(node.inputs, values)}
     scalars = {v: int(np.asarray(_host(x))) for v, x in zip(node.inputs, values)
                if getattr(v.type, "ndim", None) == 0 and np.dtype(getattr(v.type, "dtype", "O")).kind in "iu"}
     body = concrete_shapes(op.body.nodes, inner_input_shapes(node, KnownShapes(shapes, scalars))["body"])
