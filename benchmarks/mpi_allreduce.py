@@ -21,7 +21,10 @@ is the raw call preceded by those copies, so the ratio to it is symgraph's own o
 training step the gradients are computed in the function, into the spans of the bucket's flat
 buffer, and nothing is copied: the "gradient bucket" case computes four gradients (``2 * p``)
 and all-reduces them, against the same four numpy products written by hand into one flat buffer
-(``np.multiply(p, 2.0, out=span)``) and one raw ``Allreduce(IN_PLACE)``.
+(``np.multiply(p, 2.0, out=span)``) and one raw ``Allreduce(IN_PLACE)``. A second table gives
+what the all-reduce adds to a call: the function's time minus that of the same function without
+its all-reduce (the call overhead every compiled function pays cancels out), against the raw
+in-place call of the same bytes.
 """
 from __future__ import annotations
 
@@ -59,9 +62,10 @@ def _median_calls(comm, fns: dict, calls: int, per_round: int = 5) -> dict:
     return out
 
 
-def _case(comm, one, double, bucket, grads, n: int, reps: int) -> dict:
+def _case(comm, fns: dict, n: int, reps: int) -> dict:
     """One row: raw, raw after the copies the ops make, one T.allreduce, a bucket of four
-    arguments, a bucket of four gradients computed in the function."""
+    arguments, a bucket of four gradients computed in the function, and the same functions
+    without their all-reduce (what the all-reduce adds to a call)."""
     from mpi4py import MPI
     value, raw_buf = np.zeros(n), np.zeros(n)
     quarters = [np.zeros(n // 4) for _ in range(4)]
@@ -92,9 +96,11 @@ def _case(comm, one, double, bucket, grads, n: int, reps: int) -> dict:
         comm.Allreduce(MPI.IN_PLACE, raw_buf, op=MPI.SUM)
 
     t = _median_calls(comm, {"raw": raw, "raw + copy": raw_copy, "raw send": raw_send, "raw double": raw_double,
-                             "double": lambda: double(value), "raw + 4 copies": raw_copies,
-                             "raw gradients": raw_grads, "ours": lambda: one(value),
-                             "bucket": lambda: bucket(*quarters), "gradients": lambda: grads(*quarters)}, reps)
+                             "double": lambda: fns["double"](value), "raw + 4 copies": raw_copies,
+                             "raw gradients": raw_grads, "ours": lambda: fns["one"](value),
+                             "bucket": lambda: fns["bucket"](*quarters), "gradients": lambda: fns["grads"](*quarters),
+                             "double alone": lambda: fns["double alone"](value),
+                             "gradients alone": lambda: fns["grads alone"](*quarters)}, reps)
     return {"elements": n, "bytes": 8 * n, "calls": reps, "raw mpi4py s": t["raw"],
             "raw + copy s": t["raw + copy"], "raw send s": t["raw send"], "raw double s": t["raw double"],
             "computed s": t["double"], "computed ratio": t["double"] / t["raw double"],
@@ -104,7 +110,11 @@ def _case(comm, one, double, bucket, grads, n: int, reps: int) -> dict:
             "ratio": t["ours"] / t["raw"], "bucket ratio": t["bucket"] / t["raw"],
             "ratio to raw + copy": t["ours"] / t["raw + copy"], "ratio to raw send": t["ours"] / t["raw send"],
             "bucket ratio to raw + copies": t["bucket"] / t["raw + 4 copies"],
-            "gradient bucket ratio": t["gradients"] / t["raw gradients"]}
+            "gradient bucket ratio": t["gradients"] / t["raw gradients"],
+            "computed added s": t["double"] - t["double alone"],
+            "computed added ratio": (t["double"] - t["double alone"]) / t["raw"],
+            "gradient bucket added s": t["gradients"] - t["gradients alone"],
+            "gradient bucket added ratio": (t["gradients"] - t["gradients alone"]) / t["raw"]}
 
 
 def measure(calls: int) -> list[dict]:
@@ -115,15 +125,17 @@ def measure(calls: int) -> list[dict]:
 
     comm = MPI.COMM_WORLD
     x = T.dvector("x")
-    one = sg.function([x], T.allreduce(x, "sum"))
-    double = sg.function([x], T.allreduce(x * 2.0, "sum"))
     parts = [T.dvector(f"g{k}") for k in range(4)]
-    bucket = sg.function(parts, [T.allreduce(p, "sum") for p in parts])
-    grads = sg.function(parts, [T.allreduce(p * 2.0, "sum") for p in parts])
+    fns = {"one": sg.function([x], T.allreduce(x, "sum")),
+           "double": sg.function([x], T.allreduce(x * 2.0, "sum")),
+           "double alone": sg.function([x], x * 2.0),
+           "bucket": sg.function(parts, [T.allreduce(p, "sum") for p in parts]),
+           "grads": sg.function(parts, [T.allreduce(p * 2.0, "sum") for p in parts]),
+           "grads alone": sg.function(parts, [p * 2.0 for p in parts])}
     rows = []
     for n in SIZES:
         reps = max(15, min(calls, int(calls * 1e5 / n)))
-        rows.append(_case(comm, one, double, bucket, grads, n, reps))
+        rows.append(_case(comm, fns, n, reps))
     return rows
 
 
@@ -148,6 +160,13 @@ def report(rows: list[dict], size: int) -> str:
                  "bucket of 4: four arguments (copied into one buffer; "
                  "(to raw+copies): against the raw call after those copies); grad bucket: four gradients "
                  "computed into one buffer, against the same by hand (raw grads)")
+    lines.append("what the all-reduce adds to a call (the function's time minus the same function without its "
+                 "all-reduce), against the raw in-place call of the same bytes:")
+    lines.append(f"{'bytes':>8} {'raw mpi4py':>11} {'computed':>11} {'ratio':>6} {'grad bucket':>11} {'ratio':>6}")
+    for r in rows:
+        lines.append(f"{r['bytes']:>8.0e} {r['raw mpi4py s'] * 1e6:>8.1f} µs {r['computed added s'] * 1e6:>8.1f} µs "
+                     f"{r['computed added ratio']:>5.2f}x {r['gradient bucket added s'] * 1e6:>8.1f} µs "
+                     f"{r['gradient bucket added ratio']:>5.2f}x")
     return "\n".join(lines)
 
 
