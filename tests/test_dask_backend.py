@@ -4,6 +4,7 @@ shipped kernels; all-or-nothing updates; inputs and outputs of both kinds; bad i
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -14,12 +15,13 @@ from hypothesis.extra import numpy as hnp
 import symgraph as sg
 import symgraph.tensor as T
 from symgraph.errors import InputError
-from symgraph.graph.basic import Apply, Op
+from symgraph.graph.basic import Apply, Op, Type
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-from symgraph.backends.dask.kernels import NodeKernel  # noqa: E402  (needs dask installed)
+from symgraph.backends.dask.kernels import LocalKernel, NodeKernel  # noqa: E402  (needs dask installed)
+from symgraph.serialize_format import SerializationError  # noqa: E402
 
 RTOL = 1e-12
 
@@ -254,6 +256,83 @@ def test_kernels_ship_as_saved_graphs_not_code():
     assert b"symgraph.backends.dask.kernels" in blob and b"exec" not in blob
     again = pickle.loads(blob)
     np.testing.assert_allclose(again(np.ones(3)), np.exp(np.ones(3)) * 2)
+
+
+@sg.as_op(itypes=[T.dvector], otypes=[T.dvector])
+def _halve(v):
+    return v / 2
+
+
+def test_an_op_sg_save_cannot_write_runs_in_this_process_only():
+    """as_op's Python function cannot be saved for a worker: the node runs in this process (threads
+    or synchronous scheduler), with a warning naming it and its line; a scheduler that must send it
+    to another process gets an error that says so, and the updates are not committed."""
+    x = T.dvector("x")
+    total = sg.shared(1.0, "total")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        f = sg.function([x], _halve(x) + 1, updates=[(total, total + _halve(x).sum())], backend="dask", chunks=2)
+    assert any(re.search(r"_halve.*test_dask_backend.py:\d+.*cannot be saved.*only in this process", str(w.message))
+               for w in said), [str(w.message) for w in said]
+    v = np.arange(5.0)
+    np.testing.assert_allclose(f(v), v / 2 + 1, rtol=RTOL)
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_allclose(f(da.from_array(v, chunks=2)), v / 2 + 1, rtol=RTOL)
+    assert total.get_value() == 11.0
+    step = next(v for k, v in f._impl.__call__.__globals__.items() if k.startswith("_step"))
+    graph = dict(step(da.ones(4, chunks=2))[0].__dask_graph__())
+    (kernel,) = {f for t in graph.values() for f in (getattr(t, "func", None), t[0] if isinstance(t, tuple) else None)
+                 if isinstance(f, LocalKernel)}
+    with pytest.raises(SerializationError, match=r"_halve.*cannot be sent to another process.*threads or synchronous"):
+        pickle.dumps(kernel)
+    with dask.config.set(scheduler="processes"), pytest.raises(SerializationError, match="cannot be sent"):
+        f(v)
+    assert total.get_value() == 11.0
+
+
+class _Real(Type):
+    """A type of the user's own (Theano's documentation defines ``Double`` so): a Python float."""
+
+    def filter(self, x, strict=False, allow_downcast=None):
+        return float(x)
+
+    def __eq__(self, other):
+        return type(other) is _Real
+
+    def __hash__(self):
+        return hash(_Real)
+
+
+class _Times(Op):
+    """real * real, or a real times a tensor's sum (a value of the user's type meets a tensor)."""
+
+    def make_node(self, x, y):
+        return Apply(self, [x, y], [_Real()()])
+
+    def perform(self, node, inputs):
+        return [float(inputs[0] * np.sum(inputs[1]))]
+
+
+def test_values_that_are_not_tensors_live_in_this_process():
+    """A type of the user's own and Theano's typed lists: their values are never dask arrays;
+    the nodes reading or making them run here on the numpy backend's code, a lazy tensor they
+    read computed first (with a warning naming the node), the same numbers as numpy."""
+    from symgraph.compat.theano import typed_list
+
+    r, s, v = _Real()("r"), _Real()("s"), T.dvector("v")
+    items = typed_list.TypedListType(T.dvector)()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        pair = Pair([r, s, v, items], [_Times()(r, s), _Times()(r, v * 2), typed_list.append(items, v + 1),
+                                       typed_list.length(items) + v.sum(), typed_list.getitem(items, 0) * v[0]],
+                    chunks=2)
+    assert {str(w.message).split(" (built")[0] for w in said} >= {"dask backend: _Times", "dask backend: Append"}
+    args = (1.5, 4, np.arange(5.0), [np.arange(3.0), np.ones(4)])
+    want, got = pair.np(*args), pair.dk(*args)
+    assert got[0] == want[0] == 6.0 and got[1] == want[1] == 30.0
+    assert len(got[2]) == 3 and all(np.array_equal(a, b) for a, b in zip(got[2], want[2]))
+    _close(got[3:], want[3:])
+    assert pair.dk(1.0, 1.0, da.from_array(np.arange(5.0), chunks=2), args[3])[1] == 20.0
 
 
 def test_outputs_lazy_with_compute_false_and_numpy_by_default():

@@ -67,3 +67,21 @@ def test_out_of_core_statistic(client):
     rms, top, n = f(data)
     assert n == N and top == 0.999
     np.testing.assert_allclose(rms, np.sqrt(np.mean((np.arange(1000) / 1000.0) ** 2)), rtol=1e-10)
+
+
+@sg.as_op(itypes=[T.dvector], otypes=[T.dvector])
+def _halve(v):
+    return v / 2
+
+
+def test_an_op_sg_save_cannot_write_is_refused_by_name_and_nothing_is_committed(client):
+    """as_op's Python function cannot be sent to a worker as a saved graph, and generated code is
+    never pickled: the call raises an error naming the op and what to do, and commits no update."""
+    x = T.dvector("x")
+    total = sg.shared(1.0, "total")
+    with pytest.warns(RuntimeWarning):
+        f = sg.function([x], _halve(x).sum(), updates=[(total, total + 1)], backend="dask", chunks=2,
+                        scheduler=client)
+    with pytest.raises(Exception, match=r"_halve.*cannot be sent to another process"):
+        f(np.arange(4.0))
+    assert total.get_value() == 1.0

@@ -41,6 +41,7 @@ from symgraph.scan.op import Scan
 from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.reduction import ReducedSize
 from symgraph.tensor.shape import Shape, Shape_i
+from symgraph.tensor.type import TensorType
 
 OPTIONS = ("chunks", "compute", "scheduler")
 SHAPE_ONLY = (Shape, Shape_i, ReducedSize)  # read only their inputs' shapes: known before computing
@@ -48,6 +49,15 @@ CREATES = (Alloc, ARange)  # make arrays from host values: lazy, chunked
 # run their inner graphs through the generated code of a fallback task, even on host values
 # (a loop over 0-d carries: the emitter would plan its body for lazy values)
 INNER = (IfElse, Scan)
+
+
+def _is_tensor(v: Variable) -> bool:
+    return isinstance(v.type, TensorType)
+
+
+def _is_array(v: Variable) -> bool:
+    """Can ``v``'s value be a dask array (a tensor of one or more axes)?"""
+    return isinstance(v.type, TensorType) and v.type.ndim > 0
 
 
 class Entry:
@@ -102,6 +112,7 @@ class DaskBackend(Backend):
         self.scheduler = options.get("scheduler")
         self.eager: set[Variable] = set()
         self.builders: dict[Apply, Callable] = {}
+        self.here: set[Apply] = set()  # fallbacks run in the generated code, their lazy inputs computed first
         self.feeds: list[str] = []
         self.templates = LRU(8)
 
@@ -117,10 +128,16 @@ class DaskBackend(Backend):
         # 0-d arguments and shared variables are host values, known before the computation: a slice
         # of a dataset by a minibatch index (Theano's `givens={x: data[i * n:(i + 1) * n]}`) then
         # has known chunks, where a lazy index made every later node's shape unknown
-        self.eager.update(v for v in fgraph.inputs if getattr(v.type, "ndim", None) == 0)
+        self.eager.update(v for v in fgraph.inputs if not _is_array(v))
         for node in list(fgraph.toposort()):
             if self._is_eager(node):
                 self.eager.update(node.outputs)
+                continue
+            if not all(map(_is_tensor, node.inputs + node.outputs)):  # a typed list, a type of the user's
+                node = fallback.wrap(fgraph, node, "it reads or makes a value that is not a tensor",
+                                     "its dask inputs are computed first, then it runs in this process")
+                self.eager.update(node.outputs)
+                self.here.add(node)
                 continue
             eager = [isinstance(v, Constant) or v in self.eager for v in node.inputs]
             lower = TABLE.lookup(node.op)
@@ -144,7 +161,14 @@ class DaskBackend(Backend):
         return HOST if isinstance(v, Constant) or v in self.eager else DEVICE
 
     def wanted_sides(self, node: Apply) -> list[str | None]:
+        if node in self.here:
+            return [HOST] * len(node.inputs)  # runs here (numpy's code): a lazy input is computed first
         return [None] * len(node.inputs)
+
+    def convert(self, name: str, to: str, ctx: CodeContext) -> str:
+        """A lazy value computed now, over this call's data (for a node that runs here)."""
+        feeds = f"({', '.join(self.feeds)},)" if self.feeds else "()"
+        return f"{ctx.ref(self._runner(), 'compute_now')}(({name},), {feeds})[0]"
 
     # --- arguments --------------------------------------------------------------------------
     def argument_filter(self, t: Any, allow_downcast: bool, what: str) -> Callable:
@@ -173,7 +197,7 @@ class DaskBackend(Backend):
 
     def read_input(self, name: str, v: Variable, ctx: CodeContext) -> list[str]:
         if v in self.eager:  # a 0-d argument: a host value (a 0-d dask array is computed here)
-            return [f"{name} = np.asarray({name})"]
+            return [f"{name} = np.asarray({name})"] if _is_tensor(v) else []
         what = f"argument {name} of {self.spec.name}"
         entry = Entry(f"sg-{self.spec.name}-{name}", self._chunks_for(v.name or name, False), what)
         feed = f"_feed_{name}"
@@ -230,6 +254,8 @@ class DaskBackend(Backend):
         return lazy_arrays
 
     def output(self, expr: str, v: Variable, side: str, copy: bool, ctx: CodeContext) -> str:
+        if not _is_tensor(v):
+            return super().output(expr, v, side, copy, ctx)
         if not self.compute:
             return expr if side == DEVICE else f"{ctx.ref(as_dask, 'as_dask')}({expr})"
         return f"np.array({expr})" if copy else f"np.asarray({expr})"

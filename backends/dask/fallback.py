@@ -16,23 +16,25 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from symgraph.backends.dask.graph import token_of
-from symgraph.backends.dask.kernels import NodeKernel, make_kernel
+from symgraph.backends.dask.kernels import Kernel, make_kernel
 from symgraph.backends.dask.lowering import Builder, meta
 from symgraph.compile.placement import HostFallback, KnownShapes, concrete_shapes
 from symgraph.graph.basic import Apply, user_stacklevel
 from symgraph.graph.fgraph import FunctionGraph
 from symgraph.tensor.type import tensor_outputs
 
+ONE_TASK = "its inputs are rechunked to one chunk and it runs as one task on the whole arrays"
 
-def wrap(fgraph: FunctionGraph, node: Apply, reason: str) -> Apply:
-    """Replace ``node`` by a HostFallback node in ``fgraph`` and say so (a RuntimeWarning)."""
+
+def wrap(fgraph: FunctionGraph, node: Apply, reason: str, how: str = ONE_TASK) -> Apply:
+    """Replace ``node`` by a HostFallback node in ``fgraph`` and say so (a RuntimeWarning that
+    gives the ``reason`` and ``how`` it runs)."""
     new = Apply(HostFallback(node.op), list(node.inputs), [o.type.make_variable(o.name) for o in node.outputs],
                 trace=node.trace)
     for old, out in zip(node.outputs, new.outputs):
         fgraph.replace(old, out, reason="dask host fallback")
     where = f" (built at {node.trace.filename}:{node.trace.lineno})" if node.trace is not None else ""
-    warnings.warn(f"dask backend: {node.op}{where} has no chunked lowering ({reason}): its inputs are "
-                  "rechunked to one chunk and it runs as one task on the whole arrays", RuntimeWarning,
+    warnings.warn(f"dask backend: {node.op}{where} has no chunked lowering ({reason}): {how}", RuntimeWarning,
                   stacklevel=user_stacklevel())
     return new
 
@@ -87,7 +89,7 @@ def _whole(a: da.Array) -> da.Array:
     return a if all(len(c) == 1 for c in a.chunks) else a.rechunk(-1)
 
 
-def one_task(kernel: NodeKernel, node: Apply, args: list, shapes: list[tuple], prefix: str) -> list:
+def one_task(kernel: Kernel, node: Apply, args: list, shapes: list[tuple], prefix: str) -> list:
     """Dask arrays of one chunk each, computed by one task calling ``kernel`` on ``args``."""
     name = f"{prefix}-{tokenize(kernel, *[token_of(a) for a in args])}"
     refs = tuple((a.name, *(0,) * a.ndim) if isinstance(a, da.Array) else a for a in args)

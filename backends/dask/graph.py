@@ -29,6 +29,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from dask.typing import Key
 
+from symgraph.backends.dask.kernels import LocalOnlyError, local_only_cause
 from symgraph.errors import InputError
 
 _CALLS = itertools.count()
@@ -195,7 +196,13 @@ def run(template: Template, feeds: list[Feed], get: Callable) -> list:
     dsk, keys = template.graph(feeds), template.keys
     if is_distributed(get):
         dsk, keys = renamed(dsk, keys)
-    results = get(dsk, keys)
+    try:
+        results = get(dsk, keys)
+    except Exception as e:
+        refused = local_only_cause(e)
+        if refused is None or refused is e:
+            raise
+        raise LocalOnlyError(str(refused)) from e  # the scheduler's own error names only the graph
     return [fn(r, *extra) for (fn, extra), r in zip(template.post, results)]
 
 

@@ -4,7 +4,7 @@ for inputs known before the computation: constants and shapes), or None when the
 chunked lowering (the backend then runs its host code on one chunk, with a warning).
 
 - fused elementwise nodes (Elemwise, Composite): one ``blockwise`` task per chunk running the
-  numpy backend's code for the node (``kernels.NodeKernel``);
+  numpy backend's code for the node (``kernels.Kernel``);
 - reductions (CAReduce, and ReduceOf, a reduction of a fused program): ``da.reduction``, its
   chunk function the node's own numpy code with ``keepdims``, its combine and aggregate the
   reduction's numpy function; arg-reductions through dask's;
@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from symgraph.backends.dask.kernels import NodeKernel, chunk_type, make_kernel
+from symgraph.backends.dask.kernels import Kernel, chunk_type, make_kernel
 from symgraph.compile.lowering import LoweringTable
 from symgraph.graph.basic import Apply, Op
 from symgraph.tensor.alloc import Alloc, ARange
@@ -67,7 +67,7 @@ def as_dask(value: Any) -> da.Array:
     return da.from_array(a, chunks=-1, name=f"sg-const-{tokenize(a.dtype.str, a.shape, a.tobytes())}")
 
 
-def kernel_for(node: Apply, input_types: list | None = None) -> NodeKernel:
+def kernel_for(node: Apply, input_types: list | None = None) -> Kernel:
     """The numpy code of ``node``'s op on chunk-typed inputs (or ``input_types``)."""
     types = input_types if input_types is not None else [chunk_type(v.type) for v in node.inputs]
     return make_kernel(node.op, types, node.trace)
@@ -81,7 +81,7 @@ def _token(op: Op) -> str:
 
 # --- elementwise -------------------------------------------------------------------------------
 
-def blockwise(kernel: NodeKernel, node: Apply, values: tuple, token: str) -> list:
+def blockwise(kernel: Kernel, node: Apply, values: tuple, token: str) -> list:
     """One task per chunk running ``kernel`` on aligned blocks of ``values`` (broadcasting along
     length-1 axes, 0-d host values passed whole), one dask array per output of ``node``."""
     nd = max(o.ndim for o in tensor_outputs(node))
@@ -130,7 +130,7 @@ def _reduce(fn_name: str, out_dtype: str, x: np.ndarray, axis: Any = None, keepd
     return np.asarray(getattr(np, fn_name)(x, axis=axis, keepdims=keepdims, **kw), dtype=out_dtype)
 
 
-def _chunk(kernel: NodeKernel, x: np.ndarray, axis: Any = None, keepdims: bool = True, **_: Any) -> np.ndarray:
+def _chunk(kernel: Kernel, x: np.ndarray, axis: Any = None, keepdims: bool = True, **_: Any) -> np.ndarray:
     """The chunk step of a reduction: the node's numpy code (reducing with keepdims) on one block."""
     return kernel(x)
 
