@@ -124,9 +124,9 @@ class LocalKernel(Kernel):
 
     def __reduce__(self) -> tuple:
         raise LocalOnlyError(f"dask backend: {self.label} cannot be sent to another process ({self.why}); it "
-                                 "runs only in the process that compiled the function, with dask's threads or "
-                                 "synchronous scheduler (register the op, or give sg.save-able props, to use a "
-                                 "distributed Client or processes)")
+                             "runs only in the process that compiled the function, with dask's threads or "
+                             "synchronous scheduler (an op registered with symgraph.serialize.register_op whose "
+                             "props sg.save can write runs on a distributed Client or processes too)")
 
     def compiled(self) -> Callable:
         return self.fn
