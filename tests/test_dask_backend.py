@@ -80,7 +80,8 @@ def test_fused_elementwise_with_broadcasting(xc):
 REDUCTIONS = Pair([X, Y], [X.sum(axis=0), X.sum(axis=1, keepdims=True), X.prod(axis=0), X.max(axis=1),
                            X.min(), (X > 0).all(axis=0), (X > 1).any(axis=1), X.mean(),
                            ((X - Y) ** 2).sum(axis=1), (X * Y).sum(), T.argmax(X, axis=0), T.argmin(X, axis=1),
-                           X.sum(axis=0) * 3 + 1])
+                           X.sum(axis=0) * 3 + 1, T.std(X, axis=1), T.var(X, axis=0, keepdims=True)])
+# std/var: a reduction of a fused program whose first input is a 0-d count (it was taken as the array)
 
 
 @given(matrix_and_chunks(lo=0.5, hi=1.5))

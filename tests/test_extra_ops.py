@@ -104,6 +104,7 @@ def test_tile_matches_numpy(backend, data):
     x = data.draw(arrays(max_dims=2, max_side=3))
     reps = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
     check(backend, lambda v: T.tile(v, reps), [x], np.tile(x, reps))
+    check(backend, lambda v: T.tile(v, reps[0]), [x], np.tile(x, reps[0]))  # one number, as numpy takes
 
 
 def test_tile_gradient_and_symbolic_reps():

@@ -27,6 +27,7 @@ from dask.base import tokenize
 from symgraph.backends.dask.kernels import Kernel, chunk_type, make_kernel
 from symgraph.compile.lowering import LoweringTable
 from symgraph.graph.basic import Apply, Op
+from symgraph.rng.draws import rows_of
 from symgraph.tensor.alloc import Alloc, ARange
 from symgraph.tensor.composite import Composite
 from symgraph.tensor.elemwise import DimShuffle, Elemwise
@@ -98,7 +99,54 @@ def blockwise(kernel: Kernel, node: Apply, values: tuple, token: str) -> list:
 @lowers(Elemwise, Composite)
 def _elementwise(node: Apply, ctx: DaskLowerContext) -> Builder:
     kernel, token = kernel_for(node), _token(node.op)
+    nd = max(o.ndim for o in tensor_outputs(node))
+    if nd and Composite.of_node(node)[0].reads_index:  # random draws: chunks of whole rows, told their place
+        rows = RowsKernel(kernel, nd)
+        return lambda *values: blockwise(rows, node, split_by_rows(values, nd), f"{token}-rows")
     return lambda *values: blockwise(kernel, node, values, token)
+
+
+class RowsKernel:
+    """A kernel whose first argument is the chunk's row indices (an (n, 1, ...) block): it runs
+    ``kernel`` on the rest within ``rows_of``, so a random draw computes its chunk's elements of
+    the whole draw (the numbers do not depend on chunking)."""
+
+    __slots__ = ("kernel", "ndim")
+
+    def __init__(self, kernel: Kernel, ndim: int):
+        self.kernel, self.ndim = kernel, ndim
+
+    def __reduce__(self) -> tuple:
+        return RowsKernel, (self.kernel, self.ndim)
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("symgraph-rows", self.kernel.__dask_tokenize__(), self.ndim)
+
+    def __call__(self, rows: np.ndarray, *chunks: Any) -> Any:
+        with rows_of(int(rows.flat[0]), rows.shape[0], self.ndim):
+            return self.kernel(*chunks)
+
+
+def split_by_rows(values: tuple, nd: int) -> tuple:
+    """``values`` chunked along the first of ``nd`` output axes only (every other axis one chunk;
+    no chunk of one row unless there is one row, so that a draw can tell a chunk of one row from a
+    broadcast axis), preceded by the (n, 1, ...) array of row indices chunked alike."""
+    n = max((v.shape[0] for v in values if np.ndim(v) == nd), default=1)
+    lazy = next((v for v in values if isinstance(v, da.Array) and v.ndim == nd and v.shape[0] == n), None)
+    sizes = list(lazy.chunks[0]) if lazy is not None else [n]
+    while len(sizes) > 1 and min(sizes) < 2:  # merge a one-row chunk into its neighbour
+        k = sizes.index(min(sizes))
+        j = k - 1 if k else k + 1
+        sizes[min(j, k)] = sizes[j] + sizes[k]
+        del sizes[max(j, k)]
+    out = []
+    for v in values:
+        if isinstance(v, da.Array) and v.ndim:
+            full = v.ndim == nd and v.shape[0] == n and n > 1
+            v = v.rechunk({d: (tuple(sizes) if d == 0 and full else -1) for d in range(v.ndim)})
+        out.append(v)
+    rows = da.arange(n, chunks=(tuple(sizes),), dtype=np.int64)[(slice(None),) + (None,) * (nd - 1)]
+    return (rows, *out)
 
 
 @lowers(DimShuffle)
@@ -153,7 +201,7 @@ def _reduction(node: Apply, ctx: DaskLowerContext) -> Builder:
     chunk_op = ReduceOf(part, op.program) if isinstance(op, ReduceOf) else part
     kernel = make_kernel(chunk_op, [chunk_type(v.type) for v in tensor_inputs(node)], node.trace, str(op))
     agg = partial(_reduce, red.np_fn.__name__, out.dtype)
-    token, nd = _token(red), tensor_inputs(node)[0].ndim
+    token, nd = _token(red), max(v.ndim for v in tensor_inputs(node))  # the reduced program's axes
 
     def build(*values: Any) -> list:
         lazy = [v for v in values if isinstance(v, da.Array)]

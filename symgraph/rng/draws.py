@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -184,6 +186,31 @@ def integers(key: Key, counter: Counter, start: int, count: int, low: Any, high:
 
 # --- the scalar table's random rows --------------------------------------------------------------
 
+_ROWS_OF = threading.local()  # set while a chunk of rows of a larger result is computed
+
+
+@contextmanager
+def rows_of(first: int, count: int, ndim: int) -> Iterator[None]:
+    """Within: the ``ndim``-axis results being computed are rows ``first .. first + count - 1`` of
+    larger ones (the dask backend's chunks, split along the first axis only): a draw of ``ndim``
+    axes whose first axis has ``count`` rows computes those rows of its whole stream."""
+    before = getattr(_ROWS_OF, "at", None)
+    _ROWS_OF.at = (first, count, ndim)
+    try:
+        yield
+    finally:
+        _ROWS_OF.at = before
+
+
+def _first_element(shape: tuple) -> int:
+    """The flat index, in its whole stream, of the first element of a draw of ``shape`` (0 unless
+    it is a chunk of rows, ``rows_of``; a first axis of one row is a broadcast axis there)."""
+    at = getattr(_ROWS_OF, "at", None)
+    if at is None or len(shape) != at[2] or shape[0] != at[1] or at[1] < 2:
+        return 0
+    return at[0] * math.prod(shape[1:])
+
+
 def _counter_words(k0: Any, k1: Any, c1: Any, c2: Any, c3: Any) -> tuple[Key, Counter]:
     vals = []
     for name, v in zip(("key word 0", "key word 1", "call counter", "site", "step"), (k0, k1, c1, c2, c3)):
@@ -199,7 +226,8 @@ def _counter_words(k0: Any, k1: Any, c1: Any, c2: Any, c3: Any) -> tuple[Key, Co
 def row_function(name: str, draw: Callable, nparams: int, out_dtype: str) -> Callable:
     """The numpy function of a random row: ``fn(like, k0, k1, c1, c2, c3, *params, out=None)``.
     The result has the broadcast shape of ``like`` (whose values are never read) and the
-    parameters; element i of it is element i of the draw's flat stream."""
+    parameters; element i of it is element i of the draw's flat stream (of the rows it stands for,
+    within ``rows_of``)."""
     dtype = np.dtype(out_dtype)
 
     def fn(like: Any, k0: Any, k1: Any, c1: Any, c2: Any, c3: Any, *params: Any, out: np.ndarray | None = None) -> Any:
@@ -207,12 +235,12 @@ def row_function(name: str, draw: Callable, nparams: int, out_dtype: str) -> Cal
             raise TypeError(f"{name} takes {nparams} parameter(s), got {len(params)}")
         key, counter = _counter_words(k0, k1, c1, c2, c3)
         shape = np.broadcast_shapes(np.shape(like), *(np.shape(p) for p in params))
-        count = math.prod(shape)
+        count, start = math.prod(shape), _first_element(shape)
         flat = [np.broadcast_to(p, shape).reshape(-1) for p in params]
         if out is not None and out.shape == shape and out.dtype == dtype and out.flags.c_contiguous and not nparams:
-            draw(key, counter, 0, count, out=out.reshape(-1))
+            draw(key, counter, start, count, out=out.reshape(-1))
             return out
-        res = np.asarray(draw(key, counter, 0, count, *flat), dtype=dtype).reshape(shape)
+        res = np.asarray(draw(key, counter, start, count, *flat), dtype=dtype).reshape(shape)
         if out is None:
             return res
         np.copyto(out, res, casting="unsafe")

@@ -171,9 +171,12 @@ def repeat(x: Any, repeats: Any, axis: Any = None) -> TensorVariable:
     return reshape(spread, lengths[:axis] + [lengths[axis] * repeats] + lengths[axis + 1:])
 
 
-def tile(x: Any, reps: Sequence[Any], ndim: int | None = None) -> TensorVariable:
-    """numpy.tile: ``x`` repeated ``reps[d]`` times along each axis d (reps padded as numpy does)."""
+def tile(x: Any, reps: Sequence[Any] | int, ndim: int | None = None) -> TensorVariable:
+    """numpy.tile: ``x`` repeated ``reps[d]`` times along each axis d (reps padded as numpy does;
+    one number or 0-d variable: the last axis)."""
     x = as_tensor_variable(x)
+    if isinstance(reps, (int, np.integer)) or (isinstance(reps, Variable) and reps.ndim == 0):
+        reps = [reps]
     if isinstance(reps, Variable):
         if reps.ndim != 1 or reps.type.shape[0] is None:
             raise GraphTypeError(f"tile: reps must be a list or a vector of known length, got {reps.type}")
