@@ -10,6 +10,7 @@ and how many mismatched or crashed.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import symgraph as sg
 import symgraph.tensor as T
+from symgraph.errors import ShapeError
 from symgraph.graph.basic import Constant
 from symgraph.graph.traversal import ancestors, toposort
 from conftest import BACKENDS
@@ -117,7 +119,10 @@ def graphs(draw, max_ops: int = MAX_OPS, max_side: int = MAX_SIDE, dtypes=DTYPES
             axes = [d for d in range(a.ndim) if draw(st.booleans())]
             if not axes:
                 continue
-            out = getattr(T, name)(a, axis=tuple(axes), keepdims=True)
+            try:
+                out = getattr(T, name)(a, axis=tuple(axes), keepdims=True)
+            except ShapeError:  # max/min over an axis known to be empty: refused when built, by design
+                continue
         log.append(f"{name if kind not in ('switch', 'cast', 'expand') else kind}")
         pool.append(out)
     outs = [pool[-1]] + ([draw(st.sampled_from(pool[len(inputs):]))] if len(pool) > len(inputs) + 1
@@ -175,7 +180,10 @@ def reference(case: Case) -> list:
 
 def _run(fn) -> tuple[str, object]:
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # the OpenCL backend's designed, announced host path (run-time broadcasting that gives a
+            # fused node's outputs different shapes): its numbers are what is compared
+            warnings.filterwarnings("ignore", "opencl backend: .* ran on the host for a call", RuntimeWarning)
             return "ok", fn()
     except Exception as e:  # noqa: BLE001 -- every error is compared across implementations
         return "error", e

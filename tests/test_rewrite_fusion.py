@@ -42,6 +42,15 @@ def test_issue_example_is_one_composite(backend):
     same(f, sg.function([x, y], out, mode=None, backend=backend), a, b)
 
 
+def test_a_fused_program_of_constants_only(backend):
+    """x * 0 (integers) is 0 whatever x is, so the program left reads no input: its numpy helper
+    was generated as ``def composite(, out=None)`` (found by make fuzz)."""
+    x = T.iscalar("x")
+    out = -T.maximum(T.constant(np.int32(3)), T.constant(np.int32(0)) * x)
+    f = sg.function([x], out, backend=backend, on_unused_input="ignore")
+    assert int(f(np.int32(7))) == -3
+
+
 def _mlp():
     X, Y = T.dmatrix("X"), T.lvector("Y")
     W1, b1 = sg.shared(np.random.default_rng(0).normal(size=(4, 5)), "W1"), sg.shared(np.zeros(5), "b1")

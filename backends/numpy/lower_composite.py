@@ -37,7 +37,7 @@ def helper_source(op: Composite, input_types: tuple, fname: str = "composite",
     names = dict(enumerate(args + [f"k{c}" for c in range(len(p.consts))]))  # value index -> its name
     for c, value in enumerate(p.consts):
         glb[f"k{c}"] = value
-    lines = [f"def {fname}({', '.join(args)}, out=None):"]
+    lines = [f"def {fname}({', '.join([*args, 'out=None'])}):"]  # no argument: a program of constants
     pooled = "True"
     if p.slot_dtypes:
         lines += _shape_lines(op, p, input_types, args, glb)
@@ -235,5 +235,5 @@ def _compiled_helper(op: Composite, input_types: tuple, pool_min: int) -> Callab
 @lowers(Composite)
 def _composite(node: Apply, ctx: LowerContext) -> str:
     fn = compile_helper(node.op_as(Composite), tuple(i.type for i in node.inputs))
-    out = f", out={ctx.spare}" if ctx.spare else ""
-    return f"{ctx.ref(fn, 'composite')}({', '.join(ctx.ins)}{out})"
+    out = [f"out={ctx.spare}"] if ctx.spare else []
+    return f"{ctx.ref(fn, 'composite')}({', '.join([*ctx.ins, *out])})"

@@ -45,6 +45,11 @@ VECTOR_WIDTH = 16
 """Elements each work-item of the contiguous kernel handles as one floatN vector (vloadN/vstoreN):
 pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
+WRONG_IN_VECTORS = {np.dtype(np.float64): frozenset({"pow"}), np.dtype(np.float32): frozenset({"sin", "cos", "tan"})}
+"""Rows whose C function pocl's vector math library computes wrong on floatN/doubleN (correct on
+scalars): double pow of 1e-300 ** 0.5 gives inf, and a zero in one lane corrupts the others
+(pow([0, 2, 3], 1) gave [0, 2, 0.75]); float sin(1e-30) gives 0.0099. A program using one runs
+one element per work-item (tests/test_opencl_vector_math.py sweeps every vector row)."""
 
 _DOUBLE_ROWS = {"random_normal32", "random_binomial"}  # random rows computing in double internally
 
@@ -75,9 +80,10 @@ def vector_width(prog: Composite) -> int:
     """Elements per work-item for the contiguous kernel: a float vector width when every value is
     the same float type and every op's C text is valid on vectors, else 1 (once per program)."""
     dts = value_dtypes(prog)
-    if len(dts) != 1 or dts.pop() not in (np.float32, np.float64):
+    dt = dts.pop() if len(dts) == 1 else None
+    if dt not in WRONG_IN_VECTORS:
         return 1
-    if not all(SCALAR_OPS[name].vector for name, _ in prog.steps):
+    if not all(SCALAR_OPS[name].vector and name not in WRONG_IN_VECTORS[dt] for name, _ in prog.steps):
         return 1
     return VECTOR_WIDTH
 
@@ -99,7 +105,8 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
             return f"x{ref[1]}", prog.in_dtypes[ref[1]]
         if ref[0] == "s":
             return f"t{ref[1]}", prog.step_dtypes[ref[1]]
-        return ks.literal(ref[2], ref[1]), ref[1]
+        lit = ks.literal(ref[2], ref[1])  # a vector of it in vector code: OpenCL's pow, fmin, ... take no scalar
+        return (f"({vt(ref[1])})({lit})" if width > 1 else lit), ref[1]
 
     for k, expr in enumerate(load):
         if expr is not None:
