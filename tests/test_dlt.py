@@ -138,7 +138,10 @@ def test_logistic_cg_equals_scipy_cg_in_numpy(tmp_path, backend):
     train, valid, _ = data.mnist_like(rows)
     errors = reference.logistic_cg(train, valid, kwargs["n_epochs"])
     assert len(errors) == kwargs["n_epochs"] and max(errors) < 20
-    np.testing.assert_allclose(r.numbers(VALIDATION), errors, atol=1e-6)
+    # CG's line searches amplify last-bit differences of the gradient (numpy and BLAS versions sum
+    # in other orders): the validation error may differ by one sample of the 600 in an epoch
+    one_sample = 100 / rows[1]
+    np.testing.assert_allclose(r.numbers(VALIDATION), errors, atol=one_sample + 1e-6)
 
 
 @pytest.mark.parametrize("name", ["SdA", "DBN"])

@@ -100,7 +100,8 @@ def blockwise(kernel: Kernel, node: Apply, values: tuple, token: str) -> list:
 def _elementwise(node: Apply, ctx: DaskLowerContext) -> Builder:
     kernel, token = kernel_for(node), _token(node.op)
     nd = max(o.ndim for o in tensor_outputs(node))
-    if nd and Composite.of_node(node)[0].reads_index:  # random draws: chunks of whole rows, told their place
+    if nd and isinstance(node.op, (Elemwise, Composite)) and Composite.of_node(node)[0].reads_index:
+        # random draws: chunks of whole rows, each told its place
         rows = RowsKernel(kernel, nd)
         return lambda *values: blockwise(rows, node, split_by_rows(values, nd), f"{token}-rows")
     return lambda *values: blockwise(kernel, node, values, token)

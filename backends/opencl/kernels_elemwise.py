@@ -100,19 +100,19 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
     def vt(dt: Any, k: int | None = None) -> str:
         return ks.ctype(dt) + str(width) if width > 1 and (k is None or roles[k] == "value") else ks.ctype(dt)
 
-    def arg(ref: tuple) -> tuple[str, Any]:
+    def arg(ref: tuple, scalar: bool = False) -> tuple[str, Any]:
         if ref[0] == "i":
             return f"x{ref[1]}", prog.in_dtypes[ref[1]]
         if ref[0] == "s":
             return f"t{ref[1]}", prog.step_dtypes[ref[1]]
         lit = ks.literal(ref[2], ref[1])  # a vector of it in vector code: OpenCL's pow, fmin, ... take no scalar
-        return (f"({vt(ref[1])})({lit})" if width > 1 else lit), ref[1]
+        return (f"({vt(ref[1])})({lit})" if width > 1 and not scalar else lit), ref[1]
 
     for k, expr in enumerate(load):
         if expr is not None:
             lines.append(f"const {vt(prog.in_dtypes[k], k)} x{k} = {expr};")
     for j, ((name, refs), out_dtype) in enumerate(zip(prog.steps, prog.step_dtypes)):
-        args = [arg(r) for r in refs]
+        args = [arg(r, scalar=SCALAR_OPS[name].is_random) for r in refs]  # a draw's words and parameters are scalars
         if SCALAR_OPS[name].is_random:
             if index is None:
                 raise ValueError(f"{name} needs the element index, which this kernel does not provide")
