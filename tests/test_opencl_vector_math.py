@@ -8,6 +8,8 @@ in one lane corrupted the others; float ``sin``/``cos``/``tan`` of 1e-30): those
 element per work-item (``kernels_elemwise.WRONG_IN_VECTORS``), and this sweep finds any other."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from conftest import NO_OPENCL
@@ -24,7 +26,12 @@ pytestmark = pytest.mark.skipif(NO_OPENCL is not None, reason=str(NO_OPENCL))
 
 SPECIAL = [0.0, -0.0, 1.0, 2.0, 3.0, -2.5, 0.5, 1e-300, 1e-310, 1e-30, 1e-40, 1e30, 1e300, 100.0, -100.0,
            1e5, 710.0, -745.0, 88.0, np.inf, -np.inf, np.nan, 7.25, -1.0, 0.999, 1.001, -0.999, 0.1, -7.0]
-ROWS = sorted(name for name, op in SCALAR_OPS.items() if op.vector and not op.is_random)
+VECTOR_ROWS = sorted(name for name, op in SCALAR_OPS.items() if op.vector and not op.is_random)
+# each row builds four kernels (about 0.5 s on a cold pocl cache, as on CI): make test sweeps the
+# rows known wrong and every third other row; SYMGRAPH_LONG_TESTS=1 (make fuzz) sweeps them all
+KNOWN_WRONG = {"pow", "sin", "cos", "tan"}  # pocl got these wrong when they were vectorised
+ROWS = VECTOR_ROWS if os.environ.get("SYMGRAPH_LONG_TESTS") == "1" else \
+    [n for k, n in enumerate(VECTOR_ROWS) if n in KNOWN_WRONG or k % 3 == 0]
 RTOL = {"float32": 1e-5, "float64": 1e-12}
 
 
