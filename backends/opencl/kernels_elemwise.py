@@ -46,10 +46,12 @@ VECTOR_WIDTH = 16
 pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
 WRONG_IN_VECTORS = {np.dtype(np.float64): frozenset({"pow"}), np.dtype(np.float32): frozenset({"sin", "cos", "tan"})}
-"""Rows whose C function pocl's vector math library computes wrong on floatN/doubleN (correct on
-scalars): double pow of 1e-300 ** 0.5 gives inf, and a zero in one lane corrupts the others
-(pow([0, 2, 3], 1) gave [0, 2, 0.75]); float sin(1e-30) gives 0.0099. A program using one runs
-one element per work-item (tests/test_opencl_vector_math.py sweeps every vector row)."""
+"""Rows whose C function pocl's vector math library computes wrong on floatN/doubleN (right on
+scalars), one lane spoiling the others: double pow with a zero lane (pow([0, 2, 3], 1) gave
+[0, 2, 0.75]; 1e-300 ** 0.5 gave inf); float sin/cos/tan with a lane of 1e10 or more (sin(1e-3)
+gave 0.008 beside it). In vector code these steps call the scalar function lane by lane, in a
+loop over a private array (``_lane_by_lane``); the rest of the program stays vectorised
+(tests/test_opencl_vector_math.py sweeps every vector row)."""
 
 _DOUBLE_ROWS = {"random_normal32", "random_binomial"}  # random rows computing in double internally
 
@@ -80,10 +82,9 @@ def vector_width(prog: Composite) -> int:
     """Elements per work-item for the contiguous kernel: a float vector width when every value is
     the same float type and every op's C text is valid on vectors, else 1 (once per program)."""
     dts = value_dtypes(prog)
-    dt = dts.pop() if len(dts) == 1 else None
-    if dt not in WRONG_IN_VECTORS:
+    if len(dts) != 1 or dts.pop() not in (np.float32, np.float64):
         return 1
-    if not all(SCALAR_OPS[name].vector and name not in WRONG_IN_VECTORS[dt] for name, _ in prog.steps):
+    if not all(SCALAR_OPS[name].vector for name, _ in prog.steps):
         return 1
     return VECTOR_WIDTH
 
@@ -121,10 +122,29 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
             lines += step
             needed |= helpers
             continue
-        expr, helpers = ks.expression(SCALAR_OPS[name], [a for a, _ in args], [d for _, d in args], out_dtype, width)
+        if width > 1 and name in WRONG_IN_VECTORS.get(np.dtype(out_dtype), ()):
+            pre, expr, helpers = _lane_by_lane(j, name, args, out_dtype, width)
+            lines += pre
+        else:
+            expr, helpers = ks.expression(SCALAR_OPS[name], [a for a, _ in args], [d for _, d in args], out_dtype,
+                                          width)
         needed |= helpers
         lines.append(f"const {vt(out_dtype)} t{j} = {expr};  /* {name} */")
     return lines, [arg(ref)[0] for ref in prog.outputs], needed
+
+
+def _lane_by_lane(j: int, name: str, args: list[tuple[str, Any]], out_dtype: Any,
+                  width: int) -> tuple[list[str], str, set[str]]:
+    """Step ``j`` as a loop calling the scalar C function on each lane (``WRONG_IN_VECTORS``): the
+    statements before it and the expression of its vector."""
+    ct = ks.ctype(out_dtype)
+    lines = []
+    for k, (a, dt) in enumerate(args):
+        lines.append(f"{ks.ctype(dt)} l{j}_{k}[{width}]; vstore{width}({a}, 0, l{j}_{k});")
+    expr, helpers = ks.expression(SCALAR_OPS[name], [f"l{j}_{k}[e]" for k in range(len(args))], [d for _, d in args],
+                                  out_dtype, 1)
+    lines.append(f"{ct} r{j}[{width}]; for (int e = 0; e < {width}; e++) r{j}[e] = {expr};  /* lane by lane */")
+    return lines, f"vload{width}(0, r{j})", set(helpers)
 
 
 def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
