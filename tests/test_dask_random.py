@@ -35,7 +35,7 @@ def _functions(chunks):
         return srng, sg.function([x, v], outs), sg.function([x, v], outs, backend="dask", chunks=chunks)
 
 
-@given(n=st.integers(1, 9), m=st.integers(1, 6), rows=st.integers(1, 9), cols=st.integers(1, 6),
+@given(n=st.integers(0, 9), m=st.integers(1, 6), rows=st.integers(1, 9), cols=st.integers(1, 6),
        lazy=st.booleans())
 def test_draws_do_not_depend_on_chunking(n, m, rows, cols, lazy):
     srng, on_numpy, on_dask = _functions((rows, cols))
@@ -64,3 +64,4 @@ def test_a_vector_and_a_3d_draw_in_chunks_of_one_row():
         np.testing.assert_array_equal(g, w)
     rows = on_dask(a, b)[0][:, 0, 0]
     assert len(set(rows.tolist())) == 5  # each row its own numbers
+    assert [o.shape for o in on_dask(np.ones((0, 2, 3)), np.ones(0))] == [(0, 2, 3), (0,)]  # no rows

@@ -124,7 +124,7 @@ class RowsKernel:
         return ("symgraph-rows", self.kernel.__dask_tokenize__(), self.ndim)
 
     def __call__(self, rows: np.ndarray, *chunks: Any) -> Any:
-        with rows_of(int(rows.flat[0]), rows.shape[0], self.ndim):
+        with rows_of(int(rows.flat[0]) if rows.size else 0, rows.shape[0], self.ndim):
             return self.kernel(*chunks)
 
 
