@@ -62,7 +62,7 @@ def test_the_vector_path_computes_what_the_one_element_path_computes(name, dtype
                                        err_msg=f"{name} on {dtype}{'N' if vectorised else ''}")
     assert vectorised == (out.dtype == dtype)
     lane_by_lane = any("lane by lane" in src for k, src in f.kernels.items() if "_strided" not in k)
-    assert lane_by_lane == (name in ke.WRONG_IN_VECTORS[np.dtype(dtype)] and vectorised)
+    assert lane_by_lane == (name in ke.WRONG_IN_VECTORS[dtype] and vectorised)
 
 
 def test_pocls_wrong_pow_example_computes_right():

@@ -82,7 +82,7 @@ def _token(op: Op) -> str:
 
 # --- elementwise -------------------------------------------------------------------------------
 
-def blockwise(kernel: Kernel, node: Apply, values: tuple, token: str) -> list:
+def blockwise(kernel: Callable[..., Any], node: Apply, values: tuple, token: str) -> list:
     """One task per chunk running ``kernel`` on aligned blocks of ``values`` (broadcasting along
     length-1 axes, 0-d host values passed whole), one dask array per output of ``node``."""
     nd = max(o.ndim for o in tensor_outputs(node))
@@ -99,7 +99,7 @@ def blockwise(kernel: Kernel, node: Apply, values: tuple, token: str) -> list:
 @lowers(Elemwise, Composite)
 def _elementwise(node: Apply, ctx: DaskLowerContext) -> Builder:
     kernel, token = kernel_for(node), _token(node.op)
-    nd = max(o.ndim for o in tensor_outputs(node))
+    nd = max(o.ndim for o in tensor_outputs(node))  # blockwise's output axes
     if nd and isinstance(node.op, (Elemwise, Composite)) and Composite.of_node(node)[0].reads_index:
         # random draws: chunks of whole rows, each told its place
         rows = RowsKernel(kernel, nd)

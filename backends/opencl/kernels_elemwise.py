@@ -45,7 +45,7 @@ VECTOR_WIDTH = 16
 """Elements each work-item of the contiguous kernel handles as one floatN vector (vloadN/vstoreN):
 pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
-WRONG_IN_VECTORS = {np.dtype(np.float64): frozenset({"pow"}), np.dtype(np.float32): frozenset({"sin", "cos", "tan"})}
+WRONG_IN_VECTORS = {"float64": frozenset({"pow"}), "float32": frozenset({"sin", "cos", "tan"})}  # by dtype name
 """Rows whose C function pocl's vector math library computes wrong on floatN/doubleN (right on
 scalars), one lane spoiling the others: double pow with a zero lane (pow([0, 2, 3], 1) gave
 [0, 2, 0.75]; 1e-300 ** 0.5 gave inf); float sin/cos/tan with a lane of 1e10 or more (sin(1e-3)
@@ -122,7 +122,7 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
             lines += step
             needed |= helpers
             continue
-        if width > 1 and name in WRONG_IN_VECTORS.get(np.dtype(out_dtype), ()):
+        if width > 1 and name in WRONG_IN_VECTORS.get(out_dtype, ()):  # step dtypes are names
             pre, expr, helpers = _lane_by_lane(j, name, args, out_dtype, width)
             lines += pre
         else:
