@@ -72,6 +72,11 @@ def test_long_program_kernel_is_one_copy_unoptimised_in_small_groups() -> None:
     [fast] = [s for name, s in fo.kernels.items() if name.startswith("fused") and "_strided" not in name]
     assert fast.count("/* tanh */") == sum(name == "tanh" for name, _ in prog.steps)
     assert f"reqd_work_group_size({bc.LONG_WORK_GROUP}, 1, 1)" in fast
+    # sin and cos (pocl's float vector forms are wrong beside a huge lane) call one helper each:
+    # the scalar loop is in the kernel once per row, not once per step (W4 at N=3000 took 10 s)
+    lanes = {name for name, _ in prog.steps if name in ke.WRONG_IN_VECTORS["float32"]}
+    assert lanes == {"sin", "cos"} and fast.count("/* lane by lane */") == len(lanes)
+    assert fast.count("lanes_sin_float32_16(") == 1 + sum(name == "sin" for name, _ in prog.steps)
 
 
 def test_short_programs_keep_the_optimiser() -> None:

@@ -45,13 +45,18 @@ VECTOR_WIDTH = 16
 """Elements each work-item of the contiguous kernel handles as one floatN vector (vloadN/vstoreN):
 pocl maps these to SIMD registers, several times faster than relying on its work-group vectoriser."""
 
-WRONG_IN_VECTORS = {"float64": frozenset({"pow"}), "float32": frozenset({"sin", "cos", "tan"})}  # by dtype name
+WRONG_IN_VECTORS: dict[str, dict[str, str | None]] = {  # by dtype name: row -> when (None: always)
+    "float64": {"pow": None},
+    "float32": dict.fromkeys(("sin", "cos", "tan"), "fabs(a0) >= 0x1p20f"),
+}
 """Rows whose C function pocl's vector math library computes wrong on floatN/doubleN (right on
 scalars), one lane spoiling the others: double pow with a zero lane (pow([0, 2, 3], 1) gave
-[0, 2, 0.75]; 1e-300 ** 0.5 gave inf); float sin/cos/tan with a lane of 1e10 or more (sin(1e-3)
-gave 0.008 beside it). In vector code these steps call the scalar function lane by lane, in a
-loop over a private array (``_lane_by_lane``); the rest of the program stays vectorised
-(tests/test_opencl_vector_math.py sweeps every vector row)."""
+[0, 2, 0.75]; 1e-300 ** 0.5 gave inf); float sin/cos/tan of a lane below 2^-8 beside a lane of
+2^23 or more (sin(1e-3) gave 0.008). In vector code these steps call a helper function, built
+once per kernel (``lane_helper_source``), that computes the vector with the vector function unless
+a lane meets the row's condition (a C test of the lane ``a0``; 2^20 leaves a margin below 2^23),
+else with the scalar function lane by lane: a long program calling it hundreds of times builds as
+fast as one calling the vector function (tests/test_opencl_vector_math.py sweeps every vector row)."""
 
 _DOUBLE_ROWS = {"random_normal32", "random_binomial"}  # random rows computing in double internally
 
@@ -123,8 +128,8 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
             needed |= helpers
             continue
         if width > 1 and name in WRONG_IN_VECTORS.get(out_dtype, ()):  # step dtypes are names
-            pre, expr, helpers = _lane_by_lane(j, name, args, out_dtype, width)
-            lines += pre
+            helper = f"lanes_{name}_{out_dtype}_{width}"
+            expr, helpers = f"{helper}({', '.join(a for a, _ in args)})", {helper}
         else:
             expr, helpers = ks.expression(SCALAR_OPS[name], [a for a, _ in args], [d for _, d in args], out_dtype,
                                           width)
@@ -133,18 +138,23 @@ def program_lines(prog: Composite, load: list[str | None], width: int = 1,
     return lines, [arg(ref)[0] for ref in prog.outputs], needed
 
 
-def _lane_by_lane(j: int, name: str, args: list[tuple[str, Any]], out_dtype: Any,
-                  width: int) -> tuple[list[str], str, set[str]]:
-    """Step ``j`` as a loop calling the scalar C function on each lane (``WRONG_IN_VECTORS``): the
-    statements before it and the expression of its vector."""
-    ct = ks.ctype(out_dtype)
-    lines = []
-    for k, (a, dt) in enumerate(args):
-        lines.append(f"{ks.ctype(dt)} l{j}_{k}[{width}]; vstore{width}({a}, 0, l{j}_{k});")
-    expr, helpers = ks.expression(SCALAR_OPS[name], [f"l{j}_{k}[e]" for k in range(len(args))], [d for _, d in args],
-                                  out_dtype, 1)
-    lines.append(f"{ct} r{j}[{width}]; for (int e = 0; e < {width}; e++) r{j}[e] = {expr};  /* lane by lane */")
-    return lines, f"vload{width}(0, r{j})", set(helpers)
+def lane_helper_source(helper: str) -> str:
+    """The C function ``lanes_<row>_<dtype>_<width>`` (see ``WRONG_IN_VECTORS``): the row on
+    vectors of ``width`` elements of ``dtype``, lane by lane when a lane meets the row's condition.
+    It is not inlined, so each kernel holds one copy of the scalar loop, however many steps call
+    it."""
+    name, dtype, width_text = helper[len("lanes_"):].rsplit("_", 2)
+    width, sop, when = int(width_text), SCALAR_OPS[name], WRONG_IN_VECTORS[dtype][name]
+    t, names = ks.ctype(dtype), [f"a{k}" for k in range(sop.nin)]
+    vector, _ = ks.expression(sop, names, [dtype] * sop.nin, dtype, width)
+    lane, _ = ks.expression(sop, [f"l{k}[e]" for k in range(sop.nin)], [dtype] * sop.nin, dtype, 1)
+    body = [f"if (!any({when})) return {vector};"] if when else []
+    body += [f"{t} l{k}[{width}]; vstore{width}(a{k}, 0, l{k});" for k in range(sop.nin)]
+    body += [f"{t} r[{width}];", f"for (int e = 0; e < {width}; e++) r[e] = {lane};  /* lane by lane */",
+             f"return vload{width}(0, r);"]
+    params = ", ".join(f"const {t}{width} {a}" for a in names)
+    return (f"__attribute__((noinline)) {t}{width} {helper}({params})\n{{\n    "
+            + "\n    ".join(body) + "\n}")
 
 
 def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
@@ -152,7 +162,8 @@ def preamble(dtypes: set[np.dtype], needed: set[str]) -> str:
     lines = []
     if np.dtype(np.float64) in dtypes:
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    helper_src = ks.helpers({n for n in needed if not n.startswith("sg_")})
+    helper_src = "\n".join([ks.helpers({n for n in needed if not n.startswith(("sg_", "lanes_"))})]
+                           + [lane_helper_source(n) for n in sorted(needed) if n.startswith("lanes_")]).strip()
     if helper_src:
         lines.append(helper_src)
     random_src = kr.helper_source({n for n in needed if n.startswith("sg_")})
