@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := graphviz pocl-opencl-icd ocl-icd-libopencl1 openmpi-bin libopenmpi-dev chromium chromium-driver
 
-.PHONY: demo test lint lint-tools ruff mypy coverage fuzz bench gpu-check gpu-wheels system-deps clean
+.PHONY: demo test lint lint-tools ruff mypy coverage fuzz bench gpu-check gpu-wheels system-deps bytecode clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -42,8 +42,14 @@ demo: $(STAMP)
 	$(BIN)/python examples/xor.py
 
 # The checks run first, so a lint or type error fails the run before the tests start.
-test: system-deps $(STAMP) lint
+test: system-deps $(STAMP) lint bytecode
 	$(BIN)/python -m pytest
+
+# Bytecode files, as installing a package writes them: where Python writes none itself
+# (PYTHONDONTWRITEBYTECODE), each process the tests start (examples, MPI ranks, dask workers)
+# would compile every module it imports from source. Up-to-date files are left as they are.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q symgraph backends examples >/dev/null
 
 # ruff and mypy (configured in pyproject.toml) over the installed package: symgraph/ and backends/.
 lint: ruff mypy
