@@ -55,8 +55,8 @@ scalars), one lane spoiling the others: double pow with a zero lane (pow([0, 2, 
 2^23 or more (sin(1e-3) gave 0.008). In vector code these steps call a helper function, built
 once per kernel (``lane_helper_source``), that computes the vector with the vector function unless
 a lane meets the row's condition (a C test of the lane ``a0``; 2^20 leaves a margin below 2^23),
-else with the scalar function lane by lane: a long program calling it hundreds of times builds as
-fast as one calling the vector function (tests/test_opencl_vector_math.py sweeps every vector row)."""
+else with the scalar function lane by lane: a long program calling it hundreds of times builds about
+as fast as one calling the vector function (tests/test_opencl_vector_math.py sweeps every vector row)."""
 
 _DOUBLE_ROWS = {"random_normal32", "random_binomial"}  # random rows computing in double internally
 
