@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,10 +13,16 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 def load(name: str):
-    """Import examples/<name>.py as a module (the scripts are not a package)."""
+    """Import examples/<name>.py as a module (the scripts are not a package). A script puts its
+    folder on sys.path to import example_kit; it is taken off again, or ``import distributed`` in
+    a process started later (a dask worker) would find examples/distributed.py."""
     spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    path = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
     return module
 
 
