@@ -41,9 +41,12 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/python examples/xor.py
 
-# The checks run first, so a lint or type error fails the run before the tests start.
+# The checks run first, so a lint or type error fails the run before the tests start. The tests
+# run in one process per core (pytest-xdist), each test file in one of them: on a fresh machine
+# most of the time is pocl building kernels, one build per core at a time (a cold 2-core run took
+# 16 minutes in one process, 8 in two).
 test: system-deps $(STAMP) lint bytecode
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # Bytecode files, as installing a package writes them: where Python writes none itself
 # (PYTHONDONTWRITEBYTECODE), each process the tests start (examples, MPI ranks, dask workers)
