@@ -102,7 +102,7 @@ def test_mlp_digits_with_each_epoch_in_one_call(backend, tmp_path, capsys):
     result = run("mlp_digits", backend, tmp_path, "--epoch-per-call")[backend]
     assert result["accuracy"][-1] > 0.85 and result["losses"][-1] < result["losses"][0]
     assert "each epoch in one call" in capsys.readouterr().out
-    import mlp_digits
+    mlp_digits = load("mlp_digits")
     x_tr, _, y_tr, _ = mlp_digits.load()
     epoch, _ = mlp_digits.build(backend, 64, 0.003, epoch_batch=64)
     step, _ = mlp_digits.build(backend, 64, 0.003)
