@@ -43,8 +43,8 @@ demo: $(STAMP)
 
 # The checks run first, so a lint or type error fails the run before the tests start. The tests
 # run in one process per core (pytest-xdist), each test file in one of them: on a fresh machine
-# most of the time is pocl building kernels, one build per core at a time (a cold 2-core run took
-# 16 minutes in one process, 8 in two).
+# most of the time is pocl building kernels, one build per core at a time (a fresh clone's pytest
+# took 15 minutes in one process, 8 in two, on a 2-core VM).
 test: system-deps $(STAMP) lint bytecode
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
