@@ -122,6 +122,21 @@ def test_stale_device_facts_are_measured_again_when_the_device_opens(tmp_path, m
     np.testing.assert_array_equal(f(np.arange(3, dtype="f")), [0, 2, 4])
 
 
+def test_a_device_whose_reported_memory_moved_is_not_measured_again(tmp_path, monkeypatch):
+    """pocl reports a share of the machine's memory, which moves between runs: the stored facts
+    still hold, so opening the device neither warns nor probes it again."""
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))
+    real = rtmod.get_runtime().info
+    devices.store(real.spec, {**asdict(real), "global_mem": real.global_mem + 2**28}, zero_copy=True)
+    monkeypatch.setattr(rtmod, "_RUNTIMES", {})
+    monkeypatch.setattr(rtmod.Runtime, "_host_memory_is_shared", lambda self: pytest.fail("probed again"))
+    rt = rtmod.get_runtime(real.spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rt.queue is not None  # opens the device
+    assert rt.info == real and rt.zero_copy
+
+
 def test_the_kernels_of_one_program_share_one_build():
     """The calibration program holds two kernels: its source is built once for both (a cold
     build costs over a hundred milliseconds on pocl), and again only with other options."""

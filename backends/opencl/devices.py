@@ -21,7 +21,7 @@ import os
 import sys
 import sysconfig
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from symgraph.config import config
@@ -57,6 +57,12 @@ class DeviceInfo:
     @property
     def spec(self) -> str:
         return f"opencl:{self.platform_index}:{self.device_index}"
+
+    def same_device(self, other: DeviceInfo) -> bool:
+        """Whether ``other`` describes the same device, memory aside: pocl reports a share of the
+        machine's memory as its global memory, a figure that moves between runs of one installation
+        (5.5 and 6.0 GiB in two runs here), and no stored fact depends on it."""
+        return replace(self, global_mem=0) == replace(other, global_mem=0)
 
     def describe(self) -> str:
         return (f"{self.spec}  {self.name} [{self.type}] on {self.platform}: {self.compute_units} compute units, "

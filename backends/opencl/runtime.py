@@ -160,10 +160,11 @@ class Runtime:
             probe = device is not None
             if device is None:
                 info, device = choose_device(self.info.spec)
-                if info != self.info:
+                if not info.same_device(self.info):
                     warnings.warn(f"opencl backend: the device cache ({devices.path()}) described "
                                   f"{self.info.describe()}, found {info.describe()}; measuring it again", stacklevel=3)
-                    self.info, self.fp64, probe = info, info.fp64, True
+                    probe = True
+                self.info, self.fp64 = info, info.fp64
             context = cl.Context([device])
             queue = cl.CommandQueue(context)
             self.pool = cltools.MemoryPool(cltools.ImmediateAllocator(queue))
