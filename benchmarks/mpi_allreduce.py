@@ -3,16 +3,16 @@ same bytes, in the same run, on 2 MPI processes (issue 19's goal: within 1.2x).
 
     python -m benchmarks.mpi_allreduce [--np 2] [--calls 200]   (starts mpirun itself)
 
-Cases, for float64 buffers of 8 KB to 80 MB: one tensor (a compiled function returning
-``T.allreduce(x, 'sum')`` of its argument: MPI reads the argument as its send buffer and writes
-a result buffer the function owns, ``Allreduce(x, buf)``; compared with the raw in-place call and
-with the raw call of that same form), one computed tensor (``T.allreduce(2 * x)``: the product is
-all-reduced in place, as the same by hand: ``np.multiply(x, 2, out=buf)`` and
-``Allreduce(IN_PLACE, buf)``), and a gradient bucket (four tensors of a quarter of the bytes
-each, which the bucket_allreduce rewrite sends as one call on one flat buffer) against one raw
-call on a buffer of all the bytes. Each figure is
-the median over calls of the slower rank's time; a barrier precedes every call; the variants
-take turns (rounds of a few calls each), so a busy moment of a shared machine hits all alike.
+Cases, for float64 buffers of 8 KB to 80 MB (32 and 80 KB show where a bucket's Python stops
+showing): one tensor (a compiled function returning ``T.allreduce(x, 'sum')`` of its argument: MPI
+reads the argument as its send buffer and writes a result buffer the function owns, ``Allreduce(x,
+buf)``; compared with the raw in-place call and with the raw call of that same form), one computed
+tensor (``T.allreduce(2 * x)``: the product is all-reduced in place, as the same by hand:
+``np.multiply(x, 2, out=buf)`` and ``Allreduce(IN_PLACE, buf)``), and a gradient bucket (four
+tensors of a quarter of the bytes each, which the bucket_allreduce rewrite sends as one call on one
+flat buffer) against one raw call on a buffer of all the bytes. Each figure is the median over calls
+of the slower rank's time; a barrier precedes every call; the variants take turns (rounds of a few
+calls each), so a busy moment of a shared machine hits all alike.
 
 A compiled all-reduce must not overwrite the caller's array: it hands it to MPI as the send
 buffer of an ``Allreduce(x, buf)`` into a buffer it owns. A bucket of arguments must copy them
@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-SIZES = (1_000, 100_000, 1_000_000, 10_000_000)  # float64 elements
+SIZES = (1_000, 4_000, 10_000, 100_000, 1_000_000, 10_000_000)  # float64 elements
 
 
 def _median_calls(comm, fns: dict, calls: int, per_round: int = 5) -> dict:
