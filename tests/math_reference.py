@@ -237,6 +237,8 @@ def reduce(name: str, x: np.ndarray, axis: tuple | None, keepdims: bool, out_dty
     axes = tuple(range(x.ndim)) if axis is None else tuple(sorted(a % x.ndim for a in axis))
     kept = [d for d in range(x.ndim) if d not in axes]
     kept_shape = tuple(x.shape[d] for d in kept)
+    if name in ("maximum", "minimum") and any(x.shape[d] == 0 for d in axes):  # even with no rows: numpy's rule
+        raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
     rows = np.transpose(x, kept + list(axes)).reshape(math.prod(kept_shape), math.prod(x.shape[d] for d in axes))
     results = [_fold(name, row) for row in rows.tolist()]
     shape = tuple(1 if d in axes else x.shape[d] for d in range(x.ndim)) if keepdims else kept_shape

@@ -258,6 +258,16 @@ def test_float32_elementwise_agree(case):
     differential(case)
 
 
+def test_max_over_an_empty_axis_raises_everywhere_even_with_no_rows():
+    """Found by `make fuzz`: max over axis 1 of a (0, 0) array has no element to compute, yet numpy
+    (and so every backend, the interpreter and the kernels) raises, as for any empty reduced axis;
+    the reference returned an empty result."""
+    x = T.fmatrix("x0")
+    case = Case([x], [T.max(x, axis=1, keepdims=True)], [np.zeros((0, 0), np.float32)], "max over an empty axis")
+    assert _run(lambda: math_reference.evaluate(case.inputs, case.outputs, case.values))[0] == "error"
+    differential(case)
+
+
 # Divergences the fuzzer once found in the OpenCL backend, pinned here: sign(NaN) is NaN in numpy
 # but 0 in OpenCL C's sign(); x // inf follows Python's divmod in numpy (-1 // inf == -1), not floor(x / inf).
 KNOWN = {"sign": (T.sign, [np.nan, -2.0, 0.0, 3.0], None),
