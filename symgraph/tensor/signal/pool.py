@@ -1,10 +1,11 @@
 """Theano's pooling API, ``T.signal.pool.pool_2d`` (and ``pool_3d``), on the ``Pool`` op.
 
-``ignore_border=True`` keeps only whole windows; ``False`` adds the partial windows at the end
-(Theano's output length: ``(r - 1) // st + 1`` when the stride is at least the window, else
-``max(0, (r - 1 - ws + st) // st) + 1``, with ``r`` the padded length). Modes: 'max' (gradient to
-each window's first maximum), 'sum', 'average_inc_pad' (divide by the window's size within the
-padded input) and 'average_exc_pad' (by the number of input elements it covers).
+``ignore_border=True`` keeps only whole windows; ``False`` adds the partial windows at the end (and,
+as in Theano, takes no padding; Theano's output length: ``(r - 1) // st + 1`` when the stride is at
+least the window, else ``max(0, (r - 1 - ws + st) // st) + 1``, with ``r`` the padded length).
+Modes: 'max' (gradient to each window's first maximum), 'sum', 'average_inc_pad' (divide by the
+window's size within the padded input) and 'average_exc_pad' (by the number of input elements it
+covers).
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def _pool_nd(x: Any, nd: int, ws: Any, ignore_border: bool, stride: Any, pad: An
     pad = int_tuple(pad, nd, f"{what} pad", minimum=0)
     if any(p >= w for p, w in zip(pad, ws)):
         raise ValueError(f"{what}: pad {pad} must be smaller than the window {ws} in every axis")
+    if any(pad) and not ignore_border:  # Theano's rule: the partial windows at the end could lie wholly in padding
+        raise ValueError(f"{what}: padding works only with ignore_border=True, as in Theano (pad {pad}); "
+                         "T.max_pool and T.avg_pool take any (lo, hi) padding")
     lengths = trailing_lengths(x, nd)
     padded = [sfold("add", n, 2 * p) for n, p in zip(lengths, pad)]
     # the high padding that makes the Pool op produce exactly Theano's number of windows
