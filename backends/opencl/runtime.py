@@ -209,7 +209,8 @@ class Runtime:
             with self._build_lock:
                 k = self._kernels.get(key)
                 if k is None:
-                    k = self._kernels[key] = _SerialKernel(getattr(self._program(source, options), name))
+                    # (cl.Kernel: getattr(program, name) warns when a program's kernel is taken again)
+                    k = self._kernels[key] = _SerialKernel(_cl().Kernel(self._program(source, options), name))
                 while len(self._kernels) > KERNEL_CACHE:
                     self._kernels.popitem(last=False)
         else:
