@@ -60,8 +60,8 @@ class DeviceInfo:
 
     def same_device(self, other: DeviceInfo) -> bool:
         """Whether ``other`` describes the same device, memory aside: pocl reports a share of the
-        machine's memory as its global memory, a figure that moves between runs of one installation
-        (5.5 and 6.0 GiB in two runs here), and no stored fact depends on it."""
+        machine's memory as its global memory, a figure that moves between runs (5.5 and 6.0 GiB
+        here), and no stored fact depends on it."""
         return replace(self, global_mem=0) == replace(other, global_mem=0)
 
     def describe(self) -> str:
